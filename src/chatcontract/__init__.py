@@ -1,0 +1,27 @@
+"""chatcontract: freeze, validate, classify and watch the contract your code has with a chat completions API."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from chatcontract.errors import (
+    ChatContractError,
+    ConfigError,
+    ContractFileError,
+    SimulatorError,
+    UsageError,
+)
+
+try:
+    __version__ = version("chatcontract")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ChatContractError",
+    "ConfigError",
+    "ContractFileError",
+    "SimulatorError",
+    "UsageError",
+    "__version__",
+]

@@ -1,0 +1,82 @@
+"""``contract schema``: the JSON Schema of the contract file, for editors.
+
+Generated from the same key/type table the loader checks (``loader.SCHEMA``), so the two
+cannot disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from chatcontract import __version__
+
+from .loader import SCHEMA
+from .model import CATEGORIES
+
+__all__ = ["json_schema"]
+
+_JSON_TYPES: dict[Any, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    bool: {"type": "boolean"},
+    list: {"type": "array", "items": {"type": ["string", "number", "integer", "boolean"]}},
+    dict: {"type": "object"},
+    type(None): {"type": "null"},
+    dt.date: {"type": "string", "format": "date"},
+}
+
+# Closed vocabularies, checked by the loader too.
+_ENUMS: dict[str, list[Any]] = {
+    "environment": ["staging", "production"],
+    "category": list(CATEGORIES),
+    "body": ["any", "json", "empty", "html", "text"],
+    "retryable": list(CATEGORIES),
+    "non_retryable": list(CATEGORIES),
+}
+
+
+def _node(spec: Any, key: str) -> dict[str, Any]:
+    if isinstance(spec, Mapping):
+        wildcard = spec.get("*")
+        node: dict[str, Any] = {"type": "object"}
+        if wildcard is not None:
+            node["additionalProperties"] = _node(wildcard, "*")
+        else:
+            node["properties"] = {name: _node(sub, name) for name, sub in spec.items()}
+            node["additionalProperties"] = False
+        return node
+    if isinstance(spec, list):
+        return {"type": "array", "items": _node(spec[0], key)}
+    kinds = spec if isinstance(spec, tuple) else (spec,)
+    variants = [_JSON_TYPES[kind] for kind in kinds]
+    if key in _ENUMS:
+        enum = _ENUMS[key]
+        variants = [
+            {"type": "array", "items": {"enum": enum}} if v["type"] == "array" else {"enum": enum}
+            for v in variants
+        ]
+    if key == "status":
+        variants = [
+            {"type": "array", "items": {"type": "integer", "minimum": 100, "maximum": 599}}
+            if v["type"] == "array"
+            else v
+            for v in variants
+        ]
+    return variants[0] if len(variants) == 1 else {"anyOf": variants}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a contract file."""
+    root = _node(SCHEMA, "")
+    root.update(
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://chatcontract.dev/schema/contract-v1.json#{__version__}",
+            "title": "chatcontract contract file",
+            "required": ["name", "provider", "endpoint", "auth", "model"],
+        }
+    )
+    return root
