@@ -1,0 +1,92 @@
+"""``chatcontract classify``: triage a captured response from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from chatcontract.contract import PRESETS, Contract, load, load_preset
+from chatcontract.errors import ConfigError, UsageError
+from chatcontract.failures import classify_response
+
+from ._common import emit_json
+
+_BODY_LIMIT = 16 * 1024 * 1024
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "classify",
+        help="classify a captured response (status, headers, body) as success or a named failure",
+        description="Classify a captured HTTP response against a contract. Exit 0 when the "
+        "contract accepts it, 1 for a failure, 2 for bad arguments.",
+    )
+    parser.add_argument("--status", type=int, required=True, metavar="N", help="HTTP status")
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'Name: value'",
+        help="a response header (repeatable)",
+    )
+    parser.add_argument(
+        "--body-file", metavar="FILE", default=None, help="the response body; '-' reads stdin"
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--preset", default=None, metavar="NAME",
+        help=f"contract preset: {', '.join(sorted(PRESETS))} (default: cometapi)",
+    )
+    source.add_argument("--contract", default=None, metavar="FILE", help="contract file")
+    parser.add_argument("--max-tokens", type=int, default=None, help="max_tokens of the request")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.set_defaults(handler=run)
+
+
+def _headers(raw: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in raw:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header {item!r}: write it as 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _body(path: str | None) -> bytes:
+    if path is None:
+        return b""
+    if path == "-":
+        return sys.stdin.buffer.read(_BODY_LIMIT)
+    try:
+        return Path(path).read_bytes()[:_BODY_LIMIT]
+    except OSError as exc:
+        raise UsageError(f"--body-file {path}: cannot be read ({exc.strerror})") from exc
+
+
+def _contract(args: argparse.Namespace) -> Contract:
+    if args.contract:
+        return load(args.contract)
+    name = args.preset or "cometapi"
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; use one of {', '.join(sorted(PRESETS))}")
+    return load_preset(name)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 100 <= args.status <= 599:
+        raise UsageError(f"--status {args.status}: an HTTP status is between 100 and 599")
+    contract = _contract(args)
+    headers = _headers(args.header)
+    failure = classify_response(
+        args.status, headers, _body(args.body_file), contract=contract, max_tokens=args.max_tokens
+    )
+    if args.format == "json":
+        emit_json(None if failure is None else failure.to_dict())
+    elif failure is None:
+        print("success: the contract accepts this response")
+    else:
+        for key, value in failure.to_dict().items():
+            print(f"{key.ljust(10)}  {'-' if value is None else value}")
+    return 0 if failure is None else 1

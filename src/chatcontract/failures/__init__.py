@@ -1,0 +1,34 @@
+"""Failure taxonomy and classification: pure, no I/O. Every failure named, routed, decided."""
+
+from __future__ import annotations
+
+from .classify import (
+    classify,
+    classify_error_body,
+    classify_response,
+    classify_stream,
+    semantic_failure,
+)
+from .failure import FAILURE_KEYS, Failure, make_failure
+from .taxonomy import CATEGORY_TABLE, KINDS, OWNERS, CategoryInfo, Decision, Kind, decision_for
+from .transport_errors import DeadlineExceeded, classify_exception
+
+__all__ = [
+    "CATEGORY_TABLE",
+    "FAILURE_KEYS",
+    "KINDS",
+    "OWNERS",
+    "CategoryInfo",
+    "DeadlineExceeded",
+    "Decision",
+    "Failure",
+    "Kind",
+    "classify",
+    "classify_error_body",
+    "classify_exception",
+    "classify_response",
+    "classify_stream",
+    "decision_for",
+    "make_failure",
+    "semantic_failure",
+]

@@ -1,0 +1,367 @@
+"""Classification: an HTTP response, a stream result or an exception → ``Failure`` or ``None``.
+
+Decisions come from tables: the contract's error rules (provider quirks as data), a status
+fallback table for responses no rule names, the violation-kind table for parser failures, and
+the stream-verdict table. ``None`` means the response is what the contract promised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from functools import lru_cache
+
+from chatcontract.contract import Contract, ErrorRule, load_preset
+from chatcontract.wire import (
+    BodyKind,
+    Completion,
+    ErrorBody,
+    StreamResult,
+    StreamVerdict,
+    Violation,
+    ViolationKind,
+    parse_completion,
+    parse_error_body,
+)
+
+from .failure import Failure, make_failure
+from .taxonomy import Decision, Kind, decision_for
+from .transport_errors import classify_exception
+
+__all__ = [
+    "classify",
+    "classify_error_body",
+    "classify_response",
+    "classify_stream",
+    "semantic_failure",
+]
+
+# Status → (category, code) when no contract rule matched; then the status class.
+_STATUS_FALLBACK: dict[int, tuple[str, str]] = {
+    401: ("auth", "unauthorized"),
+    403: ("auth", "forbidden"),
+    404: ("endpoint", "not_found"),
+    405: ("endpoint", "method_not_allowed"),
+    408: ("timeout", "request_timeout"),
+    409: ("validation", "conflict"),
+    413: ("validation", "request_too_large"),
+    422: ("validation", "unprocessable"),
+    429: ("rate_limit", "rate_limited"),
+    502: ("upstream", "bad_gateway"),
+    503: ("upstream", "unavailable"),
+    504: ("upstream", "gateway_timeout"),
+    524: ("upstream", "origin_timeout"),
+}
+_CLASS_FALLBACK: dict[int, tuple[str, str]] = {
+    1: ("endpoint", "informational"),
+    2: ("contract", "unexpected_success"),
+    3: ("endpoint", "redirect"),
+    4: ("validation", "client_error"),
+    5: ("upstream", "server_error"),
+}
+
+# Parser violations after a 2xx → (code). Category is always ``contract``.
+_VIOLATION_CODES: dict[ViolationKind, str] = {
+    ViolationKind.EMPTY_BODY: "empty_body",
+    ViolationKind.INVALID_JSON: "invalid_json",
+    ViolationKind.NOT_OBJECT: "not_object",
+    ViolationKind.MISSING: "missing_field",
+    ViolationKind.TYPE: "wrong_type",
+    ViolationKind.EMPTY: "empty_field",
+    ViolationKind.NOT_SSE: "not_sse",
+    ViolationKind.CUT_CHUNK: "malformed_chunk",
+    ViolationKind.AFTER_DONE: "data_after_done",
+    ViolationKind.MISSING_USAGE: "missing_usage",
+}
+
+# Stream verdicts that are failures → (kind, category, code, message).
+_STREAM_VERDICTS: dict[StreamVerdict, tuple[Kind, str, str, str]] = {
+    StreamVerdict.CUT: ("parser", "contract", "stream_cut",
+                        "the stream closed mid-answer: no finish_reason, no [DONE]"),
+    StreamVerdict.TRUNCATED: ("parser", "contract", "stream_truncated",
+                              "[DONE] arrived without any finish_reason: the answer is incomplete"),
+    StreamVerdict.NO_DONE: ("parser", "contract", "stream_no_done",
+                            "finish_reason seen but the stream closed without [DONE]"),
+    StreamVerdict.STALLED: ("transport", "timeout", "stream_stalled",
+                            "no stream data within the idle limit"),
+    StreamVerdict.MALFORMED_CHUNK: ("parser", "contract", "malformed_chunk",
+                                    "a stream chunk is not valid JSON or has the wrong shape"),
+}
+
+_RULE_BODY_KINDS: dict[BodyKind, str] = {
+    BodyKind.JSON: "json",
+    BodyKind.EMPTY: "empty",
+    BodyKind.HTML: "html",
+    BodyKind.TEXT: "text",
+    BodyKind.INVALID_JSON: "text",
+    BodyKind.JSON_OTHER: "text",
+}
+
+
+@lru_cache(maxsize=1)
+def _default_contract() -> Contract:
+    return load_preset("cometapi")
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _rule_matches(rule: ErrorRule, status: int | None, error: ErrorBody) -> bool:
+    if rule.status is not None and status not in rule.status:
+        return False
+    if rule.code is not None and (error.code or "") != rule.code:
+        return False
+    if rule.type is not None and error.type != rule.type:
+        return False
+    if rule.message is not None and not _compiled(rule.message).search(error.message or ""):
+        return False
+    return rule.body == "any" or rule.body == _RULE_BODY_KINDS[error.body_kind]
+
+
+def _body_summary(status: int | None, error: ErrorBody) -> str:
+    if error.message:
+        return error.message
+    prefix = f"HTTP {status} with" if status is not None else "a response with"
+    if error.body_kind is BodyKind.EMPTY:
+        return f"{prefix} an empty body"
+    if error.body_kind is BodyKind.HTML:
+        title = f" (title: {error.html_title})" if error.html_title else ""
+        return f"{prefix} an HTML page{title}"
+    if error.body_kind is BodyKind.INVALID_JSON:
+        return f"{prefix} a body that is not valid JSON"
+    excerpt = f": {error.text_excerpt}" if error.text_excerpt else ""
+    return f"{prefix} a non-JSON body{excerpt}"
+
+
+def classify_error_body(
+    status: int | None,
+    error: ErrorBody,
+    *,
+    contract: Contract | None = None,
+    in_band: bool = False,
+    secrets: tuple[str, ...] = (),
+) -> Failure:
+    """The ``Failure`` for an error body: the contract's first matching rule decides.
+
+    ``in_band`` marks an ``{"error": …}`` that arrived with a 2xx (body or stream event): it is
+    an ``api_error``, never a success, whatever its rules say.
+    """
+    table = (contract or _default_contract()).errors
+    kind: Kind = "api_error" if error.is_envelope or in_band else "http"
+    rule = next((r for r in table.rules if _rule_matches(r, status, error)), None)
+    if rule is not None:
+        category, code = rule.category, (error.code or rule.name)
+    elif in_band:
+        category, code = "upstream", error.code or "inband_error"
+    else:
+        fallback = _STATUS_FALLBACK.get(status or 0) or _CLASS_FALLBACK.get((status or 0) // 100)
+        category, code = fallback or ("endpoint", "unexpected_status")
+        code = error.code or code
+    return make_failure(
+        kind=kind,
+        category=category,
+        code=code,
+        status=status,
+        message=_body_summary(status, error),
+        request_id=error.request_id,
+        decision=decision_for(category, retryable=table.retryable, non_retryable=table.non_retryable),
+        secrets=secrets,
+    )
+
+
+def _parser_failure(
+    status: int, violations: tuple[Violation, ...], contract: Contract, secrets: tuple[str, ...]
+) -> Failure:
+    first = violations[0]
+    code = _VIOLATION_CODES.get(first.kind, "contract_violation")
+    if first.path.startswith("$.choices") and first.kind in (ViolationKind.MISSING, ViolationKind.EMPTY):
+        code = "missing_choices" if first.path == "$.choices" else code
+    if first.path.startswith("$.usage") and first.kind is ViolationKind.MISSING:
+        code = "missing_usage"
+    more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
+    return make_failure(
+        kind="parser",
+        category="contract",
+        code=code,
+        status=status,
+        message=f"{first}{more}",
+        decision=_decision(contract, "contract"),
+        secrets=secrets,
+    )
+
+
+def _decision(contract: Contract, category: str) -> Decision:
+    table = contract.errors
+    return decision_for(category, retryable=table.retryable, non_retryable=table.non_retryable)
+
+
+def semantic_failure(
+    completion: Completion,
+    *,
+    contract: Contract | None = None,
+    max_tokens: int | None = None,
+    status: int | None = 200,
+) -> Failure | None:
+    """The application-level checks of a parsed completion, or ``None`` when they hold.
+
+    Empty content (no text, no tool calls), a finish_reason the contract does not accept,
+    usage that does not add up, and more completion tokens than ``max_tokens``.
+    """
+    contract = contract or _default_contract()
+    problem = _semantic_problem(completion, contract, max_tokens)
+    if problem is None:
+        return None
+    category, code, message = problem
+    return make_failure(
+        kind="semantic",
+        category=category,
+        code=code,
+        status=status,
+        message=message,
+        decision=_decision(contract, category),
+    )
+
+
+def _semantic_problem(
+    completion: Completion, contract: Contract, max_tokens: int | None
+) -> tuple[str, str, str] | None:
+    reason = completion.finish_reason
+    if reason is not None and reason not in contract.response.finish_reasons:
+        return ("contract", "unexpected_finish_reason",
+                f"finish_reason {reason!r} is not one the contract accepts")
+    if not completion.content and not completion.tool_calls:
+        if reason == "content_filter":
+            return ("content", "content_filter", "the answer was filtered: no content")
+        return ("content", "empty_content", "the assistant content is empty")
+    usage = completion.usage
+    if usage is None:
+        return None
+    counts = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+    if any(count is not None and count < 0 for count in counts):
+        return ("usage", "negative_usage", "a usage count is negative")
+    prompt, completion_tokens, total = counts
+    if prompt is not None and completion_tokens is not None and total is not None:
+        if total != prompt + completion_tokens:
+            return ("usage", "usage_mismatch",
+                    f"total_tokens {total} != prompt_tokens {prompt} + completion_tokens "
+                    f"{completion_tokens}")
+    elif prompt is not None and total is not None and total < prompt:
+        return ("usage", "usage_mismatch", f"total_tokens {total} < prompt_tokens {prompt}")
+    if max_tokens is not None and completion_tokens is not None and completion_tokens > max_tokens:
+        return ("usage", "usage_exceeds_max_tokens",
+                f"completion_tokens {completion_tokens} > max_tokens {max_tokens}")
+    return None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def classify_response(
+    status: int,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    *,
+    contract: Contract | None = None,
+    max_tokens: int | None = None,
+    secrets: tuple[str, ...] = (),
+) -> Failure | None:
+    """Classify a complete, non-streaming HTTP response; ``None`` when the contract holds."""
+    contract = contract or _default_contract()
+    headers = headers or {}
+    content_type = _header(headers, "content-type")
+    pattern = contract.errors.request_id_pattern
+    if not 200 <= status < 300:
+        error = parse_error_body(body, content_type=content_type, request_id_pattern=pattern)
+        failure = classify_error_body(status, error, contract=contract, secrets=secrets)
+        return _with_header_request_id(failure, headers)
+    error = parse_error_body(body, content_type=content_type, request_id_pattern=pattern)
+    if error.body_kind is BodyKind.HTML:
+        return _with_header_request_id(
+            classify_error_body(status, error, contract=contract, secrets=secrets), headers
+        )
+    result = parse_completion(body, contract=contract)
+    if result.error is not None:
+        failure = classify_error_body(
+            status, result.error, contract=contract, in_band=True, secrets=secrets
+        )
+        return _with_header_request_id(failure, headers)
+    if result.completion is None or result.violations:
+        if not result.violations:  # pragma: no cover - parse_completion always explains
+            return None
+        return _with_header_request_id(
+            _parser_failure(status, result.violations, contract, secrets), headers
+        )
+    failure = semantic_failure(result.completion, contract=contract, max_tokens=max_tokens,
+                               status=status)
+    return None if failure is None else _with_header_request_id(failure, headers)
+
+
+_REQUEST_ID_HEADERS = ("x-oneapi-request-id", "x-request-id", "request-id")
+
+
+def _with_header_request_id(failure: Failure, headers: Mapping[str, str]) -> Failure:
+    if failure.request_id is not None:
+        return failure
+    for name in _REQUEST_ID_HEADERS:
+        value = _header(headers, name)
+        if value:
+            return replace(failure, request_id=value.strip()[:128])
+    return failure
+
+
+def classify_stream(
+    result: StreamResult,
+    *,
+    status: int = 200,
+    contract: Contract | None = None,
+    max_tokens: int | None = None,
+    secrets: tuple[str, ...] = (),
+) -> Failure | None:
+    """Classify an assembled stream: its verdict first, then the semantic checks."""
+    contract = contract or _default_contract()
+    if result.verdict is StreamVerdict.INBAND_ERROR and result.error is not None:
+        return classify_error_body(status, result.error, contract=contract, in_band=True,
+                                   secrets=secrets)
+    spec = _STREAM_VERDICTS.get(result.verdict)
+    if spec is not None:
+        kind, category, code, message = spec
+        return make_failure(kind=kind, category=category, code=code, status=status,
+                            message=message, decision=_decision(contract, category),
+                            secrets=secrets)
+    if contract.streaming.include_usage and result.usage is None:
+        return make_failure(kind="parser", category="usage", code="missing_usage", status=status,
+                            message="include_usage was contracted but no usage chunk arrived",
+                            decision=_decision(contract, "usage"), secrets=secrets)
+    completion = result.as_completion()
+    return semantic_failure(completion, contract=contract, max_tokens=max_tokens, status=status)
+
+
+def classify(
+    subject: int | BaseException,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    *,
+    contract: Contract | None = None,
+    max_tokens: int | None = None,
+    secrets: tuple[str, ...] = (),
+) -> Failure | None:
+    """Classify an HTTP response (``status, headers, body``) or a transport exception.
+
+    Example::
+
+        failure = chatcontract.classify(503, {}, body, contract=load_preset("cometapi"))
+        failure.category, failure.retry   # ('model', 'none') for model_not_found
+
+    Returns ``None`` when the response is what the contract promised.
+    """
+    if isinstance(subject, BaseException):
+        return classify_exception(subject, secrets=secrets)
+    return classify_response(subject, headers, body, contract=contract, max_tokens=max_tokens,
+                             secrets=secrets)

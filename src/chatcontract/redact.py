@@ -1,0 +1,41 @@
+"""Redaction: secrets never reach a log line, a report, a metric label or an exception message.
+
+Pure functions, used wherever text from the outside world (error messages, headers) is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+__all__ = ["REDACTED", "SENSITIVE_HEADERS", "redact_headers", "redact_text"]
+
+REDACTED = "***"
+
+#: Header names whose values are credentials.
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie", "set-cookie",
+     "x-goog-api-key"}
+)
+
+# Credential-shaped substrings: OpenAI/new-api keys, bearer tokens, JWTs, AWS access keys.
+_SECRET_PATTERNS = re.compile(
+    r"(?:\bsk-[A-Za-z0-9_*-]{6,}|(?<=Bearer )[A-Za-z0-9._~+/=-]{8,}|"
+    r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9._-]{8,}|\bAKIA[0-9A-Z]{16}\b)"
+)
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every known secret and every credential-shaped substring replaced."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return _SECRET_PATTERNS.sub(REDACTED, text)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``headers`` with credential values replaced."""
+    return {
+        name: (REDACTED if name.lower() in SENSITIVE_HEADERS else redact_text(value))
+        for name, value in headers.items()
+    }

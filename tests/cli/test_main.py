@@ -1,0 +1,40 @@
+import subprocess
+import sys
+
+from chatcontract import __version__
+
+
+def test_version(cli, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exc:
+        cli("--version")
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"chatcontract {__version__}"
+
+
+def test_help_lists_every_command_with_one_line(capsys):
+    result = subprocess.run(
+        [sys.executable, "-m", "chatcontract", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("init", "contract", "simulate", "canary"):
+        lines = [line for line in result.stdout.splitlines() if line.strip().startswith(command + " ")]
+        assert lines, f"{command} missing from --help"
+        assert len(lines[0].split(None, 1)) == 2, f"{command} has no one-line description"
+
+
+def test_unknown_command_is_one_line_and_exit_2(cli, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exc:
+        cli("frobnicate")
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "invalid choice" in err
+
+
+def test_no_command_prints_help_and_exits_2(cli):
+    code, out, _ = cli()
+    assert code == 2
+    assert "COMMAND" in out

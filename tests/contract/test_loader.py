@@ -1,0 +1,118 @@
+import datetime as dt
+
+import pytest
+import yaml
+
+from chatcontract.contract import (
+    check_document,
+    contract_to_document,
+    dump,
+    load,
+    load_preset,
+    read_document,
+)
+from chatcontract.contract.presets import preset_document
+from chatcontract.errors import ContractFileError
+
+
+@pytest.mark.parametrize("preset", ["cometapi", "openai"])
+def test_dump_then_load_gives_back_the_same_contract(tmp_path, preset):
+    contract = load_preset(preset)
+    path = tmp_path / "c.yaml"
+    path.write_text(dump(contract))
+    assert load(path) == contract
+
+
+def test_dump_documents_every_top_level_field_with_a_comment():
+    text = dump(load_preset("cometapi"))
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line and not line.startswith(("#", " ", "-")) and ":" in line:
+            assert lines[index - 1].startswith("#"), f"no comment above {line!r}"
+
+
+def test_dump_comments_nested_policy_and_endpoint_fields():
+    text = dump(load_preset("cometapi"))
+    assert "  # One deadline for the whole call" in text
+    assert "  # Everything before the path" in text
+    assert "secret is NEVER written here" in text
+
+
+def test_dump_writes_review_date_as_a_yaml_date():
+    doc = yaml.safe_load(dump(load_preset("cometapi")))
+    assert isinstance(doc["reviewed_on"], dt.date)
+
+
+def test_unknown_keys_are_named_with_the_known_ones(tmp_path):
+    doc = preset_document("cometapi")
+    doc["endpoint"]["base_ulr"] = "https://x"
+    doc["polcy"] = {}
+    problems = check_document(doc)
+    assert "endpoint.base_ulr: unknown key; known keys here: base_url, path, method, models_path" in problems
+    assert any(p.startswith("polcy: unknown key") for p in problems)
+
+
+def test_wrong_types_name_the_field_and_the_expected_type():
+    doc = preset_document("cometapi")
+    doc["policy"]["timeouts"]["total_ms"] = "sixty seconds"
+    doc["streaming"]["used"] = "yes"
+    doc["errors"]["rules"][0]["status"] = "500"
+    problems = check_document(doc)
+    assert "policy.timeouts.total_ms: expected a whole number, got text" in problems
+    assert "streaming.used: expected true or false, got text" in problems
+    assert any(p.startswith("errors.rules[0].status: expected a list or a whole number") for p in problems)
+
+
+def test_missing_required_top_level_keys_are_listed():
+    doc = preset_document("cometapi")
+    del doc["endpoint"], doc["model"]
+    problems = check_document(doc)
+    assert any(p.startswith("endpoint: missing") for p in problems)
+    assert any(p.startswith("model: missing") for p in problems)
+
+
+def test_value_errors_after_structure_are_reported():
+    doc = preset_document("cometapi")
+    doc["errors"]["rules"][0]["category"] = "bogus"
+    assert any("unknown category 'bogus'" in p for p in check_document(doc))
+
+
+def test_load_missing_file_says_how_to_create_one(tmp_path):
+    with pytest.raises(ContractFileError, match="chatcontract init"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_load_invalid_yaml_names_the_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\nendpoint: [unclosed\n")
+    with pytest.raises(ContractFileError, match="not valid YAML at line"):
+        read_document(path)
+
+
+def test_load_reports_the_first_problem_and_how_many_more(tmp_path):
+    doc = preset_document("cometapi")
+    doc["a"] = 1
+    doc["b"] = 2
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ContractFileError, match=r"a: unknown key.*and 1 more"):
+        load(path)
+
+
+def test_single_status_is_accepted_as_a_list(tmp_path):
+    doc = preset_document("cometapi")
+    doc["errors"]["rules"] = [{"name": "rl", "category": "rate_limit", "status": 429}]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert load(path).errors.rules[0].status == (429,)
+
+
+def test_document_round_trip_keeps_empty_error_code():
+    doc = preset_document("cometapi")
+    doc["errors"]["rules"] = [{"name": "empty_code", "category": "validation", "code": ""}]
+    path_doc = contract_to_document(load_preset("cometapi"))
+    assert "rules" in path_doc["errors"]
+    from chatcontract.contract import contract_from_document
+
+    rules = contract_to_document(contract_from_document(doc))["errors"]["rules"]
+    assert rules == [{"name": "empty_code", "category": "validation", "code": ""}]
