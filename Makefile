@@ -18,7 +18,7 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/chatcontract canary --simulate
+	$(BIN)/chatcontract validate --simulate
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,123 @@
+"""``chatcontract simulate``: serve a local CometAPI (or OpenAI) stand-in with faults on demand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from chatcontract.errors import SimulatorError
+from chatcontract.simulator import (
+    DEFAULT_API_KEY,
+    DELAY_HEADER,
+    FLAVOR_NAMES,
+    SCENARIO_HEADER,
+    SCENARIO_NAMES,
+    SCENARIOS,
+    SimulatorServer,
+    serve,
+)
+
+__all__ = ["register", "run"]
+
+DEFAULT_PORT = 8787
+
+_DESCRIPTION = """\
+Serve a faithful local stand-in for CometAPI's (or OpenAI's) chat completions API:
+POST /v1/chat/completions (JSON and SSE streams) and GET /v1/models, with the provider's real
+statuses, error bodies and headers. Pick a fault for the whole server with --scenario, or per
+request with the header X-Chatcontract-Scenario: NAME (and X-Chatcontract-Delay-Ms: N for the
+timing scenarios). Point any OpenAI-compatible client at the printed base URL and key.
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``simulate`` command to the CLI."""
+    parser = sub.add_parser(
+        "simulate",
+        help="serve a local CometAPI/OpenAI stand-in with every fault on demand",
+        description=_DESCRIPTION,
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to bind (default: {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--flavor",
+        choices=FLAVOR_NAMES,
+        default="cometapi",
+        help="whose behaviour to copy (default: cometapi)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=DEFAULT_API_KEY,
+        metavar="KEY",
+        help=f"the key the simulator accepts (default: {DEFAULT_API_KEY})",
+    )
+    parser.add_argument(
+        "--scenario",
+        default="ok",
+        metavar="NAME",
+        help="fault for every request (default: ok); see --list-scenarios",
+    )
+    parser.add_argument(
+        "--delay-ms",
+        type=int,
+        default=None,
+        metavar="N",
+        help="delay for slow/slow_first_token/stall_mid_stream/no_response "
+        "(default: each scenario's own)",
+    )
+    parser.add_argument(
+        "--list-scenarios", action="store_true", help="list the scenarios, one per line, and exit"
+    )
+    parser.set_defaults(handler=run)
+
+
+def _say(line: str) -> None:
+    """One line to stdout, flushed at once (a supervisor may be waiting for the banner)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _list_scenarios() -> int:
+    width = max(len(name) for name in SCENARIO_NAMES)
+    for scenario in SCENARIOS.values():
+        _say(f"{scenario.name:<{width}}  {scenario.summary}")
+    return 0
+
+
+def _banner(server: SimulatorServer) -> None:
+    _say(f"chatcontract simulator listening on {server.base_url}")
+    _say(f"  flavor:   {server.flavor}")
+    _say(f"  scenario: {server.scenario} (per request: header {SCENARIO_HEADER}: NAME)")
+    _say(f"  api key:  {server.api_key} (Authorization: Bearer KEY, or x-api-key: KEY)")
+    _say(f"  delays:   header {DELAY_HEADER}: N overrides the scenario's delay")
+    _say("Press Ctrl-C to stop.")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; 0 on a clean stop.
+
+    Raises:
+        SimulatorError: an unknown scenario, a bad delay, or a port that is in use.
+    """
+    if args.list_scenarios:
+        return _list_scenarios()
+    if args.scenario not in SCENARIOS:
+        raise SimulatorError(
+            f"unknown scenario {args.scenario!r}: run 'chatcontract simulate --list-scenarios' "
+            "to see the valid names"
+        )
+    serve(
+        flavor=args.flavor,
+        api_key=args.api_key,
+        scenario=args.scenario,
+        delay_ms=args.delay_ms,
+        host=args.host,
+        port=args.port,
+        on_ready=_banner,
+    )
+    _say("chatcontract simulator stopped")
+    return 0

@@ -1,0 +1,230 @@
+"""httpx2 transports that record one ``Exchange`` per HTTP call, sync and async.
+
+They wrap any httpx2 transport (default: a real ``HTTPTransport`` with timed DNS), pass every
+byte through unchanged, and hand each finished ``Exchange`` to the sinks. Attempt number and
+route name travel in the request's ``extensions["chatcontract"]``.
+
+Example::
+
+    exchanges = []
+    transport = InstrumentedTransport(contract=contract, sinks=[exchanges.append])
+    with httpx2.Client(transport=transport) as client:
+        client.post(contract.endpoint.url, json=body, headers=auth)
+    exchanges[0].timings.ttfb_ms, exchanges[0].failure
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import Any
+
+import httpx2
+
+from chatcontract.contract import Contract
+
+from ._timing import CURRENT_CLOCK, install_backend
+from .observer import CallObserver, ExchangeSink, request_facts
+
+__all__ = ["AsyncInstrumentedTransport", "InstrumentedTransport"]
+
+
+def _observer(
+    request: httpx2.Request,
+    *,
+    contract: Contract | None,
+    sinks: tuple[ExchangeSink, ...],
+    secrets: tuple[str, ...],
+    capture_content: bool,
+    is_async: bool,
+) -> CallObserver:
+    meta: dict[str, Any] = dict(request.extensions.get("chatcontract") or {})
+    content = request.content if isinstance(request.stream, httpx2.ByteStream) else b""
+    facts = request_facts(
+        request.method,
+        str(request.url),
+        content,
+        {k.lower(): v for k, v in request.headers.items()},
+        request.extensions.get("timeout"),
+    )
+    observer = CallObserver(
+        request=facts,
+        contract=contract,
+        sinks=sinks,
+        secrets=secrets,
+        attempt=int(meta.get("attempt", 1)),
+        route=str(meta.get("route", "primary")),
+        capture_content=capture_content,
+    )
+    chain = _chain_atrace if is_async else _chain_trace
+    request.extensions["trace"] = chain(request.extensions.get("trace"), observer)
+    return observer
+
+
+def _chain_trace(existing: Any, observer: CallObserver) -> Any:
+    if existing is None:
+        return observer.clock.trace
+
+    def trace(event_name: str, info: dict[str, Any]) -> None:
+        observer.clock.trace(event_name, info)
+        existing(event_name, info)
+
+    return trace
+
+
+def _chain_atrace(existing: Any, observer: CallObserver) -> Any:
+    if existing is None:
+        return observer.clock.atrace
+
+    async def trace(event_name: str, info: dict[str, Any]) -> None:
+        observer.clock.trace(event_name, info)
+        await existing(event_name, info)
+
+    return trace
+
+
+class _ObservedStream(httpx2.SyncByteStream):
+    def __init__(self, inner: Iterable[bytes], observer: CallObserver) -> None:
+        self._inner = inner
+        self._observer = observer
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._inner:
+                self._observer.on_chunk(chunk)
+                yield chunk
+        except Exception as exc:
+            self._observer.on_error(exc)
+            raise
+        self._observer.finish()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._inner, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._observer.finish()
+
+
+class _AsyncObservedStream(httpx2.AsyncByteStream):
+    def __init__(self, inner: Any, observer: CallObserver) -> None:
+        self._inner = inner
+        self._observer = observer
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                self._observer.on_chunk(chunk)
+                yield chunk
+        except Exception as exc:
+            self._observer.on_error(exc)
+            raise
+        self._observer.finish()
+
+    async def aclose(self) -> None:
+        try:
+            aclose = getattr(self._inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self._observer.finish()
+
+
+class InstrumentedTransport(httpx2.BaseTransport):
+    """A sync httpx2 transport that records an ``Exchange`` per call.
+
+    Args:
+        contract: classifies responses (default: the cometapi preset's rules).
+        sinks: callables receiving each finished ``Exchange``.
+        inner: the transport doing the I/O (default: ``httpx2.HTTPTransport()`` with DNS timed).
+        secrets: strings redacted from every message (the API key).
+        capture_content: keep completion text in Exchanges (off: only its length is kept).
+    """
+
+    def __init__(
+        self,
+        *,
+        contract: Contract | None = None,
+        sinks: Sequence[ExchangeSink] = (),
+        inner: httpx2.BaseTransport | None = None,
+        secrets: Sequence[str] = (),
+        capture_content: bool = False,
+    ) -> None:
+        if inner is None:
+            inner = httpx2.HTTPTransport()
+            install_backend(inner, is_async=False)
+        self._inner = inner
+        self._contract = contract
+        self._sinks = tuple(sinks)
+        self._secrets = tuple(s for s in secrets if s)
+        self._capture = capture_content
+
+    def add_sink(self, sink: ExchangeSink) -> None:
+        """Also hand every later Exchange to ``sink``."""
+        self._sinks = (*self._sinks, sink)
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        observer = _observer(
+            request, contract=self._contract, sinks=self._sinks, secrets=self._secrets,
+            capture_content=self._capture, is_async=False,
+        )
+        token = CURRENT_CLOCK.set(observer.clock)
+        try:
+            response = self._inner.handle_request(request)
+        except Exception as exc:
+            observer.on_error(exc)
+            raise
+        finally:
+            CURRENT_CLOCK.reset(token)
+        observer.on_response(response.status_code, response.headers)
+        response.stream = _ObservedStream(response.stream, observer)  # type: ignore[arg-type]
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
+    """The async twin of ``InstrumentedTransport`` (same arguments, same Exchanges)."""
+
+    def __init__(
+        self,
+        *,
+        contract: Contract | None = None,
+        sinks: Sequence[ExchangeSink] = (),
+        inner: httpx2.AsyncBaseTransport | None = None,
+        secrets: Sequence[str] = (),
+        capture_content: bool = False,
+    ) -> None:
+        if inner is None:
+            inner = httpx2.AsyncHTTPTransport()
+            install_backend(inner, is_async=True)
+        self._inner = inner
+        self._contract = contract
+        self._sinks = tuple(sinks)
+        self._secrets = tuple(s for s in secrets if s)
+        self._capture = capture_content
+
+    def add_sink(self, sink: ExchangeSink) -> None:
+        """Also hand every later Exchange to ``sink``."""
+        self._sinks = (*self._sinks, sink)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        observer = _observer(
+            request, contract=self._contract, sinks=self._sinks, secrets=self._secrets,
+            capture_content=self._capture, is_async=True,
+        )
+        token = CURRENT_CLOCK.set(observer.clock)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except Exception as exc:
+            observer.on_error(exc)
+            raise
+        finally:
+            CURRENT_CLOCK.reset(token)
+        observer.on_response(response.status_code, response.headers)
+        response.stream = _AsyncObservedStream(response.stream, observer)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

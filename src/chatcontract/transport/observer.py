@@ -1,0 +1,274 @@
+"""The sans-IO core of the instrumented transports: one ``CallObserver`` per HTTP call.
+
+The sync and async transports feed it the request, the response head, each body chunk as
+it passes, and any exception; it times the phases, watches streams incrementally (first
+token, completeness, in-band errors) without holding them, classifies the outcome and
+builds the ``Exchange``. Written once; the two transports are thin shells around it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from chatcontract.contract import Contract
+from chatcontract.failures import (
+    Failure,
+    classify_exception,
+    classify_response,
+    classify_stream,
+)
+from chatcontract.redact import redact_text
+from chatcontract.wire import StreamParser, parse_completion, shape_fingerprint
+
+from ._timing import PhaseClock
+from .exchange import Exchange, RequestFacts, ResponseFacts, Timings
+
+__all__ = ["CallObserver", "ExchangeSink", "request_facts"]
+
+ExchangeSink = Callable[[Exchange], None]
+
+#: Bodies above this are counted but not kept for parsing (a completion is far smaller).
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+_REQUEST_ID_HEADERS = ("x-oneapi-request-id", "x-request-id", "request-id", "cf-ray")
+_RATE_LIMIT_PREFIXES = ("x-ratelimit-", "retry-after", "ratelimit-")
+
+
+def request_facts(
+    method: str,
+    url: str,
+    content: bytes,
+    headers: Mapping[str, str],
+    timeout: Mapping[str, Any] | None,
+) -> RequestFacts:
+    """Shape-only facts of a request: never the prompt text, never the key."""
+    doc: Any = None
+    if content:
+        try:
+            doc = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            doc = None
+    budget = None
+    if timeout:
+        values = [v for v in timeout.values() if isinstance(v, int | float)]
+        budget = max(values) * 1000.0 if values else None
+    source = headers.get("x-request-source")
+    if not isinstance(doc, dict):
+        return RequestFacts(
+            method=method, url=_safe_url(url), timeout_budget_ms=budget, source=source,
+            shape_fingerprint=None if doc is None else shape_fingerprint(doc).digest,
+        )
+    messages = doc.get("messages")
+    roles: tuple[str, ...] = ()
+    count = 0
+    if isinstance(messages, list):
+        count = len(messages)
+        roles = tuple(
+            sorted({m["role"] for m in messages if isinstance(m, dict) and isinstance(m.get("role"), str)})
+        )
+    options = doc.get("stream_options")
+    max_tokens = doc.get("max_completion_tokens", doc.get("max_tokens"))
+    return RequestFacts(
+        method=method,
+        url=_safe_url(url),
+        model=doc.get("model") if isinstance(doc.get("model"), str) else None,
+        message_count=count,
+        roles=roles,
+        stream=doc.get("stream") is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
+        timeout_budget_ms=budget,
+        shape_fingerprint=shape_fingerprint(doc).digest,
+        source=source,
+    )
+
+
+def _safe_url(url: str) -> str:
+    # Query strings can carry keys (e.g. ?key=...): keep scheme, host and path only.
+    return redact_text(url.split("?", 1)[0])
+
+
+class CallObserver:
+    """Watches one HTTP call and produces its ``Exchange`` exactly once."""
+
+    def __init__(
+        self,
+        *,
+        request: RequestFacts,
+        contract: Contract | None,
+        sinks: tuple[ExchangeSink, ...],
+        secrets: tuple[str, ...] = (),
+        attempt: int = 1,
+        route: str = "primary",
+        capture_content: bool = False,
+    ) -> None:
+        self.clock = PhaseClock()
+        self.started_at = time.time()
+        self._request = request
+        self._contract = contract
+        self._sinks = sinks
+        self._secrets = secrets
+        self._attempt = attempt
+        self._route = route
+        self._capture = capture_content
+        self._status: int | None = None
+        self._headers: dict[str, str] = {}
+        self._body = bytearray()
+        self._body_bytes = 0
+        self._stream: StreamParser | None = None
+        self._first_byte_at: float | None = None
+        self._done = False
+        self.exchange: Exchange | None = None
+
+    # -- events ---------------------------------------------------------------------------
+
+    def on_response(self, status: int, headers: Mapping[str, str]) -> None:
+        """The response head arrived."""
+        self._first_byte_at = self.clock.ends.get("headers") or time.perf_counter()
+        self._status = status
+        self._headers = {k.lower(): v for k, v in headers.items()}
+        is_sse = "text/event-stream" in self._headers.get("content-type", "")
+        if is_sse and 200 <= status < 300:
+            self._stream = StreamParser(contract=self._contract)
+
+    def on_chunk(self, chunk: bytes) -> None:
+        """A body chunk passed through to the caller."""
+        self._body_bytes += len(chunk)
+        if self._stream is not None:
+            self._stream.feed(chunk, now=time.perf_counter())
+        elif len(self._body) + len(chunk) <= MAX_BODY_BYTES:
+            self._body += chunk
+
+    def on_error(self, exc: BaseException) -> Exchange:
+        """Sending or reading failed. Mid-stream, the stream verdict names it (cut/stalled)."""
+        if self._stream is not None and self._status is not None:
+            import httpx2
+
+            stalled = isinstance(exc, httpx2.ReadTimeout)
+            return self.finish(stalled=stalled)
+        return self._emit(failure=classify_exception(exc, secrets=self._secrets), response=None)
+
+    def finish(self, *, stalled: bool = False) -> Exchange:
+        """The body ended (or the caller closed it): classify and emit, once."""
+        if self.exchange is not None:
+            return self.exchange
+        status = self._status if self._status is not None else 0
+        if self._stream is not None:
+            result = self._stream.close(time.perf_counter(), stalled=stalled)
+            failure = classify_stream(
+                result, status=status, contract=self._contract,
+                max_tokens=self._request.max_tokens, secrets=self._secrets,
+            )
+            usage = result.usage
+            response = self._response_facts(
+                status,
+                model=result.model,
+                response_id=result.id,
+                finish_reason=result.finish_reason,
+                usage=usage,
+                content=result.content,
+                stream_verdict=str(result.verdict),
+                chunk_count=result.chunk_count,
+            )
+            ttft = self.clock.since_origin_ms(result.first_token_at)
+            return self._emit(failure=failure, response=response, ttft_ms=ttft)
+        body = bytes(self._body)
+        failure = classify_response(
+            status, self._headers, body, contract=self._contract,
+            max_tokens=self._request.max_tokens, secrets=self._secrets,
+        )
+        response = self._non_stream_facts(status, body)
+        return self._emit(failure=failure, response=response)
+
+    # -- building -------------------------------------------------------------------------
+
+    def _non_stream_facts(self, status: int, body: bytes) -> ResponseFacts:
+        if 200 <= status < 300:
+            parsed = parse_completion(body, contract=self._contract)
+            completion = parsed.completion
+            if completion is not None:
+                return self._response_facts(
+                    status,
+                    model=completion.model,
+                    response_id=completion.id,
+                    finish_reason=completion.finish_reason,
+                    usage=completion.usage,
+                    content=completion.content,
+                    fingerprint=_body_fingerprint(body),
+                )
+        return self._response_facts(status, fingerprint=_body_fingerprint(body))
+
+    def _response_facts(
+        self,
+        status: int,
+        *,
+        model: str | None = None,
+        response_id: str | None = None,
+        finish_reason: str | None = None,
+        usage: Any = None,
+        content: str | None = None,
+        stream_verdict: str | None = None,
+        chunk_count: int = 0,
+        fingerprint: str | None = None,
+    ) -> ResponseFacts:
+        ids = {name: self._headers[name][:128] for name in _REQUEST_ID_HEADERS if name in self._headers}
+        limits = {
+            name: value[:64]
+            for name, value in self._headers.items()
+            if name.startswith(_RATE_LIMIT_PREFIXES)
+        }
+        return ResponseFacts(
+            status=status,
+            content_type=self._headers.get("content-type"),
+            request_ids=ids,
+            shape_fingerprint=fingerprint,
+            model=model,
+            response_id=response_id,
+            finish_reason=finish_reason,
+            usage=usage,
+            content_chars=len(content or ""),
+            stream_verdict=stream_verdict,
+            chunk_count=chunk_count,
+            body_bytes=self._body_bytes,
+            rate_limit_headers=limits,
+            content=content if self._capture else None,
+        )
+
+    def _emit(
+        self, *, failure: Failure | None, response: ResponseFacts | None, ttft_ms: float | None = None
+    ) -> Exchange:
+        if self.exchange is not None:
+            return self.exchange
+        clock = self.clock
+        exchange = Exchange(
+            request=self._request,
+            response=response,
+            timings=Timings(
+                dns_ms=clock.duration_ms("dns"),
+                connect_ms=clock.duration_ms("connect"),
+                tls_ms=clock.duration_ms("tls"),
+                ttfb_ms=clock.since_origin_ms(self._first_byte_at),
+                ttft_ms=ttft_ms,
+                total_ms=(time.perf_counter() - clock.origin) * 1000.0,
+            ),
+            started_at=self.started_at,
+            attempt=self._attempt,
+            route=self._route,
+            failure=failure,
+        )
+        self.exchange = exchange
+        for sink in self._sinks:
+            sink(exchange)
+        return exchange
+
+
+def _body_fingerprint(body: bytes) -> str | None:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return shape_fingerprint(doc).digest
