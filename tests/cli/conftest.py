@@ -13,10 +13,3 @@ def cli(capsys):
         return code, out, err
 
     return run
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    for name in ("COMETAPI_KEY", "COMETAPI_API_KEY", "COMET_API_KEY", "OPENAI_API_KEY",
-                 "CHATCONTRACT_MODEL", "CHATCONTRACT_KILL_SWITCH"):
-        monkeypatch.delenv(name, raising=False)

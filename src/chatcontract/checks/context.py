@@ -155,8 +155,7 @@ class CheckContext:
         try:
             response = self.client.send(request, stream=True)
             try:
-                for _ in response.iter_raw():
-                    pass
+                response.read()
             finally:
                 response.close()
         except httpx2.HTTPError:

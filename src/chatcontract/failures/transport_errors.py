@@ -24,6 +24,7 @@ class DeadlineExceeded(Exception):  # noqa: N818 - it names the event, like Time
 # Substrings of OS / resolver messages, lower-cased: the exception class alone does not
 # say whether a ConnectError was a DNS failure, a refusal or a TLS failure.
 _CONNECT_CAUSES: tuple[tuple[str, str, str], ...] = (
+    ("dns lookup failed", "dns", "DNS lookup failed"),
     ("name or service not known", "dns", "DNS lookup failed"),
     ("nodename nor servname", "dns", "DNS lookup failed"),
     ("temporary failure in name resolution", "dns", "DNS lookup failed"),

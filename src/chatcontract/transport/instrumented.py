@@ -82,6 +82,17 @@ def _chain_atrace(existing: Any, observer: CallObserver) -> Any:
     return trace
 
 
+def _already_read(response: httpx2.Response, observer: CallObserver) -> bool:
+    """A response built with its content (mock and ASGI-test transports) is observed at once."""
+    try:
+        content = response.content
+    except httpx2.ResponseNotRead:
+        return False
+    observer.on_chunk(content)
+    observer.finish()
+    return True
+
+
 class _ObservedStream(httpx2.SyncByteStream):
     def __init__(self, inner: Iterable[bytes], observer: CallObserver) -> None:
         self._inner = inner
@@ -177,6 +188,8 @@ class InstrumentedTransport(httpx2.BaseTransport):
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
+        if _already_read(response, observer):
+            return response
         response.stream = _ObservedStream(response.stream, observer)  # type: ignore[arg-type]
         return response
 
@@ -223,6 +236,8 @@ class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
+        if _already_read(response, observer):
+            return response
         response.stream = _AsyncObservedStream(response.stream, observer)
         return response
 

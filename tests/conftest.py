@@ -1,0 +1,35 @@
+"""Fixtures shared across the suite: a real simulator on 127.0.0.1, a clean environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chatcontract.simulator import SimulatorServer
+
+_KEY_VARIABLES = (
+    "COMETAPI_KEY", "COMETAPI_API_KEY", "COMET_API_KEY", "OPENAI_API_KEY", "CHATCONTRACT_MODEL",
+    "CHATCONTRACT_KILL_SWITCH",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may pick up a real key from the developer's shell and reach a real provider."""
+    for name in _KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorServer]:
+    """A cometapi-flavoured simulator on 127.0.0.1 for the whole session."""
+    with SimulatorServer(flavor="cometapi") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def openai_simulator() -> Iterator[SimulatorServer]:
+    """An openai-flavoured simulator on 127.0.0.1 for the whole session."""
+    with SimulatorServer(flavor="openai") as server:
+        yield server
