@@ -41,6 +41,7 @@ class ResponseFacts:
     content_type: str | None = None
     request_ids: Mapping[str, str] = field(default_factory=dict)
     shape_fingerprint: str | None = None
+    shape_paths: tuple[str, ...] = ()
     model: str | None = None
     response_id: str | None = None
     finish_reason: str | None = None
@@ -110,6 +111,7 @@ class Exchange:
                 "content_type": self.response.content_type,
                 "request_ids": dict(self.response.request_ids),
                 "shape_fingerprint": self.response.shape_fingerprint,
+                "shape_paths": list(self.response.shape_paths),
                 "model": self.response.model,
                 "response_id": self.response.response_id,
                 "finish_reason": self.response.finish_reason,

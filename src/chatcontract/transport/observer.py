@@ -8,6 +8,7 @@ builds the ``Exchange``. Written once; the two transports are thin shells around
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,7 +23,15 @@ from chatcontract.failures import (
     classify_stream,
 )
 from chatcontract.redact import redact_text
-from chatcontract.wire import StreamParser, parse_completion, shape_fingerprint
+from chatcontract.wire import (
+    Fingerprint,
+    SSEDecoder,
+    StreamParser,
+    fingerprint_bytes,
+    parse_completion,
+    shape_fingerprint,
+    shape_paths,
+)
 
 from ._timing import PhaseClock
 from .exchange import Exchange, RequestFacts, ResponseFacts, Timings
@@ -33,6 +42,7 @@ ExchangeSink = Callable[[Exchange], None]
 
 #: Bodies above this are counted but not kept for parsing (a completion is far smaller).
 MAX_BODY_BYTES = 8 * 1024 * 1024
+_WINDOW = 4096
 
 _REQUEST_ID_HEADERS = ("x-oneapi-request-id", "x-request-id", "request-id", "cf-ray")
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "retry-after", "ratelimit-")
@@ -120,6 +130,10 @@ class CallObserver:
         self._body = bytearray()
         self._body_bytes = 0
         self._stream: StreamParser | None = None
+        # The first and last few KiB of a stream: enough to fingerprint chunk shapes (first
+        # delta, finish chunk, usage chunk) for drift detection without keeping the stream.
+        self._head = bytearray()
+        self._tail = bytearray()
         self._first_byte_at: float | None = None
         self._done = False
         self.exchange: Exchange | None = None
@@ -140,6 +154,11 @@ class CallObserver:
         self._body_bytes += len(chunk)
         if self._stream is not None:
             self._stream.feed(chunk, now=time.perf_counter())
+            if len(self._head) < _WINDOW:
+                self._head += chunk[: _WINDOW - len(self._head)]
+            self._tail += chunk
+            if len(self._tail) > 2 * _WINDOW:
+                del self._tail[: len(self._tail) - _WINDOW]
         elif len(self._body) + len(chunk) <= MAX_BODY_BYTES:
             self._body += chunk
 
@@ -173,6 +192,7 @@ class CallObserver:
                 content=result.content,
                 stream_verdict=str(result.verdict),
                 chunk_count=result.chunk_count,
+                fingerprint=self._chunk_fingerprint(),
             )
             ttft = self.clock.since_origin_ms(result.first_token_at)
             return self._emit(failure=failure, response=response, ttft_ms=ttft)
@@ -185,6 +205,27 @@ class CallObserver:
         return self._emit(failure=failure, response=response)
 
     # -- building -------------------------------------------------------------------------
+
+    def _chunk_fingerprint(self) -> Fingerprint | None:
+        """The union of the chunk shapes seen in the stream's head and tail windows."""
+        tail = bytes(self._tail)
+        boundary = tail.find(b"\n\n")
+        windows = [bytes(self._head), tail[boundary + 2 :] if boundary >= 0 else b""]
+        paths: set[str] = set()
+        for window in windows:
+            decoder = SSEDecoder()
+            for event in [*decoder.feed(window), *decoder.close()]:
+                if event.is_done:
+                    continue
+                try:
+                    doc = orjson.loads(event.data)
+                except orjson.JSONDecodeError:
+                    continue
+                paths.update(shape_paths(doc))
+        if not paths:
+            return None
+        ordered = tuple(sorted(paths))
+        return Fingerprint(digest=_digest(ordered), paths=ordered)
 
     def _non_stream_facts(self, status: int, body: bytes) -> ResponseFacts:
         if 200 <= status < 300:
@@ -213,7 +254,7 @@ class CallObserver:
         content: str | None = None,
         stream_verdict: str | None = None,
         chunk_count: int = 0,
-        fingerprint: str | None = None,
+        fingerprint: Fingerprint | None = None,
     ) -> ResponseFacts:
         ids = {name: self._headers[name][:128] for name in _REQUEST_ID_HEADERS if name in self._headers}
         limits = {
@@ -225,7 +266,8 @@ class CallObserver:
             status=status,
             content_type=self._headers.get("content-type"),
             request_ids=ids,
-            shape_fingerprint=fingerprint,
+            shape_fingerprint=None if fingerprint is None else fingerprint.digest,
+            shape_paths=() if fingerprint is None else fingerprint.paths,
             model=model,
             response_id=response_id,
             finish_reason=finish_reason,
@@ -266,9 +308,9 @@ class CallObserver:
         return exchange
 
 
-def _body_fingerprint(body: bytes) -> str | None:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return shape_fingerprint(doc).digest
+def _digest(paths: tuple[str, ...]) -> str:
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+
+
+def _body_fingerprint(body: bytes) -> Fingerprint | None:
+    return fingerprint_bytes(body) if body else None

@@ -1,0 +1,123 @@
+"""``chatcontract simulate`` through the real CLI entry point, and as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from typing import IO
+
+import httpx2
+import pytest
+from sim_helpers import AUTH, CHAT, chat_body
+
+from chatcontract.cli import main
+from chatcontract.simulator import SCENARIO_NAMES
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["simulate", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_scenarios_prints_one_line_per_scenario(capsys):
+    code, out, _ = run_cli(capsys, "--list-scenarios")
+    lines = out.splitlines()
+    assert code == 0
+    assert [line.split()[0] for line in lines] == list(SCENARIO_NAMES)
+    assert all(len(line.split(None, 1)) == 2 for line in lines)
+
+
+def test_an_unknown_scenario_is_one_line_and_exit_2(capsys):
+    code, out, err = run_cli(capsys, "--scenario", "nope")
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "unknown scenario 'nope'" in err
+    assert "--list-scenarios" in err
+    assert "Traceback" not in err
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run_cli(capsys, "--port", str(port))
+    assert code == 2
+    assert err == (
+        f"chatcontract: error: port {port} on 127.0.0.1 is in use: "
+        "pick another with --port or stop the other process\n"
+    )
+
+
+def test_a_negative_delay_is_one_line_and_exit_2(capsys):
+    code, _, err = run_cli(capsys, "--delay-ms", "-1", "--port", "0")
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "delay must be between 0" in err
+
+
+def test_an_unknown_flavor_is_an_argparse_error_with_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--flavor", "azure"])
+    assert exc.value.code == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _line_reader(stream: IO[str]) -> queue.Queue[str]:
+    """Lines of ``stream`` as they arrive, read by a daemon thread (so waits can be bounded)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_simulate_serves_as_a_subprocess_and_stops_cleanly(stop_signal):
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chatcontract", "simulate", "--port", str(port), "--scenario", "ok"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    lines = _line_reader(proc.stdout)
+    try:
+        banner = [lines.get(timeout=15)]
+        while not banner[-1].startswith("Press Ctrl-C"):
+            banner.append(lines.get(timeout=5))
+        assert (
+            banner[0].strip() == f"chatcontract simulator listening on http://127.0.0.1:{port}/v1"
+        )
+        assert any("flavor:   cometapi" in line for line in banner)
+        assert any("api key:  sk-chatcontract-local" in line for line in banner)
+        response = httpx2.post(
+            f"http://127.0.0.1:{port}{CHAT}", json=chat_body(), headers=AUTH, timeout=5
+        )
+        assert response.json()["choices"][0]["message"]["content"] == "pong"
+        proc.send_signal(stop_signal)
+        proc.wait(timeout=15)
+        assert lines.get(timeout=5).strip() == "chatcontract simulator stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        proc.stdout.close()
+    assert proc.returncode == 0
