@@ -1,0 +1,46 @@
+"""A faster constructor for the frozen value objects built on hot paths.
+
+A frozen dataclass's generated ``__init__`` stores each field through
+``object.__setattr__`` (about 0.15 µs per field on a slow core); the parser builds a
+``Completion`` and friends for every body and stream, so that alone cost as much as decoding
+the JSON. Storing through the slot descriptors is two to three times faster and keeps the
+classes ordinary frozen, slotted, keyword-only dataclasses for everyone else.
+
+Like ``dataclasses`` itself, the builder's source is generated once per class, so the call
+is a straight line of descriptor stores with no loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass
+from typing import Any, TypeVar
+
+__all__ = ["positional_builder"]
+
+T = TypeVar("T")
+
+
+def positional_builder(cls: type[T]) -> Callable[..., T]:
+    """Return ``build(*values)`` creating a ``cls`` from values in field order.
+
+    Only for frozen slotted dataclasses without ``__post_init__``: the caller (the parser)
+    has already validated the values. Raises ``TypeError`` for any other class.
+    """
+    if not is_dataclass(cls) or "__slots__" not in cls.__dict__:
+        raise TypeError(f"{cls.__name__} is not a slotted dataclass")
+    if getattr(cls, "__post_init__", None) is not None:
+        raise TypeError(f"{cls.__name__} validates in __post_init__; use its constructor")
+    names = [item.name for item in fields(cls)]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = [f"def build({', '.join(f'v{i}' for i in range(len(names)))}):", "    obj = _new(_cls)"]
+    for i, name in enumerate(names):
+        namespace[f"_set{i}"] = cls.__dict__[name].__set__
+        lines.append(f"    _set{i}(obj, v{i})")
+    lines.append("    return obj")
+    # The source is built only from this class's own field names, never from input data.
+    exec("\n".join(lines), namespace)  # noqa: S102
+    build: Callable[..., T] = namespace["build"]
+    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
+    build.__doc__ = f"Build a {cls.__name__} from its {len(names)} fields in order (no checks)."
+    return build

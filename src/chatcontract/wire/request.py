@@ -1,0 +1,271 @@
+"""Request shape checks: field names and JSON types, never the text of a message.
+
+:func:`check_request` looks at the body about to be sent: the contract's required fields,
+the types of the fields OpenAI-compatible APIs define, each message's ``role`` / ``content``
+/ ``tool_call_id``, and the contract's cautions (``temperature+top_p: …``) as warnings. The
+result carries request *facts* for the Exchange (field names, model, stream flag, message
+count, roles, ``max_tokens``, ``include_usage``) and nothing copied from message text.
+
+    >>> check = check_request({"model": "gpt-4.1-nano", "messages": [{"role": "user"}]})
+    >>> [str(e) for e in check.errors]
+    ['$.messages[0].content: expected string or array, got missing']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from chatcontract.contract.model import Contract, RequestSpec
+from chatcontract.wire._json import loads
+from chatcontract.wire.violation import MISSING, Violation, ViolationKind, describe
+
+__all__ = ["ROLES", "RequestCheck", "check_request", "check_request_bytes"]
+
+#: Message roles an OpenAI-compatible chat completions API accepts.
+ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant", "tool")
+
+_DEFAULT_SPEC = RequestSpec(
+    cautions=("temperature+top_p: OpenAI recommends altering one or the other, not both",)
+)
+_STREAM_OPTIONS_WARNING = "stream_options: set without stream: true; the API ignores or rejects it"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestCheck:
+    """The verdict on a request body, and facts about it that are safe to record.
+
+    ``errors`` break the contract (the API would reject or misread the request);
+    ``warnings`` are the contract's cautions that apply. ``fields`` are the top-level field
+    names present; ``roles`` the known roles used, in order of first use.
+    """
+
+    errors: tuple[Violation, ...]
+    warnings: tuple[str, ...]
+    fields: tuple[str, ...]
+    model: str | None
+    stream: bool
+    include_usage: bool
+    message_count: int
+    roles: tuple[str, ...]
+    max_tokens: int | None
+
+    @property
+    def ok(self) -> bool:
+        """True when the request has no errors (warnings allowed)."""
+        return not self.errors
+
+
+# --------------------------------------------------------------------------- type table
+
+
+def _is_number(value: object) -> bool:
+    return type(value) is int or type(value) is float
+
+
+def _is_array(value: object) -> TypeGuard[list[Any] | tuple[Any, ...]]:
+    return isinstance(value, list | tuple)
+
+
+def _is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
+    return isinstance(value, Mapping)
+
+
+def _is_positive_int(value: object) -> TypeGuard[int]:
+    return type(value) is int and value > 0
+
+
+def _is_non_negative_int(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _is_non_empty_str(value: object) -> bool:
+    return type(value) is str and bool(value.strip())
+
+
+_Check = tuple[str, Callable[[object], bool]]
+
+#: Top-level request fields with the JSON type they must have when set (``null`` is accepted
+#: for any field that is not required). Unknown fields are left alone.
+FIELD_TYPES: Mapping[str, _Check] = {
+    "model": ("non-empty string", _is_non_empty_str),
+    "messages": ("non-empty array", lambda v: _is_array(v) and bool(v)),
+    "stream": ("boolean", lambda v: type(v) is bool),
+    "stream_options": ("object", _is_object),
+    "temperature": ("number", _is_number),
+    "top_p": ("number", _is_number),
+    "max_tokens": ("positive integer", _is_positive_int),
+    "max_completion_tokens": ("positive integer", _is_positive_int),
+    "n": ("positive integer", _is_positive_int),
+    "tools": ("array", _is_array),
+    "tool_choice": ("string or object", lambda v: type(v) is str or _is_object(v)),
+    "response_format": ("object", _is_object),
+    "stop": ("string or array", lambda v: type(v) is str or _is_array(v)),
+    "seed": ("integer", lambda v: type(v) is int),
+    "presence_penalty": ("number", _is_number),
+    "frequency_penalty": ("number", _is_number),
+    "logprobs": ("boolean", lambda v: type(v) is bool),
+    "top_logprobs": ("non-negative integer", _is_non_negative_int),
+    "user": ("string", lambda v: type(v) is str),
+    "reasoning_effort": ("string", lambda v: type(v) is str),
+    "parallel_tool_calls": ("boolean", lambda v: type(v) is bool),
+}
+
+_STREAM_OPTION_TYPES: Mapping[str, _Check] = {
+    "include_usage": ("boolean", lambda v: type(v) is bool),
+}
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def check_request(body: Mapping[str, Any], *, contract: Contract | None = None) -> RequestCheck:
+    """Check a chat completions request body (field names and types only).
+
+    Args:
+        body: the JSON object about to be sent.
+        contract: ``request.required`` and ``request.cautions``; ``None`` uses
+            ``RequestSpec()`` with OpenAI's temperature/top_p caution.
+
+    Raises ``TypeError`` if ``body`` is not a mapping (a programming error).
+    """
+    if not isinstance(body, Mapping):
+        raise TypeError(f"check_request() takes a mapping, got {type(body).__name__}")
+    spec = contract.request if contract is not None else _DEFAULT_SPEC
+    errors: list[Violation] = []
+    for name in spec.required:
+        value = _lookup(body, name)
+        if value is MISSING or value is None:
+            kind = ViolationKind.MISSING if value is MISSING else ViolationKind.NULL
+            expected = FIELD_TYPES[name][0] if name in FIELD_TYPES else "a value"
+            errors.append(_violation(kind, f"$.{name}", expected, value))
+    for name, (expected, accepts) in FIELD_TYPES.items():
+        value = body.get(name)
+        if value is not None and not accepts(value):
+            errors.append(_violation(ViolationKind.TYPE, f"$.{name}", expected, value))
+    options = body.get("stream_options")
+    if _is_object(options):
+        for name, (expected, accepts) in _STREAM_OPTION_TYPES.items():
+            value = options.get(name)
+            if value is not None and not accepts(value):
+                path = f"$.stream_options.{name}"
+                errors.append(_violation(ViolationKind.TYPE, path, expected, value))
+    messages = body.get("messages")
+    roles: list[str] = []
+    if _is_array(messages):
+        for index, message in enumerate(messages):
+            _check_message(message, f"$.messages[{index}]", errors, roles)
+    return RequestCheck(
+        errors=tuple(errors),
+        warnings=_warnings(body, spec.cautions),
+        fields=tuple(sorted(str(name) for name in body)),
+        model=body.get("model") if type(body.get("model")) is str else None,
+        stream=body.get("stream") is True,
+        include_usage=_is_object(options) and options.get("include_usage") is True,
+        message_count=len(messages) if _is_array(messages) else 0,
+        roles=tuple(roles),
+        max_tokens=_max_tokens(body),
+    )
+
+
+def check_request_bytes(body: bytes, *, contract: Contract | None = None) -> RequestCheck:
+    """Check a serialised request body (what an instrumented HTTP client sends)."""
+    doc, error_at = loads(body)
+    if error_at is None and isinstance(doc, dict):
+        return check_request(doc, contract=contract)
+    if error_at is not None:
+        got = "empty body" if not body.strip() else f"invalid JSON at byte {error_at}"
+        error = Violation(kind=ViolationKind.INVALID_JSON, path="$", expected="JSON", got=got)
+    else:
+        error = _violation(ViolationKind.NOT_OBJECT, "$", "a request object", doc)
+    return RequestCheck(
+        errors=(error,),
+        warnings=(),
+        fields=(),
+        model=None,
+        stream=False,
+        include_usage=False,
+        message_count=0,
+        roles=(),
+        max_tokens=None,
+    )
+
+
+# A role is shown in an error only when it looks like a role name, never free text.
+_ROLE_LIKE = re.compile(r"^[a-z_]{1,24}$")
+
+
+def _check_message(message: object, where: str, errors: list[Violation], roles: list[str]) -> None:
+    if not isinstance(message, Mapping):
+        errors.append(_violation(ViolationKind.TYPE, where, "object", message))
+        return
+    role = message.get("role", MISSING)
+    if role in ROLES:
+        if role not in roles:
+            roles.append(role)
+    else:
+        kind = ViolationKind.MISSING if role is MISSING else ViolationKind.TYPE
+        got = f"{role!r}" if type(role) is str and _ROLE_LIKE.match(role) else describe(role)
+        errors.append(
+            Violation(
+                kind=kind, path=f"{where}.role", expected=f"one of {', '.join(ROLES)}", got=got
+            )
+        )
+    content = message.get("content", MISSING)
+    calls = message.get("tool_calls")
+    if content is MISSING or content is None:
+        # an assistant turn that only calls tools carries no content
+        if not (role == "assistant" and (calls or message.get("function_call"))):
+            kind = ViolationKind.MISSING if content is MISSING else ViolationKind.NULL
+            errors.append(_violation(kind, f"{where}.content", "string or array", content))
+    elif _is_array(content):
+        for index, part in enumerate(content):
+            if not isinstance(part, Mapping) or type(part.get("type")) is not str:
+                path = f"{where}.content[{index}]"
+                errors.append(_violation(ViolationKind.TYPE, path, 'object with a "type"', part))
+    elif type(content) is not str:
+        errors.append(
+            _violation(ViolationKind.TYPE, f"{where}.content", "string or array", content)
+        )
+    if calls is not None and not _is_array(calls):
+        errors.append(_violation(ViolationKind.TYPE, f"{where}.tool_calls", "array", calls))
+    if role == "tool" and not _is_non_empty_str(message.get("tool_call_id")):
+        value = message.get("tool_call_id", MISSING)
+        kind = ViolationKind.MISSING if value is MISSING else ViolationKind.TYPE
+        errors.append(_violation(kind, f"{where}.tool_call_id", "non-empty string", value))
+
+
+def _warnings(body: Mapping[str, Any], cautions: Sequence[str]) -> tuple[str, ...]:
+    found = []
+    for caution in cautions:
+        head, colon, _ = caution.partition(":")
+        names = [name.strip() for name in head.split("+")] if colon else []
+        if names and all(_lookup(body, name) not in (MISSING, None) for name in names):
+            found.append(caution)
+    if body.get("stream_options") is not None and body.get("stream") is not True:
+        found.append(_STREAM_OPTIONS_WARNING)
+    return tuple(found)
+
+
+def _lookup(body: Mapping[str, Any], dotted: str) -> object:
+    """A top-level or dotted field (``stream_options.include_usage``); MISSING if absent."""
+    current: object = body
+    for name in dotted.split("."):
+        if not isinstance(current, Mapping) or name not in current:
+            return MISSING
+        current = current[name]
+    return current
+
+
+def _max_tokens(body: Mapping[str, Any]) -> int | None:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if _is_positive_int(value):
+            return value
+    return None
+
+
+def _violation(kind: ViolationKind, path: str, expected: str, value: object) -> Violation:
+    return Violation(kind=kind, path=path, expected=expected, got=describe(value))

@@ -1,0 +1,182 @@
+"""An incremental Server-Sent Events decoder (bytes in, events out, no I/O).
+
+Follows the WHATWG event-stream rules: LF, CR and CRLF line endings, ``data:`` lines joined
+with ``\\n``, ``event:`` / ``id:`` / ``retry:`` fields, ``:`` comment lines (ignored, but
+counted: keep-alives such as new-api's ``: PING`` tell a slow upstream from a dead one), a
+leading byte-order mark stripped. The events produced do not depend on how the byte stream
+was split into ``feed`` calls, including splits inside a UTF-8 character or between ``\\r``
+and ``\\n``.
+
+One deliberate leniency: at :meth:`SSEDecoder.close` an unterminated last line is read as a
+line and a pending event is dispatched (the spec discards it), so a stream whose final
+``data: [DONE]`` lost its blank line is not mistaken for a cut one. The stream assembler
+tells a flushed, cut-off JSON chunk from a malformed one.
+
+    >>> decoder = SSEDecoder()
+    >>> decoder.feed(b'data: {"a": 1}\\n\\n: PING\\n\\ndata: [DO')
+    [SSEEvent(data='{"a": 1}', event='message', id=None)]
+    >>> decoder.feed(b"NE]\\n\\n")[0].is_done, decoder.comment_count
+    (True, 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatcontract.wire._values import positional_builder
+
+__all__ = ["DONE", "SSEDecoder", "SSEEvent"]
+
+#: The data payload that ends an OpenAI-compatible stream.
+DONE = "[DONE]"
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SSEEvent:
+    """One dispatched event: its ``data`` (lines joined by ``\\n``), ``event`` type
+    (``message`` unless an ``event:`` field said otherwise) and the last event ``id``."""
+
+    data: str
+    event: str = "message"
+    id: str | None = None
+
+    @property
+    def is_done(self) -> bool:
+        """True for the ``data: [DONE]`` terminator."""
+        return self.data.strip() == DONE
+
+
+class SSEDecoder:
+    """Turn a byte stream into :class:`SSEEvent` values, incrementally.
+
+    ``feed(data)`` returns the events completed by ``data``; ``close()`` flushes what is
+    pending at the end of the stream. ``comment_count`` counts ``:`` comment lines,
+    ``other_line_count`` lines that are neither fields nor comments (a body that is not SSE
+    at all shows up there), ``retry_ms`` holds the last valid ``retry:`` value.
+    """
+
+    __slots__ = (
+        "_data",
+        "_event",
+        "_last_id",
+        "_pending",
+        "_skip_lf",
+        "_started",
+        "comment_count",
+        "other_line_count",
+        "retry_ms",
+    )
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []  # pieces of a line not yet terminated
+        self._skip_lf = False  # the last chunk ended in CR: a leading LF belongs to it
+        self._started = False  # the byte-order mark check is done
+        self._data: list[bytes] = []
+        self._event: bytes | None = None
+        self._last_id: str | None = None
+        self.comment_count = 0
+        self.other_line_count = 0
+        self.retry_ms: int | None = None
+
+    def feed(self, data: bytes) -> list[SSEEvent]:
+        """Decode ``data`` and return the events it completes (possibly none)."""
+        if self._skip_lf:
+            self._skip_lf = False
+            if data[:1] == b"\n":
+                data = data[1:]
+        if not self._started:
+            data = self._take_pending() + data
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._pending = [data] if data else []
+                return []
+            self._started = True
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :]
+        if b"\n" not in data and b"\r" not in data:
+            # no line ends here: keep the piece, join once when the line completes
+            if data:
+                self._pending.append(data)
+            return []
+        buffer = self._take_pending() + data if self._pending else data
+        if b"\r" in buffer:
+            self._skip_lf = buffer.endswith(b"\r")
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buffer.split(b"\n")
+        last = lines.pop()
+        if last:
+            self._pending.append(last)
+        return self._lines(lines)
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: read an unterminated last line, dispatch any pending event."""
+        last = self._take_pending()
+        if not self._started:
+            self._started = True
+            last = last.removeprefix(_BOM)
+        return self._lines([last, b""] if last else [b""])
+
+    def _take_pending(self) -> bytes:
+        pending = b"".join(self._pending)
+        self._pending = []
+        return pending
+
+    def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        data = self._data  # the same list ``_set_data`` appends to
+        for line in lines:
+            if not line:  # a blank line dispatches the pending event
+                if data:
+                    joined = data[0] if len(data) == 1 else b"\n".join(data)
+                    kind = self._event
+                    events.append(
+                        _build_event(
+                            joined.decode("utf-8", "replace"),
+                            kind.decode("utf-8", "replace") if kind else "message",
+                            self._last_id,
+                        )
+                    )
+                    data = self._data = []
+                self._event = None
+            elif line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line[0] == 0x3A:  # ":" comment
+                self.comment_count += 1
+            else:
+                self._field(line)
+        return events
+
+    def _field(self, line: bytes) -> None:
+        name, colon, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        handler = _FIELDS.get(name)
+        if handler is None:
+            self.other_line_count += 1
+            return
+        handler(self, value if colon else b"")
+
+    def _set_data(self, value: bytes) -> None:
+        self._data.append(value)
+
+    def _set_event(self, value: bytes) -> None:
+        self._event = value
+
+    def _set_id(self, value: bytes) -> None:
+        if b"\0" not in value:
+            self._last_id = value.decode("utf-8", "replace")
+
+    def _set_retry(self, value: bytes) -> None:
+        if value and value.isdigit():
+            self.retry_ms = int(value)
+
+
+_build_event = positional_builder(SSEEvent)
+
+_FIELDS = {
+    b"data": SSEDecoder._set_data,
+    b"event": SSEDecoder._set_event,
+    b"id": SSEDecoder._set_id,
+    b"retry": SSEDecoder._set_retry,
+}

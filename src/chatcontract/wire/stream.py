@@ -1,0 +1,570 @@
+"""Streamed completions: assemble SSE chunks and say whether the stream really completed.
+
+A stream that returned 200 can still fail: it can be cut mid-answer, stall, carry a chunk
+that is not JSON, deliver ``{"error": …}`` as an event, or end with ``data: [DONE]`` without
+any ``finish_reason`` (new-api does this after an upstream timeout). :class:`StreamAssembler`
+accumulates content, reasoning, refusal and tool-call deltas, the usage chunk and metadata,
+and :class:`StreamVerdict` names what happened. :class:`StreamParser` wraps the SSE decoder
+and the assembler for the transport, which feeds bytes with monotonic timestamps::
+
+    parser = StreamParser(contract=contract)
+    for chunk in response.iter_bytes():
+        parser.feed(chunk, now=time.monotonic())
+    result = parser.close()
+    result.verdict, result.content, result.first_token_at
+
+Nothing here raises for bad input; only misuse (feeding a closed parser) raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from chatcontract.contract.model import Contract, Streaming
+from chatcontract.wire._json import loads
+from chatcontract.wire._tool_deltas import ToolDraft, tool_call_fields
+from chatcontract.wire._values import positional_builder
+from chatcontract.wire.completion import Completion, ToolCall, Usage, parse_usage
+from chatcontract.wire.error_body import (
+    ErrorBody,
+    error_from_document,
+    is_error_envelope,
+    parse_error_body,
+)
+from chatcontract.wire.sse import DONE, SSEDecoder, SSEEvent
+from chatcontract.wire.violation import Violation, ViolationKind, describe
+
+__all__ = ["StreamAssembler", "StreamParser", "StreamResult", "StreamVerdict", "parse_stream"]
+
+_DEFAULT_STREAMING = Streaming()
+
+#: At most this many violations are kept per stream; the verdict is unaffected.
+MAX_VIOLATIONS = 100
+
+
+class StreamVerdict(StrEnum):
+    """How a stream ended. Only ``complete`` is a success."""
+
+    COMPLETE = "complete"  # finish_reason seen, then [DONE] (or a clean close if not required)
+    NO_DONE = "no_done"  # finish_reason seen, closed without the contracted [DONE]
+    TRUNCATED = "truncated"  # [DONE] without any finish_reason
+    CUT = "cut"  # closed mid-answer: no finish_reason, no [DONE]
+    STALLED = "stalled"  # the caller's idle limit passed before the end
+    MALFORMED_CHUNK = "malformed_chunk"  # a data payload not JSON, or a chunk of the wrong shape
+    INBAND_ERROR = "inband_error"  # an {"error": …} event (or an ``event: error``)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamResult:
+    """Everything a stream carried, and its verdict.
+
+    ``content``, ``reasoning_content`` and ``refusal`` are the concatenated deltas of choice 0
+    (empty strings when none arrived); ``tool_calls`` are assembled by ``index`` with their
+    ``arguments`` concatenated. ``first_token_at`` is the ``now`` passed with the first
+    non-empty content, reasoning or tool-call delta. ``ping_count`` counts keep-alives (``:``
+    comments and blank data events). ``missing_usage`` is True when a usage chunk was
+    contracted, the answer finished, and none arrived; it does not change the verdict.
+    Violation paths look like ``$[chunk 3].choices[0].delta.content`` (chunks count from 0).
+    """
+
+    verdict: StreamVerdict
+    content: str
+    reasoning_content: str
+    refusal: str
+    tool_calls: tuple[ToolCall, ...]
+    finish_reason: str | None
+    usage: Usage | None
+    model: str | None
+    id: str | None
+    created: int | None
+    system_fingerprint: str | None
+    chunk_count: int
+    ping_count: int
+    first_token_at: float | None
+    done_seen: bool
+    missing_usage: bool
+    error: ErrorBody | None
+    violations: tuple[Violation, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when the stream completed (violations such as a missing usage chunk aside)."""
+        return self.verdict is StreamVerdict.COMPLETE
+
+    def as_completion(self) -> Completion:
+        """The assembled stream as a :class:`Completion` (what a non-streamed call returns)."""
+        return Completion(
+            id=self.id,
+            model=self.model,
+            created=self.created,
+            system_fingerprint=self.system_fingerprint,
+            content=self.content if self.content or not self.tool_calls else None,
+            refusal=self.refusal or None,
+            reasoning_content=self.reasoning_content or None,
+            tool_calls=self.tool_calls,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            choice_count=1 if self.chunk_count else 0,
+        )
+
+
+_build_result = positional_builder(StreamResult)
+
+
+class StreamAssembler:
+    """Accumulate decoded SSE events into a :class:`StreamResult`.
+
+    Only choice 0 is assembled (what the application reads); every choice is shape-checked.
+    Events after ``[DONE]`` are ignored and reported once.
+
+    Args:
+        contract: ``streaming.require_done`` and ``streaming.include_usage`` set what a
+            complete stream is; ``errors.request_id_pattern`` reads in-band errors.
+            ``None`` uses ``Streaming()`` defaults.
+        expect_usage: overrides ``streaming.include_usage`` (the transport knows whether
+            this request asked for ``stream_options.include_usage``).
+    """
+
+    __slots__ = (
+        "_after_done",
+        "_blank_count",
+        "_chunk_count",
+        "_content",
+        "_created",
+        "_done",
+        "_error",
+        "_expect_usage",
+        "_fingerprint",
+        "_finish_reason",
+        "_first_token",
+        "_first_token_at",
+        "_id",
+        "_malformed",
+        "_model",
+        "_pattern",
+        "_reasoning",
+        "_refusal",
+        "_require_done",
+        "_tools",
+        "_usage",
+        "_violations",
+    )
+
+    def __init__(self, *, contract: Contract | None = None, expect_usage: bool | None = None):
+        streaming = contract.streaming if contract is not None else _DEFAULT_STREAMING
+        self._require_done = streaming.require_done
+        self._expect_usage = streaming.include_usage if expect_usage is None else expect_usage
+        self._pattern = contract.errors.request_id_pattern if contract is not None else None
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._refusal: list[str] = []
+        self._tools: dict[int, ToolDraft] = {}
+        self._violations: list[Violation] = []
+        self._usage: Usage | None = None
+        self._error: ErrorBody | None = None
+        self._finish_reason: str | None = None
+        self._id: str | None = None
+        self._model: str | None = None
+        self._created: int | None = None
+        self._fingerprint: str | None = None
+        self._first_token_at: float | None = None
+        self._first_token = False
+        self._chunk_count = 0
+        self._blank_count = 0
+        self._done = False
+        self._after_done = False
+        self._malformed = False
+
+    # ------------------------------------------------------------------ feeding
+
+    def push(self, event: SSEEvent, now: float | None = None, *, final: bool = False) -> None:
+        """Take one decoded event. ``final`` marks an event flushed at the end of the stream
+        (an unparsable one then means the stream was cut inside it, not a malformed chunk)."""
+        self._push(event.data, now, event.event, final)
+
+    def push_data(
+        self, data: str, *, now: float | None = None, event: str = "message", final: bool = False
+    ) -> None:
+        """Take one event's data payload (see :meth:`push`)."""
+        self._push(data, now, event, final)
+
+    def _push(self, data: str, now: float | None, event: str, final: bool) -> None:
+        # The hot path: one call per chunk, positional, paths built only for violations.
+        if self._done:
+            self._after_done_event()
+            return
+        if data[:1] != "{":
+            if data.strip() == DONE:
+                self._done = True
+                return
+            if not data or data.isspace():
+                self._blank_count += 1
+                return
+        n = self._chunk_count
+        self._chunk_count = n + 1
+        doc, error_at = loads(data)
+        if error_at is not None:
+            self._unparsable(data, n, error_at, event, final)
+            return
+        if type(doc) is not dict:
+            self._bad(ViolationKind.NOT_OBJECT, f"$[chunk {n}]", "a chunk object", describe(doc))
+            return
+        if event == "error" or ("error" in doc and is_error_envelope(doc)):
+            self._inband(error_from_document(doc, request_id_pattern=self._pattern), n)
+            return
+        get = doc.get
+        choices = get("choices")
+        if type(choices) is list:
+            for position, choice in enumerate(choices):
+                self._choice(choice, n, position, now)
+        elif choices is not None:
+            self._bad(ViolationKind.TYPE, f"$[chunk {n}].choices", "array", describe(choices))
+        value = get("id")
+        if type(value) is str:
+            if self._id is None:
+                self._id = value
+        elif value is not None:
+            self._bad_type(n, "id", "string", value)
+        value = get("model")
+        if type(value) is str:
+            if self._model is None:
+                self._model = value
+        elif value is not None:
+            self._bad_type(n, "model", "string", value)
+        value = get("created")
+        if type(value) is int:
+            if self._created is None:
+                self._created = value
+        elif value is not None:
+            self._bad_type(n, "created", "integer", value)
+        value = get("system_fingerprint")
+        if type(value) is str:
+            self._fingerprint = value
+        elif value is not None:
+            self._bad_type(n, "system_fingerprint", "string", value)
+        usage = get("usage")
+        if usage is not None:
+            before = len(self._violations)
+            self._usage = parse_usage(usage, f"$[chunk {n}].usage", self._violations)
+            if len(self._violations) != before:
+                self._malformed = True
+
+    def _choice(self, choice: object, n: int, position: int, now: float | None) -> None:
+        if type(choice) is not dict:
+            self._bad_type(n, f"choices[{position}]", "object", choice)
+            return
+        get = choice.get
+        index = get("index", position)
+        if type(index) is not int:
+            self._bad_type(n, f"choices[{position}].index", "integer", index)
+            return
+        assemble = index == 0
+        finish_reason = get("finish_reason")
+        if finish_reason is not None:
+            if type(finish_reason) is not str:
+                self._bad_type(n, f"choices[{position}].finish_reason", "string", finish_reason)
+            elif assemble and finish_reason:
+                # "" is not a finish: some providers send it on every chunk instead of null
+                self._finish_reason = finish_reason
+        delta = get("delta")
+        if type(delta) is not dict:
+            if delta is not None:
+                self._bad_type(n, f"choices[{position}].delta", "object", delta)
+            return
+        get = delta.get
+        token = False
+        text = get("content")
+        if type(text) is str:
+            if text and assemble:
+                self._content.append(text)
+                token = True
+        elif text is not None:
+            self._bad_type(n, f"choices[{position}].delta.content", "string", text)
+        text = get("reasoning_content")
+        if type(text) is str:
+            if text and assemble:
+                self._reasoning.append(text)
+                token = True
+        elif text is not None:
+            self._bad_type(n, f"choices[{position}].delta.reasoning_content", "string", text)
+        text = get("refusal")
+        if type(text) is str:
+            if text and assemble:
+                self._refusal.append(text)
+        elif text is not None:
+            self._bad_type(n, f"choices[{position}].delta.refusal", "string", text)
+        calls = get("tool_calls")
+        if calls is not None:
+            where = f"$[chunk {n}].choices[{position}].delta.tool_calls"
+            token = self._tool_calls(calls, where, assemble) or token
+        if token and not self._first_token:
+            self._first_token = True
+            self._first_token_at = now
+
+    def _unparsable(self, data: str, n: int, error_at: int, event: str, final: bool) -> None:
+        if final:
+            # flushed at the end of the body: the stream was cut inside this chunk
+            self._violate(
+                ViolationKind.CUT_CHUNK, f"$[chunk {n}]", "a complete JSON chunk", "end of stream"
+            )
+        elif event == "error":
+            self._inband(parse_error_body(data.encode(), request_id_pattern=self._pattern), n)
+        else:
+            got = f"invalid JSON at character {error_at}"
+            self._bad(ViolationKind.INVALID_JSON, f"$[chunk {n}]", "JSON", got)
+
+    def _after_done_event(self) -> None:
+        if not self._after_done:
+            self._after_done = True
+            self._violate(
+                ViolationKind.AFTER_DONE, "$[after DONE]", "end of stream", "a data event"
+            )
+
+    def _bad_type(self, n: int, where: str, expected: str, value: object) -> None:
+        self._bad(ViolationKind.TYPE, f"$[chunk {n}].{where}", expected, describe(value))
+
+    def _tool_calls(self, calls: object, where: str, assemble: bool) -> bool:
+        """Merge tool-call deltas by ``index`` (position when absent); True if any arrived."""
+        if type(calls) is not list:
+            self._bad(ViolationKind.TYPE, where, "array", describe(calls))
+            return False
+        seen = False
+        for position, call in enumerate(calls):
+            at = f"{where}[{position}]"
+            if type(call) is not dict:
+                self._bad(ViolationKind.TYPE, at, "object", describe(call))
+                continue
+            fields = tool_call_fields(call, at)
+            if isinstance(fields, Violation):
+                self._record_bad(fields)
+                continue
+            if assemble:
+                index, call_id, call_type, name, arguments = fields
+                draft = self._tools.get(index if index is not None else position)
+                if draft is None:
+                    draft = self._tools[index if index is not None else position] = ToolDraft()
+                draft.merge(call_id, call_type, name, arguments)
+                seen = True
+        return seen
+
+    def _inband(self, error: ErrorBody, n: int) -> None:
+        if self._error is None:
+            self._error = error
+        self._violate(ViolationKind.ERROR_ENVELOPE, f"$[chunk {n}]", "a chunk", "an error event")
+
+    def _bad(self, kind: ViolationKind, path: str, expected: str, got: str) -> None:
+        self._malformed = True
+        self._violate(kind, path, expected, got)
+
+    def _record_bad(self, violation: Violation) -> None:
+        self._malformed = True
+        if len(self._violations) < MAX_VIOLATIONS:
+            self._violations.append(violation)
+
+    def _violate(self, kind: ViolationKind, path: str, expected: str, got: str) -> None:
+        if len(self._violations) < MAX_VIOLATIONS:
+            self._violations.append(Violation(kind=kind, path=path, expected=expected, got=got))
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def chunk_count(self) -> int:
+        """Data events other than ``[DONE]`` and blank keep-alives taken so far."""
+        return self._chunk_count
+
+    @property
+    def done_seen(self) -> bool:
+        """True once ``data: [DONE]`` arrived."""
+        return self._done
+
+    @property
+    def finish_reason(self) -> str | None:
+        """The last ``finish_reason`` of choice 0 so far."""
+        return self._finish_reason
+
+    @property
+    def first_token_at(self) -> float | None:
+        """The ``now`` given with the first content, reasoning or tool-call delta."""
+        return self._first_token_at
+
+    @property
+    def decided(self) -> StreamVerdict | None:
+        """A verdict already certain before the stream ends (an in-band error, a malformed
+        chunk, or ``[DONE]``), else None."""
+        if self._error is not None:
+            return StreamVerdict.INBAND_ERROR
+        if self._malformed:
+            return StreamVerdict.MALFORMED_CHUNK
+        if self._done:
+            finished = self._finish_reason is not None
+            return StreamVerdict.COMPLETE if finished else StreamVerdict.TRUNCATED
+        return None
+
+    def result(
+        self, *, stalled: bool = False, ping_count: int = 0, other_line_count: int = 0
+    ) -> StreamResult:
+        """The stream as it stands, judged as if it ended now.
+
+        Args:
+            stalled: the caller's idle limit passed (the stream did not end by itself).
+            ping_count: keep-alive comments counted by the SSE decoder.
+            other_line_count: non-SSE lines seen by the decoder; a stream with nothing else
+                is reported as not SSE (``malformed_chunk``).
+        """
+        violations = list(self._violations)
+        verdict = self.decided
+        if verdict is None and not self._chunk_count and other_line_count:
+            verdict = StreamVerdict.MALFORMED_CHUNK
+            violations.append(
+                Violation(
+                    kind=ViolationKind.NOT_SSE,
+                    path="$",
+                    expected="SSE data lines",
+                    got=f"{other_line_count} other lines",
+                )
+            )
+        if verdict is None:
+            verdict = self._ending(stalled)
+        missing_usage = (
+            self._expect_usage and self._usage is None and self._finish_reason is not None
+        )
+        if missing_usage:
+            violations.append(_MISSING_USAGE)
+        return _build_result(
+            verdict,
+            "".join(self._content),
+            "".join(self._reasoning),
+            "".join(self._refusal),
+            tuple(draft.build(index) for index, draft in sorted(self._tools.items())),
+            self._finish_reason,
+            self._usage,
+            self._model,
+            self._id,
+            self._created,
+            self._fingerprint,
+            self._chunk_count,
+            ping_count + self._blank_count,
+            self._first_token_at,
+            self._done,
+            missing_usage,
+            self._error,
+            tuple(violations),
+        )
+
+    def _ending(self, stalled: bool) -> StreamVerdict:
+        if stalled:
+            return StreamVerdict.STALLED
+        if self._finish_reason is None:
+            return StreamVerdict.CUT
+        return StreamVerdict.NO_DONE if self._require_done else StreamVerdict.COMPLETE
+
+
+_MISSING_USAGE = Violation(
+    kind=ViolationKind.MISSING_USAGE, path="$", expected="a usage chunk", got="none"
+)
+
+
+# ---------------------------------------------------------------------- bytes in
+
+
+class StreamParser:
+    """SSE decoding and assembly in one object, fed raw bytes by the transport.
+
+    ``feed(data, now)`` as bytes arrive (``now``: a monotonic timestamp, used for the first
+    token moment), then ``close(now)`` at the end of the body, or ``stall()`` when the
+    caller's idle limit passes. ``decided`` tells early whether the stream has already
+    failed (in-band error, malformed chunk) so the caller can stop reading.
+    """
+
+    __slots__ = ("_assembler", "_decoder", "_result")
+
+    def __init__(self, *, contract: Contract | None = None, expect_usage: bool | None = None):
+        self._decoder = SSEDecoder()
+        self._assembler = StreamAssembler(contract=contract, expect_usage=expect_usage)
+        self._result: StreamResult | None = None
+
+    def feed(self, data: bytes, now: float | None = None) -> None:
+        """Decode and assemble ``data``. Raises ``RuntimeError`` after :meth:`close`."""
+        if self._result is not None:
+            raise RuntimeError("StreamParser.feed() called after close(); create a new parser")
+        push = self._assembler._push  # the hot path skips the keyword-only wrapper
+        for event in self._decoder.feed(data):
+            push(event.data, now, event.event, False)
+
+    def close(self, now: float | None = None, *, stalled: bool = False) -> StreamResult:
+        """End of stream (or a stall, with ``stalled=True``): flush and judge. Idempotent."""
+        if self._result is None:
+            for event in self._decoder.close():
+                self._assembler.push(event, now, final=True)
+            self._result = self._assembler.result(
+                stalled=stalled,
+                ping_count=self._decoder.comment_count,
+                other_line_count=self._decoder.other_line_count,
+            )
+        return self._result
+
+    def stall(self, now: float | None = None) -> StreamResult:
+        """The caller's idle limit passed: end the stream as stalled (unless it had ended)."""
+        return self.close(now, stalled=True)
+
+    def snapshot(self) -> StreamResult:
+        """The stream so far, judged as if it ended now; the parser stays open."""
+        if self._result is not None:
+            return self._result
+        return self._assembler.result(
+            ping_count=self._decoder.comment_count,
+            other_line_count=self._decoder.other_line_count,
+        )
+
+    @property
+    def result(self) -> StreamResult | None:
+        """The final result once closed, else None."""
+        return self._result
+
+    @property
+    def verdict(self) -> StreamVerdict | None:
+        """The final verdict once closed; before that, a verdict already certain (see
+        :attr:`StreamAssembler.decided`), else None."""
+        if self._result is not None:
+            return self._result.verdict
+        return self._assembler.decided
+
+    @property
+    def chunk_count(self) -> int:
+        """Data chunks taken so far."""
+        return self._assembler.chunk_count
+
+    @property
+    def done_seen(self) -> bool:
+        """True once ``data: [DONE]`` arrived."""
+        return self._assembler.done_seen
+
+    @property
+    def first_token_at(self) -> float | None:
+        """The ``now`` given with the first token-bearing delta."""
+        return self._assembler.first_token_at
+
+    @property
+    def ping_count(self) -> int:
+        """Keep-alive comment lines so far."""
+        return self._decoder.comment_count
+
+
+def parse_stream(
+    chunks: Iterable[bytes],
+    *,
+    contract: Contract | None = None,
+    stalled: bool = False,
+    expect_usage: bool | None = None,
+) -> StreamResult:
+    """Parse a whole stream body given as byte chunks (any split) into a :class:`StreamResult`.
+
+    ``stalled=True`` says the caller stopped reading because its idle limit passed.
+    Never raises for any input bytes.
+    """
+    parser = StreamParser(contract=contract, expect_usage=expect_usage)
+    for chunk in chunks:
+        parser.feed(chunk)
+    return parser.close(stalled=stalled)

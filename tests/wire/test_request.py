@@ -1,0 +1,347 @@
+"""check_request: field names and types, cautions as warnings, never the text of a message."""
+
+from dataclasses import replace
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatcontract.contract import RequestSpec, load_preset
+from chatcontract.wire import RequestCheck, ViolationKind, check_request, check_request_bytes
+
+COMETAPI = load_preset("cometapi")
+ROLE_ERROR = "$.messages[0].role: expected one of system, developer, user, assistant, tool, got "
+SECRET = "sk-live-PROMPT-SECRET please summarise the merger memo"
+
+
+def body(**overrides):
+    doc = {
+        "model": "gpt-4.1-nano",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": SECRET},
+        ],
+        "max_tokens": 16,
+    }
+    doc.update(overrides)
+    return {name: value for name, value in doc.items() if value is not ...}
+
+
+def errors_of(check: RequestCheck) -> list[str]:
+    return [str(error) for error in check.errors]
+
+
+def test_a_minimal_request_is_ok_and_its_facts_are_recorded():
+    check = check_request(
+        body(stream=True, stream_options={"include_usage": True}), contract=COMETAPI
+    )
+    assert check.ok
+    assert check.errors == ()
+    assert check.warnings == ()
+    assert check.fields == ("max_tokens", "messages", "model", "stream", "stream_options")
+    assert check.model == "gpt-4.1-nano"
+    assert check.stream is True
+    assert check.include_usage is True
+    assert check.message_count == 2
+    assert check.roles == ("system", "user")
+    assert check.max_tokens == 16
+
+
+def test_the_contract_fixture_passes():
+    assert check_request(COMETAPI.request.fixture, contract=COMETAPI).ok
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"model": ...}, "$.model: expected non-empty string, got missing"),
+        ({"messages": ...}, "$.messages: expected non-empty array, got missing"),
+        ({"model": None}, "$.model: expected non-empty string, got null"),
+        ({"model": ""}, "$.model: expected non-empty string, got empty string"),
+        ({"model": 4}, "$.model: expected non-empty string, got 4"),
+        ({"messages": []}, "$.messages: expected non-empty array, got empty array"),
+        ({"messages": "hi"}, "$.messages: expected non-empty array, got string"),
+        ({"stream": "true"}, "$.stream: expected boolean, got string"),
+        ({"temperature": "0.2"}, "$.temperature: expected number, got string"),
+        ({"top_p": True}, "$.top_p: expected number, got true"),
+        ({"max_tokens": 0}, "$.max_tokens: expected positive integer, got 0"),
+        ({"max_tokens": "abc"}, "$.max_tokens: expected positive integer, got string"),
+        (
+            {"max_completion_tokens": 1.5},
+            "$.max_completion_tokens: expected positive integer, got 1.5",
+        ),
+        ({"n": -1}, "$.n: expected positive integer, got -1"),
+        ({"tools": {}}, "$.tools: expected array, got empty object"),
+        ({"stream_options": True, "stream": True}, "$.stream_options: expected object, got true"),
+        (
+            {"stream_options": {"include_usage": "yes"}, "stream": True},
+            "$.stream_options.include_usage: expected boolean, got string",
+        ),
+    ],
+    ids=[
+        "model-missing",
+        "messages-missing",
+        "model-null",
+        "model-empty",
+        "model-number",
+        "messages-empty",
+        "messages-string",
+        "stream-string",
+        "temperature-string",
+        "top-p-bool",
+        "max-tokens-zero",
+        "max-tokens-string",
+        "max-completion-float",
+        "n-negative",
+        "tools-object",
+        "stream-options-bool",
+        "include-usage-string",
+    ],
+)
+def test_field_errors(overrides, expected):
+    check = check_request(body(**overrides), contract=COMETAPI)
+    assert not check.ok
+    assert errors_of(check) == [expected]
+
+
+def test_null_optional_fields_are_accepted():
+    assert check_request(body(temperature=None, tools=None, stop=None)).ok
+
+
+def test_unknown_fields_are_left_alone():
+    assert check_request(body(fallbacks=["x"], metadata={"a": 1})).ok
+
+
+def test_contract_required_fields_beyond_model_and_messages():
+    contract = replace(
+        COMETAPI, request=RequestSpec(required=("model", "messages", "max_tokens", "user"))
+    )
+    assert errors_of(check_request(body(max_tokens=...), contract=contract)) == [
+        "$.max_tokens: expected positive integer, got missing",
+        "$.user: expected string, got missing",
+    ]
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("hi", "$.messages[0]: expected object, got string"),
+        (
+            {"content": "x"},
+            ROLE_ERROR + "missing",
+        ),
+        (
+            {"role": "function", "content": "x"},
+            ROLE_ERROR + "'function'",
+        ),
+        (
+            {"role": SECRET, "content": "x"},
+            ROLE_ERROR + "string",
+        ),
+        ({"role": "user"}, "$.messages[0].content: expected string or array, got missing"),
+        (
+            {"role": "user", "content": None},
+            "$.messages[0].content: expected string or array, got null",
+        ),
+        ({"role": "user", "content": 3}, "$.messages[0].content: expected string or array, got 3"),
+        (
+            {"role": "user", "content": [{"text": SECRET}]},
+            '$.messages[0].content[0]: expected object with a "type", got object',
+        ),
+        (
+            {"role": "assistant", "content": None},
+            "$.messages[0].content: expected string or array, got null",
+        ),
+        (
+            {"role": "assistant", "content": "x", "tool_calls": {}},
+            "$.messages[0].tool_calls: expected array, got empty object",
+        ),
+        (
+            {"role": "tool", "content": "42"},
+            "$.messages[0].tool_call_id: expected non-empty string, got missing",
+        ),
+        (
+            {"role": "tool", "content": "42", "tool_call_id": 7},
+            "$.messages[0].tool_call_id: expected non-empty string, got 7",
+        ),
+    ],
+    ids=[
+        "not-object",
+        "role-missing",
+        "role-unknown",
+        "role-free-text",
+        "content-missing",
+        "content-null",
+        "content-number",
+        "part-without-type",
+        "assistant-null-no-tools",
+        "tool-calls-object",
+        "tool-without-id",
+        "tool-id-number",
+    ],
+)
+def test_message_errors(message, expected):
+    assert errors_of(check_request(body(messages=[message]))) == [expected]
+
+
+def test_assistant_tool_call_turn_may_have_null_or_no_content():
+    call = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": call},
+        {"role": "assistant", "tool_calls": call},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {
+            "role": "developer",
+            "content": [
+                {"type": "text", "text": "x"},
+                {"type": "image_url", "image_url": {"url": "https://x"}},
+            ],
+        },
+    ]
+    check = check_request(body(messages=messages))
+    assert check.ok, errors_of(check)
+    assert check.roles == ("user", "assistant", "tool", "developer")
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def test_temperature_and_top_p_together_quote_the_contract_caution():
+    check = check_request(body(temperature=0.2, top_p=0.9), contract=COMETAPI)
+    assert check.ok
+    assert check.warnings == ("temperature+top_p: CometAPI advises against setting both",)
+
+
+def test_the_default_caution_is_openais():
+    assert check_request(body(temperature=0.2, top_p=0.9)).warnings == (
+        "temperature+top_p: OpenAI recommends altering one or the other, not both",
+    )
+
+
+def test_one_of_the_two_is_fine():
+    assert check_request(body(temperature=0.2), contract=COMETAPI).warnings == ()
+
+
+def test_a_dotted_caution_field_and_a_caution_without_fields():
+    spec = RequestSpec(
+        cautions=("stream_options.include_usage: some providers reject it", "free text caution")
+    )
+    contract = replace(COMETAPI, request=spec)
+    check = check_request(
+        body(stream=True, stream_options={"include_usage": True}), contract=contract
+    )
+    assert check.warnings == ("stream_options.include_usage: some providers reject it",)
+
+
+@pytest.mark.parametrize("stream", [False, ...], ids=["false", "absent"])
+def test_stream_options_without_stream_is_a_warning(stream):
+    check = check_request(body(stream=stream, stream_options={"include_usage": True}))
+    assert check.ok
+    assert check.warnings == (
+        "stream_options: set without stream: true; the API ignores or rejects it",
+    )
+    assert check.include_usage is True
+
+
+# --------------------------------------------------------------------------- privacy
+
+
+def test_message_text_never_appears_in_the_result():
+    bad = body(
+        messages=[
+            {"role": "user", "content": SECRET},
+            {"role": SECRET, "content": [SECRET]},
+            {"role": "tool", "content": SECRET, "tool_call_id": None},
+        ],
+        temperature=SECRET,
+    )
+    check = check_request(bad, contract=COMETAPI)
+    assert len(check.errors) == 4
+    for text in (repr(check), str(check), " ".join(errors_of(check))):
+        assert "PROMPT-SECRET" not in text
+        assert "merger" not in text
+
+
+def test_max_tokens_prefers_max_completion_tokens():
+    assert check_request(body(max_completion_tokens=32)).max_tokens == 32
+
+
+# --------------------------------------------------------------------------- bytes
+
+
+def test_check_request_bytes_decodes_then_checks():
+    assert check_request_bytes(orjson.dumps(body()), contract=COMETAPI).ok
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "kind"),
+    [
+        (b"", "$: expected JSON, got empty body", ViolationKind.INVALID_JSON),
+        (
+            b'{"model": ',
+            "$: expected JSON, got invalid JSON at byte 10",
+            ViolationKind.INVALID_JSON,
+        ),
+        (b"[1]", "$: expected a request object, got array", ViolationKind.NOT_OBJECT),
+    ],
+    ids=["empty", "truncated", "array"],
+)
+def test_check_request_bytes_rejects_non_objects(raw, expected, kind):
+    check = check_request_bytes(raw)
+    assert errors_of(check) == [expected]
+    assert check.errors[0].kind is kind
+
+
+def test_a_non_mapping_is_a_programming_error():
+    with pytest.raises(TypeError, match="takes a mapping"):
+        check_request([("model", "x")])  # type: ignore[arg-type]
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["role", "content", "tool_calls", "tool_call_id", "type", "x"]),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "model",
+                "messages",
+                "stream",
+                "stream_options",
+                "temperature",
+                "top_p",
+                "max_tokens",
+                "n",
+                "tools",
+                "stop",
+                "x",
+            ]
+        ),
+        json_values,
+        max_size=6,
+    )
+)
+def test_any_json_object_gives_a_check(doc):
+    check = check_request(doc, contract=COMETAPI)
+    assert check.ok == (not check.errors)
