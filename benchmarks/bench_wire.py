@@ -5,9 +5,11 @@ iteration counts (best of ``--repeats`` rounds):
 
 - completion: an E1-shaped body (research/cometapi.md §8) with about 300 tokens of content.
   ``chatcontract.wire.parse_completion`` (decode + contract checks + frozen values) against
-  ``ChatCompletion.model_validate_json(body)`` (pydantic-core, Rust). Two references are
-  printed alongside: ``orjson.loads`` alone (the floor any orjson-based parser pays) and the
-  SDK's default response path (``json.loads`` + ``construct_type``, no validation).
+  the baseline: what ``client.chat.completions.create()`` itself runs on the body with the
+  SDK's default settings (``_process_response_data``: ``json.loads`` + ``construct_type``).
+  Two references are printed alongside: the SDK's strict mode
+  (``_strict_response_validation=True``, ``ChatCompletion.model_validate_json``, pydantic-core
+  in Rust) and ``orjson.loads`` alone (the floor any orjson-based parser pays).
 - stream: 200 E11-shaped chunks plus the usage chunk and ``[DONE]``, delivered as 1 KiB reads.
   ``parse_stream`` (SSE decode + assembly + verdict) against the SDK's ``SSEDecoder`` plus
   ``ChatCompletionChunk.model_validate(json.loads(data))`` per event (no assembly).
@@ -172,14 +174,15 @@ def main() -> None:
         args.completions,
         args.repeats,
     )
-    ratio = sdk / ours
+    ratio = default / ours
     print(f"  chatcontract parse_completion          {ours * 1e6:8.2f} us")
-    print(f"  openai ChatCompletion.model_validate_json {sdk * 1e6:5.2f} us   (baseline)")
-    print(f"  openai default path (json + construct)  {default * 1e6:7.2f} us   (no validation)")
+    print(f"  openai response path (json + construct) {default * 1e6:7.2f} us   (baseline)")
+    print(f"  openai strict mode (model_validate_json) {sdk * 1e6:6.2f} us   (reference)")
     print(f"  orjson.loads alone                      {floor * 1e6:7.2f} us   (decode floor)")
     print(
-        f"  ratio vs baseline: {ratio:.2f}x  (best possible with orjson: {sdk / floor:.2f}x)  "
-        f"target {COMPLETION_TARGET:.0f}x: {'met' if ratio >= COMPLETION_TARGET else 'MISSED'}"
+        f"  ratio vs baseline: {ratio:.2f}x  target {COMPLETION_TARGET:.0f}x: "
+        f"{'met' if ratio >= COMPLETION_TARGET else 'MISSED'}; vs strict mode: {sdk / ours:.2f}x "
+        f"(orjson decode alone is {sdk / floor:.2f}x)"
     )
 
     total = sum(len(read) for read in reads)

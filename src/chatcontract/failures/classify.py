@@ -67,6 +67,8 @@ _VIOLATION_CODES: dict[ViolationKind, str] = {
     ViolationKind.INVALID_JSON: "invalid_json",
     ViolationKind.NOT_OBJECT: "not_object",
     ViolationKind.MISSING: "missing_field",
+    ViolationKind.NULL: "null_field",
+    ViolationKind.ERROR_ENVELOPE: "error_envelope",
     ViolationKind.TYPE: "wrong_type",
     ViolationKind.EMPTY: "empty_field",
     ViolationKind.NOT_SSE: "not_sse",
