@@ -9,7 +9,11 @@ import pytest
 from chatcontract.simulator import SimulatorServer
 
 _KEY_VARIABLES = (
-    "COMETAPI_KEY", "COMETAPI_API_KEY", "COMET_API_KEY", "OPENAI_API_KEY", "CHATCONTRACT_MODEL",
+    "COMETAPI_KEY",
+    "COMETAPI_API_KEY",
+    "COMET_API_KEY",
+    "OPENAI_API_KEY",
+    "CHATCONTRACT_MODEL",
     "CHATCONTRACT_KILL_SWITCH",
 )
 

@@ -1,4 +1,4 @@
-"""chatcontract: freeze, validate, classify and watch the contract your code has with a chat completions API."""
+"""chatcontract: freeze, validate, classify and watch what your code assumes about a chat API."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ class ChatContractError(Exception):
 
 
 class ConfigError(ChatContractError):
-    """A contract file, preset, flag or environment value is wrong; the message says what to write."""
+    """A contract file, preset, flag or environment value is wrong; the message says what to do."""
 
 
 class ContractFileError(ConfigError):

@@ -14,8 +14,15 @@ REDACTED = "***"
 
 #: Header names whose values are credentials.
 SENSITIVE_HEADERS = frozenset(
-    {"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie", "set-cookie",
-     "x-goog-api-key"}
+    {
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-goog-api-key",
+    }
 )
 
 # Credential-shaped substrings: OpenAI/new-api keys, bearer tokens, JWTs, AWS access keys.

@@ -119,7 +119,7 @@ def _simulated(
             contract=replace(contract, endpoint=endpoint),
             contract_path=path,
             secret=server.api_key,
-            secret_source="embedded simulator key",
+            secret_source="embedded simulator key",  # noqa: S106 - a description, not a secret
             model=contract.resolved_model(model, env),
             simulated=True,
             scenario=scenario,

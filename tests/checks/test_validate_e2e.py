@@ -32,7 +32,9 @@ def by_id(report, check_id):
     return next(check for check in report["checks"] if check["id"] == check_id)
 
 
-def test_default_suite_passes_against_the_simulator_and_says_it_is_simulated(capsys, tmp_path, monkeypatch):
+def test_default_suite_passes_against_the_simulator_and_says_it_is_simulated(
+    capsys, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # no ./chatcontract.yaml, no key: the embedded simulator
     code, out, _ = validate(capsys, *QUICK, "--format", "json")
     report = json.loads(out)
@@ -42,9 +44,16 @@ def test_default_suite_passes_against_the_simulator_and_says_it_is_simulated(cap
     assert report["target"]["base_url"].startswith("http://127.0.0.1:")
     expected_ids = [spec.id for spec in CHECKS if not spec.opt_in]
     assert [c["id"] for c in report["checks"]] == expected_ids
-    assert all(status == "pass" for cid, status in statuses(report).items() if cid != "contract_lint")
+    assert all(
+        status == "pass" for cid, status in statuses(report).items() if cid != "contract_lint"
+    )
     assert statuses(report)["contract_lint"] == "warn"
-    assert report["summary"] == {"passed": len(expected_ids) - 1, "failed": 0, "warned": 1, "skipped": 0}
+    assert report["summary"] == {
+        "passed": len(expected_ids) - 1,
+        "failed": 0,
+        "warned": 1,
+        "skipped": 0,
+    }
     canary = by_id(report, "canary")
     assert canary["evidence"]["request_id"]
     assert canary["evidence"]["model"] == "gpt-4.1-nano-2025-04-14"
@@ -52,9 +61,22 @@ def test_default_suite_passes_against_the_simulator_and_says_it_is_simulated(cap
 
 
 def test_negative_checks_pass_with_cometapis_documented_statuses(capsys):
-    code, out, _ = validate(capsys, "--simulate", "--format", "json", "--check", "malformed_request",
-                            "--check", "unsupported_model", "--check", "malformed_json",
-                            "--check", "missing_auth", "--check", "invalid_auth")
+    code, out, _ = validate(
+        capsys,
+        "--simulate",
+        "--format",
+        "json",
+        "--check",
+        "malformed_request",
+        "--check",
+        "unsupported_model",
+        "--check",
+        "malformed_json",
+        "--check",
+        "missing_auth",
+        "--check",
+        "invalid_auth",
+    )
     report = json.loads(out)
     assert code == 0
     assert "500 validation/invalid_request" in by_id(report, "malformed_request")["observed"]
@@ -90,9 +112,12 @@ def test_negative_checks_pass_with_cometapis_documented_statuses(capsys):
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
-def test_each_broken_provider_fails_the_check_that_guards_it(capsys, scenario, check, classification):
-    code, out, _ = validate(capsys, "--simulate", "--scenario", scenario, "--check", check,
-                            *QUICK, "--format", "json")
+def test_each_broken_provider_fails_the_check_that_guards_it(
+    capsys, scenario, check, classification
+):
+    code, out, _ = validate(
+        capsys, "--simulate", "--scenario", scenario, "--check", check, *QUICK, "--format", "json"
+    )
     report = json.loads(out)
     assert code == 1
     result = by_id(report, check)
@@ -105,14 +130,31 @@ def test_each_broken_provider_fails_the_check_that_guards_it(capsys, scenario, c
 
 
 def test_usage_consistency_names_the_problem(capsys):
-    _, out, _ = validate(capsys, "--simulate", "--scenario", "usage_mismatch", "--check",
-                         "usage_consistency", "--format", "json")
+    _, out, _ = validate(
+        capsys,
+        "--simulate",
+        "--scenario",
+        "usage_mismatch",
+        "--check",
+        "usage_consistency",
+        "--format",
+        "json",
+    )
     assert "!=" in by_id(json.loads(out), "usage_consistency")["observed"]
 
 
 def test_latency_warns_instead_of_failing_when_samples_fail(capsys):
-    code, out, _ = validate(capsys, "--simulate", "--scenario", "rate_limit", "--check",
-                            "latency_by_prompt_size", *QUICK, "--format", "json")
+    code, out, _ = validate(
+        capsys,
+        "--simulate",
+        "--scenario",
+        "rate_limit",
+        "--check",
+        "latency_by_prompt_size",
+        *QUICK,
+        "--format",
+        "json",
+    )
     result = by_id(json.loads(out), "latency_by_prompt_size")
     assert code == 0  # not a required check
     assert result["status"] == "warn"
@@ -122,9 +164,18 @@ def test_latency_warns_instead_of_failing_when_samples_fail(capsys):
 def test_rate_limit_burst_is_opt_in_and_records_429s(capsys):
     _, out, _ = validate(capsys, "--simulate", *QUICK, "--format", "json")
     assert "rate_limit_burst" not in statuses(json.loads(out))
-    code, out, _ = validate(capsys, "--simulate", "--scenario", "rate_limit", "--check",
-                            "rate_limit_burst", "--format", "json")
+    code, out, _ = validate(
+        capsys,
+        "--simulate",
+        "--scenario",
+        "rate_limit",
+        "--check",
+        "rate_limit_burst",
+        "--format",
+        "json",
+    )
     result = by_id(json.loads(out), "rate_limit_burst")
+    assert code == 0  # opt-in and not required: a warning
     assert result["status"] == "warn"
     assert result["evidence"]["statuses"] == {"429": 10}
 
@@ -136,8 +187,14 @@ def _target(simulator, contract=None, path=None):
     from chatcontract.contract import Endpoint
 
     contract = replace(contract, endpoint=Endpoint(base_url=simulator.base_url))
-    return Target(contract=contract, contract_path=path, secret=simulator.api_key,
-                  secret_source="test", model="gpt-4.1-nano", simulated=True)
+    return Target(
+        contract=contract,
+        contract_path=path,
+        secret=simulator.api_key,
+        secret_source="test",
+        model="gpt-4.1-nano",
+        simulated=True,
+    )
 
 
 def test_client_timeout_fails_when_the_deadline_does_not_fire(simulator):
@@ -156,15 +213,23 @@ def test_client_timeout_passes_within_the_deadline(simulator):
 
 
 def _accept_everything(request):
-    body = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                         "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
     return httpx2.Response(200, json=body)
 
 
-@pytest.mark.parametrize("check", ["missing_auth", "invalid_auth", "malformed_request",
-                                   "malformed_json", "unsupported_model"])
+@pytest.mark.parametrize(
+    "check",
+    ["missing_auth", "invalid_auth", "malformed_request", "malformed_json", "unsupported_model"],
+)
 def test_negative_checks_fail_when_the_provider_accepts_bad_requests(simulator, check):
     from chatcontract.checks.context import CheckContext
 
@@ -181,8 +246,11 @@ def test_negative_checks_fail_when_the_provider_accepts_bad_requests(simulator, 
 def test_missing_auth_fails_when_the_provider_answers_5xx(simulator):
     from chatcontract.checks.context import CheckContext
 
-    ctx = CheckContext.open(_target(simulator), SuiteOptions(),
-                            inner=httpx2.MockTransport(lambda r: httpx2.Response(502, text="bad gateway")))
+    ctx = CheckContext.open(
+        _target(simulator),
+        SuiteOptions(),
+        inner=httpx2.MockTransport(lambda r: httpx2.Response(502, text="bad gateway")),
+    )
     try:
         outcome = next(spec for spec in CHECKS if spec.id == "missing_auth").fn(ctx)
     finally:
@@ -196,8 +264,16 @@ def test_redaction_fails_when_a_provider_echoes_the_prompt_into_an_error(simulat
 
     def echo(request):
         prompt = orjson.loads(request.content)["messages"][0]["content"]
-        return httpx2.Response(400, json={"error": {"message": f"bad prompt: {prompt}",
-                                                    "type": "invalid_request_error", "code": ""}})
+        return httpx2.Response(
+            400,
+            json={
+                "error": {
+                    "message": f"bad prompt: {prompt}",
+                    "type": "invalid_request_error",
+                    "code": "",
+                }
+            },
+        )
 
     ctx = CheckContext.open(_target(simulator), SuiteOptions(), inner=httpx2.MockTransport(echo))
     try:
@@ -231,14 +307,24 @@ def test_production_contract_skips_negative_checks_unless_allowed(capsys, tmp_pa
     doc = yaml.safe_load((tmp_path / "chatcontract.yaml").read_text())
     doc["environment"] = "production"
     (tmp_path / "chatcontract.yaml").write_text(yaml.safe_dump(doc))
-    code, out, _ = validate(capsys, "--simulate", *QUICK, "--format", "json",
-                            "--check", "missing_auth", "--check", "canary")
+    code, out, _ = validate(
+        capsys,
+        "--simulate",
+        *QUICK,
+        "--format",
+        "json",
+        "--check",
+        "missing_auth",
+        "--check",
+        "canary",
+    )
     report = json.loads(out)
     assert code == 0
     assert by_id(report, "missing_auth")["status"] == "skip"
     assert "--allow-negative" in by_id(report, "missing_auth")["observed"]
-    _, out, _ = validate(capsys, "--simulate", "--allow-negative", "--format", "json",
-                         "--check", "missing_auth")
+    _, out, _ = validate(
+        capsys, "--simulate", "--allow-negative", "--format", "json", "--check", "missing_auth"
+    )
     assert by_id(json.loads(out), "missing_auth")["status"] == "pass"
 
 
@@ -249,8 +335,16 @@ def test_contract_lint_passes_for_an_owned_fresh_contract(capsys, tmp_path):
     doc = yaml.safe_load(path.read_text())
     doc["owner"] = "payments-platform"
     path.write_text(yaml.safe_dump(doc))
-    code, out, _ = validate(capsys, "--simulate", "--contract", str(path), "--check",
-                            "contract_lint", "--format", "json")
+    _, out, _ = validate(
+        capsys,
+        "--simulate",
+        "--contract",
+        str(path),
+        "--check",
+        "contract_lint",
+        "--format",
+        "json",
+    )
     report = json.loads(out)
     assert report["contract"]["path"] == str(path)
     assert report["contract"]["owner"] == "payments-platform"
@@ -259,8 +353,17 @@ def test_contract_lint_passes_for_an_owned_fresh_contract(capsys, tmp_path):
 
 def test_junit_has_one_testcase_per_check(capsys, tmp_path):
     output = tmp_path / "report.xml"
-    code, _, err = validate(capsys, "--simulate", "--scenario", "cut_stream", *QUICK,
-                            "--format", "junit", "--output", str(output))
+    code, _, err = validate(
+        capsys,
+        "--simulate",
+        "--scenario",
+        "cut_stream",
+        *QUICK,
+        "--format",
+        "junit",
+        "--output",
+        str(output),
+    )
     assert code == 1
     assert "report written" in err
     root = ET.fromstring(output.read_text())

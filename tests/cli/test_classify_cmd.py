@@ -31,16 +31,35 @@ def test_classify_success_prints_null_and_exits_0(cli, tmp_path):
 
 def test_classify_reads_the_body_from_stdin_and_headers(cli, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
-    code, out, _ = cli("classify", "--status", "429", "--body-file", "-",
-                       "--header", "X-Oneapi-Request-Id: 2026abc")
+    code, out, _ = cli(
+        "classify",
+        "--status",
+        "429",
+        "--body-file",
+        "-",
+        "--header",
+        "X-Oneapi-Request-Id: 2026abc",
+    )
     assert code == 1
     assert "rate_limit" in out and "2026abc" in out
 
 
 def test_classify_with_the_openai_preset(cli, tmp_path):
     body = tmp_path / "b.json"
-    body.write_bytes(b'{"error":{"message":"nope","type":"invalid_request_error","param":null,"code":"model_not_found"}}')
-    code, out, _ = cli("classify", "--status", "404", "--body-file", str(body), "--preset", "openai", "--format", "json")
+    body.write_bytes(
+        b'{"error":{"message":"nope","type":"invalid_request_error","param":null,"code":"model_not_found"}}'
+    )
+    code, out, _ = cli(
+        "classify",
+        "--status",
+        "404",
+        "--body-file",
+        str(body),
+        "--preset",
+        "openai",
+        "--format",
+        "json",
+    )
     assert code == 1 and json.loads(out)["category"] == "model"
 
 

@@ -27,7 +27,9 @@ def test_init_refuses_to_overwrite_without_force(cli, tmp_path):
     path.write_text("keep me")
     code, _, err = cli("init", "--path", str(path))
     assert code == 2
-    assert err.strip() == f"chatcontract: error: {path} already exists; pass --force to overwrite it"
+    assert (
+        err.strip() == f"chatcontract: error: {path} already exists; pass --force to overwrite it"
+    )
     assert path.read_text() == "keep me"
     code, _, _ = cli("init", "--path", str(path), "--force")
     assert code == 0
@@ -64,7 +66,10 @@ def test_lint_exits_1_on_errors_and_names_each(cli, contract_file):
     code, out, _ = cli("contract", "lint", "--path", str(contract_file), "--format", "json")
     assert code == 1
     report = json.loads(out)
-    assert "endpoint.verb: unknown key; known keys here: base_url, path, method, models_path" in report["errors"]
+    assert (
+        "endpoint.verb: unknown key; known keys here: base_url, path, method, models_path"
+        in report["errors"]
+    )
     assert "policy.retry.max_attempts: expected a whole number, got text" in report["errors"]
 
 
@@ -112,7 +117,10 @@ def test_diff_flags_breaking_changes_and_exits_1(cli, contract_file, tmp_path):
     new.write_text(yaml.safe_dump(doc))
     code, out, _ = cli("contract", "diff", str(contract_file), str(new))
     assert code == 1
-    assert "! ~ endpoint.base_url: 'https://api.cometapi.com/v1' -> 'https://api.example.com/v1'" in out
+    assert (
+        "! ~ endpoint.base_url: 'https://api.cometapi.com/v1' -> 'https://api.example.com/v1'"
+        in out
+    )
     assert "  ~ owner: '' -> 'team'" in out
     assert out.strip().endswith("2 change(s), 1 breaking ('!')")
 

@@ -18,7 +18,9 @@ def test_help_lists_every_command_with_one_line(capsys):
         [sys.executable, "-m", "chatcontract", "--help"], capture_output=True, text=True, check=True
     )
     for command in ("init", "contract", "validate", "classify", "simulate"):
-        lines = [line for line in result.stdout.splitlines() if line.strip().startswith(command + " ")]
+        lines = [
+            line for line in result.stdout.splitlines() if line.strip().startswith(command + " ")
+        ]
         assert lines, f"{command} missing from --help"
         assert len(lines[0].split(None, 1)) == 2, f"{command} has no one-line description"
 

@@ -25,13 +25,16 @@ def test_lint_warns_on_missing_owner_and_stale_review():
 
 
 def test_lint_is_clean_for_a_fresh_owned_contract():
-    findings = lint_document(_doc(owner="payments-team", reviewed_on="2026-11-01"),
-                             today=dt.date(2026, 11, 24))
+    findings = lint_document(
+        _doc(owner="payments-team", reviewed_on="2026-11-01"), today=dt.date(2026, 11, 24)
+    )
     assert findings == []
 
 
 def test_lint_warns_on_missing_reference_url_and_review_date():
-    messages = [f.message for f in lint_document(_doc(owner="t", reference_url="", reviewed_on=None))]
+    messages = [
+        f.message for f in lint_document(_doc(owner="t", reference_url="", reviewed_on=None))
+    ]
     assert any(m.startswith("reference_url: missing") for m in messages)
     assert any(m.startswith("reviewed_on: missing") for m in messages)
 

@@ -48,7 +48,10 @@ def test_unknown_keys_are_named_with_the_known_ones(tmp_path):
     doc["endpoint"]["base_ulr"] = "https://x"
     doc["polcy"] = {}
     problems = check_document(doc)
-    assert "endpoint.base_ulr: unknown key; known keys here: base_url, path, method, models_path" in problems
+    assert (
+        "endpoint.base_ulr: unknown key; known keys here: base_url, path, method, models_path"
+        in problems
+    )
     assert any(p.startswith("polcy: unknown key") for p in problems)
 
 
@@ -60,7 +63,9 @@ def test_wrong_types_name_the_field_and_the_expected_type():
     problems = check_document(doc)
     assert "policy.timeouts.total_ms: expected a whole number, got text" in problems
     assert "streaming.used: expected true or false, got text" in problems
-    assert any(p.startswith("errors.rules[0].status: expected a list or a whole number") for p in problems)
+    assert any(
+        p.startswith("errors.rules[0].status: expected a list or a whole number") for p in problems
+    )
 
 
 def test_missing_required_top_level_keys_are_listed():

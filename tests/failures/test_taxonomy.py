@@ -22,10 +22,18 @@ def test_auth_action_is_the_runbook_first_action():
 
 @pytest.mark.parametrize(
     ("category", "expected"),
-    [("validation", "none"), ("auth", "none"), ("model", "none"), ("endpoint", "none"),
-     ("quota", "fallback"), ("rate_limit", "retry"), ("upstream", "retry"),
-     ("contract", "fallback"), ("budget", "none")],
-    ids=lambda v: str(v),
+    [
+        ("validation", "none"),
+        ("auth", "none"),
+        ("model", "none"),
+        ("endpoint", "none"),
+        ("quota", "fallback"),
+        ("rate_limit", "retry"),
+        ("upstream", "retry"),
+        ("contract", "fallback"),
+        ("budget", "none"),
+    ],
+    ids=str,
 )
 def test_default_decisions(category, expected):
     assert decision_for(category) == expected
@@ -38,8 +46,13 @@ def test_contract_sets_adjust_the_decision():
 
 
 def test_failure_dict_has_exactly_the_documented_keys_and_redacts():
-    failure = make_failure(kind="api_error", category="auth", code="invalid_api_key", status=401,
-                           message="Incorrect API key provided: sk-abcdefghijklmnop1234")
+    failure = make_failure(
+        kind="api_error",
+        category="auth",
+        code="invalid_api_key",
+        status=401,
+        message="Incorrect API key provided: sk-abcdefghijklmnop1234",
+    )
     data = failure.to_dict()
     assert tuple(data) == FAILURE_KEYS
     assert "sk-abcdefghijklmnop1234" not in data["message"]
@@ -55,5 +68,13 @@ def test_failure_rejects_unknown_kind():
     from chatcontract.failures.failure import Failure
 
     with pytest.raises(ValueError, match="kind"):
-        Failure(kind="nope", category="auth", code="x", status=None, retry="none",  # type: ignore[arg-type]
-                owner="secrets", action="a", message="m")
+        Failure(
+            kind="nope",
+            category="auth",
+            code="x",
+            status=None,
+            retry="none",  # type: ignore[arg-type]
+            owner="secrets",
+            action="a",
+            message="m",
+        )

@@ -10,7 +10,7 @@ from chatcontract.failures.transport_errors import DeadlineExceeded, classify_ex
 def _raise_from(exc: BaseException, cause: BaseException) -> BaseException:
     try:
         raise exc from cause
-    except BaseException as err:  # noqa: BLE001 - building a chained exception for the test
+    except BaseException as err:
         return err
 
 
@@ -18,26 +18,66 @@ def _raise_from(exc: BaseException, cause: BaseException) -> BaseException:
     ("exc", "category", "code"),
     [
         (httpx2.ConnectError("[Errno -2] Name or service not known"), "network", "dns"),
-        (_raise_from(httpx2.ConnectError("boom"), socket.gaierror(-3, "Temporary failure in name resolution")), "network", "dns"),
+        (
+            _raise_from(
+                httpx2.ConnectError("boom"),
+                socket.gaierror(-3, "Temporary failure in name resolution"),
+            ),
+            "network",
+            "dns",
+        ),
         (httpx2.ConnectError("[Errno 111] Connection refused"), "network", "connect_refused"),
-        (httpx2.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), "network", "tls"),
+        (
+            httpx2.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"),
+            "network",
+            "tls",
+        ),
         (httpx2.ConnectTimeout("timed out"), "timeout", "connect_timeout"),
         (httpx2.ReadTimeout("timed out"), "timeout", "read_timeout"),
         (httpx2.WriteTimeout("timed out"), "timeout", "write_timeout"),
         (httpx2.PoolTimeout("timed out"), "timeout", "pool_timeout"),
         (DeadlineExceeded("2.0 s"), "timeout", "deadline"),
-        (httpx2.RemoteProtocolError("Server disconnected without sending a response."), "network", "reset"),
-        (httpx2.RemoteProtocolError("peer closed connection without sending complete message body: incomplete chunked read"), "network", "incomplete_body"),
+        (
+            httpx2.RemoteProtocolError("Server disconnected without sending a response."),
+            "network",
+            "reset",
+        ),
+        (
+            httpx2.RemoteProtocolError(
+                "peer closed connection without sending complete message body: incomplete chunked read"
+            ),
+            "network",
+            "incomplete_body",
+        ),
         (httpx2.ReadError("Connection reset by peer"), "network", "reset"),
         (ssl.SSLError("bad handshake"), "network", "tls"),
         (ConnectionRefusedError(), "network", "connect_refused"),
-        (httpx2.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol."), "endpoint", "unsupported_protocol"),
+        (
+            httpx2.UnsupportedProtocol(
+                "Request URL is missing an 'http://' or 'https://' protocol."
+            ),
+            "endpoint",
+            "unsupported_protocol",
+        ),
         (ValueError("weird"), "network", "unexpected"),
     ],
     ids=[
-        "dns", "dns-chained", "refused", "tls-cert", "connect-timeout", "read-timeout",
-        "write-timeout", "pool-timeout", "deadline", "reset-no-response", "incomplete-body",
-        "read-reset", "ssl", "os-refused", "bad-scheme", "unexpected",
+        "dns",
+        "dns-chained",
+        "refused",
+        "tls-cert",
+        "connect-timeout",
+        "read-timeout",
+        "write-timeout",
+        "pool-timeout",
+        "deadline",
+        "reset-no-response",
+        "incomplete-body",
+        "read-reset",
+        "ssl",
+        "os-refused",
+        "bad-scheme",
+        "unexpected",
     ],
 )
 def test_transport_exceptions_each_get_their_own_code(exc, category, code):

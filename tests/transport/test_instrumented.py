@@ -11,8 +11,11 @@ from chatcontract.transport import AsyncInstrumentedTransport, InstrumentedTrans
 COMET = load_preset("cometapi")
 SECRET = DEFAULT_API_KEY
 PROMPT = "Reply with exactly: pong"
-BODY = {"model": "gpt-4.1-nano", "max_tokens": 16,
-        "messages": [{"role": "system", "content": "marker-9f2c"}, {"role": "user", "content": PROMPT}]}
+BODY = {
+    "model": "gpt-4.1-nano",
+    "max_tokens": 16,
+    "messages": [{"role": "system", "content": "marker-9f2c"}, {"role": "user", "content": PROMPT}],
+}
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 
 
@@ -22,8 +25,9 @@ def _asgi_client(exchanges, **kwargs):
     async def collect():
         pass
 
-    transport = AsyncInstrumentedTransport(contract=COMET, sinks=[exchanges.append],
-                                           inner=inner, secrets=[SECRET], **kwargs)
+    transport = AsyncInstrumentedTransport(
+        contract=COMET, sinks=[exchanges.append], inner=inner, secrets=[SECRET], **kwargs
+    )
     return httpx2.AsyncClient(transport=transport, base_url="http://sim/v1")
 
 
@@ -82,7 +86,11 @@ def test_error_responses_are_classified_with_the_contract():
     _run(_post(exchanges, body={**BODY, "model": "no-such-model"}))
     failure = exchanges[0].failure
     assert (failure.kind, failure.category, failure.code, failure.retry) == (
-        "api_error", "model", "model_not_found", "none")
+        "api_error",
+        "model",
+        "model_not_found",
+        "none",
+    )
     assert failure.request_id
 
 
@@ -91,12 +99,10 @@ def test_streams_are_watched_as_they_pass():
     body = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
 
     async def go():
-        async with _asgi_client(exchanges) as client:
-            chunks = []
-            async with client.stream("POST", "/chat/completions", json=body, headers=AUTH) as response:
-                async for chunk in response.aiter_bytes():
-                    chunks.append(chunk)
-            return b"".join(chunks)
+        async with _asgi_client(exchanges) as client, client.stream(
+            "POST", "/chat/completions", json=body, headers=AUTH
+        ) as response:
+            return b"".join([chunk async for chunk in response.aiter_bytes()])
 
     raw = _run(go())
     assert b"data: [DONE]" in raw  # passed through unchanged
@@ -111,8 +117,12 @@ def test_streams_are_watched_as_they_pass():
 
 @pytest.mark.parametrize(
     ("scenario", "kind", "code"),
-    [("cut_stream", "parser", "stream_cut"), ("done_without_finish_reason", "parser", "stream_truncated"),
-     ("inband_error_chunk", "api_error", None), ("malformed_chunk", "parser", "malformed_chunk")],
+    [
+        ("cut_stream", "parser", "stream_cut"),
+        ("done_without_finish_reason", "parser", "stream_truncated"),
+        ("inband_error_chunk", "api_error", None),
+        ("malformed_chunk", "parser", "malformed_chunk"),
+    ],
     ids=["cut", "truncated", "inband", "malformed"],
 )
 def test_broken_streams_are_named(simulator, scenario, kind, code):
@@ -121,8 +131,12 @@ def test_broken_streams_are_named(simulator, scenario, kind, code):
     body = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
     with httpx2.Client(transport=transport, timeout=10) as client:
         try:
-            with client.stream("POST", simulator.base_url + "/chat/completions", json=body,
-                               headers={**AUTH, "X-Chatcontract-Scenario": scenario}) as response:
+            with client.stream(
+                "POST",
+                simulator.base_url + "/chat/completions",
+                json=body,
+                headers={**AUTH, "X-Chatcontract-Scenario": scenario},
+            ) as response:
                 for _ in response.iter_bytes():
                     pass
         except httpx2.HTTPError:
@@ -154,8 +168,9 @@ def test_transport_exceptions_are_recorded_then_re_raised():
     def refuse(request):
         raise httpx2.ConnectError("[Errno 111] Connection refused")
 
-    transport = InstrumentedTransport(contract=COMET, sinks=[exchanges.append],
-                                      inner=httpx2.MockTransport(refuse))
+    transport = InstrumentedTransport(
+        contract=COMET, sinks=[exchanges.append], inner=httpx2.MockTransport(refuse)
+    )
     with httpx2.Client(transport=transport) as client, pytest.raises(httpx2.ConnectError):
         client.post("http://127.0.0.1:9/v1/chat/completions", json=BODY)
     [exchange] = exchanges
@@ -166,12 +181,17 @@ def test_transport_exceptions_are_recorded_then_re_raised():
 def test_attempt_and_route_travel_in_request_extensions():
     exchanges = []
     transport = InstrumentedTransport(
-        contract=COMET, sinks=[exchanges.append],
+        contract=COMET,
+        sinks=[exchanges.append],
         inner=httpx2.MockTransport(lambda r: httpx2.Response(429)),
     )
     with httpx2.Client(transport=transport) as client:
-        request = client.build_request("POST", "http://x/v1/chat/completions", json=BODY,
-                                       extensions={"chatcontract": {"attempt": 2, "route": "backup"}})
+        request = client.build_request(
+            "POST",
+            "http://x/v1/chat/completions",
+            json=BODY,
+            extensions={"chatcontract": {"attempt": 2, "route": "backup"}},
+        )
         client.send(request)
     assert (exchanges[0].attempt, exchanges[0].route) == (2, "backup")
     assert exchanges[0].failure.category == "rate_limit"
@@ -180,7 +200,9 @@ def test_attempt_and_route_travel_in_request_extensions():
 def test_sync_and_async_transports_record_the_same_facts(simulator):
     sync_ex, async_ex = [], []
     url = simulator.base_url + "/chat/completions"
-    with httpx2.Client(transport=InstrumentedTransport(contract=COMET, sinks=[sync_ex.append])) as c:
+    with httpx2.Client(
+        transport=InstrumentedTransport(contract=COMET, sinks=[sync_ex.append])
+    ) as c:
         c.post(url, json=BODY, headers=AUTH)
 
     async def go():
@@ -192,6 +214,9 @@ def test_sync_and_async_transports_record_the_same_facts(simulator):
     a, b = sync_ex[0], async_ex[0]
     assert a.request == b.request
     assert (a.response.status, a.response.model, a.response.usage) == (
-        b.response.status, b.response.model, b.response.usage)
+        b.response.status,
+        b.response.model,
+        b.response.usage,
+    )
     assert a.failure == b.failure is None
     assert b.timings.connect_ms is not None

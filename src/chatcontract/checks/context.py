@@ -70,15 +70,15 @@ class CheckContext:
     ) -> CheckContext:
         exchanges: list[Exchange] = []
         transport = InstrumentedTransport(
-            contract=target.contract, sinks=[exchanges.append], secrets=[target.secret],
+            contract=target.contract,
+            sinks=[exchanges.append],
+            secrets=[target.secret],
             inner=inner,
         )
         timeouts = target.contract.policy.timeouts
         client = httpx2.Client(
             transport=transport,
-            timeout=httpx2.Timeout(
-                timeouts.total_ms / 1000, connect=timeouts.connect_ms / 1000
-            ),
+            timeout=httpx2.Timeout(timeouts.total_ms / 1000, connect=timeouts.connect_ms / 1000),
             follow_redirects=False,
         )
         return cls(
@@ -115,8 +115,13 @@ class CheckContext:
         body.update(overrides)
         return body
 
-    def headers(self, *, auth: str | None = "contract", scenario: str | None = None,
-                delay_ms: int | None = None) -> dict[str, str]:
+    def headers(
+        self,
+        *,
+        auth: str | None = "contract",
+        scenario: str | None = None,
+        delay_ms: int | None = None,
+    ) -> dict[str, str]:
         """Request headers: source marker, auth (``contract``, None to omit, or a value)."""
         headers = {SOURCE_HEADER[0]: SOURCE_HEADER[1], "Content-Type": "application/json"}
         if auth == "contract":

@@ -34,8 +34,15 @@ def select_checks(only: Sequence[str] = ()) -> tuple[CheckSpec, ...]:
 
 
 def _skip(spec: CheckSpec, reason: str) -> CheckResult:
-    return CheckResult(id=spec.id, title=spec.title, status="skip", required=spec.required,
-                       duration_ms=0.0, expected="-", observed=reason)
+    return CheckResult(
+        id=spec.id,
+        title=spec.title,
+        status="skip",
+        required=spec.required,
+        duration_ms=0.0,
+        expected="-",
+        observed=reason,
+    )
 
 
 def _skip_reason(spec: CheckSpec, target: Target, options: SuiteOptions) -> str | None:
@@ -64,8 +71,9 @@ def run_suite(
     results: list[CheckResult] = []
     all_notes = list(notes)
     if any(_skip_reason(s, target, options) for s in specs if s.negative):
-        all_notes.append("negative checks skipped: environment is production "
-                         "(pass --allow-negative to run them)")
+        all_notes.append(
+            "negative checks skipped: environment is production (pass --allow-negative to run them)"
+        )
     try:
         for spec in specs:
             if on_started is not None:
@@ -101,8 +109,12 @@ def run_suite(
         contract_path=target.contract_path,
         reviewed_on=contract.reviewed_on.isoformat() if contract.reviewed_on else None,
         owner=contract.owner,
-        target=TargetInfo(base_url=target.base_url, simulated=target.simulated,
-                          model=target.model, scenario=target.scenario),
+        target=TargetInfo(
+            base_url=target.base_url,
+            simulated=target.simulated,
+            model=target.model,
+            scenario=target.scenario,
+        ),
         started_at=started_at,
         duration_ms=(time.perf_counter() - started) * 1000,
         checks=tuple(results),

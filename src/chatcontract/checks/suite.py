@@ -18,6 +18,7 @@ import httpx2
 
 from chatcontract.contract import lint_document, read_document
 from chatcontract.failures import Failure
+from chatcontract.transport import Exchange
 
 from .context import CheckContext
 from .model import CheckStatus
@@ -51,7 +52,7 @@ class CheckSpec:
     opt_in: bool = False  # runs only when named with --check
 
 
-def _evidence(exchange: Any) -> dict[str, Any]:
+def _evidence(exchange: Exchange) -> dict[str, Any]:
     """Redacted facts of one Exchange for a report."""
     response = exchange.response
     facts: dict[str, Any] = {
@@ -77,7 +78,7 @@ def _evidence(exchange: Any) -> dict[str, Any]:
     return facts
 
 
-def _describe(exchange: Any) -> str:
+def _describe(exchange: Exchange) -> str:
     failure = exchange.failure
     status = exchange.response.status if exchange.response is not None else None
     if failure is None:
@@ -96,10 +97,15 @@ def check_canary(ctx: CheckContext) -> Outcome:
         "2xx JSON, every consumed response path present, non-empty assistant content, "
         "request id, response id, model and usage captured"
     )
-    if not exchange.ok:
-        return Outcome(status="fail", expected=expected, observed=_describe(exchange),
-                       failure=exchange.failure, evidence=_evidence(exchange))
     response = exchange.response
+    if exchange.failure is not None or response is None:
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=_describe(exchange),
+            failure=exchange.failure,
+            evidence=_evidence(exchange),
+        )
     missing = [
         name
         for name, value in (
@@ -116,10 +122,15 @@ def check_canary(ctx: CheckContext) -> Outcome:
     if exchange.request_id is None:
         observed += "; no request id header (the provider sent none)"
     if missing:
-        return Outcome(status="fail", expected=expected,
-                       observed=f"{observed}; not captured: {', '.join(missing)}",
-                       evidence=_evidence(exchange))
-    return Outcome(status="pass", expected=expected, observed=observed, evidence=_evidence(exchange))
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=f"{observed}; not captured: {', '.join(missing)}",
+            evidence=_evidence(exchange),
+        )
+    return Outcome(
+        status="pass", expected=expected, observed=observed, evidence=_evidence(exchange)
+    )
 
 
 def check_canary_repeat(ctx: CheckContext) -> Outcome:
@@ -131,21 +142,31 @@ def check_canary_repeat(ctx: CheckContext) -> Outcome:
     for index in range(runs):
         exchange = ctx.send()
         ctx.progress("canary_repeat", index + 1, runs)
-        if exchange.ok:
+        failure = exchange.failure
+        if failure is None:
             passed += 1
         else:
-            codes[f"{exchange.failure.kind}/{exchange.failure.category}/{exchange.failure.code}"] += 1
-            first_failure = first_failure or exchange.failure
+            codes[f"{failure.kind}/{failure.category}/{failure.code}"] += 1
+            first_failure = first_failure or failure
         if exchange.response is not None and exchange.response.shape_fingerprint:
             fingerprints[exchange.response.shape_fingerprint] += 1
     expected = f"{runs}/{runs} responses parse against the contract"
     observed = f"{passed}/{runs} parsed"
     if codes:
         observed += "; failures: " + ", ".join(f"{code} x{n}" for code, n in codes.most_common())
-    evidence = {"runs": runs, "passed": passed, "failures": dict(codes),
-                "distinct_shapes": len(fingerprints)}
-    return Outcome(status="pass" if passed == runs else "fail", expected=expected,
-                   observed=observed, failure=first_failure, evidence=evidence)
+    evidence = {
+        "runs": runs,
+        "passed": passed,
+        "failures": dict(codes),
+        "distinct_shapes": len(fingerprints),
+    }
+    return Outcome(
+        status="pass" if passed == runs else "fail",
+        expected=expected,
+        observed=observed,
+        failure=first_failure,
+        evidence=evidence,
+    )
 
 
 def check_streaming(ctx: CheckContext) -> Outcome:
@@ -168,15 +189,24 @@ def check_streaming(ctx: CheckContext) -> Outcome:
     if exchange.timings.ttft_ms is not None:
         evidence["ttft_ms"] = round(exchange.timings.ttft_ms, 1)
     if not exchange.ok:
-        return Outcome(status="fail", expected=expected, observed=_describe(exchange),
-                       failure=exchange.failure, evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=_describe(exchange),
+            failure=exchange.failure,
+            evidence=evidence,
+        )
     if response is None or response.stream_verdict is None:
-        return Outcome(status="fail", expected=expected,
-                       observed=f"not a stream: content type {response.content_type if response else None}",
-                       evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=f"not a stream: content type {response.content_type if response else None}",
+            evidence=evidence,
+        )
     if exchange.timings.ttft_ms is None:
-        return Outcome(status="fail", expected=expected, observed="no token arrived",
-                       evidence=evidence)
+        return Outcome(
+            status="fail", expected=expected, observed="no token arrived", evidence=evidence
+        )
     observed = (
         f"{response.chunk_count} chunks, verdict {response.stream_verdict}, finish_reason "
         f"{response.finish_reason}, TTFT {exchange.timings.ttft_ms:.0f} ms"
@@ -184,8 +214,13 @@ def check_streaming(ctx: CheckContext) -> Outcome:
     return Outcome(status="pass", expected=expected, observed=observed, evidence=evidence)
 
 
-_FINISH_CLASSES = {"stop": "complete", "tool_calls": "complete", "function_call": "complete",
-                   "length": "length", "content_filter": "filtered"}
+_FINISH_CLASSES = {
+    "stop": "complete",
+    "tool_calls": "complete",
+    "function_call": "complete",
+    "length": "length",
+    "content_filter": "filtered",
+}
 
 
 def check_stream_parity(ctx: CheckContext) -> Outcome:
@@ -197,9 +232,12 @@ def check_stream_parity(ctx: CheckContext) -> Outcome:
     expected = "streaming and non-streaming agree on the finish_reason class and usage presence"
     if not canary.ok or not stream.ok:
         which = "non-streaming" if not canary.ok else "streaming"
-        return Outcome(status="fail", expected=expected,
-                       observed=f"cannot compare: the {which} call failed",
-                       failure=canary.failure or stream.failure)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=f"cannot compare: the {which} call failed",
+            failure=canary.failure or stream.failure,
+        )
     a, b = canary.response, stream.response
     diffs = []
     class_a = _FINISH_CLASSES.get(a.finish_reason or "", a.finish_reason)
@@ -207,16 +245,23 @@ def check_stream_parity(ctx: CheckContext) -> Outcome:
     if class_a != class_b:
         diffs.append(f"finish_reason {a.finish_reason!r} vs {b.finish_reason!r}")
     if ctx.target.contract.streaming.include_usage and (a.usage is None) != (b.usage is None):
-        diffs.append(f"usage {'present' if a.usage else 'absent'} vs "
-                     f"{'present' if b.usage else 'absent'}")
-    evidence = {"non_streaming": {"finish_reason": a.finish_reason, "usage": a.usage is not None},
-                "streaming": {"finish_reason": b.finish_reason, "usage": b.usage is not None}}
+        diffs.append(
+            f"usage {'present' if a.usage else 'absent'} vs {'present' if b.usage else 'absent'}"
+        )
+    evidence = {
+        "non_streaming": {"finish_reason": a.finish_reason, "usage": a.usage is not None},
+        "streaming": {"finish_reason": b.finish_reason, "usage": b.usage is not None},
+    }
     if diffs:
-        return Outcome(status="fail", expected=expected, observed="; ".join(diffs),
-                       evidence=evidence)
-    return Outcome(status="pass", expected=expected,
-                   observed=f"both {class_a}, usage {'in both' if a.usage else 'in neither'}",
-                   evidence=evidence)
+        return Outcome(
+            status="fail", expected=expected, observed="; ".join(diffs), evidence=evidence
+        )
+    return Outcome(
+        status="pass",
+        expected=expected,
+        observed=f"both {class_a}, usage {'in both' if a.usage else 'in neither'}",
+        evidence=evidence,
+    )
 
 
 # -- negative paths --------------------------------------------------------------------------
@@ -233,17 +278,29 @@ def _expect_category(
     failure = exchange.failure
     evidence = _evidence(exchange)
     if failure is None:
-        return Outcome(status="fail", expected=expected,
-                       observed=f"HTTP {exchange.response.status}: the request was accepted",
-                       evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=f"HTTP {exchange.response.status}: the request was accepted",
+            evidence=evidence,
+        )
     evidence["classification"] = f"{failure.kind}/{failure.category}/{failure.code}"
     if failure.category not in categories:
-        return Outcome(status="fail", expected=expected, observed=_describe(exchange),
-                       failure=failure, evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=_describe(exchange),
+            failure=failure,
+            evidence=evidence,
+        )
     if failure.retry != "none":
-        return Outcome(status="fail", expected=expected,
-                       observed=f"{_describe(exchange)}; but the decision is {failure.retry!r}",
-                       failure=failure, evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=f"{_describe(exchange)}; but the decision is {failure.retry!r}",
+            failure=failure,
+            evidence=evidence,
+        )
     observed = f"HTTP {failure.status} {failure.category}/{failure.code}, not retried"
     note = (documented or {}).get((failure.status or 0, failure.code))
     if note:
@@ -253,14 +310,22 @@ def _expect_category(
 
 def check_missing_auth(ctx: CheckContext) -> Outcome:
     exchange = ctx.send(headers=ctx.headers(auth=None))
-    return _expect_category(ctx, exchange, categories=("auth",),
-                            expected="category auth (not a parser failure), not retried")
+    return _expect_category(
+        ctx,
+        exchange,
+        categories=("auth",),
+        expected="category auth (not a parser failure), not retried",
+    )
 
 
 def check_invalid_auth(ctx: CheckContext) -> Outcome:
     exchange = ctx.send(headers=ctx.headers(auth="sk-chatcontract-invalid-key-0000000000"))
-    return _expect_category(ctx, exchange, categories=("auth",),
-                            expected="category auth (not a parser failure), not retried")
+    return _expect_category(
+        ctx,
+        exchange,
+        categories=("auth",),
+        expected="category auth (not a parser failure), not retried",
+    )
 
 
 _DOCUMENTED = {
@@ -279,7 +344,10 @@ def check_malformed_request(ctx: CheckContext) -> Outcome:
     body.pop(removed, None)
     exchange = ctx.send(body)
     outcome = _expect_category(
-        ctx, exchange, categories=("validation",), documented=_DOCUMENTED,
+        ctx,
+        exchange,
+        categories=("validation",),
+        documented=_DOCUMENTED,
         expected=f"required field {removed!r} removed: category validation, not retried",
     )
     outcome.evidence["removed_field"] = removed
@@ -289,22 +357,32 @@ def check_malformed_request(ctx: CheckContext) -> Outcome:
 def check_malformed_json(ctx: CheckContext) -> Outcome:
     exchange = ctx.send(content=b'{"model": "x", "messages": [')
     outcome = _expect_category(
-        ctx, exchange, categories=("validation", "auth"),
+        ctx,
+        exchange,
+        categories=("validation", "auth"),
         expected="a body that is not JSON: category validation (or auth, if the gateway checks "
         "the key first), not retried",
     )
     failure = exchange.failure
     if outcome.status == "pass" and failure is not None and failure.category == "auth":
-        return Outcome(status="pass", expected=outcome.expected,
-                       observed=outcome.observed + " (the gateway checks auth before the body)",
-                       evidence=outcome.evidence)
+        return Outcome(
+            status="pass",
+            expected=outcome.expected,
+            observed=outcome.observed + " (the gateway checks auth before the body)",
+            evidence=outcome.evidence,
+        )
     return outcome
 
 
 def check_unsupported_model(ctx: CheckContext) -> Outcome:
     exchange = ctx.send(ctx.fixture(model="chatcontract-no-such-model-0"))
-    return _expect_category(ctx, exchange, categories=("model",), documented=_DOCUMENTED,
-                            expected="category model, not retried")
+    return _expect_category(
+        ctx,
+        exchange,
+        categories=("model",),
+        documented=_DOCUMENTED,
+        expected="category model, not retried",
+    )
 
 
 def check_client_timeout(ctx: CheckContext) -> Outcome:
@@ -312,8 +390,10 @@ def check_client_timeout(ctx: CheckContext) -> Outcome:
     normal_ms = canary.timings.total_ms if canary is not None and canary.ok else None
     deadline_ms = ctx.options.timeout_deadline_ms
     if deadline_ms is None:
-        deadline_ms = 50.0 if ctx.target.simulated or normal_ms is None else max(
-            1.0, min(100.0, normal_ms / 20)
+        deadline_ms = (
+            50.0
+            if ctx.target.simulated or normal_ms is None
+            else max(1.0, min(100.0, normal_ms / 20))
         )
     tolerance_ms = 150.0 + deadline_ms * 0.5
     # Against the simulator, make the upstream slow so "far below normal latency" holds.
@@ -322,26 +402,45 @@ def check_client_timeout(ctx: CheckContext) -> Outcome:
     exchange = ctx.send(headers=headers, timeout=httpx2.Timeout(deadline_ms / 1000))
     elapsed_ms = (time.perf_counter() - started) * 1000
     expected = (
-        f"a {deadline_ms:.0f} ms deadline ends the call within {deadline_ms + tolerance_ms:.0f} ms, "
+        f"a {deadline_ms:.0f} ms deadline ends the call within "
+        f"{deadline_ms + tolerance_ms:.0f} ms, "
         "classified transport/timeout"
     )
-    evidence = {"deadline_ms": round(deadline_ms, 1), "elapsed_ms": round(elapsed_ms, 1),
-                "normal_latency_ms": None if normal_ms is None else round(normal_ms, 1)}
+    evidence = {
+        "deadline_ms": round(deadline_ms, 1),
+        "elapsed_ms": round(elapsed_ms, 1),
+        "normal_latency_ms": None if normal_ms is None else round(normal_ms, 1),
+    }
     failure = exchange.failure
     if failure is None:
-        return Outcome(status="fail", expected=expected,
-                       observed=f"the call completed in {elapsed_ms:.0f} ms: the deadline did not fire",
-                       evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=f"the call completed in {elapsed_ms:.0f} ms: the deadline did not fire",
+            evidence=evidence,
+        )
     if (failure.kind, failure.category) != ("transport", "timeout"):
-        return Outcome(status="fail", expected=expected, observed=_describe(exchange),
-                       failure=failure, evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=_describe(exchange),
+            failure=failure,
+            evidence=evidence,
+        )
     if elapsed_ms > deadline_ms + tolerance_ms:
-        return Outcome(status="fail", expected=expected,
-                       observed=f"timed out after {elapsed_ms:.0f} ms: later than the deadline",
-                       failure=failure, evidence=evidence)
-    return Outcome(status="pass", expected=expected,
-                   observed=f"ended after {elapsed_ms:.0f} ms as transport/timeout/{failure.code}",
-                   evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=f"timed out after {elapsed_ms:.0f} ms: later than the deadline",
+            failure=failure,
+            evidence=evidence,
+        )
+    return Outcome(
+        status="pass",
+        expected=expected,
+        observed=f"ended after {elapsed_ms:.0f} ms as transport/timeout/{failure.code}",
+        evidence=evidence,
+    )
 
 
 # -- usage, latency ---------------------------------------------------------------------------
@@ -355,8 +454,11 @@ def usage_problems(usage: Any, *, fields: Sequence[str], max_tokens: int | None)
     prompt, completion, total = usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
     problems += [
         f"{name} negative"
-        for name, value in (("prompt_tokens", prompt), ("completion_tokens", completion),
-                            ("total_tokens", total))
+        for name, value in (
+            ("prompt_tokens", prompt),
+            ("completion_tokens", completion),
+            ("total_tokens", total),
+        )
         if value is not None and value < 0
     ]
     if prompt is not None and total is not None and total < prompt:
@@ -385,20 +487,34 @@ def check_usage_consistency(ctx: CheckContext) -> Outcome:
         if exchange.request.stream and not contract.streaming.include_usage:
             continue
         checked += 1
-        for problem in usage_problems(exchange.response.usage, fields=contract.policy.usage_fields,
-                                      max_tokens=exchange.request.max_tokens):
+        for problem in usage_problems(
+            exchange.response.usage,
+            fields=contract.policy.usage_fields,
+            max_tokens=exchange.request.max_tokens,
+        ):
             problems[problem] += 1
     evidence = {"responses_checked": checked, "problems": dict(problems)}
     if checked == 0:
-        return Outcome(status="fail", expected=expected, observed="no successful response to check",
-                       evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed="no successful response to check",
+            evidence=evidence,
+        )
     if problems:
-        return Outcome(status="fail", expected=expected,
-                       observed=f"{sum(problems.values())} problem(s) in {checked} responses: "
-                       + ", ".join(f"{p} x{n}" for p, n in problems.most_common(3)),
-                       evidence=evidence)
-    return Outcome(status="pass", expected=expected,
-                   observed=f"consistent in {checked}/{checked} responses", evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=f"{sum(problems.values())} problem(s) in {checked} responses: "
+            + ", ".join(f"{p} x{n}" for p, n in problems.most_common(3)),
+            evidence=evidence,
+        )
+    return Outcome(
+        status="pass",
+        expected=expected,
+        observed=f"consistent in {checked}/{checked} responses",
+        evidence=evidence,
+    )
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -434,22 +550,35 @@ def check_latency_by_prompt_size(ctx: CheckContext) -> Outcome:
             elif exchange.failure is not None:
                 failures.append(exchange.failure)
         if latencies:
-            stats[label] = {"p50_ms": round(_percentile(latencies, 0.5), 1),
-                            "p95_ms": round(_percentile(latencies, 0.95), 1),
-                            "samples": len(latencies)}
+            stats[label] = {
+                "p50_ms": round(_percentile(latencies, 0.5), 1),
+                "p95_ms": round(_percentile(latencies, 0.95), 1),
+                "samples": len(latencies),
+            }
     expected = f"{samples} samples per prompt size; p95 within the {budget.total_ms} ms budget"
     evidence: dict[str, Any] = {"by_size": stats}
-    observed = "; ".join(f"{k}: p50 {v['p50_ms']:.0f} ms, p95 {v['p95_ms']:.0f} ms"
-                         for k, v in stats.items()) or "no successful sample"
+    observed = (
+        "; ".join(
+            f"{k}: p50 {v['p50_ms']:.0f} ms, p95 {v['p95_ms']:.0f} ms" for k, v in stats.items()
+        )
+        or "no successful sample"
+    )
     if failures:
-        return Outcome(status="warn", expected=expected,
-                       observed=f"{observed}; {len(failures)} sample(s) failed",
-                       failure=failures[0], evidence=evidence)
+        return Outcome(
+            status="warn",
+            expected=expected,
+            observed=f"{observed}; {len(failures)} sample(s) failed",
+            failure=failures[0],
+            evidence=evidence,
+        )
     over = [k for k, v in stats.items() if v["p95_ms"] > budget.total_ms]
     if over or not stats:
-        return Outcome(status="warn", expected=expected,
-                       observed=f"{observed}; above budget: {', '.join(over) or 'all'}",
-                       evidence=evidence)
+        return Outcome(
+            status="warn",
+            expected=expected,
+            observed=f"{observed}; above budget: {', '.join(over) or 'all'}",
+            evidence=evidence,
+        )
     return Outcome(status="pass", expected=expected, observed=observed, evidence=evidence)
 
 
@@ -458,8 +587,10 @@ def check_latency_by_prompt_size(ctx: CheckContext) -> Outcome:
 
 def check_redaction(ctx: CheckContext) -> Outcome:
     produced = json.dumps(
-        {"exchanges": [e.to_dict() for e in ctx.exchanges],
-         "results": ctx.shared.get("results_so_far", [])},
+        {
+            "exchanges": [e.to_dict() for e in ctx.exchanges],
+            "results": ctx.shared.get("results_so_far", []),
+        },
         default=str,
     )
     secret = ctx.target.secret
@@ -471,26 +602,39 @@ def check_redaction(ctx: CheckContext) -> Outcome:
     expected = "neither the API key nor any prompt text in events, evidence or the report"
     evidence = {"bytes_scanned": len(produced), "exchanges": len(ctx.exchanges)}
     if leaks:
-        return Outcome(status="fail", expected=expected, observed="found " + " and ".join(leaks),
-                       evidence=evidence)
-    return Outcome(status="pass", expected=expected,
-                   observed=f"clean: {len(ctx.exchanges)} exchanges, {len(produced)} bytes scanned",
-                   evidence=evidence)
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed="found " + " and ".join(leaks),
+            evidence=evidence,
+        )
+    return Outcome(
+        status="pass",
+        expected=expected,
+        observed=f"clean: {len(ctx.exchanges)} exchanges, {len(produced)} bytes scanned",
+        evidence=evidence,
+    )
 
 
 def check_contract_lint(ctx: CheckContext) -> Outcome:
     expected = "an owner, a review within 90 days, a reference URL, no secret in the file"
     path = ctx.target.contract_path
     if path is None:
-        return Outcome(status="warn", expected=expected,
-                       observed="no contract file: the built-in cometapi preset was used; "
-                       "write one with 'chatcontract init'")
+        return Outcome(
+            status="warn",
+            expected=expected,
+            observed="no contract file: the built-in cometapi preset was used; "
+            "write one with 'chatcontract init'",
+        )
     findings = lint_document(read_document(path))
     if not findings:
         return Outcome(status="pass", expected=expected, observed="no findings")
-    return Outcome(status="warn", expected=expected,
-                   observed="; ".join(f.message for f in findings),
-                   evidence={"findings": [str(f) for f in findings]})
+    return Outcome(
+        status="warn",
+        expected=expected,
+        observed="; ".join(f.message for f in findings),
+        evidence={"findings": [str(f) for f in findings]},
+    )
 
 
 def check_rate_limit_burst(ctx: CheckContext) -> Outcome:
@@ -507,16 +651,27 @@ def check_rate_limit_burst(ctx: CheckContext) -> Outcome:
         if exchange.failure is not None and exchange.failure.category in ("rate_limit", "quota"):
             first_limited = first_limited or exchange.failure
     expected = f"a burst of {count} requests: no 429, rate-limit headers recorded if sent"
-    evidence = {"statuses": {str(k): v for k, v in statuses.items()},
-                "rate_limit_headers": headers_seen}
-    header_note = (f"headers: {', '.join(sorted(headers_seen))}" if headers_seen
-                   else "no rate-limit headers")
+    evidence = {
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "rate_limit_headers": headers_seen,
+    }
+    header_note = (
+        f"headers: {', '.join(sorted(headers_seen))}" if headers_seen else "no rate-limit headers"
+    )
     if first_limited is not None:
-        return Outcome(status="warn", expected=expected,
-                       observed=f"{statuses.get(429, 0)} x 429; {header_note}",
-                       failure=first_limited, evidence=evidence)
-    return Outcome(status="pass", expected=expected,
-                   observed=f"{count} requests, no 429; {header_note}", evidence=evidence)
+        return Outcome(
+            status="warn",
+            expected=expected,
+            observed=f"{statuses.get(429, 0)} x 429; {header_note}",
+            failure=first_limited,
+            evidence=evidence,
+        )
+    return Outcome(
+        status="pass",
+        expected=expected,
+        observed=f"{count} requests, no 429; {header_note}",
+        evidence=evidence,
+    )
 
 
 CHECKS: tuple[CheckSpec, ...] = (
@@ -524,25 +679,58 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec(id="canary_repeat", title="Repeated parser canary", fn=check_canary_repeat),
     CheckSpec(id="streaming", title="Streaming parser", fn=check_streaming),
     CheckSpec(id="stream_parity", title="Streaming / non-streaming parity", fn=check_stream_parity),
-    CheckSpec(id="missing_auth", title="Missing auth is classified auth", fn=check_missing_auth,
-              negative=True),
-    CheckSpec(id="invalid_auth", title="Invalid auth is classified auth", fn=check_invalid_auth,
-              negative=True),
-    CheckSpec(id="malformed_request", title="Malformed request is classified validation",
-              fn=check_malformed_request, negative=True),
-    CheckSpec(id="malformed_json", title="Malformed JSON is classified validation",
-              fn=check_malformed_json, negative=True),
-    CheckSpec(id="unsupported_model", title="Unsupported model is classified model",
-              fn=check_unsupported_model, negative=True),
-    CheckSpec(id="client_timeout", title="Client deadline fires and is classified",
-              fn=check_client_timeout),
+    CheckSpec(
+        id="missing_auth",
+        title="Missing auth is classified auth",
+        fn=check_missing_auth,
+        negative=True,
+    ),
+    CheckSpec(
+        id="invalid_auth",
+        title="Invalid auth is classified auth",
+        fn=check_invalid_auth,
+        negative=True,
+    ),
+    CheckSpec(
+        id="malformed_request",
+        title="Malformed request is classified validation",
+        fn=check_malformed_request,
+        negative=True,
+    ),
+    CheckSpec(
+        id="malformed_json",
+        title="Malformed JSON is classified validation",
+        fn=check_malformed_json,
+        negative=True,
+    ),
+    CheckSpec(
+        id="unsupported_model",
+        title="Unsupported model is classified model",
+        fn=check_unsupported_model,
+        negative=True,
+    ),
+    CheckSpec(
+        id="client_timeout",
+        title="Client deadline fires and is classified",
+        fn=check_client_timeout,
+    ),
     CheckSpec(id="usage_consistency", title="Usage consistency", fn=check_usage_consistency),
-    CheckSpec(id="latency_by_prompt_size", title="Latency by prompt size",
-              fn=check_latency_by_prompt_size, required=False),
-    CheckSpec(id="contract_lint", title="Contract file hygiene", fn=check_contract_lint,
-              required=False),
-    CheckSpec(id="rate_limit_burst", title="Small rate-limit burst", fn=check_rate_limit_burst,
-              required=False, opt_in=True),
+    CheckSpec(
+        id="latency_by_prompt_size",
+        title="Latency by prompt size",
+        fn=check_latency_by_prompt_size,
+        required=False,
+    ),
+    CheckSpec(
+        id="contract_lint", title="Contract file hygiene", fn=check_contract_lint, required=False
+    ),
+    CheckSpec(
+        id="rate_limit_burst",
+        title="Small rate-limit burst",
+        fn=check_rate_limit_burst,
+        required=False,
+        opt_in=True,
+    ),
     CheckSpec(id="redaction", title="No secret or prompt text in the output", fn=check_redaction),
 )
 

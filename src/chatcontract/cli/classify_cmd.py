@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
-        "--preset", default=None, metavar="NAME",
+        "--preset",
+        default=None,
+        metavar="NAME",
         help=f"contract preset: {', '.join(sorted(PRESETS))} (default: cometapi)",
     )
     source.add_argument("--contract", default=None, metavar="FILE", help="contract file")

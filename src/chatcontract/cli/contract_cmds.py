@@ -108,6 +108,7 @@ def run_show(args: argparse.Namespace) -> int:
     if args.format == "json":
         emit_json(resolved)
         return 0
+    timeouts, retry = contract.policy.timeouts, contract.policy.retry
     secret_line = (
         f"present in ${secret['variable']}"
         if secret["status"] == "present"
@@ -138,13 +139,14 @@ def run_show(args: argparse.Namespace) -> int:
         ("error rules", str(len(contract.errors.rules))),
         (
             "timeouts (ms)",
-            "connect={t.connect_ms} first_byte={t.first_byte_ms} first_token={t.first_token_ms} "
-            "total={t.total_ms}".format(t=contract.policy.timeouts),
+            f"connect={timeouts.connect_ms} first_byte={timeouts.first_byte_ms} "
+            f"first_token={timeouts.first_token_ms} "
+            f"total={contract.policy.timeouts.total_ms}",
         ),
         (
             "retry",
             f"max_attempts={contract.policy.retry.max_attempts} "
-            f"backoff={contract.policy.retry.backoff_initial_ms}..{contract.policy.retry.backoff_max_ms} ms "
+            f"backoff={retry.backoff_initial_ms}..{retry.backoff_max_ms} ms "
             f"jitter={contract.policy.retry.jitter}",
         ),
         ("fallback reserve", f"{contract.policy.fallback_reserve_ms} ms"),
@@ -191,8 +193,13 @@ def run_diff(args: argparse.Namespace) -> int:
                 "new": args.new,
                 "breaking": len(breaking),
                 "changes": [
-                    {"path": c.path, "change": c.change, "old": c.old, "new": c.new,
-                     "breaking": c.breaking}
+                    {
+                        "path": c.path,
+                        "change": c.change,
+                        "old": c.old,
+                        "new": c.new,
+                        "breaking": c.breaking,
+                    }
                     for c in changes
                 ],
             }

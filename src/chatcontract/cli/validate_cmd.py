@@ -26,25 +26,49 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Run the contract suite against the contract's endpoint (key from the "
         "contract's env list) or, with no contract and no key, against the embedded simulator.",
     )
-    parser.add_argument("--contract", default=None, metavar="FILE",
-                        help="contract file (default: ./chatcontract.yaml if present)")
+    parser.add_argument(
+        "--contract",
+        default=None,
+        metavar="FILE",
+        help="contract file (default: ./chatcontract.yaml if present)",
+    )
     parser.add_argument("--base-url", default=None, help="override the contract's base URL")
     parser.add_argument("--model", default=None, help="override the model ($CHATCONTRACT_MODEL)")
-    parser.add_argument("--simulate", action="store_true",
-                        help="validate against the embedded simulator")
-    parser.add_argument("--scenario", default=None, metavar="NAME",
-                        help="with --simulate: a simulator fault, e.g. cut_stream")
-    parser.add_argument("--check", action="append", default=[], metavar="ID",
-                        help=f"run only this check (repeatable): {', '.join(check_ids())}")
-    parser.add_argument("--canary-runs", type=int, default=30, metavar="N",
-                        help="repeated canary runs (default 30)")
-    parser.add_argument("--latency-samples", type=int, default=5, metavar="K",
-                        help="samples per prompt size (default 5)")
-    parser.add_argument("--allow-negative", action="store_true",
-                        help="run negative checks even when the contract says production")
+    parser.add_argument(
+        "--simulate", action="store_true", help="validate against the embedded simulator"
+    )
+    parser.add_argument(
+        "--scenario",
+        default=None,
+        metavar="NAME",
+        help="with --simulate: a simulator fault, e.g. cut_stream",
+    )
+    parser.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="ID",
+        help=f"run only this check (repeatable): {', '.join(check_ids())}",
+    )
+    parser.add_argument(
+        "--canary-runs", type=int, default=30, metavar="N", help="repeated canary runs (default 30)"
+    )
+    parser.add_argument(
+        "--latency-samples",
+        type=int,
+        default=5,
+        metavar="K",
+        help="samples per prompt size (default 5)",
+    )
+    parser.add_argument(
+        "--allow-negative",
+        action="store_true",
+        help="run negative checks even when the contract says production",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table")
-    parser.add_argument("--output", default=None, metavar="FILE",
-                        help="write the report here instead of stdout")
+    parser.add_argument(
+        "--output", default=None, metavar="FILE", help="write the report here instead of stdout"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -59,15 +83,26 @@ def run(args: argparse.Namespace) -> int:
         from chatcontract.simulator import SCENARIO_NAMES
 
         if args.scenario not in SCENARIO_NAMES:
-            raise UsageError(f"unknown scenario {args.scenario!r}; list them with "
-                             "'chatcontract simulate --list-scenarios'")
+            raise UsageError(
+                f"unknown scenario {args.scenario!r}; list them with "
+                "'chatcontract simulate --list-scenarios'"
+            )
     specs = select_checks(tuple(args.check))
-    options = SuiteOptions(canary_runs=args.canary_runs, latency_samples=args.latency_samples,
-                           allow_negative=args.allow_negative, only=tuple(args.check))
+    options = SuiteOptions(
+        canary_runs=args.canary_runs,
+        latency_samples=args.latency_samples,
+        allow_negative=args.allow_negative,
+        only=tuple(args.check),
+    )
     # Progress goes to stderr so a JSON/JUnit report on stdout stays clean.
     progress_console = Console(stderr=True)
-    with open_target(contract_path=args.contract, simulate=args.simulate,
-                     scenario=args.scenario, base_url=args.base_url, model=args.model) as target:
+    with open_target(
+        contract_path=args.contract,
+        simulate=args.simulate,
+        scenario=args.scenario,
+        base_url=args.base_url,
+        model=args.model,
+    ) as target:
         notes = []
         if target.simulated:
             why = "--simulate" if args.simulate else "no contract file and no API key configured"
@@ -75,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
             notes.append(f"simulated because: {why}{scenario}")
         with LiveProgress(progress_console, total=len(specs)) as live:
             report = run_suite(
-                target, options,
+                target,
+                options,
                 on_started=lambda spec: live.started(spec.id, spec.title),
                 on_finished=live.finished,
                 on_progress=live.advance,

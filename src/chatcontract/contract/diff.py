@@ -76,8 +76,11 @@ def _walk(old: Any, new: Any, path: str) -> Iterator[Change]:
             yield from _walk(old_keyed, new_keyed, path)
             if list(old_keyed) != list(new_keyed) and set(old_keyed) == set(new_keyed):
                 yield Change(
-                    path=f"{path} (order)", change="changed", old=list(old_keyed),
-                    new=list(new_keyed), breaking=_is_breaking(path),
+                    path=f"{path} (order)",
+                    change="changed",
+                    old=list(old_keyed),
+                    new=list(new_keyed),
+                    breaking=_is_breaking(path),
                 )
             return
         if all(not isinstance(i, Mapping | list) for i in old + new):

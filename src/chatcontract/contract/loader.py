@@ -91,13 +91,18 @@ SCHEMA: _Spec = {
     "endpoint": {"base_url": str, "path": str, "method": str, "models_path": str},
     "auth": {"header": str, "scheme": str, "env": list},
     "model": str,
-    "fallbacks": [{"name": str, "model": (str, type(None)), "base_url": (str, type(None)),
-                   "auth_env": list}],
+    "fallbacks": [
+        {"name": str, "model": (str, type(None)), "base_url": (str, type(None)), "auth_env": list}
+    ],
     "request": {"required": list, "fixture": dict, "optional_in_use": list, "cautions": list},
     "response": {"required_paths": list, "optional_paths": list, "finish_reasons": list},
     "streaming": {"used": bool, "include_usage": bool, "require_done": bool},
-    "errors": {"rules": [_RULE], "retryable": list, "non_retryable": list,
-               "request_id_pattern": str},
+    "errors": {
+        "rules": [_RULE],
+        "retryable": list,
+        "non_retryable": list,
+        "request_id_pattern": str,
+    },
     "policy": {
         "timeouts": _TIMEOUTS,
         "retry": _RETRY,
@@ -201,11 +206,15 @@ def _walk(value: Mapping[str, Any], spec: _Spec, prefix: str, problems: list[str
                 continue
             for index, element in enumerate(item):
                 if not isinstance(element, dict):
-                    problems.append(f"{where}[{index}]: expected a mapping, got {_type_name(element)}")
+                    problems.append(
+                        f"{where}[{index}]: expected a mapping, got {_type_name(element)}"
+                    )
                 else:
                     _walk(element, expected[0], f"{where}[{index}].", problems)
         elif not _accepts(expected, item):
-            problems.append(f"{where}: expected {_expected_words(expected)}, got {_type_name(item)}")
+            problems.append(
+                f"{where}: expected {_expected_words(expected)}, got {_type_name(item)}"
+            )
 
 
 def _tuple(value: object) -> tuple[Any, ...]:
@@ -308,7 +317,8 @@ def _policy(doc: dict[str, Any]) -> Policy:
     }
     if "usage_fields" in doc:
         doc["usage_fields"] = _tuple(doc["usage_fields"])
-    return _build(Policy, "policy", {**doc, **nested})
+    policy: Policy = _build(Policy, "policy", {**doc, **nested})
+    return policy
 
 
 def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -346,9 +356,11 @@ def load(path: str | os.PathLike[str] = DEFAULT_PATH) -> Contract:
     doc = read_document(path)
     problems = check_document(doc)
     if problems:
-        more = f" (and {len(problems) - 1} more: run 'chatcontract contract lint')" if len(
-            problems
-        ) > 1 else ""
+        more = (
+            f" (and {len(problems) - 1} more: run 'chatcontract contract lint')"
+            if len(problems) > 1
+            else ""
+        )
         raise ContractFileError(os.fspath(path), problems[0] + more)
     return contract_from_document(doc)
 
@@ -362,7 +374,8 @@ def load_preset(name: str) -> Contract:
 
 def contract_to_document(contract: Contract) -> dict[str, Any]:
     """The plain document for a contract (what ``dump`` writes and ``diff`` compares)."""
-    return _plain(contract)
+    document: dict[str, Any] = _plain(contract)
+    return document
 
 
 def _plain(value: Any) -> Any:
@@ -447,8 +460,7 @@ _HEADER = (
 
 
 def _emit(key: str, value: Any, path: str, indent: str, out: list[str]) -> None:
-    for comment_line in COMMENTS.get(path, "").splitlines():
-        out.append(f"{indent}# {comment_line}")
+    out.extend(f"{indent}# {line}" for line in COMMENTS.get(path, "").splitlines())
     nested = isinstance(value, Mapping) and value and any(f"{path}.{k}" in COMMENTS for k in value)
     if nested:
         out.append(f"{indent}{key}:")

@@ -20,8 +20,8 @@ __all__ = [
     "CATEGORIES",
     "RETRY_DECISIONS",
     "Auth",
-    "CostCaps",
     "Contract",
+    "CostCaps",
     "Endpoint",
     "ErrorRule",
     "ErrorTable",
@@ -179,10 +179,13 @@ class FallbackRoute:
         _require_text("fallbacks[].name", self.name)
         if self.model is None and self.base_url is None:
             raise _fail(
-                f"fallbacks[{self.name}]", "give a model, a base_url, or both (else it is the primary)"
+                f"fallbacks[{self.name}]",
+                "give a model, a base_url, or both (else it is the primary)",
             )
         if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
-            raise _fail(f"fallbacks[{self.name}].base_url", f"{self.base_url!r} is not an http(s) URL")
+            raise _fail(
+                f"fallbacks[{self.name}].base_url", f"{self.base_url!r} is not an http(s) URL"
+            )
         for name in self.auth_env:
             if not _ENV_RE.match(name):
                 raise _fail(f"fallbacks[{self.name}].auth_env", f"{name!r} is not a variable name")
@@ -267,7 +270,11 @@ class ErrorRule:
         _require_categories(f"{where}.category", (self.category,))
         if self.status is not None:
             for status in self.status:
-                if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+                if (
+                    isinstance(status, bool)
+                    or not isinstance(status, int)
+                    or not 100 <= status <= 599
+                ):
                     raise _fail(f"{where}.status", f"{status!r} is not an HTTP status (100-599)")
         if self.message is not None:
             try:
@@ -292,7 +299,9 @@ class ErrorTable:
         _require_categories("errors.non_retryable", self.non_retryable)
         both = sorted(set(self.retryable) & set(self.non_retryable))
         if both:
-            raise _fail("errors", f"{', '.join(both)} is both retryable and non_retryable; pick one")
+            raise _fail(
+                "errors", f"{', '.join(both)} is both retryable and non_retryable; pick one"
+            )
         names = [rule.name for rule in self.rules]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -300,7 +309,9 @@ class ErrorTable:
         try:
             compiled = re.compile(self.request_id_pattern)
         except re.error as exc:
-            raise _fail("errors.request_id_pattern", f"not a valid regular expression ({exc})") from exc
+            raise _fail(
+                "errors.request_id_pattern", f"not a valid regular expression ({exc})"
+            ) from exc
         if compiled.groups != 1:
             raise _fail("errors.request_id_pattern", "needs exactly one capture group: the id")
 
@@ -340,10 +351,14 @@ class RetryPolicy:
             raise _fail("policy.retry.max_attempts", "expected a whole number >= 1")
         if self.max_attempts < 1:
             raise _fail("policy.retry.max_attempts", "must be >= 1 (1 means no retry)")
-        _require_positive("policy.retry.backoff_initial_ms", self.backoff_initial_ms, allow_zero=True)
+        _require_positive(
+            "policy.retry.backoff_initial_ms", self.backoff_initial_ms, allow_zero=True
+        )
         _require_positive("policy.retry.backoff_max_ms", self.backoff_max_ms, allow_zero=True)
         _require_positive("policy.retry.backoff_multiplier", self.backoff_multiplier)
-        _require_positive("policy.retry.retry_after_cap_ms", self.retry_after_cap_ms, allow_zero=True)
+        _require_positive(
+            "policy.retry.retry_after_cap_ms", self.retry_after_cap_ms, allow_zero=True
+        )
         if not 0 <= self.jitter <= 1:
             raise _fail("policy.retry.jitter", f"must be between 0 and 1, got {self.jitter}")
 
@@ -356,8 +371,12 @@ class Prices:
     output_per_million: float
 
     def __post_init__(self) -> None:
-        _require_positive("policy.prices.input_per_million", self.input_per_million, allow_zero=True)
-        _require_positive("policy.prices.output_per_million", self.output_per_million, allow_zero=True)
+        _require_positive(
+            "policy.prices.input_per_million", self.input_per_million, allow_zero=True
+        )
+        _require_positive(
+            "policy.prices.output_per_million", self.output_per_million, allow_zero=True
+        )
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         """USD for one call with these token counts."""
@@ -392,7 +411,9 @@ class ProbeSettings:
     def __post_init__(self) -> None:
         _require_positive("policy.probe.interval_s", self.interval_s)
         _require_positive("policy.probe.max_tokens", self.max_tokens)
-        _require_positive("policy.probe.daily_cost_cap_usd", self.daily_cost_cap_usd, allow_zero=True)
+        _require_positive(
+            "policy.probe.daily_cost_cap_usd", self.daily_cost_cap_usd, allow_zero=True
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -420,7 +441,9 @@ class Policy:
             if name not in allowed:
                 raise _fail("policy.usage_fields", f"{name!r}; use {', '.join(sorted(allowed))}")
         if self.kill_switch_env is not None and not _ENV_RE.match(self.kill_switch_env):
-            raise _fail("policy.kill_switch_env", f"{self.kill_switch_env!r} is not a variable name")
+            raise _fail(
+                "policy.kill_switch_env", f"{self.kill_switch_env!r} is not a variable name"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -470,7 +493,7 @@ class Contract:
     def resolved_model(
         self, override: str | None = None, environ: Mapping[str, str] | None = None
     ) -> str:
-        """The model to call: ``override`` (``--model``), then ``$CHATCONTRACT_MODEL``, then the file."""
+        """The model: ``override`` (``--model``), then ``$CHATCONTRACT_MODEL``, then the file."""
         if override:
             return override
         source = os.environ if environ is None else environ

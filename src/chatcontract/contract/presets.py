@@ -56,10 +56,20 @@ def _rule(name: str, category: str, **match: Any) -> dict[str, Any]:
 # Order matters: the first matching row decides. Specific body signals come before the
 # status-only rows they refine (a 500 with invalid_request is validation, not upstream).
 _COMETAPI_RULES = [
-    _rule("invalid_request", "validation", code="invalid_request",
-          note="new-api answers a missing field or a wrong type with 500 invalid_request: never retry"),
-    _rule("model_not_found", "model", code="model_not_found",
-          note="503 'no available channel ... (distributor)': unknown or unavailable model, never retry"),
+    _rule(
+        "invalid_request",
+        "validation",
+        code="invalid_request",
+        note="new-api answers a missing field or a wrong type with 500 invalid_request: "
+        "never retry",
+    ),
+    _rule(
+        "model_not_found",
+        "model",
+        code="model_not_found",
+        note="503 'no available channel ... (distributor)': unknown or unavailable model, "
+        "never retry",
+    ),
     _rule("model_name_required", "validation", status=[400], message="model name is required"),
     _rule("model_not_priced", "model", status=[400], message="has not been priced"),
     _rule("invalid_json_body", "validation", status=[400], message=r"^invalid request"),
@@ -73,20 +83,36 @@ _COMETAPI_RULES = [
     _rule("request_too_large", "validation", status=[413]),
     _rule("invalid_url", "endpoint", status=[404]),
     _rule("rate_limited", "rate_limit", status=[429]),
-    _rule("gateway_timeout", "upstream", status=[504, 524],
-          note="504 from the gateway, 524 from the CDN (origin silent ~100 s): retry with backoff"),
+    _rule(
+        "gateway_timeout",
+        "upstream",
+        status=[504, 524],
+        note="504 from the gateway, 524 from the CDN (origin silent ~100 s): retry with backoff",
+    ),
     _rule("upstream_error", "upstream", status=[500, 502, 503]),
-    _rule("redirect", "endpoint", status=[301, 302, 307, 308],
-          note="a wrong base URL or path is answered with a redirect, not a JSON 404"),
-    _rule("html_on_api_path", "endpoint", body="html",
-          note="the web console's HTML page: the base URL or path is wrong"),
+    _rule(
+        "redirect",
+        "endpoint",
+        status=[301, 302, 307, 308],
+        note="a wrong base URL or path is answered with a redirect, not a JSON 404",
+    ),
+    _rule(
+        "html_on_api_path",
+        "endpoint",
+        body="html",
+        note="the web console's HTML page: the base URL or path is wrong",
+    ),
     _rule("client_error", "validation", status=[400, 422]),
 ]
 
 _OPENAI_RULES = [
     _rule("invalid_api_key", "auth", code="invalid_api_key"),
-    _rule("insufficient_quota", "quota", code="insufficient_quota",
-          note="a 429 saying insufficient_quota is billing, not a rate limit: do not retry"),
+    _rule(
+        "insufficient_quota",
+        "quota",
+        code="insufficient_quota",
+        note="a 429 saying insufficient_quota is billing, not a rate limit: do not retry",
+    ),
     _rule("model_not_found", "model", code="model_not_found"),
     _rule("context_length_exceeded", "validation", code="context_length_exceeded"),
     _rule("unauthorized", "auth", status=[401, 403]),

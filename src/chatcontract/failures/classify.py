@@ -79,16 +79,36 @@ _VIOLATION_CODES: dict[ViolationKind, str] = {
 
 # Stream verdicts that are failures → (kind, category, code, message).
 _STREAM_VERDICTS: dict[StreamVerdict, tuple[Kind, str, str, str]] = {
-    StreamVerdict.CUT: ("parser", "contract", "stream_cut",
-                        "the stream closed mid-answer: no finish_reason, no [DONE]"),
-    StreamVerdict.TRUNCATED: ("parser", "contract", "stream_truncated",
-                              "[DONE] arrived without any finish_reason: the answer is incomplete"),
-    StreamVerdict.NO_DONE: ("parser", "contract", "stream_no_done",
-                            "finish_reason seen but the stream closed without [DONE]"),
-    StreamVerdict.STALLED: ("transport", "timeout", "stream_stalled",
-                            "no stream data within the idle limit"),
-    StreamVerdict.MALFORMED_CHUNK: ("parser", "contract", "malformed_chunk",
-                                    "a stream chunk is not valid JSON or has the wrong shape"),
+    StreamVerdict.CUT: (
+        "parser",
+        "contract",
+        "stream_cut",
+        "the stream closed mid-answer: no finish_reason, no [DONE]",
+    ),
+    StreamVerdict.TRUNCATED: (
+        "parser",
+        "contract",
+        "stream_truncated",
+        "[DONE] arrived without any finish_reason: the answer is incomplete",
+    ),
+    StreamVerdict.NO_DONE: (
+        "parser",
+        "contract",
+        "stream_no_done",
+        "finish_reason seen but the stream closed without [DONE]",
+    ),
+    StreamVerdict.STALLED: (
+        "transport",
+        "timeout",
+        "stream_stalled",
+        "no stream data within the idle limit",
+    ),
+    StreamVerdict.MALFORMED_CHUNK: (
+        "parser",
+        "contract",
+        "malformed_chunk",
+        "a stream chunk is not valid JSON or has the wrong shape",
+    ),
 }
 
 _RULE_BODY_KINDS: dict[BodyKind, str] = {
@@ -169,7 +189,9 @@ def classify_error_body(
         status=status,
         message=_body_summary(status, error),
         request_id=error.request_id,
-        decision=decision_for(category, retryable=table.retryable, non_retryable=table.non_retryable),
+        decision=decision_for(
+            category, retryable=table.retryable, non_retryable=table.non_retryable
+        ),
         secrets=secrets,
     )
 
@@ -179,7 +201,10 @@ def _parser_failure(
 ) -> Failure:
     first = violations[0]
     code = _VIOLATION_CODES.get(first.kind, "contract_violation")
-    if first.path.startswith("$.choices") and first.kind in (ViolationKind.MISSING, ViolationKind.EMPTY):
+    if first.path.startswith("$.choices") and first.kind in (
+        ViolationKind.MISSING,
+        ViolationKind.EMPTY,
+    ):
         code = "missing_choices" if first.path == "$.choices" else code
     if first.path.startswith("$.usage") and first.kind is ViolationKind.MISSING:
         code = "missing_usage"
@@ -232,8 +257,11 @@ def _semantic_problem(
 ) -> tuple[str, str, str] | None:
     reason = completion.finish_reason
     if reason is not None and reason not in contract.response.finish_reasons:
-        return ("contract", "unexpected_finish_reason",
-                f"finish_reason {reason!r} is not one the contract accepts")
+        return (
+            "contract",
+            "unexpected_finish_reason",
+            f"finish_reason {reason!r} is not one the contract accepts",
+        )
     if not completion.content and not completion.tool_calls:
         if reason == "content_filter":
             return ("content", "content_filter", "the answer was filtered: no content")
@@ -247,14 +275,20 @@ def _semantic_problem(
     prompt, completion_tokens, total = counts
     if prompt is not None and completion_tokens is not None and total is not None:
         if total != prompt + completion_tokens:
-            return ("usage", "usage_mismatch",
-                    f"total_tokens {total} != prompt_tokens {prompt} + completion_tokens "
-                    f"{completion_tokens}")
+            return (
+                "usage",
+                "usage_mismatch",
+                f"total_tokens {total} != prompt_tokens {prompt} + completion_tokens "
+                f"{completion_tokens}",
+            )
     elif prompt is not None and total is not None and total < prompt:
         return ("usage", "usage_mismatch", f"total_tokens {total} < prompt_tokens {prompt}")
     if max_tokens is not None and completion_tokens is not None and completion_tokens > max_tokens:
-        return ("usage", "usage_exceeds_max_tokens",
-                f"completion_tokens {completion_tokens} > max_tokens {max_tokens}")
+        return (
+            "usage",
+            "usage_exceeds_max_tokens",
+            f"completion_tokens {completion_tokens} > max_tokens {max_tokens}",
+        )
     return None
 
 
@@ -300,9 +334,10 @@ def classify_response(
         return _with_header_request_id(
             _parser_failure(status, result.violations, contract, secrets), headers
         )
-    failure = semantic_failure(result.completion, contract=contract, max_tokens=max_tokens,
-                               status=status)
-    return None if failure is None else _with_header_request_id(failure, headers)
+    semantic = semantic_failure(
+        result.completion, contract=contract, max_tokens=max_tokens, status=status
+    )
+    return None if semantic is None else _with_header_request_id(semantic, headers)
 
 
 _REQUEST_ID_HEADERS = ("x-oneapi-request-id", "x-request-id", "request-id")
@@ -329,18 +364,31 @@ def classify_stream(
     """Classify an assembled stream: its verdict first, then the semantic checks."""
     contract = contract or _default_contract()
     if result.verdict is StreamVerdict.INBAND_ERROR and result.error is not None:
-        return classify_error_body(status, result.error, contract=contract, in_band=True,
-                                   secrets=secrets)
+        return classify_error_body(
+            status, result.error, contract=contract, in_band=True, secrets=secrets
+        )
     spec = _STREAM_VERDICTS.get(result.verdict)
     if spec is not None:
         kind, category, code, message = spec
-        return make_failure(kind=kind, category=category, code=code, status=status,
-                            message=message, decision=_decision(contract, category),
-                            secrets=secrets)
+        return make_failure(
+            kind=kind,
+            category=category,
+            code=code,
+            status=status,
+            message=message,
+            decision=_decision(contract, category),
+            secrets=secrets,
+        )
     if contract.streaming.include_usage and result.usage is None:
-        return make_failure(kind="parser", category="usage", code="missing_usage", status=status,
-                            message="include_usage was contracted but no usage chunk arrived",
-                            decision=_decision(contract, "usage"), secrets=secrets)
+        return make_failure(
+            kind="parser",
+            category="usage",
+            code="missing_usage",
+            status=status,
+            message="include_usage was contracted but no usage chunk arrived",
+            decision=_decision(contract, "usage"),
+            secrets=secrets,
+        )
     completion = result.as_completion()
     return semantic_failure(completion, contract=contract, max_tokens=max_tokens, status=status)
 
@@ -365,5 +413,6 @@ def classify(
     """
     if isinstance(subject, BaseException):
         return classify_exception(subject, secrets=secrets)
-    return classify_response(subject, headers, body, contract=contract, max_tokens=max_tokens,
-                             secrets=secrets)
+    return classify_response(
+        subject, headers, body, contract=contract, max_tokens=max_tokens, secrets=secrets
+    )

@@ -83,14 +83,15 @@ def _chain_text(exc: BaseException) -> str:
 def classify_exception(exc: BaseException, *, secrets: tuple[str, ...] = ()) -> Failure:
     """The ``Failure`` for an exception raised while sending or reading (kind ``transport``)."""
     text = _chain_text(exc)
-    for cls, category, code, message in _TABLE:
+    for cls, category, base_code, base_message in _TABLE:
         if not isinstance(exc, cls):
             continue
+        code, message = base_code, base_message
         if cls is httpx2.ConnectError:
-            for needle, cause, cause_message in _CONNECT_CAUSES:
-                if needle in text:
-                    code, message = cause, cause_message
-                    break
+            code, message = next(
+                ((cause, text_) for needle, cause, text_ in _CONNECT_CAUSES if needle in text),
+                (code, message),
+            )
         elif cls is httpx2.RemoteProtocolError and any(h in text for h in _INCOMPLETE_HINTS):
             code, message = "incomplete_body", "the response body ended before it was complete"
         elif cls is httpx2.RemoteProtocolError and not any(h in text for h in _RESET_HINTS):

@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import httpcore2
@@ -49,7 +49,7 @@ class PhaseClock:
 
     # httpcore2's trace extension: ``trace(event_name, info)``, e.g.
     # "connection.connect_tcp.started", "http11.receive_response_headers.complete".
-    _PHASES = {
+    _PHASES: ClassVar[dict[str, str]] = {
         "connect_tcp": "connect",
         "start_tls": "tls",
         "receive_response_headers": "headers",
@@ -114,7 +114,10 @@ class TimedBackend(httpcore2.NetworkBackend):
             clock.end("dns")
             target = _first_address(infos) or host
         return self._inner.connect_tcp(
-            target, port, timeout=timeout, local_address=local_address,
+            target,
+            port,
+            timeout=timeout,
+            local_address=local_address,
             socket_options=socket_options,
         )
 
@@ -152,7 +155,10 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
             clock.end("dns")
             target = _first_address(infos) or host
         return await self._inner.connect_tcp(
-            target, port, timeout=timeout, local_address=local_address,
+            target,
+            port,
+            timeout=timeout,
+            local_address=local_address,
             socket_options=socket_options,
         )
 

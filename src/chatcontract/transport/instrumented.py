@@ -176,8 +176,12 @@ class InstrumentedTransport(httpx2.BaseTransport):
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         observer = _observer(
-            request, contract=self._contract, sinks=self._sinks, secrets=self._secrets,
-            capture_content=self._capture, is_async=False,
+            request,
+            contract=self._contract,
+            sinks=self._sinks,
+            secrets=self._secrets,
+            capture_content=self._capture,
+            is_async=False,
         )
         token = CURRENT_CLOCK.set(observer.clock)
         try:
@@ -224,8 +228,12 @@ class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         observer = _observer(
-            request, contract=self._contract, sinks=self._sinks, secrets=self._secrets,
-            capture_content=self._capture, is_async=True,
+            request,
+            contract=self._contract,
+            sinks=self._sinks,
+            secrets=self._secrets,
+            capture_content=self._capture,
+            is_async=True,
         )
         token = CURRENT_CLOCK.set(observer.clock)
         try:

@@ -69,7 +69,10 @@ def request_facts(
     source = headers.get("x-request-source")
     if not isinstance(doc, dict):
         return RequestFacts(
-            method=method, url=_safe_url(url), timeout_budget_ms=budget, source=source,
+            method=method,
+            url=_safe_url(url),
+            timeout_budget_ms=budget,
+            source=source,
             shape_fingerprint=None if doc is None else shape_fingerprint(doc).digest,
         )
     messages = doc.get("messages")
@@ -78,7 +81,13 @@ def request_facts(
     if isinstance(messages, list):
         count = len(messages)
         roles = tuple(
-            sorted({m["role"] for m in messages if isinstance(m, dict) and isinstance(m.get("role"), str)})
+            sorted(
+                {
+                    m["role"]
+                    for m in messages
+                    if isinstance(m, dict) and isinstance(m.get("role"), str)
+                }
+            )
         )
     options = doc.get("stream_options")
     max_tokens = doc.get("max_completion_tokens", doc.get("max_tokens"))
@@ -90,7 +99,9 @@ def request_facts(
         roles=roles,
         stream=doc.get("stream") is True,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
-        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
+        max_tokens=max_tokens
+        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool)
+        else None,
         timeout_budget_ms=budget,
         shape_fingerprint=shape_fingerprint(doc).digest,
         source=source,
@@ -179,8 +190,11 @@ class CallObserver:
         if self._stream is not None:
             result = self._stream.close(time.perf_counter(), stalled=stalled)
             failure = classify_stream(
-                result, status=status, contract=self._contract,
-                max_tokens=self._request.max_tokens, secrets=self._secrets,
+                result,
+                status=status,
+                contract=self._contract,
+                max_tokens=self._request.max_tokens,
+                secrets=self._secrets,
             )
             usage = result.usage
             response = self._response_facts(
@@ -198,8 +212,12 @@ class CallObserver:
             return self._emit(failure=failure, response=response, ttft_ms=ttft)
         body = bytes(self._body)
         failure = classify_response(
-            status, self._headers, body, contract=self._contract,
-            max_tokens=self._request.max_tokens, secrets=self._secrets,
+            status,
+            self._headers,
+            body,
+            contract=self._contract,
+            max_tokens=self._request.max_tokens,
+            secrets=self._secrets,
         )
         response = self._non_stream_facts(status, body)
         return self._emit(failure=failure, response=response)
@@ -256,7 +274,9 @@ class CallObserver:
         chunk_count: int = 0,
         fingerprint: Fingerprint | None = None,
     ) -> ResponseFacts:
-        ids = {name: self._headers[name][:128] for name in _REQUEST_ID_HEADERS if name in self._headers}
+        ids = {
+            name: self._headers[name][:128] for name in _REQUEST_ID_HEADERS if name in self._headers
+        }
         limits = {
             name: value[:64]
             for name, value in self._headers.items()
@@ -281,7 +301,11 @@ class CallObserver:
         )
 
     def _emit(
-        self, *, failure: Failure | None, response: ResponseFacts | None, ttft_ms: float | None = None
+        self,
+        *,
+        failure: Failure | None,
+        response: ResponseFacts | None,
+        ttft_ms: float | None = None,
     ) -> Exchange:
         if self.exchange is not None:
             return self.exchange
