@@ -16,6 +16,7 @@ from chatcontract.contract import Contract, ErrorRule, load_preset
 from chatcontract.wire import (
     BodyKind,
     Completion,
+    CompletionResult,
     ErrorBody,
     StreamResult,
     StreamVerdict,
@@ -307,8 +308,12 @@ def classify_response(
     contract: Contract | None = None,
     max_tokens: int | None = None,
     secrets: tuple[str, ...] = (),
+    parsed: CompletionResult | None = None,
 ) -> Failure | None:
-    """Classify a complete, non-streaming HTTP response; ``None`` when the contract holds."""
+    """Classify a complete, non-streaming HTTP response; ``None`` when the contract holds.
+
+    ``parsed`` is the body's ``parse_completion`` result when the caller already has it.
+    """
     contract = contract or _default_contract()
     headers = headers or {}
     content_type = _header(headers, "content-type")
@@ -317,12 +322,12 @@ def classify_response(
         error = parse_error_body(body, content_type=content_type, request_id_pattern=pattern)
         failure = classify_error_body(status, error, contract=contract, secrets=secrets)
         return _with_header_request_id(failure, headers)
-    error = parse_error_body(body, content_type=content_type, request_id_pattern=pattern)
-    if error.body_kind is BodyKind.HTML:
+    if _looks_like_html(body, content_type):
+        error = parse_error_body(body, content_type=content_type, request_id_pattern=pattern)
         return _with_header_request_id(
             classify_error_body(status, error, contract=contract, secrets=secrets), headers
         )
-    result = parse_completion(body, contract=contract)
+    result = parsed if parsed is not None else parse_completion(body, contract=contract)
     if result.error is not None:
         failure = classify_error_body(
             status, result.error, contract=contract, in_band=True, secrets=secrets
@@ -341,6 +346,13 @@ def classify_response(
 
 
 _REQUEST_ID_HEADERS = ("x-oneapi-request-id", "x-request-id", "request-id")
+
+
+def _looks_like_html(body: bytes, content_type: str | None) -> bool:
+    """A 2xx that is an HTML page (a console or SPA on the API path), cheaply."""
+    if content_type is not None and "html" in content_type.lower():
+        return True
+    return body[:64].lstrip()[:1] == b"<"
 
 
 def _with_header_request_id(failure: Failure, headers: Mapping[str, str]) -> Failure:

@@ -15,7 +15,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import random
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import httpx2
@@ -36,6 +37,7 @@ def _observer(
     secrets: tuple[str, ...],
     capture_content: bool,
     is_async: bool,
+    shapes: bool = True,
 ) -> CallObserver:
     meta: dict[str, Any] = dict(request.extensions.get("chatcontract") or {})
     content = request.content if isinstance(request.stream, httpx2.ByteStream) else b""
@@ -43,8 +45,9 @@ def _observer(
         request.method,
         str(request.url),
         content,
-        {k.lower(): v for k, v in request.headers.items()},
+        {"x-request-source": request.headers.get("x-request-source", "")},
         request.extensions.get("timeout"),
+        fingerprint=shapes,
     )
     observer = CallObserver(
         request=facts,
@@ -54,6 +57,8 @@ def _observer(
         attempt=int(meta.get("attempt", 1)),
         route=str(meta.get("route", "primary")),
         capture_content=capture_content,
+        shapes=shapes,
+        request_content=content if not shapes else b"",
     )
     chain = _chain_atrace if is_async else _chain_trace
     request.extensions["trace"] = chain(request.extensions.get("trace"), observer)
@@ -150,6 +155,10 @@ class InstrumentedTransport(httpx2.BaseTransport):
         inner: the transport doing the I/O (default: ``httpx2.HTTPTransport()`` with DNS timed).
         secrets: strings redacted from every message (the API key).
         capture_content: keep completion text in Exchanges (off: only its length is kept).
+        shape_sample_rate: the fraction of successful calls whose request and response shapes
+            are fingerprinted (failures always are). 1.0 for validation and probes; a
+            production hot path can lower it, as drift detection only needs a sample.
+        rng: the sampling random source (tests inject a fixed one).
     """
 
     def __init__(
@@ -160,6 +169,8 @@ class InstrumentedTransport(httpx2.BaseTransport):
         inner: httpx2.BaseTransport | None = None,
         secrets: Sequence[str] = (),
         capture_content: bool = False,
+        shape_sample_rate: float = 1.0,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         if inner is None:
             inner = httpx2.HTTPTransport()
@@ -169,6 +180,10 @@ class InstrumentedTransport(httpx2.BaseTransport):
         self._sinks = tuple(sinks)
         self._secrets = tuple(s for s in secrets if s)
         self._capture = capture_content
+        if not 0.0 <= shape_sample_rate <= 1.0:
+            raise ValueError("shape_sample_rate must be between 0 and 1")
+        self._shape_rate = shape_sample_rate
+        self._rng = rng
 
     def add_sink(self, sink: ExchangeSink) -> None:
         """Also hand every later Exchange to ``sink``."""
@@ -182,6 +197,7 @@ class InstrumentedTransport(httpx2.BaseTransport):
             secrets=self._secrets,
             capture_content=self._capture,
             is_async=False,
+            shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
         )
         token = CURRENT_CLOCK.set(observer.clock)
         try:
@@ -212,6 +228,8 @@ class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
         inner: httpx2.AsyncBaseTransport | None = None,
         secrets: Sequence[str] = (),
         capture_content: bool = False,
+        shape_sample_rate: float = 1.0,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         if inner is None:
             inner = httpx2.AsyncHTTPTransport()
@@ -221,6 +239,10 @@ class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
         self._sinks = tuple(sinks)
         self._secrets = tuple(s for s in secrets if s)
         self._capture = capture_content
+        if not 0.0 <= shape_sample_rate <= 1.0:
+            raise ValueError("shape_sample_rate must be between 0 and 1")
+        self._shape_rate = shape_sample_rate
+        self._rng = rng
 
     def add_sink(self, sink: ExchangeSink) -> None:
         """Also hand every later Exchange to ``sink``."""
@@ -234,6 +256,7 @@ class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
             secrets=self._secrets,
             capture_content=self._capture,
             is_async=True,
+            shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
         )
         token = CURRENT_CLOCK.set(observer.clock)
         try:

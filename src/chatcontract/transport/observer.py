@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from chatcontract.failures import (
 )
 from chatcontract.redact import redact_text
 from chatcontract.wire import (
+    CompletionResult,
     Fingerprint,
     SSEDecoder,
     StreamParser,
@@ -54,8 +56,13 @@ def request_facts(
     content: bytes,
     headers: Mapping[str, str],
     timeout: Mapping[str, Any] | None,
+    *,
+    fingerprint: bool = True,
 ) -> RequestFacts:
-    """Shape-only facts of a request: never the prompt text, never the key."""
+    """Shape-only facts of a request: never the prompt text, never the key.
+
+    ``fingerprint=False`` leaves the shape fingerprint out (the costliest fact).
+    """
     doc: Any = None
     if content:
         try:
@@ -66,14 +73,14 @@ def request_facts(
     if timeout:
         values = [v for v in timeout.values() if isinstance(v, int | float)]
         budget = max(values) * 1000.0 if values else None
-    source = headers.get("x-request-source")
+    source = headers.get("x-request-source") or None
     if not isinstance(doc, dict):
         return RequestFacts(
             method=method,
             url=_safe_url(url),
             timeout_budget_ms=budget,
             source=source,
-            shape_fingerprint=None if doc is None else shape_fingerprint(doc).digest,
+            shape_fingerprint=None if doc is None or not fingerprint else _digest_of(doc),
         )
     messages = doc.get("messages")
     roles: tuple[str, ...] = ()
@@ -103,14 +110,29 @@ def request_facts(
         if isinstance(max_tokens, int) and not isinstance(max_tokens, bool)
         else None,
         timeout_budget_ms=budget,
-        shape_fingerprint=shape_fingerprint(doc).digest,
+        shape_fingerprint=_digest_of(doc) if fingerprint else None,
         source=source,
     )
 
 
+def _digest_of(doc: Any) -> str:
+    return shape_fingerprint(doc).digest
+
+
+_SAFE_URLS: dict[str, str] = {}
+
+
 def _safe_url(url: str) -> str:
-    # Query strings can carry keys (e.g. ?key=...): keep scheme, host and path only.
-    return redact_text(url.split("?", 1)[0])
+    """Scheme, host and path only: query strings can carry keys (e.g. ``?key=...``).
+
+    Memoised (bounded): a client calls the same few URLs over and over.
+    """
+    safe = _SAFE_URLS.get(url)
+    if safe is None:
+        safe = redact_text(url.split("?", 1)[0])
+        if len(_SAFE_URLS) < 256:
+            _SAFE_URLS[url] = safe
+    return safe
 
 
 class CallObserver:
@@ -126,8 +148,14 @@ class CallObserver:
         attempt: int = 1,
         route: str = "primary",
         capture_content: bool = False,
+        shapes: bool = True,
+        request_content: bytes = b"",
     ) -> None:
         self.clock = PhaseClock()
+        # Shape fingerprints cost more than the rest of the observation together: a sampled-out
+        # call skips them unless it fails (failures always carry shapes, for drift triage).
+        self._shapes = shapes
+        self._request_content = request_content
         self.started_at = time.time()
         self._request = request
         self._contract = contract
@@ -206,11 +234,12 @@ class CallObserver:
                 content=result.content,
                 stream_verdict=str(result.verdict),
                 chunk_count=result.chunk_count,
-                fingerprint=self._chunk_fingerprint(),
+                fingerprint=self._chunk_fingerprint() if self._shapes or failure else None,
             )
             ttft = self.clock.since_origin_ms(result.first_token_at)
             return self._emit(failure=failure, response=response, ttft_ms=ttft)
         body = bytes(self._body)
+        parsed = parse_completion(body, contract=self._contract) if 200 <= status < 300 else None
         failure = classify_response(
             status,
             self._headers,
@@ -218,17 +247,21 @@ class CallObserver:
             contract=self._contract,
             max_tokens=self._request.max_tokens,
             secrets=self._secrets,
+            parsed=parsed,
         )
-        response = self._non_stream_facts(status, body)
+        shapes = self._shapes or failure is not None
+        response = self._non_stream_facts(status, body, parsed, shapes=shapes)
         return self._emit(failure=failure, response=response)
 
     # -- building -------------------------------------------------------------------------
 
     def _chunk_fingerprint(self) -> Fingerprint | None:
         """The union of the chunk shapes seen in the stream's head and tail windows."""
-        tail = bytes(self._tail)
-        boundary = tail.find(b"\n\n")
-        windows = [bytes(self._head), tail[boundary + 2 :] if boundary >= 0 else b""]
+        windows = [bytes(self._head)]
+        if self._body_bytes > len(self._head):  # a long stream: its last chunks too
+            tail = bytes(self._tail)
+            boundary = tail.find(b"\n\n")
+            windows.append(tail[boundary + 2 :] if boundary >= 0 else b"")
         paths: set[str] = set()
         for window in windows:
             decoder = SSEDecoder()
@@ -245,9 +278,11 @@ class CallObserver:
         ordered = tuple(sorted(paths))
         return Fingerprint(digest=_digest(ordered), paths=ordered)
 
-    def _non_stream_facts(self, status: int, body: bytes) -> ResponseFacts:
-        if 200 <= status < 300:
-            parsed = parse_completion(body, contract=self._contract)
+    def _non_stream_facts(
+        self, status: int, body: bytes, parsed: CompletionResult | None, *, shapes: bool
+    ) -> ResponseFacts:
+        fingerprint = _body_fingerprint(body) if shapes else None
+        if parsed is not None:
             completion = parsed.completion
             if completion is not None:
                 return self._response_facts(
@@ -257,9 +292,9 @@ class CallObserver:
                     finish_reason=completion.finish_reason,
                     usage=completion.usage,
                     content=completion.content,
-                    fingerprint=_body_fingerprint(body),
+                    fingerprint=fingerprint,
                 )
-        return self._response_facts(status, fingerprint=_body_fingerprint(body))
+        return self._response_facts(status, fingerprint=fingerprint)
 
     def _response_facts(
         self,
@@ -310,8 +345,14 @@ class CallObserver:
         if self.exchange is not None:
             return self.exchange
         clock = self.clock
+        request = self._request
+        if failure is not None and request.shape_fingerprint is None and self._request_content:
+            found = fingerprint_bytes(self._request_content)
+            if found is not None:
+                request = replace(request, shape_fingerprint=found.digest)
+        self._request_content = b""  # the prompt is not kept past the call
         exchange = Exchange(
-            request=self._request,
+            request=request,
             response=response,
             timings=Timings(
                 dns_ms=clock.duration_ms("dns"),

@@ -72,6 +72,48 @@ def _key(prefix: str, name: object) -> str:
     return f"{prefix}.{text}" if prefix else text
 
 
+# Child paths repeat across documents of one API (``choices[].message.content``), so they are
+# memoised; the memo is bounded so hostile key sets cannot grow it without limit.
+_CHILD_MEMO: dict[tuple[str, object], str] = {}
+_CHILD_MEMO_LIMIT = 4096
+_SUFFIX = {kind: f":{name}" for kind, name in _TYPES.items()}
+
+
+def _child(prefix: str, name: object) -> str:
+    memo_key = (prefix, name)
+    path = _CHILD_MEMO.get(memo_key)
+    if path is None:
+        path = _key(prefix, name)
+        if len(_CHILD_MEMO) < _CHILD_MEMO_LIMIT:
+            _CHILD_MEMO[memo_key] = path
+    return path
+
+
+class _Full(Exception):  # noqa: N818 - internal signal, never escapes this module
+    """More than MAX_PATHS entries: stop walking."""
+
+
+def _walk(node: Any, prefix: str, depth: int, found: set[str]) -> None:
+    if depth >= MAX_DEPTH:
+        return
+    if type(node) is dict:
+        for name, value in node.items():
+            _visit(_child(prefix, name), value, depth, found)
+    else:  # a list or tuple: every element shares the collapsed path
+        element = prefix + "[]"
+        for value in node:
+            _visit(element, value, depth, found)
+
+
+def _visit(path: str, value: Any, depth: int, found: set[str]) -> None:
+    value_kind = type(value)
+    found.add(path + _SUFFIX.get(value_kind, ":unknown"))
+    if len(found) > MAX_PATHS:
+        raise _Full
+    if value_kind is dict or value_kind is list or value_kind is tuple:
+        _walk(value, path, depth + 1, found)
+
+
 def shape_paths(doc: Any) -> tuple[str, ...]:
     """The sorted ``path:type`` entries of a decoded JSON document (``$`` is the root).
 
@@ -79,32 +121,28 @@ def shape_paths(doc: Any) -> tuple[str, ...]:
     :data:`MAX_PATHS` distinct entries are kept.
     """
     found = {f"$:{_json_type(doc)}"}
-    stack: list[tuple[str, Any, int]] = [("", doc, 0)]
-    while stack:
-        prefix, node, depth = stack.pop()
-        if depth >= MAX_DEPTH:
-            continue
-        if type(node) is dict:
-            children = [(_key(prefix, name), value) for name, value in node.items()]
-        elif type(node) is list or type(node) is tuple:
-            children = [(f"{prefix}[]", value) for value in node]
-        else:
-            continue
-        for path, value in children:
-            entry = f"{path}:{_json_type(value)}"
-            if entry not in found:
-                if len(found) >= MAX_PATHS:
-                    found.add(_TRUNCATED)
-                    return _sorted(found)
-                found.add(entry)
-            if type(value) in (dict, list, tuple):
-                stack.append((path, value, depth + 1))
+    try:
+        if type(doc) in (dict, list, tuple):
+            _walk(doc, "", 0, found)
+    except _Full:
+        kept = set(_sorted(found)[:MAX_PATHS])
+        kept.add(_TRUNCATED)
+        return _sorted(kept)
     return _sorted(found)
 
 
 def _sorted(entries: set[str]) -> tuple[str, ...]:
-    """Sort by path, then type, so a parent comes right before its children."""
-    return tuple(sorted(entries, key=lambda entry: entry.rpartition(":")[::2]))
+    """Sort by path, then type, so a parent comes right before its children.
+
+    Sorting on the entry with ``:`` mapped below every printable character orders
+    ``choices:array`` before ``choices[]:object`` and ``choices.x:string``, like sorting on
+    ``(path, type)`` pairs, at a fraction of the cost.
+    """
+    return tuple(sorted(entries, key=_sort_key))
+
+
+def _sort_key(entry: str) -> str:
+    return entry.replace(":", "\x00")
 
 
 def shape_fingerprint(doc: Any) -> Fingerprint:
