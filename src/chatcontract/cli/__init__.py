@@ -14,13 +14,29 @@ from collections.abc import Sequence
 from chatcontract import __version__
 from chatcontract.errors import ChatContractError
 
-from . import classify_cmd, contract_cmds, init_cmd, simulate, validate_cmd
+from . import (
+    alerts_cmd,
+    checklist_cmd,
+    classify_cmd,
+    contract_cmds,
+    init_cmd,
+    simulate,
+    validate_cmd,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-_COMMANDS = (init_cmd, contract_cmds, validate_cmd, classify_cmd, simulate)
+_COMMANDS = (
+    init_cmd,
+    contract_cmds,
+    validate_cmd,
+    classify_cmd,
+    simulate,
+    alerts_cmd,
+    checklist_cmd,
+)
 
 
 class _Parser(argparse.ArgumentParser):

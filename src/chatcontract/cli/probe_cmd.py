@@ -1,0 +1,291 @@
+"""``chatcontract probe``: synthetic probes on a schedule, with metrics, a dashboard and drift.
+
+``--once`` runs one cycle, prints each probe's verdict and exits 0 (all passed) or 1.
+Otherwise it serves ``/metrics``, ``/healthz``, ``/api/summary`` and the dashboard on
+``--listen`` and probes every ``--interval`` until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from chatcontract.drift import DEFAULT_BASELINE_PATH
+from chatcontract.errors import UsageError
+from chatcontract.probe import (
+    DEFAULT_DB_PATH,
+    PROBE_KINDS,
+    AppServer,
+    CycleResult,
+    Prober,
+    ProberOptions,
+    ProbeStore,
+    Scheduler,
+    create_probe_app,
+    run_loop,
+    stop_on_signals,
+)
+from chatcontract.probe.metrics import ProbeMetrics
+from chatcontract.probe.records import ProbeKind
+from chatcontract.probe.runner import ProbeOutcome
+from chatcontract.probe.summary import summary_target
+from chatcontract.target import Target, open_target
+
+__all__ = ["parse_interval", "parse_listen", "register"]
+
+_INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MIN_INTERVAL_S = 1.0
+MAX_INTERVAL_S = 86_400.0
+
+
+def parse_interval(text: str) -> float:
+    """``60s``, ``5m``, ``1h``, ``1500ms`` or plain seconds → seconds (1 s to 24 h)."""
+    match = _INTERVAL_RE.match(text)
+    if match is None:
+        raise UsageError(f"--interval {text!r}: write a duration such as 60s, 5m or 1h")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
+        raise UsageError(f"--interval {text!r}: must be between 1s and 24h")
+    return seconds
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9464`` for IPv6) → ``(host, port)``; port 0 picks a free one."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--listen {text!r}: write HOST:PORT, e.g. 127.0.0.1:9464")
+    return host, int(port)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "probe",
+        help="run synthetic probes on a schedule; serve /metrics, /api/summary and a dashboard",
+        description="Probe the contract's endpoint on a schedule (the embedded simulator when "
+        "there is no contract and no key), store every probe, serve Prometheus metrics and the "
+        "contract-health dashboard, and report drift from the accepted baseline.",
+    )
+    parser.add_argument(
+        "--contract",
+        default=None,
+        metavar="FILE",
+        help="contract file (default: ./chatcontract.yaml if present)",
+    )
+    parser.add_argument("--base-url", default=None, help="override the contract's base URL")
+    parser.add_argument("--model", default=None, help="override the model ($CHATCONTRACT_MODEL)")
+    parser.add_argument(
+        "--interval",
+        default=None,
+        metavar="DURATION",
+        help="time between cycles, e.g. 60s, 5m (default: the contract's policy.probe.interval_s)",
+    )
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:9464",
+        metavar="HOST:PORT",
+        help="where to serve /metrics, /api/summary and the dashboard "
+        "(default 127.0.0.1:9464; port 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--db",
+        default=DEFAULT_DB_PATH,
+        metavar="FILE",
+        help=f"probe history, SQLite (default {DEFAULT_DB_PATH})",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="FILE",
+        help=f"accepted baseline for drift (default ./{DEFAULT_BASELINE_PATH} if present)",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="run one cycle and exit: 0 all probes passed, 1 otherwise",
+    )
+    parser.add_argument("--simulate", action="store_true", help="probe the embedded simulator")
+    parser.add_argument(
+        "--scenario",
+        default=None,
+        metavar="NAME",
+        help="with --simulate: a simulator fault, e.g. server_error",
+    )
+    parser.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="KIND",
+        choices=PROBE_KINDS,
+        help="run only this probe kind (repeatable)",
+    )
+    parser.add_argument(
+        "--retention-days",
+        type=int,
+        default=30,
+        metavar="N",
+        help="keep N days of history (default 30)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _check_args(args: argparse.Namespace) -> tuple[float | None, tuple[str, int]]:
+    interval = None if args.interval is None else parse_interval(args.interval)
+    listen = parse_listen(args.listen)
+    if not 1 <= args.retention_days <= 3650:
+        raise UsageError("--retention-days must be between 1 and 3650")
+    if args.scenario is not None:
+        from chatcontract.simulator import SCENARIO_NAMES
+
+        if args.scenario not in SCENARIO_NAMES:
+            raise UsageError(
+                f"unknown scenario {args.scenario!r}; list them with "
+                "'chatcontract simulate --list-scenarios'"
+            )
+    if args.baseline is not None and not Path(args.baseline).is_file():
+        raise UsageError(
+            f"--baseline {args.baseline}: no such file; record one with "
+            "'chatcontract baseline accept'"
+        )
+    return interval, listen
+
+
+def run(args: argparse.Namespace) -> int:
+    interval, (host, port) = _check_args(args)
+    kinds: tuple[ProbeKind, ...] | None = tuple(args.probe) or None
+    baseline_path = args.baseline or (
+        DEFAULT_BASELINE_PATH if Path(DEFAULT_BASELINE_PATH).is_file() else None
+    )
+    options = ProberOptions(
+        kinds=kinds, retention_days=float(args.retention_days), baseline_path=baseline_path
+    )
+    with (
+        open_target(
+            contract_path=args.contract,
+            simulate=args.simulate,
+            scenario=args.scenario,
+            base_url=args.base_url,
+            model=args.model,
+        ) as target,
+        ProbeStore.open(args.db) as store,
+    ):
+        registry = CollectorRegistry()
+        metrics = ProbeMetrics(registry, contract=target.contract)
+        prober = Prober(
+            target=target, store=store, metrics=metrics, clock=time.time, options=options
+        )
+        try:
+            _banner(target, args, baseline_path, prober)
+            if args.once:
+                result = prober.run_cycle()
+                _print_cycle(result)
+                return 0 if result.ok else 1
+            app = create_probe_app(
+                store=store,
+                registry=registry,
+                clock=time.time,
+                contract=target.contract,
+                metrics=metrics,
+                target=summary_target(
+                    target.base_url, simulated=target.simulated, model=target.model
+                ),
+            )
+            seconds = interval or float(target.contract.policy.probe.interval_s)
+            scheduler = Scheduler(clock=time.time, rng=random.Random(), interval_s=seconds)  # noqa: S311 - jitter, not crypto
+            stop = threading.Event()
+            with AppServer(app, host=host, port=port) as server, stop_on_signals(stop):
+                _say(
+                    f"serving {server.url}/ (dashboard), {server.url}/metrics, "
+                    f"{server.url}/api/summary; probing every {seconds:g}s; Ctrl-C stops"
+                )
+                cycles = run_loop(
+                    prober=prober,
+                    scheduler=scheduler,
+                    clock=time.time,
+                    stop=stop,
+                    on_cycle=_log_cycle,
+                )
+            _say(f"stopped after {cycles} cycle(s); history in {store.path}")
+            return 0
+        finally:
+            prober.close()
+
+
+def _banner(target: Target, args: argparse.Namespace, baseline: str | None, prober: Prober) -> None:
+    where = target.base_url
+    if target.simulated:
+        why = "--simulate" if args.simulate else "no contract file and no API key configured"
+        scenario = f", scenario {target.scenario}" if target.scenario else ""
+        where += f" (embedded simulator: {why}{scenario})"
+    _say(f"probing {where}, model {target.model}: {', '.join(prober.kinds)}")
+    _say(
+        f"history: {prober.store.path}; drift baseline: "
+        f"{baseline or 'none (record one with chatcontract baseline accept)'}"
+    )
+
+
+def _describe(outcome: ProbeOutcome) -> str:
+    size = f" ({outcome.prompt_size})" if outcome.probe == "non_streaming" else ""
+    first = outcome.runs[0]
+    latency = f"{first.total_ms:.0f} ms" if first.total_ms is not None else "-"
+    line = f"{'pass' if outcome.ok else 'FAIL'}  {outcome.probe}{size}  {latency}"
+    failure = outcome.failure
+    if failure is not None and not outcome.ok:
+        status = f" HTTP {failure.status}" if failure.status is not None else ""
+        line += f"  {failure.kind}/{failure.category}/{failure.code}{status}: {failure.message}"
+    if outcome.retried:
+        line += f"  [retried: {'ok' if outcome.retry_ok else 'failed'}]"
+    if outcome.fallback_route is not None:
+        line += (
+            f"  [fallback {outcome.fallback_route}: {'ok' if outcome.fallback_ok else 'failed'}]"
+        )
+    return line
+
+
+def _print_cycle(result: CycleResult) -> None:
+    out = sys.stdout
+    for outcome in result.outcomes:
+        out.write(f"  {_describe(outcome)}\n")
+    for kind in result.skipped:
+        out.write(
+            f"  skip  {kind}  (paused: daily cost cap reached)\n"
+            if result.paused
+            else f"  skip  {kind}\n"
+        )
+    for event in result.drift:
+        out.write(f"  drift {event.kind}: {event.detail}\n")
+    cost = result.cost
+    passed = sum(1 for outcome in result.outcomes if outcome.ok)
+    out.write(
+        f"{passed}/{len(result.outcomes) + len(result.skipped)} probes passed; "
+        f"spent today ${cost.spent_usd:.6f} of ${cost.cap_usd:g} cap"
+        f"{' (paused until the next UTC day)' if result.paused else ''}\n"
+    )
+
+
+def _log_cycle(result: CycleResult) -> None:
+    at = dt.datetime.fromtimestamp(result.at, dt.UTC).strftime("%H:%M:%SZ")
+    passed = sum(1 for outcome in result.outcomes if outcome.ok)
+    failed = [o.probe for o in result.outcomes if not o.ok]
+    line = f"{at} cycle {result.index + 1}: {passed}/{len(result.outcomes)} passed"
+    if failed:
+        line += f" (failed: {', '.join(failed)})"
+    if result.drift:
+        line += f"; {len(result.drift)} new drift event(s)"
+    if result.paused:
+        line += "; paused: daily cost cap reached"
+    _say(line)
