@@ -49,6 +49,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="chatcontract",
+        # Wide enough that every command's help stays on one line.
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, width=110),
         description="Freeze, validate, classify and watch the contract your code has with an "
         "LLM chat completions API (CometAPI first, any OpenAI-compatible endpoint).",
     )
