@@ -1,0 +1,373 @@
+"""``AsyncChatClient``: the asynchronous shell around ``CallPlan`` (decisions live there).
+
+The same API as ``ChatClient`` with ``await``; the parity test checks both make the same
+attempts and decisions for the same scenario.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import httpx2
+
+from chatcontract.contract import Contract, load
+from chatcontract.telemetry.events import TelemetrySink
+from chatcontract.transport import AsyncInstrumentedTransport, Exchange
+from chatcontract.transport._timing import install_backend
+
+from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, collecting, default_wall_clock
+from ._guard import AsyncGuardTransport, AttemptWatch
+from ._plan import AttemptOutcome, Fail, Finish, Send, Step, Wait
+from ._routes import Route
+from ._stream import StreamReader
+from .result import ChatResult, StreamDelta
+
+__all__ = ["AsyncChatClient", "AsyncChatStream"]
+
+_EVENT_STREAM = "text/event-stream"
+
+
+class _Holder:
+    __slots__ = ("result",)
+
+    def __init__(self) -> None:
+        self.result: ChatResult | None = None
+
+
+class AsyncChatStream:
+    """The async twin of ``ChatStream``: ``async for delta in stream``, then ``.result``.
+
+    Example::
+
+        async with client.stream(messages) as stream:
+            async for delta in stream:
+                print(delta.content, end="")
+        stream.result.usage
+    """
+
+    def __init__(self, steps: AsyncGenerator[StreamDelta, None], holder: _Holder) -> None:
+        self._steps = steps
+        self._holder = holder
+
+    def __aiter__(self) -> AsyncIterator[StreamDelta]:
+        return self
+
+    async def __anext__(self) -> StreamDelta:
+        return await self._steps.__anext__()
+
+    @property
+    def result(self) -> ChatResult:
+        """The assembled answer; ``RuntimeError`` before the stream was read to its end."""
+        if self._holder.result is None:
+            raise RuntimeError("the stream has not finished: iterate it to the end first")
+        return self._holder.result
+
+    async def until_done(self) -> ChatResult:
+        """Read the rest of the stream and return the result."""
+        async for _ in self:
+            pass
+        return self.result
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        await self._steps.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncChatClient:
+    """The async twin of ``ChatClient``: same arguments (``transport`` is an
+    ``httpx2.AsyncBaseTransport``, ``sleep`` a coroutine function), same behaviour.
+
+    Example::
+
+        async with AsyncChatClient.from_contract("chatcontract.yaml") as client:
+            result = await client.complete(messages, max_tokens=16)
+    """
+
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        model: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        telemetry_sinks: Sequence[TelemetrySink] = (),
+        transport: httpx2.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        wall_clock: Callable[[], float] = default_wall_clock,
+        capture_content: bool = False,
+    ) -> None:
+        self._core = ClientCore(
+            contract,
+            model=model,
+            environ=environ,
+            telemetry_sinks=telemetry_sinks,
+            clock=clock,
+            rng=rng,
+            wall_clock=wall_clock,
+        )
+        self._sleep = sleep
+        self._http: dict[str, httpx2.AsyncClient] = {}
+        for route in self._core.routes:
+            inner = transport if transport is not None else _own_transport()
+            instrumented = AsyncInstrumentedTransport(
+                contract=contract,
+                sinks=self._core.transport_sinks(),
+                inner=AsyncGuardTransport(inner, owns_inner=transport is None),
+                secrets=self._core.secrets,
+                capture_content=capture_content,
+            )
+            self._http[route.name] = httpx2.AsyncClient(
+                transport=instrumented, follow_redirects=False
+            )
+
+    @classmethod
+    def from_contract(
+        cls,
+        path_or_contract: str | os.PathLike[str] | Contract,
+        *,
+        model: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        telemetry_sinks: Sequence[TelemetrySink] = (),
+        transport: httpx2.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        wall_clock: Callable[[], float] = default_wall_clock,
+        capture_content: bool = False,
+    ) -> AsyncChatClient:
+        """A client for a contract file (path) or a ``Contract``; see ``ChatClient``."""
+        contract = (
+            path_or_contract if isinstance(path_or_contract, Contract) else load(path_or_contract)
+        )
+        return cls(
+            contract,
+            model=model,
+            environ=environ,
+            telemetry_sinks=telemetry_sinks,
+            transport=transport,
+            clock=clock,
+            rng=rng,
+            sleep=sleep,
+            wall_clock=wall_clock,
+            capture_content=capture_content,
+        )
+
+    # -- calls ---------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: Sequence[Any],
+        *,
+        deadline_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> ChatResult:
+        """Send a chat completion and return the answer; see ``ChatClient.complete``."""
+        call = self._core.prepare(
+            messages, params, stream=False, deadline_s=deadline_s, headers=headers
+        )
+        step = call.plan.start()
+        while True:
+            if isinstance(step, Wait):
+                await self._sleep(step.seconds)
+                step = call.plan.resume()
+            elif isinstance(step, Send):
+                step = call.plan.on_outcome(await self._complete_attempt(call, step))
+            elif isinstance(step, Finish):
+                return step.result
+            else:
+                raise step.error
+
+    def stream(
+        self,
+        messages: Sequence[Any],
+        *,
+        deadline_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> AsyncChatStream:
+        """Stream a chat completion; see ``ChatClient.stream`` (checks raise here, at once)."""
+        call = self._core.prepare(
+            messages, params, stream=True, deadline_s=deadline_s, headers=headers
+        )
+        first = call.plan.start()
+        if isinstance(first, Fail):
+            raise first.error
+        holder = _Holder()
+        return AsyncChatStream(self._stream_steps(call, first, holder), holder)
+
+    # -- attempts ------------------------------------------------------------------------
+
+    def _request(
+        self, call: PreparedCall, step: Send
+    ) -> tuple[httpx2.AsyncClient, httpx2.Request, AttemptWatch]:
+        route: Route = step.route
+        client = self._http[route.name]
+        watch = self._core.watch(step, stream=call.stream)
+        request = client.build_request(
+            "POST",
+            route.url,
+            json=call.body(route),
+            headers=call.request_headers(route),
+            timeout=self._core.timeout(step, stream=call.stream),
+            extensions=self._core.extensions(step, watch),
+        )
+        return client, request, watch
+
+    async def _complete_attempt(self, call: PreparedCall, step: Send) -> AttemptOutcome:
+        client, request, _ = self._request(call, step)
+        collected: list[Exchange] = []
+        error: BaseException | None = None
+        body = b""
+        with collecting(collected):
+            try:
+                body = (await client.send(request)).content
+            except TRANSPORT_ERRORS as exc:
+                error = exc
+        exchange = self._core.exchange_of(collected, step, error, call)
+        return AttemptOutcome(exchange=exchange, answer=self._core.answer_of(exchange, body))
+
+    async def _stream_steps(
+        self, call: PreparedCall, step: Step, holder: _Holder
+    ) -> AsyncGenerator[StreamDelta, None]:
+        while True:
+            if isinstance(step, Wait):
+                await self._sleep(step.seconds)
+                step = call.plan.resume()
+            elif isinstance(step, Send):
+                outcome: list[AttemptOutcome] = []
+                # aclosing: a caller leaving early closes the attempt (and its response) now,
+                # not whenever the event loop finalises the generator.
+                async with contextlib.aclosing(self._stream_attempt(call, step, outcome)) as it:
+                    async for delta in it:
+                        yield delta
+                step = call.plan.on_outcome(outcome[0])
+            elif isinstance(step, Finish):
+                holder.result = step.result
+                return
+            else:
+                raise step.error
+
+    async def _stream_attempt(
+        self, call: PreparedCall, step: Send, out: list[AttemptOutcome]
+    ) -> AsyncGenerator[StreamDelta, None]:
+        client, request, watch = self._request(call, step)
+        core = self._core
+        collected: list[Exchange] = []
+        reader = StreamReader(contract=core.contract, expect_usage=call.include_usage)
+        error: BaseException | None = None
+        with collecting(collected):
+            try:
+                response = await client.send(request, stream=True)
+            except TRANSPORT_ERRORS as exc:
+                response, error = None, exc
+        if response is None:
+            out.append(
+                AttemptOutcome(
+                    exchange=core.exchange_of(collected, step, error, call), partial=reader.close()
+                )
+            )
+            return
+        try:
+            if _EVENT_STREAM not in response.headers.get("content-type", ""):
+                with collecting(collected):
+                    try:
+                        body = await response.aread()
+                    except TRANSPORT_ERRORS as exc:
+                        body, error = b"", exc
+                exchange = core.exchange_of(collected, step, error, call)
+                answer = core.answer_of(exchange, body)
+                if answer is not None and answer.content:
+                    reader.delivered = True
+                    yield StreamDelta(content=answer.content)
+                out.append(
+                    AttemptOutcome(
+                        exchange=exchange,
+                        answer=answer,
+                        partial=reader.close(),
+                        delivered=reader.delivered,
+                    )
+                )
+                return
+            chunks = response.aiter_bytes()
+            while True:
+                with collecting(collected):
+                    try:
+                        chunk = await anext(chunks, None)
+                    except TRANSPORT_ERRORS as exc:
+                        chunk, error = None, exc
+                if chunk is None:
+                    break
+                for delta in reader.feed(chunk, core.clock()):
+                    watch.token_seen = reader.delivered = True
+                    yield delta
+                if reader.early_verdict is not None:
+                    break
+        finally:
+            with collecting(collected):
+                await response.aclose()
+        exchange = core.exchange_of(collected, step, error, call)
+        partial = reader.close()
+        answer = partial.as_completion() if exchange.ok else None
+        out.append(
+            AttemptOutcome(
+                exchange=exchange, answer=answer, partial=partial, delivered=reader.delivered
+            )
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def contract(self) -> Contract:
+        """The contract this client follows."""
+        return self._core.contract
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """Primary first, then the fallbacks (secrets hidden from their repr)."""
+        return self._core.routes
+
+    async def aclose(self) -> None:
+        """Close every route's connection pool."""
+        for client in self._http.values():
+            await client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        routes = ", ".join(f"{r.name}={r.model}@{r.base_url}" for r in self._core.routes)
+        return f"AsyncChatClient(provider={self._core.contract.provider!r}, routes=[{routes}])"
+
+
+def _own_transport() -> httpx2.AsyncHTTPTransport:
+    transport = httpx2.AsyncHTTPTransport(retries=0)
+    install_backend(transport, is_async=True)
+    return transport

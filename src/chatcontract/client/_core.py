@@ -1,0 +1,283 @@
+"""What both client shells share: configuration, call preparation, request building, and
+collecting the Exchange each attempt produces. No sockets here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from chatcontract.contract import Contract
+from chatcontract.failures import DeadlineExceeded, classify_exception, make_failure
+from chatcontract.policy import (
+    BudgetGuard,
+    Deadline,
+    estimate_prompt_tokens,
+    kill_switch_active,
+)
+from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
+from chatcontract.transport import Exchange, ExchangeSink, RequestFacts, Timings
+from chatcontract.wire import Completion, check_request, parse_completion
+
+from ._guard import WATCH_EXTENSION, AttemptWatch
+from ._plan import CallPlan, Send
+from ._routes import Route, build_routes
+from .errors import NonRetryableError
+
+__all__ = [
+    "TRANSPORT_ERRORS",
+    "ClientCore",
+    "PreparedCall",
+    "collecting",
+]
+
+#: What sending or reading may raise that the transport has already recorded as an Exchange.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    httpx2.TransportError,
+    DeadlineExceeded,
+    OSError,
+)
+
+# Parameters a caller may not pass through ``**params``, and what to do instead.
+_RESERVED: Mapping[str, str] = {
+    "model": "choose the model per client: ChatClient.from_contract(..., model=...)",
+    "stream": "call stream() for a streamed answer, complete() otherwise",
+}
+
+# The Exchange of the attempt in progress goes to the list set here by the shell around each
+# send / read; context variables follow both threads and asyncio tasks.
+_CURRENT: ContextVar[list[Exchange] | None] = ContextVar("chatcontract_attempt", default=None)
+
+
+def _collect(exchange: Exchange) -> None:
+    target = _CURRENT.get()
+    if target is not None:
+        target.append(exchange)
+
+
+@contextlib.contextmanager
+def collecting(target: list[Exchange]) -> Iterator[None]:
+    """Exchanges emitted by the transports inside this block are appended to ``target``."""
+    token = _CURRENT.set(target)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedCall:
+    """One call, checked and planned: the body per route, headers, and the plan."""
+
+    plan: CallPlan
+    params: Mapping[str, Any]
+    messages: tuple[Any, ...]
+    headers: Mapping[str, str]
+    stream: bool
+    include_usage: bool
+
+    def body(self, route: Route) -> dict[str, Any]:
+        """The JSON body for ``route`` (its model)."""
+        return {"model": route.model, "messages": list(self.messages), **self.params}
+
+    def request_headers(self, route: Route) -> dict[str, str]:
+        """The caller's extra headers, then the route's auth header."""
+        return {**self.headers, route.auth_header: route.auth_value}
+
+
+class ClientCore:
+    """Configuration shared by ``ChatClient`` and ``AsyncChatClient``."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        model: str | None,
+        environ: Mapping[str, str] | None,
+        telemetry_sinks: Sequence[TelemetrySink],
+        clock: Callable[[], float],
+        rng: Callable[[], float],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.contract = contract
+        self._environ = environ
+        self.routes = build_routes(contract, model=model, environ=self.environ)
+        self.secrets = tuple(dict.fromkeys(route.secret for route in self.routes))
+        self.clock = clock
+        self.rng = rng
+        self.wall_clock = wall_clock
+        self.guard = BudgetGuard(contract.policy.caps, contract.policy.prices, clock=clock)
+        labels = CallLabels(provider=contract.provider, endpoint=contract.endpoint.path)
+        self.telemetry = Telemetry(tuple(telemetry_sinks), labels) if telemetry_sinks else None
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The environment given at construction, else the live ``os.environ``."""
+        return os.environ if self._environ is None else self._environ
+
+    def transport_sinks(self) -> tuple[ExchangeSink, ...]:
+        """Sinks for every route's instrumented transport."""
+        if self.telemetry is None:
+            return (_collect,)
+        return (_collect, self.telemetry.exchange)
+
+    def emit(self, event: ClientEvent) -> None:
+        """Hand a client decision to the telemetry sinks, if any."""
+        if self.telemetry is not None:
+            self.telemetry.event(event)
+
+    # -- preparing a call ----------------------------------------------------------------
+
+    def prepare(
+        self,
+        messages: Sequence[Any],
+        params: Mapping[str, Any],
+        *,
+        stream: bool,
+        deadline_s: float | None,
+        headers: Mapping[str, str] | None,
+    ) -> PreparedCall:
+        """Check the request, then plan the call. Raises ``NonRetryableError`` (nothing sent)
+        for a request the contract says is malformed, ``TypeError`` for a reserved parameter."""
+        for name, instead in _RESERVED.items():
+            if name in params:
+                raise TypeError(f"{name!r} is not a call parameter: {instead}")
+        contract = self.contract
+        body_params = dict(params)
+        include_usage = False
+        if stream:
+            body_params["stream"] = True
+            if contract.streaming.include_usage and "stream_options" not in body_params:
+                body_params["stream_options"] = {"include_usage": True}
+            options = body_params.get("stream_options")
+            include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+        check = check_request(
+            {"model": self.routes[0].model, "messages": messages, **body_params},
+            contract=contract,
+        )
+        if not check.ok:
+            shown = "; ".join(str(error) for error in check.errors[:3])
+            more = f" (+{len(check.errors) - 3} more)" if len(check.errors) > 3 else ""
+            failure = make_failure(
+                kind="semantic",
+                category="validation",
+                code="invalid_request",
+                message=f"the request breaks the contract, not sent: {shown}{more}",
+                secrets=self.secrets,
+            )
+            raise NonRetryableError(failure, secrets=self.secrets)
+        policy = contract.policy
+        total_s = policy.timeouts.total_ms / 1000.0 if deadline_s is None else deadline_s
+        plan_messages = tuple(messages)
+        plan = CallPlan(
+            routes=self.routes,
+            policy=policy,
+            errors=contract.errors,
+            deadline=Deadline(total_s, clock=self.clock),
+            rng=self.rng,
+            wall_clock=self.wall_clock,
+            guard=self.guard,
+            prompt_tokens=estimate_prompt_tokens(plan_messages),
+            max_tokens=check.max_tokens,
+            kill_switch=kill_switch_active(policy, self.environ),
+            kill_switch_env=policy.kill_switch_env,
+            emit=self.emit,
+            secrets=self.secrets,
+        )
+        return PreparedCall(
+            plan=plan,
+            params=body_params,
+            messages=plan_messages,
+            headers=dict(headers or {}),
+            stream=stream,
+            include_usage=include_usage,
+        )
+
+    # -- one attempt ---------------------------------------------------------------------
+
+    def watch(self, step: Send, *, stream: bool) -> AttemptWatch:
+        """The attempt's deadline share and, for streams, its first-token limit."""
+        first_token_s = self.contract.policy.timeouts.first_token_ms / 1000.0 if stream else None
+        return AttemptWatch(clock=self.clock, budget_s=step.budget_s, first_token_s=first_token_s)
+
+    def timeout(self, step: Send, *, stream: bool) -> httpx2.Timeout:
+        """httpx2 timeouts for one attempt, each cut to the attempt's budget.
+
+        Connect: ``connect_ms``. Read (each silent gap, the wait for the response head
+        included): ``first_byte_ms``, and for streams no more than ``first_token_ms``.
+        """
+        timeouts = self.contract.policy.timeouts
+        budget = step.budget_s
+        read = timeouts.first_byte_ms
+        if stream:
+            read = min(read, timeouts.first_token_ms)
+        return httpx2.Timeout(
+            connect=min(timeouts.connect_ms / 1000.0, budget),
+            read=min(read / 1000.0, budget),
+            write=budget,
+            pool=budget,
+        )
+
+    def extensions(self, step: Send, watch: AttemptWatch) -> dict[str, Any]:
+        """Request extensions: attempt and route for the Exchange, the watch for the guard."""
+        return {
+            "chatcontract": {"attempt": step.attempt, "route": step.route.name},
+            WATCH_EXTENSION: watch,
+        }
+
+    def exchange_of(
+        self,
+        collected: Sequence[Exchange],
+        step: Send,
+        error: BaseException | None,
+        call: PreparedCall,
+    ) -> Exchange:
+        """The attempt's Exchange; synthesised when the transport recorded none (an error
+        raised before the request reached it)."""
+        if collected:
+            return collected[-1]
+        failure = (
+            classify_exception(error, secrets=self.secrets)
+            if error is not None
+            else make_failure(
+                kind="transport",
+                category="network",
+                code="no_exchange",
+                message="the attempt ended without a recorded exchange",
+                secrets=self.secrets,
+            )
+        )
+        return Exchange(
+            request=RequestFacts(
+                method="POST",
+                url=step.route.url,
+                model=step.route.model,
+                message_count=len(call.messages),
+                stream=call.stream,
+                include_usage=call.include_usage,
+            ),
+            response=None,
+            timings=Timings(),
+            started_at=self.wall_clock(),
+            attempt=step.attempt,
+            route=step.route.name,
+            failure=failure,
+        )
+
+    def answer_of(self, exchange: Exchange, body: bytes) -> Completion | None:
+        """The parsed answer of a successful non-streamed attempt, else None."""
+        if not exchange.ok:
+            return None
+        return parse_completion(body, contract=self.contract).completion
+
+
+def default_wall_clock() -> float:
+    """Epoch seconds (for ``retry-after`` HTTP dates)."""
+    return time.time()

@@ -1,0 +1,154 @@
+"""Per-attempt time limits that httpx2's own timeouts cannot express.
+
+httpx2's read timeout bounds one silent gap, fixed when the request starts. Two limits need
+more: the attempt's share of the call deadline (a trickle of bytes would otherwise outlive
+it), and the first-token limit of a stream (``: PING`` keep-alives reset the read timeout but
+carry no token). ``AttemptWatch`` holds both (sans-IO); the guard transports sit *under* the
+instrumented transport and raise a read timeout from the body when a limit passes, so the
+Exchange records the attempt as stalled / timed out, exactly as if the socket had gone quiet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Literal
+
+import httpx2
+
+from chatcontract.failures import DeadlineExceeded
+
+__all__ = [
+    "WATCH_EXTENSION",
+    "AsyncGuardTransport",
+    "AttemptDeadlineError",
+    "AttemptWatch",
+    "FirstTokenTimeoutError",
+    "GuardTransport",
+]
+
+#: The request extension carrying an attempt's ``AttemptWatch``.
+WATCH_EXTENSION = "chatcontract.watch"
+
+
+class FirstTokenTimeoutError(httpx2.ReadTimeout):
+    """The stream sent no token within ``policy.timeouts.first_token_ms`` (keep-alives aside)."""
+
+
+class AttemptDeadlineError(DeadlineExceeded, httpx2.ReadTimeout):
+    """The attempt's share of the call deadline ran out while the body was still arriving."""
+
+
+class AttemptWatch:
+    """The limits of one attempt on an injected monotonic clock.
+
+    ``token_seen`` is set by the client once its stream reader produced a delta.
+    """
+
+    __slots__ = ("_clock", "ends_at", "first_token_by", "token_seen")
+
+    def __init__(
+        self, *, clock: Callable[[], float], budget_s: float, first_token_s: float | None
+    ) -> None:
+        now = clock()
+        self._clock = clock
+        self.ends_at = now + budget_s
+        self.first_token_by = None if first_token_s is None else now + first_token_s
+        self.token_seen = False
+
+    def check(self) -> Literal["ok", "deadline", "first_token"]:
+        """Which limit has passed, if any."""
+        now = self._clock()
+        if now >= self.ends_at:
+            return "deadline"
+        if not self.token_seen and self.first_token_by is not None and now >= self.first_token_by:
+            return "first_token"
+        return "ok"
+
+    def raise_if_passed(self, request: httpx2.Request) -> None:
+        """Raise the read timeout matching the limit that passed."""
+        verdict = self.check()
+        if verdict == "deadline":
+            raise AttemptDeadlineError(
+                "the attempt's share of the call deadline ran out", request=request
+            )
+        if verdict == "first_token":
+            raise FirstTokenTimeoutError(
+                "no token within the first-token limit (keep-alives only)", request=request
+            )
+
+
+def _watch_of(request: httpx2.Request) -> AttemptWatch | None:
+    watch = request.extensions.get(WATCH_EXTENSION)
+    return watch if isinstance(watch, AttemptWatch) else None
+
+
+class _GuardedStream(httpx2.SyncByteStream):
+    def __init__(self, inner: Any, watch: AttemptWatch, request: httpx2.Request) -> None:
+        self._inner = inner
+        self._watch = watch
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            self._watch.raise_if_passed(self._request)
+            yield chunk
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+
+class _AsyncGuardedStream(httpx2.AsyncByteStream):
+    def __init__(self, inner: Any, watch: AttemptWatch, request: httpx2.Request) -> None:
+        self._inner = inner
+        self._watch = watch
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            self._watch.raise_if_passed(self._request)
+            yield chunk
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class GuardTransport(httpx2.BaseTransport):
+    """Wraps the transport doing the I/O; closes it only if ``owns_inner``."""
+
+    def __init__(self, inner: httpx2.BaseTransport, *, owns_inner: bool) -> None:
+        self._inner = inner
+        self._owns = owns_inner
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = self._inner.handle_request(request)
+        watch = _watch_of(request)
+        if watch is not None:
+            response.stream = _GuardedStream(response.stream, watch, request)
+        return response
+
+    def close(self) -> None:
+        if self._owns:
+            self._inner.close()
+
+
+class AsyncGuardTransport(httpx2.AsyncBaseTransport):
+    """The async twin of ``GuardTransport``."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, *, owns_inner: bool) -> None:
+        self._inner = inner
+        self._owns = owns_inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
+        watch = _watch_of(request)
+        if watch is not None:
+            response.stream = _AsyncGuardedStream(response.stream, watch, request)
+        return response
+
+    async def aclose(self) -> None:
+        if self._owns:
+            await self._inner.aclose()

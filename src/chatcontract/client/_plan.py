@@ -1,0 +1,362 @@
+"""``CallPlan``: the sans-IO state machine of one call, driven by both client shells.
+
+The shell asks the plan what to do next and reports what happened; the plan never sends,
+sleeps or reads a socket. Steps:
+
+- ``Send(route, attempt, budget_s)``: make one HTTP attempt within ``budget_s`` seconds.
+- ``Wait(seconds)``: sleep, then call ``resume()``.
+- ``Finish(result)``: the call succeeded.
+- ``Fail(error)``: raise ``error`` (a ``CallFailedError``).
+
+Retry/fallback/raise come from ``policy.decide``; the budget guard is asked before every
+attempt, the actual cost recorded after a success, and the telemetry events emitted here, so
+the sync and async clients behave identically by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from chatcontract.contract import ErrorTable, Policy
+from chatcontract.failures import Failure, make_failure
+from chatcontract.policy import BudgetGuard, Deadline, Decision, decide, parse_retry_after
+from chatcontract.telemetry.events import (
+    BudgetRefusal,
+    ClientEvent,
+    DeadlineExhausted,
+    FallbackActivated,
+    RetryDecided,
+    RetrySucceeded,
+)
+from chatcontract.transport import Exchange
+from chatcontract.wire import Completion, StreamResult
+
+from ._routes import Route
+from .errors import (
+    BudgetExceededError,
+    CallFailedError,
+    DeadlineExhaustedError,
+    KillSwitchError,
+    NonRetryableError,
+    RetriesExhaustedError,
+    StreamInterrupted,
+)
+from .result import ChatResult
+
+__all__ = ["AttemptOutcome", "CallPlan", "Fail", "Finish", "Send", "Step", "Wait"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Send:
+    """Make one attempt on ``route`` within ``budget_s`` seconds."""
+
+    route: Route
+    attempt: int  # across the whole call, from 1
+    route_attempt: int  # on this route, from 1
+    budget_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wait:
+    """Sleep ``seconds``, then call ``CallPlan.resume()``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finish:
+    """The call succeeded."""
+
+    result: ChatResult
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fail:
+    """The call failed: raise ``error``."""
+
+    error: CallFailedError
+
+
+Step = Send | Wait | Finish | Fail
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptOutcome:
+    """What one attempt produced, as the shell saw it.
+
+    ``answer`` is the parsed answer when the Exchange is a success; ``partial`` a stream's
+    assembled result; ``delivered`` whether any delta reached the caller.
+    """
+
+    exchange: Exchange
+    answer: Completion | None = None
+    partial: StreamResult | None = None
+    delivered: bool = False
+
+
+#: The error raised for each way a call can stop (the deadline has its own path).
+_STOP_ERRORS: dict[str, type[CallFailedError]] = {
+    "non_retryable": NonRetryableError,
+    "exhausted": RetriesExhaustedError,
+    "deadline": DeadlineExhaustedError,
+}
+
+
+def _no_emit(event: ClientEvent) -> None:
+    del event
+
+
+class CallPlan:
+    """One call's routes, deadline, guard and history; see the module docstring.
+
+    Args:
+        routes: primary first, then the fallbacks in order.
+        policy, errors: the contract's policy and error table.
+        deadline: the call's single deadline.
+        rng: random source for backoff jitter.
+        wall_clock: epoch seconds, for ``retry-after`` given as an HTTP date.
+        guard: the client's budget guard.
+        prompt_tokens, max_tokens: the request's estimated prompt and its completion cap.
+        kill_switch: whether the kill switch is on for this call.
+        kill_switch_env: the variable's name, for messages.
+        emit: receives telemetry events.
+        secrets: redacted from every message.
+    """
+
+    def __init__(
+        self,
+        *,
+        routes: Sequence[Route],
+        policy: Policy,
+        errors: ErrorTable,
+        deadline: Deadline,
+        rng: Callable[[], float],
+        wall_clock: Callable[[], float],
+        guard: BudgetGuard,
+        prompt_tokens: int,
+        max_tokens: int | None,
+        kill_switch: bool = False,
+        kill_switch_env: str | None = None,
+        emit: Callable[[ClientEvent], None] = _no_emit,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        if not routes:
+            raise ValueError("a call needs at least one route")
+        self.routes = tuple(routes)
+        self.policy = policy
+        self.errors = errors
+        self.deadline = deadline
+        self._rng = rng
+        self._wall = wall_clock
+        self._guard = guard
+        self._prompt_tokens = prompt_tokens
+        self._max_tokens = max_tokens
+        self._kill_switch = kill_switch
+        self._kill_switch_env = kill_switch_env
+        self._emit = emit
+        self._secrets = tuple(secrets)
+        self._index = 0
+        self._route_attempt = 0
+        self._attempts: list[Exchange] = []
+        self._decisions: list[Decision] = []
+
+    # -- what the shells read ------------------------------------------------------------
+
+    @property
+    def attempts(self) -> tuple[Exchange, ...]:
+        """Every attempt so far, in order."""
+        return tuple(self._attempts)
+
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        """The policy's decision after each failed attempt."""
+        return tuple(self._decisions)
+
+    @property
+    def route(self) -> Route:
+        """The route the next or current attempt uses."""
+        return self.routes[self._index]
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def start(self) -> Step:
+        """The first step: the kill switch, then the first attempt."""
+        if self._kill_switch:
+            if len(self.routes) < 2:
+                primary = self.routes[0]
+                self._emit(BudgetRefusal(reason="kill_switch", model=primary.model))
+                failure = make_failure(
+                    kind="budget",
+                    category="budget",
+                    code="kill_switch",
+                    message=f"the kill switch ${self._kill_switch_env} is on and the contract "
+                    "has no fallback route: no request was sent",
+                )
+                return Fail(error=self._error(KillSwitchError, failure))
+            self._index = 1
+        return self._send()
+
+    def resume(self) -> Step:
+        """The step after a ``Wait``: the retry."""
+        return self._send()
+
+    def on_outcome(self, outcome: AttemptOutcome) -> Step:
+        """Record an attempt; the next step (``Finish``, ``Wait``, ``Send`` or ``Fail``)."""
+        exchange = outcome.exchange
+        route = self.route
+        if exchange.failure is None and outcome.answer is not None:
+            self._attempts.append(exchange)
+            return Finish(result=self._success(route, outcome.answer))
+        failure = exchange.failure or _unreadable(self._secrets)
+        if exchange.failure is None:
+            exchange = replace(exchange, failure=failure)
+        self._attempts.append(exchange)
+        if outcome.delivered:
+            partial = outcome.partial
+            if partial is None:  # pragma: no cover - a stream attempt always has one
+                raise ValueError("a delivered stream attempt needs its partial result")
+            return Fail(
+                error=StreamInterrupted(
+                    failure,
+                    partial=partial,
+                    attempts=self._attempts,
+                    decisions=self._decisions,
+                    secrets=self._secrets,
+                )
+            )
+        return self._after_failure(route, exchange, failure)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _send(self) -> Step:
+        route = self.route
+        refusal = self._guard.check(route.model, self._prompt_tokens, self._max_tokens)
+        if refusal is not None:
+            self._emit(BudgetRefusal(reason=refusal, model=route.model))
+            failure = make_failure(
+                kind="budget",
+                category="budget",
+                code=refusal,
+                message=_refusal_message(refusal, route.model, self._max_tokens, self._guard),
+            )
+            return Fail(error=self._error(BudgetExceededError, failure))
+        has_fallback = self._index < len(self.routes) - 1
+        reserve_s = self.policy.fallback_reserve_ms / 1000.0 if has_fallback else 0.0
+        budget = self.deadline.for_attempt(reserve_s)
+        if budget is None:
+            return self._deadline_exhausted(route, "before the next attempt could start")
+        self._route_attempt += 1
+        return Send(
+            route=route,
+            attempt=len(self._attempts) + 1,
+            route_attempt=self._route_attempt,
+            budget_s=budget,
+        )
+
+    def _success(self, route: Route, answer: Completion) -> ChatResult:
+        cost = self._guard.record(route.model, answer.usage)
+        if len(self._attempts) > 1:
+            self._emit(
+                RetrySucceeded(route=route.name, model=route.model, attempts=len(self._attempts))
+            )
+        return ChatResult(
+            content=answer.content,
+            reasoning=answer.reasoning_content,
+            refusal=answer.refusal,
+            tool_calls=answer.tool_calls,
+            finish_reason=answer.finish_reason,
+            usage=answer.usage,
+            model=answer.model,
+            route=route.name,
+            requested_model=route.model,
+            attempts=tuple(self._attempts),
+            decisions=tuple(self._decisions),
+            cost_usd=cost,
+        )
+
+    def _after_failure(self, route: Route, exchange: Exchange, failure: Failure) -> Step:
+        headers = exchange.response.rate_limit_headers if exchange.response is not None else {}
+        has_fallback = self._index < len(self.routes) - 1
+        decision = decide(
+            failure,
+            attempt=self._route_attempt,
+            policy=self.policy,
+            retryable=self.errors.retryable,
+            non_retryable=self.errors.non_retryable,
+            deadline=self.deadline,
+            has_fallback=has_fallback,
+            retry_after_s=parse_retry_after(headers, now=self._wall()),
+            rng=self._rng,
+        )
+        self._decisions.append(decision)
+        self._emit(
+            RetryDecided(
+                route=route.name,
+                model=route.model,
+                category=failure.category,
+                decision=decision.retry_decision,
+                attempt=exchange.attempt,
+            )
+        )
+        if decision.action == "retry":
+            return Wait(seconds=decision.delay_s) if decision.delay_s > 0 else self._send()
+        if decision.action == "fallback":
+            target = self.routes[self._index + 1]
+            self._emit(
+                FallbackActivated(
+                    from_route=route.name,
+                    to_route=target.name,
+                    category=failure.category,
+                    model=route.model,
+                )
+            )
+            self._index += 1
+            self._route_attempt = 0
+            return self._send()
+        if decision.stop == "deadline":
+            return self._deadline_exhausted(route, decision.reason)
+        return Fail(error=self._error(_STOP_ERRORS[decision.stop or "exhausted"], failure))
+
+    def _deadline_exhausted(self, route: Route, why: str) -> Fail:
+        self._emit(
+            DeadlineExhausted(route=route.name, model=route.model, attempts=len(self._attempts))
+        )
+        last = self._attempts[-1].failure if self._attempts else None
+        after = f"; last attempt: {last.kind}/{last.category}/{last.code}" if last else ""
+        failure = make_failure(
+            kind="transport",
+            category="timeout",
+            code="deadline",
+            message=f"the call's {self.deadline.total_s:g} s deadline ran out ({why}){after}",
+            secrets=self._secrets,
+        )
+        return Fail(error=self._error(DeadlineExhaustedError, failure))
+
+    def _error(self, error_class: type[CallFailedError], failure: Failure) -> CallFailedError:
+        return error_class(
+            failure, attempts=self._attempts, decisions=self._decisions, secrets=self._secrets
+        )
+
+
+def _unreadable(secrets: tuple[str, ...]) -> Failure:
+    return make_failure(
+        kind="parser",
+        category="contract",
+        code="unreadable_success",
+        message="the response passed its checks but the client could not read an answer",
+        secrets=secrets,
+    )
+
+
+def _refusal_message(reason: str, model: str, max_tokens: int | None, guard: BudgetGuard) -> str:
+    caps = guard.caps
+    messages = {
+        "max_tokens_cap": f"max_tokens {max_tokens} is above policy.caps.max_tokens_per_call "
+        f"({caps.max_tokens_per_call})",
+        "call_cost_cap": f"the worst-case cost for {model} is above "
+        f"policy.caps.max_cost_per_call_usd ({caps.max_cost_per_call_usd})",
+        "daily_cost_cap": f"the last 24 hours' spend plus this call's worst case is above "
+        f"policy.caps.max_cost_per_day_usd ({caps.max_cost_per_day_usd})",
+    }
+    return messages.get(reason, reason) + ": nothing was sent"

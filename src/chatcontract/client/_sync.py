@@ -1,0 +1,388 @@
+"""``ChatClient``: the synchronous shell around ``CallPlan`` (decisions live there)."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import httpx2
+
+from chatcontract.contract import Contract, load
+from chatcontract.telemetry.events import TelemetrySink
+from chatcontract.transport import Exchange, InstrumentedTransport
+from chatcontract.transport._timing import install_backend
+
+from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, collecting, default_wall_clock
+from ._guard import AttemptWatch, GuardTransport
+from ._plan import AttemptOutcome, Fail, Finish, Send, Step, Wait
+from ._routes import Route
+from ._stream import StreamReader
+from .result import ChatResult, StreamDelta
+
+__all__ = ["ChatClient", "ChatStream"]
+
+_EVENT_STREAM = "text/event-stream"
+
+
+class ChatStream:
+    """A streamed call: iterate for ``StreamDelta`` values; ``result`` once it ended.
+
+    The request is sent when iteration starts; the deadline runs from the ``stream()`` call.
+    A failure before any delta reached you is retried or falls back like ``complete()``;
+    after that it raises ``StreamInterrupted`` with the partial content. Close it (or use
+    ``with``) if you stop early.
+
+    Example::
+
+        with client.stream(messages) as stream:
+            for delta in stream:
+                print(delta.content, end="")
+        stream.result.finish_reason, stream.result.usage
+    """
+
+    def __init__(self, steps: Generator[StreamDelta, None, ChatResult]) -> None:
+        self._steps = steps
+        self._result: ChatResult | None = None
+
+    def __iter__(self) -> Iterator[StreamDelta]:
+        return self
+
+    def __next__(self) -> StreamDelta:
+        try:
+            return next(self._steps)
+        except StopIteration as stop:
+            if stop.value is not None:  # only the first StopIteration carries the result
+                self._result = stop.value
+            raise
+
+    @property
+    def result(self) -> ChatResult:
+        """The assembled answer; ``RuntimeError`` before the stream was read to its end."""
+        if self._result is None:
+            raise RuntimeError("the stream has not finished: iterate it to the end first")
+        return self._result
+
+    def until_done(self) -> ChatResult:
+        """Read the rest of the stream and return the result."""
+        for _ in self:
+            pass
+        return self.result
+
+    def close(self) -> None:
+        """Stop reading and release the connection."""
+        self._steps.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ChatClient:
+    """A chat completions client whose retries, fallbacks, deadline and budget follow the
+    contract, decided per failure class, with an Exchange recorded for every attempt.
+
+    Build it with ``from_contract``. One ``httpx2.Client`` per route, each behind an
+    ``InstrumentedTransport``; nothing below retries (httpx2 transport retries are 0).
+
+    Example::
+
+        with ChatClient.from_contract("chatcontract.yaml") as client:
+            result = client.complete([{"role": "user", "content": "Reply with exactly: pong"}],
+                                      max_tokens=16)
+            result.content, result.route, len(result.attempts)
+
+    Raises ``CallFailedError`` subclasses (``chatcontract.client.errors``) when a call fails.
+    """
+
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        model: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        telemetry_sinks: Sequence[TelemetrySink] = (),
+        transport: httpx2.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = default_wall_clock,
+        capture_content: bool = False,
+    ) -> None:
+        self._core = ClientCore(
+            contract,
+            model=model,
+            environ=environ,
+            telemetry_sinks=telemetry_sinks,
+            clock=clock,
+            rng=rng,
+            wall_clock=wall_clock,
+        )
+        self._sleep = sleep
+        self._http: dict[str, httpx2.Client] = {}
+        for route in self._core.routes:
+            inner = transport if transport is not None else _own_transport()
+            instrumented = InstrumentedTransport(
+                contract=contract,
+                sinks=self._core.transport_sinks(),
+                inner=GuardTransport(inner, owns_inner=transport is None),
+                secrets=self._core.secrets,
+                capture_content=capture_content,
+            )
+            self._http[route.name] = httpx2.Client(transport=instrumented, follow_redirects=False)
+
+    @classmethod
+    def from_contract(
+        cls,
+        path_or_contract: str | os.PathLike[str] | Contract,
+        *,
+        model: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        telemetry_sinks: Sequence[TelemetrySink] = (),
+        transport: httpx2.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = default_wall_clock,
+        capture_content: bool = False,
+    ) -> ChatClient:
+        """A client for a contract file (path) or a ``Contract``.
+
+        Args:
+            model: overrides ``$CHATCONTRACT_MODEL`` and the contract's model.
+            environ: where keys and the kill switch are read (default: ``os.environ``, live).
+            telemetry_sinks: receive every Exchange and every client decision.
+            transport: the httpx2 transport doing the I/O (tests: ``httpx2.MockTransport``);
+                shared by every route and never closed by the client.
+            clock, rng, sleep, wall_clock: injected time and randomness.
+            capture_content: keep completion text in Exchanges (off by default).
+
+        Raises ``ConfigError`` for a missing key or a fallback that would leak the primary key.
+        """
+        contract = (
+            path_or_contract if isinstance(path_or_contract, Contract) else load(path_or_contract)
+        )
+        return cls(
+            contract,
+            model=model,
+            environ=environ,
+            telemetry_sinks=telemetry_sinks,
+            transport=transport,
+            clock=clock,
+            rng=rng,
+            sleep=sleep,
+            wall_clock=wall_clock,
+            capture_content=capture_content,
+        )
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def complete(
+        self,
+        messages: Sequence[Any],
+        *,
+        deadline_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> ChatResult:
+        """Send a chat completion and return the answer.
+
+        Args:
+            messages: the chat messages.
+            deadline_s: this call's single deadline (default ``policy.timeouts.total_ms``).
+            headers: extra request headers.
+            **params: other body fields (``max_tokens``, ``temperature``, ``tools``, ...).
+
+        Raises ``CallFailedError`` subclasses; ``TypeError`` for ``model``/``stream`` params.
+        """
+        call = self._core.prepare(
+            messages, params, stream=False, deadline_s=deadline_s, headers=headers
+        )
+        step = call.plan.start()
+        while True:
+            if isinstance(step, Wait):
+                self._sleep(step.seconds)
+                step = call.plan.resume()
+            elif isinstance(step, Send):
+                step = call.plan.on_outcome(self._complete_attempt(call, step))
+            elif isinstance(step, Finish):
+                return step.result
+            else:
+                raise step.error
+
+    def stream(
+        self,
+        messages: Sequence[Any],
+        *,
+        deadline_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> ChatStream:
+        """Stream a chat completion: a ``ChatStream`` of deltas, then ``.result``.
+
+        The request check, kill switch and budget guard run now (their errors raise here);
+        the request is sent when iteration starts. ``stream_options.include_usage`` is added
+        when the contract expects a usage chunk.
+        """
+        call = self._core.prepare(
+            messages, params, stream=True, deadline_s=deadline_s, headers=headers
+        )
+        first = call.plan.start()
+        if isinstance(first, Fail):
+            raise first.error
+        return ChatStream(self._stream_steps(call, first))
+
+    # -- attempts ------------------------------------------------------------------------
+
+    def _request(
+        self, call: PreparedCall, step: Send
+    ) -> tuple[httpx2.Client, httpx2.Request, AttemptWatch]:
+        route: Route = step.route
+        client = self._http[route.name]
+        watch = self._core.watch(step, stream=call.stream)
+        request = client.build_request(
+            "POST",
+            route.url,
+            json=call.body(route),
+            headers=call.request_headers(route),
+            timeout=self._core.timeout(step, stream=call.stream),
+            extensions=self._core.extensions(step, watch),
+        )
+        return client, request, watch
+
+    def _complete_attempt(self, call: PreparedCall, step: Send) -> AttemptOutcome:
+        client, request, _ = self._request(call, step)
+        collected: list[Exchange] = []
+        error: BaseException | None = None
+        body = b""
+        with collecting(collected):
+            try:
+                body = client.send(request).content
+            except TRANSPORT_ERRORS as exc:
+                error = exc
+        exchange = self._core.exchange_of(collected, step, error, call)
+        return AttemptOutcome(exchange=exchange, answer=self._core.answer_of(exchange, body))
+
+    def _stream_steps(
+        self, call: PreparedCall, step: Step
+    ) -> Generator[StreamDelta, None, ChatResult]:
+        while True:
+            if isinstance(step, Wait):
+                self._sleep(step.seconds)
+                step = call.plan.resume()
+            elif isinstance(step, Send):
+                outcome = yield from self._stream_attempt(call, step)
+                step = call.plan.on_outcome(outcome)
+            elif isinstance(step, Finish):
+                return step.result
+            else:
+                raise step.error
+
+    def _stream_attempt(
+        self, call: PreparedCall, step: Send
+    ) -> Generator[StreamDelta, None, AttemptOutcome]:
+        client, request, watch = self._request(call, step)
+        core = self._core
+        collected: list[Exchange] = []
+        reader = StreamReader(contract=core.contract, expect_usage=call.include_usage)
+        error: BaseException | None = None
+        with collecting(collected):
+            try:
+                response = client.send(request, stream=True)
+            except TRANSPORT_ERRORS as exc:
+                response, error = None, exc
+        if response is None:
+            return AttemptOutcome(
+                exchange=core.exchange_of(collected, step, error, call), partial=reader.close()
+            )
+        try:
+            if _EVENT_STREAM not in response.headers.get("content-type", ""):
+                with collecting(collected):
+                    try:
+                        body = response.read()
+                    except TRANSPORT_ERRORS as exc:
+                        body, error = b"", exc
+                exchange = core.exchange_of(collected, step, error, call)
+                answer = core.answer_of(exchange, body)
+                if answer is not None and answer.content:
+                    reader.delivered = True
+                    yield StreamDelta(content=answer.content)
+                return AttemptOutcome(
+                    exchange=exchange,
+                    answer=answer,
+                    partial=reader.close(),
+                    delivered=reader.delivered,
+                )
+            chunks = response.iter_bytes()
+            while True:
+                with collecting(collected):
+                    try:
+                        chunk = next(chunks, None)
+                    except TRANSPORT_ERRORS as exc:
+                        chunk, error = None, exc
+                if chunk is None:
+                    break
+                for delta in reader.feed(chunk, core.clock()):
+                    watch.token_seen = reader.delivered = True
+                    yield delta
+                if reader.early_verdict is not None:
+                    break
+        finally:
+            with collecting(collected):
+                response.close()
+        exchange = core.exchange_of(collected, step, error, call)
+        partial = reader.close()
+        answer = partial.as_completion() if exchange.ok else None
+        return AttemptOutcome(
+            exchange=exchange, answer=answer, partial=partial, delivered=reader.delivered
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def contract(self) -> Contract:
+        """The contract this client follows."""
+        return self._core.contract
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """Primary first, then the fallbacks (secrets hidden from their repr)."""
+        return self._core.routes
+
+    def close(self) -> None:
+        """Close every route's connection pool."""
+        for client in self._http.values():
+            client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        routes = ", ".join(f"{r.name}={r.model}@{r.base_url}" for r in self._core.routes)
+        return f"ChatClient(provider={self._core.contract.provider!r}, routes=[{routes}])"
+
+
+def _own_transport() -> httpx2.HTTPTransport:
+    # No transport-level retries: the policy is the only layer that retries. DNS is timed as
+    # InstrumentedTransport does for the transport it builds (ours sits under the guard).
+    transport = httpx2.HTTPTransport(retries=0)
+    install_backend(transport, is_async=False)
+    return transport

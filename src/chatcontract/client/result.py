@@ -1,0 +1,76 @@
+"""What a successful call returns, and what a stream yields along the way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatcontract.policy import Decision
+from chatcontract.transport import Exchange
+from chatcontract.wire import ToolCall, Usage
+
+from .errors import CallOutcome
+
+__all__ = ["ChatResult", "StreamDelta", "ToolCallDelta"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatResult:
+    """A completed answer, the route that gave it, and every attempt it took.
+
+    Example::
+
+        result = client.complete([{"role": "user", "content": "Reply with exactly: pong"}])
+        result.content, result.finish_reason, result.usage.total_tokens
+        result.route, [(a.route, a.attempt, a.ok) for a in result.attempts]
+    """
+
+    content: str | None
+    reasoning: str | None
+    refusal: str | None
+    tool_calls: tuple[ToolCall, ...]
+    finish_reason: str | None
+    usage: Usage | None
+    model: str | None  # as the response names it (often a dated snapshot)
+    route: str  # "primary" or the fallback route's name
+    requested_model: str  # the model the route asked for
+    attempts: tuple[Exchange, ...]
+    decisions: tuple[Decision, ...] = ()
+    cost_usd: float | None = None
+    outcome: CallOutcome = "success"
+
+    @property
+    def ok(self) -> bool:
+        """Always True: failures raise ``CallFailedError`` instead of returning."""
+        return self.outcome == "success"
+
+    @property
+    def retried(self) -> bool:
+        """True when at least one attempt failed before this answer."""
+        return len(self.attempts) > 1
+
+    @property
+    def fell_back(self) -> bool:
+        """True when the answer came from a fallback route."""
+        return self.route != "primary"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallDelta:
+    """One tool-call fragment of a stream chunk (arguments arrive in pieces)."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamDelta:
+    """What one stream chunk added to the answer (choice 0). Empty chunks are not yielded."""
+
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.content or self.reasoning or self.tool_calls)

@@ -1,0 +1,39 @@
+"""Pure policy decisions: backoff, retry-after, the single deadline, retry/fallback, budget.
+
+No I/O anywhere in this package: clocks and random sources are passed in, so every decision
+can be tested alone and shared by the sync and async clients.
+"""
+
+from __future__ import annotations
+
+from .backoff import compute_backoff, parse_duration, parse_retry_after
+from .budget import (
+    DAY_S,
+    BudgetGuard,
+    RefusalReason,
+    estimate_prompt_tokens,
+    kill_switch_active,
+)
+from .deadline import MIN_ATTEMPT_S, Deadline
+from .decide import ALL_ATTEMPTS, RULES, Action, Decision, Rule, Stop, decide, rule_for
+
+__all__ = [
+    "ALL_ATTEMPTS",
+    "DAY_S",
+    "MIN_ATTEMPT_S",
+    "RULES",
+    "Action",
+    "BudgetGuard",
+    "Deadline",
+    "Decision",
+    "RefusalReason",
+    "Rule",
+    "Stop",
+    "compute_backoff",
+    "decide",
+    "estimate_prompt_tokens",
+    "kill_switch_active",
+    "parse_duration",
+    "parse_retry_after",
+    "rule_for",
+]

@@ -1,0 +1,162 @@
+"""Local guards checked before sending: token and money caps, and the kill switch.
+
+``BudgetGuard`` refuses a call whose worst case breaks ``policy.caps`` — before anything goes
+on the wire — and adds the actual cost of each successful call to a rolling 24-hour total.
+Prices come from ``policy.prices``; a model without prices skips the cost caps (its calls
+cannot be priced, so only ``max_tokens_per_call`` applies).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+from chatcontract.contract.model import CostCaps, Policy, Prices
+from chatcontract.wire import Usage
+
+__all__ = [
+    "DAY_S",
+    "FALSE_WORDS",
+    "BudgetGuard",
+    "RefusalReason",
+    "estimate_prompt_tokens",
+    "kill_switch_active",
+]
+
+#: Why a guard refused to send (the ``reason`` of a ``BudgetRefusal`` event).
+RefusalReason = Literal["max_tokens_cap", "call_cost_cap", "daily_cost_cap", "kill_switch"]
+
+#: The rolling window of ``max_cost_per_day_usd``.
+DAY_S = 86_400.0
+
+# The chat format's cost per message (role, separators) and per request (reply priming),
+# as OpenAI's cookbook counts them; the text itself is ~4 characters per token.
+_PER_MESSAGE_TOKENS = 4
+_PER_REQUEST_TOKENS = 3
+_CHARS_PER_TOKEN = 4
+
+
+def _text_chars(value: Any) -> int:
+    """Characters of text inside a message value, without keeping any of it."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, Mapping):
+        return sum(_text_chars(item) for key, item in value.items() if key != "type")
+    if isinstance(value, list | tuple):
+        return sum(_text_chars(item) for item in value)
+    return 0
+
+
+def estimate_prompt_tokens(messages: Iterable[Any]) -> int:
+    """A cheap upper-leaning estimate of a request's prompt tokens.
+
+    About one token per four characters of every text value in each message (content parts,
+    names, tool-call arguments), plus the chat format's per-message overhead. Only lengths
+    are read; no text is stored.
+    """
+    total = _PER_REQUEST_TOKENS
+    for message in messages:
+        total += _PER_MESSAGE_TOKENS + math.ceil(_text_chars(message) / _CHARS_PER_TOKEN)
+    return total
+
+
+class BudgetGuard:
+    """Token and money caps for calls, with a rolling 24-hour spend.
+
+    Args:
+        caps: ``policy.caps``.
+        prices: ``policy.prices`` (USD per million tokens, by model).
+        clock: a monotonic clock in seconds (default ``time.monotonic``).
+
+    Example::
+
+        guard = BudgetGuard(contract.policy.caps, contract.policy.prices)
+        guard.check("gpt-4.1-nano", prompt_tokens=120, max_tokens=256)  # None: allowed
+        guard.record("gpt-4.1-nano", completion.usage)                  # actual cost added
+
+    Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        caps: CostCaps,
+        prices: Mapping[str, Prices],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.caps = caps
+        self.prices = prices
+        self._clock = clock
+        self._spent: deque[tuple[float, float]] = deque()
+        self._lock = threading.Lock()
+
+    def worst_case_usd(
+        self, model: str, prompt_tokens: int, max_tokens: int | None
+    ) -> float | None:
+        """The most a call can cost: the prompt plus ``max_tokens`` (or the per-call token cap
+        when the request sets none); ``None`` for a model without prices."""
+        prices = self.prices.get(model)
+        if prices is None:
+            return None
+        completion = max_tokens if max_tokens is not None else self.caps.max_tokens_per_call
+        return prices.cost(prompt_tokens, completion or 0)
+
+    def check(self, model: str, prompt_tokens: int, max_tokens: int | None) -> RefusalReason | None:
+        """``None`` when the call may be sent, else the cap it would break.
+
+        ``max_tokens_cap``: ``max_tokens`` above ``max_tokens_per_call``; ``call_cost_cap``:
+        the worst case above ``max_cost_per_call_usd``; ``daily_cost_cap``: the last 24 hours'
+        spend plus the worst case above ``max_cost_per_day_usd``.
+        """
+        caps = self.caps
+        if (
+            caps.max_tokens_per_call is not None
+            and max_tokens is not None
+            and max_tokens > caps.max_tokens_per_call
+        ):
+            return "max_tokens_cap"
+        worst = self.worst_case_usd(model, prompt_tokens, max_tokens)
+        if worst is None:
+            return None
+        if caps.max_cost_per_call_usd is not None and worst > caps.max_cost_per_call_usd:
+            return "call_cost_cap"
+        if caps.max_cost_per_day_usd is not None and self.spent_today() + worst > (
+            caps.max_cost_per_day_usd
+        ):
+            return "daily_cost_cap"
+        return None
+
+    def record(self, model: str, usage: Usage | None) -> float | None:
+        """Add a finished call's actual cost; returns it (``None``: no prices or no usage)."""
+        prices = self.prices.get(model)
+        if prices is None or usage is None:
+            return None
+        cost = prices.cost(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+        with self._lock:
+            self._spent.append((self._clock(), cost))
+        return cost
+
+    def spent_today(self) -> float:
+        """USD recorded in the last 24 hours."""
+        horizon = self._clock() - DAY_S
+        with self._lock:
+            while self._spent and self._spent[0][0] <= horizon:
+                self._spent.popleft()
+            return sum(cost for _, cost in self._spent)
+
+
+#: Values of the kill-switch variable that mean "off".
+FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+
+
+def kill_switch_active(policy: Policy, environ: Mapping[str, str]) -> bool:
+    """True when ``policy.kill_switch_env`` names a variable set to anything but an "off"
+    word (empty, ``0``, ``false``, ``no``, ``off``; case-insensitive)."""
+    name = policy.kill_switch_env
+    if name is None:
+        return False
+    return environ.get(name, "").strip().lower() not in FALSE_WORDS

@@ -1,0 +1,69 @@
+import httpx2
+import pytest
+
+from chatcontract.client._guard import (
+    WATCH_EXTENSION,
+    AttemptDeadlineError,
+    AttemptWatch,
+    FirstTokenTimeoutError,
+    GuardTransport,
+)
+from chatcontract.failures import DeadlineExceeded, classify_exception
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 10.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_watch_names_the_limit_that_passed():
+    clock = FakeClock()
+    watch = AttemptWatch(clock=clock, budget_s=2.0, first_token_s=0.5)
+    assert watch.check() == "ok"
+    clock.now += 0.5
+    assert watch.check() == "first_token"
+    watch.token_seen = True
+    assert watch.check() == "ok"
+    clock.now += 1.5
+    assert watch.check() == "deadline"
+
+
+def test_without_a_first_token_limit_only_the_budget_counts():
+    clock = FakeClock()
+    watch = AttemptWatch(clock=clock, budget_s=1.0, first_token_s=None)
+    clock.now += 0.99
+    assert watch.check() == "ok"
+
+
+def test_guard_errors_read_as_timeouts_to_the_classifier():
+    deadline = AttemptDeadlineError("late")
+    assert isinstance(deadline, DeadlineExceeded) and isinstance(deadline, httpx2.ReadTimeout)
+    assert classify_exception(deadline).code == "deadline"
+    assert classify_exception(FirstTokenTimeoutError("quiet")).code == "read_timeout"
+
+
+def test_the_guard_transport_stops_a_body_once_the_budget_passed():
+    clock = FakeClock()
+
+    def chunks():
+        for piece in (b"a", b"b", b"c"):
+            yield piece
+            clock.now += 1.0
+
+    transport = GuardTransport(
+        httpx2.MockTransport(lambda request: httpx2.Response(200, content=chunks())),
+        owns_inner=False,
+    )
+    watch = AttemptWatch(clock=clock, budget_s=1.5, first_token_s=None)
+    with httpx2.Client(transport=transport) as client:
+        request = client.build_request("GET", "http://x.test/", extensions={WATCH_EXTENSION: watch})
+        response = client.send(request, stream=True)
+        body = response.iter_bytes()
+        seen = [next(body), next(body)]
+        with pytest.raises(AttemptDeadlineError):
+            next(body)
+        response.close()
+    assert seen == [b"a", b"b"]

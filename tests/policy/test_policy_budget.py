@@ -1,0 +1,111 @@
+import pytest
+
+from chatcontract.contract import CostCaps, Policy, Prices
+from chatcontract.policy import DAY_S, BudgetGuard, estimate_prompt_tokens, kill_switch_active
+from chatcontract.wire import Usage
+
+PRICES = {"cheap": Prices(input_per_million=1.0, output_per_million=2.0)}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def guard(**caps):
+    clock = FakeClock()
+    return BudgetGuard(CostCaps(**caps), PRICES, clock=clock), clock
+
+
+def test_prompt_estimate_is_about_a_quarter_of_the_characters_plus_overhead():
+    short = estimate_prompt_tokens([{"role": "user", "content": "x" * 400}])
+    assert 100 <= short <= 115
+    two = estimate_prompt_tokens(
+        [{"role": "system", "content": "a"}, {"role": "user", "content": "b"}]
+    )
+    assert two > estimate_prompt_tokens([{"role": "user", "content": "b"}])
+
+
+def test_prompt_estimate_counts_content_parts_and_tool_arguments():
+    parts = [{"role": "user", "content": [{"type": "text", "text": "y" * 800}]}]
+    calls = [
+        {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "z" * 800}}]}
+    ]
+    assert estimate_prompt_tokens(parts) >= 200
+    assert estimate_prompt_tokens(calls) >= 200
+
+
+def test_max_tokens_above_the_per_call_cap_is_refused():
+    budget, _ = guard(max_tokens_per_call=100)
+    assert budget.check("cheap", 10, 101) == "max_tokens_cap"
+    assert budget.check("cheap", 10, 100) is None
+
+
+def test_worst_case_cost_above_the_per_call_cap_is_refused():
+    budget, _ = guard(max_tokens_per_call=None, max_cost_per_call_usd=0.001)
+    # 100 prompt tokens * $1/M + 1000 completion * $2/M = $0.0021
+    assert budget.check("cheap", 100, 1_000) == "call_cost_cap"
+    assert budget.check("cheap", 100, 100) is None
+
+
+def test_without_max_tokens_the_worst_case_uses_the_per_call_token_cap():
+    budget, _ = guard(max_tokens_per_call=10_000, max_cost_per_call_usd=0.01)
+    assert budget.worst_case_usd("cheap", 0, None) == pytest.approx(0.02)
+    assert budget.check("cheap", 0, None) == "call_cost_cap"
+
+
+def test_daily_cap_counts_recorded_spend_in_a_rolling_24_hours():
+    budget, clock = guard(max_tokens_per_call=None, max_cost_per_day_usd=0.01)
+    assert budget.check("cheap", 0, 1_000) is None
+    cost = budget.record(
+        "cheap", Usage(prompt_tokens=1_000, completion_tokens=4_000, total_tokens=5_000)
+    )
+    assert cost == pytest.approx(0.009)
+    assert budget.spent_today() == pytest.approx(0.009)
+    assert budget.check("cheap", 0, 1_000) == "daily_cost_cap"
+    clock.now += DAY_S + 1
+    assert budget.spent_today() == 0.0
+    assert budget.check("cheap", 0, 1_000) is None
+
+
+def test_a_model_without_prices_skips_the_cost_caps_but_not_the_token_cap():
+    budget, _ = guard(
+        max_tokens_per_call=50, max_cost_per_call_usd=0.0000001, max_cost_per_day_usd=0.0000001
+    )
+    assert budget.check("unpriced", 10_000, 50) is None
+    assert budget.check("unpriced", 10, 51) == "max_tokens_cap"
+    assert budget.record("unpriced", Usage(prompt_tokens=1, completion_tokens=1)) is None
+    assert budget.spent_today() == 0.0
+
+
+def test_recording_without_usage_adds_nothing():
+    budget, _ = guard()
+    assert budget.record("cheap", None) is None
+    assert budget.spent_today() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("value", "active"),
+    [
+        ("1", True),
+        ("on", True),
+        ("yes", True),
+        ("", False),
+        ("0", False),
+        ("false", False),
+        ("OFF", False),
+        (None, False),
+    ],
+    ids=["one", "on", "yes", "empty", "zero", "false", "off-upper", "unset"],
+)
+def test_kill_switch_reads_the_contract_variable(value, active):
+    policy = Policy(kill_switch_env="KILL")
+    environ = {} if value is None else {"KILL": value}
+    assert kill_switch_active(policy, environ) is active
+
+
+def test_no_kill_switch_variable_means_never_active():
+    assert kill_switch_active(Policy(kill_switch_env=None), {"KILL": "1"}) is False
