@@ -1,0 +1,46 @@
+"""Telemetry sinks: Prometheus (registry injected), OpenTelemetry GenAI (optional extra), and a
+JSON event log, fed by the ``Telemetry`` hub with every Exchange and client decision."""
+
+from __future__ import annotations
+
+from .events import (
+    BudgetRefusal,
+    CallLabels,
+    ClientEvent,
+    DeadlineExhausted,
+    FallbackActivated,
+    RetryDecided,
+    RetrySucceeded,
+    Telemetry,
+    TelemetrySink,
+)
+from .events_log import DEFAULT_SHADOW_RATE, EVENT_LOGGER, JsonEventLog
+from .otel import OpenTelemetrySink
+from .prometheus import (
+    BUDGET_BUCKETS_MS,
+    CALL_LABELS,
+    LATENCY_BUCKETS_MS,
+    PHASE_BUCKETS_MS,
+    PrometheusSink,
+)
+
+__all__ = [
+    "BUDGET_BUCKETS_MS",
+    "CALL_LABELS",
+    "DEFAULT_SHADOW_RATE",
+    "EVENT_LOGGER",
+    "LATENCY_BUCKETS_MS",
+    "PHASE_BUCKETS_MS",
+    "BudgetRefusal",
+    "CallLabels",
+    "ClientEvent",
+    "DeadlineExhausted",
+    "FallbackActivated",
+    "JsonEventLog",
+    "OpenTelemetrySink",
+    "PrometheusSink",
+    "RetryDecided",
+    "RetrySucceeded",
+    "Telemetry",
+    "TelemetrySink",
+]
