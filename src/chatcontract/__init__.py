@@ -1,9 +1,35 @@
-"""chatcontract: freeze, validate, classify and watch what your code assumes about a chat API."""
+"""chatcontract: freeze, validate, classify and watch what your code assumes about a chat API.
+
+The public surface, re-exported here on purpose (the subpackages hold the rest):
+
+- the contract: ``Contract``, ``load_contract``, ``load_preset``
+- classification: ``classify``, ``Failure``
+- calling safely: ``ChatClient``, ``AsyncChatClient`` and their results and errors
+- the openai SDK hook: ``instrument``, ``ainstrument``, ``check_sdk_client``
+- the spine: ``Exchange``, ``InstrumentedTransport``, ``AsyncInstrumentedTransport``
+- telemetry sinks: ``PrometheusSink``, ``OpenTelemetrySink``, ``JsonEventLog``
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
+from chatcontract._version import __version__
+from chatcontract.client import (
+    AsyncChatClient,
+    AsyncChatStream,
+    BudgetExceededError,
+    CallFailedError,
+    ChatClient,
+    ChatResult,
+    ChatStream,
+    DeadlineExhaustedError,
+    KillSwitchError,
+    NonRetryableError,
+    RetriesExhaustedError,
+    StreamDelta,
+    StreamInterrupted,
+)
+from chatcontract.contract import Contract, load_preset
+from chatcontract.contract import load as load_contract
 from chatcontract.errors import (
     ChatContractError,
     ConfigError,
@@ -11,17 +37,49 @@ from chatcontract.errors import (
     SimulatorError,
     UsageError,
 )
-
-try:
-    __version__ = version("chatcontract")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
+from chatcontract.failures import Failure, classify
+from chatcontract.instrument import (
+    StackedRetriesWarning,
+    ainstrument,
+    check_sdk_client,
+    instrument,
+)
+from chatcontract.telemetry import JsonEventLog, OpenTelemetrySink, PrometheusSink
+from chatcontract.transport import AsyncInstrumentedTransport, Exchange, InstrumentedTransport
 
 __all__ = [
+    "AsyncChatClient",
+    "AsyncChatStream",
+    "AsyncInstrumentedTransport",
+    "BudgetExceededError",
+    "CallFailedError",
+    "ChatClient",
     "ChatContractError",
+    "ChatResult",
+    "ChatStream",
     "ConfigError",
+    "Contract",
     "ContractFileError",
+    "DeadlineExhaustedError",
+    "Exchange",
+    "Failure",
+    "InstrumentedTransport",
+    "JsonEventLog",
+    "KillSwitchError",
+    "NonRetryableError",
+    "OpenTelemetrySink",
+    "PrometheusSink",
+    "RetriesExhaustedError",
     "SimulatorError",
+    "StackedRetriesWarning",
+    "StreamDelta",
+    "StreamInterrupted",
     "UsageError",
     "__version__",
+    "ainstrument",
+    "check_sdk_client",
+    "classify",
+    "instrument",
+    "load_contract",
+    "load_preset",
 ]

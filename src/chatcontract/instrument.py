@@ -60,8 +60,12 @@ from chatcontract.telemetry import (
     Telemetry,
     TelemetrySink,
 )
-from chatcontract.transport import AsyncInstrumentedTransport, Exchange, InstrumentedTransport
-from chatcontract.transport._timing import install_backend
+from chatcontract.transport import (
+    AsyncInstrumentedTransport,
+    Exchange,
+    InstrumentedTransport,
+    install_backend,
+)
 
 __all__ = [
     "RETRY_COUNT_HEADER",

@@ -6,7 +6,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 
-from chatcontract import __version__
+from chatcontract._version import __version__
 from chatcontract.errors import UsageError
 from chatcontract.target import Target
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from chatcontract import __version__
+from chatcontract._version import __version__
 from chatcontract.errors import ChatContractError
 
 from . import (

@@ -19,8 +19,7 @@ import httpx2
 
 from chatcontract.contract import Contract, load
 from chatcontract.telemetry.events import TelemetrySink
-from chatcontract.transport import AsyncInstrumentedTransport, Exchange
-from chatcontract.transport._timing import install_backend
+from chatcontract.transport import AsyncInstrumentedTransport, Exchange, install_backend
 
 from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, collecting, default_wall_clock
 from ._guard import AsyncGuardTransport, AttemptWatch

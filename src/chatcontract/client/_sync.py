@@ -13,8 +13,7 @@ import httpx2
 
 from chatcontract.contract import Contract, load
 from chatcontract.telemetry.events import TelemetrySink
-from chatcontract.transport import Exchange, InstrumentedTransport
-from chatcontract.transport._timing import install_backend
+from chatcontract.transport import Exchange, InstrumentedTransport, install_backend
 
 from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, collecting, default_wall_clock
 from ._guard import AttemptWatch, GuardTransport

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from chatcontract import __version__
+from chatcontract._version import __version__
 
 from .loader import SCHEMA
 from .model import CATEGORIES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._timing import install_backend
 from .exchange import Exchange, RequestFacts, ResponseFacts, Timings
 from .instrumented import AsyncInstrumentedTransport, InstrumentedTransport
 from .observer import CallObserver, ExchangeSink, request_facts
@@ -15,5 +16,6 @@ __all__ = [
     "RequestFacts",
     "ResponseFacts",
     "Timings",
+    "install_backend",
     "request_facts",
 ]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import replace
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
