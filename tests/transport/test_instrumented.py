@@ -99,9 +99,10 @@ def test_streams_are_watched_as_they_pass():
     body = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
 
     async def go():
-        async with _asgi_client(exchanges) as client, client.stream(
-            "POST", "/chat/completions", json=body, headers=AUTH
-        ) as response:
+        async with (
+            _asgi_client(exchanges) as client,
+            client.stream("POST", "/chat/completions", json=body, headers=AUTH) as response,
+        ):
             return b"".join([chunk async for chunk in response.aiter_bytes()])
 
     raw = _run(go())
@@ -220,3 +221,83 @@ def test_sync_and_async_transports_record_the_same_facts(simulator):
     )
     assert a.failure == b.failure is None
     assert b.timings.connect_ms is not None
+
+
+def _self_signed(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:  # pragma: no cover - Debian images ship openssl
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return key, cert
+
+
+def test_tls_handshake_is_timed_by_the_backend(tmp_path):
+    import socket
+    import ssl
+    import threading
+    import time
+
+    import uvicorn
+
+    from chatcontract.transport import install_backend
+
+    key, cert = _self_signed(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(flavor="cometapi"),
+        host="127.0.0.1",
+        port=port,
+        ssl_keyfile=str(key),
+        ssl_certfile=str(cert),
+        log_level="error",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        context = ssl.create_default_context(cafile=str(cert))
+        inner = httpx2.HTTPTransport(verify=context)
+        assert install_backend(inner, is_async=False)
+        exchanges = []
+        transport = InstrumentedTransport(contract=COMET, sinks=[exchanges.append], inner=inner)
+        with httpx2.Client(transport=transport, timeout=10) as client:
+            client.post(f"https://localhost:{port}/v1/chat/completions", json=BODY, headers=AUTH)
+        [exchange] = exchanges
+        assert exchange.ok
+        assert exchange.timings.tls_ms is not None and exchange.timings.tls_ms > 0
+        assert exchange.timings.dns_ms is not None
+        assert exchange.timings.connect_ms is not None
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -18,7 +18,14 @@ from typing import Any, ClassVar
 import anyio
 import httpcore2
 
-__all__ = ["CURRENT_CLOCK", "AsyncTimedBackend", "PhaseClock", "TimedBackend", "install_backend"]
+__all__ = [
+    "CURRENT_CLOCK",
+    "AsyncTimedBackend",
+    "PhaseClock",
+    "TimedBackend",
+    "has_timed_backend",
+    "install_backend",
+]
 
 
 class PhaseClock:
@@ -113,13 +120,19 @@ class TimedBackend(httpcore2.NetworkBackend):
                 raise httpcore2.ConnectError(f"DNS lookup failed: {exc}") from exc
             clock.end("dns")
             target = _first_address(infos) or host
-        return self._inner.connect_tcp(
+        if clock is not None:
+            clock.start("connect")
+        stream = self._inner.connect_tcp(
             target,
             port,
             timeout=timeout,
             local_address=local_address,
             socket_options=socket_options,
         )
+        if clock is None:
+            return stream
+        clock.end("connect")
+        return _TimedStream(stream, clock)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -154,13 +167,19 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
                 raise httpcore2.ConnectError(f"DNS lookup failed: {exc}") from exc
             clock.end("dns")
             target = _first_address(infos) or host
-        return await self._inner.connect_tcp(
+        if clock is not None:
+            clock.start("connect")
+        stream = await self._inner.connect_tcp(
             target,
             port,
             timeout=timeout,
             local_address=local_address,
             socket_options=socket_options,
         )
+        if clock is None:
+            return stream
+        clock.end("connect")
+        return _AsyncTimedStream(stream, clock)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -171,6 +190,69 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class _TimedStream(httpcore2.NetworkStream):
+    """A connected stream whose TLS handshake is timed; everything else passes through."""
+
+    def __init__(self, inner: httpcore2.NetworkStream, clock: PhaseClock) -> None:
+        self._inner = inner
+        self._clock = clock
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.NetworkStream:
+        self._clock.start("tls")
+        stream = self._inner.start_tls(ssl_context, server_hostname, timeout)
+        self._clock.end("tls")
+        return stream
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
+    """The async twin of ``_TimedStream``."""
+
+    def __init__(self, inner: httpcore2.AsyncNetworkStream, clock: PhaseClock) -> None:
+        self._inner = inner
+        self._clock = clock
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.AsyncNetworkStream:
+        self._clock.start("tls")
+        stream = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        self._clock.end("tls")
+        return stream
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+def has_timed_backend(transport: object) -> bool:
+    """True when ``transport``'s pool connects through a timed backend (no trace needed)."""
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    return isinstance(backend, TimedBackend | AsyncTimedBackend)
 
 
 def install_backend(transport: object, *, is_async: bool) -> bool:

@@ -23,7 +23,7 @@ import httpx2
 
 from chatcontract.contract import Contract
 
-from ._timing import CURRENT_CLOCK, install_backend
+from ._timing import CURRENT_CLOCK, has_timed_backend, install_backend
 from .observer import CallObserver, ExchangeSink, request_facts
 
 __all__ = ["AsyncInstrumentedTransport", "InstrumentedTransport"]
@@ -38,6 +38,7 @@ def _observer(
     capture_content: bool,
     is_async: bool,
     shapes: bool = True,
+    trace: bool = True,
 ) -> CallObserver:
     meta: dict[str, Any] = dict(request.extensions.get("chatcontract") or {})
     content = request.content if isinstance(request.stream, httpx2.ByteStream) else b""
@@ -60,8 +61,9 @@ def _observer(
         shapes=shapes,
         request_content=content if not shapes else b"",
     )
-    chain = _chain_atrace if is_async else _chain_trace
-    request.extensions["trace"] = chain(request.extensions.get("trace"), observer)
+    if trace:  # without a timed backend, httpcore2's trace events time connect and TLS
+        chain = _chain_atrace if is_async else _chain_trace
+        request.extensions["trace"] = chain(request.extensions.get("trace"), observer)
     return observer
 
 
@@ -89,9 +91,10 @@ def _chain_atrace(existing: Any, observer: CallObserver) -> Any:
 
 def _already_read(response: httpx2.Response, observer: CallObserver) -> bool:
     """A response built with its content (mock and ASGI-test transports) is observed at once."""
-    try:
-        content = response.content
-    except httpx2.ResponseNotRead:
+    # httpx2 keeps given content in ``_content``; a live network response has none yet.
+    # (Checking the attribute avoids raising ResponseNotRead on every real call.)
+    content = getattr(response, "_content", None)
+    if content is None:
         return False
     observer.on_chunk(content)
     observer.finish()
@@ -184,6 +187,8 @@ class InstrumentedTransport(httpx2.BaseTransport):
             raise ValueError("shape_sample_rate must be between 0 and 1")
         self._shape_rate = shape_sample_rate
         self._rng = rng
+        # A timed network backend measures DNS, connect and TLS itself: no per-event trace.
+        self._trace = not has_timed_backend(inner)
 
     def add_sink(self, sink: ExchangeSink) -> None:
         """Also hand every later Exchange to ``sink``."""
@@ -198,6 +203,7 @@ class InstrumentedTransport(httpx2.BaseTransport):
             capture_content=self._capture,
             is_async=False,
             shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
+            trace=self._trace,
         )
         token = CURRENT_CLOCK.set(observer.clock)
         try:
@@ -207,7 +213,7 @@ class InstrumentedTransport(httpx2.BaseTransport):
             raise
         finally:
             CURRENT_CLOCK.reset(token)
-        observer.on_response(response.status_code, response.headers)
+        observer.on_response(response.status_code, response.headers.raw)
         if _already_read(response, observer):
             return response
         response.stream = _ObservedStream(response.stream, observer)  # type: ignore[arg-type]
@@ -243,6 +249,8 @@ class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
             raise ValueError("shape_sample_rate must be between 0 and 1")
         self._shape_rate = shape_sample_rate
         self._rng = rng
+        # A timed network backend measures DNS, connect and TLS itself: no per-event trace.
+        self._trace = not has_timed_backend(inner)
 
     def add_sink(self, sink: ExchangeSink) -> None:
         """Also hand every later Exchange to ``sink``."""
@@ -257,6 +265,7 @@ class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
             capture_content=self._capture,
             is_async=True,
             shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
+            trace=self._trace,
         )
         token = CURRENT_CLOCK.set(observer.clock)
         try:
@@ -266,7 +275,7 @@ class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
             raise
         finally:
             CURRENT_CLOCK.reset(token)
-        observer.on_response(response.status_code, response.headers)
+        observer.on_response(response.status_code, response.headers.raw)
         if _already_read(response, observer):
             return response
         response.stream = _AsyncObservedStream(response.stream, observer)

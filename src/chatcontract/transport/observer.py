@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -179,11 +179,16 @@ class CallObserver:
 
     # -- events ---------------------------------------------------------------------------
 
-    def on_response(self, status: int, headers: Mapping[str, str]) -> None:
-        """The response head arrived."""
+    def on_response(
+        self, status: int, headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]
+    ) -> None:
+        """The response head arrived (headers as a mapping or as raw ``(name, value)`` bytes)."""
         self._first_byte_at = self.clock.ends.get("headers") or time.perf_counter()
         self._status = status
-        self._headers = {k.lower(): v for k, v in headers.items()}
+        if isinstance(headers, Mapping):
+            self._headers = {k.lower(): v for k, v in headers.items()}
+        else:  # raw header bytes: cheaper than decoding through a Headers object
+            self._headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
         is_sse = "text/event-stream" in self._headers.get("content-type", "")
         if is_sse and 200 <= status < 300:
             self._stream = StreamParser(contract=self._contract)
