@@ -123,7 +123,7 @@ def bench_overhead(
         ("instrumented", lambda: _calls(instrumented, url, stream=stream, count=calls)),
     ]
     try:
-        for side, run in runs:  # warm-up: connections, imports, caches
+        for _side, run in runs:  # warm-up: connections, imports, caches
             run()
         for index in range(rounds):
             order = runs if index % 2 == 0 else runs[::-1]

@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import random
 import re
+import sqlite3
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from chatcontract.drift import DEFAULT_BASELINE_PATH
-from chatcontract.errors import UsageError
+from chatcontract.errors import ConfigError, UsageError
 from chatcontract.probe import (
     DEFAULT_DB_PATH,
     PROBE_KINDS,
@@ -126,7 +127,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=[],
         metavar="KIND",
         choices=PROBE_KINDS,
-        help="run only this probe kind (repeatable)",
+        help=f"run only this probe kind (repeatable): {', '.join(PROBE_KINDS)}",
     )
     parser.add_argument(
         "--retention-days",
@@ -183,46 +184,66 @@ def run(args: argparse.Namespace) -> int:
         ) as target,
         ProbeStore.open(args.db) as store,
     ):
-        registry = CollectorRegistry()
-        metrics = ProbeMetrics(registry, contract=target.contract)
-        prober = Prober(
-            target=target, store=store, metrics=metrics, clock=time.time, options=options
-        )
         try:
-            _banner(target, args, baseline_path, prober)
-            if args.once:
-                result = prober.run_cycle()
-                _print_cycle(result)
-                return 0 if result.ok else 1
-            app = create_probe_app(
+            return _serve(
+                args,
+                target=target,
                 store=store,
-                registry=registry,
-                clock=time.time,
-                contract=target.contract,
-                metrics=metrics,
-                target=summary_target(
-                    target.base_url, simulated=target.simulated, model=target.model
-                ),
+                options=options,
+                interval=interval,
+                host=host,
+                port=port,
             )
-            seconds = interval or float(target.contract.policy.probe.interval_s)
-            scheduler = Scheduler(clock=time.time, rng=random.Random(), interval_s=seconds)  # noqa: S311 - jitter, not crypto
-            stop = threading.Event()
-            with AppServer(app, host=host, port=port) as server, stop_on_signals(stop):
-                _say(
-                    f"serving {server.url}/ (dashboard), {server.url}/metrics, "
-                    f"{server.url}/api/summary; probing every {seconds:g}s; Ctrl-C stops"
-                )
-                cycles = run_loop(
-                    prober=prober,
-                    scheduler=scheduler,
-                    clock=time.time,
-                    stop=stop,
-                    on_cycle=_log_cycle,
-                )
-            _say(f"stopped after {cycles} cycle(s); history in {store.path}")
-            return 0
-        finally:
-            prober.close()
+        except sqlite3.Error as exc:  # the disk filled up, the file was removed, ...
+            raise ConfigError(f"probe store {store.path}: {exc}") from exc
+
+
+def _serve(
+    args: argparse.Namespace,
+    *,
+    target: Target,
+    store: ProbeStore,
+    options: ProberOptions,
+    interval: float | None,
+    host: str,
+    port: int,
+) -> int:
+    registry = CollectorRegistry()
+    metrics = ProbeMetrics(registry, contract=target.contract)
+    prober = Prober(target=target, store=store, metrics=metrics, clock=time.time, options=options)
+    try:
+        _banner(target, args, options.baseline_path, prober)
+        if args.once:
+            result = prober.run_cycle()
+            _print_cycle(result)
+            return 0 if result.ok else 1
+        app = create_probe_app(
+            store=store,
+            registry=registry,
+            clock=time.time,
+            contract=target.contract,
+            metrics=metrics,
+            target=summary_target(target.base_url, simulated=target.simulated, model=target.model),
+        )
+        seconds = interval or float(target.contract.policy.probe.interval_s)
+        scheduler = Scheduler(clock=time.time, rng=random.Random(), interval_s=seconds)  # noqa: S311 - jitter, not crypto
+        stop = threading.Event()
+        with AppServer(app, host=host, port=port) as server, stop_on_signals(stop):
+            _say(
+                f"serving {server.url}/ (dashboard), {server.url}/metrics, "
+                f"{server.url}/api/summary; probing every {seconds:g}s; Ctrl-C stops"
+            )
+            cycles = run_loop(
+                prober=prober,
+                scheduler=scheduler,
+                clock=time.time,
+                stop=stop,
+                on_cycle=_log_cycle,
+            )
+        _say(f"stopped after {cycles} cycle(s); history in {store.path}")
+        return 0
+    finally:
+        prober.close()
 
 
 def _banner(target: Target, args: argparse.Namespace, baseline: str | None, prober: Prober) -> None:
