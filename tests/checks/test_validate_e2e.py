@@ -415,3 +415,23 @@ def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path, monkeypatch, argv,
     assert code == 2
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_validate_records_the_run_for_baseline_and_checklist(capsys, tmp_path):
+    from chatcontract.drift import read_last_validate
+
+    code, _, err = validate(capsys, "--simulate", "--check", "canary", "--check", "streaming")
+    assert code == 0
+    assert "recorded .chatcontract/last-validate.json" in err
+    report, observed = read_last_validate(tmp_path / ".chatcontract" / "last-validate.json")
+    assert report["verdict"] == "pass"
+    assert "stop" in observed.to_dict()["finish_reasons"]
+    text = (tmp_path / ".chatcontract" / "last-validate.json").read_text()
+    assert "sk-chatcontract-local" not in text
+    assert "pong" not in text  # no completion text is recorded
+
+
+def test_no_record_leaves_no_state_behind(capsys, tmp_path):
+    code, _, _ = validate(capsys, "--simulate", "--check", "canary", "--no-record")
+    assert code == 0
+    assert not (tmp_path / ".chatcontract").exists()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ import httpx2
 import orjson
 
 from chatcontract.target import Target
-from chatcontract.transport import Exchange, InstrumentedTransport
+from chatcontract.transport import Exchange, ExchangeSink, InstrumentedTransport
 
 __all__ = ["SOURCE_HEADER", "CheckContext", "SuiteOptions"]
 
@@ -67,11 +67,12 @@ class CheckContext:
         *,
         progress: Callable[[str, int, int], None] | None = None,
         inner: httpx2.BaseTransport | None = None,
+        sinks: Sequence[ExchangeSink] = (),
     ) -> CheckContext:
         exchanges: list[Exchange] = []
         transport = InstrumentedTransport(
             contract=target.contract,
-            sinks=[exchanges.append],
+            sinks=[exchanges.append, *sinks],
             secrets=[target.secret],
             inner=inner,
         )

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from chatcontract._version import __version__
 from chatcontract.errors import UsageError
 from chatcontract.target import Target
+from chatcontract.transport import ExchangeSink
 
 from .context import CheckContext, SuiteOptions
 from .model import CheckResult, Report, TargetInfo
@@ -62,12 +63,16 @@ def run_suite(
     on_finished: Finished | None = None,
     on_progress: Progress | None = None,
     notes: Sequence[str] = (),
+    sinks: Sequence[ExchangeSink] = (),
 ) -> Report:
-    """Run the selected checks against ``target`` and return the report."""
+    """Run the selected checks against ``target`` and return the report.
+
+    ``sinks`` receive every Exchange the suite produces (e.g. to record observed shapes).
+    """
     specs = select_checks(options.only)
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     started = time.perf_counter()
-    ctx = CheckContext.open(target, options, progress=on_progress)
+    ctx = CheckContext.open(target, options, progress=on_progress, sinks=sinks)
     results: list[CheckResult] = []
     all_notes = list(notes)
     if any(_skip_reason(s, target, options) for s in specs if s.negative):

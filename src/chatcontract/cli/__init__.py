@@ -19,7 +19,9 @@ from . import (
     checklist_cmd,
     classify_cmd,
     contract_cmds,
+    drift_cmd,
     init_cmd,
+    probe_cmd,
     simulate,
     validate_cmd,
 )
@@ -34,6 +36,8 @@ _COMMANDS = (
     validate_cmd,
     classify_cmd,
     simulate,
+    probe_cmd,
+    drift_cmd,
     alerts_cmd,
     checklist_cmd,
 )

@@ -13,8 +13,10 @@ from chatcontract.checks.progress import LiveProgress
 from chatcontract.checks.render import render
 from chatcontract.checks.runner import run_suite, select_checks
 from chatcontract.checks.suite import check_ids
+from chatcontract.drift import LAST_VALIDATE_PATH, observe, write_last_validate
 from chatcontract.errors import UsageError
 from chatcontract.target import open_target
+from chatcontract.transport import Exchange
 
 FORMATS = ("table", "json", "junit", "markdown")
 
@@ -69,6 +71,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--output", default=None, metavar="FILE", help="write the report here instead of stdout"
     )
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help=f"do not write {LAST_VALIDATE_PATH} (the run and its observed shapes, read by "
+        "'baseline accept', 'checklist' and 'probe')",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -108,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             why = "--simulate" if args.simulate else "no contract file and no API key configured"
             scenario = f", scenario {target.scenario}" if target.scenario else ""
             notes.append(f"simulated because: {why}{scenario}")
+        exchanges: list[Exchange] = []
         with LiveProgress(progress_console, total=len(specs)) as live:
             report = run_suite(
                 target,
@@ -116,8 +125,13 @@ def run(args: argparse.Namespace) -> int:
                 on_finished=live.finished,
                 on_progress=live.advance,
                 notes=notes,
+                sinks=[exchanges.append],
             )
         contract = target.contract
+    if not args.no_record:
+        # Summaries only (shapes, ids, timings): no prompt, no completion, no secret.
+        written = write_last_validate(report.to_dict(), observe(exchanges))
+        print(f"recorded {written} (for baseline accept, checklist, probe)", file=sys.stderr)
     if args.output:
         console = Console(file=open(args.output, "w", encoding="utf-8"), width=120)  # noqa: SIM115
         try:

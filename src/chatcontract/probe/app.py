@@ -1,0 +1,143 @@
+"""The probe process's HTTP surface: ``/metrics``, ``/healthz``, ``/api/summary``, the dashboard.
+
+An app factory: the store, the Prometheus registry, the clock and the contract are given, so
+several apps (tests, benchmarks) live side by side in one process.
+
+Example::
+
+    app = create_probe_app(store=store, registry=CollectorRegistry(), clock=time.time,
+                           contract=contract, metrics=metrics)
+    uvicorn.run(app, host="127.0.0.1", port=9464)
+"""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from chatcontract.contract import Contract
+
+from .metrics import ProbeMetrics
+from .schedule import Clock
+from .store import ProbeStore
+from .summary import (
+    DEFAULT_WINDOW_HOURS,
+    MAX_WINDOW_HOURS,
+    TargetSummary,
+    build_summary,
+    summary_target,
+)
+
+__all__ = ["create_probe_app"]
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+_MINIMAL_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>chatcontract probe</title></head>
+<body><h1>chatcontract probe</h1>
+<p>The dashboard is not installed. Contract health: <a href="api/summary">api/summary</a>,
+metrics: <a href="metrics">metrics</a>.</p></body></html>
+"""
+
+
+def _json(data: object, status_code: int = 200) -> Response:
+    return Response(
+        orjson.dumps(data),
+        status_code=status_code,
+        media_type="application/json",
+        headers=_NO_STORE,
+    )
+
+
+def _dashboard_routes() -> list[BaseRoute] | None:
+    try:
+        module = importlib.import_module("chatcontract.probe.dashboard")
+    except ImportError:
+        return None
+    factory = getattr(module, "dashboard_routes", None)
+    if factory is None:
+        return None
+    routes: list[BaseRoute] = list(factory())
+    return routes
+
+
+def create_probe_app(
+    *,
+    store: ProbeStore,
+    registry: CollectorRegistry,
+    clock: Clock,
+    contract: Contract,
+    target: TargetSummary | None = None,
+    metrics: ProbeMetrics | None = None,
+) -> Starlette:
+    """The probe ASGI app.
+
+    Args:
+        store: the probe history (``/api/summary`` and ``/healthz`` read it).
+        registry: exposed as-is on ``/metrics``.
+        clock: epoch seconds now.
+        contract: names, review date, cost cap.
+        target: what is probed (default: the contract's endpoint and model).
+        metrics: the probe series already on ``registry`` (the prober's); when omitted they
+            are registered here and restored from the store.
+    """
+    if metrics is None:
+        metrics = ProbeMetrics(registry, contract=contract)
+        metrics.restore(store)
+    shown_target = target or summary_target(
+        contract.endpoint.base_url, simulated=False, model=contract.model
+    )
+
+    def metrics_endpoint(_request: Request) -> Response:
+        return Response(
+            generate_latest(registry), media_type=CONTENT_TYPE_LATEST, headers=_NO_STORE
+        )
+
+    def healthz(_request: Request) -> Response:
+        if store.ping():
+            return _json({"status": "ok"})
+        return _json(
+            {"status": "unavailable", "reason": "the probe store does not answer"}, status_code=503
+        )
+
+    def summary(request: Request) -> Response:
+        raw = request.query_params.get("hours", str(DEFAULT_WINDOW_HOURS))
+        try:
+            hours = int(raw)
+        except ValueError:
+            hours = 0
+        if not 1 <= hours <= MAX_WINDOW_HOURS:
+            return _json(
+                {"error": f"hours must be a whole number from 1 to {MAX_WINDOW_HOURS}"},
+                status_code=400,
+            )
+        try:
+            data = build_summary(
+                store, contract=contract, target=shown_target, now=clock(), hours=hours
+            )
+        except sqlite3.Error:
+            return _json({"error": "the probe store does not answer"}, status_code=503)
+        return _json(data)
+
+    async def minimal_page(_request: Request) -> Response:
+        return HTMLResponse(_MINIMAL_PAGE)
+
+    routes: list[BaseRoute] = [
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/api/summary", summary, methods=["GET"]),
+    ]
+    dashboard = _dashboard_routes()
+    routes.extend(
+        dashboard if dashboard is not None else [Route("/", minimal_page, methods=["GET"])]
+    )
+    app = Starlette(routes=routes)
+    app.state.metrics = metrics
+    return app

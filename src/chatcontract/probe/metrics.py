@@ -1,0 +1,172 @@
+"""The probe process's Prometheus series, registered on an injected registry.
+
+Besides the ``llm_*`` call families (from ``chatcontract.telemetry.prometheus.PrometheusSink``
+when it is installed, fed with every probe Exchange), the probe adds:
+
+- ``probe_success{probe}``: 1 when the last run of that probe kind passed, else 0;
+- ``probe_last_success_timestamp_seconds{probe}``;
+- ``probe_paused{reason}``: 1 while probing is paused (``daily_cost_cap``);
+- ``llm_contract_drift_total{kind}``: drift events (deduplicated) by kind;
+- ``llm_contract_review_due_timestamp_seconds``: when the contract's review falls due
+  (``reviewed_on`` + 90 days; 0 when the contract has no review date, so the alert fires);
+- ``llm_validation_last_verdict`` (1 pass, 0 fail) and ``llm_validation_last_timestamp_seconds``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from chatcontract.contract import Contract
+from chatcontract.drift import DRIFT_KINDS
+from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
+from chatcontract.transport import Exchange
+
+from .records import PROBE_KINDS, ValidationRun
+from .store import ProbeStore
+
+__all__ = ["PAUSE_REASONS", "REVIEW_PERIOD", "ProbeMetrics", "review_due_on"]
+
+#: A contract is reviewed at least this often.
+REVIEW_PERIOD = dt.timedelta(days=90)
+PAUSE_REASONS: tuple[str, ...] = ("daily_cost_cap",)
+
+
+def review_due_on(contract: Contract) -> dt.date | None:
+    """The date the contract's review falls due, or None when it was never reviewed."""
+    return None if contract.reviewed_on is None else contract.reviewed_on + REVIEW_PERIOD
+
+
+def _prometheus_sink(registry: CollectorRegistry, contract: Contract) -> TelemetrySink | None:
+    """The telemetry layer's Prometheus sink, when that module is installed."""
+    try:
+        module = importlib.import_module("chatcontract.telemetry.prometheus")
+    except ImportError:
+        return None
+    factory = getattr(module, "PrometheusSink", None)
+    if factory is None:
+        return None
+    sink: TelemetrySink = factory(registry, contract=contract)
+    return sink
+
+
+class ProbeMetrics:
+    """Every series of the probe process, on ``registry``.
+
+    Example::
+
+        metrics = ProbeMetrics(CollectorRegistry(), contract=contract)
+        metrics.exchange(exchange)            # the llm_* families
+        metrics.probe_result("streaming", ok=True, at=time.time())
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, contract: Contract) -> None:
+        self.registry = registry
+        self.contract = contract
+        self.success = Gauge(
+            "probe_success",
+            "1 when the last run of this probe kind passed.",
+            ["provider", "probe"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "probe_last_success_timestamp_seconds",
+            "When this probe kind last passed (epoch seconds).",
+            ["provider", "probe"],
+            registry=registry,
+        )
+        self.paused = Gauge(
+            "probe_paused",
+            "1 while probing is paused, by reason.",
+            ["provider", "reason"],
+            registry=registry,
+        )
+        self.drift = Counter(
+            "llm_contract_drift",
+            "Differences from the accepted baseline (each distinct difference counted once).",
+            ["provider", "kind"],
+            registry=registry,
+        )
+        # Every probe series carries the contract's provider, so alert rules scoped by
+        # provider (as `chatcontract alerts` writes them) match.
+        self.review_due = Gauge(
+            "llm_contract_review_due_timestamp_seconds",
+            "When the contract's review falls due (reviewed_on + 90 days; 0: never reviewed).",
+            ["provider"],
+            registry=registry,
+        )
+        self.validation_verdict = Gauge(
+            "llm_validation_last_verdict",
+            "Last chatcontract validate verdict: 1 pass, 0 fail.",
+            ["provider"],
+            registry=registry,
+        )
+        self.validation_time = Gauge(
+            "llm_validation_last_timestamp_seconds",
+            "When the last chatcontract validate run started (epoch seconds).",
+            ["provider"],
+            registry=registry,
+        )
+        provider = self._provider = contract.provider
+        for kind in DRIFT_KINDS:
+            self.drift.labels(provider=provider, kind=kind)
+        for reason in PAUSE_REASONS:
+            self.paused.labels(provider=provider, reason=reason).set(0)
+        due = review_due_on(contract)
+        self.review_due.labels(provider=provider).set(
+            0
+            if due is None
+            else dt.datetime(due.year, due.month, due.day, tzinfo=dt.UTC).timestamp()
+        )
+        sink = _prometheus_sink(registry, contract)
+        self.telemetry = Telemetry(
+            [sink] if sink is not None else [],
+            CallLabels(provider=contract.provider, endpoint=contract.endpoint.path),
+        )
+
+    @property
+    def has_call_metrics(self) -> bool:
+        """Whether the llm_* call families are fed (the Prometheus sink is installed)."""
+        return bool(self.telemetry.sinks)
+
+    def exchange(self, exchange: Exchange) -> None:
+        """Feed one probe call to the llm_* families."""
+        self.telemetry.exchange(exchange)
+
+    def event(self, event: ClientEvent) -> None:
+        """Feed a retry / fallback decision to the llm_* families."""
+        self.telemetry.event(event)
+
+    def probe_result(self, probe: str, *, ok: bool, at: float) -> None:
+        self.success.labels(provider=self._provider, probe=probe).set(1 if ok else 0)
+        if ok:
+            self.last_success.labels(provider=self._provider, probe=probe).set(at)
+
+    def set_paused(self, reason: str, paused: bool) -> None:
+        self.paused.labels(provider=self._provider, reason=reason).set(1 if paused else 0)
+
+    def drift_event(self, kind: str) -> None:
+        self.drift.labels(provider=self._provider, kind=kind).inc()
+
+    def validation(self, run: ValidationRun) -> None:
+        self.validation_verdict.labels(provider=self._provider).set(
+            1 if run.verdict == "pass" else 0
+        )
+        self.validation_time.labels(provider=self._provider).set(run.at)
+
+    def restore(self, store: ProbeStore) -> None:
+        """Set the gauges from the store's history (after a restart)."""
+        for probe, state in store.probe_states(PROBE_KINDS).items():
+            if state.last_ok is not None:
+                self.success.labels(provider=self._provider, probe=probe).set(
+                    1 if state.last_ok else 0
+                )
+            if state.last_success_at is not None:
+                self.last_success.labels(provider=self._provider, probe=probe).set(
+                    state.last_success_at
+                )
+        last = store.last_validation()
+        if last is not None:
+            self.validation(last)

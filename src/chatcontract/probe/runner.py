@@ -1,0 +1,519 @@
+"""One probe cycle: run the probes, follow the resilience path, store, measure, compare.
+
+``Prober.run_cycle(now)`` is the whole step: no sleeping, the clock injected, so tests drive
+it with a fake clock. Per probe kind:
+
+1. send the probe request (:mod:`.probes`) and judge it;
+2. on a failure decided ``retry``, retry once on the same route; a failure decided
+   ``fallback`` (or a retry that failed again) probes the contract's first fallback route
+   once. Each call is one stored row; the retry success and the fallback activation are
+   recorded (rows with ``attempt`` 2 / a fallback ``route``) and sent to telemetry;
+3. store each call with its cost, feed the llm_* metrics, compare primary-route responses
+   with the accepted baseline and store each new difference once.
+
+The probe's verdict (``probe_success``) is the primary route's final attempt: a fallback that
+answered is resilience working, but the contract with the primary is still broken.
+Before every call the day's spend is checked against the contract's daily cap; once reached,
+the rest of the day is skipped (``probe_paused{reason="daily_cost_cap"}`` = 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+
+from chatcontract.checks.context import CheckContext, SuiteOptions
+from chatcontract.contract import Auth, FallbackRoute
+from chatcontract.drift import LAST_VALIDATE_PATH, Baseline, compare, observe, read_last_validate
+from chatcontract.errors import ConfigError
+from chatcontract.failures import Failure
+from chatcontract.target import Target
+from chatcontract.telemetry.events import FallbackActivated, RetryDecided, RetrySucceeded
+from chatcontract.transport import Exchange
+
+from .cost import CostStatus, probe_cost, utc_day
+from .metrics import ProbeMetrics
+from .probes import ProbeRequest, build_request, judge, kinds_for
+from .records import DriftEvent, ProbeKind, ProbeRun, ValidationRun
+from .schedule import Clock
+from .store import ProbeStore
+
+__all__ = [
+    "CycleResult",
+    "ProbeOutcome",
+    "Prober",
+    "ProberOptions",
+    "fallback_target",
+    "validation_run",
+]
+
+logger = logging.getLogger("chatcontract.probe")
+
+_DAY_S = 86_400.0
+_MAX_REMEMBERED_KEYS = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProberOptions:
+    """How the prober runs.
+
+    Args:
+        kinds: the probe kinds to run (default: every kind the contract allows).
+        large_every: run an extra large-prompt ``non_streaming`` probe every N cycles
+            (on the first cycle, then every N-th; 0 never).
+        retention_days: history older than this is pruned.
+        prune_every_s: how often the prune runs.
+        baseline_path: the accepted baseline to compare with (re-read when it changes).
+        last_validate_path: ``chatcontract validate``'s last report, ingested when it changes.
+    """
+
+    kinds: tuple[ProbeKind, ...] | None = None
+    large_every: int = 5
+    retention_days: float = 30.0
+    prune_every_s: float = 3600.0
+    baseline_path: str | None = None
+    last_validate_path: str | None = LAST_VALIDATE_PATH
+
+    def __post_init__(self) -> None:
+        if self.large_every < 0:
+            raise ConfigError("large_every must be >= 0 (0: never)")
+        if not self.retention_days > 0:
+            raise ConfigError("--retention-days must be > 0")
+        if not self.prune_every_s > 0:
+            raise ConfigError("prune_every_s must be > 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeOutcome:
+    """One probe kind's result in a cycle, with its resilience path."""
+
+    probe: ProbeKind
+    prompt_size: str | None
+    ok: bool
+    failure: Failure | None
+    runs: tuple[ProbeRun, ...]
+    retried: bool = False
+    retry_ok: bool | None = None
+    fallback_route: str | None = None
+    fallback_ok: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CycleResult:
+    """What one cycle did."""
+
+    at: float
+    index: int
+    outcomes: tuple[ProbeOutcome, ...]
+    skipped: tuple[ProbeKind, ...]
+    paused: bool
+    drift: tuple[DriftEvent, ...]
+    cost: CostStatus
+
+    @property
+    def ok(self) -> bool:
+        """Every planned probe ran and passed."""
+        return bool(self.outcomes) and not self.skipped and all(o.ok for o in self.outcomes)
+
+
+def fallback_target(
+    target: Target, route: FallbackRoute, environ: Mapping[str, str] | None = None
+) -> Target | None:
+    """The target of a fallback route, or None when it cannot be probed safely.
+
+    Against the simulator every route stays on the simulator (answering ``ok``). Otherwise the
+    route's ``auth_env`` gives its key; without one, the primary key is reused only on the
+    primary's host, never sent to another host.
+    """
+    contract = target.contract
+    model = route.model or target.model
+    if target.simulated:
+        return dataclasses.replace(target, model=model, scenario="ok")
+    endpoint = contract.endpoint
+    if route.base_url is not None:
+        endpoint = dataclasses.replace(endpoint, base_url=route.base_url)
+    secret, source = target.secret, target.secret_source
+    if route.auth_env:
+        auth = Auth(header=contract.auth.header, scheme=contract.auth.scheme, env=route.auth_env)
+        found = auth.resolve(os.environ if environ is None else environ)
+        if found is None:
+            return None
+        secret, source = found[1], f"${found[0]}"
+    elif urlsplit(endpoint.base_url).hostname != urlsplit(contract.endpoint.base_url).hostname:
+        return None
+    return dataclasses.replace(
+        target,
+        contract=dataclasses.replace(contract, endpoint=endpoint),
+        secret=secret,
+        secret_source=source,
+        model=model,
+        scenario=None,
+    )
+
+
+class Prober:
+    """Runs probe cycles against a target, recording into a store and metrics.
+
+    Example::
+
+        with open_target(simulate=True) as target, ProbeStore.open(path) as store:
+            prober = Prober(target=target, store=store, clock=time.time,
+                            metrics=ProbeMetrics(CollectorRegistry(), contract=target.contract))
+            try:
+                result = prober.run_cycle()
+            finally:
+                prober.close()
+    """
+
+    def __init__(
+        self,
+        *,
+        target: Target,
+        store: ProbeStore,
+        metrics: ProbeMetrics,
+        clock: Clock,
+        options: ProberOptions | None = None,
+        baseline: Baseline | None = None,
+        inner: httpx2.BaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.target = target
+        self.contract = target.contract
+        self.store = store
+        self.metrics = metrics
+        self.options = options or ProberOptions()
+        self._clock = clock
+        self._inner = inner
+        self._environ = environ
+        self.kinds = kinds_for(self.contract, self.options.kinds)
+        if not self.kinds:
+            raise ConfigError(
+                f"no probe to run: {', '.join(self.options.kinds or ())} not allowed by the "
+                "contract (invalid_request needs environment: staging; streaming probes need "
+                "streaming.used, usage_capture also streaming.include_usage)"
+            )
+        self._ctx = CheckContext.open(target, SuiteOptions(), inner=inner)
+        self._fallback: tuple[str, CheckContext] | None = None
+        self._fallback_resolved = False
+        self._cycles = 0
+        self._last_prune: float | None = None
+        self._baseline = baseline
+        self._baseline_stamp: tuple[float, int] | None = None
+        self._validate_stamp: tuple[float, int] | None = None
+        self._drift_keys: set[str] = store.drift_keys()
+        metrics.restore(store)
+
+    @property
+    def baseline(self) -> Baseline | None:
+        return self._baseline
+
+    def close(self) -> None:
+        self._ctx.close()
+        if self._fallback is not None:
+            self._fallback[1].close()
+
+    # -- the cycle ----------------------------------------------------------------------------
+
+    def cost_status(self, now: float | None = None) -> CostStatus:
+        day = utc_day(self._clock() if now is None else now)
+        return CostStatus(
+            day=day,
+            spent_usd=self.store.spent_on(day),
+            cap_usd=self.contract.policy.probe.daily_cost_cap_usd,
+        )
+
+    def plan(self, index: int) -> list[tuple[ProbeKind, bool]]:
+        """``(kind, large)`` pairs of cycle ``index``."""
+        plan: list[tuple[ProbeKind, bool]] = []
+        for kind in self.kinds:
+            plan.append((kind, False))
+            every = self.options.large_every
+            if kind == "non_streaming" and every and index % every == 0:
+                plan.append((kind, True))
+        return plan
+
+    def run_cycle(
+        self, now: float | None = None, *, cancel: threading.Event | None = None
+    ) -> CycleResult:
+        """Run one cycle of probes (stops early when ``cancel`` is set or the cap is reached)."""
+        at = self._clock() if now is None else now
+        index = self._cycles
+        self._cycles += 1
+        self.maintain(at)
+        outcomes: list[ProbeOutcome] = []
+        skipped: list[ProbeKind] = []
+        drift: list[DriftEvent] = []
+        for kind, large in self.plan(index):
+            if (cancel is not None and cancel.is_set()) or self._paused():
+                skipped.append(kind)
+                continue
+            outcome, events = self._run_probe(kind, large=large)
+            outcomes.append(outcome)
+            drift.extend(events)
+        status = self.cost_status()
+        self.metrics.set_paused("daily_cost_cap", status.paused)
+        return CycleResult(
+            at=at,
+            index=index,
+            outcomes=tuple(outcomes),
+            skipped=tuple(skipped),
+            paused=status.paused,
+            drift=tuple(drift),
+            cost=status,
+        )
+
+    def _paused(self) -> bool:
+        paused = self.cost_status().paused
+        self.metrics.set_paused("daily_cost_cap", paused)
+        return paused
+
+    def _run_probe(self, kind: ProbeKind, *, large: bool) -> tuple[ProbeOutcome, list[DriftEvent]]:
+        execution = uuid.uuid4().hex
+        request = build_request(kind, self._ctx, large=large)
+        exchange = self._send(self._ctx, request, attempt=1, route="primary")
+        failure = judge(request, exchange, self.contract)
+        run = self._record(request, exchange, failure, execution)
+        events = self._check_drift(exchange, kind)
+        outcome = ProbeOutcome(
+            probe=kind,
+            prompt_size=request.prompt_size,
+            ok=failure is None,
+            failure=failure,
+            runs=(run,),
+        )
+        if failure is not None and kind != "invalid_request":
+            outcome = self._recover(request, outcome, failure, execution, events, large=large)
+        self.metrics.probe_result(kind, ok=outcome.ok, at=outcome.runs[-1].started_at)
+        return outcome, events
+
+    def _recover(
+        self,
+        request: ProbeRequest,
+        outcome: ProbeOutcome,
+        failure: Failure,
+        execution: str,
+        events: list[DriftEvent],
+        *,
+        large: bool,
+    ) -> ProbeOutcome:
+        """The resilience path after a failed first attempt: one retry, then one fallback."""
+        decision = failure.retry
+        self.metrics.event(
+            RetryDecided(
+                route="primary",
+                model=self.target.model,
+                category=failure.category,
+                decision=decision,
+                attempt=1,
+            )
+        )
+        if decision == "retry" and not self._paused():
+            retry = self._send(self._ctx, request, attempt=2, route="primary")
+            retry_failure = judge(request, retry, self.contract)
+            run = self._record(request, retry, retry_failure, execution)
+            events += self._check_drift(retry, request.probe)
+            outcome = dataclasses.replace(
+                outcome,
+                ok=retry_failure is None,
+                failure=retry_failure,
+                runs=(*outcome.runs, run),
+                retried=True,
+                retry_ok=retry_failure is None,
+            )
+            if retry_failure is None:
+                self.metrics.event(
+                    RetrySucceeded(route="primary", model=self.target.model, attempts=2)
+                )
+                return outcome
+            failure = retry_failure
+            # One retry is the bound: a failure that would be retried again moves on.
+            decision = "none" if failure.retry == "none" else "fallback"
+        if decision != "fallback" or self._paused():
+            return outcome
+        fallback = self._fallback_context()
+        if fallback is None:
+            return outcome
+        name, ctx = fallback
+        self.metrics.event(
+            FallbackActivated(
+                from_route="primary",
+                to_route=name,
+                category=failure.category,
+                model=self.target.model,
+            )
+        )
+        fb_request = build_request(request.probe, ctx, large=large)
+        fb_exchange = self._send(ctx, fb_request, attempt=len(outcome.runs) + 1, route=name)
+        fb_failure = judge(fb_request, fb_exchange, ctx.target.contract)
+        run = self._record(fb_request, fb_exchange, fb_failure, execution)
+        return dataclasses.replace(
+            outcome, runs=(*outcome.runs, run), fallback_route=name, fallback_ok=fb_failure is None
+        )
+
+    def _send(
+        self, ctx: CheckContext, request: ProbeRequest, *, attempt: int, route: str
+    ) -> Exchange:
+        exchange = ctx.send(request.body, headers=ctx.headers(), timeout=request.timeout)
+        ctx.exchanges.clear()  # the context would otherwise keep every probe forever
+        return dataclasses.replace(exchange, attempt=attempt, route=route)
+
+    def _record(
+        self, request: ProbeRequest, exchange: Exchange, failure: Failure | None, execution: str
+    ) -> ProbeRun:
+        cost = probe_cost(
+            exchange,
+            prices=self.contract.policy.prices,
+            max_tokens=request.max_tokens,
+            prompt_tokens_estimate=request.prompt_tokens_estimate,
+        )
+        run = ProbeRun.from_exchange(
+            exchange,
+            probe=request.probe,
+            started_at=self._clock(),
+            ok=failure is None,
+            failure=failure,
+            execution_id=execution,
+            prompt_size=request.prompt_size,
+            usage_expected=request.usage_expected,
+            cost_usd=cost.usd,
+            cost_estimated=cost.estimated,
+            budget_ms=request.budget_ms,
+        )
+        self.store.record_run(run)
+        if request.probe != "invalid_request":
+            # A deliberate bad request is not traffic: it must not trip validation alerts.
+            self.metrics.exchange(exchange)
+        return run
+
+    def _fallback_context(self) -> tuple[str, CheckContext] | None:
+        if not self._fallback_resolved:
+            self._fallback_resolved = True
+            for route in self.contract.fallbacks[:1]:
+                target = fallback_target(self.target, route, self._environ)
+                if target is None:
+                    logger.warning(
+                        "fallback route %s cannot be probed: no key for its host", route.name
+                    )
+                    continue
+                self._fallback = (
+                    route.name,
+                    CheckContext.open(target, SuiteOptions(), inner=self._inner),
+                )
+        return self._fallback
+
+    # -- drift --------------------------------------------------------------------------------
+
+    def _check_drift(self, exchange: Exchange, kind: ProbeKind) -> list[DriftEvent]:
+        baseline = self._baseline
+        if baseline is None or exchange.response is None:
+            return []
+        events = []
+        for difference in compare(baseline.observation, observe([exchange])):
+            key = f"{baseline.digest}|{difference.key}"
+            if key in self._drift_keys:
+                continue
+            if len(self._drift_keys) >= _MAX_REMEMBERED_KEYS:
+                self._drift_keys.clear()  # the store's unique key still deduplicates
+            self._drift_keys.add(key)
+            event = DriftEvent(
+                at=self._clock(),
+                kind=difference.kind,
+                detail=difference.detail,
+                key=key,
+                probe=kind,
+            )
+            if self.store.record_drift(event):
+                self.metrics.drift_event(difference.kind)
+                events.append(event)
+        return events
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    def maintain(self, now: float) -> None:
+        """Prune old history when due, pick up a new validate report and a new baseline."""
+        if self._last_prune is None or now - self._last_prune >= self.options.prune_every_s:
+            self._last_prune = now
+            self.store.prune(before=now - self.options.retention_days * _DAY_S)
+        self._reload_baseline()
+        self._ingest_validation()
+
+    def _reload_baseline(self) -> None:
+        path = self.options.baseline_path
+        stamp = _stamp(path)
+        if path is None or stamp is None or stamp == self._baseline_stamp:
+            return
+        self._baseline_stamp = stamp
+        try:
+            self._baseline = Baseline.load(path)
+        except ConfigError as exc:
+            logger.warning("baseline not loaded: %s", exc)
+
+    def _ingest_validation(self) -> None:
+        path = self.options.last_validate_path
+        stamp = _stamp(path)
+        if path is None or stamp is None or stamp == self._validate_stamp:
+            return
+        self._validate_stamp = stamp
+        try:
+            report, _observed = read_last_validate(path)
+        except ConfigError as exc:
+            logger.warning("validate report not ingested: %s", exc)
+            return
+        run = validation_run(report, fallback_at=stamp[0])
+        self.store.record_validation(run)
+        last = self.store.last_validation()
+        if last is not None:
+            self.metrics.validation(last)
+
+
+def _stamp(path: str | None) -> tuple[float, int] | None:
+    if path is None:
+        return None
+    try:
+        info = Path(path).stat()
+    except OSError:
+        return None
+    return (info.st_mtime, info.st_size)
+
+
+def validation_run(report: Mapping[str, Any], *, fallback_at: float) -> ValidationRun:
+    """A stored validation run from a validate JSON report (identified by its content)."""
+    text = json.dumps(report, sort_keys=True, default=str)
+    summary = report.get("summary")
+    counts: Mapping[str, Any] = summary if isinstance(summary, Mapping) else {}
+    at = fallback_at
+    started = report.get("started_at")
+    if isinstance(started, str):
+        try:
+            at = dt.datetime.fromisoformat(started).timestamp()
+        except ValueError:
+            at = fallback_at
+    verdict = report.get("verdict")
+
+    def count(name: str) -> int:
+        value = counts.get(name, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    return ValidationRun(
+        run_id=hashlib.sha256(text.encode()).hexdigest()[:32],
+        at=at,
+        verdict=verdict if verdict in ("pass", "fail") else "fail",
+        passed=count("passed"),
+        failed=count("failed"),
+        warned=count("warned"),
+        skipped=count("skipped"),
+        report_json=text,
+    )

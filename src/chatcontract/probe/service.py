@@ -1,0 +1,193 @@
+"""Running the probe process: the HTTP app on uvicorn in a thread, the cycle loop in the caller.
+
+``AppServer`` serves any ASGI app on a socket it binds itself (port 0 picks a free one) and
+stops within a bounded time. ``run_loop`` waits for each due cycle, runs it, and returns once
+``stop`` is set (SIGTERM and Ctrl-C set it through ``stop_on_signals``); every wait is bounded,
+so a stop request is honoured within ``MAX_WAIT_S`` even between long intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType, TracebackType
+from typing import Any, Self
+
+import uvicorn
+
+from chatcontract.errors import ConfigError
+
+from .runner import CycleResult, Prober
+from .schedule import Clock, Scheduler
+
+__all__ = ["MAX_WAIT_S", "AppServer", "run_loop", "stop_on_signals"]
+
+#: The longest single wait of the loop: how quickly a stop request is noticed.
+MAX_WAIT_S = 1.0
+_POLL_S = 0.01
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"--listen {host}:{port}: the port is in use; pick another port "
+                "(or 0 for a free one)"
+            ) from exc
+        raise ConfigError(
+            f"--listen {host}:{port}: cannot listen ({exc.strerror}); pick another address"
+        ) from exc
+    sock.setblocking(False)
+    return sock
+
+
+class AppServer:
+    """An ASGI app served by uvicorn on a background thread.
+
+    Example::
+
+        with AppServer(app, host="127.0.0.1", port=0) as server:
+            httpx2.get(server.url + "/healthz")
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        startup_timeout_s: float = 10.0,
+        shutdown_timeout_s: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.startup_timeout_s = startup_timeout_s
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> Self:
+        """Bind and serve; returns once uvicorn accepts connections (``ConfigError`` if not)."""
+        if self._thread is not None:
+            raise RuntimeError("this AppServer was already started")
+        sock = _bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            log_config=None,
+            timeout_graceful_shutdown=max(1, int(self.shutdown_timeout_s)),
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(server, config, sock),
+            name=f"chatcontract-probe-http-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + self.startup_timeout_s
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                reason = f": {self._failure!r}" if self._failure else ""
+                raise ConfigError(f"the probe HTTP server did not start on {self.url}{reason}")
+            time.sleep(_POLL_S)
+        return self
+
+    def _run(self, server: uvicorn.Server, config: uvicorn.Config, sock: socket.socket) -> None:
+        try:
+            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+                runner.run(server.serve(sockets=[sock]))
+        except BaseException as exc:  # reported by start(), never lost in the thread
+            self._failure = exc
+        finally:
+            sock.close()
+
+    def stop(self) -> None:
+        """Ask uvicorn to stop and wait (bounded) for the thread."""
+        thread, server = self._thread, self._server
+        if thread is None or server is None:
+            return
+        server.should_exit = True
+        thread.join(self.shutdown_timeout_s)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(2.0)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM and SIGINT while inside (main thread only; else a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_loop(
+    *,
+    prober: Prober,
+    scheduler: Scheduler,
+    clock: Clock,
+    stop: threading.Event,
+    on_cycle: Callable[[CycleResult], None] | None = None,
+    max_cycles: int | None = None,
+) -> int:
+    """Run cycles when due until ``stop`` is set (or ``max_cycles`` ran); returns the count."""
+    cycles = 0
+    while not stop.is_set():
+        now = clock()
+        if scheduler.is_due(now):
+            result = prober.run_cycle(now, cancel=stop)
+            cycles += 1
+            if on_cycle is not None:
+                on_cycle(result)
+            scheduler.advance(clock())
+            if max_cycles is not None and cycles >= max_cycles:
+                break
+        stop.wait(min(scheduler.seconds_until_due(clock()), MAX_WAIT_S))
+    return cycles

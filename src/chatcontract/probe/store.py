@@ -1,0 +1,568 @@
+"""The probe store: SQLite (stdlib, WAL) with a schema that ports to PostgreSQL unchanged.
+
+Tables: ``schema_version``, ``probe_runs`` (one row per probe call), ``shapes`` (response shape
+paths, shared by every run with the same fingerprint), ``validation_runs``, ``drift_events``
+(one row per distinct difference) and ``cost_ledger``. Plain types only (``TEXT``, ``INTEGER``,
+``BIGINT``, ``DOUBLE PRECISION``), text primary keys (uuids: rows from several probe instances
+merge without clashes), ``INSERT ... ON CONFLICT DO NOTHING``; the only SQLite-specific
+statements are the connection pragmas.
+
+Durability: every probe run is committed on its own (``synchronous=FULL`` by default), so a
+``kill -9`` loses nothing that was committed. One connection is shared by the probe loop and
+the HTTP app behind a lock; every statement is short.
+
+Example::
+
+    with ProbeStore.open(".chatcontract/chatcontract.db") as store:
+        store.record_run(run)
+        store.spent_on("2026-01-31")
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from chatcontract.errors import ConfigError
+
+from .cost import utc_day
+from .records import PROBE_KINDS, DriftEvent, ProbeRun, ValidationRun
+
+__all__ = ["DEFAULT_DB_PATH", "SCHEMA_VERSION", "ProbeState", "ProbeStore", "PruneResult"]
+
+DEFAULT_DB_PATH = ".chatcontract/chatcontract.db"
+SCHEMA_VERSION = 1
+
+Synchronous = Literal["NORMAL", "FULL"]
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS schema_version (
+        version INTEGER NOT NULL PRIMARY KEY,
+        applied_at DOUBLE PRECISION NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS shapes (
+        digest TEXT NOT NULL PRIMARY KEY,
+        paths TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS probe_runs (
+        run_id TEXT NOT NULL PRIMARY KEY,
+        execution_id TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        hour_bucket BIGINT NOT NULL,
+        probe TEXT NOT NULL,
+        route TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        kind TEXT,
+        category TEXT,
+        code TEXT,
+        status INTEGER,
+        retry_decision TEXT,
+        total_ms DOUBLE PRECISION,
+        ttfb_ms DOUBLE PRECISION,
+        ttft_ms DOUBLE PRECISION,
+        budget_ms DOUBLE PRECISION,
+        prompt_size TEXT,
+        requested_model TEXT,
+        response_model TEXT,
+        finish_reason TEXT,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        total_tokens INTEGER,
+        usage_present INTEGER NOT NULL,
+        usage_expected INTEGER NOT NULL,
+        cost_usd DOUBLE PRECISION NOT NULL,
+        cost_estimated INTEGER NOT NULL,
+        schema_valid INTEGER,
+        stream INTEGER NOT NULL,
+        stream_verdict TEXT,
+        fingerprint TEXT,
+        request_id TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS probe_runs_started_at ON probe_runs (started_at)",
+    "CREATE INDEX IF NOT EXISTS probe_runs_probe_started ON probe_runs (probe, started_at)",
+    "CREATE INDEX IF NOT EXISTS probe_runs_probe_ok_started ON probe_runs (probe, ok, started_at)",
+    "CREATE INDEX IF NOT EXISTS probe_runs_fingerprint ON probe_runs (fingerprint)",
+    """CREATE TABLE IF NOT EXISTS validation_runs (
+        run_id TEXT NOT NULL PRIMARY KEY,
+        at DOUBLE PRECISION NOT NULL,
+        verdict TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        warned INTEGER NOT NULL,
+        skipped INTEGER NOT NULL,
+        report TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS validation_runs_at ON validation_runs (at)",
+    """CREATE TABLE IF NOT EXISTS drift_events (
+        event_id TEXT NOT NULL PRIMARY KEY,
+        dedupe_key TEXT NOT NULL UNIQUE,
+        at DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        probe TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS drift_events_at ON drift_events (at)",
+    """CREATE TABLE IF NOT EXISTS cost_ledger (
+        entry_id TEXT NOT NULL PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        day TEXT NOT NULL,
+        probe TEXT NOT NULL,
+        route TEXT NOT NULL,
+        model TEXT,
+        cost_usd DOUBLE PRECISION NOT NULL,
+        estimated INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS cost_ledger_day ON cost_ledger (day)",
+    "CREATE INDEX IF NOT EXISTS cost_ledger_at ON cost_ledger (at)",
+)
+
+_RUN_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "execution_id",
+    "started_at",
+    "hour_bucket",
+    "probe",
+    "route",
+    "attempt",
+    "ok",
+    "kind",
+    "category",
+    "code",
+    "status",
+    "retry_decision",
+    "total_ms",
+    "ttfb_ms",
+    "ttft_ms",
+    "budget_ms",
+    "prompt_size",
+    "requested_model",
+    "response_model",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "usage_present",
+    "usage_expected",
+    "cost_usd",
+    "cost_estimated",
+    "schema_valid",
+    "stream",
+    "stream_verdict",
+    "fingerprint",
+    "request_id",
+)
+_PLACEHOLDERS = ", ".join("?" for _ in _RUN_COLUMNS)
+# Built from the column constants above, never from input.
+_INSERT_RUN = f"INSERT INTO probe_runs ({', '.join(_RUN_COLUMNS)}) VALUES ({_PLACEHOLDERS})"  # noqa: S608
+_INSERT_SHAPE = "INSERT INTO shapes (digest, paths) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING"
+_INSERT_COST = (
+    "INSERT INTO cost_ledger (entry_id, run_id, at, day, probe, route, model, cost_usd, "
+    "estimated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _run_values(run: ProbeRun) -> tuple[Any, ...]:
+    return (
+        run.run_id,
+        run.execution_id,
+        run.started_at,
+        run.hour_bucket,
+        run.probe,
+        run.route,
+        run.attempt,
+        int(run.ok),
+        run.kind,
+        run.category,
+        run.code,
+        run.status,
+        run.retry_decision,
+        run.total_ms,
+        run.ttfb_ms,
+        run.ttft_ms,
+        run.budget_ms,
+        run.prompt_size,
+        run.requested_model,
+        run.response_model,
+        run.finish_reason,
+        run.prompt_tokens,
+        run.completion_tokens,
+        run.total_tokens,
+        int(run.usage_present),
+        int(run.usage_expected),
+        run.cost_usd,
+        int(run.cost_estimated),
+        _flag(run.schema_valid),
+        int(run.stream),
+        run.stream_verdict,
+        run.fingerprint,
+        run.request_id,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeState:
+    """The latest primary-route run of one probe kind."""
+
+    last_run_at: float | None
+    last_success_at: float | None
+    last_ok: bool | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneResult:
+    """Rows removed by :meth:`ProbeStore.prune`, per table."""
+
+    probe_runs: int = 0
+    cost_ledger: int = 0
+    validation_runs: int = 0
+    drift_events: int = 0
+    shapes: int = 0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.probe_runs
+            + self.cost_ledger
+            + self.validation_runs
+            + self.drift_events
+            + self.shapes
+        )
+
+
+class ProbeStore:
+    """Probe history in SQLite. Open with :meth:`open`; close it (or use ``with``).
+
+    Raises ``ConfigError`` when the file cannot be created, is not a database, or was written
+    by a newer chatcontract.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self._conn: sqlite3.Connection | None = connection
+        self.path = path
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(
+        cls, path: str | Path = DEFAULT_DB_PATH, *, synchronous: Synchronous = "FULL"
+    ) -> ProbeStore:
+        """Open (creating the file, its directory and the schema when needed)."""
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ConfigError(f"synchronous={synchronous!r}; use NORMAL or FULL")
+        location = Path(path)
+        try:
+            location.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"{path}: cannot create the directory {location.parent} ({exc.strerror}); "
+                "pass --db with a writable path"
+            ) from exc
+        if location.is_dir():
+            raise ConfigError(f"{path} is a directory; pass --db with a file path")
+        try:
+            conn = sqlite3.connect(
+                str(location), check_same_thread=False, isolation_level=None, timeout=5.0
+            )
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                f"{path}: cannot open the probe store ({exc}); pass --db with a writable path"
+            ) from exc
+        store = cls(conn, str(location))
+        try:
+            store._initialise(synchronous)
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise ConfigError(
+                f"{path}: not a usable chatcontract probe store ({exc}); "
+                "pass --db with another file"
+            ) from exc
+        except ConfigError:
+            store.close()
+            raise
+        return store
+
+    def _initialise(self, synchronous: Synchronous) -> None:
+        conn = self._connection()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        with self._transaction() as cur:
+            for statement in _SCHEMA:
+                cur.execute(statement)
+            row = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            version = row[0] if row else None
+            if version is None:
+                cur.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (SCHEMA_VERSION, time.time()),
+                )
+            elif version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{self.path}: schema version {version} was written by a newer chatcontract "
+                    f"(this one reads {SCHEMA_VERSION}); upgrade, or pass --db with another file"
+                )
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError("the probe store is closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            conn = self._connection()
+            cur = conn.cursor()
+            cur.execute("BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                conn.rollback()
+                raise
+            else:
+                conn.commit()
+            finally:
+                cur.close()
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only query and return its rows."""
+        with self._lock:
+            cur = self._connection().execute(sql, tuple(params))
+            try:
+                return list(cur.fetchall())
+            finally:
+                cur.close()
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    def ping(self) -> bool:
+        """True when the store answers a query."""
+        try:
+            return self.fetchone("SELECT COUNT(*) FROM schema_version") is not None
+        except sqlite3.Error:
+            return False
+
+    def schema_version(self) -> int:
+        row = self.fetchone("SELECT MAX(version) FROM schema_version")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ProbeStore({self.path!r}{', closed' if self.closed else ''})"
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def record_run(self, run: ProbeRun, *, day: str | None = None) -> None:
+        """Store one probe run (its shape and its cost entry), committed at once."""
+        self.record_runs((run,), day_of=None if day is None else (lambda _run: day))
+
+    def record_runs(
+        self, runs: Iterable[ProbeRun], *, day_of: Callable[[ProbeRun], str] | None = None
+    ) -> int:
+        """Store many runs in one transaction (seeding, benchmarks). Returns how many.
+
+        ``day_of(run) -> 'YYYY-MM-DD'`` names the cost day; default: the run's UTC date.
+        """
+        count = 0
+        with self._transaction() as cur:
+            for run in runs:
+                if run.shape_paths and run.fingerprint:
+                    cur.execute(_INSERT_SHAPE, (run.fingerprint, json.dumps(list(run.shape_paths))))
+                cur.execute(_INSERT_RUN, _run_values(run))
+                if run.cost_usd > 0:
+                    day = day_of(run) if day_of is not None else utc_day(run.started_at)
+                    cur.execute(
+                        _INSERT_COST,
+                        (
+                            run.run_id,
+                            run.run_id,
+                            run.started_at,
+                            day,
+                            run.probe,
+                            run.route,
+                            run.response_model or run.requested_model,
+                            run.cost_usd,
+                            int(run.cost_estimated),
+                        ),
+                    )
+                count += 1
+        return count
+
+    def record_validation(self, run: ValidationRun) -> bool:
+        """Store a validation run once (by ``run_id``); True when it was new."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO validation_runs (run_id, at, verdict, passed, failed, warned, "
+                "skipped, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+                (
+                    run.run_id,
+                    run.at,
+                    run.verdict,
+                    run.passed,
+                    run.failed,
+                    run.warned,
+                    run.skipped,
+                    run.report_json,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def record_drift(self, event: DriftEvent) -> bool:
+        """Store a drift event unless one with the same ``key`` exists; True when new."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO drift_events (event_id, dedupe_key, at, kind, detail, probe) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+                (event.event_id, event.key, event.at, event.kind, event.detail, event.probe),
+            )
+            return cur.rowcount == 1
+
+    def prune(self, *, before: float) -> PruneResult:
+        """Delete history older than ``before`` (epoch seconds), keeping the latest validation."""
+        with self._transaction() as cur:
+            runs = cur.execute("DELETE FROM probe_runs WHERE started_at < ?", (before,)).rowcount
+            ledger = cur.execute("DELETE FROM cost_ledger WHERE at < ?", (before,)).rowcount
+            validations = cur.execute(
+                "DELETE FROM validation_runs WHERE at < ? AND run_id NOT IN "
+                "(SELECT run_id FROM validation_runs ORDER BY at DESC LIMIT 1)",
+                (before,),
+            ).rowcount
+            drift = cur.execute("DELETE FROM drift_events WHERE at < ?", (before,)).rowcount
+            shapes = 0
+            if runs:
+                shapes = cur.execute(
+                    "DELETE FROM shapes WHERE NOT EXISTS (SELECT 1 FROM probe_runs "
+                    "WHERE probe_runs.fingerprint = shapes.digest)"
+                ).rowcount
+        return PruneResult(
+            probe_runs=runs,
+            cost_ledger=ledger,
+            validation_runs=validations,
+            drift_events=drift,
+            shapes=shapes,
+        )
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def count_runs(self) -> int:
+        row = self.fetchone("SELECT COUNT(*) FROM probe_runs")
+        return int(row[0]) if row else 0
+
+    def spent_on(self, day: str) -> float:
+        """USD spent by probes on a UTC day (``YYYY-MM-DD``)."""
+        row = self.fetchone("SELECT SUM(cost_usd) FROM cost_ledger WHERE day = ?", (day,))
+        return float(row[0]) if row and row[0] is not None else 0.0
+
+    def probe_states(self, kinds: Sequence[str] = PROBE_KINDS) -> dict[str, ProbeState]:
+        """The latest primary-route run and success per probe kind (kinds never run omitted)."""
+        states: dict[str, ProbeState] = {}
+        for kind in kinds:
+            last = self.fetchone(
+                "SELECT started_at, ok FROM probe_runs WHERE probe = ? AND route = 'primary' "
+                "ORDER BY started_at DESC LIMIT 1",
+                (kind,),
+            )
+            if last is None:
+                continue
+            success = self.fetchone(
+                "SELECT started_at FROM probe_runs WHERE probe = ? AND ok = 1 "
+                "AND route = 'primary' ORDER BY started_at DESC LIMIT 1",
+                (kind,),
+            )
+            states[kind] = ProbeState(
+                last_run_at=float(last[0]),
+                last_success_at=None if success is None else float(success[0]),
+                last_ok=bool(last[1]),
+            )
+        return states
+
+    def last_validation(self) -> ValidationRun | None:
+        row = self.fetchone(
+            "SELECT run_id, at, verdict, passed, failed, warned, skipped, report "
+            "FROM validation_runs ORDER BY at DESC LIMIT 1"
+        )
+        if row is None:
+            return None
+        return ValidationRun(
+            run_id=row[0],
+            at=float(row[1]),
+            verdict=row[2],
+            passed=row[3],
+            failed=row[4],
+            warned=row[5],
+            skipped=row[6],
+            report_json=row[7],
+        )
+
+    def drift_events(self, *, limit: int = 50) -> list[DriftEvent]:
+        """Drift events, newest first."""
+        rows = self.fetchall(
+            "SELECT event_id, dedupe_key, at, kind, detail, probe FROM drift_events "
+            "ORDER BY at DESC, event_id LIMIT ?",
+            (limit,),
+        )
+        return [
+            DriftEvent(event_id=r[0], key=r[1], at=float(r[2]), kind=r[3], detail=r[4], probe=r[5])
+            for r in rows
+        ]
+
+    def drift_keys(self) -> set[str]:
+        return {row[0] for row in self.fetchall("SELECT dedupe_key FROM drift_events")}
+
+    def shape_rows(
+        self, *, since: float, route: str = "primary", limit: int = 10_000
+    ) -> list[dict[str, Any]]:
+        """Recent runs' shape facts for drift detection (newest first, bounded)."""
+        rows = self.fetchall(
+            "SELECT r.status, r.stream, r.finish_reason, r.response_model, r.kind, s.paths "
+            "FROM probe_runs r LEFT JOIN shapes s ON s.digest = r.fingerprint "
+            "WHERE r.started_at >= ? AND r.route = ? AND r.status IS NOT NULL "
+            "ORDER BY r.started_at DESC LIMIT ?",
+            (since, route, limit),
+        )
+        return [
+            {
+                "status": int(r[0]),
+                "stream": bool(r[1]),
+                "finish_reason": r[2],
+                "model": r[3],
+                "kind": r[4],
+                "paths": tuple(json.loads(r[5])) if r[5] else (),
+            }
+            for r in rows
+        ]

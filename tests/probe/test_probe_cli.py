@@ -1,0 +1,209 @@
+"""``chatcontract probe``: one cycle, bad input, and the long-running loop stopped by a signal."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx2
+import pytest
+from probe_cli_entry import main
+
+from chatcontract.cli.probe_cmd import parse_interval, parse_listen
+from chatcontract.contract import dump, load_preset
+from chatcontract.errors import UsageError
+from chatcontract.probe import ProbeStore
+
+ENTRY = Path(__file__).with_name("probe_cli_entry.py")
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+    monkeypatch.chdir(tmp_path)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_once_against_the_embedded_simulator_passes(cli: Run, tmp_path: Path) -> None:
+    code, out, err = cli("probe", "--once")
+    assert code == 0
+    assert "embedded simulator: no contract file and no API key configured" in err
+    for kind in (
+        "non_streaming (short)",
+        "non_streaming (large)",
+        "streaming",
+        "usage_capture",
+        "timeout_boundary",
+        "invalid_request",
+    ):
+        assert f"pass  {kind}" in out
+    assert "6/6 probes passed" in out
+    assert (tmp_path / ".chatcontract" / "chatcontract.db").is_file()
+
+
+def test_once_exits_1_and_shows_the_resilience_path(cli: Run) -> None:
+    code, out, _ = cli(
+        "probe",
+        "--once",
+        "--simulate",
+        "--scenario",
+        "server_error",
+        "--probe",
+        "non_streaming",
+        "--db",
+        "custom.db",
+    )
+    assert code == 1
+    assert "FAIL  non_streaming (short)" in out
+    assert "api_error/upstream/do_request_failed HTTP 500" in out
+    assert "[retried: failed]  [fallback smaller-model: ok]" in out
+    assert Path("custom.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--interval", "5x"], "--interval '5x': write a duration"),
+        (["--interval", "0s"], "between 1s and 24h"),
+        (["--listen", "nowhere"], "--listen 'nowhere': write HOST:PORT"),
+        (["--listen", "127.0.0.1:70000"], "write HOST:PORT"),
+        (["--retention-days", "0"], "--retention-days must be between 1 and 3650"),
+        (["--simulate", "--scenario", "no_such_fault"], "unknown scenario 'no_such_fault'"),
+        (["--scenario", "slow"], "--scenario works with the simulator only"),
+        (["--contract", "missing.yaml"], "missing.yaml: no such file"),
+        (["--baseline", "missing.json"], "--baseline missing.json: no such file"),
+        (["--db", "."], "is a directory"),
+    ],
+    ids=[
+        "bad-interval",
+        "zero-interval",
+        "bad-listen",
+        "bad-port",
+        "bad-retention",
+        "unknown-scenario",
+        "scenario-without-simulate",
+        "missing-contract",
+        "missing-baseline",
+        "db-is-a-directory",
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli: Run, argv: list[str], message: str) -> None:
+    code, out, err = cli("probe", "--once", *argv)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert out == ""
+
+
+def test_a_probe_the_contract_does_not_allow_is_exit_2(cli: Run, tmp_path: Path) -> None:
+    production = dataclasses.replace(load_preset("cometapi"), environment="production")
+    (tmp_path / "prod.yaml").write_text(dump(production))
+    code, _, err = cli(
+        "probe", "--once", "--simulate", "--contract", "prod.yaml", "--probe", "invalid_request"
+    )
+    assert code == 2
+    assert "invalid_request needs environment: staging" in err
+
+
+def test_an_unknown_probe_kind_is_a_usage_error(cli: Run) -> None:
+    with pytest.raises(SystemExit) as raised:
+        cli("probe", "--once", "--probe", "everything")
+    assert raised.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("60s", 60.0), ("5m", 300.0), ("1h", 3600.0), ("1500ms", 1.5), ("90", 90.0), ("2.5s", 2.5)],
+    ids=["seconds", "minutes", "hours", "milliseconds", "bare", "fraction"],
+)
+def test_intervals_parse(text: str, seconds: float) -> None:
+    assert parse_interval(text) == seconds
+
+
+def test_listen_parses_ipv4_and_ipv6() -> None:
+    assert parse_listen("127.0.0.1:9464") == ("127.0.0.1", 9464)
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    with pytest.raises(UsageError):
+        parse_listen(":9464")
+
+
+def _read_line_containing(stream: object, needle: str, deadline: float) -> str:
+    fd = stream.fileno()  # type: ignore[attr-defined]
+    buffer = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buffer += chunk
+        for line in buffer.decode(errors="replace").splitlines():
+            if needle in line:
+                return line
+    raise AssertionError(f"no line with {needle!r} in time; got {buffer.decode(errors='replace')}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_the_loop_serves_probes_and_stops_cleanly_on_a_signal(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    db = tmp_path / "loop.db"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(ENTRY),
+            "probe",
+            "--simulate",
+            "--interval",
+            "1s",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            str(db),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        line = _read_line_containing(child.stderr, "serving http://", deadline)
+        url = line.split("serving ", 1)[1].split("/ ", 1)[0]
+        with httpx2.Client(base_url=url, timeout=5.0) as client:
+            assert client.get("/healthz").json() == {"status": "ok"}
+            probes = 0
+            while probes < 11 and time.monotonic() < deadline:  # two cycles: 6 then 5 probes
+                probes = client.get("/api/summary").json()["totals"]["probes"]
+                time.sleep(0.05)
+            assert probes >= 11
+            metrics = client.get("/metrics").text
+        assert 'probe_success{probe="streaming",provider="cometapi"} 1.0' in metrics
+        child.send_signal(signum)
+        assert child.wait(timeout=15) == 0
+        assert child.stderr is not None
+        rest = child.stderr.read().decode()
+        assert "stopped after" in rest
+        assert "Traceback" not in rest
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+        if child.stderr is not None:
+            child.stderr.close()
+    with ProbeStore.open(db) as store:
+        assert store.count_runs() >= 11
