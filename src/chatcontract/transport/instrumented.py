@@ -149,7 +149,51 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
             self._observer.finish()
 
 
-class InstrumentedTransport(httpx2.BaseTransport):
+class _Observing:
+    """What both transports share: their settings, their sinks, and starting an observer."""
+
+    _trace: bool
+
+    def _configure(
+        self,
+        *,
+        inner: object,
+        contract: Contract | None,
+        sinks: Sequence[ExchangeSink],
+        secrets: Sequence[str],
+        capture_content: bool,
+        shape_sample_rate: float,
+        rng: Callable[[], float],
+    ) -> None:
+        if not 0.0 <= shape_sample_rate <= 1.0:
+            raise ValueError("shape_sample_rate must be between 0 and 1")
+        self._contract = contract
+        self._sinks = tuple(sinks)
+        self._secrets = tuple(s for s in secrets if s)
+        self._capture = capture_content
+        self._shape_rate = shape_sample_rate
+        self._rng = rng
+        # A timed network backend measures DNS, connect and TLS itself: no per-event trace.
+        self._trace = not has_timed_backend(inner)
+
+    def add_sink(self, sink: ExchangeSink) -> None:
+        """Also hand every later Exchange to ``sink``."""
+        self._sinks = (*self._sinks, sink)
+
+    def _start(self, request: httpx2.Request, *, is_async: bool) -> CallObserver:
+        return _observer(
+            request,
+            contract=self._contract,
+            sinks=self._sinks,
+            secrets=self._secrets,
+            capture_content=self._capture,
+            is_async=is_async,
+            shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
+            trace=self._trace,
+        )
+
+
+class InstrumentedTransport(_Observing, httpx2.BaseTransport):
     """A sync httpx2 transport that records an ``Exchange`` per call.
 
     Args:
@@ -179,32 +223,18 @@ class InstrumentedTransport(httpx2.BaseTransport):
             inner = httpx2.HTTPTransport()
             install_backend(inner, is_async=False)
         self._inner = inner
-        self._contract = contract
-        self._sinks = tuple(sinks)
-        self._secrets = tuple(s for s in secrets if s)
-        self._capture = capture_content
-        if not 0.0 <= shape_sample_rate <= 1.0:
-            raise ValueError("shape_sample_rate must be between 0 and 1")
-        self._shape_rate = shape_sample_rate
-        self._rng = rng
-        # A timed network backend measures DNS, connect and TLS itself: no per-event trace.
-        self._trace = not has_timed_backend(inner)
-
-    def add_sink(self, sink: ExchangeSink) -> None:
-        """Also hand every later Exchange to ``sink``."""
-        self._sinks = (*self._sinks, sink)
+        self._configure(
+            inner=inner,
+            contract=contract,
+            sinks=sinks,
+            secrets=secrets,
+            capture_content=capture_content,
+            shape_sample_rate=shape_sample_rate,
+            rng=rng,
+        )
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        observer = _observer(
-            request,
-            contract=self._contract,
-            sinks=self._sinks,
-            secrets=self._secrets,
-            capture_content=self._capture,
-            is_async=False,
-            shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
-            trace=self._trace,
-        )
+        observer = self._start(request, is_async=False)
         token = CURRENT_CLOCK.set(observer.clock)
         try:
             response = self._inner.handle_request(request)
@@ -223,7 +253,7 @@ class InstrumentedTransport(httpx2.BaseTransport):
         self._inner.close()
 
 
-class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
+class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
     """The async twin of ``InstrumentedTransport`` (same arguments, same Exchanges)."""
 
     def __init__(
@@ -241,32 +271,18 @@ class AsyncInstrumentedTransport(httpx2.AsyncBaseTransport):
             inner = httpx2.AsyncHTTPTransport()
             install_backend(inner, is_async=True)
         self._inner = inner
-        self._contract = contract
-        self._sinks = tuple(sinks)
-        self._secrets = tuple(s for s in secrets if s)
-        self._capture = capture_content
-        if not 0.0 <= shape_sample_rate <= 1.0:
-            raise ValueError("shape_sample_rate must be between 0 and 1")
-        self._shape_rate = shape_sample_rate
-        self._rng = rng
-        # A timed network backend measures DNS, connect and TLS itself: no per-event trace.
-        self._trace = not has_timed_backend(inner)
-
-    def add_sink(self, sink: ExchangeSink) -> None:
-        """Also hand every later Exchange to ``sink``."""
-        self._sinks = (*self._sinks, sink)
+        self._configure(
+            inner=inner,
+            contract=contract,
+            sinks=sinks,
+            secrets=secrets,
+            capture_content=capture_content,
+            shape_sample_rate=shape_sample_rate,
+            rng=rng,
+        )
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        observer = _observer(
-            request,
-            contract=self._contract,
-            sinks=self._sinks,
-            secrets=self._secrets,
-            capture_content=self._capture,
-            is_async=True,
-            shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
-            trace=self._trace,
-        )
+        observer = self._start(request, is_async=True)
         token = CURRENT_CLOCK.set(observer.clock)
         try:
             response = await self._inner.handle_async_request(request)
