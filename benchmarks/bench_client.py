@@ -43,7 +43,7 @@ import httpx2
 import openai
 from prometheus_client import CollectorRegistry
 
-from chatcontract import instrument as instrument_module
+from chatcontract import instrumentation as instrument_module
 from chatcontract.telemetry import DEFAULT_SHADOW_RATE
 
 API_KEY = "sk-chatcontract-local"

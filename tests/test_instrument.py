@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from chatcontract.contract import dump, load_preset
 from chatcontract.errors import ConfigError
-from chatcontract.instrument import (
+from chatcontract.instrumentation import (
     StackedRetriesWarning,
     ainstrument,
     check_sdk_client,
@@ -308,7 +308,7 @@ def test_stacked_sdk_retries_warn_against_the_simulator(openai_simulator, caplog
         _create(sdk, extra_headers={SCENARIO_HEADER: "rate_limit"})
     assert [e.attempt for e in exchanges] == [1, 2]
     assert any("set max_retries=0" in r.getMessage() for r in caplog.records
-               if r.name == "chatcontract.instrument")  # fmt: skip
+               if r.name == "chatcontract.instrumentation")  # fmt: skip
 
 
 def test_the_stacked_retries_warning_comes_once_per_client():
@@ -340,7 +340,7 @@ def test_warnings_as_errors_never_fail_the_observed_call(caplog):
         completion = _create(sdk)
     assert completion.choices[0].message.content == "pong"
     assert handler.seen == ["0", "1"]  # no extra attempt caused by the warning
-    assert any(r.name == "chatcontract.instrument" for r in caplog.records)
+    assert any(r.name == "chatcontract.instrumentation" for r in caplog.records)
 
 
 def test_sdk_retries_number_the_attempts_and_count_retry_success():

@@ -38,7 +38,7 @@ from chatcontract.errors import (
     UsageError,
 )
 from chatcontract.failures import Failure, classify
-from chatcontract.instrument import (
+from chatcontract.instrumentation import (
     StackedRetriesWarning,
     ainstrument,
     check_sdk_client,

@@ -87,9 +87,12 @@ async def test_metrics_expose_the_probe_series(
     ):
         assert f"# TYPE {family} gauge" in text
     due = dt.datetime(2026, 4, 1, tzinfo=dt.UTC).timestamp()  # reviewed 2026-01-01 + 90 days
-    assert registry.get_sample_value(
-        "llm_contract_review_due_timestamp_seconds", {"provider": "cometapi"}
-    ) == due
+    assert (
+        registry.get_sample_value(
+            "llm_contract_review_due_timestamp_seconds", {"provider": "cometapi"}
+        )
+        == due
+    )
 
 
 async def test_metrics_follow_the_prober(
@@ -197,12 +200,18 @@ def test_two_apps_have_independent_registries(store: ProbeStore, clock: FakeCloc
     registries = [CollectorRegistry(), CollectorRegistry()]
     for contract, registry in zip(contracts, registries, strict=True):
         create_probe_app(store=store, registry=registry, clock=clock, contract=contract)
-    assert registries[0].get_sample_value(
-        "probe_paused", {"reason": "daily_cost_cap", "provider": "cometapi"}
-    ) == 0.0
-    assert registries[1].get_sample_value(
-        "probe_paused", {"reason": "daily_cost_cap", "provider": "cometapi"}
-    ) == 0.0
+    assert (
+        registries[0].get_sample_value(
+            "probe_paused", {"reason": "daily_cost_cap", "provider": "cometapi"}
+        )
+        == 0.0
+    )
+    assert (
+        registries[1].get_sample_value(
+            "probe_paused", {"reason": "daily_cost_cap", "provider": "cometapi"}
+        )
+        == 0.0
+    )
 
 
 def test_the_app_serves_on_a_real_socket(app: Starlette) -> None:

@@ -75,7 +75,7 @@ __all__ = [
     "instrument",
 ]
 
-logger = logging.getLogger("chatcontract.instrument")
+logger = logging.getLogger("chatcontract.instrumentation")
 
 #: The header the openai SDK sends on every request: how many retries it has made so far.
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
