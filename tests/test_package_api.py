@@ -51,3 +51,13 @@ def test_version_comes_from_the_installed_metadata():
     from importlib.metadata import version
 
     assert chatcontract.__version__ == version("chatcontract")
+
+
+def test_every_source_folder_is_a_regular_package():
+    """setuptools' find_packages skips folders without __init__.py: a wheel would lose them."""
+    from pathlib import Path
+
+    root = Path(chatcontract.__file__).parent
+    folders = {p.parent for p in root.rglob("*.py") if "__pycache__" not in p.parts}
+    missing = sorted(str(f.relative_to(root)) for f in folders if not (f / "__init__.py").exists())
+    assert missing == []

@@ -29,7 +29,7 @@ import httpx2
 import orjson
 
 from chatcontract.checks.context import CheckContext
-from chatcontract.checks.suite import usage_problems
+from chatcontract.checks.measure import usage_problems
 from chatcontract.contract import Contract
 from chatcontract.failures import Failure, decision_for, make_failure
 from chatcontract.transport import Exchange

@@ -1,0 +1,59 @@
+"""What a check returns, and how checks describe an Exchange in a report (redacted)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatcontract.failures import Failure
+from chatcontract.transport import Exchange
+
+from .model import CheckStatus
+
+__all__ = ["Outcome", "describe", "evidence_of"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a check function returns."""
+
+    status: CheckStatus
+    expected: str
+    observed: str
+    failure: Failure | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def evidence_of(exchange: Exchange) -> dict[str, Any]:
+    """Redacted facts of one Exchange for a report."""
+    response = exchange.response
+    facts: dict[str, Any] = {
+        "status": None if response is None else response.status,
+        "request_id": exchange.request_id,
+        "total_ms": round(exchange.timings.total_ms, 1),
+    }
+    if exchange.timings.ttfb_ms is not None:
+        facts["ttfb_ms"] = round(exchange.timings.ttfb_ms, 1)
+    if response is not None:
+        if response.response_id:
+            facts["response_id"] = response.response_id
+        if response.model:
+            facts["model"] = response.model
+        if response.usage is not None:
+            facts["usage"] = {
+                "prompt_tokens": response.usage.prompt_tokens,
+                "completion_tokens": response.usage.completion_tokens,
+                "total_tokens": response.usage.total_tokens,
+            }
+        if response.shape_fingerprint:
+            facts["shape_fingerprint"] = response.shape_fingerprint
+    return facts
+
+
+def describe(exchange: Exchange) -> str:
+    failure = exchange.failure
+    status = exchange.response.status if exchange.response is not None else None
+    if failure is None:
+        return f"HTTP {status}, contract held"
+    where = f"HTTP {failure.status}" if failure.status is not None else "no HTTP response"
+    return f"{where}: {failure.kind}/{failure.category}/{failure.code}: {failure.message}"
