@@ -46,6 +46,8 @@ ExchangeSink = Callable[[Exchange], None]
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _WINDOW = 4096
 
+_perf_counter = time.perf_counter  # one global lookup per chunk instead of two
+
 _REQUEST_ID_HEADERS = ("x-oneapi-request-id", "x-request-id", "request-id", "cf-ray")
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "retry-after", "ratelimit-")
 
@@ -196,13 +198,16 @@ class CallObserver:
     def on_chunk(self, chunk: bytes) -> None:
         """A body chunk passed through to the caller."""
         self._body_bytes += len(chunk)
-        if self._stream is not None:
-            self._stream.feed(chunk, now=time.perf_counter())
-            if len(self._head) < _WINDOW:
-                self._head += chunk[: _WINDOW - len(self._head)]
-            self._tail += chunk
-            if len(self._tail) > 2 * _WINDOW:
-                del self._tail[: len(self._tail) - _WINDOW]
+        stream = self._stream
+        if stream is not None:
+            stream.feed(chunk, _perf_counter())
+            head = self._head  # bytearrays: ``+=`` and ``del`` below change them in place
+            if len(head) < _WINDOW:
+                head += chunk[: _WINDOW - len(head)]
+            tail = self._tail
+            tail += chunk
+            if len(tail) > 2 * _WINDOW:
+                del tail[: len(tail) - _WINDOW]
         elif len(self._body) + len(chunk) <= MAX_BODY_BYTES:
             self._body += chunk
 

@@ -217,8 +217,9 @@ class StreamAssembler:
         get = doc.get
         choices = get("choices")
         if type(choices) is list:
-            for position, choice in enumerate(choices):
-                self._choice(choice, n, position, now)
+            if not (len(choices) == 1 and self._content_only(choices[0], now)):
+                for position, choice in enumerate(choices):
+                    self._choice(choice, n, position, now)
         elif choices is not None:
             self._bad(ViolationKind.TYPE, f"$[chunk {n}].choices", "array", describe(choices))
         value = get("id")
@@ -250,6 +251,29 @@ class StreamAssembler:
             self._usage = parse_usage(usage, f"$[chunk {n}].usage", self._violations)
             if len(self._violations) != before:
                 self._malformed = True
+
+    def _content_only(self, choice: object, now: float | None) -> bool:
+        """The common chunk: choice 0 with a ``content`` string as its whole delta and no
+        ``finish_reason``. Takes it and returns True; returns False, having done nothing, for
+        any other shape (``_choice`` then checks it field by field, to the same effect)."""
+        if type(choice) is not dict:
+            return False
+        get = choice.get
+        index = get("index", 0)
+        if type(index) is not int or index or get("finish_reason") is not None:
+            return False
+        delta = get("delta")
+        if type(delta) is not dict or len(delta) != 1:
+            return False
+        text = delta.get("content")
+        if type(text) is not str:
+            return False
+        if text:
+            self._content.append(text)
+            if not self._first_token:
+                self._first_token = True
+                self._first_token_at = now
+        return True
 
     def _choice(self, choice: object, n: int, position: int, now: float | None) -> None:
         if type(choice) is not dict:
@@ -490,8 +514,13 @@ class StreamParser:
         if self._result is not None:
             raise RuntimeError("StreamParser.feed() called after close(); create a new parser")
         push = self._assembler._push  # the hot path skips the keyword-only wrapper
-        for event in self._decoder.feed(data):
-            push(event.data, now, event.event, False)
+        payloads = self._decoder._feed_fast(data)
+        if payloads is None:
+            for event in self._decoder._feed_general(data):
+                push(event.data, now, event.event, False)
+            return
+        for payload in payloads:  # plain ``data:`` events: no SSEEvent built in between
+            push(payload, now, "message", False)
 
     def close(self, now: float | None = None, *, stalled: bool = False) -> StreamResult:
         """End of stream (or a stall, with ``stalled=True``): flush and judge. Idempotent."""

@@ -1,0 +1,213 @@
+"""The stream fast paths (plain ``data:`` reads, content-only chunks) change nothing but speed."""
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatcontract.contract import load_preset
+from chatcontract.wire import SSEDecoder, StreamAssembler, StreamParser, StreamResult
+from chatcontract.wire.sse import SSEEvent
+
+COMETAPI = load_preset("cometapi")
+
+
+class _GeneralAssembler(StreamAssembler):
+    """The assembler with its content-only shortcut switched off: every choice walks ``_choice``."""
+
+    __slots__ = ()
+
+    def _content_only(self, choice: object, now: float | None) -> bool:
+        return False
+
+
+def _parse(chunks: list[bytes], *, fast: bool, stalled: bool = False) -> StreamResult:
+    parser = StreamParser(contract=COMETAPI)
+    parser._decoder._fast_path = fast
+    if not fast:
+        parser._assembler = _GeneralAssembler(contract=COMETAPI)
+    for moment, chunk in enumerate(chunks):
+        parser.feed(chunk, now=float(moment))
+    return parser.close(now=float(len(chunks)), stalled=stalled)
+
+
+def _decode(chunks: list[bytes], *, fast: bool) -> tuple[list[SSEEvent], int, int, int | None]:
+    decoder = SSEDecoder()
+    decoder._fast_path = fast
+    events = [event for chunk in chunks for event in decoder.feed(chunk)]
+    events += decoder.close()
+    return events, decoder.comment_count, decoder.other_line_count, decoder.retry_ms
+
+
+def _split(body: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({cut % (len(body) + 1) for cut in cuts})
+    return [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+
+
+def _chunk(choices: object, **top: object) -> str:
+    doc = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    doc.update(top, choices=choices)
+    return orjson.dumps(doc).decode()
+
+
+_text = st.text(alphabet="ab \u00e9\u2603\n", max_size=4)
+_deltas = st.one_of(
+    st.builds(lambda text: {"content": text}, _text),  # the fast shape
+    st.builds(lambda text: {"role": "assistant", "content": text}, _text),
+    st.builds(lambda text: {"reasoning_content": text}, _text),
+    st.just({}),
+    st.just({"content": None}),
+    st.just({"content": 7}),
+    st.just({"refusal": "no"}),
+    st.just({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": "{"}}]}),
+)
+_choices = st.builds(
+    lambda delta, index, finish, extra: {"delta": delta, **index, **finish, **extra},
+    _deltas,
+    st.sampled_from([{"index": 0}, {}, {"index": 1}, {"index": False}, {"index": "0"}]),
+    st.sampled_from(
+        [{"finish_reason": None}, {}, {"finish_reason": "stop"}, {"finish_reason": ""}]
+    ),
+    st.sampled_from([{}, {"logprobs": None}]),
+)
+_payloads = st.one_of(
+    st.builds(lambda choice: _chunk([choice]), _choices),
+    st.builds(lambda choice: _chunk([choice, choice]), _choices),
+    st.builds(_chunk, st.sampled_from([[], None, {}, ["x"]])),
+    st.just(_chunk([], usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})),
+    st.just(_chunk([], usage={"prompt_tokens": "1"})),
+    st.just('{"error": {"message": "upstream timeout", "type": "new_api_error"}}'),
+    st.just('{"choices": [{"delta": {"content": "cut'),  # malformed JSON
+    st.just("[DONE]"),
+    st.just(""),
+    st.just("[1, 2]"),
+)
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> list[bytes]:
+    """One SSE event as lines (no terminators): optional fields and comments, then data."""
+    payload = draw(_payloads)
+    lines = draw(
+        st.lists(
+            st.sampled_from([b": PING", b"event: error", b"event: message", b"id: 7", b"retry: 5"]),
+            max_size=2,
+        )
+    )
+    cut = draw(st.integers(0, len(payload)))
+    if draw(st.booleans()) and 0 < cut < len(payload):  # multi-line data
+        lines += [b"data: " + payload[:cut].encode(), b"data: " + payload[cut:].encode()]
+    else:
+        prefix = draw(st.sampled_from([b"data: ", b"data: ", b"data:"]))
+        lines.append(prefix + payload.encode())
+    return lines
+
+
+@st.composite
+def _streams(draw: st.DrawFn) -> list[bytes]:
+    events = draw(st.lists(_events(), max_size=8))
+    ending = draw(st.sampled_from([b"\n", b"\n", b"\r\n", b"\r", None]))
+    body = bytearray()
+    if draw(st.integers(0, 9)) == 0:
+        body += b"\xef\xbb\xbf"
+    for lines in events:
+        for line in [*lines, b""]:
+            body += line + (
+                ending if ending is not None else draw(st.sampled_from([b"\n", b"\r\n"]))
+            )
+        if draw(st.integers(0, 5)) == 0:
+            body += b": keep-alive\n\n"
+    if body and draw(st.booleans()):  # cut short, inside the last line or its terminator
+        body = body[: draw(st.integers(len(body) // 2, len(body)))]
+    mode = draw(st.sampled_from(["events", "anywhere", "whole"]))
+    if mode == "whole":
+        return [bytes(body)]
+    if mode == "events":  # one read per event, as servers write them
+        return [piece + b"\n\n" for piece in bytes(body).split(b"\n\n")]
+    return _split(bytes(body), draw(st.lists(st.integers(0, 4096), max_size=12)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_streams(), st.booleans())
+def test_the_fast_path_gives_the_result_of_the_general_path(chunks, stalled):
+    assert _parse(chunks, fast=True, stalled=stalled) == _parse(chunks, fast=False, stalled=stalled)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_streams())
+def test_the_decoder_fast_path_gives_the_events_and_counts_of_the_general_path(chunks):
+    assert _decode(chunks, fast=True) == _decode(chunks, fast=False)
+
+
+def _plain_stream() -> list[bytes]:
+    first = _chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
+    words = [
+        _chunk([{"index": 0, "delta": {"content": f" w{i}"}, "finish_reason": None}])
+        for i in range(5)
+    ]
+    last = _chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+    usage = _chunk([], usage={"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6})
+    return [f"data: {doc}\n\n".encode() for doc in [first, *words, last, usage]] + [
+        b"data: [DONE]\n\n"
+    ]
+
+
+def test_a_plain_stream_never_takes_the_line_by_line_path(monkeypatch):
+    calls = []
+    general = SSEDecoder._lines
+
+    def counting(self, lines):
+        calls.append(lines)
+        return general(self, lines)
+
+    monkeypatch.setattr(SSEDecoder, "_lines", counting)
+    result = _parse(_plain_stream(), fast=True)
+    assert result.ok, result.violations
+    assert result.content == " w0 w1 w2 w3 w4"
+    assert calls == [[b""]]  # only close() flushes, with nothing pending
+
+
+def test_content_only_chunks_skip_the_per_choice_walk(monkeypatch):
+    walked = []
+    general = StreamAssembler._choice
+
+    def counting(self, choice, n, position, now):
+        walked.append(n)
+        return general(self, choice, n, position, now)
+
+    monkeypatch.setattr(StreamAssembler, "_choice", counting)
+    result = _parse(_plain_stream(), fast=True)
+    assert result.first_token_at == 1.0
+    assert walked == [0, 6]  # the role chunk and the finish chunk only
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b'data: {"a": 1}\n\ndata: {"b"', b": 2}\n\ndata: [DONE]\n\n"],
+        [b"da", b'ta: {"a": 1}\n\n'],
+        [b'data: {"a": 1}\n', b"\n"],
+        [b"data: x\n\n\ndata: y\n\n"],
+        [b"\xef\xbb", b"\xbfdata: x\n\n"],
+        [b"event: error\n", b'data: {"error": "no"}\n\n'],
+        [b"data: a\n", b"data: b\n\n"],
+        [b"data: a\r", b"\ndata: b\n\n"],
+        [b"data: \xff\xfe\n\n"],
+        [b"data: x\n\ndata: y\n: c"],
+    ],
+    ids=[
+        "partial-tail",
+        "split-field-name",
+        "split-blank-line",
+        "extra-blank-line",
+        "split-bom",
+        "event-field-first",
+        "multi-line-data",
+        "cr-then-lf",
+        "invalid-utf8",
+        "unterminated-lines-after-an-event",
+    ],
+)
+def test_awkward_splits_agree_with_the_general_path(chunks):
+    assert _decode(chunks, fast=True) == _decode(chunks, fast=False)
+    assert _parse(chunks, fast=True) == _parse(chunks, fast=False)
