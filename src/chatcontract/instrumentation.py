@@ -307,7 +307,7 @@ class _Gate:
 
 def _retry_count(headers: httpx2.Headers) -> int:
     raw = headers.get(RETRY_COUNT_HEADER)
-    if not raw:
+    if not raw or raw == "0":  # "0": the SDK's first attempt, i.e. nearly every call
         return 0
     try:
         return max(int(raw), 0)

@@ -1,11 +1,14 @@
+import math
 import threading
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 
 from chatcontract.contract import load_preset
 from chatcontract.failures import make_failure
 from chatcontract.telemetry import (
+    CALL_LABELS,
+    LATENCY_BUCKETS_MS,
     BudgetRefusal,
     CallLabels,
     DeadlineExhausted,
@@ -339,3 +342,57 @@ def test_a_timeout_failure_without_response_counts_client_timeout_by_code(regist
     assert _value(registry, "llm_client_timeout_total", _labels(code="connect_timeout")) == 1
     assert _value(registry, "llm_latency_ms_count", _labels(outcome="failure")) == 1
     assert _value(registry, "llm_response_schema_valid_total", _labels()) == 0
+
+
+def _histogram_samples(registry, name):
+    return {
+        (sample.name, sample.labels.get("le")): sample.value
+        for metric in registry.collect()
+        if metric.name == name
+        for sample in metric.samples
+        if sample.labels.get("outcome") == "success" and not sample.name.endswith("_created")
+    }
+
+
+@pytest.mark.parametrize(
+    "total_ms",
+    [0.0, 0.3, 5.0, 5.000001, 250.0, 119_999.9, 120_000.0, 1e9, float("inf"), float("nan")],
+    ids=["zero", "below-first", "on-a-bound", "just-above", "middle", "below-last", "on-last",
+         "beyond-last", "inf", "nan"],
+)  # fmt: skip
+def test_latency_buckets_match_prometheus_client_own_observe(registry, sink, built, total_ms):
+    sink.handle_exchange(built(timings=Timings(total_ms=total_ms)), LABELS)
+    reference = CollectorRegistry()
+    Histogram(
+        "llm_latency_ms", "reference", labelnames=(*CALL_LABELS, "outcome"),
+        buckets=LATENCY_BUCKETS_MS, registry=reference,
+    ).labels("cometapi", "/chat/completions", MODEL, "false", "primary", "success").observe(
+        total_ms
+    )  # fmt: skip
+    got = _histogram_samples(registry, "llm_latency_ms")
+    expected = _histogram_samples(reference, "llm_latency_ms")
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == value or (math.isnan(value) and math.isnan(got[key])), key
+
+
+def test_a_model_over_the_cap_stays_other_on_every_later_call(registry, built):
+    sink = PrometheusSink(registry, contract=COMET, max_models=1)
+    for _ in range(3):
+        sink.handle_exchange(built(model="alpha-1"), LABELS)
+        sink.handle_exchange(built(model="beta-2"), LABELS)
+    assert _value(registry, "llm_request_total", _labels(model="alpha-1")) == 3
+    assert _value(registry, "llm_request_total", _labels(model="other")) == 3
+    assert _value(registry, "llm_request_total", _labels(model="beta-2")) == 0
+
+
+def test_many_distinct_raw_models_are_all_counted(registry, built):
+    sink = PrometheusSink(registry, contract=COMET, max_models=5)
+    for index in range(1_500):  # more distinct raw values than the sink remembers
+        sink.handle_exchange(built(model=f"model-{index}"), LABELS)
+    sink.handle_exchange(built(model="model-1499"), LABELS)
+    admitted = sum(
+        _value(registry, "llm_request_total", _labels(model=f"model-{index}")) for index in range(5)
+    )
+    assert admitted == 5
+    assert _value(registry, "llm_request_total", _labels(model="other")) == 1_496

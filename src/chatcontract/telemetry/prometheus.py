@@ -17,8 +17,10 @@ Example::
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -65,16 +67,69 @@ _ERROR_LABELS = (*CALL_LABELS, "kind", "category", "status_code")
 _MAX_MODELS = 50
 _MAX_ROUTES = 20
 _MAX_SMALL = 30  # reasons, timeout codes: small sets from our own tables, capped anyway
+# Raw (provider, endpoint, model, stream, route) tuples remembered with their series: the label
+# mapping of a raw value never changes once made, so a known call skips it. Bounded, because
+# raw model names come from callers (the rest take the mapping each time, as before).
+_MAX_RAW_KEYS = 1024
 _STREAM_VALUES = {True: "true", False: "false"}
+
+_Add = Callable[[float], None]
+
+
+def _adder(child: Counter) -> _Add:
+    """``child.inc`` without its per-call checks, for amounts known to be >= 0.
+
+    A labelled child is always observable and we never attach exemplars, so what
+    ``Counter.inc`` adds on top of its value's own (locked) ``inc`` is pure overhead on the hot
+    path. Falls back to the public method if prometheus_client stores values differently.
+    """
+    inc = getattr(getattr(child, "_value", None), "inc", None)
+    return inc if callable(inc) else child.inc
+
+
+def _observer(child: Histogram) -> _Add:
+    """``child.observe`` with a binary search for the bucket and no per-call checks.
+
+    Same values as ``Histogram.observe``: the sum grows by the amount and one bucket, the first
+    whose upper bound is >= the amount, by one (cumulative counts are summed at scrape time).
+    What no bucket takes (NaN) goes through the public method, as does every observation if
+    prometheus_client stores a histogram differently.
+    """
+    public = child.observe
+    add_sum = getattr(getattr(child, "_sum", None), "inc", None)
+    values = getattr(child, "_buckets", None)
+    bounds = tuple(getattr(child, "_upper_bounds", ()))
+    if not callable(add_sum) or values is None or len(values) != len(bounds):
+        return public
+    if not bounds or bounds[-1] != math.inf:
+        return public
+    buckets = tuple(value.inc for value in values)
+
+    def observe(amount: float) -> None:
+        index = bisect_left(bounds, amount)
+        if amount <= bounds[index]:
+            add_sum(amount)
+            buckets[index](1)
+        else:  # NaN: no bound takes it
+            public(amount)
+
+    return observe
 
 
 class _Series:
     """The children of one label set, bound once: ``labels()`` costs more than ``inc()``."""
 
     __slots__ = (
+        "add_completion_tokens",
+        "add_prompt_tokens",
         "budget",
         "completion",
         "completion_tokens",
+        "count_missing_usage",
+        "count_request",
+        "count_schema_invalid",
+        "count_schema_valid",
+        "count_stream_enabled",
         "empty_content",
         "errors",
         "incomplete",
@@ -83,6 +138,13 @@ class _Series:
         "missing_choices",
         "missing_usage",
         "network",
+        "observe_budget",
+        "observe_completion",
+        "observe_latency_failure",
+        "observe_latency_success",
+        "observe_network",
+        "observe_ttfb",
+        "observe_ttft",
         "prompt_tokens",
         "request",
         "request_invalid",
@@ -119,6 +181,21 @@ class _Series:
             sink.connect.labels(provider, endpoint, route),
             sink.tls.labels(provider, endpoint, route),
         )
+        # What every call touches, as bound fast paths (see ``_adder`` and ``_observer``).
+        self.count_request = _adder(self.request)
+        self.count_stream_enabled = _adder(self.stream_enabled)
+        self.count_schema_valid = _adder(self.schema_valid)
+        self.count_schema_invalid = _adder(self.schema_invalid)
+        self.count_missing_usage = _adder(self.missing_usage)
+        self.add_prompt_tokens = _adder(self.prompt_tokens)
+        self.add_completion_tokens = _adder(self.completion_tokens)
+        self.observe_budget = _observer(self.budget)
+        self.observe_latency_success = _observer(self.latency_success)
+        self.observe_latency_failure = _observer(self.latency_failure)
+        self.observe_ttfb = _observer(self.ttfb)
+        self.observe_ttft = _observer(self.ttft)
+        self.observe_completion = _observer(self.completion)
+        self.observe_network = tuple(_observer(child) for child in self.network)
         # Keyed children created on first use: (kind, category, status), code, verdict.
         self.errors: dict[tuple[str, str, str], Counter] = {}
         self.timeouts: dict[str, Counter] = {}
@@ -149,6 +226,7 @@ class PrometheusSink:
         self._routes = BoundedValues(known=contract_routes(contract), limit=_MAX_ROUTES)
         self._small = BoundedValues(limit=_MAX_SMALL)
         self._series: dict[tuple[str, str, str, str, str], _Series] = {}
+        self._by_raw: dict[tuple[str, str, str | None, bool, str], _Series] = {}
         self._lock = threading.Lock()
         self._names: list[str] = []
 
@@ -299,21 +377,15 @@ class PrometheusSink:
     def handle_exchange(self, exchange: Exchange, labels: CallLabels) -> None:
         """Meter one HTTP call."""
         request = exchange.request
-        key = (
-            labels.provider,
-            labels.endpoint,
-            self._models(request.model),
-            _STREAM_VALUES[request.stream],
-            self._routes(exchange.route),
-        )
-        series = self._series.get(key)
+        raw = (labels.provider, labels.endpoint, request.model, request.stream, exchange.route)
+        series = self._by_raw.get(raw)
         if series is None:
-            series = self._new_series(key)
-        series.request.inc()
+            series = self._series_for(raw)
+        series.count_request(1)
         if request.stream:
-            series.stream_enabled.inc()
+            series.count_stream_enabled(1)
         if request.timeout_budget_ms is not None:
-            series.budget.observe(request.timeout_budget_ms)
+            series.observe_budget(request.timeout_budget_ms)
         self._observe_timings(series, exchange)
         self._count_response(series, exchange)
         if exchange.failure is not None:
@@ -349,6 +421,17 @@ class PrometheusSink:
 
     # -- per call ---------------------------------------------------------------------------
 
+    def _series_for(self, raw: tuple[str, str, str | None, bool, str]) -> _Series:
+        """The series of a raw label tuple, its values bounded (and remembered, up to a cap)."""
+        provider, endpoint, model, stream, route = raw
+        key = (provider, endpoint, self._models(model), _STREAM_VALUES[stream], self._routes(route))
+        series = self._series.get(key)
+        if series is None:
+            series = self._new_series(key)
+        if len(self._by_raw) < _MAX_RAW_KEYS:
+            self._by_raw[raw] = series
+        return series
+
     def _new_series(self, key: tuple[str, str, str, str, str]) -> _Series:
         with self._lock:
             series = self._series.get(key)
@@ -360,24 +443,32 @@ class PrometheusSink:
     def _observe_timings(series: _Series, exchange: Exchange) -> None:
         timings = exchange.timings
         ok = exchange.failure is None
-        (series.latency_success if ok else series.latency_failure).observe(timings.total_ms)
-        if timings.ttfb_ms is not None:
-            series.ttfb.observe(timings.ttfb_ms)
-        if timings.ttft_ms is not None:
-            series.ttft.observe(timings.ttft_ms)
-        dns, connect, tls = series.network
-        if timings.dns_ms is not None:
-            dns.observe(timings.dns_ms)
-        if timings.connect_ms is not None:
-            connect.observe(timings.connect_ms)
-        if timings.tls_ms is not None:
-            tls.observe(timings.tls_ms)
+        total = timings.total_ms
+        (series.observe_latency_success if ok else series.observe_latency_failure)(total)
+        ttfb, ttft = timings.ttfb_ms, timings.ttft_ms
+        if ttfb is not None:
+            series.observe_ttfb(ttfb)
+        if ttft is not None:
+            series.observe_ttft(ttft)
+        # New connections only: a reused one has none of the three phases.
+        if (
+            timings.dns_ms is not None
+            or timings.connect_ms is not None
+            or timings.tls_ms is not None
+        ):
+            dns, connect, tls = series.observe_network
+            if timings.dns_ms is not None:
+                dns(timings.dns_ms)
+            if timings.connect_ms is not None:
+                connect(timings.connect_ms)
+            if timings.tls_ms is not None:
+                tls(timings.tls_ms)
         response = exchange.response
         if response is None or not 200 <= response.status < 300:
             return
-        start = timings.ttft_ms if exchange.request.stream else timings.ttfb_ms
+        start = ttft if exchange.request.stream else ttfb
         if start is not None:
-            series.completion.observe(max(timings.total_ms - start, 0.0))
+            series.observe_completion(max(total - start, 0.0))
 
     def _count_response(self, series: _Series, exchange: Exchange) -> None:
         response = exchange.response
@@ -397,21 +488,21 @@ class PrometheusSink:
         usage = response.usage
         if usage is not None:
             if usage.prompt_tokens:
-                series.prompt_tokens.inc(max(usage.prompt_tokens, 0))
+                series.add_prompt_tokens(max(usage.prompt_tokens, 0))
             if usage.completion_tokens:
-                series.completion_tokens.inc(max(usage.completion_tokens, 0))
+                series.add_completion_tokens(max(usage.completion_tokens, 0))
         if code == "missing_usage":
-            series.missing_usage.inc()
+            series.count_missing_usage(1)
         if not 200 <= response.status < 300:
             return
         if kind == "parser":
-            series.schema_invalid.inc()
+            series.count_schema_invalid(1)
         elif kind is None or kind == "semantic":
-            series.schema_valid.inc()
+            series.count_schema_valid(1)
             request = exchange.request
             expected = not request.stream or request.include_usage
             if usage is None and expected and code != "missing_usage":
-                series.missing_usage.inc()
+                series.count_missing_usage(1)
 
     def _count_failure(self, series: _Series, exchange: Exchange) -> None:
         failure = exchange.failure

@@ -40,7 +40,11 @@ def _observer(
     shapes: bool = True,
     trace: bool = True,
 ) -> CallObserver:
-    meta: dict[str, Any] = dict(request.extensions.get("chatcontract") or {})
+    attempt, route = 1, "primary"
+    meta = request.extensions.get("chatcontract")
+    if meta:  # only retried or routed calls carry it: most calls skip the copy and casts
+        found: dict[str, Any] = dict(meta)
+        attempt, route = int(found.get("attempt", 1)), str(found.get("route", "primary"))
     content = request.content if isinstance(request.stream, httpx2.ByteStream) else b""
     facts = request_facts(
         request.method,
@@ -55,8 +59,8 @@ def _observer(
         contract=contract,
         sinks=sinks,
         secrets=secrets,
-        attempt=int(meta.get("attempt", 1)),
-        route=str(meta.get("route", "primary")),
+        attempt=attempt,
+        route=route,
         capture_content=capture_content,
         shapes=shapes,
         request_content=content if not shapes else b"",
@@ -107,9 +111,10 @@ class _ObservedStream(httpx2.SyncByteStream):
         self._observer = observer
 
     def __iter__(self) -> Iterator[bytes]:
+        on_chunk = self._observer.on_chunk
         try:
             for chunk in self._inner:
-                self._observer.on_chunk(chunk)
+                on_chunk(chunk)
                 yield chunk
         except Exception as exc:
             self._observer.on_error(exc)
@@ -131,9 +136,10 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
         self._observer = observer
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        on_chunk = self._observer.on_chunk
         try:
             async for chunk in self._inner:
-                self._observer.on_chunk(chunk)
+                on_chunk(chunk)
                 yield chunk
         except Exception as exc:
             self._observer.on_error(exc)
