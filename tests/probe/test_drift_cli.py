@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from probe_cli_entry import main
 from probe_helpers import target_for
 
 from chatcontract.checks.context import CheckContext, SuiteOptions
+from chatcontract.cli import main
 from chatcontract.drift import Baseline, observe, write_last_validate
 from chatcontract.simulator import SimulatorServer
 

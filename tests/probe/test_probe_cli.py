@@ -14,14 +14,13 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from probe_cli_entry import main
 
+from chatcontract.cli import main
 from chatcontract.cli.probe_cmd import parse_interval, parse_listen
 from chatcontract.contract import dump, load_preset
 from chatcontract.errors import UsageError
 from chatcontract.probe import ProbeStore
 
-ENTRY = Path(__file__).with_name("probe_cli_entry.py")
 Run = Callable[..., tuple[int, str, str]]
 
 
@@ -166,7 +165,8 @@ def test_the_loop_serves_probes_and_stops_cleanly_on_a_signal(
     child = subprocess.Popen(
         [
             sys.executable,
-            str(ENTRY),
+            "-m",
+            "chatcontract",
             "probe",
             "--simulate",
             "--interval",
