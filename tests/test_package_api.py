@@ -34,6 +34,7 @@ def test_public_names_are_exactly_the_documented_list():
         "ainstrument",
         "check_sdk_client",
         "classify",
+        "flush",
         "instrument",
         "load_contract",
         "load_preset",

@@ -5,7 +5,8 @@ The public surface, re-exported here on purpose (the subpackages hold the rest):
 - the contract: ``Contract``, ``load_contract``, ``load_preset``
 - classification: ``classify``, ``Failure``
 - calling safely: ``ChatClient``, ``AsyncChatClient`` and their results and errors
-- the openai SDK hook: ``instrument``, ``ainstrument``, ``check_sdk_client``
+- the openai SDK hook: ``instrument``, ``ainstrument``, ``check_sdk_client``, ``flush`` (observe
+  the calls whose observation was deferred, now)
 - the spine: ``Exchange``, ``InstrumentedTransport``, ``AsyncInstrumentedTransport``
 - telemetry sinks: ``PrometheusSink``, ``OpenTelemetrySink``, ``JsonEventLog``
 """
@@ -45,7 +46,12 @@ from chatcontract.instrumentation import (
     instrument,
 )
 from chatcontract.telemetry import JsonEventLog, OpenTelemetrySink, PrometheusSink
-from chatcontract.transport import AsyncInstrumentedTransport, Exchange, InstrumentedTransport
+from chatcontract.transport import (
+    AsyncInstrumentedTransport,
+    Exchange,
+    InstrumentedTransport,
+    flush,
+)
 
 __all__ = [
     "AsyncChatClient",
@@ -79,6 +85,7 @@ __all__ = [
     "ainstrument",
     "check_sdk_client",
     "classify",
+    "flush",
     "instrument",
     "load_contract",
     "load_preset",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._timing import install_backend
+from .deferred import DeferredCall, flush
 from .exchange import Exchange, RequestFacts, ResponseFacts, Timings
 from .instrumented import AsyncInstrumentedTransport, InstrumentedTransport
 from .observer import CallObserver, ExchangeSink, request_facts
@@ -10,12 +11,14 @@ from .observer import CallObserver, ExchangeSink, request_facts
 __all__ = [
     "AsyncInstrumentedTransport",
     "CallObserver",
+    "DeferredCall",
     "Exchange",
     "ExchangeSink",
     "InstrumentedTransport",
     "RequestFacts",
     "ResponseFacts",
     "Timings",
+    "flush",
     "install_backend",
     "request_facts",
 ]

@@ -1,6 +1,10 @@
 """Phase timing: DNS (a resolving network backend), connect and TLS (httpcore2 trace events),
 time to first byte (response headers complete).
 
+The connections the timed backend makes also give deferred observation its wait windows: the
+first read after a write is where the thread would block until the server answers, so the
+queue of ended calls is worked off there (see ``deferred.py``).
+
 One ``PhaseClock`` per HTTP call. The network backend cannot see the request, so the clock of
 the call in progress travels in a context variable set by the transport around the call;
 context variables follow both threads' call stacks and asyncio tasks.
@@ -17,6 +21,8 @@ from typing import Any, ClassVar
 
 import anyio
 import httpcore2
+
+from ._pending import PENDING, drain
 
 __all__ = [
     "CURRENT_CLOCK",
@@ -129,9 +135,8 @@ class TimedBackend(httpcore2.NetworkBackend):
             local_address=local_address,
             socket_options=socket_options,
         )
-        if clock is None:
-            return stream
-        clock.end("connect")
+        if clock is not None:
+            clock.end("connect")
         return _TimedStream(stream, clock)
 
     def connect_unix_socket(
@@ -176,9 +181,8 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
             local_address=local_address,
             socket_options=socket_options,
         )
-        if clock is None:
-            return stream
-        clock.end("connect")
+        if clock is not None:
+            clock.end("connect")
         return _AsyncTimedStream(stream, clock)
 
     async def connect_unix_socket(
@@ -193,17 +197,24 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
 
 
 class _TimedStream(httpcore2.NetworkStream):
-    """A connected stream whose TLS handshake is timed; everything else passes through."""
+    """A connected stream whose TLS handshake is timed, and whose first read after a write
+    (the server is working on the request) drains the deferred observations."""
 
-    def __init__(self, inner: httpcore2.NetworkStream, clock: PhaseClock) -> None:
+    def __init__(self, inner: httpcore2.NetworkStream, clock: PhaseClock | None) -> None:
         self._inner = inner
         self._clock = clock
+        self._sent = False
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._sent:
+            self._sent = False
+            if PENDING:
+                drain()
         return self._inner.read(max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, timeout)
+        self._sent = True
 
     def close(self) -> None:
         self._inner.close()
@@ -211,10 +222,14 @@ class _TimedStream(httpcore2.NetworkStream):
     def start_tls(
         self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore2.NetworkStream:
-        self._clock.start("tls")
+        # The TLS stream is wrapped too, so HTTPS connections keep their wait windows.
+        clock = self._clock
+        if clock is None:  # a connection made outside an observed call
+            return _TimedStream(self._inner.start_tls(ssl_context, server_hostname, timeout), None)
+        clock.start("tls")
         stream = self._inner.start_tls(ssl_context, server_hostname, timeout)
-        self._clock.end("tls")
-        return stream
+        clock.end("tls")
+        return _TimedStream(stream, clock)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -223,15 +238,21 @@ class _TimedStream(httpcore2.NetworkStream):
 class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
     """The async twin of ``_TimedStream``."""
 
-    def __init__(self, inner: httpcore2.AsyncNetworkStream, clock: PhaseClock) -> None:
+    def __init__(self, inner: httpcore2.AsyncNetworkStream, clock: PhaseClock | None) -> None:
         self._inner = inner
         self._clock = clock
+        self._sent = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._sent:
+            self._sent = False
+            if PENDING:
+                drain()
         return await self._inner.read(max_bytes, timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         await self._inner.write(buffer, timeout)
+        self._sent = True
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -239,10 +260,14 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
     async def start_tls(
         self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore2.AsyncNetworkStream:
-        self._clock.start("tls")
+        clock = self._clock
+        if clock is None:
+            inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+            return _AsyncTimedStream(inner, None)
+        clock.start("tls")
         stream = await self._inner.start_tls(ssl_context, server_hostname, timeout)
-        self._clock.end("tls")
-        return stream
+        clock.end("tls")
+        return _AsyncTimedStream(stream, clock)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)

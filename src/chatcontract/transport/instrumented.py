@@ -23,7 +23,8 @@ import httpx2
 
 from chatcontract.contract import Contract
 
-from ._timing import CURRENT_CLOCK, has_timed_backend, install_backend
+from ._timing import CURRENT_CLOCK, PhaseClock, has_timed_backend, install_backend
+from .deferred import DeferredCall
 from .observer import CallObserver, ExchangeSink, request_facts
 
 __all__ = ["AsyncInstrumentedTransport", "InstrumentedTransport"]
@@ -36,9 +37,9 @@ def _observer(
     sinks: tuple[ExchangeSink, ...],
     secrets: tuple[str, ...],
     capture_content: bool,
-    is_async: bool,
     shapes: bool = True,
-    trace: bool = True,
+    clock: PhaseClock | None = None,
+    started_at: float | None = None,
 ) -> CallObserver:
     attempt, route = 1, "primary"
     meta = request.extensions.get("chatcontract")
@@ -54,7 +55,7 @@ def _observer(
         request.extensions.get("timeout"),
         fingerprint=shapes,
     )
-    observer = CallObserver(
+    return CallObserver(
         request=facts,
         contract=contract,
         sinks=sinks,
@@ -64,49 +65,53 @@ def _observer(
         capture_content=capture_content,
         shapes=shapes,
         request_content=content if not shapes else b"",
+        clock=clock,
+        started_at=started_at,
     )
-    if trace:  # without a timed backend, httpcore2's trace events time connect and TLS
-        chain = _chain_atrace if is_async else _chain_trace
-        request.extensions["trace"] = chain(request.extensions.get("trace"), observer)
-    return observer
 
 
-def _chain_trace(existing: Any, observer: CallObserver) -> Any:
+#: What the transports feed: an inline observer, or a deferred call with the same events.
+Observer = CallObserver | DeferredCall
+
+
+def _chain_trace(existing: Any, clock: PhaseClock) -> Any:
     if existing is None:
-        return observer.clock.trace
+        return clock.trace
 
     def trace(event_name: str, info: dict[str, Any]) -> None:
-        observer.clock.trace(event_name, info)
+        clock.trace(event_name, info)
         existing(event_name, info)
 
     return trace
 
 
-def _chain_atrace(existing: Any, observer: CallObserver) -> Any:
+def _chain_atrace(existing: Any, clock: PhaseClock) -> Any:
     if existing is None:
-        return observer.clock.atrace
+        return clock.atrace
 
     async def trace(event_name: str, info: dict[str, Any]) -> None:
-        observer.clock.trace(event_name, info)
+        clock.trace(event_name, info)
         await existing(event_name, info)
 
     return trace
 
 
-def _already_read(response: httpx2.Response, observer: CallObserver) -> bool:
-    """A response built with its content (mock and ASGI-test transports) is observed at once."""
+def _already_read(response: httpx2.Response, observer: Observer) -> bool:
+    """A response built with its content (mock and ASGI-test transports) is observed at once
+    (deferred or not: without a network there is no wait to hide the work in)."""
     # httpx2 keeps given content in ``_content``; a live network response has none yet.
     # (Checking the attribute avoids raising ResponseNotRead on every real call.)
     content = getattr(response, "_content", None)
     if content is None:
         return False
-    observer.on_chunk(content)
-    observer.finish()
+    target = observer.inline() if isinstance(observer, DeferredCall) else observer
+    target.on_chunk(content)
+    target.finish()
     return True
 
 
 class _ObservedStream(httpx2.SyncByteStream):
-    def __init__(self, inner: Iterable[bytes], observer: CallObserver) -> None:
+    def __init__(self, inner: Iterable[bytes], observer: Observer) -> None:
         self._inner = inner
         self._observer = observer
 
@@ -131,7 +136,7 @@ class _ObservedStream(httpx2.SyncByteStream):
 
 
 class _AsyncObservedStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: Any, observer: CallObserver) -> None:
+    def __init__(self, inner: Any, observer: Observer) -> None:
         self._inner = inner
         self._observer = observer
 
@@ -170,6 +175,7 @@ class _Observing:
         capture_content: bool,
         shape_sample_rate: float,
         rng: Callable[[], float],
+        defer: bool,
     ) -> None:
         if not 0.0 <= shape_sample_rate <= 1.0:
             raise ValueError("shape_sample_rate must be between 0 and 1")
@@ -179,6 +185,7 @@ class _Observing:
         self._capture = capture_content
         self._shape_rate = shape_sample_rate
         self._rng = rng
+        self._defer = defer
         # A timed network backend measures DNS, connect and TLS itself: no per-event trace.
         self._trace = not has_timed_backend(inner)
 
@@ -186,17 +193,29 @@ class _Observing:
         """Also hand every later Exchange to ``sink``."""
         self._sinks = (*self._sinks, sink)
 
-    def _start(self, request: httpx2.Request, *, is_async: bool) -> CallObserver:
-        return _observer(
-            request,
-            contract=self._contract,
-            sinks=self._sinks,
-            secrets=self._secrets,
-            capture_content=self._capture,
-            is_async=is_async,
-            shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
-            trace=self._trace,
-        )
+    def _start(self, request: httpx2.Request, *, is_async: bool) -> Observer:
+        shapes = self._shape_rate >= 1.0 or self._rng() < self._shape_rate
+        observer: Observer
+        if self._defer:
+            sinks = self._sinks
+
+            def build(clock: PhaseClock, started_at: float) -> CallObserver:
+                return _observer(
+                    request, contract=self._contract, sinks=sinks, secrets=self._secrets,
+                    capture_content=self._capture, shapes=shapes, clock=clock,
+                    started_at=started_at,
+                )  # fmt: skip
+
+            observer = DeferredCall(build)
+        else:
+            observer = _observer(
+                request, contract=self._contract, sinks=self._sinks, secrets=self._secrets,
+                capture_content=self._capture, shapes=shapes,
+            )  # fmt: skip
+        if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
+            chain = _chain_atrace if is_async else _chain_trace
+            request.extensions["trace"] = chain(request.extensions.get("trace"), observer.clock)
+        return observer
 
 
 class InstrumentedTransport(_Observing, httpx2.BaseTransport):
@@ -212,6 +231,10 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             are fingerprinted (failures always are). 1.0 for validation and probes; a
             production hot path can lower it, as drift detection only needs a sample.
         rng: the sampling random source (tests inject a fixed one).
+        defer: record each call cheaply and observe it off the critical path, in the next
+            wait for a server (see ``chatcontract.transport.deferred``): Exchanges reach the
+            sinks shortly after the call instead of before it returns. For telemetry; leave
+            it off when code reads a call's Exchange right after the call.
     """
 
     def __init__(
@@ -224,6 +247,7 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         capture_content: bool = False,
         shape_sample_rate: float = 1.0,
         rng: Callable[[], float] = random.random,
+        defer: bool = False,
     ) -> None:
         if inner is None:
             inner = httpx2.HTTPTransport()
@@ -237,6 +261,7 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             capture_content=capture_content,
             shape_sample_rate=shape_sample_rate,
             rng=rng,
+            defer=defer,
         )
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -272,6 +297,7 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         capture_content: bool = False,
         shape_sample_rate: float = 1.0,
         rng: Callable[[], float] = random.random,
+        defer: bool = False,
     ) -> None:
         if inner is None:
             inner = httpx2.AsyncHTTPTransport()
@@ -285,6 +311,7 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
             capture_content=capture_content,
             shape_sample_rate=shape_sample_rate,
             rng=rng,
+            defer=defer,
         )
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:

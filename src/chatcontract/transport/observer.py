@@ -152,13 +152,17 @@ class CallObserver:
         capture_content: bool = False,
         shapes: bool = True,
         request_content: bytes = b"",
+        clock: PhaseClock | None = None,
+        started_at: float | None = None,
     ) -> None:
-        self.clock = PhaseClock()
+        # A deferred call (see ``deferred.py``) hands over the clock and wall-clock start it
+        # recorded while the call ran, and replays its events with their own timestamps.
+        self.clock = clock if clock is not None else PhaseClock()
         # Shape fingerprints cost more than the rest of the observation together: a sampled-out
         # call skips them unless it fails (failures always carry shapes, for drift triage).
         self._shapes = shapes
         self._request_content = request_content
-        self.started_at = time.time()
+        self.started_at = time.time() if started_at is None else started_at
         self._request = request
         self._contract = contract
         self._sinks = sinks
@@ -182,10 +186,14 @@ class CallObserver:
     # -- events ---------------------------------------------------------------------------
 
     def on_response(
-        self, status: int, headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]
+        self,
+        status: int,
+        headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
+        at: float | None = None,
     ) -> None:
-        """The response head arrived (headers as a mapping or as raw ``(name, value)`` bytes)."""
-        self._first_byte_at = self.clock.ends.get("headers") or time.perf_counter()
+        """The response head arrived (headers as a mapping or as raw ``(name, value)`` bytes);
+        ``at``: when (``time.perf_counter``), default now."""
+        self._first_byte_at = self.clock.ends.get("headers") or at or time.perf_counter()
         self._status = status
         if isinstance(headers, Mapping):
             self._headers = {k.lower(): v for k, v in headers.items()}
@@ -195,12 +203,12 @@ class CallObserver:
         if is_sse and 200 <= status < 300:
             self._stream = StreamParser(contract=self._contract)
 
-    def on_chunk(self, chunk: bytes) -> None:
-        """A body chunk passed through to the caller."""
+    def on_chunk(self, chunk: bytes, at: float | None = None) -> None:
+        """A body chunk passed through to the caller (``at``: when, default now)."""
         self._body_bytes += len(chunk)
         stream = self._stream
         if stream is not None:
-            stream.feed(chunk, _perf_counter())
+            stream.feed(chunk, at or _perf_counter())
             head = self._head  # bytearrays: ``+=`` and ``del`` below change them in place
             if len(head) < _WINDOW:
                 head += chunk[: _WINDOW - len(head)]
@@ -220,13 +228,15 @@ class CallObserver:
             return self.finish(stalled=stalled)
         return self._emit(failure=classify_exception(exc, secrets=self._secrets), response=None)
 
-    def finish(self, *, stalled: bool = False) -> Exchange:
-        """The body ended (or the caller closed it): classify and emit, once."""
+    def finish(self, *, stalled: bool = False, at: float | None = None) -> Exchange:
+        """The body ended (or the caller closed it; ``at``: when, default now): classify and
+        emit, once."""
         if self.exchange is not None:
             return self.exchange
+        ended = at or time.perf_counter()
         status = self._status if self._status is not None else 0
         if self._stream is not None:
-            result = self._stream.close(time.perf_counter(), stalled=stalled)
+            result = self._stream.close(ended, stalled=stalled)
             failure = classify_stream(
                 result,
                 status=status,
@@ -247,7 +257,7 @@ class CallObserver:
                 fingerprint=self._chunk_fingerprint() if self._shapes or failure else None,
             )
             ttft = self.clock.since_origin_ms(result.first_token_at)
-            return self._emit(failure=failure, response=response, ttft_ms=ttft)
+            return self._emit(failure=failure, response=response, ttft_ms=ttft, ended=ended)
         body = bytes(self._body)
         parsed = parse_completion(body, contract=self._contract) if 200 <= status < 300 else None
         failure = classify_response(
@@ -261,7 +271,7 @@ class CallObserver:
         )
         shapes = self._shapes or failure is not None
         response = self._non_stream_facts(status, body, parsed, shapes=shapes)
-        return self._emit(failure=failure, response=response)
+        return self._emit(failure=failure, response=response, ended=ended)
 
     # -- building -------------------------------------------------------------------------
 
@@ -351,6 +361,7 @@ class CallObserver:
         failure: Failure | None,
         response: ResponseFacts | None,
         ttft_ms: float | None = None,
+        ended: float | None = None,
     ) -> Exchange:
         if self.exchange is not None:
             return self.exchange
@@ -370,7 +381,7 @@ class CallObserver:
                 tls_ms=clock.duration_ms("tls"),
                 ttfb_ms=clock.since_origin_ms(self._first_byte_at),
                 ttft_ms=ttft_ms,
-                total_ms=(time.perf_counter() - clock.origin) * 1000.0,
+                total_ms=((ended or time.perf_counter()) - clock.origin) * 1000.0,
             ),
             started_at=self.started_at,
             attempt=self._attempt,
