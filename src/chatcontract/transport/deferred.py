@@ -185,7 +185,8 @@ class _Janitor:
     def start(self) -> None:
         with self._lock:
             if self.thread is None:
-                thread = threading.Thread(target=self._run, name="chatcontract-janitor", daemon=True)
+                name = "chatcontract-janitor"
+                thread = threading.Thread(target=self._run, name=name, daemon=True)
                 thread.start()
                 self.thread = thread
 
