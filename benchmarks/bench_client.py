@@ -2,8 +2,12 @@
 
 Baseline: the official openai SDK with a plain ``httpx2.Client``. Measured: the same SDK with
 ``chatcontract.instrument()`` (a Prometheus sink on a private registry and the JSON event log at
-its production shadow rate, written to a real handler). A third, informational row runs
-``instrument()`` with no sink at all, to split the transport's own cost from the sinks'.
+its production shadow rate, written to a real handler), as configured by default: successful
+calls are observed off the critical path, in the next wait for the server (``defer=True``). A
+third, informational row runs ``instrument(defer=False)``, every call observed before it returns.
+Each row also shows the client process's CPU per call: deferral hides the observing work in
+the wait for the server, it does not make it free. After the run every instrumented row's
+``llm_request_total`` must equal the calls made (deferred ones included), or the run fails.
 
 The simulator runs in a subprocess (``python -m chatcontract simulate --port N``), started here,
 waited for until it answers, and stopped at the end. Variants are interleaved in rounds (A, B, C,
@@ -113,12 +117,20 @@ class Variant:
     call: Call
     close: Callable[[], None]
     samples_ms: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    #: Reads back how many calls the variant's telemetry counted (None: nothing to check).
+    counted: Callable[[], float | None] = lambda: None
 
     def run(self, count: int) -> None:
+        cpu = time.process_time()
         for _ in range(count):
             started = time.perf_counter()
             self.call()
             self.samples_ms.append((time.perf_counter() - started) * 1000.0)
+        self.cpu_s += time.process_time() - cpu
+
+    def cpu_ms_per_call(self) -> float:
+        return self.cpu_s * 1000.0 / max(1, len(self.samples_ms))
 
     def median(self) -> float:
         return statistics.median(self.samples_ms)
@@ -173,23 +185,29 @@ def plain_variant(base_url: str, *, stream: bool) -> Variant:
     )
 
 
-def instrumented_variant(base_url: str, *, stream: bool) -> Variant:
-    """The openai SDK with instrument(): Prometheus sink + event log at the shadow rate."""
+def instrumented_variant(base_url: str, *, stream: bool, defer: bool = True) -> Variant:
+    """The openai SDK with instrument(): Prometheus sink + event log at the shadow rate.
+
+    ``defer=True`` is instrument()'s default (observed in the next wait for the server);
+    ``defer=False`` observes every call before it returns (informational row)."""
     _event_logger()
+    registry = CollectorRegistry()
     http = instrument_module.instrument(
-        registry=CollectorRegistry(), shadow_rate=DEFAULT_SHADOW_RATE, secrets=[API_KEY]
+        registry=registry, shadow_rate=DEFAULT_SHADOW_RATE, secrets=[API_KEY], defer=defer
     )
     sdk = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0, http_client=http)
-    name = f"openai SDK + instrument() (prometheus, events @ {DEFAULT_SHADOW_RATE:g})"
-    return Variant(name, _sdk_call(sdk, stream=stream), sdk.close)
-
-
-def transport_only_variant(base_url: str, *, stream: bool) -> Variant:
-    """Informational: instrument() with no sink, the transport's own cost."""
-    http = instrument_module.instrument(event_log=False, secrets=[API_KEY])
-    sdk = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0, http_client=http)
-    return Variant("  (instrument(), no sink: transport only)", _sdk_call(sdk, stream=stream),
-                   sdk.close)  # fmt: skip
+    labels = {"provider": "cometapi", "endpoint": "/chat/completions", "model": MODEL,
+              "stream": "true" if stream else "false", "route": "primary"}  # fmt: skip
+    if defer:
+        name = f"openai SDK + instrument() (prometheus, events @ {DEFAULT_SHADOW_RATE:g})"
+    else:
+        name = "  (instrument(defer=False): observed before returning)"
+    return Variant(
+        name,
+        _sdk_call(sdk, stream=stream),
+        sdk.close,
+        counted=lambda: registry.get_sample_value("llm_request_total", labels),
+    )
 
 
 def chat_client_variant(base_url: str, *, stream: bool) -> Variant | None:
@@ -237,6 +255,7 @@ def measure(variants: list[Variant], *, rounds: int, batch: int, warmup: int) ->
     for variant in variants:
         variant.run(warmup)
         variant.samples_ms.clear()
+        variant.cpu_s = 0.0
     for index in range(rounds):
         # Rotate the order each round so no variant always runs first after a pause.
         shift = index % len(variants)
@@ -247,21 +266,32 @@ def measure(variants: list[Variant], *, rounds: int, batch: int, warmup: int) ->
 def report(title: str, variants: list[Variant]) -> float:
     baseline = variants[0].median()
     print(f"\n{title}")
-    print(f"  {'variant':<60} {'calls':>6} {'median ms':>10} {'p90 ms':>8} {'ratio':>7}")
+    print(
+        f"  {'variant':<60} {'calls':>6} {'median ms':>10} {'p90 ms':>8} {'ratio':>7} "
+        f"{'CPU ms/call':>12}"
+    )
     for variant in variants:
         ratio = variant.median() / baseline
         print(
             f"  {variant.name:<60} {len(variant.samples_ms):>6} {variant.median():>10.3f} "
-            f"{variant.p90():>8.3f} {ratio:>7.3f}"
+            f"{variant.p90():>8.3f} {ratio:>7.3f} {variant.cpu_ms_per_call():>12.3f}"
         )
     return variants[1].median() / baseline
+
+
+def check_counts(variants: list[Variant], *, calls: int) -> None:
+    """Every call was metered, deferred ones included (a registry read flushes them)."""
+    for variant in variants:
+        counted = variant.counted()
+        if counted is not None and counted != calls:
+            raise SystemExit(f"{variant.name.strip()}: {counted:g} calls metered, {calls} made")
 
 
 def run_mode(base_url: str, *, stream: bool, rounds: int, batch: int, warmup: int) -> float:
     variants = [
         plain_variant(base_url, stream=stream),
         instrumented_variant(base_url, stream=stream),
-        transport_only_variant(base_url, stream=stream),
+        instrumented_variant(base_url, stream=stream, defer=False),
     ]
     chat_client, note = None, "chatcontract.client.ChatClient is not available"
     try:
@@ -273,6 +303,7 @@ def run_mode(base_url: str, *, stream: bool, rounds: int, batch: int, warmup: in
     try:
         measure(variants, rounds=rounds, batch=batch, warmup=warmup)
         ratio = report("streaming" if stream else "non-streaming", variants)
+        check_counts(variants, calls=warmup + rounds * batch)
     finally:
         for variant in variants:
             variant.close()
@@ -283,7 +314,7 @@ def run_mode(base_url: str, *, stream: bool, rounds: int, batch: int, warmup: in
 
 def profile(base_url: str, *, stream: bool, calls: int) -> None:
     """cProfile of the instrumented variant: where the per-call time goes."""
-    variant = instrumented_variant(base_url, stream=stream)
+    variant = instrumented_variant(base_url, stream=stream, defer=False)
     variant.run(50)
     profiler = cProfile.Profile()
     profiler.enable()

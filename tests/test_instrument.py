@@ -11,6 +11,7 @@ import openai
 import pytest
 from prometheus_client import CollectorRegistry
 
+from chatcontract import flush
 from chatcontract.contract import dump, load_preset
 from chatcontract.errors import ConfigError
 from chatcontract.instrumentation import (
@@ -120,6 +121,7 @@ def test_the_sdk_parses_the_same_answer_from_the_simulator(openai_simulator):
     assert {k: v for k, v in observed.model_dump().items() if k not in stable} == {
         k: v for k, v in plain.model_dump().items() if k not in stable
     }
+    assert flush() == 1  # observed off the critical path: completed here on demand
     [exchange] = exchanges
     assert exchange.ok
     assert exchange.response.response_id == observed.id
@@ -139,6 +141,7 @@ def test_a_stream_reaches_the_sdk_unchanged_and_is_watched(openai_simulator):
     exchanges = []
     text, usage = collect(instrument(sinks=[exchanges.append], event_log=False))
     assert (text, usage) == (plain_text, plain_usage)
+    flush()
     [exchange] = exchanges
     assert exchange.ok
     assert exchange.response.stream_verdict == "complete"
@@ -159,7 +162,40 @@ def test_a_stream_is_not_buffered_on_its_way_to_the_sdk(openai_simulator):
     arrivals = [time.perf_counter() - started for _ in stream]
     assert arrivals[-1] >= 0.95
     assert arrivals[0] < 0.5  # the SDK had the first chunk long before the stream ended
+    flush()
     assert exchanges[0].timings.ttft_ms >= 950
+
+
+def test_without_deferral_a_call_is_observed_before_it_returns(openai_simulator):
+    server = openai_simulator
+    exchanges = []
+    http = instrument(sinks=[exchanges.append], event_log=False, defer=False)
+    _create(_sdk(http, base_url=server.base_url, api_key=server.api_key))
+    assert [e.ok for e in exchanges] == [True]
+    assert flush() == 0
+
+
+def test_a_deferred_call_is_observed_in_the_next_calls_wait_for_the_server(openai_simulator):
+    server = openai_simulator
+    exchanges = []
+    sdk = _sdk(instrument(sinks=[exchanges.append], event_log=False),
+               base_url=server.base_url, api_key=server.api_key)  # fmt: skip
+    first = _create(sdk)
+    assert exchanges == []  # recorded only: the SDK got its answer first
+    second = _create(sdk)
+    assert [e.response.response_id for e in exchanges] == [first.id]
+    flush()
+    assert [e.response.response_id for e in exchanges] == [first.id, second.id]
+
+
+def test_a_scrape_counts_deferred_calls_without_a_flush(openai_simulator):
+    server = openai_simulator
+    registry = CollectorRegistry()
+    sdk = _sdk(instrument(registry=registry, event_log=False),
+               base_url=server.base_url, api_key=server.api_key)  # fmt: skip
+    _create(sdk)
+    labels = {**CHAT_LABELS, "stream": "false"}
+    assert registry.get_sample_value("llm_request_total", labels) == 1
 
 
 # -- metering ------------------------------------------------------------------------------------

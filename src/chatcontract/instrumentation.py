@@ -24,7 +24,10 @@ calls such as ``/models`` pass straight through). Where it goes: a ``PrometheusS
 back), the JSON event log (``chatcontract.events`` logger: every failure, successes at
 ``shadow_rate``), and any ``sinks`` you add: ``TelemetrySink`` objects or plain callables
 receiving each ``Exchange`` (the way to get at the Exchanges themselves). A sink that raises
-is counted and skipped, never turned into a failed call. Shape fingerprints, the costliest
+is counted and skipped, never turned into a failed call. Successful calls are observed off the
+critical path by default (``defer``): their Exchanges reach the sinks during the next call's
+wait for the server, within 0.25 s otherwise, and before any read of the Prometheus registry;
+``chatcontract.flush()`` completes them on demand. Shape fingerprints, the costliest
 part of observing a call, are taken for every failure and for a sample of successes
 (``shape_sample_rate``, by default the event log's ``shadow_rate``).
 
@@ -362,6 +365,7 @@ def instrument(
     shape_sample_rate: float | None = None,
     transport: httpx2.BaseTransport | None = None,
     secrets: Sequence[str] = (),
+    defer: bool = True,
     **client_kwargs: Any,
 ) -> httpx2.Client:
     """An ``httpx2.Client`` that observes every chat call made through it; give it to the SDK.
@@ -383,6 +387,12 @@ def instrument(
             the openai SDK's connection limits and timed DNS).
         secrets: strings redacted from every failure message and log line (the API key).
             The key itself is never read: request headers are not recorded.
+        defer: observe successful calls off the critical path (default): each call is only
+            recorded while it runs, and parsed, classified and metered in the next wait for
+            a server (between sending a request and its answer), by a janitor within 0.25 s
+            when no call follows, on ``chatcontract.flush()``, when the Prometheus registry
+            is collected, and at exit. Failures are always observed at once. ``False``:
+            every call is observed before it returns to the SDK.
         **client_kwargs: passed to ``httpx2.Client`` (``follow_redirects`` defaults to True as
             in the SDK's own client; pool options such as ``verify``, ``limits`` or ``proxy``
             go to the transport). Leave ``timeout`` unset to keep the SDK's.
@@ -407,7 +417,7 @@ def instrument(
         inner = default
     observed = InstrumentedTransport(
         contract=setup.contract, sinks=[setup.gate.exchange], inner=inner,
-        secrets=setup.secrets, shape_sample_rate=setup.shape_rate,
+        secrets=setup.secrets, shape_sample_rate=setup.shape_rate, defer=defer,
     )  # fmt: skip
     metered = _MeteredTransport(setup.gate, observed, inner)
     return httpx2.Client(transport=metered, **setup.client_kwargs)
@@ -423,6 +433,7 @@ def ainstrument(
     shape_sample_rate: float | None = None,
     transport: httpx2.AsyncBaseTransport | None = None,
     secrets: Sequence[str] = (),
+    defer: bool = True,
     **client_kwargs: Any,
 ) -> httpx2.AsyncClient:
     """The async twin of ``instrument``: an ``httpx2.AsyncClient`` for ``openai.AsyncOpenAI``.
@@ -441,7 +452,7 @@ def ainstrument(
         inner = default
     observed = AsyncInstrumentedTransport(
         contract=setup.contract, sinks=[setup.gate.exchange], inner=inner,
-        secrets=setup.secrets, shape_sample_rate=setup.shape_rate,
+        secrets=setup.secrets, shape_sample_rate=setup.shape_rate, defer=defer,
     )  # fmt: skip
     metered = _AsyncMeteredTransport(setup.gate, observed, inner)
     return httpx2.AsyncClient(transport=metered, **setup.client_kwargs)

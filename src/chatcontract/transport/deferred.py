@@ -31,6 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ._pending import PENDING, drain
 from ._timing import PhaseClock
@@ -48,8 +49,10 @@ MAX_DELAY_S = 0.25
 
 _perf_counter = time.perf_counter
 
-#: Builds the inline observer of a call from the clock and wall-clock start recorded for it.
-ObserverFactory = Callable[[PhaseClock, float], CallObserver]
+#: Builds the inline observer of a call: ``factory(subject, clock, started_at)``, the subject
+#: being what the call was started with (the transport's request), plus the recorded clock and
+#: wall-clock start.
+ObserverFactory = Callable[[Any, PhaseClock, float], CallObserver]
 
 
 def flush() -> int:
@@ -75,14 +78,16 @@ class DeferredCall:
         "_stalled",
         "_started_at",
         "_status",
+        "_subject",
         "_times",
         "clock",
     )
 
-    def __init__(self, factory: ObserverFactory) -> None:
+    def __init__(self, factory: ObserverFactory, subject: Any = None) -> None:
         self.clock = PhaseClock()
         self._started_at = time.time()
         self._factory = factory
+        self._subject = subject
         self._observer: CallObserver | None = None
         self._status: int | None = None
         self._headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]] = ()
@@ -149,7 +154,8 @@ class DeferredCall:
         observer = self._observer
         if observer is not None:
             return observer
-        observer = self._observer = self._factory(self.clock, self._started_at)
+        observer = self._observer = self._factory(self._subject, self.clock, self._started_at)
+        self._subject = None  # the request (and its prompt) is not kept past observation
         if self._status is not None:
             observer.on_response(self._status, self._headers, self._head_at)
         for chunk, at in zip(self._chunks, self._times, strict=True):

@@ -24,7 +24,7 @@ import httpx2
 from chatcontract.contract import Contract
 
 from ._timing import CURRENT_CLOCK, PhaseClock, has_timed_backend, install_backend
-from .deferred import DeferredCall
+from .deferred import DeferredCall, flush
 from .observer import CallObserver, ExchangeSink, request_facts
 
 __all__ = ["AsyncInstrumentedTransport", "InstrumentedTransport"]
@@ -194,28 +194,28 @@ class _Observing:
         self._sinks = (*self._sinks, sink)
 
     def _start(self, request: httpx2.Request, *, is_async: bool) -> Observer:
-        shapes = self._shape_rate >= 1.0 or self._rng() < self._shape_rate
-        observer: Observer
-        if self._defer:
-            sinks = self._sinks
-
-            def build(clock: PhaseClock, started_at: float) -> CallObserver:
-                return _observer(
-                    request, contract=self._contract, sinks=sinks, secrets=self._secrets,
-                    capture_content=self._capture, shapes=shapes, clock=clock,
-                    started_at=started_at,
-                )  # fmt: skip
-
-            observer = DeferredCall(build)
-        else:
-            observer = _observer(
-                request, contract=self._contract, sinks=self._sinks, secrets=self._secrets,
-                capture_content=self._capture, shapes=shapes,
-            )  # fmt: skip
+        # Deferred: everything but the record is done later, in ``_build``.
+        observer: Observer = (
+            DeferredCall(self._build, request) if self._defer else self._build(request)
+        )
         if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
             chain = _chain_atrace if is_async else _chain_trace
             request.extensions["trace"] = chain(request.extensions.get("trace"), observer.clock)
         return observer
+
+    def _build(
+        self,
+        request: httpx2.Request,
+        clock: PhaseClock | None = None,
+        started_at: float | None = None,
+    ) -> CallObserver:
+        """The inline observer of ``request`` (a deferred call passes its clock and start)."""
+        return _observer(
+            request, contract=self._contract, sinks=self._sinks, secrets=self._secrets,
+            capture_content=self._capture,
+            shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
+            clock=clock, started_at=started_at,
+        )  # fmt: skip
 
 
 class InstrumentedTransport(_Observing, httpx2.BaseTransport):
@@ -274,13 +274,15 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             raise
         finally:
             CURRENT_CLOCK.reset(token)
-        observer.on_response(response.status_code, response.headers.raw)
+        observer.on_response(response.status_code, response.headers)
         if _already_read(response, observer):
             return response
         response.stream = _ObservedStream(response.stream, observer)  # type: ignore[arg-type]
         return response
 
     def close(self) -> None:
+        if self._defer:
+            flush()  # nothing recorded is lost when the client goes away
         self._inner.close()
 
 
@@ -324,11 +326,13 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
             raise
         finally:
             CURRENT_CLOCK.reset(token)
-        observer.on_response(response.status_code, response.headers.raw)
+        observer.on_response(response.status_code, response.headers)
         if _already_read(response, observer):
             return response
         response.stream = _AsyncObservedStream(response.stream, observer)
         return response
 
     async def aclose(self) -> None:
+        if self._defer:
+            flush()
         await self._inner.aclose()

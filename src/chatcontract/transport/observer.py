@@ -191,10 +191,13 @@ class CallObserver:
         headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
         at: float | None = None,
     ) -> None:
-        """The response head arrived (headers as a mapping or as raw ``(name, value)`` bytes);
-        ``at``: when (``time.perf_counter``), default now."""
+        """The response head arrived (headers as a mapping, as raw ``(name, value)`` bytes, or
+        an ``httpx2.Headers``); ``at``: when (``time.perf_counter``), default now."""
         self._first_byte_at = self.clock.ends.get("headers") or at or time.perf_counter()
         self._status = status
+        raw = getattr(headers, "raw", None)  # httpx2.Headers: its raw bytes decode cheapest
+        if raw is not None:
+            headers = raw
         if isinstance(headers, Mapping):
             self._headers = {k.lower(): v for k, v in headers.items()}
         else:  # raw header bytes: cheaper than decoding through a Headers object
