@@ -523,3 +523,31 @@ def test_ainstrument_counts_async_sdk_retries(caplog):
 def test_call_labels_come_from_the_contract():
     labels = CallLabels(provider=COMET.provider, endpoint=COMET.endpoint.path)
     assert (labels.provider, labels.endpoint) == ("cometapi", "/chat/completions")
+
+
+def test_a_deferred_calls_span_keeps_the_parent_it_was_made_under(openai_simulator):
+    """Observation runs in the caller's context, wherever the queue is worked off."""
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from chatcontract.telemetry import OpenTelemetrySink
+
+    server = openai_simulator
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("app")
+    sink = OpenTelemetrySink(tracer_provider=provider)
+    sdk = _sdk(instrument(sinks=[sink], event_log=False),
+               base_url=server.base_url, api_key=server.api_key)  # fmt: skip
+    with tracer.start_as_current_span("handler-a") as first:
+        _create(sdk)
+    with tracer.start_as_current_span("handler-b") as second:
+        _create(sdk)  # the first call is observed here, in its wait for the server
+    flush()
+    calls = [s for s in exporter.get_finished_spans() if s.name not in ("handler-a", "handler-b")]
+    parents = [s.parent.span_id for s in calls]
+    assert parents == [first.get_span_context().span_id, second.get_span_context().span_id]
+    provider.shutdown()

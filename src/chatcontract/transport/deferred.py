@@ -27,6 +27,7 @@ the outcome of a call before making the next one (``ChatClient``, ``validate``) 
 from __future__ import annotations
 
 import atexit
+import contextvars
 import os
 import threading
 import time
@@ -69,6 +70,7 @@ class DeferredCall:
     __slots__ = (
         "_buffered",
         "_chunks",
+        "_context",
         "_ended_at",
         "_factory",
         "_head_at",
@@ -88,6 +90,9 @@ class DeferredCall:
         self._started_at = time.time()
         self._factory = factory
         self._subject = subject
+        # The caller's context variables (e.g. the OpenTelemetry span in progress): observation
+        # runs in them, so sinks see the call's context wherever the queue is worked off.
+        self._context = contextvars.copy_context()
         self._observer: CallObserver | None = None
         self._status: int | None = None
         self._headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]] = ()
@@ -168,8 +173,9 @@ class DeferredCall:
         return observer
 
     def complete(self) -> None:
-        """Build the Exchange and hand it to the sinks (the queue calls this once)."""
-        self.inline()
+        """Build the Exchange and hand it to the sinks, in the context the call was made in
+        (the queue calls this once)."""
+        self._context.run(self.inline)
 
     @property
     def waited(self) -> float:
