@@ -133,15 +133,20 @@ class DeferredCall:
         if self._buffered > MAX_BUFFERED_BYTES:
             self.inline()
 
-    def on_error(self, exc: BaseException) -> Exchange:
+    def on_error(self, exc: BaseException) -> Exchange | None:
+        if self._queued:  # the call had ended (an error closing it): the queue owns it now
+            return None
         return self.inline().on_error(exc)
 
     def finish(self, *, stalled: bool = False) -> None:
-        """The body ended: queue the call (or observe it now when the queue is full)."""
+        """The body ended: queue the call (or observe it now when the queue is full).
+
+        Once queued, the call belongs to whichever thread works the queue off: later
+        events from the caller (closing the response) are ignored, never raced."""
+        if self._queued:
+            return
         if self._observer is not None:
             self._observer.finish(stalled=stalled)
-            return
-        if self._queued:
             return
         self._queued = True
         self._ended_at = _perf_counter()
