@@ -4,10 +4,13 @@
    5 latency samples per size) as a new user runs it, in a subprocess. Target: under 10 s.
 2. Per-call cost of ``InstrumentedTransport`` against plain ``httpx2.HTTPTransport`` on the
    same simulator in the same run (the named baseline), non-streaming and streaming. All
-   variants run interleaved: rounds of small batches, the order rotating every round, so
-   drift on a shared machine hits them alike. The simulator runs in a second process so
+   variants run interleaved: rounds of small batches in a shuffled order, so drift on a
+   shared machine hits them alike, repeated with fresh clients (a connection can be a few
+   percent faster than another, for no reason of ours). The simulator runs in a second process so
    every side talks to the same server. Reported per variant: the median latency against the
-   baseline's, and the client process's CPU per call against the baseline's (deferral moves
+   baseline's (paired: the median over rounds of the ratio between batches run side by side;
+   the ratio of the overall medians is shown too), and the client process's CPU per call
+   against the baseline's (deferral moves
    the observing work off the critical path; it does not make it free, and this says so).
    Variants: deferred observation (``defer=True``, what ``instrument()`` runs) and inline
    observation (what ``validate`` and probes run: each verdict is read before the next
@@ -18,7 +21,7 @@
 Bounded: fixed request counts, every server and subprocess stopped at the end. Every
 Exchange is counted (deferred ones included) and must match the number of calls.
 
-    .venv/bin/python benchmarks/bench_validate.py [--rounds 200] [--batch 10]
+    .venv/bin/python benchmarks/bench_validate.py [--repetitions 5] [--rounds 40] [--batch 10]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -120,6 +124,8 @@ class Side:
     client: httpx2.Client
     latencies: list[float] = field(default_factory=list)
     cpu_s: float = 0.0
+    #: The median of each round's batch: paired with the baseline's batch of the same round.
+    round_medians: list[float] = field(default_factory=list)
 
 
 def _variants(contract: Contract, sink: list[object]) -> list[Side]:
@@ -130,7 +136,7 @@ def _variants(contract: Contract, sink: list[object]) -> list[Side]:
         return httpx2.Client(transport=transport)
 
     return [
-        Side("plain httpx2 (baseline)", httpx2.Client(transport=httpx2.HTTPTransport())),
+        Side(BASELINE, httpx2.Client(transport=httpx2.HTTPTransport())),
         Side(VARIANTS[0], observed(rate=0.01, defer=True)),
         Side(VARIANTS[1], observed(rate=1.0, defer=True)),
         Side(VARIANTS[2], observed(rate=1.0, defer=False)),
@@ -138,6 +144,7 @@ def _variants(contract: Contract, sink: list[object]) -> list[Side]:
     ]
 
 
+BASELINE = "plain httpx2 (baseline)"
 #: The target row first: what instrument() runs in production.
 VARIANTS = (
     "deferred, shapes sampled at 1% (instrument()'s default)",
@@ -147,36 +154,60 @@ VARIANTS = (
 )
 
 
-def bench_overhead(base: str, *, stream: bool, rounds: int, batch: int) -> list[Side]:
-    """Every variant in the same run: rounds of small batches, the order rotating each round
-    so no variant always follows another; the Exchanges are counted and checked."""
+def bench_overhead(
+    base: str, *, stream: bool, repetitions: int, rounds: int, batch: int
+) -> list[Side]:
+    """Every variant in the same run. Each repetition builds fresh clients (new connections:
+    a connection can be a few percent faster than another for no reason of ours), then runs
+    rounds of small batches in a shuffled order (seeded), so no variant always follows
+    another. The Exchanges are counted and checked."""
     url = base + "/chat/completions"
-    sink: list[object] = []
-    sides = _variants(load_preset("cometapi"), sink)
-    try:
-        for side in sides:  # warm-up: connections, imports, caches
-            _calls(side.client, url, stream=stream, count=batch * 5)
-        flush()
-        sink.clear()
-        for index in range(rounds):
-            shift = index % len(sides)
-            for side in sides[shift:] + sides[:shift]:
-                cpu = time.process_time()
-                side.latencies.extend(_calls(side.client, url, stream=stream, count=batch))
-                side.cpu_s += time.process_time() - cpu
-        flush()
-        expected = rounds * batch * (len(sides) - 1)
-        if len(sink) != expected:
-            raise SystemExit(f"{len(sink)} Exchanges recorded, {expected} expected")
-    finally:
-        for side in sides:
-            side.client.close()
-    return sides
+    contract = load_preset("cometapi")
+    order = random.Random(20261125)
+    totals = {name: Side(name, httpx2.Client()) for name in (BASELINE, *VARIANTS)}
+    for side in totals.values():
+        side.client.close()  # placeholders: they only accumulate figures
+    for _ in range(repetitions):
+        sink: list[object] = []
+        sides = _variants(contract, sink)
+        try:
+            for side in sides:  # warm-up: connections, imports, caches
+                _calls(side.client, url, stream=stream, count=batch * 5)
+            flush()
+            sink.clear()
+            for _round in range(rounds):
+                for side in order.sample(sides, len(sides)):
+                    cpu = time.process_time()
+                    latencies = _calls(side.client, url, stream=stream, count=batch)
+                    total = totals[side.name]
+                    total.cpu_s += time.process_time() - cpu
+                    total.latencies.extend(latencies)
+                    total.round_medians.append(statistics.median(latencies))
+            flush()
+            expected = rounds * batch * (len(sides) - 1)
+            if len(sink) != expected:
+                raise SystemExit(f"{len(sink)} Exchanges recorded, {expected} expected")
+        finally:
+            for side in sides:
+                side.client.close()
+    return list(totals.values())
+
+
+def paired_overhead(side: Side, baseline: Side) -> float:
+    """The median over rounds of (this side's batch median / the baseline's batch median in
+    the same round) - 1: each batch is compared with the baseline batch run beside it, so a
+    machine that is slower for a while slows both sides of the ratio."""
+    ratios = [
+        ours / theirs
+        for ours, theirs in zip(side.round_medians, baseline.round_medians, strict=True)
+    ]
+    return statistics.median(ratios) - 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--batch", type=int, default=10)
     args = parser.parse_args()
 
@@ -187,8 +218,14 @@ def main() -> None:
 
     with simulator_process() as base:
         for stream in (False, True):
-            sides = bench_overhead(base, stream=stream, rounds=args.rounds, batch=args.batch)
-            calls = args.rounds * args.batch
+            sides = bench_overhead(
+                base,
+                stream=stream,
+                repetitions=args.repetitions,
+                rounds=args.rounds,
+                batch=args.batch,
+            )
+            calls = args.repetitions * args.rounds * args.batch
             plain = sides[0]
             plain_median = statistics.median(plain.latencies)
             label = "streaming" if stream else "non-streaming"
@@ -199,16 +236,16 @@ def main() -> None:
             )
             for side in sides[1:]:
                 median = statistics.median(side.latencies)
-                overhead = median / plain_median - 1
+                overhead = paired_overhead(side, plain)
                 cpu = (side.cpu_s - plain.cpu_s) / calls * 1e6
                 target = ""
                 if side.name == VARIANTS[0]:
                     verdict = "met" if overhead < OVERHEAD_TARGET else "MISSED"
                     target = f"  target < {OVERHEAD_TARGET:.0%}: {verdict}"
                 print(
-                    f"  InstrumentedTransport {side.name}: {median * 1e3:.3f} ms, "
-                    f"latency {overhead:+.1%} ({(median - plain_median) * 1e6:+.0f} us), "
-                    f"client CPU {cpu:+.0f} us per call{target}"
+                    f"  InstrumentedTransport {side.name}: {median * 1e3:.3f} ms "
+                    f"({median / plain_median - 1:+.1%} on the overall medians), "
+                    f"paired latency {overhead:+.1%}, client CPU {cpu:+.0f} us per call{target}"
                 )
 
 

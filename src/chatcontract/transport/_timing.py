@@ -198,23 +198,27 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
 
 class _TimedStream(httpcore2.NetworkStream):
     """A connected stream whose TLS handshake is timed, and whose first read after a write
-    (the server is working on the request) drains the deferred observations."""
+    (the server is working on the request) drains the deferred observations.
+
+    Reads cost nothing extra: the instance's ``read`` is the inner stream's own, except for
+    the first read after a write while observations are pending, which goes through the
+    class's ``read`` (it drains, then puts the direct read back)."""
 
     def __init__(self, inner: httpcore2.NetworkStream, clock: PhaseClock | None) -> None:
         self._inner = inner
         self._clock = clock
-        self._sent = False
+        self.__dict__["read"] = inner.read
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self._sent:
-            self._sent = False
-            if PENDING:
-                drain()
+        self.__dict__["read"] = self._inner.read
+        if PENDING:
+            drain()
         return self._inner.read(max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, timeout)
-        self._sent = True
+        if PENDING:  # the next read waits for the server: work the queue off there
+            self.__dict__.pop("read", None)
 
     def close(self) -> None:
         self._inner.close()
@@ -241,18 +245,18 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
     def __init__(self, inner: httpcore2.AsyncNetworkStream, clock: PhaseClock | None) -> None:
         self._inner = inner
         self._clock = clock
-        self._sent = False
+        self.__dict__["read"] = inner.read
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self._sent:
-            self._sent = False
-            if PENDING:
-                drain()
+        self.__dict__["read"] = self._inner.read
+        if PENDING:
+            drain()
         return await self._inner.read(max_bytes, timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         await self._inner.write(buffer, timeout)
-        self._sent = True
+        if PENDING:
+            self.__dict__.pop("read", None)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
