@@ -21,7 +21,7 @@
 Bounded: fixed request counts, every server and subprocess stopped at the end. Every
 Exchange is counted (deferred ones included) and must match the number of calls.
 
-    .venv/bin/python benchmarks/bench_validate.py [--repetitions 5] [--rounds 40] [--batch 10]
+    .venv/bin/python benchmarks/bench_validate.py [--repetitions 8] [--rounds 40] [--batch 10]
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def paired_overhead(side: Side, baseline: Side) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--repetitions", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--batch", type=int, default=10)
     args = parser.parse_args()
