@@ -190,7 +190,8 @@ class _Observing:
         self._trace = not has_timed_backend(inner)
 
     def add_sink(self, sink: ExchangeSink) -> None:
-        """Also hand every later Exchange to ``sink``."""
+        """Also hand every later Exchange to ``sink`` (with ``defer=True``: every Exchange
+        completed from now on, including calls made before that were still queued)."""
         self._sinks = (*self._sinks, sink)
 
     def _start(self, request: httpx2.Request, *, is_async: bool) -> Observer:
