@@ -8,16 +8,21 @@ invalid values raise ``ConfigError`` with a message naming the field and what to
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chatcontract.errors import ConfigError
 
+from ._regex import backtracking_problem
+
 __all__ = [
     "CATEGORIES",
+    "LIMITS",
     "RETRY_DECISIONS",
     "Auth",
     "Contract",
@@ -34,6 +39,10 @@ __all__ = [
     "RetryPolicy",
     "Streaming",
     "Timeouts",
+    "check_base_url",
+    "check_model_name",
+    "check_secret",
+    "redact_url",
 ]
 
 #: Failure categories (DESIGN.md, "Failure taxonomy"): what a failure means and who acts.
@@ -59,9 +68,47 @@ RETRY_DECISIONS: tuple[str, ...] = ("retry", "fallback", "none")
 Environment = Literal["staging", "production"]
 BodyKind = Literal["any", "json", "empty", "html", "text"]
 
-_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HEADER_RE = re.compile(r"^[A-Za-z0-9-]+$")
+# Matched with fullmatch: "$" alone would accept a trailing newline ("Authorization\n").
+_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*")
+_ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEADER_RE = re.compile(r"[A-Za-z0-9-]+")
+# An auth scheme is an HTTP token (RFC 9110): no space, no control character.
+_SCHEME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]*")
+# Control characters (CR, LF, NUL, ...) and every kind of whitespace a header value or URL
+# must not carry.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_URL_BAD_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+_HOUR_MS = 3_600_000
+_DAY_S = 86_400
+
+#: The bounds of every number a contract holds: field -> (lowest, highest). A value outside
+#: them is a typo or an attack (``max_attempts: 1000000000``), never a setting.
+LIMITS: Mapping[str, tuple[float, float]] = {
+    "policy.timeouts.connect_ms": (1, _HOUR_MS),
+    "policy.timeouts.first_byte_ms": (1, _HOUR_MS),
+    "policy.timeouts.first_token_ms": (1, _HOUR_MS),
+    "policy.timeouts.total_ms": (1, _HOUR_MS),
+    "policy.retry.max_attempts": (1, 10),
+    "policy.retry.backoff_initial_ms": (0, 600_000),
+    "policy.retry.backoff_max_ms": (0, 600_000),
+    "policy.retry.backoff_multiplier": (0.01, 100),
+    "policy.retry.jitter": (0, 1),
+    "policy.retry.retry_after_cap_ms": (0, _HOUR_MS),
+    "policy.fallback_reserve_ms": (0, _HOUR_MS),
+    "policy.caps.max_tokens_per_call": (1, 10_000_000),
+    "policy.caps.max_cost_per_call_usd": (0, 1_000_000),  # above 0: null means no cap
+    "policy.caps.max_cost_per_day_usd": (0, 1_000_000),
+    "policy.prices.input_per_million": (0, 100_000),
+    "policy.prices.output_per_million": (0, 100_000),
+    "policy.probe.interval_s": (1, _DAY_S),
+    "policy.probe.max_tokens": (1, 1_000_000),
+    "policy.probe.daily_cost_cap_usd": (0, 1_000_000),
+}
+#: The longest URL, model name and auth scheme a contract or a flag may give.
+MAX_URL_LENGTH = 2_048
+MAX_MODEL_LENGTH = 256
+MAX_SCHEME_LENGTH = 64
 
 
 def _fail(where: str, message: str) -> ConfigError:
@@ -75,11 +122,138 @@ def _require_text(where: str, value: object, *, allow_empty: bool = False) -> No
         raise _fail(where, "must not be empty")
 
 
-def _require_positive(where: str, value: object, *, allow_zero: bool = False) -> None:
+def _shown_number(value: float) -> str:
+    """A number as a person writes it: 10, 0.5, 0.000001 (no exponent for a bound)."""
+    if isinstance(value, int) or not math.isfinite(value) or abs(value) >= 1e15:
+        return str(value)
+    return f"{value:f}".rstrip("0").rstrip(".") or "0"
+
+
+def _require_int(where: str, value: object, *, limit: str | None = None) -> None:
+    """``value`` is a whole number inside ``LIMITS[limit or where]``."""
+    low, high = LIMITS[limit or where]
+    expected = f"an integer from {_shown_number(low)} to {_shown_number(high)}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        shown = _shown_number(value) if isinstance(value, float) else type(value).__name__
+        raise _fail(where, f"expected {expected}, got {shown}")
+    if not low <= value <= high:
+        raise _fail(where, f"expected {expected}, got {value}")
+
+
+def _require_number(
+    where: str, value: object, *, limit: str | None = None, above_low: bool = False
+) -> None:
+    """``value`` is a finite number inside ``LIMITS[limit or where]`` (``above_low``: > low)."""
+    low, high = LIMITS[limit or where]
+    expected = (
+        f"a number above {_shown_number(low)}, at most {_shown_number(high)}"
+        if above_low
+        else f"a number from {_shown_number(low)} to {_shown_number(high)}"
+    )
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(where, f"expected a number, got {type(value).__name__}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise _fail(where, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+        raise _fail(where, f"expected {expected}, got {type(value).__name__}")
+    too_low = value <= low if above_low else value < low
+    if not math.isfinite(value) or too_low or value > high:
+        raise _fail(where, f"expected {expected}, got {_shown_number(value)}")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``, safe to print."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    # Up to the last "@": a password may itself hold "/", "?", "#" or "@".
+    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
+
+
+def check_base_url(where: str, url: object) -> str:
+    """Return ``url`` if it is a usable http(s) base URL, else raise ``ConfigError``.
+
+    Refused: not text, longer than ``MAX_URL_LENGTH``, spaces or control characters (CR/LF),
+    another scheme, no host, a bad port, credentials (``user:pass@``; the message shows
+    ``***@`` instead), a query or a fragment (the path is appended after it).
+    """
+    example = "write e.g. https://api.cometapi.com/v1"
+    if not isinstance(url, str):
+        raise _fail(where, f"expected text, got {type(url).__name__}")
+    shown = redact_url(url)
+    if "@" in url:
+        raise _fail(
+            where,
+            f"{shown!r} carries credentials; remove 'user:password@' and put the key in the "
+            "environment variable named under auth.env",
+        )
+    if not url.strip():
+        raise _fail(where, f"must not be empty; {example}")
+    if len(url) > MAX_URL_LENGTH:
+        raise _fail(where, f"is {len(url)} characters long; write at most {MAX_URL_LENGTH}")
+    if _URL_BAD_RE.search(url):
+        raise _fail(
+            where, f"{shown!r} contains a space, line break or control character; {example}"
+        )
+    if not url.startswith(("http://", "https://")):
+        raise _fail(where, f"{shown!r} is not an http(s) URL; {example}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise _fail(where, f"{shown!r} is not a valid URL ({exc}); {example}") from exc
+    if not parts.hostname:
+        raise _fail(where, f"{shown!r} has no host; {example}")
+    if port == 0:
+        raise _fail(where, f"{shown!r}: port 0 is not a port; write one from 1 to 65535")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise _fail(
+            where,
+            f"{shown!r} has a query or fragment; the path is appended to the base URL, so "
+            "write it without '?...' or '#...'",
+        )
+    return url
+
+
+def check_model_name(where: str, model: object) -> str:
+    """Return ``model`` if it can be sent as a model name, else raise ``ConfigError``."""
+    if not isinstance(model, str):
+        raise _fail(where, f"expected text, got {type(model).__name__}")
+    if not model.strip():
+        raise _fail(where, "must not be empty; write the model id, e.g. gpt-4o-mini")
+    if len(model) > MAX_MODEL_LENGTH:
+        raise _fail(
+            where, f"is {len(model)} characters long; write at most {MAX_MODEL_LENGTH}"
+        )
+    if _CONTROL_RE.search(model) or model != model.strip():
+        raise _fail(
+            where,
+            f"{model.strip()[:60]!r} has a line break, control character or surrounding "
+            "space; write the model id alone, e.g. gpt-4o-mini",
+        )
+    return model
+
+
+def check_secret(variable: str, secret: str) -> str:
+    """Return ``secret`` if it can go into a header, else ``ConfigError`` (never showing it)."""
+    if _URL_BAD_RE.search(secret):
+        raise ConfigError(
+            f"${variable}: the key contains a space, line break or control character; set "
+            "the variable to the bare key (no 'Bearer', no newline)"
+        )
+    if not secret.isascii():
+        raise ConfigError(f"${variable}: the key has non-ASCII characters; set the bare key")
+    if len(secret) > 4_096:
+        raise ConfigError(f"${variable}: the key is {len(secret)} characters long; set the key")
+    return secret
+
+
+def _require_regex(where: str, pattern: str) -> re.Pattern[str]:
+    _require_text(where, pattern)
+    try:
+        compiled = re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise _fail(where, f"not a valid regular expression ({exc})") from exc
+    problem = backtracking_problem(pattern)
+    if problem:
+        raise _fail(where, f"{pattern[:60]!r} {problem}")
+    return compiled
 
 
 def _require_categories(where: str, values: tuple[str, ...]) -> None:
@@ -90,7 +264,7 @@ def _require_categories(where: str, values: tuple[str, ...]) -> None:
 
 def _require_paths(where: str, paths: tuple[str, ...]) -> None:
     for path in paths:
-        if not isinstance(path, str) or not _PATH_RE.match(path):
+        if not isinstance(path, str) or len(path) > 512 or not _PATH_RE.fullmatch(path):
             raise _fail(
                 where,
                 f"{path!r} is not a response path; write dotted names with optional "
@@ -108,17 +282,19 @@ class Endpoint:
     models_path: str = "/models"
 
     def __post_init__(self) -> None:
-        _require_text("endpoint.base_url", self.base_url)
-        if not self.base_url.startswith(("http://", "https://")):
-            raise _fail(
-                "endpoint.base_url",
-                f"{self.base_url!r} is not an http(s) URL; write e.g. https://api.cometapi.com/v1",
-            )
+        check_base_url("endpoint.base_url", self.base_url)
         for name in ("path", "models_path"):
             value = getattr(self, name)
             _require_text(f"endpoint.{name}", value)
+            if len(value) > MAX_URL_LENGTH or _URL_BAD_RE.search(value):
+                raise _fail(
+                    f"endpoint.{name}",
+                    "contains a space, line break or control character, or is too long; "
+                    "write e.g. /chat/completions",
+                )
             if not value.startswith("/"):
                 raise _fail(f"endpoint.{name}", f"must start with '/', e.g. /{value}")
+        _require_text("endpoint.method", self.method)
         if self.method.upper() not in {"POST", "GET", "PUT"}:
             raise _fail("endpoint.method", f"{self.method!r} is not an HTTP method; write POST")
 
@@ -143,22 +319,35 @@ class Auth:
 
     def __post_init__(self) -> None:
         _require_text("auth.header", self.header)
-        if not _HEADER_RE.match(self.header):
-            raise _fail("auth.header", f"{self.header!r} is not a header name; write Authorization")
+        if len(self.header) > MAX_SCHEME_LENGTH or not _HEADER_RE.fullmatch(self.header):
+            raise _fail(
+                "auth.header", f"{self.header[:60]!r} is not a header name; write Authorization"
+            )
         _require_text("auth.scheme", self.scheme, allow_empty=True)
+        if len(self.scheme) > MAX_SCHEME_LENGTH or not _SCHEME_RE.fullmatch(self.scheme):
+            raise _fail(
+                "auth.scheme",
+                f"{self.scheme[:60]!r} is not an auth scheme (one word, no space or line "
+                "break); write Bearer, or '' for a bare key",
+            )
         if not self.env:
             raise _fail("auth.env", "list at least one environment variable, e.g. [COMETAPI_KEY]")
         for name in self.env:
-            if not isinstance(name, str) or not _ENV_RE.match(name):
+            if not isinstance(name, str) or not _ENV_RE.fullmatch(name):
                 raise _fail("auth.env", f"{name!r} is not an environment variable name")
 
     def resolve(self, environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
-        """Return ``(variable, secret)`` from the first variable set and non-empty, else None."""
+        """Return ``(variable, secret)`` from the first variable set and non-empty, else None.
+
+        Raises:
+            ConfigError: the key holds a line break, space or control character (it would
+                corrupt the header); the message names the variable, never the key.
+        """
         source = os.environ if environ is None else environ
         for name in self.env:
             value = source.get(name, "").strip()
             if value:
-                return name, value
+                return name, check_secret(name, value)
         return None
 
     def header_value(self, secret: str) -> str:
@@ -182,12 +371,12 @@ class FallbackRoute:
                 f"fallbacks[{self.name}]",
                 "give a model, a base_url, or both (else it is the primary)",
             )
-        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
-            raise _fail(
-                f"fallbacks[{self.name}].base_url", f"{self.base_url!r} is not an http(s) URL"
-            )
+        if self.base_url is not None:
+            check_base_url(f"fallbacks[{self.name}].base_url", self.base_url)
+        if self.model is not None:
+            check_model_name(f"fallbacks[{self.name}].model", self.model)
         for name in self.auth_env:
-            if not _ENV_RE.match(name):
+            if not isinstance(name, str) or not _ENV_RE.fullmatch(name):
                 raise _fail(f"fallbacks[{self.name}].auth_env", f"{name!r} is not a variable name")
 
 
@@ -277,10 +466,7 @@ class ErrorRule:
                 ):
                     raise _fail(f"{where}.status", f"{status!r} is not an HTTP status (100-599)")
         if self.message is not None:
-            try:
-                re.compile(self.message)
-            except re.error as exc:
-                raise _fail(f"{where}.message", f"not a valid regular expression ({exc})") from exc
+            _require_regex(f"{where}.message", self.message)
         if self.body not in ("any", "json", "empty", "html", "text"):
             raise _fail(f"{where}.body", f"{self.body!r}; use one of any, json, empty, html, text")
 
@@ -306,12 +492,7 @@ class ErrorTable:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise _fail("errors.rules", f"duplicate rule name(s) {', '.join(duplicates)}")
-        try:
-            compiled = re.compile(self.request_id_pattern)
-        except re.error as exc:
-            raise _fail(
-                "errors.request_id_pattern", f"not a valid regular expression ({exc})"
-            ) from exc
+        compiled = _require_regex("errors.request_id_pattern", self.request_id_pattern)
         if compiled.groups != 1:
             raise _fail("errors.request_id_pattern", "needs exactly one capture group: the id")
 
@@ -327,7 +508,7 @@ class Timeouts:
 
     def __post_init__(self) -> None:
         for name in ("connect_ms", "first_byte_ms", "first_token_ms", "total_ms"):
-            _require_positive(f"policy.timeouts.{name}", getattr(self, name))
+            _require_int(f"policy.timeouts.{name}", getattr(self, name))
         for name in ("connect_ms", "first_byte_ms", "first_token_ms"):
             if getattr(self, name) > self.total_ms:
                 raise _fail(
@@ -347,20 +528,12 @@ class RetryPolicy:
     retry_after_cap_ms: int = 10_000
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise _fail("policy.retry.max_attempts", "expected a whole number >= 1")
-        if self.max_attempts < 1:
-            raise _fail("policy.retry.max_attempts", "must be >= 1 (1 means no retry)")
-        _require_positive(
-            "policy.retry.backoff_initial_ms", self.backoff_initial_ms, allow_zero=True
-        )
-        _require_positive("policy.retry.backoff_max_ms", self.backoff_max_ms, allow_zero=True)
-        _require_positive("policy.retry.backoff_multiplier", self.backoff_multiplier)
-        _require_positive(
-            "policy.retry.retry_after_cap_ms", self.retry_after_cap_ms, allow_zero=True
-        )
-        if not 0 <= self.jitter <= 1:
-            raise _fail("policy.retry.jitter", f"must be between 0 and 1, got {self.jitter}")
+        _require_int("policy.retry.max_attempts", self.max_attempts)
+        _require_int("policy.retry.backoff_initial_ms", self.backoff_initial_ms)
+        _require_int("policy.retry.backoff_max_ms", self.backoff_max_ms)
+        _require_number("policy.retry.backoff_multiplier", self.backoff_multiplier)
+        _require_number("policy.retry.jitter", self.jitter)
+        _require_int("policy.retry.retry_after_cap_ms", self.retry_after_cap_ms)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -371,12 +544,8 @@ class Prices:
     output_per_million: float
 
     def __post_init__(self) -> None:
-        _require_positive(
-            "policy.prices.input_per_million", self.input_per_million, allow_zero=True
-        )
-        _require_positive(
-            "policy.prices.output_per_million", self.output_per_million, allow_zero=True
-        )
+        _require_number("policy.prices.input_per_million", self.input_per_million)
+        _require_number("policy.prices.output_per_million", self.output_per_million)
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         """USD for one call with these token counts."""
@@ -396,8 +565,12 @@ class CostCaps:
     def __post_init__(self) -> None:
         for name in ("max_tokens_per_call", "max_cost_per_call_usd", "max_cost_per_day_usd"):
             value = getattr(self, name)
-            if value is not None:
-                _require_positive(f"policy.caps.{name}", value)
+            if value is None:
+                continue
+            if name == "max_tokens_per_call":
+                _require_int(f"policy.caps.{name}", value)
+            else:
+                _require_number(f"policy.caps.{name}", value, above_low=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -409,11 +582,9 @@ class ProbeSettings:
     daily_cost_cap_usd: float = 0.5
 
     def __post_init__(self) -> None:
-        _require_positive("policy.probe.interval_s", self.interval_s)
-        _require_positive("policy.probe.max_tokens", self.max_tokens)
-        _require_positive(
-            "policy.probe.daily_cost_cap_usd", self.daily_cost_cap_usd, allow_zero=True
-        )
+        _require_int("policy.probe.interval_s", self.interval_s)
+        _require_int("policy.probe.max_tokens", self.max_tokens)
+        _require_number("policy.probe.daily_cost_cap_usd", self.daily_cost_cap_usd)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -430,7 +601,7 @@ class Policy:
     kill_switch_env: str | None = None
 
     def __post_init__(self) -> None:
-        _require_positive("policy.fallback_reserve_ms", self.fallback_reserve_ms, allow_zero=True)
+        _require_int("policy.fallback_reserve_ms", self.fallback_reserve_ms)
         if self.fallback_reserve_ms >= self.timeouts.total_ms:
             raise _fail(
                 "policy.fallback_reserve_ms",
@@ -440,7 +611,9 @@ class Policy:
         for name in self.usage_fields:
             if name not in allowed:
                 raise _fail("policy.usage_fields", f"{name!r}; use {', '.join(sorted(allowed))}")
-        if self.kill_switch_env is not None and not _ENV_RE.match(self.kill_switch_env):
+        if self.kill_switch_env is not None and not (
+            isinstance(self.kill_switch_env, str) and _ENV_RE.fullmatch(self.kill_switch_env)
+        ):
             raise _fail(
                 "policy.kill_switch_env", f"{self.kill_switch_env!r} is not a variable name"
             )
@@ -479,7 +652,7 @@ class Contract:
     def __post_init__(self) -> None:
         _require_text("name", self.name)
         _require_text("provider", self.provider)
-        _require_text("model", self.model)
+        check_model_name("model", self.model)
         if self.version != 1:
             raise _fail("version", f"{self.version!r} is not supported; this chatcontract reads 1")
         if self.environment not in ("staging", "production"):
@@ -493,8 +666,16 @@ class Contract:
     def resolved_model(
         self, override: str | None = None, environ: Mapping[str, str] | None = None
     ) -> str:
-        """The model: ``override`` (``--model``), then ``$CHATCONTRACT_MODEL``, then the file."""
+        """The model: ``override`` (``--model``), then ``$CHATCONTRACT_MODEL``, then the file.
+
+        Raises:
+            ConfigError: the override or the variable holds a line break, a control
+                character or more than ``MAX_MODEL_LENGTH`` characters.
+        """
         if override:
-            return override
+            return check_model_name("--model", override)
         source = os.environ if environ is None else environ
-        return source.get("CHATCONTRACT_MODEL", "").strip() or self.model
+        from_env = source.get("CHATCONTRACT_MODEL", "").strip()
+        if from_env:
+            return check_model_name("$CHATCONTRACT_MODEL", from_env)
+        return self.model
