@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from chatcontract.contract import DEFAULT_PATH, Contract, Endpoint, load, load_preset
+from chatcontract.contract.model import check_base_url, check_model_name
 from chatcontract.errors import ConfigError
 
 __all__ = ["Target", "open_target"]
@@ -64,8 +65,18 @@ def open_target(
     model: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Iterator[Target]:
-    """Resolve the target, starting the embedded simulator when needed (stopped on exit)."""
+    """Resolve the target, starting the embedded simulator when needed (stopped on exit).
+
+    Every value is checked before anything starts or is sent: ``--base-url`` (no
+    credentials, no line break, a real http(s) URL), ``--model`` and ``$CHATCONTRACT_MODEL``
+    (no line break or control character), and the key (no line break). A bad one is a
+    ``ConfigError`` naming the flag or variable, never showing a credential.
+    """
     env = os.environ if environ is None else environ
+    if base_url is not None:
+        check_base_url("--base-url", base_url)
+    if model is not None:
+        check_model_name("--model", model)
     path = contract_path or (DEFAULT_PATH if Path(DEFAULT_PATH).exists() else None)
     if contract_path and not Path(contract_path).exists():
         raise ConfigError(
@@ -73,6 +84,7 @@ def open_target(
             f"{contract_path}' or drop --contract to use the embedded simulator"
         )
     contract = load(path) if path else load_preset("cometapi")
+    resolved_model = contract.resolved_model(model, env)  # checks $CHATCONTRACT_MODEL too
     if scenario and not simulate:
         raise ConfigError("--scenario works with the simulator only; add --simulate")
     found = None if simulate else contract.auth.resolve(env)
@@ -83,7 +95,7 @@ def open_target(
             "or pass --simulate to use the embedded simulator"
         )
     if found is None:
-        yield from _simulated(contract, path, scenario=scenario, model=model, env=env)
+        yield from _simulated(contract, path, scenario=scenario, model=resolved_model)
         return
     variable, secret = found
     if base_url:
@@ -93,7 +105,7 @@ def open_target(
         contract_path=path,
         secret=secret,
         secret_source=f"${variable}",
-        model=contract.resolved_model(model, env),
+        model=resolved_model,
         simulated=False,
     )
 
@@ -103,8 +115,7 @@ def _simulated(
     path: str | None,
     *,
     scenario: str | None,
-    model: str | None,
-    env: Mapping[str, str],
+    model: str,
 ) -> Iterator[Target]:
     from chatcontract.simulator import SimulatorServer  # the server layer, only when simulating
 
@@ -120,7 +131,7 @@ def _simulated(
             contract_path=path,
             secret=server.api_key,
             secret_source="embedded simulator key",  # noqa: S106 - a description, not a secret
-            model=contract.resolved_model(model, env),
+            model=model,
             simulated=True,
             scenario=scenario,
         )

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import stat
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from chatcontract.contract import DEFAULT_PATH, Contract, load
+from chatcontract.errors import UsageError
 
-__all__ = ["add_contract_option", "contract_path", "emit_json", "load_contract"]
+__all__ = [
+    "add_contract_option",
+    "check_writable",
+    "contract_path",
+    "emit_json",
+    "load_contract",
+    "write_text",
+]
 
 
 def add_contract_option(parser: argparse.ArgumentParser, *, flag: str = "--path") -> None:
@@ -43,3 +55,84 @@ def display_path(path: str) -> str:
         return os.path.relpath(path)
     except ValueError:  # pragma: no cover - another drive on Windows
         return path
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _existing_ancestor(directory: Path) -> Path:
+    """The nearest directory that exists (``write_text`` creates the rest)."""
+    current = directory
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    return current
+
+
+def check_writable(
+    path: str | os.PathLike[str], *, what: str, create_parents: bool = False
+) -> None:
+    """Fail now, before any work, if ``path`` cannot be written.
+
+    Refused with one ``UsageError`` line saying what to write instead: a directory, a missing
+    directory (unless ``create_parents``), a read-only file or directory, a full disk. The
+    check creates and removes a temporary file beside the target and opens an existing
+    target for append, so it changes nothing. ``what`` names the option (``--output FILE``).
+
+    ``write_text`` still reports a failure at write time (the disk can fill meanwhile).
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{what}: {target} is a directory; give a file name")
+    directory = target.parent
+    if create_parents:
+        directory = _existing_ancestor(directory)
+        if not directory.is_dir():
+            raise UsageError(f"{what}: {directory} is not a directory; give another path")
+    elif not directory.is_dir():
+        raise UsageError(
+            f"{what}: the directory {directory} does not exist; create it or give another path"
+        )
+    try:
+        if target.exists():
+            with target.open("a", encoding="utf-8"):
+                pass  # opening for append writes nothing
+            if not stat.S_ISREG(target.stat().st_mode):
+                return  # a device or pipe (/dev/stdout): written in place, not replaced
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".chatcontract-", delete=True):
+            pass
+        if os.statvfs(directory).f_bavail == 0:
+            raise OSError(28, os.strerror(28))  # ENOSPC: nothing would fit
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot write {target} ({_why(exc)}); give another path") from exc
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, what: str) -> Path:
+    """Write ``text`` to ``path`` atomically (a temporary file, then a rename).
+
+    A reader never sees half a file. A device or pipe (``/dev/stdout``) is written in place.
+    Any ``OSError`` (disk full, permission) becomes one ``UsageError`` line; the temporary
+    file is removed. Parent directories are created.
+    """
+    target = Path(path)
+    try:
+        if target.exists() and not stat.S_ISREG(target.stat().st_mode):
+            with target.open("w", encoding="utf-8") as stream:
+                stream.write(text)
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Beside the target (same file system, so the rename is atomic); "x" keeps the umask.
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("x", encoding="utf-8") as stream:
+                stream.write(text)
+            if target.exists():
+                tmp.chmod(stat.S_IMODE(target.stat().st_mode))
+            tmp.replace(target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot write {target} ({_why(exc)})") from exc
+    return target

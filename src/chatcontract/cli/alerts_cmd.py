@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from chatcontract.errors import UsageError
 from chatcontract.ops.alerts import (
     ALERTS_DEFAULT_PATH,
     alert_group_name,
@@ -15,7 +13,7 @@ from chatcontract.ops.alerts import (
 )
 from chatcontract.ops.grafana import DASHBOARD_DEFAULT_PATH, dashboard_uid, render_dashboard
 
-from ._common import add_contract_option, load_contract
+from ._common import add_contract_option, check_writable, load_contract, write_text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,18 +54,17 @@ def _write(text: str, output: str) -> bool:
     if output == "-":
         sys.stdout.write(text)
         return False
-    path = Path(output)
-    if not path.parent.is_dir():
-        raise UsageError(f"--output {output}: the directory {path.parent} does not exist")
-    if path.is_dir():
-        raise UsageError(f"--output {output}: is a directory; give a file name")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)  # atomic: Prometheus never reloads a half-written file
+    write_text(output, text, what=f"--output {output}")  # atomic: no half-read file
     return True
 
 
+def _check_output(output: str) -> None:
+    if output != "-":
+        check_writable(output, what=f"--output {output}")
+
+
 def run_alerts(args: argparse.Namespace) -> int:
+    _check_output(args.output)
     contract = load_contract(args)
     text = render_alert_rules(contract)
     if _write(text, args.output):
@@ -80,6 +77,7 @@ def run_alerts(args: argparse.Namespace) -> int:
 
 
 def run_dashboards(args: argparse.Namespace) -> int:
+    _check_output(args.output)
     contract = load_contract(args)
     text = render_dashboard(contract)
     if _write(text, args.output):

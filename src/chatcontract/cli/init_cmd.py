@@ -10,7 +10,7 @@ from chatcontract.contract.loader import contract_from_document
 from chatcontract.contract.presets import preset_document
 from chatcontract.errors import ConfigError
 
-from ._common import add_contract_option, contract_path
+from ._common import add_contract_option, check_writable, contract_path, write_text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,14 +39,10 @@ def run(args: argparse.Namespace) -> int:
     path = Path(contract_path(args))
     if path.exists() and not args.force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it")
-    if path.parent and not path.parent.exists():
-        raise ConfigError(f"directory {path.parent} does not exist; create it first")
+    check_writable(path, what=f"--path {path}")
     document = preset_document(args.preset)
-    text = dump(contract_from_document(document))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)  # atomic: never a half-written contract
     contract = contract_from_document(document)
+    write_text(path, dump(contract), what=f"--path {path}")  # atomic: never half a contract
     print(f"wrote {path} (preset {args.preset}: {contract.endpoint.url}, model {contract.model})")
     print(f"next: set ${contract.auth.env[0]}, fill in 'owner', then 'chatcontract contract lint'")
     return 0

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
-from pathlib import Path
 
 from rich.console import Console
 
@@ -14,11 +14,16 @@ from chatcontract.checks.render import render
 from chatcontract.checks.runner import run_suite, select_checks
 from chatcontract.checks.suite import check_ids
 from chatcontract.drift import LAST_VALIDATE_PATH, observe, write_last_validate
-from chatcontract.errors import UsageError
+from chatcontract.errors import ChatContractError, UsageError
 from chatcontract.target import open_target
 from chatcontract.transport import Exchange
 
+from ._common import check_writable, write_text
+
 FORMATS = ("table", "json", "junit", "markdown")
+#: The exit code when the suite ran but its report or run record could not be written.
+EXIT_WRITE_FAILED = 2
+_RECORD = f"the run record {LAST_VALIDATE_PATH} (skip it with --no-record)"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--canary-runs must be between 1 and 1000")
     if not 1 <= args.latency_samples <= 100:
         raise UsageError("--latency-samples must be between 1 and 100")
-    if args.output and not Path(args.output).parent.exists():
-        raise UsageError(f"--output {args.output}: the directory does not exist")
+    # Every file this run writes is checked before the first request, not after the suite.
+    if args.output:
+        check_writable(args.output, what=f"--output {args.output}")
+    if not args.no_record:
+        check_writable(LAST_VALIDATE_PATH, what=_RECORD, create_parents=True)
     if args.scenario is not None:
         from chatcontract.simulator import SCENARIO_NAMES
 
@@ -128,22 +136,33 @@ def run(args: argparse.Namespace) -> int:
                 sinks=[exchanges.append],
             )
         contract = target.contract
-    if not args.no_record:
-        # Summaries only (shapes, ids, timings): no prompt, no completion, no secret.
-        written = write_last_validate(report.to_dict(), observe(exchanges))
-        print(f"recorded {written} (for baseline accept, checklist, probe)", file=sys.stderr)
+    failed_writes = []
     if args.output:
-        console = Console(file=open(args.output, "w", encoding="utf-8"), width=120)  # noqa: SIM115
+        buffer = io.StringIO()
+        text = render(report, contract, args.format, console=Console(file=buffer, width=120))
         try:
-            text = render(report, contract, args.format, console=console)
-            if text is not None:
-                console.file.write(text)
-        finally:
-            console.file.close()
-        print(f"report written to {args.output}: {report.verdict}", file=sys.stderr)
+            write_text(args.output, buffer.getvalue() if text is None else text, what="--output")
+            print(f"report written to {args.output}: {report.verdict}", file=sys.stderr)
+        except ChatContractError as exc:
+            # The suite ran: the report is not lost, it goes to stdout instead.
+            sys.stdout.write(buffer.getvalue() if text is None else text)
+            failed_writes.append(f"{exc}; the report was printed to stdout instead")
     else:
         console = Console()
         text = render(report, contract, args.format, console=console)
         if text is not None:
             sys.stdout.write(text)
+    if not args.no_record:
+        # Summaries only (shapes, ids, timings): no prompt, no completion, no secret.
+        try:
+            written = write_last_validate(report.to_dict(), observe(exchanges))
+            print(f"recorded {written} (for baseline accept, checklist, probe)", file=sys.stderr)
+        except OSError as exc:
+            failed_writes.append(
+                f"{_RECORD}: cannot write {LAST_VALIDATE_PATH} ({exc.strerror or exc}); "
+                "the report is complete"
+            )
+    if failed_writes:
+        print(f"chatcontract: error: {'; '.join(failed_writes)}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     return report.exit_code

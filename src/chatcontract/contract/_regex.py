@@ -19,12 +19,14 @@ Possessive repeats and atomic groups do not backtrack and are accepted.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from re import _constants as sre  # noqa: PLC2701 - no public parse API; see module docstring
-from re import _parser as sre_parse  # noqa: PLC2701
+# No public parse API and no type stubs for it: the two private modules, loaded by name.
+sre: Any = importlib.import_module("re._constants")
+sre_parse: Any = importlib.import_module("re._parser")
 
 __all__ = ["MAX_PATTERN_LENGTH", "backtracking_problem"]
 
@@ -35,7 +37,8 @@ _CharTest = Callable[[str], bool]
 
 # Characters tried when asking whether two character sets overlap: ASCII, Latin-1 and the
 # Latin extensions, plus a few digits, spaces and letters from other scripts.
-_SAMPLE = tuple(chr(code) for code in range(0x250)) + (
+_SAMPLE = (
+    *(chr(code) for code in range(0x250)),
     "\u0660",  # ARABIC-INDIC DIGIT ZERO (\d)
     "\u2003",  # EM SPACE (\s)
     "\u4e00",  # a CJK letter (\w)
@@ -65,6 +68,10 @@ def _union(first: _CharTest, second: _CharTest) -> _CharTest:
     return lambda c: first(c) or second(c)
 
 
+def _in_range(low: int, high: int) -> _CharTest:
+    return lambda c: low <= ord(c) <= high
+
+
 def _set_test(items: list[tuple[Any, Any]]) -> _CharTest:
     """The test for a ``[...]`` set."""
     negate = False
@@ -73,9 +80,9 @@ def _set_test(items: list[tuple[Any, Any]]) -> _CharTest:
         if op is sre.NEGATE:
             negate = True
         elif op is sre.LITERAL:
-            tests.append(lambda c, code=av: ord(c) == code)
+            tests.append(_in_range(av, av))
         elif op is sre.RANGE:
-            tests.append(lambda c, low=av[0], high=av[1]: low <= ord(c) <= high)
+            tests.append(_in_range(av[0], av[1]))
         elif op is sre.CATEGORY:
             tests.append(_CATEGORIES.get(av, _anything))
         else:  # anything unexpected counts as "any character": refusing more is safe

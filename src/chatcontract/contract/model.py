@@ -218,9 +218,7 @@ def check_model_name(where: str, model: object) -> str:
     if not model.strip():
         raise _fail(where, "must not be empty; write the model id, e.g. gpt-4o-mini")
     if len(model) > MAX_MODEL_LENGTH:
-        raise _fail(
-            where, f"is {len(model)} characters long; write at most {MAX_MODEL_LENGTH}"
-        )
+        raise _fail(where, f"is {len(model)} characters long; write at most {MAX_MODEL_LENGTH}")
     if _CONTROL_RE.search(model) or model != model.strip():
         raise _fail(
             where,
