@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
             f"unknown preset {args.preset!r}; use --preset with one of {', '.join(sorted(PRESETS))}"
         )
     path = Path(contract_path(args))
-    if path.exists() and not args.force:
+    if path.exists() and not path.is_dir() and not args.force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it")
     check_writable(path, what=f"--path {path}")
     document = preset_document(args.preset)
