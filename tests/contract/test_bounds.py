@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from chatcontract.contract import check_document, lint_document, load_preset
+from chatcontract.contract import check_document, json_schema, lint_document, load_preset
 from chatcontract.contract.model import (
     LIMITS,
     Auth,
@@ -301,3 +301,20 @@ def test_lint_lists_every_bad_value_with_what_to_write():
         "endpoint.base_url: 'https://***@h/v1' carries credentials; remove 'user:password@' "
         "and put the key in the environment variable named under auth.env"
     ]
+
+
+def _schema_leaf(schema: dict, dotted: str) -> dict:
+    node = schema
+    for key in dotted.split("."):
+        node = node["properties"][key]
+        if key == "prices":  # one entry per model name
+            node = node["additionalProperties"]
+    return node.get("anyOf", [node])[0]
+
+
+@pytest.mark.parametrize("field", sorted(LIMITS), ids=sorted(LIMITS))
+def test_the_json_schema_carries_every_bound_for_editors(field):
+    low, high = LIMITS[field]
+    leaf = _schema_leaf(json_schema(), field)
+    assert leaf["maximum"] == high
+    assert leaf.get("minimum", leaf.get("exclusiveMinimum")) == low
