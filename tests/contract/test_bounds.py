@@ -318,3 +318,29 @@ def test_the_json_schema_carries_every_bound_for_editors(field):
     leaf = _schema_leaf(json_schema(), field)
     assert leaf["maximum"] == high
     assert leaf.get("minimum", leaf.get("exclusiveMinimum")) == low
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("name", "chat\nX-Evil: 1", "name: 'chat\\nX-Evil: 1' has a line break"),
+        ("provider", "p" * 201, "provider: is 201 characters long; write at most 200"),
+        ("owner", "team\r", "owner: 'team\\r' has a line break"),
+        ("reference_url", "https://x\n", "reference_url: 'https://x\\n' has a line break"),
+        (
+            "errors.rules",
+            [{"name": "r", "category": "quota", "code": "a\nb"}],
+            "errors.rules[r].code: 'a\\nb' has a line break",
+        ),
+        (
+            "errors.rules",
+            [{"name": "r\n", "category": "quota"}],
+            "errors.rules[r\n].name: 'r\\n' has a line break",
+        ),
+    ],
+    ids=["name", "provider-too-long", "owner", "reference-url", "rule-code", "rule-name"],
+)
+def test_names_and_labels_are_one_bounded_line(path, value, expected):
+    problems = _problems(path, value)
+    assert len(problems) == 1
+    assert problems[0].startswith(expected)

@@ -109,6 +109,8 @@ LIMITS: Mapping[str, tuple[float, float]] = {
 MAX_URL_LENGTH = 2_048
 MAX_MODEL_LENGTH = 256
 MAX_SCHEME_LENGTH = 64
+#: The longest name, provider, owner, rule name or error code a contract may give.
+MAX_NAME_LENGTH = 200
 
 
 def _fail(where: str, message: str) -> ConfigError:
@@ -120,6 +122,18 @@ def _require_text(where: str, value: object, *, allow_empty: bool = False) -> No
         raise _fail(where, f"expected text, got {type(value).__name__}")
     if not allow_empty and not value.strip():
         raise _fail(where, "must not be empty")
+
+
+def _require_line(
+    where: str, value: object, *, limit: int = MAX_NAME_LENGTH, allow_empty: bool = False
+) -> None:
+    """``value`` is one line of text of at most ``limit`` characters (names, labels)."""
+    _require_text(where, value, allow_empty=allow_empty)
+    text = str(value)  # _require_text made sure it is text
+    if len(text) > limit:
+        raise _fail(where, f"is {len(text)} characters long; write at most {limit}")
+    if _CONTROL_RE.search(text):
+        raise _fail(where, f"{text[:60]!r} has a line break or control character; write one line")
 
 
 def _shown_number(value: float) -> str:
@@ -363,7 +377,7 @@ class FallbackRoute:
     auth_env: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        _require_text("fallbacks[].name", self.name)
+        _require_line("fallbacks[].name", self.name)
         if self.model is None and self.base_url is None:
             raise _fail(
                 f"fallbacks[{self.name}]",
@@ -453,7 +467,12 @@ class ErrorRule:
 
     def __post_init__(self) -> None:
         where = f"errors.rules[{self.name}]"
-        _require_text(f"{where}.name", self.name)
+        _require_line(f"{where}.name", self.name)
+        for name in ("code", "type", "note"):
+            value = getattr(self, name)
+            if value is not None:
+                limit = 1_000 if name == "note" else MAX_NAME_LENGTH
+                _require_line(f"{where}.{name}", value, limit=limit, allow_empty=True)
         _require_categories(f"{where}.category", (self.category,))
         if self.status is not None:
             for status in self.status:
@@ -648,8 +667,10 @@ class Contract:
     attestations: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _require_text("name", self.name)
-        _require_text("provider", self.provider)
+        _require_line("name", self.name)
+        _require_line("provider", self.provider)
+        _require_line("owner", self.owner, allow_empty=True)
+        _require_line("reference_url", self.reference_url, limit=MAX_URL_LENGTH, allow_empty=True)
         check_model_name("model", self.model)
         if self.version != 1:
             raise _fail("version", f"{self.version!r} is not supported; this chatcontract reads 1")
