@@ -295,11 +295,17 @@ def test_a_plain_key_is_returned_as_is():
 
 def test_lint_lists_every_bad_value_with_what_to_write():
     document = _with("policy.retry.max_attempts", 10**9)
+    document["policy"]["timeouts"]["total_ms"] = 10**30
     document["endpoint"]["base_url"] = "https://user:pw@h/v1"
+    document["model"] = "gpt\nx"
     findings = [f.message for f in lint_document(document) if f.level == "error"]
     assert findings == [
         "endpoint.base_url: 'https://***@h/v1' carries credentials; remove 'user:password@' "
-        "and put the key in the environment variable named under auth.env"
+        "and put the key in the environment variable named under auth.env",
+        "policy.timeouts.total_ms: expected an integer from 1 to 3600000, got 1" + "0" * 30,
+        "policy.retry.max_attempts: expected an integer from 1 to 10, got 1000000000",
+        "model: 'gpt\\nx' has a line break, control character or surrounding space; write "
+        "the model id alone, e.g. gpt-4o-mini",
     ]
 
 

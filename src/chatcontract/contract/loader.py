@@ -179,10 +179,7 @@ def check_document(doc: object) -> list[str]:
     ]
     _walk(doc, SCHEMA, "", problems)
     if not problems:
-        try:
-            contract_from_document(doc)
-        except ConfigError as exc:
-            problems.append(str(exc))
+        problems = _all_problems(doc)
     return problems
 
 
@@ -248,34 +245,58 @@ def _date(value: object) -> dt.date | None:
         raise ConfigError(f"reviewed_on: {value!r} is not a date; write YYYY-MM-DD") from exc
 
 
-def contract_from_document(doc: Mapping[str, Any]) -> Contract:
-    """Build a ``Contract`` from a parsed document; ``ConfigError`` names the first bad field."""
-    endpoint = _build(Endpoint, "endpoint", _section(doc, "endpoint"))
-    auth_doc = _section(doc, "auth")
-    auth_doc["env"] = _tuple(auth_doc.get("env"))
-    auth = _build(Auth, "auth", auth_doc)
-    fallbacks = tuple(
-        _build(
-            FallbackRoute,
-            "fallbacks",
-            {**item, "auth_env": _tuple(item.get("auth_env"))},
+def _parts(doc: Mapping[str, Any]) -> dict[str, Callable[[], Any]]:
+    """One builder per section, so ``check_document`` can report each section's problem."""
+
+    def fallbacks() -> tuple[FallbackRoute, ...]:
+        return tuple(
+            _build(FallbackRoute, "fallbacks", {**item, "auth_env": _tuple(item.get("auth_env"))})
+            for item in doc.get("fallbacks") or ()
         )
-        for item in doc.get("fallbacks") or ()
-    )
-    request_doc = _section(doc, "request")
-    for key in ("required", "optional_in_use", "cautions"):
-        if key in request_doc:
-            request_doc[key] = _tuple(request_doc[key])
-    response_doc = {k: _tuple(v) for k, v in _section(doc, "response").items()}
-    errors_doc = _section(doc, "errors")
-    rules = tuple(
-        _build(ErrorRule, "errors.rules", {**rule, "status": _status(rule.get("status"))})
-        for rule in errors_doc.pop("rules", None) or ()
-    )
-    for key in ("retryable", "non_retryable"):
-        if key in errors_doc:
-            errors_doc[key] = _tuple(errors_doc[key])
-    errors = _build(ErrorTable, "errors", {**errors_doc, "rules": rules})
+
+    def auth() -> Auth:
+        auth_doc = _section(doc, "auth")
+        auth_doc["env"] = _tuple(auth_doc.get("env"))
+        built: Auth = _build(Auth, "auth", auth_doc)
+        return built
+
+    def request() -> RequestSpec:
+        request_doc = _section(doc, "request")
+        for key in ("required", "optional_in_use", "cautions"):
+            if key in request_doc:
+                request_doc[key] = _tuple(request_doc[key])
+        built: RequestSpec = _build(RequestSpec, "request", request_doc)
+        return built
+
+    def errors() -> ErrorTable:
+        errors_doc = _section(doc, "errors")
+        rules = tuple(
+            _build(ErrorRule, "errors.rules", {**rule, "status": _status(rule.get("status"))})
+            for rule in errors_doc.pop("rules", None) or ()
+        )
+        for key in ("retryable", "non_retryable"):
+            if key in errors_doc:
+                errors_doc[key] = _tuple(errors_doc[key])
+        built: ErrorTable = _build(ErrorTable, "errors", {**errors_doc, "rules": rules})
+        return built
+
+    return {
+        "endpoint": lambda: _build(Endpoint, "endpoint", _section(doc, "endpoint")),
+        "auth": auth,
+        "fallbacks": fallbacks,
+        "request": request,
+        "response": lambda: _build(
+            ResponseSpec,
+            "response",
+            {k: _tuple(v) for k, v in _section(doc, "response").items()},
+        ),
+        "streaming": lambda: _build(Streaming, "streaming", _section(doc, "streaming")),
+        "errors": errors,
+        "policy": lambda: _policy(_section(doc, "policy")),
+    }
+
+
+def _contract(doc: Mapping[str, Any], parts: Mapping[str, Any]) -> Contract:
     return Contract(
         version=doc.get("version", 1),
         name=doc.get("name", ""),
@@ -285,17 +306,41 @@ def contract_from_document(doc: Mapping[str, Any]) -> Contract:
         owner=doc.get("owner") or "",
         revalidate_when=_tuple(doc.get("revalidate_when")),
         environment=doc.get("environment", "staging"),
-        endpoint=endpoint,
-        auth=auth,
         model=doc.get("model", ""),
-        fallbacks=fallbacks,
-        request=_build(RequestSpec, "request", request_doc),
-        response=_build(ResponseSpec, "response", response_doc),
-        streaming=_build(Streaming, "streaming", _section(doc, "streaming")),
-        errors=errors,
-        policy=_policy(_section(doc, "policy")),
         attestations=dict(doc.get("attestations") or {}),
+        **parts,
     )
+
+
+# Stand-ins for a section that failed, so the top-level fields are still checked.
+_STAND_INS: dict[str, Any] = {
+    "endpoint": Endpoint(base_url="https://stand-in.invalid"),
+    "auth": Auth(env=("STAND_IN",)),
+}
+
+
+def _all_problems(doc: Mapping[str, Any]) -> list[str]:
+    """Every section's first problem, then the top-level fields' first problem."""
+    problems: list[str] = []
+    built: dict[str, Any] = {}
+    for name, build in _parts(doc).items():
+        try:
+            built[name] = build()
+        except ConfigError as exc:
+            more = _policy_problems(_section(doc, "policy")) if name == "policy" else []
+            problems.extend(more if len(more) > 1 else [str(exc)])
+            if name in _STAND_INS:
+                built[name] = _STAND_INS[name]
+    try:
+        _contract(doc, built)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def contract_from_document(doc: Mapping[str, Any]) -> Contract:
+    """Build a ``Contract`` from a parsed document; ``ConfigError`` names the first bad field."""
+    return _contract(doc, {name: build() for name, build in _parts(doc).items()})
 
 
 def _status(value: object) -> tuple[int, ...] | None:
@@ -304,17 +349,36 @@ def _status(value: object) -> tuple[int, ...] | None:
     return tuple(_tuple(value))
 
 
-def _policy(doc: dict[str, Any]) -> Policy:
-    nested: dict[str, Any] = {
-        "timeouts": _build(Timeouts, "policy.timeouts", doc.pop("timeouts", None) or {}),
-        "retry": _build(RetryPolicy, "policy.retry", doc.pop("retry", None) or {}),
-        "caps": _build(CostCaps, "policy.caps", doc.pop("caps", None) or {}),
-        "probe": _build(ProbeSettings, "policy.probe", doc.pop("probe", None) or {}),
-        "prices": {
-            str(model): _build(Prices, f"policy.prices.{model}", prices)
-            for model, prices in (doc.pop("prices", None) or {}).items()
+def _policy_parts(doc: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    """One builder per policy sub-section; pops them from ``doc``."""
+    timeouts, retry = doc.pop("timeouts", None) or {}, doc.pop("retry", None) or {}
+    caps, probe = doc.pop("caps", None) or {}, doc.pop("probe", None) or {}
+    prices = doc.pop("prices", None) or {}
+    return {
+        "timeouts": lambda: _build(Timeouts, "policy.timeouts", timeouts),
+        "retry": lambda: _build(RetryPolicy, "policy.retry", retry),
+        "caps": lambda: _build(CostCaps, "policy.caps", caps),
+        "probe": lambda: _build(ProbeSettings, "policy.probe", probe),
+        "prices": lambda: {
+            str(model): _build(Prices, f"policy.prices.{model}", item)
+            for model, item in prices.items()
         },
     }
+
+
+def _policy_problems(doc: dict[str, Any]) -> list[str]:
+    """Each policy sub-section's first problem (``lint`` lists them all)."""
+    problems = []
+    for build in _policy_parts(doc).values():
+        try:
+            build()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _policy(doc: dict[str, Any]) -> Policy:
+    nested: dict[str, Any] = {name: build() for name, build in _policy_parts(doc).items()}
     if "usage_fields" in doc:
         doc["usage_fields"] = _tuple(doc["usage_fields"])
     policy: Policy = _build(Policy, "policy", {**doc, **nested})
