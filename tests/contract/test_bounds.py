@@ -350,3 +350,18 @@ def test_names_and_labels_are_one_bounded_line(path, value, expected):
     problems = _problems(path, value)
     assert len(problems) == 1
     assert problems[0].startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]:8080/v1",
+        "http://localhost:8000/v1",
+        "https://api.cometapi.com/v1/",
+        "http://127.0.0.1:1",
+        "https://bücher.example/v1",
+    ],
+    ids=["ipv6-with-port", "localhost", "trailing-slash", "lowest-port", "idn-host"],
+)
+def test_an_ordinary_base_url_is_accepted(url):
+    assert Endpoint(base_url=url).url == url.rstrip("/") + "/chat/completions"
