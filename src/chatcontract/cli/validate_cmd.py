@@ -8,7 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from chatcontract.checks.context import SuiteOptions
+from chatcontract.checks.context import MAX_DEADLINE_MS, MIN_DEADLINE_MS, SuiteOptions
+from chatcontract.checks.faults import DEFAULT_DEADLINE_MS
+from chatcontract.checks.preflight import preflight
 from chatcontract.checks.progress import LiveProgress
 from chatcontract.checks.render import render
 from chatcontract.checks.runner import run_suite, select_checks
@@ -19,6 +21,9 @@ from chatcontract.target import open_target
 from chatcontract.transport import Exchange
 
 FORMATS = ("table", "json", "junit", "markdown")
+
+# Checks that read the contract or the run's own output and send nothing: no preflight.
+_OFFLINE_CHECKS = frozenset({"contract_lint", "redaction"})
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,6 +68,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="samples per prompt size (default 5)",
     )
     parser.add_argument(
+        "--timeout-deadline-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="the client deadline client_timeout proves through the local fault relay "
+        f"(default {DEFAULT_DEADLINE_MS:g}; between {MIN_DEADLINE_MS:g} and {MAX_DEADLINE_MS:g})",
+    )
+    parser.add_argument(
         "--allow-negative",
         action="store_true",
         help="run negative checks even when the contract says production",
@@ -85,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--canary-runs must be between 1 and 1000")
     if not 1 <= args.latency_samples <= 100:
         raise UsageError("--latency-samples must be between 1 and 100")
+    deadline = args.timeout_deadline_ms
+    if deadline is not None and not MIN_DEADLINE_MS <= deadline <= MAX_DEADLINE_MS:
+        raise UsageError(
+            f"--timeout-deadline-ms {deadline:g}: must be between {MIN_DEADLINE_MS:g} and "
+            f"{MAX_DEADLINE_MS:g} milliseconds; write e.g. --timeout-deadline-ms "
+            f"{DEFAULT_DEADLINE_MS:g}"
+        )
     if args.output and not Path(args.output).parent.exists():
         raise UsageError(f"--output {args.output}: the directory does not exist")
     if args.scenario is not None:
@@ -101,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         latency_samples=args.latency_samples,
         allow_negative=args.allow_negative,
         only=tuple(args.check),
+        timeout_deadline_ms=deadline,
     )
     # Progress goes to stderr so a JSON/JUnit report on stdout stays clean.
     progress_console = Console(stderr=True)
@@ -116,6 +137,11 @@ def run(args: argparse.Namespace) -> int:
             why = "--simulate" if args.simulate else "no contract file and no API key configured"
             scenario = f", scenario {target.scenario}" if target.scenario else ""
             notes.append(f"simulated because: {why}{scenario}")
+        if any(spec.id not in _OFFLINE_CHECKS for spec in specs):
+            unreachable = preflight(target)
+            if unreachable is not None:
+                print(f"chatcontract: {unreachable}; no check ran", file=sys.stderr)
+                return 1
         exchanges: list[Exchange] = []
         with LiveProgress(progress_console, total=len(specs)) as live:
             report = run_suite(
