@@ -24,7 +24,6 @@ from .context import SOURCE_HEADER
 
 __all__ = ["Unreachable", "preflight"]
 
-_READ_S = 5.0  # an answer is not needed: a read that times out still means "reachable"
 
 # Failure code → what the line says. A code not listed uses the classifier's message.
 _REASONS: dict[str, str] = {
@@ -68,7 +67,10 @@ def _never_resolves(hostname: str) -> bool:
 
 
 def preflight(
-    target: Target, *, transport: httpx2.BaseTransport | None = None
+    target: Target,
+    *,
+    transport: httpx2.BaseTransport | None = None,
+    read_timeout_s: float = 5.0,
 ) -> Unreachable | None:
     """None when the endpoint accepts a connection; else what stopped it, in one line.
 
@@ -77,6 +79,8 @@ def preflight(
     Args:
         target: the resolved endpoint.
         transport: the httpx2 transport to use (default: a real one).
+        read_timeout_s: how long to wait for an answer; none is needed (a server that
+            accepted the connection and says nothing is reachable, the checks judge it).
     """
     if target.simulated:
         return None
@@ -86,7 +90,7 @@ def preflight(
     if _never_resolves(hostname):
         return Unreachable(host=host, code="dns", reason="DNS failed (a .invalid name)")
     connect_ms = target.contract.policy.timeouts.connect_ms
-    timeout = httpx2.Timeout(_READ_S, connect=connect_ms / 1000)
+    timeout = httpx2.Timeout(read_timeout_s, connect=connect_ms / 1000)
     try:
         with httpx2.Client(transport=transport, timeout=timeout, follow_redirects=False) as client:
             client.head(url, headers={SOURCE_HEADER[0]: SOURCE_HEADER[1]})
