@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -109,11 +110,12 @@ class _Handler(BaseHTTPRequestHandler):
 class FastServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    scheme = "http"
 
     @property
     def root_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     @property
     def base_url(self) -> str:
@@ -121,9 +123,12 @@ class FastServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def fast_server() -> Iterator[FastServer]:
-    """The server on 127.0.0.1 and a free port, stopped (bounded) on exit."""
+def fast_server(tls: ssl.SSLContext | None = None) -> Iterator[FastServer]:
+    """The server on 127.0.0.1 and a free port (HTTPS with ``tls``), stopped on exit."""
     server = FastServer(("127.0.0.1", 0), _Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        server.scheme = "https"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
     thread.start()

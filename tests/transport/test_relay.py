@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import uuid
 
@@ -350,3 +353,57 @@ def test_the_relay_logs_nothing_and_keeps_no_secret(relay_for, simulator, caplog
             assert key not in repr(relay.record(request_id))
         assert key not in repr(relay)
     assert not [r for r in caplog.records if "relay" in r.name or key in r.getMessage()]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1, made by the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def tls_server(certificate):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with fast_server(tls=context) as server:
+        yield server
+
+
+def test_the_relay_speaks_tls_to_the_endpoint_and_sees_its_events(certificate, tls_server):
+    trust = ssl.create_default_context(cafile=str(certificate[0]))
+    with FaultRelay(tls_server.root_url, verify=trust) as relay:
+        assert relay.base_url.startswith("http://127.0.0.1:")  # plain HTTP to the client
+        url = f"{tls_server.base_url}/chat/completions"
+        answer = httpx2.post(relay.url_for(url), json=BODY, timeout=10)
+        assert answer.json()["choices"][0]["message"]["content"] == "pong"
+        request_id, headers = control(relay, "cut")
+        received, status, error = read_stream(relay, url, headers, timeout=10)
+        assert status == 200
+        assert isinstance(error, httpx2.RemoteProtocolError)
+        assert first_event_end(received) == len(received)
+        assert relay.record(request_id).staged
+
+
+def test_the_relay_verifies_the_endpoints_certificate(tls_server):
+    with FaultRelay(tls_server.root_url) as relay:  # the self-signed certificate is not trusted
+        request_id, headers = control(relay, "pass")
+        url = relay.url_for(f"{tls_server.base_url}/chat/completions")
+        response = httpx2.post(url, json=BODY, headers=headers, timeout=10)
+        assert response.status_code == 502
+        assert relay.record(request_id).upstream_error == "ConnectError"

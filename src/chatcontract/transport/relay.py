@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from types import TracebackType
@@ -107,6 +108,8 @@ class FaultRelay:
         upstream: the real endpoint's base URL (only its scheme, host and port are used; the
             client's path is kept). Credentials in it are dropped.
         upstream_timeout_s: how long the relay waits for the endpoint at each step.
+        verify: TLS verification towards the endpoint, as httpx2 takes it (default: on, with
+            the same trust store as every httpx2 client).
         startup_timeout_s, shutdown_timeout_s: bounds on ``start()`` and ``stop()``.
 
     Use it as a context manager: ``stop()`` releases every connection and closes the client.
@@ -117,6 +120,7 @@ class FaultRelay:
         upstream: str,
         *,
         upstream_timeout_s: float = 60.0,
+        verify: ssl.SSLContext | bool = True,
         startup_timeout_s: float = 5.0,
         shutdown_timeout_s: float = 5.0,
     ) -> None:
@@ -124,6 +128,7 @@ class FaultRelay:
             raise ValueError("upstream_timeout_s must be above 0 and at most 600")
         self._upstream = _origin(upstream)
         self._upstream_timeout_s = upstream_timeout_s
+        self._verify = verify
         self._startup_timeout_s = startup_timeout_s
         self._shutdown_timeout_s = shutdown_timeout_s
         self._port: int | None = None
@@ -257,7 +262,9 @@ class FaultRelay:
         handlers: set[asyncio.Task[None]] = set()
         slots = asyncio.Semaphore(_MAX_CONNECTIONS)
         timeout = httpx2.Timeout(self._upstream_timeout_s)
-        async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        async with httpx2.AsyncClient(
+            timeout=timeout, follow_redirects=False, verify=self._verify
+        ) as client:
 
             async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 task = asyncio.current_task()
