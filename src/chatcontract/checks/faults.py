@@ -273,7 +273,8 @@ def _idle_deadline_ms(ctx: CheckContext, cut: _Relayed) -> float:
         first_event_ms = cut.elapsed_ms
     else:
         first_event_ms = ctx.target.contract.policy.timeouts.first_token_ms / 4
-    return min(_MAX_IDLE_MS, max(floor, 2 * first_event_ms + 250.0))
+    # Three times the measured wait, plus a margin: the next stream's first event may be slower.
+    return min(_MAX_IDLE_MS, max(floor, 3 * first_event_ms + 500.0))
 
 
 def check_stream_interruption(ctx: CheckContext) -> Outcome:

@@ -6,8 +6,8 @@ failure to *connect* (DNS, refused, unreachable network, TLS, connect timeout, p
 a server that accepts the connection and then misbehaves is for the checks to judge.
 
 The request is a ``HEAD`` on the endpoint's URL without the key (no secret leaves for a
-server not yet known to be the right one), through httpx2 like every check (same TLS
-verification, same proxies from the environment).
+server not yet known to be the right one), through httpx2 as every check sends (an explicit
+``HTTPTransport``: the same TLS verification, no proxy from the environment).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def preflight(
 
     Args:
         target: the resolved endpoint.
-        transport: the httpx2 transport to use (default: a real one).
+        transport: the httpx2 transport to use (default: ``httpx2.HTTPTransport()``).
         read_timeout_s: how long to wait for an answer; none is needed (a server that
             accepted the connection and says nothing is reachable, the checks judge it).
     """
@@ -92,7 +92,9 @@ def preflight(
     connect_ms = target.contract.policy.timeouts.connect_ms
     timeout = httpx2.Timeout(read_timeout_s, connect=connect_ms / 1000)
     try:
-        with httpx2.Client(transport=transport, timeout=timeout, follow_redirects=False) as client:
+        with httpx2.Client(
+            transport=transport or httpx2.HTTPTransport(), timeout=timeout, follow_redirects=False
+        ) as client:
             client.head(url, headers={SOURCE_HEADER[0]: SOURCE_HEADER[1]})
     except _CONNECT_FAILURES as exc:
         failure = classify_exception(exc, secrets=(target.secret,))

@@ -4,8 +4,9 @@ Deadlines and stream interruptions cannot be proven against a healthy endpoint b
 misbehave: a fast server answers before any small deadline, and no provider cuts a stream on
 request. The relay sits between the client and the real endpoint instead. It speaks plain
 HTTP/1.1 to the client on a loopback port (so it sees every SSE event) and forwards each
-request with httpx2 to the endpoint (``http`` or ``https``, proxies from the environment as
-any httpx2 client), headers untouched apart from the hop-by-hop ones. A request header
+request with httpx2 to the endpoint (``http`` or ``https``, reached as the suite's own
+requests reach it: an explicit transport, so no proxy from the environment), headers untouched
+apart from the hop-by-hop ones. A request header
 chooses what happens to that one answer:
 
 - ``hold``: forward the request, then send nothing (not even the status line) until the client
@@ -263,7 +264,9 @@ class FaultRelay:
         slots = asyncio.Semaphore(_MAX_CONNECTIONS)
         timeout = httpx2.Timeout(self._upstream_timeout_s)
         async with httpx2.AsyncClient(
-            timeout=timeout, follow_redirects=False, verify=self._verify
+            transport=httpx2.AsyncHTTPTransport(verify=self._verify),
+            timeout=timeout,
+            follow_redirects=False,
         ) as client:
 
             async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
