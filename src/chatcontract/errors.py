@@ -8,6 +8,7 @@ or the environment stops it from working.
     ├── ConfigError            a contract file, preset, flag or environment value is wrong
     │   └── ContractFileError  the contract file cannot be read or parsed (carries the path)
     ├── SimulatorError         the simulator cannot start (port in use, unknown scenario, ...)
+    ├── RelayError             the local fault relay cannot start or stop
     └── UsageError             a command was called with arguments that cannot work together
 
 Every message says what is wrong and what to do instead, and never contains a secret.
@@ -19,6 +20,7 @@ __all__ = [
     "ChatContractError",
     "ConfigError",
     "ContractFileError",
+    "RelayError",
     "SimulatorError",
     "UsageError",
 ]
@@ -42,6 +44,10 @@ class ContractFileError(ConfigError):
 
 class SimulatorError(ChatContractError):
     """The simulator cannot start or was asked for something it does not have."""
+
+
+class RelayError(ChatContractError):
+    """The local fault relay (validate's deadline and interruption checks) cannot run."""
 
 
 class UsageError(ChatContractError):

@@ -29,6 +29,10 @@ DELAY_HEADER = "X-Chatcontract-Delay-Ms"
 CANARY_PROMPT = "Reply with exactly: pong"
 CANARY_MAX_TOKENS = 16
 
+#: Bounds of ``timeout_deadline_ms`` (the client_timeout check's deadline), in milliseconds.
+MIN_DEADLINE_MS = 10.0
+MAX_DEADLINE_MS = 60_000.0
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SuiteOptions:
@@ -45,6 +49,12 @@ class SuiteOptions:
             raise ValueError("canary_runs must be between 1 and 1000")
         if not 1 <= self.latency_samples <= 100:
             raise ValueError("latency_samples must be between 1 and 100")
+        deadline = self.timeout_deadline_ms
+        if deadline is not None and not MIN_DEADLINE_MS <= deadline <= MAX_DEADLINE_MS:
+            raise ValueError(
+                f"timeout_deadline_ms must be between {MIN_DEADLINE_MS:g} and "
+                f"{MAX_DEADLINE_MS:g} milliseconds"
+            )
 
 
 @dataclass(slots=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""The negative paths: bad auth, bad requests, an unknown model, the client deadline.
+"""The negative paths: bad auth, bad requests, an unknown model.
 
 Each expects a named category and no retry; CometAPI's non-standard statuses are its
 documented contract and say so in the report.
@@ -6,11 +6,8 @@ documented contract and say so in the report.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
-
-import httpx2
 
 from .context import CheckContext
 from .outcome import Outcome, describe, evidence_of
@@ -131,62 +128,4 @@ def check_unsupported_model(ctx: CheckContext) -> Outcome:
         categories=("model",),
         documented=_DOCUMENTED,
         expected="category model, not retried",
-    )
-
-
-def check_client_timeout(ctx: CheckContext) -> Outcome:
-    canary = ctx.shared.get("canary")
-    normal_ms = canary.timings.total_ms if canary is not None and canary.ok else None
-    deadline_ms = ctx.options.timeout_deadline_ms
-    if deadline_ms is None:
-        deadline_ms = (
-            50.0
-            if ctx.target.simulated or normal_ms is None
-            else max(1.0, min(100.0, normal_ms / 20))
-        )
-    tolerance_ms = 150.0 + deadline_ms * 0.5
-    # Against the simulator, make the upstream slow so "far below normal latency" holds.
-    headers = ctx.headers(scenario="slow", delay_ms=3000) if ctx.target.simulated else ctx.headers()
-    started = time.perf_counter()
-    exchange = ctx.send(headers=headers, timeout=httpx2.Timeout(deadline_ms / 1000))
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    expected = (
-        f"a {deadline_ms:.0f} ms deadline ends the call within "
-        f"{deadline_ms + tolerance_ms:.0f} ms, "
-        "classified transport/timeout"
-    )
-    evidence = {
-        "deadline_ms": round(deadline_ms, 1),
-        "elapsed_ms": round(elapsed_ms, 1),
-        "normal_latency_ms": None if normal_ms is None else round(normal_ms, 1),
-    }
-    failure = exchange.failure
-    if failure is None:
-        return Outcome(
-            status="fail",
-            expected=expected,
-            observed=f"the call completed in {elapsed_ms:.0f} ms: the deadline did not fire",
-            evidence=evidence,
-        )
-    if (failure.kind, failure.category) != ("transport", "timeout"):
-        return Outcome(
-            status="fail",
-            expected=expected,
-            observed=describe(exchange),
-            failure=failure,
-            evidence=evidence,
-        )
-    if elapsed_ms > deadline_ms + tolerance_ms:
-        return Outcome(
-            status="fail",
-            expected=expected,
-            observed=f"timed out after {elapsed_ms:.0f} ms: later than the deadline",
-            failure=failure,
-            evidence=evidence,
-        )
-    return Outcome(
-        status="pass",
-        expected=expected,
-        observed=f"ended after {elapsed_ms:.0f} ms as transport/timeout/{failure.code}",
-        evidence=evidence,
     )

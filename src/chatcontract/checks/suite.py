@@ -1,8 +1,8 @@
 """The checks, registered in run order with a stable id.
 
-Each check is one small function (in ``positive``, ``negative``, ``measure``, ``hygiene``)
-taking the ``CheckContext`` and returning an ``Outcome``; the runner times it and turns it
-into a ``CheckResult``.
+Each check is one small function (in ``positive``, ``negative``, ``faults``, ``measure``,
+``hygiene``) taking the ``CheckContext`` and returning an ``Outcome``; the runner times it and
+turns it into a ``CheckResult``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .context import CheckContext
+from .faults import check_client_timeout, check_stream_interruption
 from .hygiene import check_contract_lint, check_redaction
 from .measure import check_latency_by_prompt_size, check_rate_limit_burst, check_usage_consistency
 from .negative import (
-    check_client_timeout,
     check_invalid_auth,
     check_malformed_json,
     check_malformed_request,
@@ -80,6 +80,11 @@ CHECKS: tuple[CheckSpec, ...] = (
         id="client_timeout",
         title="Client deadline fires and is classified",
         fn=check_client_timeout,
+    ),
+    CheckSpec(
+        id="stream_interruption",
+        title="Cut and stalled streams are classified, never a success",
+        fn=check_stream_interruption,
     ),
     CheckSpec(id="usage_consistency", title="Usage consistency", fn=check_usage_consistency),
     CheckSpec(

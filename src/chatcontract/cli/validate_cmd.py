@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import sys
 
 from rich.console import Console
 
-from chatcontract.checks.context import SuiteOptions
+from chatcontract.checks.context import MAX_DEADLINE_MS, MIN_DEADLINE_MS, SuiteOptions
+from chatcontract.checks.faults import DEFAULT_DEADLINE_MS
+from chatcontract.checks.preflight import preflight
 from chatcontract.checks.progress import LiveProgress
 from chatcontract.checks.render import render
 from chatcontract.checks.runner import run_suite, select_checks
@@ -24,6 +27,9 @@ FORMATS = ("table", "json", "junit", "markdown")
 #: The exit code when the suite ran but its report or run record could not be written.
 EXIT_WRITE_FAILED = 2
 _RECORD = f"the run record {LAST_VALIDATE_PATH} (skip it with --no-record)"
+
+# Checks that read the contract or the run's own output and send nothing: no preflight.
+_OFFLINE_CHECKS = frozenset({"contract_lint", "redaction"})
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,6 +74,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="samples per prompt size (default 5)",
     )
     parser.add_argument(
+        "--timeout-deadline-ms",
+        default=None,
+        metavar="MS",
+        help="the client deadline client_timeout proves through the local fault relay "
+        f"(default {DEFAULT_DEADLINE_MS:g}; between {MIN_DEADLINE_MS:g} and {MAX_DEADLINE_MS:g})",
+    )
+    parser.add_argument(
         "--allow-negative",
         action="store_true",
         help="run negative checks even when the contract says production",
@@ -85,6 +98,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=run)
 
 
+def _deadline_ms(value: str | None) -> float | None:
+    """``--timeout-deadline-ms``, bounded (a lint-style line for anything else)."""
+    if value is None:
+        return None
+    try:
+        deadline = float(value)
+    except ValueError:
+        deadline = math.nan
+    if not MIN_DEADLINE_MS <= deadline <= MAX_DEADLINE_MS:  # nan and inf included
+        shown = value if value.isprintable() else repr(value)
+        raise UsageError(
+            f"--timeout-deadline-ms {shown}: must be a number of milliseconds between "
+            f"{MIN_DEADLINE_MS:g} and {MAX_DEADLINE_MS:g}; write e.g. --timeout-deadline-ms "
+            f"{DEFAULT_DEADLINE_MS:g}"
+        )
+    return deadline
+
+
 def run(args: argparse.Namespace) -> int:
     if not 1 <= args.canary_runs <= 1000:
         raise UsageError("--canary-runs must be between 1 and 1000")
@@ -95,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.output, what=f"--output {args.output}")
     if not args.no_record:
         check_writable(LAST_VALIDATE_PATH, what=_RECORD, create_parents=True)
+    deadline = _deadline_ms(args.timeout_deadline_ms)
     if args.scenario is not None:
         from chatcontract.simulator import SCENARIO_NAMES
 
@@ -109,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         latency_samples=args.latency_samples,
         allow_negative=args.allow_negative,
         only=tuple(args.check),
+        timeout_deadline_ms=deadline,
     )
     # Progress goes to stderr so a JSON/JUnit report on stdout stays clean.
     progress_console = Console(stderr=True)
@@ -124,6 +157,11 @@ def run(args: argparse.Namespace) -> int:
             why = "--simulate" if args.simulate else "no contract file and no API key configured"
             scenario = f", scenario {target.scenario}" if target.scenario else ""
             notes.append(f"simulated because: {why}{scenario}")
+        if any(spec.id not in _OFFLINE_CHECKS for spec in specs):
+            unreachable = preflight(target)
+            if unreachable is not None:
+                print(f"chatcontract: {unreachable}; no check ran", file=sys.stderr)
+                return 1
         exchanges: list[Exchange] = []
         with LiveProgress(progress_console, total=len(specs)) as live:
             report = run_suite(
