@@ -29,6 +29,7 @@ CHECK_KEYS = [
     "observed",
     "failure",
     "evidence",
+    "notes",
 ]
 
 COMET = load_preset("cometapi")
@@ -321,7 +322,7 @@ def test_markdown_notes_section_lists_report_notes():
 
 def test_markdown_without_failures_says_none():
     text = markdown(make_report(PASSED))
-    assert text.split("## Failures", 1)[1].split("## Notes")[0].strip() == "None."
+    assert text.split("## Failures", 1)[1].split("## Check notes")[0].strip() == "None."
 
 
 def test_markdown_escapes_pipes_in_table_cells():
