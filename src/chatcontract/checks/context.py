@@ -13,6 +13,7 @@ budget) instead of counting the limit as a broken answer.
 from __future__ import annotations
 
 import copy
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +25,7 @@ import orjson
 
 from chatcontract.policy import parse_retry_after
 from chatcontract.target import Target
-from chatcontract.transport import Exchange, ExchangeSink, InstrumentedTransport
+from chatcontract.transport import Exchange, ExchangeSink, InstrumentedTransport, install_backend
 from chatcontract.wire import ErrorBody, parse_error_body
 
 __all__ = ["SOURCE_HEADER", "Answer", "CheckContext", "Patient", "SuiteOptions"]
@@ -114,10 +115,16 @@ class CheckContext:
             inner=inner,
         )
 
+        tls: list[ssl.SSLContext] = []  # built once: loading the trust store takes ~0.1 s
+
         def fresh_transport() -> httpx2.BaseTransport:
             # A new pool: the call opens its own connection and closes it afterwards.
+            if not tls:
+                tls.append(httpx2.create_ssl_context())
+            network = httpx2.HTTPTransport(verify=tls[0])
+            install_backend(network, is_async=False)
             return InstrumentedTransport(
-                contract=target.contract, sinks=every_sink, secrets=[target.secret]
+                contract=target.contract, sinks=every_sink, secrets=[target.secret], inner=network
             )
 
         timeouts = target.contract.policy.timeouts

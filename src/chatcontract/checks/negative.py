@@ -40,7 +40,6 @@ def _said(status: int | None, failure: Failure, error: ErrorBody | None) -> str:
     ``error.type``; the literal ``"None"`` some send is no name at all.
     """
     names = [] if error is None else [error.code, error.type]
-    names.append(failure.code)
     word = next(
         (
             name
@@ -100,7 +99,9 @@ def _expect_category(
     said = _said(status, failure, answer.error)
     if failure.category not in categories:
         observed = f"{subject} got {said}, not {_CATEGORY_WORDS.get(categories[0], categories[0])}"
-        observed += f" (classified {failure.category}/{failure.code}: {failure.message})"
+        observed += (
+            f" (classified {failure.kind}/{failure.category}/{failure.code}: {failure.message})"
+        )
         return Outcome(
             status="fail",
             expected=expected,

@@ -93,7 +93,13 @@ def check_canary_repeat(ctx: CheckContext) -> Outcome:
             fingerprints[exchange.response.shape_fingerprint] += 1
         if failure is not None and failure.category == "rate_limit":
             limited += 1
-            notes.add(f"HTTP {failure.status} rate limited after retry-after was honoured")
+            notes.add(
+                f"HTTP {failure.status} rate limited again after waiting as retry-after asked: "
+                "not judged"
+                if patient.limited
+                else f"HTTP {failure.status} rate limited without a retry-after to honour: "
+                "not judged"
+            )
         elif failure is None or answered(exchange):
             passed += 1
             notes.add(usage_note(exchange, fields=fields))
