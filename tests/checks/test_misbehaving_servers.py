@@ -201,7 +201,7 @@ def test_a_stream_without_usage_is_shown_by_parity_and_counted_once(reports):
     assert "usage present in non-streaming, absent in streaming" in parity["observed"]
     assert "in both" not in parity["observed"]
     assert parity["evidence"]["streaming"]["usage"] is False
-    assert checks["streaming"]["notes"] == ["usage: usage missing (usage_consistency counts it)"]
+    assert checks["streaming"]["notes"] == ["usage missing (usage_consistency counts it)"]
 
 
 def test_a_dropped_keep_alive_reproduces_the_real_servers_reset():

@@ -103,7 +103,8 @@ def usage_note(exchange: Exchange, *, fields: Sequence[str]) -> str | None:
     problems = usage_problems(usage, fields=fields, max_tokens=exchange.request.max_tokens)
     if not problems:
         return None
-    return f"usage: {', '.join(problems)} ({USAGE_CHECK} counts it)"
+    what = "usage missing" if problems == ["usage missing"] else f"usage: {', '.join(problems)}"
+    return f"{what} ({USAGE_CHECK} counts it)"
 
 
 def other_clause_note(exchange: Exchange, *, owner: str = "canary") -> str | None:

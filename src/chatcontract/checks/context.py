@@ -232,7 +232,8 @@ class CheckContext:
                 client.close()
         error = None
         response = exchange.response
-        if response is not None and raw and not 200 <= response.status < 300:
+        rejected = exchange.failure is not None and exchange.failure.kind == "api_error"
+        if response is not None and raw and (rejected or not 200 <= response.status < 300):
             error = parse_error_body(
                 raw,
                 content_type=response.content_type,

@@ -82,7 +82,10 @@ def _expect_category(
     accepted = status is not None and 200 <= status < 300
     if accepted and (failure is None or failure.kind != "api_error"):
         if failure is not None and not is_usage_failure(failure):
-            notes.add(f"the answer also failed {failure.category}: {failure.message}")
+            notes.add(
+                f"the answer also failed {failure.kind}/{failure.category}/{failure.code}: "
+                f"{failure.message}"
+            )
         observed = f"{subject} was accepted (HTTP {status})"
         return Outcome(
             status="fail",

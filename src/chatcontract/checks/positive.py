@@ -100,7 +100,7 @@ def check_canary_repeat(ctx: CheckContext) -> Outcome:
                 else f"HTTP {failure.status} rate limited without a retry-after to honour: "
                 "not judged"
             )
-        elif failure is None or answered(exchange):
+        elif failure is None or is_usage_failure(failure) or failure.category == "content":
             passed += 1
             notes.add(usage_note(exchange, fields=fields))
             notes.add(other_clause_note(exchange))
