@@ -81,24 +81,41 @@ class Server:
     def auth(self, request: Request) -> Reply | None:
         value = request.headers.get("authorization")
         if value is None:
-            return _error(401, "You didn't provide an API key.", type_="invalid_request_error",
-                          code=None)  # fmt: skip
+            return _error(
+                401, "You didn't provide an API key.", type_="invalid_request_error", code=None
+            )
         if value != f"Bearer {KEY}":
-            return _error(401, "Incorrect API key provided.", type_="invalid_request_error",
-                          code="invalid_api_key")  # fmt: skip
+            return _error(
+                401,
+                "Incorrect API key provided.",
+                type_="invalid_request_error",
+                code="invalid_api_key",
+            )
         return None
 
     def bad_json(self, request: Request) -> Reply:
-        return _error(400, "We could not parse the JSON body of your request.",
-                      type_="invalid_request_error", code=None)  # fmt: skip
+        return _error(
+            400,
+            "We could not parse the JSON body of your request.",
+            type_="invalid_request_error",
+            code=None,
+        )
 
     def missing(self, name: str) -> Reply | None:
-        return _error(400, f"Missing required parameter: '{name}'.",
-                      type_="invalid_request_error", code="missing_required_parameter")  # fmt: skip
+        return _error(
+            400,
+            f"Missing required parameter: '{name}'.",
+            type_="invalid_request_error",
+            code="missing_required_parameter",
+        )
 
     def unknown_model(self, model: str) -> Reply | None:
-        return _error(404, f"The model `{model}` does not exist.",
-                      type_="invalid_request_error", code="model_not_found")  # fmt: skip
+        return _error(
+            404,
+            f"The model `{model}` does not exist.",
+            type_="invalid_request_error",
+            code="model_not_found",
+        )
 
     def completion_tokens(self, max_tokens: int) -> int:
         return min(2, max_tokens)
@@ -255,8 +272,12 @@ class SmallContextWindow(Server):
 
     def too_long(self, size: int) -> Reply | None:
         tokens = size // 4
-        return _error(400, f"Requested tokens ({tokens}) exceed context window of 512",
-                      type_="invalid_request_error", code="context_length_exceeded")  # fmt: skip
+        return _error(
+            400,
+            f"Requested tokens ({tokens}) exceed context window of 512",
+            type_="invalid_request_error",
+            code="context_length_exceeded",
+        )
 
 
 class NoStreamUsage(Server):
@@ -418,8 +439,14 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
     return Request(method=method, path=path, headers=headers, body=body)
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            429: "Too Many Requests", 500: "Internal Server Error"}  # fmt: skip
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 def _encode(reply: Reply) -> bytes:

@@ -46,20 +46,35 @@ def _body(*, content: str = "pong", finish: str = "stop", completion: int = 2) -
 
 def _stream(*, finish: str | None = "stop", usage: bool = True, done: bool = True) -> bytes:
     chunks = [
-        {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
-         "choices": [{"index": 0, "delta": {"content": "pong"}, "finish_reason": None}]},
-    ]  # fmt: skip
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": MODEL,
+            "choices": [{"index": 0, "delta": {"content": "pong"}, "finish_reason": None}],
+        },
+    ]
     if finish is not None:
         chunks.append(
-            {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
-             "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
-        )  # fmt: skip
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": MODEL,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
+            }
+        )
     if usage:
         chunks.append(
-            {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
-             "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2,
-                                      "total_tokens": 7}}
-        )  # fmt: skip
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": MODEL,
+                "choices": [],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            }
+        )
     text = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks)
     return text + (b"data: [DONE]\n\n" if done else b"")
 
@@ -226,7 +241,7 @@ def test_canary_repeat_still_fails_for_a_broken_answer():
         "empty-canary",
         "usage-over-max",
         "stream-cut",
-    ],  # fmt: skip
+    ],
 )
 def test_stream_parity_reports_what_differs_even_when_a_side_failed_elsewhere(
     non_stream, stream, status, words
@@ -273,7 +288,7 @@ def test_stream_parity_reports_what_differs_even_when_a_side_failed_elsewhere(
         (
             httpx2.Response(
                 200, json={"error": {"message": "no such model", "type": "x", "code": "weird"}}
-            ),  # fmt: skip
+            ),
             "unsupported_model",
             "an unknown model got HTTP 200 weird, not a model error",
             "api_error",
@@ -327,7 +342,7 @@ def test_a_negative_check_without_an_http_answer_says_so():
                 kind="parser", category="contract", code="missing_usage", message="$.usage: missing"
             ),
             True,
-        ),  # fmt: skip
+        ),
         (
             make_failure(
                 kind="parser",
@@ -336,11 +351,11 @@ def test_a_negative_check_without_an_http_answer_says_so():
                 message="$.usage: missing (+2 more)",
             ),
             False,
-        ),  # fmt: skip
+        ),
         (
             make_failure(kind="semantic", category="content", code="empty_content", message="x"),
             False,
-        ),  # fmt: skip
+        ),
         (None, False),
     ],
     ids=["usage", "only-usage-missing", "usage-and-more-missing", "content", "none"],

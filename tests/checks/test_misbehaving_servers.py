@@ -33,9 +33,12 @@ def _contract(base_url: str, *, extra_rules: tuple[ErrorRule, ...] = ()) -> Cont
     preset = load_preset("openai")
     rules = extra_rules + tuple(rule for rule in preset.errors.rules if rule.message is None)
     timeouts = replace(
-        preset.policy.timeouts, connect_ms=2_000, first_byte_ms=5_000, first_token_ms=5_000,
+        preset.policy.timeouts,
+        connect_ms=2_000,
+        first_byte_ms=5_000,
+        first_token_ms=5_000,
         total_ms=5_000,
-    )  # fmt: skip
+    )
     return replace(
         preset,
         endpoint=replace(preset.endpoint, base_url=base_url),
