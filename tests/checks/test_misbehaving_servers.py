@@ -205,6 +205,8 @@ def test_a_stream_without_usage_is_shown_by_parity_and_counted_once(reports):
     assert "in both" not in parity["observed"]
     assert parity["evidence"]["streaming"]["usage"] is False
     assert checks["streaming"]["notes"] == ["usage missing (usage_consistency counts it)"]
+    failure = checks["usage_consistency"]["failure"]
+    assert (failure["category"], failure["code"]) == ("usage", "missing_usage")
 
 
 def test_a_dropped_keep_alive_reproduces_the_real_servers_reset():

@@ -107,7 +107,7 @@ def test_negative_checks_pass_with_cometapis_documented_statuses(capsys):
         ("reset", "canary", ("transport", "network", None)),
         ("wrong_types", "canary_repeat", ("parser", "contract", "wrong_type")),
         ("usage_mismatch", "usage_consistency", ("semantic", "usage", "usage_mismatch")),
-        ("missing_usage", "usage_consistency", ("parser", "contract", "missing_usage")),
+        ("missing_usage", "usage_consistency", ("parser", "usage", "missing_usage")),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )

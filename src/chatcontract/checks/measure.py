@@ -94,13 +94,24 @@ def check_usage_consistency(ctx: CheckContext) -> Outcome:
 def _usage_failure(
     ctx: CheckContext, sampled: Sequence[Exchange], problems: Counter[str]
 ) -> Failure:
-    """The usage clause's failure: the classifier's own if one answer had it, else built."""
+    """The usage clause's failure, in category ``usage`` (its owner and first action): the
+    classifier's kind, code and message when an answer carried one, else the top problem."""
+    table = ctx.target.contract.errors
+    decision = decision_for("usage", retryable=table.retryable, non_retryable=table.non_retryable)
     for exchange in sampled:
-        if is_usage_failure(exchange.failure) and exchange.failure is not None:
-            return exchange.failure
+        found = exchange.failure
+        if found is not None and is_usage_failure(found):
+            return make_failure(
+                kind=found.kind,
+                category="usage",
+                code=found.code,
+                message=found.message,
+                status=found.status,
+                request_id=found.request_id,
+                decision=decision,
+            )
     first = sampled[0]
     problem, _count = problems.most_common(1)[0]
-    table = ctx.target.contract.errors
     missing = problem == "usage missing"
     return make_failure(
         kind="parser" if missing else "semantic",
@@ -108,9 +119,8 @@ def _usage_failure(
         code="missing_usage" if missing else "usage_inconsistent",
         status=None if first.response is None else first.response.status,
         message=problem,
-        decision=decision_for(
-            "usage", retryable=table.retryable, non_retryable=table.non_retryable
-        ),
+        request_id=first.request_id,
+        decision=decision,
         secrets=(ctx.target.secret,),
     )
 
