@@ -325,7 +325,9 @@ def test_a_negative_check_without_an_http_answer_says_so():
 
     outcome = _run_check(_context(refuse), "invalid_auth")
     assert outcome.status == "fail"
-    assert outcome.observed.startswith("a wrong key got no HTTP answer (transport/network/")
+    assert outcome.observed.startswith(
+        "a wrong key got no HTTP answer, not an auth error (classified transport/network/"
+    )
     assert outcome.failure.category == "auth"
     assert outcome.failure.owner == "secrets"
 

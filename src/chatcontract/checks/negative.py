@@ -33,7 +33,7 @@ _CATEGORY_WORDS = {
 _STATUS_ONLY = re.compile(r"^\d{3}$")
 
 
-def _said(status: int | None, failure: Failure, error: ErrorBody | None) -> str:
+def _said(status: int | None, error: ErrorBody | None) -> str:
     """What the server answered, in its own terms: ``HTTP 400 no_db_connection``.
 
     Gateways that rewrite ``error.code`` into the status (``"400"``) keep the meaning in
@@ -48,10 +48,9 @@ def _said(status: int | None, failure: Failure, error: ErrorBody | None) -> str:
         ),
         None,
     )
-    where = f"HTTP {status}" if status is not None else "no HTTP answer"
     if status is None:
-        return f"{where} ({failure.kind}/{failure.category}/{failure.code})"
-    return f"{where} {word}" if word else where
+        return "no HTTP answer"
+    return f"HTTP {status} {word}" if word else f"HTTP {status}"
 
 
 def _expect_category(
@@ -99,7 +98,7 @@ def _expect_category(
         )
     if failure is None:  # pragma: no cover - a non-2xx answer is always classified
         raise RuntimeError("a rejected call carries no classification")
-    said = _said(status, failure, answer.error)
+    said = _said(status, answer.error)
     if failure.category not in categories:
         observed = f"{subject} got {said}, not {_CATEGORY_WORDS.get(categories[0], categories[0])}"
         observed += (
