@@ -26,12 +26,24 @@ JUDGED = tuple(spec.id for spec in CHECKS if not spec.opt_in and spec.id not in 
 QUICK = {"canary_runs": 4, "latency_samples": 2}
 
 
+#: OpenAI's error table by status and code only, pinned here: a gateway that rewrites codes is
+#: judged by status, whatever message or type rules the presets gain for gateways.
+RULES = (
+    ErrorRule(name="invalid_api_key", category="auth", code="invalid_api_key"),
+    ErrorRule(name="model_not_found", category="model", code="model_not_found"),
+    ErrorRule(name="context_length", category="validation", code="context_length_exceeded"),
+    ErrorRule(name="unauthorized", category="auth", status=(401, 403)),
+    ErrorRule(name="not_found", category="endpoint", status=(404,)),
+    ErrorRule(name="rate_limited", category="rate_limit", status=(429,)),
+    ErrorRule(name="server_error", category="upstream", status=(500, 502, 503)),
+    ErrorRule(name="invalid_request", category="validation", status=(400, 409, 413, 422)),
+)
+
+
 def _contract(base_url: str, *, extra_rules: tuple[ErrorRule, ...] = ()) -> Contract:
-    """The openai preset against ``base_url``, status and code rules only (so a gateway's
-    rewritten codes are judged by status, whatever message rules a preset may gain), short
-    timeouts so a hung server cannot hang the test."""
+    """The openai preset against ``base_url`` with the pinned ``RULES`` (``extra_rules``
+    first), and short timeouts so a hung server cannot hang the test."""
     preset = load_preset("openai")
-    rules = extra_rules + tuple(rule for rule in preset.errors.rules if rule.message is None)
     timeouts = replace(
         preset.policy.timeouts,
         connect_ms=2_000,
@@ -43,7 +55,7 @@ def _contract(base_url: str, *, extra_rules: tuple[ErrorRule, ...] = ()) -> Cont
         preset,
         endpoint=replace(preset.endpoint, base_url=base_url),
         model=MODEL,
-        errors=replace(preset.errors, rules=rules),
+        errors=replace(preset.errors, rules=extra_rules + RULES),
         policy=replace(preset.policy, timeouts=timeouts, fallback_reserve_ms=1_000),
     )
 
