@@ -16,7 +16,7 @@ import misbehaving
 import pytest
 from misbehaving import KEY, MODEL, Server, serve
 
-from chatcontract.checks import CHECKS, Report, SuiteOptions, render_json, run_suite
+from chatcontract.checks import CHECKS, CheckContext, Report, SuiteOptions, render_json, run_suite
 from chatcontract.contract import Contract, ErrorRule, load_preset
 from chatcontract.target import Target
 
@@ -60,16 +60,20 @@ def _contract(base_url: str, *, extra_rules: tuple[ErrorRule, ...] = ()) -> Cont
     )
 
 
+def _target(base_url: str, *, extra_rules: tuple[ErrorRule, ...] = ()) -> Target:
+    return Target(
+        contract=_contract(base_url, extra_rules=extra_rules),
+        contract_path=None,
+        secret=KEY,
+        secret_source="test",
+        model=MODEL,
+        simulated=False,
+    )
+
+
 def _run(server: Server, *, extra_rules: tuple[ErrorRule, ...] = (), only=JUDGED) -> Report:
     with serve(server) as running:
-        target = Target(
-            contract=_contract(running.base_url, extra_rules=extra_rules),
-            contract_path=None,
-            secret=KEY,
-            secret_source="test",
-            model=MODEL,
-            simulated=False,
-        )
+        target = _target(running.base_url, extra_rules=extra_rules)
         return run_suite(target, SuiteOptions(only=tuple(only), **QUICK))
 
 
@@ -235,7 +239,7 @@ def test_a_dropped_keep_alive_reproduces_the_real_servers_reset():
 def test_verdicts_do_not_depend_on_which_checks_ran_before(reports):
     """Each check run alone gives the verdict it gets inside the whole suite."""
     whole = _statuses(_report(reports, "DropsKeepAliveAfterBadJson"))
-    for check in ("malformed_json", "unsupported_model", "usage_consistency", "missing_auth"):
+    for check in JUDGED:
         alone = _run(misbehaving.DropsKeepAliveAfterBadJson(), only=(check,))
         assert _statuses(alone) == {check: whole[check]}, check
 
@@ -273,3 +277,22 @@ def test_latency_names_the_context_window_the_large_prompt_exceeded():
         in latency["observed"]
     )
     assert report.verdict == "pass"  # latency is not required
+
+
+@pytest.mark.parametrize(
+    "server", ["DropsKeepAliveAfterBadJson", "NoAuth", "UsageOverMaxTokens", "NoStreamUsage"]
+)
+def test_verdicts_do_not_depend_on_the_order_the_checks_run_in(reports, server):
+    """The checks run backwards on one context give the suite's verdicts. (LiteLLMCodes is
+    left out: its scripted 429s fall on whichever call comes third and sixth.)"""
+    whole = _statuses(_report(reports, server))
+    with serve(getattr(misbehaving, server)()) as running:
+        target = _target(running.base_url)
+        ctx = CheckContext.open(target, SuiteOptions(**QUICK))
+        try:
+            backwards = {
+                spec.id: spec.fn(ctx).status for spec in reversed(CHECKS) if spec.id in JUDGED
+            }
+        finally:
+            ctx.close()
+    assert backwards == whole

@@ -45,8 +45,10 @@ def check_usage_consistency(ctx: CheckContext) -> Outcome:
         "of the run"
     )
     notes = Notes()
-    if not any(judged_for_usage(e) for e in ctx.exchanges):
-        patient = ctx.send_patiently()
+    # Whatever ran before, judge at least one answer of each mode the contract uses, so the
+    # verdict does not depend on which checks came first.
+    for body in _usage_samples_missing(ctx):
+        patient = ctx.send_patiently(body)
         notes.add(rate_limit_note(patient.limited, patient.waited_s))
     sampled = [e for e in ctx.exchanges if judged_for_usage(e)]
     problems: Counter[str] = Counter()
@@ -89,6 +91,23 @@ def check_usage_consistency(ctx: CheckContext) -> Outcome:
         evidence=evidence,
         notes=notes.as_tuple(),
     )
+
+
+def _usage_samples_missing(ctx: CheckContext) -> list[dict[str, Any]]:
+    """Requests to send so both modes are judged: a plain one, and a stream asking for usage
+    when the contract streams with ``include_usage``."""
+    judged = [e for e in ctx.exchanges if judged_for_usage(e)]
+    bodies = []
+    if not any(not e.request.stream for e in judged):
+        bodies.append(ctx.fixture())
+    streaming = ctx.target.contract.streaming
+    if (
+        streaming.used
+        and streaming.include_usage
+        and not any(e.request.stream and e.request.include_usage for e in judged)
+    ):
+        bodies.append(ctx.fixture(stream=True, stream_options={"include_usage": True}))
+    return bodies
 
 
 def _usage_failure(
