@@ -2,6 +2,7 @@
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 import pytest
 from rich.console import Console
@@ -29,6 +30,7 @@ CHECK_KEYS = [
     "observed",
     "failure",
     "evidence",
+    "notes",
 ]
 
 COMET = load_preset("cometapi")
@@ -321,7 +323,7 @@ def test_markdown_notes_section_lists_report_notes():
 
 def test_markdown_without_failures_says_none():
     text = markdown(make_report(PASSED))
-    assert text.split("## Failures", 1)[1].split("## Notes")[0].strip() == "None."
+    assert text.split("## Failures", 1)[1].split("## Check notes")[0].strip() == "None."
 
 
 def test_markdown_escapes_pipes_in_table_cells():
@@ -434,3 +436,47 @@ def test_render_rejects_an_unknown_format():
 
 def test_formats_are_the_documented_ones():
     assert FORMATS == ("table", "json", "junit", "markdown")
+
+
+# -------------------------------------------------------------------------------------- notes
+
+USAGE_NOTE = "usage: completion_tokens 20 > max_tokens 16 (usage_consistency counts it)"
+NOTED_PASS = replace(PASSED, notes=(USAGE_NOTE, "no request id: the provider sent none"))
+NOTED_FAIL = replace(FAILED, notes=("1 x HTTP 429 rate limited; waited 1.0 s",))
+NOTED = make_report(NOTED_PASS, NOTED_FAIL)
+
+
+def test_json_lists_each_checks_notes():
+    checks = json.loads(render_json(NOTED))["checks"]
+    assert checks[0]["notes"] == list(NOTED_PASS.notes)
+    assert checks[1]["notes"] == list(NOTED_FAIL.notes)
+    assert json.loads(render_json(ALL))["checks"][0]["notes"] == []
+
+
+def test_junit_puts_a_passing_checks_notes_in_system_out_and_a_failures_in_its_body():
+    cases = junit(NOTED).findall(".//testcase")
+    assert cases[0].find("failure") is None
+    assert cases[0].find("system-out").text.splitlines() == [f"note: {n}" for n in NOTED_PASS.notes]
+    assert "note: 1 x HTTP 429 rate limited" in cases[1].find("failure").text
+
+
+def test_junit_passing_check_without_notes_has_no_system_out():
+    [case] = junit(make_report(PASSED)).findall(".//testcase")
+    assert case.find("system-out") is None
+
+
+def test_markdown_lists_check_notes_and_keeps_them_in_the_failure_section():
+    text = render_markdown(NOTED, COMET)
+    notes = text.split("## Check notes", 1)[1].split("## Notes", 1)[0]
+    assert f"- `basic_completion`: {USAGE_NOTE}" in notes
+    assert "- `model_exists`: 1 x HTTP 429 rate limited" in notes
+    failures = text.split("## Failures", 1)[1].split("## Check notes", 1)[0]
+    assert "- note: 1 x HTTP 429 rate limited" in failures
+    assert render_markdown(ALL, COMET).split("## Check notes", 1)[1].count("None.") >= 1
+
+
+def test_table_prints_each_note_under_its_check():
+    text = table_text(NOTED)
+    assert f"note basic_completion: {USAGE_NOTE}" in text
+    assert "note model_exists: 1 x HTTP 429 rate limited; waited 1.0 s" in text
+    assert text.rstrip().splitlines()[-1].startswith("verdict: FAIL")

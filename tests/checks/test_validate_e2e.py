@@ -97,8 +97,6 @@ def test_negative_checks_pass_with_cometapis_documented_statuses(capsys):
         ("error_in_200", "canary", ("api_error", None, None)),
         ("wrong_types", "canary", ("parser", "contract", "wrong_type")),
         ("empty_content", "canary", ("semantic", "content", "empty_content")),
-        ("usage_mismatch", "canary", ("semantic", "usage", "usage_mismatch")),
-        ("missing_usage", "canary", ("parser", "contract", "missing_usage")),
         ("drift_missing_field", "canary", ("parser", "contract", None)),
         ("rate_limit", "canary", ("http", "rate_limit", "rate_limited")),
         ("quota_exhausted", "canary", ("api_error", "quota", "insufficient_user_quota")),
@@ -107,7 +105,8 @@ def test_negative_checks_pass_with_cometapis_documented_statuses(capsys):
         ("html_error", "canary", ("http", None, None)),
         ("reset", "canary", ("transport", "network", None)),
         ("wrong_types", "canary_repeat", ("parser", "contract", "wrong_type")),
-        ("usage_mismatch", "usage_consistency", None),
+        ("usage_mismatch", "usage_consistency", ("semantic", "usage", "usage_mismatch")),
+        ("missing_usage", "usage_consistency", ("parser", "usage", "missing_usage")),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -227,7 +226,7 @@ def test_negative_checks_fail_when_the_provider_accepts_bad_requests(simulator, 
     assert "accepted" in outcome.observed
 
 
-def test_missing_auth_fails_when_the_provider_answers_5xx(simulator):
+def test_missing_auth_fails_when_the_provider_answers_5xx_and_names_it(simulator):
     from chatcontract.checks.context import CheckContext
 
     ctx = CheckContext.open(
@@ -240,7 +239,9 @@ def test_missing_auth_fails_when_the_provider_answers_5xx(simulator):
     finally:
         ctx.close()
     assert outcome.status == "fail"
-    assert outcome.failure.category == "upstream"
+    assert outcome.observed.startswith("a request without the key got HTTP 502, not an auth error")
+    assert outcome.failure.category == "auth"  # the clause's owner and first action
+    assert outcome.evidence["classification"].startswith("http/upstream/")
 
 
 def test_redaction_fails_when_a_provider_echoes_the_prompt_into_an_error(simulator):

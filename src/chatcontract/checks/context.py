@@ -2,11 +2,19 @@
 
 Every request the suite sends carries ``X-Request-Source: synthetic-contract-probe``, a
 harmless fixed prompt (with a marker the redaction check looks for), and a small token limit.
+
+Verdicts must not depend on check order: a negative check sends on a connection of its own
+(``send_fresh``), so a server that drops its keep-alive after a bad request cannot turn the
+next check's call into a reset, and a repeated call honours a 429's ``retry-after``
+(``send_patiently``, bounded by the contract's ``retry_after_cap_ms`` and the run's wait
+budget) instead of counting the limit as a broken answer.
 """
 
 from __future__ import annotations
 
 import copy
+import ssl
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,10 +23,12 @@ from typing import Any
 import httpx2
 import orjson
 
+from chatcontract.policy import parse_retry_after
 from chatcontract.target import Target
-from chatcontract.transport import Exchange, ExchangeSink, InstrumentedTransport
+from chatcontract.transport import Exchange, ExchangeSink, InstrumentedTransport, install_backend
+from chatcontract.wire import ErrorBody, parse_error_body
 
-__all__ = ["SOURCE_HEADER", "CheckContext", "SuiteOptions"]
+__all__ = ["SOURCE_HEADER", "Answer", "CheckContext", "Patient", "SuiteOptions"]
 
 SOURCE_HEADER = ("X-Request-Source", "synthetic-contract-probe")
 
@@ -32,6 +42,10 @@ CANARY_MAX_TOKENS = 16
 #: Bounds of ``timeout_deadline_ms`` (the client_timeout check's deadline), in milliseconds.
 MIN_DEADLINE_MS = 10.0
 MAX_DEADLINE_MS = 60_000.0
+
+#: The most a whole run waits for ``retry-after`` hints, in seconds (each wait is also capped
+#: by the contract's ``policy.retry.retry_after_cap_ms``).
+WAIT_BUDGET_S = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +71,24 @@ class SuiteOptions:
             )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    """A call on a fresh connection: its Exchange and, for an error, the parsed error body
+    (type and code as sent, message redacted) so a report can name what the server said."""
+
+    exchange: Exchange
+    error: ErrorBody | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Patient:
+    """A call that honoured ``retry-after``: the last Exchange and the 429s seen on the way."""
+
+    exchange: Exchange
+    limited: tuple[Exchange, ...] = ()
+    waited_s: float = 0.0
+
+
 @dataclass(slots=True, kw_only=True)
 class CheckContext:
     """Shared state of a run: target, client, every Exchange, results so far."""
@@ -68,6 +100,11 @@ class CheckContext:
     marker: str
     progress: Callable[[str, int, int], None] = lambda _id, _done, _total: None
     shared: dict[str, Any] = field(default_factory=dict)
+    #: Makes the transport of a call on its own connection (``None``: the shared client's
+    #: transport is reused, e.g. an in-process test transport that has no connections).
+    fresh_transport: Callable[[], httpx2.BaseTransport] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    wait_budget_s: float = WAIT_BUDGET_S
 
     @classmethod
     def open(
@@ -80,12 +117,26 @@ class CheckContext:
         sinks: Sequence[ExchangeSink] = (),
     ) -> CheckContext:
         exchanges: list[Exchange] = []
+        every_sink = [exchanges.append, *sinks]
         transport = InstrumentedTransport(
             contract=target.contract,
-            sinks=[exchanges.append, *sinks],
+            sinks=every_sink,
             secrets=[target.secret],
             inner=inner,
         )
+
+        tls: list[ssl.SSLContext] = []  # built once: loading the trust store takes ~0.1 s
+
+        def fresh_transport() -> httpx2.BaseTransport:
+            # A new pool: the call opens its own connection and closes it afterwards.
+            if not tls:
+                tls.append(httpx2.create_ssl_context())
+            network = httpx2.HTTPTransport(verify=tls[0])
+            install_backend(network, is_async=False)
+            return InstrumentedTransport(
+                contract=target.contract, sinks=every_sink, secrets=[target.secret], inner=network
+            )
+
         timeouts = target.contract.policy.timeouts
         client = httpx2.Client(
             transport=transport,
@@ -99,6 +150,7 @@ class CheckContext:
             exchanges=exchanges,
             marker=f"chatcontract-marker-{uuid.uuid4().hex[:12]}",
             progress=progress or (lambda _id, _done, _total: None),
+            fresh_transport=fresh_transport if inner is None else None,
         )
 
     def close(self) -> None:
@@ -157,25 +209,111 @@ class CheckContext:
         timeout: httpx2.Timeout | None = None,
     ) -> Exchange:
         """Send one request, read the whole response, and return its Exchange."""
+        exchange, _body = self._send_on(self.client, body, content, headers, timeout)
+        return exchange
+
+    def send_fresh(
+        self,
+        body: Mapping[str, Any] | None = None,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """Send one request on a connection of its own (closed afterwards).
+
+        A negative check uses it: whatever the server does with the connection after a bad
+        request (a 500 and a dropped keep-alive) stays out of every other check.
+        """
+        if self.fresh_transport is None:
+            client = self.client
+        else:
+            timeouts = self.target.contract.policy.timeouts
+            client = httpx2.Client(
+                transport=self.fresh_transport(),
+                timeout=httpx2.Timeout(
+                    timeouts.total_ms / 1000, connect=timeouts.connect_ms / 1000
+                ),
+                follow_redirects=False,
+            )
+        try:
+            exchange, raw = self._send_on(client, body, content, headers, None)
+        finally:
+            if client is not self.client:
+                client.close()
+        error = None
+        response = exchange.response
+        rejected = exchange.failure is not None and exchange.failure.kind == "api_error"
+        if response is not None and raw and (rejected or not 200 <= response.status < 300):
+            error = parse_error_body(
+                raw,
+                content_type=response.content_type,
+                request_id_pattern=self.target.contract.errors.request_id_pattern,
+            )
+        return Answer(exchange=exchange, error=error)
+
+    def send_patiently(
+        self, body: Mapping[str, Any] | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> Patient:
+        """Send one request; on a 429 with a ``retry-after`` hint, wait and send it again.
+
+        Each wait is capped by ``policy.retry.retry_after_cap_ms``; all waits of a run share
+        ``wait_budget_s``; at most ``policy.retry.max_attempts`` sends (at least two). A 429
+        without a usable hint is not retried. The caller reports the 429s as notes.
+        """
+        policy = self.target.contract.policy.retry
+        limited: list[Exchange] = []
+        waited = 0.0
+        exchange = self.send(body, headers=headers)
+        for _ in range(max(1, policy.max_attempts - 1)):
+            hint = _retry_after(exchange)
+            if hint is None:
+                break
+            wait = min(hint, policy.retry_after_cap_ms / 1000)
+            if wait > self.wait_budget_s:
+                break  # the run has waited enough: report the 429 rather than stall the suite
+            limited.append(exchange)
+            self.wait_budget_s -= wait
+            waited += wait
+            self.sleep(wait)
+            exchange = self.send(body, headers=headers)
+        return Patient(exchange=exchange, limited=tuple(limited), waited_s=waited)
+
+    def _send_on(
+        self,
+        client: httpx2.Client,
+        body: Mapping[str, Any] | None,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        timeout: httpx2.Timeout | None,
+    ) -> tuple[Exchange, bytes]:
         count = len(self.exchanges)
         payload = content
         if payload is None:
             payload = orjson.dumps(dict(body if body is not None else self.fixture()))
-        request = self.client.build_request(
+        request = client.build_request(
             self.target.contract.endpoint.method,
             self.target.contract.endpoint.url,
             content=payload,
             headers=dict(headers if headers is not None else self.headers()),
             timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
         )
+        raw = b""
         try:
-            response = self.client.send(request, stream=True)
+            response = client.send(request, stream=True)
             try:
-                response.read()
+                raw = response.read()
             finally:
                 response.close()
         except httpx2.HTTPError:
             pass  # the transport recorded the Exchange with its classification
         if len(self.exchanges) == count:  # pragma: no cover - the transport always records
             raise RuntimeError("the instrumented transport recorded no Exchange")
-        return self.exchanges[-1]
+        return self.exchanges[-1], raw
+
+
+def _retry_after(exchange: Exchange) -> float | None:
+    """Seconds a rate-limited answer asks to wait; ``None`` for anything else or no hint."""
+    failure, response = exchange.failure, exchange.response
+    if failure is None or failure.category != "rate_limit" or response is None:
+        return None
+    return parse_retry_after(response.rate_limit_headers, now=time.time())

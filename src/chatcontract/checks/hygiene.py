@@ -48,8 +48,8 @@ def check_contract_lint(ctx: CheckContext) -> Outcome:
         return Outcome(
             status="warn",
             expected=expected,
-            observed="no contract file: the built-in cometapi preset was used; "
-            "write one with 'chatcontract init'",
+            observed=f"no contract file: the built-in {ctx.target.contract.provider} preset was "
+            "used; write one with 'chatcontract init'",
         )
     findings = lint_document(read_document(path))
     if not findings:

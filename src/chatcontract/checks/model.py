@@ -30,7 +30,9 @@ class CheckResult:
     """One check's outcome: what it expected, what it observed, and the failure if any.
 
     ``evidence`` holds redacted facts (status codes, request ids, timings, fingerprints),
-    never a prompt, a completion or a secret.
+    never a prompt, a completion or a secret. ``notes`` are what the check saw on the way that
+    is not its clause (usage over ``max_tokens``, no request id, a 429 honoured): they never
+    change its status; the check that owns that clause counts them.
     """
 
     id: str
@@ -42,6 +44,7 @@ class CheckResult:
     observed: str
     failure: Failure | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class CheckResult:
             "observed": self.observed,
             "failure": None if self.failure is None else self.failure.to_dict(),
             "evidence": dict(self.evidence),
+            "notes": list(self.notes),
         }
 
 

@@ -1,74 +1,190 @@
 """The negative paths: bad auth, bad requests, an unknown model.
 
 Each expects a named category and no retry; CometAPI's non-standard statuses are its
-documented contract and say so in the report.
+documented contract and say so in the report. Each sends on a connection of its own, and a
+wrong answer is named in the clause's words ("an unknown model was accepted (HTTP 200)",
+"a wrong key got HTTP 400 no_db_connection, not an auth error").
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
-from .context import CheckContext
-from .outcome import Outcome, describe, evidence_of
+from chatcontract.failures import Failure, Kind, decision_for, make_failure
+from chatcontract.transport import Exchange
+from chatcontract.wire import ErrorBody
+
+from .clauses import Notes, is_usage_failure, usage_note
+from .context import Answer, CheckContext
+from .outcome import Outcome, evidence_of
+
+#: How the report names each expected category in "…, not <words>".
+_CATEGORY_WORDS = {
+    "auth": "an auth error",
+    "validation": "a validation error",
+    "model": "a model error",
+}
+
+_STATUS_ONLY = re.compile(r"^\d{3}$")
+
+
+def _said(status: int | None, error: ErrorBody | None) -> str:
+    """What the server answered, in its own terms: ``HTTP 400 no_db_connection``.
+
+    Gateways that rewrite ``error.code`` into the status (``"400"``) keep the meaning in
+    ``error.type``; the literal ``"None"`` some send is no name at all.
+    """
+    names = [] if error is None else [error.code, error.type]
+    word = next(
+        (
+            name
+            for name in names
+            if name and name != "None" and not _STATUS_ONLY.match(name) and name != str(status)
+        ),
+        None,
+    )
+    if status is None:
+        return "no HTTP answer"
+    return f"HTTP {status} {word}" if word else f"HTTP {status}"
 
 
 def _expect_category(
     ctx: CheckContext,
-    exchange: Any,
+    answer: Answer,
     *,
+    check: str,
+    subject: str,
     categories: Sequence[str],
     expected: str,
     documented: dict[tuple[int, str], str] | None = None,
 ) -> Outcome:
+    """Judge a negative call: the server must reject ``subject`` in one of ``categories``.
+
+    A 2xx answer is "accepted" whatever is wrong with its body (that is a note for the clause
+    that owns it); any other answer is named in the server's terms. The failure reported is
+    in the expected category, so its owner and first action are the clause's.
+    """
+    exchange = answer.exchange
     failure = exchange.failure
+    response = exchange.response
+    status = None if response is None else response.status
     evidence = evidence_of(exchange)
-    if failure is None:
+    notes = Notes()
+    notes.add(usage_note(exchange, fields=ctx.target.contract.policy.usage_fields))
+    if failure is not None:
+        evidence["classification"] = f"{failure.kind}/{failure.category}/{failure.code}"
+    accepted = status is not None and 200 <= status < 300
+    if accepted and (failure is None or failure.kind != "api_error"):
+        if failure is not None and not is_usage_failure(failure):
+            notes.add(
+                f"the answer also failed {failure.kind}/{failure.category}/{failure.code}: "
+                f"{failure.message}"
+            )
+        observed = f"{subject} was accepted (HTTP {status})"
         return Outcome(
             status="fail",
             expected=expected,
-            observed=f"HTTP {exchange.response.status}: the request was accepted",
+            observed=observed,
+            failure=_clause_failure(
+                ctx, exchange, category=categories[0], code=f"{check}_accepted", message=observed
+            ),
             evidence=evidence,
+            notes=notes.as_tuple(),
         )
-    evidence["classification"] = f"{failure.kind}/{failure.category}/{failure.code}"
+    if failure is None:  # pragma: no cover - a non-2xx answer is always classified
+        raise RuntimeError("a rejected call carries no classification")
+    said = _said(status, answer.error)
     if failure.category not in categories:
+        observed = f"{subject} got {said}, not {_CATEGORY_WORDS.get(categories[0], categories[0])}"
+        observed += (
+            f" (classified {failure.kind}/{failure.category}/{failure.code}: {failure.message})"
+        )
         return Outcome(
             status="fail",
             expected=expected,
-            observed=describe(exchange),
-            failure=failure,
+            observed=observed,
+            failure=_clause_failure(
+                ctx,
+                exchange,
+                category=categories[0],
+                code=f"{check}_misclassified",
+                message=observed,
+                kind=failure.kind,
+            ),
             evidence=evidence,
+            notes=notes.as_tuple(),
         )
     if failure.retry != "none":
+        observed = (
+            f"{subject} got {said}, {_CATEGORY_WORDS.get(failure.category, failure.category)}, "
+            f"but the decision is {failure.retry!r}: it would be retried"
+        )
         return Outcome(
             status="fail",
             expected=expected,
-            observed=f"{describe(exchange)}; but the decision is {failure.retry!r}",
+            observed=observed,
             failure=failure,
             evidence=evidence,
+            notes=notes.as_tuple(),
         )
     observed = f"HTTP {failure.status} {failure.category}/{failure.code}, not retried"
     note = (documented or {}).get((failure.status or 0, failure.code))
     if note:
         observed += f" ({note})"
-    return Outcome(status="pass", expected=expected, observed=observed, evidence=evidence)
+    return Outcome(
+        status="pass",
+        expected=expected,
+        observed=observed,
+        evidence=evidence,
+        notes=notes.as_tuple(),
+    )
+
+
+def _clause_failure(
+    ctx: CheckContext,
+    exchange: Exchange,
+    *,
+    category: str,
+    code: str,
+    message: str,
+    kind: Kind = "semantic",
+) -> Failure:
+    table = ctx.target.contract.errors
+    return make_failure(
+        kind=kind,
+        category=category,
+        code=code,
+        message=message,
+        status=None if exchange.response is None else exchange.response.status,
+        request_id=exchange.request_id,
+        decision=decision_for(
+            category, retryable=table.retryable, non_retryable=table.non_retryable
+        ),
+        secrets=(ctx.target.secret,),
+    )
 
 
 def check_missing_auth(ctx: CheckContext) -> Outcome:
-    exchange = ctx.send(headers=ctx.headers(auth=None))
+    answer = ctx.send_fresh(headers=ctx.headers(auth=None))
     return _expect_category(
         ctx,
-        exchange,
+        answer,
+        check="missing_auth",
+        subject="a request without the key",
         categories=("auth",),
         expected="category auth (not a parser failure), not retried",
     )
 
 
 def check_invalid_auth(ctx: CheckContext) -> Outcome:
-    exchange = ctx.send(headers=ctx.headers(auth="sk-chatcontract-invalid-key-0000000000"))
+    answer = ctx.send_fresh(headers=ctx.headers(auth="sk-chatcontract-invalid-key-0000000000"))
     return _expect_category(
         ctx,
-        exchange,
+        answer,
+        check="invalid_auth",
+        subject="a wrong key",
         categories=("auth",),
         expected="category auth (not a parser failure), not retried",
     )
@@ -88,10 +204,12 @@ def check_malformed_request(ctx: CheckContext) -> Outcome:
         (name for name in ctx.target.contract.request.required if name != "model"), "messages"
     )
     body.pop(removed, None)
-    exchange = ctx.send(body)
+    answer = ctx.send_fresh(body)
     outcome = _expect_category(
         ctx,
-        exchange,
+        answer,
+        check="malformed_request",
+        subject=f"a request without {removed!r}",
         categories=("validation",),
         documented=_DOCUMENTED,
         expected=f"required field {removed!r} removed: category validation, not retried",
@@ -101,30 +219,29 @@ def check_malformed_request(ctx: CheckContext) -> Outcome:
 
 
 def check_malformed_json(ctx: CheckContext) -> Outcome:
-    exchange = ctx.send(content=b'{"model": "x", "messages": [')
+    answer = ctx.send_fresh(content=b'{"model": "x", "messages": [')
     outcome = _expect_category(
         ctx,
-        exchange,
+        answer,
+        check="malformed_json",
+        subject="a body that is not JSON",
         categories=("validation", "auth"),
         expected="a body that is not JSON: category validation (or auth, if the gateway checks "
         "the key first), not retried",
     )
-    failure = exchange.failure
+    failure = answer.exchange.failure
     if outcome.status == "pass" and failure is not None and failure.category == "auth":
-        return Outcome(
-            status="pass",
-            expected=outcome.expected,
-            observed=outcome.observed + " (the gateway checks auth before the body)",
-            evidence=outcome.evidence,
-        )
+        return replace(outcome, observed=outcome.observed + " (the gateway checks auth first)")
     return outcome
 
 
 def check_unsupported_model(ctx: CheckContext) -> Outcome:
-    exchange = ctx.send(ctx.fixture(model="chatcontract-no-such-model-0"))
+    answer = ctx.send_fresh(ctx.fixture(model="chatcontract-no-such-model-0"))
     return _expect_category(
         ctx,
-        exchange,
+        answer,
+        check="unsupported_model",
+        subject="an unknown model",
         categories=("model",),
         documented=_DOCUMENTED,
         expected="category model, not retried",

@@ -15,13 +15,19 @@ __all__ = ["Outcome", "describe", "evidence_of"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
-    """What a check function returns."""
+    """What a check function returns.
+
+    ``failure`` is the failure of the check's own clause (for a negative check: in the
+    expected category, so its owner and first action are the clause's); ``notes`` are what
+    the check saw that belongs to another clause.
+    """
 
     status: CheckStatus
     expected: str
     observed: str
     failure: Failure | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 def evidence_of(exchange: Exchange) -> dict[str, Any]:

@@ -76,7 +76,8 @@ def render_junit(report: Report) -> str:
     classification and the evidence. A failed check that is *not* required does not fail the
     run (``Report.verdict``), so it is written as a passing test case with its failure in
     ``<system-out>``: the CI status then agrees with the exit code. A skip is ``<skipped>``; a
-    warning passes with ``WARN: ...`` in ``<system-out>``.
+    warning passes with ``WARN: ...`` in ``<system-out>``. A check's notes (what it saw that is
+    another clause's) are ``note:`` lines in its ``<system-out>`` or failure body.
     """
     suite_attributes = {
         "name": f"chatcontract: {report.contract_name}",
@@ -149,6 +150,9 @@ def _junit_testcase(suite: ET.Element, check: CheckResult, *, classname: str) ->
     elif check.status == "warn":
         out = ET.SubElement(case, "system-out")
         out.text = f"WARN: {check.observed}\n" + _details(check)
+    elif check.notes:
+        out = ET.SubElement(case, "system-out")
+        out.text = _note_lines(check)
 
 
 def _failure_type(failure: Failure | None) -> str:
@@ -165,7 +169,12 @@ def _details(check: CheckResult) -> str:
     if check.evidence:
         lines.append("evidence:")
         lines += [f"  {key}: {_plain(value)}" for key, value in check.evidence.items()]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return text + _note_lines(check)
+
+
+def _note_lines(check: CheckResult) -> str:
+    return "".join(f"note: {_one_line(note)}\n" for note in check.notes)
 
 
 def _seconds(ms: float) -> str:
@@ -218,6 +227,10 @@ def render_markdown(report: Report, contract: Contract) -> str:
         else "_No checks ran._",
         "## Failures",
         _markdown_failures(report.checks),
+        "## Check notes",
+        "What a check saw on the way that is another clause's (that check counts it); a note "
+        "never changes a verdict.",
+        _markdown_check_notes(report.checks),
         "## Notes",
         "\n".join(f"- {_one_line(note)}" for note in report.notes) if report.notes else "None.",
     ]
@@ -371,7 +384,13 @@ def _markdown_failure(check: CheckResult) -> str:
     lines += [
         f"- evidence {_code(key)}: {_one_line(_plain(v))}" for key, v in check.evidence.items()
     ]
+    lines += [f"- note: {_one_line(note)}" for note in check.notes]
     return "\n".join(lines)
+
+
+def _markdown_check_notes(checks: Iterable[CheckResult]) -> str:
+    lines = [f"- {_code(check.id)}: {_one_line(note)}" for check in checks for note in check.notes]
+    return "\n".join(lines) if lines else "None."
 
 
 def _md_table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> str:
@@ -410,7 +429,8 @@ def _date(started_at: str) -> str:
 
 
 def render_table(report: Report, *, console: Console) -> None:
-    """Print the report for a person: target header, results table, failures, verdict line.
+    """Print the report for a person: target header, results table, failures, each check's
+    notes, verdict line.
 
     A run against the embedded simulator says so on its first line, so nobody mistakes it
     for a proof of the live API.
@@ -437,6 +457,11 @@ def render_table(report: Report, *, console: Console) -> None:
     for check in report.checks:
         if check.failure is not None and check.status in ("fail", "warn"):
             console.print(_failure_lines(check, check.failure))
+    for check in report.checks:
+        for note in check.notes:
+            console.print(
+                Text.assemble(("note ", "dim"), (check.id, "bold"), f": {_one_line(note)}")
+            )
 
     console.print(_table_footer(report))
 

@@ -100,6 +100,7 @@ def run_suite(
                     observed=outcome.observed,
                     failure=outcome.failure,
                     evidence=outcome.evidence,
+                    notes=outcome.notes,
                 )
             results.append(result)
             if on_finished is not None:

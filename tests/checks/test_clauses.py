@@ -1,0 +1,383 @@
+"""Each check judges its own clause: unit tests through an in-process transport.
+
+Covers what the misbehaving servers do not reach cheaply: retry-after bounds, stream parity
+when a side failed, the wording of every kind of wrong answer to a negative request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import httpx2
+import orjson
+import pytest
+
+from chatcontract.checks.clauses import Notes, is_usage_failure, usage_problems
+from chatcontract.checks.context import CheckContext, SuiteOptions
+from chatcontract.checks.suite import CHECKS
+from chatcontract.contract import load_preset
+from chatcontract.failures import make_failure
+from chatcontract.target import Target
+
+MODEL = "m"
+
+
+def _body(*, content: str = "pong", finish: str = "stop", completion: int = 2) -> dict:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 5,
+            "completion_tokens": completion,
+            "total_tokens": 5 + completion,
+        },
+    }
+
+
+def _stream(*, finish: str | None = "stop", usage: bool = True, done: bool = True) -> bytes:
+    chunks = [
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": MODEL,
+            "choices": [{"index": 0, "delta": {"content": "pong"}, "finish_reason": None}],
+        },
+    ]
+    if finish is not None:
+        chunks.append(
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": MODEL,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
+            }
+        )
+    if usage:
+        chunks.append(
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": MODEL,
+                "choices": [],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            }
+        )
+    text = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks)
+    return text + (b"data: [DONE]\n\n" if done else b"")
+
+
+def _context(handler: Callable[[httpx2.Request], httpx2.Response], **policy) -> CheckContext:
+    contract = load_preset("openai")
+    if policy:
+        contract = replace(
+            contract,
+            policy=replace(contract.policy, retry=replace(contract.policy.retry, **policy)),
+        )
+    target = Target(
+        contract=contract,
+        contract_path=None,
+        secret="sk-test-secret-000",
+        secret_source="test",
+        model=MODEL,
+        simulated=False,
+    )
+    return CheckContext.open(
+        target, SuiteOptions(canary_runs=3), inner=httpx2.MockTransport(handler)
+    )
+
+
+def _run_check(ctx: CheckContext, check: str):
+    try:
+        return next(spec for spec in CHECKS if spec.id == check).fn(ctx)
+    finally:
+        ctx.close()
+
+
+def _ok(request: httpx2.Request) -> httpx2.Response:
+    if orjson.loads(request.content).get("stream"):
+        return httpx2.Response(
+            200, content=_stream(), headers={"content-type": "text/event-stream"}
+        )
+    return httpx2.Response(200, json=_body(), headers={"x-request-id": "r1"})
+
+
+# ------------------------------------------------------------------------------- retry-after
+
+
+def _limited_then_ok(plan: list[dict[str, str] | None]):
+    """Answer call n with a 429 carrying ``plan[n]`` as headers (``None``: a good answer)."""
+    calls = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(request)
+        index = len(calls) - 1
+        if index < len(plan) and plan[index] is not None:
+            body = {"error": {"message": "slow down"}}
+            return httpx2.Response(429, json=body, headers=plan[index])
+        return _ok(request)
+
+    return handler, calls
+
+
+def test_a_429_with_retry_after_is_waited_for_and_sent_again():
+    handler, calls = _limited_then_ok([{"retry-after": "2"}])
+    ctx = _context(handler)
+    waits: list[float] = []
+    ctx.sleep = waits.append
+    patient = ctx.send_patiently()
+    ctx.close()
+    assert waits == [2.0]
+    assert len(calls) == 2
+    assert patient.exchange.ok
+    assert len(patient.limited) == 1
+    assert patient.waited_s == 2.0
+
+
+def test_a_retry_after_beyond_the_contracts_cap_waits_only_the_cap():
+    handler, _calls = _limited_then_ok([{"retry-after": "3600"}])
+    ctx = _context(handler, retry_after_cap_ms=1_500)
+    waits: list[float] = []
+    ctx.sleep = waits.append
+    assert ctx.send_patiently().exchange.ok
+    ctx.close()
+    assert waits == [1.5]
+
+
+def test_the_runs_wait_budget_bounds_every_wait_together():
+    handler, calls = _limited_then_ok([{"retry-after": "4"}, None, {"retry-after": "4"}])
+    ctx = _context(handler)
+    ctx.wait_budget_s = 6.0
+    waits: list[float] = []
+    ctx.sleep = waits.append
+    first, second = ctx.send_patiently(), ctx.send_patiently()
+    ctx.close()
+    assert first.exchange.ok
+    assert waits == [4.0]  # the second wait would have gone over the run's budget
+    assert second.exchange.failure is not None
+    assert second.exchange.failure.category == "rate_limit"
+    assert len(calls) == 3
+
+
+def test_a_429_without_a_hint_is_not_retried():
+    handler, calls = _limited_then_ok([{}])
+    ctx = _context(handler)
+    ctx.sleep = lambda _s: pytest.fail("nothing asked to wait")
+    patient = ctx.send_patiently()
+    ctx.close()
+    assert len(calls) == 1
+    assert patient.exchange.failure.category == "rate_limit"
+    assert patient.limited == ()
+
+
+def test_canary_repeat_counts_a_429_as_a_note_not_a_parse_failure():
+    handler, _calls = _limited_then_ok([{"retry-after-ms": "5"}, None, {}])
+    ctx = _context(handler, max_attempts=1)
+    ctx.sleep = lambda _s: None
+    outcome = _run_check(ctx, "canary_repeat")
+    assert outcome.status == "pass", outcome.observed
+    assert outcome.observed == "2/2 parsed (1 rate-limited, not judged)"
+    assert outcome.evidence["failures"] == {}
+    assert outcome.notes == (
+        "1 x HTTP 429 rate limited; waited 0.0 s as retry-after asked",
+        "HTTP 429 rate limited without a retry-after to honour: not judged",
+    )
+
+
+def test_canary_repeat_still_fails_for_a_broken_answer():
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        if len(calls) == 2:
+            return httpx2.Response(200, json={"id": "x", "object": "chat.completion"})
+        return _ok(request)
+
+    outcome = _run_check(_context(handler), "canary_repeat")
+    assert outcome.status == "fail"
+    assert outcome.observed.startswith("2/3 parsed; failures: parser/contract/")
+
+
+# ------------------------------------------------------------------------------ stream parity
+
+
+@pytest.mark.parametrize(
+    ("non_stream", "stream", "status", "words"),
+    [
+        (_body(), _stream(), "pass", "both complete, usage in both"),
+        (
+            _body(),
+            _stream(usage=False),
+            "pass",
+            "usage present in non-streaming, absent in streaming",
+        ),
+        (_body(finish="length"), _stream(), "fail", "finish_reason 'length' vs 'stop'"),
+        (_body(content=""), _stream(), "pass", "both complete, usage in both"),
+        (_body(completion=99), _stream(), "pass", "both complete, usage in both"),
+        (
+            _body(),
+            _stream(finish=None, usage=False, done=False),
+            "skip",
+            "cannot compare finish reasons: the streaming call gave no complete answer "
+            "(streaming counts it); usage present in non-streaming, absent in streaming",
+        ),
+    ],
+    ids=[
+        "agree",
+        "stream-without-usage",
+        "finish-differs",
+        "empty-canary",
+        "usage-over-max",
+        "stream-cut",
+    ],
+)
+def test_stream_parity_reports_what_differs_even_when_a_side_failed_elsewhere(
+    non_stream, stream, status, words
+):
+    def handler(request):
+        if orjson.loads(request.content).get("stream"):
+            return httpx2.Response(
+                200, content=stream, headers={"content-type": "text/event-stream"}
+            )
+        return httpx2.Response(200, json=non_stream)
+
+    outcome = _run_check(_context(handler), "stream_parity")
+    assert outcome.status == status
+    assert words in outcome.observed
+    if "absent" in words:
+        assert "in both" not in outcome.observed
+        assert outcome.notes[0].endswith("(usage_consistency judges usage presence)")
+
+
+# --------------------------------------------------------------------------- negative checks
+
+
+@pytest.mark.parametrize(
+    ("response", "check", "observed", "kind"),
+    [
+        (
+            httpx2.Response(200, json=_body(content="", completion=99)),
+            "unsupported_model",
+            "an unknown model was accepted (HTTP 200)",
+            "semantic",
+        ),
+        (
+            httpx2.Response(400, json={"error": {"message": "bad", "type": "None", "code": "400"}}),
+            "missing_auth",
+            "a request without the key got HTTP 400, not an auth error",
+            "api_error",
+        ),
+        (
+            httpx2.Response(503, text="upstream down"),
+            "malformed_request",
+            "a request without 'messages' got HTTP 503, not a validation error",
+            "http",
+        ),
+        (
+            httpx2.Response(
+                200, json={"error": {"message": "no such model", "type": "x", "code": "weird"}}
+            ),
+            "unsupported_model",
+            "an unknown model got HTTP 200 weird, not a model error",
+            "api_error",
+        ),
+    ],
+    ids=["accepted-whatever-the-body", "rewritten-code", "plain-text-5xx", "in-band-error"],
+)
+def test_a_negative_check_names_the_wrong_answer_in_its_clauses_words(
+    response, check, observed, kind
+):
+    outcome = _run_check(_context(lambda _r: response), check)
+    assert outcome.status == "fail"
+    assert outcome.observed.startswith(observed), outcome.observed
+    expected_category = {"unsupported_model": "model", "missing_auth": "auth"}.get(
+        check, "validation"
+    )
+    assert outcome.failure.category == expected_category
+    assert outcome.failure.kind == kind
+    assert outcome.failure.message == outcome.observed
+
+
+def test_an_accepted_negative_request_notes_its_usage_and_other_defects():
+    response = httpx2.Response(200, json=_body(content="", completion=99))
+    outcome = _run_check(_context(lambda _r: response), "missing_auth")
+    assert outcome.notes == (
+        "usage: completion_tokens 99 > max_tokens 16 (usage_consistency counts it)",
+        "the answer also failed semantic/content/empty_content: the assistant content is empty",
+    )
+
+
+def test_a_negative_check_without_an_http_answer_says_so():
+    def refuse(request):
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    outcome = _run_check(_context(refuse), "invalid_auth")
+    assert outcome.status == "fail"
+    assert outcome.observed.startswith(
+        "a wrong key got no HTTP answer, not an auth error (classified transport/network/"
+    )
+    assert outcome.failure.category == "auth"
+    assert outcome.failure.owner == "secrets"
+
+
+# ------------------------------------------------------------------------------ the helpers
+
+
+@pytest.mark.parametrize(
+    ("failure", "usage_owned"),
+    [
+        (make_failure(kind="semantic", category="usage", code="usage_mismatch", message="x"), True),
+        (
+            make_failure(
+                kind="parser", category="contract", code="missing_usage", message="$.usage: missing"
+            ),
+            True,
+        ),
+        (
+            make_failure(
+                kind="parser",
+                category="contract",
+                code="missing_usage",
+                message="$.usage: missing (+2 more)",
+            ),
+            False,
+        ),
+        (
+            make_failure(kind="semantic", category="content", code="empty_content", message="x"),
+            False,
+        ),
+        (None, False),
+    ],
+    ids=["usage", "only-usage-missing", "usage-and-more-missing", "content", "none"],
+)
+def test_is_usage_failure_claims_only_the_usage_clause(failure, usage_owned):
+    assert is_usage_failure(failure) is usage_owned
+
+
+def test_usage_problems_names_each_inconsistency():
+    class Usage:
+        prompt_tokens, completion_tokens, total_tokens = 10, 20, 5
+
+    assert usage_problems(Usage(), fields=("prompt_tokens",), max_tokens=16) == [
+        "total_tokens 5 < prompt_tokens 10",
+        "total_tokens 5 != 10 + 20",
+        "completion_tokens 20 > max_tokens 16",
+    ]
+
+
+def test_notes_are_counted_in_first_seen_order():
+    notes = Notes()
+    notes.extend(["b", None, "a", "b", ""])
+    assert notes.as_tuple() == ("b (x2)", "a")
