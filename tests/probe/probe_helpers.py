@@ -15,6 +15,11 @@ from chatcontract.probe import Prober, ProbeRun
 from chatcontract.simulator import SimulatorServer
 from chatcontract.target import Target
 
+#: The stored identity of simulated runs of the preset's model (``make_run``'s default).
+SIMULATED_KEY = "simulated model=gpt-4.1-nano"
+#: The stored identity of the cometapi preset's real endpoint and model.
+PRESET_KEY = "https://api.cometapi.com/v1 model=gpt-4.1-nano"
+
 #: 2026-03-01 23:58:00 UTC: two minutes before a UTC midnight.
 NEAR_MIDNIGHT = dt.datetime(2026, 3, 1, 23, 58, tzinfo=dt.UTC).timestamp()
 
@@ -72,6 +77,8 @@ _PROVIDER_LABELLED = (
     "llm_contract_review_due_timestamp_seconds",
     "llm_validation_last_verdict",
     "llm_validation_last_timestamp_seconds",
+    "probe_store_writable",
+    "probe_store_write_errors_total",
 )
 
 
@@ -104,6 +111,7 @@ def make_run(
         "schema_valid": True,
         "shape_paths": ("$:object", "id:string"),
         "fingerprint": "00000000000000aa",
+        "target": SIMULATED_KEY,
     }
     values.update(fields)
     return ProbeRun(**values)
