@@ -6,11 +6,12 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from chatcontract.contract import Contract, load_preset
+from chatcontract.contract import Contract, dump, load_preset
 from chatcontract.probe import Prober, ProbeRun
 from chatcontract.simulator import SimulatorServer
 from chatcontract.target import Target
@@ -115,3 +116,16 @@ def make_run(
     }
     values.update(fields)
     return ProbeRun(**values)
+
+
+def write_real_contract(path: Path, server: SimulatorServer, **changes: Any) -> Contract:
+    """A contract file whose endpoint is ``server``: with its key set, commands see a *real*
+    (not simulated) target, as they would a provider's endpoint."""
+    contract = contract_for(server, **changes)
+    path.write_text(dump(contract), encoding="utf-8")
+    return contract
+
+
+def real_key(server: SimulatorServer, model: str = "gpt-4.1-nano") -> str:
+    """The stored identity of ``server`` probed as a real endpoint."""
+    return f"{server.base_url.rstrip('/')} model={model}"

@@ -13,7 +13,7 @@ from chatcontract.checks.progress import LiveProgress
 from chatcontract.checks.render import render
 from chatcontract.checks.runner import run_suite, select_checks
 from chatcontract.checks.suite import check_ids
-from chatcontract.drift import LAST_VALIDATE_PATH, observe, write_last_validate
+from chatcontract.drift import LAST_VALIDATE_PATH, record_validate_run
 from chatcontract.errors import UsageError
 from chatcontract.target import open_target
 from chatcontract.transport import Exchange
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         contract = target.contract
     if not args.no_record:
         # Summaries only (shapes, ids, timings): no prompt, no completion, no secret.
-        written = write_last_validate(report.to_dict(), observe(exchanges))
+        written = record_validate_run(report.to_dict(), exchanges)
         print(f"recorded {written} (for baseline accept, checklist, probe)", file=sys.stderr)
     if args.output:
         console = Console(file=open(args.output, "w", encoding="utf-8"), width=120)  # noqa: SIM115
