@@ -340,14 +340,17 @@ def observe(
     them (a negative check's made-up model is answered, if at all, by a defect, not a model).
     """
 
+    def unwanted(asked: str | None, answered: str) -> bool:
+        return (
+            asked in MADE_UP_MODELS
+            or answered in MADE_UP_MODELS
+            or (requested_models is not None and asked not in requested_models)
+        )
+
     def sample(exchange: Exchange) -> ShapeSample | None:
         found = sample_of(exchange)
-        asked = exchange.request.model
-        if found is not None and found.model is not None:
-            if asked in MADE_UP_MODELS or found.model in MADE_UP_MODELS or (
-                requested_models is not None and asked not in requested_models
-            ):
-                return dataclasses.replace(found, model=None)
+        if found is not None and found.model and unwanted(exchange.request.model, found.model):
+            return dataclasses.replace(found, model=None)
         return found
 
     return observe_samples(sample(exchange) for exchange in exchanges)

@@ -127,7 +127,3 @@ def identity_of(target: _TargetLike) -> TargetIdentity:
         return TargetIdentity.simulated_for(target.model)
     return TargetIdentity.real(target.base_url, target.model)
 
-
-def describe_key(key: str | None) -> str:
-    """A stored identity for people: the key, or :data:`UNKNOWN_TARGET`."""
-    return key if key else UNKNOWN_TARGET

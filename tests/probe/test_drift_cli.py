@@ -50,7 +50,10 @@ def real(
 def _report(*, verdict: str = "pass", simulated: bool = False, base_url: str) -> dict[str, Any]:
     return {
         "verdict": verdict,
-        "summary": {"passed": 9 if verdict == "pass" else 7, "failed": 0 if verdict == "pass" else 2},
+        "summary": {
+            "passed": 9 if verdict == "pass" else 7,
+            "failed": 0 if verdict == "pass" else 2,
+        },
         "target": {"base_url": base_url, "simulated": simulated, "model": "gpt-4.1-nano"},
     }
 

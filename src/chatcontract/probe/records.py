@@ -2,7 +2,8 @@
 
 Rows hold facts, never text from either side of the conversation: no prompt, no completion,
 no secret. Each row's ``target`` is the :class:`~chatcontract.identity.TargetIdentity` key of
-the endpoint it came from (None: written before targets were recorded). A probe run is built from the call's ``Exchange`` with :meth:`ProbeRun.from_exchange`.
+the endpoint it came from (None: written before targets were recorded). A probe run is built
+from the call's ``Exchange`` with :meth:`ProbeRun.from_exchange`.
 """
 
 from __future__ import annotations

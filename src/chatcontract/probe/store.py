@@ -90,6 +90,7 @@ def write_error_reason(exc: sqlite3.Error) -> str:
             return reason
     return "other"
 
+
 # Tables holding rows of one target (``target`` added by the version 2 migration).
 _TARGET_TABLES = ("probe_runs", "validation_runs", "drift_events", "cost_ledger")
 
@@ -451,9 +452,7 @@ class ProbeStore:
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.rollback()
-                if isinstance(exc, sqlite3.Error) and not isinstance(
-                    exc, sqlite3.ProgrammingError
-                ):
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.ProgrammingError):
                     self._write_failed(exc)
                 raise
             else:
