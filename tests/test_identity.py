@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from chatcontract.contract import load_preset
 from chatcontract.identity import TargetIdentity, clean_base_url, identity_of
 from chatcontract.target import Target
-from chatcontract.contract import load_preset
 
 
 @pytest.mark.parametrize(
@@ -21,7 +21,16 @@ from chatcontract.contract import load_preset
         ("http://[::1", "http://[::1"),
         ("https://h:87a7/v1", "https://h:87a7/v1"),
     ],
-    ids=["plain", "trailing-slash", "case", "credentials", "query", "ipv6", "malformed", "bad-port"],
+    ids=[
+        "plain",
+        "trailing-slash",
+        "case",
+        "credentials",
+        "query",
+        "ipv6",
+        "malformed",
+        "bad-port",
+    ],
 )
 def test_a_base_url_is_kept_without_credentials_query_or_fragment(url: str, cleaned: str) -> None:
     assert clean_base_url(url) == cleaned

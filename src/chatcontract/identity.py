@@ -126,4 +126,3 @@ def identity_of(target: _TargetLike) -> TargetIdentity:
     if target.simulated:
         return TargetIdentity.simulated_for(target.model)
     return TargetIdentity.real(target.base_url, target.model)
-

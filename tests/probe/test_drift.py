@@ -358,9 +358,7 @@ def test_observe_keeps_models_of_the_requested_models_only() -> None:
             started_at=0.0,
         )
 
-    observed = observe(
-        [exchange("a", "a-2025"), exchange("b", "b-2025")], requested_models={"a"}
-    )
+    observed = observe([exchange("a", "a-2025"), exchange("b", "b-2025")], requested_models={"a"})
     assert observed.models == frozenset({"a-2025"})
     assert observe([exchange("chatcontract-no-such-model-0", "x")]).models == frozenset()
 
