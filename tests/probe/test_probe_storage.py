@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,9 +25,16 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from test_store_targets import fill_the_disk, free_the_disk, write_until_full
 
-from chatcontract.cli import main
+from chatcontract.cli import main, probe_cmd
 from chatcontract.contract import load_preset
-from chatcontract.probe import DriftEvent, Prober, ProbeStore, create_probe_app
+from chatcontract.probe import (
+    DriftEvent,
+    Prober,
+    ProbeStore,
+    Scheduler,
+    create_probe_app,
+    run_loop,
+)
 from chatcontract.probe.summary import summary_target
 from chatcontract.simulator import SimulatorServer
 
@@ -262,3 +271,73 @@ def test_simulated_spend_does_not_pause_a_real_target(
     assert main(["probe", "--once", "--db", str(db), "--probe", "non_streaming"]) == 0
     with ProbeStore.open(db) as store:
         assert store.count_runs() > 1  # it probed
+
+
+class _BrokenOnce:
+    """A prober whose first cycle dies on the store (a read that failed), then works."""
+
+    def __init__(self, result: Any) -> None:
+        self.calls = 0
+        self.result = result
+
+    def run_cycle(self, now: float, *, cancel: threading.Event) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.result
+
+
+def test_the_loop_reports_a_store_error_and_goes_on(clock: FakeClock) -> None:
+    prober = _BrokenOnce(result="cycle 2")
+    errors: list[sqlite3.Error] = []
+    cycles: list[Any] = []
+    # Due at once, then every 60 s; each wait is a no-op stop event driven by the fake clock.
+    scheduler = Scheduler(clock=clock, rng=random.Random(0), interval_s=60, jitter=0.0)
+
+    class _Stop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            clock.advance(timeout or 0.0)
+            return self.is_set()
+
+    count = run_loop(
+        prober=prober,  # type: ignore[arg-type]
+        scheduler=scheduler,
+        clock=clock,
+        stop=_Stop(),
+        on_cycle=cycles.append,
+        on_store_error=errors.append,
+        max_cycles=2,
+    )
+    assert count == 2
+    assert [str(error) for error in errors] == ["disk I/O error"]
+    assert cycles == ["cycle 2"]
+
+
+def test_probe_once_says_history_was_not_stored_and_exits_1(
+    simulator: SimulatorServer,
+    store: ProbeStore,
+    make_prober: ProberFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    prober = make_prober(target_for(simulator), kinds=("non_streaming",), large_every=0)
+    FullDisk(store).full = True
+    assert probe_cmd._once(prober, store) == 1
+    out, err = capsys.readouterr()
+    assert "pass  non_streaming" in out  # the verdict is still printed
+    assert err.strip() == f"history not stored: probe store {store.path}: database or disk is full"
+
+
+def test_probe_says_which_stored_runs_it_does_not_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "probe.db"
+    with ProbeStore.open(db) as store:
+        store.record_run(make_run(time.time() - 60, target=None))  # an older chatcontract's
+        store.record_run(make_run(time.time() - 60, target="https://x.example/v1 model=m"))
+    assert main(["probe", "--once", "--db", str(db), "--probe", "non_streaming"]) == 0
+    _out, err = capsys.readouterr()
+    assert (
+        "not counted for this target (page, cost, drift): 1 of other targets, "
+        "1 of an unknown target (recorded by an older chatcontract) probe run(s)"
+    ) in err
