@@ -124,6 +124,7 @@ async def test_a_full_disk_degrades_healthz_and_the_metric_then_recovers(
     assert body["storage"]["error"] == "database or disk is full"
     assert body["storage"]["reason"] == "disk_full"
     assert body["storage"]["failed_writes"] >= 1
+    assert body["storage"]["since"].endswith("Z")
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert sample_value(registry, "probe_store_writable") == 0.0

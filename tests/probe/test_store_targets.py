@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from probe_helpers import PRESET_KEY, SIMULATED_KEY, make_run
 
+from chatcontract.errors import ConfigError
 from chatcontract.probe import DriftEvent, ProbeStore, ValidationRun
 from chatcontract.probe.store import SCHEMA_VERSION, write_error_reason
 
@@ -148,3 +149,17 @@ def test_a_version_1_store_is_migrated_and_its_rows_match_no_target(tmp_path: Pa
         assert store.probe_states(target=PRESET_KEY)["non_streaming"].last_ok is True
     with ProbeStore.open(path) as reopened:  # a second open does not migrate again
         assert reopened.schema_version() == SCHEMA_VERSION
+
+
+def test_a_store_that_cannot_be_written_at_open_says_to_free_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(_self: ProbeStore, _synchronous: str) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(ProbeStore, "_initialise", full)
+    with pytest.raises(
+        ConfigError,
+        match=r"cannot write the probe store \(database or disk is full\); free disk space",
+    ):
+        ProbeStore.open(tmp_path / "p.db")

@@ -69,7 +69,8 @@ def _json(data: object, status_code: int = 200) -> Response:
 def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+    text = dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+    return text.removesuffix("+00:00") + "Z"  # as /api/summary writes times
 
 
 def _dashboard_routes() -> list[BaseRoute] | None:

@@ -384,6 +384,17 @@ class ProbeStore:
         store = cls(conn, str(location))
         try:
             store._initialise(synchronous)
+        except sqlite3.OperationalError as exc:
+            store.close()
+            if write_error_reason(exc) in ("disk_full", "read_only", "io_error"):
+                raise ConfigError(
+                    f"{path}: cannot write the probe store ({exc}); free disk space, or pass "
+                    "--db with a writable path"
+                ) from exc
+            raise ConfigError(
+                f"{path}: not a usable chatcontract probe store ({exc}); "
+                "pass --db with another file"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             store.close()
             raise ConfigError(
