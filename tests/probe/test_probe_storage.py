@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import sqlite3
 import threading
@@ -342,3 +343,18 @@ def test_probe_says_which_stored_runs_it_does_not_count(
         "not counted for this target (page, cost, drift): 1 of other targets, "
         "1 of an unknown target (recorded by an older chatcontract) probe run(s)"
     ) in err
+
+
+def test_a_storage_outage_is_logged_once(
+    simulator: SimulatorServer,
+    store: ProbeStore,
+    make_prober: ProberFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prober = make_prober(target_for(simulator), kinds=("non_streaming",), large_every=0)
+    FullDisk(store).full = True
+    with caplog.at_level(logging.WARNING, logger="chatcontract.probe"):
+        prober.run_cycle()
+        prober.run_cycle()
+    failures = [record for record in caplog.records if "writes fail" in record.getMessage()]
+    assert len(failures) == 1

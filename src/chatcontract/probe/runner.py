@@ -467,13 +467,18 @@ class Prober:
     def _store_write(
         self, write: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs
     ) -> _R | None:
-        """Run a store write; None when the store refused it (the store remembers why)."""
+        """Run a store write; None when the store refused it (the store remembers why).
+
+        Logged once when writes start failing, not on every write of the outage.
+        """
+        was_writable = self.store.health().writable
         try:
             return write(*args, **kwargs)
         except sqlite3.Error as exc:
             if self.store.closed:
                 raise
-            logger.warning("probe store %s: write failed: %s", self.store.path, exc)
+            if was_writable:
+                logger.warning("probe store %s: writes fail: %s", self.store.path, exc)
             return None
 
     # -- housekeeping -------------------------------------------------------------------------
