@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from chatcontract.contract import load_preset
+from chatcontract.identity import TargetIdentity
 from chatcontract.probe import (
     DriftEvent,
     ProbeMetrics,
@@ -56,6 +57,8 @@ REQUEST_TIMEOUT_S = 30.0
 RSS_TARGET_MB = 80.0
 LATENCY_TARGET_MS = 50.0
 MODEL = "gpt-4o-mini"
+# The seeded rows are the served target's: the page counts only its rows.
+TARGET = TargetIdentity.real(load_preset("cometapi").endpoint.base_url, MODEL).key
 T = TypeVar("T")
 
 
@@ -304,6 +307,7 @@ class _Asked(TypedDict):
     requested_model: str
     stream: bool
     budget_ms: float
+    target: str
 
 
 def _runs(rng: random.Random, *, start: float, minutes: int) -> Iterator[ProbeRun]:
@@ -319,6 +323,7 @@ def _runs(rng: random.Random, *, start: float, minutes: int) -> Iterator[ProbeRu
             requested_model=MODEL,
             stream=probe == "streaming",
             budget_ms=30_000.0,
+            target=TARGET,
         )
         if failed:
             kind, category, code, status = _pick(rng, _FAILURES)

@@ -29,15 +29,17 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from chatcontract.errors import ConfigError
+from chatcontract.identity import TargetIdentity
 from chatcontract.transport import Exchange
 
 __all__ = [
@@ -45,16 +47,20 @@ __all__ = [
     "DEFAULT_BASELINE_PATH",
     "DRIFT_KINDS",
     "LAST_VALIDATE_PATH",
+    "MADE_UP_MODELS",
     "Baseline",
     "Difference",
     "DriftKind",
     "Observation",
     "ShapeSample",
     "ShapeSet",
+    "ValidateRecord",
     "compare",
     "observe",
     "observe_samples",
     "read_last_validate",
+    "read_validate_record",
+    "record_validate_run",
     "response_shape",
     "sample_of",
     "write_last_validate",
@@ -79,6 +85,9 @@ DEFAULT_BASELINE_PATH = "chatcontract.baseline.json"
 LAST_VALIDATE_PATH = ".chatcontract/last-validate.json"
 #: The value of the ``chatcontract_baseline`` key: the file format version.
 BASELINE_FORMAT = 1
+#: Model names the negative checks make up (``unsupported_model``): a server that answers them
+#: is a defect, never a model to accept, so they are never recorded as seen models.
+MADE_UP_MODELS: frozenset[str] = frozenset({"chatcontract-no-such-model-0"})
 
 #: Shapes of bodies that are not JSON (they have no paths of their own).
 EMPTY_BODY = "$:empty"
@@ -277,6 +286,10 @@ class Observation:
             models=frozenset(_strings(data.get("models", []), f"{where}.models")),
         )
 
+    def without_models(self, models: Collection[str]) -> Observation:
+        """This observation without the given response model names."""
+        return dataclasses.replace(self, models=self.models - frozenset(models))
+
     def digest(self) -> str:
         """16 hex digits identifying this observation's content."""
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -317,12 +330,30 @@ def observe_samples(samples: Iterable[ShapeSample | None]) -> Observation:
     )
 
 
-def observe(exchanges: Iterable[Exchange]) -> Observation:
+def observe(
+    exchanges: Iterable[Exchange], *, requested_models: Collection[str] | None = None
+) -> Observation:
     """The :class:`Observation` of Exchanges: shapes, finish reasons and models seen.
 
-    Calls without a response (transport failures) are skipped; values never enter it.
+    Calls without a response (transport failures) are skipped; values never enter it. With
+    ``requested_models``, a response model is recorded only when its request asked for one of
+    them (a negative check's made-up model is answered, if at all, by a defect, not a model).
     """
-    return observe_samples(sample_of(exchange) for exchange in exchanges)
+
+    def unwanted(asked: str | None, answered: str) -> bool:
+        return (
+            asked in MADE_UP_MODELS
+            or answered in MADE_UP_MODELS
+            or (requested_models is not None and asked not in requested_models)
+        )
+
+    def sample(exchange: Exchange) -> ShapeSample | None:
+        found = sample_of(exchange)
+        if found is not None and found.model and unwanted(exchange.request.model, found.model):
+            return dataclasses.replace(found, model=None)
+        return found
+
+    return observe_samples(sample(exchange) for exchange in exchanges)
 
 
 # -- comparison -------------------------------------------------------------------------------
@@ -419,13 +450,21 @@ def _section_sort(name: str) -> tuple[int, int, str]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Baseline:
-    """An accepted :class:`Observation` with where and when it was accepted."""
+    """An accepted :class:`Observation` with where, when and from which run it was accepted.
+
+    ``target`` is the endpoint the observation came from (None: accepted by an older
+    chatcontract), ``verdict`` the accepted run's (``pass``/``fail``; None when unknown) and
+    ``forced`` whether ``--force`` overrode a refusal (a failed or simulated run).
+    """
 
     observation: Observation
     source: str
     accepted_at: str
     contract_name: str | None = None
     provider: str | None = None
+    target: TargetIdentity | None = None
+    verdict: str | None = None
+    forced: bool = False
 
     @classmethod
     def accept(
@@ -435,16 +474,22 @@ class Baseline:
         source: str,
         contract_name: str | None = None,
         provider: str | None = None,
+        target: TargetIdentity | None = None,
+        verdict: str | None = None,
+        forced: bool = False,
         now: dt.datetime | None = None,
     ) -> Baseline:
-        """A baseline accepting ``observation`` now."""
+        """A baseline accepting ``observation`` now (never with a made-up model name)."""
         when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
         return cls(
-            observation=observation,
+            observation=observation.without_models(MADE_UP_MODELS),
             source=source,
             accepted_at=when.isoformat(timespec="seconds"),
             contract_name=contract_name,
             provider=provider,
+            target=target,
+            verdict=verdict,
+            forced=forced,
         )
 
     @property
@@ -458,6 +503,9 @@ class Baseline:
             "accepted_at": self.accepted_at,
             "source": self.source,
             "contract": {"name": self.contract_name, "provider": self.provider},
+            "target": None if self.target is None else self.target.to_dict(),
+            "verdict": self.verdict,
+            "forced": self.forced,
             "digest": self.digest,
             "observed": self.observation.to_dict(),
         }
@@ -476,12 +524,18 @@ class Baseline:
         if not isinstance(source, str) or not isinstance(accepted_at, str):
             raise ConfigError(f"{where}: source and accepted_at must be text")
         name, provider = contract.get("name"), contract.get("provider")
+        verdict = data.get("verdict")
         return cls(
-            observation=Observation.from_dict(data.get("observed"), where=f"{where}.observed"),
+            observation=Observation.from_dict(
+                data.get("observed"), where=f"{where}.observed"
+            ).without_models(MADE_UP_MODELS),
             source=source,
             accepted_at=accepted_at,
             contract_name=name if isinstance(name, str) else None,
             provider=provider if isinstance(provider, str) else None,
+            target=TargetIdentity.from_dict(data.get("target")),
+            verdict=verdict if isinstance(verdict, str) else None,
+            forced=data.get("forced") is True,
         )
 
     def save(self, path: str | Path) -> None:
@@ -522,28 +576,71 @@ def _read_json(path: str | Path, *, missing: str) -> Any:
 # -- last validate run ------------------------------------------------------------------------
 
 
-def write_last_validate(
-    report: Mapping[str, Any], observation: Observation, path: str | Path = LAST_VALIDATE_PATH
-) -> Path:
-    """Write ``{"report": ..., "observed": ...}`` for ``baseline accept`` and the probe store.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidateRecord:
+    """A ``last-validate.json``: the report, the shapes observed, the target and the verdict.
 
-    Creates the parent directory. Returns the path written.
+    ``target`` is None for a record written by an older chatcontract that did not say which
+    endpoint it ran against: it matches no target.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    document = {"report": dict(report), "observed": observation.to_dict()}
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(
-        json.dumps(document, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
-    )
-    tmp.replace(target)
-    return target
+
+    report: Mapping[str, Any]
+    observation: Observation
+    target: TargetIdentity | None
+    verdict: str | None
 
 
-def read_last_validate(
+def write_last_validate(
+    report: Mapping[str, Any],
+    observation: Observation,
     path: str | Path = LAST_VALIDATE_PATH,
-) -> tuple[dict[str, Any], Observation]:
-    """``(report, observation)`` from a ``last-validate.json``; ``ConfigError`` if unusable."""
+    *,
+    target: TargetIdentity | None = None,
+) -> Path:
+    """Write the run record for ``baseline accept``, ``drift`` and the probe store.
+
+    ``{"report", "observed", "target", "verdict"}``; ``target`` defaults to the report's own
+    ``target`` object. Creates the parent directory. Returns the path written.
+    """
+    identity = target or TargetIdentity.from_dict(report.get("target"))
+    verdict = report.get("verdict")
+    target_path = Path(path)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "report": dict(report),
+        "observed": observation.without_models(MADE_UP_MODELS).to_dict(),
+        "target": None if identity is None else identity.to_dict(),
+        "verdict": verdict if isinstance(verdict, str) else None,
+    }
+    tmp = target_path.with_name(target_path.name + ".tmp")
+    try:
+        tmp.write_text(
+            json.dumps(document, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+        )
+        tmp.replace(target_path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written record behind
+        raise
+    return target_path
+
+
+def record_validate_run(
+    report: Mapping[str, Any], exchanges: Iterable[Exchange], path: str | Path = LAST_VALIDATE_PATH
+) -> Path:
+    """What ``chatcontract validate`` records after a run: report, shapes, target, verdict.
+
+    The target comes from the report's ``target`` object (``base_url``, ``simulated``,
+    ``model``); only responses to requests for that model count as seen models.
+    """
+    identity = TargetIdentity.from_dict(report.get("target"))
+    models = None if identity is None else {identity.model}
+    return write_last_validate(
+        report, observe(exchanges, requested_models=models), path, target=identity
+    )
+
+
+def read_validate_record(path: str | Path = LAST_VALIDATE_PATH) -> ValidateRecord:
+    """The run record in a ``last-validate.json``; ``ConfigError`` if unusable."""
     data = _read_json(
         path,
         missing=(
@@ -553,6 +650,21 @@ def read_last_validate(
     )
     if not isinstance(data, Mapping) or not isinstance(data.get("report"), Mapping):
         raise ConfigError(f"{path}: expected an object with 'report' and 'observed'")
-    return dict(data["report"]), Observation.from_dict(
-        data.get("observed"), where=f"{path}: observed"
+    report = dict(data["report"])
+    observation = Observation.from_dict(data.get("observed"), where=f"{path}: observed")
+    verdict = data.get("verdict", report.get("verdict"))
+    return ValidateRecord(
+        report=report,
+        observation=observation.without_models(MADE_UP_MODELS),
+        # Only a record that names its target has one: an older record stays unknown.
+        target=TargetIdentity.from_dict(data.get("target")),
+        verdict=verdict if verdict in ("pass", "fail") else None,
     )
+
+
+def read_last_validate(
+    path: str | Path = LAST_VALIDATE_PATH,
+) -> tuple[dict[str, Any], Observation]:
+    """``(report, observation)`` from a ``last-validate.json``; ``ConfigError`` if unusable."""
+    record = read_validate_record(path)
+    return dict(record.report), record.observation

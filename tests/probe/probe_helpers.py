@@ -6,14 +6,20 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from chatcontract.contract import Contract, load_preset
+from chatcontract.contract import Contract, dump, load_preset
 from chatcontract.probe import Prober, ProbeRun
 from chatcontract.simulator import SimulatorServer
 from chatcontract.target import Target
+
+#: The stored identity of simulated runs of the preset's model (``make_run``'s default).
+SIMULATED_KEY = "simulated model=gpt-4.1-nano"
+#: The stored identity of the cometapi preset's real endpoint and model.
+PRESET_KEY = "https://api.cometapi.com/v1 model=gpt-4.1-nano"
 
 #: 2026-03-01 23:58:00 UTC: two minutes before a UTC midnight.
 NEAR_MIDNIGHT = dt.datetime(2026, 3, 1, 23, 58, tzinfo=dt.UTC).timestamp()
@@ -72,6 +78,8 @@ _PROVIDER_LABELLED = (
     "llm_contract_review_due_timestamp_seconds",
     "llm_validation_last_verdict",
     "llm_validation_last_timestamp_seconds",
+    "probe_store_writable",
+    "probe_store_write_errors_total",
 )
 
 
@@ -104,6 +112,20 @@ def make_run(
         "schema_valid": True,
         "shape_paths": ("$:object", "id:string"),
         "fingerprint": "00000000000000aa",
+        "target": SIMULATED_KEY,
     }
     values.update(fields)
     return ProbeRun(**values)
+
+
+def write_real_contract(path: Path, server: SimulatorServer, **changes: Any) -> Contract:
+    """A contract file whose endpoint is ``server``: with its key set, commands see a *real*
+    (not simulated) target, as they would a provider's endpoint."""
+    contract = contract_for(server, **changes)
+    path.write_text(dump(contract), encoding="utf-8")
+    return contract
+
+
+def real_key(server: SimulatorServer, model: str = "gpt-4.1-nano") -> str:
+    """The stored identity of ``server`` probed as a real endpoint."""
+    return f"{server.base_url.rstrip('/')} model={model}"

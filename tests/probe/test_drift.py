@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import httpx2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatcontract.checks.context import CheckContext, SuiteOptions
+from chatcontract.checks.negative import check_unsupported_model
+from chatcontract.contract import load_preset
 from chatcontract.drift import (
+    MADE_UP_MODELS,
     Baseline,
     Observation,
     ShapeSample,
@@ -17,10 +23,14 @@ from chatcontract.drift import (
     observe,
     observe_samples,
     read_last_validate,
+    read_validate_record,
+    record_validate_run,
     write_last_validate,
 )
 from chatcontract.errors import ConfigError
 from chatcontract.failures import make_failure
+from chatcontract.identity import TargetIdentity
+from chatcontract.target import Target
 from chatcontract.transport import Exchange, RequestFacts, ResponseFacts, Timings
 
 BODY = (
@@ -265,6 +275,110 @@ def test_last_validate_round_trips(tmp_path: Path) -> None:
     assert observed == observation
 
 
+def test_a_run_record_that_cannot_be_written_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "last-validate.json"
+
+    def full_disk(self: Path, target: Path) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "replace", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write_last_validate({"verdict": "pass"}, observe_samples([completion()]), path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_a_missing_last_validate_says_to_run_validate(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="chatcontract validate"):
         read_last_validate(tmp_path / "none.json")
+
+
+# -- the run record validate writes --------------------------------------------------------------
+
+
+def _echo_any_model(request: httpx2.Request) -> httpx2.Response:
+    """A server that accepts every model, even a made-up one, and echoes it."""
+    model = json.loads(request.content)["model"]
+    return httpx2.Response(
+        200,
+        json={
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "pong"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+        },
+    )
+
+
+def _accepting_target() -> Target:
+    preset = load_preset("cometapi")
+    contract = dataclasses.replace(
+        preset, endpoint=dataclasses.replace(preset.endpoint, base_url="https://u:p@llm.test/v1")
+    )
+    return Target(
+        contract=contract,
+        contract_path=None,
+        secret="sk-test-key-123456",
+        secret_source="test",
+        model="gpt-4.1-nano",
+        simulated=False,
+    )
+
+
+def test_the_validate_record_names_its_target_and_never_the_made_up_model(tmp_path: Path) -> None:
+    target = _accepting_target()
+    ctx = CheckContext.open(target, SuiteOptions(), inner=httpx2.MockTransport(_echo_any_model))
+    try:
+        ctx.send(ctx.fixture())
+        check_unsupported_model(ctx)
+        exchanges = list(ctx.exchanges)
+    finally:
+        ctx.close()
+    # The negative check asks for a model listed as made up (else this guard is stale).
+    assert {exchange.request.model for exchange in exchanges} == {
+        "gpt-4.1-nano",
+        *MADE_UP_MODELS,
+    }
+    report = {
+        "verdict": "fail",
+        "target": {"base_url": target.base_url, "simulated": False, "model": target.model},
+    }
+    path = record_validate_run(report, exchanges, tmp_path / "last-validate.json")
+    written = json.loads(path.read_text())
+    assert written["target"]["id"] == "https://llm.test/v1 model=gpt-4.1-nano"
+    assert "u:p@" not in json.dumps(written["target"])
+    assert written["verdict"] == "fail"
+    assert written["observed"]["models"] == ["gpt-4.1-nano"]
+    record = read_validate_record(path)
+    assert record.target == TargetIdentity.real("https://llm.test/v1", "gpt-4.1-nano")
+    assert (record.verdict, record.observation.samples) == ("fail", 2)
+
+
+def test_observe_keeps_models_of_the_requested_models_only() -> None:
+    def exchange(asked: str, answered: str) -> Exchange:
+        return Exchange(
+            request=RequestFacts(method="POST", url="u", model=asked),
+            response=ResponseFacts(status=200, model=answered, shape_paths=BODY),
+            timings=Timings(total_ms=1.0),
+            started_at=0.0,
+        )
+
+    observed = observe([exchange("a", "a-2025"), exchange("b", "b-2025")], requested_models={"a"})
+    assert observed.models == frozenset({"a-2025"})
+    assert observe([exchange("chatcontract-no-such-model-0", "x")]).models == frozenset()
+
+
+def test_an_older_record_without_a_target_reads_as_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"report": {"verdict": "pass"}, "observed": {"samples": 0}}))
+    record = read_validate_record(path)
+    assert (record.target, record.verdict) == (None, "pass")

@@ -1,20 +1,28 @@
-"""``chatcontract baseline accept`` and ``chatcontract drift`` end to end on the simulator."""
+"""``chatcontract baseline accept`` and ``chatcontract drift`` end to end.
+
+The embedded simulator is a *simulated* target; a simulator server named in a contract file
+(with its key in the environment) is a *real* one, as a provider's endpoint would be.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from probe_helpers import target_for
+from probe_helpers import real_key, target_for, write_real_contract
 
 from chatcontract.checks.context import CheckContext, SuiteOptions
-from chatcontract.cli import main
+from chatcontract.cli import build_parser, main
+from chatcontract.cli.drift_cmd import EXIT_REFUSED
 from chatcontract.drift import Baseline, observe, write_last_validate
 from chatcontract.simulator import SimulatorServer
 
 Run = Callable[..., tuple[int, str, str]]
+RECORD = Path(".chatcontract") / "last-validate.json"
 
 
 @pytest.fixture
@@ -29,28 +37,101 @@ def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.
     return run
 
 
-def test_accept_from_probes_then_no_drift_then_drift(cli: Run, tmp_path: Path) -> None:
-    assert cli("probe", "--once")[0] == 0
-    code, out, _ = cli("baseline", "accept", "--from", "probe")
+@pytest.fixture
+def real(
+    simulator: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> SimulatorServer:
+    """./chatcontract.yaml names ``simulator`` and its key is set: a real target."""
+    write_real_contract(tmp_path / "chatcontract.yaml", simulator)
+    monkeypatch.setenv("COMETAPI_KEY", simulator.api_key)
+    return simulator
+
+
+def _report(*, verdict: str = "pass", simulated: bool = False, base_url: str) -> dict[str, Any]:
+    return {
+        "verdict": verdict,
+        "summary": {
+            "passed": 9 if verdict == "pass" else 7,
+            "failed": 0 if verdict == "pass" else 2,
+        },
+        "target": {"base_url": base_url, "simulated": simulated, "model": "gpt-4.1-nano"},
+    }
+
+
+def _observation(server: SimulatorServer) -> Any:
+    ctx = CheckContext.open(target_for(server), SuiteOptions())
+    try:
+        ctx.send(ctx.fixture())
+        return observe(ctx.exchanges)
+    finally:
+        ctx.close()
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# -- the same source ---------------------------------------------------------------------------
+
+
+def test_drift_and_baseline_accept_default_to_the_same_source() -> None:
+    parser = build_parser()
+    accept = parser.parse_args(["baseline", "accept"])
+    drift = parser.parse_args(["drift"])
+    assert accept.source == drift.source == "validate"
+
+
+def test_drift_right_after_accept_with_the_defaults_finds_none(
+    cli: Run, real: SimulatorServer
+) -> None:
+    write_last_validate(_report(base_url=real.base_url), _observation(real), RECORD)
+    assert cli("baseline", "accept")[0] == 0
+    code, out, _ = cli("drift")
     assert code == 0
-    assert "baseline written to chatcontract.baseline.json" in out
-    assert "finish reasons: stop" in out
+    assert out.startswith("no drift: 1 responses from .chatcontract/last-validate.json")
+
+
+# -- simulated runs and real runs never mix ----------------------------------------------------
+
+
+def test_accept_refuses_simulated_probes_unless_forced(cli: Run, tmp_path: Path) -> None:
+    assert cli("probe", "--once")[0] == 0  # no contract, no key: the embedded simulator
+    code, out, err = cli("baseline", "accept", "--from", "probe")
+    assert (code, out) == (EXIT_REFUSED, "")
+    line = _one_line(err)
+    assert "refused" in line and "embedded simulator" in line and "--force" in line
+    assert not (tmp_path / "chatcontract.baseline.json").exists()
+
+    code, out, _ = cli("baseline", "accept", "--from", "probe", "--force")
+    assert code == 0
+    assert "target: simulated model=gpt-4.1-nano; verdict: pass (forced:" in out
+    written = json.loads((tmp_path / "chatcontract.baseline.json").read_text())
+    assert written["target"]["simulated"] is True
+    assert (written["verdict"], written["forced"]) == ("pass", True)
+
+
+def test_simulated_drift_is_seen_against_a_simulated_baseline(cli: Run, tmp_path: Path) -> None:
+    assert cli("probe", "--once")[0] == 0
+    assert cli("baseline", "accept", "--from", "probe", "--force")[0] == 0
     baseline = json.loads((tmp_path / "chatcontract.baseline.json").read_text())
-    assert baseline["source"] == "probe"
     assert "500" in baseline["observed"]["error_bodies"]  # the invalid_request probe's answer
 
-    code, out, _ = cli("drift")
+    code, out, _ = cli("drift", "--from", "probe")
     assert (code, out.startswith("no drift")) == (0, True)
 
     cli("probe", "--once", "--simulate", "--scenario", "drift_extra_field")
-    code, out, _ = cli("drift")
+    code, out, _ = cli("drift", "--from", "probe")
     assert code == 1
     assert "new_field" in out and "response: +x_chatcontract_drift:object" in out
     assert "usage_shape" in out
 
-    code, out, _ = cli("drift", "--format", "json")
+    code, out, _ = cli("drift", "--from", "probe", "--format", "json")
     data = json.loads(out)
     assert code == 1 and data["drift"] is True
+    assert data["target"] == data["baseline_target"] == "simulated model=gpt-4.1-nano"
     assert {
         "kind": "new_field",
         "section": "stream",
@@ -58,25 +139,123 @@ def test_accept_from_probes_then_no_drift_then_drift(cli: Run, tmp_path: Path) -
     } in data["differences"]
 
 
-def test_accept_from_the_last_validate_run(
-    cli: Run, tmp_path: Path, simulator: SimulatorServer
+def test_a_real_target_ignores_simulated_probe_rows(
+    cli: Run, tmp_path: Path, real: SimulatorServer
 ) -> None:
-    ctx = CheckContext.open(target_for(simulator), SuiteOptions())
-    try:
-        ctx.send(ctx.fixture())
-        observation = observe(ctx.exchanges)
-    finally:
-        ctx.close()
-    write_last_validate(
-        {"verdict": "pass"}, observation, tmp_path / ".chatcontract" / "last-validate.json"
+    assert cli("probe", "--once", "--probe", "non_streaming")[0] == 0  # real
+    # A simulated run that drifts, into the same store.
+    cli("probe", "--once", "--simulate", "--scenario", "drift_extra_field")
+
+    code, out, _ = cli("baseline", "accept", "--from", "probe")
+    assert code == 0, out
+    assert f"target: {real_key(real)}; verdict: pass" in out
+    written = json.loads((tmp_path / "chatcontract.baseline.json").read_text())
+    assert written["target"]["id"] == real_key(real)
+    assert written["forced"] is False
+    assert "x_chatcontract_drift:object" not in json.dumps(written["observed"])
+
+    code, out, _ = cli("drift", "--from", "probe")
+    assert code == 0, out
+    assert f"probes of {real_key(real)}" in out
+
+
+def test_drift_from_probes_says_which_rows_it_did_not_count(
+    cli: Run, tmp_path: Path, real: SimulatorServer
+) -> None:
+    cli("probe", "--once", "--simulate", "--probe", "non_streaming")
+    Baseline.accept(_observation(real), source="validate").save(
+        tmp_path / "chatcontract.baseline.json"
     )
+    code, out, err = cli("drift", "--from", "probe")
+    assert (code, out) == (2, "")
+    line = _one_line(err)
+    assert f"probes of {real_key(real)}" in line
+    assert "no responses observed; not counted: 2 simulated run(s)" in line
+
+
+def test_drift_refuses_a_validate_run_of_another_target(
+    cli: Run, tmp_path: Path, real: SimulatorServer
+) -> None:
+    observation = _observation(real)
+    write_last_validate(_report(base_url=real.base_url), observation, RECORD)
+    assert cli("baseline", "accept")[0] == 0
+    write_last_validate(
+        _report(base_url="http://127.0.0.1:1/v1", simulated=True), observation, RECORD
+    )
+    code, out, err = cli("drift")
+    assert (code, out) == (2, "")
+    line = _one_line(err)
+    assert "observed simulated model=gpt-4.1-nano" in line
+    assert f"accepted from {real_key(real)}" in line
+
+
+# -- baseline accept from a validate run -------------------------------------------------------
+
+
+def test_accept_records_the_target_and_the_verdict_of_a_passing_real_run(
+    cli: Run, tmp_path: Path, real: SimulatorServer
+) -> None:
+    observation = _observation(real)
+    write_last_validate(_report(base_url=real.base_url), observation, RECORD)
     code, out, _ = cli("baseline", "accept", "--baseline", "b.json")
     assert code == 0
     assert "from .chatcontract/last-validate.json (1 responses)" in out
     loaded = Baseline.load(tmp_path / "b.json")
     assert loaded.source == "validate"
     assert loaded.observation == observation
-    assert loaded.contract_name is None
+    assert loaded.target is not None and loaded.target.key == real_key(real)
+    assert (loaded.verdict, loaded.forced) == ("pass", False)
+    assert loaded.contract_name == "cometapi-chat-completions"
+
+
+@pytest.mark.parametrize(
+    ("report", "reason"),
+    [
+        ({"verdict": "fail"}, "the validate run failed (2 check(s) failed)"),
+        ({"simulated": True}, "observed the embedded simulator, not a real endpoint"),
+        (None, "does not say which target it ran against"),
+    ],
+    ids=["failed", "simulated", "old-record-without-target"],
+)
+def test_accept_refuses_a_failed_simulated_or_unattributed_run(
+    cli: Run,
+    tmp_path: Path,
+    simulator: SimulatorServer,
+    report: dict[str, Any] | None,
+    reason: str,
+) -> None:
+    if report is None:  # as an older chatcontract wrote it: no target anywhere
+        document = {"report": {"verdict": "pass"}, "observed": _observation(simulator).to_dict()}
+        RECORD.parent.mkdir(parents=True)
+        RECORD.write_text(json.dumps(document))
+    else:
+        full = _report(base_url=simulator.base_url, **report)
+        write_last_validate(full, _observation(simulator), RECORD)
+    code, out, err = cli("baseline", "accept")
+    assert (code, out) == (EXIT_REFUSED, "")
+    assert reason in _one_line(err)
+    assert not (tmp_path / "chatcontract.baseline.json").exists()
+
+    code, out, _ = cli("baseline", "accept", "--force")
+    assert code == 0
+    assert Baseline.load(tmp_path / "chatcontract.baseline.json").forced is True
+
+
+def test_an_old_record_with_the_made_up_model_never_makes_it_a_seen_model(
+    cli: Run, tmp_path: Path, simulator: SimulatorServer
+) -> None:
+    observed = _observation(simulator).to_dict()
+    observed["models"] = sorted([*observed["models"], "chatcontract-no-such-model-0"])
+    RECORD.parent.mkdir(parents=True)
+    RECORD.write_text(
+        json.dumps({"report": _report(base_url=simulator.base_url), "observed": observed})
+    )
+    assert cli("baseline", "accept", "--force")[0] == 0
+    models = json.loads((tmp_path / "chatcontract.baseline.json").read_text())["observed"]["models"]
+    assert models and "chatcontract-no-such-model-0" not in models
+
+
+# -- bad input -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -87,20 +266,38 @@ def test_accept_from_the_last_validate_run(
         (["baseline", "accept", "--from", "probe"], "no probe history"),
         (["baseline", "accept", "--from", "probe", "--hours", "0"], "--hours must be between"),
         (["baseline", "accept", "--contract", "nope.yaml"], "nope.yaml: no such contract file"),
+        (["baseline", "accept", "--baseline", "."], "--baseline . is a directory"),
+        (["baseline", "accept", "--baseline", "no/such/b.json"], "the directory no/such"),
     ],
-    ids=["no-baseline", "no-validate-run", "no-probe-history", "bad-hours", "missing-contract"],
+    ids=[
+        "no-baseline",
+        "no-validate-run",
+        "no-probe-history",
+        "bad-hours",
+        "missing-contract",
+        "baseline-is-a-directory",
+        "baseline-directory-missing",
+    ],
 )
 def test_bad_input_is_one_line_and_exit_2(cli: Run, argv: list[str], message: str) -> None:
     code, out, err = cli(*argv)
     assert (code, out) == (2, "")
-    assert message in err
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
+    assert message in _one_line(err)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_a_baseline_in_a_read_only_place_is_refused_before_any_work(cli: Run) -> None:
+    # No validate run exists: the write check comes first, so that is not what is reported.
+    code, out, err = cli("baseline", "accept", "--baseline", "/proc/chatcontract.baseline.json")
+    assert (code, out) == (2, "")
+    line = _one_line(err)
+    assert "--baseline /proc/chatcontract.baseline.json: cannot write in /proc" in line
+    assert "last-validate" not in line
 
 
 def test_drift_without_probe_history_is_exit_2(cli: Run, tmp_path: Path) -> None:
     Baseline.accept(observe([]), source="validate").save(tmp_path / "chatcontract.baseline.json")
-    code, _, err = cli("drift")
+    code, _, err = cli("drift", "--from", "probe")
     assert code == 2
     assert "no probe history" in err
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx2
 import pytest
-from probe_helpers import FakeClock, make_run, target_for
+from probe_helpers import PRESET_KEY, FakeClock, make_run, target_for
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
@@ -23,6 +23,7 @@ from chatcontract.probe import (
     ProbeStore,
     create_probe_app,
 )
+from chatcontract.probe.summary import summary_target
 from chatcontract.simulator import SimulatorServer
 
 pytestmark = pytest.mark.anyio
@@ -113,7 +114,12 @@ async def test_metrics_follow_the_prober(
     finally:
         prober.close()
     app = create_probe_app(
-        store=store, registry=registry, clock=clock, contract=target.contract, metrics=metrics
+        store=store,
+        registry=registry,
+        clock=clock,
+        contract=target.contract,
+        metrics=metrics,
+        target=summary_target(target.base_url, simulated=True, model=target.model),
     )
     async with httpx2.AsyncClient(
         transport=httpx2.ASGITransport(app=app), base_url="http://probe"
@@ -149,7 +155,7 @@ async def test_summary_has_the_documented_structure(client: httpx2.AsyncClient) 
 async def test_summary_window_comes_from_the_query(
     client: httpx2.AsyncClient, store: ProbeStore, clock: FakeClock
 ) -> None:
-    store.record_run(make_run(clock.now - 5 * 3600))
+    store.record_run(make_run(clock.now - 5 * 3600, target=PRESET_KEY))
     assert (await client.get("/api/summary?hours=2")).json()["totals"]["probes"] == 0
     data = (await client.get("/api/summary?hours=6")).json()
     assert (data["window_hours"], data["totals"]["probes"]) == (6, 1)
@@ -169,7 +175,7 @@ async def test_summary_refuses_a_bad_window(client: httpx2.AsyncClient, hours: s
 async def test_summary_says_paused_when_the_cap_is_reached(
     client: httpx2.AsyncClient, store: ProbeStore, clock: FakeClock
 ) -> None:
-    store.record_run(make_run(clock.now - 10, cost_usd=1.0))
+    store.record_run(make_run(clock.now - 10, cost_usd=1.0, target=PRESET_KEY))
     cost = (await client.get("/api/summary")).json()["cost"]
     assert cost == {"spent_today_usd": 1.0, "daily_cap_usd": 0.5, "paused": True}
 

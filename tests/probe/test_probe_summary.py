@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from probe_helpers import make_run
+from probe_helpers import SIMULATED_KEY, make_run
 
 from chatcontract.contract import load_preset
 from chatcontract.failures import KINDS
@@ -288,11 +288,18 @@ def test_probes_validation_drift_and_cost(seeded: ProbeStore) -> None:
             warned=1,
             skipped=2,
             report_json="{}",
+            target=SIMULATED_KEY,
         )
     )
     for i in range(55):
         seeded.record_drift(
-            DriftEvent(at=NOW - 100 + i, kind="new_field", detail=f"d{i}", key=f"k{i}")
+            DriftEvent(
+                at=NOW - 100 + i,
+                kind="new_field",
+                detail=f"d{i}",
+                key=f"k{i}",
+                target=SIMULATED_KEY,
+            )
         )
     data = summary(seeded)
     assert_structure(data)

@@ -426,6 +426,7 @@ def test_a_validate_report_is_ingested_once(
         "started_at": "2026-03-01T12:00:00+00:00",
         "verdict": "fail",
         "summary": {"passed": 10, "failed": 2, "warned": 1, "skipped": 3},
+        "target": {"base_url": "http://127.0.0.1:1", "simulated": True, "model": "gpt-4.1-nano"},
     }
     write_last_validate(report, observe([]), path)
     registry = CollectorRegistry()

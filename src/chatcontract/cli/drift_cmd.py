@@ -2,17 +2,29 @@
 
 ``baseline accept`` records what the provider sends (response, stream chunk, usage and
 error-body shapes, finish reasons, response models) from the last ``validate`` run or from the
-probe store, into ``chatcontract.baseline.json`` (review it in git). ``drift`` compares the
-latest observations with it: exit 0 no drift, 1 drift, 2 bad input.
+probe store, into ``chatcontract.baseline.json`` (review it in git), with the target it came
+from and the run's verdict. ``drift`` compares the latest observations with it: exit 0 no
+drift, 1 drift, 2 bad input. Both read the last validate run by default (``--from probe``: the
+probe store), so ``drift`` right after ``baseline accept`` compares like with like.
+
+``baseline accept`` refuses (one line, exit 1, nothing written) a run that failed, ran against
+the embedded simulator, or does not say which target it ran against, unless ``--force``. Only
+one target's observations are ever read: the validate run's, or, from the probe store, the
+baseline's target (``drift``), else the contract's endpoint and model (``--base-url``,
+``--model`` override them), else the target probed last.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from chatcontract.contract import DEFAULT_PATH, Contract, load
@@ -24,18 +36,24 @@ from chatcontract.drift import (
     ShapeSample,
     compare,
     observe_samples,
-    read_last_validate,
+    read_validate_record,
 )
 from chatcontract.errors import ConfigError, UsageError
+from chatcontract.identity import UNKNOWN_TARGET, TargetIdentity
+from chatcontract.probe.records import PROBE_KINDS
 from chatcontract.probe.store import DEFAULT_DB_PATH, ProbeStore
 
-__all__ = ["observation_from_store", "register"]
+__all__ = ["EXIT_REFUSED", "observation_from_store", "register"]
 
 SOURCES = ("validate", "probe")
+#: Where both commands read observations from unless ``--from`` says otherwise.
+DEFAULT_SOURCE = "validate"
 DEFAULT_HOURS = 24
+#: ``baseline accept`` refused a failed, simulated or unattributed run (nothing written).
+EXIT_REFUSED = 1
 
 
-def _common(parser: argparse.ArgumentParser, *, default_source: str) -> None:
+def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--contract",
         default=None,
@@ -58,9 +76,9 @@ def _common(parser: argparse.ArgumentParser, *, default_source: str) -> None:
         "--from",
         dest="source",
         choices=SOURCES,
-        default=default_source,
+        default=DEFAULT_SOURCE,
         help=f"observations from the last validate run ({LAST_VALIDATE_PATH}) "
-        f"or from the probe store (default {default_source})",
+        f"or from the probe store (default {DEFAULT_SOURCE}, for both baseline accept and drift)",
     )
     parser.add_argument(
         "--validate-file",
@@ -75,6 +93,14 @@ def _common(parser: argparse.ArgumentParser, *, default_source: str) -> None:
         metavar="N",
         help=f"with --from probe: probe runs of the last N hours (default {DEFAULT_HOURS})",
     )
+    parser.add_argument(
+        "--base-url",
+        default=None,
+        help="with --from probe: the probed endpoint, when probe ran with --base-url",
+    )
+    parser.add_argument(
+        "--model", default=None, help="with --from probe: the probed model ($CHATCONTRACT_MODEL)"
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -88,11 +114,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     accept = actions.add_parser(
         "accept",
-        help="accept the shapes seen in the last validate run (or recent probes) as baseline",
+        help="accept the shapes seen in the last validate run (or recent probes) as baseline; "
+        "exit 1 refused (failed or simulated run), 2 bad input",
         description="Record the response, stream chunk, usage and error-body shapes, finish "
-        "reasons and response models seen, as the baseline drift is measured against.",
+        "reasons and response models seen, as the baseline drift is measured against. A failed "
+        "or simulated run is refused (exit 1) unless --force.",
     )
-    _common(accept, default_source="validate")
+    _common(accept)
+    accept.add_argument(
+        "--force",
+        action="store_true",
+        help="accept a failed, simulated or unattributed run anyway (recorded as forced)",
+    )
     accept.set_defaults(handler=run_accept)
     baseline.set_defaults(handler=_baseline_help(baseline))
 
@@ -100,9 +133,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "drift",
         help="compare the latest observations with the baseline; exit 0 none, 1 drift, 2 bad input",
         description="Print the differences between the accepted baseline and the latest "
-        "observations (the probe store by default).",
+        "observations of the same target (the last validate run by default).",
     )
-    _common(drift, default_source="probe")
+    _common(drift)
     drift.add_argument("--format", choices=("text", "json"), default="text")
     drift.set_defaults(handler=run_drift)
 
@@ -123,15 +156,28 @@ def _contract(args: argparse.Namespace) -> Contract | None:
     return load(DEFAULT_PATH) if Path(DEFAULT_PATH).is_file() else None
 
 
-def observation_from_store(path: str, *, hours: int, now: float | None = None) -> Observation:
-    """The observation of the primary-route probe runs of the last ``hours`` in a store."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Observed:
+    """Observations of one target, where they came from, and what the run said."""
+
+    observation: Observation
+    where: str
+    target: TargetIdentity | None
+    verdict: str | None
+    failed_detail: str = ""
+
+
+def observation_from_store(
+    path: str, *, hours: int, target: str | None, now: float | None = None
+) -> Observation:
+    """The observation of ``target``'s primary-route probe runs of the last ``hours``."""
     if not Path(path).is_file():
         raise ConfigError(
             f"{path}: no probe history; run 'chatcontract probe --once' first (or pass --db)"
         )
     since = (time.time() if now is None else now) - hours * 3600
     with ProbeStore.open(path) as store:
-        rows = store.shape_rows(since=since)
+        rows = store.shape_rows(since=since, target=target)
     samples = [
         ShapeSample(
             status=row["status"],
@@ -146,36 +192,176 @@ def observation_from_store(path: str, *, hours: int, now: float | None = None) -
     return observe_samples(samples)
 
 
-def _observation(args: argparse.Namespace) -> tuple[Observation, str]:
+def _identity_from_key(key: str) -> TargetIdentity:
+    where, _, model = key.rpartition(" model=")
+    if where == "simulated":
+        return TargetIdentity.simulated_for(model)
+    return TargetIdentity.real(where, model)
+
+
+def _store_target(
+    args: argparse.Namespace, contract: Contract | None, baseline: Baseline | None
+) -> TargetIdentity | None:
+    """Whose probe rows to read: the baseline's target, the contract's, or the latest probed."""
+    if baseline is not None and baseline.target is not None:
+        return baseline.target
+    if contract is not None:
+        base_url = args.base_url or contract.endpoint.base_url
+        return TargetIdentity.real(base_url, contract.resolved_model(args.model, os.environ))
+    if not Path(args.db).is_file():
+        return None
+    with ProbeStore.open(args.db) as store:
+        key = store.latest_target()
+    return None if key is None else _identity_from_key(key)
+
+
+def _from_store(
+    args: argparse.Namespace, contract: Contract | None, baseline: Baseline | None
+) -> _Observed:
+    if not Path(args.db).is_file():
+        raise ConfigError(
+            f"{args.db}: no probe history; run 'chatcontract probe --once' first (or pass --db)"
+        )
+    target = _store_target(args, contract, baseline)
+    if target is None:
+        raise ConfigError(f"{args.db}: no probe run records its target; run 'chatcontract probe'")
+    observation = observation_from_store(args.db, hours=args.hours, target=target.key)
+    where = f"{args.db} (probes of {target}, last {args.hours} h)"
+    since = time.time() - args.hours * 3600
+    with ProbeStore.open(args.db) as store:
+        others = store.other_targets(target.key, since=since)
+        failing = [
+            kind
+            for kind, state in store.probe_states(PROBE_KINDS, target=target.key).items()
+            if state.last_ok is False
+        ]
+    if observation.samples == 0:
+        ignored = [
+            f"{count} {what}"
+            for count, what in (
+                (others.simulated, "simulated"),
+                (others.other, "of other targets"),
+                (others.unknown, f"of an {UNKNOWN_TARGET} (recorded by an older chatcontract)"),
+            )
+            if count
+        ]
+        suffix = f"; not counted: {', '.join(ignored)} run(s)" if ignored else ""
+        raise ConfigError(f"{where}: no responses observed{suffix}; nothing to compare")
+    return _Observed(
+        observation=observation,
+        where=where,
+        target=target,
+        verdict="fail" if failing else "pass",
+        failed_detail=f"the latest probes of {', '.join(failing)} failed" if failing else "",
+    )
+
+
+def _observed(
+    args: argparse.Namespace, contract: Contract | None, baseline: Baseline | None = None
+) -> _Observed:
     if not 1 <= args.hours <= 24 * 366:
         raise UsageError("--hours must be between 1 and 8784")
-    if args.source == "validate":
-        _report, observation = read_last_validate(args.validate_file)
-        where = args.validate_file
-    else:
-        observation = observation_from_store(args.db, hours=args.hours)
-        where = f"{args.db} (last {args.hours} h)"
-    if observation.samples == 0:
+    if args.source == "probe":
+        return _from_store(args, contract, baseline)
+    record = read_validate_record(args.validate_file)
+    where = args.validate_file
+    if record.observation.samples == 0:
         raise ConfigError(f"{where}: no responses observed; nothing to compare")
-    return observation, where
+    failed = record.report.get("summary", {})
+    count = failed.get("failed") if isinstance(failed, dict) else None
+    detail = "the validate run failed" + (f" ({count} check(s) failed)" if count else "")
+    return _Observed(
+        observation=record.observation,
+        where=where,
+        target=record.target,
+        verdict=record.verdict,
+        failed_detail=detail if record.verdict != "pass" else "",
+    )
+
+
+def _refusals(observed: _Observed) -> list[str]:
+    """Why a run must not become the baseline (empty: it may)."""
+    reasons = []
+    if observed.target is None:
+        reasons.append(
+            f"{observed.where} does not say which target it ran against (written by an older "
+            "chatcontract); run 'chatcontract validate' again"
+        )
+    elif observed.target.simulated:
+        reasons.append(
+            f"{observed.where} observed the embedded simulator, not a real endpoint; "
+            "validate or probe the real endpoint first"
+        )
+    if observed.verdict != "pass":
+        reasons.append(
+            (observed.failed_detail or "the run did not pass")
+            + "; a baseline accepts the shapes of a passing run"
+        )
+    return reasons
+
+
+def _check_baseline_path(path: str) -> None:
+    """Fail before any work when ``--baseline`` cannot be written (one line, exit 2)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(
+            f"--baseline {path} is a directory; pass a file path, e.g. "
+            f"{target / DEFAULT_BASELINE_PATH}"
+        )
+    parent = target.parent
+    if not parent.is_dir():
+        raise UsageError(
+            f"--baseline {path}: the directory {parent} does not exist; create it or pick "
+            "another path"
+        )
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".chatcontract-write-check-", dir=parent)
+    except OSError as exc:
+        raise UsageError(
+            f"--baseline {path}: cannot write in {parent} ({exc.strerror}); pick a writable path"
+        ) from exc
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def run_accept(args: argparse.Namespace) -> int:
+    _check_baseline_path(args.baseline)
     contract = _contract(args)
-    observation, where = _observation(args)
+    observed = _observed(args, contract)
+    refusals = _refusals(observed)
+    if refusals and not args.force:
+        sys.stderr.write(
+            f"chatcontract: refused: {'; '.join(refusals)}; nothing written "
+            "(--force accepts it anyway)\n"
+        )
+        return EXIT_REFUSED
     baseline = Baseline.accept(
-        observation,
+        observed.observation,
         source=args.source,
         contract_name=None if contract is None else contract.name,
         provider=None if contract is None else contract.provider,
+        target=observed.target,
+        verdict=observed.verdict,
+        forced=bool(refusals),
     )
-    baseline.save(args.baseline)
-    data = observation.to_dict()
+    try:
+        baseline.save(args.baseline)
+    except OSError as exc:
+        raise ConfigError(
+            f"--baseline {args.baseline}: cannot write ({exc.strerror}); nothing written"
+        ) from exc
+    data = baseline.observation.to_dict()
     sections = [name for name in ("response", "stream_chunks", "usage") if data[name]]
     errors = ", ".join(data["error_bodies"]) or "none"
     out = sys.stdout
     out.write(
-        f"baseline written to {args.baseline} from {where} ({observation.samples} responses)\n"
+        f"baseline written to {args.baseline} from {observed.where} "
+        f"({baseline.observation.samples} responses)\n"
+    )
+    out.write(
+        f"  target: {observed.target or UNKNOWN_TARGET}; verdict: {observed.verdict or 'unknown'}"
+        f"{' (forced: ' + '; '.join(refusals) + ')' if refusals else ''}\n"
     )
     out.write(f"  shapes: {', '.join(sections) or 'none'}; error bodies by status: {errors}\n")
     out.write(
@@ -186,16 +372,47 @@ def run_accept(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mismatch(baseline: Baseline, observed: _Observed, args: argparse.Namespace) -> str | None:
+    """Why the observations cannot be compared with the baseline (None: they can)."""
+    if observed.target is None:
+        return (
+            f"{observed.where} does not say which target it ran against ({UNKNOWN_TARGET}, "
+            "written by an older chatcontract); run 'chatcontract validate' again"
+        )
+    if baseline.target is not None and baseline.target != observed.target:
+        return (
+            f"{observed.where} observed {observed.target}, but {args.baseline} was accepted "
+            f"from {baseline.target}; observe that target (or accept a new baseline)"
+        )
+    if baseline.target is None and observed.target.simulated:
+        return (
+            f"{observed.where} observed the embedded simulator and {args.baseline} does not "
+            "say which target it was accepted from; accept the baseline again"
+        )
+    return None
+
+
 def run_drift(args: argparse.Namespace) -> int:
     baseline = Baseline.load(args.baseline)
-    observation, where = _observation(args)
+    observed = _observed(args, _contract(args), baseline)
+    mismatch = _mismatch(baseline, observed, args)
+    if mismatch is not None:
+        raise ConfigError(mismatch)
+    observation, where = observed.observation, observed.where
     differences = compare(baseline.observation, observation)
+    if baseline.target is None:
+        sys.stderr.write(
+            f"note: {args.baseline} does not say which target it was accepted from (an older "
+            "chatcontract); accept it again to record it\n"
+        )
     if args.format == "json":
         json.dump(
             {
                 "baseline": args.baseline,
                 "baseline_accepted_at": baseline.accepted_at,
+                "baseline_target": None if baseline.target is None else baseline.target.key,
                 "observed_from": where,
+                "target": None if observed.target is None else observed.target.key,
                 "observations": observation.samples,
                 "drift": bool(differences),
                 "differences": [difference.to_dict() for difference in differences],

@@ -1,8 +1,10 @@
 """``chatcontract probe``: synthetic probes on a schedule, with metrics, a dashboard and drift.
 
-``--once`` runs one cycle, prints each probe's verdict and exits 0 (all passed) or 1.
-Otherwise it serves ``/metrics``, ``/healthz``, ``/api/summary`` and the dashboard on
-``--listen`` and probes every ``--interval`` until Ctrl-C or SIGTERM.
+``--once`` runs one cycle, prints each probe's verdict and exits 0 (all passed, or probing is
+paused by the daily cost cap: it says "paused") or 1 (a probe failed, or the store refused to
+record the cycle). Otherwise it serves ``/metrics``, ``/healthz``, ``/livez``, ``/api/summary``
+and the dashboard on ``--listen`` and probes every ``--interval`` until Ctrl-C or SIGTERM; a
+probe store that refuses writes (disk full) does not stop it (``/healthz`` says degraded).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from chatcontract.drift import DEFAULT_BASELINE_PATH
 from chatcontract.errors import ConfigError, UsageError
+from chatcontract.identity import UNKNOWN_TARGET
 from chatcontract.probe import (
     DEFAULT_DB_PATH,
     PROBE_KINDS,
@@ -112,7 +115,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--once",
         action="store_true",
-        help="run one cycle and exit: 0 all probes passed, 1 otherwise",
+        help="run one cycle and exit: 0 all probes passed (or paused by the daily cost cap), "
+        "1 a probe failed or the cycle could not be stored",
     )
     parser.add_argument("--simulate", action="store_true", help="probe the embedded simulator")
     parser.add_argument(
@@ -214,9 +218,7 @@ def _serve(
     try:
         _banner(target, args, options.baseline_path, prober)
         if args.once:
-            result = prober.run_cycle()
-            _print_cycle(result)
-            return 0 if result.ok else 1
+            return _once(prober, store)
         app = create_probe_app(
             store=store,
             registry=registry,
@@ -238,12 +240,28 @@ def _serve(
                 scheduler=scheduler,
                 clock=time.time,
                 stop=stop,
-                on_cycle=_log_cycle,
+                on_cycle=lambda result: _log_cycle(result, store),
+                on_store_error=lambda exc: _say(
+                    f"probe store {store.path}: {exc}; still serving (see /healthz)"
+                ),
             )
         _say(f"stopped after {cycles} cycle(s); history in {store.path}")
         return 0
     finally:
         prober.close()
+
+
+def _once(prober: Prober, store: ProbeStore) -> int:
+    """One cycle: 0 all passed or paused by the cost cap, 1 a probe failed or was not stored."""
+    result = prober.run_cycle()
+    _print_cycle(result)
+    health = store.health()
+    if not health.writable:
+        _say(f"history not stored: probe store {store.path}: {health.error}")
+        return 1
+    if result.paused and all(outcome.ok for outcome in result.outcomes):
+        return 0
+    return 0 if result.ok else 1
 
 
 def _banner(target: Target, args: argparse.Namespace, baseline: str | None, prober: Prober) -> None:
@@ -254,9 +272,21 @@ def _banner(target: Target, args: argparse.Namespace, baseline: str | None, prob
         where += f" (embedded simulator: {why}{scenario})"
     _say(f"probing {where}, model {target.model}: {', '.join(prober.kinds)}")
     _say(
-        f"history: {prober.store.path}; drift baseline: "
+        f"history: {prober.store.path} (rows of {prober.identity}); drift baseline: "
         f"{baseline or 'none (record one with chatcontract baseline accept)'}"
     )
+    others = prober.store.other_targets(prober.identity.key)
+    ignored = [
+        f"{count} {what}"
+        for count, what in (
+            (others.simulated, "simulated"),
+            (others.other, "of other targets"),
+            (others.unknown, f"of an {UNKNOWN_TARGET} (recorded by an older chatcontract)"),
+        )
+        if count
+    ]
+    if ignored:
+        _say(f"not counted for this target (page, cost, drift): {', '.join(ignored)} probe run(s)")
 
 
 def _describe(outcome: ProbeOutcome) -> str:
@@ -279,6 +309,14 @@ def _describe(outcome: ProbeOutcome) -> str:
 
 def _print_cycle(result: CycleResult) -> None:
     out = sys.stdout
+    if result.paused and not result.outcomes:
+        cost = result.cost
+        out.write(
+            f"paused: the daily cost cap is reached (spent ${cost.spent_usd:.6f} of "
+            f"${cost.cap_usd:g} on {cost.day} UTC); no probe sent, probing resumes at the next "
+            "UTC midnight\n"
+        )
+        return
     for outcome in result.outcomes:
         out.write(f"  {_describe(outcome)}\n")
     for kind in result.skipped:
@@ -298,7 +336,7 @@ def _print_cycle(result: CycleResult) -> None:
     )
 
 
-def _log_cycle(result: CycleResult) -> None:
+def _log_cycle(result: CycleResult, store: ProbeStore) -> None:
     at = dt.datetime.fromtimestamp(result.at, dt.UTC).strftime("%H:%M:%SZ")
     passed = sum(1 for outcome in result.outcomes if outcome.ok)
     failed = [o.probe for o in result.outcomes if not o.ok]
@@ -309,4 +347,7 @@ def _log_cycle(result: CycleResult) -> None:
         line += f"; {len(result.drift)} new drift event(s)"
     if result.paused:
         line += "; paused: daily cost cap reached"
+    health = store.health()
+    if not health.writable:
+        line += f"; history NOT stored ({health.error}; see /healthz)"
     _say(line)

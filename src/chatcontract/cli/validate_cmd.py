@@ -16,7 +16,7 @@ from chatcontract.checks.progress import LiveProgress
 from chatcontract.checks.render import render
 from chatcontract.checks.runner import run_suite, select_checks
 from chatcontract.checks.suite import check_ids
-from chatcontract.drift import LAST_VALIDATE_PATH, observe, write_last_validate
+from chatcontract.drift import LAST_VALIDATE_PATH, record_validate_run
 from chatcontract.errors import ChatContractError, UsageError
 from chatcontract.target import open_target
 from chatcontract.transport import Exchange
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_record:
         # Summaries only (shapes, ids, timings): no prompt, no completion, no secret.
         try:
-            written = write_last_validate(report.to_dict(), observe(exchanges))
+            written = record_validate_run(report.to_dict(), exchanges)
             print(f"recorded {written} (for baseline accept, checklist, probe)", file=sys.stderr)
         except OSError as exc:
             failed_writes.append(

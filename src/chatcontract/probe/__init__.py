@@ -36,7 +36,14 @@ from .runner import (
 )
 from .schedule import Clock, Scheduler
 from .service import AppServer, run_loop, stop_on_signals
-from .store import DEFAULT_DB_PATH, SCHEMA_VERSION, ProbeState, ProbeStore, PruneResult
+from .store import (
+    DEFAULT_DB_PATH,
+    SCHEMA_VERSION,
+    ProbeState,
+    ProbeStore,
+    PruneResult,
+    StoreHealth,
+)
 from .summary import SUMMARY_KEYS, Summary, build_summary
 
 __all__ = [
@@ -62,6 +69,7 @@ __all__ = [
     "ProberOptions",
     "PruneResult",
     "Scheduler",
+    "StoreHealth",
     "Summary",
     "ValidationRun",
     "build_request",

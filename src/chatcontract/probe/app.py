@@ -1,4 +1,12 @@
-"""The probe process's HTTP surface: ``/metrics``, ``/healthz``, ``/api/summary``, the dashboard.
+"""The probe process's HTTP surface: ``/metrics``, ``/healthz``, ``/livez``, ``/api/summary``, the
+dashboard.
+
+``/healthz`` is for health checkers and load balancers: 200 ``{"status": "ok"}`` while the
+store answers and accepts writes; 503 ``{"status": "degraded", "storage": {...}}`` while writes
+fail (disk full: probes still run and ``/metrics`` still serves, but history is lost) and 503
+``{"status": "unavailable"}`` when the store does not answer at all. ``/livez`` is 200 while
+the process serves HTTP: point a liveness check (which restarts the process) there, since a
+restart does not free a disk.
 
 An app factory: the store, the Prometheus registry, the clock and the contract are given, so
 several apps (tests, benchmarks) live side by side in one process.
@@ -12,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import sqlite3
 
@@ -33,6 +42,7 @@ from .summary import (
     TargetSummary,
     build_summary,
     summary_target,
+    target_identity,
 )
 
 __all__ = ["create_probe_app"]
@@ -54,6 +64,13 @@ def _json(data: object, status_code: int = 200) -> Response:
         media_type="application/json",
         headers=_NO_STORE,
     )
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    text = dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+    return text.removesuffix("+00:00") + "Z"  # as /api/summary writes times
 
 
 def _dashboard_routes() -> list[BaseRoute] | None:
@@ -88,24 +105,50 @@ def create_probe_app(
         metrics: the probe series already on ``registry`` (the prober's); when omitted they
             are registered here and restored from the store.
     """
-    if metrics is None:
-        metrics = ProbeMetrics(registry, contract=contract)
-        metrics.restore(store)
     shown_target = target or summary_target(
         contract.endpoint.base_url, simulated=False, model=contract.model
     )
+    identity = target_identity(shown_target)
+    if metrics is None:
+        metrics = ProbeMetrics(registry, contract=contract)
+        metrics.restore(store, target=identity.key)
 
     def metrics_endpoint(_request: Request) -> Response:
+        if not store.closed:
+            metrics.refresh(store)
         return Response(
             generate_latest(registry), media_type=CONTENT_TYPE_LATEST, headers=_NO_STORE
         )
 
     def healthz(_request: Request) -> Response:
-        if store.ping():
+        if not store.ping():
+            return _json(
+                {"status": "unavailable", "reason": "the probe store does not answer"},
+                status_code=503,
+            )
+        health = store.health()
+        if health.writable:
             return _json({"status": "ok"})
+        storage = {
+            "writable": False,
+            "error": health.error,
+            "reason": health.reason,
+            "since": _iso(health.since),
+            "failed_writes": sum(health.failed_writes.values()),
+            "path": store.path,
+        }
         return _json(
-            {"status": "unavailable", "reason": "the probe store does not answer"}, status_code=503
+            {
+                "status": "degraded",
+                "reason": f"the probe store refuses writes ({health.error}): probes run, "
+                "history is not recorded",
+                "storage": storage,
+            },
+            status_code=503,
         )
+
+    def livez(_request: Request) -> Response:
+        return _json({"status": "ok"})
 
     def summary(request: Request) -> Response:
         raw = request.query_params.get("hours", str(DEFAULT_WINDOW_HOURS))
@@ -132,6 +175,7 @@ def create_probe_app(
     routes: list[BaseRoute] = [
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/livez", livez, methods=["GET"]),
         Route("/api/summary", summary, methods=["GET"]),
     ]
     dashboard = _dashboard_routes()

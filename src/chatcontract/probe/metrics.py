@@ -9,13 +9,23 @@ when it is installed, fed with every probe Exchange), the probe adds:
 - ``llm_contract_drift_total{kind}``: drift events (deduplicated) by kind;
 - ``llm_contract_review_due_timestamp_seconds``: when the contract's review falls due
   (``reviewed_on`` + 90 days; 0 when the contract has no review date, so the alert fires);
-- ``llm_validation_last_verdict`` (1 pass, 0 fail) and ``llm_validation_last_timestamp_seconds``.
+- ``llm_validation_last_verdict`` (1 pass, 0 fail) and ``llm_validation_last_timestamp_seconds``;
+- ``probe_store_writable``: 0 while the probe store refuses writes (disk full, read-only);
+- ``probe_store_write_errors_total{reason}``: writes the store refused, by reason.
+
+Everything read from the store is read for one target (:meth:`ProbeMetrics.restore`): a
+simulated run never moves a real target's series. :meth:`ProbeMetrics.refresh` runs before
+every scrape and after every cycle: it mirrors the store's write health and counts drift
+events other processes stored for the target (``probe --once`` from cron), so they reach the
+daemon's ``llm_contract_drift_total``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
+import sqlite3
+import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -24,14 +34,18 @@ from chatcontract.drift import DRIFT_KINDS
 from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
 from chatcontract.transport import Exchange
 
-from .records import PROBE_KINDS, ValidationRun
-from .store import ProbeStore
+from .records import PROBE_KINDS, DriftEvent, ValidationRun
+from .store import WRITE_ERROR_REASONS, ProbeStore
 
 __all__ = ["PAUSE_REASONS", "REVIEW_PERIOD", "ProbeMetrics", "review_due_on"]
 
 #: A contract is reviewed at least this often.
 REVIEW_PERIOD = dt.timedelta(days=90)
 PAUSE_REASONS: tuple[str, ...] = ("daily_cost_cap",)
+# Drift events stored by another process are looked for this far behind the newest one seen
+# (their clocks and commits may lag by seconds), at most this many per look.
+_DRIFT_SLACK_S = 3600.0
+_DRIFT_SYNC_LIMIT = 1000
 
 
 def review_due_on(contract: Contract) -> dt.date | None:
@@ -109,7 +123,27 @@ class ProbeMetrics:
             ["provider"],
             registry=registry,
         )
+        self.store_writable = Gauge(
+            "probe_store_writable",
+            "0 while the probe store refuses writes (disk full, read-only file); else 1.",
+            ["provider"],
+            registry=registry,
+        )
+        self.store_write_errors = Counter(
+            "probe_store_write_errors",
+            "Writes the probe store refused, by reason.",
+            ["provider", "reason"],
+            registry=registry,
+        )
         provider = self._provider = contract.provider
+        self.target: str | None = None
+        self._lock = threading.Lock()
+        self._drift_counted: set[str] = set()
+        self._drift_newest: float | None = None
+        self._store_errors_seen: dict[str, int] = {}
+        self.store_writable.labels(provider=provider).set(1)
+        for reason in WRITE_ERROR_REASONS:
+            self.store_write_errors.labels(provider=provider, reason=reason)
         for kind in DRIFT_KINDS:
             self.drift.labels(provider=provider, kind=kind)
         for reason in PAUSE_REASONS:
@@ -150,15 +184,28 @@ class ProbeMetrics:
     def drift_event(self, kind: str) -> None:
         self.drift.labels(provider=self._provider, kind=kind).inc()
 
+    def drift_recorded(self, event: DriftEvent) -> None:
+        """Count a drift event this process stored (never counted again by :meth:`refresh`)."""
+        with self._lock:
+            if event.event_id in self._drift_counted:
+                return
+            self._drift_counted.add(event.event_id)
+            self._drift_newest = max(self._drift_newest or event.at, event.at)
+        self.drift_event(event.kind)
+
     def validation(self, run: ValidationRun) -> None:
         self.validation_verdict.labels(provider=self._provider).set(
             1 if run.verdict == "pass" else 0
         )
         self.validation_time.labels(provider=self._provider).set(run.at)
 
-    def restore(self, store: ProbeStore) -> None:
-        """Set the gauges from the store's history (after a restart)."""
-        for probe, state in store.probe_states(PROBE_KINDS).items():
+    def restore(self, store: ProbeStore, *, target: str | None = None) -> None:
+        """Set the gauges from ``target``'s history in the store (after a restart).
+
+        Drift events already stored are taken as counted: a restart does not count them again.
+        """
+        self.target = target
+        for probe, state in store.probe_states(PROBE_KINDS, target=target).items():
             if state.last_ok is not None:
                 self.success.labels(provider=self._provider, probe=probe).set(
                     1 if state.last_ok else 0
@@ -167,6 +214,42 @@ class ProbeMetrics:
                 self.last_success.labels(provider=self._provider, probe=probe).set(
                     state.last_success_at
                 )
-        last = store.last_validation()
+        last = store.last_validation(target=target)
         if last is not None:
             self.validation(last)
+        events = store.drift_events(target=target, limit=_DRIFT_SYNC_LIMIT)
+        with self._lock:
+            self._drift_counted = {event.event_id for event in events}
+            self._drift_newest = max((event.at for event in events), default=None)
+
+    def refresh(self, store: ProbeStore) -> None:
+        """Mirror the store's write health, and count drift stored by other processes."""
+        health = store.health()
+        self.store_writable.labels(provider=self._provider).set(1 if health.writable else 0)
+        with self._lock:
+            for reason, count in health.failed_writes.items():
+                delta = count - self._store_errors_seen.get(reason, 0)
+                if delta > 0:
+                    self.store_write_errors.labels(provider=self._provider, reason=reason).inc(
+                        delta
+                    )
+                self._store_errors_seen[reason] = count
+        self._sync_drift(store)
+
+    def _sync_drift(self, store: ProbeStore) -> None:
+        with self._lock:
+            since = None if self._drift_newest is None else self._drift_newest - _DRIFT_SLACK_S
+            try:
+                events = store.drift_events(
+                    target=self.target, since=since, limit=_DRIFT_SYNC_LIMIT
+                )
+            except sqlite3.Error:
+                return  # the store does not answer: /healthz says so; try on the next scrape
+            new = [event for event in events if event.event_id not in self._drift_counted]
+            # Events older than the look-back are never read again, so only these are kept.
+            self._drift_counted = {event.event_id for event in events}
+            if events:
+                newest = max(event.at for event in events)
+                self._drift_newest = max(self._drift_newest or newest, newest)
+        for event in new:
+            self.drift_event(event.kind)

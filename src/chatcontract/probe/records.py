@@ -1,7 +1,9 @@
 """The rows the probe store keeps: one per probe call, validation run, drift event.
 
 Rows hold facts, never text from either side of the conversation: no prompt, no completion,
-no secret. A probe run is built from the call's ``Exchange`` with :meth:`ProbeRun.from_exchange`.
+no secret. Each row's ``target`` is the :class:`~chatcontract.identity.TargetIdentity` key of
+the endpoint it came from (None: written before targets were recorded). A probe run is built
+from the call's ``Exchange`` with :meth:`ProbeRun.from_exchange`.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class ProbeRun:
     fingerprint: str | None = None
     shape_paths: tuple[str, ...] = ()
     request_id: str | None = None
+    target: str | None = None
 
     @property
     def hour_bucket(self) -> int:
@@ -116,6 +119,7 @@ class ProbeRun:
         cost_usd: float = 0.0,
         cost_estimated: bool = False,
         budget_ms: float | None = None,
+        target: str | None = None,
     ) -> ProbeRun:
         """A row from an Exchange and the probe's verdict (``failure`` is the verdict's)."""
         response = exchange.response
@@ -164,6 +168,7 @@ class ProbeRun:
             fingerprint=shape_digest(paths),
             shape_paths=paths,
             request_id=exchange.request_id,
+            target=target,
         )
 
 
@@ -179,6 +184,7 @@ class ValidationRun:
     warned: int
     skipped: int
     report_json: str
+    target: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,4 +196,5 @@ class DriftEvent:
     detail: str
     key: str
     probe: str | None = None
+    target: str | None = None
     event_id: str = field(default_factory=_new_id)

@@ -13,8 +13,13 @@ it with a fake clock. Per probe kind:
 
 The probe's verdict (``probe_success``) is the primary route's final attempt: a fallback that
 answered is resilience working, but the contract with the primary is still broken.
-Before every call the day's spend is checked against the contract's daily cap; once reached,
-the rest of the day is skipped (``probe_paused{reason="daily_cost_cap"}`` = 1).
+Before every call the day's spend on this target is checked against the contract's daily cap;
+once reached, the rest of the day is skipped (``probe_paused{reason="daily_cost_cap"}`` = 1).
+
+Every stored row carries the target's identity (``simulated model=…`` or the base URL without
+credentials and the model). A write the store refuses (disk full) does not stop the cycle: the
+probe's verdict and metrics still count, the store remembers the error for ``/healthz`` and
+``probe_store_*``, and the next write that succeeds clears it.
 """
 
 from __future__ import annotations
@@ -25,21 +30,29 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import httpx2
 
 from chatcontract.checks.context import CheckContext, SuiteOptions
 from chatcontract.contract import Auth, FallbackRoute
-from chatcontract.drift import LAST_VALIDATE_PATH, Baseline, compare, observe, read_last_validate
+from chatcontract.drift import (
+    LAST_VALIDATE_PATH,
+    Baseline,
+    compare,
+    observe,
+    read_validate_record,
+)
 from chatcontract.errors import ConfigError
 from chatcontract.failures import Failure
+from chatcontract.identity import identity_of
 from chatcontract.target import Target
 from chatcontract.telemetry.events import FallbackActivated, RetryDecided, RetrySucceeded
 from chatcontract.transport import Exchange
@@ -61,6 +74,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("chatcontract.probe")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 _DAY_S = 86_400.0
 _MAX_REMEMBERED_KEYS = 10_000
@@ -198,6 +214,7 @@ class Prober:
         self._clock = clock
         self._inner = inner
         self._environ = environ
+        self.identity = identity_of(target)
         self.kinds = kinds_for(self.contract, self.options.kinds)
         if not self.kinds:
             raise ConfigError(
@@ -214,7 +231,7 @@ class Prober:
         self._baseline_stamp: tuple[float, int] | None = None
         self._validate_stamp: tuple[float, int] | None = None
         self._drift_keys: set[str] = store.drift_keys()
-        metrics.restore(store)
+        metrics.restore(store, target=self.identity.key)
 
     @property
     def baseline(self) -> Baseline | None:
@@ -231,7 +248,7 @@ class Prober:
         day = utc_day(self._clock() if now is None else now)
         return CostStatus(
             day=day,
-            spent_usd=self.store.spent_on(day),
+            spent_usd=self.store.spent_on(day, target=self.identity.key),
             cap_usd=self.contract.policy.probe.daily_cost_cap_usd,
         )
 
@@ -265,6 +282,7 @@ class Prober:
             drift.extend(events)
         status = self.cost_status()
         self.metrics.set_paused("daily_cost_cap", status.paused)
+        self.metrics.refresh(self.store)
         return CycleResult(
             at=at,
             index=index,
@@ -391,8 +409,9 @@ class Prober:
             cost_usd=cost.usd,
             cost_estimated=cost.estimated,
             budget_ms=request.budget_ms,
+            target=self.identity.key,
         )
-        self.store.record_run(run)
+        self._store_write(self.store.record_run, run)
         if request.probe != "invalid_request":
             # A deliberate bad request is not traffic: it must not trip validation alerts.
             self.metrics.exchange(exchange)
@@ -421,24 +440,46 @@ class Prober:
         if baseline is None or exchange.response is None:
             return []
         events = []
-        for difference in compare(baseline.observation, observe([exchange])):
-            key = f"{baseline.digest}|{difference.key}"
+        observed = observe([exchange], requested_models={self.target.model})
+        for difference in compare(baseline.observation, observed):
+            key = f"{self.identity.key}|{baseline.digest}|{difference.key}"
             if key in self._drift_keys:
                 continue
-            if len(self._drift_keys) >= _MAX_REMEMBERED_KEYS:
-                self._drift_keys.clear()  # the store's unique key still deduplicates
-            self._drift_keys.add(key)
             event = DriftEvent(
                 at=self._clock(),
                 kind=difference.kind,
                 detail=difference.detail,
                 key=key,
                 probe=kind,
+                target=self.identity.key,
             )
-            if self.store.record_drift(event):
-                self.metrics.drift_event(difference.kind)
+            stored = self._store_write(self.store.record_drift, event)
+            if stored is None:
+                continue  # not stored (disk full): seen again on a later probe, counted then
+            if len(self._drift_keys) >= _MAX_REMEMBERED_KEYS:
+                self._drift_keys.clear()  # the store's unique key still deduplicates
+            self._drift_keys.add(key)
+            if stored:
+                self.metrics.drift_recorded(event)
                 events.append(event)
         return events
+
+    def _store_write(
+        self, write: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _R | None:
+        """Run a store write; None when the store refused it (the store remembers why).
+
+        Logged once when writes start failing, not on every write of the outage.
+        """
+        was_writable = self.store.health().writable
+        try:
+            return write(*args, **kwargs)
+        except sqlite3.Error as exc:
+            if self.store.closed:
+                raise
+            if was_writable:
+                logger.warning("probe store %s: writes fail: %s", self.store.path, exc)
+            return None
 
     # -- housekeeping -------------------------------------------------------------------------
 
@@ -446,7 +487,7 @@ class Prober:
         """Prune old history when due, pick up a new validate report and a new baseline."""
         if self._last_prune is None or now - self._last_prune >= self.options.prune_every_s:
             self._last_prune = now
-            self.store.prune(before=now - self.options.retention_days * _DAY_S)
+            self._store_write(self.store.prune, before=now - self.options.retention_days * _DAY_S)
         self._reload_baseline()
         self._ingest_validation()
 
@@ -466,15 +507,18 @@ class Prober:
         stamp = _stamp(path)
         if path is None or stamp is None or stamp == self._validate_stamp:
             return
-        self._validate_stamp = stamp
         try:
-            report, _observed = read_last_validate(path)
+            record = read_validate_record(path)
         except ConfigError as exc:
+            self._validate_stamp = stamp
             logger.warning("validate report not ingested: %s", exc)
             return
-        run = validation_run(report, fallback_at=stamp[0])
-        self.store.record_validation(run)
-        last = self.store.last_validation()
+        target = None if record.target is None else record.target.key
+        run = validation_run(record.report, fallback_at=stamp[0], target=target)
+        if self._store_write(self.store.record_validation, run) is None:
+            return  # retried on the next cycle
+        self._validate_stamp = stamp
+        last = self.store.last_validation(target=self.identity.key)
         if last is not None:
             self.metrics.validation(last)
 
@@ -489,7 +533,9 @@ def _stamp(path: str | None) -> tuple[float, int] | None:
     return (info.st_mtime, info.st_size)
 
 
-def validation_run(report: Mapping[str, Any], *, fallback_at: float) -> ValidationRun:
+def validation_run(
+    report: Mapping[str, Any], *, fallback_at: float, target: str | None = None
+) -> ValidationRun:
     """A stored validation run from a validate JSON report (identified by its content)."""
     text = json.dumps(report, sort_keys=True, default=str)
     summary = report.get("summary")
@@ -516,4 +562,5 @@ def validation_run(report: Mapping[str, Any], *, fallback_at: float) -> Validati
         warned=count("warned"),
         skipped=count("skipped"),
         report_json=text,
+        target=target,
     )

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +29,8 @@ from .runner import CycleResult, Prober
 from .schedule import Clock, Scheduler
 
 __all__ = ["MAX_WAIT_S", "AppServer", "run_loop", "stop_on_signals"]
+
+logger = logging.getLogger("chatcontract.probe")
 
 #: The longest single wait of the loop: how quickly a stop request is noticed.
 MAX_WAIT_S = 1.0
@@ -176,16 +180,27 @@ def run_loop(
     stop: threading.Event,
     on_cycle: Callable[[CycleResult], None] | None = None,
     max_cycles: int | None = None,
+    on_store_error: Callable[[sqlite3.Error], None] | None = None,
 ) -> int:
-    """Run cycles when due until ``stop`` is set (or ``max_cycles`` ran); returns the count."""
+    """Run cycles when due until ``stop`` is set (or ``max_cycles`` ran); returns the count.
+
+    A cycle the probe store breaks (``sqlite3.Error`` out of a read) is reported to
+    ``on_store_error`` and the loop goes on: the HTTP app keeps serving, ``/healthz`` says why.
+    """
     cycles = 0
     while not stop.is_set():
         now = clock()
         if scheduler.is_due(now):
-            result = prober.run_cycle(now, cancel=stop)
             cycles += 1
-            if on_cycle is not None:
-                on_cycle(result)
+            try:
+                result = prober.run_cycle(now, cancel=stop)
+            except sqlite3.Error as exc:
+                logger.warning("probe cycle stopped by the probe store: %s", exc)
+                if on_store_error is not None:
+                    on_store_error(exc)
+            else:
+                if on_cycle is not None:
+                    on_cycle(result)
             scheduler.advance(clock())
             if max_cycles is not None and cycles >= max_cycles:
                 break

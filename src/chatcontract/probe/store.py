@@ -2,7 +2,11 @@
 
 Tables: ``schema_version``, ``probe_runs`` (one row per probe call), ``shapes`` (response shape
 paths, shared by every run with the same fingerprint), ``validation_runs``, ``drift_events``
-(one row per distinct difference) and ``cost_ledger``. Plain types only (``TEXT``, ``INTEGER``,
+(one row per distinct difference) and ``cost_ledger``. Every row but a shape carries ``target``,
+the :class:`~chatcontract.identity.TargetIdentity` key it came from; reads for a target see
+only its rows, so simulated runs never count for a real endpoint. Schema version 1 (no
+``target``) is migrated in place: its rows keep ``target`` NULL ("unknown target") and match
+no target. Plain types only (``TEXT``, ``INTEGER``,
 ``BIGINT``, ``DOUBLE PRECISION``), text primary keys (uuids: rows from several probe instances
 merge without clashes), ``INSERT ... ON CONFLICT DO NOTHING``; the only SQLite-specific
 statements are the connection pragmas.
@@ -10,6 +14,10 @@ statements are the connection pragmas.
 Durability: every probe run is committed on its own (``synchronous=FULL`` by default), so a
 ``kill -9`` loses nothing that was committed. One connection is shared by the probe loop and
 the HTTP app behind a lock; every statement is short.
+
+A write that fails (disk full, read-only file, locked) raises ``sqlite3.Error`` as before and
+is remembered: :meth:`ProbeStore.health` says whether the last write failed, why, since when,
+and how many writes failed by reason; the next successful write clears it (space came back).
 
 Example::
 
@@ -24,22 +32,67 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
 from chatcontract.errors import ConfigError
+from chatcontract.redact import redact_text
 
 from .cost import utc_day
 from .records import PROBE_KINDS, DriftEvent, ProbeRun, ValidationRun
 
-__all__ = ["DEFAULT_DB_PATH", "SCHEMA_VERSION", "ProbeState", "ProbeStore", "PruneResult"]
+__all__ = [
+    "DEFAULT_DB_PATH",
+    "SCHEMA_VERSION",
+    "WRITE_ERROR_REASONS",
+    "ProbeState",
+    "ProbeStore",
+    "PruneResult",
+    "StoreHealth",
+    "TargetCounts",
+    "write_error_reason",
+]
 
 DEFAULT_DB_PATH = ".chatcontract/chatcontract.db"
-SCHEMA_VERSION = 1
+#: 2: every row carries ``target`` (migrated from 1 by adding the column, NULL for old rows).
+SCHEMA_VERSION = 2
+
+#: The ``reason`` values of ``probe_store_write_errors_total``.
+WRITE_ERROR_REASONS: tuple[str, ...] = ("disk_full", "read_only", "locked", "io_error", "other")
+_REASON_BY_CODE = {
+    sqlite3.SQLITE_FULL: "disk_full",
+    sqlite3.SQLITE_READONLY: "read_only",
+    sqlite3.SQLITE_BUSY: "locked",
+    sqlite3.SQLITE_LOCKED: "locked",
+    sqlite3.SQLITE_IOERR: "io_error",
+}
+_REASON_BY_TEXT = (
+    ("disk is full", "disk_full"),
+    ("readonly", "read_only"),
+    ("read-only", "read_only"),
+    ("locked", "locked"),
+    ("disk i/o", "io_error"),
+)
+
+
+def write_error_reason(exc: sqlite3.Error) -> str:
+    """The bounded reason of a failed write (``disk_full``, ``read_only``, ...)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and (code & 0xFF) in _REASON_BY_CODE:
+        return _REASON_BY_CODE[code & 0xFF]
+    text = str(exc).lower()
+    for needle, reason in _REASON_BY_TEXT:
+        if needle in text:
+            return reason
+    return "other"
+
+
+# Tables holding rows of one target (``target`` added by the version 2 migration).
+_TARGET_TABLES = ("probe_runs", "validation_runs", "drift_events", "cost_ledger")
 
 Synchronous = Literal["NORMAL", "FULL"]
 
@@ -85,7 +138,8 @@ _SCHEMA = (
         stream INTEGER NOT NULL,
         stream_verdict TEXT,
         fingerprint TEXT,
-        request_id TEXT
+        request_id TEXT,
+        target TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS probe_runs_started_at ON probe_runs (started_at)",
     "CREATE INDEX IF NOT EXISTS probe_runs_probe_started ON probe_runs (probe, started_at)",
@@ -99,7 +153,8 @@ _SCHEMA = (
         failed INTEGER NOT NULL,
         warned INTEGER NOT NULL,
         skipped INTEGER NOT NULL,
-        report TEXT NOT NULL
+        report TEXT NOT NULL,
+        target TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS validation_runs_at ON validation_runs (at)",
     """CREATE TABLE IF NOT EXISTS drift_events (
@@ -108,7 +163,8 @@ _SCHEMA = (
         at DOUBLE PRECISION NOT NULL,
         kind TEXT NOT NULL,
         detail TEXT NOT NULL,
-        probe TEXT
+        probe TEXT,
+        target TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS drift_events_at ON drift_events (at)",
     """CREATE TABLE IF NOT EXISTS cost_ledger (
@@ -120,10 +176,19 @@ _SCHEMA = (
         route TEXT NOT NULL,
         model TEXT,
         cost_usd DOUBLE PRECISION NOT NULL,
-        estimated INTEGER NOT NULL
+        estimated INTEGER NOT NULL,
+        target TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS cost_ledger_day ON cost_ledger (day)",
     "CREATE INDEX IF NOT EXISTS cost_ledger_at ON cost_ledger (at)",
+)
+
+# Created after the migration (a version 1 table has no ``target`` until then).
+_TARGET_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS probe_runs_target_started ON probe_runs (target, started_at)",
+    "CREATE INDEX IF NOT EXISTS validation_runs_target_at ON validation_runs (target, at)",
+    "CREATE INDEX IF NOT EXISTS drift_events_target_at ON drift_events (target, at)",
+    "CREATE INDEX IF NOT EXISTS cost_ledger_target_day ON cost_ledger (target, day)",
 )
 
 _RUN_COLUMNS: tuple[str, ...] = (
@@ -160,6 +225,7 @@ _RUN_COLUMNS: tuple[str, ...] = (
     "stream_verdict",
     "fingerprint",
     "request_id",
+    "target",
 )
 _PLACEHOLDERS = ", ".join("?" for _ in _RUN_COLUMNS)
 # Built from the column constants above, never from input.
@@ -167,7 +233,7 @@ _INSERT_RUN = f"INSERT INTO probe_runs ({', '.join(_RUN_COLUMNS)}) VALUES ({_PLA
 _INSERT_SHAPE = "INSERT INTO shapes (digest, paths) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING"
 _INSERT_COST = (
     "INSERT INTO cost_ledger (entry_id, run_id, at, day, probe, route, model, cost_usd, "
-    "estimated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "estimated, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -210,6 +276,7 @@ def _run_values(run: ProbeRun) -> tuple[Any, ...]:
         run.stream_verdict,
         run.fingerprint,
         run.request_id,
+        run.target,
     )
 
 
@@ -220,6 +287,31 @@ class ProbeState:
     last_run_at: float | None
     last_success_at: float | None
     last_ok: bool | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreHealth:
+    """Whether the store accepts writes: the last write's error, if it failed.
+
+    ``error`` is the database's message (e.g. ``database or disk is full``), ``since`` when
+    writes started failing (epoch seconds), ``failed_writes`` the count by reason since the
+    store was opened.
+    """
+
+    writable: bool
+    error: str | None = None
+    reason: str | None = None
+    since: float | None = None
+    failed_writes: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetCounts:
+    """Probe rows of other targets than the one asked for (not counted for it)."""
+
+    simulated: int = 0
+    unknown: int = 0
+    other: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,10 +342,19 @@ class ProbeStore:
     by a newer chatcontract.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        path: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._conn: sqlite3.Connection | None = connection
         self.path = path
         self._lock = threading.RLock()
+        self._clock = clock
+        self._write_error: tuple[str, str, float] | None = None  # (message, reason, since)
+        self._failed_writes: dict[str, int] = {}
 
     @classmethod
     def open(
@@ -283,6 +384,17 @@ class ProbeStore:
         store = cls(conn, str(location))
         try:
             store._initialise(synchronous)
+        except sqlite3.OperationalError as exc:
+            store.close()
+            if write_error_reason(exc) in ("disk_full", "read_only", "io_error"):
+                raise ConfigError(
+                    f"{path}: cannot write the probe store ({exc}); free disk space, or pass "
+                    "--db with a writable path"
+                ) from exc
+            raise ConfigError(
+                f"{path}: not a usable chatcontract probe store ({exc}); "
+                "pass --db with another file"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             store.close()
             raise ConfigError(
@@ -313,6 +425,23 @@ class ProbeStore:
                     f"{self.path}: schema version {version} was written by a newer chatcontract "
                     f"(this one reads {SCHEMA_VERSION}); upgrade, or pass --db with another file"
                 )
+            elif version < SCHEMA_VERSION:
+                self._migrate(cur, version)
+            for statement in _TARGET_INDEXES:
+                cur.execute(statement)
+
+    def _migrate(self, cur: sqlite3.Cursor, version: int) -> None:
+        """Bring an older schema up to :data:`SCHEMA_VERSION` (in the caller's transaction)."""
+        if version < 2:
+            for table in _TARGET_TABLES:
+                columns = {row[1] for row in cur.execute(f"PRAGMA table_info({table})")}
+                if "target" not in columns:
+                    # Table names come from the constant above, never from input.
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN target TEXT")
+        cur.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+            (SCHEMA_VERSION, time.time()),
+        )
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -323,19 +452,41 @@ class ProbeStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction; a failed write is remembered (see :meth:`health`)."""
         with self._lock:
             conn = self._connection()
             cur = conn.cursor()
-            cur.execute("BEGIN")
             try:
+                cur.execute("BEGIN")
                 yield cur
-            except BaseException:
-                conn.rollback()
+                conn.commit()
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.ProgrammingError):
+                    self._write_failed(exc)
                 raise
             else:
-                conn.commit()
+                self._write_error = None
             finally:
                 cur.close()
+
+    def _write_failed(self, exc: sqlite3.Error) -> None:
+        reason = write_error_reason(exc)
+        self._failed_writes[reason] = self._failed_writes.get(reason, 0) + 1
+        since = self._write_error[2] if self._write_error is not None else self._clock()
+        self._write_error = (redact_text(str(exc)), reason, since)
+
+    def health(self) -> StoreHealth:
+        """Whether the last write succeeded; the error, its reason and since when if not."""
+        with self._lock:
+            failed = dict(self._failed_writes)
+            if self._write_error is None:
+                return StoreHealth(writable=True, failed_writes=failed)
+            message, reason, since = self._write_error
+            return StoreHealth(
+                writable=False, error=message, reason=reason, since=since, failed_writes=failed
+            )
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read-only query and return its rows."""
@@ -418,6 +569,7 @@ class ProbeStore:
                             run.response_model or run.requested_model,
                             run.cost_usd,
                             int(run.cost_estimated),
+                            run.target,
                         ),
                     )
                 count += 1
@@ -428,7 +580,8 @@ class ProbeStore:
         with self._transaction() as cur:
             cur.execute(
                 "INSERT INTO validation_runs (run_id, at, verdict, passed, failed, warned, "
-                "skipped, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+                "skipped, report, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id) DO NOTHING",
                 (
                     run.run_id,
                     run.at,
@@ -438,6 +591,7 @@ class ProbeStore:
                     run.warned,
                     run.skipped,
                     run.report_json,
+                    run.target,
                 ),
             )
             return cur.rowcount == 1
@@ -446,9 +600,17 @@ class ProbeStore:
         """Store a drift event unless one with the same ``key`` exists; True when new."""
         with self._transaction() as cur:
             cur.execute(
-                "INSERT INTO drift_events (event_id, dedupe_key, at, kind, detail, probe) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
-                (event.event_id, event.key, event.at, event.kind, event.detail, event.probe),
+                "INSERT INTO drift_events (event_id, dedupe_key, at, kind, detail, probe, target) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+                (
+                    event.event_id,
+                    event.key,
+                    event.at,
+                    event.kind,
+                    event.detail,
+                    event.probe,
+                    event.target,
+                ),
             )
             return cur.rowcount == 1
 
@@ -483,26 +645,32 @@ class ProbeStore:
         row = self.fetchone("SELECT COUNT(*) FROM probe_runs")
         return int(row[0]) if row else 0
 
-    def spent_on(self, day: str) -> float:
-        """USD spent by probes on a UTC day (``YYYY-MM-DD``)."""
-        row = self.fetchone("SELECT SUM(cost_usd) FROM cost_ledger WHERE day = ?", (day,))
+    def spent_on(self, day: str, *, target: str | None = None) -> float:
+        """USD spent by probes of ``target`` (None: every target) on a UTC day (``YYYY-MM-DD``)."""
+        row = self.fetchone(
+            "SELECT SUM(cost_usd) FROM cost_ledger WHERE day = ? AND (? IS NULL OR target = ?)",
+            (day, target, target),
+        )
         return float(row[0]) if row and row[0] is not None else 0.0
 
-    def probe_states(self, kinds: Sequence[str] = PROBE_KINDS) -> dict[str, ProbeState]:
+    def probe_states(
+        self, kinds: Sequence[str] = PROBE_KINDS, *, target: str | None = None
+    ) -> dict[str, ProbeState]:
         """The latest primary-route run and success per probe kind (kinds never run omitted)."""
         states: dict[str, ProbeState] = {}
         for kind in kinds:
             last = self.fetchone(
                 "SELECT started_at, ok FROM probe_runs WHERE probe = ? AND route = 'primary' "
-                "ORDER BY started_at DESC LIMIT 1",
-                (kind,),
+                "AND (? IS NULL OR target = ?) ORDER BY started_at DESC LIMIT 1",
+                (kind, target, target),
             )
             if last is None:
                 continue
             success = self.fetchone(
                 "SELECT started_at FROM probe_runs WHERE probe = ? AND ok = 1 "
-                "AND route = 'primary' ORDER BY started_at DESC LIMIT 1",
-                (kind,),
+                "AND route = 'primary' AND (? IS NULL OR target = ?) "
+                "ORDER BY started_at DESC LIMIT 1",
+                (kind, target, target),
             )
             states[kind] = ProbeState(
                 last_run_at=float(last[0]),
@@ -511,10 +679,12 @@ class ProbeStore:
             )
         return states
 
-    def last_validation(self) -> ValidationRun | None:
+    def last_validation(self, *, target: str | None = None) -> ValidationRun | None:
+        """The newest validation run of ``target`` (None: of any target)."""
         row = self.fetchone(
-            "SELECT run_id, at, verdict, passed, failed, warned, skipped, report "
-            "FROM validation_runs ORDER BY at DESC LIMIT 1"
+            "SELECT run_id, at, verdict, passed, failed, warned, skipped, report, target "
+            "FROM validation_runs WHERE (? IS NULL OR target = ?) ORDER BY at DESC LIMIT 1",
+            (target, target),
         )
         if row is None:
             return None
@@ -527,33 +697,70 @@ class ProbeStore:
             warned=row[5],
             skipped=row[6],
             report_json=row[7],
+            target=row[8],
         )
 
-    def drift_events(self, *, limit: int = 50) -> list[DriftEvent]:
-        """Drift events, newest first."""
+    def drift_events(
+        self, *, limit: int = 50, target: str | None = None, since: float | None = None
+    ) -> list[DriftEvent]:
+        """Drift events of ``target`` (None: every target), newest first."""
         rows = self.fetchall(
-            "SELECT event_id, dedupe_key, at, kind, detail, probe FROM drift_events "
-            "ORDER BY at DESC, event_id LIMIT ?",
-            (limit,),
+            "SELECT event_id, dedupe_key, at, kind, detail, probe, target FROM drift_events "
+            "WHERE (? IS NULL OR target = ?) AND at >= ? ORDER BY at DESC, event_id LIMIT ?",
+            (target, target, -1.0 if since is None else since, limit),
         )
         return [
-            DriftEvent(event_id=r[0], key=r[1], at=float(r[2]), kind=r[3], detail=r[4], probe=r[5])
+            DriftEvent(
+                event_id=r[0],
+                key=r[1],
+                at=float(r[2]),
+                kind=r[3],
+                detail=r[4],
+                probe=r[5],
+                target=r[6],
+            )
             for r in rows
         ]
 
     def drift_keys(self) -> set[str]:
         return {row[0] for row in self.fetchall("SELECT dedupe_key FROM drift_events")}
 
+    def latest_target(self) -> str | None:
+        """The target of the newest probe run that has one (None: no such run)."""
+        row = self.fetchone(
+            "SELECT target FROM probe_runs WHERE target IS NOT NULL "
+            "ORDER BY started_at DESC LIMIT 1"
+        )
+        return None if row is None else str(row[0])
+
+    def other_targets(self, target: str, *, since: float = -1.0) -> TargetCounts:
+        """Probe runs since ``since`` that do not count for ``target``, by why."""
+        row = self.fetchone(
+            "SELECT SUM(CASE WHEN target IS NULL THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN target LIKE 'simulated %' AND target <> ? THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN target IS NOT NULL AND target NOT LIKE 'simulated %' "
+            "AND target <> ? THEN 1 ELSE 0 END) FROM probe_runs WHERE started_at >= ?",
+            (target, target, since),
+        )
+        unknown, simulated, other = (int(value or 0) for value in (row or (0, 0, 0)))
+        return TargetCounts(simulated=simulated, unknown=unknown, other=other)
+
     def shape_rows(
-        self, *, since: float, route: str = "primary", limit: int = 10_000
+        self,
+        *,
+        since: float,
+        route: str = "primary",
+        limit: int = 10_000,
+        target: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Recent runs' shape facts for drift detection (newest first, bounded)."""
+        """Recent runs' shape facts of ``target`` for drift detection (newest first, bounded)."""
         rows = self.fetchall(
             "SELECT r.status, r.stream, r.finish_reason, r.response_model, r.kind, s.paths "
             "FROM probe_runs r LEFT JOIN shapes s ON s.digest = r.fingerprint "
             "WHERE r.started_at >= ? AND r.route = ? AND r.status IS NOT NULL "
+            "AND (? IS NULL OR r.target = ?) "
             "ORDER BY r.started_at DESC LIMIT ?",
-            (since, route, limit),
+            (since, route, target, target, limit),
         )
         return [
             {

@@ -5,7 +5,8 @@ TypedDicts below spell it out, and :data:`SUMMARY_KEYS` lists the keys of every 
 Counts are aggregated in SQL in one pass over the window (grouped by hour and response model);
 latency percentiles come from a second, index range of successful primary-route
 ``non_streaming`` runs.
-Nothing is cached between requests.
+Nothing is cached between requests. Only the shown target's rows count: simulated runs, other
+endpoints and rows written before targets were recorded are left out.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TypedDict
 
 from chatcontract.contract import Contract
 from chatcontract.failures import KINDS
-from chatcontract.redact import redact_text
+from chatcontract.identity import TargetIdentity, clean_base_url
 
 from .cost import cost_paused, utc_day
 from .metrics import review_due_on
@@ -44,6 +45,7 @@ __all__ = [
     "build_summary",
     "percentile",
     "summary_target",
+    "target_identity",
 ]
 
 DEFAULT_WINDOW_HOURS = 24
@@ -213,11 +215,11 @@ _COUNTS: tuple[tuple[str, str], ...] = (
 _COUNT_NAMES = tuple(name for name, _ in _COUNTS)
 _AGGREGATES = ", ".join(expression for _, expression in _COUNTS)
 # Built from the constants above, never from input.
-_HOURLY_SQL = f"SELECT hour_bucket, response_model, {_AGGREGATES} FROM probe_runs WHERE started_at >= ? GROUP BY hour_bucket, response_model"  # noqa: E501, S608
+_HOURLY_SQL = f"SELECT hour_bucket, response_model, {_AGGREGATES} FROM probe_runs WHERE started_at >= ? AND target = ? GROUP BY hour_bucket, response_model"  # noqa: E501, S608
 _LATENCY_SQL = (
     "SELECT hour_bucket, prompt_size, total_ms FROM probe_runs "
-    "WHERE probe = 'non_streaming' AND ok = 1 AND started_at >= ? AND route = 'primary' "
-    "AND total_ms IS NOT NULL"
+    "WHERE probe = 'non_streaming' AND ok = 1 AND started_at >= ? AND target = ? "
+    "AND route = 'primary' AND total_ms IS NOT NULL"
 )
 
 
@@ -275,10 +277,11 @@ def build_summary(
     if not 1 <= hours <= MAX_WINDOW_HOURS:
         raise ValueError(f"hours must be between 1 and {MAX_WINDOW_HOURS}, got {hours}")
     since = now - hours * 3600
+    key = target_identity(target).key
     hourly: dict[int, dict[str, int]] = {}
     totals = dict.fromkeys(_COUNT_NAMES, 0)
     models: dict[str, int] = {}
-    for row in store.fetchall(_HOURLY_SQL, (since,)):
+    for row in store.fetchall(_HOURLY_SQL, (since, key)):
         bucket, model = int(row[0]), row[1]
         values = [int(value or 0) for value in row[2:]]
         counts = hourly.setdefault(bucket, dict.fromkeys(_COUNT_NAMES, 0))
@@ -290,7 +293,7 @@ def build_summary(
 
     by_size: dict[str, list[float]] = {}
     by_hour: dict[int, list[float]] = {}
-    for bucket, size, total_ms in store.fetchall(_LATENCY_SQL, (since,)):
+    for bucket, size, total_ms in store.fetchall(_LATENCY_SQL, (since, key)):
         by_size.setdefault(size or "short", []).append(float(total_ms))
         if size in (None, "short"):
             by_hour.setdefault(int(bucket), []).append(float(total_ms))
@@ -321,8 +324,8 @@ def build_summary(
         if (samples := by_size.get(size))
     }
     cap = contract.policy.probe.daily_cost_cap_usd
-    spent = store.spent_on(utc_day(now))
-    validation = store.last_validation()
+    spent = store.spent_on(utc_day(now), target=key)
+    validation = store.last_validation(target=key)
     return Summary(
         generated_at=_iso(now) or "",
         window_hours=hours,
@@ -357,7 +360,7 @@ def build_summary(
                 last_success_at=_iso(state.last_success_at),
                 last_ok=state.last_ok,
             )
-            for kind, state in store.probe_states(PROBE_KINDS).items()
+            for kind, state in store.probe_states(PROBE_KINDS, target=key).items()
         },
         last_validation=None
         if validation is None
@@ -371,7 +374,7 @@ def build_summary(
         ),
         drift_events=[
             DriftItem(at=_iso(event.at) or "", kind=event.kind, detail=event.detail)
-            for event in store.drift_events(limit=DRIFT_EVENTS_SHOWN)
+            for event in store.drift_events(limit=DRIFT_EVENTS_SHOWN, target=key)
         ],
         cost=CostSummary(
             spent_today_usd=round(spent, 6), daily_cap_usd=cap, paused=cost_paused(spent, cap)
@@ -381,6 +384,11 @@ def build_summary(
 
 def summary_target(base_url: str, *, simulated: bool, model: str) -> TargetSummary:
     """The ``target`` object (the URL without query or credentials)."""
-    return TargetSummary(
-        base_url=redact_text(base_url.split("?", 1)[0]), simulated=simulated, model=model
-    )
+    return TargetSummary(base_url=clean_base_url(base_url), simulated=simulated, model=model)
+
+
+def target_identity(target: TargetSummary) -> TargetIdentity:
+    """The stored identity of the target a summary shows (whose rows it counts)."""
+    if target["simulated"]:
+        return TargetIdentity.simulated_for(target["model"])
+    return TargetIdentity.real(target["base_url"], target["model"])
