@@ -310,7 +310,7 @@ def test_a_run_record_that_fails_after_the_suite_keeps_the_report(capsys, workdi
     def full_disk(*_args: object, **_kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("chatcontract.cli.validate_cmd.write_last_validate", full_disk)
+    monkeypatch.setattr("chatcontract.cli.validate_cmd.record_validate_run", full_disk)
     code, out, err = _run(
         capsys,
         "validate",
