@@ -13,6 +13,9 @@ import time
 import anyio
 import pytest
 from client_helpers import PONG, contract_for, env_for
+
+from chatcontract.client import AsyncChatClient, CallFailedError, ChatClient
+from chatcontract.contract import RetryPolicy, Timeouts
 from raw_servers import (
     SERVER_ERROR,
     dripping_head,
@@ -21,9 +24,6 @@ from raw_servers import (
     response,
     trickling_body,
 )
-
-from chatcontract.client import AsyncChatClient, CallFailedError, ChatClient
-from chatcontract.contract import RetryPolicy, Timeouts
 
 KEY = "sk-raw-server-key-0001"
 #: Silent gaps of up to 10 s are allowed: only the call deadline can end a drip.
@@ -63,6 +63,14 @@ def _call(client, stream):
         client.complete(PONG, deadline_s=DEADLINE_S, max_tokens=16)
 
 
+async def _acall(client, stream):
+    if stream:
+        async with client.stream(PONG, deadline_s=DEADLINE_S, max_tokens=16) as chunks:
+            await chunks.until_done()
+    else:
+        await client.complete(PONG, deadline_s=DEADLINE_S, max_tokens=16)
+
+
 @FAULTS
 def test_the_call_deadline_holds_against_a_dripping_server(handler, stream):
     with raw_server(handler) as server, _client(server) as client:
@@ -84,11 +92,7 @@ async def test_the_async_call_deadline_holds_against_a_dripping_server(handler, 
         async with _client(server, AsyncChatClient) as client:
             started = anyio.current_time()
             with pytest.raises(CallFailedError) as caught:
-                if stream:
-                    async with client.stream(PONG, deadline_s=DEADLINE_S, max_tokens=16) as chunks:
-                        await chunks.until_done()
-                else:
-                    await client.complete(PONG, deadline_s=DEADLINE_S, max_tokens=16)
+                await _acall(client, stream)
             elapsed = anyio.current_time() - started
     assert elapsed < DEADLINE_S + TOLERANCE_S
     failure = caught.value.attempts[-1].failure

@@ -13,10 +13,10 @@ import time
 import anyio
 import httpx2
 import pytest
-from raw_servers import dripping_head, raw_server, trickling_body
 
 from chatcontract.contract import load_preset
 from chatcontract.transport import AsyncInstrumentedTransport, Exchange, InstrumentedTransport
+from raw_servers import dripping_head, raw_server, trickling_body
 
 CONTRACT = load_preset("cometapi")
 BODY = {"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "hi"}]}
@@ -33,9 +33,11 @@ def anyio_backend() -> str:
 
 def _timed_post(transport: InstrumentedTransport, url: str, **extensions: object) -> float:
     started = time.monotonic()
-    with httpx2.Client(transport=transport, timeout=READ_TIMEOUT) as client:
-        with pytest.raises(httpx2.TimeoutException):
-            client.post(url, json=BODY, extensions=extensions or None)
+    with (
+        httpx2.Client(transport=transport, timeout=READ_TIMEOUT) as client,
+        pytest.raises(httpx2.TimeoutException),
+    ):
+        client.post(url, json=BODY, extensions=extensions or None)
     return time.monotonic() - started
 
 
@@ -84,9 +86,11 @@ def test_without_a_deadline_the_per_gap_timeouts_still_apply():
     with raw_server(trickling_body(3.0)) as server:
         transport = InstrumentedTransport(contract=CONTRACT)
         started = time.monotonic()
-        with httpx2.Client(transport=transport, timeout=httpx2.Timeout(0.5)) as client:
-            with pytest.raises(httpx2.ReadTimeout):
-                client.post(server.url, json=BODY)
+        with (
+            httpx2.Client(transport=transport, timeout=httpx2.Timeout(0.5)) as client,
+            pytest.raises(httpx2.ReadTimeout),
+        ):
+            client.post(server.url, json=BODY)
         assert time.monotonic() - started < 0.5 + TOLERANCE_S
 
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 import anyio
 import httpx2
 import pytest
+
+from chatcontract import instrument
+from chatcontract.contract import load_preset
+from chatcontract.transport import AsyncInstrumentedTransport, Exchange, InstrumentedTransport
 from raw_servers import (
     COMPLETION,
     SERVER_ERROR,
@@ -17,10 +21,6 @@ from raw_servers import (
     raw_server,
     response,
 )
-
-from chatcontract import instrument
-from chatcontract.contract import load_preset
-from chatcontract.transport import AsyncInstrumentedTransport, Exchange, InstrumentedTransport
 
 CONTRACT = load_preset("cometapi")
 BODY = {"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "hi"}]}
@@ -55,9 +55,11 @@ def test_a_connection_dropped_on_its_first_request_is_not_resent():
     exchanges: list[Exchange] = []
     with raw_server(drops_reused_connections([], drop_first=True)) as server:
         transport = InstrumentedTransport(contract=CONTRACT, sinks=[exchanges.append])
-        with httpx2.Client(transport=transport, timeout=5.0) as client:
-            with pytest.raises(httpx2.RemoteProtocolError):
-                client.post(server.url, json=BODY)
+        with (
+            httpx2.Client(transport=transport, timeout=5.0) as client,
+            pytest.raises(httpx2.RemoteProtocolError),
+        ):
+            client.post(server.url, json=BODY)
         assert server.requests == 1
     [exchange] = exchanges
     assert exchange.failure is not None
