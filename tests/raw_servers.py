@@ -135,11 +135,18 @@ async def read_request(reader: asyncio.StreamReader, server: RawServer) -> bytes
     return body
 
 
-def response(status: int, body: bytes, *, content_type: str = "application/json") -> bytes:
+def response(
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> bytes:
     """A keep-alive HTTP/1.1 response (no ``Connection: close``)."""
     reason = {200: "OK", 500: "Internal Server Error"}.get(status, "Status")
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n{extra}"
         f"content-length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -222,5 +229,22 @@ def drops_reused_connections(
             writer.write(queue.pop(0) if queue else response(200, COMPLETION))
             await writer.drain()
             served += 1
+
+    return handler
+
+
+def in_order(answers: list[bytes], *, then_close: bool = False) -> Handler:
+    """Answers the requests with ``answers`` in turn (the last one repeats), keep-alive;
+    ``then_close``: close the connection after each answer (for raw bodies without framing)."""
+    queue = list(answers)
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        while await read_request(reader, server) is not None:
+            writer.write(queue.pop(0) if len(queue) > 1 else queue[0])
+            await writer.drain()
+            if then_close:
+                return
 
     return handler

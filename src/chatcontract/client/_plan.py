@@ -273,6 +273,7 @@ class CallPlan:
             attempts=tuple(self._attempts),
             decisions=tuple(self._decisions),
             cost_usd=cost,
+            secrets=self._secrets,
         )
 
     def _after_failure(self, route: Route, exchange: Exchange, failure: Failure) -> Step:
