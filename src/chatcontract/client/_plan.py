@@ -212,6 +212,7 @@ class CallPlan:
         if exchange.failure is None:
             exchange = replace(exchange, failure=failure)
         self._attempts.append(exchange)
+        self._charge_failed(route, exchange, failure)
         if outcome.delivered:
             partial = outcome.partial
             if partial is None:  # pragma: no cover - a stream attempt always has one
@@ -252,6 +253,18 @@ class CallPlan:
             attempt=len(self._attempts) + 1,
             route_attempt=self._route_attempt,
             budget_s=budget,
+        )
+
+    def _charge_failed(self, route: Route, exchange: Exchange, failure: Failure) -> None:
+        """A failed attempt the provider may have billed counts against the daily cap."""
+        response = exchange.response
+        self._guard.record_failed(
+            route.model,
+            usage=None if response is None else response.usage,
+            answered=response is not None,
+            category=failure.category,
+            prompt_tokens=self._prompt_tokens,
+            completion_chars=0 if response is None else response.content_chars,
         )
 
     def _success(self, route: Route, answer: Completion) -> ChatResult:
