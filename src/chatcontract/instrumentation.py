@@ -44,6 +44,7 @@ import logging
 import os
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -423,7 +424,12 @@ def instrument(
         secrets=setup.secrets, shape_sample_rate=setup.shape_rate, defer=defer,
     )  # fmt: skip
     metered = _MeteredTransport(setup.gate, observed, inner)
-    return httpx2.Client(transport=metered, **setup.client_kwargs)
+    client = httpx2.Client(transport=metered, **setup.client_kwargs)
+    # An SDK client is rarely closed by its application: close the pool's sockets when the
+    # client is collected, or at exit, rather than leaving them to the garbage collector
+    # (a ResourceWarning each). Closing twice is harmless.
+    weakref.finalize(client, _close_quietly, metered)
+    return client
 
 
 def ainstrument(
@@ -459,6 +465,11 @@ def ainstrument(
     )  # fmt: skip
     metered = _AsyncMeteredTransport(setup.gate, observed, inner)
     return httpx2.AsyncClient(transport=metered, **setup.client_kwargs)
+
+
+def _close_quietly(transport: httpx2.BaseTransport) -> None:
+    with contextlib.suppress(Exception):  # at exit, a failed close must not print
+        transport.close()
 
 
 def check_sdk_client(sdk_client: object, contract: ContractLike = None) -> list[str]:

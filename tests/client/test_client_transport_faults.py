@@ -122,3 +122,39 @@ async def test_the_async_client_replaces_a_dropped_keep_alive_too():
         assert server.requests == 3
     assert [a.ok for a in result.attempts] == [False, True]
     assert result.attempts[1].stale_connection_replaced
+
+
+_UNCLOSED_APP = """
+from chatcontract import ChatClient
+from chatcontract.contract import load_preset
+from chatcontract.simulator import SimulatorServer
+import dataclasses, gc
+
+with SimulatorServer(flavor="cometapi", scenario="{scenario}") as server:
+    preset = load_preset("cometapi")
+    contract = dataclasses.replace(
+        preset, endpoint=dataclasses.replace(preset.endpoint, base_url=server.base_url)
+    )
+    client = ChatClient.from_contract(contract, environ={{"COMETAPI_KEY": server.api_key}})
+    try:
+        print(client.complete([{{"role": "user", "content": "hi"}}], max_tokens=8).content)
+    except Exception as exc:
+        print("failed", type(exc).__name__)
+    del client  # never closed
+    gc.collect()
+"""
+
+
+@pytest.mark.parametrize("scenario", ["ok", "server_error"], ids=["success", "failure"])
+def test_a_client_never_closed_leaves_no_socket_and_prints_nothing(scenario):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", "-c",
+         _UNCLOSED_APP.format(scenario=scenario)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+    assert done.stderr == ""
