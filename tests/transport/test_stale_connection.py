@@ -11,7 +11,7 @@ import anyio
 import httpx2
 import pytest
 
-from chatcontract import instrument
+from chatcontract import flush, instrument
 from chatcontract.contract import load_preset
 from chatcontract.transport import AsyncInstrumentedTransport, Exchange, InstrumentedTransport
 from raw_servers import (
@@ -116,12 +116,40 @@ async def test_the_async_transport_resends_a_dropped_keep_alive(how):
     await anyio.sleep(0)
 
 
-def test_instrument_resends_a_dropped_keep_alive_with_one_exchange():
+@pytest.mark.parametrize("defer", [True, False], ids=["deferred", "inline"])
+def test_instrument_resends_a_dropped_keep_alive_with_one_exchange(defer):
     exchanges: list[Exchange] = []
     handler = drops_reused_connections([response(500, SERVER_ERROR)])
     with raw_server(handler) as server:
-        with instrument(contract=CONTRACT, sinks=[exchanges.append], defer=False) as client:
+        with instrument(contract=CONTRACT, sinks=[exchanges.append], defer=defer) as client:
             statuses = [client.post(server.url, json=BODY).status_code for _ in range(2)]
+        flush()
         assert statuses == [500, 200]
         assert server.requests == 3
     assert [e.stale_connection_replaced for e in exchanges] == [False, True]
+
+
+def test_validate_checks_resend_a_dropped_keep_alive_once():
+    from dataclasses import replace
+
+    from chatcontract.checks.context import CheckContext, SuiteOptions
+    from chatcontract.target import Target
+
+    handler = drops_reused_connections([response(500, SERVER_ERROR)])
+    with raw_server(handler) as server:
+        contract = replace(CONTRACT, endpoint=replace(CONTRACT.endpoint, base_url=server.base_url))
+        target = Target(
+            contract=contract, contract_path=None, secret="sk-raw-0001", secret_source="$X",
+            model="gpt-4.1-nano", simulated=False,
+        )  # fmt: skip
+        ctx = CheckContext.open(target, SuiteOptions())
+        try:
+            first, second = ctx.send(), ctx.send()
+        finally:
+            ctx.close()
+        assert server.requests == 3
+    assert first.failure is not None
+    assert first.failure.category == "upstream"
+    assert second.ok
+    assert second.stale_connection_replaced
+    assert len(ctx.exchanges) == 2
