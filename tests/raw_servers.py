@@ -87,17 +87,20 @@ class RawServer:
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass
         finally:
-            with contextlib.suppress(Exception):
-                writer.close()
+            writer.transport.abort()  # closes the socket now, whatever state it is in
             if task is not None:
                 self._tasks.discard(task)
 
     async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.sleep(0)
+        # Let each handler's ``finally`` close its socket before the loop stops.
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=5)

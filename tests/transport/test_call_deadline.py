@@ -16,6 +16,7 @@ import pytest
 
 from chatcontract.contract import load_preset
 from chatcontract.transport import AsyncInstrumentedTransport, Exchange, InstrumentedTransport
+from chatcontract.transport.instrumented import CallDeadlineError
 from raw_servers import dripping_head, raw_server, trickling_body
 
 CONTRACT = load_preset("cometapi")
@@ -35,9 +36,12 @@ def _timed_post(transport: InstrumentedTransport, url: str, **extensions: object
     started = time.monotonic()
     with (
         httpx2.Client(transport=transport, timeout=READ_TIMEOUT) as client,
-        pytest.raises(httpx2.TimeoutException),
+        pytest.raises(CallDeadlineError) as caught,
     ):
         client.post(url, json=BODY, extensions=extensions or None)
+    # What httpx2 and the openai SDK catch: a timeout of the request that was sent.
+    assert isinstance(caught.value, httpx2.ReadTimeout)
+    assert caught.value.request.url == url
     return time.monotonic() - started
 
 
@@ -56,7 +60,8 @@ def test_the_transport_total_timeout_ends_a_dripping_response(handler, what):
     assert elapsed < DEADLINE_S + TOLERANCE_S, what
     [exchange] = exchanges
     assert exchange.failure is not None
-    assert (exchange.failure.kind, exchange.failure.category) == ("transport", "timeout")
+    failure = exchange.failure
+    assert (failure.kind, failure.category, failure.code) == ("transport", "timeout", "deadline")
 
 
 def test_a_request_deadline_overrides_the_transport_total_timeout():
@@ -108,13 +113,13 @@ async def test_the_async_transport_total_timeout_ends_a_dripping_response(handle
         )
         started = anyio.current_time()
         async with httpx2.AsyncClient(transport=transport, timeout=READ_TIMEOUT) as client:
-            with pytest.raises(httpx2.TimeoutException):
+            with pytest.raises(CallDeadlineError):
                 await client.post(server.url, json=BODY)
         elapsed = anyio.current_time() - started
     assert elapsed < DEADLINE_S + TOLERANCE_S
     [exchange] = exchanges
     assert exchange.failure is not None
-    assert exchange.failure.category == "timeout"
+    assert (exchange.failure.category, exchange.failure.code) == ("timeout", "deadline")
 
 
 @pytest.mark.parametrize("value", [0, -1.0], ids=["zero", "negative"])

@@ -42,6 +42,7 @@ from typing import Any
 import httpx2
 
 from chatcontract.contract import Contract
+from chatcontract.failures import DeadlineExceeded
 
 from ._timing import (
     CURRENT_CLOCK,
@@ -55,7 +56,12 @@ from .deferred import DeferredCall, flush
 from .exchange import Exchange
 from .observer import CallObserver, ExchangeSink, request_facts
 
-__all__ = ["STALE_CONNECTION_ERRORS", "AsyncInstrumentedTransport", "InstrumentedTransport"]
+__all__ = [
+    "STALE_CONNECTION_ERRORS",
+    "AsyncInstrumentedTransport",
+    "CallDeadlineError",
+    "InstrumentedTransport",
+]
 
 logger = logging.getLogger("chatcontract.transport")
 
@@ -68,6 +74,28 @@ STALE_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
 )
 
 _monotonic = time.monotonic
+# Timers wake a hair early on some platforms: a timeout this close to the deadline is it.
+_DEADLINE_SLACK_S = 0.01
+
+
+class CallDeadlineError(DeadlineExceeded, httpx2.ReadTimeout):
+    """The call's deadline (``deadline_s`` or ``total_timeout``) passed before the response
+    ended: a timeout for httpx2 and the openai SDK, classified ``transport/timeout/deadline``."""
+
+
+def _as_deadline(exc: Exception, clock: PhaseClock, request: httpx2.Request | None) -> Exception:
+    """``exc``, or a ``CallDeadlineError`` when it is a timeout the call's deadline caused."""
+    deadline = clock.deadline
+    if (
+        deadline is None
+        or not isinstance(exc, httpx2.TimeoutException)
+        or isinstance(exc, DeadlineExceeded)
+        or _monotonic() < deadline - _DEADLINE_SLACK_S
+    ):
+        return exc
+    return CallDeadlineError(
+        "the call's deadline passed before the response ended", request=request
+    )
 
 
 def _observer(
@@ -205,9 +233,12 @@ def _already_read(response: httpx2.Response, observer: Observer) -> bool:
 
 
 class _ObservedStream(httpx2.SyncByteStream):
-    def __init__(self, inner: Iterable[bytes], observer: Observer) -> None:
+    def __init__(
+        self, inner: Iterable[bytes], observer: Observer, request: httpx2.Request | None = None
+    ) -> None:
         self._inner = inner
         self._observer = observer
+        self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
         on_chunk = self._observer.on_chunk
@@ -230,7 +261,10 @@ class _ObservedStream(httpx2.SyncByteStream):
                     on_chunk(piece)
                     yield piece
         except Exception as exc:
-            self._observer.on_error(exc)
+            error = _as_deadline(exc, clock, self._request)
+            self._observer.on_error(error)
+            if error is not exc:
+                raise error from exc
             raise
         self._observer.finish()
 
@@ -244,9 +278,12 @@ class _ObservedStream(httpx2.SyncByteStream):
 
 
 class _AsyncObservedStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: Any, observer: Observer) -> None:
+    def __init__(
+        self, inner: Any, observer: Observer, request: httpx2.Request | None = None
+    ) -> None:
         self._inner = inner
         self._observer = observer
+        self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         on_chunk = self._observer.on_chunk
@@ -269,7 +306,10 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
                     on_chunk(piece)
                     yield piece
         except Exception as exc:
-            self._observer.on_error(exc)
+            error = _as_deadline(exc, clock, self._request)
+            self._observer.on_error(error)
+            if error is not exc:
+                raise error from exc
             raise
         self._observer.finish()
 
@@ -460,14 +500,17 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
                 discard_idle_connections(self._inner, request.url)
                 response = self._inner.handle_request(request)
         except Exception as exc:
-            observer.on_error(exc)
+            error = _as_deadline(exc, observer.clock, request)
+            observer.on_error(error)
+            if error is not exc:
+                raise error from exc
             raise
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
         if _already_read(response, observer):
             return response
-        response.stream = _ObservedStream(response.stream, observer)  # type: ignore[arg-type]
+        response.stream = _ObservedStream(response.stream, observer, request)  # type: ignore[arg-type]
         return response
 
     def close(self) -> None:
@@ -521,14 +564,17 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
                 await adiscard_idle_connections(self._inner, request.url)
                 response = await self._inner.handle_async_request(request)
         except Exception as exc:
-            observer.on_error(exc)
+            error = _as_deadline(exc, observer.clock, request)
+            observer.on_error(error)
+            if error is not exc:
+                raise error from exc
             raise
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
         if _already_read(response, observer):
             return response
-        response.stream = _AsyncObservedStream(response.stream, observer)
+        response.stream = _AsyncObservedStream(response.stream, observer, request)
         return response
 
     async def aclose(self) -> None:
