@@ -551,3 +551,62 @@ def test_a_deferred_calls_span_keeps_the_parent_it_was_made_under(openai_simulat
     parents = [s.parent.span_id for s in calls]
     assert parents == [first.get_span_context().span_id, second.get_span_context().span_id]
     provider.shutdown()
+
+
+# -- a library does not print, and closes its sockets ---------------------------------------
+
+_QUIET_APP = """
+import openai
+from chatcontract import instrument
+from chatcontract.simulator import SimulatorServer
+
+with SimulatorServer(flavor="cometapi", scenario="{scenario}") as server:
+    sdk = openai.OpenAI(
+        base_url=server.base_url, api_key=server.api_key, max_retries=0,
+        http_client=instrument(),  # never closed, as in most applications
+    )
+    try:
+        sdk.chat.completions.create(model="gpt-4.1-nano", messages={messages!r}, max_tokens=8)
+    except openai.APIError as exc:
+        print("failed", type(exc).__name__)
+    else:
+        print("answered")
+    {ending}
+"""
+
+
+def _run_app(code, *flags):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, *flags, "-c", code],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scenario", "ending", "printed"),
+    [
+        ("ok", "del sdk; import gc; gc.collect()", "answered"),
+        ("server_error", "pass", "failed"),
+    ],
+    ids=["success-client-collected", "failure-logged-client-left-open-at-exit"],
+)
+def test_an_application_without_logging_config_sees_nothing_on_stderr(scenario, ending, printed):
+    # An unclosed socket is a ResourceWarning, printed to stderr under -W error.
+    code = _QUIET_APP.format(scenario=scenario, messages=MESSAGES, ending=ending)
+    done = _run_app(code, "-W", "error::ResourceWarning")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(printed)
+    assert done.stderr == ""
+
+
+def test_an_application_that_configures_logging_still_gets_the_event_log():
+    code = "import logging\nlogging.basicConfig(level=logging.WARNING)\n" + _QUIET_APP.format(
+        scenario="server_error", messages=MESSAGES, ending="del sdk"
+    )
+    done = _run_app(code)
+    assert done.returncode == 0, done.stderr
+    assert "WARNING:chatcontract.events:" in done.stderr
+    assert '"event":"exchange"' in done.stderr

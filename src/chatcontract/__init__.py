@@ -13,6 +13,8 @@ The public surface, re-exported here on purpose (the subpackages hold the rest):
 
 from __future__ import annotations
 
+import logging
+
 from chatcontract._version import __version__
 from chatcontract.client import (
     AsyncChatClient,
@@ -52,6 +54,11 @@ from chatcontract.transport import (
     InstrumentedTransport,
     flush,
 )
+
+# A library does not print: without this, the stdlib's last-resort handler would write every
+# warning of a chatcontract logger (the JSON event log included) to stderr in an application
+# that configured no logging. An application that configures logging still gets every record.
+logging.getLogger("chatcontract").addHandler(logging.NullHandler())
 
 __all__ = [
     "AsyncChatClient",

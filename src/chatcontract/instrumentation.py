@@ -44,6 +44,7 @@ import logging
 import os
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -226,7 +227,9 @@ def _setup(
     shadow = _rate("shadow_rate", shadow_rate, DEFAULT_SHADOW_RATE)
     shapes = _rate("shape_sample_rate", shape_sample_rate, shadow)
     resolved = _resolve_contract(contract)
-    redact = tuple(s for s in secrets if s)
+    # The contract's own key is always redacted: a caller need not think of passing it.
+    found = resolved.auth.resolve()
+    redact = tuple(dict.fromkeys(s for s in (*secrets, found[1] if found else "") if s))
     telemetry = _build_telemetry(
         resolved, registry=registry, sinks=sinks, event_log=event_log, shadow_rate=shadow,
         shape_rate=shapes, secrets=redact,
@@ -385,8 +388,9 @@ def instrument(
             successes, so every shadow line carries its shapes. 1.0 for full drift data.
         transport: the httpx2 transport doing the I/O (default: ``httpx2.HTTPTransport`` with
             the openai SDK's connection limits and timed DNS).
-        secrets: strings redacted from every failure message and log line (the API key).
-            The key itself is never read: request headers are not recorded.
+        secrets: more strings redacted from every failure message and log line. The
+            contract's key (from its ``auth.env``) and the key each request carries are
+            always redacted, from every Exchange and log line, without being listed here.
         defer: observe successful calls off the critical path (default): each call is only
             recorded while it runs, and parsed, classified and metered in the next wait for
             a server (between sending a request and its answer), by a janitor within 0.25 s
@@ -420,7 +424,12 @@ def instrument(
         secrets=setup.secrets, shape_sample_rate=setup.shape_rate, defer=defer,
     )  # fmt: skip
     metered = _MeteredTransport(setup.gate, observed, inner)
-    return httpx2.Client(transport=metered, **setup.client_kwargs)
+    client = httpx2.Client(transport=metered, **setup.client_kwargs)
+    # An SDK client is rarely closed by its application: close the pool's sockets when the
+    # client is collected, or at exit, rather than leaving them to the garbage collector
+    # (a ResourceWarning each). Closing twice is harmless.
+    weakref.finalize(client, _close_quietly, metered)
+    return client
 
 
 def ainstrument(
@@ -456,6 +465,11 @@ def ainstrument(
     )  # fmt: skip
     metered = _AsyncMeteredTransport(setup.gate, observed, inner)
     return httpx2.AsyncClient(transport=metered, **setup.client_kwargs)
+
+
+def _close_quietly(transport: httpx2.BaseTransport) -> None:
+    with contextlib.suppress(Exception):  # at exit, a failed close must not print
+        transport.close()
 
 
 def check_sdk_client(sdk_client: object, contract: ContractLike = None) -> list[str]:

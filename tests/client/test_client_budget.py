@@ -4,8 +4,8 @@ import httpx2
 import pytest
 from client_helpers import PONG, RecordingSink, contract_for, env_for, trail
 
-from chatcontract.client import BudgetExceededError, ChatClient, KillSwitchError
-from chatcontract.contract import CostCaps
+from chatcontract.client import BudgetExceededError, CallFailedError, ChatClient, KillSwitchError
+from chatcontract.contract import CostCaps, RetryPolicy
 from chatcontract.telemetry.events import BudgetRefusal
 
 COMPLETION = (
@@ -122,3 +122,68 @@ def test_the_kill_switch_is_read_at_every_call():
         environ["CHATCONTRACT_KILL_SWITCH"] = "0"
         after = client.complete(PONG, max_tokens=16).route
     assert (before, during, after) == ("primary", "smaller-model", "primary")
+
+
+NO_RETRY = RetryPolicy(
+    max_attempts=1, backoff_initial_ms=1, backoff_max_ms=1, jitter=0.0, retry_after_cap_ms=1_000
+)
+SERVER_ERROR = b'{"error":{"message":"upstream failed","type":"server_error","code":"boom"}}'
+
+
+def _failing(status, body, *, headers=None):
+    requests = []
+
+    def handler(request):
+        requests.append(request)
+        return httpx2.Response(
+            status, headers={"content-type": "application/json", **(headers or {})}, content=body
+        )
+
+    handler.requests = requests
+    return handler
+
+
+def test_failed_attempts_the_provider_may_bill_count_towards_the_daily_cap():
+    # Each 500 is charged the prompt estimate (14 tokens at $0.08/M ≈ $1.1e-6).
+    handler = _failing(500, SERVER_ERROR)
+    with client_with(handler) as client:
+        with pytest.raises(CallFailedError) as caught:
+            client.complete(PONG, max_tokens=16)
+        spent = client._core.guard.spent_today()
+    attempts = len(caught.value.attempts)
+    assert attempts == 2
+    assert spent == pytest.approx(attempts * 14 * 0.08 / 1_000_000)
+
+
+def test_usage_reported_on_a_failed_answer_is_charged():
+    # A 200 whose answer breaks the contract (no choices) but reports usage.
+    body = (
+        b'{"id":"x","object":"chat.completion","created":1,"model":"gpt-4.1-nano",'
+        b'"usage":{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500}}'
+    )
+    handler = _failing(200, body)
+    with client_with(handler, retry=NO_RETRY) as client:
+        with pytest.raises(CallFailedError):
+            client.complete(PONG, max_tokens=16)
+        spent = client._core.guard.spent_today()
+    assert spent == pytest.approx((1000 * 0.08 + 500 * 0.32) / 1_000_000)
+
+
+def test_a_rate_limited_attempt_is_not_charged():
+    body = b'{"error":{"message":"slow down","type":"rate_limit","code":"rate_limit_exceeded"}}'
+    handler = _failing(429, body, headers={"retry-after": "0"})
+    with client_with(handler, retry=NO_RETRY) as client:
+        with pytest.raises(CallFailedError):
+            client.complete(PONG, max_tokens=16)
+        assert client._core.guard.spent_today() == 0.0
+
+
+def test_a_billed_failure_can_trip_the_daily_cap_before_the_retry():
+    # Worst case of one call ≈ $6.2e-6; the billed 500 (≈ $1.1e-6) leaves no room under
+    # $7e-6 for the retry's worst case, which is refused before it is sent.
+    caps = CostCaps(max_tokens_per_call=None, max_cost_per_day_usd=0.000007)
+    handler = _failing(500, SERVER_ERROR)
+    with client_with(handler, caps=caps) as client, pytest.raises(BudgetExceededError) as caught:
+        client.complete(PONG, max_tokens=16)
+    assert caught.value.failure.code == "daily_cost_cap"
+    assert len(handler.requests) == 1

@@ -298,7 +298,9 @@ def test_every_attempt_carries_its_number_and_route_to_the_transport():
     )
     with mock_client(handler, model_fallback=True) as client, pytest.raises(RetriesExhaustedError):
         client.complete(PONG, max_tokens=16)
-    meta = [r.extensions["chatcontract"] for r in handler.requests]
+    meta = [dict(r.extensions["chatcontract"]) for r in handler.requests]
+    deadlines = [m.pop("deadline_s") for m in meta]
+    assert all(0 < d <= 10 for d in deadlines)  # each attempt's share of the call deadline
     assert meta == [
         {"attempt": 1, "route": "primary"},
         {"attempt": 2, "route": "primary"},

@@ -2,6 +2,7 @@ import pytest
 
 from chatcontract.contract import CostCaps, Policy, Prices
 from chatcontract.policy import DAY_S, BudgetGuard, estimate_prompt_tokens, kill_switch_active
+from chatcontract.policy.budget import UNBILLED_CATEGORIES
 from chatcontract.wire import Usage
 
 PRICES = {"cheap": Prices(input_per_million=1.0, output_per_million=2.0)}
@@ -109,3 +110,84 @@ def test_kill_switch_reads_the_contract_variable(value, active):
 
 def test_no_kill_switch_variable_means_never_active():
     assert kill_switch_active(Policy(kill_switch_env=None), {"KILL": "1"}) is False
+
+
+# -- failed attempts the provider may bill ---------------------------------------------------
+
+
+def test_a_failed_attempt_with_usage_is_charged_its_usage():
+    budget, _ = guard()
+    cost = budget.record_failed(
+        "cheap", usage=Usage(prompt_tokens=1_000, completion_tokens=500), answered=True,
+        category="contract", prompt_tokens=7,
+    )  # fmt: skip
+    assert cost == pytest.approx(0.002)
+    assert budget.spent_today() == pytest.approx(0.002)
+
+
+def test_usage_on_an_error_is_charged_even_in_an_unbilled_category():
+    budget, _ = guard()
+    cost = budget.record_failed(
+        "cheap", usage=Usage(prompt_tokens=1_000, completion_tokens=0), answered=True,
+        category="rate_limit", prompt_tokens=7,
+    )  # fmt: skip
+    assert cost == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize(
+    ("category", "chars", "expected"),
+    [
+        ("upstream", 0, 1_000 * 1.0 / 1e6),
+        ("network", 400, (1_000 * 1.0 + 100 * 2.0) / 1e6),
+        ("contract", 0, 1_000 * 1.0 / 1e6),
+        ("timeout", 0, 1_000 * 1.0 / 1e6),
+    ],
+    ids=["5xx", "cut-stream", "broken-2xx", "stalled"],
+)
+def test_an_answered_failure_without_usage_is_charged_an_estimate(category, chars, expected):
+    budget, _ = guard()
+    cost = budget.record_failed(
+        "cheap", usage=None, answered=True, category=category, prompt_tokens=1_000,
+        completion_chars=chars,
+    )  # fmt: skip
+    assert cost == pytest.approx(expected)
+    assert budget.spent_today() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("category", sorted(UNBILLED_CATEGORIES), ids=sorted(UNBILLED_CATEGORIES))
+def test_a_refusal_before_any_work_is_not_charged(category):
+    budget, _ = guard()
+    assert (
+        budget.record_failed(
+            "cheap", usage=None, answered=True, category=category, prompt_tokens=1_000
+        )
+        is None
+    )
+    assert budget.spent_today() == 0.0
+
+
+def test_an_attempt_that_got_no_answer_is_not_charged():
+    budget, _ = guard()
+    cost = budget.record_failed(
+        "cheap", usage=None, answered=False, category="network", prompt_tokens=1_000
+    )
+    assert cost is None
+    assert budget.spent_today() == 0.0
+
+
+def test_a_failed_attempt_on_an_unpriced_model_is_not_charged():
+    budget, _ = guard()
+    cost = budget.record_failed(
+        "unpriced", usage=Usage(prompt_tokens=1, completion_tokens=1), answered=True,
+        category="upstream", prompt_tokens=1,
+    )  # fmt: skip
+    assert cost is None
+
+
+def test_failed_charges_count_towards_the_daily_cap():
+    budget, _ = guard(max_tokens_per_call=None, max_cost_per_day_usd=0.0015)
+    assert budget.check("cheap", 0, 0) is None
+    budget.record_failed(
+        "cheap", usage=None, answered=True, category="upstream", prompt_tokens=1_600
+    )
+    assert budget.check("cheap", 0, 0) == "daily_cost_cap"

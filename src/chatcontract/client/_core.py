@@ -226,9 +226,15 @@ class ClientCore:
         )
 
     def extensions(self, step: Send, watch: AttemptWatch) -> dict[str, Any]:
-        """Request extensions: attempt and route for the Exchange, the watch for the guard."""
+        """Request extensions: attempt and route for the Exchange, the attempt's deadline for
+        the transport (it cuts every connect, write and read to the time left, the response
+        head included), the watch for the guard."""
         return {
-            "chatcontract": {"attempt": step.attempt, "route": step.route.name},
+            "chatcontract": {
+                "attempt": step.attempt,
+                "route": step.route.name,
+                "deadline_s": step.budget_s,
+            },
             WATCH_EXTENSION: watch,
         }
 

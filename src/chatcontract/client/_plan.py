@@ -212,6 +212,7 @@ class CallPlan:
         if exchange.failure is None:
             exchange = replace(exchange, failure=failure)
         self._attempts.append(exchange)
+        self._charge_failed(route, exchange, failure)
         if outcome.delivered:
             partial = outcome.partial
             if partial is None:  # pragma: no cover - a stream attempt always has one
@@ -254,6 +255,18 @@ class CallPlan:
             budget_s=budget,
         )
 
+    def _charge_failed(self, route: Route, exchange: Exchange, failure: Failure) -> None:
+        """A failed attempt the provider may have billed counts against the daily cap."""
+        response = exchange.response
+        self._guard.record_failed(
+            route.model,
+            usage=None if response is None else response.usage,
+            answered=response is not None,
+            category=failure.category,
+            prompt_tokens=self._prompt_tokens,
+            completion_chars=0 if response is None else response.content_chars,
+        )
+
     def _success(self, route: Route, answer: Completion) -> ChatResult:
         cost = self._guard.record(route.model, answer.usage)
         if len(self._attempts) > 1:
@@ -273,6 +286,7 @@ class CallPlan:
             attempts=tuple(self._attempts),
             decisions=tuple(self._decisions),
             cost_usd=cost,
+            secrets=self._secrets,
         )
 
     def _after_failure(self, route: Route, exchange: Exchange, failure: Failure) -> Step:

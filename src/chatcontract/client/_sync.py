@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
+import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -139,6 +141,9 @@ class ChatClient:
                 capture_content=capture_content,
             )
             self._http[route.name] = httpx2.Client(transport=instrumented, follow_redirects=False)
+        # A client the application never closes still closes its sockets (when collected,
+        # or at exit) instead of leaving them to the garbage collector.
+        weakref.finalize(self, _close_all, tuple(self._http.values()))
 
     @classmethod
     def from_contract(
@@ -377,6 +382,12 @@ class ChatClient:
     def __repr__(self) -> str:
         routes = ", ".join(f"{r.name}={r.model}@{r.base_url}" for r in self._core.routes)
         return f"ChatClient(provider={self._core.contract.provider!r}, routes=[{routes}])"
+
+
+def _close_all(clients: tuple[httpx2.Client, ...]) -> None:
+    for client in clients:
+        with contextlib.suppress(Exception):  # at exit, a failed close must not print
+            client.close()
 
 
 def _own_transport() -> httpx2.HTTPTransport:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 
 from chatcontract.policy import Decision
+from chatcontract.redact import redact_text
 from chatcontract.transport import Exchange
 from chatcontract.wire import ToolCall, Usage
 
@@ -37,6 +39,12 @@ class ChatResult:
     decisions: tuple[Decision, ...] = ()
     cost_usd: float | None = None
     outcome: CallOutcome = "success"
+    #: Redacted from ``repr``: the answer is the provider's text and may quote the key.
+    secrets: Sequence[str] = field(default=(), repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return redact_text(f"ChatResult({shown})", self.secrets)
 
     @property
     def ok(self) -> bool:

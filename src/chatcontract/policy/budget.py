@@ -1,7 +1,10 @@
 """Local guards checked before sending: token and money caps, and the kill switch.
 
 ``BudgetGuard`` refuses a call whose worst case breaks ``policy.caps`` — before anything goes
-on the wire — and adds the actual cost of each successful call to a rolling 24-hour total.
+on the wire — and adds the actual cost of each successful call to a rolling 24-hour total, and
+of each failed attempt the provider may bill: its reported usage, else an estimate of the
+prompt (and of what was generated) when the request reached the provider and got an answer
+whose category does not say it was refused before any work (``UNBILLED_CATEGORIES``).
 Prices come from ``policy.prices``; a model without prices skips the cost caps (its calls
 cannot be priced, so only ``max_tokens_per_call`` applies).
 """
@@ -21,6 +24,7 @@ from chatcontract.wire import Usage
 __all__ = [
     "DAY_S",
     "FALSE_WORDS",
+    "UNBILLED_CATEGORIES",
     "BudgetGuard",
     "RefusalReason",
     "estimate_prompt_tokens",
@@ -32,6 +36,25 @@ RefusalReason = Literal["max_tokens_cap", "call_cost_cap", "daily_cost_cap", "ki
 
 #: The rolling window of ``max_cost_per_day_usd``.
 DAY_S = 86_400.0
+
+#: Failure categories a provider answers before doing any work on the prompt (refused key,
+#: bad request, unknown model or path, throttled, out of quota, prompt too long, policy
+#: refusal, a local guard): a failed attempt in one of them is charged only the usage its
+#: error reports, if any. Any other answered failure (5xx, a broken or cut 2xx, an in-band
+#: error mid-stream) may have been billed and is charged an estimate.
+UNBILLED_CATEGORIES = frozenset(
+    {
+        "auth",
+        "validation",
+        "model",
+        "endpoint",
+        "rate_limit",
+        "quota",
+        "context_length",
+        "content_policy",
+        "budget",
+    }
+)
 
 # The chat format's cost per message (role, separators) and per request (reply priming),
 # as OpenAI's cookbook counts them; the text itself is ~4 characters per token.
@@ -136,6 +159,42 @@ class BudgetGuard:
         if prices is None or usage is None:
             return None
         cost = prices.cost(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+        with self._lock:
+            self._spent.append((self._clock(), cost))
+        return cost
+
+    def record_failed(
+        self,
+        model: str,
+        *,
+        usage: Usage | None,
+        answered: bool,
+        category: str,
+        prompt_tokens: int,
+        completion_chars: int = 0,
+    ) -> float | None:
+        """Charge a failed attempt the provider may bill; returns the amount (``None``: not
+        charged, or no prices for ``model``).
+
+        Args:
+            usage: the usage the failed response reported (charged as is when present).
+            answered: the request was sent whole and an HTTP response came back.
+            category: the failure category (``UNBILLED_CATEGORIES`` are not estimated).
+            prompt_tokens: the request's estimated prompt tokens.
+            completion_chars: characters generated before the failure (a cut stream).
+        """
+        prices = self.prices.get(model)
+        if prices is None:
+            return None
+        if usage is not None:
+            prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
+        elif answered and category not in UNBILLED_CATEGORIES:
+            prompt, completion = prompt_tokens, math.ceil(completion_chars / _CHARS_PER_TOKEN)
+        else:
+            return None
+        cost = prices.cost(max(prompt, 0), max(completion, 0))
+        if cost <= 0:
+            return None
         with self._lock:
             self._spent.append((self._clock(), cost))
         return cost

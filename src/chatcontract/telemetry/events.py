@@ -6,6 +6,8 @@ series (``provider``, ``endpoint``) come from the contract via ``CallLabels``.
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -21,7 +23,10 @@ __all__ = [
     "RetrySucceeded",
     "Telemetry",
     "TelemetrySink",
+    "sink_name",
 ]
+
+logger = logging.getLogger("chatcontract.telemetry")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,25 +97,63 @@ class TelemetrySink(Protocol):
 
 
 class Telemetry:
-    """Fans out to sinks; one sink failing never breaks a call (it is counted and skipped)."""
+    """Fans out to sinks; one sink failing never breaks a call.
+
+    A sink that raises is skipped for that Exchange or event: the first error of each sink is
+    logged (warning, on the ``chatcontract.telemetry`` logger: the exception type only, as its
+    message could quote provider text), every error is counted in ``sink_errors`` and handed to
+    the sinks that count sink errors (``PrometheusSink``: ``llm_telemetry_sink_errors_total``).
+    """
 
     def __init__(self, sinks: list[TelemetrySink] | tuple[TelemetrySink, ...], labels: CallLabels):
         self.sinks = tuple(sinks)
         self.labels = labels
         self.sink_errors = 0
+        self._failed: set[int] = set()  # sinks whose first error was logged (by position)
+        self._lock = threading.Lock()
 
     def exchange(self, exchange: Exchange) -> None:
         """Hand one Exchange to every sink (usable directly as a transport sink)."""
-        for sink in self.sinks:
+        for index, sink in enumerate(self.sinks):
             try:
                 sink.handle_exchange(exchange, self.labels)
-            except Exception:  # telemetry must never break the call it observes
-                self.sink_errors += 1
+            except Exception as exc:  # telemetry must never break the call it observes
+                self._sink_failed(index, sink, exc)
 
     def event(self, event: ClientEvent) -> None:
         """Hand one client decision to every sink."""
-        for sink in self.sinks:
+        for index, sink in enumerate(self.sinks):
             try:
                 sink.handle_event(event, self.labels)
-            except Exception:  # telemetry must never break the call it observes
-                self.sink_errors += 1
+            except Exception as exc:  # telemetry must never break the call it observes
+                self._sink_failed(index, sink, exc)
+
+    def _sink_failed(self, index: int, sink: TelemetrySink, exc: Exception) -> None:
+        name = sink_name(sink)
+        with self._lock:
+            self.sink_errors += 1
+            first = index not in self._failed
+            self._failed.add(index)
+        if first:
+            logger.warning(
+                "chatcontract: telemetry sink %s raised %s; it is skipped for this call and "
+                "further errors are only counted",
+                name,
+                type(exc).__name__,
+            )
+        for other in self.sinks:
+            count = getattr(other, "count_sink_error", None)
+            if count is None:
+                continue
+            try:
+                count(name, self.labels)
+            except Exception:  # noqa: S112 - a broken counter must not break the call either
+                continue
+
+
+def sink_name(sink: object) -> str:
+    """A bounded label for a sink: its class name (a plain function: its name)."""
+    callback = getattr(sink, "_callback", None)  # instrument()'s adapter for plain callables
+    target = callback if callback is not None else sink
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return str(name)[:64]

@@ -366,6 +366,11 @@ class PrometheusSink:
             "Calls whose single deadline ran out across attempts and fallbacks.",
             ("provider", "endpoint", "model", "route"),
         )
+        self.sink_errors = self._counter(
+            "llm_telemetry_sink_errors",
+            "Telemetry sinks that raised while observing a call (the call itself went on).",
+            ("provider", "endpoint", "sink"),
+        )
 
     # -- construction -----------------------------------------------------------------------
 
@@ -432,6 +437,10 @@ class PrometheusSink:
                 self.deadline_exhausted.labels(
                     provider, endpoint, model, self._routes(event.route)
                 ).inc()
+
+    def count_sink_error(self, sink: str, labels: CallLabels) -> None:
+        """Count one error of a telemetry sink (``Telemetry`` calls this for every sink)."""
+        self.sink_errors.labels(labels.provider, labels.endpoint, self._small(sink)).inc()
 
     # -- per call ---------------------------------------------------------------------------
 

@@ -1,6 +1,12 @@
 """Phase timing: DNS (a resolving network backend), connect and TLS (httpcore2 trace events),
 time to first byte (response headers complete).
 
+The clock of a call also carries what the connection layer must know about it: its deadline
+(every connect, TLS handshake, write and read of the call is cut to the time left, so a server
+dripping its headers or its body one byte at a time cannot outlive it: httpx2's own timeouts
+bound one silent gap each), and whether the request went out on a reused connection and got
+any byte back (a stale pooled connection is retried once, see ``instrumented.py``).
+
 The connections the timed backend makes also give deferred observation its wait windows: the
 first read after a write is where the thread would block until the server answers, so the
 queue of ended calls is worked off there (see ``deferred.py``).
@@ -29,20 +35,53 @@ __all__ = [
     "AsyncTimedBackend",
     "PhaseClock",
     "TimedBackend",
+    "adiscard_idle_connections",
+    "discard_idle_connections",
     "has_timed_backend",
     "install_backend",
 ]
 
+_monotonic = time.monotonic
+
 
 class PhaseClock:
-    """Collects phase start/end moments (``time.perf_counter`` seconds) for one call."""
+    """Collects phase start/end moments (``time.perf_counter`` seconds) for one call.
 
-    __slots__ = ("_starts", "ends", "origin")
+    Attributes:
+        deadline: ``time.monotonic()`` by which the call must have ended, or None.
+        sent: the request started going out (a write, or httpcore2's send trace event).
+        received: a byte of the answer came back (seen by the timed backend only).
+    """
+
+    __slots__ = ("_starts", "deadline", "ends", "origin", "received", "sent")
 
     def __init__(self) -> None:
         self.origin = time.perf_counter()
         self._starts: dict[str, float] = {}
         self.ends: dict[str, float] = {}
+        self.deadline: float | None = None
+        self.sent = False
+        self.received = False
+
+    @property
+    def reused_connection(self) -> bool:
+        """The request went out on a connection this call did not open."""
+        return self.sent and "connect" not in self._starts
+
+    def restart_send(self) -> None:
+        """Forget the send markers, before the same call is sent again."""
+        self.sent = self.received = False
+
+    def remaining(self, timeout: float | None, error: type[Exception]) -> float | None:
+        """``timeout`` cut to the time left before the deadline; raises ``error`` (an
+        httpcore2 timeout) when no time is left."""
+        deadline = self.deadline
+        if deadline is None:
+            return timeout
+        left = deadline - _monotonic()
+        if left <= 0:
+            raise error("the call's deadline passed (chatcontract)")
+        return left if timeout is None or timeout > left else timeout
 
     def start(self, phase: str) -> None:
         self._starts[phase] = time.perf_counter()
@@ -71,6 +110,9 @@ class PhaseClock:
     def trace(self, event_name: str, info: dict[str, Any]) -> None:
         _, _, rest = event_name.partition(".")
         step, _, edge = rest.rpartition(".")
+        if step == "send_request_headers":
+            self.sent = True
+            return
         phase = self._PHASES.get(step)
         if phase is None:
             return
@@ -118,6 +160,8 @@ class TimedBackend(httpcore2.NetworkBackend):
     ) -> httpcore2.NetworkStream:
         clock = CURRENT_CLOCK.get()
         target = host
+        if clock is not None:
+            timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
         if clock is not None and not _is_ip(host):
             clock.start("dns")
             try:
@@ -127,6 +171,7 @@ class TimedBackend(httpcore2.NetworkBackend):
             clock.end("dns")
             target = _first_address(infos) or host
         if clock is not None:
+            timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
             clock.start("connect")
         stream = self._inner.connect_tcp(
             target,
@@ -164,6 +209,8 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
     ) -> httpcore2.AsyncNetworkStream:
         clock = CURRENT_CLOCK.get()
         target = host
+        if clock is not None:
+            timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
         if clock is not None and not _is_ip(host):
             clock.start("dns")
             try:
@@ -173,6 +220,7 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
             clock.end("dns")
             target = _first_address(infos) or host
         if clock is not None:
+            timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
             clock.start("connect")
         stream = await self._inner.connect_tcp(
             target,
@@ -197,28 +245,36 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
 
 
 class _TimedStream(httpcore2.NetworkStream):
-    """A connected stream whose TLS handshake is timed, and whose first read after a write
-    (the server is working on the request) drains the deferred observations.
-
-    Reads cost nothing extra: the instance's ``read`` is the inner stream's own, except for
-    the first read after a write while observations are pending, which goes through the
-    class's ``read`` (it drains, then puts the direct read back)."""
+    """A connected stream whose TLS handshake is timed, whose reads and writes keep to the
+    current call's deadline and mark it as sent / answered, and whose first read after a
+    write (the server is working on the request) drains the deferred observations."""
 
     def __init__(self, inner: httpcore2.NetworkStream, clock: PhaseClock | None) -> None:
         self._inner = inner
         self._clock = clock
-        self.__dict__["read"] = inner.read
+        self._drain = False
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        self.__dict__["read"] = self._inner.read
-        if PENDING:
-            drain()
-        return self._inner.read(max_bytes, timeout)
+        if self._drain:
+            self._drain = False
+            if PENDING:
+                drain()
+        clock = CURRENT_CLOCK.get()
+        if clock is None:
+            return self._inner.read(max_bytes, timeout)
+        data = self._inner.read(max_bytes, clock.remaining(timeout, httpcore2.ReadTimeout))
+        if data:
+            clock.received = True
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        clock = CURRENT_CLOCK.get()
+        if clock is not None:
+            clock.sent = True
+            timeout = clock.remaining(timeout, httpcore2.WriteTimeout)
         self._inner.write(buffer, timeout)
         if PENDING:  # the next read waits for the server: work the queue off there
-            self.__dict__.pop("read", None)
+            self._drain = True
 
     def close(self) -> None:
         self._inner.close()
@@ -230,6 +286,7 @@ class _TimedStream(httpcore2.NetworkStream):
         clock = self._clock
         if clock is None:  # a connection made outside an observed call
             return _TimedStream(self._inner.start_tls(ssl_context, server_hostname, timeout), None)
+        timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
         clock.start("tls")
         stream = self._inner.start_tls(ssl_context, server_hostname, timeout)
         clock.end("tls")
@@ -245,18 +302,29 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
     def __init__(self, inner: httpcore2.AsyncNetworkStream, clock: PhaseClock | None) -> None:
         self._inner = inner
         self._clock = clock
-        self.__dict__["read"] = inner.read
+        self._drain = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        self.__dict__["read"] = self._inner.read
-        if PENDING:
-            drain()
-        return await self._inner.read(max_bytes, timeout)
+        if self._drain:
+            self._drain = False
+            if PENDING:
+                drain()
+        clock = CURRENT_CLOCK.get()
+        if clock is None:
+            return await self._inner.read(max_bytes, timeout)
+        data = await self._inner.read(max_bytes, clock.remaining(timeout, httpcore2.ReadTimeout))
+        if data:
+            clock.received = True
+        return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        clock = CURRENT_CLOCK.get()
+        if clock is not None:
+            clock.sent = True
+            timeout = clock.remaining(timeout, httpcore2.WriteTimeout)
         await self._inner.write(buffer, timeout)
         if PENDING:
-            self.__dict__.pop("read", None)
+            self._drain = True
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -268,6 +336,7 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
         if clock is None:
             inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
             return _AsyncTimedStream(inner, None)
+        timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
         clock.start("tls")
         stream = await self._inner.start_tls(ssl_context, server_hostname, timeout)
         clock.end("tls")
@@ -296,3 +365,66 @@ def install_backend(transport: object, *, is_async: bool) -> bool:
         return False
     pool._network_backend = AsyncTimedBackend() if is_async else TimedBackend()
     return True
+
+
+def _pool_of(transport: object) -> Any:
+    """The httpcore2 pool under ``transport``, looking through wrappers that keep the transport
+    they wrap in ``_inner`` (the client's guard transport); None when there is none."""
+    for _ in range(8):  # wrappers nest a level or two; never follow a cycle
+        pool = getattr(transport, "_pool", None)
+        if pool is not None:
+            return pool
+        transport = getattr(transport, "_inner", None)
+        if transport is None:
+            return None
+    return None
+
+
+def _origin(url: Any) -> Any:
+    try:
+        return httpcore2.URL(
+            scheme=url.raw_scheme, host=url.raw_host, port=url.port, target="/"
+        ).origin
+    except (AttributeError, KeyError, TypeError):  # not an http(s) URL of httpx2
+        return None
+
+
+def _idle_to(pool: Any, origin: Any) -> list[Any]:
+    connections = getattr(pool, "connections", None)
+    if not isinstance(connections, list):
+        return []
+    return [
+        connection
+        for connection in connections
+        if connection.can_handle_request(origin) and connection.is_idle()
+    ]
+
+
+def discard_idle_connections(transport: object, url: Any) -> int:
+    """Close the pooled idle connections to ``url``'s origin (a server that silently dropped
+    one keep-alive connection most likely dropped its siblings too), so that the next request
+    opens a new one. Returns how many were closed; 0 without a reachable httpcore2 pool.
+
+    httpx2 exposes no pool; its connections are reached through the private ``_pool`` as
+    ``install_backend`` does, then only public connection methods are used.
+    """
+    pool = _pool_of(transport)
+    origin = _origin(url)
+    if pool is None or origin is None:
+        return 0
+    idle = _idle_to(pool, origin)
+    for connection in idle:
+        connection.close()
+    return len(idle)
+
+
+async def adiscard_idle_connections(transport: object, url: Any) -> int:
+    """The async twin of ``discard_idle_connections``."""
+    pool = _pool_of(transport)
+    origin = _origin(url)
+    if pool is None or origin is None:
+        return 0
+    idle = _idle_to(pool, origin)
+    for connection in idle:
+        await connection.aclose()
+    return len(idle)

@@ -6,11 +6,12 @@ route, and the outcome: ``failure is None`` for success, else the classification
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chatcontract.failures import Failure
+from chatcontract.redact import redact_text
 from chatcontract.wire import Usage
 
 __all__ = ["Exchange", "RequestFacts", "ResponseFacts", "Timings"]
@@ -85,6 +86,9 @@ class Exchange:
     attempt: int = 1
     route: str = "primary"
     failure: Failure | None = None
+    #: The request first went out on a pooled connection the server had dropped, and was
+    #: sent again on a new connection by the transport (not a policy attempt).
+    stale_connection_replaced: bool = False
 
     @property
     def ok(self) -> bool:
@@ -100,6 +104,18 @@ class Exchange:
             for value in self.response.request_ids.values():
                 return value
         return None
+
+    def redacted(self, secrets: Sequence[str] = ()) -> Exchange:
+        """This Exchange with every text that came from the outside world (request ids, rate
+        limit headers, response id and model, captured content, the failure's message and
+        request id) cleaned of ``secrets`` and credential-shaped strings; ``self`` when
+        nothing changes."""
+        response, failure = self.response, self.failure
+        new_response = None if response is None else _redact_response(response, secrets)
+        new_failure = None if failure is None else _redact_failure(failure, secrets)
+        if new_response is response and new_failure is failure:
+            return self
+        return replace(self, response=new_response, failure=new_failure)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for reports and event logs (no prompt text, no secret)."""
@@ -135,6 +151,7 @@ class Exchange:
             "started_at": self.started_at,
             "attempt": self.attempt,
             "route": self.route,
+            "stale_connection_replaced": self.stale_connection_replaced,
             "request": {
                 "method": req.method,
                 "url": req.url,
@@ -161,3 +178,35 @@ class Exchange:
             "outcome": "success" if self.failure is None else "failure",
             "failure": None if self.failure is None else self.failure.to_dict(),
         }
+
+
+def _clean(text: str | None, secrets: Sequence[str]) -> str | None:
+    return None if text is None else redact_text(text, secrets)
+
+
+def _clean_map(values: Mapping[str, str], secrets: Sequence[str]) -> Mapping[str, str]:
+    cleaned = {name: redact_text(value, secrets) for name, value in values.items()}
+    return values if cleaned == values else cleaned
+
+
+def _redact_response(response: ResponseFacts, secrets: Sequence[str]) -> ResponseFacts:
+    changes: dict[str, Any] = {}
+    for name in ("model", "response_id", "content", "content_type"):
+        value = getattr(response, name)
+        cleaned = _clean(value, secrets)
+        if cleaned != value:
+            changes[name] = cleaned
+    for name in ("request_ids", "rate_limit_headers"):
+        values = getattr(response, name)
+        cleaned_map = _clean_map(values, secrets)
+        if cleaned_map is not values:
+            changes[name] = cleaned_map
+    return replace(response, **changes) if changes else response
+
+
+def _redact_failure(failure: Failure, secrets: Sequence[str]) -> Failure:
+    message = redact_text(failure.message, secrets)
+    request_id = _clean(failure.request_id, secrets)
+    if message == failure.message and request_id == failure.request_id:
+        return failure
+    return replace(failure, message=message, request_id=request_id)

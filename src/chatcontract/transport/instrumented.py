@@ -2,7 +2,23 @@
 
 They wrap any httpx2 transport (default: a real ``HTTPTransport`` with timed DNS), pass every
 byte through unchanged, and hand each finished ``Exchange`` to the sinks. Attempt number and
-route name travel in the request's ``extensions["chatcontract"]``.
+route name travel in the request's ``extensions["chatcontract"]``, and so may the call's
+deadline (``deadline_s``, seconds from now, or the transport's ``total_timeout``): through the
+timed network backend, every connect, write and read of the call is cut to the time left, the
+response head included.
+
+Three more things happen here, the same for every caller (``ChatClient``, ``instrument()``,
+``validate``):
+
+- A request sent on a *reused* pooled connection that the server had silently dropped (a reset
+  or a close before any byte of the answer) is sent once more on a new connection, when its
+  body can be re-sent. This is not an attempt of the retry policy: the call still has one
+  Exchange, marked ``stale_connection_replaced``.
+- Exchanges are redacted at the source: the contract's key (read from its ``auth.env``), the
+  request's own credential header and the ``secrets`` given are removed from every text the
+  Exchange keeps, before any sink sees it.
+- A sink that raises never fails the call: its first error is logged once, every error is
+  counted in ``sink_errors``.
 
 Example::
 
@@ -15,19 +31,71 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx2
 
 from chatcontract.contract import Contract
+from chatcontract.failures import DeadlineExceeded
 
-from ._timing import CURRENT_CLOCK, PhaseClock, has_timed_backend, install_backend
+from ._timing import (
+    CURRENT_CLOCK,
+    PhaseClock,
+    adiscard_idle_connections,
+    discard_idle_connections,
+    has_timed_backend,
+    install_backend,
+)
 from .deferred import DeferredCall, flush
+from .exchange import Exchange
 from .observer import CallObserver, ExchangeSink, request_facts
 
-__all__ = ["AsyncInstrumentedTransport", "InstrumentedTransport"]
+__all__ = [
+    "STALE_CONNECTION_ERRORS",
+    "AsyncInstrumentedTransport",
+    "CallDeadlineError",
+    "InstrumentedTransport",
+]
+
+logger = logging.getLogger("chatcontract.transport")
+
+#: What a pooled connection the server dropped while idle raises when a request is sent on
+#: it: a reset (read/write error) or a close before the response head.
+STALE_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    httpx2.RemoteProtocolError,
+    httpx2.ReadError,
+    httpx2.WriteError,
+)
+
+_monotonic = time.monotonic
+# Timers wake a hair early on some platforms: a timeout this close to the deadline is it.
+_DEADLINE_SLACK_S = 0.01
+
+
+class CallDeadlineError(DeadlineExceeded, httpx2.ReadTimeout):
+    """The call's deadline (``deadline_s`` or ``total_timeout``) passed before the response
+    ended: a timeout for httpx2 and the openai SDK, classified ``transport/timeout/deadline``."""
+
+
+def _as_deadline(exc: Exception, clock: PhaseClock, request: httpx2.Request | None) -> Exception:
+    """``exc``, or a ``CallDeadlineError`` when it is a timeout the call's deadline caused."""
+    deadline = clock.deadline
+    if (
+        deadline is None
+        or not isinstance(exc, httpx2.TimeoutException)
+        or isinstance(exc, DeadlineExceeded)
+        or _monotonic() < deadline - _DEADLINE_SLACK_S
+    ):
+        return exc
+    return CallDeadlineError(
+        "the call's deadline passed before the response ended", request=request
+    )
 
 
 def _observer(
@@ -73,6 +141,9 @@ def _observer(
 #: What the transports feed: an inline observer, or a deferred call with the same events.
 Observer = CallObserver | DeferredCall
 
+#: The request extension holding the call's ``_CallSinks`` (set when its observer is built).
+_SINKS_EXTENSION = "chatcontract.sinks"
+
 
 def _chain_trace(existing: Any, clock: PhaseClock) -> Any:
     if existing is None:
@@ -96,6 +167,57 @@ def _chain_atrace(existing: Any, clock: PhaseClock) -> Any:
     return trace
 
 
+class _CallSinks:
+    """The one sink of a call's observer: redacts the Exchange with the call's secrets, marks
+    a replaced stale connection, and hands it to the transport's sinks, none of which may
+    fail the call."""
+
+    __slots__ = ("_owner", "secrets", "stale_replaced")
+
+    def __init__(self, owner: _Observing, secrets: tuple[str, ...]) -> None:
+        self._owner = owner
+        self.secrets = secrets
+        self.stale_replaced = False
+
+    def __call__(self, exchange: Exchange) -> None:
+        exchange = exchange.redacted(self.secrets)
+        if self.stale_replaced:
+            exchange = replace(exchange, stale_connection_replaced=True)
+        owner = self._owner
+        for sink in owner._sinks:
+            try:
+                sink(exchange)
+            except Exception as exc:  # a sink never fails the call it observes
+                owner._sink_failed(sink, exc)
+
+
+def _call_deadline(request: httpx2.Request, total_timeout: float | None) -> float | None:
+    """``time.monotonic()`` by which the call must end: the request's ``deadline_s``, else the
+    transport's ``total_timeout``, else None."""
+    seconds: Any = total_timeout
+    meta = request.extensions.get("chatcontract")
+    if meta:
+        seconds = dict(meta).get("deadline_s", seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    return _monotonic() + max(float(seconds), 0.0)
+
+
+def _resendable(request: httpx2.Request) -> bool:
+    return isinstance(request.stream, httpx2.ByteStream)
+
+
+def _stale(request: httpx2.Request, clock: PhaseClock, exc: Exception) -> bool:
+    """The request went out on a reused connection that failed before any byte of the answer,
+    and its body can be sent again."""
+    return (
+        isinstance(exc, STALE_CONNECTION_ERRORS)
+        and clock.reused_connection
+        and not clock.received
+        and _resendable(request)
+    )
+
+
 def _already_read(response: httpx2.Response, observer: Observer) -> bool:
     """A response built with its content (mock and ASGI-test transports) is observed at once
     (deferred or not: without a network there is no wait to hide the work in)."""
@@ -111,18 +233,38 @@ def _already_read(response: httpx2.Response, observer: Observer) -> bool:
 
 
 class _ObservedStream(httpx2.SyncByteStream):
-    def __init__(self, inner: Iterable[bytes], observer: Observer) -> None:
+    def __init__(
+        self, inner: Iterable[bytes], observer: Observer, request: httpx2.Request | None = None
+    ) -> None:
         self._inner = inner
         self._observer = observer
+        self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
         on_chunk = self._observer.on_chunk
+        clock = self._observer.clock
         try:
-            for chunk in self._inner:
-                on_chunk(chunk)
-                yield chunk
+            if clock.deadline is None:
+                for chunk in self._inner:
+                    on_chunk(chunk)
+                    yield chunk
+            else:  # the body's reads keep to the call's deadline too
+                chunks = iter(self._inner)
+                while True:
+                    token = CURRENT_CLOCK.set(clock)
+                    try:
+                        piece = next(chunks, None)
+                    finally:
+                        CURRENT_CLOCK.reset(token)
+                    if piece is None:
+                        break
+                    on_chunk(piece)
+                    yield piece
         except Exception as exc:
-            self._observer.on_error(exc)
+            error = _as_deadline(exc, clock, self._request)
+            self._observer.on_error(error)
+            if error is not exc:
+                raise error from exc
             raise
         self._observer.finish()
 
@@ -136,18 +278,38 @@ class _ObservedStream(httpx2.SyncByteStream):
 
 
 class _AsyncObservedStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: Any, observer: Observer) -> None:
+    def __init__(
+        self, inner: Any, observer: Observer, request: httpx2.Request | None = None
+    ) -> None:
         self._inner = inner
         self._observer = observer
+        self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         on_chunk = self._observer.on_chunk
+        clock = self._observer.clock
         try:
-            async for chunk in self._inner:
-                on_chunk(chunk)
-                yield chunk
+            if clock.deadline is None:
+                async for chunk in self._inner:
+                    on_chunk(chunk)
+                    yield chunk
+            else:  # the body's reads keep to the call's deadline too
+                chunks = aiter(self._inner)
+                while True:
+                    token = CURRENT_CLOCK.set(clock)
+                    try:
+                        piece = await anext(chunks, None)
+                    finally:
+                        CURRENT_CLOCK.reset(token)
+                    if piece is None:
+                        break
+                    on_chunk(piece)
+                    yield piece
         except Exception as exc:
-            self._observer.on_error(exc)
+            error = _as_deadline(exc, clock, self._request)
+            self._observer.on_error(error)
+            if error is not exc:
+                raise error from exc
             raise
         self._observer.finish()
 
@@ -176,12 +338,23 @@ class _Observing:
         shape_sample_rate: float,
         rng: Callable[[], float],
         defer: bool,
+        total_timeout: float | None,
     ) -> None:
         if not 0.0 <= shape_sample_rate <= 1.0:
             raise ValueError("shape_sample_rate must be between 0 and 1")
+        if total_timeout is not None and not total_timeout > 0:
+            raise ValueError("total_timeout must be a positive number of seconds, or None")
         self._contract = contract
         self._sinks = tuple(sinks)
-        self._secrets = tuple(s for s in secrets if s)
+        self._total_timeout = total_timeout
+        self.sink_errors = 0
+        self._failed_sinks: set[int] = set()
+        self._lock = threading.Lock()
+        self._auth_header = contract.auth.header if contract is not None else "Authorization"
+        self._auth_scheme = contract.auth.scheme if contract is not None else "Bearer"
+        found = contract.auth.resolve() if contract is not None else None
+        contract_key = (found[1],) if found is not None else ()
+        self._secrets = tuple(dict.fromkeys(s for s in (*secrets, *contract_key) if s))
         self._capture = capture_content
         self._shape_rate = shape_sample_rate
         self._rng = rng
@@ -193,6 +366,32 @@ class _Observing:
         """Also hand every later Exchange to ``sink`` (with ``defer=True``: every Exchange
         completed from now on, including calls made before that were still queued)."""
         self._sinks = (*self._sinks, sink)
+
+    def _sink_failed(self, sink: ExchangeSink, exc: Exception) -> None:
+        with self._lock:
+            self.sink_errors += 1
+            first = id(sink) not in self._failed_sinks
+            self._failed_sinks.add(id(sink))
+        if first:  # the type only: an exception message could quote provider text
+            logger.warning(
+                "chatcontract: the Exchange sink %s raised %s; the call went on (further "
+                "errors of this sink are only counted)",
+                getattr(sink, "__qualname__", type(sink).__qualname__),
+                type(exc).__name__,
+            )
+
+    def _call_secrets(self, request: httpx2.Request) -> tuple[str, ...]:
+        """The transport's secrets plus the credential this request carries."""
+        value = request.headers.get(self._auth_header)
+        if not value:
+            return self._secrets
+        scheme = self._auth_scheme
+        if scheme and value[: len(scheme) + 1].lower() == scheme.lower() + " ":
+            value = value[len(scheme) + 1 :]
+        value = value.strip()
+        if not value or value in self._secrets:
+            return self._secrets
+        return (*self._secrets, value)
 
     def _start(self, request: httpx2.Request, *, is_async: bool) -> Observer:
         # Deferred: everything but the record is done later, in ``_build``.
@@ -211,12 +410,29 @@ class _Observing:
         started_at: float | None = None,
     ) -> CallObserver:
         """The inline observer of ``request`` (a deferred call passes its clock and start)."""
+        secrets = self._call_secrets(request)
+        sinks = _CallSinks(self, secrets)
+        request.extensions[_SINKS_EXTENSION] = sinks
         return _observer(
-            request, contract=self._contract, sinks=self._sinks, secrets=self._secrets,
+            request, contract=self._contract, sinks=(sinks,), secrets=secrets,
             capture_content=self._capture,
             shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
             clock=clock, started_at=started_at,
         )  # fmt: skip
+
+    def _begin(self, request: httpx2.Request, *, is_async: bool) -> Observer:
+        observer = self._start(request, is_async=is_async)
+        observer.clock.deadline = _call_deadline(request, self._total_timeout)
+        return observer
+
+    def _note_stale(self, request: httpx2.Request, observer: Observer) -> None:
+        """Mark the call's Exchange as sent again on a new connection."""
+        if isinstance(observer, DeferredCall):
+            observer = observer.inline()  # a retried call is observed at once
+        sinks = request.extensions.get(_SINKS_EXTENSION)
+        if isinstance(sinks, _CallSinks):
+            sinks.stale_replaced = True
+        observer.clock.restart_send()
 
 
 class InstrumentedTransport(_Observing, httpx2.BaseTransport):
@@ -236,6 +452,10 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             wait for a server (see ``chatcontract.transport.deferred``): Exchanges reach the
             sinks shortly after the call instead of before it returns. For telemetry; leave
             it off when code reads a call's Exchange right after the call.
+        total_timeout: seconds a call may take from sending to its last byte, the response
+            head included (a request's ``extensions["chatcontract"]["deadline_s"]`` sets its
+            own); enforced by the timed network backend, i.e. with ``inner`` left to default
+            or prepared with ``install_backend``. None: only httpx2's per-phase timeouts.
     """
 
     def __init__(
@@ -249,6 +469,7 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         shape_sample_rate: float = 1.0,
         rng: Callable[[], float] = random.random,
         defer: bool = False,
+        total_timeout: float | None = None,
     ) -> None:
         if inner is None:
             inner = httpx2.HTTPTransport()
@@ -263,22 +484,33 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             shape_sample_rate=shape_sample_rate,
             rng=rng,
             defer=defer,
+            total_timeout=total_timeout,
         )
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        observer = self._start(request, is_async=False)
+        observer = self._begin(request, is_async=False)
         token = CURRENT_CLOCK.set(observer.clock)
         try:
-            response = self._inner.handle_request(request)
+            try:
+                response = self._inner.handle_request(request)
+            except STALE_CONNECTION_ERRORS as exc:
+                if not _stale(request, observer.clock, exc):
+                    raise
+                self._note_stale(request, observer)
+                discard_idle_connections(self._inner, request.url)
+                response = self._inner.handle_request(request)
         except Exception as exc:
-            observer.on_error(exc)
+            error = _as_deadline(exc, observer.clock, request)
+            observer.on_error(error)
+            if error is not exc:
+                raise error from exc
             raise
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
         if _already_read(response, observer):
             return response
-        response.stream = _ObservedStream(response.stream, observer)  # type: ignore[arg-type]
+        response.stream = _ObservedStream(response.stream, observer, request)  # type: ignore[arg-type]
         return response
 
     def close(self) -> None:
@@ -301,6 +533,7 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         shape_sample_rate: float = 1.0,
         rng: Callable[[], float] = random.random,
         defer: bool = False,
+        total_timeout: float | None = None,
     ) -> None:
         if inner is None:
             inner = httpx2.AsyncHTTPTransport()
@@ -315,22 +548,33 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
             shape_sample_rate=shape_sample_rate,
             rng=rng,
             defer=defer,
+            total_timeout=total_timeout,
         )
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        observer = self._start(request, is_async=True)
+        observer = self._begin(request, is_async=True)
         token = CURRENT_CLOCK.set(observer.clock)
         try:
-            response = await self._inner.handle_async_request(request)
+            try:
+                response = await self._inner.handle_async_request(request)
+            except STALE_CONNECTION_ERRORS as exc:
+                if not _stale(request, observer.clock, exc):
+                    raise
+                self._note_stale(request, observer)
+                await adiscard_idle_connections(self._inner, request.url)
+                response = await self._inner.handle_async_request(request)
         except Exception as exc:
-            observer.on_error(exc)
+            error = _as_deadline(exc, observer.clock, request)
+            observer.on_error(error)
+            if error is not exc:
+                raise error from exc
             raise
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
         if _already_read(response, observer):
             return response
-        response.stream = _AsyncObservedStream(response.stream, observer)
+        response.stream = _AsyncObservedStream(response.stream, observer, request)
         return response
 
     async def aclose(self) -> None:

@@ -1,0 +1,160 @@
+"""ChatClient against hand-written faulty servers: the call deadline holds against a dripped
+response head or a trickled body, and a dropped keep-alive connection is replaced inside the
+transport without costing a policy attempt.
+
+Timings are behaviour, not benchmarks: each bound is the deadline plus a generous tolerance,
+far below what the server would take if the deadline did not fire.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+from client_helpers import PONG, contract_for, env_for
+
+from chatcontract.client import AsyncChatClient, CallFailedError, ChatClient
+from chatcontract.contract import RetryPolicy, Timeouts
+from raw_servers import (
+    SERVER_ERROR,
+    dripping_head,
+    drops_reused_connections,
+    raw_server,
+    response,
+    trickling_body,
+)
+
+KEY = "sk-raw-server-key-0001"
+#: Silent gaps of up to 10 s are allowed: only the call deadline can end a drip.
+SLOW_GAPS = Timeouts(connect_ms=2_000, first_byte_ms=10_000, first_token_ms=10_000, total_ms=30_000)
+ONE_RETRY = RetryPolicy(
+    max_attempts=2, backoff_initial_ms=1, backoff_max_ms=1, jitter=0.0, retry_after_cap_ms=1_000
+)
+NO_RETRY = RetryPolicy(
+    max_attempts=1, backoff_initial_ms=1, backoff_max_ms=1, jitter=0.0, retry_after_cap_ms=1_000
+)
+DEADLINE_S = 1.5
+TOLERANCE_S = 1.5
+
+FAULTS = pytest.mark.parametrize(
+    ("handler", "stream"),
+    [
+        (dripping_head(0.1), False),
+        (dripping_head(0.1), True),
+        (trickling_body(0.1), False),
+        (trickling_body(0.1, content_type="text/event-stream"), True),
+        (trickling_body(5.0), False),
+    ],
+    ids=["dripped-head", "dripped-head-stream", "trickled-body", "trickled-stream", "slow-body"],
+)
+
+
+def _client(server, cls=ChatClient, retry=NO_RETRY):
+    contract = contract_for(server.base_url, retry=retry, timeouts=SLOW_GAPS, reserve_ms=0)
+    return cls.from_contract(contract, environ=env_for(KEY))
+
+
+def _call(client, stream):
+    if stream:
+        with client.stream(PONG, deadline_s=DEADLINE_S, max_tokens=16) as chunks:
+            chunks.until_done()
+    else:
+        client.complete(PONG, deadline_s=DEADLINE_S, max_tokens=16)
+
+
+async def _acall(client, stream):
+    if stream:
+        async with client.stream(PONG, deadline_s=DEADLINE_S, max_tokens=16) as chunks:
+            await chunks.until_done()
+    else:
+        await client.complete(PONG, deadline_s=DEADLINE_S, max_tokens=16)
+
+
+@FAULTS
+def test_the_call_deadline_holds_against_a_dripping_server(handler, stream):
+    with raw_server(handler) as server, _client(server) as client:
+        started = time.monotonic()
+        with pytest.raises(CallFailedError) as caught:
+            _call(client, stream)
+        elapsed = time.monotonic() - started
+    assert elapsed < DEADLINE_S + TOLERANCE_S
+    failures = [a.failure for a in caught.value.attempts]
+    assert failures
+    assert all(f is not None and f.kind == "transport" for f in failures)
+    assert all(f is not None and f.category == "timeout" for f in failures)
+
+
+@pytest.mark.anyio
+@FAULTS
+async def test_the_async_call_deadline_holds_against_a_dripping_server(handler, stream):
+    with raw_server(handler) as server:
+        async with _client(server, AsyncChatClient) as client:
+            started = anyio.current_time()
+            with pytest.raises(CallFailedError) as caught:
+                await _acall(client, stream)
+            elapsed = anyio.current_time() - started
+    assert elapsed < DEADLINE_S + TOLERANCE_S
+    failure = caught.value.attempts[-1].failure
+    assert failure is not None
+    assert (failure.kind, failure.category) == ("transport", "timeout")
+
+
+@pytest.mark.parametrize("how", ["close", "reset"], ids=["closed", "reset"])
+def test_a_dropped_keep_alive_is_not_a_policy_attempt(how):
+    handler = drops_reused_connections([response(500, SERVER_ERROR)], how=how)
+    with raw_server(handler) as server, _client(server, retry=ONE_RETRY) as client:
+        result = client.complete(PONG, max_tokens=16)
+        assert server.requests == 3
+    assert result.content == "pong"
+    # The 500, then the success: the resend on a new connection is inside the transport.
+    assert [a.ok for a in result.attempts] == [False, True]
+    assert [a.attempt for a in result.attempts] == [1, 2]
+    assert result.attempts[1].stale_connection_replaced
+
+
+@pytest.mark.anyio
+async def test_the_async_client_replaces_a_dropped_keep_alive_too():
+    handler = drops_reused_connections([response(500, SERVER_ERROR)])
+    with raw_server(handler) as server:
+        async with _client(server, AsyncChatClient, retry=ONE_RETRY) as client:
+            result = await client.complete(PONG, max_tokens=16)
+        assert server.requests == 3
+    assert [a.ok for a in result.attempts] == [False, True]
+    assert result.attempts[1].stale_connection_replaced
+
+
+_UNCLOSED_APP = """
+from chatcontract import ChatClient
+from chatcontract.contract import load_preset
+from chatcontract.simulator import SimulatorServer
+import dataclasses, gc
+
+with SimulatorServer(flavor="cometapi", scenario="{scenario}") as server:
+    preset = load_preset("cometapi")
+    contract = dataclasses.replace(
+        preset, endpoint=dataclasses.replace(preset.endpoint, base_url=server.base_url)
+    )
+    client = ChatClient.from_contract(contract, environ={{"COMETAPI_KEY": server.api_key}})
+    try:
+        print(client.complete([{{"role": "user", "content": "hi"}}], max_tokens=8).content)
+    except Exception as exc:
+        print("failed", type(exc).__name__)
+    del client  # never closed
+    gc.collect()
+"""
+
+
+@pytest.mark.parametrize("scenario", ["ok", "server_error"], ids=["success", "failure"])
+def test_a_client_never_closed_leaves_no_socket_and_prints_nothing(scenario):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", "-c",
+         _UNCLOSED_APP.format(scenario=scenario)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+    assert done.stderr == ""

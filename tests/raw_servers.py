@@ -1,0 +1,253 @@
+"""Hand-written HTTP/1.1 servers on 127.0.0.1 for faults a real framework will not produce:
+response heads dripped one byte at a time, bodies trickled, keep-alive connections dropped
+without ``Connection: close``.
+
+Each ``RawServer`` runs an asyncio server in its own thread and gives every connection to an
+``async handler(reader, writer, server)``; everything is bounded in time (each handler loop
+ends when the client goes away, and ``close()`` cancels what is left).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import orjson
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "RawServer"], Awaitable[None]]
+
+COMPLETION = orjson.dumps(
+    {
+        "id": "chatcmpl-raw-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4.1-nano",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "pong"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
+    }
+)
+SERVER_ERROR = b'{"error":{"message":"upstream failed","type":"server_error","code":"boom"}}'
+
+
+class RawServer:
+    """An asyncio TCP server on a free 127.0.0.1 port, run in a thread.
+
+    Attributes:
+        requests: how many requests the handlers read (``read_request`` counts them).
+        connections: how many connections were accepted.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+        self.requests = 0
+        self.connections = 0
+        self.state: dict[str, Any] = {}
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def url(self) -> str:
+        return self.base_url + "/chat/completions"
+
+    def start(self) -> RawServer:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(self._open(), self._loop)
+        future.result(timeout=5)
+        return self
+
+    async def _open(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await asyncio.wait_for(self._handler(reader, writer, self), timeout=30)
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.transport.abort()  # closes the socket now, whatever state it is in
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        # Let each handler's ``finally`` close its socket before the loop stops.
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __enter__(self) -> RawServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def raw_server(handler: Handler) -> Iterator[RawServer]:
+    """A started ``RawServer`` for the block."""
+    with RawServer(handler) as server:
+        yield server
+
+
+async def read_request(reader: asyncio.StreamReader, server: RawServer) -> bytes | None:
+    """One request's head and body (Content-Length framing); None when the client closed."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    body = await reader.readexactly(length) if length else b""
+    server.requests += 1
+    return body
+
+
+def response(
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """A keep-alive HTTP/1.1 response (no ``Connection: close``)."""
+    reason = {200: "OK", 500: "Internal Server Error"}.get(status, "Status")
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n{extra}"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Drop the connection with a TCP reset (SO_LINGER 0), not a clean close."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def drip(writer: asyncio.StreamWriter, data: bytes, interval_s: float) -> None:
+    """Write ``data`` one byte at a time, ``interval_s`` apart."""
+    for index in range(len(data)):
+        writer.write(data[index : index + 1])
+        await writer.drain()
+        await asyncio.sleep(interval_s)
+
+
+def dripping_head(interval_s: float = 0.1, header_bytes: int = 300) -> Handler:
+    """Reads the request, then sends the response head one byte per ``interval_s`` (each byte
+    arrives well within any read timeout; the whole head takes ``header_bytes`` intervals)."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        if await read_request(reader, server) is None:
+            return
+        head = b"HTTP/1.1 200 OK\r\nx-slow: " + b"a" * header_bytes + b"\r\n"
+        await drip(writer, head, interval_s)
+
+    return handler
+
+
+def trickling_body(
+    interval_s: float, *, content_type: str = "application/json", size: int = 1000
+) -> Handler:
+    """Reads the request, sends a complete head at once, then the body one byte per
+    ``interval_s`` (``size`` bytes announced, never all sent in time)."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        if await read_request(reader, server) is None:
+            return
+        writer.write(
+            f"HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\n"
+            f"content-length: {size}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        await drip(writer, b":" * size, interval_s)
+
+    return handler
+
+
+def drops_reused_connections(
+    answers: list[bytes], *, how: str = "close", drop_first: bool = False
+) -> Handler:
+    """Answers the first request of each connection with the next of ``answers`` (keep-alive,
+    no ``Connection: close``), and drops the connection (``how``: ``close`` or ``reset``) when
+    a second request arrives on it, before any byte of an answer. ``drop_first``: drop even
+    the first request of every connection (a server that is simply broken)."""
+    queue = list(answers)
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        served = 0
+        while True:
+            if await read_request(reader, server) is None:
+                return
+            if served or drop_first:
+                if how == "reset":
+                    reset(writer)
+                else:
+                    writer.close()
+                return
+            writer.write(queue.pop(0) if queue else response(200, COMPLETION))
+            await writer.drain()
+            served += 1
+
+    return handler
+
+
+def in_order(answers: list[bytes], *, then_close: bool = False) -> Handler:
+    """Answers the requests with ``answers`` in turn (the last one repeats), keep-alive;
+    ``then_close``: close the connection after each answer (for raw bodies without framing)."""
+    queue = list(answers)
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        while await read_request(reader, server) is not None:
+            writer.write(queue.pop(0) if len(queue) > 1 else queue[0])
+            await writer.drain()
+            if then_close:
+                return
+
+    return handler
