@@ -144,6 +144,18 @@ def _rule_matches(rule: ErrorRule, status: int | None, error: ErrorBody) -> bool
     return rule.body == "any" or rule.body == _RULE_BODY_KINDS[error.body_kind]
 
 
+def _provider_code(status: int | None, error: ErrorBody) -> str | None:
+    """``error.code`` when it says something the status does not.
+
+    A gateway that rewrites the code to the status as text (LiteLLM's ``"code": "429"``)
+    tells nothing more: the matching rule's name or the status table names the failure.
+    """
+    code = error.code
+    if not code or (status is not None and code == str(status)):
+        return None
+    return code
+
+
 def _body_summary(status: int | None, error: ErrorBody) -> str:
     if error.message:
         return error.message
@@ -175,14 +187,15 @@ def classify_error_body(
     table = (contract or _default_contract()).errors
     kind: Kind = "api_error" if error.is_envelope or in_band else "http"
     rule = next((r for r in table.rules if _rule_matches(r, status, error)), None)
+    own_code = _provider_code(status, error)
     if rule is not None:
-        category, code = rule.category, (error.code or rule.name)
+        category, code = rule.category, (own_code or rule.name)
     elif in_band:
-        category, code = "upstream", error.code or "inband_error"
+        category, code = "upstream", own_code or "inband_error"
     else:
         fallback = _STATUS_FALLBACK.get(status or 0) or _CLASS_FALLBACK.get((status or 0) // 100)
         category, code = fallback or ("endpoint", "unexpected_status")
-        code = error.code or code
+        code = own_code or code
     return make_failure(
         kind=kind,
         category=category,
