@@ -1,0 +1,111 @@
+"""Mutation testing of the pure decision layers with cosmic-ray (``make mutate``).
+
+Each module of ``src/chatcontract/<folder>/`` is mutated (module-level tables included) and
+judged by its own test folder ``tests/<folder>/`` only. Every folder runs in a scratch copy
+of the tree under ``.mutation/<folder>/tree`` (imported through ``PYTHONPATH``), so the work
+tree is never modified and folders can run side by side (``--jobs``). Sessions are cosmic-ray
+SQLite files in ``.mutation/<folder>/``; ``--resume`` continues them instead of starting over.
+Then ``scripts/mutation_report.py`` prints the kill rate per folder and fails below 90%.
+
+    python scripts/mutate.py failures policy --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = ("wire", "failures", "policy")
+# A mutant whose tests run longer than this is counted as killed (it hangs).
+TIMEOUT_S = 120.0
+
+
+def _config(module: Path, folder: str) -> str:
+    command = f"{sys.executable} -m pytest -q -x -p no:cacheprovider tests/{folder}"
+    return (
+        "[cosmic-ray]\n"
+        f'module-path = "{module.as_posix()}"\n'
+        f"timeout = {TIMEOUT_S}\n"
+        "excluded-modules = []\n"
+        f'test-command = "{command}"\n\n'
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+    )
+
+
+def _copy_tree(work: Path) -> Path:
+    tree = work / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
+    shutil.copytree(ROOT / "src", tree / "src", ignore=ignore)
+    shutil.copytree(ROOT / "tests", tree / "tests", ignore=ignore)
+    shutil.copy2(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    return tree
+
+
+def run_folder(folder: str, *, sessions: Path, resume: bool) -> int:
+    """Mutate every module of one folder; the worst cosmic-ray exit status."""
+    work = sessions / folder
+    work.mkdir(parents=True, exist_ok=True)
+    tree = _copy_tree(work)
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
+    status = 0
+    modules = sorted((tree / "src" / "chatcontract" / folder).glob("*.py"))
+    for module in modules:
+        if module.name == "__init__.py":  # re-exports only: nothing decides there
+            continue
+        relative = module.relative_to(tree)
+        config = work / f"{module.stem}.toml"
+        session = work / f"{module.stem}.sqlite"
+        config.write_text(_config(relative, folder), encoding="utf-8")
+        if not (resume and session.exists()):
+            session.unlink(missing_ok=True)
+            subprocess.run(
+                [*cosmic, "init", str(config), str(session)], cwd=tree, env=env, check=True
+            )
+        print(f"mutate: {folder}/{module.name}", flush=True)
+        done = subprocess.run(
+            [*cosmic, "exec", str(config), str(session)], cwd=tree, env=env, check=False
+        )
+        status = max(status, done.returncode)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="*", metavar="FOLDER", help=f"of {', '.join(FOLDERS)}")
+    parser.add_argument("--jobs", type=int, default=1, help="folders run side by side")
+    parser.add_argument("--resume", action="store_true", help="continue existing sessions")
+    parser.add_argument("--sessions", type=Path, default=ROOT / ".mutation")
+    parser.add_argument("--no-report", action="store_true", help="run only, do not judge")
+    args = parser.parse_args(argv)
+    folders = args.folders or list(FOLDERS)
+    unknown = sorted(set(folders) - set(FOLDERS))
+    if unknown:
+        parser.error(f"unknown folder {', '.join(unknown)}; use any of {', '.join(FOLDERS)}")
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        statuses = list(
+            pool.map(lambda f: run_folder(f, sessions=args.sessions, resume=args.resume), folders)
+        )
+    if any(statuses):
+        print("mutate: cosmic-ray failed; see its output above", file=sys.stderr)
+        return 2
+    if args.no_report:
+        return 0
+    report = [sys.executable, str(ROOT / "scripts" / "mutation_report.py")]
+    return subprocess.run(
+        [*report, "--sessions", str(args.sessions), *folders], check=False
+    ).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
