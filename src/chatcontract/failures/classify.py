@@ -24,6 +24,7 @@ from chatcontract.wire import (
     ViolationKind,
     parse_completion,
     parse_error_body,
+    parse_stream,
 )
 
 from .failure import Failure, make_failure
@@ -418,16 +419,26 @@ def classify_stream(
     return semantic_failure(completion, contract=contract, max_tokens=max_tokens, status=status)
 
 
+def _is_event_stream(headers: Mapping[str, str]) -> bool:
+    content_type = _header(headers, "content-type") or ""
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+
 def classify(
     subject: int | BaseException,
     headers: Mapping[str, str] | None = None,
-    body: bytes = b"",
+    body: bytes | str = b"",
     *,
     contract: Contract | None = None,
     max_tokens: int | None = None,
     secrets: tuple[str, ...] = (),
+    stream: bool | None = None,
 ) -> Failure | None:
     """Classify an HTTP response (``status, headers, body``) or a transport exception.
+
+    ``body`` is the raw body as ``bytes`` or ``str`` (UTF-8). A captured SSE stream (a
+    ``content-type: text/event-stream`` header, or ``stream=True``) gets the stream verdict:
+    complete is a success, a cut or truncated stream is its ``stream_*`` failure.
 
     Example::
 
@@ -438,6 +449,15 @@ def classify(
     """
     if isinstance(subject, BaseException):
         return classify_exception(subject, secrets=secrets)
+    raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body
+    headers = headers or {}
+    if 200 <= subject < 300 and (stream if stream is not None else _is_event_stream(headers)):
+        contract = contract or _default_contract()
+        result = parse_stream([raw], contract=contract)
+        failure = classify_stream(
+            result, status=subject, contract=contract, max_tokens=max_tokens, secrets=secrets
+        )
+        return None if failure is None else _with_header_request_id(failure, headers)
     return classify_response(
-        subject, headers, body, contract=contract, max_tokens=max_tokens, secrets=secrets
+        subject, headers, raw, contract=contract, max_tokens=max_tokens, secrets=secrets
     )
