@@ -83,3 +83,13 @@ def test_the_default_contract_applies_to_streams_too():
     assert classify(200, SSE, PARTIAL).code == "stream_cut"
     assert classify(200, {"Content-Type": "TEXT/EVENT-STREAM"}, PARTIAL).code == "stream_cut"
     assert classify(200, {"content-type": "text/event-streamx"}, PARTIAL).kind == "parser"
+
+
+@pytest.mark.parametrize(
+    ("status", "streamed"),
+    [(199, False), (200, True), (299, True), (300, False)],
+    ids=["199", "200", "299", "300"],
+)
+def test_only_a_2xx_body_is_read_as_a_stream(status, streamed):
+    failure = classify(status, SSE, COMPLETE, contract=COMET)
+    assert (failure is None) is streamed

@@ -341,3 +341,11 @@ def test_the_contract_sets_adjust_a_parser_failures_decision():
     assert _parser_failure(200, (_violation(ViolationKind.MISSING),), contract, ()).retry == (
         "retry"
     )
+
+
+def test_a_rules_body_kind_built_at_run_time_matches_by_value():
+    # A body kind read from a contract file is an equal string, not the same object.
+    kind = "".join(["ht", "ml"])
+    contract = _with_rules(ErrorRule(name="page", category="endpoint", body=kind))
+    failure = classify(500, {"content-type": "text/html"}, b"<html></html>", contract=contract)
+    assert failure.code == "page"

@@ -117,3 +117,15 @@ def test_retry_after_http_date_is_relative_to_the_given_wall_clock():
 )
 def test_durations_parse_or_return_none(text, seconds):
     assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_a_long_duration_is_summed_part_by_part():
+    # Positions past 256 are not cached small ints: the parser compares values, not identity.
+    assert parse_duration("1s" * 200) == pytest.approx(200.0)
+    assert parse_duration("1s" * 200 + "x") is None
+
+
+@pytest.mark.parametrize("value", ["-0.5", "-1", "-0.001"], ids=str)
+def test_a_negative_fraction_of_a_second_is_ignored(value):
+    assert parse_retry_after({"retry-after": value}) is None
+    assert parse_retry_after({"retry-after-ms": value}) is None
