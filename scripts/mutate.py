@@ -4,7 +4,9 @@ Each module of ``src/chatcontract/<folder>/`` is mutated (module-level tables in
 judged by its own test folder ``tests/<folder>/`` only. Every folder runs in a scratch copy
 of the tree under ``.mutation/<folder>/tree`` (imported through ``PYTHONPATH``), so the work
 tree is never modified and folders can run side by side (``--jobs``). Sessions are cosmic-ray
-SQLite files in ``.mutation/<folder>/``; ``--resume`` continues them instead of starting over.
+SQLite files in ``.mutation/<folder>/``; ``--resume`` continues them instead of starting over,
+and ``--retest-survivors`` (with an unchanged ``src/``) runs only the survivors again after
+tests were added.
 Then ``scripts/mutation_report.py`` prints the kill rate per folder and fails below 90%.
 
     python scripts/mutate.py failures policy --jobs 2
@@ -99,7 +101,25 @@ def skip_annotations(session: Path, module: Path) -> int:
     return skipped
 
 
-def run_folder(folder: str, *, sessions: Path, resume: bool) -> int:
+def forget_survivors(session: Path) -> int:
+    """Drop the results of surviving mutants so that ``exec`` runs them again; how many."""
+    from cosmic_ray.work_db import WorkDB, WorkResultStorage, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        survivors = [
+            item.job_id
+            for item, result in db.completed_work_items
+            if result.test_outcome is TestOutcome.SURVIVED
+        ]
+        # WorkDB has no public way to drop one result: its own SQLAlchemy session does it.
+        with db._session_maker.begin() as orm:
+            rows = orm.query(WorkResultStorage).filter(WorkResultStorage.job_id.in_(survivors))
+            rows.delete()
+    return len(survivors)
+
+
+def run_folder(folder: str, *, sessions: Path, resume: bool, retest: bool = False) -> int:
     """Mutate every module of one folder; the worst cosmic-ray exit status."""
     work = sessions / folder
     work.mkdir(parents=True, exist_ok=True)
@@ -115,7 +135,9 @@ def run_folder(folder: str, *, sessions: Path, resume: bool) -> int:
         config = work / f"{module.stem}.toml"
         session = work / f"{module.stem}.sqlite"
         config.write_text(_config(relative, folder), encoding="utf-8")
-        if not (resume and session.exists()):
+        if retest and session.exists():
+            forget_survivors(session)
+        elif not (resume and session.exists()):
             session.unlink(missing_ok=True)
             subprocess.run(
                 [*cosmic, "init", str(config), str(session)], cwd=tree, env=env, check=True
@@ -134,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folders", nargs="*", metavar="FOLDER", help=f"of {', '.join(FOLDERS)}")
     parser.add_argument("--jobs", type=int, default=1, help="folders run side by side")
     parser.add_argument("--resume", action="store_true", help="continue existing sessions")
+    parser.add_argument(
+        "--retest-survivors",
+        action="store_true",
+        help="run the surviving mutants of existing sessions again (src/ unchanged)",
+    )
     parser.add_argument("--sessions", type=Path, default=ROOT / ".mutation")
     parser.add_argument("--no-report", action="store_true", help="run only, do not judge")
     args = parser.parse_args(argv)
@@ -143,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown folder {', '.join(unknown)}; use any of {', '.join(FOLDERS)}")
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         statuses = list(
-            pool.map(lambda f: run_folder(f, sessions=args.sessions, resume=args.resume), folders)
+            pool.map(
+                lambda f: run_folder(
+                    f, sessions=args.sessions, resume=args.resume, retest=args.retest_survivors
+                ),
+                folders,
+            )
         )
     if any(statuses):
         print("mutate: cosmic-ray failed; see its output above", file=sys.stderr)
