@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from chatcontract.contract import Streaming, load_preset
+from chatcontract.contract import ErrorTable, Streaming, load_preset
 from chatcontract.failures import classify_stream
 from chatcontract.wire import parse_stream
 
@@ -145,3 +145,10 @@ def test_secrets_are_redacted_from_stream_failures():
 def test_the_default_contract_is_the_cometapi_preset():
     result = parse_stream([START + chunk(finish="stop") + DONE], contract=COMET)
     assert classify_stream(result).code == "missing_usage"
+
+
+def test_an_in_band_stream_error_no_rule_names_is_upstream_not_a_status_fallback():
+    bare = replace(COMET, errors=ErrorTable(rules=()))
+    error = b'data: {"error":{"message":"overloaded","code":"busy"}}\n\n'
+    failure = verdict_of(START + error, contract=bare, status=200)
+    assert (failure.kind, failure.category, failure.code) == ("api_error", "upstream", "busy")

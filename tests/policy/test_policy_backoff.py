@@ -129,3 +129,11 @@ def test_a_long_duration_is_summed_part_by_part():
 def test_a_negative_fraction_of_a_second_is_ignored(value):
     assert parse_retry_after({"retry-after": value}) is None
     assert parse_retry_after({"retry-after-ms": value}) is None
+
+
+@pytest.mark.parametrize(("value", "as_if"), [(1.5, 1.0), (-0.5, 0.0)], ids=["above-1", "below-0"])
+def test_a_random_source_out_of_range_is_clamped(value, as_if):
+    policy = RetryPolicy(backoff_initial_ms=1_000, jitter=0.5)
+    assert compute_backoff(1, policy, rng=lambda: value) == pytest.approx(
+        compute_backoff(1, policy, rng=lambda: as_if)
+    )

@@ -377,3 +377,15 @@ def test_a_rule_rejects_a_negative_retry_count_other_than_all_attempts():
         Rule(retries=-2)
     assert Rule(retries=ALL_ATTEMPTS).retries == -1
     assert Rule(retries=0) == Rule(retries=0, wait="none", then="fallback")
+
+
+def test_boundaries_a_retry_or_fallback_that_exactly_fits_is_taken():
+    # 0.1 s left and an immediate retry needs exactly MIN_ATTEMPT_S: it is taken.
+    assert run("connect_timeout", total_s=0.1, has_fallback=False).action == "retry"
+    # 0.1 s left is exactly one minimal attempt: enough for the fallback.
+    assert run("quota", total_s=0.1).action == "fallback"
+
+
+def test_a_negative_retry_after_means_no_wait():
+    decision = run("rate_limit", retry_after_s=-2.0)
+    assert (decision.action, decision.delay_s) == ("retry", 0.0)
