@@ -313,6 +313,9 @@ def test_every_violation_kind_is_in_the_table():
         (ViolationKind.MISSING, "$.usage", "missing_usage"),
         (ViolationKind.MISSING, "$.usage.total_tokens", "missing_usage"),
         (ViolationKind.NULL, "$.usage", "null_field"),
+        (ViolationKind.EMPTY, "$.usage", "empty_field"),
+        (ViolationKind.ERROR_ENVELOPE, "$.usage", "error_envelope"),
+        (ViolationKind.EMPTY, "$.id", "empty_field"),
     ],
     ids=[
         "no-choices",
@@ -323,6 +326,9 @@ def test_every_violation_kind_is_in_the_table():
         "no-usage",
         "no-total",
         "null-usage",
+        "empty-usage",
+        "envelope-at-usage",
+        "empty-id",
     ],
 )
 def test_paths_refine_the_violation_code(kind, path, code):
