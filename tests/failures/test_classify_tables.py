@@ -355,3 +355,15 @@ def test_a_rules_body_kind_built_at_run_time_matches_by_value():
     contract = _with_rules(ErrorRule(name="page", category="endpoint", body=kind))
     failure = classify(500, {"content-type": "text/html"}, b"<html></html>", contract=contract)
     assert failure.code == "page"
+
+
+@pytest.mark.parametrize(
+    ("status", "row"),
+    [(199, ("http", "endpoint", "informational")), (300, ("http", "endpoint", "redirect"))],
+    ids=["199", "300"],
+)
+def test_only_2xx_is_parsed_as_a_completion(status, row):
+    failure = classify(status, {}, b"", contract=BARE)
+    assert (failure.kind, failure.category, failure.code) == row
+    assert classify(200, {}, b"", contract=BARE).code == "empty_body"
+    assert classify(299, {}, b"", contract=BARE).code == "empty_body"
