@@ -335,11 +335,14 @@ def test_paths_refine_the_violation_code(kind, path, code):
     assert _parser_failure(200, (_violation(kind, path),), COMET, ()).code == code
 
 
-def test_more_violations_are_counted_in_the_message():
-    violations = (_violation(ViolationKind.MISSING), _violation(ViolationKind.TYPE))
+@pytest.mark.parametrize(("count", "suffix"), [(2, " (+1 more)"), (4, " (+3 more)")], ids=str)
+def test_more_violations_are_counted_in_the_message(count, suffix):
+    violations = (_violation(ViolationKind.MISSING),) + (_violation(ViolationKind.TYPE),) * (
+        count - 1
+    )
     failure = _parser_failure(200, violations, COMET, ())
     assert failure.code == "missing_field"
-    assert failure.message.endswith("(+1 more)")
+    assert failure.message == "$.id: expected something, got other" + suffix
 
 
 def test_the_contract_sets_adjust_a_parser_failures_decision():

@@ -137,3 +137,13 @@ def test_a_random_source_out_of_range_is_clamped(value, as_if):
     assert compute_backoff(1, policy, rng=lambda: value) == pytest.approx(
         compute_backoff(1, policy, rng=lambda: as_if)
     )
+
+
+def test_a_zero_retry_after_means_now_not_absent():
+    assert parse_retry_after({"retry-after": "0"}) == 0.0
+    assert parse_retry_after({"retry-after-ms": "0"}) == 0.0
+
+
+@pytest.mark.parametrize("value", ["soon", "Wed, 21 Oct 2015 25:61:00 GMT", ""], ids=str)
+def test_an_unparsable_retry_after_date_is_ignored_even_with_a_clock(value):
+    assert parse_retry_after({"retry-after": value}, now=1_445_412_480.0) is None
