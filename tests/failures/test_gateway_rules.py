@@ -152,3 +152,46 @@ def test_the_gateway_rows_come_before_every_status_only_row(preset):
     )
     assert names.index("quota_exceeded") < first_status_only
     assert names.index("unknown_model") < first_status_only
+
+
+# Captured verbatim from a LiteLLM 1.108.7 proxy (no retries) in front of an upstream that
+# answered with OpenAI's and CometAPI's own bodies (insufficient_quota 429, model_not_found 404,
+# CometAPI 503 model_not_found and 403 insufficient_user_quota), plus its own unknown-model 400.
+CAPTURED = {
+    "openai-429-insufficient_quota": (
+        429,
+        "quota",
+        '{"error":{"message":"litellm.RateLimitError: RateLimitError: OpenAIException - You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.\\n\\nLiteLLM: model group \'quota-model\' failed with the error above. No fallback was attempted.","type":"throttling_error","param":null,"code":"429"}}',
+    ),
+    "openai-404-model_not_found": (
+        404,
+        "model",
+        '{"error":{"message":"litellm.NotFoundError: NotFoundError: OpenAIException - The model `gpt-9` does not exist or you do not have access to it.\\n\\nLiteLLM: model group \'gone-model\' failed with the error above. No fallback was attempted.","type":"invalid_request_error","param":null,"code":"404"}}',
+    ),
+    "cometapi-503-model_not_found": (
+        503,
+        "model",
+        '{"error":{"message":"litellm.ServiceUnavailableError: ServiceUnavailableError: OpenAIException - no available channel for group default and model sora-2-all (distributor) (request id: 20260205132859798638387SIHCnxzJ)\\n\\nLiteLLM: model group \'comet-model\' failed with the error above. No fallback was attempted.","type":"internal_server_error","param":null,"code":"503"}}',
+    ),
+    "cometapi-403-insufficient_user_quota": (
+        403,
+        "quota",
+        '{"error":{"message":"litellm.APIError: APIError: OpenAIException - user quota is not enough (request id: 2026X)\\n\\nLiteLLM: model group \'cometquota-model\' failed with the error above. No fallback was attempted.","type":"permission_error","param":null,"code":"403"}}',
+    ),
+    "litellm-400-invalid-model-name": (
+        400,
+        "model",
+        '{"error":{"message":"/chat/completions: Invalid model name passed in model=gpt-9. Call `/v1/models` to view available models for your key.","type":"invalid_request_error","param":null,"code":"400","provider_specific_fields":{"error":"/chat/completions: Invalid model name passed in model=gpt-9. Call `/v1/models` to view available models for your key."}}}',
+    ),
+}
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize(
+    ("status", "category", "body"), list(CAPTURED.values()), ids=list(CAPTURED)
+)
+def test_real_litellm_bodies_keep_their_meaning(preset, status, category, body):
+    failure = classify(status, {}, body, contract=PRESETS[preset])
+    assert (failure.kind, failure.category) == ("api_error", category)
+    assert failure.code == ("quota_exceeded" if category == "quota" else "unknown_model")
+    assert failure.retry == ("fallback" if category == "quota" else "none")
