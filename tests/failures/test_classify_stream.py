@@ -152,3 +152,8 @@ def test_an_in_band_stream_error_no_rule_names_is_upstream_not_a_status_fallback
     error = b'data: {"error":{"message":"overloaded","code":"busy"}}\n\n'
     failure = verdict_of(START + error, contract=bare, status=200)
     assert (failure.kind, failure.category, failure.code) == ("api_error", "upstream", "busy")
+
+
+def test_the_default_status_of_a_stream_is_200():
+    result = parse_stream([START], contract=COMET)
+    assert classify_stream(result, contract=COMET).status == 200

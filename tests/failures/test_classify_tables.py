@@ -370,3 +370,8 @@ def test_only_2xx_is_parsed_as_a_completion(status, row):
     assert (failure.kind, failure.category, failure.code) == row
     assert classify(200, {}, b"", contract=BARE).code == "empty_body"
     assert classify(299, {}, b"", contract=BARE).code == "empty_body"
+
+
+def test_html_starting_within_the_first_64_bytes_is_detected():
+    failure = classify(200, {}, b" " * 63 + b"<html></html>", contract=COMET)
+    assert failure.code == "html_on_api_path"

@@ -53,7 +53,8 @@ def test_worst_case_uses_max_tokens_the_per_call_cap_or_nothing():
 
 def test_a_call_exactly_at_each_cap_is_allowed():
     budget, _ = guard(max_tokens_per_call=100, max_cost_per_call_usd=200 * USD)
-    assert budget.check("flat", 100, 100) is None  # 100 tokens = cap; $200/1e6 = cap
+    assert budget.check("flat", 100, 100) is None  # 100 tokens = cap; 200 tokens' cost = cap
+    assert budget.check("flat", 10, 50) is None  # below both
     assert budget.check("flat", 101, 100) == "call_cost_cap"
     assert budget.check("unpriced", 10**9, 100) is None  # no prices: only the token cap
     daily, _ = guard(max_tokens_per_call=None, max_cost_per_day_usd=300 * USD)

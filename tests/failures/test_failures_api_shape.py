@@ -1,0 +1,33 @@
+"""Options of the public classification functions are keyword-only, as documented."""
+
+import inspect
+
+import pytest
+
+from chatcontract.failures import (
+    classify,
+    classify_error_body,
+    classify_response,
+    classify_stream,
+    decision_for,
+    make_failure,
+    semantic_failure,
+)
+
+KEYWORD_ONLY = [
+    (classify, "contract"),
+    (classify_error_body, "contract"),
+    (classify_response, "contract"),
+    (classify_stream, "status"),
+    (semantic_failure, "contract"),
+    (decision_for, "retryable"),
+    (make_failure, "kind"),
+]
+
+
+@pytest.mark.parametrize(
+    ("function", "name"), KEYWORD_ONLY, ids=[f.__name__ for f, _ in KEYWORD_ONLY]
+)
+def test_options_are_keyword_only(function, name):
+    parameter = inspect.signature(function).parameters[name]
+    assert parameter.kind is inspect.Parameter.KEYWORD_ONLY

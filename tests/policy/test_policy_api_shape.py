@@ -1,0 +1,31 @@
+"""Options of the policy functions are keyword-only, as documented."""
+
+import inspect
+
+import pytest
+
+from chatcontract.policy import (
+    BudgetGuard,
+    Deadline,
+    compute_backoff,
+    decide,
+    parse_retry_after,
+    rule_for,
+)
+
+KEYWORD_ONLY = [
+    (compute_backoff, "rng"),
+    (parse_retry_after, "now"),
+    (decide, "attempt"),
+    (rule_for, "retryable"),
+    (Deadline.__init__, "clock"),
+    (BudgetGuard.__init__, "clock"),
+]
+
+
+@pytest.mark.parametrize(
+    ("function", "name"), KEYWORD_ONLY, ids=[f.__qualname__ for f, _ in KEYWORD_ONLY]
+)
+def test_options_are_keyword_only(function, name):
+    parameter = inspect.signature(function).parameters[name]
+    assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
