@@ -35,8 +35,23 @@ def guard(**caps):
         ([{"content": ("ab", "cd")}], 3 + 4 + 1),
         ([{"content": 42, "n": None}], 3 + 4 + 0),
         ([{"role": "user"}, {"role": "user"}], 3 + 2 * (4 + 1)),
+        ([{"role": "user", "content": "x" * 12}], 3 + 4 + 4),
+        ([{"content": [{"type": "image_url", "image_url": {"url": "abcdefgh"}}]}], 3 + 4 + 2),
+        ([{"a": 1, "b": 2, "c": 3, "d": 4, "e": None}], 3 + 4 + 0),
     ],
-    ids=["none", "empty", "four", "five", "parts", "tuple", "not-text", "two"],
+    ids=[
+        "none",
+        "empty",
+        "four",
+        "five",
+        "parts",
+        "tuple",
+        "not-text",
+        "two",
+        "sixteen",
+        "image-url",
+        "five-not-text",
+    ],
 )
 def test_prompt_estimate_exact_figures(messages, expected):
     assert estimate_prompt_tokens(messages) == expected
@@ -80,6 +95,17 @@ def test_record_returns_the_cost_and_counts_missing_counts_as_zero():
     )
     assert budget.record("unpriced", Usage(prompt_tokens=1, completion_tokens=1)) is None
     assert budget.spent_today() == pytest.approx(307 * USD)
+
+
+def test_spend_leaves_the_window_oldest_first():
+    budget, clock = guard()
+    budget.record("flat", Usage(prompt_tokens=64, completion_tokens=0))
+    clock.now += 10
+    budget.record("flat", Usage(prompt_tokens=128, completion_tokens=0))
+    clock.now += DAY_S - 10
+    assert budget.spent_today() == 2.0  # the first call left, the second is 10 s younger
+    clock.now += 10
+    assert budget.spent_today() == 0.0
 
 
 def test_spend_leaves_the_window_exactly_24_hours_later():
