@@ -1,10 +1,11 @@
 """classify(): the public entry point takes str or bytes, and reads a captured SSE stream."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from chatcontract.contract import load_preset
+from chatcontract.contract import Streaming, load_preset
 from chatcontract.failures import classify
 
 COMET = load_preset("cometapi")
@@ -93,3 +94,12 @@ def test_the_default_contract_applies_to_streams_too():
 def test_only_a_2xx_body_is_read_as_a_stream(status, streamed):
     failure = classify(status, SSE, COMPLETE, contract=COMET)
     assert (failure is None) is streamed
+
+
+def test_a_stream_is_judged_by_the_given_contract_not_the_default():
+    no_usage = replace(
+        COMET, streaming=Streaming(used=True, include_usage=False, require_done=True)
+    )
+    without_usage = PARTIAL + chunk({"content": "ng"}, "stop") + "data: [DONE]\n\n"
+    assert classify(200, SSE, without_usage, contract=no_usage) is None
+    assert classify(200, SSE, without_usage, contract=COMET).code == "missing_usage"
