@@ -8,6 +8,7 @@ import pytest
 from chatcontract.failures import (
     CATEGORY_TABLE,
     classify,
+    classify_exception,
     classify_error_body,
     classify_response,
     classify_stream,
@@ -24,6 +25,7 @@ KEYWORD_ONLY = [
     (semantic_failure, "contract"),
     (decision_for, "retryable"),
     (make_failure, "kind"),
+    (classify_exception, "secrets"),
 ]
 
 
