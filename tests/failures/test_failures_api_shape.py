@@ -8,8 +8,8 @@ import pytest
 from chatcontract.failures import (
     CATEGORY_TABLE,
     classify,
-    classify_exception,
     classify_error_body,
+    classify_exception,
     classify_response,
     classify_stream,
     decision_for,
