@@ -104,3 +104,18 @@ def test_expired_exactly_at_the_end_moment():
     clock.now += 1.0
     assert deadline.expired
     assert deadline.remaining() == 0.0
+
+
+def test_elapsed_counts_from_the_start_on_any_clock():
+    clock = FakeClock(now=10.0)
+    deadline = Deadline(60.0, clock=clock)
+    clock.now += 25.0
+    assert deadline.elapsed() == pytest.approx(25.0)
+
+
+def test_not_expired_while_any_time_is_left():
+    clock = FakeClock()
+    deadline = Deadline(2.0, clock=clock)
+    clock.now += 1.5
+    assert not deadline.expired
+    assert deadline.for_attempt() == pytest.approx(0.5)

@@ -389,3 +389,31 @@ def test_boundaries_a_retry_or_fallback_that_exactly_fits_is_taken():
 def test_a_negative_retry_after_means_no_wait():
     decision = run("rate_limit", retry_after_s=-2.0)
     assert (decision.action, decision.delay_s) == ("retry", 0.0)
+
+
+def test_a_blocked_retry_names_the_time_it_needs_with_the_reserve():
+    decision = run("connect_timeout", total_s=10.0, spent_s=8.9375)
+    assert decision.reason == (
+        "transport/timeout/connect_timeout: fall back (a retry needs 1.100 s but 1.062 s are left)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "sets", "reason"),
+    [
+        (
+            "validation",
+            {"retryable": ("validation",), "non_retryable": ()},
+            "api_error/validation/invalid_request: retries used, not eligible for a fallback",
+        ),
+        (
+            "quota",
+            {},
+            "api_error/quota/insufficient_quota: no retry left and no fallback route",
+        ),
+    ],
+    ids=["raise-row", "fallback-row"],
+)
+def test_exhausted_reasons_say_whether_a_fallback_was_possible(name, sets, reason):
+    decision = run(name, attempt=3, has_fallback=False, **sets)
+    assert (decision.action, decision.stop, decision.reason) == ("raise", "exhausted", reason)
