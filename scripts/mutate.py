@@ -29,10 +29,14 @@ FOLDERS = ("wire", "failures", "policy")
 TIMEOUT_S = 120.0
 
 
-def _config(module: Path, folder: str) -> str:
+def _command(folder: str) -> str:
     # Plain asserts and no cache: nothing is rewritten or written per run (cosmic-ray forbids
     # bytecode writes), which halves the cost of each mutant; the exit status is all we read.
-    command = f"{sys.executable} -m pytest -q -x -p no:cacheprovider --assert=plain tests/{folder}"
+    return f"{sys.executable} -m pytest -q -x -p no:cacheprovider --assert=plain tests/{folder}"
+
+
+def _config(module: Path, folder: str) -> str:
+    command = _command(folder)
     return (
         "[cosmic-ray]\n"
         f'module-path = "{module.as_posix()}"\n'
@@ -52,7 +56,8 @@ def _copy_tree(work: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
     shutil.copytree(ROOT / "src", tree / "src", ignore=ignore)
     shutil.copytree(ROOT / "tests", tree / "tests", ignore=ignore)
-    shutil.copy2(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    for name in ("pyproject.toml", "README.md"):  # tests read both
+        shutil.copy2(ROOT / name, tree / name)
     # Byte-compile the copy once: each run then compiles only the mutated module.
     subprocess.run([sys.executable, "-m", "compileall", "-q", "src", "tests"], cwd=tree, check=True)
     return tree
@@ -126,6 +131,11 @@ def run_folder(folder: str, *, sessions: Path, resume: bool, retest: bool = Fals
     tree = _copy_tree(work)
     env = {**os.environ, "PYTHONPATH": str(tree / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
     cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
+    # Baseline: the unmutated copy must pass, or every mutant would count as killed.
+    baseline = subprocess.run(_command(folder).split(), cwd=tree, env=env, check=False)
+    if baseline.returncode != 0:
+        print(f"mutate: tests/{folder} fail on the unmutated tree; fix them first", flush=True)
+        return 2
     status = 0
     modules = sorted((tree / "src" / "chatcontract" / folder).glob("*.py"))
     for module in modules:
