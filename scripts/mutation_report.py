@@ -50,10 +50,11 @@ def _changed(diff: str | None) -> tuple[str, str]:
     for line in (diff or "").splitlines():
         if line.startswith(("---", "+++")):
             continue
-        if line.startswith("-"):
-            before.append(line[1:].strip())
-        elif line.startswith("+"):
-            after.append(line[1:].strip())
+        text = line[1:].strip()
+        if line.startswith("-") and text:
+            before.append(text)
+        elif line.startswith("+") and text:
+            after.append(text)
     return " | ".join(before), " | ".join(after)
 
 

@@ -375,3 +375,15 @@ def test_only_2xx_is_parsed_as_a_completion(status, row):
 def test_html_starting_within_the_first_64_bytes_is_detected():
     failure = classify(200, {}, b" " * 63 + b"<html></html>", contract=COMET)
     assert failure.code == "html_on_api_path"
+
+
+@pytest.mark.parametrize("code", ["1113", "100001", "4290"], ids=str)
+def test_a_numeric_provider_code_other_than_the_status_is_kept(code):
+    body = b'{"error":{"message":"balance","code":"%s"}}' % code.encode()
+    assert classify(429, {}, body, contract=BARE).code == code
+
+
+def test_headers_are_found_by_name_whatever_else_is_there():
+    headers = {"zzz-first": "application/json", "Content-Type": "text/html"}
+    failure = classify(200, headers, b"Welcome to the console", contract=COMET)
+    assert failure.code == "html_on_api_path"

@@ -1,5 +1,7 @@
 """semantic_failure: the application-level checks of a parsed completion, one row each."""
 
+from dataclasses import replace
+
 import pytest
 
 from chatcontract.contract import load_preset
@@ -60,6 +62,7 @@ def check(answer, max_tokens=None):
         (completion(usage=(3, 2, 6)), ("semantic", "usage", "usage_mismatch")),
         (completion(usage=(3, 2, 4)), ("semantic", "usage", "usage_mismatch")),
         (completion(usage=(3, None, 5)), None),
+        (completion(usage=(1000, 2000, 3000)), None),
         (completion(usage=(3, None, 2)), ("semantic", "usage", "usage_mismatch")),
         (completion(usage=(3, None, 3)), None),
         (completion(usage=(None, 2, 1)), None),
@@ -81,6 +84,7 @@ def check(answer, max_tokens=None):
         "total-above-sum",
         "total-below-sum",
         "total-above-prompt-no-completion",
+        "large-counts-add-up",
         "total-below-prompt",
         "total-equals-prompt",
         "no-prompt",
@@ -123,3 +127,9 @@ def test_status_and_decision_follow_the_contract():
     failure = semantic_failure(completion(content=""), contract=COMET, status=203)
     assert (failure.status, failure.retry) == (203, "fallback")
     assert semantic_failure(completion(content="")).status == 200  # default contract and status
+
+
+def test_an_empty_answer_is_content_filtered_only_for_that_finish_reason():
+    contract = replace(COMET, response=replace(COMET.response, finish_reasons=("stop", "abort")))
+    failure = semantic_failure(completion(content="", finish="abort"), contract=contract)
+    assert failure.code == "empty_content"
