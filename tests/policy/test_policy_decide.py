@@ -417,3 +417,15 @@ def test_a_blocked_retry_names_the_time_it_needs_with_the_reserve():
 def test_exhausted_reasons_say_whether_a_fallback_was_possible(name, sets, reason):
     decision = run(name, attempt=3, has_fallback=False, **sets)
     assert (decision.action, decision.stop, decision.reason) == ("raise", "exhausted", reason)
+
+
+def test_two_attempts_allow_exactly_one_retry():
+    policy = Policy(retry=RetryPolicy(max_attempts=2, jitter=0.0), fallback_reserve_ms=1_000)
+    assert run("rate_limit", attempt=1, policy=policy).action == "retry"
+    assert run("rate_limit", attempt=2, policy=policy).action == "fallback"
+
+
+def test_a_fractional_second_reserve_is_kept_exactly():
+    policy = Policy(retry=RetryPolicy(max_attempts=2), fallback_reserve_ms=1_500)
+    decision = run("connect_timeout", total_s=10.0, spent_s=8.5, policy=policy)
+    assert decision.reason.endswith("(a retry needs 1.600 s but 1.500 s are left)")
