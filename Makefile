@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +33,12 @@ bench: $(VENV)/.installed-dev
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done
 
+# Mutation testing of the pure decision layers (cosmic-ray; slow, not part of `make test`).
+# Each folder's modules are judged by tests/<folder> only; see docs/mutation.md.
+MUTATE_FOLDERS ?= wire failures policy
+MUTATE_JOBS    ?= 2
+mutate: $(VENV)/.installed-dev
+	$(BIN)/python scripts/mutate.py --jobs $(MUTATE_JOBS) $(MUTATE_FOLDERS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .mutation

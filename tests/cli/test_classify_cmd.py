@@ -2,6 +2,8 @@ import io
 import json
 import sys
 
+import pytest
+
 from chatcontract.failures import FAILURE_KEYS
 
 E5 = b'{"error":{"code":"model_not_found","message":"no available channel for group default and model sora-2-all (distributor) (request id: 20260205132859798638387SIHCnxzJ)","type":"comet_api_error"}}'
@@ -64,12 +66,76 @@ def test_classify_with_the_openai_preset(cli, tmp_path):
 
 
 def test_classify_bad_arguments_are_one_line_exit_2(cli, tmp_path):
-    for argv in (
-        ("classify", "--status", "200", "--header", "no-colon"),
-        ("classify", "--status", "999"),
-        ("classify", "--status", "200", "--body-file", str(tmp_path / "missing")),
-        ("classify", "--status", "200", "--preset", "nope"),
+    body = tmp_path / "ok.json"
+    body.write_bytes(OK)
+    given = ("--body-file", str(body))
+    for argv, says in (
+        (("classify", "--status", "200", "--header", "no-colon", *given), "Name: value"),
+        (("classify", "--status", "999", *given), "between 100 and 599"),
+        (
+            ("classify", "--status", "200", "--body-file", str(tmp_path / "missing")),
+            "cannot be read",
+        ),
+        (("classify", "--status", "200", "--preset", "nope", *given), "cometapi, openai"),
     ):
         code, _, err = cli(*argv)
         assert code == 2, argv
         assert err.count("\n") == 1 and "Traceback" not in err
+        assert says in err
+
+
+CHUNK = 'data: {"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"po"},"finish_reason":null}]}\n\n'
+FINISH = 'data: {"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"ng"},"finish_reason":"stop"}]}\n\n'
+USAGE = 'data: {"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}\n\n'
+COMPLETE_SSE = (CHUNK + FINISH + USAGE + "data: [DONE]\n\n").encode()
+CUT_SSE = CHUNK.encode()
+
+
+def test_classify_without_a_body_is_a_one_line_usage_error(cli):
+    code, out, err = cli("classify", "--status", "429")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "--body-file" in err and "Traceback" not in err
+
+
+def test_classify_an_empty_body_given_explicitly(cli, tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    code, out, _ = cli("classify", "--status", "429", "--body-file", str(empty), "--format", "json")
+    assert code == 1 and json.loads(out)["category"] == "rate_limit"
+
+
+def test_classify_a_complete_captured_stream_by_its_content_type(cli, tmp_path):
+    body = tmp_path / "stream.sse"
+    body.write_bytes(COMPLETE_SSE)
+    argv = ("classify", "--status", "200", "--body-file", str(body))
+    code, out, _ = cli(*argv, "--header", "Content-Type: text/event-stream")
+    assert code == 0 and out.startswith("success")
+    code, out, _ = cli(*argv)  # without the header it is not a JSON completion
+    assert code == 1 and "invalid_json" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "body"),
+    [
+        (("--header", "content-type: text/event-stream; charset=utf-8"), CUT_SSE),
+        (("--stream",), CUT_SSE),
+        (("--stream",), CUT_SSE + b"data: [DONE]\n\n"),
+    ],
+    ids=["header", "flag", "done-without-finish"],
+)
+def test_classify_a_cut_captured_stream_gives_the_truncation_code(cli, tmp_path, extra, body):
+    path = tmp_path / "cut.sse"
+    path.write_bytes(body)
+    code, out, _ = cli(
+        "classify", "--status", "200", "--body-file", str(path), "--format", "json", *extra
+    )
+    assert code == 1
+    data = json.loads(out)
+    assert (data["kind"], data["category"]) == ("parser", "contract")
+    assert data["code"] == ("stream_truncated" if b"[DONE]" in body else "stream_cut")
+
+
+def test_classify_a_captured_stream_from_stdin(cli, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(COMPLETE_SSE)))
+    code, out, _ = cli("classify", "--status", "200", "--body-file", "-", "--stream")
+    assert code == 0 and out.startswith("success")

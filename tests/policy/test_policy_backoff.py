@@ -117,3 +117,33 @@ def test_retry_after_http_date_is_relative_to_the_given_wall_clock():
 )
 def test_durations_parse_or_return_none(text, seconds):
     assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_a_long_duration_is_summed_part_by_part():
+    # Positions past 256 are not cached small ints: the parser compares values, not identity.
+    assert parse_duration("1s" * 200) == pytest.approx(200.0)
+    assert parse_duration("1s" * 200 + "x") is None
+
+
+@pytest.mark.parametrize("value", ["-0.5", "-1", "-0.001"], ids=str)
+def test_a_negative_fraction_of_a_second_is_ignored(value):
+    assert parse_retry_after({"retry-after": value}) is None
+    assert parse_retry_after({"retry-after-ms": value}) is None
+
+
+@pytest.mark.parametrize(("value", "as_if"), [(1.5, 1.0), (-0.5, 0.0)], ids=["above-1", "below-0"])
+def test_a_random_source_out_of_range_is_clamped(value, as_if):
+    policy = RetryPolicy(backoff_initial_ms=1_000, jitter=0.5)
+    assert compute_backoff(1, policy, rng=lambda: value) == pytest.approx(
+        compute_backoff(1, policy, rng=lambda: as_if)
+    )
+
+
+def test_a_zero_retry_after_means_now_not_absent():
+    assert parse_retry_after({"retry-after": "0"}) == 0.0
+    assert parse_retry_after({"retry-after-ms": "0"}) == 0.0
+
+
+@pytest.mark.parametrize("value", ["soon", "Wed, 21 Oct 2015 25:61:00 GMT", ""], ids=str)
+def test_an_unparsable_retry_after_date_is_ignored_even_with_a_clock(value):
+    assert parse_retry_after({"retry-after": value}, now=1_445_412_480.0) is None

@@ -1,4 +1,9 @@
-"""``chatcontract classify``: triage a captured response from the command line."""
+"""``chatcontract classify``: triage a captured response from the command line.
+
+The body comes from a file or stdin; a captured SSE stream (``--stream``, or a
+``Content-Type: text/event-stream`` header) gets the stream verdict: complete is a success,
+a cut or truncated stream is its ``stream_*`` failure.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 
 from chatcontract.contract import PRESETS, Contract, load, load_preset
 from chatcontract.errors import ConfigError, UsageError
-from chatcontract.failures import classify_response
+from chatcontract.failures import classify
 
 from ._common import emit_json
 
@@ -31,7 +36,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a response header (repeatable)",
     )
     parser.add_argument(
-        "--body-file", metavar="FILE", default=None, help="the response body; '-' reads stdin"
+        "--body-file",
+        metavar="FILE",
+        default=None,
+        help="the response body (required); '-' reads stdin; an empty body: an empty file",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="the body is a captured SSE stream (implied by 'Content-Type: text/event-stream')",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -58,7 +71,10 @@ def _headers(raw: list[str]) -> dict[str, str]:
 
 def _body(path: str | None) -> bytes:
     if path is None:
-        return b""
+        raise UsageError(
+            "no body given: add --body-file FILE (or --body-file - to read stdin); "
+            "for an empty body pass an empty file"
+        )
     if path == "-":
         return sys.stdin.buffer.read(_BODY_LIMIT)
     try:
@@ -79,10 +95,16 @@ def _contract(args: argparse.Namespace) -> Contract:
 def run(args: argparse.Namespace) -> int:
     if not 100 <= args.status <= 599:
         raise UsageError(f"--status {args.status}: an HTTP status is between 100 and 599")
-    contract = _contract(args)
     headers = _headers(args.header)
-    failure = classify_response(
-        args.status, headers, _body(args.body_file), contract=contract, max_tokens=args.max_tokens
+    body = _body(args.body_file)
+    contract = _contract(args)
+    failure = classify(
+        args.status,
+        headers,
+        body,
+        contract=contract,
+        max_tokens=args.max_tokens,
+        stream=True if args.stream else None,
     )
     if args.format == "json":
         emit_json(None if failure is None else failure.to_dict())

@@ -53,6 +53,41 @@ def _rule(name: str, category: str, **match: Any) -> dict[str, Any]:
     return {"name": name, "category": category, **match}
 
 
+# Gateways such as LiteLLM rewrite ``error.code`` to the status as a string ("429", "404",
+# "400") and keep the provider's words in the message (``litellm.RateLimitError: ...
+# OpenAIException - You exceeded your current quota ...``). These rows read the words, so
+# quota stays quota and an unknown model stays ``model`` behind a gateway. Each pattern is a
+# plain alternation of phrases (no nested repetition: nothing to backtrack on).
+_QUOTA_WORDS = (
+    r"insufficient_(?:user_)?quota|exceeded your current quota|quota is not enough"
+    r"|pre-consumed quota"
+)
+_UNKNOWN_MODEL_WORDS = (
+    r"model_not_found|invalid model name|no available channel for"
+    r"|the model `[^`]{0,200}` does not exist"
+)
+
+
+def _gateway_rules() -> list[dict[str, Any]]:
+    return [
+        _rule(
+            "quota_exceeded",
+            "quota",
+            message=_QUOTA_WORDS,
+            note="the message says the quota or balance is used up, whatever code a gateway "
+            "put on it (LiteLLM sends code '429'): billing, not a rate limit; do not retry",
+        ),
+        _rule(
+            "unknown_model",
+            "model",
+            message=_UNKNOWN_MODEL_WORDS,
+            note="the message says the model is unknown (LiteLLM: 400 'Invalid model name "
+            "passed in model=...', or the upstream's model_not_found under a generic 404 or "
+            "503): never retry",
+        ),
+    ]
+
+
 # Order matters: the first matching row decides. Specific body signals come before the
 # status-only rows they refine (a 500 with invalid_request is validation, not upstream).
 _COMETAPI_RULES = [
@@ -75,6 +110,7 @@ _COMETAPI_RULES = [
     _rule("invalid_json_body", "validation", status=[400], message=r"^invalid request"),
     _rule("insufficient_user_quota", "quota", code="insufficient_user_quota"),
     _rule("insufficient_quota", "quota", code="insufficient_quota"),
+    *_gateway_rules(),
     _rule("token_quota_exhausted", "quota", status=[401], message="quota is exhausted"),
     _rule("token_expired", "auth", status=[401], message="token has expired"),
     _rule("invalid_token", "auth", status=[401]),
@@ -115,6 +151,7 @@ _OPENAI_RULES = [
     ),
     _rule("model_not_found", "model", code="model_not_found"),
     _rule("context_length_exceeded", "validation", code="context_length_exceeded"),
+    *_gateway_rules(),
     _rule("unauthorized", "auth", status=[401, 403]),
     _rule("not_found", "endpoint", status=[404]),
     _rule("rate_limited", "rate_limit", status=[429]),

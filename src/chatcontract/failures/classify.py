@@ -24,6 +24,7 @@ from chatcontract.wire import (
     ViolationKind,
     parse_completion,
     parse_error_body,
+    parse_stream,
 )
 
 from .failure import Failure, make_failure
@@ -144,6 +145,18 @@ def _rule_matches(rule: ErrorRule, status: int | None, error: ErrorBody) -> bool
     return rule.body == "any" or rule.body == _RULE_BODY_KINDS[error.body_kind]
 
 
+def _provider_code(status: int | None, error: ErrorBody) -> str | None:
+    """``error.code`` when it says something the status does not.
+
+    A gateway that rewrites the code to the status as text (LiteLLM's ``"code": "429"``)
+    tells nothing more: the matching rule's name or the status table names the failure.
+    """
+    code = error.code
+    if not code or (status is not None and code == str(status)):
+        return None
+    return code
+
+
 def _body_summary(status: int | None, error: ErrorBody) -> str:
     if error.message:
         return error.message
@@ -175,14 +188,15 @@ def classify_error_body(
     table = (contract or _default_contract()).errors
     kind: Kind = "api_error" if error.is_envelope or in_band else "http"
     rule = next((r for r in table.rules if _rule_matches(r, status, error)), None)
+    own_code = _provider_code(status, error)
     if rule is not None:
-        category, code = rule.category, (error.code or rule.name)
+        category, code = rule.category, (own_code or rule.name)
     elif in_band:
-        category, code = "upstream", error.code or "inband_error"
+        category, code = "upstream", own_code or "inband_error"
     else:
         fallback = _STATUS_FALLBACK.get(status or 0) or _CLASS_FALLBACK.get((status or 0) // 100)
         category, code = fallback or ("endpoint", "unexpected_status")
-        code = error.code or code
+        code = own_code or code
     return make_failure(
         kind=kind,
         category=category,
@@ -405,16 +419,26 @@ def classify_stream(
     return semantic_failure(completion, contract=contract, max_tokens=max_tokens, status=status)
 
 
+def _is_event_stream(headers: Mapping[str, str]) -> bool:
+    content_type = _header(headers, "content-type") or ""
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+
 def classify(
     subject: int | BaseException,
     headers: Mapping[str, str] | None = None,
-    body: bytes = b"",
+    body: bytes | str = b"",
     *,
     contract: Contract | None = None,
     max_tokens: int | None = None,
     secrets: tuple[str, ...] = (),
+    stream: bool | None = None,
 ) -> Failure | None:
     """Classify an HTTP response (``status, headers, body``) or a transport exception.
+
+    ``body`` is the raw body as ``bytes`` or ``str`` (UTF-8). A captured SSE stream (a
+    ``content-type: text/event-stream`` header, or ``stream=True``) gets the stream verdict:
+    complete is a success, a cut or truncated stream is its ``stream_*`` failure.
 
     Example::
 
@@ -425,6 +449,15 @@ def classify(
     """
     if isinstance(subject, BaseException):
         return classify_exception(subject, secrets=secrets)
+    raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body
+    headers = headers or {}
+    if 200 <= subject < 300 and (stream if stream is not None else _is_event_stream(headers)):
+        contract = contract or _default_contract()
+        result = parse_stream([raw], contract=contract)
+        failure = classify_stream(
+            result, status=subject, contract=contract, max_tokens=max_tokens, secrets=secrets
+        )
+        return None if failure is None else _with_header_request_id(failure, headers)
     return classify_response(
-        subject, headers, body, contract=contract, max_tokens=max_tokens, secrets=secrets
+        subject, headers, raw, contract=contract, max_tokens=max_tokens, secrets=secrets
     )

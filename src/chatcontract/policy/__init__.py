@@ -14,12 +14,13 @@ from .budget import (
     estimate_prompt_tokens,
     kill_switch_active,
 )
-from .deadline import MIN_ATTEMPT_S, Deadline
+from .deadline import MAX_RESERVE_SHARE, MIN_ATTEMPT_S, Deadline, effective_reserve
 from .decide import ALL_ATTEMPTS, RULES, Action, Decision, Rule, Stop, decide, rule_for
 
 __all__ = [
     "ALL_ATTEMPTS",
     "DAY_S",
+    "MAX_RESERVE_SHARE",
     "MIN_ATTEMPT_S",
     "RULES",
     "Action",
@@ -31,6 +32,7 @@ __all__ = [
     "Stop",
     "compute_backoff",
     "decide",
+    "effective_reserve",
     "estimate_prompt_tokens",
     "kill_switch_active",
     "parse_duration",

@@ -13,10 +13,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["MIN_ATTEMPT_S", "Deadline"]
+__all__ = ["MAX_RESERVE_SHARE", "MIN_ATTEMPT_S", "Deadline", "effective_reserve"]
 
 #: No attempt is started with less time than this: below it a request cannot succeed.
 MIN_ATTEMPT_S = 0.1
+
+#: The fallback reserve never takes more than this share of the whole call's deadline: a
+#: 5 s reserve under a 5 s deadline would leave the primary route the 0.1 s floor.
+MAX_RESERVE_SHARE = 0.5
+
+
+def effective_reserve(reserve_s: float, total_s: float) -> float:
+    """The fallback reserve for a call of ``total_s`` seconds: it shrinks with the deadline.
+
+    At most ``MAX_RESERVE_SHARE`` of the deadline, so the primary route always gets at least
+    as much time as the fallback keeps; never negative.
+
+        >>> effective_reserve(5.0, 60.0), effective_reserve(5.0, 5.0), effective_reserve(5.0, 0.1)
+        (5.0, 2.5, 0.05)
+    """
+    return max(0.0, min(reserve_s, total_s * MAX_RESERVE_SHARE))
 
 
 class Deadline:
@@ -65,13 +81,19 @@ class Deadline:
     def for_attempt(self, reserve_s: float = 0.0) -> float | None:
         """The timeout for the next attempt, or ``None`` when the deadline has expired.
 
-        What is left minus ``reserve_s`` (the fallback reserve, passed only while a fallback
-        route remains), never below ``floor_s`` and never above what is left.
+        What is left minus the fallback reserve (``reserve_s``, passed only while a fallback
+        route remains, shrunk by :meth:`reserve` for a short deadline), never below
+        ``floor_s`` and never above what is left.
         """
         remaining = self.remaining()
         if remaining <= 0.0:
             return None
-        return min(remaining, max(remaining - reserve_s, self.floor_s))
+        return min(remaining, max(remaining - self.reserve(reserve_s), self.floor_s))
+
+    def reserve(self, reserve_s: float) -> float:
+        """The configured fallback reserve as it applies to this deadline (see
+        :func:`effective_reserve`)."""
+        return effective_reserve(reserve_s, self.total_s)
 
     def __repr__(self) -> str:
         return f"Deadline(total_s={self.total_s:g}, remaining={self.remaining():.3f})"

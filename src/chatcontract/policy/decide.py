@@ -119,13 +119,14 @@ def rule_for(
     """The table row for ``failure``, adjusted by the contract's sets.
 
     A category the contract lists as non-retryable gets no same-route retry; one it lists as
-    retryable but the table does not retry gets backoff retries up to ``max_attempts``.
+    retryable but the table does not retry gets retries up to ``max_attempts``, waiting what
+    the server's ``retry-after`` asks (capped) or else the backoff.
     """
     rule = RULES.get(f"{failure.kind}:{failure.category}") or RULES[failure.category]
     if failure.category in non_retryable:
         return replace(rule, retries=0)
     if failure.category in retryable and rule.retries == 0:
-        return replace(rule, retries=ALL_ATTEMPTS, wait="backoff")
+        return replace(rule, retries=ALL_ATTEMPTS, wait="retry_after")
     return rule
 
 
@@ -165,7 +166,7 @@ def decide(
     allowed = settings.max_attempts - 1
     if rule.retries != ALL_ATTEMPTS:
         allowed = min(allowed, rule.retries)
-    reserve_s = policy.fallback_reserve_ms / 1000.0 if has_fallback else 0.0
+    reserve_s = deadline.reserve(policy.fallback_reserve_ms / 1000.0) if has_fallback else 0.0
     blocked = ""
     if attempt - 1 < allowed:
         delay, source = _delay(rule.wait, attempt, policy, retry_after_s, rng)
