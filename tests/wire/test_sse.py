@@ -107,6 +107,11 @@ def test_an_absurd_retry_value_is_counted_not_raised(value):
     assert decoder.invalid_retry_count == 1
 
 
+def test_each_absurd_retry_value_is_counted():
+    _, decoder = decode_all(b"retry: 99999999999\n\nretry: 1\nretry: " + b"7" * 20 + b"\n\n")
+    assert (decoder.retry_ms, decoder.invalid_retry_count) == (1, 2)
+
+
 def test_an_event_without_data_is_not_dispatched():
     assert decode_all(b"event: ping\n\nid: 3\n\n")[0] == []
 
@@ -161,6 +166,18 @@ def test_close_dispatches_an_event_missing_its_blank_line():
 
 def test_close_reads_an_unterminated_last_line():
     assert datas(b"data: [DONE]") == ["[DONE]"]
+
+
+@pytest.mark.parametrize("stream", [b"\n\n", b"\r\n", b"\n"], ids=["lf-lf", "crlf", "lf"])
+def test_a_body_of_blank_lines_shorter_than_a_bom_is_just_blank_lines(stream):
+    events, decoder = decode_all(stream)
+    assert (events, decoder.other_line_count, decoder.comment_count) == ([], 0, 0)
+
+
+@pytest.mark.parametrize("pieces", [[b"\xef\xbb"], [b"\xef", b"\xbb"]], ids=["whole", "split"])
+def test_a_body_that_is_only_part_of_a_bom_is_one_other_line(pieces):
+    events, decoder = decode_all(*pieces)
+    assert (events, decoder.other_line_count) == ([], 1)
 
 
 def test_close_with_nothing_pending_gives_nothing():

@@ -167,6 +167,21 @@ def test_a_plain_stream_never_takes_the_line_by_line_path(monkeypatch):
     assert calls == [[b""]]  # only close() flushes, with nothing pending
 
 
+def test_the_decoder_reads_plain_data_events_without_the_line_by_line_path(monkeypatch):
+    calls = []
+    general = SSEDecoder._lines
+
+    def counting(self, lines):
+        calls.append(lines)
+        return general(self, lines)
+
+    monkeypatch.setattr(SSEDecoder, "_lines", counting)
+    decoder = SSEDecoder()
+    events = [event for chunk in _plain_stream() for event in decoder.feed(chunk)]
+    assert len(events) == 9 and events[-1].is_done
+    assert calls == []
+
+
 def test_content_only_chunks_skip_the_per_choice_walk(monkeypatch):
     walked = []
     general = StreamAssembler._choice

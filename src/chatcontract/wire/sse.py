@@ -187,10 +187,10 @@ class SSEDecoder:
 
     def close(self) -> list[SSEEvent]:
         """End of stream: read an unterminated last line, dispatch any pending event."""
+        # Before the start, what is pending is a strict prefix of a byte-order mark (a whole
+        # one would have started the stream): not a mark, so it is read as a line like any.
         last = self._take_pending()
-        if not self._started:
-            self._started = True
-            last = last.removeprefix(_BOM)
+        self._started = True
         return self._lines([last, b""] if last else [b""])
 
     def _take_pending(self) -> bytes:
