@@ -2,6 +2,8 @@
 assembled answer; every timestamp and counter handed through. Written so that a changed
 argument, constant or condition in ``wire/stream.py`` or ``wire/sse.py`` fails a test."""
 
+import dataclasses
+
 import orjson
 import pytest
 
@@ -347,3 +349,57 @@ def test_carried_bytes_count_each_joined_byte():
         decoder.feed(line[i : i + 1])
     decoder.feed(b"\n\n")
     assert len(line) <= decoder.carried_bytes <= 2 * len(line)
+
+
+# -- only choice 0, only real tokens -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "refusal", "content"])
+def test_another_choices_text_is_not_assembled(field):
+    result = parse_stream([data({"choices": [{"index": 1, "delta": {field: "x"}}]})])
+    assert (result.content, result.reasoning_content, result.refusal) == ("", "", "")
+    assert result.first_token_at is None
+
+
+@pytest.mark.parametrize(
+    "tool_calls", ["x", [], [{"index": "x"}]], ids=["not-a-list", "empty", "bad-call"]
+)
+def test_tool_calls_without_a_call_are_not_a_first_token(tool_calls):
+    parser = StreamParser()
+    parser.feed(data({"choices": [choice({"tool_calls": tool_calls})]}), now=1.0)
+    parser.feed(data({"choices": [choice({"content": "a"})]}), now=2.0)
+    assert parser.first_token_at == 2.0
+
+
+def test_a_bad_tool_call_does_not_hide_the_next_one():
+    call = {"index": 0, "id": "call-1", "function": {"name": "f", "arguments": "{}"}}
+    result = parse_stream([data({"choices": [choice({"tool_calls": [{"index": "x"}, call]})]})])
+    [assembled] = result.tool_calls
+    assert (assembled.id, assembled.name) == ("call-1", "f")
+
+
+def test_no_fingerprint_sent_is_none():
+    result = parse_stream([data({"choices": [choice({"content": "a"})]})])
+    assert result.system_fingerprint is None
+
+
+def test_a_custom_request_id_pattern_reads_in_band_errors():
+    errors = dataclasses.replace(COMETAPI.errors, request_id_pattern=r"trace=(\w+)")
+    contract = dataclasses.replace(COMETAPI, errors=errors)
+    envelope = {"error": {"message": "upstream failed trace=abc9", "type": "x"}}
+    result = parse_stream([data(envelope)], contract=contract)
+    assert result.error is not None and result.error.request_id == "abc9"
+
+
+def test_content_chunks_without_an_index_take_the_content_only_shortcut(monkeypatch):
+    walked = []
+    general = StreamAssembler._choice
+
+    def counting(self, choice_, n, position, now):
+        walked.append(n)
+        return general(self, choice_, n, position, now)
+
+    monkeypatch.setattr(StreamAssembler, "_choice", counting)
+    result = parse_stream([data({"choices": [{"delta": {"content": w}}]}) for w in "abc"])
+    assert result.content == "abc"
+    assert walked == []
