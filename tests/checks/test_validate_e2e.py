@@ -87,7 +87,7 @@ def test_negative_checks_pass_with_cometapis_documented_statuses(capsys):
 @pytest.mark.parametrize(
     ("scenario", "check", "classification"),
     [
-        ("cut_stream", "streaming", ("parser", "contract", "stream_cut")),
+        ("cut_stream", "streaming", ("transport", "network", "stream_dropped")),
         ("no_done", "streaming", ("parser", "contract", "stream_no_done")),
         ("done_without_finish_reason", "streaming", ("parser", "contract", "stream_truncated")),
         ("malformed_chunk", "streaming", ("parser", "contract", "malformed_chunk")),

@@ -166,7 +166,7 @@ async def test_streams_fall_back_before_the_first_delta_in_both_shells(sims):
     assert (
         trail(sync_result.attempts)
         == trail(async_result.attempts)
-        == [("primary", 1, "stream_cut"), ("backup", 2, None)]
+        == [("primary", 1, "stream_dropped"), ("primary", 2, "stream_dropped"), ("backup", 3, None)]
     )
 
 

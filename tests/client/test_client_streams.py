@@ -29,10 +29,15 @@ def full_answer(sims, messages):
 
 def test_a_stream_cut_before_the_first_delta_falls_back_and_succeeds(sims):
     # A one-token answer without a usage chunk: the cut leaves only the empty role chunk.
+    # The simulator drops the connection: a network failure, retried once, then the fallback.
     with stream_client(sims("cut_stream"), backup=sims(), include_usage=False) as client:
         deltas, result = read_all(client, PONG)
     assert deltas == ["pong"] and result.content == "pong"
-    assert trail(result.attempts) == [("primary", 1, "stream_cut"), ("backup", 2, None)]
+    assert trail(result.attempts) == [
+        ("primary", 1, "stream_dropped"),
+        ("primary", 2, "stream_dropped"),
+        ("backup", 3, None),
+    ]
     assert result.route == "backup"
 
 
@@ -49,8 +54,8 @@ def test_a_stream_cut_after_the_first_delta_raises_stream_interrupted_with_the_p
     assert error.partial_content == "".join(delivered)
     assert error.partial_content and complete.startswith(error.partial_content)
     assert len(error.partial_content) < len(complete)  # never a silent short answer
-    assert (error.failure.category, error.failure.code) == ("contract", "stream_cut")
-    assert trail(error.attempts) == [("primary", 1, "stream_cut")]  # no fallback after deltas
+    assert (error.failure.category, error.failure.code) == ("network", "stream_dropped")
+    assert trail(error.attempts) == [("primary", 1, "stream_dropped")]  # none after deltas
     assert error.outcome == "stream_interrupted"
     assert f"{len(error.partial_content)} characters" in str(error)
 

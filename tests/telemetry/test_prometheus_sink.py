@@ -143,7 +143,7 @@ def test_a_stream_counts_stream_enabled_and_first_token(registry, sink, call):
         ("missing_usage", True, "llm_response_missing_usage_total", {}),
         ("bad_json", False, "llm_response_schema_invalid_total", {}),
         ("wrong_types", False, "llm_response_schema_invalid_total", {}),
-        ("cut_stream", True, "llm_stream_incomplete_total", {"verdict": "cut"}),
+        ("cut_stream", True, "llm_stream_incomplete_total", {"verdict": "dropped"}),
         ("done_without_finish_reason", True, "llm_stream_incomplete_total",
          {"verdict": "truncated"}),
         ("inband_error_chunk", True, "llm_stream_incomplete_total", {"verdict": "inband_error"}),
@@ -174,8 +174,11 @@ def test_an_error_inside_a_200_is_neither_schema_valid_nor_invalid(registry, sin
 def test_a_stream_without_include_usage_is_not_missing_usage(registry, sink, call):
     body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     sink.handle_exchange(call("ok", body=body), LABELS)
-    # The preset contracts include_usage, so its absence is a usage failure, counted once.
-    assert _value(registry, "llm_response_missing_usage_total", _labels(stream="true")) == 1
+    # The request did not ask for a usage chunk (no stream_options): none is owed, whatever
+    # the contract says, so the stream is neither missing usage nor schema-invalid.
+    assert _value(registry, "llm_response_missing_usage_total", _labels(stream="true")) == 0
+    assert _value(registry, "llm_response_schema_invalid_total", _labels(stream="true")) == 0
+    assert _value(registry, "llm_response_schema_valid_total", _labels(stream="true")) == 1
 
 
 def test_a_request_the_provider_rejects_as_invalid_counts_as_schema_invalid(registry, sink, call):

@@ -119,7 +119,7 @@ def test_streams_are_watched_as_they_pass():
 @pytest.mark.parametrize(
     ("scenario", "kind", "code"),
     [
-        ("cut_stream", "parser", "stream_cut"),
+        ("cut_stream", "transport", "stream_dropped"),  # the simulator drops the connection
         ("done_without_finish_reason", "parser", "stream_truncated"),
         ("inband_error_chunk", "api_error", None),
         ("malformed_chunk", "parser", "malformed_chunk"),

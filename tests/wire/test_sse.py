@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatcontract.wire import SSEDecoder, SSEEvent
+from chatcontract.wire.sse import MAX_RETRY_MS
 
 
 def decode_all(*pieces: bytes) -> tuple[list[SSEEvent], SSEDecoder]:
@@ -76,6 +77,39 @@ def test_an_id_with_a_nul_is_ignored():
 def test_retry_takes_only_ascii_digits(value, expected):
     _, decoder = decode_all(b"retry: " + value + b"\n\n")
     assert decoder.retry_ms == expected
+    assert decoder.invalid_retry_count == 0  # not a number: ignored, not absurd
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (str(MAX_RETRY_MS).encode(), MAX_RETRY_MS),
+        (b"0" * 5000 + b"7", 7),
+        (b"0", 0),
+        (b"000", 0),
+    ],
+    ids=["the-maximum", "leading-zeros", "zero", "zeros"],
+)
+def test_retry_values_up_to_a_day_are_taken(value, expected):
+    _, decoder = decode_all(b"retry: " + value + b"\n\n")
+    assert (decoder.retry_ms, decoder.invalid_retry_count) == (expected, 0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [str(MAX_RETRY_MS + 1).encode(), b"9" * 10, b"9" * 4301, b"1" * 100_000],
+    ids=["a-day-and-a-ms", "ten-digits", "past-the-int-limit", "hundred-thousand-digits"],
+)
+def test_an_absurd_retry_value_is_counted_not_raised(value):
+    events, decoder = decode_all(b"retry: 1500\n\nretry: " + value + b"\ndata: x\n\n")
+    assert [event.data for event in events] == ["x"]  # the stream goes on
+    assert decoder.retry_ms == 1500  # the last valid value stays
+    assert decoder.invalid_retry_count == 1
+
+
+def test_each_absurd_retry_value_is_counted():
+    _, decoder = decode_all(b"retry: 99999999999\n\nretry: 1\nretry: " + b"7" * 20 + b"\n\n")
+    assert (decoder.retry_ms, decoder.invalid_retry_count) == (1, 2)
 
 
 def test_an_event_without_data_is_not_dispatched():
@@ -132,6 +166,18 @@ def test_close_dispatches_an_event_missing_its_blank_line():
 
 def test_close_reads_an_unterminated_last_line():
     assert datas(b"data: [DONE]") == ["[DONE]"]
+
+
+@pytest.mark.parametrize("stream", [b"\n\n", b"\r\n", b"\n"], ids=["lf-lf", "crlf", "lf"])
+def test_a_body_of_blank_lines_shorter_than_a_bom_is_just_blank_lines(stream):
+    events, decoder = decode_all(stream)
+    assert (events, decoder.other_line_count, decoder.comment_count) == ([], 0, 0)
+
+
+@pytest.mark.parametrize("pieces", [[b"\xef\xbb"], [b"\xef", b"\xbb"]], ids=["whole", "split"])
+def test_a_body_that_is_only_part_of_a_bom_is_one_other_line(pieces):
+    events, decoder = decode_all(*pieces)
+    assert (events, decoder.other_line_count) == ([], 1)
 
 
 def test_close_with_nothing_pending_gives_nothing():
@@ -239,3 +285,71 @@ def test_byte_by_byte_equals_one_piece(stream):
 def test_arbitrary_bytes_never_raise(pieces):
     events, _ = decode_all(*pieces)
     assert all(isinstance(event.data, str) for event in events)
+
+
+_FIELD_NAMES = st.sampled_from([b"data", b"event", b"id", b"retry", b"", b":", b"x"])
+_VALUES = st.one_of(
+    st.binary(max_size=32),
+    st.integers(0, 9000).map(lambda n: b"9" * n),  # digits past Python's int() limit too
+    st.integers(0, 9000).map(lambda n: b"0" * n + b"5"),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(_FIELD_NAMES, _VALUES, st.sampled_from([b"\n", b"\r", b"\r\n", b""]))),
+    st.data(),
+)
+def test_any_field_with_any_value_never_raises(lines, data):
+    stream = b"".join(name + b": " + value + eol for name, value, eol in lines)
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
+    for fast in (True, False):
+        decoder = SSEDecoder()
+        decoder._fast_path = fast
+        for piece in split(stream, cuts):
+            decoder.feed(piece)
+        decoder.close()
+        assert decoder.retry_ms is None or 0 <= decoder.retry_ms <= MAX_RETRY_MS
+
+
+# --------------------------------------------------------------------------- linear work
+#
+# Work is counted, not timed: ``carried_bytes`` is every byte the decoder joins again from an
+# earlier read. Joining the pending line on every read of a long line sent in tiny pieces made
+# decoding quadratic (40 KB one byte at a time: 12 s); each byte must be carried a bounded
+# number of times (at most twice: once by the fast path's look, once by the line split).
+
+
+def _carried(pieces: list[bytes], *, fast: bool = True) -> int:
+    decoder = SSEDecoder()
+    decoder._fast_path = fast
+    for piece in pieces:
+        decoder.feed(piece)
+    decoder.close()
+    return decoder.carried_bytes
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "general-path"])
+@pytest.mark.parametrize(
+    "line",
+    [b"data: " + b"x" * 40_000, b": " + b"p" * 40_000, b"event: " + b"e" * 40_000],
+    ids=["data", "comment", "event"],
+)
+def test_a_long_line_one_byte_at_a_time_is_carried_a_bounded_number_of_times(line, fast):
+    stream = line + b"\n\ndata: y\n\n"
+    pieces = [stream[i : i + 1] for i in range(len(stream))]
+    assert _carried(pieces, fast=fast) <= 2 * len(stream)
+    events, _ = decode_all(*pieces)
+    if line.startswith(b"data"):
+        assert len(events[0].data) == 40_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams(), st.data())
+def test_decoding_is_linear_for_any_split(stream, data):
+    stream = stream * data.draw(st.integers(1, 4))
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=64))
+    for fast in (True, False):
+        assert _carried(split(stream, cuts), fast=fast) <= 2 * len(stream) + 8
+    ones = [stream[i : i + 1] for i in range(len(stream))]
+    assert _carried(ones) <= 2 * len(stream) + 8

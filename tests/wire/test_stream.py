@@ -689,3 +689,88 @@ def test_random_chunk_lists_never_raise(pieces, stalled):
     result = parse_stream(pieces, contract=COMETAPI, stalled=stalled)
     assert isinstance(result.verdict, StreamVerdict)
     assert result.ok == (result.verdict is StreamVerdict.COMPLETE)
+
+
+# --------------------------------------------------------------------------- dropped connections
+
+
+@pytest.mark.parametrize(
+    ("stream", "require_done", "verdict"),
+    [
+        (COMPLETE[:3], True, StreamVerdict.DROPPED),
+        ([], True, StreamVerdict.DROPPED),
+        (COMPLETE[:5], True, StreamVerdict.DROPPED),
+        (COMPLETE[:5], False, StreamVerdict.COMPLETE),
+        (COMPLETE, True, StreamVerdict.COMPLETE),
+        ([*COMPLETE[:4], b"data: [DONE]\n\n"], True, StreamVerdict.TRUNCATED),
+    ],
+    ids=[
+        "mid-answer",
+        "before-any-event",
+        "after-finish-before-done",
+        "after-finish-done-not-required",
+        "after-done",
+        "after-done-without-finish",
+    ],
+)
+def test_a_dropped_connection_is_named_unless_the_stream_had_ended(stream, require_done, verdict):
+    contract = replace(COMETAPI, streaming=Streaming(require_done=require_done))
+    assert parse_stream(stream, contract=contract, dropped=True).verdict is verdict
+
+
+def test_a_clean_close_mid_answer_is_cut_not_dropped():
+    assert parse_stream(COMPLETE[:3]).verdict is StreamVerdict.CUT
+    assert parse_stream(COMPLETE[:5], contract=COMETAPI).verdict is StreamVerdict.NO_DONE
+
+
+def test_a_stall_is_named_before_a_drop():
+    assert parse_stream(COMPLETE[:3], stalled=True, dropped=True).verdict is StreamVerdict.STALLED
+
+
+def test_a_dropped_stream_keeps_what_arrived():
+    parser = StreamParser(contract=COMETAPI)
+    for piece in COMPLETE[:4]:
+        parser.feed(piece)
+    result = parser.close(dropped=True)
+    assert (result.verdict, result.content) == (StreamVerdict.DROPPED, "Hello")
+    assert parser.verdict is StreamVerdict.DROPPED
+
+
+# --------------------------------------------------------------------------- hostile SSE fields
+
+
+def test_an_absurd_retry_field_is_a_violation_that_does_not_change_the_verdict():
+    stream = [b"retry: " + b"9" * 5000 + b"\n\n", *COMPLETE]
+    result = parse_stream(stream, contract=COMETAPI)
+    assert result.verdict is StreamVerdict.COMPLETE
+    [violation] = result.violations
+    assert (violation.kind, violation.path) == (ViolationKind.INVALID_FIELD, "$[retry]")
+    assert violation.expected == "a retry delay of at most 86400000 ms"
+    assert violation.got == "1 absurd value(s), ignored"
+
+
+def test_a_sane_retry_field_is_no_violation():
+    result = parse_stream([b"retry: 3000\n\n", *COMPLETE], contract=COMETAPI)
+    assert result.ok and result.violations == ()
+
+
+def test_the_snapshot_reports_an_absurd_retry_field_too():
+    parser = StreamParser(contract=COMETAPI)
+    parser.feed(b"retry: 99999999999\n\n")
+    assert [v.kind for v in parser.snapshot().violations] == [ViolationKind.INVALID_FIELD]
+
+
+# --------------------------------------------------------------------------- text marks
+
+
+def test_text_since_a_mark_is_what_the_events_after_it_added():
+    assembler = StreamAssembler()
+    assembler.push_data('{"choices":[{"index":0,"delta":{"content":"a"}}]}')
+    mark = assembler.text_mark()
+    assert mark == (1, 0)
+    assembler.push_data('{"choices":[{"index":0,"delta":{"content":"b","reasoning_content":"r"}}]}')
+    assembler.push_data('{"choices":[{"index":1,"delta":{"content":"other choice"}}]}')
+    assembler.push_data('{"choices":[{"index":0,"delta":{"content":""}}]}')
+    assert assembler.text_since(mark) == ("b", "r")
+    assert assembler.text_since(assembler.text_mark()) == ("", "")
+    assert assembler.text_since((0, 0)) == ("ab", "r")

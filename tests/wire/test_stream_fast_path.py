@@ -167,6 +167,21 @@ def test_a_plain_stream_never_takes_the_line_by_line_path(monkeypatch):
     assert calls == [[b""]]  # only close() flushes, with nothing pending
 
 
+def test_the_decoder_reads_plain_data_events_without_the_line_by_line_path(monkeypatch):
+    calls = []
+    general = SSEDecoder._lines
+
+    def counting(self, lines):
+        calls.append(lines)
+        return general(self, lines)
+
+    monkeypatch.setattr(SSEDecoder, "_lines", counting)
+    decoder = SSEDecoder()
+    events = [event for chunk in _plain_stream() for event in decoder.feed(chunk)]
+    assert len(events) == 9 and events[-1].is_done
+    assert calls == []
+
+
 def test_content_only_chunks_skip_the_per_choice_walk(monkeypatch):
     walked = []
     general = StreamAssembler._choice
@@ -211,3 +226,59 @@ def test_content_only_chunks_skip_the_per_choice_walk(monkeypatch):
 def test_awkward_splits_agree_with_the_general_path(chunks):
     assert _decode(chunks, fast=True) == _decode(chunks, fast=False)
     assert _parse(chunks, fast=True) == _parse(chunks, fast=False)
+
+
+# -- reads that end with a line pending (the bug mutation testing found) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        ([b"data: a\n", b"data: b\n\n"], [("a\nb", "message")]),
+        ([b"event: error\n", b"data: b\n\n"], [("b", "error")]),
+        ([b"event: error\ndata: a\n", b"data: b\n\n"], [("a\nb", "error")]),
+        ([b"data: a", b"\ndata: b\n\n"], [("a\nb", "message")]),
+        ([b"data: a\n", b"\ndata: b\n\n"], [("a", "message"), ("b", "message")]),
+        ([b"data: a\n\ndata: b\n", b"data: c\n\n"], [("a", "message"), ("b\nc", "message")]),
+    ],
+    ids=[
+        "data-pending",
+        "event-pending",
+        "event-and-data-pending",
+        "line-unterminated",
+        "blank-line-next-read",
+        "data-pending-after-an-event",
+    ],
+)
+def test_a_read_ending_with_a_field_pending_keeps_the_event_whole(chunks, expected):
+    for fast in (True, False):
+        events, *_ = _decode(chunks, fast=fast)
+        assert [(event.data, event.event) for event in events] == expected
+
+
+@st.composite
+def _line_splits(draw: st.DrawFn) -> list[bytes]:
+    """A stream cut into reads at line ends only: every read ends with a whole line, so the
+    decoder is between lines, often with a field of the current event pending."""
+    body = b"".join(draw(_streams()))
+    ends = [i + 1 for i, byte in enumerate(body) if byte in b"\r\n"]
+    cuts = sorted(set(draw(st.lists(st.sampled_from(ends), max_size=16)))) if ends else []
+    return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_line_splits())
+def test_any_split_at_line_ends_gives_the_events_of_the_whole_body(chunks):
+    whole = _decode([b"".join(chunks)], fast=False)
+    assert _decode(chunks, fast=True) == whole
+    assert _decode(chunks, fast=False) == whole
+    assert _parse(chunks, fast=True) == _parse(chunks, fast=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_streams(), st.data())
+def test_any_split_anywhere_gives_the_events_of_the_whole_body(chunks, data):
+    body = b"".join(chunks)
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=32))
+    pieces = _split(body, cuts)
+    assert _decode(pieces, fast=True) == _decode([body], fast=False)

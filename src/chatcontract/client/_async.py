@@ -325,6 +325,10 @@ class AsyncChatClient:
             with collecting(collected):
                 await response.aclose()
         exchange = core.exchange_of(collected, step, error, call)
+        # A last event without its blank line is part of the result: deliver it as well.
+        for delta in reader.flush(core.clock()):
+            reader.delivered = True
+            yield delta
         partial = reader.close()
         answer = partial.as_completion() if exchange.ok else None
         out.append(

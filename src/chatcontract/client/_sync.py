@@ -345,6 +345,10 @@ class ChatClient:
             with collecting(collected):
                 response.close()
         exchange = core.exchange_of(collected, step, error, call)
+        # A last event without its blank line is part of the result: deliver it as well.
+        for delta in reader.flush(core.clock()):
+            reader.delivered = True
+            yield delta
         partial = reader.close()
         answer = partial.as_completion() if exchange.ok else None
         return AttemptOutcome(

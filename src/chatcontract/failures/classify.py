@@ -87,6 +87,12 @@ _STREAM_VERDICTS: dict[StreamVerdict, tuple[Kind, str, str, str]] = {
         "stream_cut",
         "the stream closed mid-answer: no finish_reason, no [DONE]",
     ),
+    StreamVerdict.DROPPED: (
+        "transport",
+        "network",
+        "stream_dropped",
+        "the connection dropped mid-stream (reset or incomplete body) before the answer ended",
+    ),
     StreamVerdict.TRUNCATED: (
         "parser",
         "contract",
@@ -405,13 +411,14 @@ def classify_stream(
             decision=_decision(contract, category),
             secrets=secrets,
         )
-    if contract.streaming.include_usage and result.usage is None:
+    if result.missing_usage:  # judged from what the request asked for (stream_options)
         return make_failure(
             kind="parser",
             category="usage",
             code="missing_usage",
             status=status,
-            message="include_usage was contracted but no usage chunk arrived",
+            message="the request asked for a usage chunk (stream_options.include_usage) "
+            "but none arrived",
             decision=_decision(contract, "usage"),
             secrets=secrets,
         )

@@ -337,8 +337,8 @@ class PrometheusSink:
         )  # fmt: skip
         self.stream_incomplete = self._counter(
             "llm_stream_incomplete",
-            "Streams that did not complete, by verdict (cut, truncated, no_done, stalled, "
-            "malformed_chunk, inband_error).",
+            "Streams that did not complete, by verdict (cut, dropped, truncated, no_done, "
+            "stalled, malformed_chunk, inband_error).",
             (*calls, "verdict"),
         )
         self.retry = self._counter(

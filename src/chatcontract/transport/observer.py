@@ -18,6 +18,7 @@ import orjson
 
 from chatcontract.contract import Contract
 from chatcontract.failures import (
+    DeadlineExceeded,
     Failure,
     classify_exception,
     classify_response,
@@ -204,7 +205,11 @@ class CallObserver:
             self._headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
         is_sse = "text/event-stream" in self._headers.get("content-type", "")
         if is_sse and 200 <= status < 300:
-            self._stream = StreamParser(contract=self._contract)
+            # Usage is owed only when this request asked for it: the openai SDK, by default,
+            # sends no ``stream_options`` and gets no usage chunk, rightly.
+            self._stream = StreamParser(
+                contract=self._contract, expect_usage=self._request.include_usage
+            )
 
     def on_chunk(self, chunk: bytes, at: float | None = None) -> None:
         """A body chunk passed through to the caller (``at``: when, default now)."""
@@ -223,23 +228,29 @@ class CallObserver:
             self._body += chunk
 
     def on_error(self, exc: BaseException) -> Exchange:
-        """Sending or reading failed. Mid-stream, the stream verdict names it (cut/stalled)."""
+        """Sending or reading failed. Mid-stream, the stream verdict names it: a read timeout
+        (the caller's idle limit or deadline) is ``stalled``; any other failure (the peer
+        reset the connection or closed it inside the HTTP body) is ``dropped``, which is a
+        network failure, unlike a clean close without ``finish_reason`` (``cut``)."""
         if self._stream is not None and self._status is not None:
             import httpx2
 
-            stalled = isinstance(exc, httpx2.ReadTimeout)
-            return self.finish(stalled=stalled)
+            if isinstance(exc, httpx2.TimeoutException | TimeoutError | DeadlineExceeded):
+                return self.finish(stalled=True)
+            return self.finish(dropped=True)
         return self._emit(failure=classify_exception(exc, secrets=self._secrets), response=None)
 
-    def finish(self, *, stalled: bool = False, at: float | None = None) -> Exchange:
+    def finish(
+        self, *, stalled: bool = False, dropped: bool = False, at: float | None = None
+    ) -> Exchange:
         """The body ended (or the caller closed it; ``at``: when, default now): classify and
-        emit, once."""
+        emit, once. ``dropped``: reading the body failed before its end."""
         if self.exchange is not None:
             return self.exchange
         ended = at or time.perf_counter()
         status = self._status if self._status is not None else 0
         if self._stream is not None:
-            result = self._stream.close(ended, stalled=stalled)
+            result = self._stream.close(ended, stalled=stalled, dropped=dropped)
             failure = classify_stream(
                 result,
                 status=status,

@@ -7,6 +7,14 @@ leading byte-order mark stripped. The events produced do not depend on how the b
 was split into ``feed`` calls, including splits inside a UTF-8 character or between ``\\r``
 and ``\\n``.
 
+Nothing raises out of the decoder for any input. A ``retry:`` value that is not a sane delay
+(more than :data:`MAX_RETRY_MS`, e.g. thousands of digits) is ignored and counted in
+``invalid_retry_count``; the stream assembler reports it as a violation.
+
+Decoding is linear in the input however it is split: an unterminated line is kept as a list
+of pieces and joined once, when its end arrives (``carried_bytes`` counts the bytes joined
+again that way; it never exceeds twice the input).
+
 One deliberate leniency: at :meth:`SSEDecoder.close` an unterminated last line is read as a
 line and a pending event is dispatched (the spec discards it), so a stream whose final
 ``data: [DONE]`` lost its blank line is not mistaken for a cut one. The stream assembler
@@ -25,10 +33,14 @@ from dataclasses import dataclass
 
 from chatcontract.wire._values import positional_builder
 
-__all__ = ["DONE", "SSEDecoder", "SSEEvent"]
+__all__ = ["DONE", "MAX_RETRY_MS", "SSEDecoder", "SSEEvent"]
 
 #: The data payload that ends an OpenAI-compatible stream.
 DONE = "[DONE]"
+
+#: The largest ``retry:`` delay taken (one day, in milliseconds); a larger one is invalid.
+MAX_RETRY_MS = 86_400_000
+_MAX_RETRY_DIGITS = len(str(MAX_RETRY_MS))
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -54,7 +66,8 @@ class SSEDecoder:
     ``feed(data)`` returns the events completed by ``data``; ``close()`` flushes what is
     pending at the end of the stream. ``comment_count`` counts ``:`` comment lines,
     ``other_line_count`` lines that are neither fields nor comments (a body that is not SSE
-    at all shows up there), ``retry_ms`` holds the last valid ``retry:`` value.
+    at all shows up there), ``retry_ms`` holds the last valid ``retry:`` value and
+    ``invalid_retry_count`` counts the ``retry:`` values ignored as absurd.
     """
 
     __slots__ = (
@@ -65,7 +78,9 @@ class SSEDecoder:
         "_pending",
         "_skip_lf",
         "_started",
+        "carried_bytes",
         "comment_count",
+        "invalid_retry_count",
         "other_line_count",
         "retry_ms",
     )
@@ -80,7 +95,9 @@ class SSEDecoder:
         self._fast_path = True  # tests switch it off to compare with the general path
         self.comment_count = 0
         self.other_line_count = 0
+        self.invalid_retry_count = 0
         self.retry_ms: int | None = None
+        self.carried_bytes = 0  # pending bytes joined again when their line completed
 
     def feed(self, data: bytes) -> list[SSEEvent]:
         """Decode ``data`` and return the events it completes (possibly none)."""
@@ -104,8 +121,16 @@ class SSEDecoder:
         if not self._fast_path or self._data or self._event is not None or self._skip_lf:
             return None
         pending = self._pending
-        if pending:  # before the start, a piece of a byte-order mark: fails the check below
-            data = b"".join(pending) + data
+        if pending:
+            # A line is pending. Without a line end in ``data`` it stays pending: the general
+            # path appends the piece (joining here on every read would be quadratic in the
+            # line's length when it arrives in tiny pieces). Before the start, the pending
+            # piece of a byte-order mark fails the ``data: `` check below.
+            if 0x0A not in data:
+                return None
+            joined = b"".join(pending)
+            self.carried_bytes += len(joined)
+            data = joined + data
         # ``0x0D in data`` (an int) is a plain memchr, several times cheaper than ``b"\r" in``
         if not data.startswith(b"data: ") or 0x0D in data:
             return None
@@ -162,15 +187,16 @@ class SSEDecoder:
 
     def close(self) -> list[SSEEvent]:
         """End of stream: read an unterminated last line, dispatch any pending event."""
+        # Before the start, what is pending is a strict prefix of a byte-order mark (a whole
+        # one would have started the stream): not a mark, so it is read as a line like any.
         last = self._take_pending()
-        if not self._started:
-            self._started = True
-            last = last.removeprefix(_BOM)
+        self._started = True
         return self._lines([last, b""] if last else [b""])
 
     def _take_pending(self) -> bytes:
         pending = b"".join(self._pending)
         self._pending = []
+        self.carried_bytes += len(pending)
         return pending
 
     def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
@@ -219,8 +245,14 @@ class SSEDecoder:
             self._last_id = value.decode("utf-8", "replace")
 
     def _set_retry(self, value: bytes) -> None:
-        if value and value.isdigit():
-            self.retry_ms = int(value)
+        if not (value and value.isdigit()):
+            return  # not a number: ignored, as the spec says
+        digits = value.lstrip(b"0") or b"0"
+        # Check the length before converting: int() of thousands of digits raises.
+        if len(digits) > _MAX_RETRY_DIGITS or int(digits) > MAX_RETRY_MS:
+            self.invalid_retry_count += 1
+            return
+        self.retry_ms = int(digits)
 
 
 _build_event = positional_builder(SSEEvent)

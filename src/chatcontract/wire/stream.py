@@ -1,6 +1,7 @@
 """Streamed completions: assemble SSE chunks and say whether the stream really completed.
 
-A stream that returned 200 can still fail: it can be cut mid-answer, stall, carry a chunk
+A stream that returned 200 can still fail: it can be cut mid-answer (a clean close, or a
+dropped connection), stall, carry a chunk
 that is not JSON, deliver ``{"error": …}`` as an event, or end with ``data: [DONE]`` without
 any ``finish_reason`` (new-api does this after an upstream timeout). :class:`StreamAssembler`
 accumulates content, reasoning, refusal and tool-call deltas, the usage chunk and metadata,
@@ -33,7 +34,7 @@ from chatcontract.wire.error_body import (
     is_error_envelope,
     parse_error_body,
 )
-from chatcontract.wire.sse import DONE, SSEDecoder, SSEEvent
+from chatcontract.wire.sse import DONE, MAX_RETRY_MS, SSEDecoder, SSEEvent
 from chatcontract.wire.violation import Violation, ViolationKind, describe
 
 __all__ = ["StreamAssembler", "StreamParser", "StreamResult", "StreamVerdict", "parse_stream"]
@@ -51,6 +52,7 @@ class StreamVerdict(StrEnum):
     NO_DONE = "no_done"  # finish_reason seen, closed without the contracted [DONE]
     TRUNCATED = "truncated"  # [DONE] without any finish_reason
     CUT = "cut"  # closed mid-answer: no finish_reason, no [DONE]
+    DROPPED = "dropped"  # the connection failed mid-answer (reset, incomplete chunked body)
     STALLED = "stalled"  # the caller's idle limit passed before the end
     MALFORMED_CHUNK = "malformed_chunk"  # a data payload not JSON, or a chunk of the wrong shape
     INBAND_ERROR = "inband_error"  # an {"error": …} event (or an ``event: error``)
@@ -413,6 +415,17 @@ class StreamAssembler:
         """The ``now`` given with the first content, reasoning or tool-call delta."""
         return self._first_token_at
 
+    def text_mark(self) -> tuple[int, int]:
+        """A mark of the content and reasoning assembled so far, for :meth:`text_since`."""
+        return len(self._content), len(self._reasoning)
+
+    def text_since(self, mark: tuple[int, int]) -> tuple[str, str]:
+        """The content and reasoning of choice 0 assembled after ``mark``: what a reader
+        delivers for the events pushed since, so that what it delivered is exactly the
+        result's ``content`` and ``reasoning_content``."""
+        content, reasoning = mark
+        return "".join(self._content[content:]), "".join(self._reasoning[reasoning:])
+
     @property
     def decided(self) -> StreamVerdict | None:
         """A verdict already certain before the stream ends (an in-band error, a malformed
@@ -427,17 +440,36 @@ class StreamAssembler:
         return None
 
     def result(
-        self, *, stalled: bool = False, ping_count: int = 0, other_line_count: int = 0
+        self,
+        *,
+        stalled: bool = False,
+        dropped: bool = False,
+        ping_count: int = 0,
+        other_line_count: int = 0,
+        invalid_retry_count: int = 0,
     ) -> StreamResult:
         """The stream as it stands, judged as if it ended now.
 
         Args:
             stalled: the caller's idle limit passed (the stream did not end by itself).
+            dropped: reading the body failed (the connection was reset or closed in the
+                middle of the HTTP body): an unfinished stream is ``dropped``, not ``cut``.
             ping_count: keep-alive comments counted by the SSE decoder.
             other_line_count: non-SSE lines seen by the decoder; a stream with nothing else
                 is reported as not SSE (``malformed_chunk``).
+            invalid_retry_count: absurd ``retry:`` values the decoder ignored (a violation
+                each, up to one reported; the verdict is unaffected).
         """
         violations = list(self._violations)
+        if invalid_retry_count:
+            violations.append(
+                Violation(
+                    kind=ViolationKind.INVALID_FIELD,
+                    path="$[retry]",
+                    expected=f"a retry delay of at most {MAX_RETRY_MS} ms",
+                    got=f"{invalid_retry_count} absurd value(s), ignored",
+                )
+            )
         verdict = self.decided
         if verdict is None and not self._chunk_count and other_line_count:
             verdict = StreamVerdict.MALFORMED_CHUNK
@@ -450,7 +482,7 @@ class StreamAssembler:
                 )
             )
         if verdict is None:
-            verdict = self._ending(stalled)
+            verdict = self._ending(stalled, dropped)
         missing_usage = (
             self._expect_usage and self._usage is None and self._finish_reason is not None
         )
@@ -477,12 +509,14 @@ class StreamAssembler:
             tuple(violations),
         )
 
-    def _ending(self, stalled: bool) -> StreamVerdict:
+    def _ending(self, stalled: bool, dropped: bool) -> StreamVerdict:
         if stalled:
             return StreamVerdict.STALLED
         if self._finish_reason is None:
-            return StreamVerdict.CUT
-        return StreamVerdict.NO_DONE if self._require_done else StreamVerdict.COMPLETE
+            return StreamVerdict.DROPPED if dropped else StreamVerdict.CUT
+        if not self._require_done:
+            return StreamVerdict.COMPLETE  # the answer had ended; what followed is not owed
+        return StreamVerdict.DROPPED if dropped else StreamVerdict.NO_DONE
 
 
 _MISSING_USAGE = Violation(
@@ -497,9 +531,10 @@ class StreamParser:
     """SSE decoding and assembly in one object, fed raw bytes by the transport.
 
     ``feed(data, now)`` as bytes arrive (``now``: a monotonic timestamp, used for the first
-    token moment), then ``close(now)`` at the end of the body, or ``stall()`` when the
-    caller's idle limit passes. ``decided`` tells early whether the stream has already
-    failed (in-band error, malformed chunk) so the caller can stop reading.
+    token moment), then ``close(now)`` at the end of the body (``close(now, dropped=True)``
+    when reading it failed), or ``stall()`` when the caller's idle limit passes.
+    ``decided`` tells early whether the stream has already failed (in-band error, malformed
+    chunk) so the caller can stop reading.
     """
 
     __slots__ = ("_assembler", "_decoder", "_result")
@@ -522,15 +557,24 @@ class StreamParser:
         for payload in payloads:  # plain ``data:`` events: no SSEEvent built in between
             push(payload, now, "message", False)
 
-    def close(self, now: float | None = None, *, stalled: bool = False) -> StreamResult:
-        """End of stream (or a stall, with ``stalled=True``): flush and judge. Idempotent."""
+    def close(
+        self, now: float | None = None, *, stalled: bool = False, dropped: bool = False
+    ) -> StreamResult:
+        """End of stream: flush and judge. Idempotent.
+
+        ``stalled=True``: the caller's idle limit passed. ``dropped=True``: reading the body
+        failed mid-way (a reset, an incomplete chunked body), as opposed to a clean close.
+        """
         if self._result is None:
-            for event in self._decoder.close():
+            decoder = self._decoder
+            for event in decoder.close():
                 self._assembler.push(event, now, final=True)
             self._result = self._assembler.result(
                 stalled=stalled,
-                ping_count=self._decoder.comment_count,
-                other_line_count=self._decoder.other_line_count,
+                dropped=dropped,
+                ping_count=decoder.comment_count,
+                other_line_count=decoder.other_line_count,
+                invalid_retry_count=decoder.invalid_retry_count,
             )
         return self._result
 
@@ -542,9 +586,11 @@ class StreamParser:
         """The stream so far, judged as if it ended now; the parser stays open."""
         if self._result is not None:
             return self._result
+        decoder = self._decoder
         return self._assembler.result(
-            ping_count=self._decoder.comment_count,
-            other_line_count=self._decoder.other_line_count,
+            ping_count=decoder.comment_count,
+            other_line_count=decoder.other_line_count,
+            invalid_retry_count=decoder.invalid_retry_count,
         )
 
     @property
@@ -586,14 +632,16 @@ def parse_stream(
     *,
     contract: Contract | None = None,
     stalled: bool = False,
+    dropped: bool = False,
     expect_usage: bool | None = None,
 ) -> StreamResult:
     """Parse a whole stream body given as byte chunks (any split) into a :class:`StreamResult`.
 
-    ``stalled=True`` says the caller stopped reading because its idle limit passed.
+    ``stalled=True`` says the caller stopped reading because its idle limit passed;
+    ``dropped=True`` that the connection failed before the body ended.
     Never raises for any input bytes.
     """
     parser = StreamParser(contract=contract, expect_usage=expect_usage)
     for chunk in chunks:
         parser.feed(chunk)
-    return parser.close(stalled=stalled)
+    return parser.close(stalled=stalled, dropped=dropped)

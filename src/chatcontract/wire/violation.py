@@ -46,6 +46,7 @@ class ViolationKind(StrEnum):
     CUT_CHUNK = "cut_chunk"
     AFTER_DONE = "after_done"
     MISSING_USAGE = "missing_usage"
+    INVALID_FIELD = "invalid_field"  # an SSE field with an absurd value (a huge ``retry:``)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
