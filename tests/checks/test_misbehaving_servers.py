@@ -264,7 +264,7 @@ def test_a_message_rule_makes_the_rewritten_unknown_model_a_model_error():
     report = _run(misbehaving.LiteLLMCodes(), extra_rules=(rule,), only=("unsupported_model",))
     [result] = report.checks
     assert result.status == "pass", result.observed
-    assert result.observed.startswith("HTTP 400 model/400")
+    assert result.observed.startswith("HTTP 400 model/litellm_invalid_model")
 
 
 def test_latency_names_the_context_window_the_large_prompt_exceeded():

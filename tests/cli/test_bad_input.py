@@ -87,7 +87,7 @@ COMMANDS = {
     "validate-simulate": ["validate", "--contract", "{contract}", "--simulate"],
     "probe": ["probe", "--once", "--contract", "{contract}", "--db", "{dir}/p.db"],
     "contract-show": ["contract", "show", "--path", "{contract}"],
-    "classify": ["classify", "--contract", "{contract}", "--status", "500"],
+    "classify": ["classify", "--contract", "{contract}", "--status", "500", "--body-file", "/dev/null"],
     "checklist": ["checklist", "--contract", "{contract}"],
     "alerts": ["alerts", "--contract", "{contract}", "--output", "-"],
     "dashboards": ["dashboards", "--contract", "{contract}", "--output", "-"],

@@ -119,7 +119,9 @@ def test_missing_usage_is_a_usage_failure_only_when_the_contract_asks_for_it():
     body = START + chunk(finish="stop") + DONE
     failure = verdict_of(body)
     assert (failure.kind, failure.category, failure.code) == ("parser", "usage", "missing_usage")
-    assert failure.message == "include_usage was contracted but no usage chunk arrived"
+    assert failure.message == (
+        "the request asked for a usage chunk (stream_options.include_usage) but none arrived"
+    )
     assert verdict_of(body, contract=NO_USAGE) is None
 
 

@@ -283,6 +283,7 @@ VIOLATION_CODES = {
     ViolationKind.CUT_CHUNK: "malformed_chunk",
     ViolationKind.AFTER_DONE: "data_after_done",
     ViolationKind.MISSING_USAGE: "missing_usage",
+    ViolationKind.INVALID_FIELD: "invalid_sse_field",
 }
 
 

@@ -77,6 +77,7 @@ _VIOLATION_CODES: dict[ViolationKind, str] = {
     ViolationKind.CUT_CHUNK: "malformed_chunk",
     ViolationKind.AFTER_DONE: "data_after_done",
     ViolationKind.MISSING_USAGE: "missing_usage",
+    ViolationKind.INVALID_FIELD: "invalid_sse_field",
 }
 
 # Stream verdicts that are failures → (kind, category, code, message).
