@@ -13,9 +13,10 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# Development tools are the PEP 735 group `dev` (pip >= 25.1 reads it; the venv's pip is upgraded
-# above). It is a group, not an extra, so users of the package never see it.
+# Development tools are the PEP 735 group `dev` (pip >= 25.1 reads it). It is a group, not an
+# extra, so users of the package never see it.
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'  # a .venv made before groups
 	$(BIN)/python -m pip install --quiet --group dev -e .
 	touch $@ $(VENV)/.installed
 
