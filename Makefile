@@ -7,14 +7,17 @@ BIN    := $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# Development tools are the PEP 735 group `dev` (pip >= 25.1 reads it). It is a group, not an
+# extra, so users of the package never see it.
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'  # a .venv made before groups
+	$(BIN)/python -m pip install --quiet --group dev -e .
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

@@ -13,47 +13,118 @@ The public surface, re-exported here on purpose (the subpackages hold the rest):
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
-from chatcontract._version import __version__
-from chatcontract.client import (
-    AsyncChatClient,
-    AsyncChatStream,
-    BudgetExceededError,
-    CallFailedError,
-    ChatClient,
-    ChatResult,
-    ChatStream,
-    DeadlineExhaustedError,
-    KillSwitchError,
-    NonRetryableError,
-    RetriesExhaustedError,
-    StreamDelta,
-    StreamInterrupted,
-)
-from chatcontract.contract import Contract, load_preset
-from chatcontract.contract import load as load_contract
-from chatcontract.errors import (
-    ChatContractError,
-    ConfigError,
-    ContractFileError,
-    SimulatorError,
-    UsageError,
-)
-from chatcontract.failures import Failure, classify
-from chatcontract.instrumentation import (
-    StackedRetriesWarning,
-    ainstrument,
-    check_sdk_client,
-    instrument,
-)
-from chatcontract.telemetry import JsonEventLog, OpenTelemetrySink, PrometheusSink
-from chatcontract.transport import (
-    AsyncInstrumentedTransport,
-    Exchange,
-    InstrumentedTransport,
-    flush,
-)
+if TYPE_CHECKING:
+    from chatcontract._version import __version__
+    from chatcontract.client import (
+        AsyncChatClient,
+        AsyncChatStream,
+        BudgetExceededError,
+        CallFailedError,
+        ChatClient,
+        ChatResult,
+        ChatStream,
+        DeadlineExhaustedError,
+        KillSwitchError,
+        NonRetryableError,
+        RetriesExhaustedError,
+        StreamDelta,
+        StreamInterrupted,
+    )
+    from chatcontract.contract import Contract, load_preset
+    from chatcontract.contract import load as load_contract
+    from chatcontract.errors import (
+        ChatContractError,
+        ConfigError,
+        ContractFileError,
+        SimulatorError,
+        UsageError,
+    )
+    from chatcontract.failures import Failure, classify
+    from chatcontract.instrumentation import (
+        StackedRetriesWarning,
+        ainstrument,
+        check_sdk_client,
+        instrument,
+    )
+    from chatcontract.telemetry import JsonEventLog, OpenTelemetrySink, PrometheusSink
+    from chatcontract.transport import (
+        AsyncInstrumentedTransport,
+        Exchange,
+        InstrumentedTransport,
+        flush,
+    )
+
+# Where each public name lives. ``import chatcontract`` imports none of these: a name's module is
+# imported the first time the name is read (PEP 562), so the CLI answers ``--help`` without
+# loading httpx2, and ``from chatcontract import classify`` never loads the servers or the
+# terminal UI. The ``TYPE_CHECKING`` block above gives type checkers and editors the same names.
+_LAZY: dict[str, tuple[str, str]] = {
+    "__version__": ("chatcontract._version", "__version__"),
+    **{
+        name: ("chatcontract.client", name)
+        for name in (
+            "AsyncChatClient",
+            "AsyncChatStream",
+            "BudgetExceededError",
+            "CallFailedError",
+            "ChatClient",
+            "ChatResult",
+            "ChatStream",
+            "DeadlineExhaustedError",
+            "KillSwitchError",
+            "NonRetryableError",
+            "RetriesExhaustedError",
+            "StreamDelta",
+            "StreamInterrupted",
+        )
+    },
+    "Contract": ("chatcontract.contract", "Contract"),
+    "load_contract": ("chatcontract.contract", "load"),
+    "load_preset": ("chatcontract.contract", "load_preset"),
+    **{
+        name: ("chatcontract.errors", name)
+        for name in (
+            "ChatContractError",
+            "ConfigError",
+            "ContractFileError",
+            "SimulatorError",
+            "UsageError",
+        )
+    },
+    "Failure": ("chatcontract.failures", "Failure"),
+    "classify": ("chatcontract.failures", "classify"),
+    **{
+        name: ("chatcontract.instrumentation", name)
+        for name in ("StackedRetriesWarning", "ainstrument", "check_sdk_client", "instrument")
+    },
+    **{
+        name: ("chatcontract.telemetry", name)
+        for name in ("JsonEventLog", "OpenTelemetrySink", "PrometheusSink")
+    },
+    **{
+        name: ("chatcontract.transport", name)
+        for name in ("AsyncInstrumentedTransport", "Exchange", "InstrumentedTransport", "flush")
+    },
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'chatcontract' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value  # resolved once: later reads are plain attribute lookups
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 # A library does not print: without this, the stdlib's last-resort handler would write every
 # warning of a chatcontract logger (the JSON event log included) to stderr in an application

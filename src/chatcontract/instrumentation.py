@@ -47,10 +47,9 @@ import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-from prometheus_client import CollectorRegistry
 
 from chatcontract.contract import Contract, load, load_preset
 from chatcontract.errors import ConfigError
@@ -59,7 +58,6 @@ from chatcontract.telemetry import (
     CallLabels,
     ClientEvent,
     JsonEventLog,
-    PrometheusSink,
     RetrySucceeded,
     Telemetry,
     TelemetrySink,
@@ -70,6 +68,9 @@ from chatcontract.transport import (
     InstrumentedTransport,
     install_backend,
 )
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = [
     "RETRY_COUNT_HEADER",
@@ -172,6 +173,8 @@ def _build_telemetry(
 ) -> Telemetry:
     chosen: list[TelemetrySink] = []
     if registry is not None:
+        from chatcontract.telemetry import PrometheusSink  # loads prometheus_client, only now
+
         try:
             chosen.append(PrometheusSink(registry, contract=contract))
         except ValueError as exc:  # prometheus_client: "Duplicated timeseries in CollectorRegistry"

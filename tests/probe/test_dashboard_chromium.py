@@ -1,11 +1,10 @@
-"""The dashboard in real headless Chromium, driven over the DevTools protocol.
+"""The dashboard in real headless Chromium, driven by Playwright.
 
 A Starlette app with the dashboard routes and a stub ``/api/summary`` runs on uvicorn on
-127.0.0.1 (a free port, a background thread). Chromium starts headless with a fresh profile and
-``--remote-debugging-port=0``; it writes the port it chose to ``DevToolsActivePort`` in the
-profile. The test talks CDP over a WebSocket through a small stdlib client (RFC 6455 framing is
-a few lines; no dependency), so it can watch what ``--dump-dom`` cannot: console messages,
-uncaught exceptions, log entries such as a 404 favicon, and every network request the page makes.
+127.0.0.1 (a free port, a background thread). Playwright drives Debian's Chromium
+(``executable_path``; ``playwright install`` is never needed), so the test watches what
+``--dump-dom`` cannot: console messages, uncaught exceptions, log entries such as a 404 icon,
+failed requests and every request the page makes.
 
 Skipped only when ``/usr/bin/chromium`` is missing and ``CHATCONTRACT_REQUIRE_CHROMIUM`` is unset;
 CI sets it, so CI never skips silently. Every wait is bounded.
@@ -14,17 +13,11 @@ CI sets it, so CI never skips silently. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import json
 import os
-import signal
 import socket
-import subprocess
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +26,9 @@ from typing import Any
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, ConsoleMessage, ViewportSize, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page as PlaywrightPage
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -43,7 +39,18 @@ from chatcontract.probe.dashboard import dashboard_routes
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_VARIABLE = "CHATCONTRACT_REQUIRE_CHROMIUM"
 TIMEOUT_S = 30.0
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # container /dev/shm is often 64 MB: Chromium crashes in it
+]
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists() and not os.environ.get(REQUIRE_VARIABLE),
@@ -260,168 +267,47 @@ def serve(app: Starlette) -> Iterator[str]:
         assert not thread.is_alive(), "uvicorn did not stop within 12 s"
 
 
-# --- a minimal WebSocket client and CDP session ----------------------------------------------------
-
-
-class WebSocket:
-    """Just enough RFC 6455 for CDP: text frames out (masked), text frames in, pings answered."""
-
-    _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-    def __init__(self, url: str) -> None:
-        parts = urllib.parse.urlsplit(url)
-        assert parts.hostname is not None
-        assert parts.port is not None
-        self._sock = socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT_S)
-        key = base64.b64encode(os.urandom(16))
-        self._sock.sendall(
-            f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key.decode()}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        self._buffer = b""
-        while b"\r\n\r\n" not in self._buffer:
-            self._buffer += self._recv()
-        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 101"), head.decode(errors="replace")
-        accept = base64.b64encode(
-            hashlib.sha1(key + self._GUID).digest()
-        )  # RFC 6455 mandates SHA-1 here
-        assert b"sec-websocket-accept: " + accept.lower() in head.lower(), "bad handshake"
-
-    def _recv(self) -> bytes:
-        chunk = self._sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("DevTools closed the WebSocket")
-        return chunk
-
-    def _read(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            self._buffer += self._recv()
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-    def _send_frame(self, opcode: int, payload: bytes) -> None:
-        header = bytearray([0x80 | opcode])
-        size = len(payload)
-        if size < 126:
-            header.append(0x80 | size)
-        elif size < 1 << 16:
-            header += bytes([0x80 | 126]) + size.to_bytes(2, "big")
-        else:
-            header += bytes([0x80 | 127]) + size.to_bytes(8, "big")
-        mask = os.urandom(4)
-        masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-        self._sock.sendall(bytes(header) + mask + masked)
-
-    def send(self, text: str) -> None:
-        self._send_frame(0x1, text.encode())
-
-    def receive(self, timeout: float) -> str:
-        self._sock.settimeout(max(timeout, 0.01))
-        message = b""
-        while True:
-            first, second = self._read(2)
-            size = second & 0x7F
-            if size == 126:
-                size = int.from_bytes(self._read(2), "big")
-            elif size == 127:
-                size = int.from_bytes(self._read(8), "big")
-            mask = self._read(4) if second & 0x80 else b""
-            payload = self._read(size)
-            if mask:
-                payload = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-            opcode = first & 0x0F
-            if opcode == 0x8:
-                raise ConnectionError("DevTools closed the WebSocket")
-            if opcode == 0x9:
-                self._send_frame(0xA, payload)
-                continue
-            if opcode in (0x0, 0x1):
-                message += payload
-                if first & 0x80:
-                    return message.decode()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._send_frame(0x8, b"")
-        self._sock.close()
-
-
-class CDPError(Exception):
-    """A DevTools command was refused (e.g. evaluating while a navigation swaps the document)."""
-
-
-class Browser:
-    """A CDP connection to the browser; pages are flat sessions on it."""
-
-    def __init__(self, ws: WebSocket) -> None:
-        self._ws = ws
-        self._next_id = 0
-        self.events: list[dict[str, Any]] = []
-
-    def call(
-        self, method: str, params: dict[str, Any] | None = None, *, session: str | None = None
-    ) -> dict[str, Any]:
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
-        if session is not None:
-            message["sessionId"] = session
-        self._ws.send(json.dumps(message))
-        deadline = time.monotonic() + TIMEOUT_S
-        while True:
-            reply = json.loads(self._ws.receive(deadline - time.monotonic()))
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise CDPError(f"{method}: {reply['error']}")
-                result: dict[str, Any] = reply["result"]
-                return result
-            if "method" in reply:
-                self.events.append(reply)
-
-    def wait_event(self, method: str, *, session: str, after: int) -> None:
-        """Wait (bounded) for ``method`` on ``session`` among events from index ``after`` on."""
-        deadline = time.monotonic() + TIMEOUT_S
-        while True:
-            if any(
-                event["method"] == method and event.get("sessionId") == session
-                for event in self.events[after:]
-            ):
-                return
-            reply = json.loads(self._ws.receive(deadline - time.monotonic()))
-            if "method" in reply:
-                self.events.append(reply)
+# --- a Playwright page that records what the browser reports --------------------------------------
 
 
 @dataclass
 class Page:
-    """One tab: navigate, evaluate, screenshot, and what it logged."""
+    """One tab: console messages, uncaught exceptions, failed loads and every request recorded."""
 
-    browser: Browser
-    session: str
+    tab: PlaywrightPage
     origin: str
+    console: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.browser.call(method, params, session=self.session)
+    def __post_init__(self) -> None:
+        self.tab.on("console", self._on_console)
+        self.tab.on("pageerror", lambda error: self.console.append(f"exception: {error}"))
+        self.tab.on(
+            "requestfailed",
+            lambda request: self.console.append(
+                f"request failed: {request.url} ({request.failure})"
+            ),
+        )
+        self.tab.on("request", lambda request: self.requests.append(request.url))
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        # Chromium's log entries (a 404 icon, a failed fetch) arrive here as console errors too.
+        if message.type in {"error", "warning", "assert"}:
+            self.console.append(f"console.{message.type}: {message.text} {message.location}")
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call(
-            "Runtime.evaluate",
-            {"expression": expression, "returnByValue": True, "awaitPromise": True},
-        )
-        assert "exceptionDetails" not in result, result["exceptionDetails"]
-        return result["result"].get("value")
+        return self.tab.evaluate(expression)
 
     def open(self, path: str) -> None:
         """Navigate and wait (bounded) for the load event: the new document is in place."""
-        seen = len(self.browser.events)
-        self.call("Page.navigate", {"url": self.origin + path})
-        self.browser.wait_event("Page.loadEventFired", session=self.session, after=seen)
+        self.tab.goto(self.origin + path, wait_until="load")
 
     def wait_for(self, expression: str, what: str) -> Any:
+        """Poll ``expression`` until truthy, bounded. (Not ``wait_for_function``: its in-page
+        polling evaluates a string, which the page's CSP, rightly, refuses.)"""
         deadline = time.monotonic() + TIMEOUT_S
         while True:
-            with contextlib.suppress(CDPError, AssertionError):  # not evaluable yet: poll again
+            with contextlib.suppress(PlaywrightError):  # not evaluable yet: poll again
                 value = self.evaluate(expression)
                 if value:
                     return value
@@ -433,102 +319,36 @@ class Page:
         """Let pending loads (the icon, late requests) land so their log entries are seen."""
         self.evaluate("new Promise((done) => setTimeout(done, 300))")
 
-    def _events(self, method: str) -> list[dict[str, Any]]:
-        return [
-            event["params"]
-            for event in self.browser.events
-            if event.get("sessionId") == self.session and event["method"] == method
-        ]
-
     def problems(self) -> list[str]:
-        """Uncaught exceptions, console errors/warnings, and error/warning log entries."""
-        found = [
-            f"exception: {params['exceptionDetails'].get('exception', {}).get('description')}"
-            f" / {params['exceptionDetails'].get('text')}"
-            for params in self._events("Runtime.exceptionThrown")
-        ]
-        found += [
-            f"console.{params['type']}: {[arg.get('value') for arg in params['args']]}"
-            for params in self._events("Runtime.consoleAPICalled")
-            if params["type"] in {"error", "warning", "assert"}
-        ]
-        found += [
-            f"log {params['entry']['level']} ({params['entry']['source']}): "
-            f"{params['entry']['text']} {params['entry'].get('url', '')}"
-            for params in self._events("Log.entryAdded")
-            if params["entry"]["level"] in {"error", "warning"}
-        ]
-        return found
+        """Uncaught exceptions, console errors/warnings, log entries and failed requests."""
+        return list(self.console)
 
     def requested_urls(self) -> list[str]:
-        return [params["request"]["url"] for params in self._events("Network.requestWillBeSent")]
+        return list(self.requests)
 
     def screenshot(self, path: Path) -> Path:
-        size = self.call("Page.getLayoutMetrics")["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
-        shot = self.call(
-            "Page.captureScreenshot",
-            {"format": "png", "captureBeyondViewport": True, "clip": clip},
-        )
-        path.write_bytes(base64.b64decode(shot["data"]))
+        self.tab.screenshot(path=path, full_page=True, type="png")
         return path
 
 
 @contextlib.contextmanager
-def chromium(profile: Path, log: Path) -> Iterator[Browser]:
-    """Headless Chromium with a fresh profile; yields a CDP connection. Bounded start and stop."""
+def chromium() -> Iterator[Browser]:
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{REQUIRE_VARIABLE} is set but {CHROMIUM} is missing: apt-get install chromium"
         )
-    args = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",  # container /dev/shm is often 64 MB: Chromium crashes in it
-        "--mute-audio",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        "--remote-debugging-port=0",
-        "about:blank",
-    ]
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=stderr,
-            stderr=stderr,
-            start_new_session=True,  # its zygote and renderers share our child's process group
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            timeout=TIMEOUT_S * 1000,
         )
-    ws: WebSocket | None = None
-    try:
-        active = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + TIMEOUT_S
-        while not (active.exists() and len(active.read_text().splitlines()) >= 2):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-2000:]
-                pytest.fail(f"Chromium did not open DevTools within {TIMEOUT_S} s:\n{tail}")
-            time.sleep(0.05)
-        port, browser_path = active.read_text().splitlines()[:2]
-        ws = WebSocket(f"ws://127.0.0.1:{port}{browser_path}")
-        yield Browser(ws)
-    finally:
-        if ws is not None:
-            ws.close()
-        process.terminate()
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+            yield browser
+        finally:
+            browser.close()
 
 
 # --- fixtures ------------------------------------------------------------------------------------
@@ -547,27 +367,21 @@ def origin(stub: Stub) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    home = tmp_path_factory.mktemp("chromium")
-    with chromium(home / "profile", home / "chromium.log") as connection:
+def browser() -> Iterator[Browser]:
+    with chromium() as connection:
         yield connection
 
 
 @pytest.fixture
 def page(browser: Browser, origin: str, stub: Stub) -> Iterator[Page]:
-    """A fresh tab, with console, log and network events recorded; the stub reset."""
+    """A fresh context and tab, with console, errors and network recorded; the stub reset."""
     stub.summary, stub.status, stub.hits = full_summary(), 200, 0
-    target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-    session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})
-    tab = Page(browser=browser, session=session["sessionId"], origin=origin)
-    for domain in ("Runtime", "Log", "Network", "Page"):
-        tab.call(f"{domain}.enable")
-    tab.call(
-        "Emulation.setDeviceMetricsOverride",
-        {**VIEWPORT, "deviceScaleFactor": 1, "mobile": False},
-    )
-    yield tab
-    browser.call("Target.closeTarget", {"targetId": target})
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1, is_mobile=False)
+    context.set_default_timeout(TIMEOUT_S * 1000)
+    try:
+        yield Page(tab=context.new_page(), origin=origin)
+    finally:
+        context.close()
 
 
 READY = "document.documentElement?.dataset.state === 'ready'"

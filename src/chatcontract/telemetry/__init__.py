@@ -3,6 +3,9 @@ JSON event log, fed by the ``Telemetry`` hub with every Exchange and client deci
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .events import (
     BudgetRefusal,
     CallLabels,
@@ -16,13 +19,30 @@ from .events import (
 )
 from .events_log import DEFAULT_SHADOW_RATE, EVENT_LOGGER, JsonEventLog
 from .otel import OpenTelemetrySink
-from .prometheus import (
-    BUDGET_BUCKETS_MS,
-    CALL_LABELS,
-    LATENCY_BUCKETS_MS,
-    PHASE_BUCKETS_MS,
-    PrometheusSink,
+
+if TYPE_CHECKING:
+    from .prometheus import (
+        BUDGET_BUCKETS_MS,
+        CALL_LABELS,
+        LATENCY_BUCKETS_MS,
+        PHASE_BUCKETS_MS,
+        PrometheusSink,
+    )
+
+# prometheus_client is imported when the Prometheus sink is first asked for (PEP 562), so a
+# ChatClient without a registry never loads it.
+_PROMETHEUS_NAMES = frozenset(
+    {"BUDGET_BUCKETS_MS", "CALL_LABELS", "LATENCY_BUCKETS_MS", "PHASE_BUCKETS_MS", "PrometheusSink"}
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PROMETHEUS_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(".prometheus", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BUDGET_BUCKETS_MS",
