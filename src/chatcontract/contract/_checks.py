@@ -12,6 +12,7 @@ import urllib.parse
 
 from chatcontract.errors import ConfigError
 
+from ._declare import shown
 from ._regex import backtracking_problem
 
 __all__ = [
@@ -81,7 +82,7 @@ def _fail(where: str, message: str) -> ConfigError:
 def one_line(where: str, value: str) -> None:
     """No line break or control character (names, labels, codes)."""
     if _CONTROL_RE.search(value):
-        raise _fail(where, f"{value[:60]!r} has a line break or control character; write one line")
+        raise _fail(where, f"{shown(value)} has a line break or control character; write one line")
 
 
 def not_blank(where: str, value: str) -> None:
@@ -94,13 +95,13 @@ def not_blank(where: str, value: str) -> None:
 def env_name(where: str, value: str) -> None:
     """An environment variable name."""
     if not _ENV_RE.fullmatch(value):
-        raise _fail(where, f"{value[:60]!r} is not an environment variable name, e.g. COMETAPI_KEY")
+        raise _fail(where, f"{shown(value)} is not an environment variable name, e.g. COMETAPI_KEY")
 
 
 def header_name(where: str, value: str) -> None:
     """An HTTP header name."""
     if not _HEADER_RE.fullmatch(value):
-        raise _fail(where, f"{value[:60]!r} is not a header name; write Authorization")
+        raise _fail(where, f"{shown(value)} is not a header name; write Authorization")
 
 
 def auth_scheme(where: str, value: str) -> None:
@@ -108,7 +109,7 @@ def auth_scheme(where: str, value: str) -> None:
     if not _SCHEME_RE.fullmatch(value):
         raise _fail(
             where,
-            f"{value[:60]!r} is not an auth scheme (one word, no space or line break); write "
+            f"{shown(value)} is not an auth scheme (one word, no space or line break); write "
             "Bearer, or '' for a bare key",
         )
 
@@ -116,7 +117,7 @@ def auth_scheme(where: str, value: str) -> None:
 def http_method(where: str, value: str) -> None:
     """POST, GET or PUT."""
     if value not in METHODS:
-        raise _fail(where, f"{value[:60]!r} is not an HTTP method here; write POST")
+        raise _fail(where, f"{shown(value)} is not an HTTP method here; write POST")
 
 
 def url_path(where: str, value: str) -> None:
@@ -134,7 +135,7 @@ def response_path(where: str, value: str) -> None:
     if not _PATH_RE.fullmatch(value):
         raise _fail(
             where,
-            f"{value[:60]!r} is not a response path; write dotted names with optional "
+            f"{shown(value)} is not a response path; write dotted names with optional "
             "indexes, e.g. choices[0].message.content",
         )
 
@@ -142,7 +143,7 @@ def response_path(where: str, value: str) -> None:
 def category(where: str, value: str) -> None:
     """One of ``CATEGORIES``."""
     if value not in CATEGORIES:
-        raise _fail(where, f"unknown category {value[:60]!r}; use one of {', '.join(CATEGORIES)}")
+        raise _fail(where, f"unknown category {shown(value)}; use one of {', '.join(CATEGORIES)}")
 
 
 def regex(where: str, value: str) -> None:
@@ -153,7 +154,7 @@ def regex(where: str, value: str) -> None:
         raise _fail(where, f"not a valid regular expression ({exc})") from exc
     problem = backtracking_problem(value)
     if problem:
-        raise _fail(where, f"{value[:60]!r} {problem}")
+        raise _fail(where, f"{shown(value)} {problem}")
 
 
 def one_group_regex(where: str, value: str) -> None:
@@ -228,7 +229,7 @@ def check_model_name(where: str, model: object) -> str:
     if _CONTROL_RE.search(model) or model != model.strip():
         raise _fail(
             where,
-            f"{model.strip()[:60]!r} has a line break, control character or surrounding "
+            f"{shown(model.strip())} has a line break, control character or surrounding "
             "space; write the model id alone, e.g. gpt-4o-mini",
         )
     return model
