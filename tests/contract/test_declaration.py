@@ -61,6 +61,21 @@ MESSAGE_KINDS = {
         11,
         "policy.retry.max_attempts: expected an integer from 1 to 10, got 11",
     ),
+    "a-float-is-not-an-integer": (
+        "policy.timeouts.total_ms",
+        60000.0,
+        "policy.timeouts.total_ms: expected an integer from 1 to 3600000, got 60000.0",
+    ),
+    "a-huge-integer": (
+        "policy.timeouts.total_ms",
+        10**400,
+        "policy.timeouts.total_ms: expected an integer from 1 to 3600000, got a number of 401 digits",
+    ),
+    "too-many-items": (
+        "auth.env",
+        [f"KEY_{index}" for index in range(21)],
+        "auth.env: lists 21 items; list at most 20",
+    ),
     "a-bool-is-not-a-number": (
         "policy.probe.interval_s",
         True,
@@ -153,6 +168,13 @@ def test_load_names_the_first_problem_of_the_file(tmp_path):
     assert str(raised.value) == (
         f"{path}: policy.retry.max_attempts: expected an integer from 1 to 10, got 'three'"
     )
+
+
+def test_an_integer_too_long_for_python_is_one_line_not_a_traceback(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\nversion: " + "9" * 5000 + "\n")
+    with pytest.raises(ContractFileError, match="is not a usable contract file"):
+        load(path)
 
 
 def test_a_typo_in_a_key_is_refused_not_silently_dropped(tmp_path):

@@ -26,6 +26,7 @@ import msgspec
 from chatcontract.errors import ConfigError
 
 __all__ = [
+    "SECRET_RE",
     "Check",
     "DeclaredField",
     "Node",
@@ -38,6 +39,7 @@ __all__ = [
     "normalised",
     "number_bounds",
     "shown",
+    "walk",
 ]
 
 #: Values that look like a credential: never echoed back in a message.
@@ -208,8 +210,12 @@ def shown(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return _number(value)
+    if isinstance(value, float):
+        return repr(value)  # 2.0, not 2: it is why an integer field refuses it
+    if isinstance(value, int):
+        if abs(value) < 10**40:
+            return str(value)
+        return f"a number of {len(str(abs(value)))} digits"
     if isinstance(value, str):
         if SECRET_RE.search(value):
             return "text that looks like a secret (not shown)"
@@ -313,7 +319,8 @@ def _bounds_problem(node: Node, value: Any) -> str | None:
     if meta is None:
         return None
     if node.kind in ("int", "float"):
-        inside = math.isfinite(value) and not (
+        finite = not isinstance(value, float) or math.isfinite(value)  # 10**400 is an int
+        inside = finite and not (
             (meta.ge is not None and value < meta.ge)
             or (meta.gt is not None and value <= meta.gt)
             or (meta.le is not None and value > meta.le)
@@ -322,11 +329,12 @@ def _bounds_problem(node: Node, value: Any) -> str | None:
         bare = dataclasses.replace(node, nullable=False)  # null is fine, this value is not
         return None if inside else f"expected {_expected(bare)}, got {shown(value)}"
     if node.kind in ("str", "list") and isinstance(value, str | list | tuple):
-        what = "characters long" if node.kind == "str" else "items long"
         if meta.min_length is not None and len(value) < meta.min_length:
             return "must not be empty" if node.kind == "str" else "must list at least one item"
         if meta.max_length is not None and len(value) > meta.max_length:
-            return f"is {len(value)} {what}; write at most {meta.max_length}"
+            if node.kind == "str":
+                return f"is {len(value)} characters long; write at most {meta.max_length}"
+            return f"lists {len(value)} items; list at most {meta.max_length}"
     if node.kind == "str" and meta.pattern is not None and not re.search(meta.pattern, value):
         return f"{shown(value)} does not match {meta.pattern}"
     return None

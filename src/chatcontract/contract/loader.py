@@ -100,6 +100,8 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ContractFileError(shown, f"is not valid YAML{where}: {problem}") from exc
+    except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
+        raise ContractFileError(shown, f"is not a usable contract file ({exc})") from exc
     if not isinstance(doc, dict):
         raise ContractFileError(
             shown, f"must hold a mapping of contract fields, got {_type_name(doc)}"

@@ -54,6 +54,8 @@ def _close(schema: dict[str, Any], cls: type) -> None:
     """Refuse unknown keys, drop msgspec's class title, write shorthands, recurse."""
     schema["additionalProperties"] = False
     schema.pop("title", None)
+    if "description" in schema:  # a class docstring: reST literals read as Markdown ones
+        schema["description"] = schema["description"].replace("``", "`")
     properties = schema["properties"]
     for spec in declared_fields(cls):
         prop = properties[spec.name]
