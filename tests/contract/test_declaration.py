@@ -331,3 +331,14 @@ def test_the_init_file_writes_fields_in_declaration_order():
     text = dump(load_preset("openai"))
     top = [line.split(":")[0] for line in text.splitlines() if line[:1].isalpha()]
     assert top == [spec.name for spec in declared_fields(Contract)]
+
+
+def test_the_init_file_states_each_numbers_bounds_as_the_loader_words_them():
+    text = dump(load_preset("cometapi"))
+    assert (
+        "    # Attempts per route, the first included.\n    # Write an integer from 1 to 10.\n"
+        in text
+    )
+    assert (
+        "    # Write a number above 0, at most 1000000 or null.\n    max_cost_per_call_usd:" in text
+    )

@@ -35,6 +35,7 @@ __all__ = [
     "check_fields",
     "declared_fields",
     "document_problems",
+    "expected_words",
     "node_of",
     "normalised",
     "number_bounds",
@@ -266,6 +267,11 @@ def _expected(node: Node) -> str:
     if node.one_or_many and node.item is not None:
         words = f"{_expected(node.item)}, or a list of them"
     return f"{words} or null" if node.nullable else words
+
+
+def expected_words(node: Node) -> str:
+    """What to write for ``node``, as a phrase: "an integer from 1 to 10" (``init`` comments)."""
+    return _expected(node)
 
 
 def _join(where: str, key: object) -> str:

@@ -20,7 +20,15 @@ import yaml
 
 from chatcontract.errors import ConfigError, ContractFileError
 
-from ._declare import Node, UnknownKeyError, declared_fields, document_problems, normalised, shown
+from ._declare import (
+    Node,
+    UnknownKeyError,
+    declared_fields,
+    document_problems,
+    expected_words,
+    normalised,
+    shown,
+)
 from .model import Contract, ErrorRule, FallbackRoute
 from .presets import PRESETS, preset_document
 
@@ -168,7 +176,9 @@ def _comment(description: str, indent: str) -> list[str]:
 
 def _emit(key: str, value: Any, node: Node | None, indent: str, out: list[str]) -> None:
     if node is not None:
-        out.extend(_comment(node.description, indent))
+        bounded = node.kind in ("int", "float") and node.meta is not None
+        bounds = f"\nWrite {expected_words(node)}." if bounded else ""
+        out.extend(_comment(node.description + bounds, indent))
     if node is not None and node.kind == "object" and node.cls and isinstance(value, Mapping):
         out.append(f"{indent}{key}:")
         fields = {f.name: f.node for f in declared_fields(node.cls)}
