@@ -70,7 +70,10 @@ def test_lint_exits_1_on_errors_and_names_each(cli, contract_file):
         "endpoint.verb: unknown key; known keys here: base_url, path, method, models_path"
         in report["errors"]
     )
-    assert "policy.retry.max_attempts: expected a whole number, got text" in report["errors"]
+    assert (
+        "policy.retry.max_attempts: expected an integer from 1 to 10, got 'three'"
+        in report["errors"]
+    )
 
 
 def test_lint_of_invalid_yaml_is_an_error_not_a_traceback(cli, tmp_path):

@@ -5,9 +5,10 @@ import copy
 import pytest
 
 from chatcontract.contract import check_document, json_schema, lint_document, load_preset
+from chatcontract.contract._declare import number_bounds
 from chatcontract.contract.model import (
-    LIMITS,
     Auth,
+    Contract,
     Endpoint,
     FallbackRoute,
     check_base_url,
@@ -17,6 +18,8 @@ from chatcontract.contract.model import (
 )
 from chatcontract.contract.presets import preset_document
 from chatcontract.errors import ConfigError
+
+LIMITS = number_bounds(Contract)
 
 
 def _with(path: str, value: object) -> dict:
@@ -100,7 +103,7 @@ def _problems(path: str, value: object) -> list[str]:
         (
             "policy.prices.m",
             {"input_per_million": 1e12, "output_per_million": 1},
-            "policy.prices.input_per_million: expected a number from 0 to 100000",
+            "policy.prices.m.input_per_million: expected a number from 0 to 100000",
         ),
         (
             "policy.probe.interval_s",
@@ -145,7 +148,7 @@ def test_a_number_out_of_bounds_says_the_range_to_write(path, value, expected):
 
 
 def test_every_bound_is_tested_above():
-    # A new number in the contract must get a row in LIMITS (and a row in the test above).
+    # A new number in the contract must get a row in the test above.
     assert len(LIMITS) == 19
     for field, (low, high) in LIMITS.items():
         assert low < high, field
@@ -302,19 +305,17 @@ def test_lint_lists_every_bad_value_with_what_to_write():
     assert findings == [
         "endpoint.base_url: 'https://***@h/v1' carries credentials; remove 'user:password@' "
         "and put the key in the environment variable named under auth.env",
-        "policy.timeouts.total_ms: expected an integer from 1 to 3600000, got 1" + "0" * 30,
-        "policy.retry.max_attempts: expected an integer from 1 to 10, got 1000000000",
         "model: 'gpt\\nx' has a line break, control character or surrounding space; write "
         "the model id alone, e.g. gpt-4o-mini",
+        "policy.timeouts.total_ms: expected an integer from 1 to 3600000, got 1" + "0" * 30,
+        "policy.retry.max_attempts: expected an integer from 1 to 10, got 1000000000",
     ]
 
 
 def _schema_leaf(schema: dict, dotted: str) -> dict:
     node = schema
     for key in dotted.split("."):
-        node = node["properties"][key]
-        if key == "prices":  # one entry per model name
-            node = node["additionalProperties"]
+        node = node["additionalProperties"] if key == "*" else node["properties"][key]
     return node.get("anyOf", [node])[0]
 
 
@@ -341,7 +342,7 @@ def test_the_json_schema_carries_every_bound_for_editors(field):
         (
             "errors.rules",
             [{"name": "r\n", "category": "quota"}],
-            "errors.rules[r\n].name: 'r\\n' has a line break",
+            "errors.rules[0].name: 'r\\n' has a line break",
         ),
     ],
     ids=["name", "provider-too-long", "owner", "reference-url", "rule-code", "rule-name"],

@@ -51,7 +51,7 @@ def test_lint_reports_errors_as_errors():
     doc = _doc(owner="t")
     doc["endpoint"]["base_url"] = 42
     levels = {(f.level, f.message) for f in lint_document(doc)}
-    assert ("error", "endpoint.base_url: expected text, got a number") in levels
+    assert ("error", "endpoint.base_url: expected text, got 42") in levels
 
 
 def test_diff_flags_breaking_changes():

@@ -84,7 +84,7 @@ def test_model_override_order_flag_then_environment_then_file():
         (lambda: FallbackRoute(name="x"), "give a model, a base_url"),
         (lambda: ResponseSpec(required_paths=("choices[0.content",)), "not a response path"),
         (lambda: ErrorRule(name="x", category="nonsense"), "unknown category"),
-        (lambda: ErrorRule(name="x", category="auth", status=(999,)), "not an HTTP status"),
+        (lambda: ErrorRule(name="x", category="auth", status=(999,)), "from 100 to 599, got 999"),
         (lambda: ErrorRule(name="x", category="auth", message="("), "regular expression"),
         (lambda: ErrorTable(retryable=("auth",), non_retryable=("auth",)), "both retryable"),
         (lambda: ErrorTable(request_id_pattern="no group"), "exactly one capture group"),
@@ -130,6 +130,6 @@ def test_contract_rejects_reserved_fallback_name_and_bad_environment():
 
     with pytest.raises(ConfigError, match="reserved"):
         Contract(**{**fields, "fallbacks": (FallbackRoute(name="primary", model="m"),)})
-    with pytest.raises(ConfigError, match="staging or production"):
+    with pytest.raises(ConfigError, match="expected one of staging, production, got 'prod'"):
         Contract(**{**fields, "environment": "prod"})
     assert Contract(**{**fields, "reviewed_on": dt.date(2026, 1, 1)}).reviewed_on.year == 2026

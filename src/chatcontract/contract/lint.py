@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._declare import SECRET_RE as _SECRET_RE
 from .loader import check_document, contract_from_document
 
 __all__ = ["REVIEW_MAX_AGE_DAYS", "LintFinding", "lint_document"]
 
 #: A review older than this is stale: providers change error codes and defaults.
 REVIEW_MAX_AGE_DAYS = 90
-
-# Values that look like a credential: OpenAI/new-api style keys, bearer tokens, JWTs, AWS keys.
-_SECRET_RE = re.compile(
-    r"(\bsk-[A-Za-z0-9_-]{16,}|\bBearer\s+[A-Za-z0-9._~+/-]{16,}|"
-    r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}|\bAKIA[0-9A-Z]{16}\b)"
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

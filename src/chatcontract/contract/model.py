@@ -1,28 +1,45 @@
-"""Contract value objects: what production code relies on, as frozen data.
+"""The contract, declared once: every field with its type, bounds, description and rules.
 
-The YAML file maps one-to-one onto these classes (see ``chatcontract.contract.loader``).
-Every class is a frozen, slotted, keyword-only dataclass validated in ``__post_init__``;
-invalid values raise ``ConfigError`` with a message naming the field and what to write.
+Each field is ``Annotated[type, Meta(bounds, description=...), Check(rule)]``. From this one
+declaration msgspec builds the objects and the JSON Schema (``contract schema``); ``loader``
+derives its messages ("policy.retry.max_attempts: expected an integer from 1 to 10, got
+'three'") and the commented ``init`` file; ``lint`` and ``contract show`` read the same
+objects. The classes are frozen, slotted, keyword-only dataclasses; ``__post_init__`` checks
+an object built in code against the same declaration, then the rules between fields.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
-import re
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta
 
 from chatcontract.errors import ConfigError
 
-from ._regex import backtracking_problem
+from . import _checks as rules
+from ._checks import (
+    CATEGORIES,
+    MAX_MODEL_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_SCHEME_LENGTH,
+    MAX_URL_LENGTH,
+    check_base_url,
+    check_model_name,
+    check_secret,
+    redact_url,
+)
+from ._declare import Check, OneOrMany, check_fields
+from ._regex import MAX_PATTERN_LENGTH
 
 __all__ = [
     "CATEGORIES",
-    "LIMITS",
+    "MAX_MODEL_LENGTH",
+    "MAX_NAME_LENGTH",
+    "MAX_URL_LENGTH",
     "RETRY_DECISIONS",
     "Auth",
     "Contract",
@@ -45,270 +62,85 @@ __all__ = [
     "redact_url",
 ]
 
-#: Failure categories (DESIGN.md, "Failure taxonomy"): what a failure means and who acts.
-CATEGORIES: tuple[str, ...] = (
-    "auth",
-    "validation",
-    "model",
-    "rate_limit",
-    "quota",
-    "upstream",
-    "timeout",
-    "network",
-    "endpoint",
-    "contract",
-    "content",
-    "usage",
-    "budget",
-)
-
 #: What the policy may decide for a failure category.
 RETRY_DECISIONS: tuple[str, ...] = ("retry", "fallback", "none")
 
 Environment = Literal["staging", "production"]
 BodyKind = Literal["any", "json", "empty", "html", "text"]
 
-# Matched with fullmatch: "$" alone would accept a trailing newline ("Authorization\n").
-_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*")
-_ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HEADER_RE = re.compile(r"[A-Za-z0-9-]+")
-# An auth scheme is an HTTP token (RFC 9110): no space, no control character.
-_SCHEME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]*")
-# Control characters (CR, LF, NUL, ...) and every kind of whitespace a header value or URL
-# must not carry.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_URL_BAD_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
-
 _HOUR_MS = 3_600_000
 _DAY_S = 86_400
+_MONEY = 1_000_000  # USD: a cap or budget above this is a typo
 
-#: The bounds of every number a contract holds: field -> (lowest, highest). A value outside
-#: them is a typo or an attack (``max_attempts: 1000000000``), never a setting.
-LIMITS: Mapping[str, tuple[float, float]] = {
-    "policy.timeouts.connect_ms": (1, _HOUR_MS),
-    "policy.timeouts.first_byte_ms": (1, _HOUR_MS),
-    "policy.timeouts.first_token_ms": (1, _HOUR_MS),
-    "policy.timeouts.total_ms": (1, _HOUR_MS),
-    "policy.retry.max_attempts": (1, 10),
-    "policy.retry.backoff_initial_ms": (0, 600_000),
-    "policy.retry.backoff_max_ms": (0, 600_000),
-    "policy.retry.backoff_multiplier": (0.01, 100),
-    "policy.retry.jitter": (0, 1),
-    "policy.retry.retry_after_cap_ms": (0, _HOUR_MS),
-    "policy.fallback_reserve_ms": (0, _HOUR_MS),
-    "policy.caps.max_tokens_per_call": (1, 10_000_000),
-    "policy.caps.max_cost_per_call_usd": (0, 1_000_000),  # above 0: null means no cap
-    "policy.caps.max_cost_per_day_usd": (0, 1_000_000),
-    "policy.prices.input_per_million": (0, 100_000),
-    "policy.prices.output_per_million": (0, 100_000),
-    "policy.probe.interval_s": (1, _DAY_S),
-    "policy.probe.max_tokens": (1, 1_000_000),
-    "policy.probe.daily_cost_cap_usd": (0, 1_000_000),
-}
-#: The longest URL, model name and auth scheme a contract or a flag may give.
-MAX_URL_LENGTH = 2_048
-MAX_MODEL_LENGTH = 256
-MAX_SCHEME_LENGTH = 64
-#: The longest name, provider, owner, rule name or error code a contract may give.
-MAX_NAME_LENGTH = 200
+# Building blocks of the declaration. A value outside the bounds is a typo or an attack
+# (``max_attempts: 1000000000``), never a setting.
+_ENUM = "enum"
 
 
-def _fail(where: str, message: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}")
+def _ms(low: int, high: int, description: str) -> Meta:
+    return Meta(ge=low, le=high, description=description)
 
 
-def _require_text(where: str, value: object, *, allow_empty: bool = False) -> None:
-    if not isinstance(value, str):
-        raise _fail(where, f"expected text, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
-        raise _fail(where, "must not be empty")
+Name = Annotated[str, Meta(max_length=MAX_NAME_LENGTH), Check(rules.not_blank)]
+Label = Annotated[str, Meta(max_length=MAX_NAME_LENGTH), Check(rules.one_line)]
+EnvName = Annotated[
+    str,
+    Meta(max_length=MAX_NAME_LENGTH, extra_json_schema={"pattern": rules.ENV_PATTERN}),
+    Check(rules.env_name),
+]
+BaseUrl = Annotated[str, Meta(max_length=MAX_URL_LENGTH), Check(check_base_url)]
+ModelName = Annotated[str, Meta(min_length=1, max_length=MAX_MODEL_LENGTH), Check(check_model_name)]
+Category = Annotated[str, Meta(extra_json_schema={_ENUM: list(CATEGORIES)}), Check(rules.category)]
+ResponsePath = Annotated[
+    str,
+    Meta(max_length=512, extra_json_schema={"pattern": rules.PATH_PATTERN}),
+    Check(rules.response_path),
+]
+HttpStatus = Annotated[int, Meta(ge=100, le=599, description="An HTTP status.")]
+FreeText = Annotated[str, Meta(max_length=1_000)]
 
 
-def _require_line(
-    where: str, value: object, *, limit: int = MAX_NAME_LENGTH, allow_empty: bool = False
-) -> None:
-    """``value`` is one line of text of at most ``limit`` characters (names, labels)."""
-    _require_text(where, value, allow_empty=allow_empty)
-    text = str(value)  # _require_text made sure it is text
-    if len(text) > limit:
-        raise _fail(where, f"is {len(text)} characters long; write at most {limit}")
-    if _CONTROL_RE.search(text):
-        raise _fail(where, f"{text[:60]!r} has a line break or control character; write one line")
-
-
-def _shown_number(value: float) -> str:
-    """A number as a person writes it: 10, 0.5, 0.000001 (no exponent for a bound)."""
-    if isinstance(value, int) or not math.isfinite(value) or abs(value) >= 1e15:
-        return str(value)
-    return f"{value:f}".rstrip("0").rstrip(".") or "0"
-
-
-def _require_int(where: str, value: object, *, limit: str | None = None) -> None:
-    """``value`` is a whole number inside ``LIMITS[limit or where]``."""
-    low, high = LIMITS[limit or where]
-    expected = f"an integer from {_shown_number(low)} to {_shown_number(high)}"
-    if isinstance(value, bool) or not isinstance(value, int):
-        shown = _shown_number(value) if isinstance(value, float) else type(value).__name__
-        raise _fail(where, f"expected {expected}, got {shown}")
-    if not low <= value <= high:
-        raise _fail(where, f"expected {expected}, got {value}")
-
-
-def _require_number(
-    where: str, value: object, *, limit: str | None = None, above_low: bool = False
-) -> None:
-    """``value`` is a finite number inside ``LIMITS[limit or where]`` (``above_low``: > low)."""
-    low, high = LIMITS[limit or where]
-    expected = (
-        f"a number above {_shown_number(low)}, at most {_shown_number(high)}"
-        if above_low
-        else f"a number from {_shown_number(low)} to {_shown_number(high)}"
-    )
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(where, f"expected {expected}, got {type(value).__name__}")
-    too_low = value <= low if above_low else value < low
-    if not math.isfinite(value) or too_low or value > high:
-        raise _fail(where, f"expected {expected}, got {_shown_number(value)}")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any ``user:password@`` replaced by ``***@``, safe to print."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    # Up to the last "@": a password may itself hold "/", "?", "#" or "@".
-    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
-
-
-def check_base_url(where: str, url: object) -> str:
-    """Return ``url`` if it is a usable http(s) base URL, else raise ``ConfigError``.
-
-    Refused: not text, longer than ``MAX_URL_LENGTH``, spaces or control characters (CR/LF),
-    another scheme, no host, a bad port, credentials (``user:pass@``; the message shows
-    ``***@`` instead), a query or a fragment (the path is appended after it).
-    """
-    example = "write e.g. https://api.cometapi.com/v1"
-    if not isinstance(url, str):
-        raise _fail(where, f"expected text, got {type(url).__name__}")
-    shown = redact_url(url)
-    if "@" in url:
-        raise _fail(
-            where,
-            f"{shown!r} carries credentials; remove 'user:password@' and put the key in the "
-            "environment variable named under auth.env",
-        )
-    if not url.strip():
-        raise _fail(where, f"must not be empty; {example}")
-    if len(url) > MAX_URL_LENGTH:
-        raise _fail(where, f"is {len(url)} characters long; write at most {MAX_URL_LENGTH}")
-    if _URL_BAD_RE.search(url):
-        raise _fail(
-            where, f"{shown!r} contains a space, line break or control character; {example}"
-        )
-    if not url.startswith(("http://", "https://")):
-        raise _fail(where, f"{shown!r} is not an http(s) URL; {example}")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise _fail(where, f"{shown!r} is not a valid URL ({exc}); {example}") from exc
-    if not parts.hostname:
-        raise _fail(where, f"{shown!r} has no host; {example}")
-    if port == 0:
-        raise _fail(where, f"{shown!r}: port 0 is not a port; write one from 1 to 65535")
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise _fail(
-            where,
-            f"{shown!r} has a query or fragment; the path is appended to the base URL, so "
-            "write it without '?...' or '#...'",
-        )
-    return url
-
-
-def check_model_name(where: str, model: object) -> str:
-    """Return ``model`` if it can be sent as a model name, else raise ``ConfigError``."""
-    if not isinstance(model, str):
-        raise _fail(where, f"expected text, got {type(model).__name__}")
-    if not model.strip():
-        raise _fail(where, "must not be empty; write the model id, e.g. gpt-4o-mini")
-    if len(model) > MAX_MODEL_LENGTH:
-        raise _fail(where, f"is {len(model)} characters long; write at most {MAX_MODEL_LENGTH}")
-    if _CONTROL_RE.search(model) or model != model.strip():
-        raise _fail(
-            where,
-            f"{model.strip()[:60]!r} has a line break, control character or surrounding "
-            "space; write the model id alone, e.g. gpt-4o-mini",
-        )
-    return model
-
-
-def check_secret(variable: str, secret: str) -> str:
-    """Return ``secret`` if it can go into a header, else ``ConfigError`` (never showing it)."""
-    if _URL_BAD_RE.search(secret):
-        raise ConfigError(
-            f"${variable}: the key contains a space, line break or control character; set "
-            "the variable to the bare key (no 'Bearer', no newline)"
-        )
-    if not secret.isascii():
-        raise ConfigError(f"${variable}: the key has non-ASCII characters; set the bare key")
-    if len(secret) > 4_096:
-        raise ConfigError(f"${variable}: the key is {len(secret)} characters long; set the key")
-    return secret
-
-
-def _require_regex(where: str, pattern: str) -> re.Pattern[str]:
-    _require_text(where, pattern)
-    try:
-        compiled = re.compile(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise _fail(where, f"not a valid regular expression ({exc})") from exc
-    problem = backtracking_problem(pattern)
-    if problem:
-        raise _fail(where, f"{pattern[:60]!r} {problem}")
-    return compiled
-
-
-def _require_categories(where: str, values: tuple[str, ...]) -> None:
-    for value in values:
-        if value not in CATEGORIES:
-            raise _fail(where, f"unknown category {value!r}; use one of {', '.join(CATEGORIES)}")
-
-
-def _require_paths(where: str, paths: tuple[str, ...]) -> None:
-    for path in paths:
-        if not isinstance(path, str) or len(path) > 512 or not _PATH_RE.fullmatch(path):
-            raise _fail(
-                where,
-                f"{path!r} is not a response path; write dotted names with optional "
-                "indexes, e.g. choices[0].message.content",
-            )
+def _distinct(where: str, values: tuple[Any, ...]) -> None:
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+        raise ConfigError(f"{where}: {', '.join(twice)} listed more than once")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Endpoint:
     """Where requests go: ``base_url`` + ``path`` with ``method``."""
 
-    base_url: str
-    path: str = "/chat/completions"
-    method: str = "POST"
-    models_path: str = "/models"
+    base_url: Annotated[
+        BaseUrl,
+        Meta(description="Everything before the path; CometAPI: https://api.cometapi.com/v1."),
+    ]
+    path: Annotated[
+        str,
+        Meta(
+            max_length=MAX_URL_LENGTH,
+            description="The chat completions path, appended to base_url.",
+        ),
+        Check(rules.url_path),
+    ] = "/chat/completions"
+    method: Annotated[
+        str,
+        Meta(
+            description="The HTTP method of the call.",
+            extra_json_schema={_ENUM: list(rules.METHODS)},
+        ),
+        Check(rules.http_method),
+    ] = "POST"
+    models_path: Annotated[
+        str,
+        Meta(
+            max_length=MAX_URL_LENGTH,
+            description="The model list (auth required), appended to base_url.",
+        ),
+        Check(rules.url_path),
+    ] = "/models"
 
     def __post_init__(self) -> None:
-        check_base_url("endpoint.base_url", self.base_url)
-        for name in ("path", "models_path"):
-            value = getattr(self, name)
-            _require_text(f"endpoint.{name}", value)
-            if len(value) > MAX_URL_LENGTH or _URL_BAD_RE.search(value):
-                raise _fail(
-                    f"endpoint.{name}",
-                    "contains a space, line break or control character, or is too long; "
-                    "write e.g. /chat/completions",
-                )
-            if not value.startswith("/"):
-                raise _fail(f"endpoint.{name}", f"must start with '/', e.g. /{value}")
-        _require_text("endpoint.method", self.method)
-        if self.method.upper() not in {"POST", "GET", "PUT"}:
-            raise _fail("endpoint.method", f"{self.method!r} is not an HTTP method; write POST")
+        check_fields(self, "endpoint")
 
     @property
     def url(self) -> str:
@@ -325,28 +157,36 @@ class Endpoint:
 class Auth:
     """How the secret is sent. The secret itself is never in the contract, only where to read it."""
 
-    header: str = "Authorization"
-    scheme: str = "Bearer"
-    env: tuple[str, ...] = ()
+    header: Annotated[
+        str,
+        Meta(
+            max_length=MAX_SCHEME_LENGTH,
+            description="The header carrying the secret.",
+            extra_json_schema={"pattern": rules.HEADER_PATTERN},
+        ),
+        Check(rules.header_name),
+    ] = "Authorization"
+    scheme: Annotated[
+        str,
+        Meta(
+            max_length=MAX_SCHEME_LENGTH,
+            description="Written before the secret in the header value ('' for a bare key).",
+            extra_json_schema={"pattern": rules.SCHEME_PATTERN},
+        ),
+        Check(rules.auth_scheme),
+    ] = "Bearer"
+    env: Annotated[
+        tuple[EnvName, ...],
+        Meta(
+            min_length=1,
+            max_length=20,
+            description="Environment variables to read the secret from, in order; the first "
+            "set wins.",
+        ),
+    ] = ()
 
     def __post_init__(self) -> None:
-        _require_text("auth.header", self.header)
-        if len(self.header) > MAX_SCHEME_LENGTH or not _HEADER_RE.fullmatch(self.header):
-            raise _fail(
-                "auth.header", f"{self.header[:60]!r} is not a header name; write Authorization"
-            )
-        _require_text("auth.scheme", self.scheme, allow_empty=True)
-        if len(self.scheme) > MAX_SCHEME_LENGTH or not _SCHEME_RE.fullmatch(self.scheme):
-            raise _fail(
-                "auth.scheme",
-                f"{self.scheme[:60]!r} is not an auth scheme (one word, no space or line "
-                "break); write Bearer, or '' for a bare key",
-            )
-        if not self.env:
-            raise _fail("auth.env", "list at least one environment variable, e.g. [COMETAPI_KEY]")
-        for name in self.env:
-            if not isinstance(name, str) or not _ENV_RE.fullmatch(name):
-                raise _fail("auth.env", f"{name!r} is not an environment variable name")
+        check_fields(self, "auth")
 
     def resolve(self, environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
         """Return ``(variable, secret)`` from the first variable set and non-empty, else None.
@@ -371,78 +211,108 @@ class Auth:
 class FallbackRoute:
     """A named alternative: another model and/or another base URL with its own auth env."""
 
-    name: str
-    model: str | None = None
-    base_url: str | None = None
-    auth_env: tuple[str, ...] = ()
+    name: Annotated[Name, Meta(description="The route's name, in reports and metrics.")]
+    model: Annotated[
+        ModelName | None, Meta(description="The model this route calls (null: the same).")
+    ] = None
+    base_url: Annotated[
+        BaseUrl | None, Meta(description="The route's base URL (null: the primary's).")
+    ] = None
+    auth_env: Annotated[
+        tuple[EnvName, ...],
+        Meta(max_length=20, description="Variables holding this route's key (empty: auth.env)."),
+    ] = ()
 
     def __post_init__(self) -> None:
-        _require_line("fallbacks[].name", self.name)
+        where = f"fallbacks[{self.name}]"
+        check_fields(self, where)
         if self.model is None and self.base_url is None:
-            raise _fail(
-                f"fallbacks[{self.name}]",
-                "give a model, a base_url, or both (else it is the primary)",
+            raise ConfigError(
+                f"{where}: give a model, a base_url, or both (else it is the primary)"
             )
-        if self.base_url is not None:
-            check_base_url(f"fallbacks[{self.name}].base_url", self.base_url)
-        if self.model is not None:
-            check_model_name(f"fallbacks[{self.name}].model", self.model)
-        for name in self.auth_env:
-            if not isinstance(name, str) or not _ENV_RE.fullmatch(name):
-                raise _fail(f"fallbacks[{self.name}].auth_env", f"{name!r} is not a variable name")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestSpec:
     """What every request must carry, a minimal fixture, and the optional fields in use."""
 
-    required: tuple[str, ...] = ("model", "messages")
-    fixture: Mapping[str, Any] = field(default_factory=dict)
-    optional_in_use: tuple[str, ...] = ()
-    cautions: tuple[str, ...] = ()
+    required: Annotated[
+        tuple[Name, ...],
+        Meta(min_length=1, max_length=100, description="Fields every request must carry."),
+    ] = ("model", "messages")
+    fixture: Annotated[
+        Mapping[str, Any], Meta(description="A minimal valid request: the canary sends it.")
+    ] = field(default_factory=dict)
+    optional_in_use: Annotated[
+        tuple[Name, ...],
+        Meta(
+            max_length=100,
+            description="Optional fields the application sends (dotted for nested ones).",
+        ),
+    ] = ()
+    cautions: Annotated[
+        tuple[FreeText, ...],
+        Meta(
+            max_length=100,
+            description="The provider's documented cautions, checked before sending (warnings).",
+        ),
+    ] = ()
 
     def __post_init__(self) -> None:
-        if not self.required:
-            raise _fail("request.required", "list the required fields, e.g. [model, messages]")
-        if not isinstance(self.fixture, Mapping):
-            raise _fail("request.fixture", "expected a mapping (a minimal request body)")
+        check_fields(self, "request")
         missing = [name for name in self.required if name != "model" and name not in self.fixture]
         if self.fixture and missing:
-            raise _fail("request.fixture", f"missing required field(s) {', '.join(missing)}")
+            raise ConfigError(f"request.fixture: missing required field(s) {', '.join(missing)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseSpec:
     """The paths the application reads from a completion, and the finish reasons it accepts."""
 
-    required_paths: tuple[str, ...] = (
-        "id",
-        "model",
-        "choices[0].message.content",
-        "choices[0].finish_reason",
-    )
-    optional_paths: tuple[str, ...] = ()
-    finish_reasons: tuple[str, ...] = ("stop", "length", "content_filter", "tool_calls")
+    required_paths: Annotated[
+        tuple[ResponsePath, ...],
+        Meta(
+            min_length=1,
+            max_length=100,
+            description="Paths that must be present with the right type after a 200.",
+        ),
+    ] = ("id", "model", "choices[0].message.content", "choices[0].finish_reason")
+    optional_paths: Annotated[
+        tuple[ResponsePath, ...],
+        Meta(
+            max_length=100,
+            description="Paths read when present; their type is checked if they are.",
+        ),
+    ] = ()
+    finish_reasons: Annotated[
+        tuple[Name, ...],
+        Meta(
+            min_length=1, max_length=50, description="finish_reason values the application handles."
+        ),
+    ] = ("stop", "length", "content_filter", "tool_calls")
 
     def __post_init__(self) -> None:
-        if not self.required_paths:
-            raise _fail("response.required_paths", "list at least one path the application reads")
-        _require_paths("response.required_paths", self.required_paths)
-        _require_paths("response.optional_paths", self.optional_paths)
+        check_fields(self, "response")
         both = sorted(set(self.required_paths) & set(self.optional_paths))
         if both:
-            raise _fail("response", f"{', '.join(both)} listed as both required and optional")
-        if not self.finish_reasons:
-            raise _fail("response.finish_reasons", "list the accepted values, e.g. [stop, length]")
+            raise ConfigError(f"response: {', '.join(both)} listed as both required and optional")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Streaming:
     """Whether the application streams, asks for a usage chunk, and needs ``[DONE]``."""
 
-    used: bool = True
-    include_usage: bool = True
-    require_done: bool = True
+    used: Annotated[bool, Meta(description="The application sends stream: true.")] = True
+    include_usage: Annotated[
+        bool,
+        Meta(description="It sends stream_options.include_usage and needs the usage chunk."),
+    ] = True
+    require_done: Annotated[
+        bool, Meta(description="A stream must end with data: [DONE] (after a finish_reason).")
+    ] = True
+
+    def __post_init__(self) -> None:
+        check_fields(self, "streaming")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -456,80 +326,102 @@ class ErrorRule:
     Rows are tried in order; the first that matches decides.
     """
 
-    name: str
-    category: str
-    status: tuple[int, ...] | None = None
-    code: str | None = None
-    type: str | None = None
-    message: str | None = None
-    body: BodyKind = "any"
-    note: str = ""
+    name: Annotated[Name, Meta(description="The rule's name, shown as the failure's code.")]
+    category: Annotated[Category, Meta(description="The failure category a match means.")]
+    status: Annotated[
+        Annotated[tuple[HttpStatus, ...], Meta(max_length=50)] | None,
+        Meta(description="HTTP statuses that match, one or a list (null: any)."),
+        OneOrMany(),
+    ] = None
+    code: Annotated[
+        Label | None, Meta(description="The exact error.code ('' matches none; null: any).")
+    ] = None
+    type: Annotated[Label | None, Meta(description="The exact error.type (null: any).")] = None
+    message: Annotated[
+        Annotated[str, Meta(max_length=MAX_PATTERN_LENGTH), Check(rules.regex)] | None,
+        Meta(
+            description="A case-insensitive regular expression searched in error.message "
+            "(null: any).",
+        ),
+    ] = None
+    body: Annotated[
+        BodyKind,
+        Meta(description="The body kind: json (an error envelope), empty, html, text, or any."),
+    ] = "any"
+    note: Annotated[
+        str,
+        Meta(max_length=1_000, description="Why this rule exists, for the reader."),
+        Check(rules.one_line),
+    ] = ""
 
     def __post_init__(self) -> None:
-        where = f"errors.rules[{self.name}]"
-        _require_line(f"{where}.name", self.name)
-        for name in ("code", "type", "note"):
-            value = getattr(self, name)
-            if value is not None:
-                limit = 1_000 if name == "note" else MAX_NAME_LENGTH
-                _require_line(f"{where}.{name}", value, limit=limit, allow_empty=True)
-        _require_categories(f"{where}.category", (self.category,))
-        if self.status is not None:
-            for status in self.status:
-                if (
-                    isinstance(status, bool)
-                    or not isinstance(status, int)
-                    or not 100 <= status <= 599
-                ):
-                    raise _fail(f"{where}.status", f"{status!r} is not an HTTP status (100-599)")
-        if self.message is not None:
-            _require_regex(f"{where}.message", self.message)
-        if self.body not in ("any", "json", "empty", "html", "text"):
-            raise _fail(f"{where}.body", f"{self.body!r}; use one of any, json, empty, html, text")
+        check_fields(self, f"errors.rules[{self.name}]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ErrorTable:
     """The provider's error codes as data, plus which categories are retried."""
 
-    rules: tuple[ErrorRule, ...] = ()
-    retryable: tuple[str, ...] = ("rate_limit", "upstream", "timeout", "network")
-    non_retryable: tuple[str, ...] = ("auth", "validation", "model", "quota", "endpoint")
-    request_id_pattern: str = r"\(request id: ([^)\s]+)\)"
+    rules: Annotated[
+        tuple[ErrorRule, ...],
+        Meta(
+            max_length=200,
+            description="Tried in order; the first rule whose status, code, type, message "
+            "(regex)\nand body (json, empty, html, text) all match names the failure and its "
+            "category.",
+        ),
+    ] = ()
+    retryable: Annotated[
+        tuple[Category, ...],
+        Meta(description="Failure categories worth another attempt (backoff with jitter)."),
+    ] = ("rate_limit", "upstream", "timeout", "network")
+    non_retryable: Annotated[
+        tuple[Category, ...],
+        Meta(description="Failure categories never retried: retrying repeats the mistake."),
+    ] = ("auth", "validation", "model", "quota", "endpoint")
+    request_id_pattern: Annotated[
+        str,
+        Meta(
+            max_length=MAX_PATTERN_LENGTH,
+            description="Where the request id hides in error messages (one capture group).",
+        ),
+        Check(rules.one_group_regex),
+    ] = r"\(request id: ([^)\s]+)\)"
 
     def __post_init__(self) -> None:
-        _require_categories("errors.retryable", self.retryable)
-        _require_categories("errors.non_retryable", self.non_retryable)
+        check_fields(self, "errors")
         both = sorted(set(self.retryable) & set(self.non_retryable))
         if both:
-            raise _fail(
-                "errors", f"{', '.join(both)} is both retryable and non_retryable; pick one"
+            raise ConfigError(
+                f"errors: {', '.join(both)} is both retryable and non_retryable; pick one"
             )
         names = [rule.name for rule in self.rules]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            raise _fail("errors.rules", f"duplicate rule name(s) {', '.join(duplicates)}")
-        compiled = _require_regex("errors.request_id_pattern", self.request_id_pattern)
-        if compiled.groups != 1:
-            raise _fail("errors.request_id_pattern", "needs exactly one capture group: the id")
+            raise ConfigError(f"errors.rules: duplicate rule name(s) {', '.join(duplicates)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Timeouts:
     """The timeout budget in milliseconds: one deadline (``total``) and its phases."""
 
-    connect_ms: int = 5_000
-    first_byte_ms: int = 30_000
-    first_token_ms: int = 30_000
-    total_ms: int = 60_000
+    connect_ms: Annotated[int, _ms(1, _HOUR_MS, "Time to open the connection (TCP + TLS).")] = 5_000
+    first_byte_ms: Annotated[
+        int, _ms(1, _HOUR_MS, "Time from sending to the first byte of the answer.")
+    ] = 30_000
+    first_token_ms: Annotated[
+        int, _ms(1, _HOUR_MS, "Time from sending to the first streamed token.")
+    ] = 30_000
+    total_ms: Annotated[
+        int, _ms(1, _HOUR_MS, "The deadline of the whole call, retries and fallbacks included.")
+    ] = 60_000
 
     def __post_init__(self) -> None:
-        for name in ("connect_ms", "first_byte_ms", "first_token_ms", "total_ms"):
-            _require_int(f"policy.timeouts.{name}", getattr(self, name))
+        check_fields(self, "policy.timeouts")
         for name in ("connect_ms", "first_byte_ms", "first_token_ms"):
             if getattr(self, name) > self.total_ms:
-                raise _fail(
-                    f"policy.timeouts.{name}", f"is above total_ms ({self.total_ms}); lower it"
+                raise ConfigError(
+                    f"policy.timeouts.{name}: is above total_ms ({self.total_ms}); lower it"
                 )
 
 
@@ -537,32 +429,40 @@ class Timeouts:
 class RetryPolicy:
     """How many attempts and how long to wait between them (exponential backoff with jitter)."""
 
-    max_attempts: int = 2
-    backoff_initial_ms: int = 500
-    backoff_max_ms: int = 8_000
-    backoff_multiplier: float = 2.0
-    jitter: float = 0.5
-    retry_after_cap_ms: int = 10_000
+    max_attempts: Annotated[int, _ms(1, 10, "Attempts per route, the first included.")] = 2
+    backoff_initial_ms: Annotated[
+        int, _ms(0, 600_000, "The wait before the second attempt, in ms.")
+    ] = 500
+    backoff_max_ms: Annotated[int, _ms(0, 600_000, "The longest wait between attempts, in ms.")] = (
+        8_000
+    )
+    backoff_multiplier: Annotated[
+        float, Meta(ge=0.01, le=100, description="Each wait is the previous one times this.")
+    ] = 2.0
+    jitter: Annotated[
+        float, Meta(ge=0, le=1, description="Random share taken off each wait (0: none, 1: all).")
+    ] = 0.5
+    retry_after_cap_ms: Annotated[
+        int, _ms(0, _HOUR_MS, "The longest Retry-After the client honours, in ms.")
+    ] = 10_000
 
     def __post_init__(self) -> None:
-        _require_int("policy.retry.max_attempts", self.max_attempts)
-        _require_int("policy.retry.backoff_initial_ms", self.backoff_initial_ms)
-        _require_int("policy.retry.backoff_max_ms", self.backoff_max_ms)
-        _require_number("policy.retry.backoff_multiplier", self.backoff_multiplier)
-        _require_number("policy.retry.jitter", self.jitter)
-        _require_int("policy.retry.retry_after_cap_ms", self.retry_after_cap_ms)
+        check_fields(self, "policy.retry")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Prices:
     """USD per million tokens for one model."""
 
-    input_per_million: float
-    output_per_million: float
+    input_per_million: Annotated[
+        float, Meta(ge=0, le=100_000, description="USD per million prompt tokens.")
+    ]
+    output_per_million: Annotated[
+        float, Meta(ge=0, le=100_000, description="USD per million completion tokens.")
+    ]
 
     def __post_init__(self) -> None:
-        _require_number("policy.prices.input_per_million", self.input_per_million)
-        _require_number("policy.prices.output_per_million", self.output_per_million)
+        check_fields(self, "policy.prices")
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         """USD for one call with these token counts."""
@@ -575,64 +475,87 @@ class Prices:
 class CostCaps:
     """Local guards checked before sending; ``None`` means no cap."""
 
-    max_tokens_per_call: int | None = 1024
-    max_cost_per_call_usd: float | None = None
-    max_cost_per_day_usd: float | None = None
+    max_tokens_per_call: Annotated[
+        Annotated[int, Meta(ge=1, le=10_000_000)] | None,
+        Meta(description="max_tokens sent with a call at most (null: no cap)."),
+    ] = 1024
+    max_cost_per_call_usd: Annotated[
+        Annotated[float, Meta(gt=0, le=_MONEY)] | None,
+        Meta(description="USD one call may cost (null: no cap)."),
+    ] = None
+    max_cost_per_day_usd: Annotated[
+        Annotated[float, Meta(gt=0, le=_MONEY)] | None,
+        Meta(description="USD all calls may cost per day (null: no cap)."),
+    ] = None
 
     def __post_init__(self) -> None:
-        for name in ("max_tokens_per_call", "max_cost_per_call_usd", "max_cost_per_day_usd"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if name == "max_tokens_per_call":
-                _require_int(f"policy.caps.{name}", value)
-            else:
-                _require_number(f"policy.caps.{name}", value, above_low=True)
+        check_fields(self, "policy.caps")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProbeSettings:
     """Synthetic probes: how often, how large, how much money per day at most."""
 
-    interval_s: int = 60
-    max_tokens: int = 64
-    daily_cost_cap_usd: float = 0.5
+    interval_s: Annotated[int, _ms(1, _DAY_S, "Seconds between two probe rounds.")] = 60
+    max_tokens: Annotated[
+        int, _ms(1, 1_000_000, "max_tokens of a probe call (leave room for reasoning models).")
+    ] = 64
+    daily_cost_cap_usd: Annotated[
+        float, Meta(ge=0, le=_MONEY, description="USD the probes may spend per day.")
+    ] = 0.5
 
     def __post_init__(self) -> None:
-        _require_int("policy.probe.interval_s", self.interval_s)
-        _require_int("policy.probe.max_tokens", self.max_tokens)
-        _require_number("policy.probe.daily_cost_cap_usd", self.daily_cost_cap_usd)
+        check_fields(self, "policy.probe")
+
+
+UsageField = Annotated[
+    Literal["prompt_tokens", "completion_tokens", "total_tokens"],
+    Meta(description="A usage field."),
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
     """Timeouts, retries, fallback reserve, usage fields, caps, prices, probes."""
 
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    fallback_reserve_ms: int = 5_000
-    usage_fields: tuple[str, ...] = ("prompt_tokens", "completion_tokens", "total_tokens")
-    caps: CostCaps = field(default_factory=CostCaps)
-    prices: Mapping[str, Prices] = field(default_factory=dict)
-    probe: ProbeSettings = field(default_factory=ProbeSettings)
-    kill_switch_env: str | None = None
+    timeouts: Annotated[
+        Timeouts,
+        Meta(description="One deadline for the whole call (total_ms) and its phases, in ms."),
+    ] = field(default_factory=Timeouts)
+    retry: Annotated[
+        RetryPolicy,
+        Meta(description="Attempts per route and exponential backoff with jitter between them."),
+    ] = field(default_factory=RetryPolicy)
+    fallback_reserve_ms: Annotated[
+        int, _ms(0, _HOUR_MS, "Time kept back from the primary's attempts for a fallback.")
+    ] = 5_000
+    usage_fields: Annotated[
+        tuple[UsageField, ...], Meta(description="Usage fields the budget logic reads.")
+    ] = ("prompt_tokens", "completion_tokens", "total_tokens")
+    caps: Annotated[
+        CostCaps, Meta(description="Local guards checked before sending; null means no cap.")
+    ] = field(default_factory=CostCaps)
+    prices: Annotated[
+        Mapping[str, Prices],
+        Meta(description="USD per million tokens, per model, for cost caps."),
+    ] = field(default_factory=dict)
+    probe: Annotated[
+        ProbeSettings,
+        Meta(
+            description="Synthetic probes: interval, max_tokens (reasoning-safe), daily cost cap."
+        ),
+    ] = field(default_factory=ProbeSettings)
+    kill_switch_env: Annotated[
+        EnvName | None,
+        Meta(description="When this environment variable is set, calls go to the fallback."),
+    ] = None
 
     def __post_init__(self) -> None:
-        _require_int("policy.fallback_reserve_ms", self.fallback_reserve_ms)
+        check_fields(self, "policy")
         if self.fallback_reserve_ms >= self.timeouts.total_ms:
-            raise _fail(
-                "policy.fallback_reserve_ms",
-                f"must be below policy.timeouts.total_ms ({self.timeouts.total_ms})",
-            )
-        allowed = {"prompt_tokens", "completion_tokens", "total_tokens"}
-        for name in self.usage_fields:
-            if name not in allowed:
-                raise _fail("policy.usage_fields", f"{name!r}; use {', '.join(sorted(allowed))}")
-        if self.kill_switch_env is not None and not (
-            isinstance(self.kill_switch_env, str) and _ENV_RE.fullmatch(self.kill_switch_env)
-        ):
-            raise _fail(
-                "policy.kill_switch_env", f"{self.kill_switch_env!r} is not a variable name"
+            raise ConfigError(
+                "policy.fallback_reserve_ms: must be below policy.timeouts.total_ms "
+                f"({self.timeouts.total_ms})"
             )
 
 
@@ -647,40 +570,94 @@ class Contract:
         contract.resolved_model()        # $CHATCONTRACT_MODEL or the file's model
     """
 
-    name: str
-    provider: str
-    endpoint: Endpoint
-    auth: Auth
-    model: str
-    version: int = 1
-    reference_url: str = ""
-    reviewed_on: dt.date | None = None
-    owner: str = ""
-    revalidate_when: tuple[str, ...] = ()
-    fallbacks: tuple[FallbackRoute, ...] = ()
-    request: RequestSpec = field(default_factory=RequestSpec)
-    response: ResponseSpec = field(default_factory=ResponseSpec)
-    streaming: Streaming = field(default_factory=Streaming)
-    errors: ErrorTable = field(default_factory=ErrorTable)
-    policy: Policy = field(default_factory=Policy)
-    environment: Environment = "staging"
-    attestations: Mapping[str, str] = field(default_factory=dict)
+    version: Annotated[
+        Literal[1], Meta(description="Contract file format version (this chatcontract reads 1).")
+    ] = 1
+    name: Annotated[
+        Name, Meta(description="A name for this dependency, used in reports and metrics.")
+    ]
+    provider: Annotated[Name, Meta(description="Who serves the API (cometapi, openai, ...).")]
+    reference_url: Annotated[
+        str,
+        Meta(
+            max_length=MAX_URL_LENGTH,
+            description="The API reference page this contract was checked against.",
+        ),
+        Check(rules.one_line),
+    ] = ""
+    reviewed_on: Annotated[
+        dt.date | None,
+        Meta(
+            description="When a person last checked this file against the reference "
+            "(YYYY-MM-DD).\n'contract lint' warns when it is more than 90 days old."
+        ),
+    ] = None
+    owner: Annotated[
+        Label, Meta(description="The team or person who owns this dependency and gets its alerts.")
+    ] = ""
+    revalidate_when: Annotated[
+        tuple[FreeText, ...],
+        Meta(
+            max_length=100,
+            description="Events that must trigger 'chatcontract validate' again (free text).",
+        ),
+    ] = ()
+    environment: Annotated[
+        Environment,
+        Meta(
+            description="staging or production; negative and invalid-request probes are "
+            "staging-only."
+        ),
+    ] = "staging"
+    endpoint: Annotated[Endpoint, Meta(description="Where requests go.")]
+    auth: Annotated[
+        Auth, Meta(description="How the secret is sent. The secret is NEVER written here.")
+    ]
+    model: Annotated[
+        ModelName,
+        Meta(
+            description="The model to call. Override without a code change: "
+            "$CHATCONTRACT_MODEL or --model."
+        ),
+    ]
+    fallbacks: Annotated[
+        tuple[FallbackRoute, ...],
+        Meta(
+            max_length=20,
+            description="Ordered named routes tried when the primary fails in a way a fallback "
+            "helps:\nanother model, and/or another base_url with its own auth_env.",
+        ),
+    ] = ()
+    request: Annotated[RequestSpec, Meta(description="What the application sends.")] = field(
+        default_factory=RequestSpec
+    )
+    response: Annotated[
+        ResponseSpec, Meta(description="What the application reads from a completion.")
+    ] = field(default_factory=ResponseSpec)
+    streaming: Annotated[Streaming, Meta(description="How the application streams.")] = field(
+        default_factory=Streaming
+    )
+    errors: Annotated[ErrorTable, Meta(description="The provider's error codes as data.")] = field(
+        default_factory=ErrorTable
+    )
+    policy: Annotated[Policy, Meta(description="Budgets and decisions.")] = field(
+        default_factory=Policy
+    )
+    attestations: Annotated[
+        Mapping[str, FreeText],
+        Meta(
+            description="Facts a person confirmed that no request can check, e.g.\n"
+            "rate_limits_reviewed: 'no per-key RPM/TPM limit documented (2026-11-24, J. Doe)'."
+        ),
+    ] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _require_line("name", self.name)
-        _require_line("provider", self.provider)
-        _require_line("owner", self.owner, allow_empty=True)
-        _require_line("reference_url", self.reference_url, limit=MAX_URL_LENGTH, allow_empty=True)
-        check_model_name("model", self.model)
-        if self.version != 1:
-            raise _fail("version", f"{self.version!r} is not supported; this chatcontract reads 1")
-        if self.environment not in ("staging", "production"):
-            raise _fail("environment", f"{self.environment!r}; write staging or production")
+        check_fields(self, "")
         names = [route.name for route in self.fallbacks]
         if len(set(names)) != len(names):
-            raise _fail("fallbacks", "route names must be unique")
+            raise ConfigError("fallbacks: route names must be unique")
         if "primary" in names:
-            raise _fail("fallbacks", "'primary' is reserved for the main route; rename it")
+            raise ConfigError("fallbacks: 'primary' is reserved for the main route; rename it")
 
     def resolved_model(
         self, override: str | None = None, environ: Mapping[str, str] | None = None

@@ -1,111 +1,88 @@
-"""``contract schema``: the JSON Schema of the contract file, for editors.
+"""``contract schema``: the JSON Schema (draft 2020-12) of the contract file, for editors.
 
-Generated from the same key/type table the loader checks (``loader.SCHEMA``), so the two
-cannot disagree.
+msgspec writes it from the declaration in ``model`` (types, bounds, descriptions, enums);
+this module inlines the one-use definitions so each property carries its own help, closes
+every object (the loader refuses unknown keys) and writes the shorthands the loader accepts.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from chatcontract._version import __version__
 
-from ._regex import MAX_PATTERN_LENGTH
-from .loader import SCHEMA
-from .model import CATEGORIES, LIMITS, MAX_MODEL_LENGTH, MAX_URL_LENGTH
+from ._declare import declared_fields
+from .model import Contract
 
-__all__ = ["json_schema"]
+__all__ = ["SCHEMA_ID", "json_schema"]
 
-_JSON_TYPES: dict[Any, dict[str, Any]] = {
-    str: {"type": "string"},
-    int: {"type": "integer"},
-    float: {"type": "number"},
-    bool: {"type": "boolean"},
-    list: {"type": "array", "items": {"type": ["string", "number", "integer", "boolean"]}},
-    dict: {"type": "object"},
-    type(None): {"type": "null"},
-    dt.date: {"type": "string", "format": "date"},
-}
-
-# Closed vocabularies, checked by the loader too.
-_ENUMS: dict[str, list[Any]] = {
-    "environment": ["staging", "production"],
-    "category": list(CATEGORIES),
-    "body": ["any", "json", "empty", "html", "text"],
-    "retryable": list(CATEGORIES),
-    "non_retryable": list(CATEGORIES),
-}
+#: Where the schema of this contract format lives (one URI per format version).
+SCHEMA_ID = "https://chatcontract.dev/schema/contract-v1.json"
 
 
-# The longest text some fields take (the model checks them too).
-_MAX_LENGTHS: dict[str, int] = {
-    "endpoint.base_url": MAX_URL_LENGTH,
-    "fallbacks.base_url": MAX_URL_LENGTH,
-    "model": MAX_MODEL_LENGTH,
-    "fallbacks.model": MAX_MODEL_LENGTH,
-    "errors.rules.message": MAX_PATTERN_LENGTH,
-    "errors.request_id_pattern": MAX_PATTERN_LENGTH,
-}
-# Caps are "above 0" (null means no cap), the other bounds are inclusive.
-_EXCLUSIVE_LOW = ("policy.caps.max_cost_per_call_usd", "policy.caps.max_cost_per_day_usd")
-
-
-def _bounded(variant: dict[str, Any], path: str) -> dict[str, Any]:
-    """``variant`` with the bounds ``LIMITS`` or ``_MAX_LENGTHS`` give ``path``."""
-    kind = variant.get("type")
-    if kind in ("integer", "number") and path in LIMITS:
-        low, high = LIMITS[path]
-        floor = "exclusiveMinimum" if path in _EXCLUSIVE_LOW else "minimum"
-        return {**variant, floor: low, "maximum": high}
-    if kind == "string" and path in _MAX_LENGTHS:
-        return {**variant, "maxLength": _MAX_LENGTHS[path]}
-    return variant
-
-
-def _node(spec: Any, key: str, path: str = "") -> dict[str, Any]:
-    if isinstance(spec, Mapping):
-        wildcard = spec.get("*")
-        node: dict[str, Any] = {"type": "object"}
-        if wildcard is not None:
-            node["additionalProperties"] = _node(wildcard, "*", path)  # prices.<model>.x
-        else:
-            node["properties"] = {
-                name: _node(sub, name, f"{path}.{name}" if path else name)
-                for name, sub in spec.items()
-            }
-            node["additionalProperties"] = False
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with every ``$ref`` replaced by its definition (the contract has no cycles)."""
+    if isinstance(node, list):
+        return [_resolve(item, defs) for item in node]
+    if not isinstance(node, dict):
         return node
-    if isinstance(spec, list):
-        return {"type": "array", "items": _node(spec[0], key, path)}
-    kinds = spec if isinstance(spec, tuple) else (spec,)
-    variants = [_bounded(_JSON_TYPES[kind], path) for kind in kinds]
-    if key in _ENUMS:
-        enum = _ENUMS[key]
-        variants = [
-            {"type": "array", "items": {"enum": enum}} if v["type"] == "array" else {"enum": enum}
-            for v in variants
-        ]
-    if key == "status":
-        variants = [
-            {"type": "array", "items": {"type": "integer", "minimum": 100, "maximum": 599}}
-            if v["type"] == "array"
-            else v
-            for v in variants
-        ]
-    return variants[0] if len(variants) == 1 else {"anyOf": variants}
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[1]]
+        rest = {key: value for key, value in node.items() if key != "$ref"}
+        return _resolve({**target, **rest}, defs)
+    return {key: _resolve(value, defs) for key, value in node.items()}
+
+
+def _object(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The object schema inside ``schema`` (itself, an array's items, a map's values)."""
+    if schema.get("type") == "object" and "properties" in schema:
+        return schema
+    for key in ("items", "additionalProperties"):
+        inner = schema.get(key)
+        if isinstance(inner, dict):
+            return _object(inner)
+    for option in schema.get("anyOf", ()):
+        found = _object(option)
+        if found is not None:
+            return found
+    return None
+
+
+def _close(schema: dict[str, Any], cls: type) -> None:
+    """Refuse unknown keys, drop msgspec's class title, write shorthands, recurse."""
+    schema["additionalProperties"] = False
+    schema.pop("title", None)
+    if "description" in schema:  # a class docstring: reST literals read as Markdown ones
+        schema["description"] = schema["description"].replace("``", "`")
+    properties = schema["properties"]
+    for spec in declared_fields(cls):
+        prop = properties[spec.name]
+        node = spec.node
+        if node.one_or_many and node.item is not None:
+            options = prop.pop("anyOf")
+            array = next(o for o in options if o.get("type") == "array")
+            options.insert(1, dict(array["items"]))
+            prop["anyOf"] = options
+        target = node.cls or (node.item.cls if node.item is not None else None)
+        if target is not None:
+            inner = _object(prop)
+            if inner is not None:
+                _close(inner, target)
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a contract file."""
-    root = _node(SCHEMA, "")
-    root.update(
-        {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"https://chatcontract.dev/schema/contract-v1.json#{__version__}",
-            "title": "chatcontract contract file",
-            "required": ["name", "provider", "endpoint", "auth", "model"],
-        }
-    )
-    return root
+    """The JSON Schema (draft 2020-12) of a contract file, every property described."""
+    generated = msgspec.json.schema(Contract)
+    root: dict[str, Any] = _resolve(generated, generated.get("$defs", {}))
+    root.pop("$defs", None)
+    _close(root, Contract)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "chatcontract contract file",
+        "description": f"A chatcontract contract (format version 1; chatcontract {__version__}). "
+        + (Contract.__doc__ or "").split("\n")[0],
+        **root,
+    }
