@@ -85,6 +85,7 @@ SCHEMA: _Spec = {
     "provider": str,
     "reference_url": str,
     "reviewed_on": (dt.date, str, type(None)),
+    "review_every_days": int,
     "owner": str,
     "revalidate_when": list,
     "environment": str,
@@ -303,6 +304,7 @@ def _contract(doc: Mapping[str, Any], parts: Mapping[str, Any]) -> Contract:
         provider=doc.get("provider", ""),
         reference_url=doc.get("reference_url") or "",
         reviewed_on=_date(doc.get("reviewed_on")),
+        review_every_days=doc.get("review_every_days", 90),
         owner=doc.get("owner") or "",
         revalidate_when=_tuple(doc.get("revalidate_when")),
         environment=doc.get("environment", "staging"),
@@ -469,7 +471,9 @@ COMMENTS: dict[str, str] = {
     "provider": "Who serves the API (cometapi, openai, ...).",
     "reference_url": "The API reference page this contract was checked against.",
     "reviewed_on": "When a person last checked this file against the reference (YYYY-MM-DD).\n"
-    "'contract lint' warns when it is more than 90 days old.",
+    "'contract lint' and 'chatcontract review' report it when older than review_every_days.",
+    "review_every_days": "Days between reviews of this file against the reference (1-3650).\n"
+    "'chatcontract review' exits 1 when reviewed_on is older than this.",
     "owner": "The team or person who owns this dependency and gets its alerts.",
     "revalidate_when": "Events that must trigger 'chatcontract validate' again (free text).",
     "environment": "staging or production; negative and invalid-request probes are staging-only.",

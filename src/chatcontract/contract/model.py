@@ -104,6 +104,8 @@ LIMITS: Mapping[str, tuple[float, float]] = {
     "policy.probe.interval_s": (1, _DAY_S),
     "policy.probe.max_tokens": (1, 1_000_000),
     "policy.probe.daily_cost_cap_usd": (0, 1_000_000),
+    # How often a person re-checks the contract against the provider's documentation.
+    "review_every_days": (1, 3_650),
 }
 #: The longest URL, model name and auth scheme a contract or a flag may give.
 MAX_URL_LENGTH = 2_048
@@ -655,6 +657,8 @@ class Contract:
     version: int = 1
     reference_url: str = ""
     reviewed_on: dt.date | None = None
+    #: Days after ``reviewed_on`` when the contract is due for review again (``review``).
+    review_every_days: int = 90
     owner: str = ""
     revalidate_when: tuple[str, ...] = ()
     fallbacks: tuple[FallbackRoute, ...] = ()
@@ -672,6 +676,7 @@ class Contract:
         _require_line("owner", self.owner, allow_empty=True)
         _require_line("reference_url", self.reference_url, limit=MAX_URL_LENGTH, allow_empty=True)
         check_model_name("model", self.model)
+        _require_int("review_every_days", self.review_every_days)
         if self.version != 1:
             raise _fail("version", f"{self.version!r} is not supported; this chatcontract reads 1")
         if self.environment not in ("staging", "production"):
