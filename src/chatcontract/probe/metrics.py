@@ -8,7 +8,8 @@ when it is installed, fed with every probe Exchange), the probe adds:
 - ``probe_paused{reason}``: 1 while probing is paused (``daily_cost_cap``);
 - ``llm_contract_drift_total{kind}``: drift events (deduplicated) by kind;
 - ``llm_contract_review_due_timestamp_seconds``: when the contract's review falls due
-  (``reviewed_on`` + ``review_every_days``; 0 when the contract has no review date, so the alert fires);
+  (``reviewed_on`` + ``review_every_days``; 0 when the contract has no review date, so the
+  alert fires);
 - ``llm_validation_last_verdict`` (1 pass, 0 fail) and ``llm_validation_last_timestamp_seconds``;
 - ``probe_store_writable``: 0 while the probe store refuses writes (disk full, read-only);
 - ``probe_store_write_errors_total{reason}``: writes the store refused, by reason.
