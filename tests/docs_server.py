@@ -8,6 +8,7 @@ fetcher sent (no ``Authorization``, no ``Cookie``). Unknown paths answer 404.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -40,7 +41,9 @@ class DocsServer:
 
             def do_GET(self) -> None:
                 with server._lock:
-                    server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                    server.requests.append(
+                        (self.path, {k.lower(): v for k, v in self.headers.items()})
+                    )
                     page = server.pages.get(self.path.split("?")[0])
                 if page is None:
                     page = Page(b"not found", content_type="text/plain", status=404)
@@ -52,10 +55,8 @@ class DocsServer:
                 self.end_headers()
                 if page.delay_s:
                     time.sleep(page.delay_s)
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(page.body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from chatcontract.contract.presets import preset_document
+from docs_server import serve_docs
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from docs_server import serve_docs  # noqa: E402
-
-SPEC = json.loads((Path(__file__).parents[1] / "ops" / "fixtures" / "cometapi-chat-openapi.json").read_text())
+SPEC = json.loads(
+    (Path(__file__).parents[1] / "ops" / "fixtures" / "cometapi-chat-openapi.json").read_text()
+)
 RECORD = Path(".chatcontract") / "last-validate.json"
 LOG = Path(".chatcontract") / "review.json"
 
@@ -70,11 +69,16 @@ def test_review_right_after_validate_is_unchanged(cli, validated):
     assert out.splitlines()[-1] == "verdict: UNCHANGED since the last passing validate"
 
 
-def test_a_documentation_change_is_exit_1_then_accepted_without_a_validate(cli, validated, project, docs):
+def test_a_documentation_change_is_exit_1_then_accepted_without_a_validate(
+    cli, validated, project, docs
+):
     serve(docs, with_new_status("418"))
     code, out, _ = cli("review")
     assert code == 1
-    assert "  ! [errors.rules] the documentation now lists HTTP 418; no errors.rules row names status 418" in out
+    assert (
+        "  ! [errors.rules] the documentation now lists HTTP 418; no errors.rules row names status 418"
+        in out
+    )
     assert out.splitlines()[-1].startswith("verdict: CHANGED (1)")
     code, out, _ = cli("review", "--accept", "--by", "J. Doe", "--note", "we never get 418")
     assert code == 0, out
@@ -111,7 +115,9 @@ def test_unreachable_documentation_is_exit_2(cli, validated, docs):
 def test_no_validate_run_is_exit_2(cli, project):
     code, out, _ = cli("review", "--format", "json")
     assert code == 2
-    assert json.loads(out)["unknown"] == ["no validate run recorded; run 'chatcontract validate' first"]
+    assert json.loads(out)["unknown"] == [
+        "no validate run recorded; run 'chatcontract validate' first"
+    ]
 
 
 def test_checklist_shows_the_review_state(cli, validated, docs):
@@ -121,7 +127,9 @@ def test_checklist_shows_the_review_state(cli, validated, docs):
     cli("review")
     _, out, _ = cli("checklist")
     line = next(line for line in out.splitlines() if "Contract review current" in line)
-    assert line.startswith("[ ] Contract review current: [errors.rules] the documentation now lists HTTP 418")
+    assert line.startswith(
+        "[ ] Contract review current: [errors.rules] the documentation now lists HTTP 418"
+    )
 
 
 @pytest.mark.parametrize(
@@ -152,4 +160,7 @@ def test_a_corrupt_record_is_one_line_and_exit_2(cli, project):
     (project / RECORD).write_text("{torn")
     code, out, err = cli("review")
     assert (code, out) == (2, "")
-    assert err == f"chatcontract: error: {RECORD}: not valid JSON (line 1); run 'chatcontract validate' again\n"
+    assert (
+        err
+        == f"chatcontract: error: {RECORD}: not valid JSON (line 1); run 'chatcontract validate' again\n"
+    )

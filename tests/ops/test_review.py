@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,7 @@ from chatcontract.ops.review import (
     validated_facts,
     with_last_review,
 )
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from docs_server import serve_docs  # noqa: E402
+from docs_server import serve_docs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPEC = (FIXTURES / "cometapi-chat-openapi.json").read_text()
@@ -59,7 +56,11 @@ def passing_record(contract_path: Path, *, simulated=False, verdict="pass", **ov
         "report": {
             "started_at": "2026-12-06T03:00:00Z",
             "verdict": verdict,
-            "target": {"base_url": contract.endpoint.base_url, "simulated": simulated, "model": contract.model},
+            "target": {
+                "base_url": contract.endpoint.base_url,
+                "simulated": simulated,
+                "model": contract.model,
+            },
         },
         "verdict": verdict,
         "validated": validated_facts(contract, str(contract_path), simulated=simulated),
@@ -137,7 +138,10 @@ def test_documentation_unreachable_at_validate_is_recorded_not_raised(contract_p
     ("record", "expected"),
     [
         (None, "no validate run recorded"),
-        ({"report": {"started_at": "t"}, "verdict": "fail"}, "no passing run recorded: the last validate (t) failed"),
+        (
+            {"report": {"started_at": "t"}, "verdict": "fail"},
+            "no passing run recorded: the last validate (t) failed",
+        ),
         (
             {"report": {"started_at": "t", "target": {"simulated": True}}, "verdict": "pass"},
             "ran against the simulator, which proves nothing about https://api.cometapi.com/v1",
@@ -167,7 +171,9 @@ def test_bumping_reviewed_on_needs_no_new_validate(contract_path):
     edit_contract(contract_path, lambda doc: doc.update(reviewed_on="2026-12-05", owner="payments"))
     result = run_review(contract_path, record)
     assert result.exit_code == 0
-    assert any("edited (owner, reviewed_on); no clause validate proves changed" in n for n in result.notes)
+    assert any(
+        "edited (owner, reviewed_on); no clause validate proves changed" in n for n in result.notes
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,7 +186,9 @@ def test_bumping_reviewed_on_needs_no_new_validate(contract_path):
     ids=["default-interval", "own-interval", "never"],
 )
 def test_an_overdue_review_date_is_exit_1(contract_path, reviewed_on, every, expected):
-    edit_contract(contract_path, lambda doc: doc.update(reviewed_on=reviewed_on, review_every_days=every))
+    edit_contract(
+        contract_path, lambda doc: doc.update(reviewed_on=reviewed_on, review_every_days=every)
+    )
     result = run_review(contract_path, passing_record(contract_path))
     assert result.exit_code == 1
     (change,) = result.changes
@@ -214,10 +222,16 @@ def test_accept_makes_the_current_documentation_the_baseline(contract_path, docs
     docs.put("/openapi.json", json.dumps(spec), content_type="application/json")
     result = run_review(contract_path, record)
     assert result.exit_code == 1
-    accepted, log = accept_documentation(result, {}, by="J. Doe", note="not used by us", at="2026-12-06T04:00:00Z")
+    accepted, log = accept_documentation(
+        result, {}, by="J. Doe", note="not used by us", at="2026-12-06T04:00:00Z"
+    )
     assert accepted.exit_code == 0
     (entry,) = log["accepted"]
-    assert (entry["by"], entry["at"], entry["note"]) == ("J. Doe", "2026-12-06T04:00:00Z", "not used by us")
+    assert (entry["by"], entry["at"], entry["note"]) == (
+        "J. Doe",
+        "2026-12-06T04:00:00Z",
+        "not used by us",
+    )
     assert entry["changes"][0]["kind"] == "new_error_status"
     assert run_review(contract_path, record, log).exit_code == 0
     # A new validate run is a new baseline: the accepted entry belongs to the old run.
@@ -229,7 +243,11 @@ def test_accept_makes_the_current_documentation_the_baseline(contract_path, docs
 def test_accept_does_not_cover_contract_or_sdk_changes(contract_path, docs):
     record = passing_record(contract_path)
     record["validated"]["versions"]["openai"] = "2.9.0"
-    docs.put("/openapi.json", SPEC.replace('"nullable": true', '"nullable": false', 1), content_type="application/json")
+    docs.put(
+        "/openapi.json",
+        SPEC.replace('"nullable": true', '"nullable": false', 1),
+        content_type="application/json",
+    )
     result = run_review(contract_path, record)
     accepted, _ = accept_documentation(result, {}, by="J. Doe")
     assert accepted.exit_code == 1
@@ -258,7 +276,11 @@ def test_the_checklist_line_reads_the_last_review_offline(contract_path, docs):
     status, evidence = review_checklist_line(offline)
     assert status == "passed"
     assert "documentation fingerprinted at validate" in evidence
-    docs.put("/openapi.json", SPEC.replace('"total_tokens": {\n', '"total": {\n'), content_type="application/json")
+    docs.put(
+        "/openapi.json",
+        SPEC.replace('"total_tokens": {\n', '"total": {\n'),
+        content_type="application/json",
+    )
     online = run_review(contract_path, record)
     assert online.exit_code == 1
     log = with_last_review({}, online, at="2026-12-06T05:00:00Z")

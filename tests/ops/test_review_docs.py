@@ -67,7 +67,11 @@ def test_only_the_contracts_operation_is_fingerprinted():
     assert found.kind == "openapi"
     assert found.summary == "OpenAPI operation POST /v1/chat/completions"
     assert found.view["request"]["required"] == [
-        "messages", "messages[].content", "messages[].content[].type", "messages[].role", "model"
+        "messages",
+        "messages[].content",
+        "messages[].content[].type",
+        "messages[].role",
+        "model",
     ]
     assert found.view["response"]["fields"]["choices[].message.content"] == "null|string"
     assert found.view["response"]["fields"]["usage.total_tokens"] == "integer"
@@ -81,14 +85,24 @@ def test_only_the_contracts_operation_is_fingerprinted():
         lambda text: json.dumps(_reverse_keys(json.loads(text))),
         lambda text: json.dumps(json.loads(text), indent=None, separators=(",", ":")),
         lambda text: json.dumps(
-            edited(lambda spec: spec["paths"]["/v1/chat/completions"]["post"].update(description="Reworded."))
+            edited(
+                lambda spec: spec["paths"]["/v1/chat/completions"]["post"].update(
+                    description="Reworded."
+                )
+            )
         ),
-        lambda text: json.dumps(edited(_set("components/schemas/Usage/properties/total_tokens/description", "Sum of both."))),
         lambda text: json.dumps(
             edited(
-                lambda spec: spec["paths"]["/v1/chat/completions"]["post"]["responses"]["503"]["content"][
-                    "application/json"
-                ]["examples"]["model_not_found"]["value"]["error"].update(message="another wording")
+                _set("components/schemas/Usage/properties/total_tokens/description", "Sum of both.")
+            )
+        ),
+        lambda text: json.dumps(
+            edited(
+                lambda spec: spec["paths"]["/v1/chat/completions"]["post"]["responses"]["503"][
+                    "content"
+                ]["application/json"]["examples"]["model_not_found"]["value"]["error"].update(
+                    message="another wording"
+                )
             )
         ),
         lambda text: json.dumps(edited(_set("info/version", "1.0.1"))),
@@ -147,7 +161,9 @@ def test_a_retyped_response_field_the_contract_reads_is_named():
 
 
 def test_a_new_response_field_nobody_reads_is_reported_without_a_clause():
-    after = edited(_set("components/schemas/ChatCompletion/properties/obfuscation", {"type": "string"}))
+    after = edited(
+        _set("components/schemas/ChatCompletion/properties/obfuscation", {"type": "string"})
+    )
     (found,) = changes(after)
     assert found.kind == "response_schema_changed"
     assert found.clause.startswith("none")
@@ -179,8 +195,14 @@ def test_a_new_error_status_says_which_rules_cover_it():
         "the documentation now lists HTTP 418",
     }
     assert found["the documentation now lists HTTP 413"].clause == "errors.rules"
-    assert "errors.rules request_too_large match it" in found["the documentation now lists HTTP 413"].detail
-    assert "no errors.rules row names status 418" in found["the documentation now lists HTTP 418"].detail
+    assert (
+        "errors.rules request_too_large match it"
+        in found["the documentation now lists HTTP 413"].detail
+    )
+    assert (
+        "no errors.rules row names status 418"
+        in found["the documentation now lists HTTP 418"].detail
+    )
 
 
 def test_the_operation_disappearing_names_the_endpoint():
@@ -192,7 +214,9 @@ def test_the_operation_disappearing_names_the_endpoint():
 
 def test_a_cyclic_schema_is_walked_without_recursing_forever():
     after = edited(
-        _set("components/schemas/Message/properties/reply", {"$ref": "#/components/schemas/Message"})
+        _set(
+            "components/schemas/Message/properties/reply", {"$ref": "#/components/schemas/Message"}
+        )
     )
     (found,) = changes(after)
     assert found.kind == "request_schema_changed"
@@ -215,8 +239,17 @@ def page_facts(html: str):
         lambda html: html.replace('"a1b2c3"', '"ffff00"'),
         lambda html: html.replace("font-family: sans-serif", "font-family: serif"),
         lambda html: html.replace("\n    ", "\n\t\t").replace("  ", " "),
+        lambda html: html.replace("Send the key as\n       <code>", "Send the key as <code>"),
     ],
-    ids=["footer-date", "build-timestamp", "copyright-year", "script", "style", "whitespace"],
+    ids=[
+        "footer-date",
+        "build-timestamp",
+        "copyright-year",
+        "script",
+        "style",
+        "whitespace",
+        "rewrapped-paragraph",
+    ],
 )
 def test_page_edits_that_are_not_content_do_not_trigger(cosmetic):
     before, after = page_facts(PAGE), page_facts(cosmetic(PAGE))
@@ -239,7 +272,9 @@ def test_a_changed_paragraph_triggers_with_a_short_diff():
 
 
 def test_the_page_diff_is_bounded():
-    many = PAGE.replace("</main>", "".join(f"<p>new paragraph {i}</p>" for i in range(500)) + "</main>")
+    many = PAGE.replace(
+        "</main>", "".join(f"<p>new paragraph {i}</p>" for i in range(500)) + "</main>"
+    )
     (found,) = compare_views(page_facts(PAGE), page_facts(many), CONTRACT)
     assert len(found.diff) == 41
     assert found.diff[-1].startswith("... ") and found.diff[-1].endswith("more diff lines")
@@ -249,11 +284,15 @@ def test_normalised_text_has_no_scripts_styles_or_dates():
     text = normalise_page(PAGE)
     assert "window.__BUILD__" not in text and "font-family" not in text
     assert "2026" not in text.split("Errors")[-1]
-    assert "Creates a model response for the given chat conversation. Send the key as "
-    "Authorization: Bearer <COMETAPI_KEY>." in text
+    assert (
+        "Creates a model response for the given chat conversation. Send the key as "
+        "Authorization: Bearer <COMETAPI_KEY>." in text
+    )
     assert "POST https://api.cometapi.com/v1/chat/completions" in text.splitlines()
 
 
 def test_a_page_becoming_an_openapi_document_is_a_format_change():
-    (found,) = compare_views(page_facts(PAGE), facts(SPEC, url="https://apidoc.example/chat"), CONTRACT)
+    (found,) = compare_views(
+        page_facts(PAGE), facts(SPEC, url="https://apidoc.example/chat"), CONTRACT
+    )
     assert found.kind == "documentation_format_changed"

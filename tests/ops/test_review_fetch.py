@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from chatcontract.ops._docs_fetch import (
@@ -13,9 +10,7 @@ from chatcontract.ops._docs_fetch import (
     FetchLimits,
     fetch_document,
 )
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from docs_server import serve_docs  # noqa: E402
+from docs_server import serve_docs
 
 
 @pytest.fixture
@@ -52,7 +47,9 @@ def test_a_url_with_credentials_is_refused_before_any_connection(docs):
     assert docs.requests == []
 
 
-@pytest.mark.parametrize("url", ["ftp://127.0.0.1/doc", "file:///etc/passwd", "not a url"], ids=["ftp", "file", "text"])
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1/doc", "file:///etc/passwd", "not a url"], ids=["ftp", "file", "text"]
+)
 def test_only_http_urls_are_fetched(url):
     found = fetch_document(url)
     assert isinstance(found, DocumentUnreachable)

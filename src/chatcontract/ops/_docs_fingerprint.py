@@ -472,7 +472,8 @@ class _TextParser(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if not self.skipping:
-            self.parts.append(data)
+            # Source line breaks are layout, not content: only blocks start a line.
+            self.parts.append(_SPACE.sub(" ", data))
 
 
 def _clean_lines(text: str) -> str:
