@@ -683,7 +683,8 @@ def render_review_text(result: ReviewResult, *, contract_path: str = "") -> str:
             "harmless documentation change with 'chatcontract review --accept --by NAME'"
         )
     elif result.verdict == "unknown":
-        lines.append("verdict: CANNOT TELL: " + "; ".join(result.unknown))
+        count = len(result.unknown)
+        lines.append(f"verdict: CANNOT TELL ({count} reason{'s' if count > 1 else ''} above)")
     else:
         lines.append("verdict: UNCHANGED since the last passing validate")
     return "\n".join(lines) + "\n"
