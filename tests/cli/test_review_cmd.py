@@ -164,3 +164,15 @@ def test_a_corrupt_record_is_one_line_and_exit_2(cli, project):
         err
         == f"chatcontract: error: {RECORD}: not valid JSON (line 1); run 'chatcontract validate' again\n"
     )
+
+
+def test_validate_passes_when_the_documentation_is_down(cli, project, docs):
+    docs.put("/openapi.json", "down", status=503)
+    code, _, err = cli("validate", "--check", "canary", "--canary-runs", "1", "--format", "json")
+    assert code == 0
+    assert f"documentation could not be fetched: {docs.url('/openapi.json')}: HTTP 503" in err
+    record = json.loads((project / RECORD).read_text())
+    assert record["validated"]["documentation"]["state"] == "unreachable"
+    code, out, _ = cli("review")
+    assert code == 2
+    assert "not fingerprinted at the last passing validate (HTTP 503" in out
