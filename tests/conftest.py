@@ -25,6 +25,25 @@ def _no_real_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_real_documentation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may fetch a provider's real documentation (a passing validate fingerprints
+    the contract's reference_url): only loopback URLs are fetched, others are unreachable."""
+    import urllib.parse
+
+    from chatcontract.ops import review
+    from chatcontract.ops._docs_fetch import DocumentUnreachable
+
+    real = review.fetch_document
+
+    def loopback_only(url: str, **options: object) -> object:
+        if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
+            return DocumentUnreachable(url=url, reason="tests fetch loopback URLs only")
+        return real(url, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(review, "fetch_document", loopback_only)
+
+
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[SimulatorServer]:
     """A cometapi-flavoured simulator on 127.0.0.1 for the whole session."""

@@ -596,11 +596,14 @@ def write_last_validate(
     path: str | Path = LAST_VALIDATE_PATH,
     *,
     target: TargetIdentity | None = None,
+    validated: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the run record for ``baseline accept``, ``drift`` and the probe store.
+    """Write the run record for ``baseline accept``, ``drift``, ``review`` and the probe store.
 
-    ``{"report", "observed", "target", "verdict"}``; ``target`` defaults to the report's own
-    ``target`` object. Creates the parent directory. Returns the path written.
+    ``{"report", "observed", "target", "verdict", "validated"}``; ``target`` defaults to the
+    report's own ``target`` object; ``validated`` is what a passing run proved, for
+    ``chatcontract review`` (``ops.review.validated_facts``). Creates the parent directory.
+    Returns the path written.
     """
     identity = target or TargetIdentity.from_dict(report.get("target"))
     verdict = report.get("verdict")
@@ -612,6 +615,8 @@ def write_last_validate(
         "target": None if identity is None else identity.to_dict(),
         "verdict": verdict if isinstance(verdict, str) else None,
     }
+    if validated is not None:
+        document["validated"] = dict(validated)
     tmp = target_path.with_name(target_path.name + ".tmp")
     try:
         tmp.write_text(
@@ -625,7 +630,11 @@ def write_last_validate(
 
 
 def record_validate_run(
-    report: Mapping[str, Any], exchanges: Iterable[Exchange], path: str | Path = LAST_VALIDATE_PATH
+    report: Mapping[str, Any],
+    exchanges: Iterable[Exchange],
+    path: str | Path = LAST_VALIDATE_PATH,
+    *,
+    validated: Mapping[str, Any] | None = None,
 ) -> Path:
     """What ``chatcontract validate`` records after a run: report, shapes, target, verdict.
 
@@ -635,7 +644,11 @@ def record_validate_run(
     identity = TargetIdentity.from_dict(report.get("target"))
     models = None if identity is None else {identity.model}
     return write_last_validate(
-        report, observe(exchanges, requested_models=models), path, target=identity
+        report,
+        observe(exchanges, requested_models=models),
+        path,
+        target=identity,
+        validated=validated,
     )
 
 

@@ -120,6 +120,16 @@ def _problems(path: str, value: object) -> list[str]:
             -0.5,
             "policy.probe.daily_cost_cap_usd: expected a number from 0 to 1000000, got -0.5",
         ),
+        (
+            "review_every_days",
+            0,
+            "review_every_days: expected an integer from 1 to 3650, got 0",
+        ),
+        (
+            "review_every_days",
+            36_500,
+            "review_every_days: expected an integer from 1 to 3650, got 36500",
+        ),
     ],
     ids=[
         "attempts-1e9",
@@ -139,6 +149,8 @@ def _problems(path: str, value: object) -> list[str]:
         "probe-interval",
         "probe-max-tokens",
         "probe-cost-cap-negative",
+        "review-every-zero-days",
+        "review-every-century",
     ],
 )
 def test_a_number_out_of_bounds_says_the_range_to_write(path, value, expected):
@@ -148,8 +160,8 @@ def test_a_number_out_of_bounds_says_the_range_to_write(path, value, expected):
 
 
 def test_every_bound_is_tested_above():
-    # A new number in the contract must get a row in the test above.
-    assert len(LIMITS) == 19
+    # A new number in the contract must get a row in LIMITS (and a row in the test above).
+    assert len(LIMITS) == 20
     for field, (low, high) in LIMITS.items():
         assert low < high, field
 

@@ -234,7 +234,7 @@ def test_every_number_of_the_contract_is_bounded():
         "version"
     }
     assert numbers == bounded
-    assert len(bounded) == 19
+    assert len(bounded) == 20
 
 
 def _properties(node: object, where: str = "") -> Iterator[tuple[str, dict]]:

@@ -8,7 +8,7 @@ from chatcontract.checks.suite import check_ids
 from chatcontract.ops import CHECKLIST_IDS, dashboard_uid
 
 
-def _write_report(path, contract, *, simulated=False):
+def _write_report(path, contract, *, simulated=False, validated=None):
     checks = tuple(
         CheckResult(
             id=check_id,
@@ -38,7 +38,10 @@ def _write_report(path, contract, *, simulated=False):
         checks=checks,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"report": report.to_dict(), "observed": {}}))
+    record = {"report": report.to_dict(), "observed": {}, "verdict": report.verdict}
+    if validated is not None:
+        record["validated"] = validated
+    path.write_text(json.dumps(record))
 
 
 def test_alerts_writes_the_default_file_in_the_working_directory(
@@ -103,8 +106,16 @@ def test_checklist_without_a_report_says_to_run_validate_first(cli, contract_fil
 
 
 def test_checklist_all_passed_exits_0(cli, contract, contract_file, tmp_path, monkeypatch):
+    from chatcontract.ops._docs_fetch import FetchedDocument
+    from chatcontract.ops.review import validated_facts
+
     monkeypatch.chdir(tmp_path)
-    _write_report(tmp_path / ".chatcontract" / "last-validate.json", contract)
+    page = FetchedDocument(url=contract.reference_url, final_url=contract.reference_url,
+                           content_type="text/html", body=b"<p>Chat completions</p>")  # fmt: skip
+    validated = validated_facts(
+        contract, str(contract_file), simulated=False, fetch=lambda url: page
+    )
+    _write_report(tmp_path / ".chatcontract" / "last-validate.json", contract, validated=validated)
     assert cli("alerts", "--contract", str(contract_file))[0] == 0
     assert cli("dashboards", "--contract", str(contract_file))[0] == 0
     code, out, _ = cli("checklist", "--contract", str(contract_file))

@@ -65,6 +65,7 @@ def evaluate(contract, report=None, **overrides):
         "report": report or make_report(contract),
         "alerts": OK,
         "dashboards": OK,
+        "review": ("passed", "contract, SDKs and documentation as validated"),
         **overrides,
     }
     return {item.id: item for item in evaluate_checklist(ChecklistInputs(**inputs))}
@@ -91,6 +92,7 @@ def test_the_issue_lines_in_order():
         "logs_redacted",
         "dashboards_alerts_generated",
         "rollback_switch_named",
+        "contract_review_current",
     )
 
 
@@ -289,4 +291,4 @@ def test_text_rendering_marks_lines_and_counts(contract):
     assert lines[0] == "Rollout checklist"
     assert lines[1].startswith("[x] Endpoint confirmed: ")
     assert lines[2].startswith("[ ] Auth through the environment / secret manager: ")
-    assert lines[-1] == "11/12 done, 1 open"
+    assert lines[-1] == "12/13 done, 1 open"

@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "checklist_cmd",
         "the rollout checklist; exit 0 all passed, 1 a line is open, 2 bad input",
     ),
+    "review": (
+        "review_cmd",
+        "is the last passing validation still valid? exit 0 unchanged, 1 changed, 2 cannot tell",
+    ),
 }
 
 

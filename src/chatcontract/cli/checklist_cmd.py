@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from chatcontract.contract import read_document
+from chatcontract.contract import Contract, read_document
 from chatcontract.ops.alerts import ALERTS_DEFAULT_PATH
 from chatcontract.ops.checklist import (
     LAST_VALIDATE_PATH,
     ChecklistInputs,
+    ChecklistStatus,
     checklist_exit_code,
     evaluate_checklist,
     inspect_alerts,
@@ -56,10 +58,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=run)
 
 
+def _review_state(contract: Contract, path: str, report_path: str) -> tuple[ChecklistStatus, str]:
+    """The review line, offline: the run record, the contract, the last 'review' outcome."""
+    from chatcontract.ops import review
+
+    from .review_cmd import read_record
+
+    log = review.read_review_log(Path(report_path).parent / Path(review.REVIEW_LOG_PATH).name)
+    result = review.review(
+        contract, contract_path=path, record=read_record(report_path), log=log, offline=True
+    )
+    return review.review_checklist_line(result)
+
+
 def run(args: argparse.Namespace) -> int:
     contract = load_contract(args)
     report = read_validate_report(args.report)
     inputs = ChecklistInputs(
+        review=_review_state(contract, contract_path(args), args.report),
         contract=contract,
         report=report,
         report_path=args.report,

@@ -174,6 +174,16 @@ def run(args: argparse.Namespace) -> int:
                 sinks=[exchanges.append],
             )
         contract = target.contract
+        validated = None
+        if report.verdict == "pass" and not args.no_record:
+            # What this passing run proved, for 'chatcontract review'; the documentation
+            # fetch is bounded and never fails the run (unreachable is recorded as such).
+            from chatcontract.ops.review import describe_documentation, validated_facts
+
+            validated = validated_facts(
+                target.contract, target.contract_path, simulated=target.simulated
+            )
+            print(describe_documentation(validated), file=sys.stderr)
     failed_writes = []
     if args.output:
         buffer = io.StringIO()
@@ -193,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_record:
         # Summaries only (shapes, ids, timings): no prompt, no completion, no secret.
         try:
-            written = record_validate_run(report.to_dict(), exchanges)
+            written = record_validate_run(report.to_dict(), exchanges, validated=validated)
             print(f"recorded {written} (for baseline accept, checklist, probe)", file=sys.stderr)
         except OSError as exc:
             failed_writes.append(

@@ -12,7 +12,8 @@ from .loader import check_document, contract_from_document
 
 __all__ = ["REVIEW_MAX_AGE_DAYS", "LintFinding", "lint_document"]
 
-#: A review older than this is stale: providers change error codes and defaults.
+#: The default review interval (the contract's ``review_every_days``): providers change error
+#: codes and defaults.
 REVIEW_MAX_AGE_DAYS = 90
 
 
@@ -41,7 +42,7 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
 def lint_document(doc: object, *, today: dt.date | None = None) -> list[LintFinding]:
     """Every problem of a contract document, errors first.
 
-    Warnings: no owner, a review older than ``REVIEW_MAX_AGE_DAYS`` (or none), no reference
+    Warnings: no owner, a review older than ``review_every_days`` (or none), no reference
     URL, a value that looks like a secret (the secret belongs in the environment).
     """
     findings = [LintFinding(level="error", message=m) for m in check_document(doc)]
@@ -69,12 +70,13 @@ def lint_document(doc: object, *, today: dt.date | None = None) -> list[LintFind
         )
     else:
         age = (today - contract.reviewed_on).days
-        if age > REVIEW_MAX_AGE_DAYS:
+        if age > contract.review_every_days:
             findings.append(
                 LintFinding(
                     level="warning",
                     message=f"reviewed_on: {contract.reviewed_on.isoformat()} is {age} days old "
-                    f"(more than {REVIEW_MAX_AGE_DAYS}); re-check the reference and update it",
+                    f"(more than review_every_days: {contract.review_every_days}); re-check the "
+                    "reference and update it",
                 )
             )
         elif age < 0:

@@ -589,9 +589,19 @@ class Contract:
         dt.date | None,
         Meta(
             description="When a person last checked this file against the reference "
-            "(YYYY-MM-DD).\n'contract lint' warns when it is more than 90 days old."
+            "(YYYY-MM-DD).\n'contract lint' and 'chatcontract review' report it when older than "
+            "review_every_days."
         ),
     ] = None
+    review_every_days: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=3650,
+            description="Days between reviews of this file against the reference.\n"
+            "'chatcontract review' exits 1 when reviewed_on is older than this.",
+        ),
+    ] = 90
     owner: Annotated[
         Label, Meta(description="The team or person who owns this dependency and gets its alerts.")
     ] = ""

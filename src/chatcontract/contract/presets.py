@@ -183,6 +183,7 @@ def _document(
         "provider": provider,
         "reference_url": reference_url,
         "reviewed_on": dt.date.today().isoformat(),
+        "review_every_days": 90,
         "owner": "",
         "revalidate_when": [
             "the provider changes its API reference or error-code page",

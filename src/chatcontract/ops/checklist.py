@@ -104,6 +104,9 @@ class ChecklistInputs:
     dashboards: Artifact
     secret_paths: tuple[str, ...] = ()
     report_path: str = LAST_VALIDATE_PATH
+    #: The review state (``ops.review.review_checklist_line`` of an offline review), or None
+    #: when it was not evaluated.
+    review: tuple[ChecklistStatus, str] | None = None
 
 
 # -- reading the inputs -----------------------------------------------------------------------
@@ -346,6 +349,13 @@ def _rollback_switch(inputs: ChecklistInputs) -> _Line:
     return _passed(f"set ${switch} to switch calls away from the primary (fallbacks: {routes})")
 
 
+def _review_current(inputs: ChecklistInputs) -> _Line:
+    if inputs.review is None:
+        return _open("review state not evaluated; run 'chatcontract review'")
+    status, evidence = inputs.review
+    return _Line(status, evidence)
+
+
 _ITEMS: tuple[tuple[str, str, Callable[[ChecklistInputs], _Line]], ...] = (
     ("endpoint_confirmed", "Endpoint confirmed", _endpoint_confirmed),
     (
@@ -371,6 +381,7 @@ _ITEMS: tuple[tuple[str, str, Callable[[ChecklistInputs], _Line]], ...] = (
     ("logs_redacted", "Logs redacted", lambda inputs: _from_check(inputs, "redaction")),
     ("dashboards_alerts_generated", "Dashboards and alerts generated", _assets_generated),
     ("rollback_switch_named", "Rollback switch named", _rollback_switch),
+    ("contract_review_current", "Contract review current", _review_current),
 )
 
 #: The checklist line ids, in order.

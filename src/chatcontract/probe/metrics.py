@@ -8,7 +8,8 @@ when it is installed, fed with every probe Exchange), the probe adds:
 - ``probe_paused{reason}``: 1 while probing is paused (``daily_cost_cap``);
 - ``llm_contract_drift_total{kind}``: drift events (deduplicated) by kind;
 - ``llm_contract_review_due_timestamp_seconds``: when the contract's review falls due
-  (``reviewed_on`` + 90 days; 0 when the contract has no review date, so the alert fires);
+  (``reviewed_on`` + ``review_every_days``; 0 when the contract has no review date, so the
+  alert fires);
 - ``llm_validation_last_verdict`` (1 pass, 0 fail) and ``llm_validation_last_timestamp_seconds``;
 - ``probe_store_writable``: 0 while the probe store refuses writes (disk full, read-only);
 - ``probe_store_write_errors_total{reason}``: writes the store refused, by reason.
@@ -39,7 +40,7 @@ from .store import WRITE_ERROR_REASONS, ProbeStore
 
 __all__ = ["PAUSE_REASONS", "REVIEW_PERIOD", "ProbeMetrics", "review_due_on"]
 
-#: A contract is reviewed at least this often.
+#: The default review interval; a contract's own ``review_every_days`` decides.
 REVIEW_PERIOD = dt.timedelta(days=90)
 PAUSE_REASONS: tuple[str, ...] = ("daily_cost_cap",)
 # Drift events stored by another process are looked for this far behind the newest one seen
@@ -50,7 +51,9 @@ _DRIFT_SYNC_LIMIT = 1000
 
 def review_due_on(contract: Contract) -> dt.date | None:
     """The date the contract's review falls due, or None when it was never reviewed."""
-    return None if contract.reviewed_on is None else contract.reviewed_on + REVIEW_PERIOD
+    if contract.reviewed_on is None:
+        return None
+    return contract.reviewed_on + dt.timedelta(days=contract.review_every_days)
 
 
 def _prometheus_sink(registry: CollectorRegistry, contract: Contract) -> TelemetrySink | None:

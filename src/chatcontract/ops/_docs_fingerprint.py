@@ -1,0 +1,744 @@
+"""Fingerprint the provider's documentation and say what changed in contract terms.
+
+Two kinds of document:
+
+- ``openapi`` (JSON or YAML): only the chat completions operation the contract uses (its
+  endpoint path and method) is kept, as a *view*: the request's required fields and field
+  types, the success response's fields and types, and the error statuses with the error
+  codes and types they document. ``$ref`` is resolved (local references; cycles cut).
+  Descriptions, summaries, examples of anything but error codes, and key order are not in
+  the view, so cosmetic edits do not change the fingerprint.
+- ``page`` (HTML or text): the page's normalised text: scripts, styles, dates, times and
+  whitespace removed, one line per block (paragraph, heading, list item, row).
+
+:func:`compare_views` names each change with the contract clause it touches.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any, Literal
+
+import yaml
+
+from chatcontract.contract import Contract
+
+from ._docs_fetch import FetchedDocument
+
+__all__ = [
+    "DocChange",
+    "DocumentFacts",
+    "compare_views",
+    "document_facts",
+    "normalise_page",
+    "openapi_view",
+]
+
+DocumentKind = Literal["openapi", "page"]
+
+#: A view field budget: a huge or hostile schema stops being walked, it is never exhausted.
+_MAX_FIELDS = 4_000
+_MAX_DEPTH = 10
+#: The longest page text kept for a diff at review time.
+_MAX_TEXT = 512 * 1024
+_DIFF_LINES = 40
+_DIFF_WIDTH = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocChange:
+    """One documentation change, in contract terms."""
+
+    kind: str
+    clause: str
+    detail: str
+    diff: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "clause": self.clause, "detail": self.detail}
+        if self.diff:
+            out["diff"] = list(self.diff)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentFacts:
+    """What was fingerprinted: kind, fingerprint, and the view it was computed from."""
+
+    url: str
+    kind: DocumentKind
+    fingerprint: str
+    view: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "kind": self.kind,
+            "fingerprint": self.fingerprint,
+            "summary": self.summary,
+            "view": dict(self.view),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DocumentFacts | None:
+        """Read :meth:`to_dict`'s form; None when it is not one."""
+        if not isinstance(data, Mapping):
+            return None
+        url, kind, fingerprint = data.get("url"), data.get("kind"), data.get("fingerprint")
+        view = data.get("view")
+        if not (
+            isinstance(url, str)
+            and kind in ("openapi", "page")
+            and isinstance(fingerprint, str)
+            and isinstance(view, Mapping)
+        ):
+            return None
+        summary = data.get("summary")
+        return cls(
+            url=url,
+            kind=kind,
+            fingerprint=fingerprint,
+            view=view,
+            summary=summary if isinstance(summary, str) else "",
+        )
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- reading the document ---------------------------------------------------------------------
+
+
+def _openapi_spec(document: FetchedDocument, text: str) -> Mapping[str, Any] | None:
+    """The parsed OpenAPI document, or None when the body is not one."""
+    content_type = document.content_type.lower()
+    stripped = text.lstrip()
+    parsed: Any = None
+    if "json" in content_type or stripped.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+    path = urllib.parse.urlsplit(document.final_url).path.lower()
+    if parsed is None and (
+        "yaml" in content_type
+        or path.endswith((".yaml", ".yml"))
+        or stripped.startswith(("openapi:", "swagger:"))
+    ):
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError:
+            parsed = None
+    if isinstance(parsed, Mapping) and ("openapi" in parsed or "swagger" in parsed):
+        return parsed
+    return None
+
+
+def document_facts(document: FetchedDocument, contract: Contract) -> DocumentFacts:
+    """Fingerprint a fetched document for ``contract`` (OpenAPI operation or page text)."""
+    text = document.body.decode("utf-8", errors="replace")
+    spec = _openapi_spec(document, text)
+    if spec is not None:
+        view = openapi_view(
+            spec,
+            path=contract.endpoint.path,
+            method=contract.endpoint.method,
+            base_url=contract.endpoint.base_url,
+        )
+        operation = view.get("operation")
+        summary = (
+            f"OpenAPI operation {operation}"
+            if operation
+            else f"OpenAPI document without {contract.endpoint.method} {contract.endpoint.path}"
+        )
+        return DocumentFacts(
+            url=document.url, kind="openapi", fingerprint=_digest(view), view=view, summary=summary
+        )
+    is_html = "html" in document.content_type.lower() or text.lstrip().startswith("<")
+    page = normalise_page(text) if is_html else _normalise_text(text)
+    fingerprint = _digest(page)
+    kept = page if len(page) <= _MAX_TEXT else ""
+    return DocumentFacts(
+        url=document.url,
+        kind="page",
+        fingerprint=fingerprint,
+        view={"text": kept, "lines": page.count("\n") + 1 if page else 0},
+        summary=f"page text, {page.count(chr(10)) + 1 if page else 0} lines",
+    )
+
+
+# -- OpenAPI ----------------------------------------------------------------------------------
+
+
+class _Walker:
+    """Resolves local ``$ref`` and flattens schemas into dotted paths with their types."""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.spec = spec
+        self.budget = _MAX_FIELDS
+
+    def resolve(self, node: Any, seen: frozenset[str] = frozenset()) -> tuple[Any, frozenset[str]]:
+        """Follow ``$ref`` chains; a cycle or an unknown reference resolves to ``{}``."""
+        hops = 0
+        while isinstance(node, Mapping) and isinstance(node.get("$ref"), str) and hops < 32:
+            ref = node["$ref"]
+            if ref in seen or not ref.startswith("#/"):
+                return {"x-unresolved": ref if not ref.startswith("#/") else "recursive"}, seen
+            seen = seen | {ref}
+            target: Any = self.spec
+            for raw in ref[2:].split("/"):
+                part = raw.replace("~1", "/").replace("~0", "~")
+                target = target.get(part) if isinstance(target, Mapping) else None
+            node = target if target is not None else {"x-unresolved": ref}
+            hops += 1
+        return node, seen
+
+    def type_of(self, schema: Any, seen: frozenset[str]) -> str:
+        schema, seen = self.resolve(schema, seen)
+        if not isinstance(schema, Mapping):
+            return "any"
+        if "x-unresolved" in schema:
+            return f"ref:{schema['x-unresolved']}"
+        kinds: set[str] = set()
+        declared = schema.get("type")
+        if isinstance(declared, str):
+            kinds.add(declared)
+        elif isinstance(declared, list):
+            kinds.update(str(kind) for kind in declared)
+        for key in ("oneOf", "anyOf", "allOf"):
+            for part in schema.get(key) or ():
+                kinds.update(self.type_of(part, seen).split("|"))
+        if not kinds:
+            if "properties" in schema:
+                kinds.add("object")
+            elif "items" in schema:
+                kinds.add("array")
+            elif isinstance(schema.get("enum"), list):
+                kinds.update(_json_type(value) for value in schema["enum"])
+        if schema.get("nullable") is True:
+            kinds.add("null")
+        if len(kinds) > 1:
+            kinds.discard("any")
+        return "|".join(sorted(kinds)) or "any"
+
+    def flatten(
+        self,
+        schema: Any,
+        prefix: str,
+        fields: dict[str, str],
+        required: set[str],
+        *,
+        depth: int = 0,
+        seen: frozenset[str] = frozenset(),
+    ) -> None:
+        if self.budget <= 0 or depth > _MAX_DEPTH:
+            return
+        schema, seen = self.resolve(schema, seen)
+        if not isinstance(schema, Mapping):
+            return
+        if prefix:
+            fields[prefix] = self.type_of(schema, seen)
+            self.budget -= 1
+        if "x-unresolved" in schema:
+            return
+        for key in ("allOf", "oneOf", "anyOf"):
+            for part in schema.get(key) or ():
+                self.flatten(part, prefix, fields, required, depth=depth + 1, seen=seen)
+                if prefix:
+                    fields[prefix] = self.type_of(schema, seen)
+        names = schema.get("required")
+        if isinstance(names, list):
+            required.update(_join(prefix, str(name)) for name in names)
+        properties = schema.get("properties")
+        if isinstance(properties, Mapping):
+            for name, sub in properties.items():
+                self.flatten(
+                    sub, _join(prefix, str(name)), fields, required, depth=depth + 1, seen=seen
+                )
+        if "items" in schema:
+            self.flatten(
+                schema["items"], f"{prefix}[]", fields, required, depth=depth + 1, seen=seen
+            )
+
+    def values_at(self, schema: Any, path: Sequence[str], seen: frozenset[str]) -> set[str]:
+        """``enum``/``const`` values documented for the property at ``path``."""
+        schema, seen = self.resolve(schema, seen)
+        if not isinstance(schema, Mapping):
+            return set()
+        found: set[str] = set()
+        for key in ("allOf", "oneOf", "anyOf"):
+            for part in schema.get(key) or ():
+                found |= self.values_at(part, path, seen)
+        if not path:
+            values = list(schema.get("enum") or ())
+            if "const" in schema:
+                values.append(schema["const"])
+            return found | {str(value) for value in values if value is not None}
+        properties = schema.get("properties")
+        if isinstance(properties, Mapping) and path[0] in properties:
+            found |= self.values_at(properties[path[0]], path[1:], seen)
+        return found
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _find_operation(
+    spec: Mapping[str, Any], *, path: str, method: str, base_url: str
+) -> tuple[str, Mapping[str, Any]] | None:
+    paths = spec.get("paths")
+    if not isinstance(paths, Mapping):
+        return None
+    base_path = urllib.parse.urlsplit(base_url).path.rstrip("/")
+    wanted = path.rstrip("/") or "/"
+    candidates = [wanted, f"{base_path}{wanted}"]
+    candidates += sorted(str(key) for key in paths if str(key).rstrip("/").endswith(wanted))
+    for key in candidates:
+        item = paths.get(key)
+        if item is None:
+            item = paths.get(key + "/")
+        if isinstance(item, Mapping):
+            operation = item.get(method.lower())
+            if isinstance(operation, Mapping):
+                return str(key), operation
+    return None
+
+
+def _json_schema(walker: _Walker, holder: Any) -> tuple[Any, Mapping[str, Any]]:
+    """(schema, media object) of a request body or response's JSON content."""
+    holder, _ = walker.resolve(holder)
+    if not isinstance(holder, Mapping):
+        return None, {}
+    content = holder.get("content")
+    if not isinstance(content, Mapping):
+        schema = holder.get("schema")  # Swagger 2
+        return schema, holder
+    for media_type in sorted(content, key=lambda name: "json" not in str(name)):
+        media = content[media_type]
+        if isinstance(media, Mapping):
+            return media.get("schema"), media
+    return None, {}
+
+
+def _example_values(walker: _Walker, media: Mapping[str, Any], key: str) -> set[str]:
+    """``error.<key>`` values in a media object's examples (error codes are named there)."""
+    samples: list[Any] = []
+    if "example" in media:
+        samples.append(media["example"])
+    examples = media.get("examples")
+    if isinstance(examples, Mapping):
+        for example in examples.values():
+            resolved, _ = walker.resolve(example)
+            if isinstance(resolved, Mapping) and "value" in resolved:
+                samples.append(resolved["value"])
+    found = set()
+    for sample in samples:
+        error = sample.get("error") if isinstance(sample, Mapping) else None
+        value = error.get(key) if isinstance(error, Mapping) else None
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            found.add(str(value))
+    return found
+
+
+def openapi_view(
+    spec: Mapping[str, Any], *, path: str, method: str, base_url: str
+) -> dict[str, Any]:
+    """The contract-relevant view of one operation (``{"operation": None}`` when absent)."""
+    found = _find_operation(spec, path=path, method=method, base_url=base_url)
+    if found is None:
+        return {"operation": None}
+    key, operation = found
+    walker = _Walker(spec)
+    request_fields: dict[str, str] = {}
+    request_required: set[str] = set()
+    request_schema, _ = _json_schema(walker, operation.get("requestBody"))
+    if request_schema is None:  # Swagger 2: an "in: body" parameter
+        for parameter in operation.get("parameters") or ():
+            resolved, _ = walker.resolve(parameter)
+            if isinstance(resolved, Mapping) and resolved.get("in") == "body":
+                request_schema = resolved.get("schema")
+    walker.flatten(request_schema, "", request_fields, request_required)
+    responses = operation.get("responses")
+    responses = responses if isinstance(responses, Mapping) else {}
+    success = sorted(str(status) for status in responses if str(status).startswith("2"))
+    response_fields: dict[str, str] = {}
+    response_required: set[str] = set()
+    if success:
+        schema, _ = _json_schema(walker, responses.get(success[0], responses.get(int(success[0]))))
+        walker.flatten(schema, "", response_fields, response_required)
+    errors: dict[str, dict[str, list[str]]] = {}
+    for status, response in responses.items():
+        name = str(status)
+        if name.startswith("2"):
+            continue
+        schema, media = _json_schema(walker, response)
+        codes = walker.values_at(schema, ("error", "code"), frozenset())
+        codes |= _example_values(walker, media, "code")
+        types = walker.values_at(schema, ("error", "type"), frozenset())
+        types |= _example_values(walker, media, "type")
+        errors[name.upper()] = {"codes": sorted(codes), "types": sorted(types)}
+    return {
+        "operation": f"{method.upper()} {key}",
+        "request": {"required": sorted(request_required), "fields": request_fields},
+        "response": {
+            "status": success[0] if success else None,
+            "required": sorted(response_required),
+            "fields": response_fields,
+        },
+        "errors": dict(sorted(errors.items())),
+    }
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+_SKIPPED = frozenset({"script", "style", "noscript", "template", "svg", "iframe", "head"})
+_BLOCKS = frozenset(
+    {
+        "p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "li",
+        "ul", "ol", "dl", "dt", "dd", "tr", "table", "thead", "tbody", "h1", "h2", "h3", "h4",
+        "h5", "h6", "pre", "blockquote", "br", "hr", "title", "td", "th", "figcaption", "summary",
+        "details", "form",
+    }
+)  # fmt: skip
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DATES = re.compile(
+    "|".join(
+        (
+            r"\b\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?",
+            r"\b\d{4}/\d{1,2}/\d{1,2}\b",
+            r"\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b",
+            rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH},?\s+\d{{4}}\b",
+            rf"\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b",
+            rf"\b{_MONTH}\s+\d{{4}}\b",
+            r"\b\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?(?:\s*(?:utc|gmt|[a-z]{2,4}t))?\b",
+            r"(?:©|\(c\)|copyright)\s*\d{4}(?:\s*[-–]\s*\d{4})?",
+            r"\b\d+\s+(?:second|minute|hour|day|week|month|year)s?\s+ago\b",
+        )
+    ),
+    re.IGNORECASE,
+)
+_SPACE = re.compile(r"\s+")
+
+
+class _TextParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED:
+            self.skipping += 1
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            # Source line breaks are layout, not content: only blocks start a line.
+            self.parts.append(_SPACE.sub(" ", data))
+
+
+def _clean_lines(text: str) -> str:
+    lines = (_SPACE.sub(" ", _DATES.sub(" ", line)).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def normalise_page(html: str) -> str:
+    """An HTML page's visible text: no scripts or styles, no dates, one line per block."""
+    parser = _TextParser()
+    parser.feed(html)
+    parser.close()
+    return _clean_lines("".join(parser.parts))
+
+
+def _normalise_text(text: str) -> str:
+    return _clean_lines(text)
+
+
+def page_diff(old: str, new: str) -> tuple[str, ...]:
+    """A short unified diff of two page texts (bounded in lines and width)."""
+    lines = [
+        line[:_DIFF_WIDTH]
+        for line in difflib.unified_diff(
+            old.splitlines(), new.splitlines(), "validated", "now", n=0, lineterm=""
+        )
+        if not line.startswith(("---", "+++"))
+    ]
+    if len(lines) > _DIFF_LINES:
+        lines = [*lines[:_DIFF_LINES], f"... {len(lines) - _DIFF_LINES} more diff lines"]
+    return tuple(lines)
+
+
+# -- comparing --------------------------------------------------------------------------------
+
+
+def _sent_fields(contract: Contract) -> dict[str, str]:
+    """The request fields the contract sends, with the clause that says so."""
+    sent = dict.fromkeys(contract.request.required, "request.required")
+    for name in contract.request.fixture:
+        sent.setdefault(str(name), "request.fixture")
+    for name in contract.request.optional_in_use:
+        sent.setdefault(name, "request.optional_in_use")
+    return sent
+
+
+def _read_paths(contract: Contract) -> dict[str, str]:
+    """The response paths the contract reads (``[0]`` as ``[]``), with their clause."""
+    read: dict[str, str] = {}
+    for clause, paths in (
+        ("response.required_paths", contract.response.required_paths),
+        ("response.optional_paths", contract.response.optional_paths),
+    ):
+        for path in paths:
+            read.setdefault(re.sub(r"\[\d+\]", "[]", path), clause)
+    return read
+
+
+def _listed(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _rules_for(contract: Contract, *, status: str, code: str | None = None) -> list[str]:
+    return [
+        rule.name
+        for rule in contract.errors.rules
+        if (code is not None and rule.code == code)
+        or (code is None and status.isdigit() and rule.status and int(status) in rule.status)
+    ]
+
+
+def _field_changes(
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    watched: Mapping[str, str],
+    *,
+    side: str,
+) -> list[DocChange]:
+    changes = []
+    for path, clause in watched.items():
+        if path in old and path not in new:
+            changes.append(
+                DocChange(
+                    kind=f"{side}_field_removed",
+                    clause=clause,
+                    detail=f"the documentation no longer lists {side} field '{path}' "
+                    f"(was {old[path]}); {clause} names it",
+                )
+            )
+        elif path in old and path in new and old[path] != new[path]:
+            changes.append(
+                DocChange(
+                    kind=f"{side}_field_retyped",
+                    clause=clause,
+                    detail=f"{side} field '{path}' is now {new[path]} (was {old[path]}); "
+                    f"{clause} names it",
+                )
+            )
+    added = sorted(set(new) - set(old) - set(watched))
+    removed = sorted(set(old) - set(new) - set(watched))
+    retyped = sorted(p for p in set(old) & set(new) - set(watched) if old[p] != new[p])
+    unread = "sends" if side == "request" else "reads"
+    for what, names in (("new", added), ("removed", removed), ("retyped", retyped)):
+        if names:
+            changes.append(
+                DocChange(
+                    kind=f"{side}_schema_changed",
+                    clause=f"none (the contract {unread} none of them)",
+                    detail=f"{what} {side} field(s) {_listed(names)}",
+                )
+            )
+    return changes
+
+
+def _error_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], contract: Contract
+) -> list[DocChange]:
+    changes = []
+    for status in sorted(set(new) - set(old)):
+        rules = _rules_for(contract, status=status)
+        codes = new[status].get("codes") or []
+        covered = (
+            f"errors.rules {', '.join(rules)} match it"
+            if rules
+            else f"no errors.rules row names status {status}"
+        )
+        changes.append(
+            DocChange(
+                kind="new_error_status",
+                clause="errors.rules",
+                detail=f"the documentation now lists HTTP {status}"
+                + (f" (codes {_listed(codes)})" if codes else "")
+                + f"; {covered}",
+            )
+        )
+    changes.extend(
+        DocChange(
+            kind="error_status_removed",
+            clause="errors.rules",
+            detail=f"the documentation no longer lists HTTP {status}",
+        )
+        for status in sorted(set(old) - set(new))
+    )
+    for status in sorted(set(old) & set(new)):
+        for key, word in (("codes", "code"), ("types", "type")):
+            gone = sorted(set(old[status].get(key) or ()) - set(new[status].get(key) or ()))
+            came = sorted(set(new[status].get(key) or ()) - set(old[status].get(key) or ()))
+            if not gone and not came:
+                continue
+            rules = [
+                name for code in gone for name in _rules_for(contract, status=status, code=code)
+            ]
+            clause = f"errors.rules[{rules[0]}]" if len(rules) == 1 else "errors.rules"
+            if gone and came:
+                detail = f"HTTP {status}: error {word} {_listed(gone)} is now {_listed(came)}"
+                kind = f"error_{word}_changed"
+            elif came:
+                detail = f"HTTP {status}: new error {word} {_listed(came)}"
+                kind = f"new_error_{word}"
+            else:
+                detail = f"HTTP {status}: error {word} {_listed(gone)} no longer documented"
+                kind = f"error_{word}_removed"
+            if rules:
+                detail += f"; errors.rules {', '.join(rules)} match the old {word}"
+            changes.append(DocChange(kind=kind, clause=clause, detail=detail))
+    return changes
+
+
+def compare_views(old: DocumentFacts, new: DocumentFacts, contract: Contract) -> list[DocChange]:
+    """Every change from ``old`` to ``new``, named in contract terms (empty when equal)."""
+    if old.fingerprint == new.fingerprint and old.kind == new.kind:
+        return []
+    if old.url != new.url:
+        return [
+            DocChange(
+                kind="documentation_source_changed",
+                clause="reference_url",
+                detail=f"reference_url is now {new.url} (validated against {old.url}); "
+                "review the new document",
+            )
+        ]
+    if old.kind != new.kind:
+        return [
+            DocChange(
+                kind="documentation_format_changed",
+                clause="reference_url",
+                detail=f"the document is now {new.summary or new.kind} "
+                f"(was {old.summary or old.kind})",
+            )
+        ]
+    if new.kind == "page":
+        old_text, new_text = str(old.view.get("text", "")), str(new.view.get("text", ""))
+        diff = page_diff(old_text, new_text) if old_text and new_text else ()
+        return [
+            DocChange(
+                kind="page_changed",
+                clause="reference_url",
+                detail="changed; review" + ("" if diff else " (too large to diff)"),
+                diff=diff,
+            )
+        ]
+    return _operation_changes(old.view, new.view, contract) or [
+        DocChange(
+            kind="operation_changed",
+            clause="none",
+            detail="the operation's description changed in a way no clause reads",
+        )
+    ]
+
+
+def _operation_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], contract: Contract
+) -> list[DocChange]:
+    endpoint = f"{contract.endpoint.method} {contract.endpoint.path}"
+    if old.get("operation") and not new.get("operation"):
+        return [
+            DocChange(
+                kind="operation_removed",
+                clause="endpoint.path",
+                detail=f"the documentation no longer describes {endpoint} (was {old['operation']})",
+            )
+        ]
+    if not old.get("operation"):
+        return [
+            DocChange(
+                kind="operation_added",
+                clause="endpoint.path",
+                detail=f"the documentation now describes {new.get('operation')}",
+            )
+        ]
+    changes: list[DocChange] = []
+    old_request, new_request = old.get("request", {}), new.get("request", {})
+    sent = _sent_fields(contract)
+    for name in sorted(set(new_request.get("required", ())) - set(old_request.get("required", ()))):
+        missing = (
+            name not in sent and name.split(".")[0].split("[")[0] not in contract.request.fixture
+        )
+        changes.append(
+            DocChange(
+                kind="new_required_request_field",
+                clause="request.required",
+                detail=f"the documentation now requires '{name}' in the request; "
+                f"request.required lists {', '.join(contract.request.required)}"
+                + ("" if not missing else " and the fixture does not send it"),
+            )
+        )
+    no_longer = set(old_request.get("required", ())) - set(new_request.get("required", ()))
+    changes.extend(
+        DocChange(
+            kind="request_field_no_longer_required",
+            clause="request.required",
+            detail=f"'{name}' is no longer required by the documentation",
+        )
+        for name in sorted(no_longer)
+    )
+    changes += _field_changes(
+        old_request.get("fields", {}), new_request.get("fields", {}), sent, side="request"
+    )
+    old_response, new_response = old.get("response", {}), new.get("response", {})
+    changes += _field_changes(
+        old_response.get("fields", {}),
+        new_response.get("fields", {}),
+        _read_paths(contract),
+        side="response",
+    )
+    changes += _error_changes(old.get("errors", {}), new.get("errors", {}), contract)
+    return changes
