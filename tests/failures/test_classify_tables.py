@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from chatcontract.contract import ErrorRule, ErrorTable, load_preset
-from chatcontract.failures import classify, classify_error_body
+from chatcontract.failures import REQUEST_ID_HEADERS, classify, classify_error_body
 from chatcontract.failures.classify import _parser_failure
 from chatcontract.wire import ErrorBody, Violation, ViolationKind, parse_error_body
 
@@ -388,3 +388,14 @@ def test_headers_are_found_by_name_whatever_else_is_there():
     headers = {"zzz-first": "application/json", "Content-Type": "text/html"}
     failure = classify(200, headers, b"Welcome to the console", contract=COMET)
     assert failure.code == "html_on_api_path"
+
+
+@pytest.mark.parametrize("header", REQUEST_ID_HEADERS, ids=str)
+def test_each_request_id_header_is_read(header):
+    failure = classify(500, {header: "req-123"}, b"", contract=load_preset("openai"))
+    assert failure is not None
+    assert failure.request_id == "req-123"
+
+
+def test_litellm_call_id_is_a_request_id():
+    assert "x-litellm-call-id" in REQUEST_ID_HEADERS

@@ -301,3 +301,29 @@ def test_tls_handshake_is_timed_by_the_backend(tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_litellm_call_id_is_the_exchange_request_id():
+    exchanges = []
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "pong"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+    answer = httpx2.Response(200, json=body, headers={"x-litellm-call-id": "call-42"})
+    transport = InstrumentedTransport(
+        contract=COMET, sinks=[exchanges.append], inner=httpx2.MockTransport(lambda r: answer)
+    )
+    with httpx2.Client(transport=transport) as client:
+        client.post("http://x/v1/chat/completions", json=BODY)
+    [exchange] = exchanges
+    assert exchange.request_id == "call-42"

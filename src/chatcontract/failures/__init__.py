@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .classify import (
+    REQUEST_ID_HEADERS,
     classify,
     classify_error_body,
     classify_response,
@@ -18,6 +19,7 @@ __all__ = [
     "FAILURE_KEYS",
     "KINDS",
     "OWNERS",
+    "REQUEST_ID_HEADERS",
     "CategoryInfo",
     "DeadlineExceeded",
     "Decision",

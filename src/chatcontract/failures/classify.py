@@ -366,7 +366,9 @@ def classify_response(
     return None if semantic is None else _with_header_request_id(semantic, headers)
 
 
-_REQUEST_ID_HEADERS = ("x-oneapi-request-id", "x-request-id", "request-id")
+#: Response headers that carry the provider's request id, most specific first: new-api
+#: (CometAPI), the common one, OpenAI's, and LiteLLM's call id.
+REQUEST_ID_HEADERS = ("x-oneapi-request-id", "x-request-id", "request-id", "x-litellm-call-id")
 
 
 def _looks_like_html(body: bytes, content_type: str | None) -> bool:
@@ -379,7 +381,7 @@ def _looks_like_html(body: bytes, content_type: str | None) -> bool:
 def _with_header_request_id(failure: Failure, headers: Mapping[str, str]) -> Failure:
     if failure.request_id is not None:
         return failure
-    for name in _REQUEST_ID_HEADERS:
+    for name in REQUEST_ID_HEADERS:
         value = _header(headers, name)
         if value:
             return replace(failure, request_id=value.strip()[:128])

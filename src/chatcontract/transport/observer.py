@@ -18,6 +18,7 @@ import orjson
 
 from chatcontract.contract import Contract
 from chatcontract.failures import (
+    REQUEST_ID_HEADERS,
     DeadlineExceeded,
     Failure,
     classify_exception,
@@ -49,7 +50,8 @@ _WINDOW = 4096
 
 _perf_counter = time.perf_counter  # one global lookup per chunk instead of two
 
-_REQUEST_ID_HEADERS = ("x-oneapi-request-id", "x-request-id", "request-id", "cf-ray")
+# The request id headers, then a CDN trace id as the last resort for correlating a call.
+_REQUEST_ID_HEADERS = (*REQUEST_ID_HEADERS, "cf-ray")
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "retry-after", "ratelimit-")
 
 
