@@ -381,3 +381,110 @@ def test_notes_are_counted_in_first_seen_order():
     notes = Notes()
     notes.extend(["b", None, "a", "b", ""])
     assert notes.as_tuple() == ("b (x2)", "a")
+
+
+# ------------------------------------------------------------- sampled answers: judged twice
+
+
+def _answers(non_stream: list[dict], stream: list[bytes]):
+    """A handler answering calls in order from each list (the last one repeats)."""
+    calls = {"plain": 0, "stream": 0}
+
+    def handler(request):
+        if orjson.loads(request.content).get("stream"):
+            index = min(calls["stream"], len(stream) - 1)
+            calls["stream"] += 1
+            return httpx2.Response(
+                200, content=stream[index], headers={"content-type": "text/event-stream"}
+            )
+        index = min(calls["plain"], len(non_stream) - 1)
+        calls["plain"] += 1
+        return httpx2.Response(200, json=non_stream[index], headers={"x-request-id": "r1"})
+
+    return handler, calls
+
+
+def test_stream_parity_fails_when_the_modes_disagree_twice():
+    handler, calls = _answers([_body(finish="length")], [_stream()])
+    outcome = _run_check(_context(handler), "stream_parity")
+    assert outcome.status == "fail"
+    assert outcome.observed.startswith(
+        "finish_reason 'length' vs 'stop' (length vs complete), and 'length' vs 'stop' in a "
+        "second pair"
+    )
+    assert calls == {"plain": 2, "stream": 2}
+
+
+def test_stream_parity_passes_with_a_note_when_a_second_pair_agrees():
+    handler, calls = _answers([_body(finish="length"), _body()], [_stream()])
+    outcome = _run_check(_context(handler), "stream_parity")
+    assert calls == {"plain": 2, "stream": 2}
+    assert outcome.status == "pass"
+    assert outcome.observed.startswith("both complete in a second pair")
+    assert any(note.startswith("a first pair differed") for note in outcome.notes)
+    assert outcome.evidence["second_pair"] == {"non_streaming": "stop", "streaming": "stop"}
+
+
+def test_stream_parity_sends_no_second_pair_when_the_modes_agree():
+    handler, calls = _answers([_body()], [_stream()])
+    assert _run_check(_context(handler), "stream_parity").status == "pass"
+    assert calls == {"plain": 1, "stream": 1}
+
+
+@pytest.mark.parametrize(
+    ("bodies", "status", "note"),
+    [
+        ([_body(content=""), _body()], "pass", "the first answer carried no text"),
+        ([_body(content="")], "fail", "two answers in a row carried no text"),
+    ],
+    ids=["empty-once", "empty-twice"],
+)
+def test_an_empty_canary_answer_is_judged_on_a_second_answer(bodies, status, note):
+    handler, calls = _answers(bodies, [_stream()])
+    outcome = _run_check(_context(handler), "canary")
+    assert outcome.status == status
+    assert any(n.startswith(note) for n in outcome.notes)
+    assert calls["plain"] == 2
+
+
+def _empty_stream() -> bytes:
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+    }
+    usage = {
+        **chunk,
+        "choices": [],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 0, "total_tokens": 5},
+    }
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in (chunk, usage)) + (
+        b"data: [DONE]\n\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("streams", "status", "note"),
+    [
+        ([_empty_stream(), _stream()], "pass", "the first answer carried no text"),
+        ([_empty_stream()], "fail", "two answers in a row carried no text"),
+    ],
+    ids=["empty-once", "empty-twice"],
+)
+def test_an_empty_stream_is_judged_on_a_second_stream(streams, status, note):
+    handler, calls = _answers([_body()], streams)
+    outcome = _run_check(_context(handler), "streaming")
+    assert outcome.status == status, outcome.observed
+    assert any(n.startswith(note) for n in outcome.notes)
+    assert calls["stream"] == 2
+
+
+def test_a_canary_without_a_request_id_passes_with_a_note():
+    def handler(request):
+        return httpx2.Response(200, json=_body())
+
+    outcome = _run_check(_context(handler), "canary")
+    assert outcome.status == "pass"
+    assert any(note.startswith("no request id") for note in outcome.notes)

@@ -253,10 +253,11 @@ def test_a_mid_run_429_is_a_note_after_retry_after_is_honoured(reports):
     assert any("without a retry-after" in note for note in repeat["notes"])
 
 
-def test_a_gateway_without_request_ids_is_a_note_on_the_canary(reports):
+def test_a_litellm_call_id_is_the_canary_request_id(reports):
     canary = _checks(_report(reports, "LiteLLMCodes"))["canary"]
     assert canary["status"] == "pass"
-    assert any(note.startswith("no request id") for note in canary["notes"])
+    assert canary["evidence"]["request_id"]
+    assert not any(note.startswith("no request id") for note in canary["notes"])
 
 
 def test_a_message_rule_makes_the_rewritten_unknown_model_a_model_error():

@@ -270,21 +270,6 @@ def test_redaction_fails_when_a_provider_echoes_the_prompt_into_an_error(simulat
     assert "prompt text" in outcome.observed
 
 
-def test_stream_parity_fails_when_the_two_modes_disagree(simulator):
-    from chatcontract.checks.context import CheckContext
-
-    ctx = CheckContext.open(_target(simulator), SuiteOptions())
-    try:
-        ctx.shared["canary"] = ctx.send(headers=ctx.headers(scenario="length"))
-        stream_body = ctx.fixture(stream=True, stream_options={"include_usage": True})
-        ctx.shared["stream"] = ctx.send(stream_body)
-        outcome = next(spec for spec in CHECKS if spec.id == "stream_parity").fn(ctx)
-    finally:
-        ctx.close()
-    assert outcome.status == "fail"
-    assert "finish_reason 'length' vs 'stop'" in outcome.observed
-
-
 def test_production_contract_skips_negative_checks_unless_allowed(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     main(["init"])
