@@ -6,6 +6,7 @@ when a side failed, the wording of every kind of wrong answer to a negative requ
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -488,3 +489,42 @@ def test_a_canary_without_a_request_id_passes_with_a_note():
     outcome = _run_check(_context(handler), "canary")
     assert outcome.status == "pass"
     assert any(note.startswith("no request id") for note in outcome.notes)
+
+
+# ------------------------------------------------------------------- the run's call deadline
+
+
+def test_a_server_dripping_its_headers_cannot_outlive_the_contracts_total_budget():
+    from raw_servers import dripping_head, raw_server
+
+    contract = load_preset("openai")
+    timeouts = replace(
+        contract.policy.timeouts,
+        connect_ms=1000,
+        first_byte_ms=1000,
+        first_token_ms=1000,
+        total_ms=1000,
+    )
+    contract = replace(
+        contract, policy=replace(contract.policy, timeouts=timeouts, fallback_reserve_ms=100)
+    )
+    with raw_server(dripping_head(0.1, header_bytes=600)) as server:
+        contract = replace(contract, endpoint=replace(contract.endpoint, base_url=server.base_url))
+        target = Target(
+            contract=contract,
+            contract_path=None,
+            secret="sk-test-secret-000",
+            secret_source="test",
+            model=MODEL,
+            simulated=False,
+        )
+        ctx = CheckContext.open(target, SuiteOptions(canary_runs=1, latency_samples=1))
+        started = time.monotonic()
+        try:
+            exchange = ctx.send(ctx.fixture())
+        finally:
+            ctx.close()
+    # 600 header bytes at 0.1 s each would take a minute; each read alone is quick.
+    assert time.monotonic() - started < 1.0 + 1.5
+    assert exchange.failure is not None
+    assert (exchange.failure.kind, exchange.failure.category) == ("transport", "timeout")

@@ -118,11 +118,15 @@ class CheckContext:
     ) -> CheckContext:
         exchanges: list[Exchange] = []
         every_sink = [exchanges.append, *sinks]
+        # The contract's total budget bounds each call as a whole (headers dripped a byte at a
+        # time included), not only each read.
+        total_s = target.contract.policy.timeouts.total_ms / 1000
         transport = InstrumentedTransport(
             contract=target.contract,
             sinks=every_sink,
             secrets=[target.secret],
             inner=inner,
+            total_timeout=total_s,
         )
 
         tls: list[ssl.SSLContext] = []  # built once: loading the trust store takes ~0.1 s
@@ -134,7 +138,11 @@ class CheckContext:
             network = httpx2.HTTPTransport(verify=tls[0])
             install_backend(network, is_async=False)
             return InstrumentedTransport(
-                contract=target.contract, sinks=every_sink, secrets=[target.secret], inner=network
+                contract=target.contract,
+                sinks=every_sink,
+                secrets=[target.secret],
+                inner=network,
+                total_timeout=total_s,
             )
 
         timeouts = target.contract.policy.timeouts
