@@ -22,6 +22,7 @@ from . import (
     drift_cmd,
     init_cmd,
     probe_cmd,
+    reconcile_cmd,
     simulate,
     validate_cmd,
 )
@@ -40,6 +41,7 @@ _COMMANDS = (
     drift_cmd,
     alerts_cmd,
     checklist_cmd,
+    reconcile_cmd,
 )
 
 

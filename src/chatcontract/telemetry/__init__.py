@@ -1,5 +1,6 @@
-"""Telemetry sinks: Prometheus (registry injected), OpenTelemetry GenAI (optional extra), and a
-JSON event log, fed by the ``Telemetry`` hub with every Exchange and client decision."""
+"""Telemetry sinks: Prometheus (registry injected), OpenTelemetry GenAI (optional extra), a
+JSON event log and the usage ledger, fed by the ``Telemetry`` hub with every Exchange and
+client decision."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .events import (
     TelemetrySink,
 )
 from .events_log import DEFAULT_SHADOW_RATE, EVENT_LOGGER, JsonEventLog
+from .ledger import LedgerMetrics, UsageLedger
 from .otel import OpenTelemetrySink
 from .prometheus import (
     BUDGET_BUCKETS_MS,
@@ -37,10 +39,12 @@ __all__ = [
     "DeadlineExhausted",
     "FallbackActivated",
     "JsonEventLog",
+    "LedgerMetrics",
     "OpenTelemetrySink",
     "PrometheusSink",
     "RetryDecided",
     "RetrySucceeded",
     "Telemetry",
     "TelemetrySink",
+    "UsageLedger",
 ]
