@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from chatcontract.ops.reconcile import reconcile_files, render_text
-
 from reconcile_data import at, bucket, cost, page, record, write_csv, write_ledger
 
 HEADER = ["request_id", "time", "model", "prompt_tokens", "completion_tokens"]
@@ -312,8 +311,13 @@ def test_buckets_report_missing_rows_drift_and_unknown_models(tmp_path: Path) ->
     assert snapshot["ledger"] == side(3, 200, 20)
     assert snapshot["export"] == side(4, 380, 38)
     assert (snapshot["usage_missing"], snapshot["only_in_export"]) == (1, 1)
-    assert snapshot["exceeds"] == list(("requests", "prompt_tokens", "completion_tokens",
-                                        "total_tokens", "cost_usd"))  # fmt: skip
+    assert snapshot["exceeds"] == [
+        "requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost_usd",
+    ]
     other = rows["other-model"]
     assert other["ledger"] == {"requests": 1, "prompt_tokens": 70, "completion_tokens": 7,
                                "total_tokens": 77, "cost_usd": None}  # fmt: skip

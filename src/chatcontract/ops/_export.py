@@ -135,12 +135,14 @@ def parse_time(value: Any, *, where: str) -> float:
 
 
 def _int(value: Any, *, where: str) -> int | None:
+    if type(value) is int:
+        return value if value >= 0 else _bad_int(value, where)
+    if type(value) is str and value.isdigit():
+        return int(value)
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
         raise UsageError(f"{where}: {value!r} is not a whole number")
-    if isinstance(value, int):
-        return value
     try:
         number = float(str(value).strip().replace(",", ""))
     except ValueError:
@@ -148,6 +150,10 @@ def _int(value: Any, *, where: str) -> int | None:
     if not number.is_integer() or number < 0:
         raise UsageError(f"{where}: {value!r} is not a whole number")
     return int(number)
+
+
+def _bad_int(value: Any, where: str) -> int:
+    raise UsageError(f"{where}: {value!r} is not a whole number")
 
 
 def _float(value: Any, *, where: str) -> float | None:
@@ -218,32 +224,38 @@ def _resolve(header: Sequence[str], overrides: Mapping[str, str], *, source: str
     return _Columns(fields, ignored)
 
 
-def _row(values: Mapping[str, Any], columns: _Columns, *, line: int, where: str) -> ExportRow:
+_TIME_ATTRIBUTE = {"time": "time", "start_time": "start", "end_time": "end"}
+
+
+def _row(
+    values: Sequence[Any],
+    plan: Sequence[tuple[int, str, str]],
+    *,
+    line: int,
+    where: str,
+) -> ExportRow:
+    """One ``ExportRow`` from a record's cells; ``plan`` lists (cell index, column as written,
+    field)."""
     row = ExportRow(line=line)
-    for column, target in columns.fields.items():
-        value = values.get(column)
-        at = f"{where} line {line}, {column}"
+    size = len(values)
+    for key, column, target in plan:
+        value = values[key] if key < size else None
         if target == "request_id":
             row.request_id = _text(value)
         elif target == "model":
             row.model = _text(value)
-        elif target in ("time", "start_time", "end_time"):
-            if _text(value) is None:
-                continue
-            moment = parse_time(value, where=at)
-            if target == "time":
-                row.time = moment
-            elif target == "start_time":
-                row.start = moment
-            else:
-                row.end = moment
+        elif target in _TIME_ATTRIBUTE:
+            if _text(value) is not None:
+                moment = parse_time(value, where=f"{where} line {line}, {column}")
+                setattr(row, _TIME_ATTRIBUTE[target], moment)
         elif target == "cost_usd":
-            row.cost_usd = _float(value, where=at)
-        elif target == "requests":
-            count = _int(value, where=at)
-            row.requests = 1 if count is None else count
+            row.cost_usd = _float(value, where=f"{where} line {line}, {column}")
         else:
-            setattr(row, target, _int(value, where=at))
+            count = _int(value, where=f"{where} line {line}, {column}")
+            if target == "requests":
+                row.requests = 1 if count is None else count
+            else:
+                setattr(row, target, count)
     if row.start is not None and row.end is None:
         row.end = row.start + _HOUR
     if row.start is None and row.request_id is None and row.time is not None:
@@ -304,6 +316,11 @@ class ExportReader:
         with open(self.path, encoding="utf-8-sig", newline="") as stream:
             reader = csv.reader(stream)
             header = next(reader)
+            plan = [
+                (index, column, self._columns.fields[column])
+                for index, column in enumerate(header)
+                if column in self._columns.fields
+            ]
             try:
                 for record in reader:
                     if not any(cell.strip() for cell in record):
@@ -313,9 +330,8 @@ class ExportReader:
                             f"{self.name} line {reader.line_num}: {len(record)} cells for "
                             f"{len(header)} columns"
                         )
-                    values = dict(zip(header, record, strict=False))
                     self.rows_read += 1
-                    yield _row(values, self._columns, line=reader.line_num, where=self.name)
+                    yield _row(record, plan, line=reader.line_num, where=self.name)
             except (csv.Error, UnicodeDecodeError) as exc:
                 raise UsageError(f"{self.name} line {reader.line_num}: {exc}") from exc
 
@@ -358,7 +374,7 @@ class ExportReader:
                 raise UsageError(f"{self.name}: not JSON ({exc})") from exc
 
     def _json_rows(self) -> Iterator[ExportRow]:
-        columns: _Columns | None = None
+        plan: list[tuple[int, str, str]] | None = None
         for line, value in self._documents():
             stack: list[Any] = [value]
             while stack:
@@ -370,12 +386,17 @@ class ExportReader:
                 elif isinstance(item, dict) and isinstance(item.get("results"), list):
                     yield from self._bucket(item, line)
                 elif isinstance(item, dict):
-                    if columns is None:
+                    if plan is None:
                         columns = _resolve(list(item), self.overrides, source=self.name)
                         self.ignored = columns.ignored
                         self.per_request = "request_id" in columns.fields.values()
+                        plan = [
+                            (index, name, target)
+                            for index, (name, target) in enumerate(columns.fields.items())
+                        ]
                     self.rows_read += 1
-                    yield _row(item, columns, line=line, where=self.name)
+                    cells = [item.get(name) for _, name, _ in plan]
+                    yield _row(cells, plan, line=line, where=self.name)
                 else:
                     raise UsageError(
                         f"{self.name} line {line}: expected an object, a page of buckets or a "
