@@ -330,19 +330,20 @@ def test_bad_settings_say_what_to_write(tmp_path: Path, kwargs: dict, message: s
         UsageLedger(tmp_path / "usage.jsonl", contract=COMET, **kwargs)
 
 
-def test_instrument_feeds_the_ledger_through_its_sinks(tmp_path: Path) -> None:
-    completion = {
-        "id": "chatcmpl-9",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-4.1-nano-2025-04-14",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "pong"}}],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
-    }  # fmt: skip
+COMPLETION = {
+    "id": "chatcmpl-9",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4.1-nano-2025-04-14",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "pong"}}],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+}  # fmt: skip
 
+
+def test_instrument_feeds_the_ledger_through_its_sinks(tmp_path: Path) -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, json=completion, headers={"x-request-id": "req-sdk-1"})
+        return httpx2.Response(200, json=COMPLETION, headers={"x-request-id": "req-sdk-1"})
 
     sink = UsageLedger(tmp_path / "usage.jsonl", contract=COMET)
     http = instrument(transport=httpx2.MockTransport(handler), sinks=[sink], event_log=False)
@@ -359,3 +360,26 @@ def test_instrument_feeds_the_ledger_through_its_sinks(tmp_path: Path) -> None:
         10,
     )
     assert line["cost_usd"] == pytest.approx((9 * 0.08 + 1 * 0.32) / 1e6)
+
+
+def test_chat_client_feeds_the_ledger_through_its_telemetry_sinks(tmp_path: Path) -> None:
+    from chatcontract import ChatClient
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json=COMPLETION, headers={"x-request-id": "req-client-1"})
+
+    sink = UsageLedger(tmp_path / "usage.jsonl", contract=COMET)
+    with ChatClient(
+        COMET,
+        environ={"COMETAPI_KEY": KEY},
+        telemetry_sinks=[sink],
+        transport=httpx2.MockTransport(handler),
+    ) as client:
+        client.complete([{"role": "user", "content": "hi"}], max_tokens=16)
+    [line] = lines(tmp_path / "usage.jsonl")
+    assert (line["request_ids"], line["outcome"], line["prompt_tokens"]) == (
+        ["req-client-1"],
+        "success",
+        9,
+    )
+    assert KEY not in (tmp_path / "usage.jsonl").read_text()
