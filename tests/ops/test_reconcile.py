@@ -371,3 +371,34 @@ def test_timed_rows_without_ids_are_counted_per_hour(tmp_path: Path) -> None:
     assert data["matched"] == {"calls": 0, "buckets": 1}
     assert data["bucket_differences"] == []
     assert data["exceeded"] == []
+
+
+def test_calls_without_usage_on_our_side_still_compare_cost(tmp_path: Path) -> None:
+    ledger = write_ledger(
+        tmp_path / "usage.jsonl", [record(at("13:15"), "r4", prompt=None, completion=None)]
+    )
+    export = write_csv(
+        tmp_path / "export.csv", HEADER, [["r4", "2026-12-05T13:15:01Z", "gpt-4o-mini", 150, 30]]
+    )
+    data = reconcile_files([ledger], export).to_dict()
+    [row] = data["by_model_day"]
+    assert row["ledger"]["cost_usd"] is None
+    assert row["export"]["cost_usd"] == pytest.approx(cost(150, 30))
+    assert row["diff"]["cost_usd"] == {"diff": pytest.approx(-cost(150, 30)), "diff_pct": -100.0}
+    assert row["exceeds"] == ["prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"]
+    assert (row["usage_missing"], data["usage_missing"]["calls"]) == (1, 1)
+
+
+def test_an_exported_cost_column_is_compared_as_given(tmp_path: Path) -> None:
+    ledger = write_ledger(
+        tmp_path / "usage.jsonl", [record(at("13:00"), "r1", prompt=1000, completion=100)]
+    )
+    export = write_csv(
+        tmp_path / "export.csv",
+        [*HEADER, "cost_usd"],
+        [["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", 1000, 100, "$0.000200"]],
+    )
+    [row] = reconcile_files([ledger], export).to_dict()["by_model_day"]
+    assert row["export"]["cost_usd"] == pytest.approx(0.0002)
+    assert row["diff"]["cost_usd"]["diff"] == pytest.approx(cost(1000, 100) - 0.0002)
+    assert row["exceeds"] == ["cost_usd"]

@@ -144,6 +144,10 @@ class LedgerCall:
         return self.ids[0] if self.ids else f"call at {_iso(self.time)}"
 
 
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
 def _opt_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -213,8 +217,8 @@ def load_ledger(paths: Sequence[str | os.PathLike[str]]) -> LoadedLedger:
             price = record.get("price")
             if isinstance(price, dict):
                 pair = (
-                    float(price.get("input_per_million") or 0),
-                    float(price.get("output_per_million") or 0),
+                    _number(price.get("input_per_million")),
+                    _number(price.get("output_per_million")),
                 )
                 for key in (record.get("model_answered"), record.get("model_requested")):
                     if isinstance(key, str) and key:
@@ -445,41 +449,36 @@ class _Reconciler:
         for row in rows:
             self._note_fields(row)
             if row.start is not None and row.end is not None:
-                self._bucket_row(row)
+                self._bucket_row(row, row.start, row.end)
             elif row.request_id is not None:
-                self._request_row(row)
+                self._request_row(row, row.request_id)
             else:
                 self.export_rows_without_id += 1
                 self._export_only(row, None)
 
-    def _request_row(self, row: ExportRow) -> None:
-        assert row.request_id is not None
+    def _request_row(self, row: ExportRow, request_id: str) -> None:
         if row.time is not None:
             first, last = self.request_rows_first, self.request_rows_last
             self.request_rows_first = row.time if first is None else min(first, row.time)
             self.request_rows_last = row.time if last is None else max(last, row.time)
-        position = self.index.get(row.request_id)
+        position = self.index.get(request_id)
         if position is not None:
             call = self.ledger.calls[position]
             if call.matched:
-                self.duplicates_export[row.request_id] = (
-                    self.duplicates_export.get(row.request_id, 1) + 1
-                )
+                self.duplicates_export[request_id] = self.duplicates_export.get(request_id, 1) + 1
                 return
             call.matched = True
             self.matched_calls += 1
             self.export_of_call[position] = row
             return
-        if row.request_id in self.export_only_ids:
-            self.duplicates_export[row.request_id] = (
-                self.duplicates_export.get(row.request_id, 1) + 1
-            )
+        if request_id in self.export_only_ids:
+            self.duplicates_export[request_id] = self.duplicates_export.get(request_id, 1) + 1
             return
         if len(self.export_only_ids) < MAX_EXPORT_ONLY_IDS:
-            self.export_only_ids.add(row.request_id)
+            self.export_only_ids.add(request_id)
         else:
             self.export_only_ids_full = True
-        self._export_only(row, row.request_id)
+        self._export_only(row, request_id)
 
     def _export_only(self, row: ExportRow, request_id: str | None) -> None:
         self.export_only += row.requests
@@ -499,20 +498,16 @@ class _Reconciler:
                 }
             )
 
-    def _bucket_row(self, row: ExportRow) -> None:
-        assert row.start is not None
-        assert row.end is not None
-        self.period_start = (
-            row.start if self.period_start is None else min(self.period_start, row.start)
-        )
-        self.period_end = row.end if self.period_end is None else max(self.period_end, row.end)
+    def _bucket_row(self, row: ExportRow, start: float, end: float) -> None:
+        self.period_start = start if self.period_start is None else min(self.period_start, start)
+        self.period_end = end if self.period_end is None else max(self.period_end, end)
         if row.requests == 0 and row.model is None and row.prompt_tokens is None:
             return  # an empty bucket: it only says the period was covered
         model = row.model or "*"
-        key = (row.start, row.end, model)
+        key = (start, end, model)
         bucket = self.buckets.get(key)
         if bucket is None:
-            bucket = self.buckets[key] = _Bucket(row.start, row.end, model)
+            bucket = self.buckets[key] = _Bucket(start, end, model)
         self._export_add(bucket.export, row, None if model == "*" else model)
 
     # -- after the export ----------------------------------------------------------------------
@@ -795,9 +790,6 @@ class _Reconciler:
         over = []
         for name in COMPARED:
             mine, theirs = group.ledger.value(name), group.export.value(name)
-            if name == "cost_usd" and mine is None:
-                diff[name] = None
-                continue
             diff[name] = _diff(mine, theirs)
             if _exceeds(mine, theirs, self.tolerance):
                 over.append(name)
