@@ -112,3 +112,40 @@ def test_a_missing_export_exits_2(cli, files, tmp_path: Path) -> None:
     code, _, err = cli("reconcile", "--ledger", str(files[0]), "--export", str(tmp_path / "no.csv"))
     assert code == 2
     assert "no such file" in err
+
+
+def test_a_ledger_written_by_usage_ledger_reconciles_with_its_export(cli, tmp_path: Path) -> None:
+    from chatcontract.contract import load_preset
+    from chatcontract.telemetry import CallLabels, UsageLedger
+    from chatcontract.transport import Exchange, RequestFacts, ResponseFacts, Timings
+    from chatcontract.wire import Usage
+
+    ledger = UsageLedger(tmp_path / "usage.jsonl", contract=load_preset("cometapi"))
+    labels = CallLabels(provider="cometapi", endpoint="/chat/completions")
+    rows = []
+    for n in range(3):
+        started = at(f"13:0{n}")
+        ledger.handle_exchange(
+            Exchange(
+                request=RequestFacts(method="POST", url="https://x/v1/chat/completions",
+                                     model="gpt-4o-mini"),
+                response=ResponseFacts(status=200, model="gpt-4o-mini",
+                                       request_ids={"x-request-id": f"req-{n}"},
+                                       usage=Usage(prompt_tokens=100 + n, completion_tokens=10,
+                                                   total_tokens=110 + n)),
+                timings=Timings(total_ms=300.0),
+                started_at=started,
+            ),
+            labels,
+        )  # fmt: skip
+        rows.append([f"req-{n}", f"2026-12-05T13:0{n}:01Z", "gpt-4o-mini", 100 + n, 10])
+    export = write_csv(tmp_path / "export.csv", HEADER, rows)
+    code, out, _ = cli("reconcile", "--ledger", str(tmp_path / "usage.jsonl"),
+                       "--export", str(export), "--report-format", "json")  # fmt: skip
+    data = json.loads(out)
+    assert code == 0
+    assert data["matched"]["calls"] == 3
+    mine, theirs = data["totals"]["ledger"], data["totals"]["export"]
+    assert mine == {**theirs, "cost_usd": pytest.approx(theirs["cost_usd"])}
+    assert mine["total_tokens"] == 333
+    assert mine["cost_usd"] == pytest.approx((303 * 0.12 + 30 * 0.48) / 1e6)  # preset prices
