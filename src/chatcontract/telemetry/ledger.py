@@ -17,8 +17,9 @@ file: threads of one process share a ledger object (a lock orders the appends); 
 processes each get their own path (e.g. with the pid or host in the name).
 
 Each line is written with one ``write`` call on an unbuffered append handle opened for that
-record, so it reaches the operating system before the call returns and nothing stays open. A crash mid-write can leave a torn last line; the
-next open seals it with a newline so later records stay whole, and readers skip it. A write
+record, so it reaches the operating system before the call returns and nothing stays open.
+A crash mid-write can leave a torn last line; the next record seals it with a newline first,
+so later records stay whole, and readers skip it. A write
 error (disk full, permission) is counted in ``llm_usage_ledger_write_errors_total`` and logged
 once; it never fails the call.
 
