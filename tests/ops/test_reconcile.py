@@ -402,3 +402,23 @@ def test_an_exported_cost_column_is_compared_as_given(tmp_path: Path) -> None:
     assert row["export"]["cost_usd"] == pytest.approx(0.0002)
     assert row["diff"]["cost_usd"]["diff"] == pytest.approx(cost(1000, 100) - 0.0002)
     assert row["exceeds"] == ["cost_usd"]
+
+
+def test_a_reused_response_id_is_not_a_duplicate_and_a_unique_one_matches(tmp_path: Path) -> None:
+    first = record(at("13:00"), "req-a", prompt=10, completion=1)
+    second = record(at("13:01"), "req-b", prompt=20, completion=2)
+    third = record(at("13:02"), None, prompt=30, completion=3)
+    first["response_id"] = second["response_id"] = "chatcmpl-fixed"  # a server reusing one id
+    third["response_id"] = "chatcmpl-unique"
+    ledger = write_ledger(tmp_path / "usage.jsonl", [first, second, third])
+    export = write_csv(
+        tmp_path / "export.csv",
+        HEADER,
+        [["req-a", "2026-12-05T13:00:00Z", "gpt-4o-mini", 10, 1],
+         ["req-b", "2026-12-05T13:01:00Z", "gpt-4o-mini", 20, 2],
+         ["chatcmpl-unique", "2026-12-05T13:02:00Z", "gpt-4o-mini", 30, 3]],
+    )  # fmt: skip
+    data = reconcile_files([ledger], export).to_dict()
+    assert data["duplicates"]["ledger_ids"] == 0
+    assert data["matched"]["calls"] == 3
+    assert data["exceeded"] == []

@@ -5,8 +5,9 @@ usage fields as final billing records." ``reconcile`` reads ledger records
 (``chatcontract.telemetry.ledger``) and a provider export (``_export.ExportReader``) and:
 
 1. **Per request** where the export has request ids: an export row matches the ledger call that
-   recorded the same id (any of its request ids or its response id). An id seen again, on
-   either side, is reported as a duplicate and counted once.
+   recorded the same id (any of its request ids, or its response id where no other call has
+   the same). A request id seen again, on either side, is reported as a duplicate and counted
+   once.
 2. **Per time bucket and model** otherwise (OpenAI's usage API returns buckets; timed rows
    without ids are counted per hour). Each remaining ledger call is assigned to a bucket of its
    model. The rule for clock skew: a call may belong to any bucket overlapping
@@ -127,7 +128,8 @@ class LedgerCall:
 
     time: float
     duration_s: float
-    ids: tuple[str, ...]
+    ids: tuple[str, ...]  # the provider's request ids
+    response_id: str | None = None
     model: str
     status: int | None
     prompt_tokens: int | None
@@ -155,9 +157,10 @@ def _opt_int(value: Any) -> int | None:
 def _call(record: Mapping[str, Any], where: str) -> LedgerCall:
     time = parse_time(record["time"], where=where)
     ids: list[str] = []
-    for value in [*(record.get("request_ids") or ()), record.get("response_id")]:
+    for value in record.get("request_ids") or ():
         if isinstance(value, str) and value and value not in ids:
             ids.append(value)
+    response_id = record.get("response_id")
     status = _opt_int(record.get("status"))
     prompt = _opt_int(record.get("prompt_tokens"))
     completion = _opt_int(record.get("completion_tokens"))
@@ -171,6 +174,7 @@ def _call(record: Mapping[str, Any], where: str) -> LedgerCall:
         time=time,
         duration_s=max(float(duration), 0.0) / 1000.0 if isinstance(duration, int | float) else 0.0,
         ids=tuple(ids),
+        response_id=response_id if isinstance(response_id, str) and response_id else None,
         model=str(record.get("model_answered") or record.get("model_requested") or "unknown"),
         status=status,
         prompt_tokens=prompt,
@@ -404,6 +408,16 @@ class _Reconciler:
                 continue
             for value in call.ids:
                 self.index[value] = position
+        # Response ids match too, but only where they are unique: some servers reuse one, and
+        # a reused response id says nothing about duplicated calls.
+        owners: dict[str, int | None] = {}
+        for position, call in enumerate(self.ledger.calls):
+            if call.response_id is not None and not call.duplicate:
+                key = call.response_id
+                owners[key] = position if key not in owners else None
+        for key, owner in owners.items():
+            if owner is not None and key not in self.index:
+                self.index[key] = owner
 
     def _group(self, day: str, model: str) -> _Group:
         key = (day, model)
@@ -587,7 +601,7 @@ class _Reconciler:
             if len(only_sample) < SAMPLE:
                 only_sample.append(
                     {
-                        "request_id": call.ids[0] if call.ids else None,
+                        "request_id": call.ids[0] if call.ids else call.response_id,
                         "time": _iso(call.time),
                         "model": call.model,
                     }
@@ -606,7 +620,7 @@ class _Reconciler:
 
     def _missing_entry(self, call: LedgerCall, row: ExportRow | None) -> dict[str, Any]:
         return {
-            "request_id": call.ids[0] if call.ids else None,
+            "request_id": call.ids[0] if call.ids else call.response_id,
             "time": _iso(call.time),
             "model": call.model,
             "status": call.status,
