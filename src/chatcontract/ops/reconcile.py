@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatcontract.errors import UsageError
-from chatcontract.telemetry.ledger import LedgerReadIssue, ledger_files, read_ledger
 
-from ._export import ExportReader, ExportRow, parse_time
+from ._export import ExportReader, ExportRow
+from ._reconcile_ledger import LedgerCall, LoadedLedger, load_ledger
+from ._reconcile_text import COMPARED, render_text
 
 __all__ = [
     "COMPARED",
@@ -51,6 +52,7 @@ __all__ = [
     "MAX_EXPORT_ONLY_IDS",
     "SAMPLE",
     "LedgerCall",
+    "LoadedLedger",
     "ReconcileReport",
     "load_ledger",
     "parse_skew",
@@ -60,8 +62,6 @@ __all__ = [
     "render_text",
 ]
 
-#: What is compared per model and day, in report order.
-COMPARED = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
 DEFAULT_TOLERANCE = 0.02
 DEFAULT_SKEW_S = 300.0
 #: How many examples each list of the report holds (counts are always complete).
@@ -117,120 +117,6 @@ def _iso(timestamp: float | None) -> str | None:
         return None
     moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-# -- the ledger side ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True, kw_only=True)
-class LedgerCall:
-    """One ledger record, reduced to what reconciliation reads."""
-
-    time: float
-    duration_s: float
-    ids: tuple[str, ...]  # the provider's request ids
-    response_id: str | None = None
-    model: str
-    status: int | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    total_tokens: int | None
-    usage_missing: bool
-    cost_usd: float | None
-    billable: bool
-    duplicate: bool = False
-    matched: bool = False
-
-    @property
-    def label(self) -> str:
-        return self.ids[0] if self.ids else f"call at {_iso(self.time)}"
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def _opt_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _call(record: Mapping[str, Any], where: str) -> LedgerCall:
-    time = parse_time(record["time"], where=where)
-    ids: list[str] = []
-    for value in record.get("request_ids") or ():
-        if isinstance(value, str) and value and value not in ids:
-            ids.append(value)
-    response_id = record.get("response_id")
-    status = _opt_int(record.get("status"))
-    prompt = _opt_int(record.get("prompt_tokens"))
-    completion = _opt_int(record.get("completion_tokens"))
-    total = _opt_int(record.get("total_tokens"))
-    missing = bool(record.get("usage_missing", prompt is None and completion is None))
-    refused = record.get("kind") == "budget"
-    billable = not refused and (status is None or 200 <= status < 300 or not missing)
-    cost = record.get("cost_usd")
-    duration = record.get("duration_ms")
-    return LedgerCall(
-        time=time,
-        duration_s=max(float(duration), 0.0) / 1000.0 if isinstance(duration, int | float) else 0.0,
-        ids=tuple(ids),
-        response_id=response_id if isinstance(response_id, str) and response_id else None,
-        model=str(record.get("model_answered") or record.get("model_requested") or "unknown"),
-        status=status,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=total,
-        usage_missing=missing,
-        cost_usd=float(cost) if isinstance(cost, int | float) else None,
-        billable=billable,
-    )
-
-
-@dataclass(slots=True)
-class LoadedLedger:
-    calls: list[LedgerCall]
-    prices: dict[str, tuple[float, float]]
-    files: list[str]
-    issues: list[LedgerReadIssue]
-
-
-def load_ledger(paths: Sequence[str | os.PathLike[str]]) -> LoadedLedger:
-    """Read every file of each ledger (rotated ones included), skipping torn lines."""
-    files: list[str] = []
-    for path in paths:
-        found = ledger_files(path)
-        if not found:
-            raise UsageError(
-                f"--ledger {os.fspath(path)}: no such ledger file; give the path the "
-                "UsageLedger writes to"
-            )
-        files += [os.fspath(file) for file in found]
-    issues: list[LedgerReadIssue] = []
-    calls: list[LedgerCall] = []
-    prices: dict[str, tuple[float, float]] = {}
-    try:
-        for record in read_ledger(files, issues):
-            try:
-                call = _call(record, "ledger")
-            except UsageError as exc:
-                issues.append(
-                    LedgerReadIssue(file="ledger", line=0, kind="corrupt", detail=str(exc))
-                )
-                continue
-            calls.append(call)
-            price = record.get("price")
-            if isinstance(price, dict):
-                pair = (
-                    _number(price.get("input_per_million")),
-                    _number(price.get("output_per_million")),
-                )
-                for key in (record.get("model_answered"), record.get("model_requested")):
-                    if isinstance(key, str) and key:
-                        prices.setdefault(key, pair)
-    except OSError as exc:
-        raise UsageError(f"--ledger: cannot read {exc.filename} ({exc.strerror})") from exc
-    calls.sort(key=lambda call: call.time)
-    return LoadedLedger(calls, prices, files, issues)
 
 
 # -- sums --------------------------------------------------------------------------------------
@@ -876,106 +762,3 @@ def _rows(reader: ExportReader) -> Iterator[ExportRow]:
         yield from reader
     except OSError as exc:
         raise UsageError(f"--export: cannot read {reader.path} ({exc.strerror})") from exc
-
-
-# -- text --------------------------------------------------------------------------------------
-
-
-def _num(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6f}"
-    return str(value)
-
-
-def _pct(diff: Mapping[str, Any] | None) -> str:
-    if diff is None:
-        return ""
-    pct = diff["diff_pct"]
-    sign = "+" if diff["diff"] > 0 else ""
-    shown = "new" if pct is None else f"{sign}{pct:g}%"
-    return f"{sign}{_num(diff['diff'])} ({shown})"
-
-
-def render_text(data: Mapping[str, Any]) -> str:
-    """The report for a terminal: summary, one block per model and day, totals, verdict."""
-    lines: list[str] = []
-    export = data.get("export", {})
-    period = data["period"]
-    lines.append(
-        f"Reconciling {len(data['ledger']['files'])} ledger file(s) ({data['ledger']['records']} "
-        f"records) with {export.get('file', 'the export')} ({export.get('mapping', '?')}, "
-        f"{export.get('rows', 0)} rows)"
-    )
-    lines.append(
-        f"period {period['start'] or 'all'} .. {period['end'] or 'all'}; tolerance "
-        f"{data['tolerance_pct']:g}%; clock skew allowed {data['max_skew_s']:g}s"
-    )
-    if export.get("ignored_columns"):
-        lines.append(f"ignored export columns: {', '.join(export['ignored_columns'])}")
-    lines.extend(
-        f"ledger line skipped: {issue['file']}:{issue['line']} {issue['kind']}: {issue['detail']}"
-        for issue in data["ledger"]["skipped_lines"]
-    )
-    matched = data["matched"]
-    lines.append(f"matched: {matched['calls']} calls, {matched['buckets']} buckets")
-    lines.append(f"only in the ledger: {data['only_in_ledger']['calls']} calls")
-    lines.extend(
-        f"  {item['request_id'] or '(no id)'} {item['time']} {item['model']}"
-        for item in data["only_in_ledger"]["sample"]
-    )
-    only = data["only_in_export"]
-    lines.append(
-        f"only in the export: {only['calls']} calls, {only['buckets']} buckets "
-        f"({only['rows_without_request_id']} rows without a request id)"
-    )
-    lines.extend(
-        f"  {item['request_id'] or '(no id)'} {item['time'] or ''} {item['model'] or ''} "
-        f"(line {item['line']})"
-        for item in only["sample"]
-    )
-    dup = data["duplicates"]
-    lines.extend(
-        f"duplicated id in the {side}: {item['id']} x{item['count']} (counted once)"
-        for side in ("ledger", "export")
-        for item in dup[side]
-    )
-    missing = data["usage_missing"]
-    lines.append(f"usage missing on our side: {missing['calls']} calls")
-    for item in missing["sample"]:
-        billed = ""
-        prompt, completion = item["export_prompt_tokens"], item["export_completion_tokens"]
-        if prompt is not None or completion is not None:
-            billed = f" export: {_num(prompt)}+{_num(completion)} tokens"
-        lines.append(f"  {item['request_id'] or '(no id)'} {item['time']} {item['model']}{billed}")
-    mism = data["token_mismatches"]
-    if mism["calls"]:
-        lines.append(f"matched calls with different tokens: {mism['calls']}")
-        for item in mism["sample"]:
-            parts = [
-                f"{name} {item[name]['ledger']} vs {item[name]['export']}"
-                for name in ("prompt_tokens", "completion_tokens", "total_tokens")
-                if name in item
-            ]
-            lines.append(f"  {item['request_id']}: {', '.join(parts)}")
-    lines.append("")
-    lines.append("by model and day (ledger / export / difference):")
-    for row in [*data["by_model_day"], {**data["totals"], "day": "TOTAL", "model": ""}]:
-        flag = "  EXCEEDS" if row["exceeds"] else ""
-        lines.append(f"{row['day']} {row['model']}{flag}")
-        for name in COMPARED:
-            mine, theirs = row["ledger"][name], row["export"][name]
-            if theirs is None and mine is None:
-                continue
-            lines.append(
-                f"  {name:<18} {_num(mine):>14} {_num(theirs):>14}  {_pct(row['diff'][name])}"
-            )
-    lines.append("")
-    if data["exceeded"]:
-        lines.append(
-            f"FAIL: {len(data['exceeded'])} difference(s) above {data['tolerance_pct']:g}%"
-        )
-    else:
-        lines.append(f"OK: every difference within {data['tolerance_pct']:g}%")
-    return "\n".join(lines) + "\n"
