@@ -1,8 +1,8 @@
 """docs/metrics.md lists every family the package can register, with the code's types and labels.
 
-Two registries are built as the package builds them: the telemetry sink's (``PrometheusSink``,
-what an application exposes) and the probe service's (``create_probe_app``: ``ProbeMetrics``
-plus the sink). Family names are collected from the registries; types and labels from the
+Three registries are built as the package builds them: the telemetry sink's (``PrometheusSink``,
+what an application exposes), the probe service's (``create_probe_app``: ``ProbeMetrics``
+plus the sink) and the usage ledger's (``LedgerMetrics``). Family names are collected from the registries; types and labels from the
 metric objects. Both directions are checked: nothing undocumented, nothing documented that no
 code registers.
 """
@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from chatcontract.contract import load_preset
 from chatcontract.probe import ProbeMetrics, ProbeStore, create_probe_app
-from chatcontract.telemetry import PrometheusSink
+from chatcontract.telemetry import LedgerMetrics, PrometheusSink
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 _HEADING = re.compile(r"^### `([a-z_]+)`\s*$")
@@ -84,8 +84,10 @@ def _registered() -> dict[str, tuple[str, tuple[str, ...]]]:
     """Every family the package registers, with its type and labels."""
     sink_registry, sink = _sink_registry()
     registry, metrics = _probe_registry()
-    declared = _declared(sink, metrics, *metrics.telemetry.sinks)
-    collected = _collected(sink_registry) | _collected(registry)
+    ledger_registry = CollectorRegistry()
+    ledger = LedgerMetrics(ledger_registry, provider="cometapi")
+    declared = _declared(sink, metrics, ledger, *metrics.telemetry.sinks)
+    collected = _collected(sink_registry) | _collected(registry) | _collected(ledger_registry)
     if collected != set(declared):  # something registered aside from the objects held
         raise AssertionError(f"collected and declared families differ: {collected ^ set(declared)}")
     return declared

@@ -57,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "review_cmd",
         "is the last passing validation still valid? exit 0 unchanged, 1 changed, 2 cannot tell",
     ),
+    "reconcile": (
+        "reconcile_cmd",
+        "compare the usage ledger with a provider usage export; exit 1 above tolerance",
+    ),
 }
 
 

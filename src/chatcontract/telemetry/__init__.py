@@ -1,5 +1,6 @@
-"""Telemetry sinks: Prometheus (registry injected), OpenTelemetry GenAI (optional extra), and a
-JSON event log, fed by the ``Telemetry`` hub with every Exchange and client decision."""
+"""Telemetry sinks: Prometheus (registry injected), OpenTelemetry GenAI (optional extra), a
+JSON event log and the usage ledger, fed by the ``Telemetry`` hub with every Exchange and
+client decision."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .events import (
     TelemetrySink,
 )
 from .events_log import DEFAULT_SHADOW_RATE, EVENT_LOGGER, JsonEventLog
+from .ledger import LedgerMetrics, UsageLedger
 from .otel import OpenTelemetrySink
 
 if TYPE_CHECKING:
@@ -57,10 +59,12 @@ __all__ = [
     "DeadlineExhausted",
     "FallbackActivated",
     "JsonEventLog",
+    "LedgerMetrics",
     "OpenTelemetrySink",
     "PrometheusSink",
     "RetryDecided",
     "RetrySucceeded",
     "Telemetry",
     "TelemetrySink",
+    "UsageLedger",
 ]

@@ -1,0 +1,211 @@
+"""Bad input for reconcile: unknown columns, torn ledgers, bad cells, huge exports."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from chatcontract.errors import UsageError
+from chatcontract.ops._export import ExportReader, parse_map
+from chatcontract.ops.reconcile import (
+    MAX_EXPORT_ONLY_IDS,
+    parse_skew,
+    parse_tolerance,
+    reconcile_files,
+)
+from reconcile_data import at, bucket, page, record, write_csv, write_ledger
+
+# Columns like a gateway console's log export: not ours to guess, so they must be mapped.
+CONSOLE = ["Time", "Token Name", "Model", "Prompt", "Completion", "Quota"]
+CONSOLE_ROWS = [["2026-12-05 13:00:10", "prod", "gpt-4o-mini", 100, 20, 75],
+                ["2026-12-05 13:20:10", "prod", "gpt-4o-mini", 200, 40, 150]]  # fmt: skip
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    return write_ledger(
+        tmp_path / "usage.jsonl",
+        [record(at("13:00"), "r1", prompt=100, completion=20),
+         record(at("13:20"), "r2", prompt=200, completion=40)],
+    )  # fmt: skip
+
+
+def test_unknown_columns_are_named_with_the_map_fix(tmp_path: Path, ledger: Path) -> None:
+    export = write_csv(tmp_path / "console.csv", CONSOLE, CONSOLE_ROWS)
+    with pytest.raises(UsageError) as caught:
+        reconcile_files([ledger], export)
+    message = str(caught.value)
+    assert message.startswith(
+        "console.csv: no column for prompt_tokens, completion_tokens or total_tokens; unknown "
+        "columns: 'Token Name', 'Prompt', 'Completion', 'Quota'. Map them with --map "
+        "COLUMN=FIELD (e.g. --map 'Prompt=prompt_tokens' --map 'Time=time')"
+    )
+
+
+def test_mapped_console_columns_reconcile_and_the_rest_are_listed(
+    tmp_path: Path, ledger: Path
+) -> None:
+    export = write_csv(tmp_path / "console.csv", CONSOLE, CONSOLE_ROWS)
+    overrides = parse_map(["Prompt=prompt_tokens", "Completion=completion_tokens"])
+    data = reconcile_files([ledger], export, overrides=overrides).to_dict()
+    assert data["export"]["ignored_columns"] == ["Token Name", "Quota"]
+    assert data["matched"] == {"calls": 0, "buckets": 1}
+    assert data["exceeded"] == []
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["Prompt"], "--map 'Prompt': write COLUMN=FIELD"),
+        (["Prompt=tokens"], "--map 'Prompt=tokens': unknown field 'tokens'; use one of request_id"),
+    ],
+    ids=["no-field", "unknown-field"],
+)
+def test_a_bad_map_says_what_to_write(items: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_map(items)
+
+
+def test_a_map_naming_a_missing_column_lists_the_columns(tmp_path: Path, ledger: Path) -> None:
+    export = write_csv(tmp_path / "console.csv", CONSOLE, CONSOLE_ROWS)
+    with pytest.raises(UsageError, match=r"--map: 'tokens' not in console.csv's columns \('Time'"):
+        reconcile_files([ledger], export, overrides=parse_map(["Tokens=total_tokens"]))
+
+
+def test_a_torn_last_ledger_line_is_reported_and_the_rest_reconciled(
+    tmp_path: Path, ledger: Path
+) -> None:
+    with ledger.open("a") as stream:
+        stream.write('{"v": 1, "time": "2026-12-05T13:30:00.000Z", "request_ids": ["r3"], "pro')
+    export = write_csv(
+        tmp_path / "export.csv",
+        ["request_id", "time", "model", "prompt_tokens", "completion_tokens"],
+        [["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", 100, 20],
+         ["r2", "2026-12-05T13:20:00Z", "gpt-4o-mini", 200, 40]],
+    )  # fmt: skip
+    report = reconcile_files([ledger], export)
+    data = report.to_dict()
+    assert data["ledger"]["skipped_lines"] == [
+        {"file": str(ledger), "line": 3, "kind": "torn",
+         "detail": "unterminated last line (a write cut short)"},
+    ]  # fmt: skip
+    assert data["matched"]["calls"] == 2
+    assert report.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", "ten", 20],
+            "export.csv line 3, prompt_tokens: 'ten' is not a whole number",
+        ),
+        (
+            ["r1", "yesterday", "gpt-4o-mini", 10, 20],
+            "export.csv line 3, time: 'yesterday' is not a time; write ISO 8601",
+        ),
+        (
+            ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", 10, 20, "extra"],
+            "export.csv line 3: 6 cells for 5 columns",
+        ),
+    ],
+    ids=["tokens", "time", "extra-cell"],
+)
+def test_a_bad_cell_names_the_line(tmp_path: Path, ledger: Path, row: list, message: str) -> None:
+    header = ["request_id", "time", "model", "prompt_tokens", "completion_tokens"]
+    good = ["r0", "2026-12-05T13:00:00Z", "gpt-4o-mini", 1, 1]
+    export = write_csv(tmp_path / "export.csv", header, [good, row])
+    with pytest.raises(UsageError, match=message):
+        reconcile_files([ledger], export)
+
+
+def test_a_json_export_cut_short_says_so(tmp_path: Path, ledger: Path) -> None:
+    export = tmp_path / "usage.jsonl"
+    whole = json.dumps(page(bucket(at("13:00"), at("14:00"), ("gpt-4o-mini", 300, 60, 2))))
+    export.write_text(whole + "\n" + whole[:40])
+    with pytest.raises(UsageError, match=r"usage\.jsonl line 2: cut short"):
+        reconcile_files([ledger], export)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: parse_tolerance("2"), "write a percentage, e.g. --tolerance 2%"),
+        (lambda: parse_tolerance("200%"), "from 0% to 100%"),
+        (lambda: parse_skew("soon"), "write seconds or minutes"),
+        (
+            lambda: reconcile_files(["/nonexistent/usage.jsonl"], "/nonexistent/x.csv"),
+            "no such file",
+        ),
+    ],
+    ids=["tolerance-no-percent", "tolerance-too-big", "skew", "missing-export"],
+)
+def test_bad_arguments_say_what_to_write(call, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        call()
+
+
+def test_a_missing_ledger_says_which(tmp_path: Path) -> None:
+    export = write_csv(tmp_path / "e.csv", ["request_id", "total_tokens"], [["a", 1]])
+    with pytest.raises(UsageError, match=r"--ledger .*nope.jsonl: no such ledger file"):
+        reconcile_files([tmp_path / "nope.jsonl"], export)
+
+
+# -- huge exports ----------------------------------------------------------------------------------
+
+HUGE = 200_000
+
+
+def _huge_export(path: Path, rows: int, *, ids: bool) -> Path:
+    with path.open("w") as stream:
+        stream.write(
+            ("request_id," if ids else "") + "time,model,prompt_tokens,completion_tokens\n"
+        )
+        for n in range(rows):
+            key = f"req-{n:08d}," if ids else ""
+            stream.write(
+                f"{key}2026-12-05T{n % 24:02d}:{n % 60:02d}:00Z,gpt-4o-mini,{n % 900},{n % 90}\n"
+            )
+    return path
+
+
+def test_the_export_is_read_lazily_one_row_at_a_time(tmp_path: Path) -> None:
+    reader = ExportReader(_huge_export(tmp_path / "huge.csv", 1_000, ids=True))
+    rows = iter(reader)
+    assert inspect.isgenerator(rows)
+    first = next(rows)
+    assert (first.request_id, reader.rows_read) == ("req-00000000", 1)
+
+
+def test_a_200k_row_export_is_reconciled_in_full(tmp_path: Path, ledger: Path) -> None:
+    export = _huge_export(tmp_path / "huge.csv", HUGE, ids=True)
+    data = reconcile_files([ledger], export).to_dict()
+    assert data["export"]["rows"] == HUGE
+    assert data["only_in_export"]["calls"] == HUGE
+    assert data["only_in_export"]["duplicates_checked"] is False  # beyond MAX_EXPORT_ONLY_IDS
+    assert HUGE > MAX_EXPORT_ONLY_IDS
+    assert data["only_in_ledger"]["calls"] == 2
+    [row] = data["by_model_day"]
+    assert row["export"]["prompt_tokens"] == sum(n % 900 for n in range(HUGE))
+    assert row["export"]["completion_tokens"] == sum(n % 90 for n in range(HUGE))
+    assert row["ledger"]["requests"] == 2
+
+
+def _peak(path: Path, ledger: Path) -> int:
+    tracemalloc.start()
+    try:
+        reconcile_files([ledger], path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_export(tmp_path: Path, ledger: Path) -> None:
+    small = _peak(_huge_export(tmp_path / "small.csv", 2_000, ids=False), ledger)
+    large = _peak(_huge_export(tmp_path / "large.csv", 20_000, ids=False), ledger)
+    # Ten times the rows (about 1 MB more file): the peak stays where it was.
+    assert large - small < 128 * 1024, (small, large)
