@@ -19,10 +19,10 @@ from .events import (
     TelemetrySink,
 )
 from .events_log import DEFAULT_SHADOW_RATE, EVENT_LOGGER, JsonEventLog
-from .ledger import LedgerMetrics, UsageLedger
 from .otel import OpenTelemetrySink
 
 if TYPE_CHECKING:
+    from .ledger import LedgerMetrics, UsageLedger
     from .prometheus import (
         BUDGET_BUCKETS_MS,
         CALL_LABELS,
@@ -31,17 +31,24 @@ if TYPE_CHECKING:
         PrometheusSink,
     )
 
-# prometheus_client is imported when the Prometheus sink is first asked for (PEP 562), so a
+# prometheus_client is imported when a sink that needs it is first asked for (PEP 562), so a
 # ChatClient without a registry never loads it.
-_PROMETHEUS_NAMES = frozenset(
-    {"BUDGET_BUCKETS_MS", "CALL_LABELS", "LATENCY_BUCKETS_MS", "PHASE_BUCKETS_MS", "PrometheusSink"}
-)
+_LAZY = {
+    **dict.fromkeys(
+        ("BUDGET_BUCKETS_MS", "CALL_LABELS", "LATENCY_BUCKETS_MS", "PHASE_BUCKETS_MS"),
+        ".prometheus",
+    ),
+    "PrometheusSink": ".prometheus",
+    "LedgerMetrics": ".ledger",
+    "UsageLedger": ".ledger",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _PROMETHEUS_NAMES:
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(".prometheus", __name__), name)
+    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
 
