@@ -224,7 +224,8 @@ def test_canary_repeat_still_fails_for_a_broken_answer():
             "pass",
             "usage present in non-streaming, absent in streaming",
         ),
-        (_body(finish="length"), _stream(), "fail", "finish_reason 'length' vs 'stop'"),
+        (_body(finish="content_filter"), _stream(), "fail", "'content_filter' vs 'stop'"),
+        (_body(finish="length"), _stream(), "pass", "both complete"),
         (_body(content=""), _stream(), "pass", "both complete, usage in both"),
         (_body(completion=99), _stream(), "pass", "both complete, usage in both"),
         (
@@ -238,7 +239,8 @@ def test_canary_repeat_still_fails_for_a_broken_answer():
     ids=[
         "agree",
         "stream-without-usage",
-        "finish-differs",
+        "filtered-in-one-mode",
+        "length-is-a-normal-end",
         "empty-canary",
         "usage-over-max",
         "stream-cut",
@@ -406,18 +408,19 @@ def _answers(non_stream: list[dict], stream: list[bytes]):
 
 
 def test_stream_parity_fails_when_the_modes_disagree_twice():
-    handler, calls = _answers([_body(finish="length")], [_stream()])
+    handler, calls = _answers([_body(finish="content_filter")], [_stream()])
     outcome = _run_check(_context(handler), "stream_parity")
     assert outcome.status == "fail"
     assert outcome.observed.startswith(
-        "finish_reason 'length' vs 'stop' (length vs complete), and 'length' vs 'stop' in a "
+        "finish_reason 'content_filter' vs 'stop' (filtered vs complete), and 'content_filter' "
+        "vs 'stop' in a "
         "second pair"
     )
     assert calls == {"plain": 2, "stream": 2}
 
 
 def test_stream_parity_passes_with_a_note_when_a_second_pair_agrees():
-    handler, calls = _answers([_body(finish="length"), _body()], [_stream()])
+    handler, calls = _answers([_body(finish="content_filter"), _body()], [_stream()])
     outcome = _run_check(_context(handler), "stream_parity")
     assert calls == {"plain": 2, "stream": 2}
     assert outcome.status == "pass"
@@ -528,3 +531,14 @@ def test_a_server_dripping_its_headers_cannot_outlive_the_contracts_total_budget
     assert time.monotonic() - started < 1.0 + 1.5
     assert exchange.failure is not None
     assert (exchange.failure.kind, exchange.failure.category) == ("transport", "timeout")
+
+
+def test_a_length_against_stop_difference_is_a_note_not_a_failure():
+    handler, calls = _answers([_body(finish="length")], [_stream()])
+    outcome = _run_check(_context(handler), "stream_parity")
+    assert outcome.status == "pass"
+    assert calls == {"plain": 1, "stream": 1}  # no second pair needed
+    assert any(
+        note.startswith("finish_reason 'length' vs 'stop': both normal ends")
+        for note in outcome.notes
+    )

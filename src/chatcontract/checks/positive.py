@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from chatcontract.failures import Failure
+from chatcontract.failures import Failure, make_failure
 from chatcontract.transport import Exchange
 
 from .clauses import (
@@ -218,7 +218,15 @@ def check_streaming(ctx: CheckContext) -> Outcome:
         return Outcome(
             status="fail",
             expected=expected,
-            observed="no token arrived",
+            observed="the stream ended without a content token (an empty answer)",
+            failure=make_failure(
+                kind="semantic",
+                category="content",
+                code="empty_content",
+                message="the stream ended without a content token",
+                status=response.status,
+                request_id=exchange.request_id,
+            ),
             evidence=evidence,
             notes=notes.as_tuple(),
         )
@@ -235,11 +243,14 @@ def check_streaming(ctx: CheckContext) -> Outcome:
     )
 
 
+#: Finish reasons by what they mean for the caller. ``length`` is a normal end like ``stop``:
+#: whether a sampled answer reaches ``max_tokens`` is chance, not a difference between the two
+#: modes (``usage_consistency`` judges tokens against ``max_tokens``).
 _FINISH_CLASSES = {
     "stop": "complete",
     "tool_calls": "complete",
     "function_call": "complete",
-    "length": "length",
+    "length": "complete",
     "content_filter": "filtered",
 }
 
@@ -335,6 +346,11 @@ def check_stream_parity(ctx: CheckContext) -> Outcome:
             observed=f"{first}, and {second} in a second pair; {usage_words}",
             evidence=evidence,
             notes=notes.as_tuple(),
+        )
+    if _reason(canary) != _reason(stream):
+        notes.add(
+            f"finish_reason {_reason(canary)!r} vs {_reason(stream)!r}: both normal ends (whether "
+            "a sampled answer reaches max_tokens is chance)"
         )
     return Outcome(
         status="pass",
