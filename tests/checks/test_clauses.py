@@ -436,19 +436,20 @@ def test_stream_parity_sends_no_second_pair_when_the_modes_agree():
 
 
 @pytest.mark.parametrize(
-    ("bodies", "status", "note"),
+    ("bodies", "status", "note", "sends"),
     [
-        ([_body(content=""), _body()], "pass", "the first answer carried no text"),
-        ([_body(content="")], "fail", "two answers in a row carried no text"),
+        ([_body(content=""), _body()], "pass", "1 of 2 answers carried no text", 2),
+        ([_body(content=""), _body(content=""), _body()], "pass", "2 of 3 answers", 3),
+        ([_body(content="")], "fail", "3 answers in a row carried no text", 3),
     ],
-    ids=["empty-once", "empty-twice"],
+    ids=["empty-once", "empty-twice", "always-empty"],
 )
-def test_an_empty_canary_answer_is_judged_on_a_second_answer(bodies, status, note):
+def test_an_empty_canary_answer_is_sent_again(bodies, status, note, sends):
     handler, calls = _answers(bodies, [_stream()])
     outcome = _run_check(_context(handler), "canary")
     assert outcome.status == status
     assert any(n.startswith(note) for n in outcome.notes)
-    assert calls["plain"] == 2
+    assert calls["plain"] == sends
 
 
 def _empty_stream() -> bytes:
@@ -470,19 +471,22 @@ def _empty_stream() -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("streams", "status", "note"),
+    ("streams", "status", "note", "sends"),
     [
-        ([_empty_stream(), _stream()], "pass", "the first answer carried no text"),
-        ([_empty_stream()], "fail", "two answers in a row carried no text"),
+        ([_empty_stream(), _stream()], "pass", "1 of 2 answers carried no text", 2),
+        ([_empty_stream()], "fail", "3 answers in a row carried no text", 3),
     ],
-    ids=["empty-once", "empty-twice"],
+    ids=["empty-once", "always-empty"],
 )
-def test_an_empty_stream_is_judged_on_a_second_stream(streams, status, note):
+def test_an_empty_stream_is_sent_again(streams, status, note, sends):
     handler, calls = _answers([_body()], streams)
     outcome = _run_check(_context(handler), "streaming")
     assert outcome.status == status, outcome.observed
     assert any(n.startswith(note) for n in outcome.notes)
-    assert calls["stream"] == 2
+    assert calls["stream"] == sends
+    if status == "fail":
+        assert outcome.failure is not None
+        assert (outcome.failure.category, outcome.failure.code) == ("content", "empty_content")
 
 
 def test_a_canary_without_a_request_id_passes_with_a_note():

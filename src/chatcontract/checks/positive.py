@@ -22,7 +22,7 @@ from .model import CheckStatus
 from .outcome import Outcome, describe, evidence_of
 
 #: What a note says when a second answer settled what a sampled first one left open.
-_SAMPLED = "a sampled model can do that once; judged on a second answer"
+_SAMPLED = "a sampled model can stop at once; the answer with text was judged"
 
 
 def _empty_answer(exchange: Exchange) -> bool:
@@ -38,30 +38,39 @@ def _empty_answer(exchange: Exchange) -> bool:
     )
 
 
-def _send_twice_if_empty(
+#: Sends of one check's request while its answers carry no text (a sampled model can stop at
+#: once now and then; an endpoint that never answers with text does so every time).
+EMPTY_TRIES = 3
+
+
+def _send_until_text(
     ctx: CheckContext, body: dict[str, Any] | None, notes: Notes
 ) -> tuple[Exchange, tuple[Exchange, ...], float]:
-    """Send; when the answer is empty, send once more and judge that one (with a note).
+    """Send; while the answer carries no text, send again (at most ``EMPTY_TRIES`` in all) and
+    judge the last one, with a note saying how many were empty.
 
     Returns the Exchange to judge, the 429s met on the way, and the seconds waited for them.
     """
-    patient = ctx.send_patiently(body)
-    limited, waited = patient.limited, patient.waited_s
-    exchange = patient.exchange
-    if _empty_answer(exchange):
-        again = ctx.send_patiently(body)
-        limited, waited = limited + again.limited, waited + again.waited_s
-        if _empty_answer(again.exchange):
-            notes.add("two answers in a row carried no text")
-        else:
-            notes.add(f"the first answer carried no text ({_SAMPLED})")
-        exchange = again.exchange
+    limited: tuple[Exchange, ...] = ()
+    waited = 0.0
+    empty = 0
+    for _ in range(EMPTY_TRIES):
+        patient = ctx.send_patiently(body)
+        limited, waited = limited + patient.limited, waited + patient.waited_s
+        exchange = patient.exchange
+        if not _empty_answer(exchange):
+            break
+        empty += 1
+    if empty == EMPTY_TRIES:
+        notes.add(f"{EMPTY_TRIES} answers in a row carried no text")
+    elif empty:
+        notes.add(f"{empty} of {empty + 1} answers carried no text ({_SAMPLED})")
     return exchange, limited, waited
 
 
 def check_canary(ctx: CheckContext) -> Outcome:
     notes = Notes()
-    exchange, limited, waited = _send_twice_if_empty(ctx, None, notes)
+    exchange, limited, waited = _send_until_text(ctx, None, notes)
     ctx.shared["canary"] = exchange
     fields = ctx.target.contract.policy.usage_fields
     notes.add(rate_limit_note(limited, waited))
@@ -181,7 +190,7 @@ def _stream_body(ctx: CheckContext) -> dict[str, Any]:
 def check_streaming(ctx: CheckContext) -> Outcome:
     streaming = ctx.target.contract.streaming
     notes = Notes()
-    exchange, limited, waited = _send_twice_if_empty(ctx, _stream_body(ctx), notes)
+    exchange, limited, waited = _send_until_text(ctx, _stream_body(ctx), notes)
     ctx.shared["stream"] = exchange
     notes.add(rate_limit_note(limited, waited))
     notes.add(usage_note(exchange, fields=ctx.target.contract.policy.usage_fields))
