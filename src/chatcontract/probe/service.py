@@ -25,7 +25,8 @@ import uvicorn
 
 from chatcontract.errors import ConfigError
 
-from .runner import CycleResult, Prober
+from .prober import Prober
+from .runner import CycleResult
 from .schedule import Clock, Scheduler
 
 __all__ = ["MAX_WAIT_S", "AppServer", "run_loop", "stop_on_signals"]
