@@ -12,11 +12,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from chatcontract.failures import Failure, Kind, decision_for, make_failure
-from chatcontract.transport import Exchange
 from chatcontract.wire import ErrorBody
 
-from .clauses import Notes, is_usage_failure, usage_note
+from .clauses import Notes, clause_failure, is_usage_failure, usage_note
 from .context import Answer, CheckContext
 from .outcome import Outcome, evidence_of
 
@@ -87,8 +85,13 @@ def _expect_category(
             status="fail",
             expected=expected,
             observed=observed,
-            failure=_clause_failure(
-                ctx, exchange, category=categories[0], code=f"{check}_accepted", message=observed
+            failure=clause_failure(
+                ctx.target.contract,
+                exchange,
+                category=categories[0],
+                code=f"{check}_accepted",
+                message=observed,
+                secrets=(ctx.target.secret,),
             ),
             evidence=evidence,
             notes=notes.as_tuple(),
@@ -105,13 +108,14 @@ def _expect_category(
             status="fail",
             expected=expected,
             observed=observed,
-            failure=_clause_failure(
-                ctx,
+            failure=clause_failure(
+                ctx.target.contract,
                 exchange,
                 category=categories[0],
                 code=f"{check}_misclassified",
                 message=observed,
                 kind=failure.kind,
+                secrets=(ctx.target.secret,),
             ),
             evidence=evidence,
             notes=notes.as_tuple(),
@@ -139,30 +143,6 @@ def _expect_category(
         observed=observed,
         evidence=evidence,
         notes=notes.as_tuple(),
-    )
-
-
-def _clause_failure(
-    ctx: CheckContext,
-    exchange: Exchange,
-    *,
-    category: str,
-    code: str,
-    message: str,
-    kind: Kind = "semantic",
-) -> Failure:
-    table = ctx.target.contract.errors
-    return make_failure(
-        kind=kind,
-        category=category,
-        code=code,
-        message=message,
-        status=None if exchange.response is None else exchange.response.status,
-        request_id=exchange.request_id,
-        decision=decision_for(
-            category, retryable=table.retryable, non_retryable=table.non_retryable
-        ),
-        secrets=(ctx.target.secret,),
     )
 
 
