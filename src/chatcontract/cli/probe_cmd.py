@@ -23,7 +23,6 @@ from prometheus_client import CollectorRegistry
 
 from chatcontract.drift import DEFAULT_BASELINE_PATH
 from chatcontract.errors import ConfigError, UsageError
-from chatcontract.identity import UNKNOWN_TARGET
 from chatcontract.probe import (
     DEFAULT_DB_PATH,
     PROBE_KINDS,
@@ -276,15 +275,7 @@ def _banner(target: Target, args: argparse.Namespace, baseline: str | None, prob
         f"{baseline or 'none (record one with chatcontract baseline accept)'}"
     )
     others = prober.store.other_targets(prober.identity.key)
-    ignored = [
-        f"{count} {what}"
-        for count, what in (
-            (others.simulated, "simulated"),
-            (others.other, "of other targets"),
-            (others.unknown, f"of an {UNKNOWN_TARGET} (recorded by an older chatcontract)"),
-        )
-        if count
-    ]
+    ignored = others.in_words()
     if ignored:
         _say(f"not counted for this target (page, cost, drift): {', '.join(ignored)} probe run(s)")
 

@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from chatcontract.errors import ConfigError
+from chatcontract.identity import UNKNOWN_TARGET
 from chatcontract.redact import redact_text
 
 from ._schema import (
@@ -135,6 +136,18 @@ class TargetCounts:
     simulated: int = 0
     unknown: int = 0
     other: int = 0
+
+    def in_words(self) -> list[str]:
+        """Each count that is not zero, in words (``["3 simulated", "1 of other targets"]``)."""
+        return [
+            f"{count} {what}"
+            for count, what in (
+                (self.simulated, "simulated"),
+                (self.other, "of other targets"),
+                (self.unknown, f"of an {UNKNOWN_TARGET} (recorded by an older chatcontract)"),
+            )
+            if count
+        ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
