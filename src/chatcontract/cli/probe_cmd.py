@@ -42,6 +42,8 @@ from chatcontract.probe.runner import ProbeOutcome
 from chatcontract.probe.summary import summary_target
 from chatcontract.target import Target, open_target
 
+from ._common import add_target_options
+
 __all__ = ["parse_interval", "parse_listen", "register"]
 
 _INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -78,14 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "there is no contract and no key), store every probe, serve Prometheus metrics and the "
         "contract-health dashboard, and report drift from the accepted baseline.",
     )
-    parser.add_argument(
-        "--contract",
-        default=None,
-        metavar="FILE",
-        help="contract file (default: ./chatcontract.yaml if present)",
-    )
-    parser.add_argument("--base-url", default=None, help="override the contract's base URL")
-    parser.add_argument("--model", default=None, help="override the model ($CHATCONTRACT_MODEL)")
+    add_target_options(parser)
     parser.add_argument(
         "--interval",
         default=None,
