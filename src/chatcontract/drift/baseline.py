@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatcontract._jsonfile import read_json_file
 from chatcontract.errors import ConfigError
 from chatcontract.identity import TargetIdentity
 
@@ -133,12 +134,6 @@ class Baseline:
 
 def _read_json(path: str | Path, *, missing: str) -> Any:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return read_json_file(path)
     except FileNotFoundError:
         raise ConfigError(missing) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from exc

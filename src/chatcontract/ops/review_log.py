@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from chatcontract._jsonfile import read_json_file
 from chatcontract.errors import ConfigError
 
 __all__ = ["REVIEW_LOG_PATH", "read_review_log", "write_review_log"]
@@ -29,17 +30,9 @@ def _now() -> str:
 def read_review_log(path: str | os.PathLike[str] = REVIEW_LOG_PATH) -> dict[str, Any]:
     """The review log (``{}`` when there is none); ``ConfigError`` when it is unreadable."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = read_json_file(path, remedy="delete it to start the review log again")
     except FileNotFoundError:
         return {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not valid JSON (line {exc.lineno}); delete it to start the review log again"
-        ) from exc
     if not isinstance(data, dict) or data.get("chatcontract_review") != _LOG_FORMAT:
         raise ConfigError(
             f"{path}: not a chatcontract review log; delete it to start the review log again"
