@@ -12,6 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
+from chatcontract.failures import Failure, Kind
+from chatcontract.transport import Exchange
 from chatcontract.wire import ErrorBody
 
 from .clauses import Notes, clause_failure, is_usage_failure, usage_note
@@ -85,13 +87,8 @@ def _expect_category(
             status="fail",
             expected=expected,
             observed=observed,
-            failure=clause_failure(
-                ctx.target.contract,
-                exchange,
-                category=categories[0],
-                code=f"{check}_accepted",
-                message=observed,
-                secrets=(ctx.target.secret,),
+            failure=_clause_failure(
+                ctx, exchange, category=categories[0], code=f"{check}_accepted", message=observed
             ),
             evidence=evidence,
             notes=notes.as_tuple(),
@@ -108,14 +105,13 @@ def _expect_category(
             status="fail",
             expected=expected,
             observed=observed,
-            failure=clause_failure(
-                ctx.target.contract,
+            failure=_clause_failure(
+                ctx,
                 exchange,
                 category=categories[0],
                 code=f"{check}_misclassified",
                 message=observed,
                 kind=failure.kind,
-                secrets=(ctx.target.secret,),
             ),
             evidence=evidence,
             notes=notes.as_tuple(),
@@ -225,4 +221,25 @@ def check_unsupported_model(ctx: CheckContext) -> Outcome:
         categories=("model",),
         documented=_DOCUMENTED,
         expected="category model, not retried",
+    )
+
+
+def _clause_failure(
+    ctx: CheckContext,
+    exchange: Exchange,
+    *,
+    category: str,
+    code: str,
+    message: str,
+    kind: Kind = "semantic",
+) -> Failure:
+    """:func:`clause_failure` for this target's contract, its key redacted from the message."""
+    return clause_failure(
+        ctx.target.contract,
+        exchange,
+        category=category,
+        code=code,
+        message=message,
+        kind=kind,
+        secrets=(ctx.target.secret,),
     )
