@@ -14,13 +14,15 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from chatcontract.failures import Failure
+from chatcontract.contract import Contract
+from chatcontract.failures import Failure, Kind, decision_for, make_failure
 from chatcontract.transport import Exchange
 
 __all__ = [
     "USAGE_CHECK",
     "Notes",
     "answered",
+    "clause_failure",
     "is_usage_failure",
     "judged_for_usage",
     "other_clause_note",
@@ -144,3 +146,34 @@ class Notes:
         return tuple(
             note if count == 1 else f"{note} (x{count})" for note, count in self._counts.items()
         )
+
+
+def clause_failure(
+    contract: Contract,
+    exchange: Exchange,
+    *,
+    category: str,
+    code: str,
+    message: str,
+    kind: Kind = "semantic",
+    secrets: tuple[str, ...] = (),
+) -> Failure:
+    """A breach of a clause seen in ``exchange``, as a ``Failure`` in ``category``.
+
+    Owner and first action come from the taxonomy, the retry decision from the contract's
+    retryable / non-retryable sets; the message is redacted of ``secrets``. Used by the
+    checks and by the probes, so both classify a breach the same way.
+    """
+    table = contract.errors
+    return make_failure(
+        kind=kind,
+        category=category,
+        code=code,
+        message=message,
+        status=None if exchange.response is None else exchange.response.status,
+        request_id=exchange.request_id,
+        decision=decision_for(
+            category, retryable=table.retryable, non_retryable=table.non_retryable
+        ),
+        secrets=secrets,
+    )

@@ -12,11 +12,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from chatcontract.failures import Failure, Kind, decision_for, make_failure
+from chatcontract.failures import Failure, Kind
 from chatcontract.transport import Exchange
 from chatcontract.wire import ErrorBody
 
-from .clauses import Notes, is_usage_failure, usage_note
+from .clauses import Notes, clause_failure, is_usage_failure, usage_note
 from .context import Answer, CheckContext
 from .outcome import Outcome, evidence_of
 
@@ -142,30 +142,6 @@ def _expect_category(
     )
 
 
-def _clause_failure(
-    ctx: CheckContext,
-    exchange: Exchange,
-    *,
-    category: str,
-    code: str,
-    message: str,
-    kind: Kind = "semantic",
-) -> Failure:
-    table = ctx.target.contract.errors
-    return make_failure(
-        kind=kind,
-        category=category,
-        code=code,
-        message=message,
-        status=None if exchange.response is None else exchange.response.status,
-        request_id=exchange.request_id,
-        decision=decision_for(
-            category, retryable=table.retryable, non_retryable=table.non_retryable
-        ),
-        secrets=(ctx.target.secret,),
-    )
-
-
 def check_missing_auth(ctx: CheckContext) -> Outcome:
     answer = ctx.send_fresh(headers=ctx.headers(auth=None))
     return _expect_category(
@@ -245,4 +221,25 @@ def check_unsupported_model(ctx: CheckContext) -> Outcome:
         categories=("model",),
         documented=_DOCUMENTED,
         expected="category model, not retried",
+    )
+
+
+def _clause_failure(
+    ctx: CheckContext,
+    exchange: Exchange,
+    *,
+    category: str,
+    code: str,
+    message: str,
+    kind: Kind = "semantic",
+) -> Failure:
+    """:func:`clause_failure` for this target's contract, its key redacted from the message."""
+    return clause_failure(
+        ctx.target.contract,
+        exchange,
+        category=category,
+        code=code,
+        message=message,
+        kind=kind,
+        secrets=(ctx.target.secret,),
     )

@@ -17,6 +17,7 @@ from chatcontract.errors import UsageError
 
 __all__ = [
     "add_contract_option",
+    "add_target_options",
     "check_writable",
     "contract_path",
     "emit_json",
@@ -34,6 +35,18 @@ def add_contract_option(parser: argparse.ArgumentParser, *, flag: str = "--path"
         default=None,
         help=f"contract file (default: ./{DEFAULT_PATH})",
     )
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """``--contract``, ``--base-url`` and ``--model``: the target a validate or probe run calls."""
+    parser.add_argument(
+        "--contract",
+        default=None,
+        metavar="FILE",
+        help="contract file (default: ./chatcontract.yaml if present)",
+    )
+    parser.add_argument("--base-url", default=None, help="override the contract's base URL")
+    parser.add_argument("--model", default=None, help="override the model ($CHATCONTRACT_MODEL)")
 
 
 def contract_path(args: argparse.Namespace) -> str:

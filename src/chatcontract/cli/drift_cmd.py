@@ -236,15 +236,7 @@ def _from_store(
             if state.last_ok is False
         ]
     if observation.samples == 0:
-        ignored = [
-            f"{count} {what}"
-            for count, what in (
-                (others.simulated, "simulated"),
-                (others.other, "of other targets"),
-                (others.unknown, f"of an {UNKNOWN_TARGET} (recorded by an older chatcontract)"),
-            )
-            if count
-        ]
+        ignored = others.in_words()
         suffix = f"; not counted: {', '.join(ignored)} run(s)" if ignored else ""
         raise ConfigError(f"{where}: no responses observed{suffix}; nothing to compare")
     return _Observed(

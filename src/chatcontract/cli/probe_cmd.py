@@ -23,7 +23,6 @@ from prometheus_client import CollectorRegistry
 
 from chatcontract.drift import DEFAULT_BASELINE_PATH
 from chatcontract.errors import ConfigError, UsageError
-from chatcontract.identity import UNKNOWN_TARGET
 from chatcontract.probe import (
     DEFAULT_DB_PATH,
     PROBE_KINDS,
@@ -42,6 +41,8 @@ from chatcontract.probe.records import ProbeKind
 from chatcontract.probe.runner import ProbeOutcome
 from chatcontract.probe.summary import summary_target
 from chatcontract.target import Target, open_target
+
+from ._common import add_target_options
 
 __all__ = ["parse_interval", "parse_listen", "register"]
 
@@ -79,14 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "there is no contract and no key), store every probe, serve Prometheus metrics and the "
         "contract-health dashboard, and report drift from the accepted baseline.",
     )
-    parser.add_argument(
-        "--contract",
-        default=None,
-        metavar="FILE",
-        help="contract file (default: ./chatcontract.yaml if present)",
-    )
-    parser.add_argument("--base-url", default=None, help="override the contract's base URL")
-    parser.add_argument("--model", default=None, help="override the model ($CHATCONTRACT_MODEL)")
+    add_target_options(parser)
     parser.add_argument(
         "--interval",
         default=None,
@@ -276,15 +270,7 @@ def _banner(target: Target, args: argparse.Namespace, baseline: str | None, prob
         f"{baseline or 'none (record one with chatcontract baseline accept)'}"
     )
     others = prober.store.other_targets(prober.identity.key)
-    ignored = [
-        f"{count} {what}"
-        for count, what in (
-            (others.simulated, "simulated"),
-            (others.other, "of other targets"),
-            (others.unknown, f"of an {UNKNOWN_TARGET} (recorded by an older chatcontract)"),
-        )
-        if count
-    ]
+    ignored = others.in_words()
     if ignored:
         _say(f"not counted for this target (page, cost, drift): {', '.join(ignored)} probe run(s)")
 

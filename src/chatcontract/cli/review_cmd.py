@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from chatcontract._jsonfile import read_json_file
 from chatcontract.drift import LAST_VALIDATE_PATH
 from chatcontract.errors import ConfigError, UsageError
 
@@ -80,17 +80,9 @@ def _reviewer(args: argparse.Namespace) -> str:
 def read_record(path: str) -> dict[str, Any] | None:
     """The parsed run record, None when there is none; ``ConfigError`` when unusable."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = read_json_file(path, remedy="run 'chatcontract validate' again")
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not valid JSON (line {exc.lineno}); run 'chatcontract validate' again"
-        ) from exc
     if not isinstance(data, dict) or not isinstance(data.get("report"), dict):
         raise ConfigError(f"{path}: not a validate run record; run 'chatcontract validate' again")
     return data

@@ -21,7 +21,7 @@ from chatcontract.errors import ChatContractError, UsageError
 from chatcontract.target import open_target
 from chatcontract.transport import Exchange
 
-from ._common import check_writable, write_text
+from ._common import add_target_options, check_writable, write_text
 
 FORMATS = ("table", "json", "junit", "markdown")
 #: The exit code when the suite ran but its report or run record could not be written.
@@ -39,14 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Run the contract suite against the contract's endpoint (key from the "
         "contract's env list) or, with no contract and no key, against the embedded simulator.",
     )
-    parser.add_argument(
-        "--contract",
-        default=None,
-        metavar="FILE",
-        help="contract file (default: ./chatcontract.yaml if present)",
-    )
-    parser.add_argument("--base-url", default=None, help="override the contract's base URL")
-    parser.add_argument("--model", default=None, help="override the model ($CHATCONTRACT_MODEL)")
+    add_target_options(parser)
     parser.add_argument(
         "--simulate", action="store_true", help="validate against the embedded simulator"
     )

@@ -32,6 +32,7 @@ from typing import Any, Literal, TypeGuard
 
 import yaml
 
+from chatcontract._jsonfile import read_json_file
 from chatcontract.contract import Contract, lint_document
 from chatcontract.errors import ConfigError, UsageError
 
@@ -124,17 +125,9 @@ def read_validate_report(path: str | os.PathLike[str] = LAST_VALIDATE_PATH) -> d
     """
     shown = os.fspath(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        record = read_json_file(path, remedy="run 'chatcontract validate' again")
     except FileNotFoundError as exc:
         raise UsageError(f"{shown}: no validate report; run 'chatcontract validate' first") from exc
-    except OSError as exc:
-        raise ConfigError(f"{shown}: cannot be read ({exc.strerror})") from exc
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{shown}: not JSON (line {exc.lineno}); run 'chatcontract validate' again"
-        ) from exc
     report = record.get("report", record) if isinstance(record, dict) else None
     if not _is_report(report):
         raise ConfigError(

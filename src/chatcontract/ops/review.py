@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from chatcontract.contract import Contract, contract_to_document, load
 from chatcontract.contract.diff import diff_documents
@@ -46,6 +44,20 @@ from chatcontract.errors import ConfigError
 
 from ._docs_fetch import DocumentUnreachable, FetchedDocument, fetch_document
 from ._docs_fingerprint import DocChange, DocumentFacts, compare_views, document_facts
+from .review_log import (
+    REVIEW_LOG_PATH,
+    _log_for_run,
+    _now,
+    _run_id,
+    read_review_log,
+    write_review_log,
+)
+from .review_result import (
+    ReviewChange,
+    ReviewResult,
+    render_review_text,
+    review_checklist_line,
+)
 
 __all__ = [
     "BOOKKEEPING_FIELDS",
@@ -66,9 +78,6 @@ __all__ = [
     "write_review_log",
 ]
 
-#: Where ``review`` keeps accepted documentation changes and its last outcome.
-REVIEW_LOG_PATH = ".chatcontract/review.json"
-_LOG_FORMAT = 1
 #: Packages whose installed version is part of what a validate run proved.
 TRACKED_PACKAGES: Mapping[str, str] = {
     "chatcontract": "chatcontract (checks, parser, classifier)",
@@ -88,79 +97,7 @@ BOOKKEEPING_FIELDS: frozenset[str] = frozenset(
     }
 )
 
-Verdict = Literal["unchanged", "changed", "unknown"]
 Fetch = Callable[[str], FetchedDocument | DocumentUnreachable]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReviewChange:
-    """One thing that moved since the last passing validation, and the clause it touches."""
-
-    source: Literal["contract", "versions", "documentation", "review_date"]
-    kind: str
-    clause: str
-    detail: str
-    diff: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "source": self.source,
-            "kind": self.kind,
-            "clause": self.clause,
-            "detail": self.detail,
-        }
-        if self.diff:
-            out["diff"] = list(self.diff)
-        return out
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReviewResult:
-    """The outcome of one review: changes, what could not be told, and notes."""
-
-    contract_name: str
-    validated_at: str | None
-    changes: tuple[ReviewChange, ...] = ()
-    unknown: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    documentation: DocumentFacts | None = None
-    baseline: DocumentFacts | None = None
-    run_id: str | None = None
-    accepted: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
-
-    @property
-    def verdict(self) -> Verdict:
-        if self.changes:
-            return "changed"
-        return "unknown" if self.unknown else "unchanged"
-
-    @property
-    def exit_code(self) -> int:
-        return {"unchanged": 0, "changed": 1, "unknown": 2}[self.verdict]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict,
-            "exit_code": self.exit_code,
-            "contract": self.contract_name,
-            "validated_at": self.validated_at,
-            "changes": [change.to_dict() for change in self.changes],
-            "unknown": list(self.unknown),
-            "notes": list(self.notes),
-            "documentation": None
-            if self.documentation is None
-            else _doc_summary(self.documentation),
-            "accepted": [dict(entry) for entry in self.accepted],
-        }
-
-
-def _doc_summary(facts: DocumentFacts) -> dict[str, str]:
-    return {
-        "url": facts.url,
-        "kind": facts.kind,
-        "fingerprint": facts.fingerprint,
-        "summary": facts.summary,
-    }
 
 
 # -- what validate records --------------------------------------------------------------------
@@ -179,10 +116,6 @@ def installed_versions() -> dict[str, str | None]:
 
 def _file_digest(path: str | os.PathLike[str]) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _documentation_now(contract: Contract, fetch: Fetch) -> DocumentFacts | DocumentUnreachable:
@@ -256,57 +189,6 @@ def describe_documentation(facts: Mapping[str, Any]) -> str:
             f"{documentation.get('reason')}; 'chatcontract review' will say it cannot tell"
         )
     return f"documentation not fingerprinted: {documentation.get('reason')}"
-
-
-# -- the review log ---------------------------------------------------------------------------
-
-
-def read_review_log(path: str | os.PathLike[str] = REVIEW_LOG_PATH) -> dict[str, Any]:
-    """The review log (``{}`` when there is none); ``ConfigError`` when it is unreadable."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not valid JSON (line {exc.lineno}); delete it to start the review log again"
-        ) from exc
-    if not isinstance(data, dict) or data.get("chatcontract_review") != _LOG_FORMAT:
-        raise ConfigError(
-            f"{path}: not a chatcontract review log; delete it to start the review log again"
-        )
-    return data
-
-
-def write_review_log(
-    log: Mapping[str, Any], path: str | os.PathLike[str] = REVIEW_LOG_PATH
-) -> Path:
-    """Write the review log atomically (no half-written file on a full disk)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    document = {**log, "chatcontract_review": _LOG_FORMAT}
-    try:
-        tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(target)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
-
-
-def _run_id(report: Mapping[str, Any], validated: Mapping[str, Any]) -> str:
-    started = report.get("started_at")
-    contract = validated.get("contract") or {}
-    return f"{started}|{contract.get('sha256')}"
-
-
-def _log_for_run(log: Mapping[str, Any], run_id: str | None) -> Mapping[str, Any]:
-    return log if run_id is not None and log.get("validate_run") == run_id else {}
 
 
 # -- the review -------------------------------------------------------------------------------
@@ -662,37 +544,3 @@ def with_last_review(
             "unknown": list(result.unknown),
         },
     }
-
-
-# -- rendering --------------------------------------------------------------------------------
-
-
-def render_review_text(result: ReviewResult, *, contract_path: str = "") -> str:
-    """Human lines: a heading, ``!`` per change with its clause, ``?`` per unknown, notes."""
-    where = f" ({contract_path})" if contract_path else ""
-    since = f"the passing validate of {result.validated_at}" if result.validated_at else "validate"
-    lines = [f"review of {result.contract_name}{where} against {since}"]
-    for change in result.changes:
-        lines.append(f"  ! [{change.clause}] {change.detail}")
-        lines.extend(f"      {line}" for line in change.diff)
-    lines.extend(f"  ? {reason}" for reason in result.unknown)
-    lines.extend(f"  ok {note}" for note in result.notes)
-    if result.verdict == "changed":
-        lines.append(
-            f"verdict: CHANGED ({len(result.changes)}): run 'chatcontract validate', or record a "
-            "harmless documentation change with 'chatcontract review --accept --by NAME'"
-        )
-    elif result.verdict == "unknown":
-        count = len(result.unknown)
-        lines.append(f"verdict: CANNOT TELL ({count} reason{'s' if count > 1 else ''} above)")
-    else:
-        lines.append("verdict: UNCHANGED since the last passing validate")
-    return "\n".join(lines) + "\n"
-
-
-def review_checklist_line(result: ReviewResult) -> tuple[Literal["passed", "open"], str]:
-    """The checklist's review line from an offline :func:`review`."""
-    if result.verdict == "unchanged":
-        return "passed", "; ".join(result.notes)
-    parts = [f"[{c.clause}] {c.detail}" for c in result.changes] + list(result.unknown)
-    return "open", "; ".join(parts)

@@ -24,12 +24,12 @@ from __future__ import annotations
 from .app import create_probe_app
 from .cost import CostEstimate, CostStatus, cost_paused, probe_cost, utc_day
 from .metrics import ProbeMetrics, review_due_on
+from .prober import Prober
 from .probes import ProbeRequest, build_request, judge, kinds_for
 from .records import PROBE_KINDS, PROMPT_SIZES, DriftEvent, ProbeKind, ProbeRun, ValidationRun
 from .runner import (
     CycleResult,
     ProbeOutcome,
-    Prober,
     ProberOptions,
     fallback_target,
     validation_run,

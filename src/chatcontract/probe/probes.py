@@ -28,10 +28,11 @@ from typing import Any
 import httpx2
 import orjson
 
+from chatcontract.checks.clauses import clause_failure
 from chatcontract.checks.context import CheckContext
 from chatcontract.checks.measure import usage_problems
 from chatcontract.contract import Contract
-from chatcontract.failures import Failure, decision_for, make_failure
+from chatcontract.failures import Failure
 from chatcontract.transport import Exchange
 
 from .cost import estimate_prompt_tokens
@@ -135,23 +136,6 @@ def build_request(kind: ProbeKind, ctx: CheckContext, *, large: bool = False) ->
     )
 
 
-def _failure(
-    contract: Contract, *, kind: Any, category: str, code: str, message: str, exchange: Exchange
-) -> Failure:
-    table = contract.errors
-    return make_failure(
-        kind=kind,
-        category=category,
-        code=code,
-        message=message,
-        status=None if exchange.response is None else exchange.response.status,
-        request_id=exchange.request_id,
-        decision=decision_for(
-            category, retryable=table.retryable, non_retryable=table.non_retryable
-        ),
-    )
-
-
 def judge(request: ProbeRequest, exchange: Exchange, contract: Contract) -> Failure | None:
     """The probe's verdict: ``None`` when it passed, else the failure it observed."""
     if request.probe == "invalid_request":
@@ -165,7 +149,7 @@ def judge(request: ProbeRequest, exchange: Exchange, contract: Contract) -> Fail
         )
         if problems:
             missing = response.usage is None
-            return _failure(
+            return clause_failure(
                 contract,
                 kind="parser" if missing else "semantic",
                 category="usage",
@@ -179,7 +163,7 @@ def judge(request: ProbeRequest, exchange: Exchange, contract: Contract) -> Fail
         ttfb = exchange.timings.ttfb_ms
         if ttfb is None or ttfb > request.budget_ms:
             seen = "no first byte" if ttfb is None else f"first byte after {ttfb:.0f} ms"
-            return _failure(
+            return clause_failure(
                 contract,
                 kind="semantic",
                 category="timeout",
@@ -194,7 +178,7 @@ def _judge_invalid(request: ProbeRequest, exchange: Exchange, contract: Contract
     failure = exchange.failure
     if failure is None:
         status = exchange.response.status if exchange.response is not None else None
-        return _failure(
+        return clause_failure(
             contract,
             kind="semantic",
             category="contract",

@@ -23,9 +23,11 @@ from typing import Any, Self
 
 import uvicorn
 
+from chatcontract._listen import listen_socket
 from chatcontract.errors import ConfigError
 
-from .runner import CycleResult, Prober
+from .prober import Prober
+from .runner import CycleResult
 from .schedule import Clock, Scheduler
 
 __all__ = ["MAX_WAIT_S", "AppServer", "run_loop", "stop_on_signals"]
@@ -38,14 +40,9 @@ _POLL_S = 0.01
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
+        return listen_socket(host, port, backlog=128)
     except OSError as exc:
-        sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
                 f"--listen {host}:{port}: the port is in use; pick another port "
@@ -54,8 +51,6 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ConfigError(
             f"--listen {host}:{port}: cannot listen ({exc.strerror}); pick another address"
         ) from exc
-    sock.setblocking(False)
-    return sock
 
 
 class AppServer:

@@ -21,6 +21,7 @@ from typing import Self
 
 import uvicorn
 
+from chatcontract._listen import listen_socket
 from chatcontract.errors import SimulatorError
 from chatcontract.simulator.app import (
     DEFAULT_API_KEY,
@@ -41,16 +42,9 @@ def _bind(host: str, port: int) -> socket.socket:
         raise SimulatorError(
             f"port must be between 0 and 65535, got {port}: pick another with --port"
         )
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must be IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on accepted sockets whose
-    # listening socket says TCP, and without it Nagle + delayed ACKs add ~40 ms per response.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(_BACKLOG)
+        return listen_socket(host, port, backlog=_BACKLOG)
     except OSError as exc:
-        sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise SimulatorError(
                 f"port {port} on {host} is in use: "
@@ -59,8 +53,6 @@ def _bind(host: str, port: int) -> socket.socket:
         raise SimulatorError(
             f"cannot listen on {host}:{port} ({exc.strerror}): pick another --host or --port"
         ) from exc
-    sock.setblocking(False)
-    return sock
 
 
 class SimulatorServer:

@@ -1,0 +1,29 @@
+"""The listening socket the embedded servers (simulator, probe HTTP) hand to uvicorn."""
+
+from __future__ import annotations
+
+import socket
+
+__all__ = ["listen_socket"]
+
+
+def listen_socket(host: str, port: int, *, backlog: int) -> socket.socket:
+    """A non-blocking TCP socket listening on ``host:port`` (port 0: a free one).
+
+    Raises:
+        OSError: it cannot be bound (the socket is closed); the caller says what to do in its
+            own command's terms (``errno.EADDRINUSE``: the port is taken).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must be IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on accepted sockets whose
+    # listening socket says TCP, and without it Nagle + delayed ACKs add ~40 ms per response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,46 @@
+"""``chatcontract._jsonfile.read_json_file``: one wording for an unreadable or malformed file."""
+
+from pathlib import Path
+
+import pytest
+
+from chatcontract._jsonfile import read_json_file
+from chatcontract.errors import ConfigError
+
+
+def test_a_json_file_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    path.write_text('{"report": {"verdict": "pass"}}', encoding="utf-8")
+
+    assert read_json_file(path) == {"report": {"verdict": "pass"}}
+
+
+def test_a_missing_file_is_left_to_the_caller(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        read_json_file(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize(
+    ("remedy", "tail"),
+    [
+        ("run 'chatcontract validate' again", "; run 'chatcontract validate' again"),
+        (None, ": Expecting property name enclosed in double quotes"),
+    ],
+    ids=["with-remedy", "decoder-words"],
+)
+def test_malformed_json_names_the_file_and_line(
+    tmp_path: Path, remedy: str | None, tail: str
+) -> None:
+    path = tmp_path / "record.json"
+    path.write_text("\n{oops", encoding="utf-8")
+
+    with pytest.raises(ConfigError) as caught:
+        read_json_file(path, remedy=remedy)
+
+    assert str(caught.value).startswith(f"{path}: not valid JSON (line 2)")
+    assert str(caught.value).endswith(tail)
+
+
+def test_an_unreadable_path_says_why(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r": cannot read \("):
+        read_json_file(tmp_path)  # a directory
