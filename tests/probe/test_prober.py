@@ -521,3 +521,14 @@ def test_a_simulated_fallback_stays_on_the_simulator(simulator: SimulatorServer)
     assert resolved is not None
     assert resolved.base_url == simulator.base_url
     assert (resolved.scenario, resolved.model) == ("ok", "x-model")
+
+
+@pytest.mark.parametrize("kind", ["non_streaming", "streaming", "timeout_boundary"])
+def test_a_usage_problem_is_the_usage_capture_probes_alone(
+    simulator: SimulatorServer, make_prober: ProberFactory, kind: str
+) -> None:
+    target = target_for(simulator, scenario="missing_usage")
+    prober = make_prober(target, kinds=(kind, "usage_capture"))
+    outcomes = {outcome.probe: outcome for outcome in prober.run_cycle().outcomes}
+    assert outcomes[kind].ok, outcomes[kind].failure
+    assert not outcomes["usage_capture"].ok

@@ -28,7 +28,7 @@ from typing import Any
 import httpx2
 import orjson
 
-from chatcontract.checks.clauses import clause_failure
+from chatcontract.checks.clauses import clause_failure, is_usage_failure
 from chatcontract.checks.context import CheckContext
 from chatcontract.checks.measure import usage_problems
 from chatcontract.contract import Contract
@@ -140,8 +140,11 @@ def judge(request: ProbeRequest, exchange: Exchange, contract: Contract) -> Fail
     """The probe's verdict: ``None`` when it passed, else the failure it observed."""
     if request.probe == "invalid_request":
         return _judge_invalid(request, exchange, contract)
-    if exchange.failure is not None:
-        return exchange.failure
+    failure = exchange.failure
+    # One clause per probe: usage (missing, inconsistent, over max_tokens) is usage_capture's;
+    # the other probes pass a call whose only problem is its usage.
+    if failure is not None and not (is_usage_failure(failure) and request.probe != "usage_capture"):
+        return failure
     response = exchange.response
     if request.probe == "usage_capture" and response is not None:
         problems = usage_problems(
