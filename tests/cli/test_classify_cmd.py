@@ -139,3 +139,21 @@ def test_classify_a_captured_stream_from_stdin(cli, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(COMPLETE_SSE)))
     code, out, _ = cli("classify", "--status", "200", "--body-file", "-", "--stream")
     assert code == 0 and out.startswith("success")
+
+
+NO_USAGE_SSE = (CHUNK + FINISH + "data: [DONE]\n\n").encode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "words"),
+    [((), 0, "success"), (("--usage-asked",), 1, "missing_usage")],
+    ids=["not-asked", "asked"],
+)
+def test_a_captured_stream_without_usage_is_judged_by_what_was_asked(
+    cli, tmp_path, extra, code, words
+):
+    path = tmp_path / "no-usage.sse"
+    path.write_bytes(NO_USAGE_SSE)
+    got, out, _ = cli("classify", "--status", "200", "--body-file", str(path), "--stream", *extra)
+    assert got == code
+    assert words in out

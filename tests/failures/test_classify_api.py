@@ -96,10 +96,17 @@ def test_only_a_2xx_body_is_read_as_a_stream(status, streamed):
     assert (failure is None) is streamed
 
 
-def test_a_stream_is_judged_by_the_given_contract_not_the_default():
-    no_usage = replace(
-        COMET, streaming=Streaming(used=True, include_usage=False, require_done=True)
-    )
+def test_a_stream_is_judged_by_what_its_request_asked():
     without_usage = PARTIAL + chunk({"content": "ng"}, "stop") + "data: [DONE]\n\n"
-    assert classify(200, SSE, without_usage, contract=no_usage) is None
-    assert classify(200, SSE, without_usage, contract=COMET).code == "missing_usage"
+    assert classify(200, SSE, without_usage, contract=COMET) is None
+    failure = classify(200, SSE, without_usage, contract=COMET, usage_asked=True)
+    assert failure.code == "missing_usage"
+
+
+def test_a_stream_is_judged_by_the_given_contract_not_the_default():
+    no_done = PARTIAL + chunk({"content": "ng"}, "stop")
+    lenient = replace(
+        COMET, streaming=Streaming(used=True, include_usage=False, require_done=False)
+    )
+    assert classify(200, SSE, no_done, contract=lenient) is None
+    assert classify(200, SSE, no_done, contract=COMET) is not None

@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="the body is a captured SSE stream (implied by 'Content-Type: text/event-stream')",
     )
+    parser.add_argument(
+        "--usage-asked",
+        action="store_true",
+        help="the stream's request sent stream_options.include_usage: a missing usage chunk "
+        "is then a failure (a stream is judged by what its request asked)",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--preset",
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         contract=contract,
         max_tokens=args.max_tokens,
         stream=True if args.stream else None,
+        usage_asked=args.usage_asked,
     )
     if args.format == "json":
         emit_json(None if failure is None else failure.to_dict())

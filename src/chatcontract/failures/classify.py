@@ -443,12 +443,15 @@ def classify(
     max_tokens: int | None = None,
     secrets: tuple[str, ...] = (),
     stream: bool | None = None,
+    usage_asked: bool = False,
 ) -> Failure | None:
     """Classify an HTTP response (``status, headers, body``) or a transport exception.
 
     ``body`` is the raw body as ``bytes`` or ``str`` (UTF-8). A captured SSE stream (a
     ``content-type: text/event-stream`` header, or ``stream=True``) gets the stream verdict:
-    complete is a success, a cut or truncated stream is its ``stream_*`` failure.
+    complete is a success, a cut or truncated stream is its ``stream_*`` failure. A stream is
+    judged by what its request asked: a missing usage chunk is a failure only with
+    ``usage_asked=True`` (the request sent ``stream_options.include_usage``).
 
     Example::
 
@@ -463,7 +466,7 @@ def classify(
     headers = headers or {}
     if 200 <= subject < 300 and (stream if stream is not None else _is_event_stream(headers)):
         contract = contract or _default_contract()
-        result = parse_stream([raw], contract=contract)
+        result = parse_stream([raw], contract=contract, expect_usage=usage_asked)
         failure = classify_stream(
             result, status=subject, contract=contract, max_tokens=max_tokens, secrets=secrets
         )
