@@ -452,7 +452,7 @@ def test_an_empty_canary_answer_is_sent_again(bodies, status, note, sends):
     assert calls["plain"] == sends
 
 
-def _empty_stream() -> bytes:
+def _empty_stream(*, usage_chunk: bool = True) -> bytes:
     chunk = {
         "id": "c",
         "object": "chat.completion.chunk",
@@ -465,18 +465,23 @@ def _empty_stream() -> bytes:
         "choices": [],
         "usage": {"prompt_tokens": 5, "completion_tokens": 0, "total_tokens": 5},
     }
-    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in (chunk, usage)) + (
-        b"data: [DONE]\n\n"
-    )
+    chunks = (chunk, usage) if usage_chunk else (chunk,)
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
 
 
 @pytest.mark.parametrize(
     ("streams", "status", "note", "sends"),
     [
         ([_empty_stream(), _stream()], "pass", "1 of 2 answers carried no text", 2),
+        (
+            [_empty_stream(usage_chunk=False), _stream()],
+            "pass",
+            "1 of 2 answers carried no text",
+            2,
+        ),
         ([_empty_stream()], "fail", "3 answers in a row carried no text", 3),
     ],
-    ids=["empty-once", "always-empty"],
+    ids=["empty-once", "empty-once-without-usage", "always-empty"],
 )
 def test_an_empty_stream_is_sent_again(streams, status, note, sends):
     handler, calls = _answers([_body()], streams)

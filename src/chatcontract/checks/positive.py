@@ -28,7 +28,7 @@ _SAMPLED = "a sampled model can stop at once; the answer with text was judged"
 def _empty_answer(exchange: Exchange) -> bool:
     """An answer that ended but carried no text (a sampled model can stop at once)."""
     failure = exchange.failure
-    if failure is not None:
+    if failure is not None and not is_usage_failure(failure):
         return failure.category == "content"
     response = exchange.response
     return (
