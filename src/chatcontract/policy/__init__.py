@@ -15,7 +15,18 @@ from .budget import (
     kill_switch_active,
 )
 from .deadline import MAX_RESERVE_SHARE, MIN_ATTEMPT_S, Deadline, effective_reserve
-from .decide import ALL_ATTEMPTS, RULES, Action, Decision, Rule, Stop, decide, rule_for
+from .decide import (
+    ALL_ATTEMPTS,
+    RULES,
+    SILENT_CODES,
+    Action,
+    Decision,
+    Rule,
+    Stop,
+    context_route,
+    decide,
+    rule_for,
+)
 
 __all__ = [
     "ALL_ATTEMPTS",
@@ -23,6 +34,7 @@ __all__ = [
     "MAX_RESERVE_SHARE",
     "MIN_ATTEMPT_S",
     "RULES",
+    "SILENT_CODES",
     "Action",
     "BudgetGuard",
     "Deadline",
@@ -31,6 +43,7 @@ __all__ = [
     "Rule",
     "Stop",
     "compute_backoff",
+    "context_route",
     "decide",
     "effective_reserve",
     "estimate_prompt_tokens",
