@@ -7,6 +7,14 @@ can be tested alone and shared by the sync and async clients.
 from __future__ import annotations
 
 from .backoff import compute_backoff, parse_duration, parse_retry_after
+from .breaker import (
+    BREAKER_STATES,
+    COUNTED_CATEGORIES,
+    BreakerChange,
+    BreakerState,
+    Breakers,
+    RouteHealth,
+)
 from .budget import (
     DAY_S,
     BudgetGuard,
@@ -30,16 +38,22 @@ from .decide import (
 
 __all__ = [
     "ALL_ATTEMPTS",
+    "BREAKER_STATES",
+    "COUNTED_CATEGORIES",
     "DAY_S",
     "MAX_RESERVE_SHARE",
     "MIN_ATTEMPT_S",
     "RULES",
     "SILENT_CODES",
     "Action",
+    "BreakerChange",
+    "BreakerState",
+    "Breakers",
     "BudgetGuard",
     "Deadline",
     "Decision",
     "RefusalReason",
+    "RouteHealth",
     "Rule",
     "Stop",
     "compute_backoff",
