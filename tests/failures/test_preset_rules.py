@@ -184,13 +184,19 @@ REFUSALS = {
     ),
     "openai-policy-code": (
         400,
-        err("Your request was rejected as a result of our safety system.", "content_policy_violation"),
+        err(
+            "Your request was rejected as a result of our safety system.",
+            "content_policy_violation",
+        ),
         "content_policy",
     ),
     "azure-content-management": (
         400,
-        err("The response was filtered due to the prompt triggering Azure OpenAI's content "
-            "management policy.", "content_filter"),
+        err(
+            "The response was filtered due to the prompt triggering Azure OpenAI's content "
+            "management policy.",
+            "content_filter",
+        ),
         "content_policy",
     ),
     "litellm-policy": (

@@ -38,7 +38,10 @@ def test_the_breaker_opens_on_the_kth_counted_failure_in_a_row_and_says_so():
     assert changes[:2] == [None, None]
     opened = changes[2]
     assert (opened.route, opened.before, opened.after, opened.failures) == (
-        "primary", "closed", "open", 3
+        "primary",
+        "closed",
+        "open",
+        3,
     )
     assert "3 calls in a row failed (upstream)" in opened.reason
     assert breakers.health("primary").state == "open"
@@ -145,7 +148,7 @@ def test_a_disabled_breaker_never_reorders_or_reports():
 def test_the_snapshot_reports_each_state_as_a_gauge_value():
     breakers, clock = make(failures=1)
     fail(breakers, 1)
-    health = dict((h.route, h) for h in breakers.snapshot(ROUTES))
+    health = {h.route: h for h in breakers.snapshot(ROUTES)}
     assert (health["primary"].state_value, health["fallback"].state_value) == (1, 0)
     assert health["primary"].last_failure_at == clock.now
     clock.now += 10

@@ -74,8 +74,15 @@ def test_a_silent_http_timeout_status_is_not_a_silent_route():
         (8_192, (), None),
         (8_192, (8_193,), 0),
     ],
-    ids=["larger", "equal-skipped", "unknown-tried", "none-larger", "refuser-unknown", "no-route",
-         "one-more-token"],
+    ids=[
+        "larger",
+        "equal-skipped",
+        "unknown-tried",
+        "none-larger",
+        "refuser-unknown",
+        "no-route",
+        "one-more-token",
+    ],
 )
 def test_context_route_picks_the_first_route_that_may_hold_the_request(
     route_window, next_windows, expected

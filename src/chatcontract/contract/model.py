@@ -37,11 +37,11 @@ from ._regex import MAX_PATTERN_LENGTH
 
 __all__ = [
     "CATEGORIES",
+    "CONTINUATIONS",
     "MAX_MODEL_LENGTH",
     "MAX_NAME_LENGTH",
     "MAX_URL_LENGTH",
     "RETRY_DECISIONS",
-    "CONTINUATIONS",
     "Auth",
     "BreakerPolicy",
     "Continuation",

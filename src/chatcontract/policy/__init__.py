@@ -11,8 +11,8 @@ from .breaker import (
     BREAKER_STATES,
     COUNTED_CATEGORIES,
     BreakerChange,
-    BreakerState,
     Breakers,
+    BreakerState,
     RouteHealth,
 )
 from .budget import (
@@ -35,6 +35,16 @@ from .decide import (
     decide,
     rule_for,
 )
+from .recovery import (
+    TOLERATED_CODES,
+    UNRECOVERABLE,
+    Recovery,
+    RecoveryAction,
+    continuation_request,
+    is_complete,
+    recover_stream,
+    tolerated,
+)
 
 __all__ = [
     "ALL_ATTEMPTS",
@@ -45,6 +55,8 @@ __all__ = [
     "MIN_ATTEMPT_S",
     "RULES",
     "SILENT_CODES",
+    "TOLERATED_CODES",
+    "UNRECOVERABLE",
     "Action",
     "BreakerChange",
     "BreakerState",
@@ -52,17 +64,23 @@ __all__ = [
     "BudgetGuard",
     "Deadline",
     "Decision",
+    "Recovery",
+    "RecoveryAction",
     "RefusalReason",
     "RouteHealth",
     "Rule",
     "Stop",
     "compute_backoff",
     "context_route",
+    "continuation_request",
     "decide",
     "effective_reserve",
     "estimate_prompt_tokens",
+    "is_complete",
     "kill_switch_active",
     "parse_duration",
     "parse_retry_after",
+    "recover_stream",
     "rule_for",
+    "tolerated",
 ]

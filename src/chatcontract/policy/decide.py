@@ -261,10 +261,14 @@ def decide(
         blocked = f"a retry needs {needed:.3f} s but {left:.3f} s are left"
     if rule.then == "fallback" and has_fallback:
         if deadline.remaining() >= MIN_ATTEMPT_S:
-            why = blocked or too_long or (
-                "no same-route retry for this class"
-                if allowed == 0
-                else f"{allowed} retr{'y' if allowed == 1 else 'ies'} used"
+            why = (
+                blocked
+                or too_long
+                or (
+                    "no same-route retry for this class"
+                    if allowed == 0
+                    else f"{allowed} retr{'y' if allowed == 1 else 'ies'} used"
+                )
             )
             passed = f", passing over {skip} route(s) with no larger context window" if skip else ""
             return Decision(
