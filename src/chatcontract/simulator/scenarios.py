@@ -496,7 +496,8 @@ _TABLE: tuple[Scenario, ...] = (
     ),
     Scenario(
         name="rate_limit_retry_after_ms",
-        summary=f"429 with only retry-after-ms ({RETRY_AFTER_MS} ms) until the window ends, then ok",
+        summary=f"429 with only retry-after-ms ({RETRY_AFTER_MS} ms) until the window ends, "
+        "then ok",
         non_stream="as rate_limit_retry_after, with retry-after-ms only",
         stream="the same",
         reply=Situation.RATE_LIMIT,
