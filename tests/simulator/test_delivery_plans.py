@@ -6,11 +6,11 @@ import pytest
 
 from chatcontract.simulator.delivery import (
     DONE_EVENT,
-    fault_index,
     Chunk,
     Hangup,
     Start,
     Wait,
+    fault_index,
     plan_body,
     plan_stream,
 )
