@@ -217,10 +217,9 @@ def decide(
         rule = replace(rule, then="fallback")
     skip = 0
     if failure.category == "context_length" and rule.retries == 0:
-        target = None
+        target: int | None = None
         if has_fallback:
-            target = context_route(route_window, () if next_windows is None else next_windows)
-            target = 0 if next_windows is None else target
+            target = 0 if next_windows is None else context_route(route_window, next_windows)
         if target is None:
             where = "declares a larger one" if has_fallback else "is configured"
             return Decision(
@@ -330,6 +329,6 @@ def _delay(
     if wait == "none":
         return 0.0, "immediately"
     if wait == "retry_after" and retry_after_s is not None:
-        cap_s = policy.retry.retry_after_cap_ms / 1000.0
-        return min(max(retry_after_s, 0.0), cap_s), "retry-after"
+        # decide() takes no retry for a hint above the cap: what is asked is waited in full.
+        return max(retry_after_s, 0.0), "retry-after"
     return compute_backoff(attempt, policy.retry, rng=rng), "backoff"
