@@ -256,7 +256,14 @@ def _document(
         },
         "auth": {"header": "Authorization", "scheme": "Bearer", "env": env},
         "model": model,
-        "fallbacks": [{"name": "smaller-model", "model": fallback_model}],
+        "fallbacks": [
+            {
+                "name": "smaller-model",
+                "model": fallback_model,
+                "continuation": "none",
+                "context_window": None,
+            }
+        ],
         "request": {
             "required": ["model", "messages"],
             "fixture": {
