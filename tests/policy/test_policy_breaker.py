@@ -1,9 +1,11 @@
 """The circuit breaker: opens after K counted failures, cools down, one trial, never refuses."""
 
+import dataclasses
+
 import pytest
 
 from chatcontract.contract import BreakerPolicy
-from chatcontract.policy import Breakers, RouteHealth
+from chatcontract.policy import BreakerChange, Breakers, RouteHealth
 
 ROUTES = ("primary", "fallback")
 
@@ -161,3 +163,42 @@ def test_the_repr_names_the_routes_that_are_not_closed():
     breakers, _ = make(failures=1)
     fail(breakers, 1)
     assert "primary" in repr(breakers)
+
+
+def test_a_route_below_the_threshold_keeps_its_place():
+    breakers, _ = make(failures=3)
+    fail(breakers, 2)
+    assert breakers.order(ROUTES) == ROUTES
+    assert breakers.health("primary").state == "closed"
+
+
+def test_a_fractional_cooldown_is_kept_exactly():
+    breakers, clock = make(failures=1, cooldown_ms=1_500)
+    assert breakers.cooldown_s == 1.5
+    fail(breakers, 1)
+    clock.now += 1.2
+    assert breakers.order(ROUTES)[0] == "fallback"
+    assert "1.5 s" in breakers.record_failure("fallback", "network").reason
+
+
+def test_a_trial_is_let_through_long_after_the_cooldown_too():
+    breakers, clock = make(failures=1)
+    fail(breakers, 1)
+    clock.now += 25
+    assert breakers.order(ROUTES)[0] == "primary"
+    clock.now += 35  # the trial never reported, long ago
+    assert breakers.order(ROUTES)[0] == "primary"
+
+
+def test_breaker_values_are_frozen_and_keyword_only():
+    health = RouteHealth(route="primary", state="open", failures=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        health.failures = 0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        RouteHealth("primary", "open", 3)  # type: ignore[misc]
+    change = BreakerChange(route="p", before="closed", after="open", failures=3, reason="r")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        change.after = "closed"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        BreakerChange("p", "closed", "open", 3, "r")  # type: ignore[misc]
+    assert not hasattr(health, "__dict__") and not hasattr(change, "__dict__")

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Literal
 
 from chatcontract.contract.model import BreakerPolicy
@@ -81,13 +82,21 @@ class BreakerChange:
     reason: str
 
 
-@dataclass(slots=True)
+class _Phase(Enum):
+    """A breaker's state inside ``Breakers`` (compared by identity, reported by value)."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass
 class _Route:
-    state: BreakerState = "closed"
-    failures: int = 0
-    opened_at: float = 0.0
-    last_failure_at: float | None = None
-    trial_at: float | None = None  # when the half-open trial call was let through
+    phase: _Phase
+    failures: int
+    opened_at: float
+    last_failure_at: float
+    trial_at: float | None  # when the half-open trial call was let through
 
 
 class Breakers:
@@ -132,18 +141,18 @@ class Breakers:
             allowed = [name for name in routes if self._let_through(name, now)]
             held = sorted(
                 (name for name in routes if name not in allowed),
-                key=lambda name: self._routes[name].last_failure_at or 0.0,
+                key=lambda name: self._routes[name].last_failure_at,
             )
         return (*allowed, *held)
 
     def _let_through(self, name: str, now: float) -> bool:
         route = self._routes.get(name)
-        if route is None or route.state == "closed":
+        if route is None or route.phase is _Phase.CLOSED:
             return True
-        if route.state == "open" and now >= route.opened_at + self.cooldown_s:
-            route.state, route.trial_at = "half_open", now
+        if route.phase is _Phase.OPEN and now >= route.opened_at + self.cooldown_s:
+            route.phase, route.trial_at = _Phase.HALF_OPEN, now
             return True
-        if route.state == "half_open" and (
+        if route.phase is _Phase.HALF_OPEN and (
             route.trial_at is None or now >= route.trial_at + self.cooldown_s
         ):
             route.trial_at = now  # the last trial never reported: let another one through
@@ -156,11 +165,11 @@ class Breakers:
             return None
         with self._lock:
             state = self._routes.pop(route, None)
-        if state is None or state.state == "closed":
+        if state is None or state.phase is _Phase.CLOSED:
             return None
         return BreakerChange(
             route=route,
-            before=state.state,
+            before=state.phase.value,
             after="closed",
             failures=0,
             reason="a call succeeded: traffic returns to the route",
@@ -176,25 +185,34 @@ class Breakers:
             return None
         with self._lock:
             now = self._clock()
-            state = self._routes.setdefault(route, _Route())
+            state = self._routes.get(route)
+            if state is None:
+                state = _Route(
+                    phase=_Phase.CLOSED,
+                    failures=0,
+                    opened_at=now,
+                    last_failure_at=now,
+                    trial_at=None,
+                )
+                self._routes[route] = state
             state.failures += 1
             state.last_failure_at = now
-            before = state.state
-            if before == "half_open" or (
-                before == "closed" and state.failures >= self.policy.failures
+            before = state.phase
+            if before is _Phase.HALF_OPEN or (
+                before is _Phase.CLOSED and state.failures >= self.policy.failures
             ):
-                state.state, state.opened_at, state.trial_at = "open", now, None
+                state.phase, state.opened_at, state.trial_at = _Phase.OPEN, now, None
                 failures = state.failures
             else:
                 return None
         reason = (
             "the trial call failed"
-            if before == "half_open"
+            if before is _Phase.HALF_OPEN
             else f"{failures} calls in a row failed ({category})"
         )
         return BreakerChange(
             route=route,
-            before=before,
+            before=before.value,
             after="open",
             failures=failures,
             reason=f"{reason}: the route is tried last for {self.cooldown_s:g} s",
@@ -206,11 +224,12 @@ class Breakers:
             state = self._routes.get(route)
             if state is None:
                 return RouteHealth(route=route, state="closed", failures=0)
+            is_open = state.phase is _Phase.OPEN
             return RouteHealth(
                 route=route,
-                state=state.state,
+                state=state.phase.value,
                 failures=state.failures,
-                open_until=state.opened_at + self.cooldown_s if state.state == "open" else None,
+                open_until=state.opened_at + self.cooldown_s if is_open else None,
                 last_failure_at=state.last_failure_at,
             )
 
@@ -219,5 +238,7 @@ class Breakers:
         return tuple(self.health(route) for route in routes)
 
     def __repr__(self) -> str:
-        open_routes = sorted(name for name, r in self._routes.items() if r.state != "closed")
+        open_routes = sorted(
+            name for name, r in self._routes.items() if r.phase is not _Phase.CLOSED
+        )
         return f"Breakers(enabled={self.policy.enabled}, not_closed={open_routes})"
