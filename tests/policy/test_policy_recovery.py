@@ -1,5 +1,7 @@
 """Stream recovery (continue / restart / raise) and run-time completeness, row by row."""
 
+import dataclasses
+
 import pytest
 
 from chatcontract.failures import make_failure
@@ -164,3 +166,18 @@ def test_complete_but_not_as_contracted_is_a_violation_not_a_failure(code):
 def test_a_broken_or_empty_answer_is_never_tolerated(code):
     failure = make_failure(kind="parser", category="contract", code=code, message="m")
     assert not tolerated(failure, finish_reason="stop", content="answer", tool_calls=False)
+
+
+def test_a_recovery_is_a_frozen_keyword_only_value():
+    recovery = recover()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recovery.action = "raise"
+    with pytest.raises(TypeError):
+        Recovery("raise", "r", CUT)
+    assert not hasattr(recovery, "__dict__")
+
+
+def test_continuation_flags_are_not_shared_between_requests():
+    first = continuation_request(REQUEST, "a", "continue_final_message")
+    first["continue_final_message"] = False
+    assert continuation_request(REQUEST, "a", "continue_final_message")["continue_final_message"]

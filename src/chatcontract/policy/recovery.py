@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chatcontract.contract.model import CONTINUATIONS, Continuation
+from chatcontract.contract.model import Continuation
 from chatcontract.failures import Failure
 
 __all__ = [
@@ -69,6 +69,14 @@ TOLERATED_CODES = frozenset(
         "data_after_done",
     }
 )
+
+
+#: What each continuation mode adds to the request besides the trailing assistant message
+#: (``none`` is absent: that route does not continue).
+_CONTINUATION_FLAGS: Mapping[str, Mapping[str, Any]] = {
+    "assistant_prefix": {},
+    "continue_final_message": {"continue_final_message": True, "add_generation_prompt": False},
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +111,8 @@ def continuation_request(
         ValueError: ``mode`` is ``none`` (the route does not continue) or unknown, or
             ``partial`` is empty.
     """
-    if mode not in CONTINUATIONS or mode == "none":
+    flags = _CONTINUATION_FLAGS.get(mode)
+    if flags is None:
         raise ValueError(
             f"a continuation needs assistant_prefix or continue_final_message, got {mode!r}"
         )
@@ -113,9 +122,7 @@ def continuation_request(
     messages = list(body.get("messages") or ())
     messages.append({"role": "assistant", "content": partial})
     body["messages"] = messages
-    if mode == "continue_final_message":
-        body["continue_final_message"] = True
-        body["add_generation_prompt"] = False
+    body.update(flags)
     return body
 
 
@@ -181,7 +188,7 @@ def _why_not_continue(
         return "a partly streamed tool call is not continued"
     if not delivered:
         return "no text to continue from"
-    if continuation == "none":
+    if continuation not in _CONTINUATION_FLAGS:
         return "the route declares no continuation"
     if refused:
         return "the continuation was refused"
