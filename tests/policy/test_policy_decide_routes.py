@@ -158,3 +158,36 @@ def test_a_decision_skip_is_only_for_a_fallback_and_never_negative():
     with pytest.raises(ValueError, match="skip"):
         Decision(action="fallback", skip=-1)
     assert Decision(action="fallback", skip=2).skip == 2
+
+
+def test_context_length_is_not_retried_even_when_the_contract_lists_it_as_retryable():
+    decision = _decide("api_error", "context_length", "x", retryable=("context_length",))
+    assert (decision.action, decision.delay_s) == ("fallback", 0.0)
+
+
+@pytest.mark.parametrize("category", ["auth", "budget", "validation"])
+def test_the_content_policy_opt_in_moves_no_other_category(category):
+    policy = dataclasses.replace(POLICY, content_policy_fallback=True)
+    decision = _decide("api_error", category, "x", policy=policy)
+    assert (decision.action, decision.stop) == ("raise", "non_retryable")
+
+
+@pytest.mark.parametrize("category", ["auth", "quota", "validation"])
+def test_only_context_length_speaks_of_context_windows(category):
+    decision = _decide("api_error", category, "x", has_fallback=False, non_retryable=())
+    assert "context window" not in decision.reason
+
+
+def test_a_long_retry_after_does_not_stop_the_backoff_retry_of_an_upstream_failure():
+    decision = decide(
+        make_failure(kind="api_error", category="upstream", code="x", message="m"),
+        attempt=1,
+        policy=POLICY,
+        retryable=RETRYABLE,
+        non_retryable=NON_RETRYABLE,
+        deadline=Deadline(60.0, clock=lambda: 0.0),
+        has_fallback=True,
+        retry_after_s=7.0,
+        rng=lambda: 0.5,
+    )
+    assert (decision.action, decision.delay_s) == ("retry", pytest.approx(0.1))

@@ -216,7 +216,9 @@ def decide(
     if failure.category == "content_policy" and policy.content_policy_fallback:
         rule = replace(rule, then="fallback")
     skip = 0
-    if failure.category == "context_length" and rule.retries == 0:
+    if failure.category == "context_length":
+        # The same request on the same route is refused again: never retried, even if listed.
+        rule = replace(rule, retries=0, then="fallback")
         target: int | None = None
         if has_fallback:
             target = 0 if next_windows is None else context_route(route_window, next_windows)
