@@ -130,6 +130,31 @@ def _problems(path: str, value: object) -> list[str]:
             36_500,
             "review_every_days: expected an integer from 1 to 3650, got 36500",
         ),
+        (
+            "policy.timeouts.idle_ms",
+            0,
+            "policy.timeouts.idle_ms: expected an integer from 1 to 3600000, got 0",
+        ),
+        (
+            "policy.breaker.failures",
+            0,
+            "policy.breaker.failures: expected an integer from 1 to 100, got 0",
+        ),
+        (
+            "policy.breaker.cooldown_ms",
+            10**9,
+            "policy.breaker.cooldown_ms: expected an integer from 100 to 3600000",
+        ),
+        (
+            "context_window",
+            0,
+            "context_window: expected an integer from 1 to 100000000, got 0",
+        ),
+        (
+            "fallbacks",
+            [{"name": "big", "model": "gpt-4o", "context_window": 10**12}],
+            "fallbacks[big].context_window: expected an integer from 1 to 100000000",
+        ),
     ],
     ids=[
         "attempts-1e9",
@@ -151,6 +176,11 @@ def _problems(path: str, value: object) -> list[str]:
         "probe-cost-cap-negative",
         "review-every-zero-days",
         "review-every-century",
+        "idle-zero",
+        "breaker-failures-zero",
+        "breaker-cooldown-huge",
+        "primary-context-window-zero",
+        "fallback-context-window-huge",
     ],
 )
 def test_a_number_out_of_bounds_says_the_range_to_write(path, value, expected):
@@ -161,7 +191,7 @@ def test_a_number_out_of_bounds_says_the_range_to_write(path, value, expected):
 
 def test_every_bound_is_tested_above():
     # A new number in the contract must get a row in LIMITS (and a row in the test above).
-    assert len(LIMITS) == 20
+    assert len(LIMITS) == 25
     for field, (low, high) in LIMITS.items():
         assert low < high, field
 
@@ -327,7 +357,10 @@ def test_lint_lists_every_bad_value_with_what_to_write():
 def _schema_leaf(schema: dict, dotted: str) -> dict:
     node = schema
     for key in dotted.split("."):
-        node = node["additionalProperties"] if key == "*" else node["properties"][key]
+        if key.endswith("[]"):
+            node = node["properties"][key[:-2]]["items"]
+        else:
+            node = node["additionalProperties"] if key == "*" else node["properties"][key]
     return node.get("anyOf", [node])[0]
 
 

@@ -119,7 +119,7 @@ MESSAGE_KINDS = {
         "auth.header: 'Authorization\\r\\nX-Evil: 1' is not a header name; write Authorization",
     ),
     "slow-regex": (
-        "errors.rules.2.message",
+        "errors.rules.6.message",
         "(a+)+$",
         "errors.rules[model_name_required].message: '(a+)+$' nests a repeat inside a repeat",
     ),
@@ -234,7 +234,7 @@ def test_every_number_of_the_contract_is_bounded():
         "version"
     }
     assert numbers == bounded
-    assert len(bounded) == 20
+    assert len(bounded) == 25
 
 
 def _properties(node: object, where: str = "") -> Iterator[tuple[str, dict]]:

@@ -173,7 +173,7 @@ def test_a_200_carrying_an_error_is_an_in_band_api_error_not_success():
     body = b'{"error":{"message":"context length exceeded","type":"invalid_request_error","code":"context_length_exceeded"}}'
     failure = classify(200, {}, body, contract=OPENAI)
     assert failure.kind == "api_error"
-    assert failure.category == "validation"
+    assert failure.category == "context_length"
     assert failure.status == 200
 
 

@@ -19,6 +19,8 @@ CATEGORY_ROWS = {
     "content": ("application", "fallback"),
     "usage": ("contract", "fallback"),
     "budget": ("application", "none"),
+    "context_length": ("application", "fallback"),
+    "content_policy": ("application", "none"),
 }
 
 

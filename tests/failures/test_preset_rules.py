@@ -21,6 +21,29 @@ COMET_ROWS = {
         {},
         err("no available channel for group default and model x (distributor)", "model_not_found"),
     ),
+    "context_length_exceeded": (
+        400,
+        {},
+        err("This model's maximum context length is 8192 tokens", "context_length_exceeded"),
+    ),
+    "context_window_exceeded": (
+        400,
+        {},
+        err("Requested tokens (600) exceed context window of 512", "", "invalid_request_error"),
+    ),
+    "content_policy_violation": (
+        400,
+        {},
+        err("Your request was rejected by the safety system", "content_policy_violation"),
+    ),
+    "content_policy_refusal": (
+        400,
+        {},
+        err(
+            "The response was filtered due to the prompt triggering Azure OpenAI's content "
+            "management policy.",
+        ),
+    ),
     "model_name_required": (400, {}, err("model name is required")),
     "model_not_priced": (
         400,
@@ -78,7 +101,25 @@ OPENAI_ROWS = {
     "context_length_exceeded": (
         400,
         {},
-        err("maximum context length is 8192 tokens", "context_length_exceeded"),
+        err("This model's maximum context length is 8192 tokens", "context_length_exceeded"),
+    ),
+    "context_window_exceeded": (
+        400,
+        {},
+        err("Requested tokens (600) exceed context window of 512", "", "invalid_request_error"),
+    ),
+    "content_policy_violation": (
+        400,
+        {},
+        err("Your request was rejected by the safety system", "content_policy_violation"),
+    ),
+    "content_policy_refusal": (
+        400,
+        {},
+        err(
+            "The response was filtered due to the prompt triggering Azure OpenAI's content "
+            "management policy.",
+        ),
     ),
     "quota_exceeded": (429, {}, err("You exceeded your current quota", "429", "None")),
     "unknown_model": (
@@ -116,3 +157,77 @@ def test_each_preset_rule_is_the_first_match_for_its_case(preset, name, row):
     failure = classify(status, headers, body, contract=contract)
     assert failure.category == rule.category
     assert failure.code == name
+
+
+# The refusals that decide where a call goes next, in the words real servers use: each must
+# land in its own category under both presets, whatever code a gateway put on it.
+REFUSALS = {
+    "openai-code": (
+        400,
+        err("This model's maximum context length is 8192 tokens.", "context_length_exceeded"),
+        "context_length",
+    ),
+    "llama-cpp-python": (
+        400,
+        err("Requested tokens (600) exceed context window of 512", None, "invalid_request_error"),
+        "context_length",
+    ),
+    "litellm-exceeds-the-window": (
+        400,
+        err("litellm.ContextWindowExceededError: prompt exceeds the context window", "400"),
+        "context_length",
+    ),
+    "llama-cpp-server": (
+        400,
+        err("the request exceeds the available context size, try increasing it", None),
+        "context_length",
+    ),
+    "openai-policy-code": (
+        400,
+        err(
+            "Your request was rejected as a result of our safety system.",
+            "content_policy_violation",
+        ),
+        "content_policy",
+    ),
+    "azure-content-management": (
+        400,
+        err(
+            "The response was filtered due to the prompt triggering Azure OpenAI's content "
+            "management policy.",
+            "content_filter",
+        ),
+        "content_policy",
+    ),
+    "litellm-policy": (
+        400,
+        err("litellm.ContentPolicyViolationError: blocked", "400"),
+        "content_policy",
+    ),
+    "usage-policies-words": (
+        400,
+        err("This request violates our usage policies.", ""),
+        "content_policy",
+    ),
+}
+
+
+@pytest.mark.parametrize("preset", ["cometapi", "openai"])
+@pytest.mark.parametrize(("name", "row"), list(REFUSALS.items()), ids=list(REFUSALS))
+def test_context_and_policy_refusals_get_their_own_category(preset, name, row):
+    status, body, category = row
+    failure = classify(status, {}, body, contract=load_preset(preset))
+    assert failure.category == category
+    assert failure.retry == ("fallback" if category == "context_length" else "none")
+
+
+@pytest.mark.parametrize("preset", ["cometapi", "openai"])
+def test_a_plain_bad_request_is_still_validation_not_a_refusal(preset):
+    body = err("Invalid 'temperature': decimal above maximum value.", "decimal_above_max_value")
+    assert classify(400, {}, body, contract=load_preset(preset)).category == "validation"
+
+
+def test_an_in_band_context_error_in_a_stream_is_context_length():
+    body = err("This model's maximum context length is 8192 tokens.", "context_length_exceeded")
+    failure = classify(200, {}, body, contract=load_preset("cometapi"))
+    assert (failure.kind, failure.category) == ("api_error", "context_length")

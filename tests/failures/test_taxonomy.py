@@ -32,6 +32,8 @@ def test_auth_action_is_the_runbook_first_action():
         ("upstream", "retry"),
         ("contract", "fallback"),
         ("budget", "none"),
+        ("context_length", "fallback"),
+        ("content_policy", "none"),
     ],
     ids=str,
 )

@@ -97,3 +97,24 @@ def test_exception_text_never_reaches_the_message():
     failure = classify_exception(exc)
     assert "sk-super" not in failure.message
     assert "sk-super" not in str(failure)
+
+
+@pytest.mark.parametrize(
+    ("limit", "code"),
+    [
+        ("first_byte", "first_byte_timeout"),
+        ("first_token", "first_token_timeout"),
+        ("idle", "stream_stalled"),
+    ],
+    ids=["first-byte", "first-token", "idle"],
+)
+def test_a_silent_route_is_a_transport_timeout_the_policy_does_not_retry(limit, code):
+    from chatcontract.failures import silence_failure
+    from chatcontract.policy import SILENT_CODES, rule_for
+
+    failure = silence_failure(limit, 10_000)
+    assert (failure.kind, failure.category, failure.code) == ("transport", "timeout", code)
+    assert "(10000 ms)" in failure.message
+    assert code in SILENT_CODES
+    rule = rule_for(failure, retryable=("timeout",))
+    assert (rule.retries, rule.then) == (0, "fallback")

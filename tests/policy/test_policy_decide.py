@@ -86,7 +86,7 @@ def run(
     [
         ("connect_timeout", "retry", 0.0),
         ("reset", "retry", 0.0),
-        ("stream_stalled", "retry", 0.0),
+        ("stream_stalled", "fallback", 0.0),
         ("rate_limit", "retry", 0.1),
         ("quota", "fallback", 0.0),
         ("upstream_500", "retry", 0.1),
@@ -131,10 +131,24 @@ def test_rate_limit_retries_up_to_max_attempts_with_growing_backoff_then_falls_b
 
 
 def test_rate_limit_honours_retry_after_within_its_cap():
-    assert run("rate_limit", retry_after_s=0.3).delay_s == pytest.approx(0.3)
+    decision = run("rate_limit", retry_after_s=0.3)
+    assert (decision.action, decision.delay_s) == ("retry", pytest.approx(0.3))
+    assert "retry-after" in decision.reason
+
+
+def test_a_retry_after_above_the_cap_is_never_cut_short_it_falls_back():
+    # Retrying after 0.5 s when the server asked for 7 s is hammering inside its window.
     capped = run("rate_limit", retry_after_s=7.0)
-    assert capped.delay_s == pytest.approx(0.5)  # retry_after_cap_ms
-    assert "retry-after" in capped.reason
+    assert (capped.action, capped.delay_s) == ("fallback", 0.0)
+    assert "retry-after 7.000 s is above the 0.500 s cap" in capped.reason
+    alone = run("rate_limit", retry_after_s=7.0, has_fallback=False)
+    assert (alone.action, alone.stop) == ("raise", "exhausted")
+    assert "above the 0.500 s cap and no fallback route" in alone.reason
+
+
+def test_a_retry_after_exactly_at_the_cap_is_waited_for():
+    decision = run("rate_limit", retry_after_s=0.5)
+    assert (decision.action, decision.delay_s) == ("retry", pytest.approx(0.5))
 
 
 def test_upstream_uses_backoff_not_the_retry_after_hint():
@@ -223,7 +237,22 @@ EXPECTED_RULES = {
     "model": (0, "none", "raise"),
     "endpoint": (0, "none", "raise"),
     "budget": (0, "none", "raise"),
+    "context_length": (0, "none", "fallback"),
+    "content_policy": (0, "none", "raise"),
+    "transport:timeout:read_timeout": (0, "none", "fallback"),
+    "transport:timeout:first_byte_timeout": (0, "none", "fallback"),
+    "transport:timeout:first_token_timeout": (0, "none", "fallback"),
+    "transport:timeout:stream_stalled": (0, "none", "fallback"),
 }
+
+
+def _failure_for_key(key):
+    parts = key.split(":")
+    if len(parts) == 3:
+        kind, category, code = parts
+    else:
+        kind, category, code = (*parts, "x") if len(parts) == 2 else ("api_error", parts[0], "x")
+    return make_failure(kind=kind, category=category, code=code, message="m")
 
 
 def test_the_rules_table_has_exactly_the_documented_rows():
@@ -232,8 +261,7 @@ def test_the_rules_table_has_exactly_the_documented_rows():
 
 @pytest.mark.parametrize(("key", "row"), list(EXPECTED_RULES.items()), ids=list(EXPECTED_RULES))
 def test_each_rules_row_is_what_rule_for_returns_without_contract_sets(key, row):
-    kind, _, category = key.rpartition(":")
-    failure_ = make_failure(kind=kind or "api_error", category=category, code="x", message="m")
+    failure_ = _failure_for_key(key)
     rule = rule_for(failure_)
     assert (rule.retries, rule.wait, rule.then) == row
     assert RULES[key] == rule
@@ -242,8 +270,7 @@ def test_each_rules_row_is_what_rule_for_returns_without_contract_sets(key, row)
 @pytest.mark.parametrize(("key", "row"), list(EXPECTED_RULES.items()), ids=list(EXPECTED_RULES))
 def test_each_rules_row_decides_the_first_and_the_last_attempt(key, row):
     retries, wait, then = row
-    kind, _, category = key.rpartition(":")
-    failure_ = make_failure(kind=kind or "api_error", category=category, code="x", message="m")
+    failure_ = _failure_for_key(key)
     clock = FakeClock()
 
     def decide_at(attempt, has_fallback=True):
@@ -269,7 +296,9 @@ def test_each_rules_row_decides_the_first_and_the_last_attempt(key, row):
     allowed = POLICY.retry.max_attempts - 1 if retries == ALL_ATTEMPTS else retries
     last = decide_at(allowed + 1, has_fallback=False)
     assert last.action == "raise"
-    assert last.stop == ("non_retryable" if (then, retries) == ("raise", 0) else "exhausted")
+    # context_length with no route left is a clean refusal, not an exhausted retry budget.
+    refused = (then, retries) == ("raise", 0) or key == "context_length"
+    assert last.stop == ("non_retryable" if refused else "exhausted")
 
 
 def test_quota_row_falls_back_even_when_the_contract_does_not_list_it():
@@ -310,7 +339,7 @@ def test_a_promoted_class_honours_retry_after_within_its_cap():
     decision = run("quota", retry_after_s=0.3, **sets)
     assert (decision.action, decision.delay_s) == ("retry", pytest.approx(0.3))
     assert "retry-after" in decision.reason
-    assert run("quota", retry_after_s=9.0, **sets).delay_s == pytest.approx(0.5)
+    assert run("quota", retry_after_s=9.0, **sets).action == "fallback"
     assert run("quota", **sets).delay_s == pytest.approx(0.1)  # no hint: the backoff
 
 

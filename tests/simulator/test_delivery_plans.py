@@ -10,10 +10,11 @@ from chatcontract.simulator.delivery import (
     Hangup,
     Start,
     Wait,
+    fault_index,
     plan_body,
     plan_stream,
 )
-from chatcontract.simulator.scenarios import Delivery
+from chatcontract.simulator.scenarios import SCENARIOS, Delivery, faulted
 
 EVENTS = [f'data: {{"n": {i}}}\n\n'.encode() for i in range(6)]
 ERROR = b'data: {"error": {"message": "boom"}}\n\n'
@@ -116,3 +117,74 @@ def test_connection_faults_never_send_a_status_line(delivery, expected):
 def test_plain_deliveries_have_no_body_plan():
     with pytest.raises(ValueError, match="plain response"):
         plan_body(Delivery.NORMAL, start=START, body=BODY, delay_s=0)
+
+
+@pytest.mark.parametrize(
+    ("delivery", "after", "expected"),
+    [
+        (Delivery.CUT, None, 3),
+        (Delivery.INBAND_ERROR, None, 2),
+        (Delivery.CUT, 0, 1),
+        (Delivery.CUT, 2, 3),
+        (Delivery.STALL, 99, 6),
+    ],
+    ids=["half-way", "inband-after-first-token", "after-zero-keeps-role", "after-two", "clamped"],
+)
+def test_the_fault_index_counts_tokens_after_the_role_chunk(delivery, after, expected):
+    assert fault_index(delivery, len(EVENTS), after) == expected
+
+
+@pytest.mark.parametrize("after", [0, 2, 4])
+def test_cut_stall_malformed_and_inband_strike_after_n_tokens(after):
+    def plan(delivery):
+        return plan_stream(
+            delivery, headers=[], events=EVENTS, delay_s=1.0, error_event=ERROR, after_tokens=after
+        )
+
+    keep = EVENTS[: 1 + after]
+    assert sent(plan(Delivery.CUT)) == keep
+    stall = plan(Delivery.STALL)
+    assert sent(stall[: stall.index(Wait(1.0))]) == keep
+    assert sent(plan(Delivery.MALFORMED))[: 1 + after] == keep
+    assert sent(plan(Delivery.MALFORMED))[1 + after] != EVENTS[1 + after]
+    assert sent(plan(Delivery.INBAND_ERROR)) == [*keep, ERROR, DONE_EVENT]
+
+
+@pytest.mark.parametrize(
+    ("name", "seen", "elapsed", "window", "expected"),
+    [
+        ("server_error_once", 0, None, 0.0, True),
+        ("server_error_once", 1, 0.0, 0.0, False),
+        ("reset_once", 1, 5.0, 0.0, False),
+        ("rate_limit_retry_after", 0, None, 1.0, True),
+        ("rate_limit_retry_after", 1, 0.999, 1.0, True),
+        ("rate_limit_retry_after", 1, 1.0, 1.0, False),
+        ("flapping_outage", 3, 10.0, 60.0, True),
+        ("flapping_outage", 4, 10.0, 60.0, False),
+        ("flapping_outage", 9, 10.0, 60.0, False),
+        ("flapping_outage", 5, 60.0, 60.0, False),
+        ("rate_limit", 100, 1e6, 0.0, True),
+    ],
+    ids=[
+        "once-first",
+        "once-second",
+        "reset-once-second",
+        "window-first",
+        "window-inside",
+        "window-over",
+        "outage-down",
+        "outage-fifth-through",
+        "outage-tenth-through",
+        "outage-over",
+        "always",
+    ],
+)
+def test_faulted_reads_counts_and_windows(name, seen, elapsed, window, expected):
+    assert faulted(SCENARIOS[name], seen=seen, elapsed_s=elapsed, window_s=window) is expected
+
+
+def test_retry_after_headers_need_a_window():
+    from chatcontract.simulator.scenarios import Scenario
+
+    with pytest.raises(ValueError, match="fault window"):
+        Scenario(name="x", summary="s", non_stream="n", stream="s", retry_after="ms")

@@ -263,6 +263,15 @@ def status(
     return check
 
 
+def retry_after(*, ms: str, seconds: str | None) -> Callable[[Outcome], None]:
+    def check(o: Outcome) -> None:
+        assert o.ok.status_code == 429
+        assert o.ok.headers["retry-after-ms"] == ms
+        assert o.ok.headers.get("retry-after") == seconds
+
+    return check
+
+
 EXPECT: dict[str, tuple[Callable[[Outcome], None], Callable[[Outcome], None]]] = {
     "ok": (plain_ok, stream_ok),
     "slow": (plain_delayed, stream_delayed),
@@ -293,6 +302,18 @@ EXPECT: dict[str, tuple[Callable[[Outcome], None], Callable[[Outcome], None]]] =
     "bad_json": (plain_invalid_json, plain_invalid_json),
     "no_response": (held_then_disconnected, held_then_disconnected),
     "reset": (disconnected, disconnected),
+    # The first request of a recovery scenario gets its fault; later ones are tested in
+    # test_recovery_scenarios.py over real sockets.
+    "reset_once": (disconnected, disconnected),
+    "server_error_once": (status(500, json_code="do_request_failed"),) * 2,
+    "rate_limit_once": (status(429),) * 2,
+    "rate_limit_retry_after": (retry_after(ms="60", seconds="0.060"),) * 2,
+    "rate_limit_retry_after_ms": (retry_after(ms="60", seconds=None),) * 2,
+    "late_first_token": (plain_delayed, stream_delayed),
+    "context_length": (status(400, json_code="context_length_exceeded"),) * 2,
+    "content_policy": (status(400, json_code="content_policy_violation"),) * 2,
+    "refuses_assistant_prefix": (plain_ok, stream_ok),  # a request ending with a user message
+    "flapping_outage": (status(503, json_code="bad_response_status_code"),) * 2,
 }
 
 

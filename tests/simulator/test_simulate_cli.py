@@ -63,6 +63,39 @@ def test_a_negative_delay_is_one_line_and_exit_2(capsys):
     assert "delay must be between 0" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (("--time-scale", "fast"), None, "--time-scale must be a number such as 0.01"),
+        (("--time-scale", "0"), None, "time scale must be a number from 0.001 to 100.0"),
+        ((), "soon", "$CHATCONTRACT_SIMULATOR_TIME_SCALE must be a number such as 0.01"),
+        ((), "1000", "time scale must be a number from 0.001 to 100.0, got 1000.0"),
+        (("--after-tokens", "-1"), None, "after-tokens must be from 0 to 100000, got -1"),
+    ],
+    ids=["scale-word", "scale-zero", "env-word", "env-too-slow", "after-negative"],
+)
+def test_a_bad_time_scale_or_token_count_is_one_line_and_exit_2(
+    capsys, monkeypatch, argv, env, expected
+):
+    if env is not None:
+        monkeypatch.setenv("CHATCONTRACT_SIMULATOR_TIME_SCALE", env)
+    code, out, err = run_cli(capsys, *argv, "--port", "0")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_the_time_scale_comes_from_the_environment_and_the_flag_wins(monkeypatch):
+    from chatcontract.cli.simulate import _time_scale
+
+    monkeypatch.setenv("CHATCONTRACT_SIMULATOR_TIME_SCALE", "0.01")
+    assert _time_scale(None) == 0.01
+    assert _time_scale("0.5") == 0.5
+    monkeypatch.delenv("CHATCONTRACT_SIMULATOR_TIME_SCALE")
+    assert _time_scale(None) == 1.0
+
+
 def test_an_unknown_flavor_is_an_argparse_error_with_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["simulate", "--flavor", "azure"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from chatcontract.errors import SimulatorError
@@ -20,6 +21,8 @@ from chatcontract.simulator import (
 __all__ = ["register", "run"]
 
 DEFAULT_PORT = 8787
+#: The environment variable holding the default of --time-scale.
+TIME_SCALE_ENV = "CHATCONTRACT_SIMULATOR_TIME_SCALE"
 
 _DESCRIPTION = """\
 Serve a faithful local stand-in for CometAPI's (or OpenAI's) chat completions API:
@@ -71,6 +74,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(default: each scenario's own)",
     )
     parser.add_argument(
+        "--time-scale",
+        default=None,
+        metavar="F",
+        help="multiply every delay, keep-alive interval, fault window and retry-after by F "
+        f"(0.01: a 60 s outage lasts 0.6 s; default: ${TIME_SCALE_ENV} or 1; per request: "
+        "header X-Chatcontract-Time-Scale)",
+    )
+    parser.add_argument(
+        "--after-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cut_stream/stall_mid_stream/malformed_chunk/inband_error strike after N tokens "
+        "(default: half way; per request: header X-Chatcontract-After-Tokens)",
+    )
+    parser.add_argument(
         "--list-scenarios", action="store_true", help="list the scenarios, one per line, and exit"
     )
     parser.set_defaults(handler=run)
@@ -95,7 +114,23 @@ def _banner(server: SimulatorServer) -> None:
     _say(f"  scenario: {server.scenario} (per request: header {SCENARIO_HEADER}: NAME)")
     _say(f"  api key:  {server.api_key} (Authorization: Bearer KEY, or x-api-key: KEY)")
     _say(f"  delays:   header {DELAY_HEADER}: N overrides the scenario's delay")
+    scale = server.app.settings.time_scale
+    if scale != 1:
+        _say(f"  time:     every duration x{scale:g}")
     _say("Press Ctrl-C to stop.")
+
+
+def _time_scale(flag: str | None) -> float:
+    """--time-scale, else $CHATCONTRACT_SIMULATOR_TIME_SCALE, else 1 (range checked by the app)."""
+    text, source = flag, "--time-scale"
+    if text is None:
+        text, source = os.environ.get(TIME_SCALE_ENV, "").strip() or "1", f"${TIME_SCALE_ENV}"
+    try:
+        return float(text)
+    except ValueError:
+        raise SimulatorError(
+            f"{source} must be a number such as 0.01 (100 times faster), got {text!r}"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         scenario=args.scenario,
         delay_ms=args.delay_ms,
+        time_scale=_time_scale(args.time_scale),
+        after_tokens=args.after_tokens,
         host=args.host,
         port=args.port,
         on_ready=_banner,

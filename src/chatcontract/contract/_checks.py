@@ -46,6 +46,8 @@ CATEGORIES: tuple[str, ...] = (
     "content",
     "usage",
     "budget",
+    "context_length",
+    "content_policy",
 )
 #: The HTTP methods a chat call may use.
 METHODS: tuple[str, ...] = ("POST", "GET", "PUT")

@@ -37,11 +37,14 @@ from ._regex import MAX_PATTERN_LENGTH
 
 __all__ = [
     "CATEGORIES",
+    "CONTINUATIONS",
     "MAX_MODEL_LENGTH",
     "MAX_NAME_LENGTH",
     "MAX_URL_LENGTH",
     "RETRY_DECISIONS",
     "Auth",
+    "BreakerPolicy",
+    "Continuation",
     "Contract",
     "CostCaps",
     "Endpoint",
@@ -96,6 +99,14 @@ ResponsePath = Annotated[
     Meta(max_length=512, extra_json_schema={"pattern": rules.PATH_PATTERN}),
     Check(rules.response_path),
 ]
+#: How a route accepts a request to continue a partly delivered answer (DESIGN.md, stream
+#: recovery): ``none`` (it does not), ``assistant_prefix`` (a trailing assistant message with the
+#: partial text is continued, as Anthropic, vLLM and llama.cpp do), ``continue_final_message``
+#: (the same, plus ``continue_final_message: true`` and ``add_generation_prompt: false``, as
+#: vLLM's chat template needs).
+Continuation = Literal["none", "assistant_prefix", "continue_final_message"]
+CONTINUATIONS: tuple[str, ...] = ("none", "assistant_prefix", "continue_final_message")
+ContextWindow = Annotated[int, Meta(ge=1, le=100_000_000)]
 HttpStatus = Annotated[int, Meta(ge=100, le=599, description="An HTTP status.")]
 FreeText = Annotated[str, Meta(max_length=1_000)]
 
@@ -222,6 +233,21 @@ class FallbackRoute:
         tuple[EnvName, ...],
         Meta(max_length=20, description="Variables holding this route's key (empty: auth.env)."),
     ] = ()
+    continuation: Annotated[
+        Continuation,
+        Meta(
+            description="How this route continues a broken stream: none, assistant_prefix "
+            "(a trailing\nassistant message with the partial answer), or continue_final_message "
+            "(vLLM's flag too)."
+        ),
+    ] = "none"
+    context_window: Annotated[
+        ContextWindow | None,
+        Meta(
+            description="This route's context window in tokens (null: unknown). A request "
+            "refused as too long\nskips a route whose window is no larger than the refusing one."
+        ),
+    ] = None
 
     def __post_init__(self) -> None:
         where = f"fallbacks[{self.name}]"
@@ -408,16 +434,26 @@ class Timeouts:
     connect_ms: Annotated[int, _ms(1, _HOUR_MS, "Time to open the connection (TCP + TLS).")] = 5_000
     first_byte_ms: Annotated[
         int, _ms(1, _HOUR_MS, "Time from sending to the first byte of the answer.")
-    ] = 30_000
+    ] = 10_000
     first_token_ms: Annotated[
         int, _ms(1, _HOUR_MS, "Time from sending to the first streamed token.")
-    ] = 30_000
+    ] = 10_000
+    idle_ms: Annotated[
+        int,
+        _ms(
+            1,
+            _HOUR_MS,
+            "The longest gap between two data events once content has started (a stall);\n"
+            "SSE comments and keep-alives do not reset it.",
+        ),
+    ] = 10_000
     total_ms: Annotated[
         int, _ms(1, _HOUR_MS, "The deadline of the whole call, retries and fallbacks included.")
     ] = 60_000
 
     def __post_init__(self) -> None:
         check_fields(self, "policy.timeouts")
+        # idle_ms is a gap, not a phase of the call: one above total_ms simply never fires.
         for name in ("connect_ms", "first_byte_ms", "first_token_ms"):
             if getattr(self, name) > self.total_ms:
                 raise ConfigError(
@@ -448,6 +484,25 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         check_fields(self, "policy.retry")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerPolicy:
+    """A circuit breaker per route: after ``failures`` calls in a row failed with a retryable
+    class, the route is skipped for ``cooldown_ms``; then one trial call decides."""
+
+    enabled: Annotated[
+        bool, Meta(description="Skip a route that keeps failing (never refuses a call).")
+    ] = True
+    failures: Annotated[
+        int, _ms(1, 100, "Calls in a row failed with a retryable class that open the breaker.")
+    ] = 3
+    cooldown_ms: Annotated[
+        int, _ms(100, _HOUR_MS, "How long an open breaker skips the route before a trial call.")
+    ] = 10_000
+
+    def __post_init__(self) -> None:
+        check_fields(self, "policy.breaker")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -529,6 +584,17 @@ class Policy:
     fallback_reserve_ms: Annotated[
         int, _ms(0, _HOUR_MS, "Time kept back from the primary's attempts for a fallback.")
     ] = 5_000
+    breaker: Annotated[
+        BreakerPolicy,
+        Meta(description="A circuit breaker per route: skip a route that keeps failing, briefly."),
+    ] = field(default_factory=BreakerPolicy)
+    content_policy_fallback: Annotated[
+        bool,
+        Meta(
+            description="Send a request the provider refused on policy grounds "
+            "(content_policy) to the\nnext route (default false: one attempt, a clean error)."
+        ),
+    ] = False
     usage_fields: Annotated[
         tuple[UsageField, ...], Meta(description="Usage fields the budget logic reads.")
     ] = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -630,6 +696,17 @@ class Contract:
             "$CHATCONTRACT_MODEL or --model."
         ),
     ]
+    continuation: Annotated[
+        Continuation,
+        Meta(
+            description="How the primary route continues a broken stream: none, "
+            "assistant_prefix, or\ncontinue_final_message (see fallbacks[].continuation)."
+        ),
+    ] = "none"
+    context_window: Annotated[
+        ContextWindow | None,
+        Meta(description="The primary model's context window in tokens (null: unknown)."),
+    ] = None
     fallbacks: Annotated[
         tuple[FallbackRoute, ...],
         Meta(

@@ -18,10 +18,14 @@ _FIXTURE_PROMPT = "Reply with exactly: pong"
 
 _REQUEST_ID_SUFFIX = r"\(request id: ([^)\s]+)\)"
 
+# Sized for interactive chat: a silent primary costs ~10 s before the fallback starts. A
+# reasoning model that thinks before its first token needs larger first_byte/first_token
+# limits (README, "Timeouts for reasoning models").
 _COMMON_TIMEOUTS = {
     "connect_ms": 5_000,
-    "first_byte_ms": 30_000,
-    "first_token_ms": 30_000,
+    "first_byte_ms": 10_000,
+    "first_token_ms": 10_000,
+    "idle_ms": 10_000,
     "total_ms": 60_000,
 }
 
@@ -68,6 +72,57 @@ _UNKNOWN_MODEL_WORDS = (
 )
 
 
+# A request too large for the route's window, in the words of OpenAI ("This model's maximum
+# context length is 8192 tokens"), llama-cpp-python ("Requested tokens (600) exceed context
+# window of 512"), llama.cpp's server ("the request exceeds the available context size") and
+# LiteLLM (``litellm.ContextWindowExceededError``). Another route with a larger window may
+# serve it; the same route never will.
+_CONTEXT_WORDS = (
+    r"context_length_exceeded|maximum context length|exceeds? (?:the )?context window"
+    r"|exceeds the available context size|contextwindowexceedederror"
+)
+# A refusal on policy grounds: OpenAI's ``content_policy_violation``, Azure OpenAI's "content
+# management policy" (code ``content_filter`` on a 400), LiteLLM's
+# ``ContentPolicyViolationError``. Distinct from ``content`` (an empty or filtered answer).
+_POLICY_WORDS = (
+    r"content_policy_violation|content management policy|contentpolicyviolationerror"
+    r"|violat\w{0,6} (?:our|the) (?:usage|content) polic"
+)
+
+
+def _refusal_rules() -> list[dict[str, Any]]:
+    return [
+        _rule(
+            "context_length_exceeded",
+            "context_length",
+            code="context_length_exceeded",
+            note="the prompt plus max_tokens exceed this route's context window: never retried "
+            "on the same route; a fallback route with a larger context_window may serve it",
+        ),
+        _rule(
+            "context_window_exceeded",
+            "context_length",
+            message=_CONTEXT_WORDS,
+            note="the same refusal in the words of other servers and gateways (llama.cpp, "
+            "LiteLLM, OpenAI behind a gateway that rewrote the code)",
+        ),
+        _rule(
+            "content_policy_violation",
+            "content_policy",
+            code="content_policy_violation",
+            note="the provider refused the request on policy grounds: one attempt, a clean "
+            "error (policy.content_policy_fallback opts into a fallback)",
+        ),
+        _rule(
+            "content_policy_refusal",
+            "content_policy",
+            message=_POLICY_WORDS,
+            note="the same refusal in other words (Azure OpenAI's content management policy, "
+            "LiteLLM's ContentPolicyViolationError)",
+        ),
+    ]
+
+
 def _gateway_rules() -> list[dict[str, Any]]:
     return [
         _rule(
@@ -105,6 +160,7 @@ _COMETAPI_RULES = [
         note="503 'no available channel ... (distributor)': unknown or unavailable model, "
         "never retry",
     ),
+    *_refusal_rules(),
     _rule("model_name_required", "validation", status=[400], message="model name is required"),
     _rule("model_not_priced", "model", status=[400], message="has not been priced"),
     _rule("invalid_json_body", "validation", status=[400], message=r"^invalid request"),
@@ -150,7 +206,7 @@ _OPENAI_RULES = [
         note="a 429 saying insufficient_quota is billing, not a rate limit: do not retry",
     ),
     _rule("model_not_found", "model", code="model_not_found"),
-    _rule("context_length_exceeded", "validation", code="context_length_exceeded"),
+    *_refusal_rules(),
     *_gateway_rules(),
     _rule("unauthorized", "auth", status=[401, 403]),
     _rule("not_found", "endpoint", status=[404]),
@@ -200,7 +256,14 @@ def _document(
         },
         "auth": {"header": "Authorization", "scheme": "Bearer", "env": env},
         "model": model,
-        "fallbacks": [{"name": "smaller-model", "model": fallback_model}],
+        "fallbacks": [
+            {
+                "name": "smaller-model",
+                "model": fallback_model,
+                "continuation": "none",
+                "context_window": None,
+            }
+        ],
         "request": {
             "required": ["model", "messages"],
             "fixture": {
@@ -228,6 +291,8 @@ def _document(
             "timeouts": dict(_COMMON_TIMEOUTS),
             "retry": dict(_COMMON_RETRY),
             "fallback_reserve_ms": 5_000,
+            "breaker": {"enabled": True, "failures": 3, "cooldown_ms": 10_000},
+            "content_policy_fallback": False,
             "usage_fields": ["prompt_tokens", "completion_tokens", "total_tokens"],
             "caps": {
                 "max_tokens_per_call": 1024,

@@ -12,7 +12,13 @@ from .classify import (
 )
 from .failure import FAILURE_KEYS, Failure, make_failure
 from .taxonomy import CATEGORY_TABLE, KINDS, OWNERS, CategoryInfo, Decision, Kind, decision_for
-from .transport_errors import DeadlineExceeded, classify_exception
+from .transport_errors import (
+    SILENCE_CODES,
+    DeadlineExceeded,
+    Silence,
+    classify_exception,
+    silence_failure,
+)
 
 __all__ = [
     "CATEGORY_TABLE",
@@ -20,11 +26,13 @@ __all__ = [
     "KINDS",
     "OWNERS",
     "REQUEST_ID_HEADERS",
+    "SILENCE_CODES",
     "CategoryInfo",
     "DeadlineExceeded",
     "Decision",
     "Failure",
     "Kind",
+    "Silence",
     "classify",
     "classify_error_body",
     "classify_exception",
@@ -33,4 +41,5 @@ __all__ = [
     "decision_for",
     "make_failure",
     "semantic_failure",
+    "silence_failure",
 ]

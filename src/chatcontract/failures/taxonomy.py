@@ -113,6 +113,18 @@ CATEGORY_TABLE: dict[str, CategoryInfo] = {
         "request",
         decision="none",
     ),
+    "context_length": CategoryInfo(
+        owner="application",
+        action="the request is too large for this route's context window: shorten the "
+        "conversation or max_tokens, or add a fallback route with a larger context_window",
+        decision="fallback",
+    ),
+    "content_policy": CategoryInfo(
+        owner="application",
+        action="the provider refused the request on policy grounds: review the prompt; "
+        "retrying repeats the refusal (policy.content_policy_fallback opts into a fallback)",
+        decision="none",
+    ),
 }
 
 if set(CATEGORY_TABLE) != set(CATEGORIES):  # pragma: no cover - import-time consistency guard

@@ -9,12 +9,23 @@ Most specific class first, as httpx maps httpcore's exceptions.
 from __future__ import annotations
 
 import ssl
+from typing import Literal
 
 import httpx2
 
 from .failure import Failure, make_failure
 
-__all__ = ["DeadlineExceeded", "classify_exception"]
+__all__ = ["SILENCE_CODES", "DeadlineExceeded", "Silence", "classify_exception", "silence_failure"]
+
+#: Which limit a silent route ran into (``policy.timeouts``).
+Silence = Literal["first_byte", "first_token", "idle"]
+
+#: The failure code of each silence, as ``policy.decide`` reads it (``SILENT_CODES``).
+SILENCE_CODES: dict[Silence, tuple[str, str]] = {
+    "first_byte": ("first_byte_timeout", "no response byte within first_byte_ms"),
+    "first_token": ("first_token_timeout", "no content token within first_token_ms"),
+    "idle": ("stream_stalled", "no stream data within idle_ms once content had started"),
+}
 
 
 class DeadlineExceeded(Exception):  # noqa: N818 - it names the event, like TimeoutError
@@ -105,4 +116,17 @@ def classify_exception(exc: BaseException, *, secrets: tuple[str, ...] = ()) -> 
         code="unexpected",
         message=f"unexpected {type(exc).__name__}",
         secrets=secrets,
+    )
+
+
+def silence_failure(limit: Silence, limit_ms: int) -> Failure:
+    """The ``Failure`` of a route that stayed silent past one of its limits.
+
+    The client calls it when its own first-byte, first-token or idle timer fires (SSE
+    comments and keep-alives do not reset those): kind ``transport``, category ``timeout``,
+    the code from ``SILENCE_CODES``; the policy then goes straight to the next route.
+    """
+    code, words = SILENCE_CODES[limit]
+    return make_failure(
+        kind="transport", category="timeout", code=code, message=f"{words} ({limit_ms} ms)"
     )

@@ -168,13 +168,29 @@ class Answer:
         )
 
 
+def _assistant_prefix(messages: Sequence[object]) -> str:
+    """The text of a trailing assistant message (a continuation request), else ``""``."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        return ""
+    content = last.get("content")
+    return content if isinstance(content, str) else ""
+
+
 def answer_for(messages: Sequence[object], *, max_tokens: int | None = None) -> Answer:
     """The deterministic answer to ``messages``, truncated to ``max_tokens`` when it is set.
+
+    A request ending with an assistant message whose text begins the answer is a continuation
+    (``assistant_prefix``, vLLM's ``continue_final_message``): it gets only the rest.
 
     >>> answer_for([{"role": "user", "content": "Reply with exactly: pong"}]).content
     'pong'
     """
-    pieces = token_pieces(_answer_text(_prompt_of(messages)))
+    text = _answer_text(_prompt_of(messages))
+    prefix = _assistant_prefix(messages)
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix) :]  # continue the partial answer: only the new text
+    pieces = token_pieces(text)
     answer = Answer(
         content="".join(pieces),
         pieces=pieces,

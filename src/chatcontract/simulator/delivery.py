@@ -33,6 +33,7 @@ __all__ = [
     "Start",
     "Step",
     "Wait",
+    "fault_index",
     "plan_body",
     "plan_stream",
 ]
@@ -83,19 +84,29 @@ def _half(count: int) -> int:
 
 
 # --- streams: ``events`` are complete ``data: ...\n\n`` chunk events, without [DONE] -------------
+# ``at`` is the index in ``events`` where the fault happens (events[0] is the role chunk, so
+# ``at = 1 + N`` is "after N content tokens"): a cut keeps ``events[:at]``, a stall waits
+# before ``events[at]``, a malformed event replaces ``events[at]``, an in-band error follows
+# ``events[:at]``.
 
-StreamPlanner = Callable[[Start, Sequence[bytes], float, bytes], Plan]
+StreamPlanner = Callable[[Start, Sequence[bytes], float, bytes, int], Plan]
 
 
-def _stream_normal(start: Start, events: Sequence[bytes], delay: float, error: bytes) -> Plan:
+def _stream_normal(
+    start: Start, events: Sequence[bytes], delay: float, error: bytes, at: int
+) -> Plan:
     return (start, *(Chunk(e) for e in events), Chunk(DONE_EVENT), _END)
 
 
-def _stream_no_done(start: Start, events: Sequence[bytes], delay: float, error: bytes) -> Plan:
+def _stream_no_done(
+    start: Start, events: Sequence[bytes], delay: float, error: bytes, at: int
+) -> Plan:
     return (start, *(Chunk(e) for e in events), _END)
 
 
-def _stream_slow(start: Start, events: Sequence[bytes], delay: float, error: bytes) -> Plan:
+def _stream_slow(
+    start: Start, events: Sequence[bytes], delay: float, error: bytes, at: int
+) -> Plan:
     gap = delay / (len(events) + 1)
     steps: list[Step] = [start]
     for event in (*events, DONE_EVENT):
@@ -104,7 +115,7 @@ def _stream_slow(start: Start, events: Sequence[bytes], delay: float, error: byt
 
 
 def _stream_slow_first_token(
-    start: Start, events: Sequence[bytes], delay: float, error: bytes
+    start: Start, events: Sequence[bytes], delay: float, error: bytes, at: int
 ) -> Plan:
     first, rest = events[:1], events[1:]
     return (
@@ -117,32 +128,37 @@ def _stream_slow_first_token(
     )
 
 
-def _stream_stall(start: Start, events: Sequence[bytes], delay: float, error: bytes) -> Plan:
-    half = _half(len(events))
+def _stream_stall(
+    start: Start, events: Sequence[bytes], delay: float, error: bytes, at: int
+) -> Plan:
     return (
         start,
-        *(Chunk(e) for e in events[:half]),
+        *(Chunk(e) for e in events[:at]),
         Wait(delay),
-        *(Chunk(e) for e in events[half:]),
+        *(Chunk(e) for e in events[at:]),
         Chunk(DONE_EVENT),
         _END,
     )
 
 
-def _stream_cut(start: Start, events: Sequence[bytes], delay: float, error: bytes) -> Plan:
-    return (start, *(Chunk(e) for e in events[: _half(len(events))]), Hangup())
+def _stream_cut(start: Start, events: Sequence[bytes], delay: float, error: bytes, at: int) -> Plan:
+    return (start, *(Chunk(e) for e in events[:at]), Hangup())
 
 
-def _stream_malformed(start: Start, events: Sequence[bytes], delay: float, error: bytes) -> Plan:
-    broken_at = min(_half(len(events)), len(events) - 1)
+def _stream_malformed(
+    start: Start, events: Sequence[bytes], delay: float, error: bytes, at: int
+) -> Plan:
+    broken_at = min(at, len(events) - 1)
     broken = events[broken_at]
     mangled = broken[: max(len(b"data: {"), len(broken) // 2)] + b"\n\n"
     steps = [Chunk(mangled if i == broken_at else e) for i, e in enumerate(events)]
     return (start, *steps, Chunk(DONE_EVENT), _END)
 
 
-def _stream_inband_error(start: Start, events: Sequence[bytes], delay: float, error: bytes) -> Plan:
-    return (start, *(Chunk(e) for e in events[:2]), Chunk(error), Chunk(DONE_EVENT), _END)
+def _stream_inband_error(
+    start: Start, events: Sequence[bytes], delay: float, error: bytes, at: int
+) -> Plan:
+    return (start, *(Chunk(e) for e in events[:at]), Chunk(error), Chunk(DONE_EVENT), _END)
 
 
 _STREAM_PLANNERS: Mapping[Delivery, StreamPlanner] = {
@@ -156,6 +172,23 @@ _STREAM_PLANNERS: Mapping[Delivery, StreamPlanner] = {
     Delivery.INBAND_ERROR: _stream_inband_error,
 }
 
+# Where each fault happens when the request names no token count.
+_DEFAULT_AT: Mapping[Delivery, Callable[[int], int]] = {
+    Delivery.INBAND_ERROR: lambda count: min(2, count),
+}
+
+
+def fault_index(delivery: Delivery, count: int, after_tokens: int | None) -> int:
+    """The index in ``count`` events where ``delivery``'s fault happens.
+
+    After ``after_tokens`` content tokens (the role chunk comes first) when given, else half
+    way through (an in-band error: after the first token); never past the last event.
+    """
+    if after_tokens is not None:
+        return max(1, min(1 + after_tokens, count))
+    default = _DEFAULT_AT.get(delivery)
+    return default(count) if default is not None else _half(count)
+
 
 def plan_stream(
     delivery: Delivery,
@@ -164,17 +197,21 @@ def plan_stream(
     events: Sequence[bytes],
     delay_s: float,
     error_event: bytes,
+    after_tokens: int | None = None,
 ) -> Plan:
     """The steps of a ``text/event-stream`` answer for ``delivery``.
 
-    ``events`` must hold at least the role chunk; ``error_event`` is the in-band error event.
+    ``events`` must hold at least the role chunk; ``error_event`` is the in-band error event;
+    ``after_tokens`` places a cut, stall, malformed event or in-band error after that many
+    content tokens (default: half way; see ``fault_index``).
     """
     if not events:
         raise ValueError("a stream plan needs at least one event")
     planner = _STREAM_PLANNERS.get(delivery)
     if planner is None:
         raise ValueError(f"delivery {delivery.value!r} has no stream plan")
-    return planner(Start(200, headers), events, delay_s, error_event)
+    at = fault_index(delivery, len(events), after_tokens)
+    return planner(Start(200, headers), events, delay_s, error_event, at)
 
 
 # --- non-streaming bodies -----------------------------------------------------------------------

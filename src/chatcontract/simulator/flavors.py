@@ -61,6 +61,9 @@ class Situation(StrEnum):
     HTML_ERROR = "html_error"
     ERROR_IN_200 = "error_in_200"
     BAD_CONTROL = "bad_control"
+    CONTEXT_LENGTH = "context_length"
+    CONTENT_POLICY = "content_policy"
+    PREFIX_REFUSED = "prefix_refused"
 
 
 Field = tuple[str, str | None]
@@ -275,6 +278,23 @@ def _comet_struct(
 
 
 _COMET_HOST = "api.cometapi.com"
+_UPSTREAM_INVALID = "invalid_request_error"
+
+# OpenAI's words for the two refusals that decide where a call goes next; a new-api gateway
+# passes the upstream error through with its request id appended.
+_CONTEXT_MESSAGE = (
+    "This model's maximum context length is 8192 tokens. However, your messages resulted in "
+    "{tokens} tokens. Please reduce the length of the messages."
+)
+_POLICY_MESSAGE = (
+    "Your request was rejected as a result of our safety system. Your prompt may contain text "
+    "that is not allowed by our safety system."
+)
+# A server that does not take a trailing assistant message (no prefix continuation).
+_PREFIX_MESSAGE = (
+    "The last message must have role 'user' or 'tool': assistant message prefill is not "
+    "supported for this model."
+)
 
 _COMETAPI_ERRORS: Mapping[Situation, ErrorSpec] = {
     Situation.MISSING_KEY: _comet_gin(401, "Token not provided"),
@@ -336,6 +356,19 @@ _COMETAPI_ERRORS: Mapping[Situation, ErrorSpec] = {
             ("code", "bad_response"),
         ),
     ),
+    Situation.CONTEXT_LENGTH: _comet_struct(
+        400,
+        _CONTEXT_MESSAGE,
+        "context_length_exceeded",
+        type_=_UPSTREAM_INVALID,
+        param="messages",
+    ),
+    Situation.CONTENT_POLICY: _comet_struct(
+        400, _POLICY_MESSAGE, "content_policy_violation", type_=_UPSTREAM_INVALID
+    ),
+    Situation.PREFIX_REFUSED: _comet_struct(
+        400, _PREFIX_MESSAGE, "", type_=_UPSTREAM_INVALID, param="messages"
+    ),
     Situation.BAD_CONTROL: ErrorSpec(
         status=400,
         fields=(
@@ -359,6 +392,7 @@ def _openai(
 
 _OPENAI_HOST = "api.openai.com"
 _INVALID = "invalid_request_error"
+
 
 _OPENAI_RATE_LIMIT_HEADERS = (
     ("retry-after", "1"),
@@ -491,7 +525,15 @@ _OPENAI_ERRORS: Mapping[Situation, ErrorSpec] = {
         None,
     ),
     Situation.BAD_CONTROL: _COMETAPI_ERRORS[Situation.BAD_CONTROL],
+    Situation.CONTEXT_LENGTH: _openai(
+        400, _CONTEXT_MESSAGE, _INVALID, "messages", "context_length_exceeded"
+    ),
+    Situation.CONTENT_POLICY: _openai(
+        400, _POLICY_MESSAGE, _INVALID, None, "content_policy_violation"
+    ),
+    Situation.PREFIX_REFUSED: _openai(400, _PREFIX_MESSAGE, _INVALID, "messages", None),
 }
+
 
 COMETAPI = Flavor(
     name="cometapi",

@@ -12,25 +12,42 @@ A scenario is built from four independent parts, each optional:
 - ``body`` / ``chunks``: a change to the wire shape of the JSON body or of the stream's chunks.
 - ``delivery``: how the bytes reach the client (delays, stalls, cuts, no answer at all).
 
+Recovery scenarios add a *when*: ``fault_count`` (only the first N requests, e.g. ``500
+once``), ``fault_window_ms`` (from the first request for that long, e.g. a 60 s outage;
+``flap_every`` lets every Nth request inside it through) and ``only_if`` (a request test, e.g.
+"ends with an assistant message"). Outside it the request gets the ``ok`` answer. Counts and
+windows are state of one server instance, per scenario and ``X-Chatcontract-State-Key``;
+``POST /_chatcontract/reset`` clears them. Every duration is multiplied by the time scale.
+
 Each row says in words what a non-streaming and a streaming request get.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from chatcontract.simulator.answers import Answer
 from chatcontract.simulator.flavors import Situation
 
-__all__ = ["SCENARIOS", "SCENARIO_NAMES", "Delivery", "Scenario"]
+__all__ = ["SCENARIOS", "SCENARIO_NAMES", "Delivery", "RetryAfter", "Scenario", "faulted"]
 
 # Defaults keep test suites fast; a slow stall or a held request is still bounded.
 SLOW_DEFAULT_MS = 2_000
 STALL_DEFAULT_MS = 60_000
 HOLD_DEFAULT_MS = 600_000
+#: A first token this late misses an interactive first_token_ms (10 s) by far.
+LATE_FIRST_TOKEN_MS = 20_000
+#: The retry-after window of the rate-limit scenarios, and the length of the outage.
+RETRY_AFTER_MS = 1_000
+OUTAGE_MS = 60_000
+#: Inside the outage, every this-many-th request gets through (a flapping route).
+FLAP_EVERY = 5
+
+#: Which retry-after headers a 429 carries: both, ``retry-after`` (seconds) or ``retry-after-ms``.
+RetryAfter = Literal["both", "seconds", "ms"]
 
 
 class Delivery(StrEnum):
@@ -67,6 +84,11 @@ class Scenario:
         chunks: mutates the list of stream chunks in place.
         delivery: how the bytes are delivered.
         default_delay_ms: the delay used when neither the header nor the server sets one.
+        fault_count: only the first this-many requests get the fault (``None``: all).
+        fault_window_ms: the fault lasts this long from the first request (``None``: always).
+        flap_every: inside the window, every this-many-th request gets the ``ok`` answer.
+        retry_after: the retry-after headers a ``reply`` carries (for ``fault_window_ms``).
+        only_if: the fault applies only to requests whose messages pass this test.
     """
 
     name: str
@@ -79,6 +101,11 @@ class Scenario:
     chunks: Callable[[list[Body]], None] | None = None
     delivery: Delivery = Delivery.NORMAL
     default_delay_ms: int = 0
+    fault_count: int | None = None
+    fault_window_ms: int | None = None
+    flap_every: int | None = None
+    retry_after: RetryAfter | None = None
+    only_if: Callable[[Sequence[object]], bool] | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or "\n" in self.summary:
@@ -89,6 +116,31 @@ class Scenario:
             raise ValueError(
                 f"scenario {self.name!r}: a canned reply cannot also reshape a completion"
             )
+        if self.retry_after is not None and self.fault_window_ms is None:
+            raise ValueError(f"scenario {self.name!r}: retry-after headers need a fault window")
+
+
+def faulted(scenario: Scenario, *, seen: int, elapsed_s: float | None, window_s: float) -> bool:
+    """Whether the next request gets ``scenario``'s fault, from its per-server state.
+
+    Args:
+        seen: requests of this scenario (and state key) already answered.
+        elapsed_s: seconds since the first of them (``None``: this is the first).
+        window_s: the fault window in seconds, already scaled (read only when the scenario
+            has a ``fault_window_ms``).
+    """
+    if scenario.fault_count is not None and seen >= scenario.fault_count:
+        return False
+    if scenario.fault_window_ms is None:
+        return True
+    if elapsed_s is not None and elapsed_s >= window_s:
+        return False
+    return scenario.flap_every is None or (seen + 1) % scenario.flap_every != 0
+
+
+def _ends_with_assistant(messages: Sequence[object]) -> bool:
+    last = messages[-1] if messages else None
+    return isinstance(last, dict) and last.get("role") == "assistant"
 
 
 # --- answer changes -----------------------------------------------------------------------------
@@ -405,6 +457,93 @@ _TABLE: tuple[Scenario, ...] = (
         non_stream="the connection closes before a status line is sent",
         stream="the same",
         delivery=Delivery.RESET,
+    ),
+    # --- recovery: faults that pass, refusals that decide the next route ------------------------
+    Scenario(
+        name="reset_once",
+        summary="the first request's connection closes before any byte; then ok",
+        non_stream="the first request: no status line; later ones: the normal answer",
+        stream="the same",
+        delivery=Delivery.RESET,
+        fault_count=1,
+    ),
+    Scenario(
+        name="server_error_once",
+        summary="500 on the first request, then ok",
+        non_stream="the first request: the flavor's 500; later ones: the normal answer",
+        stream="the same",
+        reply=Situation.SERVER_ERROR,
+        fault_count=1,
+    ),
+    Scenario(
+        name="rate_limit_once",
+        summary="429 without retry-after on the first request, then ok",
+        non_stream="the first request: the flavor's 429 (no retry-after); later ones: ok",
+        stream="the same",
+        reply=Situation.RATE_LIMIT,
+        fault_count=1,
+    ),
+    Scenario(
+        name="rate_limit_retry_after",
+        summary=f"429 with retry-after and retry-after-ms ({RETRY_AFTER_MS} ms) until the window "
+        "ends, then ok",
+        non_stream="429 with retry-after: 1 and retry-after-ms: 1000 (scaled) for every request "
+        "inside the window that starts with the first; ok after it",
+        stream="the same",
+        reply=Situation.RATE_LIMIT,
+        fault_window_ms=RETRY_AFTER_MS,
+        retry_after="both",
+    ),
+    Scenario(
+        name="rate_limit_retry_after_ms",
+        summary=f"429 with only retry-after-ms ({RETRY_AFTER_MS} ms) until the window ends, "
+        "then ok",
+        non_stream="as rate_limit_retry_after, with retry-after-ms only",
+        stream="the same",
+        reply=Situation.RATE_LIMIT,
+        fault_window_ms=RETRY_AFTER_MS,
+        retry_after="ms",
+    ),
+    Scenario(
+        name="late_first_token",
+        summary=f"the first token comes {LATE_FIRST_TOKEN_MS // 1000} s late (the delay)",
+        non_stream="waits the delay, then the normal answer",
+        stream="headers and the role chunk at once, then the delay (with : PING keep-alives), "
+        "then the rest",
+        delivery=Delivery.SLOW_FIRST_TOKEN,
+        default_delay_ms=LATE_FIRST_TOKEN_MS,
+    ),
+    Scenario(
+        name="context_length",
+        summary="400 context_length_exceeded: the prompt is too long for this model",
+        non_stream="400 with OpenAI's 'maximum context length' error (new-api: request id added)",
+        stream="the same 400 (no event stream)",
+        reply=Situation.CONTEXT_LENGTH,
+    ),
+    Scenario(
+        name="content_policy",
+        summary="400 content_policy_violation: the provider refuses on policy grounds",
+        non_stream="400 with OpenAI's safety-system refusal",
+        stream="the same 400 (no event stream)",
+        reply=Situation.CONTENT_POLICY,
+    ),
+    Scenario(
+        name="refuses_assistant_prefix",
+        summary="400 for a request ending with an assistant message (no prefix continuation)",
+        non_stream="a trailing assistant message: 400 'prefill is not supported'; else ok",
+        stream="the same",
+        reply=Situation.PREFIX_REFUSED,
+        only_if=_ends_with_assistant,
+    ),
+    Scenario(
+        name="flapping_outage",
+        summary=f"a {OUTAGE_MS // 1000} s outage from the first request: 503, every "
+        f"{FLAP_EVERY}th request gets through",
+        non_stream="the flavor's 503 inside the window (the delay if given), ok after it",
+        stream="the same",
+        reply=Situation.UPSTREAM_UNAVAILABLE,
+        fault_window_ms=OUTAGE_MS,
+        flap_every=FLAP_EVERY,
     ),
 )
 

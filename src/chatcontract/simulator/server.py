@@ -59,7 +59,8 @@ class SimulatorServer:
     """The simulator served by uvicorn on a background thread.
 
     Args:
-        flavor, api_key, scenario, delay_ms, ping_interval_ms: passed to ``create_app``.
+        flavor, api_key, scenario, delay_ms, ping_interval_ms, time_scale, after_tokens,
+            scenario_models: passed to ``create_app``.
         host: the interface to bind (loopback by default).
         port: the port; 0 picks a free one.
         app: serve this app instead of building one (the other app arguments are then ignored).
@@ -80,6 +81,9 @@ class SimulatorServer:
         scenario: str = "ok",
         delay_ms: int | None = None,
         ping_interval_ms: int = DEFAULT_PING_INTERVAL_MS,
+        time_scale: float = 1.0,
+        after_tokens: int | None = None,
+        scenario_models: tuple[str, ...] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         app: SimulatorApp | None = None,
@@ -93,6 +97,9 @@ class SimulatorServer:
                 scenario=scenario,
                 delay_ms=delay_ms,
                 ping_interval_ms=ping_interval_ms,
+                time_scale=time_scale,
+                after_tokens=after_tokens,
+                scenario_models=scenario_models,
             )
         self.app = app
         self.host = host
@@ -118,6 +125,17 @@ class SimulatorServer:
     def scenario(self) -> str:
         """The server-wide default scenario."""
         return self.app.settings.scenario.name
+
+    def reset(self) -> None:
+        """Forget the per-scenario counts and windows (as ``POST /_chatcontract/reset``)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self.app.runtime.states.clear()
+            return
+        asyncio.run_coroutine_threadsafe(self._clear(), loop).result(timeout=5)
+
+    async def _clear(self) -> None:
+        self.app.runtime.states.clear()
 
     @property
     def root_url(self) -> str:
@@ -229,6 +247,8 @@ def serve(
     api_key: str = DEFAULT_API_KEY,
     scenario: str = "ok",
     delay_ms: int | None = None,
+    time_scale: float = 1.0,
+    after_tokens: int | None = None,
     host: str = "127.0.0.1",
     port: int = 8787,
     on_ready: Callable[[SimulatorServer], None] | None = None,
@@ -243,7 +263,14 @@ def serve(
     """
     stop = stop or threading.Event()
     server = SimulatorServer(
-        flavor=flavor, api_key=api_key, scenario=scenario, delay_ms=delay_ms, host=host, port=port
+        flavor=flavor,
+        api_key=api_key,
+        scenario=scenario,
+        delay_ms=delay_ms,
+        time_scale=time_scale,
+        after_tokens=after_tokens,
+        host=host,
+        port=port,
     )
     with _stop_on_sigterm(stop), server:
         if on_ready is not None:
