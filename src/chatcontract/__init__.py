@@ -5,8 +5,8 @@ The public surface, re-exported here on purpose (the subpackages hold the rest):
 - the contract: ``Contract``, ``load_contract``, ``load_preset``
 - classification: ``classify``, ``Failure``
 - calling safely: ``ChatClient``, ``AsyncChatClient`` and their results and errors
-- the openai SDK hook: ``instrument``, ``ainstrument``, ``check_sdk_client``, ``flush`` (observe
-  the calls whose observation was deferred, now)
+- the openai SDK hook: ``instrument``, ``ainstrument``, ``check_sdk_client`` (``flush`` is a
+  deprecated no-op: every call is observed inline)
 - the spine: ``Exchange``, ``InstrumentedTransport``, ``AsyncInstrumentedTransport``
 - telemetry sinks: ``PrometheusSink``, ``OpenTelemetrySink``, ``JsonEventLog``
 """
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         StackedRetriesWarning,
         ainstrument,
         check_sdk_client,
+        flush,
         instrument,
     )
     from chatcontract.telemetry import JsonEventLog, OpenTelemetrySink, PrometheusSink
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
         AsyncInstrumentedTransport,
         Exchange,
         InstrumentedTransport,
-        flush,
     )
 
 # Where each public name lives. ``import chatcontract`` imports none of these: a name's module is
@@ -99,7 +99,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "classify": ("chatcontract.failures", "classify"),
     **{
         name: ("chatcontract.instrumentation", name)
-        for name in ("StackedRetriesWarning", "ainstrument", "check_sdk_client", "instrument")
+        for name in (
+            "StackedRetriesWarning",
+            "ainstrument",
+            "check_sdk_client",
+            "flush",
+            "instrument",
+        )
     },
     **{
         name: ("chatcontract.telemetry", name)
@@ -107,7 +113,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     },
     **{
         name: ("chatcontract.transport", name)
-        for name in ("AsyncInstrumentedTransport", "Exchange", "InstrumentedTransport", "flush")
+        for name in ("AsyncInstrumentedTransport", "Exchange", "InstrumentedTransport")
     },
 }
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from chatcontract.contract import Contract
-from chatcontract.transport import Exchange, flush
+from chatcontract.transport import Exchange
 
 from ._labels import BoundedValues, contract_models, contract_routes
 from .events import (
@@ -202,19 +202,6 @@ class _Series:
         self.incomplete: dict[str, Counter] = {}
 
 
-class _FlushDeferred:
-    """Registered before the families: collecting the registry (a scrape, or
-    ``get_sample_value``) first observes every call whose observation was deferred, so what
-    is read counts every call that has ended."""
-
-    def describe(self) -> list[object]:
-        return []  # no series of its own: never clashes, never collected at registration
-
-    def collect(self) -> list[object]:
-        flush()
-        return []
-
-
 class PrometheusSink:
     """A ``TelemetrySink`` that meters every Exchange and client event in Prometheus.
 
@@ -242,7 +229,6 @@ class PrometheusSink:
         self._by_raw: dict[tuple[str, str, str | None, bool, str], _Series] = {}
         self._lock = threading.Lock()
         self._names: list[str] = []
-        registry.register(_FlushDeferred())  # type: ignore[arg-type]
 
         calls = CALL_LABELS
         self.request = self._counter("llm_request", "Chat completion requests sent.", calls)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ._timing import install_backend
-from .deferred import DeferredCall, flush
 from .exchange import Exchange, RequestFacts, ResponseFacts, Timings
 from .instrumented import AsyncInstrumentedTransport, InstrumentedTransport
 from .observer import CallObserver, ExchangeSink, request_facts
@@ -11,14 +10,12 @@ from .observer import CallObserver, ExchangeSink, request_facts
 __all__ = [
     "AsyncInstrumentedTransport",
     "CallObserver",
-    "DeferredCall",
     "Exchange",
     "ExchangeSink",
     "InstrumentedTransport",
     "RequestFacts",
     "ResponseFacts",
     "Timings",
-    "flush",
     "install_backend",
     "request_facts",
 ]

@@ -7,10 +7,6 @@ dripping its headers or its body one byte at a time cannot outlive it: httpx2's 
 bound one silent gap each), and whether the request went out on a reused connection and got
 any byte back (a stale pooled connection is retried once, see ``instrumented.py``).
 
-The connections the timed backend makes also give deferred observation its wait windows: the
-first read after a write is where the thread would block until the server answers, so the
-queue of ended calls is worked off there (see ``deferred.py``).
-
 One ``PhaseClock`` per HTTP call. The network backend cannot see the request, so the clock of
 the call in progress travels in a context variable set by the transport around the call;
 context variables follow both threads' call stacks and asyncio tasks.
@@ -27,8 +23,6 @@ from typing import Any, ClassVar
 
 import anyio
 import httpcore2
-
-from ._pending import PENDING, drain
 
 __all__ = [
     "CURRENT_CLOCK",
@@ -246,19 +240,13 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
 
 class _TimedStream(httpcore2.NetworkStream):
     """A connected stream whose TLS handshake is timed, whose reads and writes keep to the
-    current call's deadline and mark it as sent / answered, and whose first read after a
-    write (the server is working on the request) drains the deferred observations."""
+    current call's deadline and mark it as sent / answered."""
 
     def __init__(self, inner: httpcore2.NetworkStream, clock: PhaseClock | None) -> None:
         self._inner = inner
         self._clock = clock
-        self._drain = False
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self._drain:
-            self._drain = False
-            if PENDING:
-                drain()
         clock = CURRENT_CLOCK.get()
         if clock is None:
             return self._inner.read(max_bytes, timeout)
@@ -273,8 +261,6 @@ class _TimedStream(httpcore2.NetworkStream):
             clock.sent = True
             timeout = clock.remaining(timeout, httpcore2.WriteTimeout)
         self._inner.write(buffer, timeout)
-        if PENDING:  # the next read waits for the server: work the queue off there
-            self._drain = True
 
     def close(self) -> None:
         self._inner.close()
@@ -282,7 +268,7 @@ class _TimedStream(httpcore2.NetworkStream):
     def start_tls(
         self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore2.NetworkStream:
-        # The TLS stream is wrapped too, so HTTPS connections keep their wait windows.
+        # The TLS stream is wrapped too, so HTTPS reads keep to the deadline.
         clock = self._clock
         if clock is None:  # a connection made outside an observed call
             return _TimedStream(self._inner.start_tls(ssl_context, server_hostname, timeout), None)
@@ -302,13 +288,8 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
     def __init__(self, inner: httpcore2.AsyncNetworkStream, clock: PhaseClock | None) -> None:
         self._inner = inner
         self._clock = clock
-        self._drain = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self._drain:
-            self._drain = False
-            if PENDING:
-                drain()
         clock = CURRENT_CLOCK.get()
         if clock is None:
             return await self._inner.read(max_bytes, timeout)
@@ -323,8 +304,6 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
             clock.sent = True
             timeout = clock.remaining(timeout, httpcore2.WriteTimeout)
         await self._inner.write(buffer, timeout)
-        if PENDING:
-            self._drain = True
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -52,7 +52,6 @@ from ._timing import (
     has_timed_backend,
     install_backend,
 )
-from .deferred import DeferredCall, flush
 from .exchange import Exchange
 from .observer import CallObserver, ExchangeSink, request_facts
 
@@ -106,8 +105,6 @@ def _observer(
     secrets: tuple[str, ...],
     capture_content: bool,
     shapes: bool = True,
-    clock: PhaseClock | None = None,
-    started_at: float | None = None,
 ) -> CallObserver:
     attempt, route = 1, "primary"
     meta = request.extensions.get("chatcontract")
@@ -133,13 +130,11 @@ def _observer(
         capture_content=capture_content,
         shapes=shapes,
         request_content=content if not shapes else b"",
-        clock=clock,
-        started_at=started_at,
     )
 
 
-#: What the transports feed: an inline observer, or a deferred call with the same events.
-Observer = CallObserver | DeferredCall
+#: What the transports feed: the call's one observer.
+Observer = CallObserver
 
 #: The request extension holding the call's ``_CallSinks`` (set when its observer is built).
 _SINKS_EXTENSION = "chatcontract.sinks"
@@ -219,16 +214,14 @@ def _stale(request: httpx2.Request, clock: PhaseClock, exc: Exception) -> bool:
 
 
 def _already_read(response: httpx2.Response, observer: Observer) -> bool:
-    """A response built with its content (mock and ASGI-test transports) is observed at once
-    (deferred or not: without a network there is no wait to hide the work in)."""
+    """A response built with its content (mock and ASGI-test transports) is observed at once."""
     # httpx2 keeps given content in ``_content``; a live network response has none yet.
     # (Checking the attribute avoids raising ResponseNotRead on every real call.)
     content = getattr(response, "_content", None)
     if content is None:
         return False
-    target = observer.inline() if isinstance(observer, DeferredCall) else observer
-    target.on_chunk(content)
-    target.finish()
+    observer.on_chunk(content)
+    observer.finish()
     return True
 
 
@@ -337,7 +330,6 @@ class _Observing:
         capture_content: bool,
         shape_sample_rate: float,
         rng: Callable[[], float],
-        defer: bool,
         total_timeout: float | None,
     ) -> None:
         if not 0.0 <= shape_sample_rate <= 1.0:
@@ -358,13 +350,11 @@ class _Observing:
         self._capture = capture_content
         self._shape_rate = shape_sample_rate
         self._rng = rng
-        self._defer = defer
         # A timed network backend measures DNS, connect and TLS itself: no per-event trace.
         self._trace = not has_timed_backend(inner)
 
     def add_sink(self, sink: ExchangeSink) -> None:
-        """Also hand every later Exchange to ``sink`` (with ``defer=True``: every Exchange
-        completed from now on, including calls made before that were still queued)."""
+        """Also hand every later Exchange to ``sink``."""
         self._sinks = (*self._sinks, sink)
 
     def _sink_failed(self, sink: ExchangeSink, exc: Exception) -> None:
@@ -394,22 +384,14 @@ class _Observing:
         return (*self._secrets, value)
 
     def _start(self, request: httpx2.Request, *, is_async: bool) -> Observer:
-        # Deferred: everything but the record is done later, in ``_build``.
-        observer: Observer = (
-            DeferredCall(self._build, request) if self._defer else self._build(request)
-        )
+        observer = self._build(request)
         if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
             chain = _chain_atrace if is_async else _chain_trace
             request.extensions["trace"] = chain(request.extensions.get("trace"), observer.clock)
         return observer
 
-    def _build(
-        self,
-        request: httpx2.Request,
-        clock: PhaseClock | None = None,
-        started_at: float | None = None,
-    ) -> CallObserver:
-        """The inline observer of ``request`` (a deferred call passes its clock and start)."""
+    def _build(self, request: httpx2.Request) -> CallObserver:
+        """The observer of ``request``: it builds the call's one Exchange as bytes pass."""
         secrets = self._call_secrets(request)
         sinks = _CallSinks(self, secrets)
         request.extensions[_SINKS_EXTENSION] = sinks
@@ -417,7 +399,6 @@ class _Observing:
             request, contract=self._contract, sinks=(sinks,), secrets=secrets,
             capture_content=self._capture,
             shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
-            clock=clock, started_at=started_at,
         )  # fmt: skip
 
     def _begin(self, request: httpx2.Request, *, is_async: bool) -> Observer:
@@ -427,8 +408,6 @@ class _Observing:
 
     def _note_stale(self, request: httpx2.Request, observer: Observer) -> None:
         """Mark the call's Exchange as sent again on a new connection."""
-        if isinstance(observer, DeferredCall):
-            observer = observer.inline()  # a retried call is observed at once
         sinks = request.extensions.get(_SINKS_EXTENSION)
         if isinstance(sinks, _CallSinks):
             sinks.stale_replaced = True
@@ -448,10 +427,6 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             are fingerprinted (failures always are). 1.0 for validation and probes; a
             production hot path can lower it, as drift detection only needs a sample.
         rng: the sampling random source (tests inject a fixed one).
-        defer: record each call cheaply and observe it off the critical path, in the next
-            wait for a server (see ``chatcontract.transport.deferred``): Exchanges reach the
-            sinks shortly after the call instead of before it returns. For telemetry; leave
-            it off when code reads a call's Exchange right after the call.
         total_timeout: seconds a call may take from sending to its last byte, the response
             head included (a request's ``extensions["chatcontract"]["deadline_s"]`` sets its
             own); enforced by the timed network backend, i.e. with ``inner`` left to default
@@ -468,7 +443,6 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         capture_content: bool = False,
         shape_sample_rate: float = 1.0,
         rng: Callable[[], float] = random.random,
-        defer: bool = False,
         total_timeout: float | None = None,
     ) -> None:
         if inner is None:
@@ -483,7 +457,6 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             capture_content=capture_content,
             shape_sample_rate=shape_sample_rate,
             rng=rng,
-            defer=defer,
             total_timeout=total_timeout,
         )
 
@@ -514,8 +487,6 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         return response
 
     def close(self) -> None:
-        if self._defer:
-            flush()  # nothing recorded is lost when the client goes away
         self._inner.close()
 
 
@@ -532,7 +503,6 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         capture_content: bool = False,
         shape_sample_rate: float = 1.0,
         rng: Callable[[], float] = random.random,
-        defer: bool = False,
         total_timeout: float | None = None,
     ) -> None:
         if inner is None:
@@ -547,7 +517,6 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
             capture_content=capture_content,
             shape_sample_rate=shape_sample_rate,
             rng=rng,
-            defer=defer,
             total_timeout=total_timeout,
         )
 
@@ -578,6 +547,4 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         return response
 
     async def aclose(self) -> None:
-        if self._defer:
-            flush()
         await self._inner.aclose()

@@ -155,17 +155,13 @@ class CallObserver:
         capture_content: bool = False,
         shapes: bool = True,
         request_content: bytes = b"",
-        clock: PhaseClock | None = None,
-        started_at: float | None = None,
     ) -> None:
-        # A deferred call (see ``deferred.py``) hands over the clock and wall-clock start it
-        # recorded while the call ran, and replays its events with their own timestamps.
-        self.clock = clock if clock is not None else PhaseClock()
+        self.clock = PhaseClock()
         # Shape fingerprints cost more than the rest of the observation together: a sampled-out
         # call skips them unless it fails (failures always carry shapes, for drift triage).
         self._shapes = shapes
         self._request_content = request_content
-        self.started_at = time.time() if started_at is None else started_at
+        self.started_at = time.time()
         self._request = request
         self._contract = contract
         self._sinks = sinks
