@@ -64,12 +64,12 @@ def test_a_success_is_observed_before_the_call_returns(simulator):
 
 def test_a_stream_is_observed_when_its_body_has_been_read(simulator):
     exchanges = []
-    with httpx2.Client(transport=_transport(exchanges), timeout=10) as client:
-        with client.stream("POST", _url(simulator), json=STREAM_BODY, headers=AUTH) as response:
-            assert exchanges == []  # the head alone: the body is still to come
-            for _ in response.iter_raw():
-                pass
-            [exchange] = exchanges
+    client = httpx2.Client(transport=_transport(exchanges), timeout=10)
+    with client, client.stream("POST", _url(simulator), json=STREAM_BODY, headers=AUTH) as response:
+        assert exchanges == []  # the head alone: the body is still to come
+        for _ in response.iter_raw():
+            pass
+        [exchange] = exchanges
     assert exchange.response.stream_verdict == "complete"
     assert exchange.timings.ttfb_ms <= exchange.timings.ttft_ms <= exchange.timings.total_ms
 
