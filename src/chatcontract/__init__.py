@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         SimulatorError,
         UsageError,
     )
+    from chatcontract.exchange import Exchange
     from chatcontract.failures import Failure, classify
     from chatcontract.instrumentation import (
         StackedRetriesWarning,
@@ -52,11 +53,7 @@ if TYPE_CHECKING:
         instrument,
     )
     from chatcontract.telemetry import JsonEventLog, OpenTelemetrySink, PrometheusSink
-    from chatcontract.transport import (
-        AsyncInstrumentedTransport,
-        Exchange,
-        InstrumentedTransport,
-    )
+    from chatcontract.transport import AsyncInstrumentedTransport, InstrumentedTransport
 
 # Where each public name lives. ``import chatcontract`` imports none of these: a name's module is
 # imported the first time the name is read (PEP 562), so the CLI answers ``--help`` without
@@ -113,8 +110,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     },
     **{
         name: ("chatcontract.transport", name)
-        for name in ("AsyncInstrumentedTransport", "Exchange", "InstrumentedTransport")
+        for name in ("AsyncInstrumentedTransport", "InstrumentedTransport")
     },
+    "Exchange": ("chatcontract.exchange", "Exchange"),
 }
 
 

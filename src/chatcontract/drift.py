@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chatcontract.errors import ConfigError
+from chatcontract.exchange import Exchange
 from chatcontract.identity import TargetIdentity
-from chatcontract.transport import Exchange
 
 __all__ = [
     "BASELINE_FORMAT",

@@ -14,7 +14,13 @@ import chatcontract
 import chatcontract.transport
 from chatcontract.contract import load_preset
 from chatcontract.simulator import DEFAULT_API_KEY
-from chatcontract.transport import AsyncInstrumentedTransport, InstrumentedTransport
+from chatcontract.transport import (
+    EXCHANGE_EXTENSION,
+    STREAM_EXTENSION,
+    AsyncInstrumentedTransport,
+    InstrumentedTransport,
+)
+from chatcontract.wire import StreamParser
 
 COMET = load_preset("cometapi")
 SECRET = DEFAULT_API_KEY
@@ -163,3 +169,41 @@ def test_the_transport_package_no_longer_offers_deferral():
         warnings.simplefilter("error")
         with pytest.raises(ImportError):
             __import__("chatcontract.transport.deferred")
+
+
+def test_the_exchange_comes_back_in_the_responses_extensions(simulator):
+    exchanges = []
+    with httpx2.Client(transport=_transport(exchanges), timeout=10) as client:
+        response = client.post(_url(simulator), json=BODY, headers=AUTH)
+    assert response.extensions[EXCHANGE_EXTENSION] is exchanges[0]
+
+
+def test_a_streams_exchange_comes_back_once_its_body_was_read(simulator):
+    client = httpx2.Client(transport=_transport([]), timeout=10)
+    with client, client.stream("POST", _url(simulator), json=STREAM_BODY, headers=AUTH) as response:
+        assert EXCHANGE_EXTENSION not in response.extensions
+        assert isinstance(response.extensions[STREAM_EXTENSION], StreamParser)
+        response.read()
+        exchange = response.extensions[EXCHANGE_EXTENSION]
+    assert exchange.response.stream_verdict == "complete"
+    assert response.extensions[STREAM_EXTENSION].result.content  # the same parser's result
+
+
+def test_a_failed_sends_exchange_comes_back_with_its_request():
+    url = f"http://127.0.0.1:{_free_port()}/v1/chat/completions"
+    with httpx2.Client(transport=_transport([]), timeout=5) as client:
+        request = client.build_request("POST", url, json=BODY, headers=AUTH)
+        with pytest.raises(httpx2.ConnectError):
+            client.send(request)
+    assert request.extensions[EXCHANGE_EXTENSION].failure.kind == "transport"
+
+
+def test_the_extension_holds_the_redacted_exchange():
+    inner = httpx2.MockTransport(
+        lambda request: httpx2.Response(401, json={"error": {"message": f"bad key {SECRET}"}})
+    )
+    with httpx2.Client(transport=_transport([], inner=inner)) as client:
+        response = client.post("http://mock/v1/chat/completions", json=BODY, headers=AUTH)
+    exchange = response.extensions[EXCHANGE_EXTENSION]
+    assert exchange.failure is not None
+    assert SECRET not in exchange.failure.message

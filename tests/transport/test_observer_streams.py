@@ -16,9 +16,9 @@ import openai
 import pytest
 
 from chatcontract.contract import load_preset
+from chatcontract.exchange import RequestFacts
 from chatcontract.instrumentation import instrument
 from chatcontract.transport import InstrumentedTransport
-from chatcontract.transport.exchange import RequestFacts
 from chatcontract.transport.observer import CallObserver, request_facts
 from chatcontract.wire import ViolationKind
 

@@ -13,7 +13,8 @@ import pytest
 
 from chatcontract import instrument
 from chatcontract.contract import load_preset
-from chatcontract.transport import AsyncInstrumentedTransport, Exchange, InstrumentedTransport
+from chatcontract.exchange import Exchange
+from chatcontract.transport import AsyncInstrumentedTransport, InstrumentedTransport
 from raw_servers import (
     COMPLETION,
     SERVER_ERROR,

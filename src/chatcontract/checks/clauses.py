@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure
-from chatcontract.transport import Exchange
 
 __all__ = [
     "USAGE_CHECK",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .classify import (
     REQUEST_ID_HEADERS,
     classify,
@@ -12,7 +14,20 @@ from .classify import (
 )
 from .failure import FAILURE_KEYS, Failure, make_failure
 from .taxonomy import CATEGORY_TABLE, KINDS, OWNERS, CategoryInfo, Decision, Kind, decision_for
-from .transport_errors import DeadlineExceeded, classify_exception
+
+if TYPE_CHECKING:
+    from .transport_errors import DeadlineExceeded, classify_exception
+
+
+def __getattr__(name: str) -> Any:
+    # The httpx2 boundary loads on first use: the pure modules (``chatcontract.exchange``)
+    # import the taxonomy without pulling in the network stack.
+    if name in ("DeadlineExceeded", "classify_exception"):
+        from . import transport_errors
+
+        return getattr(transport_errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CATEGORY_TABLE",

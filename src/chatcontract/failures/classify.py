@@ -29,7 +29,6 @@ from chatcontract.wire import (
 
 from .failure import Failure, make_failure
 from .taxonomy import Decision, Kind, decision_for
-from .transport_errors import classify_exception
 
 __all__ = [
     "classify",
@@ -458,6 +457,9 @@ def classify(
     Returns ``None`` when the response is what the contract promised.
     """
     if isinstance(subject, BaseException):
+        # The httpx2 boundary loads on first use: this module stays free of network imports.
+        from .transport_errors import classify_exception
+
         return classify_exception(subject, secrets=secrets)
     raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body
     headers = headers or {}

@@ -31,8 +31,8 @@ import orjson
 from chatcontract.checks.context import CheckContext
 from chatcontract.checks.measure import usage_problems
 from chatcontract.contract import Contract
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure, decision_for, make_failure
-from chatcontract.transport import Exchange
 
 from .cost import estimate_prompt_tokens
 from .records import PROBE_KINDS, ProbeKind

@@ -51,11 +51,11 @@ from chatcontract.drift import (
     read_validate_record,
 )
 from chatcontract.errors import ConfigError
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure
 from chatcontract.identity import identity_of
 from chatcontract.target import Target
 from chatcontract.telemetry.events import FallbackActivated, RetryDecided, RetrySucceeded
-from chatcontract.transport import Exchange
 
 from .cost import CostStatus, probe_cost, utc_day
 from .metrics import ProbeMetrics

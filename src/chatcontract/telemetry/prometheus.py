@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from chatcontract.contract import Contract
-from chatcontract.transport import Exchange
+from chatcontract.exchange import Exchange
 
 from ._labels import BoundedValues, contract_models, contract_routes
 from .events import (

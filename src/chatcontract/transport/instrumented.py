@@ -42,6 +42,7 @@ from typing import Any
 import httpx2
 
 from chatcontract.contract import Contract
+from chatcontract.exchange import Exchange
 from chatcontract.failures import DeadlineExceeded
 
 from ._timing import (
@@ -52,11 +53,12 @@ from ._timing import (
     has_timed_backend,
     install_backend,
 )
-from .exchange import Exchange
 from .observer import CallObserver, ExchangeSink, request_facts
 
 __all__ = [
+    "EXCHANGE_EXTENSION",
     "STALE_CONNECTION_ERRORS",
+    "STREAM_EXTENSION",
     "AsyncInstrumentedTransport",
     "CallDeadlineError",
     "InstrumentedTransport",
@@ -139,6 +141,16 @@ Observer = CallObserver
 #: The request extension holding the call's ``_CallSinks`` (set when its observer is built).
 _SINKS_EXTENSION = "chatcontract.sinks"
 
+#: Where the call's finished, redacted ``Exchange`` is handed back, as httpx hands back a
+#: response's ``extensions``: in the response's (once its body has been read or closed) and in
+#: the request's (also when sending raised).
+EXCHANGE_EXTENSION = "chatcontract.exchange"
+
+#: The response extension holding the call's ``StreamParser`` when the answer is an SSE
+#: stream: the one parser of the call, fed as the bytes pass, which a reader of the stream
+#: (``ChatClient``) reads its deltas from instead of decoding the bytes a second time.
+STREAM_EXTENSION = "chatcontract.stream"
+
 
 def _chain_trace(existing: Any, clock: PhaseClock) -> Any:
     if existing is None:
@@ -167,17 +179,31 @@ class _CallSinks:
     a replaced stale connection, and hands it to the transport's sinks, none of which may
     fail the call."""
 
-    __slots__ = ("_owner", "secrets", "stale_replaced")
+    __slots__ = ("_homes", "_owner", "exchange", "secrets", "stale_replaced")
 
-    def __init__(self, owner: _Observing, secrets: tuple[str, ...]) -> None:
+    def __init__(
+        self, owner: _Observing, secrets: tuple[str, ...], home: dict[str, Any]
+    ) -> None:
         self._owner = owner
         self.secrets = secrets
         self.stale_replaced = False
+        self.exchange: Exchange | None = None
+        self._homes = [home]
+
+    def hand_back_in(self, extensions: dict[str, Any]) -> None:
+        """Also put the Exchange in ``extensions`` (a response's), now if it is done."""
+        if self.exchange is not None:
+            extensions[EXCHANGE_EXTENSION] = self.exchange
+        else:
+            self._homes.append(extensions)
 
     def __call__(self, exchange: Exchange) -> None:
         exchange = exchange.redacted(self.secrets)
         if self.stale_replaced:
             exchange = replace(exchange, stale_connection_replaced=True)
+        self.exchange = exchange
+        for home in self._homes:
+            home[EXCHANGE_EXTENSION] = exchange
         owner = self._owner
         for sink in owner._sinks:
             try:
@@ -393,7 +419,7 @@ class _Observing:
     def _build(self, request: httpx2.Request) -> CallObserver:
         """The observer of ``request``: it builds the call's one Exchange as bytes pass."""
         secrets = self._call_secrets(request)
-        sinks = _CallSinks(self, secrets)
+        sinks = _CallSinks(self, secrets, request.extensions)
         request.extensions[_SINKS_EXTENSION] = sinks
         return _observer(
             request, contract=self._contract, sinks=(sinks,), secrets=secrets,
@@ -405,6 +431,16 @@ class _Observing:
         observer = self._start(request, is_async=is_async)
         observer.clock.deadline = _call_deadline(request, self._total_timeout)
         return observer
+
+    @staticmethod
+    def _hand_back(request: httpx2.Request, response: httpx2.Response, observer: Observer) -> None:
+        """Give the response the call's Exchange (when done) and its stream parser."""
+        sinks = request.extensions.get(_SINKS_EXTENSION)
+        if isinstance(sinks, _CallSinks):
+            sinks.hand_back_in(response.extensions)
+        stream = observer.stream
+        if stream is not None:
+            response.extensions[STREAM_EXTENSION] = stream
 
     def _note_stale(self, request: httpx2.Request, observer: Observer) -> None:
         """Mark the call's Exchange as sent again on a new connection."""
@@ -481,6 +517,7 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
+        self._hand_back(request, response, observer)
         if _already_read(response, observer):
             return response
         response.stream = _ObservedStream(response.stream, observer, request)  # type: ignore[arg-type]
@@ -541,6 +578,7 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
+        self._hand_back(request, response, observer)
         if _already_read(response, observer):
             return response
         response.stream = _AsyncObservedStream(response.stream, observer, request)

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from chatcontract.contract import Contract
+from chatcontract.exchange import Exchange, RequestFacts, ResponseFacts, Timings
 from chatcontract.failures import (
     REQUEST_ID_HEADERS,
     DeadlineExceeded,
@@ -38,7 +39,6 @@ from chatcontract.wire import (
 )
 
 from ._timing import PhaseClock
-from .exchange import Exchange, RequestFacts, ResponseFacts, Timings
 
 __all__ = ["CallObserver", "ExchangeSink", "request_facts"]
 
@@ -181,6 +181,11 @@ class CallObserver:
         self._first_byte_at: float | None = None
         self._done = False
         self.exchange: Exchange | None = None
+
+    @property
+    def stream(self) -> StreamParser | None:
+        """The call's stream parser, once the head said the answer is an SSE stream."""
+        return self._stream
 
     # -- events ---------------------------------------------------------------------------
 
