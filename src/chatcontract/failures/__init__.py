@@ -13,7 +13,18 @@ from .classify import (
     semantic_failure,
 )
 from .failure import FAILURE_KEYS, Failure, make_failure
-from .taxonomy import CATEGORY_TABLE, KINDS, OWNERS, CategoryInfo, Decision, Kind, decision_for
+from .taxonomy import (
+    CATEGORY_TABLE,
+    KINDS,
+    OWNERS,
+    RULES,
+    CategoryInfo,
+    Kind,
+    RetryDecision,
+    Rule,
+    decision_for,
+    rule_of,
+)
 
 if TYPE_CHECKING:
     from .transport_errors import DeadlineExceeded, classify_exception
@@ -35,11 +46,13 @@ __all__ = [
     "KINDS",
     "OWNERS",
     "REQUEST_ID_HEADERS",
+    "RULES",
     "CategoryInfo",
     "DeadlineExceeded",
-    "Decision",
     "Failure",
     "Kind",
+    "RetryDecision",
+    "Rule",
     "classify",
     "classify_error_body",
     "classify_exception",
@@ -47,5 +60,6 @@ __all__ = [
     "classify_stream",
     "decision_for",
     "make_failure",
+    "rule_of",
     "semantic_failure",
 ]

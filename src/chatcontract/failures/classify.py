@@ -28,7 +28,7 @@ from chatcontract.wire import (
 )
 
 from .failure import Failure, make_failure
-from .taxonomy import Decision, Kind, decision_for
+from .taxonomy import Kind, RetryDecision, decision_for
 
 __all__ = [
     "classify",
@@ -241,7 +241,7 @@ def _parser_failure(
     )
 
 
-def _decision(contract: Contract, category: str) -> Decision:
+def _decision(contract: Contract, category: str) -> RetryDecision:
     table = contract.errors
     return decision_for(category, retryable=table.retryable, non_retryable=table.non_retryable)
 

@@ -181,9 +181,7 @@ class _CallSinks:
 
     __slots__ = ("_homes", "_owner", "exchange", "secrets", "stale_replaced")
 
-    def __init__(
-        self, owner: _Observing, secrets: tuple[str, ...], home: dict[str, Any]
-    ) -> None:
+    def __init__(self, owner: _Observing, secrets: tuple[str, ...], home: dict[str, Any]) -> None:
         self._owner = owner
         self.secrets = secrets
         self.stale_replaced = False
