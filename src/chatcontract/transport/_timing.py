@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 import anyio
 import httpcore2
 
+from ._httpx_seam import network_backend, pool_of, set_network_backend
+
 __all__ = [
     "CURRENT_CLOCK",
     "AsyncTimedBackend",
@@ -327,36 +329,18 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
 
 def has_timed_backend(transport: object) -> bool:
     """True when ``transport``'s pool connects through a timed backend (no trace needed)."""
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    return isinstance(backend, TimedBackend | AsyncTimedBackend)
+    return isinstance(network_backend(transport), TimedBackend | AsyncTimedBackend)
 
 
 def install_backend(transport: object, *, is_async: bool) -> bool:
     """Put the timed backend under an ``httpx2.HTTPTransport``'s connection pool.
 
-    httpx2 builds its pool without a ``network_backend`` argument, so the pool's backend
-    attribute is replaced after construction. Returns False (DNS then stays inside
-    ``connect``) when the transport has no such pool, e.g. behind a proxy.
+    httpx2 builds its pool without a ``network_backend`` argument, so the pool's backend is
+    replaced after construction, through the one private seam (``_httpx_seam``). Returns
+    False when the transport has no such pool (a proxy, a mock, a moved seam): connect and TLS
+    are then timed from httpcore2's public trace events, with no DNS phase.
     """
-    pool = getattr(transport, "_pool", None)
-    if pool is None or not hasattr(pool, "_network_backend"):
-        return False
-    pool._network_backend = AsyncTimedBackend() if is_async else TimedBackend()
-    return True
-
-
-def _pool_of(transport: object) -> Any:
-    """The httpcore2 pool under ``transport``, looking through wrappers that keep the transport
-    they wrap in ``_inner`` (the client's guard transport); None when there is none."""
-    for _ in range(8):  # wrappers nest a level or two; never follow a cycle
-        pool = getattr(transport, "_pool", None)
-        if pool is not None:
-            return pool
-        transport = getattr(transport, "_inner", None)
-        if transport is None:
-            return None
-    return None
+    return set_network_backend(transport, AsyncTimedBackend() if is_async else TimedBackend())
 
 
 def _origin(url: Any) -> Any:
@@ -384,10 +368,10 @@ def discard_idle_connections(transport: object, url: Any) -> int:
     one keep-alive connection most likely dropped its siblings too), so that the next request
     opens a new one. Returns how many were closed; 0 without a reachable httpcore2 pool.
 
-    httpx2 exposes no pool; its connections are reached through the private ``_pool`` as
-    ``install_backend`` does, then only public connection methods are used.
+    httpx2 exposes no pool; it is reached through the one private seam (``_httpx_seam``),
+    then only public connection methods are used.
     """
-    pool = _pool_of(transport)
+    pool = pool_of(transport)
     origin = _origin(url)
     if pool is None or origin is None:
         return 0
@@ -399,7 +383,7 @@ def discard_idle_connections(transport: object, url: Any) -> int:
 
 async def adiscard_idle_connections(transport: object, url: Any) -> int:
     """The async twin of ``discard_idle_connections``."""
-    pool = _pool_of(transport)
+    pool = pool_of(transport)
     origin = _origin(url)
     if pool is None or origin is None:
         return 0
