@@ -340,9 +340,38 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
 
 
 class _Observing:
-    """What both transports share: their settings, their sinks, and starting an observer."""
+    """What both transports share: their arguments and settings, their sinks, and starting an
+    observer. The sync and async classes add only the I/O calls (and their default inner
+    transport)."""
 
     _trace: bool
+
+    def __init__(
+        self,
+        *,
+        contract: Contract | None = None,
+        sinks: Sequence[ExchangeSink] = (),
+        inner: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
+        secrets: Sequence[str] = (),
+        capture_content: bool = False,
+        shape_sample_rate: float = 1.0,
+        rng: Callable[[], float] = random.random,
+        total_timeout: float | None = None,
+    ) -> None:
+        self._inner = inner if inner is not None else self._default_inner()
+        self._configure(
+            inner=self._inner,
+            contract=contract,
+            sinks=sinks,
+            secrets=secrets,
+            capture_content=capture_content,
+            shape_sample_rate=shape_sample_rate,
+            rng=rng,
+            total_timeout=total_timeout,
+        )
+
+    def _default_inner(self) -> Any:
+        raise NotImplementedError
 
     def _configure(
         self,
@@ -467,32 +496,12 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             or prepared with ``install_backend``. None: only httpx2's per-phase timeouts.
     """
 
-    def __init__(
-        self,
-        *,
-        contract: Contract | None = None,
-        sinks: Sequence[ExchangeSink] = (),
-        inner: httpx2.BaseTransport | None = None,
-        secrets: Sequence[str] = (),
-        capture_content: bool = False,
-        shape_sample_rate: float = 1.0,
-        rng: Callable[[], float] = random.random,
-        total_timeout: float | None = None,
-    ) -> None:
-        if inner is None:
-            inner = httpx2.HTTPTransport()
-            install_backend(inner, is_async=False)
-        self._inner = inner
-        self._configure(
-            inner=inner,
-            contract=contract,
-            sinks=sinks,
-            secrets=secrets,
-            capture_content=capture_content,
-            shape_sample_rate=shape_sample_rate,
-            rng=rng,
-            total_timeout=total_timeout,
-        )
+    _inner: httpx2.BaseTransport
+
+    def _default_inner(self) -> httpx2.BaseTransport:
+        inner = httpx2.HTTPTransport()
+        install_backend(inner, is_async=False)
+        return inner
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         observer = self._begin(request, is_async=False)
@@ -528,32 +537,12 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
 class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
     """The async twin of ``InstrumentedTransport`` (same arguments, same Exchanges)."""
 
-    def __init__(
-        self,
-        *,
-        contract: Contract | None = None,
-        sinks: Sequence[ExchangeSink] = (),
-        inner: httpx2.AsyncBaseTransport | None = None,
-        secrets: Sequence[str] = (),
-        capture_content: bool = False,
-        shape_sample_rate: float = 1.0,
-        rng: Callable[[], float] = random.random,
-        total_timeout: float | None = None,
-    ) -> None:
-        if inner is None:
-            inner = httpx2.AsyncHTTPTransport()
-            install_backend(inner, is_async=True)
-        self._inner = inner
-        self._configure(
-            inner=inner,
-            contract=contract,
-            sinks=sinks,
-            secrets=secrets,
-            capture_content=capture_content,
-            shape_sample_rate=shape_sample_rate,
-            rng=rng,
-            total_timeout=total_timeout,
-        )
+    _inner: httpx2.AsyncBaseTransport
+
+    def _default_inner(self) -> httpx2.AsyncBaseTransport:
+        inner = httpx2.AsyncHTTPTransport()
+        install_backend(inner, is_async=True)
+        return inner
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         observer = self._begin(request, is_async=True)
