@@ -22,9 +22,9 @@ from chatcontract.telemetry.events import TelemetrySink
 from chatcontract.transport import AsyncInstrumentedTransport, install_backend
 
 from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, default_wall_clock
-from ._guard import AsyncGuardTransport, AttemptWatch
+from ._guard import AsyncGuardTransport
 from ._plan import AttemptOutcome, Fail, Finish, Send, Step, Wait
-from ._routes import Route
+from ._shell import ClientShell
 from ._stream import StreamReader
 from .result import ChatResult, StreamDelta
 
@@ -88,7 +88,7 @@ class AsyncChatStream:
         await self.aclose()
 
 
-class AsyncChatClient:
+class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
     """The async twin of ``ChatClient``: same arguments (``transport`` is an
     ``httpx2.AsyncBaseTransport``, ``sleep`` a coroutine function), same behaviour.
 
@@ -214,22 +214,6 @@ class AsyncChatClient:
 
     # -- attempts ------------------------------------------------------------------------
 
-    def _request(
-        self, call: PreparedCall, step: Send
-    ) -> tuple[httpx2.AsyncClient, httpx2.Request, AttemptWatch]:
-        route: Route = step.route
-        client = self._http[route.name]
-        watch = self._core.watch(step, stream=call.stream)
-        request = client.build_request(
-            "POST",
-            route.url,
-            json=call.body(route),
-            headers=call.request_headers(route),
-            timeout=self._core.timeout(step, stream=call.stream),
-            extensions=self._core.extensions(step, watch),
-        )
-        return client, request, watch
-
     async def _complete_attempt(self, call: PreparedCall, step: Send) -> AttemptOutcome:
         client, request, _ = self._request(call, step)
         body, error = b"", None
@@ -306,16 +290,6 @@ class AsyncChatClient:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    @property
-    def contract(self) -> Contract:
-        """The contract this client follows."""
-        return self._core.contract
-
-    @property
-    def routes(self) -> tuple[Route, ...]:
-        """Primary first, then the fallbacks (secrets hidden from their repr)."""
-        return self._core.routes
-
     async def aclose(self) -> None:
         """Close every route's connection pool."""
         for client in self._http.values():
@@ -331,10 +305,6 @@ class AsyncChatClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        routes = ", ".join(f"{r.name}={r.model}@{r.base_url}" for r in self._core.routes)
-        return f"AsyncChatClient(provider={self._core.contract.provider!r}, routes=[{routes}])"
 
 
 def _own_transport() -> httpx2.AsyncHTTPTransport:

@@ -18,9 +18,9 @@ from chatcontract.telemetry.events import TelemetrySink
 from chatcontract.transport import InstrumentedTransport, install_backend
 
 from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, default_wall_clock
-from ._guard import AttemptWatch, GuardTransport
+from ._guard import GuardTransport
 from ._plan import AttemptOutcome, Fail, Finish, Send, Step, Wait
-from ._routes import Route
+from ._shell import ClientShell
 from ._stream import StreamReader
 from .result import ChatResult, StreamDelta
 
@@ -87,7 +87,7 @@ class ChatStream:
         self.close()
 
 
-class ChatClient:
+class ChatClient(ClientShell[httpx2.Client]):
     """A chat completions client whose retries, fallbacks, deadline and budget follow the
     contract, decided per failure class, with an Exchange recorded for every attempt.
 
@@ -246,22 +246,6 @@ class ChatClient:
 
     # -- attempts ------------------------------------------------------------------------
 
-    def _request(
-        self, call: PreparedCall, step: Send
-    ) -> tuple[httpx2.Client, httpx2.Request, AttemptWatch]:
-        route: Route = step.route
-        client = self._http[route.name]
-        watch = self._core.watch(step, stream=call.stream)
-        request = client.build_request(
-            "POST",
-            route.url,
-            json=call.body(route),
-            headers=call.request_headers(route),
-            timeout=self._core.timeout(step, stream=call.stream),
-            extensions=self._core.extensions(step, watch),
-        )
-        return client, request, watch
-
     def _complete_attempt(self, call: PreparedCall, step: Send) -> AttemptOutcome:
         client, request, _ = self._request(call, step)
         body, error = b"", None
@@ -330,16 +314,6 @@ class ChatClient:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    @property
-    def contract(self) -> Contract:
-        """The contract this client follows."""
-        return self._core.contract
-
-    @property
-    def routes(self) -> tuple[Route, ...]:
-        """Primary first, then the fallbacks (secrets hidden from their repr)."""
-        return self._core.routes
-
     def close(self) -> None:
         """Close every route's connection pool."""
         for client in self._http.values():
@@ -355,10 +329,6 @@ class ChatClient:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        routes = ", ".join(f"{r.name}={r.model}@{r.base_url}" for r in self._core.routes)
-        return f"ChatClient(provider={self._core.contract.provider!r}, routes=[{routes}])"
 
 
 def _close_all(clients: tuple[httpx2.Client, ...]) -> None:
