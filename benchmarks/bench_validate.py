@@ -10,16 +10,12 @@
    every side talks to the same server. Reported per variant: the median latency against the
    baseline's (paired: the median over rounds of the ratio between batches run side by side;
    the ratio of the overall medians is shown too), and the client process's CPU per call
-   against the baseline's (deferral moves
-   the observing work off the critical path; it does not make it free, and this says so).
-   Variants: deferred observation (``defer=True``, what ``instrument()`` runs) and inline
-   observation (what ``validate`` and probes run: each verdict is read before the next
-   request), each with shapes on every call and sampled at 1% (``shape_sample_rate``;
-   failures are always fingerprinted). Target: under 5% at the median for the production
-   variant, deferred with sampled shapes; the rest are reported alongside.
+   against the baseline's. Every call is observed inline, before it returns. Variants: shapes
+   sampled at 1% (``shape_sample_rate``, ``instrument()``'s default; failures are always
+   fingerprinted) and shapes on every call (what ``validate`` and probes run).
 
 Bounded: fixed request counts, every server and subprocess stopped at the end. Every
-Exchange is counted (deferred ones included) and must match the number of calls.
+Exchange is counted and must match the number of calls.
 
     .venv/bin/python benchmarks/bench_validate.py [--repetitions 8] [--rounds 40] [--batch 10]
 """
@@ -42,7 +38,7 @@ import httpx2
 
 from chatcontract.contract import Contract, load_preset
 from chatcontract.simulator import DEFAULT_API_KEY
-from chatcontract.transport import InstrumentedTransport, flush
+from chatcontract.transport import InstrumentedTransport
 
 SUITE_TARGET_S = 10.0
 OVERHEAD_TARGET = 0.05
@@ -129,28 +125,24 @@ class Side:
 
 
 def _variants(contract: Contract, sink: list[object]) -> list[Side]:
-    def observed(*, rate: float, defer: bool) -> httpx2.Client:
+    def observed(*, rate: float) -> httpx2.Client:
         transport = InstrumentedTransport(
-            contract=contract, sinks=[sink.append], shape_sample_rate=rate, defer=defer
+            contract=contract, sinks=[sink.append], shape_sample_rate=rate
         )
         return httpx2.Client(transport=transport)
 
     return [
         Side(BASELINE, httpx2.Client(transport=httpx2.HTTPTransport())),
-        Side(VARIANTS[0], observed(rate=0.01, defer=True)),
-        Side(VARIANTS[1], observed(rate=1.0, defer=True)),
-        Side(VARIANTS[2], observed(rate=1.0, defer=False)),
-        Side(VARIANTS[3], observed(rate=0.01, defer=False)),
+        Side(VARIANTS[0], observed(rate=0.01)),
+        Side(VARIANTS[1], observed(rate=1.0)),
     ]
 
 
 BASELINE = "plain httpx2 (baseline)"
 #: The target row first: what instrument() runs in production.
 VARIANTS = (
-    "deferred, shapes sampled at 1% (instrument()'s default)",
-    "deferred, shapes on every call",
-    "inline, shapes on every call (validate, probes)",
-    "inline, shapes sampled at 1%",
+    "shapes sampled at 1% (instrument()'s default)",
+    "shapes on every call (validate, probes)",
 )
 
 
@@ -173,7 +165,6 @@ def bench_overhead(
         try:
             for side in sides:  # warm-up: connections, imports, caches
                 _calls(side.client, url, stream=stream, count=batch * 5)
-            flush()
             sink.clear()
             for _round in range(rounds):
                 for side in order.sample(sides, len(sides)):
@@ -183,7 +174,6 @@ def bench_overhead(
                     total.cpu_s += time.process_time() - cpu
                     total.latencies.extend(latencies)
                     total.round_medians.append(statistics.median(latencies))
-            flush()
             expected = rounds * batch * (len(sides) - 1)
             if len(sink) != expected:
                 raise SystemExit(f"{len(sink)} Exchanges recorded, {expected} expected")

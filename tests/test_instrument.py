@@ -11,7 +11,6 @@ import openai
 import pytest
 from prometheus_client import CollectorRegistry
 
-from chatcontract import flush
 from chatcontract.contract import dump, load_preset
 from chatcontract.errors import ConfigError
 from chatcontract.instrumentation import (
@@ -121,7 +120,6 @@ def test_the_sdk_parses_the_same_answer_from_the_simulator(openai_simulator):
     assert {k: v for k, v in observed.model_dump().items() if k not in stable} == {
         k: v for k, v in plain.model_dump().items() if k not in stable
     }
-    assert flush() == 1  # observed off the critical path: completed here on demand
     [exchange] = exchanges
     assert exchange.ok
     assert exchange.response.response_id == observed.id
@@ -141,7 +139,6 @@ def test_a_stream_reaches_the_sdk_unchanged_and_is_watched(openai_simulator):
     exchanges = []
     text, usage = collect(instrument(sinks=[exchanges.append], event_log=False))
     assert (text, usage) == (plain_text, plain_usage)
-    flush()
     [exchange] = exchanges
     assert exchange.ok
     assert exchange.response.stream_verdict == "complete"
@@ -162,33 +159,19 @@ def test_a_stream_is_not_buffered_on_its_way_to_the_sdk(openai_simulator):
     arrivals = [time.perf_counter() - started for _ in stream]
     assert arrivals[-1] >= 0.95
     assert arrivals[0] < 0.5  # the SDK had the first chunk long before the stream ended
-    flush()
     assert exchanges[0].timings.ttft_ms >= 950
 
 
-def test_without_deferral_a_call_is_observed_before_it_returns(openai_simulator):
-    server = openai_simulator
-    exchanges = []
-    http = instrument(sinks=[exchanges.append], event_log=False, defer=False)
-    _create(_sdk(http, base_url=server.base_url, api_key=server.api_key))
-    assert [e.ok for e in exchanges] == [True]
-    assert flush() == 0
-
-
-def test_a_deferred_call_is_observed_in_the_next_calls_wait_for_the_server(openai_simulator):
+def test_a_call_is_observed_before_it_returns_to_the_sdk(openai_simulator):
     server = openai_simulator
     exchanges = []
     sdk = _sdk(instrument(sinks=[exchanges.append], event_log=False),
                base_url=server.base_url, api_key=server.api_key)  # fmt: skip
     first = _create(sdk)
-    assert exchanges == []  # recorded only: the SDK got its answer first
-    second = _create(sdk)
     assert [e.response.response_id for e in exchanges] == [first.id]
-    flush()
-    assert [e.response.response_id for e in exchanges] == [first.id, second.id]
 
 
-def test_a_scrape_counts_deferred_calls_without_a_flush(openai_simulator):
+def test_a_scrape_counts_a_call_as_soon_as_it_returned(openai_simulator):
     server = openai_simulator
     registry = CollectorRegistry()
     sdk = _sdk(instrument(registry=registry, event_log=False),
@@ -525,8 +508,8 @@ def test_call_labels_come_from_the_contract():
     assert (labels.provider, labels.endpoint) == ("cometapi", "/chat/completions")
 
 
-def test_a_deferred_calls_span_keeps_the_parent_it_was_made_under(openai_simulator):
-    """Observation runs in the caller's context, wherever the queue is worked off."""
+def test_a_calls_span_keeps_the_parent_it_was_made_under(openai_simulator):
+    """Observation runs inline, in the caller's context."""
     pytest.importorskip("opentelemetry.sdk")
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -545,8 +528,7 @@ def test_a_deferred_calls_span_keeps_the_parent_it_was_made_under(openai_simulat
     with tracer.start_as_current_span("handler-a") as first:
         _create(sdk)
     with tracer.start_as_current_span("handler-b") as second:
-        _create(sdk)  # the first call is observed here, in its wait for the server
-    flush()
+        _create(sdk)
     calls = [s for s in exporter.get_finished_spans() if s.name not in ("handler-a", "handler-b")]
     parents = [s.parent.span_id for s in calls]
     assert parents == [first.get_span_context().span_id, second.get_span_context().span_id]

@@ -161,9 +161,7 @@ def test_instrument_keeps_the_key_out_of_event_log_spans_and_exchanges(planted_e
     caplog.set_level(logging.INFO, logger="chatcontract")
     with raw_server(in_order(_planted_answers())) as server:
         sinks = [exchanges.append, OpenTelemetrySink(tracer_provider=provider)]
-        with instrument(
-            contract=load_preset("cometapi"), sinks=sinks, defer=False, shadow_rate=1.0
-        ) as client:
+        with instrument(contract=load_preset("cometapi"), sinks=sinks, shadow_rate=1.0) as client:
             for _ in range(2):
                 client.post(
                     server.url, json={"model": "gpt-4.1-nano", "messages": []},

@@ -5,8 +5,8 @@ The public surface, re-exported here on purpose (the subpackages hold the rest):
 - the contract: ``Contract``, ``load_contract``, ``load_preset``
 - classification: ``classify``, ``Failure``
 - calling safely: ``ChatClient``, ``AsyncChatClient`` and their results and errors
-- the openai SDK hook: ``instrument``, ``ainstrument``, ``check_sdk_client``, ``flush`` (observe
-  the calls whose observation was deferred, now)
+- the openai SDK hook: ``instrument``, ``ainstrument``, ``check_sdk_client`` (``flush`` is a
+  deprecated no-op: every call is observed inline)
 - the spine: ``Exchange``, ``InstrumentedTransport``, ``AsyncInstrumentedTransport``
 - telemetry sinks: ``PrometheusSink``, ``OpenTelemetrySink``, ``JsonEventLog``
 """
@@ -43,20 +43,17 @@ if TYPE_CHECKING:
         SimulatorError,
         UsageError,
     )
+    from chatcontract.exchange import Exchange
     from chatcontract.failures import Failure, classify
     from chatcontract.instrumentation import (
         StackedRetriesWarning,
         ainstrument,
         check_sdk_client,
+        flush,
         instrument,
     )
     from chatcontract.telemetry import JsonEventLog, OpenTelemetrySink, PrometheusSink
-    from chatcontract.transport import (
-        AsyncInstrumentedTransport,
-        Exchange,
-        InstrumentedTransport,
-        flush,
-    )
+    from chatcontract.transport import AsyncInstrumentedTransport, InstrumentedTransport
 
 # Where each public name lives. ``import chatcontract`` imports none of these: a name's module is
 # imported the first time the name is read (PEP 562), so the CLI answers ``--help`` without
@@ -99,7 +96,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "classify": ("chatcontract.failures", "classify"),
     **{
         name: ("chatcontract.instrumentation", name)
-        for name in ("StackedRetriesWarning", "ainstrument", "check_sdk_client", "instrument")
+        for name in (
+            "StackedRetriesWarning",
+            "ainstrument",
+            "check_sdk_client",
+            "flush",
+            "instrument",
+        )
     },
     **{
         name: ("chatcontract.telemetry", name)
@@ -107,8 +110,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     },
     **{
         name: ("chatcontract.transport", name)
-        for name in ("AsyncInstrumentedTransport", "Exchange", "InstrumentedTransport", "flush")
+        for name in ("AsyncInstrumentedTransport", "InstrumentedTransport")
     },
+    "Exchange": ("chatcontract.exchange", "Exchange"),
 }
 
 

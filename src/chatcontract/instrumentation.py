@@ -24,10 +24,9 @@ calls such as ``/models`` pass straight through). Where it goes: a ``PrometheusS
 back), the JSON event log (``chatcontract.events`` logger: every failure, successes at
 ``shadow_rate``), and any ``sinks`` you add: ``TelemetrySink`` objects or plain callables
 receiving each ``Exchange`` (the way to get at the Exchanges themselves). A sink that raises
-is counted and skipped, never turned into a failed call. Successful calls are observed off the
-critical path by default (``defer``): their Exchanges reach the sinks during the next call's
-wait for the server, within 0.25 s otherwise, and before any read of the Prometheus registry;
-``chatcontract.flush()`` completes them on demand. Shape fingerprints, the costliest
+is counted and skipped, never turned into a failed call. Every call is observed inline, when
+it completes: its Exchange has reached the sinks before the SDK gets the answer (a stream's,
+when its body has been read or closed). Shape fingerprints, the costliest
 part of observing a call, are taken for every failure and for a sample of successes
 (``shape_sample_rate``, by default the event log's ``shadow_rate``).
 
@@ -77,6 +76,7 @@ __all__ = [
     "StackedRetriesWarning",
     "ainstrument",
     "check_sdk_client",
+    "flush",
     "instrument",
 ]
 
@@ -371,7 +371,6 @@ def instrument(
     shape_sample_rate: float | None = None,
     transport: httpx2.BaseTransport | None = None,
     secrets: Sequence[str] = (),
-    defer: bool = True,
     **client_kwargs: Any,
 ) -> httpx2.Client:
     """An ``httpx2.Client`` that observes every chat call made through it; give it to the SDK.
@@ -394,12 +393,6 @@ def instrument(
         secrets: more strings redacted from every failure message and log line. The
             contract's key (from its ``auth.env``) and the key each request carries are
             always redacted, from every Exchange and log line, without being listed here.
-        defer: observe successful calls off the critical path (default): each call is only
-            recorded while it runs, and parsed, classified and metered in the next wait for
-            a server (between sending a request and its answer), by a janitor within 0.25 s
-            when no call follows, on ``chatcontract.flush()``, when the Prometheus registry
-            is collected, and at exit. Failures are always observed at once. ``False``:
-            every call is observed before it returns to the SDK.
         **client_kwargs: passed to ``httpx2.Client`` (``follow_redirects`` defaults to True as
             in the SDK's own client; pool options such as ``verify``, ``limits`` or ``proxy``
             go to the transport). Leave ``timeout`` unset to keep the SDK's.
@@ -424,7 +417,7 @@ def instrument(
         inner = default
     observed = InstrumentedTransport(
         contract=setup.contract, sinks=[setup.gate.exchange], inner=inner,
-        secrets=setup.secrets, shape_sample_rate=setup.shape_rate, defer=defer,
+        secrets=setup.secrets, shape_sample_rate=setup.shape_rate,
     )  # fmt: skip
     metered = _MeteredTransport(setup.gate, observed, inner)
     client = httpx2.Client(transport=metered, **setup.client_kwargs)
@@ -445,7 +438,6 @@ def ainstrument(
     shape_sample_rate: float | None = None,
     transport: httpx2.AsyncBaseTransport | None = None,
     secrets: Sequence[str] = (),
-    defer: bool = True,
     **client_kwargs: Any,
 ) -> httpx2.AsyncClient:
     """The async twin of ``instrument``: an ``httpx2.AsyncClient`` for ``openai.AsyncOpenAI``.
@@ -464,10 +456,22 @@ def ainstrument(
         inner = default
     observed = AsyncInstrumentedTransport(
         contract=setup.contract, sinks=[setup.gate.exchange], inner=inner,
-        secrets=setup.secrets, shape_sample_rate=setup.shape_rate, defer=defer,
+        secrets=setup.secrets, shape_sample_rate=setup.shape_rate,
     )  # fmt: skip
     metered = _AsyncMeteredTransport(setup.gate, observed, inner)
     return httpx2.AsyncClient(transport=metered, **setup.client_kwargs)
+
+
+def flush() -> int:
+    """Deprecated, a no-op kept for one release: every call is now observed inline, before it
+    returns, so there is nothing left to complete. Returns 0."""
+    warnings.warn(
+        "chatcontract.flush() is deprecated and does nothing: every call is observed inline "
+        "when it completes; remove the call",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return 0
 
 
 def _close_quietly(transport: httpx2.BaseTransport) -> None:

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from chatcontract.client import CallFailedError, ChatClient, StreamDelta, ToolCallDelta
 from chatcontract.client._stream import StreamReader
 from chatcontract.contract import Streaming, load_preset
-from chatcontract.wire import StreamVerdict
+from chatcontract.transport import STREAM_EXTENSION
+from chatcontract.wire import StreamAssembler, StreamParser, StreamVerdict
 
 CONTRACT = load_preset("cometapi")
 
@@ -24,80 +25,132 @@ def event(delta=None, finish=None, **top):
     return f"data: {json.dumps(chunk)}\n\n".encode()
 
 
+class Fed:
+    """The transport's parser of one stream, and the client's reader of it."""
+
+    def __init__(self, *, expect_usage=False):
+        self.parser = StreamParser(contract=CONTRACT, expect_usage=expect_usage)
+        self.reader = StreamReader(self.parser)
+
+    def feed(self, data, now=0.0):
+        """The transport took ``data``; the deltas the client delivers for it."""
+        self.parser.feed(data, now)
+        return self._take()
+
+    def close(self, now=None):
+        """The body ended (the transport closed its parser): what is delivered then."""
+        self.parser.close(now)
+        return self._take()
+
+    def _take(self):
+        delta = self.reader.take()
+        return [] if delta is None else [delta]
+
+
 def test_content_reasoning_and_tool_call_fragments_become_deltas():
-    reader = StreamReader(contract=CONTRACT, expect_usage=False)
-    body = (
-        event({"role": "assistant", "content": ""})
-        + event({"reasoning_content": "think"})
-        + event({"content": "Hel"})
-        + event(
+    fed = Fed()
+    pieces = [
+        event({"role": "assistant", "content": ""}),
+        event({"reasoning_content": "think"}),
+        event({"content": "Hel"}),
+        event(
             {
                 "tool_calls": [
                     {"index": 0, "id": "call_1", "function": {"name": "f", "arguments": '{"a"'}}
                 ]
             }
-        )
-        + event({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]})
-    )
-    deltas = reader.feed(body, now=1.0)
+        ),
+        event({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
+    ]
+    deltas = [delta for piece in pieces for delta in fed.feed(piece)]
     assert deltas == [
         StreamDelta(reasoning="think"),
         StreamDelta(content="Hel"),
         StreamDelta(tool_calls=(ToolCallDelta(index=0, id="call_1", name="f", arguments='{"a"'),)),
         StreamDelta(tool_calls=(ToolCallDelta(index=0, arguments=":1}"),)),
     ]
-    result = reader.close()
+    fed.close()
+    result = fed.reader.result
     assert result.tool_calls[0].arguments == '{"a":1}'
     assert result.verdict is StreamVerdict.CUT
 
 
+def test_one_chunk_holding_several_events_is_one_delta():
+    fed = Fed()
+    deltas = fed.feed(event({"content": "Hel"}) + event({"content": "lo"}))
+    assert deltas == [StreamDelta(content="Hello")]
+
+
 def test_split_bytes_keep_pieces_together_and_nothing_after_done_is_delivered():
-    reader = StreamReader(contract=CONTRACT, expect_usage=False)
+    fed = Fed()
     body = (
         event({"content": "A"})
         + event(finish="stop")
         + b"data: [DONE]\n\n"
         + event({"content": "late"})
     )
-    deltas = [d for i in range(len(body)) for d in reader.feed(body[i : i + 1], now=float(i))]
+    deltas = [d for i in range(len(body)) for d in fed.feed(body[i : i + 1], now=float(i))]
     assert deltas == [StreamDelta(content="A")]
-    assert reader.close().content == "A"
+    fed.close()
+    assert fed.reader.result.content == "A"
 
 
 def test_error_events_and_malformed_chunks_deliver_nothing_and_stop_early():
-    reader = StreamReader(contract=CONTRACT, expect_usage=False)
+    fed = Fed()
     error = b'data: {"error": {"message": "boom", "type": "x", "code": "y"}}\n\n'
-    assert reader.feed(error, now=0.0) == []
-    assert reader.early_verdict is StreamVerdict.INBAND_ERROR
-    broken = StreamReader(contract=CONTRACT, expect_usage=False)
-    assert broken.feed(b'data: {"choices": [\n\n', now=0.0) == []
-    assert broken.early_verdict is StreamVerdict.MALFORMED_CHUNK
-    fine = StreamReader(contract=CONTRACT, expect_usage=False)
-    fine.feed(event({"content": "x"}), now=0.0)
-    assert fine.early_verdict is None
+    assert fed.feed(error) == []
+    assert fed.reader.early_verdict is StreamVerdict.INBAND_ERROR
+    broken = Fed()
+    assert broken.feed(b'data: {"choices": [\n\n') == []
+    assert broken.reader.early_verdict is StreamVerdict.MALFORMED_CHUNK
+    fine = Fed()
+    fine.feed(event({"content": "x"}))
+    assert fine.reader.early_verdict is None
+
+
+def test_the_reader_of_a_response_without_a_stream_parser_is_none():
+    assert StreamReader.of({}) is None
+    assert StreamReader.of({STREAM_EXTENSION: "not a parser"}) is None
+
+
+def test_a_chat_client_stream_assembles_each_event_once(monkeypatch):
+    """The client reads its deltas from the transport's parser: each event of the body is
+    assembled once per attempt, never decoded and assembled a second time."""
+    pushed = []
+    original = StreamAssembler._push
+
+    def counting(self, data, *args):
+        pushed.append(data)
+        original(self, data, *args)
+
+    monkeypatch.setattr(StreamAssembler, "_push", counting)
+    body = event({"content": "po"}) + event({"content": "ng"}, finish="stop") + USAGE_EVENT
+    client = _sse_client(body + b"data: [DONE]\n\n", pieces=3)
+    with client, client.stream(PONG) as stream:
+        delivered = "".join(delta.content for delta in stream)
+    assert delivered == "pong"
+    assert len(pushed) == 4  # two deltas, the usage chunk, [DONE]
 
 
 # -- what the caller received is the result ----------------------------------------------------
 
 
-def test_a_last_event_without_its_blank_line_is_delivered_by_flush():
-    reader = StreamReader(contract=CONTRACT, expect_usage=False)
+def test_a_last_event_without_its_blank_line_is_delivered_at_the_end_of_the_body():
+    fed = Fed()
     body = event({"content": "Hel"}) + event({"content": "lo"}, finish="stop").rstrip(b"\n")
-    deltas = reader.feed(body, now=0.0)
-    assert deltas == [StreamDelta(content="Hel")]
-    assert reader.flush(now=1.0) == [StreamDelta(content="lo")]
-    assert reader.flush(now=2.0) == []  # once only
-    result = reader.close()
+    assert fed.feed(body) == [StreamDelta(content="Hel")]
+    assert fed.close(now=1.0) == [StreamDelta(content="lo")]
+    assert fed.reader.take() is None  # once only
+    result = fed.reader.result
     assert result.content == "Hello"
     assert result.finish_reason == "stop"
 
 
-def test_close_without_flush_still_judges_the_whole_stream():
-    reader = StreamReader(contract=CONTRACT, expect_usage=False)
-    reader.feed(event({"content": "a"}) + event({}, finish="stop") + b"data: [DONE]", now=0.0)
-    result = reader.close()
-    assert result.ok and result.done_seen
-    assert reader.flush() == []  # the result is built: nothing more to deliver
+def test_the_result_before_the_end_is_the_stream_so_far():
+    fed = Fed()
+    fed.feed(event({"content": "a"}))
+    assert fed.reader.result.content == "a"
+    assert fed.parser.result is None  # still open
 
 
 @pytest.mark.parametrize(
@@ -119,10 +172,10 @@ def test_close_without_flush_still_judges_the_whole_stream():
     ids=["two-choice-zeros", "null-error-field", "bool-index", "other-choice"],
 )
 def test_deltas_carry_exactly_what_the_result_assembles(chunk, delivered):
-    reader = StreamReader(contract=CONTRACT, expect_usage=False)
-    deltas = reader.feed(f"data: {json.dumps(chunk)}\n\n".encode(), now=0.0)
-    deltas += reader.flush()
-    assert "".join(d.content for d in deltas) == reader.close().content == delivered
+    fed = Fed()
+    deltas = fed.feed(f"data: {json.dumps(chunk)}\n\n".encode())
+    deltas += fed.close()
+    assert "".join(d.content for d in deltas) == fed.reader.result.content == delivered
 
 
 _TEXT = st.text(alphabet="ab é☃\n", max_size=4)
@@ -160,10 +213,10 @@ def _stream_bodies(draw: st.DrawFn) -> list[bytes]:
 @settings(max_examples=200, deadline=None)
 @given(_stream_bodies())
 def test_what_was_delivered_is_the_result_for_any_split(pieces):
-    reader = StreamReader(contract=CONTRACT, expect_usage=False)
-    deltas = [d for i, piece in enumerate(pieces) for d in reader.feed(piece, now=float(i))]
-    deltas += reader.flush(now=float(len(pieces)))
-    result = reader.close()
+    fed = Fed()
+    deltas = [d for i, piece in enumerate(pieces) for d in fed.feed(piece, now=float(i))]
+    deltas += fed.close(now=float(len(pieces)))
+    result = fed.reader.result
     assert "".join(d.content for d in deltas) == result.content
     assert "".join(d.reasoning for d in deltas) == result.reasoning_content
     assert all(deltas)  # no empty delta reaches the caller

@@ -80,3 +80,27 @@ def test_failure_rejects_unknown_kind():
             action="a",
             message="m",
         )
+
+
+def test_the_policy_reads_the_one_retry_table_of_the_taxonomy():
+    import chatcontract.policy as policy
+    from chatcontract.failures import taxonomy
+
+    assert policy.RULES is taxonomy.RULES
+    assert policy.Rule is taxonomy.Rule
+    assert all(taxonomy.RULES[category] is info.rule for category, info in CATEGORY_TABLE.items())
+
+
+@pytest.mark.parametrize("category", sorted(CATEGORY_TABLE), ids=str)
+def test_a_categorys_decision_is_its_rule_in_one_word(category):
+    rule = CATEGORY_TABLE[category].rule
+    expected = "retry" if rule.retries else ("fallback" if rule.then == "fallback" else "none")
+    assert decision_for(category) == CATEGORY_TABLE[category].decision == expected
+
+
+def test_only_the_policy_defines_a_decision():
+    import chatcontract.failures as failures
+    import chatcontract.policy as policy
+
+    assert not hasattr(failures, "Decision")
+    assert "Decision" in policy.__all__

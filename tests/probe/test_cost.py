@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 
 from chatcontract.contract import Prices
+from chatcontract.exchange import Exchange, RequestFacts, ResponseFacts, Timings
 from chatcontract.probe import cost_paused, probe_cost, utc_day
 from chatcontract.probe.cost import estimate_prompt_tokens, next_utc_midnight
-from chatcontract.transport import Exchange, RequestFacts, ResponseFacts, Timings
 from chatcontract.wire import Usage
 
 PRICES = {"gpt-4.1-nano": Prices(input_per_million=2.0, output_per_million=8.0)}

@@ -28,10 +28,10 @@ from chatcontract.drift import (
     write_last_validate,
 )
 from chatcontract.errors import ConfigError
+from chatcontract.exchange import Exchange, RequestFacts, ResponseFacts, Timings
 from chatcontract.failures import make_failure
 from chatcontract.identity import TargetIdentity
 from chatcontract.target import Target
-from chatcontract.transport import Exchange, RequestFacts, ResponseFacts, Timings
 
 BODY = (
     "$:object",

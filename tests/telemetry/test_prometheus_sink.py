@@ -5,6 +5,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from chatcontract.contract import load_preset
+from chatcontract.exchange import Timings
 from chatcontract.failures import make_failure
 from chatcontract.telemetry import (
     CALL_LABELS,
@@ -19,7 +20,6 @@ from chatcontract.telemetry import (
     Telemetry,
     TelemetrySink,
 )
-from chatcontract.transport import Timings
 from chatcontract.wire import Usage
 
 COMET = load_preset("cometapi")

@@ -110,7 +110,7 @@ def test_a_raising_plain_sink_never_fails_the_transport(caplog):
 def test_instrument_meters_a_raising_sink_and_the_sdk_call_goes_on(caplog):
     registry = CollectorRegistry()
     with instrument(
-        contract=COMET, registry=registry, sinks=[broken_callback], transport=_mock(), defer=False
+        contract=COMET, registry=registry, sinks=[broken_callback], transport=_mock()
     ) as client:
         response = client.post("http://provider.test/v1/chat/completions", json={})
     assert response.status_code == 200

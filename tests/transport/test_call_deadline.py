@@ -15,7 +15,8 @@ import httpx2
 import pytest
 
 from chatcontract.contract import load_preset
-from chatcontract.transport import AsyncInstrumentedTransport, Exchange, InstrumentedTransport
+from chatcontract.exchange import Exchange
+from chatcontract.transport import AsyncInstrumentedTransport, InstrumentedTransport
 from chatcontract.transport.instrumented import CallDeadlineError
 from raw_servers import dripping_head, raw_server, trickling_body
 

@@ -15,11 +15,10 @@ import httpx2
 import openai
 import pytest
 
-from chatcontract import flush
 from chatcontract.contract import load_preset
+from chatcontract.exchange import RequestFacts
 from chatcontract.instrumentation import instrument
 from chatcontract.transport import InstrumentedTransport
-from chatcontract.transport.exchange import RequestFacts
 from chatcontract.transport.observer import CallObserver, request_facts
 from chatcontract.wire import ViolationKind
 
@@ -307,7 +306,6 @@ def test_an_sdk_stream_without_stream_options_is_neither_missing_usage_nor_schem
         event_log=False,
     )
     assert _sdk_stream(http) == "".join(WORDS)
-    flush()
     [exchange] = exchanges
     assert not exchange.request.include_usage
     assert exchange.ok, exchange.failure
@@ -323,7 +321,6 @@ def test_an_sdk_stream_that_asked_for_usage_and_got_none_is_missing_usage():
         event_log=False,
     )
     assert _sdk_stream(http, stream_options={"include_usage": True}) == "".join(WORDS)
-    flush()
     [exchange] = exchanges
     assert exchange.failure.code == "missing_usage"
 
@@ -342,7 +339,6 @@ def test_an_absurd_retry_field_is_a_violation_and_the_sdk_result_is_unchanged():
         event_log=False,
     )
     assert _sdk_stream(http) == plain == "".join(WORDS)
-    flush()
     [exchange] = exchanges
     assert exchange.ok, exchange.failure  # a stray SSE field does not fail the answer
 

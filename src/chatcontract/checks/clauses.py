@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from chatcontract.contract import Contract
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure, Kind, decision_for, make_failure
-from chatcontract.transport import Exchange
 
 __all__ = [
     "USAGE_CHECK",

@@ -23,9 +23,10 @@ from typing import Any
 import httpx2
 import orjson
 
+from chatcontract.exchange import Exchange
 from chatcontract.policy import parse_retry_after
 from chatcontract.target import Target
-from chatcontract.transport import Exchange, ExchangeSink, InstrumentedTransport, install_backend
+from chatcontract.transport import ExchangeSink, InstrumentedTransport, install_backend
 from chatcontract.wire import ErrorBody, parse_error_body
 
 __all__ = ["SOURCE_HEADER", "Answer", "CheckContext", "Patient", "SuiteOptions"]

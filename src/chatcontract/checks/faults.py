@@ -19,7 +19,7 @@ from typing import Any
 import httpx2
 import orjson
 
-from chatcontract.transport import Exchange
+from chatcontract.exchange import Exchange
 from chatcontract.transport.relay import Fault, FaultRelay, RelayRecord
 
 from .context import MAX_DEADLINE_MS, MIN_DEADLINE_MS, CheckContext

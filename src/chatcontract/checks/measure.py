@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure, decision_for, make_failure
-from chatcontract.transport import Exchange
 
 from .clauses import (
     Notes,

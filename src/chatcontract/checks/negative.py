@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure, Kind
-from chatcontract.transport import Exchange
 from chatcontract.wire import ErrorBody
 
 from .clauses import Notes, clause_failure, is_usage_failure, usage_note

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure
-from chatcontract.transport import Exchange
 
 from .model import CheckStatus
 

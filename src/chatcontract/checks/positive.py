@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure, make_failure
-from chatcontract.transport import Exchange
 
 from .clauses import (
     USAGE_CHECK,

@@ -18,8 +18,8 @@ from chatcontract.checks.runner import run_suite, select_checks
 from chatcontract.checks.suite import check_ids
 from chatcontract.drift import LAST_VALIDATE_PATH, record_validate_run
 from chatcontract.errors import ChatContractError, UsageError
+from chatcontract.exchange import Exchange
 from chatcontract.target import open_target
-from chatcontract.transport import Exchange
 
 from ._common import add_target_options, check_writable, write_text
 

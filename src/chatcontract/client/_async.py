@@ -19,18 +19,16 @@ import httpx2
 
 from chatcontract.contract import Contract, load
 from chatcontract.telemetry.events import TelemetrySink
-from chatcontract.transport import AsyncInstrumentedTransport, Exchange, install_backend
+from chatcontract.transport import AsyncInstrumentedTransport, install_backend
 
-from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, collecting, default_wall_clock
-from ._guard import AsyncGuardTransport, AttemptWatch
+from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, default_wall_clock
+from ._guard import AsyncGuardTransport
 from ._plan import AttemptOutcome, Fail, Finish, Send, Step, Wait
-from ._routes import Route
+from ._shell import ClientShell
 from ._stream import StreamReader
 from .result import ChatResult, StreamDelta
 
 __all__ = ["AsyncChatClient", "AsyncChatStream"]
-
-_EVENT_STREAM = "text/event-stream"
 
 
 class _Holder:
@@ -90,7 +88,7 @@ class AsyncChatStream:
         await self.aclose()
 
 
-class AsyncChatClient:
+class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
     """The async twin of ``ChatClient``: same arguments (``transport`` is an
     ``httpx2.AsyncBaseTransport``, ``sleep`` a coroutine function), same behaviour.
 
@@ -216,34 +214,14 @@ class AsyncChatClient:
 
     # -- attempts ------------------------------------------------------------------------
 
-    def _request(
-        self, call: PreparedCall, step: Send
-    ) -> tuple[httpx2.AsyncClient, httpx2.Request, AttemptWatch]:
-        route: Route = step.route
-        client = self._http[route.name]
-        watch = self._core.watch(step, stream=call.stream)
-        request = client.build_request(
-            "POST",
-            route.url,
-            json=call.body(route),
-            headers=call.request_headers(route),
-            timeout=self._core.timeout(step, stream=call.stream),
-            extensions=self._core.extensions(step, watch),
-        )
-        return client, request, watch
-
     async def _complete_attempt(self, call: PreparedCall, step: Send) -> AttemptOutcome:
         client, request, _ = self._request(call, step)
-        collected: list[Exchange] = []
-        error: BaseException | None = None
-        body = b""
-        with collecting(collected):
-            try:
-                body = (await client.send(request)).content
-            except TRANSPORT_ERRORS as exc:
-                error = exc
-        exchange = self._core.exchange_of(collected, step, error, call)
-        return AttemptOutcome(exchange=exchange, answer=self._core.answer_of(exchange, body))
+        body, error = b"", None
+        try:
+            body = (await client.send(request)).content
+        except TRANSPORT_ERRORS as exc:
+            error = exc
+        return self._core.body_outcome(request, step, call, body, error)
 
     async def _stream_steps(
         self, call: PreparedCall, step: Step, holder: _Holder
@@ -271,83 +249,46 @@ class AsyncChatClient:
     ) -> AsyncGenerator[StreamDelta, None]:
         client, request, watch = self._request(call, step)
         core = self._core
-        collected: list[Exchange] = []
-        reader = StreamReader(contract=core.contract, expect_usage=call.include_usage)
         error: BaseException | None = None
-        with collecting(collected):
+        try:
+            response = await client.send(request, stream=True)
+        except TRANSPORT_ERRORS as exc:
+            out.append(core.stream_outcome(request, step, call, None, exc))
+            return
+        reader = StreamReader.of(response.extensions)
+        if reader is None:  # no SSE body (an error, or a provider ignoring ``stream``)
+            body = b""
             try:
-                response = await client.send(request, stream=True)
+                body = await response.aread()
             except TRANSPORT_ERRORS as exc:
-                response, error = None, exc
-        if response is None:
-            out.append(
-                AttemptOutcome(
-                    exchange=core.exchange_of(collected, step, error, call), partial=reader.close()
-                )
-            )
+                error = exc
+            finally:
+                await response.aclose()
+            outcome = core.body_outcome(request, step, call, body, error)
+            if outcome.delivered and outcome.answer is not None and outcome.answer.content:
+                yield StreamDelta(content=outcome.answer.content)
+            out.append(outcome)
             return
         try:
-            if _EVENT_STREAM not in response.headers.get("content-type", ""):
-                with collecting(collected):
-                    try:
-                        body = await response.aread()
-                    except TRANSPORT_ERRORS as exc:
-                        body, error = b"", exc
-                exchange = core.exchange_of(collected, step, error, call)
-                answer = core.answer_of(exchange, body)
-                if answer is not None and answer.content:
-                    reader.delivered = True
-                    yield StreamDelta(content=answer.content)
-                out.append(
-                    AttemptOutcome(
-                        exchange=exchange,
-                        answer=answer,
-                        partial=reader.close(),
-                        delivered=reader.delivered,
-                    )
-                )
-                return
-            chunks = response.aiter_bytes()
-            while True:
-                with collecting(collected):
-                    try:
-                        chunk = await anext(chunks, None)
-                    except TRANSPORT_ERRORS as exc:
-                        chunk, error = None, exc
-                if chunk is None:
-                    break
-                for delta in reader.feed(chunk, core.clock()):
+            async for _ in response.aiter_raw():  # the transport's parser took the chunk
+                delta = reader.take()
+                if delta is not None:
                     watch.token_seen = reader.delivered = True
                     yield delta
                 if reader.early_verdict is not None:
                     break
+        except TRANSPORT_ERRORS as exc:
+            error = exc
         finally:
-            with collecting(collected):
-                await response.aclose()
-        exchange = core.exchange_of(collected, step, error, call)
+            await response.aclose()
         # A last event without its blank line is part of the result: deliver it as well.
-        for delta in reader.flush(core.clock()):
+        delta = reader.take()
+        if delta is not None:
             reader.delivered = True
             yield delta
-        partial = reader.close()
-        answer = partial.as_completion() if exchange.ok else None
-        out.append(
-            AttemptOutcome(
-                exchange=exchange, answer=answer, partial=partial, delivered=reader.delivered
-            )
-        )
+        out.append(core.stream_outcome(request, step, call, reader, error))
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def contract(self) -> Contract:
-        """The contract this client follows."""
-        return self._core.contract
-
-    @property
-    def routes(self) -> tuple[Route, ...]:
-        """Primary first, then the fallbacks (secrets hidden from their repr)."""
-        return self._core.routes
 
     async def aclose(self) -> None:
         """Close every route's connection pool."""
@@ -364,10 +305,6 @@ class AsyncChatClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        routes = ", ".join(f"{r.name}={r.model}@{r.base_url}" for r in self._core.routes)
-        return f"AsyncChatClient(provider={self._core.contract.provider!r}, routes=[{routes}])"
 
 
 def _own_transport() -> httpx2.AsyncHTTPTransport:

@@ -1,20 +1,20 @@
 """What both client shells share: configuration, call preparation, request building, and
-collecting the Exchange each attempt produces. No sockets here.
+turning what an attempt's request and response handed back into its outcome. No sockets here:
+the shells only do the I/O calls.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 
 from chatcontract.contract import Contract
+from chatcontract.exchange import Exchange, RequestFacts, Timings
 from chatcontract.failures import DeadlineExceeded, classify_exception, make_failure
 from chatcontract.policy import (
     BudgetGuard,
@@ -23,19 +23,19 @@ from chatcontract.policy import (
     kill_switch_active,
 )
 from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
-from chatcontract.transport import Exchange, ExchangeSink, RequestFacts, Timings
+from chatcontract.transport import EXCHANGE_EXTENSION, ExchangeSink
 from chatcontract.wire import Completion, check_request, parse_completion
 
 from ._guard import WATCH_EXTENSION, AttemptWatch
-from ._plan import CallPlan, Send
+from ._plan import AttemptOutcome, CallPlan, Send
 from ._routes import Route, build_routes
+from ._stream import StreamReader, no_stream
 from .errors import NonRetryableError
 
 __all__ = [
     "TRANSPORT_ERRORS",
     "ClientCore",
     "PreparedCall",
-    "collecting",
 ]
 
 #: What sending or reading may raise that the transport has already recorded as an Exchange.
@@ -50,26 +50,6 @@ _RESERVED: Mapping[str, str] = {
     "model": "choose the model per client: ChatClient.from_contract(..., model=...)",
     "stream": "call stream() for a streamed answer, complete() otherwise",
 }
-
-# The Exchange of the attempt in progress goes to the list set here by the shell around each
-# send / read; context variables follow both threads and asyncio tasks.
-_CURRENT: ContextVar[list[Exchange] | None] = ContextVar("chatcontract_attempt", default=None)
-
-
-def _collect(exchange: Exchange) -> None:
-    target = _CURRENT.get()
-    if target is not None:
-        target.append(exchange)
-
-
-@contextlib.contextmanager
-def collecting(target: list[Exchange]) -> Iterator[None]:
-    """Exchanges emitted by the transports inside this block are appended to ``target``."""
-    token = _CURRENT.set(target)
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,10 +103,9 @@ class ClientCore:
         return os.environ if self._environ is None else self._environ
 
     def transport_sinks(self) -> tuple[ExchangeSink, ...]:
-        """Sinks for every route's instrumented transport."""
-        if self.telemetry is None:
-            return (_collect,)
-        return (_collect, self.telemetry.exchange)
+        """Sinks for every route's instrumented transport (the attempt's own Exchange comes
+        back with its request, in ``extensions["chatcontract.exchange"]``)."""
+        return () if self.telemetry is None else (self.telemetry.exchange,)
 
     def emit(self, event: ClientEvent) -> None:
         """Hand a client decision to the telemetry sinks, if any."""
@@ -240,15 +219,16 @@ class ClientCore:
 
     def exchange_of(
         self,
-        collected: Sequence[Exchange],
+        request: httpx2.Request,
         step: Send,
         error: BaseException | None,
         call: PreparedCall,
     ) -> Exchange:
-        """The attempt's Exchange; synthesised when the transport recorded none (an error
-        raised before the request reached it)."""
-        if collected:
-            return collected[-1]
+        """The Exchange the transport handed back with ``request``; synthesised when it
+        recorded none (an error raised before the request reached it)."""
+        found = request.extensions.get(EXCHANGE_EXTENSION)
+        if isinstance(found, Exchange):
+            return found
         failure = (
             classify_exception(error, secrets=self.secrets)
             if error is not None
@@ -282,6 +262,46 @@ class ClientCore:
         if not exchange.ok:
             return None
         return parse_completion(body, contract=self.contract).completion
+
+    def body_outcome(
+        self,
+        request: httpx2.Request,
+        step: Send,
+        call: PreparedCall,
+        body: bytes,
+        error: BaseException | None,
+    ) -> AttemptOutcome:
+        """An attempt whose answer was read whole (``complete()``, or a stream request that
+        got no SSE body: its content, if any, is then delivered as one delta)."""
+        exchange = self.exchange_of(request, step, error, call)
+        answer = self.answer_of(exchange, body)
+        if not call.stream:
+            return AttemptOutcome(exchange=exchange, answer=answer)
+        return AttemptOutcome(
+            exchange=exchange,
+            answer=answer,
+            partial=no_stream(self.contract, expect_usage=call.include_usage),
+            delivered=answer is not None and bool(answer.content),
+        )
+
+    def stream_outcome(
+        self,
+        request: httpx2.Request,
+        step: Send,
+        call: PreparedCall,
+        reader: StreamReader | None,
+        error: BaseException | None,
+    ) -> AttemptOutcome:
+        """A streamed attempt once its response was closed (``reader`` None: sending failed)."""
+        exchange = self.exchange_of(request, step, error, call)
+        if reader is None:
+            partial = no_stream(self.contract, expect_usage=call.include_usage)
+            return AttemptOutcome(exchange=exchange, partial=partial)
+        partial = reader.result
+        answer = partial.as_completion() if exchange.ok else None
+        return AttemptOutcome(
+            exchange=exchange, answer=answer, partial=partial, delivered=reader.delivered
+        )
 
 
 def default_wall_clock() -> float:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from chatcontract.contract import ErrorTable, Policy
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure, make_failure
 from chatcontract.policy import BudgetGuard, Deadline, Decision, decide, parse_retry_after
 from chatcontract.telemetry.events import (
@@ -29,7 +30,6 @@ from chatcontract.telemetry.events import (
     RetryDecided,
     RetrySucceeded,
 )
-from chatcontract.transport import Exchange
 from chatcontract.wire import Completion, StreamResult
 
 from ._routes import Route

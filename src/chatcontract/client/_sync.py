@@ -15,18 +15,16 @@ import httpx2
 
 from chatcontract.contract import Contract, load
 from chatcontract.telemetry.events import TelemetrySink
-from chatcontract.transport import Exchange, InstrumentedTransport, install_backend
+from chatcontract.transport import InstrumentedTransport, install_backend
 
-from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, collecting, default_wall_clock
-from ._guard import AttemptWatch, GuardTransport
+from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, default_wall_clock
+from ._guard import GuardTransport
 from ._plan import AttemptOutcome, Fail, Finish, Send, Step, Wait
-from ._routes import Route
+from ._shell import ClientShell
 from ._stream import StreamReader
 from .result import ChatResult, StreamDelta
 
 __all__ = ["ChatClient", "ChatStream"]
-
-_EVENT_STREAM = "text/event-stream"
 
 
 class ChatStream:
@@ -89,7 +87,7 @@ class ChatStream:
         self.close()
 
 
-class ChatClient:
+class ChatClient(ClientShell[httpx2.Client]):
     """A chat completions client whose retries, fallbacks, deadline and budget follow the
     contract, decided per failure class, with an Exchange recorded for every attempt.
 
@@ -248,34 +246,14 @@ class ChatClient:
 
     # -- attempts ------------------------------------------------------------------------
 
-    def _request(
-        self, call: PreparedCall, step: Send
-    ) -> tuple[httpx2.Client, httpx2.Request, AttemptWatch]:
-        route: Route = step.route
-        client = self._http[route.name]
-        watch = self._core.watch(step, stream=call.stream)
-        request = client.build_request(
-            "POST",
-            route.url,
-            json=call.body(route),
-            headers=call.request_headers(route),
-            timeout=self._core.timeout(step, stream=call.stream),
-            extensions=self._core.extensions(step, watch),
-        )
-        return client, request, watch
-
     def _complete_attempt(self, call: PreparedCall, step: Send) -> AttemptOutcome:
         client, request, _ = self._request(call, step)
-        collected: list[Exchange] = []
-        error: BaseException | None = None
-        body = b""
-        with collecting(collected):
-            try:
-                body = client.send(request).content
-            except TRANSPORT_ERRORS as exc:
-                error = exc
-        exchange = self._core.exchange_of(collected, step, error, call)
-        return AttemptOutcome(exchange=exchange, answer=self._core.answer_of(exchange, body))
+        body, error = b"", None
+        try:
+            body = client.send(request).content
+        except TRANSPORT_ERRORS as exc:
+            error = exc
+        return self._core.body_outcome(request, step, call, body, error)
 
     def _stream_steps(
         self, call: PreparedCall, step: Step
@@ -297,75 +275,44 @@ class ChatClient:
     ) -> Generator[StreamDelta, None, AttemptOutcome]:
         client, request, watch = self._request(call, step)
         core = self._core
-        collected: list[Exchange] = []
-        reader = StreamReader(contract=core.contract, expect_usage=call.include_usage)
         error: BaseException | None = None
-        with collecting(collected):
-            try:
-                response = client.send(request, stream=True)
-            except TRANSPORT_ERRORS as exc:
-                response, error = None, exc
-        if response is None:
-            return AttemptOutcome(
-                exchange=core.exchange_of(collected, step, error, call), partial=reader.close()
-            )
         try:
-            if _EVENT_STREAM not in response.headers.get("content-type", ""):
-                with collecting(collected):
-                    try:
-                        body = response.read()
-                    except TRANSPORT_ERRORS as exc:
-                        body, error = b"", exc
-                exchange = core.exchange_of(collected, step, error, call)
-                answer = core.answer_of(exchange, body)
-                if answer is not None and answer.content:
-                    reader.delivered = True
-                    yield StreamDelta(content=answer.content)
-                return AttemptOutcome(
-                    exchange=exchange,
-                    answer=answer,
-                    partial=reader.close(),
-                    delivered=reader.delivered,
-                )
-            chunks = response.iter_bytes()
-            while True:
-                with collecting(collected):
-                    try:
-                        chunk = next(chunks, None)
-                    except TRANSPORT_ERRORS as exc:
-                        chunk, error = None, exc
-                if chunk is None:
-                    break
-                for delta in reader.feed(chunk, core.clock()):
+            response = client.send(request, stream=True)
+        except TRANSPORT_ERRORS as exc:
+            return core.stream_outcome(request, step, call, None, exc)
+        reader = StreamReader.of(response.extensions)
+        if reader is None:  # no SSE body (an error, or a provider ignoring ``stream``)
+            body = b""
+            try:
+                body = response.read()
+            except TRANSPORT_ERRORS as exc:
+                error = exc
+            finally:
+                response.close()
+            outcome = core.body_outcome(request, step, call, body, error)
+            if outcome.delivered and outcome.answer is not None and outcome.answer.content:
+                yield StreamDelta(content=outcome.answer.content)
+            return outcome
+        try:
+            for _ in response.iter_raw():  # the transport's parser took the chunk as it passed
+                delta = reader.take()
+                if delta is not None:
                     watch.token_seen = reader.delivered = True
                     yield delta
                 if reader.early_verdict is not None:
                     break
+        except TRANSPORT_ERRORS as exc:
+            error = exc
         finally:
-            with collecting(collected):
-                response.close()
-        exchange = core.exchange_of(collected, step, error, call)
+            response.close()
         # A last event without its blank line is part of the result: deliver it as well.
-        for delta in reader.flush(core.clock()):
+        delta = reader.take()
+        if delta is not None:
             reader.delivered = True
             yield delta
-        partial = reader.close()
-        answer = partial.as_completion() if exchange.ok else None
-        return AttemptOutcome(
-            exchange=exchange, answer=answer, partial=partial, delivered=reader.delivered
-        )
+        return core.stream_outcome(request, step, call, reader, error)
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def contract(self) -> Contract:
-        """The contract this client follows."""
-        return self._core.contract
-
-    @property
-    def routes(self) -> tuple[Route, ...]:
-        """Primary first, then the fallbacks (secrets hidden from their repr)."""
-        return self._core.routes
 
     def close(self) -> None:
         """Close every route's connection pool."""
@@ -382,10 +329,6 @@ class ChatClient:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        routes = ", ".join(f"{r.name}={r.model}@{r.base_url}" for r in self._core.routes)
-        return f"ChatClient(provider={self._core.contract.provider!r}, routes=[{routes}])"
 
 
 def _close_all(clients: tuple[httpx2.Client, ...]) -> None:

@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure
 from chatcontract.policy import Decision
 from chatcontract.redact import redact_text
-from chatcontract.transport import Exchange
 from chatcontract.wire import StreamResult
 
 __all__ = [

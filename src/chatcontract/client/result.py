@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
+from chatcontract.exchange import Exchange
 from chatcontract.policy import Decision
 from chatcontract.redact import redact_text
-from chatcontract.transport import Exchange
 from chatcontract.wire import ToolCall, Usage
 
 from .errors import CallOutcome

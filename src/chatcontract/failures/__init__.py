@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .classify import (
     REQUEST_ID_HEADERS,
     classify,
@@ -11,14 +13,42 @@ from .classify import (
     semantic_failure,
 )
 from .failure import FAILURE_KEYS, Failure, make_failure
-from .taxonomy import CATEGORY_TABLE, KINDS, OWNERS, CategoryInfo, Decision, Kind, decision_for
-from .transport_errors import (
-    SILENCE_CODES,
-    DeadlineExceeded,
-    Silence,
-    classify_exception,
-    silence_failure,
+from .taxonomy import (
+    CATEGORY_TABLE,
+    KINDS,
+    OWNERS,
+    RULES,
+    CategoryInfo,
+    Kind,
+    RetryDecision,
+    Rule,
+    decision_for,
+    rule_of,
 )
+
+if TYPE_CHECKING:
+    from .transport_errors import (
+        SILENCE_CODES,
+        DeadlineExceeded,
+        Silence,
+        classify_exception,
+        silence_failure,
+    )
+
+_LAZY_TRANSPORT = frozenset(
+    {"DeadlineExceeded", "SILENCE_CODES", "Silence", "classify_exception", "silence_failure"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The httpx2 boundary loads on first use: the pure modules (``chatcontract.exchange``)
+    # import the taxonomy without pulling in the network stack.
+    if name in _LAZY_TRANSPORT:
+        from . import transport_errors
+
+        return getattr(transport_errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CATEGORY_TABLE",
@@ -26,12 +56,14 @@ __all__ = [
     "KINDS",
     "OWNERS",
     "REQUEST_ID_HEADERS",
+    "RULES",
     "SILENCE_CODES",
     "CategoryInfo",
     "DeadlineExceeded",
-    "Decision",
     "Failure",
     "Kind",
+    "RetryDecision",
+    "Rule",
     "Silence",
     "classify",
     "classify_error_body",
@@ -40,6 +72,7 @@ __all__ = [
     "classify_stream",
     "decision_for",
     "make_failure",
+    "rule_of",
     "semantic_failure",
     "silence_failure",
 ]

@@ -28,8 +28,7 @@ from chatcontract.wire import (
 )
 
 from .failure import Failure, make_failure
-from .taxonomy import Decision, Kind, decision_for
-from .transport_errors import classify_exception
+from .taxonomy import Kind, RetryDecision, decision_for
 
 __all__ = [
     "classify",
@@ -242,7 +241,7 @@ def _parser_failure(
     )
 
 
-def _decision(contract: Contract, category: str) -> Decision:
+def _decision(contract: Contract, category: str) -> RetryDecision:
     table = contract.errors
     return decision_for(category, retryable=table.retryable, non_retryable=table.non_retryable)
 
@@ -461,6 +460,9 @@ def classify(
     Returns ``None`` when the response is what the contract promised.
     """
     if isinstance(subject, BaseException):
+        # The httpx2 boundary loads on first use: this module stays free of network imports.
+        from .transport_errors import classify_exception
+
         return classify_exception(subject, secrets=secrets)
     raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body
     headers = headers or {}

@@ -7,7 +7,7 @@ from typing import Any
 
 from chatcontract.redact import redact_text
 
-from .taxonomy import CATEGORY_TABLE, KINDS, Decision, Kind
+from .taxonomy import CATEGORY_TABLE, KINDS, Kind, RetryDecision
 
 __all__ = ["FAILURE_KEYS", "Failure", "make_failure"]
 
@@ -43,7 +43,7 @@ class Failure:
     category: str
     code: str
     status: int | None
-    retry: Decision
+    retry: RetryDecision
     owner: str
     action: str
     message: str
@@ -73,7 +73,7 @@ def make_failure(
     message: str,
     status: int | None = None,
     request_id: str | None = None,
-    decision: Decision | None = None,
+    decision: RetryDecision | None = None,
     secrets: tuple[str, ...] = (),
 ) -> Failure:
     """A ``Failure`` with owner, action and decision from the taxonomy; the message redacted."""

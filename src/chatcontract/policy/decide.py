@@ -1,6 +1,7 @@
 """After a failed attempt: retry the same route, move to the fallback, or give up — by table.
 
-``RULES`` says, per failure class, how many same-route retries are allowed, how long to wait
+``RULES`` (the one retry table, kept with the taxonomy in ``chatcontract.failures.taxonomy``)
+says, per failure class, how many same-route retries are allowed, how long to wait
 before one, and what happens once no retry is taken. It is keyed by ``"kind:category"`` for
 the few classes where *where* it failed matters (a transport timeout is retried at once), and
 by ``category`` otherwise. ``decide`` applies the row, the contract's ``errors.retryable`` /
@@ -40,12 +41,21 @@ the window it asked for is hammering, so the call moves to the fallback instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from chatcontract.contract.model import Policy
 from chatcontract.failures import Failure
+from chatcontract.failures.taxonomy import (
+    ALL_ATTEMPTS,
+    RULES,
+    SILENT_CODES,
+    RetryDecision,
+    Rule,
+    Wait,
+    rule_of,
+)
 
 from .backoff import compute_backoff
 from .deadline import MIN_ATTEMPT_S, Deadline
@@ -64,65 +74,8 @@ __all__ = [
 ]
 
 Action = Literal["retry", "fallback", "raise"]
-Wait = Literal["none", "backoff", "retry_after"]
-Then = Literal["fallback", "raise"]
 #: Why a call stops: the class forbids trying again, every option was used, or time ran out.
 Stop = Literal["non_retryable", "exhausted", "deadline"]
-
-#: ``Rule.retries`` value meaning "as many as ``policy.retry.max_attempts`` allows".
-ALL_ATTEMPTS = -1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rule:
-    """What to do after a failure of one class."""
-
-    retries: int  # same-route retries allowed (ALL_ATTEMPTS: up to max_attempts - 1)
-    wait: Wait = "none"  # how long before a retry
-    then: Then = "fallback"  # once no (more) retry is taken
-
-    def __post_init__(self) -> None:
-        if self.retries < ALL_ATTEMPTS:
-            raise ValueError(f"Rule.retries must be >= 0 or ALL_ATTEMPTS, got {self.retries}")
-
-
-_RAISE = Rule(retries=0, then="raise")
-_FALLBACK = Rule(retries=0, then="fallback")
-_ONE_BACKOFF = Rule(retries=1, wait="backoff", then="fallback")
-_ONE_NOW = Rule(retries=1, wait="none", then="fallback")
-
-#: Failure codes of a route that stayed silent: no response byte within ``first_byte_ms``
-#: (``read_timeout``, ``first_byte_timeout``), no content token within ``first_token_ms``
-#: (``first_token_timeout``), or no data event within ``idle_ms`` (``stream_stalled``). A
-#: silent route is not retried: waiting for it again is how a fallback that could answer in
-#: 10 s starts after 60 s.
-SILENT_CODES: tuple[str, ...] = (
-    "read_timeout",
-    "first_byte_timeout",
-    "first_token_timeout",
-    "stream_stalled",
-)
-
-RULES: Mapping[str, Rule] = {
-    **{f"transport:timeout:{code}": _FALLBACK for code in SILENT_CODES},
-    "transport:timeout": _ONE_NOW,
-    "transport:network": _ONE_NOW,
-    "rate_limit": Rule(retries=ALL_ATTEMPTS, wait="retry_after", then="fallback"),
-    "quota": _FALLBACK,
-    "upstream": _ONE_BACKOFF,
-    "timeout": _ONE_BACKOFF,
-    "network": _ONE_BACKOFF,
-    "contract": _FALLBACK,
-    "content": _FALLBACK,
-    "usage": _FALLBACK,
-    "context_length": _FALLBACK,
-    "content_policy": _RAISE,
-    "validation": _RAISE,
-    "auth": _RAISE,
-    "model": _RAISE,
-    "endpoint": _RAISE,
-    "budget": _RAISE,
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +103,7 @@ class Decision:
             raise ValueError("Decision.stop is set exactly when action is 'raise'")
 
     @property
-    def retry_decision(self) -> Literal["retry", "fallback", "none"]:
+    def retry_decision(self) -> RetryDecision:
         """The action in the taxonomy's words (``raise`` is ``none``), for events and metrics."""
         return "none" if self.action == "raise" else self.action
 
@@ -161,25 +114,16 @@ def rule_for(
     retryable: tuple[str, ...] = (),
     non_retryable: tuple[str, ...] = (),
 ) -> Rule:
-    """The table row for ``failure``, adjusted by the contract's sets.
-
-    A category the contract lists as non-retryable gets no same-route retry; one it lists as
-    retryable but whose category row does not retry gets retries up to ``max_attempts``,
-    waiting what the server's ``retry-after`` asks or else the backoff. A silent route
-    (``SILENT_CODES``) is never retried, whatever the sets say about ``timeout``.
-    """
-    rule = (
-        RULES.get(f"{failure.kind}:{failure.category}:{failure.code}")
-        or RULES.get(f"{failure.kind}:{failure.category}")
-        or RULES[failure.category]
+    """The row of the one retry table (``chatcontract.failures.taxonomy.RULES``) for
+    ``failure``, adjusted by the contract's sets (see ``rule_of``). A silent route
+    (``SILENT_CODES``) is never retried, whatever the sets say about ``timeout``."""
+    return rule_of(
+        failure.category,
+        kind=failure.kind,
+        code=failure.code,
+        retryable=retryable,
+        non_retryable=non_retryable,
     )
-    if failure.category in non_retryable:
-        return replace(rule, retries=0)
-    # Promotion concerns the category's own row: a code-level row that says "no retry" (a
-    # silent route) stays so even though its category (timeout) is listed as retryable.
-    if failure.category in retryable and RULES[failure.category].retries == 0:
-        return replace(rule, retries=ALL_ATTEMPTS, wait="retry_after")
-    return rule
 
 
 def decide(

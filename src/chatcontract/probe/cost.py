@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chatcontract.contract import Prices
-from chatcontract.transport import Exchange
+from chatcontract.exchange import Exchange
 
 __all__ = [
     "CostEstimate",

@@ -32,8 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from chatcontract.contract import Contract
 from chatcontract.drift import DRIFT_KINDS
+from chatcontract.exchange import Exchange
 from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
-from chatcontract.transport import Exchange
 
 from .records import PROBE_KINDS, DriftEvent, ValidationRun
 from .store import WRITE_ERROR_REASONS, ProbeStore

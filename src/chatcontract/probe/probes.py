@@ -32,8 +32,8 @@ from chatcontract.checks.clauses import clause_failure, is_usage_failure
 from chatcontract.checks.context import CheckContext
 from chatcontract.checks.measure import usage_problems
 from chatcontract.contract import Contract
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure
-from chatcontract.transport import Exchange
 
 from .cost import estimate_prompt_tokens
 from .records import PROBE_KINDS, ProbeKind

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from chatcontract.drift import response_shape
+from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure
-from chatcontract.transport import Exchange
 
 __all__ = [
     "PROBE_KINDS",

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from chatcontract.transport import Exchange
+from chatcontract.exchange import Exchange
 
 __all__ = [
     "BudgetRefusal",

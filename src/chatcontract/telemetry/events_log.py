@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 
 from chatcontract.errors import ConfigError
+from chatcontract.exchange import Exchange
 from chatcontract.redact import redact_text
-from chatcontract.transport import Exchange
 
 from .events import (
     BudgetRefusal,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from chatcontract.errors import ConfigError
-from chatcontract.transport import Exchange
+from chatcontract.exchange import Exchange
 
 from ._labels import BoundedValues
 from .events import (

@@ -17,15 +17,13 @@ Example::
 
 from __future__ import annotations
 
-import math
 import threading
-from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from chatcontract.contract import Contract
-from chatcontract.transport import Exchange, flush
+from chatcontract.exchange import Exchange
 
 from ._labels import BoundedValues, contract_models, contract_routes
 from .events import (
@@ -77,43 +75,13 @@ _Add = Callable[[float], None]
 
 
 def _adder(child: Counter) -> _Add:
-    """``child.inc`` without its per-call checks, for amounts known to be >= 0.
-
-    A labelled child is always observable and we never attach exemplars, so what
-    ``Counter.inc`` adds on top of its value's own (locked) ``inc`` is pure overhead on the hot
-    path. Falls back to the public method if prometheus_client stores values differently.
-    """
-    inc = getattr(getattr(child, "_value", None), "inc", None)
-    return inc if callable(inc) else child.inc
+    """The child's public ``inc``, bound once (``labels()`` is the costly part, done once)."""
+    return child.inc
 
 
 def _observer(child: Histogram) -> _Add:
-    """``child.observe`` with a binary search for the bucket and no per-call checks.
-
-    Same values as ``Histogram.observe``: the sum grows by the amount and one bucket, the first
-    whose upper bound is >= the amount, by one (cumulative counts are summed at scrape time).
-    What no bucket takes (NaN) goes through the public method, as does every observation if
-    prometheus_client stores a histogram differently.
-    """
-    public = child.observe
-    add_sum = getattr(getattr(child, "_sum", None), "inc", None)
-    values = getattr(child, "_buckets", None)
-    bounds = tuple(getattr(child, "_upper_bounds", ()))
-    if not callable(add_sum) or values is None or len(values) != len(bounds):
-        return public
-    if not bounds or bounds[-1] != math.inf:
-        return public
-    buckets = tuple(value.inc for value in values)
-
-    def observe(amount: float) -> None:
-        index = bisect_left(bounds, amount)
-        if amount <= bounds[index]:
-            add_sum(amount)
-            buckets[index](1)
-        else:  # NaN: no bound takes it
-            public(amount)
-
-    return observe
+    """The child's public ``observe``, bound once."""
+    return child.observe
 
 
 class _Series:
@@ -202,19 +170,6 @@ class _Series:
         self.incomplete: dict[str, Counter] = {}
 
 
-class _FlushDeferred:
-    """Registered before the families: collecting the registry (a scrape, or
-    ``get_sample_value``) first observes every call whose observation was deferred, so what
-    is read counts every call that has ended."""
-
-    def describe(self) -> list[object]:
-        return []  # no series of its own: never clashes, never collected at registration
-
-    def collect(self) -> list[object]:
-        flush()
-        return []
-
-
 class PrometheusSink:
     """A ``TelemetrySink`` that meters every Exchange and client event in Prometheus.
 
@@ -242,7 +197,6 @@ class PrometheusSink:
         self._by_raw: dict[tuple[str, str, str | None, bool, str], _Series] = {}
         self._lock = threading.Lock()
         self._names: list[str] = []
-        registry.register(_FlushDeferred())  # type: ignore[arg-type]
 
         calls = CALL_LABELS
         self.request = self._counter("llm_request", "Chat completion requests sent.", calls)

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from chatcontract.exchange import Exchange, RequestFacts, ResponseFacts, Timings
+
 from ._timing import install_backend
-from .deferred import DeferredCall, flush
-from .exchange import Exchange, RequestFacts, ResponseFacts, Timings
-from .instrumented import AsyncInstrumentedTransport, InstrumentedTransport
+from .instrumented import (
+    EXCHANGE_EXTENSION,
+    STREAM_EXTENSION,
+    AsyncInstrumentedTransport,
+    InstrumentedTransport,
+)
 from .observer import CallObserver, ExchangeSink, request_facts
 
 __all__ = [
+    "EXCHANGE_EXTENSION",
+    "STREAM_EXTENSION",
     "AsyncInstrumentedTransport",
     "CallObserver",
-    "DeferredCall",
     "Exchange",
     "ExchangeSink",
     "InstrumentedTransport",
     "RequestFacts",
     "ResponseFacts",
     "Timings",
-    "flush",
     "install_backend",
     "request_facts",
 ]

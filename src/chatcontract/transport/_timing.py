@@ -7,10 +7,6 @@ dripping its headers or its body one byte at a time cannot outlive it: httpx2's 
 bound one silent gap each), and whether the request went out on a reused connection and got
 any byte back (a stale pooled connection is retried once, see ``instrumented.py``).
 
-The connections the timed backend makes also give deferred observation its wait windows: the
-first read after a write is where the thread would block until the server answers, so the
-queue of ended calls is worked off there (see ``deferred.py``).
-
 One ``PhaseClock`` per HTTP call. The network backend cannot see the request, so the clock of
 the call in progress travels in a context variable set by the transport around the call;
 context variables follow both threads' call stacks and asyncio tasks.
@@ -28,7 +24,7 @@ from typing import Any, ClassVar
 import anyio
 import httpcore2
 
-from ._pending import PENDING, drain
+from ._httpx_seam import network_backend, pool_of, set_network_backend
 
 __all__ = [
     "CURRENT_CLOCK",
@@ -246,19 +242,13 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
 
 class _TimedStream(httpcore2.NetworkStream):
     """A connected stream whose TLS handshake is timed, whose reads and writes keep to the
-    current call's deadline and mark it as sent / answered, and whose first read after a
-    write (the server is working on the request) drains the deferred observations."""
+    current call's deadline and mark it as sent / answered."""
 
     def __init__(self, inner: httpcore2.NetworkStream, clock: PhaseClock | None) -> None:
         self._inner = inner
         self._clock = clock
-        self._drain = False
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self._drain:
-            self._drain = False
-            if PENDING:
-                drain()
         clock = CURRENT_CLOCK.get()
         if clock is None:
             return self._inner.read(max_bytes, timeout)
@@ -273,8 +263,6 @@ class _TimedStream(httpcore2.NetworkStream):
             clock.sent = True
             timeout = clock.remaining(timeout, httpcore2.WriteTimeout)
         self._inner.write(buffer, timeout)
-        if PENDING:  # the next read waits for the server: work the queue off there
-            self._drain = True
 
     def close(self) -> None:
         self._inner.close()
@@ -282,7 +270,7 @@ class _TimedStream(httpcore2.NetworkStream):
     def start_tls(
         self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore2.NetworkStream:
-        # The TLS stream is wrapped too, so HTTPS connections keep their wait windows.
+        # The TLS stream is wrapped too, so HTTPS reads keep to the deadline.
         clock = self._clock
         if clock is None:  # a connection made outside an observed call
             return _TimedStream(self._inner.start_tls(ssl_context, server_hostname, timeout), None)
@@ -302,13 +290,8 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
     def __init__(self, inner: httpcore2.AsyncNetworkStream, clock: PhaseClock | None) -> None:
         self._inner = inner
         self._clock = clock
-        self._drain = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self._drain:
-            self._drain = False
-            if PENDING:
-                drain()
         clock = CURRENT_CLOCK.get()
         if clock is None:
             return await self._inner.read(max_bytes, timeout)
@@ -323,8 +306,6 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
             clock.sent = True
             timeout = clock.remaining(timeout, httpcore2.WriteTimeout)
         await self._inner.write(buffer, timeout)
-        if PENDING:
-            self._drain = True
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -348,36 +329,18 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
 
 def has_timed_backend(transport: object) -> bool:
     """True when ``transport``'s pool connects through a timed backend (no trace needed)."""
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    return isinstance(backend, TimedBackend | AsyncTimedBackend)
+    return isinstance(network_backend(transport), TimedBackend | AsyncTimedBackend)
 
 
 def install_backend(transport: object, *, is_async: bool) -> bool:
     """Put the timed backend under an ``httpx2.HTTPTransport``'s connection pool.
 
-    httpx2 builds its pool without a ``network_backend`` argument, so the pool's backend
-    attribute is replaced after construction. Returns False (DNS then stays inside
-    ``connect``) when the transport has no such pool, e.g. behind a proxy.
+    httpx2 builds its pool without a ``network_backend`` argument, so the pool's backend is
+    replaced after construction, through the one private seam (``_httpx_seam``). Returns
+    False when the transport has no such pool (a proxy, a mock, a moved seam): connect and TLS
+    are then timed from httpcore2's public trace events, with no DNS phase.
     """
-    pool = getattr(transport, "_pool", None)
-    if pool is None or not hasattr(pool, "_network_backend"):
-        return False
-    pool._network_backend = AsyncTimedBackend() if is_async else TimedBackend()
-    return True
-
-
-def _pool_of(transport: object) -> Any:
-    """The httpcore2 pool under ``transport``, looking through wrappers that keep the transport
-    they wrap in ``_inner`` (the client's guard transport); None when there is none."""
-    for _ in range(8):  # wrappers nest a level or two; never follow a cycle
-        pool = getattr(transport, "_pool", None)
-        if pool is not None:
-            return pool
-        transport = getattr(transport, "_inner", None)
-        if transport is None:
-            return None
-    return None
+    return set_network_backend(transport, AsyncTimedBackend() if is_async else TimedBackend())
 
 
 def _origin(url: Any) -> Any:
@@ -405,10 +368,10 @@ def discard_idle_connections(transport: object, url: Any) -> int:
     one keep-alive connection most likely dropped its siblings too), so that the next request
     opens a new one. Returns how many were closed; 0 without a reachable httpcore2 pool.
 
-    httpx2 exposes no pool; its connections are reached through the private ``_pool`` as
-    ``install_backend`` does, then only public connection methods are used.
+    httpx2 exposes no pool; it is reached through the one private seam (``_httpx_seam``),
+    then only public connection methods are used.
     """
-    pool = _pool_of(transport)
+    pool = pool_of(transport)
     origin = _origin(url)
     if pool is None or origin is None:
         return 0
@@ -420,7 +383,7 @@ def discard_idle_connections(transport: object, url: Any) -> int:
 
 async def adiscard_idle_connections(transport: object, url: Any) -> int:
     """The async twin of ``discard_idle_connections``."""
-    pool = _pool_of(transport)
+    pool = pool_of(transport)
     origin = _origin(url)
     if pool is None or origin is None:
         return 0

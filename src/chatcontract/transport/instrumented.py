@@ -42,6 +42,7 @@ from typing import Any
 import httpx2
 
 from chatcontract.contract import Contract
+from chatcontract.exchange import Exchange
 from chatcontract.failures import DeadlineExceeded
 
 from ._timing import (
@@ -52,12 +53,12 @@ from ._timing import (
     has_timed_backend,
     install_backend,
 )
-from .deferred import DeferredCall, flush
-from .exchange import Exchange
 from .observer import CallObserver, ExchangeSink, request_facts
 
 __all__ = [
+    "EXCHANGE_EXTENSION",
     "STALE_CONNECTION_ERRORS",
+    "STREAM_EXTENSION",
     "AsyncInstrumentedTransport",
     "CallDeadlineError",
     "InstrumentedTransport",
@@ -106,8 +107,6 @@ def _observer(
     secrets: tuple[str, ...],
     capture_content: bool,
     shapes: bool = True,
-    clock: PhaseClock | None = None,
-    started_at: float | None = None,
 ) -> CallObserver:
     attempt, route = 1, "primary"
     meta = request.extensions.get("chatcontract")
@@ -133,16 +132,24 @@ def _observer(
         capture_content=capture_content,
         shapes=shapes,
         request_content=content if not shapes else b"",
-        clock=clock,
-        started_at=started_at,
     )
 
 
-#: What the transports feed: an inline observer, or a deferred call with the same events.
-Observer = CallObserver | DeferredCall
+#: What the transports feed: the call's one observer.
+Observer = CallObserver
 
 #: The request extension holding the call's ``_CallSinks`` (set when its observer is built).
 _SINKS_EXTENSION = "chatcontract.sinks"
+
+#: Where the call's finished, redacted ``Exchange`` is handed back, as httpx hands back a
+#: response's ``extensions``: in the response's (once its body has been read or closed) and in
+#: the request's (also when sending raised).
+EXCHANGE_EXTENSION = "chatcontract.exchange"
+
+#: The response extension holding the call's ``StreamParser`` when the answer is an SSE
+#: stream: the one parser of the call, fed as the bytes pass, which a reader of the stream
+#: (``ChatClient``) reads its deltas from instead of decoding the bytes a second time.
+STREAM_EXTENSION = "chatcontract.stream"
 
 
 def _chain_trace(existing: Any, clock: PhaseClock) -> Any:
@@ -172,17 +179,29 @@ class _CallSinks:
     a replaced stale connection, and hands it to the transport's sinks, none of which may
     fail the call."""
 
-    __slots__ = ("_owner", "secrets", "stale_replaced")
+    __slots__ = ("_homes", "_owner", "exchange", "secrets", "stale_replaced")
 
-    def __init__(self, owner: _Observing, secrets: tuple[str, ...]) -> None:
+    def __init__(self, owner: _Observing, secrets: tuple[str, ...], home: dict[str, Any]) -> None:
         self._owner = owner
         self.secrets = secrets
         self.stale_replaced = False
+        self.exchange: Exchange | None = None
+        self._homes = [home]
+
+    def hand_back_in(self, extensions: dict[str, Any]) -> None:
+        """Also put the Exchange in ``extensions`` (a response's), now if it is done."""
+        if self.exchange is not None:
+            extensions[EXCHANGE_EXTENSION] = self.exchange
+        else:
+            self._homes.append(extensions)
 
     def __call__(self, exchange: Exchange) -> None:
         exchange = exchange.redacted(self.secrets)
         if self.stale_replaced:
             exchange = replace(exchange, stale_connection_replaced=True)
+        self.exchange = exchange
+        for home in self._homes:
+            home[EXCHANGE_EXTENSION] = exchange
         owner = self._owner
         for sink in owner._sinks:
             try:
@@ -219,16 +238,14 @@ def _stale(request: httpx2.Request, clock: PhaseClock, exc: Exception) -> bool:
 
 
 def _already_read(response: httpx2.Response, observer: Observer) -> bool:
-    """A response built with its content (mock and ASGI-test transports) is observed at once
-    (deferred or not: without a network there is no wait to hide the work in)."""
+    """A response built with its content (mock and ASGI-test transports) is observed at once."""
     # httpx2 keeps given content in ``_content``; a live network response has none yet.
     # (Checking the attribute avoids raising ResponseNotRead on every real call.)
     content = getattr(response, "_content", None)
     if content is None:
         return False
-    target = observer.inline() if isinstance(observer, DeferredCall) else observer
-    target.on_chunk(content)
-    target.finish()
+    observer.on_chunk(content)
+    observer.finish()
     return True
 
 
@@ -323,9 +340,38 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
 
 
 class _Observing:
-    """What both transports share: their settings, their sinks, and starting an observer."""
+    """What both transports share: their arguments and settings, their sinks, and starting an
+    observer. The sync and async classes add only the I/O calls (and their default inner
+    transport)."""
 
     _trace: bool
+
+    def __init__(
+        self,
+        *,
+        contract: Contract | None = None,
+        sinks: Sequence[ExchangeSink] = (),
+        inner: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
+        secrets: Sequence[str] = (),
+        capture_content: bool = False,
+        shape_sample_rate: float = 1.0,
+        rng: Callable[[], float] = random.random,
+        total_timeout: float | None = None,
+    ) -> None:
+        self._inner = inner if inner is not None else self._default_inner()
+        self._configure(
+            inner=self._inner,
+            contract=contract,
+            sinks=sinks,
+            secrets=secrets,
+            capture_content=capture_content,
+            shape_sample_rate=shape_sample_rate,
+            rng=rng,
+            total_timeout=total_timeout,
+        )
+
+    def _default_inner(self) -> Any:
+        raise NotImplementedError
 
     def _configure(
         self,
@@ -337,7 +383,6 @@ class _Observing:
         capture_content: bool,
         shape_sample_rate: float,
         rng: Callable[[], float],
-        defer: bool,
         total_timeout: float | None,
     ) -> None:
         if not 0.0 <= shape_sample_rate <= 1.0:
@@ -358,13 +403,11 @@ class _Observing:
         self._capture = capture_content
         self._shape_rate = shape_sample_rate
         self._rng = rng
-        self._defer = defer
         # A timed network backend measures DNS, connect and TLS itself: no per-event trace.
         self._trace = not has_timed_backend(inner)
 
     def add_sink(self, sink: ExchangeSink) -> None:
-        """Also hand every later Exchange to ``sink`` (with ``defer=True``: every Exchange
-        completed from now on, including calls made before that were still queued)."""
+        """Also hand every later Exchange to ``sink``."""
         self._sinks = (*self._sinks, sink)
 
     def _sink_failed(self, sink: ExchangeSink, exc: Exception) -> None:
@@ -394,30 +437,21 @@ class _Observing:
         return (*self._secrets, value)
 
     def _start(self, request: httpx2.Request, *, is_async: bool) -> Observer:
-        # Deferred: everything but the record is done later, in ``_build``.
-        observer: Observer = (
-            DeferredCall(self._build, request) if self._defer else self._build(request)
-        )
+        observer = self._build(request)
         if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
             chain = _chain_atrace if is_async else _chain_trace
             request.extensions["trace"] = chain(request.extensions.get("trace"), observer.clock)
         return observer
 
-    def _build(
-        self,
-        request: httpx2.Request,
-        clock: PhaseClock | None = None,
-        started_at: float | None = None,
-    ) -> CallObserver:
-        """The inline observer of ``request`` (a deferred call passes its clock and start)."""
+    def _build(self, request: httpx2.Request) -> CallObserver:
+        """The observer of ``request``: it builds the call's one Exchange as bytes pass."""
         secrets = self._call_secrets(request)
-        sinks = _CallSinks(self, secrets)
+        sinks = _CallSinks(self, secrets, request.extensions)
         request.extensions[_SINKS_EXTENSION] = sinks
         return _observer(
             request, contract=self._contract, sinks=(sinks,), secrets=secrets,
             capture_content=self._capture,
             shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
-            clock=clock, started_at=started_at,
         )  # fmt: skip
 
     def _begin(self, request: httpx2.Request, *, is_async: bool) -> Observer:
@@ -425,10 +459,18 @@ class _Observing:
         observer.clock.deadline = _call_deadline(request, self._total_timeout)
         return observer
 
+    @staticmethod
+    def _hand_back(request: httpx2.Request, response: httpx2.Response, observer: Observer) -> None:
+        """Give the response the call's Exchange (when done) and its stream parser."""
+        sinks = request.extensions.get(_SINKS_EXTENSION)
+        if isinstance(sinks, _CallSinks):
+            sinks.hand_back_in(response.extensions)
+        stream = observer.stream
+        if stream is not None:
+            response.extensions[STREAM_EXTENSION] = stream
+
     def _note_stale(self, request: httpx2.Request, observer: Observer) -> None:
         """Mark the call's Exchange as sent again on a new connection."""
-        if isinstance(observer, DeferredCall):
-            observer = observer.inline()  # a retried call is observed at once
         sinks = request.extensions.get(_SINKS_EXTENSION)
         if isinstance(sinks, _CallSinks):
             sinks.stale_replaced = True
@@ -448,44 +490,18 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             are fingerprinted (failures always are). 1.0 for validation and probes; a
             production hot path can lower it, as drift detection only needs a sample.
         rng: the sampling random source (tests inject a fixed one).
-        defer: record each call cheaply and observe it off the critical path, in the next
-            wait for a server (see ``chatcontract.transport.deferred``): Exchanges reach the
-            sinks shortly after the call instead of before it returns. For telemetry; leave
-            it off when code reads a call's Exchange right after the call.
         total_timeout: seconds a call may take from sending to its last byte, the response
             head included (a request's ``extensions["chatcontract"]["deadline_s"]`` sets its
             own); enforced by the timed network backend, i.e. with ``inner`` left to default
             or prepared with ``install_backend``. None: only httpx2's per-phase timeouts.
     """
 
-    def __init__(
-        self,
-        *,
-        contract: Contract | None = None,
-        sinks: Sequence[ExchangeSink] = (),
-        inner: httpx2.BaseTransport | None = None,
-        secrets: Sequence[str] = (),
-        capture_content: bool = False,
-        shape_sample_rate: float = 1.0,
-        rng: Callable[[], float] = random.random,
-        defer: bool = False,
-        total_timeout: float | None = None,
-    ) -> None:
-        if inner is None:
-            inner = httpx2.HTTPTransport()
-            install_backend(inner, is_async=False)
-        self._inner = inner
-        self._configure(
-            inner=inner,
-            contract=contract,
-            sinks=sinks,
-            secrets=secrets,
-            capture_content=capture_content,
-            shape_sample_rate=shape_sample_rate,
-            rng=rng,
-            defer=defer,
-            total_timeout=total_timeout,
-        )
+    _inner: httpx2.BaseTransport
+
+    def _default_inner(self) -> httpx2.BaseTransport:
+        inner = httpx2.HTTPTransport()
+        install_backend(inner, is_async=False)
+        return inner
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         observer = self._begin(request, is_async=False)
@@ -508,48 +524,25 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
+        self._hand_back(request, response, observer)
         if _already_read(response, observer):
             return response
         response.stream = _ObservedStream(response.stream, observer, request)  # type: ignore[arg-type]
         return response
 
     def close(self) -> None:
-        if self._defer:
-            flush()  # nothing recorded is lost when the client goes away
         self._inner.close()
 
 
 class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
     """The async twin of ``InstrumentedTransport`` (same arguments, same Exchanges)."""
 
-    def __init__(
-        self,
-        *,
-        contract: Contract | None = None,
-        sinks: Sequence[ExchangeSink] = (),
-        inner: httpx2.AsyncBaseTransport | None = None,
-        secrets: Sequence[str] = (),
-        capture_content: bool = False,
-        shape_sample_rate: float = 1.0,
-        rng: Callable[[], float] = random.random,
-        defer: bool = False,
-        total_timeout: float | None = None,
-    ) -> None:
-        if inner is None:
-            inner = httpx2.AsyncHTTPTransport()
-            install_backend(inner, is_async=True)
-        self._inner = inner
-        self._configure(
-            inner=inner,
-            contract=contract,
-            sinks=sinks,
-            secrets=secrets,
-            capture_content=capture_content,
-            shape_sample_rate=shape_sample_rate,
-            rng=rng,
-            defer=defer,
-            total_timeout=total_timeout,
-        )
+    _inner: httpx2.AsyncBaseTransport
+
+    def _default_inner(self) -> httpx2.AsyncBaseTransport:
+        inner = httpx2.AsyncHTTPTransport()
+        install_backend(inner, is_async=True)
+        return inner
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         observer = self._begin(request, is_async=True)
@@ -572,12 +565,11 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
+        self._hand_back(request, response, observer)
         if _already_read(response, observer):
             return response
         response.stream = _AsyncObservedStream(response.stream, observer, request)
         return response
 
     async def aclose(self) -> None:
-        if self._defer:
-            flush()
         await self._inner.aclose()

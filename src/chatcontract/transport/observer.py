@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from chatcontract.contract import Contract
+from chatcontract.exchange import Exchange, RequestFacts, ResponseFacts, Timings
 from chatcontract.failures import (
     REQUEST_ID_HEADERS,
     DeadlineExceeded,
@@ -38,7 +39,6 @@ from chatcontract.wire import (
 )
 
 from ._timing import PhaseClock
-from .exchange import Exchange, RequestFacts, ResponseFacts, Timings
 
 __all__ = ["CallObserver", "ExchangeSink", "request_facts"]
 
@@ -155,17 +155,13 @@ class CallObserver:
         capture_content: bool = False,
         shapes: bool = True,
         request_content: bytes = b"",
-        clock: PhaseClock | None = None,
-        started_at: float | None = None,
     ) -> None:
-        # A deferred call (see ``deferred.py``) hands over the clock and wall-clock start it
-        # recorded while the call ran, and replays its events with their own timestamps.
-        self.clock = clock if clock is not None else PhaseClock()
+        self.clock = PhaseClock()
         # Shape fingerprints cost more than the rest of the observation together: a sampled-out
         # call skips them unless it fails (failures always carry shapes, for drift triage).
         self._shapes = shapes
         self._request_content = request_content
-        self.started_at = time.time() if started_at is None else started_at
+        self.started_at = time.time()
         self._request = request
         self._contract = contract
         self._sinks = sinks
@@ -185,6 +181,11 @@ class CallObserver:
         self._first_byte_at: float | None = None
         self._done = False
         self.exchange: Exchange | None = None
+
+    @property
+    def stream(self) -> StreamParser | None:
+        """The call's stream parser, once the head said the answer is an SSE stream."""
+        return self._stream
 
     # -- events ---------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ A frozen dataclass's generated ``__init__`` stores each field through
 the JSON. Storing through the slot descriptors is two to three times faster and keeps the
 classes ordinary frozen, slotted, keyword-only dataclasses for everyone else.
 
-Like ``dataclasses`` itself, the builder's source is generated once per class, so the call
-is a straight line of descriptor stores with no loop.
+The builder binds the class's slot setters once and stores the values through them: plain
+code, no generated source.
 """
 
 from __future__ import annotations
@@ -31,16 +31,18 @@ def positional_builder(cls: type[T]) -> Callable[..., T]:
         raise TypeError(f"{cls.__name__} is not a slotted dataclass")
     if getattr(cls, "__post_init__", None) is not None:
         raise TypeError(f"{cls.__name__} validates in __post_init__; use its constructor")
-    names = [item.name for item in fields(cls)]
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = [f"def build({', '.join(f'v{i}' for i in range(len(names)))}):", "    obj = _new(_cls)"]
-    for i, name in enumerate(names):
-        namespace[f"_set{i}"] = cls.__dict__[name].__set__
-        lines.append(f"    _set{i}(obj, v{i})")
-    lines.append("    return obj")
-    # The source is built only from this class's own field names, never from input data.
-    exec("\n".join(lines), namespace)  # noqa: S102
-    build: Callable[..., T] = namespace["build"]
+    setters = tuple(cls.__dict__[item.name].__set__ for item in fields(cls))
+    new = object.__new__
+    count = len(setters)
+
+    def build(*values: Any) -> T:
+        if len(values) != count:
+            raise TypeError(f"{cls.__name__} takes {count} values, got {len(values)}")
+        obj: T = new(cls)
+        for store, value in zip(setters, values, strict=False):
+            store(obj, value)
+        return obj
+
     build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
-    build.__doc__ = f"Build a {cls.__name__} from its {len(names)} fields in order (no checks)."
+    build.__doc__ = f"Build a {cls.__name__} from its {len(setters)} fields in order (no checks)."
     return build

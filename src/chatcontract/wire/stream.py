@@ -427,6 +427,30 @@ class StreamAssembler:
         return "".join(self._content[content:]), "".join(self._reasoning[reasoning:])
 
     @property
+    def has_tool_calls(self) -> bool:
+        """True once a tool-call fragment of choice 0 was assembled."""
+        return bool(self._tools)
+
+    def tool_marks(self) -> dict[int, int]:
+        """A mark of the tool-call argument fragments assembled so far (per call index), for
+        :meth:`tool_calls_since`."""
+        return {index: len(draft.arguments) for index, draft in self._tools.items()}
+
+    def tool_calls_since(
+        self, marks: dict[int, int]
+    ) -> list[tuple[int, str | None, str | None, str]]:
+        """``(index, id, name, arguments)`` of each tool call of choice 0 that changed after
+        ``marks``: id and name when the call is new since, the argument text added since."""
+        changed = []
+        for index, draft in self._tools.items():
+            seen = marks.get(index)
+            if seen is None:
+                changed.append((index, draft.id, draft.name, "".join(draft.arguments)))
+            elif len(draft.arguments) > seen:
+                changed.append((index, None, None, "".join(draft.arguments[seen:])))
+        return changed
+
+    @property
     def decided(self) -> StreamVerdict | None:
         """A verdict already certain before the stream ends (an in-band error, a malformed
         chunk, or ``[DONE]``), else None."""
@@ -597,6 +621,12 @@ class StreamParser:
     def result(self) -> StreamResult | None:
         """The final result once closed, else None."""
         return self._result
+
+    @property
+    def assembler(self) -> StreamAssembler:
+        """The assembler the events are pushed into: a reader of the same stream (the client)
+        reads what each chunk added from it, without decoding the bytes again."""
+        return self._assembler
 
     @property
     def verdict(self) -> StreamVerdict | None:

@@ -1,0 +1,60 @@
+"""The one place chatcontract reaches into httpx2 privately: its connection pool.
+
+httpx2's ``HTTPTransport`` builds an httpcore2 pool without a ``network_backend`` argument and
+exposes no pool. Phase timings (DNS, connect, TLS) and the call deadline on every socket read
+need our network backend under that pool, and replacing a stale keep-alive needs its idle
+connections; both go through the two private attributes named here and nothing else:
+``transport._pool`` and ``pool._network_backend``. Everything past them (httpcore2's
+``NetworkBackend``, connection ``is_idle``/``close``) is public.
+
+``tests/transport/test_httpx_seam.py`` fails loudly when an httpx2 or httpcore2 upgrade moves
+either attribute. At run time a missing seam is no error: the backend is simply not installed,
+and the transport times connect and TLS from httpcore2's public ``trace`` extension instead (no
+DNS phase), rather than reporting wrong timings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BACKEND_ATTRIBUTE",
+    "POOL_ATTRIBUTE",
+    "network_backend",
+    "pool_of",
+    "set_network_backend",
+]
+
+#: The private attribute of ``httpx2.HTTPTransport`` holding its httpcore2 pool.
+POOL_ATTRIBUTE = "_pool"
+#: The private attribute of an httpcore2 pool holding its network backend.
+BACKEND_ATTRIBUTE = "_network_backend"
+
+
+def pool_of(transport: object) -> Any:
+    """The httpcore2 pool under ``transport``, looking through wrappers that keep the transport
+    they wrap in ``_inner`` (ours: the instrumented and guard transports); None when none."""
+    for _ in range(8):  # wrappers nest a level or two; never follow a cycle
+        pool = getattr(transport, POOL_ATTRIBUTE, None)
+        if pool is not None:
+            return pool
+        transport = getattr(transport, "_inner", None)
+        if transport is None:
+            return None
+    return None
+
+
+def network_backend(transport: object) -> Any:
+    """The network backend of ``transport``'s own pool, or None without the seam."""
+    pool = getattr(transport, POOL_ATTRIBUTE, None)
+    return getattr(pool, BACKEND_ATTRIBUTE, None)
+
+
+def set_network_backend(transport: object, backend: object) -> bool:
+    """Put ``backend`` under ``transport``'s own pool; False (nothing changed) when the
+    transport has no such pool (a proxy, a mock, or an httpx2 that moved the attributes)."""
+    pool = getattr(transport, POOL_ATTRIBUTE, None)
+    if pool is None or not hasattr(pool, BACKEND_ATTRIBUTE):
+        return False
+    setattr(pool, BACKEND_ATTRIBUTE, backend)
+    return True

@@ -1,0 +1,100 @@
+"""The one private seam into httpx2 (``transport/_httpx_seam.py``): these tests fail loudly when
+an httpx2/httpcore2 upgrade moves it, and a transport without it falls back to no DNS phase
+rather than wrong timings."""
+
+import httpcore2
+import httpx2
+import pytest
+
+from chatcontract.transport import InstrumentedTransport, install_backend
+from chatcontract.transport._httpx_seam import (
+    BACKEND_ATTRIBUTE,
+    POOL_ATTRIBUTE,
+    network_backend,
+    pool_of,
+    set_network_backend,
+)
+from chatcontract.transport._timing import AsyncTimedBackend, TimedBackend, has_timed_backend
+
+BODY = {"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize(
+    ("make", "backend"),
+    [
+        (httpx2.HTTPTransport, httpcore2.NetworkBackend),
+        (httpx2.AsyncHTTPTransport, httpcore2.AsyncNetworkBackend),
+    ],
+    ids=["sync", "async"],
+)
+def test_httpx2_still_keeps_its_pool_and_backend_where_the_seam_reads_them(make, backend):
+    transport = make()
+    pool = getattr(transport, POOL_ATTRIBUTE, None)
+    assert pool is not None, f"httpx2 moved {POOL_ATTRIBUTE}: update transport/_httpx_seam.py"
+    found = getattr(pool, BACKEND_ATTRIBUTE, None)
+    assert isinstance(found, backend), (
+        f"httpcore2 moved {BACKEND_ATTRIBUTE}: update transport/_httpx_seam.py"
+    )
+    assert pool_of(transport) is pool
+    assert network_backend(transport) is found
+
+
+@pytest.mark.parametrize(
+    ("make", "is_async", "timed"),
+    [
+        (httpx2.HTTPTransport, False, TimedBackend),
+        (httpx2.AsyncHTTPTransport, True, AsyncTimedBackend),
+    ],
+    ids=["sync", "async"],
+)
+def test_install_backend_puts_the_timed_backend_under_the_pool(make, is_async, timed):
+    transport = make()
+    assert install_backend(transport, is_async=is_async)
+    assert isinstance(network_backend(transport), timed)
+    assert has_timed_backend(transport)
+
+
+def test_the_pool_is_found_through_wrappers():
+    inner = httpx2.HTTPTransport()
+    outer = InstrumentedTransport(inner=inner)
+    assert pool_of(outer) is getattr(inner, POOL_ATTRIBUTE)
+
+
+def test_a_transport_without_the_seam_is_left_alone():
+    mock = httpx2.MockTransport(lambda request: httpx2.Response(200))
+    assert not set_network_backend(mock, TimedBackend())
+    assert not install_backend(mock, is_async=False)
+    assert pool_of(mock) is None
+    assert not has_timed_backend(mock)
+
+
+def test_without_the_seam_a_call_has_no_dns_phase_but_real_connect_timings(simulator, monkeypatch):
+    """A moved seam: the backend is not installed; connect comes from httpcore2's public trace
+    events and DNS is reported as absent, never guessed."""
+    monkeypatch.setattr("chatcontract.transport._httpx_seam.BACKEND_ATTRIBUTE", "_moved_away")
+    inner = httpx2.HTTPTransport()
+    assert not install_backend(inner, is_async=False)
+    exchanges = []
+    transport = InstrumentedTransport(inner=inner, sinks=[exchanges.append])
+    with httpx2.Client(transport=transport, timeout=10) as client:
+        client.post(
+            simulator.base_url.replace("127.0.0.1", "localhost") + "/chat/completions",
+            json=BODY,
+            headers={"Authorization": f"Bearer {simulator.api_key}"},
+        )
+    [exchange] = exchanges
+    assert exchange.timings.dns_ms is None
+    assert exchange.timings.connect_ms is not None
+
+
+def test_with_the_seam_a_named_host_gets_a_dns_phase(simulator):
+    exchanges = []
+    transport = InstrumentedTransport(sinks=[exchanges.append])
+    with httpx2.Client(transport=transport, timeout=10) as client:
+        client.post(
+            simulator.base_url.replace("127.0.0.1", "localhost") + "/chat/completions",
+            json=BODY,
+            headers={"Authorization": f"Bearer {simulator.api_key}"},
+        )
+    assert exchanges[0].timings.dns_ms is not None
+    assert exchanges[0].timings.connect_ms is not None
