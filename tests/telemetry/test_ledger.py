@@ -14,7 +14,6 @@ import httpx2
 import pytest
 from prometheus_client import CollectorRegistry
 
-from chatcontract import flush
 from chatcontract.contract import load_preset
 from chatcontract.errors import ConfigError
 from chatcontract.failures.classify import classify_response
@@ -352,7 +351,8 @@ def test_instrument_feeds_the_ledger_through_its_sinks(tmp_path: Path) -> None:
             "https://api.cometapi.com/v1/chat/completions",
             json={"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "hi"}]},
         )
-        flush()
+        # Observed inline: the line is written before post() returns.
+        [line] = lines(tmp_path / "usage.jsonl")
     [line] = lines(tmp_path / "usage.jsonl")
     assert (line["request_ids"], line["response_id"], line["total_tokens"]) == (
         ["req-sdk-1"],
