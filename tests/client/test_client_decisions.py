@@ -243,7 +243,6 @@ def test_upstream_5xx_gets_one_retry_then_the_fallback(sims, scenario):
         ("wrong_types", "contract"),
         ("done_without_finish_reason", "contract"),
         ("empty_content", "content"),
-        ("usage_mismatch", "usage"),
     ],
 )
 def test_a_broken_answer_after_a_200_falls_back_without_retrying_the_route(

@@ -128,11 +128,12 @@ def test_an_error_status_before_any_byte_falls_back_like_a_plain_call(sims):
     assert [a.route for a in result.attempts] == ["primary", "backup"]
 
 
-def test_a_stream_missing_its_contracted_usage_chunk_is_not_a_silent_success(sims):
-    with stream_client(sims("missing_usage")) as client, pytest.raises(StreamInterrupted) as caught:
-        read_all(client, PONG)
-    assert caught.value.failure.code == "missing_usage"
-    assert caught.value.partial.finish_reason == "stop"  # the text was complete
+def test_a_complete_stream_missing_its_usage_chunk_succeeds_with_the_violation_recorded(sims):
+    with stream_client(sims("missing_usage")) as client:
+        deltas, result = read_all(client, PONG)
+    assert ("".join(deltas), result.finish_reason) == ("pong", "stop")
+    assert [v.code for v in result.violations] == ["missing_usage"]
+    assert trail(result.attempts) == [("primary", 1, "missing_usage")]
 
 
 def test_the_per_request_scenario_header_reaches_the_provider(sims):

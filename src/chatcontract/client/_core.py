@@ -22,6 +22,7 @@ from chatcontract.policy import (
     estimate_prompt_tokens,
     kill_switch_active,
 )
+from chatcontract.policy.recovery import TOLERATED_CODES
 from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
 from chatcontract.transport import EXCHANGE_EXTENSION, ExchangeSink
 from chatcontract.wire import Completion, check_request, parse_completion
@@ -258,8 +259,9 @@ class ClientCore:
         )
 
     def answer_of(self, exchange: Exchange, body: bytes) -> Completion | None:
-        """The parsed answer of a successful non-streamed attempt, else None."""
-        if not exchange.ok:
+        """The parsed answer of a successful non-streamed attempt (or of one whose only
+        failure may be tolerated at run time, see ``readable``), else None."""
+        if not readable(exchange):
             return None
         return parse_completion(body, contract=self.contract).completion
 
@@ -298,10 +300,17 @@ class ClientCore:
             partial = no_stream(self.contract, expect_usage=call.include_usage)
             return AttemptOutcome(exchange=exchange, partial=partial)
         partial = reader.result
-        answer = partial.as_completion() if exchange.ok else None
+        answer = partial.as_completion() if readable(exchange) else None
         return AttemptOutcome(
             exchange=exchange, answer=answer, partial=partial, delivered=reader.delivered
         )
+
+
+def readable(exchange: Exchange) -> bool:
+    """Whether an attempt's answer is read: a success, or a failure of the "complete but not
+    as contracted" kind (``TOLERATED_CODES``) the plan may record as a violation instead."""
+    failure = exchange.failure
+    return failure is None or failure.code in TOLERATED_CODES
 
 
 def default_wall_clock() -> float:

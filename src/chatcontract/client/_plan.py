@@ -22,6 +22,7 @@ from chatcontract.contract import ErrorTable, Policy
 from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure, make_failure
 from chatcontract.policy import BudgetGuard, Deadline, Decision, decide, parse_retry_after
+from chatcontract.policy.recovery import tolerated
 from chatcontract.telemetry.events import (
     BudgetRefusal,
     ClientEvent,
@@ -205,9 +206,10 @@ class CallPlan:
         """Record an attempt; the next step (``Finish``, ``Wait``, ``Send`` or ``Fail``)."""
         exchange = outcome.exchange
         route = self.route
-        if exchange.failure is None and outcome.answer is not None:
+        answer = outcome.answer
+        if answer is not None and (exchange.failure is None or _tolerated(exchange, answer)):
             self._attempts.append(exchange)
-            return Finish(result=self._success(route, outcome.answer))
+            return Finish(result=self._success(route, answer, exchange.failure))
         failure = exchange.failure or _unreadable(self._secrets)
         if exchange.failure is None:
             exchange = replace(exchange, failure=failure)
@@ -267,8 +269,20 @@ class CallPlan:
             completion_chars=0 if response is None else response.content_chars,
         )
 
-    def _success(self, route: Route, answer: Completion) -> ChatResult:
-        cost = self._guard.record(route.model, answer.usage)
+    def _success(
+        self, route: Route, answer: Completion, violation: Failure | None = None
+    ) -> ChatResult:
+        if violation is None or violation.code not in _USAGE_CODES:
+            cost = self._guard.record(route.model, answer.usage)
+        else:  # the usage is missing or not to be trusted: charge the estimate
+            cost = self._guard.record_failed(
+                route.model,
+                usage=None,
+                answered=True,
+                category=violation.category,
+                prompt_tokens=self._prompt_tokens,
+                completion_chars=len(answer.content or ""),
+            )
         if len(self._attempts) > 1:
             self._emit(
                 RetrySucceeded(route=route.name, model=route.model, attempts=len(self._attempts))
@@ -286,6 +300,7 @@ class CallPlan:
             attempts=tuple(self._attempts),
             decisions=tuple(self._decisions),
             cost_usd=cost,
+            violations=() if violation is None else (violation,),
             secrets=self._secrets,
         )
 
@@ -351,6 +366,21 @@ class CallPlan:
         return error_class(
             failure, attempts=self._attempts, decisions=self._decisions, secrets=self._secrets
         )
+
+
+#: Tolerated codes after which the answer's usage is not charged as reported.
+_USAGE_CODES = frozenset({"missing_usage", "usage_mismatch", "negative_usage"})
+
+
+def _tolerated(exchange: Exchange, answer: Completion) -> bool:
+    """A complete answer whose only failure is "complete but not as contracted"."""
+    failure = exchange.failure
+    return failure is not None and tolerated(
+        failure,
+        finish_reason=answer.finish_reason,
+        content=answer.content,
+        tool_calls=bool(answer.tool_calls),
+    )
 
 
 def _unreadable(secrets: tuple[str, ...]) -> Failure:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 from chatcontract.exchange import Exchange
+from chatcontract.failures import Failure
 from chatcontract.policy import Decision
 from chatcontract.redact import redact_text
 from chatcontract.wire import ToolCall, Usage
@@ -39,6 +40,10 @@ class ChatResult:
     decisions: tuple[Decision, ...] = ()
     cost_usd: float | None = None
     outcome: CallOutcome = "success"
+    #: Contract clauses the answer broke though it is complete (a ``finish_reason`` was seen
+    #: and it is usable): a missing ``[DONE]``, missing or inconsistent usage, usage over
+    #: ``max_tokens``. Recorded, not raised; the attempt's Exchange carries it to telemetry.
+    violations: tuple[Failure, ...] = ()
     #: Redacted from ``repr``: the answer is the provider's text and may quote the key.
     secrets: Sequence[str] = field(default=(), repr=False, compare=False)
 
