@@ -95,7 +95,7 @@ def test_keep_alives_without_a_token_hit_the_first_token_limit_then_fall_back(si
     assert deltas == ["pong"]
     # A silent route is not retried: straight to the backup.
     assert trail(result.attempts) == [
-        ("primary", 1, "stream_stalled"),
+        ("primary", 1, "first_token_timeout"),
         ("backup", 2, None),
     ]
     assert result.attempts[0].response.stream_verdict == "stalled"

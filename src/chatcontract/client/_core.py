@@ -8,14 +8,20 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx2
 
-from chatcontract.contract import Contract
+from chatcontract.contract import Contract, Timeouts
 from chatcontract.exchange import Exchange, RequestFacts, Timings
-from chatcontract.failures import DeadlineExceeded, classify_exception, make_failure
+from chatcontract.failures import (
+    DeadlineExceeded,
+    Failure,
+    classify_exception,
+    make_failure,
+    silence_failure,
+)
 from chatcontract.policy import (
     BudgetGuard,
     Deadline,
@@ -183,9 +189,14 @@ class ClientCore:
     # -- one attempt ---------------------------------------------------------------------
 
     def watch(self, step: Send, *, stream: bool) -> AttemptWatch:
-        """The attempt's deadline share and, for streams, its first-token limit."""
-        first_token_s = self.contract.policy.timeouts.first_token_ms / 1000.0 if stream else None
-        return AttemptWatch(clock=self.clock, budget_s=step.budget_s, first_token_s=first_token_s)
+        """The attempt's deadline share and, for streams, its first-token and idle limits."""
+        timeouts = self.contract.policy.timeouts
+        return AttemptWatch(
+            clock=self.clock,
+            budget_s=step.budget_s,
+            first_token_s=timeouts.first_token_ms / 1000.0 if stream else None,
+            idle_s=timeouts.idle_ms / 1000.0 if stream else None,
+        )
 
     def timeout(self, step: Send, *, stream: bool) -> httpx2.Timeout:
         """httpx2 timeouts for one attempt, each cut to the attempt's budget.
@@ -195,9 +206,7 @@ class ClientCore:
         """
         timeouts = self.contract.policy.timeouts
         budget = step.budget_s
-        read = timeouts.first_byte_ms
-        if stream:
-            read = min(read, timeouts.first_token_ms)
+        read = _stream_read_ms(timeouts) if stream else timeouts.first_byte_ms
         return httpx2.Timeout(
             connect=min(timeouts.connect_ms / 1000.0, budget),
             read=min(read / 1000.0, budget),
@@ -229,7 +238,8 @@ class ClientCore:
         recorded none (an error raised before the request reached it)."""
         found = request.extensions.get(EXCHANGE_EXTENSION)
         if isinstance(found, Exchange):
-            return found
+            silence = self._silence(found, request.extensions.get(WATCH_EXTENSION))
+            return found if silence is None else replace(found, failure=silence)
         failure = (
             classify_exception(error, secrets=self.secrets)
             if error is not None
@@ -257,6 +267,30 @@ class ClientCore:
             route=step.route.name,
             failure=failure,
         )
+
+    def _silence(self, exchange: Exchange, watch: object) -> Failure | None:
+        """The failure of a route that stayed silent past one of its limits (``policy.decide``
+        sends it straight to the next route), built from which limit ran out; None for any
+        other outcome (the call deadline included)."""
+        failure = exchange.failure
+        if failure is None or failure.category != "timeout":
+            return None
+        timeouts = self.contract.policy.timeouts
+        fired = watch.fired if isinstance(watch, AttemptWatch) else None
+        if fired == "first_token":
+            return silence_failure("first_token", timeouts.first_token_ms)
+        if fired == "idle":
+            return silence_failure("idle", timeouts.idle_ms)
+        if fired is not None:  # the attempt's deadline share: not a silence
+            return None
+        if failure.code == "read_timeout" and exchange.response is None:
+            return silence_failure("first_byte", timeouts.first_byte_ms)
+        if failure.code == "stream_stalled":  # the socket went quiet (the read timeout)
+            started = isinstance(watch, AttemptWatch) and watch.token_seen
+            if started:
+                return silence_failure("idle", _stream_read_ms(timeouts))
+            return silence_failure("first_token", _stream_read_ms(timeouts))
+        return None
 
     def answer_of(self, exchange: Exchange, body: bytes) -> Completion | None:
         """The parsed answer of a successful non-streamed attempt (or of one whose only
@@ -304,6 +338,11 @@ class ClientCore:
         return AttemptOutcome(
             exchange=exchange, answer=answer, partial=partial, delivered=reader.delivered
         )
+
+
+def _stream_read_ms(timeouts: Timeouts) -> int:
+    """A stream's read timeout (each silent gap): the first-byte and first-token limits."""
+    return min(timeouts.first_byte_ms, timeouts.first_token_ms)
 
 
 def readable(exchange: Exchange) -> bool:

@@ -24,6 +24,7 @@ __all__ = [
     "AttemptWatch",
     "FirstTokenTimeoutError",
     "GuardTransport",
+    "IdleTimeoutError",
 ]
 
 #: The request extension carrying an attempt's ``AttemptWatch``.
@@ -34,6 +35,10 @@ class FirstTokenTimeoutError(httpx2.ReadTimeout):
     """The stream sent no token within ``policy.timeouts.first_token_ms`` (keep-alives aside)."""
 
 
+class IdleTimeoutError(httpx2.ReadTimeout):
+    """Content had started, then no data event came within ``policy.timeouts.idle_ms``."""
+
+
 class AttemptDeadlineError(DeadlineExceeded, httpx2.ReadTimeout):
     """The attempt's share of the call deadline ran out while the body was still arriving."""
 
@@ -41,32 +46,60 @@ class AttemptDeadlineError(DeadlineExceeded, httpx2.ReadTimeout):
 class AttemptWatch:
     """The limits of one attempt on an injected monotonic clock.
 
-    ``token_seen`` is set by the client once its stream reader produced a delta.
+    ``token_seen`` is set by the client once its stream reader produced a delta, and
+    ``data_seen()`` called for each data event after that (what resets the idle limit: SSE
+    comments and keep-alives do not). ``fired`` names the limit that ended the attempt.
     """
 
-    __slots__ = ("_clock", "ends_at", "first_token_by", "token_seen")
+    __slots__ = (
+        "_clock",
+        "ends_at",
+        "fired",
+        "first_token_by",
+        "idle_s",
+        "last_data_at",
+        "token_seen",
+    )
 
     def __init__(
-        self, *, clock: Callable[[], float], budget_s: float, first_token_s: float | None
+        self,
+        *,
+        clock: Callable[[], float],
+        budget_s: float,
+        first_token_s: float | None,
+        idle_s: float | None = None,
     ) -> None:
         now = clock()
         self._clock = clock
         self.ends_at = now + budget_s
         self.first_token_by = None if first_token_s is None else now + first_token_s
+        self.idle_s = idle_s
+        self.last_data_at = now
         self.token_seen = False
+        self.fired: Literal["deadline", "first_token", "idle"] | None = None
 
-    def check(self) -> Literal["ok", "deadline", "first_token"]:
+    def data_seen(self) -> None:
+        """A data event (not a comment) arrived: the idle limit starts again."""
+        self.last_data_at = self._clock()
+
+    def check(self) -> Literal["ok", "deadline", "first_token", "idle"]:
         """Which limit has passed, if any."""
         now = self._clock()
         if now >= self.ends_at:
             return "deadline"
-        if not self.token_seen and self.first_token_by is not None and now >= self.first_token_by:
-            return "first_token"
+        if not self.token_seen:
+            if self.first_token_by is not None and now >= self.first_token_by:
+                return "first_token"
+        elif self.idle_s is not None and now - self.last_data_at >= self.idle_s:
+            return "idle"
         return "ok"
 
     def raise_if_passed(self, request: httpx2.Request) -> None:
         """Raise the read timeout matching the limit that passed."""
         verdict = self.check()
+        if verdict == "ok":
+            return
+        self.fired = verdict
         if verdict == "deadline":
             raise AttemptDeadlineError(
                 "the attempt's share of the call deadline ran out", request=request
@@ -75,6 +108,9 @@ class AttemptWatch:
             raise FirstTokenTimeoutError(
                 "no token within the first-token limit (keep-alives only)", request=request
             )
+        raise IdleTimeoutError(
+            "no stream data within the idle limit (keep-alives only)", request=request
+        )
 
 
 def _watch_of(request: httpx2.Request) -> AttemptWatch | None:

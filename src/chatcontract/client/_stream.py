@@ -38,13 +38,14 @@ class StreamReader:
     final blank line), then :attr:`result` for the stream as assembled.
     """
 
-    __slots__ = ("_assembler", "_mark", "_parser", "_tools", "delivered")
+    __slots__ = ("_assembler", "_chunks", "_mark", "_parser", "_tools", "delivered")
 
     def __init__(self, parser: StreamParser) -> None:
         self._parser = parser
         self._assembler = parser.assembler
         self._mark = self._assembler.text_mark()
         self._tools = self._assembler.tool_marks()
+        self._chunks = self._assembler.chunk_count
         self.delivered = False  # set by the shell once a delta reached the caller
 
     @classmethod
@@ -70,6 +71,15 @@ class StreamReader:
             return None
         self._mark = assembler.text_mark()
         return StreamDelta(content=content, reasoning=reasoning, tool_calls=calls)
+
+    def new_data(self) -> bool:
+        """Whether a data event (a chunk, not a comment or keep-alive) arrived since the last
+        call: what resets the idle limit."""
+        count = self._assembler.chunk_count
+        if count == self._chunks:
+            return False
+        self._chunks = count
+        return True
 
     @property
     def early_verdict(self) -> StreamVerdict | None:

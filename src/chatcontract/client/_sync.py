@@ -298,6 +298,9 @@ class ChatClient(ClientShell[httpx2.Client]):
                 delta = reader.take()
                 if delta is not None:
                     watch.token_seen = reader.delivered = True
+                if reader.new_data() and watch.token_seen:
+                    watch.data_seen()
+                if delta is not None:
                     yield delta
                 if reader.early_verdict is not None:
                     break
