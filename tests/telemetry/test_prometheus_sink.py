@@ -54,6 +54,7 @@ RUNBOOK_FAMILIES = (
     "llm_stream_incomplete_total",
     "llm_budget_refusal_total",
     "llm_deadline_exhausted_total",
+    "llm_circuit_breaker_state",
     "llm_telemetry_sink_errors_total",
 )
 

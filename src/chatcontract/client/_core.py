@@ -28,6 +28,7 @@ from chatcontract.policy import (
     estimate_prompt_tokens,
     kill_switch_active,
 )
+from chatcontract.policy.breaker import Breakers
 from chatcontract.policy.recovery import TOLERATED_CODES
 from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
 from chatcontract.transport import EXCHANGE_EXTENSION, ExchangeSink
@@ -101,6 +102,10 @@ class ClientCore:
         self.rng = rng
         self.wall_clock = wall_clock
         self.guard = BudgetGuard(contract.policy.caps, contract.policy.prices, clock=clock)
+        #: One circuit breaker per route, shared by every call of this client.
+        self.breakers = Breakers(
+            contract.policy.breaker, clock=clock, counted=contract.errors.retryable
+        )
         labels = CallLabels(provider=contract.provider, endpoint=contract.endpoint.path)
         self.telemetry = Telemetry(tuple(telemetry_sinks), labels) if telemetry_sinks else None
 
@@ -162,8 +167,9 @@ class ClientCore:
         policy = contract.policy
         total_s = policy.timeouts.total_ms / 1000.0 if deadline_s is None else deadline_s
         plan_messages = tuple(messages)
+        kill_switch = kill_switch_active(policy, self.environ)
         plan = CallPlan(
-            routes=self.routes,
+            routes=self.routes if kill_switch else self.ordered_routes(),
             policy=policy,
             errors=contract.errors,
             deadline=Deadline(total_s, clock=self.clock),
@@ -172,10 +178,11 @@ class ClientCore:
             guard=self.guard,
             prompt_tokens=estimate_prompt_tokens(plan_messages),
             max_tokens=check.max_tokens,
-            kill_switch=kill_switch_active(policy, self.environ),
+            kill_switch=kill_switch,
             kill_switch_env=policy.kill_switch_env,
             emit=self.emit,
             secrets=self.secrets,
+            breakers=self.breakers,
         )
         return PreparedCall(
             plan=plan,
@@ -185,6 +192,12 @@ class ClientCore:
             stream=stream,
             include_usage=include_usage,
         )
+
+    def ordered_routes(self) -> tuple[Route, ...]:
+        """The routes in the order the breakers give for one call: an open route is tried
+        after the others (never dropped), a half-open one gets its one trial call."""
+        by_name = {route.name: route for route in self.routes}
+        return tuple(by_name[name] for name in self.breakers.order(list(by_name)))
 
     # -- one attempt ---------------------------------------------------------------------
 

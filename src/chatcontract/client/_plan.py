@@ -22,8 +22,10 @@ from chatcontract.contract import ErrorTable, Policy
 from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure, make_failure
 from chatcontract.policy import BudgetGuard, Deadline, Decision, decide, parse_retry_after
+from chatcontract.policy.breaker import BreakerChange, Breakers
 from chatcontract.policy.recovery import tolerated
 from chatcontract.telemetry.events import (
+    BreakerChanged,
     BudgetRefusal,
     ClientEvent,
     DeadlineExhausted,
@@ -123,6 +125,8 @@ class CallPlan:
         kill_switch_env: the variable's name, for messages.
         emit: receives telemetry events.
         secrets: redacted from every message.
+        breakers: the client's circuit breakers: told how each route this call left ended
+            (its last failure, once) and which route answered.
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class CallPlan:
         kill_switch_env: str | None = None,
         emit: Callable[[ClientEvent], None] = _no_emit,
         secrets: Sequence[str] = (),
+        breakers: Breakers | None = None,
     ) -> None:
         if not routes:
             raise ValueError("a call needs at least one route")
@@ -157,6 +162,7 @@ class CallPlan:
         self._kill_switch_env = kill_switch_env
         self._emit = emit
         self._secrets = tuple(secrets)
+        self._breakers = breakers
         self._index = 0
         self._route_attempt = 0
         self._attempts: list[Exchange] = []
@@ -216,6 +222,7 @@ class CallPlan:
         self._attempts.append(exchange)
         self._charge_failed(route, exchange, failure)
         if outcome.delivered:
+            self._breaker_failure(route, failure)
             partial = outcome.partial
             if partial is None:  # pragma: no cover - a stream attempt always has one
                 raise ValueError("a delivered stream attempt needs its partial result")
@@ -269,9 +276,28 @@ class CallPlan:
             completion_chars=0 if response is None else response.content_chars,
         )
 
+    def _breaker_failure(self, route: Route, failure: Failure) -> None:
+        if self._breakers is not None:
+            self._breaker_event(route, self._breakers.record_failure(route.name, failure.category))
+
+    def _breaker_event(self, route: Route, change: BreakerChange | None) -> None:
+        if change is not None:
+            self._emit(
+                BreakerChanged(
+                    route=change.route,
+                    model=route.model,
+                    before=change.before,
+                    after=change.after,
+                    failures=change.failures,
+                    reason=change.reason,
+                )
+            )
+
     def _success(
         self, route: Route, answer: Completion, violation: Failure | None = None
     ) -> ChatResult:
+        if self._breakers is not None:
+            self._breaker_event(route, self._breakers.record_success(route.name))
         if violation is None or violation.code not in _USAGE_CODES:
             cost = self._guard.record(route.model, answer.usage)
         else:  # the usage is missing or not to be trusted: charge the estimate
@@ -330,6 +356,7 @@ class CallPlan:
         )
         if decision.action == "retry":
             return Wait(seconds=decision.delay_s) if decision.delay_s > 0 else self._send()
+        self._breaker_failure(route, failure)  # the route's last failure in this call
         if decision.action == "fallback":
             target = self.routes[self._index + 1]
             self._emit(

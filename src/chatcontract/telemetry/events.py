@@ -14,6 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 from chatcontract.exchange import Exchange
 
 __all__ = [
+    "BreakerChanged",
     "BudgetRefusal",
     "CallLabels",
     "ClientEvent",
@@ -84,7 +85,26 @@ class DeadlineExhausted:
     attempts: int
 
 
-ClientEvent = RetryDecided | RetrySucceeded | FallbackActivated | BudgetRefusal | DeadlineExhausted
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerChanged:
+    """A route's circuit breaker changed state (``closed``, ``open``, ``half_open``)."""
+
+    route: str
+    model: str
+    before: Literal["closed", "open", "half_open"]
+    after: Literal["closed", "open", "half_open"]
+    failures: int  # counted failures in a row when it changed
+    reason: str
+
+
+ClientEvent = (
+    RetryDecided
+    | RetrySucceeded
+    | FallbackActivated
+    | BudgetRefusal
+    | DeadlineExhausted
+    | BreakerChanged
+)
 
 
 @runtime_checkable

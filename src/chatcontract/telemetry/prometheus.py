@@ -20,13 +20,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from chatcontract.contract import Contract
 from chatcontract.exchange import Exchange
+from chatcontract.policy.breaker import BREAKER_STATES
 
 from ._labels import BoundedValues, contract_models, contract_routes
 from .events import (
+    BreakerChanged,
     BudgetRefusal,
     CallLabels,
     ClientEvent,
@@ -320,6 +322,11 @@ class PrometheusSink:
             "Calls whose single deadline ran out across attempts and fallbacks.",
             ("provider", "endpoint", "model", "route"),
         )
+        self.breaker_state = self._gauge(
+            "llm_circuit_breaker_state",
+            "A route's circuit breaker: 0 closed, 1 open, 2 half-open (set on each change).",
+            ("provider", "endpoint", "route"),
+        )
         self.sink_errors = self._counter(
             "llm_telemetry_sink_errors",
             "Telemetry sinks that raised while observing a call (the call itself went on).",
@@ -333,6 +340,10 @@ class PrometheusSink:
         # exposed as llm_request_total.
         self._names.append(name + "_total")
         return Counter(name, doc, labelnames=labels, registry=self._registry)
+
+    def _gauge(self, name: str, doc: str, labels: Sequence[str]) -> Gauge:
+        self._names.append(name)
+        return Gauge(name, doc, labelnames=labels, registry=self._registry)
 
     def _histogram(
         self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]
@@ -391,6 +402,10 @@ class PrometheusSink:
                 self.deadline_exhausted.labels(
                     provider, endpoint, model, self._routes(event.route)
                 ).inc()
+            case BreakerChanged():
+                self.breaker_state.labels(provider, endpoint, self._routes(event.route)).set(
+                    BREAKER_STATES.index(event.after)
+                )
 
     def count_sink_error(self, sink: str, labels: CallLabels) -> None:
         """Count one error of a telemetry sink (``Telemetry`` calls this for every sink)."""
