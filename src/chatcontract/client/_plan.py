@@ -343,6 +343,8 @@ class CallPlan:
             has_fallback=has_fallback,
             retry_after_s=parse_retry_after(headers, now=self._wall()),
             rng=self._rng,
+            route_window=route.context_window,
+            next_windows=[later.context_window for later in self.routes[self._index + 1 :]],
         )
         self._decisions.append(decision)
         self._emit(
@@ -358,7 +360,7 @@ class CallPlan:
             return Wait(seconds=decision.delay_s) if decision.delay_s > 0 else self._send()
         self._breaker_failure(route, failure)  # the route's last failure in this call
         if decision.action == "fallback":
-            target = self.routes[self._index + 1]
+            target = self.routes[self._index + 1 + decision.skip]
             self._emit(
                 FallbackActivated(
                     from_route=route.name,
@@ -367,7 +369,7 @@ class CallPlan:
                     model=route.model,
                 )
             )
-            self._index += 1
+            self._index += 1 + decision.skip
             self._route_attempt = 0
             return self._send()
         if decision.stop == "deadline":

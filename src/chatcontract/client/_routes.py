@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from chatcontract.contract import Auth, Contract
+from chatcontract.contract.model import Continuation
 from chatcontract.errors import ConfigError
 
 __all__ = ["Route", "build_routes"]
@@ -28,6 +29,10 @@ class Route:
     auth_value: str = field(repr=False)
     secret: str = field(repr=False)
     secret_source: str = ""
+    #: How this route continues a broken stream (``none``: it does not).
+    continuation: Continuation = "none"
+    #: The route's context window in tokens (``None``: unknown).
+    context_window: int | None = None
 
 
 def _resolve(auth: Auth, environ: Mapping[str, str], where: str) -> tuple[str, str]:
@@ -60,6 +65,8 @@ def build_routes(
             auth_value=auth.header_value(secret),
             secret=secret,
             secret_source=variable,
+            continuation=contract.continuation,
+            context_window=contract.context_window,
         )
     ]
     for fallback in contract.fallbacks:
@@ -76,6 +83,8 @@ def build_routes(
                     auth_value=auth.header_value(secret),
                     secret=secret,
                     secret_source=variable,
+                    continuation=fallback.continuation,
+                    context_window=fallback.context_window,
                 )
             )
             continue
@@ -97,6 +106,8 @@ def build_routes(
                 auth_value=route_auth.header_value(route_secret),
                 secret=route_secret,
                 secret_source=route_variable,
+                continuation=fallback.continuation,
+                context_window=fallback.context_window,
             )
         )
     return tuple(routes)
