@@ -7,6 +7,7 @@ attempts and decisions for the same scenario.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import random
 import time
@@ -200,17 +201,25 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
         *,
         deadline_s: float | None = None,
         headers: Mapping[str, str] | None = None,
+        on_restart: Callable[[], object] | None = None,
         **params: Any,
     ) -> AsyncChatStream:
-        """Stream a chat completion; see ``ChatClient.stream`` (checks raise here, at once)."""
+        """Stream a chat completion; see ``ChatClient.stream`` (checks raise here, at once).
+
+        ``on_restart`` may be a plain or an async function."""
         call = self._core.prepare(
-            messages, params, stream=True, deadline_s=deadline_s, headers=headers
+            messages,
+            params,
+            stream=True,
+            deadline_s=deadline_s,
+            headers=headers,
+            accepts_restart=on_restart is not None,
         )
         first = call.plan.start()
         if isinstance(first, Fail):
             raise first.error
         holder = _Holder()
-        return AsyncChatStream(self._stream_steps(call, first, holder), holder)
+        return AsyncChatStream(self._stream_steps(call, first, holder, on_restart), holder)
 
     # -- attempts ------------------------------------------------------------------------
 
@@ -224,13 +233,21 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
         return self._core.body_outcome(request, step, call, body, error)
 
     async def _stream_steps(
-        self, call: PreparedCall, step: Step, holder: _Holder
+        self,
+        call: PreparedCall,
+        step: Step,
+        holder: _Holder,
+        on_restart: Callable[[], object] | None,
     ) -> AsyncGenerator[StreamDelta, None]:
         while True:
             if isinstance(step, Wait):
                 await self._sleep(step.seconds)
                 step = call.plan.resume()
             elif isinstance(step, Send):
+                if step.restart and on_restart is not None:
+                    called = on_restart()  # before the new attempt's first delta
+                    if inspect.isawaitable(called):
+                        await called
                 outcome: list[AttemptOutcome] = []
                 # aclosing: a caller leaving early closes the attempt (and its response) now,
                 # not whenever the event loop finalises the generator.

@@ -134,6 +134,7 @@ class ClientCore:
         stream: bool,
         deadline_s: float | None,
         headers: Mapping[str, str] | None,
+        accepts_restart: bool = False,
     ) -> PreparedCall:
         """Check the request, then plan the call. Raises ``NonRetryableError`` (nothing sent)
         for a request the contract says is malformed, ``TypeError`` for a reserved parameter."""
@@ -167,6 +168,10 @@ class ClientCore:
         policy = contract.policy
         total_s = policy.timeouts.total_ms / 1000.0 if deadline_s is None else deadline_s
         plan_messages = tuple(messages)
+
+        def body_for(route: Route) -> dict[str, Any]:
+            return {"model": route.model, "messages": list(plan_messages), **body_params}
+
         kill_switch = kill_switch_active(policy, self.environ)
         plan = CallPlan(
             routes=self.routes if kill_switch else self.ordered_routes(),
@@ -183,6 +188,8 @@ class ClientCore:
             emit=self.emit,
             secrets=self.secrets,
             breakers=self.breakers,
+            body_for=body_for,
+            accepts_restart=accepts_restart,
         )
         return PreparedCall(
             plan=plan,

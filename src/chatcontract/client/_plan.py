@@ -15,15 +15,17 @@ the sync and async clients behave identically by construction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from chatcontract.contract import ErrorTable, Policy
 from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure, make_failure
 from chatcontract.policy import BudgetGuard, Deadline, Decision, decide, parse_retry_after
 from chatcontract.policy.breaker import BreakerChange, Breakers
-from chatcontract.policy.recovery import tolerated
+from chatcontract.policy.deadline import MIN_ATTEMPT_S
+from chatcontract.policy.recovery import UNRECOVERABLE, Recovery, recover_stream, tolerated
 from chatcontract.telemetry.events import (
     BreakerChanged,
     BudgetRefusal,
@@ -58,6 +60,10 @@ class Send:
     attempt: int  # across the whole call, from 1
     route_attempt: int  # on this route, from 1
     budget_s: float
+    #: The body to send instead of the call's own (a continuation request), if any.
+    body: Mapping[str, Any] | None = None
+    #: The caller's ``on_restart`` is called before this attempt (it answers from the start).
+    restart: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +133,8 @@ class CallPlan:
         secrets: redacted from every message.
         breakers: the client's circuit breakers: told how each route this call left ended
             (its last failure, once) and which route answered.
+        body_for: the call's request body for a route (what a continuation extends).
+        accepts_restart: the caller of a stream said it can take a restart (``on_restart``).
     """
 
     def __init__(
@@ -146,6 +154,8 @@ class CallPlan:
         emit: Callable[[ClientEvent], None] = _no_emit,
         secrets: Sequence[str] = (),
         breakers: Breakers | None = None,
+        body_for: Callable[[Route], Mapping[str, Any]] | None = None,
+        accepts_restart: bool = False,
     ) -> None:
         if not routes:
             raise ValueError("a call needs at least one route")
@@ -163,6 +173,20 @@ class CallPlan:
         self._emit = emit
         self._secrets = tuple(secrets)
         self._breakers = breakers
+        self._body_for = body_for
+        self._accepts_restart = accepts_restart
+        # Mid-stream recovery: the text the caller holds, what the next attempt continues,
+        # the failure that broke the stream (the one reported) and whether a route refused
+        # a continuation.
+        self._delivered = ""
+        self._tool_started = False
+        self._prefix = ""
+        self._broken: Failure | None = None
+        self._refused = False
+        self._next_body: Mapping[str, Any] | None = None
+        self._restart = False
+        self._continuing = False
+        self._recoveries: list[Recovery] = []
         self._index = 0
         self._route_attempt = 0
         self._attempts: list[Exchange] = []
@@ -179,6 +203,11 @@ class CallPlan:
     def decisions(self) -> tuple[Decision, ...]:
         """The policy's decision after each failed attempt."""
         return tuple(self._decisions)
+
+    @property
+    def recoveries(self) -> tuple[Recovery, ...]:
+        """What was done after each mid-stream break (continue, restart or raise)."""
+        return tuple(self._recoveries)
 
     @property
     def route(self) -> Route:
@@ -215,26 +244,20 @@ class CallPlan:
         answer = outcome.answer
         if answer is not None and (exchange.failure is None or _tolerated(exchange, answer)):
             self._attempts.append(exchange)
+            if self._continuing:  # the caller holds the beginning: the answer is the whole
+                answer = replace(answer, content=self._prefix + (answer.content or ""))
             return Finish(result=self._success(route, answer, exchange.failure))
         failure = exchange.failure or _unreadable(self._secrets)
         if exchange.failure is None:
             exchange = replace(exchange, failure=failure)
         self._attempts.append(exchange)
         self._charge_failed(route, exchange, failure)
-        if outcome.delivered:
-            self._breaker_failure(route, failure)
-            partial = outcome.partial
-            if partial is None:  # pragma: no cover - a stream attempt always has one
-                raise ValueError("a delivered stream attempt needs its partial result")
-            return Fail(
-                error=StreamInterrupted(
-                    failure,
-                    partial=partial,
-                    attempts=self._attempts,
-                    decisions=self._decisions,
-                    secrets=self._secrets,
-                )
-            )
+        partial = outcome.partial
+        if outcome.delivered and partial is not None:
+            self._delivered += partial.content
+            self._tool_started = self._tool_started or bool(partial.tool_calls)
+        if self._delivered or self._tool_started:
+            return self._mid_stream(route, exchange, failure, outcome)
         return self._after_failure(route, exchange, failure)
 
     # -- internals -----------------------------------------------------------------------
@@ -257,11 +280,14 @@ class CallPlan:
         if budget is None:
             return self._deadline_exhausted(route, "before the next attempt could start")
         self._route_attempt += 1
+        restart, self._restart = self._restart, False
         return Send(
             route=route,
             attempt=len(self._attempts) + 1,
             route_attempt=self._route_attempt,
             budget_s=budget,
+            body=self._next_body,
+            restart=restart,
         )
 
     def _charge_failed(self, route: Route, exchange: Exchange, failure: Failure) -> None:
@@ -330,7 +356,9 @@ class CallPlan:
             secrets=self._secrets,
         )
 
-    def _after_failure(self, route: Route, exchange: Exchange, failure: Failure) -> Step:
+    def _decide(
+        self, route: Route, exchange: Exchange, failure: Failure, *, record: bool = True
+    ) -> Decision:
         headers = exchange.response.rate_limit_headers if exchange.response is not None else {}
         has_fallback = self._index < len(self.routes) - 1
         decision = decide(
@@ -346,6 +374,13 @@ class CallPlan:
             route_window=route.context_window,
             next_windows=[later.context_window for later in self.routes[self._index + 1 :]],
         )
+        if record:
+            self._record(route, exchange, failure, decision)
+        return decision
+
+    def _record(
+        self, route: Route, exchange: Exchange, failure: Failure, decision: Decision
+    ) -> None:
         self._decisions.append(decision)
         self._emit(
             RetryDecided(
@@ -356,25 +391,121 @@ class CallPlan:
                 attempt=exchange.attempt,
             )
         )
+
+    def _move(self, route: Route, decision: Decision, failure: Failure) -> Step:
+        """Take a retry or fallback decision: the next step."""
         if decision.action == "retry":
             return Wait(seconds=decision.delay_s) if decision.delay_s > 0 else self._send()
         self._breaker_failure(route, failure)  # the route's last failure in this call
-        if decision.action == "fallback":
-            target = self.routes[self._index + 1 + decision.skip]
-            self._emit(
-                FallbackActivated(
-                    from_route=route.name,
-                    to_route=target.name,
-                    category=failure.category,
-                    model=route.model,
-                )
+        target = self.routes[self._index + 1 + decision.skip]
+        self._emit(
+            FallbackActivated(
+                from_route=route.name,
+                to_route=target.name,
+                category=failure.category,
+                model=route.model,
             )
-            self._index += 1 + decision.skip
-            self._route_attempt = 0
-            return self._send()
+        )
+        self._index += 1 + decision.skip
+        self._route_attempt = 0
+        return self._send()
+
+    def _after_failure(self, route: Route, exchange: Exchange, failure: Failure) -> Step:
+        decision = self._decide(route, exchange, failure)
+        if decision.action != "raise":
+            return self._move(route, decision, failure)
+        self._breaker_failure(route, failure)
         if decision.stop == "deadline":
             return self._deadline_exhausted(route, decision.reason)
         return Fail(error=self._error(_STOP_ERRORS[decision.stop or "exhausted"], failure))
+
+    def _mid_stream(
+        self, route: Route, exchange: Exchange, failure: Failure, outcome: AttemptOutcome
+    ) -> Step:
+        """A stream broke after text reached the caller (in this attempt or an earlier one):
+        continue it, restart it, or raise ``StreamInterrupted`` (``policy.recovery``).
+
+        A continuation a route refuses (a request error before any new text) never replaces
+        the failure that broke the stream: that one is reported whatever happens next.
+        """
+        refused = self._continuing and not outcome.delivered and failure.category in UNRECOVERABLE
+        if refused:
+            self._refused = True
+            target_index, decision = self._index, None
+        else:
+            if outcome.delivered or self._broken is None:
+                self._broken = failure  # what broke the stream the caller reads
+            decision = self._decide(route, exchange, failure, record=False)
+            target_index = self._index
+            if decision.action == "fallback":
+                target_index = self._index + 1 + decision.skip
+        original = self._broken or failure
+        if decision is not None and decision.action == "raise":
+            self._record(route, exchange, failure, decision)
+            self._breaker_failure(route, failure)
+            return self._interrupted(original, outcome)
+        recovery = self._recovery(original, self.routes[target_index])
+        if (
+            decision is not None
+            and decision.action == "retry"
+            and recovery.action != "continue"
+            and self._index < len(self.routes) - 1
+            and self.deadline.remaining() >= MIN_ATTEMPT_S
+        ):
+            # The same route cannot continue the stream; the next route may: go there now.
+            ahead = self._recovery(original, self.routes[self._index + 1])
+            if ahead.action == "continue":
+                label = f"{failure.kind}/{failure.category}/{failure.code}"
+                decision = Decision(
+                    action="fallback",
+                    reason=f"{label}: fall back (the next route continues the stream)",
+                )
+                recovery = ahead
+        self._recoveries.append(recovery)
+        if recovery.action == "raise":
+            if decision is not None:  # nothing is tried next: the decision is to stop
+                stop = Decision(action="raise", stop="exhausted", reason=recovery.reason)
+                self._record(route, exchange, failure, stop)
+            self._breaker_failure(route, failure)
+            return self._interrupted(original, outcome)
+        if decision is not None:
+            self._record(route, exchange, failure, decision)
+        if recovery.action == "continue":
+            self._next_body, self._continuing = recovery.body, True
+            self._prefix = self._delivered
+        else:  # restart: the caller is told before the new attempt, which starts afresh
+            self._next_body, self._continuing, self._restart = None, False, True
+            self._prefix, self._delivered, self._tool_started = "", "", False
+        if decision is None:  # the refusing route answers the restart itself
+            return self._send()
+        return self._move(route, decision, failure)
+
+    def _recovery(self, original: Failure, target: Route) -> Recovery:
+        base = dict(self._body_for(target)) if self._body_for is not None else {}
+        return recover_stream(
+            failure=original,
+            delivered=self._delivered,
+            tool_call_started=self._tool_started,
+            continuation=target.continuation,
+            accepts_restart=self._accepts_restart,
+            request=base,
+            continuation_refused=self._refused,
+        )
+
+    def _interrupted(self, failure: Failure, outcome: AttemptOutcome) -> Fail:
+        partial = outcome.partial
+        if partial is None:  # pragma: no cover - a stream attempt always has one
+            raise ValueError("a stream attempt needs its partial result")
+        partial = replace(partial, content=self._delivered)
+        return Fail(
+            error=StreamInterrupted(
+                failure,
+                partial=partial,
+                attempts=self._attempts,
+                decisions=self._decisions,
+                secrets=self._secrets,
+            )
+        )
 
     def _deadline_exhausted(self, route: Route, why: str) -> Fail:
         self._emit(

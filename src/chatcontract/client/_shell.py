@@ -32,7 +32,7 @@ class ClientShell(Generic[H]):
         request = client.build_request(
             "POST",
             route.url,
-            json=call.body(route),
+            json=call.body(route) if step.body is None else dict(step.body),
             headers=call.request_headers(route),
             timeout=self._core.timeout(step, stream=call.stream),
             extensions=self._core.extensions(step, watch),

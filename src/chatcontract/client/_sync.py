@@ -228,6 +228,7 @@ class ChatClient(ClientShell[httpx2.Client]):
         *,
         deadline_s: float | None = None,
         headers: Mapping[str, str] | None = None,
+        on_restart: Callable[[], object] | None = None,
         **params: Any,
     ) -> ChatStream:
         """Stream a chat completion: a ``ChatStream`` of deltas, then ``.result``.
@@ -235,14 +236,26 @@ class ChatClient(ClientShell[httpx2.Client]):
         The request check, kill switch and budget guard run now (their errors raise here);
         the request is sent when iteration starts. ``stream_options.include_usage`` is added
         when the contract expects a usage chunk.
+
+        A stream that breaks after deltas reached you is continued where the route (or the
+        fallback) declares a ``continuation``: only the new text is delivered, so the
+        deltas still concatenate to one answer. Otherwise, when you pass ``on_restart``, it
+        is called before a new attempt answers from the start (drop what you printed); else
+        ``StreamInterrupted`` is raised with the partial content. ``stream.result`` is always
+        the whole final answer.
         """
         call = self._core.prepare(
-            messages, params, stream=True, deadline_s=deadline_s, headers=headers
+            messages,
+            params,
+            stream=True,
+            deadline_s=deadline_s,
+            headers=headers,
+            accepts_restart=on_restart is not None,
         )
         first = call.plan.start()
         if isinstance(first, Fail):
             raise first.error
-        return ChatStream(self._stream_steps(call, first))
+        return ChatStream(self._stream_steps(call, first, on_restart))
 
     # -- attempts ------------------------------------------------------------------------
 
@@ -256,13 +269,15 @@ class ChatClient(ClientShell[httpx2.Client]):
         return self._core.body_outcome(request, step, call, body, error)
 
     def _stream_steps(
-        self, call: PreparedCall, step: Step
+        self, call: PreparedCall, step: Step, on_restart: Callable[[], object] | None
     ) -> Generator[StreamDelta, None, ChatResult]:
         while True:
             if isinstance(step, Wait):
                 self._sleep(step.seconds)
                 step = call.plan.resume()
             elif isinstance(step, Send):
+                if step.restart and on_restart is not None:
+                    on_restart()  # before the new attempt's first delta
                 outcome = yield from self._stream_attempt(call, step)
                 step = call.plan.on_outcome(outcome)
             elif isinstance(step, Finish):
