@@ -32,8 +32,9 @@ class ChatStream:
 
     The request is sent when iteration starts; the deadline runs from the ``stream()`` call.
     A failure before any delta reached you is retried or falls back like ``complete()``;
-    after that it raises ``StreamInterrupted`` with the partial content. Close it (or use
-    ``with``) if you stop early.
+    after that the stream is continued (a route declaring a ``continuation``: only new text
+    follows) or restarted (``on_restart`` given), else ``StreamInterrupted`` is raised with
+    the partial content. Close it (or use ``with``) if you stop early.
 
     Example::
 
