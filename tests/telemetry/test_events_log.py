@@ -15,6 +15,7 @@ from chatcontract.telemetry import (
     TelemetrySink,
     events_log,
 )
+from chatcontract.telemetry.events import BreakerChanged
 
 LABELS = CallLabels(provider="cometapi", endpoint="/chat/completions")
 PROMPT = "Reply with exactly: pong"
@@ -119,8 +120,10 @@ def test_a_secret_that_slipped_into_a_message_is_redacted_again(lines, built):
          "fallback_activated", logging.WARNING),
         (DeadlineExhausted(route="primary", model="m", attempts=3), "deadline_exhausted",
          logging.WARNING),
+        (BreakerChanged(route="primary", model="m", before="closed", after="open", failures=3,
+                        reason="3 failures in a row"), "breaker_changed", logging.WARNING),
     ],
-    ids=["retry_succeeded", "fallback", "deadline"],
+    ids=["retry_succeeded", "fallback", "deadline", "breaker"],
 )  # fmt: skip
 def test_client_events_are_logged(lines, event, name, level):
     JsonEventLog().handle_event(event, LABELS)

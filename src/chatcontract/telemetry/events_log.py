@@ -28,6 +28,7 @@ from chatcontract.exchange import Exchange
 from chatcontract.redact import redact_text
 
 from .events import (
+    BreakerChanged,
     BudgetRefusal,
     CallLabels,
     ClientEvent,
@@ -51,6 +52,7 @@ _EVENTS: dict[type, tuple[str, int]] = {
     FallbackActivated: ("fallback_activated", logging.WARNING),
     BudgetRefusal: ("budget_refusal", logging.WARNING),
     DeadlineExhausted: ("deadline_exhausted", logging.WARNING),
+    BreakerChanged: ("breaker_changed", logging.WARNING),
 }
 
 

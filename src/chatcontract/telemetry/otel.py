@@ -35,6 +35,7 @@ from chatcontract.exchange import Exchange
 
 from ._labels import BoundedValues
 from .events import (
+    BreakerChanged,
     BudgetRefusal,
     CallLabels,
     ClientEvent,
@@ -71,6 +72,7 @@ _EVENT_NAMES: dict[type, str] = {
     FallbackActivated: "fallback_activated",
     BudgetRefusal: "budget_refusal",
     DeadlineExhausted: "deadline_exhausted",
+    BreakerChanged: "breaker_changed",
 }
 
 
