@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -357,7 +358,7 @@ def test_error_from_document_reads_a_decoded_value():
 # --------------------------------------------------------------------------- properties
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     st.binary(max_size=512), st.sampled_from([None, "application/json", "text/html", "text/plain"])
 )
@@ -367,7 +368,7 @@ def test_any_bytes_give_an_error_body(body, content_type):
     assert error.text_excerpt is None or len(error.text_excerpt) <= 200
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.text(max_size=200))
 def test_any_text_after_an_error_prefix_gives_an_error_body(tail):
     body = ('{"error":{"message":"' + tail).encode("utf-8", "surrogatepass")

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -264,7 +265,7 @@ def split(stream: bytes, cuts: list[int]) -> list[bytes]:
     return pieces
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(streams(), st.data())
 def test_any_split_gives_the_events_of_the_reference_decoder(stream, data):
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=24))
@@ -274,13 +275,13 @@ def test_any_split_gives_the_events_of_the_reference_decoder(stream, data):
     assert decoder.comment_count == expected_comments
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(streams())
 def test_byte_by_byte_equals_one_piece(stream):
     assert decode_all(*[stream[i : i + 1] for i in range(len(stream))])[0] == decode_all(stream)[0]
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.lists(st.binary(max_size=64), max_size=10))
 def test_arbitrary_bytes_never_raise(pieces):
     events, _ = decode_all(*pieces)
@@ -295,7 +296,7 @@ _VALUES = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.tuples(_FIELD_NAMES, _VALUES, st.sampled_from([b"\n", b"\r", b"\r\n", b""]))),
     st.data(),
@@ -344,7 +345,7 @@ def test_a_long_line_one_byte_at_a_time_is_carried_a_bounded_number_of_times(lin
         assert len(events[0].data) == 40_000
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(streams(), st.data())
 def test_decoding_is_linear_for_any_split(stream, data):
     stream = stream * data.draw(st.integers(1, 4))
