@@ -354,3 +354,64 @@ def test_decoding_is_linear_for_any_split(stream, data):
         assert _carried(split(stream, cuts), fast=fast) <= 2 * len(stream) + 8
     ones = [stream[i : i + 1] for i in range(len(stream))]
     assert _carried(ones) <= 2 * len(stream) + 8
+
+
+# --------------------------------------------------------------------------- single decisions
+# Each test below pins one decision a mutation run found unpinned (docs/mutation.md).
+
+
+def test_an_event_is_a_frozen_keyword_only_value():
+    event = SSEEvent(data="a")
+    with pytest.raises(AttributeError):
+        event.data = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        SSEEvent("a")  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("data", ["", "DONE", "[DON", "[DONE]x"], ids=str)
+def test_only_the_done_payload_is_done(data):
+    assert not SSEEvent(data=data).is_done
+
+
+def test_nothing_is_carried_when_every_line_arrives_whole():
+    decoder = SSEDecoder()
+    decoder.feed(b"data: a\n\n")
+    assert decoder.carried_bytes == 0
+
+
+@pytest.mark.parametrize(
+    "read",
+    [b"data: a\nq", b"data: a\n\t", b"data: a\t\n", b"data: a\nxxxxx\n"],
+    ids=["partial-field", "partial-tab", "no-blank-line", "other-line-then-lf"],
+)
+def test_a_read_without_a_blank_line_dispatches_nothing(read):
+    assert SSEDecoder().feed(read) == []
+
+
+def test_an_empty_data_line_then_two_blank_lines_is_one_empty_event():
+    assert [e.data for e in SSEDecoder().feed(b"data: \n\n\n")] == [""]
+
+
+def test_a_stream_of_only_a_byte_order_mark_has_no_lines():
+    events, decoder = decode_all(b"\xef\xbb\xbf")
+    assert events == []
+    assert decoder.other_line_count == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [(b"data:\tx", "\tx"), (b"data:x", "x"), (b"data:  x", " x")],
+    ids=["tab-kept", "no-space", "one-space-removed"],
+)
+def test_only_one_space_after_the_data_colon_is_removed(line, expected):
+    assert datas(line + b"\n\n") == [expected]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [(b"event:x", "x"), (b"event:\tx", "\tx"), (b"event: x", "x")],
+    ids=["no-space", "tab-kept", "space-removed"],
+)
+def test_only_one_space_after_a_field_colon_is_removed(line, expected):
+    events, _ = decode_all(line + b"\ndata: d\n\n")
+    assert [e.event for e in events] == [expected]
