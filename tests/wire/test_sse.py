@@ -381,8 +381,8 @@ def test_nothing_is_carried_when_every_line_arrives_whole():
 
 @pytest.mark.parametrize(
     "read",
-    [b"data: a\nq", b"data: a\n\t", b"data: a\t\n", b"data: a\nxxxxx\n"],
-    ids=["partial-field", "partial-tab", "no-blank-line", "other-line-then-lf"],
+    [b"data: a\nq", b"data: a\n\t", b"data: a\t\n", b"data: a\nxxxxx\n", b"data: a\nb\n"],
+    ids=["partial-field", "partial-tab", "no-blank-line", "other-line-then-lf", "short-other-line"],
 )
 def test_a_read_without_a_blank_line_dispatches_nothing(read):
     assert SSEDecoder().feed(read) == []
@@ -415,3 +415,9 @@ def test_only_one_space_after_the_data_colon_is_removed(line, expected):
 def test_only_one_space_after_a_field_colon_is_removed(line, expected):
     events, _ = decode_all(line + b"\ndata: d\n\n")
     assert [e.event for e in events] == [expected]
+
+
+def test_only_an_lf_is_dropped_after_a_read_that_ended_in_cr():
+    events, decoder = decode_all(b"data: a\r", b"\tdata: b\n\n")
+    assert [e.data for e in events] == ["a"]
+    assert decoder.other_line_count == 1
