@@ -381,8 +381,24 @@ def test_nothing_is_carried_when_every_line_arrives_whole():
 
 @pytest.mark.parametrize(
     "read",
-    [b"data: a\nq", b"data: a\n\t", b"data: a\t\n", b"data: a\nxxxxx\n", b"data: a\nb\n"],
-    ids=["partial-field", "partial-tab", "no-blank-line", "other-line-then-lf", "short-other-line"],
+    [
+        b"data: a\nq",
+        b"data: a\n\t",
+        b"data: a\t\n",
+        b"data: a\nxxxxx\n",
+        b"data: a\nb\n",
+        b"data: a\x0b\n",
+        b"data: a\n\x0b",
+    ],
+    ids=[
+        "partial-field",
+        "partial-tab",
+        "no-blank-line",
+        "other-line-then-lf",
+        "short-other-line",
+        "vertical-tab-then-lf",
+        "lf-then-vertical-tab",
+    ],
 )
 def test_a_read_without_a_blank_line_dispatches_nothing(read):
     assert SSEDecoder().feed(read) == []
@@ -421,3 +437,9 @@ def test_only_an_lf_is_dropped_after_a_read_that_ended_in_cr():
     events, decoder = decode_all(b"data: a\r", b"\tdata: b\n\n")
     assert [e.data for e in events] == ["a"]
     assert decoder.other_line_count == 1
+
+
+def test_a_pending_piece_starts_the_line_that_the_next_read_completes():
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a") == []
+    assert [e.data for e in decoder.feed(b"data: b\n\n")] == ["adata: b"]
