@@ -373,3 +373,39 @@ def test_any_bytes_give_an_error_body(body, content_type):
 def test_any_text_after_an_error_prefix_gives_an_error_body(tail):
     body = ('{"error":{"message":"' + tail).encode("utf-8", "surrogatepass")
     assert parse_error_body(body).body_kind in (BodyKind.JSON, BodyKind.INVALID_JSON)
+
+
+# --------------------------------------------------------------------------- single decisions
+# Each test below pins one decision a mutation run found unpinned (docs/mutation.md).
+
+
+def test_escapes_in_a_salvaged_message_are_decoded():
+    error = parse_error_body(b'{"error": {"message": "say \\"hi\\" \\u00e9", "type": "x"')
+    assert error.body_kind is BodyKind.INVALID_JSON
+    assert error.message == 'say "hi" é'
+
+
+def test_an_escape_that_does_not_decode_is_kept_as_written():
+    error = parse_error_body(b'{"error": {"message": "bad \\x escape", "type": "x"')
+    assert error.message == "bad \\x escape"
+
+
+def test_a_closing_tag_of_another_block_does_not_end_a_script():
+    body = b"<html><title>T</title><script>secret</title>more</script><p>shown</p>"
+    error = parse_error_body(body)
+    assert error.html_title == "T"
+    assert error.text_excerpt is not None
+    assert "shown" in error.text_excerpt
+    assert "secret" not in error.text_excerpt
+
+
+def test_html_past_the_first_64_kib_is_not_scanned():
+    tail = b"<title>T</title>"
+    body = b"<html>" + b" " * (65_537 - 6 - len(tail)) + tail
+    assert len(body) == 65_537
+    assert parse_error_body(body).html_title is None  # "</title>" ends one byte too late
+
+
+def test_error_from_document_takes_the_pattern_by_keyword_only():
+    with pytest.raises(TypeError):
+        error_from_document({"error": {"message": "m"}}, r"id: (\w+)")  # type: ignore[misc]
