@@ -409,3 +409,19 @@ def test_html_past_the_first_64_kib_is_not_scanned():
 def test_error_from_document_takes_the_pattern_by_keyword_only():
     with pytest.raises(TypeError):
         error_from_document({"error": {"message": "m"}}, r"id: (\w+)")  # type: ignore[misc]
+
+
+def test_an_error_body_is_a_frozen_value():
+    error = parse_error_body(b'{"error": {"message": "m"}}')
+    with pytest.raises(AttributeError):
+        error.message = "other"  # type: ignore[misc]
+
+
+def test_of_a_list_of_envelopes_the_first_is_read():
+    doc = [{"error": {"message": "first"}}, {"error": {"message": "second"}}]
+    assert error_from_document(doc).message == "first"
+
+
+def test_an_error_body_takes_keywords_only():
+    with pytest.raises(TypeError):
+        ErrorBody(BodyKind.EMPTY)  # type: ignore[misc]
