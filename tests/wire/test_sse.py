@@ -443,3 +443,10 @@ def test_a_pending_piece_starts_the_line_that_the_next_read_completes():
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a") == []
     assert [e.data for e in decoder.feed(b"data: b\n\n")] == ["adata: b"]
+
+
+def test_a_byte_order_mark_after_a_fast_path_event_is_not_stripped():
+    decoder = SSEDecoder()
+    assert [e.data for e in decoder.feed(b"data: a\n\n")] == ["a"]
+    assert decoder.feed(b"\xef\xbb\xbfdata: b\n\n") == []
+    assert decoder.other_line_count == 1
