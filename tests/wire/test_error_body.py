@@ -425,3 +425,46 @@ def test_of_a_list_of_envelopes_the_first_is_read():
 def test_an_error_body_takes_keywords_only():
     with pytest.raises(TypeError):
         ErrorBody(BodyKind.EMPTY)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [(120, "x" * 120), (121, "x" * 119 + "…")],
+    ids=["at-the-limit-kept", "over-the-limit-clipped"],
+)
+def test_an_html_title_is_clipped_past_120_characters(length, expected):
+    body = b"<html><title>" + b"x" * length + b"</title></html>"
+    assert parse_error_body(body).html_title == expected
+
+
+def test_html_up_to_the_first_64_kib_is_scanned():
+    tail = b"<title>T</title>"
+    body = b"<html>" + b" " * (65_536 - 6 - len(tail)) + tail
+    assert parse_error_body(body).html_title == "T"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html><style>a</script>hidden</style>shown",
+        b"<html><script>a<style>hidden</script>shown",
+        b"<html><script>x<script>hidden</script>shown",
+        b"<html><script>a<title>hidden</title>b</script>shown",
+    ],
+    ids=["other-closing-tag", "other-opening-tag", "same-opening-tag", "title-inside-script"],
+)
+def test_the_content_of_a_script_or_style_block_stays_hidden(body):
+    error = parse_error_body(body)
+    assert error.text_excerpt is not None
+    assert "shown" in error.text_excerpt
+    assert "hidden" not in error.text_excerpt
+    assert error.html_title is None
+
+
+def test_parse_error_body_takes_the_content_type_by_keyword_only():
+    with pytest.raises(TypeError):
+        parse_error_body(b"<html>", "text/html")  # type: ignore[misc]
+
+
+def test_an_error_that_is_neither_text_nor_an_object_falls_back_to_a_bare_message():
+    assert error_from_document({"error": 5, "message": "boom"}).message == "boom"
