@@ -468,3 +468,18 @@ def test_parse_error_body_takes_the_content_type_by_keyword_only():
 
 def test_an_error_that_is_neither_text_nor_an_object_falls_back_to_a_bare_message():
     assert error_from_document({"error": 5, "message": "boom"}).message == "boom"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"<html><title>T</title></html>", b'{"error": {"message": "cut'],
+    ids=["empty", "html", "invalid-json"],
+)
+def test_a_body_without_a_json_envelope_is_not_an_envelope(body):
+    assert not parse_error_body(body).is_envelope
+
+
+def test_only_the_first_item_of_a_list_is_checked_for_an_envelope():
+    doc = [{"error": {"message": "first"}}, 1]
+    assert error_from_document(doc).message == "first"
+    assert error_from_document([1, {"error": {"message": "m"}}]).body_kind is BodyKind.JSON_OTHER
