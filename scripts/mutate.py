@@ -124,12 +124,26 @@ def forget_survivors(session: Path) -> int:
     return len(survivors)
 
 
-def run_folder(folder: str, *, sessions: Path, resume: bool, retest: bool = False) -> int:
+def run_folder(
+    folder: str,
+    *,
+    sessions: Path,
+    resume: bool,
+    retest: bool = False,
+    only: frozenset[str] = frozenset(),
+) -> int:
     """Mutate every module of one folder; the worst cosmic-ray exit status."""
     work = sessions / folder
     work.mkdir(parents=True, exist_ok=True)
     tree = _copy_tree(work)
-    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree / "src"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        # Property tests draw a few reproducible examples per mutant (tests/conftest.py):
+        # a mutant is killed by the direct tests, and tests/wire takes seconds, not minutes.
+        "HYPOTHESIS_PROFILE": "mutation",
+    }
     cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
     # Baseline: the unmutated copy must pass, or every mutant would count as killed.
     baseline = subprocess.run(_command(folder).split(), cwd=tree, env=env, check=False)
@@ -137,9 +151,15 @@ def run_folder(folder: str, *, sessions: Path, resume: bool, retest: bool = Fals
         print(f"mutate: tests/{folder} fail on the unmutated tree; fix them first", flush=True)
         return 2
     status = 0
-    modules = sorted((tree / "src" / "chatcontract" / folder).glob("*.py"))
+    # Largest modules first: an interrupted run (resumed later) has judged the most code.
+    modules = sorted(
+        (tree / "src" / "chatcontract" / folder).glob("*.py"),
+        key=lambda path: (-path.stat().st_size, path.name),
+    )
     for module in modules:
         if module.name == "__init__.py":  # re-exports only: nothing decides there
+            continue
+        if only and module.stem not in only:
             continue
         relative = module.relative_to(tree)
         config = work / f"{module.stem}.toml"
@@ -171,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the surviving mutants of existing sessions again (src/ unchanged)",
     )
+    parser.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="mutate only this module of the folders (e.g. sse); repeatable",
+    )
     parser.add_argument("--sessions", type=Path, default=ROOT / ".mutation")
     parser.add_argument("--no-report", action="store_true", help="run only, do not judge")
     args = parser.parse_args(argv)
@@ -182,7 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         statuses = list(
             pool.map(
                 lambda f: run_folder(
-                    f, sessions=args.sessions, resume=args.resume, retest=args.retest_survivors
+                    f,
+                    sessions=args.sessions,
+                    resume=args.resume,
+                    retest=args.retest_survivors,
+                    only=frozenset(name.removesuffix(".py") for name in args.module),
                 ),
                 folders,
             )

@@ -74,13 +74,18 @@ def load_equivalents(path: Path = EQUIVALENTS) -> dict[tuple[str, str, str], str
 
 def tally(folder: str, sessions: Path, equivalents: dict[tuple[str, str, str], str]) -> Tally:
     """Count one folder's sessions."""
+    files = sorted((sessions / folder).glob("*.sqlite"))
+    if not files:
+        raise SystemExit(f"no sessions in {sessions / folder}: run make mutate first")
+    return tally_sessions(files, equivalents)
+
+
+def tally_sessions(files: list[Path], equivalents: dict[tuple[str, str, str], str]) -> Tally:
+    """Count some sessions (one per module)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
     result = Tally()
-    files = sorted((sessions / folder).glob("*.sqlite"))
-    if not files:
-        raise SystemExit(f"no sessions in {sessions / folder}: run make mutate first")
     for session in files:
         with use_db(str(session), WorkDB.Mode.open) as db:
             result.total += db.num_work_items
@@ -109,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=Path, default=ROOT / ".mutation")
     parser.add_argument("--min", type=float, default=90.0, help="lowest kill rate, percent")
     parser.add_argument("--survivors", action="store_true", help="list surviving mutants")
+    parser.add_argument("--modules", action="store_true", help="also one line per module")
     args = parser.parse_args(argv)
     folders = args.folders or [f for f in FOLDERS if (args.sessions / f).is_dir()]
     equivalents = load_equivalents()
@@ -128,6 +134,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{folder:<10} {t.total:>8} {t.skipped:>8} {t.killed:>7} {len(t.survived):>9} "
             f"{len(t.equivalent):>11} {t.rate:>9.1f}%  {verdict}"
         )
+    if args.modules:
+        for folder in folders:
+            for session in sorted((args.sessions / folder).glob("*.sqlite")):
+                t = tally_sessions([session], equivalents)
+                state = f"{t.pending} jobs not run" if t.pending else "done"
+                name = f"{folder}/{session.stem}.py"
+                print(
+                    f"  {name:<26} {t.total:>6} {t.skipped:>8} {t.killed:>7} "
+                    f"{len(t.survived):>9} {len(t.equivalent):>11} {t.rate:>9.1f}%  {state}"
+                )
     if args.survivors:
         for t in tallies.values():
             for m in sorted(t.survived, key=lambda m: (m.module, m.line)):

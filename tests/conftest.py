@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from chatcontract.simulator import SimulatorServer
+
+# ``make mutate`` runs a test folder once per mutant: there, property tests draw a few
+# reproducible examples (HYPOTHESIS_PROFILE=mutation, set by scripts/mutate.py) instead of
+# hundreds; the direct tests do the killing. Normal runs keep Hypothesis' defaults.
+settings.register_profile("mutation", max_examples=20, derandomize=True, deadline=None)
+if os.environ.get("HYPOTHESIS_PROFILE") == "mutation":
+    settings.load_profile("mutation")
 
 _KEY_VARIABLES = (
     "COMETAPI_KEY",

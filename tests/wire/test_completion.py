@@ -5,6 +5,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -515,7 +516,7 @@ def test_error_null_member_is_not_an_error_envelope():
 # --------------------------------------------------------------------------- properties
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.binary(max_size=512))
 def test_any_bytes_give_a_result_never_an_exception(body):
     result = parse_completion(body, contract=COMETAPI)
@@ -591,7 +592,7 @@ def _apply(doc, changes):
     return doc
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(_mutations(), st.sampled_from([DEFAULT_REQUIRED, COMETAPI.response.required_paths]))
 def test_the_fast_path_agrees_with_the_full_walk(changes, required):
     doc = _apply(completion_doc(), changes)

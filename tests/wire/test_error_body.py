@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -357,7 +358,7 @@ def test_error_from_document_reads_a_decoded_value():
 # --------------------------------------------------------------------------- properties
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     st.binary(max_size=512), st.sampled_from([None, "application/json", "text/html", "text/plain"])
 )
@@ -367,8 +368,118 @@ def test_any_bytes_give_an_error_body(body, content_type):
     assert error.text_excerpt is None or len(error.text_excerpt) <= 200
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.text(max_size=200))
 def test_any_text_after_an_error_prefix_gives_an_error_body(tail):
     body = ('{"error":{"message":"' + tail).encode("utf-8", "surrogatepass")
     assert parse_error_body(body).body_kind in (BodyKind.JSON, BodyKind.INVALID_JSON)
+
+
+# --------------------------------------------------------------------------- single decisions
+# Each test below pins one decision a mutation run found unpinned (docs/mutation.md).
+
+
+def test_escapes_in_a_salvaged_message_are_decoded():
+    error = parse_error_body(b'{"error": {"message": "say \\"hi\\" \\u00e9", "type": "x"')
+    assert error.body_kind is BodyKind.INVALID_JSON
+    assert error.message == 'say "hi" é'
+
+
+def test_an_escape_that_does_not_decode_is_kept_as_written():
+    error = parse_error_body(b'{"error": {"message": "bad \\x escape", "type": "x"')
+    assert error.message == "bad \\x escape"
+
+
+def test_a_closing_tag_of_another_block_does_not_end_a_script():
+    body = b"<html><title>T</title><script>secret</title>more</script><p>shown</p>"
+    error = parse_error_body(body)
+    assert error.html_title == "T"
+    assert error.text_excerpt is not None
+    assert "shown" in error.text_excerpt
+    assert "secret" not in error.text_excerpt
+
+
+def test_html_past_the_first_64_kib_is_not_scanned():
+    tail = b"<title>T</title>"
+    body = b"<html>" + b" " * (65_537 - 6 - len(tail)) + tail
+    assert len(body) == 65_537
+    assert parse_error_body(body).html_title is None  # "</title>" ends one byte too late
+
+
+def test_error_from_document_takes_the_pattern_by_keyword_only():
+    with pytest.raises(TypeError):
+        error_from_document({"error": {"message": "m"}}, r"id: (\w+)")  # type: ignore[misc]
+
+
+def test_an_error_body_is_a_frozen_value():
+    error = parse_error_body(b'{"error": {"message": "m"}}')
+    with pytest.raises(AttributeError):
+        error.message = "other"  # type: ignore[misc]
+
+
+def test_of_a_list_of_envelopes_the_first_is_read():
+    doc = [{"error": {"message": "first"}}, {"error": {"message": "second"}}]
+    assert error_from_document(doc).message == "first"
+
+
+def test_an_error_body_takes_keywords_only():
+    with pytest.raises(TypeError):
+        ErrorBody(BodyKind.EMPTY)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [(120, "x" * 120), (121, "x" * 119 + "…")],
+    ids=["at-the-limit-kept", "over-the-limit-clipped"],
+)
+def test_an_html_title_is_clipped_past_120_characters(length, expected):
+    body = b"<html><title>" + b"x" * length + b"</title></html>"
+    assert parse_error_body(body).html_title == expected
+
+
+def test_html_up_to_the_first_64_kib_is_scanned():
+    tail = b"<title>T</title>"
+    body = b"<html>" + b" " * (65_536 - 6 - len(tail)) + tail
+    assert parse_error_body(body).html_title == "T"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html><style>a</script>hidden</style>shown",
+        b"<html><script>a<style>hidden</script>shown",
+        b"<html><script>x<script>hidden</script>shown",
+        b"<html><script>a<title>hidden</title>b</script>shown",
+    ],
+    ids=["other-closing-tag", "other-opening-tag", "same-opening-tag", "title-inside-script"],
+)
+def test_the_content_of_a_script_or_style_block_stays_hidden(body):
+    error = parse_error_body(body)
+    assert error.text_excerpt is not None
+    assert "shown" in error.text_excerpt
+    assert "hidden" not in error.text_excerpt
+    assert error.html_title is None
+
+
+def test_parse_error_body_takes_the_content_type_by_keyword_only():
+    with pytest.raises(TypeError):
+        parse_error_body(b"<html>", "text/html")  # type: ignore[misc]
+
+
+def test_an_error_that_is_neither_text_nor_an_object_falls_back_to_a_bare_message():
+    assert error_from_document({"error": 5, "message": "boom"}).message == "boom"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"<html><title>T</title></html>", b'{"error": {"message": "cut'],
+    ids=["empty", "html", "invalid-json"],
+)
+def test_a_body_without_a_json_envelope_is_not_an_envelope(body):
+    assert not parse_error_body(body).is_envelope
+
+
+def test_only_the_first_item_of_a_list_is_checked_for_an_envelope():
+    doc = [{"error": {"message": "first"}}, 1]
+    assert error_from_document(doc).message == "first"
+    assert error_from_document([1, {"error": {"message": "m"}}]).body_kind is BodyKind.JSON_OTHER

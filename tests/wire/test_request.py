@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import orjson
 import pytest
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -320,7 +321,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     st.dictionaries(
         st.sampled_from(
@@ -345,3 +346,60 @@ json_values = st.recursive(
 def test_any_json_object_gives_a_check(doc):
     check = check_request(doc, contract=COMETAPI)
     assert check.ok == (not check.errors)
+
+
+# --------------------------------------------------------------------------- single decisions
+# Each test below pins one decision a mutation run found unpinned (docs/mutation.md).
+
+_BASE = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+_FIELD_CASES = [
+    ("stop", "END", 5),
+    ("stop", ["a"], {"a": 1}),
+    ("seed", 7, 7.0),
+    ("seed", -3, "7"),
+    ("logprobs", True, 1),
+    ("user", "u-1", 1),
+    ("reasoning_effort", "low", 1),
+    ("parallel_tool_calls", False, 0),
+    ("tool_choice", "auto", 1),
+    ("n", 1, 0),
+    ("top_logprobs", 0, -1),
+    ("temperature", 1, "1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "good", "bad"),
+    _FIELD_CASES,
+    ids=[f"{field}-{type(good).__name__}" for field, good, _ in _FIELD_CASES],
+)
+def test_each_field_takes_its_type_and_rejects_another(field, good, bad):
+    def type_errors(value: object) -> list[str]:
+        check = check_request({**_BASE, field: value})
+        return [v.path for v in check.errors if v.kind is ViolationKind.TYPE]
+
+    assert type_errors(good) == []
+    assert type_errors(bad) == [f"$.{field}"]
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ({"messages": _BASE["messages"]}, ViolationKind.MISSING),
+        ({**_BASE, "model": None}, ViolationKind.NULL),
+    ],
+    ids=["missing", "null"],
+)
+def test_a_required_field_missing_and_null_are_told_apart(body, kind):
+    errors = [v for v in check_request(body).errors if v.path == "$.model"]
+    assert [v.kind for v in errors] == [kind]
+
+
+def test_a_request_without_an_array_of_messages_counts_none():
+    assert check_request({"model": "m", "messages": "hi"}).message_count == 0
+
+
+def test_a_body_that_is_not_an_object_describes_nothing():
+    check = check_request_bytes(b"[1, 2]")
+    assert (check.include_usage, check.message_count, check.stream) == (False, 0, False)

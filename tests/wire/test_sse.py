@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -264,7 +265,7 @@ def split(stream: bytes, cuts: list[int]) -> list[bytes]:
     return pieces
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(streams(), st.data())
 def test_any_split_gives_the_events_of_the_reference_decoder(stream, data):
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=24))
@@ -274,13 +275,13 @@ def test_any_split_gives_the_events_of_the_reference_decoder(stream, data):
     assert decoder.comment_count == expected_comments
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(streams())
 def test_byte_by_byte_equals_one_piece(stream):
     assert decode_all(*[stream[i : i + 1] for i in range(len(stream))])[0] == decode_all(stream)[0]
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.lists(st.binary(max_size=64), max_size=10))
 def test_arbitrary_bytes_never_raise(pieces):
     events, _ = decode_all(*pieces)
@@ -295,7 +296,7 @@ _VALUES = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.tuples(_FIELD_NAMES, _VALUES, st.sampled_from([b"\n", b"\r", b"\r\n", b""]))),
     st.data(),
@@ -344,7 +345,7 @@ def test_a_long_line_one_byte_at_a_time_is_carried_a_bounded_number_of_times(lin
         assert len(events[0].data) == 40_000
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(streams(), st.data())
 def test_decoding_is_linear_for_any_split(stream, data):
     stream = stream * data.draw(st.integers(1, 4))
@@ -353,3 +354,99 @@ def test_decoding_is_linear_for_any_split(stream, data):
         assert _carried(split(stream, cuts), fast=fast) <= 2 * len(stream) + 8
     ones = [stream[i : i + 1] for i in range(len(stream))]
     assert _carried(ones) <= 2 * len(stream) + 8
+
+
+# --------------------------------------------------------------------------- single decisions
+# Each test below pins one decision a mutation run found unpinned (docs/mutation.md).
+
+
+def test_an_event_is_a_frozen_keyword_only_value():
+    event = SSEEvent(data="a")
+    with pytest.raises(AttributeError):
+        event.data = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        SSEEvent("a")  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("data", ["", "DONE", "[DON", "[DONE]x"], ids=str)
+def test_only_the_done_payload_is_done(data):
+    assert not SSEEvent(data=data).is_done
+
+
+def test_nothing_is_carried_when_every_line_arrives_whole():
+    decoder = SSEDecoder()
+    decoder.feed(b"data: a\n\n")
+    assert decoder.carried_bytes == 0
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        b"data: a\nq",
+        b"data: a\n\t",
+        b"data: a\t\n",
+        b"data: a\nxxxxx\n",
+        b"data: a\nb\n",
+        b"data: a\x0b\n",
+        b"data: a\n\x0b",
+    ],
+    ids=[
+        "partial-field",
+        "partial-tab",
+        "no-blank-line",
+        "other-line-then-lf",
+        "short-other-line",
+        "vertical-tab-then-lf",
+        "lf-then-vertical-tab",
+    ],
+)
+def test_a_read_without_a_blank_line_dispatches_nothing(read):
+    assert SSEDecoder().feed(read) == []
+
+
+def test_an_empty_data_line_then_two_blank_lines_is_one_empty_event():
+    assert [e.data for e in SSEDecoder().feed(b"data: \n\n\n")] == [""]
+
+
+def test_a_stream_of_only_a_byte_order_mark_has_no_lines():
+    events, decoder = decode_all(b"\xef\xbb\xbf")
+    assert events == []
+    assert decoder.other_line_count == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [(b"data:\tx", "\tx"), (b"data:x", "x"), (b"data:  x", " x")],
+    ids=["tab-kept", "no-space", "one-space-removed"],
+)
+def test_only_one_space_after_the_data_colon_is_removed(line, expected):
+    assert datas(line + b"\n\n") == [expected]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [(b"event:x", "x"), (b"event:\tx", "\tx"), (b"event: x", "x")],
+    ids=["no-space", "tab-kept", "space-removed"],
+)
+def test_only_one_space_after_a_field_colon_is_removed(line, expected):
+    events, _ = decode_all(line + b"\ndata: d\n\n")
+    assert [e.event for e in events] == [expected]
+
+
+def test_only_an_lf_is_dropped_after_a_read_that_ended_in_cr():
+    events, decoder = decode_all(b"data: a\r", b"\tdata: b\n\n")
+    assert [e.data for e in events] == ["a"]
+    assert decoder.other_line_count == 1
+
+
+def test_a_pending_piece_starts_the_line_that_the_next_read_completes():
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a") == []
+    assert [e.data for e in decoder.feed(b"data: b\n\n")] == ["adata: b"]
+
+
+def test_a_byte_order_mark_after_a_fast_path_event_is_not_stripped():
+    decoder = SSEDecoder()
+    assert [e.data for e in decoder.feed(b"data: a\n\n")] == ["a"]
+    assert decoder.feed(b"\xef\xbb\xbfdata: b\n\n") == []
+    assert decoder.other_line_count == 1

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -634,7 +635,7 @@ def summary(result: StreamResult):
     )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.sampled_from(sorted(VARIANTS)), st.data())
 def test_any_split_gives_the_same_result(name, data):
     body = b"".join(VARIANTS[name])
@@ -683,7 +684,7 @@ random_events = st.one_of(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(st.lists(random_events, max_size=12), st.booleans())
 def test_random_chunk_lists_never_raise(pieces, stalled):
     result = parse_stream(pieces, contract=COMETAPI, stalled=stalled)

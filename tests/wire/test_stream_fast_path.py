@@ -2,6 +2,7 @@
 
 import orjson
 import pytest
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -127,13 +128,13 @@ def _streams(draw: st.DrawFn) -> list[bytes]:
     return _split(bytes(body), draw(st.lists(st.integers(0, 4096), max_size=12)))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(_streams(), st.booleans())
 def test_the_fast_path_gives_the_result_of_the_general_path(chunks, stalled):
     assert _parse(chunks, fast=True, stalled=stalled) == _parse(chunks, fast=False, stalled=stalled)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_streams())
 def test_the_decoder_fast_path_gives_the_events_and_counts_of_the_general_path(chunks):
     assert _decode(chunks, fast=True) == _decode(chunks, fast=False)
@@ -266,7 +267,7 @@ def _line_splits(draw: st.DrawFn) -> list[bytes]:
     return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(_line_splits())
 def test_any_split_at_line_ends_gives_the_events_of_the_whole_body(chunks):
     whole = _decode([b"".join(chunks)], fast=False)
@@ -275,7 +276,7 @@ def test_any_split_at_line_ends_gives_the_events_of_the_whole_body(chunks):
     assert _parse(chunks, fast=True) == _parse(chunks, fast=False)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_streams(), st.data())
 def test_any_split_anywhere_gives_the_events_of_the_whole_body(chunks, data):
     body = b"".join(chunks)
