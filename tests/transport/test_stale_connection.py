@@ -58,7 +58,8 @@ def test_a_connection_dropped_on_its_first_request_is_not_resent():
         transport = InstrumentedTransport(contract=CONTRACT, sinks=[exchanges.append])
         with (
             httpx2.Client(transport=transport, timeout=5.0) as client,
-            pytest.raises(httpx2.RemoteProtocolError),
+            # A clean close or a reset, by timing.
+            pytest.raises((httpx2.RemoteProtocolError, httpx2.ReadError)),
         ):
             client.post(server.url, json=BODY)
         assert server.requests == 1
@@ -79,7 +80,8 @@ def test_a_body_that_cannot_be_sent_twice_is_not_resent():
             def once():  # a generator body: gone once sent
                 yield b'{"model":"gpt-4.1-nano","messages":[]}'
 
-            with pytest.raises(httpx2.RemoteProtocolError):
+            # The dropped connection reads as a clean close or a reset, by timing.
+            with pytest.raises((httpx2.RemoteProtocolError, httpx2.ReadError)):
                 client.post(server.url, content=once())
         assert server.requests == 2
     assert exchanges[-1].failure is not None
