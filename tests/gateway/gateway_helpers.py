@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +23,7 @@ FAST_RETRY = RetryPolicy(
 )
 #: Limits sized for simulators at time scale 0.01 (a 20 s late first token arrives at 0.2 s).
 TIMEOUTS = Timeouts(
-    connect_ms=1_000, first_byte_ms=2_000, first_token_ms=150, idle_ms=300, total_ms=10_000
+    connect_ms=1_000, first_byte_ms=600, first_token_ms=150, idle_ms=300, total_ms=10_000
 )
 
 
@@ -103,3 +105,14 @@ def error_of(body: bytes) -> dict[str, Any]:
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["type"], str)
     return dict(error)
+
+
+def eventually(condition: Callable[[], bool], *, within_s: float = 10.0) -> bool:
+    """Whether ``condition()`` becomes true within ``within_s`` (polled: the server thread
+    finishes its bookkeeping just after the client has read the response)."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
