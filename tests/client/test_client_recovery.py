@@ -134,9 +134,7 @@ async def test_without_a_continuation_on_restart_is_called_once_and_the_answer_s
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("flavor", FLAVORS)
-async def test_a_dropped_stream_on_the_only_route_restarts_once_then_is_interrupted(
-    sims, flavor
-):
+async def test_a_dropped_stream_on_the_only_route_restarts_once_then_is_interrupted(sims, flavor):
     primary = sims("cut_stream", after_tokens=5)
     contract = replace(_contract(primary, sims()), fallbacks=())
     reader = Reader()
