@@ -17,6 +17,7 @@ from chatcontract.contract import Contract
 from chatcontract.transport import STREAM_EXTENSION
 from chatcontract.wire import StreamAssembler, StreamParser, StreamResult, StreamVerdict
 
+from ._guard import AttemptWatch
 from .result import StreamDelta, ToolCallDelta
 
 __all__ = ["EARLY_STOP", "StreamReader", "no_stream"]
@@ -33,9 +34,9 @@ def no_stream(contract: Contract, *, expect_usage: bool) -> StreamResult:
 class StreamReader:
     """The deltas an attempt's stream adds, read from the transport's parser of it.
 
-    Build it with :meth:`of` on the response; call :meth:`take` after each chunk passed (and
-    once more after the response was closed: the parser then delivered an event that lost its
-    final blank line), then :attr:`result` for the stream as assembled.
+    Build it with :meth:`of` on the response; call :meth:`step` (or :meth:`take`) after each
+    chunk passed and :meth:`last` once the response was closed (the parser then delivered an
+    event that lost its final blank line), then :attr:`result` for the stream as assembled.
     """
 
     __slots__ = ("_assembler", "_chunks", "_mark", "_parser", "_tools", "delivered")
@@ -71,6 +72,24 @@ class StreamReader:
             return None
         self._mark = assembler.text_mark()
         return StreamDelta(content=content, reasoning=reasoning, tool_calls=calls)
+
+    def step(self, watch: AttemptWatch) -> StreamDelta | None:
+        """After a chunk passed: what to deliver (None: nothing new), the attempt's watch told
+        that tokens flow (the first-token limit is met, new data resets the idle limit)."""
+        delta = self.take()
+        if delta is not None:
+            watch.token_seen = self.delivered = True
+        if self.new_data() and watch.token_seen:
+            watch.data_seen()
+        return delta
+
+    def last(self) -> StreamDelta | None:
+        """After the response was closed: a last event that lost its final blank line is part
+        of the result, so it is delivered as well."""
+        delta = self.take()
+        if delta is not None:
+            self.delivered = True
+        return delta
 
     def new_data(self) -> bool:
         """Whether a data event (a chunk, not a comment or keep-alive) arrived since the last
