@@ -39,7 +39,6 @@ retried attempt's Exchange carries ``attempt = count + 1``, a success after retr
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import warnings
@@ -50,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
+from chatcontract._log import get_logger
 from chatcontract._loopclose import LoopCloser
 from chatcontract.contract import Contract, load, load_preset
 from chatcontract.errors import ConfigError
@@ -81,7 +81,7 @@ __all__ = [
     "instrument",
 ]
 
-logger = logging.getLogger("chatcontract.instrumentation")
+logger = get_logger("chatcontract.instrumentation")
 
 #: The header the openai SDK sends on every request: how many retries it has made so far.
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
