@@ -86,7 +86,8 @@ class AsyncChatClient(
 
     Close it with ``aclose()`` or ``async with``. One never closed still closes its own
     connections in the event loop that opened them: when it is collected while the loop runs,
-    or when the loop shuts down (``asyncio.run`` and ``anyio.run`` do that before returning).
+    or when the loop shuts down (``asyncio.run`` and ``anyio.run`` do that before returning; a
+    loop run by hand does it in ``loop.shutdown_asyncgens()``, to await before ``loop.close()``).
 
     Example::
 
