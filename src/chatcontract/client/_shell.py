@@ -1,6 +1,8 @@
-"""What the sync and async client shells share besides ``ClientCore``: the constructor and
-``from_contract``, building an attempt's request, the stream handle's result, the read-only
-properties and the repr. The shells add only the I/O calls (send, read, sleep, close).
+"""What the sync and async client shells share besides ``ClientCore``: the constructor,
+``from_contract`` and ``stream()``, building an attempt's request and turning its I/O into an
+outcome, the stream handle's result, ``with`` / ``async with``, the read-only properties and
+the repr. The shells add only the I/O calls (send, read, iterate, sleep, close) around
+``PlanSteps``; what else differs between them is their ``ShellParts`` table.
 """
 
 from __future__ import annotations
