@@ -19,15 +19,25 @@ Cases:
   way, is printed beside them: the floor no CLI gets under, and a gauge of how busy the machine
   is (on a busy one, read the CLI's margin over the floor).
 
+CLI cases also report the child's CPU time (user + system): unlike the wall time it hardly
+moves when other processes share the machine, so it shows what the start-up itself costs.
+
+The children run with bytecode caching on (``PYTHONDONTWRITEBYTECODE`` removed from their
+environment; the warm-up round writes the ``.pyc`` files), as an installed package has its
+``.pyc`` files from ``pip install``: otherwise chatcontract's own modules would be compiled
+on every run while httpx2's come precompiled. ``--as-is`` keeps the environment unchanged.
+
 Run with::
 
-    .venv/bin/python benchmarks/bench_import.py [--rounds 30]
+    .venv/bin/python benchmarks/bench_import.py [--rounds 30] [--as-is]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,6 +65,10 @@ def _cli() -> list[str]:
     return [script] if script else [sys.executable, "-m", "chatcontract"]
 
 
+#: The children's environment (see the module docstring); ``--as-is`` sets it to os.environ.
+CHILD_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def time_import(statement: str) -> float:
     result = subprocess.run(
         [sys.executable, "-c", TIMED_IMPORT.format(statement=statement)],
@@ -62,14 +76,27 @@ def time_import(statement: str) -> float:
         text=True,
         check=True,
         timeout=60,
+        env=CHILD_ENV,
     )
     return float(result.stdout.strip().splitlines()[-1])
 
 
+#: CPU milliseconds (user + system) of each process ``time_process`` ran, by its argv.
+CPU_MS: dict[tuple[str, ...], list[float]] = {}
+
+
+def _children_cpu_ms() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
 def time_process(argv: list[str]) -> float:
+    cpu_before = _children_cpu_ms()
     started = time.perf_counter()
-    subprocess.run(argv, capture_output=True, check=True, timeout=60)
-    return (time.perf_counter() - started) * 1000
+    subprocess.run(argv, capture_output=True, check=True, timeout=60, env=CHILD_ENV)
+    wall = (time.perf_counter() - started) * 1000
+    CPU_MS.setdefault(tuple(argv), []).append(_children_cpu_ms() - cpu_before)
+    return wall
 
 
 def summary(samples: list[float]) -> str:
@@ -84,7 +111,13 @@ def summary(samples: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument(
+        "--as-is", action="store_true", help="keep PYTHONDONTWRITEBYTECODE in the children"
+    )
     options = parser.parse_args()
+    if options.as_is:
+        CHILD_ENV.clear()
+        CHILD_ENV.update(os.environ)
 
     cli = _cli()
     cases = {
@@ -96,17 +129,27 @@ def main() -> int:
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for case in cases.values():  # one warm-up each: the first run pays for the disk cache
         case()
+    CPU_MS.clear()
     for _ in range(options.rounds):
         order = list(cases)
         random.shuffle(order)
         for name in order:
             samples[name].append(cases[name]())
 
+    bytecode = "as-is" if options.as_is else "bytecode cached (.pyc), as installed"
     print(f"start-up, {options.rounds} interleaved rounds, a fresh interpreter per sample")
-    print(f"  CLI: {' '.join(cli)}")
+    print(f"  CLI: {' '.join(cli)}; {bytecode}; load average {os.getloadavg()[0]:.2f}")
     width = max(map(len, cases))
     for name, values in samples.items():
         print(f"  {name:<{width}}  {summary(values)}")
+    print("  process CPU time (user + system), the same runs:")
+    processes = {
+        "python -c pass": (sys.executable, "-c", "pass"),
+        "chatcontract --version": (*cli, "--version"),
+        "chatcontract --help": (*cli, "--help"),
+    }
+    for name, argv in processes.items():
+        print(f"  {name:<{width}}  {summary(CPU_MS[argv])}")
 
     over = [
         chatcontract - httpx2

@@ -14,10 +14,13 @@ The public surface, re-exported here on purpose (the subpackages hold the rest):
 from __future__ import annotations
 
 import importlib
-import logging
-from typing import TYPE_CHECKING, Any
 
+# ``typing`` is not imported (a few ms of ``chatcontract --help``); type checkers read this
+# name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from chatcontract._version import __version__
     from chatcontract.client import (
         AsyncChatClient,
@@ -129,11 +132,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
-
-# A library does not print: without this, the stdlib's last-resort handler would write every
-# warning of a chatcontract logger (the JSON event log included) to stderr in an application
-# that configured no logging. An application that configures logging still gets every record.
-logging.getLogger("chatcontract").addHandler(logging.NullHandler())
 
 __all__ = [
     "AsyncChatClient",

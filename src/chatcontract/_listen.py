@@ -1,10 +1,28 @@
-"""The listening socket the embedded servers (simulator, probe HTTP) hand to uvicorn."""
+"""What the embedded servers (simulator, probe HTTP, fault relay) share: the listening socket
+they hand to uvicorn or asyncio, and ``with`` for their ``start()`` / ``stop()``."""
 
 from __future__ import annotations
 
 import socket
+from typing import Self
 
-__all__ = ["listen_socket"]
+__all__ = ["Served", "listen_socket"]
+
+
+class Served:
+    """``with server:`` runs ``start()`` on entry and ``stop()`` on exit."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 def listen_socket(host: str, port: int, *, backlog: int) -> socket.socket:

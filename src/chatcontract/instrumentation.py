@@ -39,7 +39,6 @@ retried attempt's Exchange carries ``attempt = count + 1``, a success after retr
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import warnings
@@ -50,6 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
+from chatcontract._log import get_logger
+from chatcontract._loopclose import LoopCloser
 from chatcontract.contract import Contract, load, load_preset
 from chatcontract.errors import ConfigError
 from chatcontract.telemetry import (
@@ -80,7 +81,7 @@ __all__ = [
     "instrument",
 ]
 
-logger = logging.getLogger("chatcontract.instrumentation")
+logger = get_logger("chatcontract.instrumentation")
 
 #: The header the openai SDK sends on every request: how many retries it has made so far.
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
@@ -343,19 +344,32 @@ class _MeteredTransport(httpx2.BaseTransport):
 
 class _AsyncMeteredTransport(httpx2.AsyncBaseTransport):
     def __init__(
-        self, gate: _Gate, observed: AsyncInstrumentedTransport, inner: httpx2.AsyncBaseTransport
+        self,
+        gate: _Gate,
+        observed: AsyncInstrumentedTransport,
+        inner: httpx2.AsyncBaseTransport,
+        *,
+        owns_inner: bool,
     ) -> None:
         self._gate = gate
         self._observed = observed
         self._inner = inner
+        # Our own pool is closed by its event loop even if the application never closes the
+        # client (see _loopclose); a transport the application passed stays its own.
+        self._closer = LoopCloser(observed.aclose) if owns_inner else None
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self._closer is not None:
+            await self._closer.enter()
         if self._gate.metered(request):
             return await self._observed.handle_async_request(request)
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
-        await self._observed.aclose()  # closes the shared inner transport
+        if self._closer is not None:
+            await self._closer.aclose()  # closes the observed transport (below) in its loop
+        else:
+            await self._observed.aclose()  # closes the shared inner transport
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -421,10 +435,12 @@ def instrument(
     )  # fmt: skip
     metered = _MeteredTransport(setup.gate, observed, inner)
     client = httpx2.Client(transport=metered, **setup.client_kwargs)
-    # An SDK client is rarely closed by its application: close the pool's sockets when the
-    # client is collected, or at exit, rather than leaving them to the garbage collector
-    # (a ResourceWarning each). Closing twice is harmless.
-    weakref.finalize(client, _close_quietly, metered)
+    if transport is None:
+        # An SDK client is rarely closed by its application: close our pool's sockets when
+        # the client is collected, or at exit, rather than leaving them to the garbage
+        # collector (a ResourceWarning each). Closing twice is harmless. A transport the
+        # application passed is its own to close.
+        weakref.finalize(client, _close_quietly, metered)
     return client
 
 
@@ -458,7 +474,7 @@ def ainstrument(
         contract=setup.contract, sinks=[setup.gate.exchange], inner=inner,
         secrets=setup.secrets, shape_sample_rate=setup.shape_rate,
     )  # fmt: skip
-    metered = _AsyncMeteredTransport(setup.gate, observed, inner)
+    metered = _AsyncMeteredTransport(setup.gate, observed, inner, owns_inner=transport is None)
     return httpx2.AsyncClient(transport=metered, **setup.client_kwargs)
 
 

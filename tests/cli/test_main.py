@@ -2,13 +2,20 @@ import subprocess
 import sys
 
 from chatcontract import __version__
+from chatcontract.cli import COMMANDS
 
 
-def test_version(cli, capsys):
+def test_version(cli):
+    code, out, _ = cli("--version")
+    assert code == 0
+    assert out.strip() == f"chatcontract {__version__}"
+
+
+def test_version_among_other_words_is_answered_by_the_parser(cli, capsys):
     import pytest
 
     with pytest.raises(SystemExit) as exc:
-        cli("--version")
+        cli("--version", "--help")
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"chatcontract {__version__}"
 
@@ -23,6 +30,16 @@ def test_help_lists_every_command_with_one_line(capsys):
         ]
         assert lines, f"{command} missing from --help"
         assert len(lines[0].split(None, 1)) == 2, f"{command} has no one-line description"
+
+
+def test_help_lists_every_command_with_its_help_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "chatcontract", "--help"], capture_output=True, text=True, check=True
+    )
+    words = result.stdout.split()
+    for command, (_, help_line) in COMMANDS.items():
+        assert command in words, f"{command} missing from --help"
+        assert " ".join(help_line.split()) in " ".join(words), f"{command} has no help line"
 
 
 def test_unknown_command_is_one_line_and_exit_2(cli, capsys):

@@ -3,17 +3,23 @@
 Each command lives in its own module exposing ``register(subparsers)``; the module sets
 ``handler`` on its parser, a function ``(args) -> int``. Exit codes: 0 success, 1 the thing
 checked failed, 2 usage or configuration error (one clear line on stderr, no traceback).
+
+Adding a command is one line in ``COMMANDS`` below, ``"name": ("name_cmd", "help line")``,
+next to its module ``name_cmd.py`` (``register`` adds the parser named ``name``). The module is
+imported only when its command runs; ``--help`` lists it from that line.
+
+Start-up is kept small (``chatcontract --version`` and ``--help``): this module imports no
+``argparse`` (``_parser`` does, when a parser is built), no ``typing`` and no command module.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from chatcontract.errors import ChatContractError
+TYPE_CHECKING = False  # ``typing`` stays unimported on ``--help``; type checkers read True
+if TYPE_CHECKING:
+    import argparse
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -68,27 +74,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"chatcontract: error: {message} (see '{self.prog} --help')\n")
-
-
-class _VersionAction(argparse.Action):
-    """``--version``, reading the installed metadata only when asked."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        kwargs.update(nargs=0, default=argparse.SUPPRESS)
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        from chatcontract._version import __version__
-
-        sys.stdout.write(f"chatcontract {__version__}\n")
-        parser.exit()
-
-
 def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
     """The command line parser.
 
@@ -97,26 +82,9 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
             all). Every other command is listed with its help line only, enough for ``--help``
             and for argparse to name an unknown command.
     """
-    parser = _Parser(
-        prog="chatcontract",
-        # Wide enough that every command's help stays on one line.
-        formatter_class=lambda prog: argparse.HelpFormatter(prog, width=110),
-        description="Freeze, validate, classify and watch the contract your code has with an "
-        "LLM chat completions API (CometAPI first, any OpenAI-compatible endpoint).",
-    )
-    parser.add_argument(
-        "--version", action=_VersionAction, help="show the installed version and exit"
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    wanted = {COMMANDS[name][0] for name in COMMANDS if commands is None or name in commands}
-    for name, (module_name, help_line) in COMMANDS.items():
-        if name in sub.choices:  # registered with an earlier command of the same module
-            continue
-        if module_name in wanted:
-            importlib.import_module(f"{__name__}.{module_name}").register(sub)
-        else:
-            sub.add_parser(name, help=help_line)
-    return parser
+    from ._parser import build  # argparse: not imported by ``import chatcontract.cli``
+
+    return build(COMMANDS, commands)
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
@@ -125,8 +93,18 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return next((word for word in argv if not word.startswith("-")), None)
 
 
+def print_version() -> None:
+    """``chatcontract --version``: the version literal, no metadata read."""
+    from chatcontract._version import __version__
+
+    sys.stdout.write(f"chatcontract {__version__}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
+    if words == ["--version"]:  # the one answer that needs no parser (nor argparse)
+        print_version()
+        return EXIT_OK
     command = _command_in(words)
     parser = build_parser([command] if command in COMMANDS else [])
     args = parser.parse_args(words)
@@ -134,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_USAGE
+    from chatcontract.errors import ChatContractError  # only once a command runs
+
     try:
         return int(handler(args))
     except ChatContractError as exc:

@@ -1,45 +1,49 @@
 """``AsyncChatClient``: the asynchronous shell around ``CallPlan`` (decisions live there).
 
-The same API as ``ChatClient`` with ``await``; the parity test checks both make the same
-attempts and decisions for the same scenario.
+The same API as ``ChatClient`` with ``await``; everything but the I/O calls is shared
+(``_shell``, ``_core``, ``_stream``), and the parity test checks both make the same attempts
+and decisions for the same scenario.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
-import os
-import random
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import httpx2
 
-from chatcontract.contract import Contract, load
-from chatcontract.telemetry.events import TelemetrySink
+from chatcontract._loopclose import LoopCloser
 from chatcontract.transport import AsyncInstrumentedTransport, install_backend
 
-from ._core import TRANSPORT_ERRORS, ClientCore, PreparedCall, default_wall_clock
+from ._core import TRANSPORT_ERRORS, PlanSteps, PreparedCall
 from ._guard import AsyncGuardTransport
-from ._plan import AttemptOutcome, Fail, Finish, Send, Step, Wait
-from ._shell import ClientShell
+from ._plan import AttemptOutcome, Send, Wait
+from ._shell import (
+    AsyncCloses,
+    ClientShell,
+    ShellParts,
+    StreamHandle,
+    whole_answer_delta,
+)
 from ._stream import StreamReader
 from .result import ChatResult, StreamDelta
 
 __all__ = ["AsyncChatClient", "AsyncChatStream"]
 
-
-class _Holder:
-    __slots__ = ("result",)
-
-    def __init__(self) -> None:
-        self.result: ChatResult | None = None
+_Sleep = Callable[[float], Awaitable[None]]
 
 
-class AsyncChatStream:
+def _own_transport() -> httpx2.AsyncHTTPTransport:
+    transport = httpx2.AsyncHTTPTransport(retries=0)
+    install_backend(transport, is_async=True)
+    return transport
+
+
+class AsyncChatStream(StreamHandle, AsyncCloses):
     """The async twin of ``ChatStream``: ``async for delta in stream``, then ``.result``.
 
     Example::
@@ -50,22 +54,17 @@ class AsyncChatStream:
         stream.result.usage
     """
 
-    def __init__(self, steps: AsyncGenerator[StreamDelta, None], holder: _Holder) -> None:
-        self._steps = steps
-        self._holder = holder
+    __slots__ = ("_deltas",)
+
+    def __init__(self, deltas: AsyncGenerator[StreamDelta, None], steps: PlanSteps) -> None:
+        super().__init__(steps)
+        self._deltas = deltas
 
     def __aiter__(self) -> AsyncIterator[StreamDelta]:
         return self
 
     async def __anext__(self) -> StreamDelta:
-        return await self._steps.__anext__()
-
-    @property
-    def result(self) -> ChatResult:
-        """The assembled answer; ``RuntimeError`` before the stream was read to its end."""
-        if self._holder.result is None:
-            raise RuntimeError("the stream has not finished: iterate it to the end first")
-        return self._holder.result
+        return await anext(self._deltas)
 
     async def until_done(self) -> ChatResult:
         """Read the rest of the stream and return the result."""
@@ -75,23 +74,20 @@ class AsyncChatStream:
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
-        await self._steps.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        await self._deltas.aclose()
 
 
-class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
+class AsyncChatClient(
+    ClientShell[httpx2.AsyncClient, httpx2.AsyncBaseTransport, _Sleep, AsyncChatStream],
+    AsyncCloses,
+):
     """The async twin of ``ChatClient``: same arguments (``transport`` is an
     ``httpx2.AsyncBaseTransport``, ``sleep`` a coroutine function), same behaviour.
+
+    Close it with ``aclose()`` or ``async with``. One never closed still closes its own
+    connections in the event loop that opened them: when it is collected while the loop runs,
+    or when the loop shuts down (``asyncio.run`` and ``anyio.run`` do that before returning; a
+    loop run by hand does it in ``loop.shutdown_asyncgens()``, to await before ``loop.close()``).
 
     Example::
 
@@ -99,77 +95,16 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
             result = await client.complete(messages, max_tokens=16)
     """
 
-    def __init__(
-        self,
-        contract: Contract,
-        *,
-        model: str | None = None,
-        environ: Mapping[str, str] | None = None,
-        telemetry_sinks: Sequence[TelemetrySink] = (),
-        transport: httpx2.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        rng: Callable[[], float] = random.random,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-        wall_clock: Callable[[], float] = default_wall_clock,
-        capture_content: bool = False,
-    ) -> None:
-        self._core = ClientCore(
-            contract,
-            model=model,
-            environ=environ,
-            telemetry_sinks=telemetry_sinks,
-            clock=clock,
-            rng=rng,
-            wall_clock=wall_clock,
-        )
-        self._sleep = sleep
-        self._http: dict[str, httpx2.AsyncClient] = {}
-        for route in self._core.routes:
-            inner = transport if transport is not None else _own_transport()
-            instrumented = AsyncInstrumentedTransport(
-                contract=contract,
-                sinks=self._core.transport_sinks(),
-                inner=AsyncGuardTransport(inner, owns_inner=transport is None),
-                secrets=self._core.secrets,
-                capture_content=capture_content,
-            )
-            self._http[route.name] = httpx2.AsyncClient(
-                transport=instrumented, follow_redirects=False
-            )
-
-    @classmethod
-    def from_contract(
-        cls,
-        path_or_contract: str | os.PathLike[str] | Contract,
-        *,
-        model: str | None = None,
-        environ: Mapping[str, str] | None = None,
-        telemetry_sinks: Sequence[TelemetrySink] = (),
-        transport: httpx2.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        rng: Callable[[], float] = random.random,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-        wall_clock: Callable[[], float] = default_wall_clock,
-        capture_content: bool = False,
-    ) -> AsyncChatClient:
-        """A client for a contract file (path) or a ``Contract``; see ``ChatClient``."""
-        contract = (
-            path_or_contract if isinstance(path_or_contract, Contract) else load(path_or_contract)
-        )
-        return cls(
-            contract,
-            model=model,
-            environ=environ,
-            telemetry_sinks=telemetry_sinks,
-            transport=transport,
-            clock=clock,
-            rng=rng,
-            sleep=sleep,
-            wall_clock=wall_clock,
-            capture_content=capture_content,
-        )
-
-    # -- calls ---------------------------------------------------------------------------
+    _parts = ShellParts(
+        sleep=anyio.sleep,
+        own_transport=_own_transport,
+        guard=AsyncGuardTransport,
+        instrumented=AsyncInstrumentedTransport,
+        http_client=httpx2.AsyncClient,
+        stream=AsyncChatStream,
+    )
+    #: Closes our own transports in their event loop; None with a transport passed in.
+    _closer: LoopCloser | None = None
 
     async def complete(
         self,
@@ -183,43 +118,19 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
         call = self._core.prepare(
             messages, params, stream=False, deadline_s=deadline_s, headers=headers
         )
-        step = call.plan.start()
-        while True:
+        for step in (steps := PlanSteps(call.plan, call.plan.start())):
             if isinstance(step, Wait):
                 await self._sleep(step.seconds)
-                step = call.plan.resume()
-            elif isinstance(step, Send):
-                step = call.plan.on_outcome(await self._complete_attempt(call, step))
-            elif isinstance(step, Finish):
-                return step.result
             else:
-                raise step.error
+                steps.report(await self._complete_attempt(call, step))
+        return steps.result
 
-    def stream(
-        self,
-        messages: Sequence[Any],
-        *,
-        deadline_s: float | None = None,
-        headers: Mapping[str, str] | None = None,
-        on_restart: Callable[[], object] | None = None,
-        **params: Any,
-    ) -> AsyncChatStream:
-        """Stream a chat completion; see ``ChatClient.stream`` (checks raise here, at once).
-
-        ``on_restart`` may be a plain or an async function."""
-        call = self._core.prepare(
-            messages,
-            params,
-            stream=True,
-            deadline_s=deadline_s,
-            headers=headers,
-            accepts_restart=on_restart is not None,
-        )
-        first = call.plan.start()
-        if isinstance(first, Fail):
-            raise first.error
-        holder = _Holder()
-        return AsyncChatStream(self._stream_steps(call, first, holder, on_restart), holder)
+    async def aclose(self) -> None:
+        """Close every route's connection pool."""
+        if self._closer is not None:
+            await self._closer.aclose()
+        for client in self._http.values():
+            await client.aclose()
 
     # -- attempts ------------------------------------------------------------------------
 
@@ -229,56 +140,49 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
     async def _body_attempt(self, call: PreparedCall, step: Send) -> tuple[AttemptOutcome, bytes]:
         """One non-streamed attempt: its outcome and the body it read (the gateway passes a
         successful body through as it came)."""
-        client, request, _ = self._request(call, step)
-        body, error = b"", None
+        attempt = self._attempt(call, step)
+        await self._arm()
         try:
-            body = (await client.send(request)).content
+            response = await attempt.client.send(attempt.request)
         except TRANSPORT_ERRORS as exc:
-            error = exc
-        return self._core.body_outcome(request, step, call, body, error), body
+            return attempt.read(b"", exc), b""
+        body = response.content
+        return attempt.read(body, None), body
 
     async def _stream_steps(
-        self,
-        call: PreparedCall,
-        step: Step,
-        holder: _Holder,
-        on_restart: Callable[[], object] | None,
+        self, call: PreparedCall, steps: PlanSteps, on_restart: Callable[[], object] | None
     ) -> AsyncGenerator[StreamDelta, None]:
-        while True:
+        for step in steps:
             if isinstance(step, Wait):
                 await self._sleep(step.seconds)
-                step = call.plan.resume()
-            elif isinstance(step, Send):
-                if step.restart and on_restart is not None:
-                    called = on_restart()  # before the new attempt's first delta
-                    if inspect.isawaitable(called):
-                        await called
-                outcome: list[AttemptOutcome] = []
-                # aclosing: a caller leaving early closes the attempt (and its response) now,
-                # not whenever the event loop finalises the generator.
-                async with contextlib.aclosing(self._stream_attempt(call, step, outcome)) as it:
-                    async for delta in it:
-                        yield delta
-                step = call.plan.on_outcome(outcome[0])
-            elif isinstance(step, Finish):
-                holder.result = step.result
-                return
-            else:
-                raise step.error
+                continue
+            if step.restart and on_restart is not None:
+                called = on_restart()  # before the new attempt's first delta
+                if inspect.isawaitable(called):
+                    await called
+            outcome: list[AttemptOutcome] = []
+            # aclosing: a caller leaving early closes the attempt (and its response) now,
+            # not whenever the event loop finalises the generator.
+            async with contextlib.aclosing(self._stream_attempt(call, step, outcome)) as it:
+                async for delta in it:
+                    yield delta
+            steps.report(outcome[0])
 
     async def _stream_attempt(
         self, call: PreparedCall, step: Send, out: list[AttemptOutcome]
     ) -> AsyncGenerator[StreamDelta, None]:
-        client, request, watch = self._request(call, step)
-        core = self._core
-        error: BaseException | None = None
+        """The async twin of ``ChatClient._stream_attempt``; its outcome goes to ``out`` (an
+        async generator returns no value)."""
+        attempt = self._attempt(call, step)
+        await self._arm()
         try:
-            response = await client.send(request, stream=True)
+            response = await attempt.client.send(attempt.request, stream=True)
         except TRANSPORT_ERRORS as exc:
-            out.append(core.stream_outcome(request, step, call, None, exc))
+            out.append(attempt.streamed(None, exc))
             return
         reader = StreamReader.of(response.extensions)
-        if reader is None:  # no SSE body (an error, or a provider ignoring ``stream``)
+        error: BaseException | None = None
+        if reader is None:  # no SSE body: read it whole
             body = b""
             try:
                 body = await response.aread()
@@ -286,15 +190,13 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
                 error = exc
             finally:
                 await response.aclose()
-            outcome = core.body_outcome(request, step, call, body, error)
-            if outcome.delivered and outcome.answer is not None and outcome.answer.content:
-                yield StreamDelta(content=outcome.answer.content)
-            out.append(outcome)
+            out.append(attempt.read(body, error))
+            if (whole := whole_answer_delta(out[0])) is not None:
+                yield whole
             return
         try:
             async for _ in response.aiter_raw():  # the transport's parser took the chunk
-                delta = reader.advance(watch)
-                if delta is not None:
+                if (delta := reader.step(attempt.watch)) is not None:
                     yield delta
                 if reader.early_verdict is not None:
                     break
@@ -302,33 +204,21 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
             error = exc
         finally:
             await response.aclose()
-        # A last event without its blank line is part of the result: deliver it as well.
-        delta = reader.take()
-        if delta is not None:
-            reader.delivered = True
-            yield delta
-        out.append(core.stream_outcome(request, step, call, reader, error))
+        if (last := reader.last()) is not None:
+            yield last
+        out.append(attempt.streamed(reader, error))
 
-    # -- lifecycle -----------------------------------------------------------------------
+    async def _arm(self) -> None:
+        """Before an attempt: our transports will be closed by the loop it runs in."""
+        if self._closer is not None:
+            await self._closer.enter()
 
-    async def aclose(self) -> None:
-        """Close every route's connection pool."""
-        for client in self._http.values():
-            await client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    def _close_when_abandoned(self, transports: tuple[httpx2.AsyncBaseTransport, ...]) -> None:
+        # The closer holds the transports, never the client (so that it can be collected).
+        self._closer = LoopCloser(functools.partial(_aclose_all, transports))
 
 
-def _own_transport() -> httpx2.AsyncHTTPTransport:
-    transport = httpx2.AsyncHTTPTransport(retries=0)
-    install_backend(transport, is_async=True)
-    return transport
+async def _aclose_all(transports: tuple[httpx2.AsyncBaseTransport, ...]) -> None:
+    for transport in transports:
+        with contextlib.suppress(Exception):  # at loop shutdown, a failed close must not print
+            await transport.aclose()

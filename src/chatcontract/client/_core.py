@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Self, TypedDict
 
 import httpx2
 
@@ -35,14 +35,17 @@ from chatcontract.transport import EXCHANGE_EXTENSION, ExchangeSink
 from chatcontract.wire import Completion, check_request, parse_completion
 
 from ._guard import WATCH_EXTENSION, AttemptWatch
-from ._plan import AttemptOutcome, CallPlan, Send
+from ._plan import AttemptOutcome, CallPlan, Fail, Finish, Send, Step, Wait
 from ._routes import Route, build_routes
 from ._stream import StreamReader, no_stream
 from .errors import NonRetryableError
+from .result import ChatResult
 
 __all__ = [
     "TRANSPORT_ERRORS",
     "ClientCore",
+    "Observing",
+    "PlanSteps",
     "PreparedCall",
 ]
 
@@ -58,6 +61,15 @@ _RESERVED: Mapping[str, str] = {
     "model": "choose the model per client: ChatClient.from_contract(..., model=...)",
     "stream": "call stream() for a streamed answer, complete() otherwise",
 }
+
+
+class Observing(TypedDict):
+    """The instrumented transport's arguments every route of a client shares."""
+
+    contract: Contract
+    sinks: tuple[ExchangeSink, ...]
+    secrets: tuple[str, ...]
+    capture_content: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +90,58 @@ class PreparedCall:
     def request_headers(self, route: Route) -> dict[str, str]:
         """The caller's extra headers, then the route's auth header."""
         return {**self.headers, route.auth_header: route.auth_value}
+
+
+class PlanSteps:
+    """A call's I/O steps in the plan's order, for a shell's loop: for a ``Wait`` the shell
+    sleeps, for a ``Send`` it makes the attempt and hands its outcome to :meth:`report`.
+    Iteration ends with :attr:`result` set, or raises the call's error.
+
+    Example (the sync shell; the async one awaits the same two calls)::
+
+        for step in (steps := PlanSteps(call.plan, call.plan.start())):
+            if isinstance(step, Wait):
+                sleep(step.seconds)
+            else:
+                steps.report(attempt(step))
+        return steps.result
+    """
+
+    __slots__ = ("_next", "_plan", "_result", "_waited")
+
+    def __init__(self, plan: CallPlan, first: Step) -> None:
+        self._plan = plan
+        self._next: Step | None = first  # None: waiting for report() (or, after a Wait, resume)
+        self._waited = False
+        self._result: ChatResult | None = None
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Wait | Send:
+        step = self._plan.resume() if self._waited else self._next
+        self._waited = False
+        if step is None:
+            raise RuntimeError("report() the outcome of the attempt before the next step")
+        if isinstance(step, Finish):
+            self._result = step.result
+            raise StopIteration
+        if isinstance(step, Fail):
+            raise step.error
+        self._next = None
+        self._waited = isinstance(step, Wait)  # the plan resumes once the shell has slept
+        return step
+
+    def report(self, outcome: AttemptOutcome) -> None:
+        """The outcome of the attempt the last ``Send`` asked for."""
+        self._next = self._plan.on_outcome(outcome)
+
+    @property
+    def result(self) -> ChatResult:
+        """The call's result, once iteration ended."""
+        if self._result is None:
+            raise RuntimeError("the call has not finished")
+        return self._result
 
 
 class ClientCore:
@@ -131,6 +195,15 @@ class ClientCore:
     def _emit_exchange(self, exchange: Exchange) -> None:
         if self.telemetry is not None:
             self.telemetry.exchange(exchange)
+
+    def observing(self, capture_content: bool) -> Observing:
+        """What each route's instrumented transport is built with (besides its inner one)."""
+        return Observing(
+            contract=self.contract,
+            sinks=self.transport_sinks(),
+            secrets=self.secrets,
+            capture_content=capture_content,
+        )
 
     def emit(self, event: ClientEvent) -> None:
         """Hand a client decision to the telemetry sinks, if any."""

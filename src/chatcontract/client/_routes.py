@@ -8,7 +8,7 @@ endpoint and key with another model. The secret stays out of every ``repr``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chatcontract.contract import Auth, Contract
 from chatcontract.contract.model import Continuation
@@ -72,21 +72,15 @@ def build_routes(
     for fallback in contract.fallbacks:
         where = f"fallbacks[{fallback.name}]"
         route_model = fallback.model or primary_model
-        if fallback.base_url is None:
-            routes.append(
-                Route(
-                    name=fallback.name,
-                    model=route_model,
-                    url=endpoint.url,
-                    base_url=endpoint.base_url,
-                    auth_header=auth.header,
-                    auth_value=auth.header_value(secret),
-                    secret=secret,
-                    secret_source=variable,
-                    continuation=fallback.continuation,
-                    context_window=fallback.context_window,
-                )
+        if fallback.base_url is None:  # the primary's endpoint and key, another model
+            same_endpoint = replace(
+                routes[0],
+                name=fallback.name,
+                model=route_model,
+                continuation=fallback.continuation,
+                context_window=fallback.context_window,
             )
+            routes.append(same_endpoint)
             continue
         if not fallback.auth_env:
             raise ConfigError(

@@ -1,43 +1,300 @@
-"""What the sync and async client shells share besides ``ClientCore``: building an attempt's
-request, the read-only properties and the repr. The shells add only the I/O calls."""
+"""What the sync and async client shells share besides ``ClientCore``: the constructor,
+``from_contract`` and ``stream()``, building an attempt's request and turning its I/O into an
+outcome, the stream handle's result, ``with`` / ``async with``, the read-only properties and
+the repr. The shells add only the I/O calls (send, read, iterate, sleep, close) around
+``PlanSteps``; what else differs between them is their ``ShellParts`` table.
+"""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Self, TypeVar
 
 import httpx2
 
-from chatcontract.contract import Contract
+from chatcontract.contract import Contract, load
+from chatcontract.telemetry.events import TelemetrySink
 
-from ._core import ClientCore, PreparedCall
+from ._core import ClientCore, PlanSteps, PreparedCall, default_wall_clock
 from ._guard import AttemptWatch
-from ._plan import Send
+from ._plan import AttemptOutcome, Fail, Send
 from ._routes import Route
+from ._stream import StreamReader
+from .result import ChatResult, StreamDelta
 
-__all__ = ["ClientShell"]
+__all__ = [
+    "AsyncCloses",
+    "Attempt",
+    "ClientShell",
+    "Closes",
+    "ShellParts",
+    "StreamHandle",
+    "whole_answer_delta",
+]
 
+#: The shell's httpx2 client, the transport it takes, its ``sleep`` function, and its stream.
 H = TypeVar("H", httpx2.Client, httpx2.AsyncClient)
+T = TypeVar("T", httpx2.BaseTransport, httpx2.AsyncBaseTransport)
+S = TypeVar("S")
+R = TypeVar("R", bound="StreamHandle")
 
 
-class ClientShell(Generic[H]):
-    """The non-I/O half of ``ChatClient`` / ``AsyncChatClient`` (``H``: their httpx2 client)."""
+class Attempt(Generic[H]):
+    """One attempt, ready to send: its route's client, the request, and the watch of its
+    limits; turns what the I/O brought back into the attempt's outcome."""
 
-    _core: ClientCore
-    _http: dict[str, H]
+    __slots__ = ("_call", "_core", "_step", "client", "request", "watch")
 
-    def _request(self, call: PreparedCall, step: Send) -> tuple[H, httpx2.Request, AttemptWatch]:
+    client: H
+    request: httpx2.Request
+    watch: AttemptWatch
+
+    def __init__(self, core: ClientCore, call: PreparedCall, step: Send, client: H) -> None:
         route: Route = step.route
-        client = self._http[route.name]
-        watch = self._core.watch(step, stream=call.stream)
-        request = client.build_request(
+        self._core, self._call, self._step = core, call, step
+        self.client = client
+        self.watch = core.watch(step, stream=call.stream)
+        self.request = client.build_request(
             "POST",
             route.url,
             json=call.body(route) if step.body is None else dict(step.body),
             headers=call.request_headers(route),
-            timeout=self._core.timeout(step, stream=call.stream),
-            extensions=self._core.extensions(step, watch),
+            timeout=core.timeout(step, stream=call.stream),
+            extensions=core.extensions(step, self.watch),
         )
-        return client, request, watch
+
+    def read(self, body: bytes, error: BaseException | None) -> AttemptOutcome:
+        """The outcome of an answer read whole (``error``: what reading it raised)."""
+        return self._core.body_outcome(self.request, self._step, self._call, body, error)
+
+    def streamed(self, reader: StreamReader | None, error: BaseException | None) -> AttemptOutcome:
+        """The outcome of a stream once closed (``reader`` None: sending it failed)."""
+        return self._core.stream_outcome(self.request, self._step, self._call, reader, error)
+
+
+class StreamHandle:
+    """What ``ChatStream`` and ``AsyncChatStream`` share: the result once the stream ended."""
+
+    __slots__ = ("_steps",)
+
+    def __init__(self, steps: PlanSteps) -> None:
+        self._steps = steps
+
+    @property
+    def result(self) -> ChatResult:
+        """The assembled answer; ``RuntimeError`` before the stream was read to its end."""
+        try:
+            return self._steps.result
+        except RuntimeError:
+            raise RuntimeError("the stream has not finished: iterate it to the end first") from None
+
+
+def whole_answer_delta(outcome: AttemptOutcome) -> StreamDelta | None:
+    """What a stream request answered without an SSE body delivers: its content, as one
+    delta (an error, or a provider ignoring ``stream``)."""
+    answer = outcome.answer
+    if outcome.delivered and answer is not None and answer.content:
+        return StreamDelta(content=answer.content)
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShellParts(Generic[H, T, S, R]):
+    """What tells a sync shell from an async one, besides its I/O calls: the classes of each
+    route's transport stack, its httpx2 client, its stream handle and its default ``sleep``."""
+
+    sleep: S
+    own_transport: Callable[[], T]  # the pool a route gets when no transport is passed in
+    guard: Callable[..., T]  # GuardTransport(inner, *, owns_inner)
+    instrumented: Callable[..., T]  # InstrumentedTransport(*, inner, **Observing)
+    http_client: Callable[..., H]  # httpx2.Client(*, transport, follow_redirects)
+    stream: Callable[[Any, PlanSteps], R]  # ChatStream(deltas, steps)
+
+
+class Closes:
+    """``with`` for an object that has ``close()``."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncCloses:
+    """``async with`` for an object that has ``aclose()``."""
+
+    __slots__ = ()
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class ClientShell(Generic[H, T, S, R]):
+    """The non-I/O half of ``ChatClient`` / ``AsyncChatClient`` (``H``: their httpx2 client,
+    ``T``: the transport they take, ``S``: their ``sleep``, ``R``: their stream)."""
+
+    _parts: ShellParts[H, T, S, R]
+    _core: ClientCore
+    _http: dict[str, H]
+    _sleep: S
+
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        model: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        telemetry_sinks: Sequence[TelemetrySink] = (),
+        transport: T | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        sleep: S | None = None,
+        wall_clock: Callable[[], float] = default_wall_clock,
+        capture_content: bool = False,
+    ) -> None:
+        """A client following ``contract``; ``from_contract`` documents the arguments."""
+        self._core = ClientCore(
+            contract,
+            model=model,
+            environ=environ,
+            telemetry_sinks=telemetry_sinks,
+            clock=clock,
+            rng=rng,
+            wall_clock=wall_clock,
+        )
+        parts = self._parts
+        self._sleep = parts.sleep if sleep is None else sleep
+        observing = self._core.observing(capture_content)
+        http: dict[str, H] = {}
+        stacks: list[T] = []
+        for route in self._core.routes:  # one pool per route, ours unless one is passed in
+            inner = parts.own_transport() if transport is None else transport
+            guarded = parts.guard(inner, owns_inner=transport is None)
+            stacks.append(parts.instrumented(inner=guarded, **observing))
+            http[route.name] = parts.http_client(transport=stacks[-1], follow_redirects=False)
+        self._http = http
+        if transport is None:  # ours to close, even if the application never does
+            self._close_when_abandoned(tuple(stacks))
+
+    @classmethod
+    def from_contract(
+        cls,
+        path_or_contract: str | os.PathLike[str] | Contract,
+        *,
+        model: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        telemetry_sinks: Sequence[TelemetrySink] = (),
+        transport: T | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        sleep: S | None = None,
+        wall_clock: Callable[[], float] = default_wall_clock,
+        capture_content: bool = False,
+    ) -> Self:
+        """A client for a contract file (path) or a ``Contract``.
+
+        Args:
+            model: overrides ``$CHATCONTRACT_MODEL`` and the contract's model.
+            environ: where keys and the kill switch are read (default: ``os.environ``, live).
+            telemetry_sinks: receive every Exchange and every client decision.
+            transport: the httpx2 transport doing the I/O (tests: ``httpx2.MockTransport``;
+                an ``httpx2.AsyncBaseTransport`` for ``AsyncChatClient``); shared by every
+                route and never closed by the client.
+            clock, rng, wall_clock: injected time and randomness.
+            sleep: how to wait between attempts (default ``time.sleep``; for
+                ``AsyncChatClient`` a coroutine function, default ``anyio.sleep``).
+            capture_content: keep completion text in Exchanges (off by default).
+
+        Raises ``ConfigError`` for a missing key or a fallback that would leak the primary key.
+        """
+        contract = (
+            path_or_contract if isinstance(path_or_contract, Contract) else load(path_or_contract)
+        )
+        return cls(
+            contract,
+            model=model,
+            environ=environ,
+            telemetry_sinks=telemetry_sinks,
+            transport=transport,
+            clock=clock,
+            rng=rng,
+            sleep=sleep,
+            wall_clock=wall_clock,
+            capture_content=capture_content,
+        )
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def stream(
+        self,
+        messages: Sequence[Any],
+        *,
+        deadline_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        on_restart: Callable[[], object] | None = None,
+        **params: Any,
+    ) -> R:
+        """Stream a chat completion: a ``ChatStream`` (``AsyncChatStream``) of deltas, then
+        ``.result``.
+
+        The request check, kill switch and budget guard run now (their errors raise here);
+        the request is sent when iteration starts. ``stream_options.include_usage`` is added
+        when the contract expects a usage chunk.
+
+        A stream that breaks after deltas reached you is continued where the route (or the
+        fallback) declares a ``continuation``: only the new text is delivered, so the
+        deltas still concatenate to one answer. Otherwise, when you pass ``on_restart``, it
+        is called before a new attempt answers from the start (drop what you printed; for
+        ``AsyncChatClient`` it may be an async function); else ``StreamInterrupted`` is raised
+        with the partial content. ``stream.result`` is always the whole final answer.
+        """
+        call = self._core.prepare(
+            messages,
+            params,
+            stream=True,
+            deadline_s=deadline_s,
+            headers=headers,
+            accepts_restart=on_restart is not None,
+        )
+        first = call.plan.start()
+        if isinstance(first, Fail):
+            raise first.error
+        steps = PlanSteps(call.plan, first)
+        return self._parts.stream(self._stream_steps(call, steps, on_restart), steps)
+
+    # -- what each shell provides (its I/O) ----------------------------------------------
+
+    def _stream_steps(
+        self, call: PreparedCall, steps: PlanSteps, on_restart: Callable[[], object] | None
+    ) -> Any:
+        """The deltas of the call's attempts, as the shell's (async) generator."""
+        raise NotImplementedError
+
+    def _close_when_abandoned(self, transports: tuple[T, ...]) -> None:
+        """Make sure our own ``transports`` are closed if the application never closes the
+        client (when it is collected, or at exit)."""
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------
+
+    def _attempt(self, call: PreparedCall, step: Send) -> Attempt[H]:
+        return Attempt(self._core, call, step, self._http[step.route.name])
 
     @property
     def contract(self) -> Contract:

@@ -34,9 +34,9 @@ def no_stream(contract: Contract, *, expect_usage: bool) -> StreamResult:
 class StreamReader:
     """The deltas an attempt's stream adds, read from the transport's parser of it.
 
-    Build it with :meth:`of` on the response; call :meth:`take` after each chunk passed (and
-    once more after the response was closed: the parser then delivered an event that lost its
-    final blank line), then :attr:`result` for the stream as assembled.
+    Build it with :meth:`of` on the response; call :meth:`step` (or :meth:`take`) after each
+    chunk passed and :meth:`last` once the response was closed (the parser then delivered an
+    event that lost its final blank line), then :attr:`result` for the stream as assembled.
     """
 
     __slots__ = ("_assembler", "_chunks", "_mark", "_parser", "_tools", "delivered")
@@ -73,11 +73,9 @@ class StreamReader:
         self._mark = assembler.text_mark()
         return StreamDelta(content=content, reasoning=reasoning, tool_calls=calls)
 
-    def advance(self, watch: AttemptWatch) -> StreamDelta | None:
-        """After a chunk passed: what it added (as :meth:`take`), with the attempt's limits
-        told. A delta means it reaches the caller now (``delivered``; the first-token limit
-        is met); each data event after the first token restarts the idle limit. Both client
-        shells and the gateway read a stream through this one step."""
+    def step(self, watch: AttemptWatch) -> StreamDelta | None:
+        """After a chunk passed: what to deliver (None: nothing new), the attempt's watch told
+        that tokens flow (the first-token limit is met, new data resets the idle limit)."""
         delta = self.take()
         if delta is not None:
             watch.token_seen = self.delivered = True
@@ -89,6 +87,14 @@ class StreamReader:
         """The data payloads of the good chunks from now on (``StreamParser.tap``): what a
         pass-through proxy forwards, read from the transport's one parser."""
         return self._parser.tap()
+
+    def last(self) -> StreamDelta | None:
+        """After the response was closed: a last event that lost its final blank line is part
+        of the result, so it is delivered as well."""
+        delta = self.take()
+        if delta is not None:
+            self.delivered = True
+        return delta
 
     def new_data(self) -> bool:
         """Whether a data event (a chunk, not a comment or keep-alive) arrived since the last

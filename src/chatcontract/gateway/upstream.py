@@ -124,13 +124,13 @@ class GatewayUpstream(AsyncChatClient):
     ) -> AsyncGenerator[Payloads, None]:
         """One streamed attempt, as ``AsyncChatClient._stream_attempt`` reads it, yielding the
         payloads of its good chunks instead of text deltas."""
-        client, request, watch = self._request(call, step)
-        core = self._core
+        attempt = self._attempt(call, step)
+        await self._arm()
         error: BaseException | None = None
         try:
-            response = await client.send(request, stream=True)
+            response = await attempt.client.send(attempt.request, stream=True)
         except TRANSPORT_ERRORS as exc:
-            out.append(core.stream_outcome(request, step, call, None, exc))
+            out.append(attempt.streamed(None, exc))
             return
         reader = StreamReader.of(response.extensions)
         if reader is None:  # no SSE body (an error, or a provider ignoring ``stream``)
@@ -142,7 +142,7 @@ class GatewayUpstream(AsyncChatClient):
             finally:
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
-            outcome = core.body_outcome(request, step, call, body, error)
+            outcome = attempt.read(body, error)
             if outcome.delivered and outcome.answer is not None:
                 yield Payloads(_as_chunks(outcome.answer), True)
             out.append(outcome)
@@ -150,7 +150,7 @@ class GatewayUpstream(AsyncChatClient):
         taken = reader.tap()
         try:
             async for _ in response.aiter_raw():  # the transport's parser took the chunk
-                reader.advance(watch)
+                reader.step(attempt.watch)
                 if taken:
                     yield Payloads(taken[:], reader.delivered)
                     taken.clear()
@@ -164,12 +164,11 @@ class GatewayUpstream(AsyncChatClient):
             with anyio.CancelScope(shield=True):
                 await response.aclose()
         # A last event without its blank line is part of the result: deliver it as well.
-        if reader.take() is not None:
-            reader.delivered = True
+        reader.last()
         if taken:
             yield Payloads(taken[:], reader.delivered)
             taken.clear()
-        out.append(core.stream_outcome(request, step, call, reader, error))
+        out.append(attempt.streamed(reader, error))
 
 
 def _as_chunks(answer: Completion) -> list[str]:

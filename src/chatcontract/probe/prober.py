@@ -25,7 +25,6 @@ probe's verdict and metrics still count, the store remembers the error for ``/he
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sqlite3
 import threading
 import uuid
@@ -35,6 +34,7 @@ from typing import ParamSpec, TypeVar
 
 import httpx2
 
+from chatcontract._log import get_logger
 from chatcontract.checks.context import CheckContext, SuiteOptions
 from chatcontract.drift import Baseline, compare, observe, read_validate_record
 from chatcontract.errors import ConfigError
@@ -54,7 +54,7 @@ from .store import ProbeStore
 
 __all__ = ["Prober"]
 
-logger = logging.getLogger("chatcontract.probe")
+logger = get_logger("chatcontract.probe")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
 import signal
 import socket
 import sqlite3
@@ -24,6 +23,7 @@ from typing import Any, Self
 import uvicorn
 
 from chatcontract._listen import listen_socket
+from chatcontract._log import get_logger
 from chatcontract.errors import ConfigError
 
 from .prober import Prober
@@ -32,7 +32,7 @@ from .schedule import Clock, Scheduler
 
 __all__ = ["MAX_WAIT_S", "AppServer", "run_loop", "stop_on_signals"]
 
-logger = logging.getLogger("chatcontract.probe")
+logger = get_logger("chatcontract.probe")
 
 #: The longest single wait of the loop: how quickly a stop request is noticed.
 MAX_WAIT_S = 1.0

@@ -6,11 +6,11 @@ series (``provider``, ``endpoint``) come from the contract via ``CallLabels``.
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from chatcontract._log import get_logger
 from chatcontract.exchange import Exchange
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
     "sink_name",
 ]
 
-logger = logging.getLogger("chatcontract.telemetry")
+logger = get_logger("chatcontract.telemetry")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

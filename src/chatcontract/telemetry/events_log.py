@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from chatcontract._log import get_logger
 from chatcontract.errors import ConfigError
 from chatcontract.exchange import Exchange
 from chatcontract.redact import redact_text
@@ -82,7 +83,7 @@ class JsonEventLog:
                 f"shadow_rate must be between 0 and 1 (e.g. 0.01 logs one success in a "
                 f"hundred), got {shadow_rate}"
             )
-        self.logger = logger if logger is not None else logging.getLogger(EVENT_LOGGER)
+        self.logger = logger if logger is not None else get_logger(EVENT_LOGGER)
         self.shadow_rate = float(shadow_rate)
         self._rng = rng
         self._secrets = tuple(s for s in secrets if s)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import logging
 import os
 import re
 import threading
@@ -47,6 +46,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
+from chatcontract._log import get_logger
 from chatcontract.contract import Contract, Prices
 from chatcontract.errors import ConfigError
 from chatcontract.redact import redact_text
@@ -67,7 +67,7 @@ __all__ = [
     "read_ledger",
 ]
 
-logger = logging.getLogger("chatcontract.telemetry.ledger")
+logger = get_logger("chatcontract.telemetry.ledger")
 
 #: The ``v`` member of every line; readers refuse lines of a newer version.
 LEDGER_VERSION = 1

@@ -16,11 +16,12 @@ context variables follow both threads' call stacks and asyncio tasks.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import ipaddress
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import anyio
@@ -172,6 +173,54 @@ def _first_address(infos: Iterable[Any]) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _timed(clock: PhaseClock | None, phase: str, timeout: float | None) -> Iterator[float | None]:
+    """Time ``phase`` of a connection around the I/O in the ``with`` block, which gets
+    ``timeout`` cut to the call's deadline; a connection made outside an observed call
+    (``clock`` None) is neither timed nor cut. The phase ends only if the I/O succeeded."""
+    if clock is None:
+        yield timeout
+        return
+    left = clock.remaining(timeout, httpcore2.ConnectTimeout)
+    clock.start(phase)
+    yield left
+    clock.end(phase)
+
+
+class _Connect:
+    """One ``connect_tcp``, sans-IO: the call's clock, the name resolved first (and timed)
+    when the host is a name, then the timed connect; the backends add the I/O calls."""
+
+    __slots__ = ("clock", "host", "target", "timeout")
+
+    def __init__(self, host: str, timeout: float | None) -> None:
+        self.clock = CURRENT_CLOCK.get()
+        self.host = self.target = host
+        self.timeout = timeout
+
+    @property
+    def resolves(self) -> bool:
+        """Whether to resolve the name first: only in an observed call, and only a name."""
+        return self.clock is not None and not _is_ip(self.host)
+
+    @contextlib.contextmanager
+    def resolving(self) -> Iterator[None]:
+        """Around the name lookup: timed as ``dns``; a failed lookup is a ``ConnectError``."""
+        with _timed(self.clock, "dns", self.timeout):
+            try:
+                yield
+            except socket.gaierror as exc:
+                raise httpcore2.ConnectError(f"DNS lookup failed: {exc}") from exc
+
+    def resolved(self, infos: Iterable[Any]) -> None:
+        """The lookup's answer: connect to its first address."""
+        self.target = _first_address(infos) or self.host
+
+    def connecting(self) -> contextlib.AbstractContextManager[float | None]:
+        """Around the connect: timed as ``connect``, its timeout cut to the deadline."""
+        return _timed(self.clock, "connect", self.timeout)
+
+
 class TimedBackend(httpcore2.NetworkBackend):
     """The default sync backend, with name resolution done (and timed) first."""
 
@@ -186,31 +235,19 @@ class TimedBackend(httpcore2.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore2.NetworkStream:
-        clock = CURRENT_CLOCK.get()
-        target = host
-        if clock is not None:
-            timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
-        if clock is not None and not _is_ip(host):
-            clock.start("dns")
-            try:
-                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except socket.gaierror as exc:
-                raise httpcore2.ConnectError(f"DNS lookup failed: {exc}") from exc
-            clock.end("dns")
-            target = _first_address(infos) or host
-        if clock is not None:
-            timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
-            clock.start("connect")
-        stream = self._inner.connect_tcp(
-            target,
-            port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
-        if clock is not None:
-            clock.end("connect")
-        return _TimedStream(stream, clock)
+        connect = _Connect(host, timeout)
+        if connect.resolves:
+            with connect.resolving():
+                connect.resolved(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        with connect.connecting() as left:
+            stream = self._inner.connect_tcp(
+                connect.target,
+                port,
+                timeout=left,
+                local_address=local_address,
+                socket_options=socket_options,
+            )
+        return _TimedStream(stream, connect.clock)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -235,31 +272,19 @@ class AsyncTimedBackend(httpcore2.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore2.AsyncNetworkStream:
-        clock = CURRENT_CLOCK.get()
-        target = host
-        if clock is not None:
-            timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
-        if clock is not None and not _is_ip(host):
-            clock.start("dns")
-            try:
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except socket.gaierror as exc:
-                raise httpcore2.ConnectError(f"DNS lookup failed: {exc}") from exc
-            clock.end("dns")
-            target = _first_address(infos) or host
-        if clock is not None:
-            timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
-            clock.start("connect")
-        stream = await self._inner.connect_tcp(
-            target,
-            port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
-        if clock is not None:
-            clock.end("connect")
-        return _AsyncTimedStream(stream, clock)
+        connect = _Connect(host, timeout)
+        if connect.resolves:
+            with connect.resolving():
+                connect.resolved(await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        with connect.connecting() as left:
+            stream = await self._inner.connect_tcp(
+                connect.target,
+                port,
+                timeout=left,
+                local_address=local_address,
+                socket_options=socket_options,
+            )
+        return _AsyncTimedStream(stream, connect.clock)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -303,14 +328,9 @@ class _TimedStream(httpcore2.NetworkStream):
         self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore2.NetworkStream:
         # The TLS stream is wrapped too, so HTTPS reads keep to the deadline.
-        clock = self._clock
-        if clock is None:  # a connection made outside an observed call
-            return _TimedStream(self._inner.start_tls(ssl_context, server_hostname, timeout), None)
-        timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
-        clock.start("tls")
-        stream = self._inner.start_tls(ssl_context, server_hostname, timeout)
-        clock.end("tls")
-        return _TimedStream(stream, clock)
+        with _timed(self._clock, "tls", timeout) as left:
+            stream = self._inner.start_tls(ssl_context, server_hostname, left)
+        return _TimedStream(stream, self._clock)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -345,15 +365,9 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
     async def start_tls(
         self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore2.AsyncNetworkStream:
-        clock = self._clock
-        if clock is None:
-            inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
-            return _AsyncTimedStream(inner, None)
-        timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
-        clock.start("tls")
-        stream = await self._inner.start_tls(ssl_context, server_hostname, timeout)
-        clock.end("tls")
-        return _AsyncTimedStream(stream, clock)
+        with _timed(self._clock, "tls", timeout) as left:
+            stream = await self._inner.start_tls(ssl_context, server_hostname, left)
+        return _AsyncTimedStream(stream, self._clock)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)

@@ -31,7 +31,6 @@ Example::
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
@@ -41,6 +40,7 @@ from typing import Any
 
 import httpx2
 
+from chatcontract._log import get_logger
 from chatcontract.contract import Contract
 from chatcontract.exchange import Exchange
 from chatcontract.failures import DeadlineExceeded
@@ -64,7 +64,7 @@ __all__ = [
     "InstrumentedTransport",
 ]
 
-logger = logging.getLogger("chatcontract.transport")
+logger = get_logger("chatcontract.transport")
 
 #: What a pooled connection the server dropped while idle raises when a request is sent on
 #: it: a reset (read/write error) or a close before the response head.

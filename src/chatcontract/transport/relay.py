@@ -40,12 +40,12 @@ import socket
 import ssl
 import threading
 import time
-from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
 import httpx2
 
+from chatcontract._listen import Served
 from chatcontract.errors import RelayError
 
 from ._relay_session import (
@@ -102,7 +102,7 @@ def _origin(upstream: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
-class FaultRelay:
+class FaultRelay(Served):
     """The fault relay on a background thread with its own event loop.
 
     Args:
@@ -195,17 +195,6 @@ class FaultRelay:
         return track.freeze()
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> Self:
         """Bind ``127.0.0.1`` (a free port) and serve on a background thread.
