@@ -24,7 +24,9 @@ import argparse
 import asyncio
 import signal
 import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx2
 import orjson
@@ -32,6 +34,7 @@ import orjson
 MODEL = "gpt-4.1-nano"
 PROMPT = "Say hello to the benchmark in one sentence."
 PATH = "/v1/chat/completions"
+T = TypeVar("T")
 DONE_EVENT = b"data: [DONE]\n\n"
 #: Response headers a hop must not copy (the canned server frames the body itself).
 _HOP_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection", b"date"})
@@ -192,14 +195,13 @@ async def serve(host: str, port: int, gap_s: float) -> None:
         await stop.wait()
 
 
-def run(coro: object) -> None:
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on uvloop when it is installed, else on asyncio's default loop."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
-    else:
-        uvloop.run(coro)  # type: ignore[arg-type]
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def main() -> None:

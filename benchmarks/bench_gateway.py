@@ -98,7 +98,7 @@ DEFAULT_STACKS = (
     "aiohttp",
 )
 #: What each stack needs beyond the runtime dependencies (module → pip name).
-NEEDS = {"httptools": "httptools", "uvloop": "uvloop", "granian": "granian"}
+NEEDS = {"httptools": "httptools", "uvloop": "uvloop", "granian": "granian", "aiohttp": "aiohttp"}
 
 
 class BenchError(Exception):
@@ -287,6 +287,8 @@ def missing_modules(stack: Stack) -> list[str]:
         needed.append("uvloop")
     if stack.server == "granian":
         needed.append("granian")
+    if "aiohttp" in (stack.server, *stack.client.split()):
+        needed.append("aiohttp")
     return [NEEDS[m] for m in needed if importlib.util.find_spec(m) is None]
 
 
@@ -321,7 +323,9 @@ def gateway_target(command: str, upstream_port: int, workdir: Path) -> Target:
     port = free_port()
     contract = workdir / "gateway-contract.yaml"
     key_env = make_contract(contract, upstream_port)
-    argv = shlex.split(command.format(contract=shlex.quote(str(contract)), port=port))
+    argv = shlex.split(
+        command.format(contract=shlex.quote(str(contract)), port=port, upstream_port=upstream_port)
+    )
     return Target(
         name="gateway",
         summary=f"chatcontract gateway: {' '.join(argv[1:3])} ...",
@@ -648,9 +652,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--gateway-cmd",
         default=None,
-        help="command that serves the gateway; {contract} and {port} are filled in "
-        "(default: 'chatcontract gateway --contract {contract} --listen 127.0.0.1:{port}' "
-        "when the installed chatcontract has it)",
+        help="command that serves the gateway; {contract}, {port} and {upstream_port} are "
+        "filled in (default, when the installed chatcontract has it: "
+        "'chatcontract gateway --contract {contract} --listen 127.0.0.1:{port}')",
     )
     parser.add_argument("--no-gateway", action="store_true", help="measure the floors only")
     parser.add_argument(
