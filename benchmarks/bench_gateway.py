@@ -313,7 +313,12 @@ def gateway_available() -> str | None:
     )
     if exe is None:
         return None
-    probe = subprocess.run([exe, "gateway", "--help"], capture_output=True, timeout=30, check=False)
+    try:
+        probe = subprocess.run(
+            [exe, "gateway", "--help"], capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
     if probe.returncode != 0:
         return None
     return f"{shlex.quote(exe)} gateway --contract {{contract}} --listen 127.0.0.1:{{port}}"
@@ -328,7 +333,7 @@ def gateway_target(command: str, upstream_port: int, workdir: Path) -> Target:
     )
     return Target(
         name="gateway",
-        summary=f"chatcontract gateway: {' '.join(argv[1:3])} ...",
+        summary="the gateway under test: " + command.replace("{contract}", "CONTRACT"),
         argv=argv,
         port=port,
         env={key_env: DUMMY_KEY},
@@ -765,13 +770,6 @@ def main(argv: list[str] | None = None) -> int:
                 port=upstream_port,
             )
         ]
-        for name in args.stacks:
-            stack = STACKS[name]
-            missing = missing_modules(stack)
-            if missing:
-                say(f"  {name}: skipped, needs {' '.join(missing)} (pip install --group bench)")
-                continue
-            targets.append(floor_target(stack, upstream_port))
         gateway_floor = args.gateway_floor or default_gateway_floor()
         command = None
         if not args.no_gateway:
@@ -781,8 +779,19 @@ def main(argv: list[str] | None = None) -> int:
                     "  gateway: skipped, the installed chatcontract has no 'gateway' command "
                     "(give --gateway-cmd to measure another build)"
                 )
-            else:
-                targets.append(gateway_target(command, upstream_port, workdir))
+        stacks = list(args.stacks)
+        if command is not None and gateway_floor not in stacks:
+            say(f"  {gateway_floor}: added, the floor the gateway is judged against")
+            stacks.append(gateway_floor)
+        for name in stacks:
+            stack = STACKS[name]
+            missing = missing_modules(stack)
+            if missing:
+                say(f"  {name}: skipped, needs {' '.join(missing)} (pip install --group bench)")
+                continue
+            targets.append(floor_target(stack, upstream_port))
+        if command is not None:
+            targets.append(gateway_target(command, upstream_port, workdir))
         with started([upstream, *[t for t in targets if t.argv is not None]], workdir):
             for target in [upstream, *targets]:
                 try:
