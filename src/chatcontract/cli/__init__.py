@@ -61,6 +61,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "reconcile_cmd",
         "compare the usage ledger with a provider usage export; exit 1 above tolerance",
     ),
+    "gateway": (
+        "gateway_cmd",
+        "serve the contract to any language as an OpenAI-compatible sidecar",
+    ),
 }
 
 

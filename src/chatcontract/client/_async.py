@@ -224,13 +224,18 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
     # -- attempts ------------------------------------------------------------------------
 
     async def _complete_attempt(self, call: PreparedCall, step: Send) -> AttemptOutcome:
+        return (await self._body_attempt(call, step))[0]
+
+    async def _body_attempt(self, call: PreparedCall, step: Send) -> tuple[AttemptOutcome, bytes]:
+        """One non-streamed attempt: its outcome and the body it read (the gateway passes a
+        successful body through as it came)."""
         client, request, _ = self._request(call, step)
         body, error = b"", None
         try:
             body = (await client.send(request)).content
         except TRANSPORT_ERRORS as exc:
             error = exc
-        return self._core.body_outcome(request, step, call, body, error)
+        return self._core.body_outcome(request, step, call, body, error), body
 
     async def _stream_steps(
         self,
@@ -288,11 +293,7 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
             return
         try:
             async for _ in response.aiter_raw():  # the transport's parser took the chunk
-                delta = reader.take()
-                if delta is not None:
-                    watch.token_seen = reader.delivered = True
-                if reader.new_data() and watch.token_seen:
-                    watch.data_seen()
+                delta = reader.advance(watch)
                 if delta is not None:
                     yield delta
                 if reader.early_verdict is not None:

@@ -135,9 +135,16 @@ class ClientCore:
         deadline_s: float | None,
         headers: Mapping[str, str] | None,
         accepts_restart: bool = False,
+        routes: Sequence[Route] | None = None,
+        kill_switch: bool = False,
     ) -> PreparedCall:
         """Check the request, then plan the call. Raises ``NonRetryableError`` (nothing sent)
-        for a request the contract says is malformed, ``TypeError`` for a reserved parameter."""
+        for a request the contract says is malformed, ``TypeError`` for a reserved parameter.
+
+        ``routes``: this call's routes, first choice first (default: every route); the
+        breakers order them as usual. ``kill_switch``: on for this call whatever the
+        environment says (the gateway's admin switch); the contract's variable still counts.
+        """
         for name, instead in _RESERVED.items():
             if name in params:
                 raise TypeError(f"{name!r} is not a call parameter: {instead}")
@@ -150,8 +157,11 @@ class ClientCore:
                 body_params["stream_options"] = {"include_usage": True}
             options = body_params.get("stream_options")
             include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+        call_routes = self.routes if routes is None else tuple(routes)
+        if not call_routes:
+            raise ValueError("a call needs at least one route")
         check = check_request(
-            {"model": self.routes[0].model, "messages": messages, **body_params},
+            {"model": call_routes[0].model, "messages": messages, **body_params},
             contract=contract,
         )
         if not check.ok:
@@ -172,9 +182,9 @@ class ClientCore:
         def body_for(route: Route) -> dict[str, Any]:
             return {"model": route.model, "messages": list(plan_messages), **body_params}
 
-        kill_switch = kill_switch_active(policy, self.environ)
+        kill_switch = kill_switch or kill_switch_active(policy, self.environ)
         plan = CallPlan(
-            routes=self.routes if kill_switch else self.ordered_routes(),
+            routes=call_routes if kill_switch else self.ordered_routes(call_routes),
             policy=policy,
             errors=contract.errors,
             deadline=Deadline(total_s, clock=self.clock),
@@ -200,10 +210,11 @@ class ClientCore:
             include_usage=include_usage,
         )
 
-    def ordered_routes(self) -> tuple[Route, ...]:
-        """The routes in the order the breakers give for one call: an open route is tried
-        after the others (never dropped), a half-open one gets its one trial call."""
-        by_name = {route.name: route for route in self.routes}
+    def ordered_routes(self, routes: Sequence[Route] | None = None) -> tuple[Route, ...]:
+        """The routes (default: all) in the order the breakers give for one call: an open
+        route is tried after the others (never dropped), a half-open one gets its one trial
+        call."""
+        by_name = {route.name: route for route in (self.routes if routes is None else routes)}
         return tuple(by_name[name] for name in self.breakers.order(list(by_name)))
 
     # -- one attempt ---------------------------------------------------------------------

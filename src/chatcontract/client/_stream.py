@@ -17,6 +17,7 @@ from chatcontract.contract import Contract
 from chatcontract.transport import STREAM_EXTENSION
 from chatcontract.wire import StreamAssembler, StreamParser, StreamResult, StreamVerdict
 
+from ._guard import AttemptWatch
 from .result import StreamDelta, ToolCallDelta
 
 __all__ = ["EARLY_STOP", "StreamReader", "no_stream"]
@@ -71,6 +72,23 @@ class StreamReader:
             return None
         self._mark = assembler.text_mark()
         return StreamDelta(content=content, reasoning=reasoning, tool_calls=calls)
+
+    def advance(self, watch: AttemptWatch) -> StreamDelta | None:
+        """After a chunk passed: what it added (as :meth:`take`), with the attempt's limits
+        told. A delta means it reaches the caller now (``delivered``; the first-token limit
+        is met); each data event after the first token restarts the idle limit. Both client
+        shells and the gateway read a stream through this one step."""
+        delta = self.take()
+        if delta is not None:
+            watch.token_seen = self.delivered = True
+        if self.new_data() and watch.token_seen:
+            watch.data_seen()
+        return delta
+
+    def tap(self) -> list[str]:
+        """The data payloads of the good chunks from now on (``StreamParser.tap``): what a
+        pass-through proxy forwards, read from the transport's one parser."""
+        return self._parser.tap()
 
     def new_data(self) -> bool:
         """Whether a data event (a chunk, not a comment or keep-alive) arrived since the last

@@ -311,11 +311,7 @@ class ChatClient(ClientShell[httpx2.Client]):
             return outcome
         try:
             for _ in response.iter_raw():  # the transport's parser took the chunk as it passed
-                delta = reader.take()
-                if delta is not None:
-                    watch.token_seen = reader.delivered = True
-                if reader.new_data() and watch.token_seen:
-                    watch.data_seen()
+                delta = reader.advance(watch)
                 if delta is not None:
                     yield delta
                 if reader.early_verdict is not None:

@@ -148,6 +148,7 @@ class StreamAssembler:
         "_pattern",
         "_reasoning",
         "_refusal",
+        "_rejected",
         "_require_done",
         "_tools",
         "_usage",
@@ -178,6 +179,7 @@ class StreamAssembler:
         self._done = False
         self._after_done = False
         self._malformed = False
+        self._rejected = 0  # events rejected (malformed, in-band error, cut): never forwarded
 
     # ------------------------------------------------------------------ feeding
 
@@ -253,6 +255,7 @@ class StreamAssembler:
             self._usage = parse_usage(usage, f"$[chunk {n}].usage", self._violations)
             if len(self._violations) != before:
                 self._malformed = True
+                self._rejected += 1
 
     def _content_only(self, choice: object, now: float | None) -> bool:
         """The common chunk: choice 0 with a ``content`` string as its whole delta and no
@@ -386,10 +389,12 @@ class StreamAssembler:
 
     def _record_bad(self, violation: Violation) -> None:
         self._malformed = True
+        self._rejected += 1
         if len(self._violations) < MAX_VIOLATIONS:
             self._violations.append(violation)
 
     def _violate(self, kind: ViolationKind, path: str, expected: str, got: str) -> None:
+        self._rejected += 1
         if len(self._violations) < MAX_VIOLATIONS:
             self._violations.append(Violation(kind=kind, path=path, expected=expected, got=got))
 
@@ -561,17 +566,45 @@ class StreamParser:
     chunk) so the caller can stop reading.
     """
 
-    __slots__ = ("_assembler", "_decoder", "_result")
+    __slots__ = ("_assembler", "_decoder", "_result", "_tap")
 
     def __init__(self, *, contract: Contract | None = None, expect_usage: bool | None = None):
         self._decoder = SSEDecoder()
         self._assembler = StreamAssembler(contract=contract, expect_usage=expect_usage)
         self._result: StreamResult | None = None
+        self._tap: list[str] | None = None
+
+    def tap(self) -> list[str]:
+        """From now on, also keep the data payload of every event the assembler takes as a
+        good chunk, in order, in the list returned (the caller drains it as it likes).
+
+        Left out: ``[DONE]`` and anything after it, blank keep-alives, and every event the
+        assembler rejected (a malformed chunk, an in-band error, a chunk cut by the end of
+        the body). A pass-through proxy (the gateway) forwards these payloads as they arrive
+        instead of decoding the bytes a second time. Calling it again returns the same list.
+        """
+        if self._tap is None:
+            self._tap = []
+        return self._tap
+
+    def _push_tapped(self, data: str, now: float | None, event: str, final: bool) -> None:
+        assembler = self._assembler
+        if assembler._done:  # [DONE] seen: what follows is ignored, and never forwarded
+            assembler._push(data, now, event, final)
+            return
+        rejected = assembler._rejected
+        assembler._push(data, now, event, final)
+        if assembler._rejected == rejected and not assembler._done and data and not data.isspace():
+            self._tap.append(data)  # type: ignore[union-attr]
 
     def feed(self, data: bytes, now: float | None = None) -> None:
         """Decode and assemble ``data``. Raises ``RuntimeError`` after :meth:`close`."""
         if self._result is not None:
             raise RuntimeError("StreamParser.feed() called after close(); create a new parser")
+        if self._tap is not None:
+            for event in self._decoder.feed(data):
+                self._push_tapped(event.data, now, event.event, False)
+            return
         push = self._assembler._push  # the hot path skips the keyword-only wrapper
         payloads = self._decoder._feed_fast(data)
         if payloads is None:
@@ -592,7 +625,10 @@ class StreamParser:
         if self._result is None:
             decoder = self._decoder
             for event in decoder.close():
-                self._assembler.push(event, now, final=True)
+                if self._tap is not None:
+                    self._push_tapped(event.data, now, event.event, True)
+                else:
+                    self._assembler.push(event, now, final=True)
             self._result = self._assembler.result(
                 stalled=stalled,
                 dropped=dropped,

@@ -1,0 +1,349 @@
+"""The gateway's OpenAI-compatible ASGI app: ``POST /v1/chat/completions``, ``GET /v1/models``.
+
+A raw ASGI callable (no framework routing or middleware on the hot path): a dict lookup by
+path, the gateway key compared in constant time, the body read up to the size limit, then the
+call driven by ``GatewayUpstream`` (the client's ``CallPlan``).
+
+Non-streamed answers are the provider's body as it came. Streams pass through chunk by chunk:
+
+- Before the first text delta nothing is sent, so a failure there is retried or falls back
+  invisibly and an error is a plain HTTP error (status and JSON), as for a non-streamed call.
+- The response head and the chunks held so far go out with the first text delta (time to
+  first token is not delayed); every later chunk as it arrives.
+- After that, a route that declares ``continuation`` continues a broken stream: only new text
+  is forwarded, under the first response's ``id``. Otherwise the stream ends with an in-band
+  error event ``data: {"error": {...}}`` and no ``[DONE]``: never a clean end after half an
+  answer.
+- Usage is always asked for upstream; the usage chunk reaches the client only if it asked
+  (``stream_options.include_usage``).
+- A client that goes away cancels the call: the upstream response is closed at once.
+
+Every response carries ``x-chatcontract-attempts``, ``x-chatcontract-route`` and
+``x-chatcontract-classification`` (for a stream, what is known when its head is sent: the
+attempt and route streaming, classification ``streaming``; the verdict follows in-band).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio
+import orjson
+
+from chatcontract.client._core import PreparedCall
+from chatcontract.client._plan import Finish
+from chatcontract.client.errors import CallFailedError, NonRetryableError
+from chatcontract.exchange import Exchange
+
+from .errors import GatewayError, call_error
+from .request import DEADLINE_HEADER, GatewayRequest, parse_request
+from .state import GatewayState
+from .stream import ChunkForwarder
+from .upstream import Attempt, Payloads
+
+__all__ = ["CHAT_PATH", "MODELS_PATH", "GatewayApp", "create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+
+#: Allowed methods per path (anything else: 404, or 405 with ``Allow``).
+_METHODS: dict[str, tuple[str, ...]] = {CHAT_PATH: ("POST",), MODELS_PATH: ("GET", "HEAD")}
+
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+]
+_DONE = b"data: [DONE]\n\n"
+_DEADLINE = DEADLINE_HEADER.encode()
+
+
+def create_app(state: GatewayState) -> GatewayApp:
+    """The gateway's ASGI app serving ``state`` (one state per process; see ``GatewayState``)."""
+    return GatewayApp(state)
+
+
+class GatewayApp:
+    """The raw ASGI app (see the module docstring). ``state`` is public: an admin app, tests
+    and the server read it."""
+
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.state.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- routing ---------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        methods = _METHODS.get(path)
+        if methods is None:
+            await _send_error(
+                send,
+                GatewayError(
+                    404,
+                    "not_found_error",
+                    "unknown_path",
+                    f"no route {path[:200]!r}: this gateway serves POST {CHAT_PATH} and "
+                    f"GET {MODELS_PATH} (point your SDK's base URL at http://HOST:PORT/v1)",
+                ),
+            )
+            return
+        if scope["method"] not in methods:
+            allow = ", ".join(methods)
+            await _send_error(
+                send,
+                GatewayError(
+                    405,
+                    "method_not_allowed_error",
+                    "method_not_allowed",
+                    f"{scope['method']} is not allowed on {path}: use {allow}",
+                ),
+                [(b"allow", allow.encode())],
+            )
+            return
+        state = self.state
+        headers = _headers(scope)
+        if state.requires_key and not state.key_ok(_bearer(headers.get(b"authorization"))):
+            await _send_error(
+                send,
+                GatewayError(
+                    401,
+                    "authentication_error",
+                    "invalid_gateway_key",
+                    "a gateway key is required: send Authorization: Bearer KEY with one of "
+                    "the keys the gateway was started with (--keys-env)",
+                ),
+                [(b"www-authenticate", b"Bearer")],
+            )
+            return
+        if path == MODELS_PATH:
+            await self._models(send)
+            return
+        state.in_flight += 1
+        try:
+            await self._chat(headers, receive, send)
+        finally:
+            state.in_flight -= 1
+            state.served += 1
+
+    async def _models(self, send: Send) -> None:
+        data = [
+            {"id": model, "object": "model", "created": 0, "owned_by": "chatcontract"}
+            for model in self.state.table.models
+        ]
+        await _send_json(send, 200, orjson.dumps({"object": "list", "data": data}))
+
+    # -- chat ------------------------------------------------------------------------------
+
+    async def _chat(self, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
+        state = self.state
+        try:
+            body = await _read_body(receive, state.max_body_bytes, headers.get(b"content-length"))
+            if body is None:  # the client went away before sending its request
+                return
+            deadline = headers.get(_DEADLINE)
+            request = parse_request(
+                body, state.table, deadline=None if deadline is None else deadline.decode("latin-1")
+            )
+            call = state.upstream.prepare(
+                request.messages,
+                request.params,
+                stream=request.stream,
+                deadline_s=request.deadline_s,
+                routes=request.routes,
+                kill_switch=state.kill_switch_on(),
+            )
+        except GatewayError as error:
+            await _send_error(send, error)
+            return
+        except NonRetryableError as error:  # the contract rejects the request: nothing sent
+            failure = error.failure
+            await _send_error(
+                send, GatewayError(400, "invalid_request_error", failure.code, failure.message)
+            )
+            return
+        if request.stream:
+            work: Callable[[], Awaitable[None]] = lambda: self._stream(call, request, send)  # noqa: E731
+        else:
+            work = lambda: self._complete(call, send)  # noqa: E731
+        await _until_disconnect(receive, work)
+
+    async def _complete(self, call: PreparedCall, send: Send) -> None:
+        try:
+            result, body = await self.state.upstream.complete_body(call)
+        except CallFailedError as error:
+            await _send_error(send, call_error(error), _call_headers(error.attempts, error))
+            return
+        extra = _call_headers(result.attempts, None, route=result.route)
+        await _send_json(send, 200, body, extra)
+
+    async def _stream(self, call: PreparedCall, request: GatewayRequest, send: Send) -> None:
+        forwarder = ChunkForwarder(client_usage=request.client_usage)
+        held: list[str] = []
+        started = False
+        attempt, route = 0, ""
+        items = self.state.upstream.stream_items(call)
+        try:
+            async for item in items:
+                if isinstance(item, Payloads):
+                    if started:
+                        out = forwarder.encode(item.items)
+                    elif item.delivered:  # the first text: the head, then what was held
+                        held.extend(item.items)
+                        await _start_stream(send, attempt, route)
+                        started = True
+                        out = forwarder.encode(held)
+                        held.clear()
+                    else:
+                        held.extend(item.items)
+                        continue
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                elif isinstance(item, Attempt):
+                    attempt, route = item.step.attempt, item.step.route.name
+                    if started:
+                        forwarder.next_attempt()
+                    else:  # nothing of the failed attempt reached the client: forget it
+                        held.clear()
+                elif isinstance(item, Finish):
+                    out = b""
+                    if not started:  # an answer without text (e.g. only a finish_reason)
+                        await _start_stream(send, attempt, item.result.route)
+                        out = forwarder.encode(held)
+                    await send({"type": "http.response.body", "body": out + _DONE})
+                    return
+                else:  # Fail
+                    error = call_error(item.error)
+                    if not started:
+                        await _send_error(
+                            send, error, _call_headers(item.error.attempts, item.error)
+                        )
+                        return
+                    event = b"data: " + error.body() + b"\n\n"
+                    await send({"type": "http.response.body", "body": event})
+                    return
+        finally:
+            await items.aclose()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+async def _until_disconnect(receive: Receive, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work``; if the client disconnects first, cancel it (closing the upstream call)."""
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        await work()
+        group.cancel_scope.cancel()
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return dict(scope["headers"])
+
+
+def _bearer(value: bytes | None) -> bytes | None:
+    if value is None or value[:7].lower() != b"bearer ":
+        return None
+    return value[7:].strip()
+
+
+async def _read_body(receive: Receive, limit: int, length: bytes | None) -> bytes | None:
+    """The request body, at most ``limit`` bytes (413 above it); None if the client left."""
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413,
+        "request_too_large_error",
+        "request_too_large",
+        f"the request body is over the gateway's limit of {limit} bytes: send a smaller "
+        "request, or start the gateway with a larger --max-body-bytes",
+    )
+
+
+def _call_headers(
+    attempts: tuple[Exchange, ...], error: CallFailedError | None, *, route: str | None = None
+) -> list[tuple[bytes, bytes]]:
+    """The ``x-chatcontract-*`` headers of a finished call."""
+    if error is not None:
+        failure = error.failure
+        verdict = f"{failure.kind}/{failure.category}/{failure.code}"
+    else:
+        verdict = "success"
+    if route is None:
+        route = attempts[-1].route if attempts else ""
+    return [
+        (b"x-chatcontract-attempts", str(len(attempts)).encode()),
+        (b"x-chatcontract-route", route.encode()),
+        (b"x-chatcontract-classification", verdict.encode()),
+    ]
+
+
+async def _start_stream(send: Send, attempt: int, route: str) -> None:
+    headers = [
+        *_SSE_HEADERS,
+        (b"x-chatcontract-attempts", str(attempt).encode()),
+        (b"x-chatcontract-route", route.encode()),
+        (b"x-chatcontract-classification", b"streaming"),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(
+    send: Send, error: GatewayError, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await _send_json(send, error.status, error.body(), extra)

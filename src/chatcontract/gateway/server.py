@@ -1,0 +1,231 @@
+"""Serving the gateway: the HTTP server choice (one function), a background server for tests
+and embedding, and the foreground ``serve`` the CLI runs.
+
+The server is uvicorn with its ``httptools`` parser when that is installed, else ``h11``
+(``server_config``); swapping the server (e.g. for granian) means changing that function and
+``GatewayServer._run`` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import importlib.util
+import ipaddress
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Self
+
+import uvicorn
+
+from chatcontract._listen import listen_socket
+from chatcontract.errors import ConfigError
+
+from .app import GatewayApp
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "GatewayServer",
+    "bind",
+    "is_loopback",
+    "serve",
+    "server_config",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8788
+_BACKLOG = 2048
+_POLL_S = 0.01
+
+
+def http_parser() -> str:
+    """uvicorn's HTTP implementation: ``httptools`` if installed (faster), else ``h11``."""
+    return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+
+
+def server_config(app: GatewayApp, *, log_level: str = "warning") -> uvicorn.Config:
+    """The uvicorn configuration the gateway runs with (no access log, no server header)."""
+    return uvicorn.Config(
+        app,
+        http=http_parser(),
+        lifespan="on",
+        log_level=log_level,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a ``ConfigError`` saying what to do."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--listen port must be between 0 and 65535, got {port}")
+    try:
+        return listen_socket(host.strip("[]"), port, backlog=_BACKLOG)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is in use: pick another with --listen HOST:PORT "
+                "or stop the other process"
+            ) from exc
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror}): pick another --listen"
+        ) from exc
+
+
+class GatewayServer:
+    """The gateway served by uvicorn on a background thread (tests, embedding).
+
+    Example::
+
+        with GatewayServer(create_app(state)) as server:
+            client = openai.OpenAI(base_url=server.base_url, api_key="...")
+    """
+
+    def __init__(
+        self,
+        app: GatewayApp,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        startup_timeout_s: float = 10.0,
+        shutdown_timeout_s: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.startup_timeout_s = startup_timeout_s
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def root_url(self) -> str:
+        """``http://HOST:PORT``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL, ``http://HOST:PORT/v1``."""
+        return f"{self.root_url}/v1"
+
+    def start(self) -> Self:
+        """Bind, start uvicorn, wait (bounded) until it accepts requests."""
+        if self._thread is not None:
+            raise RuntimeError("this GatewayServer was already started; make a new one")
+        sock = bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        config = server_config(self.app)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(self._server, config, sock),
+            name=f"chatcontract-gateway-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + self.startup_timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                reason = f": {self._failure!r}" if self._failure else ""
+                raise RuntimeError(f"the gateway did not start on {self.root_url}{reason}")
+            time.sleep(_POLL_S)
+        return self
+
+    def _run(self, server: uvicorn.Server, config: uvicorn.Config, sock: socket.socket) -> None:
+        async def run() -> None:
+            self.loop = asyncio.get_running_loop()
+            await server.serve(sockets=[sock])
+
+        try:
+            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+                runner.run(run())
+        except BaseException as exc:  # reported by start(), never lost in the thread
+            self._failure = exc
+        finally:
+            sock.close()
+
+    def stop(self) -> None:
+        """Stop uvicorn and wait (bounded) for the thread to end."""
+        thread, server = self._thread, self._server
+        if thread is None or server is None:
+            return
+        server.should_exit = True
+        thread.join(self.shutdown_timeout_s)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(2.0)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _ForegroundServer(uvicorn.Server):
+    """uvicorn's server, stopping gracefully on SIGINT/SIGTERM and then returning (uvicorn
+    raises the signal again after its shutdown, which would end the process before the CLI
+    says it stopped and exits 0). ``on_ready`` is called once it accepts requests, with the
+    signal handlers in place."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self._on_ready is not None and not self.should_exit:
+            self._on_ready()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def serve(
+    app: GatewayApp,
+    sock: socket.socket,
+    *,
+    on_ready: Callable[[], None] | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Serve on ``sock`` in the foreground until Ctrl-C or SIGTERM, then shut down cleanly;
+    ``on_ready`` is called once requests are accepted."""
+    config = server_config(app, log_level=log_level)
+    _ForegroundServer(config, on_ready).run(sockets=[sock])

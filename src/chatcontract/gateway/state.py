@@ -1,0 +1,141 @@
+"""``GatewayState``: everything one gateway process holds between requests, in one object.
+
+The chat app reads and updates it on every request; an admin app (``/metrics``, ``/healthz``,
+``/readyz``, the kill switch) reads the same object. It is per process: with several replicas
+(or workers) each has its own breakers, budget guard and kill switch flag until a shared store
+exists (``docs/gateway.md``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import anyio
+import httpx2
+
+from chatcontract.client._routes import Route
+from chatcontract.contract import Contract
+from chatcontract.policy import BudgetGuard, kill_switch_active
+from chatcontract.policy.breaker import Breakers, RouteHealth
+from chatcontract.telemetry.events import TelemetrySink
+
+from .request import RouteTable
+from .upstream import GatewayUpstream
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "GatewayState"]
+
+#: The largest request body accepted by default (4 MiB; larger gets 413).
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class GatewayState:
+    """The shared per-process state of one gateway.
+
+    Args:
+        contract: the contract every call follows.
+        keys: the gateway keys clients must present (``Authorization: Bearer KEY``); empty:
+            no key is asked for (loopback only, the CLI enforces it).
+        environ: where the provider keys, the model override and the kill switch variable are
+            read (default: the live ``os.environ``).
+        telemetry_sinks: receive every Exchange and client event (metrics, event log).
+        transport: the upstream httpx2 transport (tests); default: a real one per route.
+        max_body_bytes: the request body size limit (413 above it).
+        clock, rng, sleep: injected into the client core (tests).
+
+    Attributes:
+        upstream: the client driving the ``CallPlan`` for every call.
+        table: the routes by model and name (``model`` and ``fallbacks`` name them).
+        kill_switch: the admin switch (on: every call skips its first route, as the contract's
+            kill switch variable does; a client request can never set it).
+        in_flight: chat requests being served now.
+        served: chat requests answered since start (any status).
+
+    Raises:
+        ConfigError: a provider key is missing from the environment.
+    """
+
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        keys: Sequence[str] = (),
+        environ: Mapping[str, str] | None = None,
+        telemetry_sinks: Sequence[TelemetrySink] = (),
+        transport: httpx2.AsyncBaseTransport | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        if max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be at least 1")
+        self.contract = contract
+        self.upstream = GatewayUpstream(
+            contract,
+            environ=environ,
+            telemetry_sinks=telemetry_sinks,
+            transport=transport,
+            clock=clock,
+            rng=rng,
+            sleep=sleep,
+        )
+        self.table = RouteTable(self.upstream.routes)
+        self._keys = tuple(key.encode() for key in keys if key)
+        self.max_body_bytes = max_body_bytes
+        self.kill_switch = False
+        self.in_flight = 0
+        self.served = 0
+
+    # -- what the apps read ----------------------------------------------------------------
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """Primary first, then the fallbacks (secrets hidden from their repr)."""
+        return self.upstream.routes
+
+    @property
+    def breakers(self) -> Breakers:
+        """The routes' circuit breakers (shared by every call of this process)."""
+        return self.upstream._core.breakers
+
+    @property
+    def guard(self) -> BudgetGuard:
+        """The budget guard (caps per call and per day, for this process)."""
+        return self.upstream._core.guard
+
+    @property
+    def requires_key(self) -> bool:
+        """Whether clients must present a gateway key."""
+        return bool(self._keys)
+
+    def kill_switch_on(self) -> bool:
+        """The admin switch or the contract's kill switch variable."""
+        policy = self.contract.policy
+        return self.kill_switch or kill_switch_active(policy, self.upstream._core.environ)
+
+    def route_health(self) -> tuple[RouteHealth, ...]:
+        """Each route's breaker state, read without claiming a trial call."""
+        return self.breakers.snapshot(route.name for route in self.routes)
+
+    def ready(self) -> bool:
+        """At least one route is not held open by its breaker (no call is made to decide)."""
+        return any(health.state != "open" for health in self.route_health())
+
+    # -- what the chat app does ------------------------------------------------------------
+
+    def key_ok(self, presented: bytes | None) -> bool:
+        """Whether ``presented`` is one of the gateway keys, compared in constant time
+        (every key is compared, whatever matched)."""
+        if presented is None:
+            return False
+        ok = False
+        for key in self._keys:
+            ok |= hmac.compare_digest(presented, key)
+        return ok
+
+    async def aclose(self) -> None:
+        """Close the upstream connection pools."""
+        await self.upstream.aclose()

@@ -1,0 +1,70 @@
+"""``ChunkForwarder``: upstream chunk payloads to the client's SSE bytes (sans-IO).
+
+Payloads pass as they came (no re-encoding) except where the client must see otherwise:
+
+- the client did not ask for usage (``stream_options.include_usage``) but the gateway asked
+  upstream: the usage chunk (no choices) is dropped, and a ``usage`` member on any other
+  chunk is removed;
+- a continuation (a later attempt after the client's stream started): every chunk keeps the
+  ``id`` of the first chunk the client received, so the answer reads as one response.
+
+Only payloads that need a change are parsed (found by a substring test first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+__all__ = ["ChunkForwarder"]
+
+
+class ChunkForwarder:
+    """Encode the chunk payloads of one client stream (see the module docstring)."""
+
+    __slots__ = ("_continuing", "_first_id", "_started", "_strip_usage")
+
+    def __init__(self, *, client_usage: bool) -> None:
+        self._strip_usage = not client_usage
+        self._first_id: str | None = None
+        self._started = False
+        self._continuing = False
+
+    def next_attempt(self) -> None:
+        """A new attempt continues the stream the client is reading."""
+        self._continuing = True
+
+    def encode(self, payloads: Iterable[str]) -> bytes:
+        """The SSE bytes for ``payloads`` (possibly empty)."""
+        parts: list[str] = []
+        for payload in payloads:
+            text: str | None = payload
+            if not self._started:
+                self._started = True
+                self._first_id = _id_of(payload)
+            if self._continuing or (self._strip_usage and '"usage"' in payload):
+                text = self._rewrite(payload)
+            if text is not None:
+                parts.append(f"data: {text}\n\n")
+        return "".join(parts).encode()
+
+    def _rewrite(self, payload: str) -> str | None:
+        doc: Any = orjson.loads(payload)  # the transport's parser took it: a JSON object
+        changed = False
+        if self._strip_usage and "usage" in doc:
+            if doc["usage"] is not None and not doc.get("choices"):
+                return None  # the usage chunk the client did not ask for
+            del doc["usage"]
+            changed = True
+        if self._continuing and self._first_id is not None and doc.get("id") != self._first_id:
+            doc["id"] = self._first_id
+            changed = True
+        return orjson.dumps(doc).decode() if changed else payload
+
+
+def _id_of(payload: str) -> str | None:
+    """The ``id`` of the first chunk (parsed once per stream)."""
+    value = orjson.loads(payload).get("id")
+    return value if isinstance(value, str) else None

@@ -1,0 +1,202 @@
+"""The gateway's upstream side: ``AsyncChatClient`` driving the same ``CallPlan``, handing
+back what a pass-through proxy needs instead of text deltas.
+
+Everything that decides (classification, retries and fallbacks by failure class, the one
+deadline, budgets, breakers, redaction, mid-stream continuation) is the client's: the plan,
+the core and the instrumented transport are the ones ``ChatClient`` uses. Only what is handed
+back differs:
+
+- ``complete``: the successful attempt's body as the provider sent it (every field kept).
+- ``stream``: the data payloads of the upstream's good chunks as they arrive, read from the
+  transport's one stream parser (``StreamParser.tap``), marked by attempt and by whether text
+  reached the reader, so the caller can drop an attempt that failed before its first token
+  and keep the client's stream one answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import orjson
+
+from chatcontract.client import AsyncChatClient
+from chatcontract.client._core import TRANSPORT_ERRORS, PreparedCall
+from chatcontract.client._plan import AttemptOutcome, Fail, Finish, Send, Step, Wait
+from chatcontract.client._routes import Route
+from chatcontract.client._stream import StreamReader
+from chatcontract.client.result import ChatResult
+from chatcontract.wire import Completion
+
+__all__ = ["Attempt", "GatewayUpstream", "Payloads", "StreamItem"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A new attempt starts (what the previous one sent that was not delivered is void)."""
+
+    step: Send
+
+
+@dataclass(frozen=True, slots=True)
+class Payloads:
+    """Chunk payloads (JSON text) of the current attempt, in order; ``delivered``: text of
+    this attempt has reached the reader (from these payloads on, they are the answer)."""
+
+    items: list[str]
+    delivered: bool
+
+
+StreamItem = Attempt | Payloads | Finish | Fail
+
+
+class GatewayUpstream(AsyncChatClient):
+    """``AsyncChatClient`` for the gateway: same arguments, same decisions (see module)."""
+
+    def prepare(
+        self,
+        messages: Sequence[Any],
+        params: Mapping[str, Any],
+        *,
+        stream: bool,
+        deadline_s: float | None,
+        routes: Sequence[Route],
+        kill_switch: bool,
+    ) -> PreparedCall:
+        """Check and plan one call (``NonRetryableError``: the contract rejects it, nothing
+        is sent)."""
+        return self._core.prepare(
+            messages,
+            params,
+            stream=stream,
+            deadline_s=deadline_s,
+            headers=None,
+            routes=routes,
+            kill_switch=kill_switch,
+        )
+
+    async def complete_body(self, call: PreparedCall) -> tuple[ChatResult, bytes]:
+        """Run a non-streamed call: its result and the answering attempt's body.
+
+        Raises:
+            CallFailedError: the plan gave up (the same errors ``complete`` raises).
+        """
+        step = call.plan.start()
+        body = b""
+        while True:
+            if isinstance(step, Wait):
+                await self._sleep(step.seconds)
+                step = call.plan.resume()
+            elif isinstance(step, Send):
+                outcome, body = await self._body_attempt(call, step)
+                step = call.plan.on_outcome(outcome)
+            elif isinstance(step, Finish):
+                return step.result, body
+            else:
+                raise step.error
+
+    async def stream_items(self, call: PreparedCall) -> AsyncGenerator[StreamItem, None]:
+        """Run a streamed call: ``Attempt``, ``Payloads``..., then one ``Finish`` or ``Fail``.
+
+        Close the generator to cancel the call: the upstream response is closed at once.
+        """
+        step: Step = call.plan.start()
+        while True:
+            if isinstance(step, Wait):
+                await self._sleep(step.seconds)
+                step = call.plan.resume()
+            elif isinstance(step, Send):
+                yield Attempt(step)
+                outcome: list[AttemptOutcome] = []
+                async with contextlib.aclosing(self._payload_attempt(call, step, outcome)) as it:
+                    async for item in it:
+                        yield item
+                step = call.plan.on_outcome(outcome[0])
+            else:
+                yield step
+                return
+
+    async def _payload_attempt(
+        self, call: PreparedCall, step: Send, out: list[AttemptOutcome]
+    ) -> AsyncGenerator[Payloads, None]:
+        """One streamed attempt, as ``AsyncChatClient._stream_attempt`` reads it, yielding the
+        payloads of its good chunks instead of text deltas."""
+        client, request, watch = self._request(call, step)
+        core = self._core
+        error: BaseException | None = None
+        try:
+            response = await client.send(request, stream=True)
+        except TRANSPORT_ERRORS as exc:
+            out.append(core.stream_outcome(request, step, call, None, exc))
+            return
+        reader = StreamReader.of(response.extensions)
+        if reader is None:  # no SSE body (an error, or a provider ignoring ``stream``)
+            body = b""
+            try:
+                body = await response.aread()
+            except TRANSPORT_ERRORS as exc:
+                error = exc
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+            outcome = core.body_outcome(request, step, call, body, error)
+            if outcome.delivered and outcome.answer is not None:
+                yield Payloads(_as_chunks(outcome.answer), True)
+            out.append(outcome)
+            return
+        taken = reader.tap()
+        try:
+            async for _ in response.aiter_raw():  # the transport's parser took the chunk
+                reader.advance(watch)
+                if taken:
+                    yield Payloads(taken[:], reader.delivered)
+                    taken.clear()
+                if reader.early_verdict is not None:
+                    break
+        except TRANSPORT_ERRORS as exc:
+            error = exc
+        finally:
+            # Shielded: a client that went away cancels the call, and the connection must
+            # still be closed (not returned to the pool half read, nor leaked).
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+        # A last event without its blank line is part of the result: deliver it as well.
+        if reader.take() is not None:
+            reader.delivered = True
+        if taken:
+            yield Payloads(taken[:], reader.delivered)
+            taken.clear()
+        out.append(core.stream_outcome(request, step, call, reader, error))
+
+
+def _as_chunks(answer: Completion) -> list[str]:
+    """A whole answer to a stream request that came back as one JSON body, as stream chunks
+    (content, then the finish and usage)."""
+    base: dict[str, Any] = {
+        "id": answer.id or "chatcmpl-gateway",
+        "object": "chat.completion.chunk",
+        "created": answer.created or 0,
+        "model": answer.model or "",
+    }
+    delta = {"role": "assistant", "content": answer.content or ""}
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}]},
+    ]
+    usage = answer.usage
+    if usage is not None:
+        chunks.append(
+            {
+                **base,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "total_tokens": usage.total_tokens,
+                },
+            }
+        )
+    return [orjson.dumps(chunk).decode() for chunk in chunks]

@@ -1,0 +1,69 @@
+"""Fixtures for the gateway tests: simulators and gateways on 127.0.0.1, free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from chatcontract.contract import Contract
+from chatcontract.gateway import GatewayServer, GatewayState, create_app
+from chatcontract.simulator import SimulatorServer
+
+SimPool = Callable[..., SimulatorServer]
+GatewayFactory = Callable[..., GatewayServer]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def sims() -> Iterator[SimPool]:
+    """``sims("cut_stream", after_tokens=5)``: a running simulator, one per distinct setting
+    for the whole session (stateful scenarios: call ``fresh_sim`` instead)."""
+    servers: dict[tuple[Any, ...], SimulatorServer] = {}
+
+    def get(scenario: str = "ok", flavor: str = "cometapi", **settings: Any) -> SimulatorServer:
+        key = (scenario, flavor, tuple(sorted(settings.items())))
+        if key not in servers:
+            servers[key] = SimulatorServer(flavor=flavor, scenario=scenario, **settings).start()
+        return servers[key]
+
+    yield get
+    with ThreadPoolExecutor(max_workers=len(servers) or 1) as pool:
+        list(pool.map(SimulatorServer.stop, servers.values()))
+
+
+@pytest.fixture
+def fresh_sim() -> Iterator[SimPool]:
+    """A new simulator per call (its fault counts and windows start afresh), stopped after."""
+    started: list[SimulatorServer] = []
+
+    def make(scenario: str = "ok", **settings: Any) -> SimulatorServer:
+        server = SimulatorServer(scenario=scenario, **settings).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def gateway() -> Iterator[GatewayFactory]:
+    """``gateway(contract, environ, keys=...)``: a running gateway, stopped after the test."""
+    started: list[GatewayServer] = []
+
+    def make(contract: Contract, environ: Mapping[str, str], **options: Any) -> GatewayServer:
+        state = GatewayState(contract, environ=environ, **options)
+        server = GatewayServer(create_app(state)).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

@@ -1,0 +1,118 @@
+"""Shared builders for the gateway tests: contracts aimed at simulators, SDK clients, raw HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from chatcontract.contract import Contract, FallbackRoute, RetryPolicy, Timeouts, load_preset
+from chatcontract.simulator.answers import answer_for
+
+PROMPT = [{"role": "user", "content": "Tell me how streams end"}]
+FULL = answer_for(PROMPT).content
+PRIMARY_ENV = "COMETAPI_KEY"
+FALLBACK_ENV = "CHATCONTRACT_TEST_GATEWAY_FALLBACK_KEY"
+BACKUP_MODEL = "gpt-4o-mini"
+
+FAST_RETRY = RetryPolicy(
+    max_attempts=2, backoff_initial_ms=5, backoff_max_ms=10, jitter=0.0, retry_after_cap_ms=10_000
+)
+#: Limits sized for simulators at time scale 0.01 (a 20 s late first token arrives at 0.2 s).
+TIMEOUTS = Timeouts(
+    connect_ms=1_000, first_byte_ms=600, first_token_ms=150, idle_ms=300, total_ms=10_000
+)
+
+
+def contract_for(
+    primary_url: str,
+    *,
+    backup_url: str | None = None,
+    continuation: str = "assistant_prefix",
+    timeouts: Timeouts = TIMEOUTS,
+    windows: tuple[int | None, int | None] = (None, None),
+    **changes: Any,
+) -> Contract:
+    """The cometapi preset aimed at ``primary_url``, with a ``backup`` route (another model)
+    on ``backup_url`` when given."""
+    base = load_preset("cometapi")
+    fallbacks: tuple[FallbackRoute, ...] = ()
+    if backup_url is not None:
+        fallbacks = (
+            FallbackRoute(
+                name="backup",
+                model=BACKUP_MODEL,
+                base_url=backup_url,
+                auth_env=(FALLBACK_ENV,),
+                continuation=continuation,  # type: ignore[arg-type]
+                context_window=windows[1],
+            ),
+        )
+    policy = replace(
+        base.policy,
+        retry=FAST_RETRY,
+        timeouts=timeouts,
+        fallback_reserve_ms=500,
+        kill_switch_env="CHATCONTRACT_KILL_SWITCH",
+        breaker=replace(base.policy.breaker, cooldown_ms=100),
+    )
+    return replace(
+        base,
+        endpoint=replace(base.endpoint, base_url=primary_url),
+        fallbacks=fallbacks,
+        policy=policy,
+        context_window=windows[0],
+        **changes,
+    )
+
+
+def env_for(primary_key: str, backup_key: str | None = None, **extra: str) -> dict[str, str]:
+    env = {PRIMARY_ENV: primary_key, **extra}
+    if backup_key is not None:
+        env[FALLBACK_ENV] = backup_key
+    return env
+
+
+def raw_request(
+    root_url: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request with the standard library (no SDK in between): status, headers, body."""
+    host_port = root_url.removeprefix("http://")
+    connection = http.client.HTTPConnection(host_port, timeout=20)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        data = response.read()
+        found = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, found, data
+    finally:
+        connection.close()
+
+
+def error_of(body: bytes) -> dict[str, Any]:
+    """The ``error`` object of an OpenAI-shaped error body (checks the shape)."""
+    doc = json.loads(body)
+    assert set(doc) == {"error"}
+    error = doc["error"]
+    assert set(error) == {"message", "type", "code", "param"}
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["type"], str)
+    return dict(error)
+
+
+def eventually(condition: Callable[[], bool], *, within_s: float = 10.0) -> bool:
+    """Whether ``condition()`` becomes true within ``within_s`` (polled: the server thread
+    finishes its bookkeeping just after the client has read the response)."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -1,0 +1,86 @@
+"""The official openai SDK (sync, async, streaming) through the gateway to a simulator: the
+answer, the model that answered, usage as asked, and the x-chatcontract-* headers."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from gateway_helpers import BACKUP_MODEL, FULL, PROMPT, contract_for, env_for
+
+from chatcontract.gateway import GatewayServer
+
+
+def _gateway(gateway, sims, **contract_changes) -> tuple[GatewayServer, str]:
+    primary = sims()
+    contract = contract_for(primary.base_url, backup_url=sims().base_url, **contract_changes)
+    server = gateway(contract, env_for(primary.api_key, primary.api_key))
+    return server, server.app.state.routes[0].model
+
+
+def _sync(server: GatewayServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=20)
+
+
+def _async(server: GatewayServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=20)
+
+
+def test_sync_sdk_gets_the_full_answer_and_the_call_headers(gateway, sims):
+    server, model = _gateway(gateway, sims)
+    with _sync(server) as client:
+        raw = client.chat.completions.with_raw_response.create(model=model, messages=PROMPT)
+    completion = raw.parse()
+    assert completion.choices[0].message.content == FULL
+    assert completion.model.startswith(model)  # the model that answered, as the provider says
+    assert completion.usage is not None and completion.usage.total_tokens > 0
+    assert raw.headers["x-chatcontract-attempts"] == "1"
+    assert raw.headers["x-chatcontract-route"] == "primary"
+    assert raw.headers["x-chatcontract-classification"] == "success"
+
+
+@pytest.mark.anyio
+async def test_async_sdk_gets_the_full_answer(gateway, sims):
+    server, model = _gateway(gateway, sims)
+    async with _async(server) as client:
+        completion = await client.chat.completions.create(model=model, messages=PROMPT)
+    assert completion.choices[0].message.content == FULL
+
+
+def test_sync_sdk_stream_passes_through_without_usage_it_did_not_ask_for(gateway, sims):
+    server, model = _gateway(gateway, sims)
+    with _sync(server) as client:
+        chunks = list(client.chat.completions.create(model=model, messages=PROMPT, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == FULL
+    assert all(chunk.usage is None for chunk in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert len({chunk.id for chunk in chunks}) == 1
+
+
+@pytest.mark.anyio
+async def test_async_sdk_stream_gets_usage_when_it_asks(gateway, sims):
+    server, model = _gateway(gateway, sims)
+    async with _async(server) as client:
+        stream = await client.chat.completions.create(
+            model=model, messages=PROMPT, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == FULL
+    usage = [chunk.usage for chunk in chunks if chunk.usage is not None]
+    assert len(usage) == 1 and usage[0].completion_tokens > 0
+
+
+def test_a_model_of_a_fallback_route_is_served_by_that_route(gateway, sims):
+    server, _ = _gateway(gateway, sims)
+    with _sync(server) as client:
+        raw = client.chat.completions.with_raw_response.create(model=BACKUP_MODEL, messages=PROMPT)
+    assert raw.headers["x-chatcontract-route"] == "backup"
+    assert raw.parse().model.startswith(BACKUP_MODEL)
+
+
+def test_models_lists_the_models_the_routes_declare(gateway, sims):
+    server, model = _gateway(gateway, sims)
+    with _sync(server) as client:
+        listed = [entry.id for entry in client.models.list()]
+    assert listed == [model, BACKUP_MODEL]
