@@ -183,3 +183,19 @@ def test_targets_fail_exactly_where_the_gateway_misses_them(gateway, failing):
     assert all(ok is not None for _, _, ok in checks)
     assert {f for f in failing if not any(label.startswith(f) for label in failed)} == set()
     assert len(failed) == len(failing)
+
+
+@pytest.mark.parametrize(
+    ("samples", "flat"),
+    [
+        ([(0, 30.0), (1100, 40.0), (2200, 40.0), (3300, 40.1), (4400, 40.0)], True),
+        ([(0, 30.0), (1100, 40.0), (2200, 40.2), (3300, 40.4), (4400, 40.6)], False),
+        ([(0, 30.0), (1100, 40.0), (2200, 40.0)], None),
+    ],
+    ids=["plateau-after-warm-up", "creeping-0.18-MiB-per-1000", "too-few-samples"],
+)
+def test_rss_is_flat_when_it_stops_growing_after_the_first_round(samples, flat):
+    bench = _load("bench_gateway")
+    target = bench.Target(name="t", summary="", argv=None, port=0, rss=samples)
+
+    assert bench.rss_flat(target) is flat
