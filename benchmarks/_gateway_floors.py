@@ -258,33 +258,10 @@ def _httpx2_over_aiohttp() -> Any:
     if "httpx2" not in _CLIENTS:
         import httpx2
 
-        class _Stream(httpx2.AsyncByteStream):
-            def __init__(self, response: Any) -> None:
-                self.response = response
-
-            async def __aiter__(self) -> Any:
-                async for chunk in self.response.content.iter_any():
-                    yield chunk
-
-            async def aclose(self) -> None:
-                self.response.release()
-
-        class _Transport(httpx2.AsyncBaseTransport):
-            async def handle_async_request(self, request: Any) -> Any:
-                body = b"".join([part async for part in request.stream])
-                response = await _aiohttp().request(
-                    request.method,
-                    str(request.url),
-                    data=body,
-                    headers=[(k.decode(), v.decode()) for k, v in request.headers.raw],
-                    skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-                )
-                return httpx2.Response(
-                    response.status, headers=list(response.raw_headers), stream=_Stream(response)
-                )
+        from _aiohttp_transport import AiohttpTransport
 
         _CLIENTS["httpx2"] = httpx2.AsyncClient(
-            base_url=_upstream(), transport=_Transport(), timeout=30.0
+            base_url=_upstream(), transport=AiohttpTransport(), timeout=30.0
         )
     return _CLIENTS["httpx2"]
 
