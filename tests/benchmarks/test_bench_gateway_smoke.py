@@ -115,6 +115,29 @@ def test_a_gateway_command_gets_a_row_and_every_target_judged(tmp_path):
     assert any(line.startswith("n/a") and "RSS ≤ 80 MiB" in line for line in judged)
 
 
+def test_the_installed_chatcontract_gateway_is_found_and_measured(tmp_path):
+    out = tmp_path / "figures.json"
+
+    result = _run(
+        "--quick",
+        "--only",
+        "uvicorn-h11",
+        "--gateway-floor",
+        "uvicorn-h11",
+        "--json",
+        str(out),
+        tmp_path=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "chatcontract gateway --contract CONTRACT" in result.stdout
+    gateway = json.loads(out.read_text())["rows"]["gateway"]
+    assert gateway["failed"] is None  # every answer a complete 200 through the real gateway
+    assert gateway["cpu_ms_non_stream"] > 0
+    assert gateway["ttft_ms"] > 0
+    assert gateway["requests_served"] == 2 * 100 + 2 * 150 + 30
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
