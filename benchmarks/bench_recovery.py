@@ -5,7 +5,10 @@ answers normally and declares ``continuation: assistant_prefix``, another model)
 ``on_restart``, the way an application would call it. Printed per scenario: the outcome (``full``:
 the caller holds the exact full answer and ``stream.result`` is it; ``clean error``: a
 ``CallFailedError`` for content policy; anything else is ``WRONG``), the attempts per route, the
-model reported and the seconds; then the total wall time. Target: every scenario ``full`` (or
+model reported and the seconds; then the total wall time. The flapping outage makes 12 calls
+through the outage and 4 after it: its primary attempts are what the circuit breaker let
+through (before the breaker counted attempts and closed on probation: 20 for the 12 calls).
+Target: every scenario ``full`` (or
 ``clean error`` for content policy), the table well under 2.5 minutes at full scale.
 
 The simulators run in-process on 127.0.0.1 (free ports). ``--scale`` (default 1.0: real time)
@@ -48,6 +51,7 @@ class Case:
     settings: dict[str, Any] = field(default_factory=dict)
     expect: str = "full"  # or "clean error"
     calls: int = 1  # the flapping outage: calls spread over the outage
+    after: int = 0  # then calls after it, at the same pace (traffic returns to the primary)
     windows: tuple[int | None, int | None] = (None, None)
 
 
@@ -72,7 +76,7 @@ CASES = (
         backup="refuses_assistant_prefix",
         settings={"after_tokens": 5},
     ),
-    Case("60 s flapping outage", "flapping_outage", calls=12),
+    Case("60 s flapping outage", "flapping_outage", calls=12, after=4),
 )
 
 
@@ -156,7 +160,7 @@ def run_case(case: Case, scale: float) -> tuple[str, str, dict[str, int], float]
         model = "-"
         with ChatClient.from_contract(contract, environ=environ) as client:
             gap_s = OUTAGE_MS / 1000.0 * scale / case.calls if case.calls > 1 else 0.0
-            for index in range(case.calls):
+            for index in range(case.calls + case.after):
                 if index:
                     time.sleep(gap_s)
                 outcome, model, per_route = one_call(client)
@@ -171,7 +175,7 @@ def run_case(case: Case, scale: float) -> tuple[str, str, dict[str, int], float]
         wrong = sorted({o for o in outcomes if o != "full"})
         outcome = "full" if not wrong else "WRONG: " + ", ".join(wrong)
     if case.calls > 1:
-        outcome += f" ({case.calls} calls)"
+        outcome += f" ({case.calls}+{case.after} calls)"
     return outcome, model, totals, seconds
 
 

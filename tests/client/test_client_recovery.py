@@ -115,19 +115,37 @@ async def test_an_in_band_error_mid_answer_is_continued_to_the_full_text(sims, f
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("flavor", FLAVORS)
-async def test_without_a_continuation_on_restart_is_called_and_the_answer_starts_afresh(
+async def test_without_a_continuation_on_restart_is_called_once_and_the_answer_starts_afresh(
     sims, flavor
 ):
     primary = sims("cut_stream", after_tokens=5)
     contract = _contract(primary, sims(), continuation="none")
     reader = Reader()
     text, result, _ = await _run(flavor, contract, primary.api_key, reader)
-    # A dropped connection gets its one immediate retry (cut again), then the fallback.
-    assert [a.route for a in result.attempts] == ["primary", "primary", "backup"]
-    assert reader.restarts == 2
-    assert text == result.content == FULL  # what the caller holds after the restarts
+    # A connection dropped after deltas is not retried on the primary as if nothing had been
+    # delivered: the break is recovered once, by a restart on the next route.
+    assert [a.route for a in result.attempts] == ["primary", "backup"]
+    assert reader.restarts == 1
+    assert text == result.content == FULL  # what the caller holds after the restart
     counts = {a.request.message_count for a in result.attempts}
-    assert counts == {1}  # every restart sends the original request
+    assert counts == {1}  # the restart sends the original request
+    assert [d.action for d in result.decisions] == ["fallback"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavor", FLAVORS)
+async def test_a_dropped_stream_on_the_only_route_restarts_once_then_is_interrupted(sims, flavor):
+    primary = sims("cut_stream", after_tokens=5)
+    contract = replace(_contract(primary, sims()), fallbacks=())
+    reader = Reader()
+    with pytest.raises(StreamInterrupted) as caught:
+        await _run(flavor, contract, primary.api_key, reader)
+    # One recovery for the break (the restart), none for the second break of the restart.
+    assert reader.restarts == 1
+    assert [a.route for a in caught.value.attempts] == ["primary", "primary"]
+    assert [d.action for d in caught.value.decisions] == ["retry", "raise"]
+    assert caught.value.failure.code == "stream_dropped"
+    assert FULL.startswith(caught.value.partial_content) and caught.value.partial_content
 
 
 @pytest.mark.anyio

@@ -45,7 +45,7 @@ def test_the_breaker_opens_on_the_kth_counted_failure_in_a_row_and_says_so():
         "open",
         3,
     )
-    assert "3 calls in a row failed (upstream)" in opened.reason
+    assert "3 attempts in a row failed (upstream)" in opened.reason
     assert breakers.health("primary").state == "open"
 
 
@@ -97,6 +97,58 @@ def test_a_successful_trial_closes_the_breaker():
     assert (change.before, change.after, change.failures) == ("half_open", "closed", 0)
     assert breakers.order(ROUTES) == ROUTES
     assert breakers.health("primary").failures == 0
+
+
+def test_a_successful_trial_closes_on_probation_the_next_failure_reopens_it():
+    breakers, clock = make(failures=3)
+    fail(breakers, 3)
+    clock.now += 10
+    breakers.order(ROUTES)  # the trial
+    change = breakers.record_success("primary")
+    assert (change.before, change.after, change.failures) == ("half_open", "closed", 2)
+    assert breakers.order(ROUTES) == ROUTES  # traffic returns at once
+    reopened = breakers.record_failure("primary", "upstream")  # a flap: one failure, not three
+    assert (reopened.before, reopened.after) == ("closed", "open")
+    assert breakers.order(ROUTES) == ("fallback", "primary")
+
+
+def test_a_second_success_after_a_trial_clears_the_probation():
+    breakers, clock = make(failures=3)
+    fail(breakers, 3)
+    clock.now += 10
+    breakers.order(ROUTES)
+    breakers.record_success("primary")
+    assert breakers.record_success("primary") is None
+    assert breakers.health("primary") == RouteHealth(route="primary", state="closed", failures=0)
+    assert fail(breakers, 2) == [None, None]  # K failures in a row again before it opens
+
+
+@pytest.mark.parametrize(
+    ("failures", "cooldown_ms", "outage_s"),
+    [(3, 10_000, 60.0), (1, 5_000, 30.0), (4, 20_000, 61.0)],
+    ids=["preset", "k1", "k4"],
+)
+def test_a_flapping_route_costs_k_attempts_then_one_trial_per_cooldown(
+    failures, cooldown_ms, outage_s
+):
+    """Calls every second through an outage where every 5th attempt on the route gets through:
+    the route gets K attempts, then per cool-down one trial (plus one call after a trial that
+    got through), never the attempt per call a closed breaker would let through."""
+    breakers, clock = make(failures=failures, cooldown_ms=cooldown_ms)
+    start = clock.now
+    tried = got_through = 0
+    while clock.now - start < outage_s:
+        if breakers.order(ROUTES)[0] == "primary":
+            tried += 1
+            if tried % 5 == 0:
+                got_through += 1
+                breakers.record_success("primary")
+            else:
+                breakers.record_failure("primary", "upstream")
+        clock.now += 1.0
+    cooldowns = int(outage_s // (cooldown_ms / 1000)) + 1
+    assert tried <= failures + cooldowns + got_through
+    assert tried < outage_s / 3  # far from an attempt per call
 
 
 def test_a_failed_trial_opens_the_breaker_for_another_cooldown():

@@ -116,8 +116,21 @@ class ClientCore:
 
     def transport_sinks(self) -> tuple[ExchangeSink, ...]:
         """Sinks for every route's instrumented transport (the attempt's own Exchange comes
-        back with its request, in ``extensions["chatcontract.exchange"]``)."""
-        return () if self.telemetry is None else (self.telemetry.exchange,)
+        back with its request, in ``extensions["chatcontract.exchange"]``).
+
+        A timed-out attempt is held back: which limit ran out (first byte, first token, idle)
+        is the client's to say (``exchange_of``), so its sinks get it from there, classified
+        once as the result reports it, never the transport's ``read_timeout`` beside a
+        result's ``first_byte_timeout``."""
+        return () if self.telemetry is None else (self._transport_exchange,)
+
+    def _transport_exchange(self, exchange: Exchange) -> None:
+        if self.telemetry is not None and not _client_classified(exchange):
+            self.telemetry.exchange(exchange)
+
+    def _emit_exchange(self, exchange: Exchange) -> None:
+        if self.telemetry is not None:
+            self.telemetry.exchange(exchange)
 
     def emit(self, event: ClientEvent) -> None:
         """Hand a client decision to the telemetry sinks, if any."""
@@ -269,8 +282,12 @@ class ClientCore:
         recorded none (an error raised before the request reached it)."""
         found = request.extensions.get(EXCHANGE_EXTENSION)
         if isinstance(found, Exchange):
+            if not _client_classified(found):
+                return found  # the transport's sinks already have it
             silence = self._silence(found, request.extensions.get(WATCH_EXTENSION))
-            return found if silence is None else replace(found, failure=silence)
+            exchange = found if silence is None else replace(found, failure=silence)
+            self._emit_exchange(exchange)
+            return exchange
         failure = (
             classify_exception(error, secrets=self.secrets)
             if error is not None
@@ -282,7 +299,7 @@ class ClientCore:
                 secrets=self.secrets,
             )
         )
-        return Exchange(
+        exchange = Exchange(
             request=RequestFacts(
                 method="POST",
                 url=step.route.url,
@@ -298,6 +315,8 @@ class ClientCore:
             route=step.route.name,
             failure=failure,
         )
+        self._emit_exchange(exchange)  # the transport never saw it: no sink has it yet
+        return exchange
 
     def _silence(self, exchange: Exchange, watch: object) -> Failure | None:
         """The failure of a route that stayed silent past one of its limits (``policy.decide``
@@ -374,6 +393,12 @@ class ClientCore:
 def _stream_read_ms(timeouts: Timeouts) -> int:
     """A stream's read timeout (each silent gap): the first-byte and first-token limits."""
     return min(timeouts.first_byte_ms, timeouts.first_token_ms)
+
+
+def _client_classified(exchange: Exchange) -> bool:
+    """An attempt whose failure the client names itself (a timeout: which limit ran out)."""
+    failure = exchange.failure
+    return failure is not None and failure.category == "timeout"
 
 
 def readable(exchange: Exchange) -> bool:

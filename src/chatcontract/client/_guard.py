@@ -6,6 +6,11 @@ it), and the first-token limit of a stream (``: PING`` keep-alives reset the rea
 carry no token). ``AttemptWatch`` holds both (sans-IO); the guard transports sit *under* the
 instrumented transport and raise a read timeout from the body when a limit passes, so the
 Exchange records the attempt as stalled / timed out, exactly as if the socket had gone quiet.
+
+A limit is checked as each piece of the body arrives, and it also bounds the wait for the next
+piece (``transport.limit_reads``): before the first token the first-token limit, once content
+started the idle limit (keep-alive comments arrive but do not reset it), in place of the read
+timeout. So a socket that goes fully silent mid-answer is cut at ``idle_ms`` and named for it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, Literal
 import httpx2
 
 from chatcontract.failures import DeadlineExceeded
+from chatcontract.transport import limit_reads
 
 __all__ = [
     "WATCH_EXTENSION",
@@ -82,6 +88,34 @@ class AttemptWatch:
         """A data event (not a comment) arrived: the idle limit starts again."""
         self.last_data_at = self._clock()
 
+    def read_limit(self) -> tuple[Literal["first_token", "idle"], float] | None:
+        """The limit the wait for the next piece of the body is bound by, and the seconds left
+        on it: the first-token limit before content, the idle limit after; None when neither
+        applies (a non-streamed body) or the attempt's deadline comes first."""
+        now = self._clock()
+        limit: tuple[Literal["first_token", "idle"], float] | None = None
+        if not self.token_seen:
+            if self.first_token_by is not None:
+                limit = ("first_token", self.first_token_by - now)
+        elif self.idle_s is not None:
+            limit = ("idle", self.last_data_at + self.idle_s - now)
+        if limit is None or limit[1] > self.ends_at - now:
+            return None
+        return limit[0], max(limit[1], 0.0)
+
+    def timed_out(
+        self, limit: Literal["first_token", "idle"], request: httpx2.Request
+    ) -> httpx2.ReadTimeout:
+        """The wait bound by ``limit`` (``read_limit``) timed out: the read timeout to raise."""
+        self.fired = limit
+        if limit == "first_token":
+            return FirstTokenTimeoutError(
+                "no token within the first-token limit (the socket went silent)", request=request
+            )
+        return IdleTimeoutError(
+            "no stream data within the idle limit (the socket went silent)", request=request
+        )
+
     def check(self) -> Literal["ok", "deadline", "first_token", "idle"]:
         """Which limit has passed, if any."""
         now = self._clock()
@@ -125,8 +159,22 @@ class _GuardedStream(httpx2.SyncByteStream):
         self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._inner:
-            self._watch.raise_if_passed(self._request)
+        watch, request = self._watch, self._request
+        chunks = iter(self._inner)
+        while True:
+            limit = watch.read_limit()
+            limit_reads(None if limit is None else limit[1])
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except httpx2.ReadTimeout as exc:
+                if limit is None:
+                    raise
+                raise watch.timed_out(limit[0], request) from exc
+            finally:
+                limit_reads(None)
+            watch.raise_if_passed(request)
             yield chunk
 
     def close(self) -> None:
@@ -142,8 +190,22 @@ class _AsyncGuardedStream(httpx2.AsyncByteStream):
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            self._watch.raise_if_passed(self._request)
+        watch, request = self._watch, self._request
+        chunks = aiter(self._inner)
+        while True:
+            limit = watch.read_limit()
+            limit_reads(None if limit is None else limit[1])
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except httpx2.ReadTimeout as exc:
+                if limit is None:
+                    raise
+                raise watch.timed_out(limit[0], request) from exc
+            finally:
+                limit_reads(None)
+            watch.raise_if_passed(request)
             yield chunk
 
     async def aclose(self) -> None:

@@ -11,6 +11,9 @@ sleeps or reads a socket. Steps:
 Retry/fallback/raise come from ``policy.decide``; the budget guard is asked before every
 attempt, the actual cost recorded after a success, and the telemetry events emitted here, so
 the sync and async clients behave identically by construction.
+
+Every failed attempt gets exactly one ``Decision`` (``decisions[i]`` follows the i-th failed
+attempt) and is told to the route's circuit breaker.
 """
 
 from __future__ import annotations
@@ -252,6 +255,7 @@ class CallPlan:
             exchange = replace(exchange, failure=failure)
         self._attempts.append(exchange)
         self._charge_failed(route, exchange, failure)
+        self._breaker_failure(route, failure)  # every failed attempt, once
         partial = outcome.partial
         if outcome.delivered and partial is not None:
             self._delivered += partial.content
@@ -374,9 +378,29 @@ class CallPlan:
             route_window=route.context_window,
             next_windows=[later.context_window for later in self.routes[self._index + 1 :]],
         )
+        decision = self._hold_back(route, failure, decision)
         if record:
             self._record(route, exchange, failure, decision)
         return decision
+
+    def _hold_back(self, route: Route, failure: Failure, decision: Decision) -> Decision:
+        """A same-route retry on a route whose breaker this failure opened goes to the next
+        route instead: an open route is not hammered (with no route left, it is retried)."""
+        if (
+            decision.action != "retry"
+            or self._breakers is None
+            or not self._has_next()
+            or not self._breakers.is_open(route.name)
+        ):
+            return decision
+        label = f"{failure.kind}/{failure.category}/{failure.code}"
+        return Decision(
+            action="fallback", reason=f"{label}: fall back (the route's circuit breaker opened)"
+        )
+
+    def _has_next(self) -> bool:
+        """A later route remains and there is time for an attempt on it."""
+        return self._index < len(self.routes) - 1 and self.deadline.remaining() >= MIN_ATTEMPT_S
 
     def _record(
         self, route: Route, exchange: Exchange, failure: Failure, decision: Decision
@@ -396,7 +420,6 @@ class CallPlan:
         """Take a retry or fallback decision: the next step."""
         if decision.action == "retry":
             return Wait(seconds=decision.delay_s) if decision.delay_s > 0 else self._send()
-        self._breaker_failure(route, failure)  # the route's last failure in this call
         target = self.routes[self._index + 1 + decision.skip]
         self._emit(
             FallbackActivated(
@@ -414,7 +437,6 @@ class CallPlan:
         decision = self._decide(route, exchange, failure)
         if decision.action != "raise":
             return self._move(route, decision, failure)
-        self._breaker_failure(route, failure)
         if decision.stop == "deadline":
             return self._deadline_exhausted(route, decision.reason)
         return Fail(error=self._error(_STOP_ERRORS[decision.stop or "exhausted"], failure))
@@ -425,59 +447,56 @@ class CallPlan:
         """A stream broke after text reached the caller (in this attempt or an earlier one):
         continue it, restart it, or raise ``StreamInterrupted`` (``policy.recovery``).
 
-        A continuation a route refuses (a request error before any new text) never replaces
-        the failure that broke the stream: that one is reported whatever happens next.
+        A break goes through this recovery once: it is never retried on the same route as if
+        nothing had been delivered. The next route takes it when it continues the stream, or
+        when this route does not (restart there, or raise); this route only when it continues
+        the stream itself or no route is left. So ``on_restart`` is called at most once for
+        one break. A continuation a route refuses (a request error before any new text) never
+        replaces the failure that broke the stream: that one is reported whatever happens next.
         """
+        label = f"{failure.kind}/{failure.category}/{failure.code}"
         refused = self._continuing and not outcome.delivered and failure.category in UNRECOVERABLE
         if refused:
             self._refused = True
-            target_index, decision = self._index, None
+            decision = Decision(
+                action="retry", reason=f"{label}: the continuation was refused on this route"
+            )
         else:
             if outcome.delivered or self._broken is None:
                 self._broken = failure  # what broke the stream the caller reads
             decision = self._decide(route, exchange, failure, record=False)
-            target_index = self._index
-            if decision.action == "fallback":
-                target_index = self._index + 1 + decision.skip
         original = self._broken or failure
-        if decision is not None and decision.action == "raise":
+        if decision.action == "raise":
             self._record(route, exchange, failure, decision)
-            self._breaker_failure(route, failure)
             return self._interrupted(original, outcome)
+        target_index = self._index
+        if decision.action == "fallback":
+            target_index = self._index + 1 + decision.skip
         recovery = self._recovery(original, self.routes[target_index])
-        if (
-            decision is not None
-            and decision.action == "retry"
-            and recovery.action != "continue"
-            and self._index < len(self.routes) - 1
-            and self.deadline.remaining() >= MIN_ATTEMPT_S
-        ):
-            # The same route cannot continue the stream; the next route may: go there now.
+        if not refused and decision.action == "retry" and self._has_next():
             ahead = self._recovery(original, self.routes[self._index + 1])
-            if ahead.action == "continue":
-                label = f"{failure.kind}/{failure.category}/{failure.code}"
-                decision = Decision(
-                    action="fallback",
-                    reason=f"{label}: fall back (the next route continues the stream)",
+            if ahead.action == "continue" or (outcome.delivered and recovery.action != "continue"):
+                # The next route continues the stream, or this one cannot and the break is
+                # fresh: recover there, once, instead of retrying here as if nothing happened.
+                why = (
+                    "the next route continues the stream"
+                    if ahead.action == "continue"
+                    else "a stream broken after deltas is recovered on the next route"
                 )
+                decision = Decision(action="fallback", reason=f"{label}: fall back ({why})")
                 recovery = ahead
         self._recoveries.append(recovery)
         if recovery.action == "raise":
-            if decision is not None:  # nothing is tried next: the decision is to stop
-                stop = Decision(action="raise", stop="exhausted", reason=recovery.reason)
-                self._record(route, exchange, failure, stop)
-            self._breaker_failure(route, failure)
+            stop = Decision(action="raise", stop="exhausted", reason=recovery.reason)
+            self._record(route, exchange, failure, stop)  # nothing is tried next
             return self._interrupted(original, outcome)
-        if decision is not None:
-            self._record(route, exchange, failure, decision)
+        self._record(route, exchange, failure, decision)
         if recovery.action == "continue":
             self._next_body, self._continuing = recovery.body, True
             self._prefix = self._delivered
         else:  # restart: the caller is told before the new attempt, which starts afresh
             self._next_body, self._continuing, self._restart = None, False, True
             self._prefix, self._delivered, self._tool_started = "", "", False
-        if decision is None:  # the refusing route answers the restart itself
-            return self._send()
         return self._move(route, decision, failure)
 
     def _recovery(self, original: Failure, target: Route) -> Recovery:

@@ -488,14 +488,14 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BreakerPolicy:
-    """A circuit breaker per route: after ``failures`` calls in a row failed with a retryable
+    """A circuit breaker per route: after ``failures`` attempts in a row failed with a retryable
     class, the route is skipped for ``cooldown_ms``; then one trial call decides."""
 
     enabled: Annotated[
         bool, Meta(description="Skip a route that keeps failing (never refuses a call).")
     ] = True
     failures: Annotated[
-        int, _ms(1, 100, "Calls in a row failed with a retryable class that open the breaker.")
+        int, _ms(1, 100, "Attempts in a row failed with a retryable class that open the breaker.")
     ] = 3
     cooldown_ms: Annotated[
         int, _ms(100, _HOUR_MS, "How long an open breaker skips the route before a trial call.")

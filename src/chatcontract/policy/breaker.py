@@ -2,11 +2,15 @@
 
 During a 60 s outage of the primary, a client without a breaker tries the primary first on
 every call and wastes an attempt (and its timeout) each time. ``Breakers`` counts, per route,
-the calls in a row that failed with a counted class (by default the retryable ones:
+the attempts in a row that failed with a counted class (by default the retryable ones:
 ``rate_limit``, ``upstream``, ``timeout``, ``network``); after ``policy.breaker.failures`` of
-them the route is *open* for ``cooldown_ms``: calls go to the other routes first. After the
-cool-down, one call is let through as a trial (*half-open*); its success closes the breaker,
-its failure opens it again for another cool-down.
+them the route is *open* for ``cooldown_ms``: calls go to the other routes first (and the call
+whose attempt opened it takes no same-route retry when another route remains). After the
+cool-down, one call is let through as a trial (*half-open*); its failure opens the breaker again
+for another cool-down, its success closes it *on probation*: traffic returns at once, but the
+next counted failure re-opens it before a second success clears the count. So a route that
+flaps (an attempt now and then gets through an outage) costs at most ``failures`` attempts,
+then one trial per cool-down plus, after a trial that got through, one more call.
 
 The breaker only reorders routes, it never removes one: an open route is still tried after
 the others, and when every route is open the least recently failed one goes first. So a call
@@ -160,26 +164,39 @@ class Breakers:
         return False
 
     def record_success(self, route: str) -> BreakerChange | None:
-        """A call succeeded on ``route``: the breaker closes. Returns the change, if any."""
+        """A call succeeded on ``route``. Returns the change, if any.
+
+        A closed breaker forgets its failures. An open or half-open one closes on probation:
+        its count stays one short of ``failures``, so the next counted failure re-opens it
+        (a flapping route does not get ``failures`` more attempts) until a second success.
+        """
         if not self.policy.enabled:
             return None
         with self._lock:
-            state = self._routes.pop(route, None)
-        if state is None or state.phase is _Phase.CLOSED:
-            return None
+            state = self._routes.get(route)
+            if state is None or state.phase is _Phase.CLOSED:
+                self._routes.pop(route, None)
+                return None
+            before = state.phase
+            state.phase, state.trial_at = _Phase.CLOSED, None
+            state.failures = self.policy.failures - 1
+            if state.failures <= 0:
+                del self._routes[route]
+            on_probation = state.failures
         return BreakerChange(
             route=route,
-            before=state.phase.value,
+            before=before.value,
             after="closed",
-            failures=0,
-            reason="a call succeeded: traffic returns to the route",
+            failures=on_probation,
+            reason="a call succeeded: traffic returns to the route (its next failure "
+            "re-opens it until a second success)",
         )
 
     def record_failure(self, route: str, category: str) -> BreakerChange | None:
-        """A call failed on ``route`` with ``category`` (once per call, the route's last failure).
+        """An attempt failed on ``route`` with ``category`` (call it once per failed attempt).
 
         A category outside ``counted`` leaves the breaker as it is. Returns the change when
-        the breaker opens (or re-opens after a failed trial).
+        the breaker opens (or re-opens after a failed trial, or on probation).
         """
         if not self.policy.enabled or category not in self.counted:
             return None
@@ -208,7 +225,7 @@ class Breakers:
         reason = (
             "the trial call failed"
             if before is _Phase.HALF_OPEN
-            else f"{failures} calls in a row failed ({category})"
+            else f"{failures} attempts in a row failed ({category})"
         )
         return BreakerChange(
             route=route,
@@ -217,6 +234,12 @@ class Breakers:
             failures=failures,
             reason=f"{reason}: the route is tried last for {self.cooldown_s:g} s",
         )
+
+    def is_open(self, route: str) -> bool:
+        """Whether ``route``'s breaker is open now (a trial not yet let through)."""
+        with self._lock:
+            state = self._routes.get(route)
+            return state is not None and state.phase is _Phase.OPEN
 
     def health(self, route: str) -> RouteHealth:
         """``route``'s breaker now (an open one past its cool-down still reads ``open``)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chatcontract.exchange import Exchange, RequestFacts, ResponseFacts, Timings
 
-from ._timing import install_backend
+from ._timing import install_backend, limit_reads
 from .instrumented import (
     EXCHANGE_EXTENSION,
     STREAM_EXTENSION,
@@ -25,5 +25,6 @@ __all__ = [
     "ResponseFacts",
     "Timings",
     "install_backend",
+    "limit_reads",
     "request_facts",
 ]

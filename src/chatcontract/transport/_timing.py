@@ -4,8 +4,10 @@ time to first byte (response headers complete).
 The clock of a call also carries what the connection layer must know about it: its deadline
 (every connect, TLS handshake, write and read of the call is cut to the time left, so a server
 dripping its headers or its body one byte at a time cannot outlive it: httpx2's own timeouts
-bound one silent gap each), and whether the request went out on a reused connection and got
-any byte back (a stale pooled connection is retried once, see ``instrumented.py``).
+bound one silent gap each), whether the request went out on a reused connection and got
+any byte back (a stale pooled connection is retried once, see ``instrumented.py``), and a limit
+the layer reading the body may put on its next reads (``limit_reads``: a stream's first-token
+or idle limit, so a socket that goes fully silent is cut by that limit, not by the read timeout).
 
 One ``PhaseClock`` per HTTP call. The network backend cannot see the request, so the clock of
 the call in progress travels in a context variable set by the transport around the call;
@@ -35,6 +37,7 @@ __all__ = [
     "discard_idle_connections",
     "has_timed_backend",
     "install_backend",
+    "limit_reads",
 ]
 
 _monotonic = time.monotonic
@@ -47,15 +50,18 @@ class PhaseClock:
         deadline: ``time.monotonic()`` by which the call must have ended, or None.
         sent: the request started going out (a write, or httpcore2's send trace event).
         received: a byte of the answer came back (seen by the timed backend only).
+        read_by: ``time.monotonic()`` by which the next read must return, in place of the
+            read timeout (set through ``limit_reads``), or None.
     """
 
-    __slots__ = ("_starts", "deadline", "ends", "origin", "received", "sent")
+    __slots__ = ("_starts", "deadline", "ends", "origin", "read_by", "received", "sent")
 
     def __init__(self) -> None:
         self.origin = time.perf_counter()
         self._starts: dict[str, float] = {}
         self.ends: dict[str, float] = {}
         self.deadline: float | None = None
+        self.read_by: float | None = None
         self.sent = False
         self.received = False
 
@@ -78,6 +84,16 @@ class PhaseClock:
         if left <= 0:
             raise error("the call's deadline passed (chatcontract)")
         return left if timeout is None or timeout > left else timeout
+
+    def read_timeout(self, timeout: float | None) -> float | None:
+        """A read's timeout: the time left to ``read_by`` when set (instead of ``timeout``),
+        then cut to the deadline; raises ``httpcore2.ReadTimeout`` when none is left."""
+        read_by = self.read_by
+        if read_by is not None:
+            timeout = read_by - _monotonic()
+            if timeout <= 0:
+                raise httpcore2.ReadTimeout("the read limit passed (chatcontract)")
+        return self.remaining(timeout, httpcore2.ReadTimeout)
 
     def start(self, phase: str) -> None:
         self._starts[phase] = time.perf_counter()
@@ -124,6 +140,22 @@ class PhaseClock:
 CURRENT_CLOCK: contextvars.ContextVar[PhaseClock | None] = contextvars.ContextVar(
     "chatcontract_phase_clock", default=None
 )
+
+
+def limit_reads(seconds: float | None) -> bool:
+    """Make the current call's next reads wait at most ``seconds`` from now, whatever its read
+    timeout (``None``: the read timeout again; the call's deadline always applies).
+
+    Called by a layer reading a response body through the timed backend, around each read:
+    the client puts a stream's first-token or idle limit here, so a socket that sends nothing
+    at all is cut when that limit passes. Returns False when no call is being timed (a
+    transport without the timed backend): the limit then only applies as data arrives.
+    """
+    clock = CURRENT_CLOCK.get()
+    if clock is None:
+        return False
+    clock.read_by = None if seconds is None else _monotonic() + max(seconds, 0.0)
+    return True
 
 
 def _is_ip(host: str) -> bool:
@@ -252,7 +284,7 @@ class _TimedStream(httpcore2.NetworkStream):
         clock = CURRENT_CLOCK.get()
         if clock is None:
             return self._inner.read(max_bytes, timeout)
-        data = self._inner.read(max_bytes, clock.remaining(timeout, httpcore2.ReadTimeout))
+        data = self._inner.read(max_bytes, clock.read_timeout(timeout))
         if data:
             clock.received = True
         return data
@@ -295,7 +327,7 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
         clock = CURRENT_CLOCK.get()
         if clock is None:
             return await self._inner.read(max_bytes, timeout)
-        data = await self._inner.read(max_bytes, clock.remaining(timeout, httpcore2.ReadTimeout))
+        data = await self._inner.read(max_bytes, clock.read_timeout(timeout))
         if data:
             clock.received = True
         return data
