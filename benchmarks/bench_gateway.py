@@ -42,9 +42,9 @@ Run (the default run is bounded to about five minutes; ``--quick`` is a smoke ru
         [--gateway-cmd "chatcontract gateway --contract {contract} --listen 127.0.0.1:{port}"]
         [--quick] [--json FILE]
 
-Candidates beyond the runtime dependencies (granian, httptools, uvloop) come from the ``bench``
-dependency group: ``pip install --group bench``. A floor whose library is missing is skipped with
-a line saying what to install.
+Candidates beyond the runtime dependencies (granian, httptools, uvloop, aiohttp) come from the
+``bench`` dependency group: ``pip install --group bench``. A floor whose library is missing is
+skipped with a line saying what to install.
 """
 
 from __future__ import annotations
