@@ -1,0 +1,884 @@
+"""Benchmark: what a proxied chat completion costs the gateway, against the floor of each stack.
+
+Everything runs on this machine, in separate processes, in the same run:
+
+- the upstream (``_gateway_upstream.py``): the simulator's answers captured once and served
+  canned from a raw asyncio server (non-streaming: the simulator's completion; streaming: the
+  simulator's default stream, byte for byte, one HTTP chunk per SSE event);
+- ``direct``: the load generator talking to the upstream itself, the baseline every "added"
+  figure is measured against;
+- the floors (``_gateway_floors.py``): a bare pass-through proxy per candidate stack (server,
+  HTTP parser, event loop, upstream client), which forwards the body and the SSE bytes as they
+  arrive and does nothing else;
+- the gateway under test, ``chatcontract gateway`` (``--gateway-cmd``, or found in the installed
+  package), with a contract that points at the upstream and a dummy provider key;
+- the load generator (``_loadgen.py``), a second process, cheap on CPU (raw asyncio streams,
+  keep-alive), driven one bounded phase at a time.
+
+Measured per target, in interleaved rounds (each round visits every target in a rotating order,
+so drift on a shared machine hits them alike):
+
+- CPU per request: utime+stime from /proc of the target's whole process tree (the server and
+  every child, e.g. granian's worker), read right before and right after each phase, divided by
+  the answers of the phase; non-streaming and streaming at concurrency 1.
+- latency at concurrency 1: p50 to the complete answer, and the time to the first token of a
+  stream (the first SSE event carrying content); "added" is the target's p50 minus direct's p50
+  over the same run.
+- req/s: a phase at ``--concurrency`` (non-streaming). The load generator shares the two cores,
+  so it is a figure to report, not a target.
+- RSS: the tree's VmRSS at start (ready, before any request) and after every round; "flat"
+  means that after the first round it grows by at most ``FLAT_MIB_PER_1000`` MiB per 1,000
+  requests (the least-squares slope of the samples; about 50 bytes a request). When the time
+  budget ended the rounds before a target served 10,000 requests, a top-up phase (non-streaming,
+  at ``--concurrency``) brings it there before the last sample, so the RSS target is judged.
+
+Targets (the issue's, checked for the gateway only): CPU ≤ 1.0 ms per non-streaming request
+and ≤ 1.3 times the floor of its stack; streaming ≤ 1.3 times that floor; added p50 ≤ 1 ms;
+added time to first token ≤ 1 ms; RSS ≤ 80 MiB after 10,000 requests, flat.
+
+Run (the default run is bounded to about five minutes; ``--quick`` is a smoke run)::
+
+    .venv/bin/python benchmarks/bench_gateway.py [--requests 5000] [--only uvicorn-h11,aiohttp]
+        [--gateway-cmd "chatcontract gateway --contract {contract} --listen 127.0.0.1:{port}"]
+        [--quick] [--json FILE]
+
+Candidates beyond the runtime dependencies (granian, httptools, uvloop, aiohttp) come from the
+``bench`` dependency group: ``pip install --group bench``. A floor whose library is missing is
+skipped with a line saying what to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _gateway_floors import STACKS, Stack  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+STARTUP_TIMEOUT_S = 30.0
+PHASE_TIME_LIMIT_S = 60.0
+DEFAULT_BUDGET_S = 300.0
+DUMMY_KEY = "sk-bench-dummy-not-a-secret"
+
+TARGET_CPU_MS = 1.0
+TARGET_FLOOR_RATIO = 1.3
+TARGET_ADDED_P50_MS = 1.0
+TARGET_ADDED_TTFT_MS = 1.0
+TARGET_RSS_MIB = 80.0
+TARGET_RSS_AFTER = 10_000
+FLAT_MIB_PER_1000 = 0.05
+
+#: Floors measured by default: the reference point and one per candidate server and client.
+DEFAULT_STACKS = (
+    "starlette",
+    "uvicorn-h11",
+    "uvicorn-httptools",
+    "uvicorn-httptools-aiohttp",
+    "uvicorn-httptools-httpx2-aiohttp",
+    "granian-asgi",
+    "granian-rsgi",
+    "aiohttp",
+)
+#: What each stack needs beyond the runtime dependencies (module → pip name).
+NEEDS = {"httptools": "httptools", "uvloop": "uvloop", "granian": "granian", "aiohttp": "aiohttp"}
+
+
+class BenchError(Exception):
+    """The benchmark cannot run as asked; the message says what to do."""
+
+
+# --- /proc --------------------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()  # fields from "state" on (field 3)
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and every live descendant, from the ppid of each process in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found = [root]
+    for pid in found:
+        found.extend(children.get(pid, ()))
+    return found
+
+
+def tree_cpu_ms(root: int) -> float:
+    """CPU (user + system) of the tree so far, including children it has reaped."""
+    ticks = 0
+    for pid in tree(root):
+        fields = _stat(pid)
+        if fields is not None:  # utime, stime, cutime, cstime are fields 14-17
+            ticks += sum(int(x) for x in fields[11:15])
+    return ticks * 1000 / CLK_TCK
+
+
+def tree_rss_mib(root: int) -> float:
+    """Resident memory of the whole tree (the sum of each process's RSS)."""
+    pages = 0
+    for pid in tree(root):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            pages += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return pages * PAGE_KIB / 1024
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Target:
+    """One thing the load generator talks to: direct, a floor, or the gateway."""
+
+    name: str
+    summary: str
+    argv: list[str] | None  # None: nothing to start (direct)
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    gateway: bool = False
+    process: subprocess.Popen[bytes] | None = None
+    log: Any = None
+    failed: str | None = None
+    served: int = 0
+    rss: list[tuple[int, float]] = field(default_factory=list)
+    cpu: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    latency: dict[str, list[float]] = field(default_factory=dict)
+    ttft: list[float] = field(default_factory=list)
+    throughput: list[tuple[int, float]] = field(default_factory=list)
+
+    def start(self, workdir: Path) -> None:
+        if self.argv is None:
+            return
+        self.log = (workdir / f"{self.name}.log").open("wb")
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=HERE,
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole at the end
+        )
+
+    def log_tail(self) -> str:
+        if self.log is None:
+            return ""
+        self.log.flush()
+        lines = Path(self.log.name).read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise BenchError(
+                    f"{self.name} exited with {self.process.returncode}: {self.log_tail()}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                return
+            time.sleep(0.05)
+        raise BenchError(f"{self.name} did not listen within {STARTUP_TIMEOUT_S:.0f} s")
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+
+class LoadGenerator:
+    """The ``_loadgen.py`` process: one phase per call, results as parsed JSON."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "_loadgen.py")],
+            cwd=HERE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    def phase(
+        self, port: int, *, stream: bool, requests: int, concurrency: int = 1
+    ) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        command = {
+            "port": port,
+            "stream": stream,
+            "requests": requests,
+            "concurrency": concurrency,
+            "time_limit_s": PHASE_TIME_LIMIT_S,
+            "key": DUMMY_KEY,
+        }
+        self.process.stdin.write((json.dumps(command) + "\n").encode())
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise BenchError(f"the load generator exited with {self.process.wait()}")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+# --- targets ------------------------------------------------------------------------------------
+
+
+def missing_modules(stack: Stack) -> list[str]:
+    needed = []
+    if stack.http == "httptools":
+        needed.append("httptools")
+    if stack.loop == "uvloop":
+        needed.append("uvloop")
+    if stack.server == "granian":
+        needed.append("granian")
+    if "aiohttp" in (stack.server, *stack.client.split()):
+        needed.append("aiohttp")
+    return [NEEDS[m] for m in needed if importlib.util.find_spec(m) is None]
+
+
+def floor_target(stack: Stack, upstream_port: int) -> Target:
+    port = free_port()
+    argv = [
+        sys.executable,
+        str(HERE / "_gateway_floors.py"),
+        stack.name,
+        "--port",
+        str(port),
+        "--upstream-port",
+        str(upstream_port),
+    ]
+    return Target(name=stack.name, summary=stack.summary, argv=argv, port=port)
+
+
+def gateway_available() -> str | None:
+    """The default gateway command when ``chatcontract gateway`` exists, else ``None``."""
+    exe = shutil.which("chatcontract", path=str(Path(sys.executable).parent)) or shutil.which(
+        "chatcontract"
+    )
+    if exe is None:
+        return None
+    try:
+        probe = subprocess.run(
+            [exe, "gateway", "--help"], capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if probe.returncode != 0:
+        return None
+    return f"{shlex.quote(exe)} gateway --contract {{contract}} --listen 127.0.0.1:{{port}}"
+
+
+def gateway_target(command: str, upstream_port: int, workdir: Path) -> Target:
+    port = free_port()
+    contract = workdir / "gateway-contract.yaml"
+    key_env = make_contract(contract, upstream_port)
+    argv = shlex.split(
+        command.format(contract=shlex.quote(str(contract)), port=port, upstream_port=upstream_port)
+    )
+    return Target(
+        name="gateway",
+        summary="the gateway under test: " + command.replace("{contract}", "CONTRACT"),
+        argv=argv,
+        port=port,
+        env={key_env: DUMMY_KEY},
+        gateway=True,
+    )
+
+
+def make_contract(path: Path, upstream_port: int) -> str:
+    """Write the gateway's contract through ``chatcontract init`` and point it at the upstream."""
+    import yaml
+
+    exe = shutil.which("chatcontract", path=str(Path(sys.executable).parent)) or "chatcontract"
+    subprocess.run(
+        [exe, "init", "--preset", "openai", "--path", str(path), "--force"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    data = yaml.safe_load(path.read_text())
+    data["endpoint"]["base_url"] = f"http://127.0.0.1:{upstream_port}/v1"
+    data["fallbacks"] = []
+    data["owner"] = "bench"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(data["auth"]["env"][0])
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    requests: int  # per target and mode (non-streaming, streaming) at concurrency 1
+    rounds: int
+    throughput_requests: int
+    concurrency: int
+    warmup: int
+    budget_s: float
+    rss_requests: int  # requests each target has served by the last RSS sample
+
+
+def _split(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def measured_phase(
+    loadgen: LoadGenerator, target: Target, *, stream: bool, requests: int, concurrency: int = 1
+) -> dict[str, Any]:
+    before = tree_cpu_ms(target.pid) if target.pid else 0.0
+    result = loadgen.phase(target.port, stream=stream, requests=requests, concurrency=concurrency)
+    after = tree_cpu_ms(target.pid) if target.pid else 0.0
+    target.served += result["ok"] + result["errors"]
+    if result["errors"]:
+        target.failed = f"{result['errors']} errors, first: {result['first_error']}"
+    result["cpu_ms"] = after - before
+    return result
+
+
+def run(targets: list[Target], plan: Plan, say: Any) -> None:
+    loadgen = LoadGenerator()
+    try:
+        live = [t for t in targets if t.failed is None]
+        for target in live:
+            if target.pid:
+                target.rss.append((0, tree_rss_mib(target.pid)))
+            for stream in (False, True):
+                measured_phase(loadgen, target, stream=stream, requests=plan.warmup)
+            if target.failed:
+                say(f"  {target.name}: dropped, warm-up failed ({target.failed})")
+        started = time.monotonic()
+        per_round = _split(plan.requests, plan.rounds)
+        per_round_tp = _split(plan.throughput_requests, plan.rounds)
+        for index in range(plan.rounds):
+            live = [t for t in targets if t.failed is None]
+            if time.monotonic() - started > plan.budget_s:
+                say(f"  time budget ({plan.budget_s:.0f} s) spent: stopped after {index} rounds")
+                break
+            shift = index % max(len(live), 1)
+            for target in live[shift:] + live[:shift]:
+                for stream in (False, True):
+                    mode = "stream" if stream else "non-stream"
+                    result = measured_phase(
+                        loadgen, target, stream=stream, requests=per_round[index]
+                    )
+                    target.cpu.setdefault(mode, []).append((result["cpu_ms"], result["ok"]))
+                    target.latency.setdefault(mode, []).extend(result["latency_ms"])
+                    if stream:
+                        target.ttft.extend(result["ttft_ms"])
+                if per_round_tp[index]:
+                    result = measured_phase(
+                        loadgen,
+                        target,
+                        stream=False,
+                        requests=per_round_tp[index],
+                        concurrency=plan.concurrency,
+                    )
+                    target.throughput.append((result["ok"], result["elapsed_s"]))
+                    target.cpu.setdefault("throughput", []).append((result["cpu_ms"], result["ok"]))
+                if target.pid:
+                    target.rss.append((target.served, tree_rss_mib(target.pid)))
+                if target.failed:
+                    say(f"  {target.name}: dropped in round {index + 1} ({target.failed})")
+            say(f"  round {index + 1}/{plan.rounds} done ({time.monotonic() - started:.0f} s)")
+        for target in targets:
+            short = plan.rss_requests - target.served
+            if target.failed or not target.pid or short <= 0:
+                continue
+            say(f"  {target.name}: {short} more requests for the RSS figure")
+            measured_phase(
+                loadgen, target, stream=False, requests=short, concurrency=plan.concurrency
+            )
+            target.rss.append((target.served, tree_rss_mib(target.pid)))
+    finally:
+        loadgen.stop()
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def cpu_per_request(target: Target, mode: str) -> float | None:
+    pairs = target.cpu.get(mode) or []
+    answers = sum(n for _, n in pairs)
+    if not target.pid or not answers:
+        return None
+    return sum(ms for ms, _ in pairs) / answers
+
+
+def p50(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def req_per_s(target: Target) -> float | None:
+    done = sum(n for n, _ in target.throughput)
+    elapsed = sum(s for _, s in target.throughput)
+    return done / elapsed if elapsed > 0 else None
+
+
+def rss_slope(samples: list[tuple[int, float]]) -> float | None:
+    """MiB per 1,000 requests after the first round (least squares), ``None`` with too few."""
+    points = samples[1:]  # samples[0] is at start, before any request
+    if len(points) < 3 or points[-1][0] == points[0][0]:
+        return None
+    mean_n = statistics.fmean(n for n, _ in points)
+    mean_mib = statistics.fmean(mib for _, mib in points)
+    spread = sum((n - mean_n) ** 2 for n, _ in points)
+    slope = sum((n - mean_n) * (mib - mean_mib) for n, mib in points) / spread
+    return slope * 1000
+
+
+def rss_flat(target: Target) -> bool | None:
+    slope = rss_slope(target.rss)
+    return None if slope is None else slope <= FLAT_MIB_PER_1000
+
+
+def figures(targets: list[Target]) -> dict[str, dict[str, Any]]:
+    direct = next(t for t in targets if t.argv is None)
+    base_p50 = p50(direct.latency.get("non-stream", []))
+    base_stream_p50 = p50(direct.latency.get("stream", []))
+    base_ttft = p50(direct.ttft)
+    out: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        if target.failed and not target.latency:
+            out[target.name] = {"failed": target.failed, "summary": target.summary}
+            continue
+        own_p50 = p50(target.latency.get("non-stream", []))
+        own_stream_p50 = p50(target.latency.get("stream", []))
+        own_ttft = p50(target.ttft)
+        out[target.name] = {
+            "summary": target.summary,
+            "failed": target.failed,
+            "cpu_ms_non_stream": cpu_per_request(target, "non-stream"),
+            "cpu_ms_stream": cpu_per_request(target, "stream"),
+            "cpu_ms_at_concurrency": cpu_per_request(target, "throughput"),
+            "cpu_ms_per_round": {
+                mode: [ms / n if n else None for ms, n in pairs]
+                for mode, pairs in target.cpu.items()
+            },
+            "p50_ms": own_p50,
+            "stream_p50_ms": own_stream_p50,
+            "ttft_ms": own_ttft,
+            "added_p50_ms": _minus(own_p50, base_p50),
+            "added_stream_p50_ms": _minus(own_stream_p50, base_stream_p50),
+            "added_ttft_ms": _minus(own_ttft, base_ttft),
+            "req_per_s": req_per_s(target),
+            "requests_served": target.served,
+            "rss_mib": target.rss,
+            "rss_mib_per_1000": rss_slope(target.rss),
+            "rss_flat": rss_flat(target),
+        }
+    return out
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def table(rows: dict[str, dict[str, Any]]) -> str:
+    header = (
+        "stack",
+        "CPU ms/req non-stream",
+        "CPU ms/req stream",
+        "added p50 ms",
+        "added TTFT ms",
+        "req/s",
+        "RSS MiB start/after-N",
+    )
+    lines = [header]
+    for name, row in rows.items():
+        if row.get("cpu_ms_non_stream") is None and row.get("p50_ms") is None:
+            lines.append((name, "failed: " + str(row.get("failed")), "", "", "", "", ""))
+            continue
+        if name == "direct":
+            added_p50 = f"(p50 {_num(row['p50_ms'], 3)})"
+            added_ttft = f"(TTFT {_num(row['ttft_ms'], 3)})"
+            rss = "—"
+        else:
+            added_p50 = _num(row["added_p50_ms"])
+            added_ttft = _num(row["added_ttft_ms"])
+            samples = row["rss_mib"]
+            rss = f"{samples[0][1]:.1f} / {samples[-1][1]:.1f} (N={samples[-1][0]})"
+        lines.append(
+            (
+                name + (" (errors)" if row.get("failed") else ""),
+                _num(row["cpu_ms_non_stream"]),
+                _num(row["cpu_ms_stream"]),
+                added_p50,
+                added_ttft,
+                _num(row["req_per_s"], 0),
+                rss,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    rendered = [
+        " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines
+    ]
+    rendered.insert(1, "-|-".join("-" * w for w in widths))
+    return "\n".join(rendered)
+
+
+def verdicts(
+    rows: dict[str, dict[str, Any]], gateway_floor: str | None
+) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, pass) for each of the issue's targets, for the gateway's row."""
+    gw = rows.get("gateway")
+    if gw is None or gw.get("cpu_ms_non_stream") is None:
+        return []
+    floor = rows.get(gateway_floor or "", {})
+    checks: list[tuple[str, str, bool | None]] = []
+    cpu = gw["cpu_ms_non_stream"]
+    checks.append((f"CPU non-stream ≤ {TARGET_CPU_MS} ms", f"{cpu:.2f} ms", cpu <= TARGET_CPU_MS))
+    for mode, key in (("non-stream", "cpu_ms_non_stream"), ("stream", "cpu_ms_stream")):
+        base = floor.get(key)
+        if base and gw.get(key) is not None:
+            ratio = gw[key] / base
+            checks.append(
+                (
+                    f"CPU {mode} ≤ {TARGET_FLOOR_RATIO}× floor ({gateway_floor})",
+                    f"{ratio:.2f}× ({gw[key]:.2f} / {base:.2f} ms)",
+                    ratio <= TARGET_FLOOR_RATIO,
+                )
+            )
+        else:
+            checks.append((f"CPU {mode} ≤ {TARGET_FLOOR_RATIO}× floor", "floor not measured", None))
+    for label, key, limit in (
+        ("added p50 (concurrency 1)", "added_p50_ms", TARGET_ADDED_P50_MS),
+        ("added time to first token", "added_ttft_ms", TARGET_ADDED_TTFT_MS),
+    ):
+        value = gw.get(key)
+        checks.append(
+            (
+                f"{label} ≤ {limit} ms",
+                _num(value) + " ms",
+                None if value is None else value <= limit,
+            )
+        )
+    samples = gw["rss_mib"]
+    served, rss = samples[-1]
+    if served >= TARGET_RSS_AFTER:
+        checks.append(
+            (
+                f"RSS ≤ {TARGET_RSS_MIB:.0f} MiB after {TARGET_RSS_AFTER:,} requests",
+                f"{rss:.1f} MiB after {served:,}",
+                rss <= TARGET_RSS_MIB,
+            )
+        )
+    else:
+        checks.append(
+            (
+                f"RSS ≤ {TARGET_RSS_MIB:.0f} MiB after {TARGET_RSS_AFTER:,} requests",
+                f"only {served:,} requests served (run with more --requests)",
+                None,
+            )
+        )
+    series = ", ".join(f"{mib:.1f}" for _, mib in samples)
+    slope = gw.get("rss_mib_per_1000")
+    growth = "too few samples" if slope is None else f"{slope:+.3f} MiB per 1,000 requests"
+    checks.append(
+        (
+            f"RSS flat (≤ {FLAT_MIB_PER_1000} MiB per 1,000 requests after round 1)",
+            f"{growth} [{series}]",
+            gw["rss_flat"],
+        )
+    )
+    return checks
+
+
+def default_gateway_floor() -> str:
+    """The floor of the stack uvicorn picks here on its own: httptools + uvloop if installed."""
+    have = all(importlib.util.find_spec(m) is not None for m in ("httptools", "uvloop"))
+    return "uvicorn-httptools" if have else "uvicorn-h11"
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="CPU, latency and memory of the gateway against a bare proxy per stack."
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=5000,
+        help="requests per target and mode (non-streaming, streaming) at concurrency 1 "
+        "(default 5000: with warm-up and the req/s phase, past 10,000 per target)",
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    parser.add_argument(
+        "--throughput-requests",
+        type=int,
+        default=None,
+        help="requests per target for req/s (default: a fifth of --requests)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="concurrency of the req/s phase (default 4)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 150 requests per mode, 2 rounds"
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated floors to measure (default: "
+        + ",".join(DEFAULT_STACKS)
+        + "; also: "
+        + ",".join(sorted(set(STACKS) - set(DEFAULT_STACKS)))
+        + "; 'none' for no floor)",
+    )
+    parser.add_argument(
+        "--gateway-cmd",
+        default=None,
+        help="command that serves the gateway; {contract}, {port} and {upstream_port} are "
+        "filled in (default, when the installed chatcontract has it: "
+        "'chatcontract gateway --contract {contract} --listen 127.0.0.1:{port}')",
+    )
+    parser.add_argument("--no-gateway", action="store_true", help="measure the floors only")
+    parser.add_argument(
+        "--gateway-floor",
+        default=None,
+        help="the floor the gateway is compared with (default: the stack uvicorn picks here, "
+        f"{default_gateway_floor()})",
+    )
+    parser.add_argument(
+        "--event-gap-ms",
+        type=float,
+        default=0.0,
+        help="the upstream waits this long between stream events (default 0, as the simulator)",
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=DEFAULT_BUDGET_S,
+        help=f"stop starting rounds after this long (default {DEFAULT_BUDGET_S:.0f} s)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.requests, args.rounds = 150, 2
+    if args.requests < 1 or args.rounds < 1 or args.concurrency < 1:
+        raise BenchError("--requests, --rounds and --concurrency must be at least 1")
+    if args.rounds > args.requests:
+        raise BenchError("--rounds must not exceed --requests (each round needs a request)")
+    if args.throughput_requests is None:
+        args.throughput_requests = max(args.requests // 5, args.rounds)
+    names = (
+        DEFAULT_STACKS
+        if args.only is None
+        else tuple(n.strip() for n in args.only.split(",") if n.strip() and n.strip() != "none")
+    )
+    unknown = [n for n in names if n not in STACKS]
+    if unknown:
+        raise BenchError(
+            f"unknown stack {', '.join(unknown)}: write --only with any of "
+            + ", ".join(sorted(STACKS))
+        )
+    args.stacks = names
+    if args.gateway_floor is not None and args.gateway_floor not in STACKS:
+        raise BenchError(
+            f"unknown --gateway-floor {args.gateway_floor}: write one of "
+            + ", ".join(sorted(STACKS))
+        )
+    if args.gateway_cmd is not None and "{port}" not in args.gateway_cmd:
+        raise BenchError("--gateway-cmd must contain {port} (and usually {contract})")
+    return args
+
+
+@contextlib.contextmanager
+def started(targets: list[Target], workdir: Path) -> Iterator[None]:
+    try:
+        for target in targets:
+            target.start(workdir)
+        yield
+    finally:
+        for target in reversed(targets):
+            target.stop()
+            if target.log is not None:
+                target.log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except BenchError as exc:
+        print(f"bench_gateway: {exc}", file=sys.stderr)
+        return 2
+    say = print
+    plan = Plan(
+        requests=args.requests,
+        rounds=args.rounds,
+        throughput_requests=args.throughput_requests,
+        concurrency=args.concurrency,
+        warmup=min(100, args.requests),
+        budget_s=args.budget_s,
+        rss_requests=0 if args.quick else TARGET_RSS_AFTER,
+    )
+    say(
+        f"gateway benchmark: {plan.requests} requests per mode at concurrency 1 and "
+        f"{plan.throughput_requests} at concurrency {plan.concurrency}, per target, in "
+        f"{plan.rounds} interleaved rounds (+{plan.warmup} warm-up per mode); "
+        f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        workdir = Path(tmp)
+        upstream_port = free_port()
+        upstream = Target(
+            name="upstream",
+            summary="canned simulator answers",
+            argv=[
+                sys.executable,
+                str(HERE / "_gateway_upstream.py"),
+                "--port",
+                str(upstream_port),
+                "--event-gap-ms",
+                str(args.event_gap_ms),
+            ],
+            port=upstream_port,
+        )
+        targets = [
+            Target(
+                name="direct",
+                summary="the load generator to the upstream, no proxy",
+                argv=None,
+                port=upstream_port,
+            )
+        ]
+        gateway_floor = args.gateway_floor or default_gateway_floor()
+        command = None
+        if not args.no_gateway:
+            command = args.gateway_cmd or gateway_available()
+            if command is None:
+                say(
+                    "  gateway: skipped, the installed chatcontract has no 'gateway' command "
+                    "(give --gateway-cmd to measure another build)"
+                )
+        stacks = list(args.stacks)
+        if command is not None and gateway_floor not in stacks:
+            say(f"  {gateway_floor}: added, the floor the gateway is judged against")
+            stacks.append(gateway_floor)
+        for name in stacks:
+            stack = STACKS[name]
+            missing = missing_modules(stack)
+            if missing:
+                say(f"  {name}: skipped, needs {' '.join(missing)} (pip install --group bench)")
+                continue
+            targets.append(floor_target(stack, upstream_port))
+        if command is not None:
+            targets.append(gateway_target(command, upstream_port, workdir))
+        with started([upstream, *[t for t in targets if t.argv is not None]], workdir):
+            for target in [upstream, *targets]:
+                try:
+                    target.wait_ready()
+                except BenchError as exc:
+                    if target is upstream:
+                        print(f"bench_gateway: the upstream did not start: {exc}", file=sys.stderr)
+                        return 1
+                    target.failed = str(exc)
+                    say(f"  {target.name}: not measured ({exc})")
+            run(targets, plan, say)
+        rows = figures(targets)
+    say("")
+    say(table(rows))
+    say("")
+    for name, row in rows.items():
+        say(f"  {name}: {row['summary']}")
+    say(
+        "  CPU: utime+stime of the target's process tree from /proc per answered request "
+        "(concurrency 1); added = p50 minus direct's p50, same run; req/s at concurrency "
+        f"{plan.concurrency} shares the cores with the load generator"
+    )
+    checks = verdicts(rows, gateway_floor)
+    if checks:
+        say("")
+        say(f"targets (issue 13), the gateway against the {gateway_floor} floor:")
+        for label, measured, ok in checks:
+            mark = "PASS" if ok else ("FAIL" if ok is False else "n/a ")
+            say(f"  {mark}  {label}: {measured}")
+    elif command is not None:
+        say("\ntargets: the gateway did not answer, nothing to check")
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "plan": plan.__dict__,
+                    "gateway_floor": gateway_floor,
+                    "rows": rows,
+                    "targets": [
+                        {"target": label, "measured": measured, "pass": ok}
+                        for label, measured, ok in checks
+                    ],
+                },
+                indent=2,
+            )
+        )
+    failed = [name for name, row in rows.items() if row.get("failed")]
+    if failed:
+        say(f"\nerrors in: {', '.join(failed)} (see the lines above)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
