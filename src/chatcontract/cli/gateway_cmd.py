@@ -193,7 +193,11 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     admin_server = None
     if admin is not None and registry is not None:
-        admin_server = _start_admin(state, admin, registry)
+        try:
+            admin_server = _start_admin(state, admin, registry)
+        except BaseException:
+            sock.close()
+            raise
 
     def banner() -> None:
         _say(f"chatcontract gateway listening on http://{shown}:{bound}/v1")

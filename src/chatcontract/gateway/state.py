@@ -2,8 +2,8 @@
 
 The chat app reads and updates it on every request; an admin app (``/metrics``, ``/healthz``,
 ``/readyz``, the kill switch) reads the same object. It is per process: with several replicas
-(or workers) each has its own breakers, budget guard and kill switch flag until a shared store
-exists (``docs/gateway.md``).
+each has its own breakers, budget guard and kill switch flag; ``--workers`` workers share the
+budget spend and the kill switch (``spend_store``, ``kill_switch_flag``: see ``workers.py``).
 """
 
 from __future__ import annotations

@@ -462,7 +462,11 @@ def serve_workers(
     # Checked here, once, before any worker starts: the provider keys are in the environment.
     state = GatewayState(contract, keys=keys, max_body_bytes=max_body_bytes)
     sock = bind(*listen)
-    admin_sock = bind_admin(*admin) if admin is not None else None
+    try:
+        admin_sock = bind_admin(*admin) if admin is not None else None
+    except BaseException:
+        sock.close()
+        raise
     directory = tempfile.mkdtemp(prefix="chatcontract-gateway-")
     store = SharedStore.create(directory)
     config = WorkerConfig(contract, keys, max_body_bytes, str(store.path), admin is not None)
