@@ -30,7 +30,12 @@ class GatewayProcess:
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         command = [sys.executable, "-m", "chatcontract", "gateway", *args]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,  # its own process group, as a terminal would give it
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -98,9 +103,13 @@ class GatewayProcess:
         status, _, data = self.admin(method, path, body)
         return status, json.loads(data)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        """Signal the gateway and wait (bounded) for it to exit; its exit code."""
-        self.process.send_signal(sig)
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0, *, group: bool = False) -> int:
+        """Signal the gateway (``group``: its whole process group, as Ctrl-C in a terminal
+        does) and wait (bounded) for it to exit; its exit code."""
+        if group:
+            os.killpg(self.process.pid, sig)
+        else:
+            self.process.send_signal(sig)
         code = self.process.wait(timeout)
         self.reader.join(10)
         return code

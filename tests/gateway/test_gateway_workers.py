@@ -169,6 +169,67 @@ def test_readyz_answers_for_the_workers(start):
     }  # fmt: skip
 
 
+def test_readyz_is_503_only_when_every_worker_has_every_breaker_open(start, tmp_path):
+    failing = SimulatorServer(scenario="server_error").start()
+    port = failing.port
+    replacement: SimulatorServer | None = None
+    try:
+        path = contract_file(
+            tmp_path,
+            failing.base_url,
+            [
+                ("    failures: 3", "    failures: 1"),
+                ("    cooldown_ms: 10000", "    cooldown_ms: 100"),
+                ("    max_attempts: 2", "    max_attempts: 1"),
+            ],
+        )
+        gateway = start("--workers", "2", "--admin", "127.0.0.1:0", contract=path)
+        assert gateway.admin_json("GET", "/readyz")[0] == 200
+        with only(gateway, 0):
+            assert gateway.chat()[0] == 502  # both routes failed: worker 0's breakers open
+        status, doc = gateway.admin_json("GET", "/readyz")
+        assert status == 200  # worker 1 can still serve
+        assert {r["breaker"] for r in doc["routes"] if r["worker"] == 0} == {"open"}
+        with only(gateway, 1):
+            assert gateway.chat()[0] == 502
+        status, doc = gateway.admin_json("GET", "/readyz")
+        assert status == 503
+        assert doc["reason"] == "every route's circuit breaker is open in every worker"
+        _, _, text = gateway.admin("GET", "/metrics")
+        assert metric(text.decode(), "llm_gateway_ready") == 0
+        # The upstream recovers (a healthy simulator on the same port): one trial call on
+        # worker 0 after the cool-down closes its primary breaker.
+        failing.stop()
+        replacement = SimulatorServer(scenario="ok", port=port).start()
+        with only(gateway, 0):
+            assert eventually(lambda: gateway.chat()[0] == 200)
+        assert gateway.admin_json("GET", "/readyz")[0] == 200
+    finally:
+        failing.stop()
+        if replacement is not None:
+            replacement.stop()
+
+
+def test_merged_metrics_sum_counters_and_keep_the_worst_breaker_state():
+    from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+    from chatcontract.gateway.metrics import exposition, merge
+
+    texts = []
+    for calls, breaker, in_flight in ((2, 0, 1), (3, 1, 4)):
+        registry = CollectorRegistry()
+        Counter("llm_request", "", ["route"], registry=registry).labels("primary").inc(calls)
+        state = Gauge("llm_circuit_breaker_state", "", ["route"], registry=registry)
+        state.labels("primary").set(breaker)
+        flight = Gauge("llm_gateway_in_flight_requests", "", ["provider"], registry=registry)
+        flight.labels("cometapi").set(in_flight)
+        texts.append(generate_latest(registry).decode())
+    merged = exposition(merge(texts)).decode()
+    assert metric(merged, "llm_request_total", route="primary") == 5
+    assert metric(merged, "llm_circuit_breaker_state", route="primary") == 1
+    assert metric(merged, "llm_gateway_in_flight_requests") == 5
+
+
 # -- supervision ------------------------------------------------------------------------------
 
 
@@ -192,13 +253,19 @@ def test_a_killed_worker_is_started_again(start):
     assert any(f"worker 0 (pid {victim}) exited" in line for line in gateway.seen + gateway.rest())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
-def test_a_signal_stops_every_worker_and_the_parent(start, sig):
+@pytest.mark.parametrize(
+    ("sig", "group"),
+    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+    ids=["sigterm", "sigint", "ctrl-c-to-the-process-group"],
+)
+def test_a_signal_stops_every_worker_and_the_parent(start, sig, group):
     gateway = start("--workers", "2", "--admin", "127.0.0.1:0")
     pids = list(gateway.worker_pids)
     assert all(process_alive(pid) for pid in pids)
-    assert gateway.stop(sig) == 0
-    assert "chatcontract gateway stopped" in gateway.rest()
+    assert gateway.stop(sig, group=group) == 0
+    lines = gateway.rest()
+    assert "chatcontract gateway stopped" in lines
+    assert not any("starting it again" in line for line in lines)
     assert not any(process_alive(pid) for pid in pids)
 
 
