@@ -8,8 +8,10 @@ the kernel then hands the connection to the one worker still accepting.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
+import random
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -325,13 +327,33 @@ def test_the_shared_store_forgets_spend_older_than_a_day_within_a_minute(tmp_pat
     store = SharedStore.create(tmp_path)
     store.add(10.0, 1.0)  # minute 0
     store.add(200.0, 2.0)  # minute 3
-    assert store.total_since(10.0 - 1) == 3.0
+    assert store.total_since(9.0) == 3.0
     assert store.total_since(59.0) == 3.0  # minute 0 ends at 60 s: still inside
     assert store.total_since(60.0) == 2.0
-    assert store.total_since(DAY_S + 240.0) == 0.0
-    # a slot reused a day later starts from zero
-    store.add(10.0 + DAY_S + 60.0, 0.5)
-    assert store.total_since(DAY_S) == 0.5
+    store.add(DAY_S + 70.0, 0.5)  # minute 1441 reuses minute 0's slot
+    assert store.total_since(70.0) == 2.5
+    assert store.total_since(240.0) == 0.5  # minute 3 ended at 240 s
+    assert store.total_since(3 * DAY_S) == 0.0  # a whole day later: nothing left
+    store.add(3 * DAY_S + 5.0, 0.125)
+    assert store.total_since(2 * DAY_S + 10.0) == 0.125
+    store.close()
+
+
+def test_the_shared_store_agrees_with_a_plain_sum_over_a_random_day(tmp_path):
+    store = SharedStore.create(tmp_path)
+    rng = random.Random(13)
+    now, records = 1_000.0, []
+    for _ in range(2_000):
+        now += rng.choice([0.5, 7.0, 61.0, 900.0, 3_600.0, DAY_S / 3, DAY_S / 2 + 30])
+        cost = rng.randrange(1, 5_000) / 1_000_000
+        store.add(now, cost)
+        records.append((now, cost))
+        if rng.random() < 0.7:  # not read after every record: the horizon jumps further
+            continue
+        horizon = now - DAY_S
+        cutoff = math.floor(horizon / 60)  # a minute counts while it ends after the horizon
+        expected = sum(c for at, c in records if math.floor(at / 60) >= cutoff)
+        assert store.total_since(horizon) == pytest.approx(expected, abs=1e-6)
     store.close()
 
 
@@ -341,6 +363,9 @@ def test_the_shared_store_holds_the_kill_switch_for_every_opener(tmp_path):
     assert other.value is False
     store.value = True
     assert other.value is True
+    other.add(100.0, 1.0)  # spend records leave the switch as it is
+    assert store.total_since(0.0) == 1.0
+    assert store.value is True
     store.value = False
     assert other.value is False
     store.close()

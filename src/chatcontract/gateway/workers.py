@@ -61,9 +61,12 @@ MAX_WORKERS = 64
 
 _BUCKET_S = 60.0  # spend is kept per minute: a record leaves the 24 h window within a minute
 _BUCKETS = 1441  # a day of minutes, plus the one being filled
-_HEADER = 8  # byte 0: the kill switch
-_SLOT = struct.Struct("<qd")  # minute index, USD
-_SIZE = _HEADER + _BUCKETS * _SLOT.size
+_NANO = 1_000_000_000  # amounts are whole nano-USD (rounded up): sums stay exact
+_SWITCH = 0  # byte 0: the kill switch (bytes 1 to 7 unused)
+_TOTALS = struct.Struct("<qq")  # at byte 8: the running total, the swept minute
+_FIRST_SLOT = 8 + _TOTALS.size
+_SLOT = struct.Struct("<qq")  # minute index, nano-USD
+_SIZE = _FIRST_SLOT + _BUCKETS * _SLOT.size
 
 _STARTUP_S = 60.0
 _STOP_GRACE_S = 15.0
@@ -107,31 +110,61 @@ class SharedStore:
     @property
     def value(self) -> bool:
         """The admin kill switch, as every worker sees it."""
-        return self._map[0] == 1
+        return self._map[_SWITCH] == 1
 
     @value.setter
     def value(self, on: bool) -> None:
-        self._map[0] = 1 if on else 0
+        self._map[_SWITCH] = 1 if on else 0
 
     # -- SpendStore ------------------------------------------------------------------------
 
+    # The running total holds every slot whose minute is at least the swept minute; moving
+    # the horizon subtracts the minutes it passes (one per minute in steady state), so a
+    # budget check reads one number instead of a day of slots.
+
+    def _slot(self, minute: int) -> int:
+        return _FIRST_SLOT + (minute % _BUCKETS) * _SLOT.size
+
+    def _sweep(self, cutoff: int) -> tuple[int, int]:
+        """Drop the minutes before ``cutoff`` from the total; (total, swept) after."""
+        total, swept = _TOTALS.unpack_from(self._map, 8)
+        if cutoff <= swept:
+            return total, swept
+        if cutoff - swept >= _BUCKETS:  # a whole day passed: recount what is left
+            total = 0
+            for index in range(_BUCKETS):
+                minute, nano = _SLOT.unpack_from(self._map, _FIRST_SLOT + index * _SLOT.size)
+                if minute >= cutoff:
+                    total += nano
+        else:
+            for minute in range(swept, cutoff):
+                held, nano = _SLOT.unpack_from(self._map, self._slot(minute))
+                if held == minute:
+                    total -= nano
+        _TOTALS.pack_into(self._map, 8, total, cutoff)
+        return total, cutoff
+
     def add(self, at: float, cost: float) -> None:
         minute = math.floor(at / _BUCKET_S)
-        offset = _HEADER + (minute % _BUCKETS) * _SLOT.size
+        amount = math.ceil(cost * _NANO)
+        offset = self._slot(minute)
         with self._locked():
-            held, usd = _SLOT.unpack_from(self._map, offset)
-            if held != minute:
-                usd = 0.0
-            _SLOT.pack_into(self._map, offset, minute, usd + cost)
+            total, swept = _TOTALS.unpack_from(self._map, 8)
+            held, nano = _SLOT.unpack_from(self._map, offset)
+            if held != minute:  # the slot held a minute a day older (or never used)
+                if held >= swept and nano:
+                    total -= nano
+                nano = 0
+            _SLOT.pack_into(self._map, offset, minute, nano + amount)
+            if minute >= swept:
+                total += amount
+            _TOTALS.pack_into(self._map, 8, total, swept)
 
     def total_since(self, horizon: float) -> float:
-        total = 0.0
+        # A minute counts while it ends after the horizon: minute >= floor(horizon / 60).
         with self._locked():
-            for index in range(_BUCKETS):
-                minute, usd = _SLOT.unpack_from(self._map, _HEADER + index * _SLOT.size)
-                if usd and (minute + 1) * _BUCKET_S > horizon:
-                    total += usd
-        return total
+            total, _ = self._sweep(math.floor(horizon / _BUCKET_S))
+        return total / _NANO
 
     def close(self) -> None:
         """Unmap and close the file (it stays on disk until its directory is removed)."""
