@@ -41,6 +41,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from chatcontract.contract import Contract
 from chatcontract.errors import ConfigError
 from chatcontract.policy import kill_switch_active
@@ -337,8 +339,13 @@ class Supervisor:
     def supervise(self) -> None:
         """Restart workers that end, until ``request_stop``."""
         while not self._stopping.is_set():
-            sentinels: list[Any] = [w.process.sentinel for w in self.workers.values()]
-            wait([*sentinels, self._wake_r], timeout=1.0)
+            # A dead worker's sentinel stays readable: wait on the live ones only, and wake
+            # up soon while one waits out its pause.
+            live: list[Any] = [
+                w.process.sentinel for w in self.workers.values() if w.process.is_alive()
+            ]
+            pausing = len(live) < len(self.workers)
+            wait([*live, self._wake_r], timeout=0.25 if pausing else 1.0)
             with contextlib.suppress(BlockingIOError, OSError):
                 os.read(self._wake_r, 64)
             if self._stopping.is_set():
@@ -547,6 +554,8 @@ def serve_workers(
             admin_sock.close()
         sock.close()
         supervisor.close()
+        with contextlib.suppress(Exception):  # the parent's own clients never connected
+            anyio.run(state.aclose)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     say("chatcontract gateway stopped")
