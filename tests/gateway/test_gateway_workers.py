@@ -147,6 +147,11 @@ def test_admin_metrics_add_up_every_workers_calls(start):
 
 def test_the_kill_switch_reaches_every_worker(start):
     gateway = start("--workers", "2", "--admin", "127.0.0.1:0")
+    for worker in (0, 1):  # never settable on the client port, whichever worker answers
+        with only(gateway, worker):
+            status, _, _ = raw_request(gateway.root_url, "POST", "/kill-switch", b'{"on": true}')
+        assert status == 404
+    assert gateway.admin_json("GET", "/kill-switch")[1]["on"] is False
     assert gateway.admin_json("POST", "/kill-switch", {"on": True}) == (
         200,
         {"on": True, "env": False, "effective": True},
