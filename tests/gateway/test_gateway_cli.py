@@ -56,7 +56,7 @@ def _contract_file(tmp_path: Path, base_url: str) -> Path:
 
 
 def _start(args: list[str], env: dict[str, str]) -> Running:
-    command = [sys.executable, "-m", "chatcontract", "gateway", *args]
+    command = [sys.executable, "-m", "chatcontract", "gateway", "--admin", "off", *args]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )

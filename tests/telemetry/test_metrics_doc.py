@@ -2,7 +2,8 @@
 
 Three registries are built as the package builds them: the telemetry sink's (``PrometheusSink``,
 what an application exposes), the probe service's (``create_probe_app``: ``ProbeMetrics``
-plus the sink) and the usage ledger's (``LedgerMetrics``). Family names are collected from the registries; types and labels from the
+plus the sink), the usage ledger's (``LedgerMetrics``) and the gateway's (``GatewayMetrics``,
+``SupervisorMetrics``). Family names are collected from the registries; types and labels from the
 metric objects. Both directions are checked: nothing undocumented, nothing documented that no
 code registers.
 """
@@ -18,6 +19,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from chatcontract.contract import load_preset
+from chatcontract.gateway import GatewayState
+from chatcontract.gateway.metrics import GatewayMetrics, SupervisorMetrics
 from chatcontract.probe import ProbeMetrics, ProbeStore, create_probe_app
 from chatcontract.telemetry import LedgerMetrics, PrometheusSink
 
@@ -80,14 +83,27 @@ def _probe_registry() -> tuple[CollectorRegistry, ProbeMetrics]:
     return registry, metrics
 
 
+def _gateway_registry() -> tuple[CollectorRegistry, GatewayMetrics, SupervisorMetrics]:
+    """The gateway's own families (its admin port serves them next to the sink's)."""
+    registry = CollectorRegistry()
+    state = GatewayState(load_preset("cometapi"), environ={"COMETAPI_KEY": "sk-unused"})
+    return registry, GatewayMetrics(registry, state), SupervisorMetrics(registry, "cometapi")
+
+
 def _registered() -> dict[str, tuple[str, tuple[str, ...]]]:
     """Every family the package registers, with its type and labels."""
     sink_registry, sink = _sink_registry()
     registry, metrics = _probe_registry()
     ledger_registry = CollectorRegistry()
     ledger = LedgerMetrics(ledger_registry, provider="cometapi")
-    declared = _declared(sink, metrics, ledger, *metrics.telemetry.sinks)
-    collected = _collected(sink_registry) | _collected(registry) | _collected(ledger_registry)
+    gateway_registry, gateway, supervisor = _gateway_registry()
+    declared = _declared(sink, metrics, ledger, gateway, supervisor, *metrics.telemetry.sinks)
+    collected = (
+        _collected(sink_registry)
+        | _collected(registry)
+        | _collected(ledger_registry)
+        | _collected(gateway_registry)
+    )
     if collected != set(declared):  # something registered aside from the objects held
         raise AssertionError(f"collected and declared families differ: {collected ^ set(declared)}")
     return declared

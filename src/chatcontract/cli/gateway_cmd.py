@@ -6,17 +6,20 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from chatcontract.contract import DEFAULT_PATH
 from chatcontract.errors import UsageError
 
-__all__ = ["parse_keys", "parse_listen", "register", "run"]
+__all__ = ["parse_admin", "parse_keys", "parse_listen", "parse_workers", "register", "run"]
 
 # The gateway's defaults, repeated here so that `gateway --help` loads no server (a test
 # checks they equal chatcontract.gateway's).
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8788
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_ADMIN = "127.0.0.1:9465"
+MAX_WORKERS = 64
 
 _DESCRIPTION = f"""\
 Serve POST /v1/chat/completions and GET /v1/models, OpenAI-compatible, in front of the
@@ -28,6 +31,10 @@ required when --listen is not a loopback address and never forwarded.
 
 Per request: "fallbacks": [...] in the body (models or routes of the contract only), header
 x-chatcontract-deadline-ms: N. Default contract: ./{DEFAULT_PATH}.
+
+Admin port (--admin, default {DEFAULT_ADMIN}, loopback only unless --admin-allow-remote):
+GET /metrics, /healthz, /readyz, /workers; GET or POST /kill-switch with {{"on": true}}.
+--workers N: N processes serve the same socket; budgets hold for all of them together.
 """
 
 
@@ -65,6 +72,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help=f"largest request body accepted, larger gets 413 (default: {DEFAULT_MAX_BODY_BYTES})",
     )
+    parser.add_argument(
+        "--admin",
+        default=DEFAULT_ADMIN,
+        metavar="HOST:PORT|off",
+        help=f"admin port: /metrics, /healthz, /readyz, /kill-switch (default: {DEFAULT_ADMIN}; "
+        "off: none)",
+    )
+    parser.add_argument(
+        "--admin-allow-remote",
+        action="store_true",
+        help="allow --admin on a non-loopback address (it has no authentication: firewall it)",
+    )
+    parser.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help=f"worker processes serving the same socket, 1 to {MAX_WORKERS} (default: 1)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -76,6 +101,37 @@ def parse_listen(text: str) -> tuple[str, int]:
             f"--listen must be HOST:PORT, e.g. 127.0.0.1:8788 or [::1]:8788; got {text!r}"
         )
     return host.strip("[]"), int(port)
+
+
+def parse_admin(text: str, *, allow_remote: bool) -> tuple[str, int] | None:
+    """``--admin``: ``HOST:PORT``, or None for ``off``; a non-loopback host needs
+    ``allow_remote``."""
+    from chatcontract.gateway.server import is_loopback
+
+    if text.strip().lower() == "off":
+        return None
+    host, colon, port = text.strip().rpartition(":")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--admin must be HOST:PORT (e.g. {DEFAULT_ADMIN}) or off; got {text!r}")
+    host = host.strip("[]")
+    if not is_loopback(host) and not allow_remote:
+        raise UsageError(
+            f"--admin {text} is not a loopback address and the admin port has no "
+            "authentication: use 127.0.0.1:PORT, or add --admin-allow-remote behind a firewall"
+        )
+    return host, int(port)
+
+
+def parse_workers(text: str) -> int:
+    """``--workers``: a whole number from 1 to ``MAX_WORKERS``."""
+    value = text.strip()
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+        cores = os.cpu_count() or 1
+        raise UsageError(
+            f"--workers must be a whole number from 1 to {MAX_WORKERS} (one per core is a good "
+            f"start: {min(cores, MAX_WORKERS)} here); got {text!r}"
+        )
+    return int(value)
 
 
 def parse_keys(variable: str, environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -101,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
     from chatcontract.gateway.server import bind, is_loopback, serve
 
     host, port = parse_listen(args.listen)
+    admin = parse_admin(args.admin, allow_remote=args.admin_allow_remote)
+    workers = parse_workers(args.workers)
     if args.max_body_bytes < 1:
         raise UsageError(f"--max-body-bytes must be a positive number, got {args.max_body_bytes}")
     keys: tuple[str, ...] = ()
@@ -112,11 +170,34 @@ def run(args: argparse.Namespace) -> int:
             "add --keys-env VAR with the gateway keys, comma-separated, in $VAR"
         )
     contract = load(args.contract)
-    state = GatewayState(contract, keys=keys, max_body_bytes=args.max_body_bytes)
+    auth = f"gateway keys from ${args.keys_env}" if keys else "none (loopback only)"
+    if workers > 1:
+        from chatcontract.gateway.workers import serve_workers
+
+        return serve_workers(
+            contract,
+            keys=keys,
+            max_body_bytes=args.max_body_bytes,
+            listen=(host, port),
+            admin=admin,
+            count=workers,
+            auth=auth,
+            say=_say,
+        )
+    registry, sinks = _metrics(contract) if admin is not None else (None, [])
+    state = GatewayState(
+        contract, keys=keys, max_body_bytes=args.max_body_bytes, telemetry_sinks=sinks
+    )
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    auth = f"gateway keys from ${args.keys_env}" if keys else "none (loopback only)"
+    admin_server = None
+    if admin is not None and registry is not None:
+        try:
+            admin_server = _start_admin(state, admin, registry)
+        except BaseException:
+            sock.close()
+            raise
 
     def banner() -> None:
         _say(f"chatcontract gateway listening on http://{shown}:{bound}/v1")
@@ -124,8 +205,33 @@ def run(args: argparse.Namespace) -> int:
             source = f"${route.secret_source}"
             _say(f"  route {route.name}: {route.model} at {route.base_url} (key: {source})")
         _say(f"  auth:  {auth}")
+        if admin_server is not None:
+            _say(f"  admin: {admin_server.root_url} (/metrics /healthz /readyz /kill-switch)")
         _say("Press Ctrl-C to stop.")
 
-    serve(create_app(state), sock, on_ready=banner)
+    try:
+        serve(create_app(state), sock, on_ready=banner)
+    finally:
+        if admin_server is not None:
+            admin_server.stop()
     _say("chatcontract gateway stopped")
     return 0
+
+
+def _metrics(contract: Any) -> tuple[Any, list[Any]]:
+    """A registry and the ``PrometheusSink`` feeding it from every upstream call."""
+    from prometheus_client import CollectorRegistry
+
+    from chatcontract.telemetry import PrometheusSink
+
+    registry = CollectorRegistry()
+    return registry, [PrometheusSink(registry, contract=contract)]
+
+
+def _start_admin(state: Any, admin: tuple[str, int], registry: Any) -> Any:
+    """The admin port of a one-process gateway, serving (its gauges added to ``registry``)."""
+    from chatcontract.gateway.admin import AdminApp, AdminServer, LocalAdmin, bind_admin
+    from chatcontract.gateway.metrics import GatewayMetrics
+
+    GatewayMetrics(registry, state)
+    return AdminServer(AdminApp(LocalAdmin(state, registry)), bind_admin(*admin)).start()

@@ -2,8 +2,8 @@
 
 The chat app reads and updates it on every request; an admin app (``/metrics``, ``/healthz``,
 ``/readyz``, the kill switch) reads the same object. It is per process: with several replicas
-(or workers) each has its own breakers, budget guard and kill switch flag until a shared store
-exists (``docs/gateway.md``).
+each has its own breakers, budget guard and kill switch flag; ``--workers`` workers share the
+budget spend and the kill switch (``spend_store``, ``kill_switch_flag``: see ``workers.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import hmac
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
 import anyio
 import httpx2
@@ -20,15 +21,29 @@ from chatcontract.client._routes import Route
 from chatcontract.contract import Contract
 from chatcontract.policy import BudgetGuard, kill_switch_active
 from chatcontract.policy.breaker import Breakers, RouteHealth
+from chatcontract.policy.budget import SpendStore
 from chatcontract.telemetry.events import TelemetrySink
 
 from .request import RouteTable
 from .upstream import GatewayUpstream
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "GatewayState"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Flag", "GatewayState", "LocalFlag"]
 
 #: The largest request body accepted by default (4 MiB; larger gets 413).
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class Flag(Protocol):
+    """An on/off value: the admin kill switch (``LocalFlag``, or one shared by workers)."""
+
+    value: bool
+
+
+class LocalFlag:
+    """A ``Flag`` held by this process."""
+
+    def __init__(self) -> None:
+        self.value = False
 
 
 class GatewayState:
@@ -44,6 +59,9 @@ class GatewayState:
         transport: the upstream httpx2 transport (tests); default: a real one per route.
         max_body_bytes: the request body size limit (413 above it).
         clock, rng, sleep: injected into the client core (tests).
+        spend_store: where the budget guard keeps its spend (default: this process's own;
+            ``--workers`` passes one shared by every worker).
+        kill_switch_flag: where the admin kill switch is held (default: this process's own).
 
     Attributes:
         upstream: the client driving the ``CallPlan`` for every call.
@@ -51,6 +69,8 @@ class GatewayState:
         kill_switch: the admin switch (on: every call skips its first route, as the contract's
             kill switch variable does; a client request can never set it).
         in_flight: chat requests being served now.
+        queued: of those, the ones waiting before their next attempt (a backoff or a
+            provider's ``retry-after``): held by the gateway, nothing on the wire.
         served: chat requests answered since start (any status).
 
     Raises:
@@ -69,10 +89,21 @@ class GatewayState:
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        spend_store: SpendStore | None = None,
+        kill_switch_flag: Flag | None = None,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be at least 1")
         self.contract = contract
+        self.queued = 0
+
+        async def wait(seconds: float) -> None:
+            self.queued += 1
+            try:
+                await sleep(seconds)
+            finally:
+                self.queued -= 1
+
         self.upstream = GatewayUpstream(
             contract,
             environ=environ,
@@ -80,12 +111,17 @@ class GatewayState:
             transport=transport,
             clock=clock,
             rng=rng,
-            sleep=sleep,
+            sleep=wait,
         )
+        if spend_store is not None:  # the caps hold for everyone sharing the store
+            core = self.upstream._core
+            core.guard = BudgetGuard(
+                contract.policy.caps, contract.policy.prices, clock=clock, store=spend_store
+            )
         self.table = RouteTable(self.upstream.routes)
         self._keys = tuple(key.encode() for key in keys if key)
         self.max_body_bytes = max_body_bytes
-        self.kill_switch = False
+        self._kill_switch: Flag = kill_switch_flag if kill_switch_flag is not None else LocalFlag()
         self.in_flight = 0
         self.served = 0
 
@@ -105,6 +141,15 @@ class GatewayState:
     def guard(self) -> BudgetGuard:
         """The budget guard (caps per call and per day, for this process)."""
         return self.upstream._core.guard
+
+    @property
+    def kill_switch(self) -> bool:
+        """The admin switch (set by the admin port only; see the class docstring)."""
+        return self._kill_switch.value
+
+    @kill_switch.setter
+    def kill_switch(self, on: bool) -> None:
+        self._kill_switch.value = on
 
     @property
     def requires_key(self) -> bool:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from chatcontract.contract.model import CostCaps, Policy, Prices
 from chatcontract.wire import Usage
@@ -26,7 +26,9 @@ __all__ = [
     "FALSE_WORDS",
     "UNBILLED_CATEGORIES",
     "BudgetGuard",
+    "MemorySpendStore",
     "RefusalReason",
+    "SpendStore",
     "estimate_prompt_tokens",
     "kill_switch_active",
 ]
@@ -87,6 +89,38 @@ def estimate_prompt_tokens(messages: Iterable[Any]) -> int:
     return total
 
 
+class SpendStore(Protocol):
+    """Where a ``BudgetGuard`` keeps its spend: the in-process default is
+    ``MemorySpendStore``; a store shared between processes (the gateway's ``--workers``)
+    makes the caps hold for all of them together. Must be safe to share between threads."""
+
+    def add(self, at: float, cost: float) -> None:
+        """Record ``cost`` USD spent at ``at`` (the guard's clock, in seconds)."""
+        ...
+
+    def total_since(self, horizon: float) -> float:
+        """USD recorded after ``horizon`` (older records may be dropped)."""
+        ...
+
+
+class MemorySpendStore:
+    """The default ``SpendStore``: every record in this process, dropped once past the horizon."""
+
+    def __init__(self) -> None:
+        self._spent: deque[tuple[float, float]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, at: float, cost: float) -> None:
+        with self._lock:
+            self._spent.append((at, cost))
+
+    def total_since(self, horizon: float) -> float:
+        with self._lock:
+            while self._spent and self._spent[0][0] <= horizon:
+                self._spent.popleft()
+            return sum(cost for _, cost in self._spent)
+
+
 class BudgetGuard:
     """Token and money caps for calls, with a rolling 24-hour spend.
 
@@ -94,6 +128,7 @@ class BudgetGuard:
         caps: ``policy.caps``.
         prices: ``policy.prices`` (USD per million tokens, by model).
         clock: a monotonic clock in seconds (default ``time.monotonic``).
+        store: where the spend is kept (default: a ``MemorySpendStore``, this guard's own).
 
     Example::
 
@@ -110,12 +145,12 @@ class BudgetGuard:
         prices: Mapping[str, Prices],
         *,
         clock: Callable[[], float] = time.monotonic,
+        store: SpendStore | None = None,
     ) -> None:
         self.caps = caps
         self.prices = prices
         self._clock = clock
-        self._spent: deque[tuple[float, float]] = deque()
-        self._lock = threading.Lock()
+        self.store: SpendStore = store if store is not None else MemorySpendStore()
 
     def worst_case_usd(
         self, model: str, prompt_tokens: int, max_tokens: int | None
@@ -159,8 +194,7 @@ class BudgetGuard:
         if prices is None or usage is None:
             return None
         cost = prices.cost(usage.prompt_tokens or 0, usage.completion_tokens or 0)
-        with self._lock:
-            self._spent.append((self._clock(), cost))
+        self.store.add(self._clock(), cost)
         return cost
 
     def record_failed(
@@ -195,17 +229,12 @@ class BudgetGuard:
         cost = prices.cost(max(prompt, 0), max(completion, 0))
         if cost <= 0:
             return None
-        with self._lock:
-            self._spent.append((self._clock(), cost))
+        self.store.add(self._clock(), cost)
         return cost
 
     def spent_today(self) -> float:
         """USD recorded in the last 24 hours."""
-        horizon = self._clock() - DAY_S
-        with self._lock:
-            while self._spent and self._spent[0][0] <= horizon:
-                self._spent.popleft()
-            return sum(cost for _, cost in self._spent)
+        return self.store.total_since(self._clock() - DAY_S)
 
 
 #: Values of the kill-switch variable that mean "off".
