@@ -45,7 +45,9 @@ CONTRACT = load_preset("cometapi")
 BODY = {"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "hi"}]}
 DEADLINE_S = 1.0
 TOLERANCE_S = 1.5
-SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+)
 
 
 def _chunk(data: bytes) -> bytes:
@@ -77,7 +79,9 @@ async def _close_before_head(writer: Any) -> None:
 
 
 async def _cut_mid_body(writer: Any) -> None:
-    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n")
+    writer.write(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
+    )
     writer.write(b"{" * 50)
     await writer.drain()
     writer.close()
@@ -90,7 +94,9 @@ async def _cut_mid_stream(writer: Any) -> None:
 
 
 async def _reset_mid_body(writer: Any) -> None:
-    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n")
+    writer.write(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
+    )
     writer.write(b"{" * 50)
     await writer.drain()
     await asyncio.sleep(0.05)
@@ -360,12 +366,14 @@ def test_without_a_deadline_the_read_timeout_bounds_each_silent_gap():
 def test_a_request_waiting_for_a_full_pool_gets_a_pool_timeout():
     async def call(url: str) -> BaseException:
         transport = AiohttpTransport(limits=httpx2.Limits(max_connections=1))
-        async with httpx2.AsyncClient(
-            transport=transport, timeout=httpx2.Timeout(5.0, pool=0.2)
-        ) as client:
-            async with client.stream("POST", url, json=BODY):  # holds the one connection
-                with pytest.raises(httpx2.PoolTimeout) as caught:
-                    await client.post(url, json=BODY)
+        async with (
+            httpx2.AsyncClient(
+                transport=transport, timeout=httpx2.Timeout(5.0, pool=0.2)
+            ) as client,
+            client.stream("POST", url, json=BODY),
+        ):  # holds the one connection
+            with pytest.raises(httpx2.PoolTimeout) as caught:
+                await client.post(url, json=BODY)
         return caught.value
 
     with raw_server(trickling_body(0.05)) as server:
@@ -392,11 +400,13 @@ def test_a_stream_is_handed_on_as_it_arrives_not_buffered():
 
     async def call(url: str) -> list[bytes]:
         pieces: list[bytes] = []
-        async with httpx2.AsyncClient(transport=AiohttpTransport(), timeout=10.0) as client:
-            async with client.stream("POST", url, json=BODY) as answer:
-                async for piece in answer.aiter_raw():
-                    pieces.append(piece)
-                    release.set()
+        async with (
+            httpx2.AsyncClient(transport=AiohttpTransport(), timeout=10.0) as client,
+            client.stream("POST", url, json=BODY) as answer,
+        ):
+            async for piece in answer.aiter_raw():
+                pieces.append(piece)
+                release.set()
         return pieces
 
     with raw_server(handler) as server:
@@ -420,9 +430,11 @@ def test_a_body_arrives_byte_for_byte_however_the_upstream_splits_it(pieces):
     async def call(url: str) -> list[bytes]:
         bodies = []
         for inner in (httpx2.AsyncHTTPTransport(), AiohttpTransport()):
-            async with httpx2.AsyncClient(transport=inner, timeout=5.0) as client:
-                async with client.stream("POST", url, json=BODY) as answer:
-                    bodies.append(b"".join([piece async for piece in answer.aiter_raw()]))
+            async with (
+                httpx2.AsyncClient(transport=inner, timeout=5.0) as client,
+                client.stream("POST", url, json=BODY) as answer,
+            ):
+                bodies.append(b"".join([piece async for piece in answer.aiter_raw()]))
         return bodies
 
     with raw_server(handler) as server:

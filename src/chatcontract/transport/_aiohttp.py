@@ -235,8 +235,12 @@ def _head_error(
         if call.queued:
             return httpx2.PoolTimeout("no free connection in the pool in time", request=request)
         if not call.connected:
-            return httpx2.ConnectTimeout("the call's deadline passed while connecting", request=request)
-        return httpx2.ReadTimeout("the call's deadline passed before the response head", request=request)
+            return httpx2.ConnectTimeout(
+                "the call's deadline passed while connecting", request=request
+            )
+        return httpx2.ReadTimeout(
+            "the call's deadline passed before the response head", request=request
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return _connect_error(exc, request)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -250,9 +254,7 @@ def _head_error(
             call.clock.received = True  # part of a head came back: never resent
         return httpx2.RemoteProtocolError(_DISCONNECTED, request=request)
     if isinstance(exc, aiohttp.ClientResponseError):  # the head did not parse
-        return httpx2.RemoteProtocolError(
-            f"invalid response head: {exc.message}", request=request
-        )
+        return httpx2.RemoteProtocolError(f"invalid response head: {exc.message}", request=request)
     if isinstance(exc, aiohttp.ClientOSError | aiohttp.ClientConnectionResetError | OSError):
         if call.sent:
             return httpx2.ReadError(str(exc) or type(exc).__name__, request=request)
@@ -468,4 +470,3 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
 async def _chunks(stream: Any) -> AsyncIterator[bytes]:
     async for chunk in stream:
         yield chunk
-

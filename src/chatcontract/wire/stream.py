@@ -581,8 +581,9 @@ class StreamParser:
         Left out: ``[DONE]`` and anything after it, blank keep-alives, every event the
         assembler rejected (a malformed chunk, an in-band error, a chunk cut by the end of
         the body), and anything after a malformed chunk or an in-band error (not assembled
-        either: the stream failed there, whichever read brought what follows). A pass-through proxy (the gateway) forwards these payloads as they arrive
-        instead of decoding the bytes a second time. Calling it again returns the same list.
+        either: the stream failed there, whichever read brought what follows). A pass-through
+        proxy (the gateway) forwards these payloads as they arrive instead of decoding the
+        bytes a second time. Calling it again returns the same list.
         """
         if self._tap is None:
             self._tap = []
