@@ -595,3 +595,28 @@ def test_the_session_is_made_in_the_running_loop_and_closed_by_aclose():
         assert first.closed  # the client's aclose closed the transport's session
         second = asyncio.run(use(server.url))  # a new loop: a new session there
     assert second is not first and second.closed
+
+
+def test_a_streamed_request_body_goes_out_chunked_once():
+    async def handler(reader: Any, writer: Any, server: RawServer) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        body = b""
+        while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+            body += (await reader.readexactly(size + 2))[:-2]
+        await reader.readexactly(2)
+        server.state.update(head=head.lower(), body=body)
+        writer.write(response(200, COMPLETION))
+        await writer.drain()
+
+    async def parts() -> Any:
+        yield b'{"model":'
+        yield b'"m"}'
+
+    async def call(url: str) -> int:
+        async with httpx2.AsyncClient(transport=AiohttpTransport(), timeout=5.0) as client:
+            return (await client.post(url, content=parts())).status_code
+
+    with raw_server(handler) as server:
+        assert asyncio.run(call(server.url)) == 200
+    assert server.state["body"] == b'{"model":"m"}'
+    assert server.state["head"].count(b"transfer-encoding: chunked") == 1

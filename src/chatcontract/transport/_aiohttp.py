@@ -424,7 +424,12 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             request.extensions.get("trace"), clock, timeouts.get("pool"), url.scheme == "https"
         )
         stream = request.stream
-        data: Any = request.content if isinstance(stream, httpx2.ByteStream) else _chunks(stream)
+        raw = request.headers.raw
+        if isinstance(stream, httpx2.ByteStream):
+            data: Any = request.content
+        else:  # a streamed body: aiohttp frames it itself (chunked, unless a length is given)
+            data = _chunks(stream)
+            raw = [(name, value) for name, value in raw if name.lower() != b"transfer-encoding"]
         scope: asyncio.Timeout | None = None
         try:
             async with asyncio.timeout_at(_deadline_when(clock)) as scope:
@@ -433,7 +438,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                     request.method,
                     str(url),
                     data=data,
-                    headers=_headers(request.headers.raw),
+                    headers=_headers(raw),
                     allow_redirects=False,
                     compress=None,
                     timeout=self._timeout(timeouts),
