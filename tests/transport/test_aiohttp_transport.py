@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from typing import Any
@@ -620,3 +622,69 @@ def test_a_streamed_request_body_goes_out_chunked_once():
         assert asyncio.run(call(server.url)) == 200
     assert server.state["body"] == b'{"model":"m"}'
     assert server.state["head"].count(b"transfer-encoding: chunked") == 1
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+
+class _TLSServer(RawServer):
+    """``RawServer`` speaking TLS with a self-signed certificate for 127.0.0.1."""
+
+    def __init__(self, handler: Any, context: ssl.SSLContext) -> None:
+        super().__init__(handler)
+        self._context = context
+
+    async def _open(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._context)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+
+@pytest.fixture
+def self_signed(tmp_path) -> tuple[ssl.SSLContext, str]:
+    """A server context with a self-signed certificate for 127.0.0.1, and the cert's path."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, str(cert)
+
+
+def test_an_unknown_certificate_fails_as_tls_on_both_transports(self_signed):
+    context, _ = self_signed
+
+    async def codes(url: str) -> list[str | None]:
+        found = []
+        for inner in (_httpx2_transport(), AiohttpTransport()):  # both verify by default
+            exchange, error = await _exchange_of(inner, url)
+            await inner.aclose()
+            assert isinstance(error, httpx2.ConnectError)
+            assert exchange.failure is not None
+            found.append(exchange.failure.code)
+        return found
+
+    with _TLSServer(in_order([response(200, COMPLETION)]), context) as server:
+        url = server.url.replace("http://", "https://")
+        assert asyncio.run(codes(url)) == ["tls", "tls"]
+
+
+def test_https_reports_no_connect_or_tls_split_rather_than_a_wrong_one(self_signed):
+    context, cert = self_signed
+
+    async def call(url: str) -> Exchange:
+        trusted = ssl.create_default_context(cafile=cert)
+        exchange, error = await _exchange_of(AiohttpTransport(verify=trusted), url)
+        assert error is None
+        return exchange
+
+    with _TLSServer(in_order([response(200, COMPLETION)]), context) as server:
+        exchange = asyncio.run(call(server.url.replace("http://", "https://")))
+    assert exchange.failure is None
+    assert (exchange.timings.connect_ms, exchange.timings.tls_ms) == (None, None)
+    assert exchange.timings.ttfb_ms is not None

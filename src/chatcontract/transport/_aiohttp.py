@@ -54,7 +54,6 @@ from ._timing import CURRENT_CLOCK, PhaseClock
 __all__ = ["AiohttpTransport", "aiohttp_trace_config"]
 
 _monotonic = time.monotonic
-_perf = time.perf_counter
 
 #: aiohttp adds these unless told not to; the httpx2 request says what it wants sent.
 _SKIP_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
@@ -70,7 +69,6 @@ class _Call:
     __slots__ = (
         "clock",
         "connected",
-        "head_at",
         "https",
         "pool_s",
         "queued",
@@ -89,7 +87,6 @@ class _Call:
         self.queued = False
         self.connected = False  # a connection is ours (new or reused)
         self.sent = False
-        self.head_at: float | None = None
         self.scope: asyncio.Timeout | None = None
 
     async def emit(self, event: str) -> None:
@@ -174,7 +171,6 @@ async def _on_headers_sent(_: Any, ctx: SimpleNamespace, __: Any) -> None:
 async def _on_request_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     call = _call_of(ctx)
     if call is not None:
-        call.head_at = _perf()
         await call.emit("http11.receive_response_headers.complete")
 
 
@@ -457,9 +453,10 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             response.status,
             headers=list(response.raw_headers),
             stream=_Body(response, request, _deadline_when(clock)),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode()}
-            if response.reason
-            else {"http_version": b"HTTP/1.1"},
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+            },
         )
 
     async def aclose(self) -> None:
