@@ -6,16 +6,19 @@ httpx2's transport either way."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import time
 from typing import Any
 
 import httpx2
 import openai
 import pytest
-from gateway_helpers import FULL, PROMPT, contract_for, env_for
+from gateway_helpers import FULL, PROMPT, contract_for, env_for, error_of, raw_request
 
 from chatcontract.client import AsyncChatClient, ChatClient
 from chatcontract.gateway import GatewayState, _wire, create_app, server
 from chatcontract.transport._aiohttp import AiohttpTransport
+from raw_servers import dripping_head, raw_server
 
 UPSTREAM = "http://127.0.0.1:9/v1"  # never called: these tests only look at the wiring
 
@@ -97,3 +100,25 @@ def test_a_served_call_goes_through_the_aiohttp_session_on_uvloop(gateway, sims)
     assert type(served.loop).__module__.startswith("uvloop")
     served.stop()
     assert wire._session is None  # the gateway's shutdown closed it
+
+
+def test_a_head_dripped_byte_by_byte_upstream_ends_at_the_callers_deadline(gateway):
+    """Hostile upstream: each byte of the head arrives well within any read timeout, so only
+    the call's deadline, cut into every read by the aiohttp transport, ends the call."""
+    with raw_server(dripping_head(0.05, header_bytes=2_000)) as upstream:
+        contract = contract_for(upstream.base_url)
+        served = gateway(contract, env_for("sk-primary"))
+        body = json.dumps({"model": served.app.state.routes[0].model, "messages": PROMPT})
+        started = time.monotonic()
+        status, found, data = raw_request(
+            served.root_url,
+            "POST",
+            "/v1/chat/completions",
+            body.encode(),
+            {"content-type": "application/json", "x-chatcontract-deadline-ms": "1000"},
+        )
+        elapsed = time.monotonic() - started
+    assert status == 504, found
+    assert error_of(data)["type"] == "timeout_error"
+    assert found["x-chatcontract-classification"] == "transport/timeout/deadline"
+    assert elapsed < 1.0 + 1.5  # the head alone would take 100 s
