@@ -117,14 +117,21 @@ def test_sdist_contains_the_whole_test_suite_and_its_data(tmp_path):
     assert "License-Expression: Apache-2.0" in pkg_info
 
 
-def test_metadata_advertises_otel_with_the_api_only_and_no_dev_extra():
+def _extra(requirements: list[str], name: str) -> list[str]:
+    found = [r for r in requirements if f'extra == "{name}"' in r]
+    return [r.split(";")[0].split(">")[0].strip() for r in found]
+
+
+def test_metadata_advertises_otel_and_gateway_extras_and_no_dev_extra():
     from importlib.metadata import metadata
 
     meta = metadata("chatcontract")
-    otel = [r for r in meta.get_all("Requires-Dist") or [] if 'extra == "otel"' in r]
+    requirements = meta.get_all("Requires-Dist") or []
 
-    assert meta.get_all("Provides-Extra") == ["otel"]
-    assert [r.split(";")[0].split(">")[0].strip() for r in otel] == ["opentelemetry-api"]
+    assert meta.get_all("Provides-Extra") == ["otel", "gateway"]
+    assert _extra(requirements, "otel") == ["opentelemetry-api"]
+    # The gateway's measured stack (docs/gateway-performance.md).
+    assert _extra(requirements, "gateway") == ["aiohttp", "httptools", "uvloop"]
     assert meta["License-Expression"] == "Apache-2.0"
 
 

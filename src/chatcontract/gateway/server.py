@@ -1,7 +1,8 @@
 """Serving the gateway: the HTTP server choice (one function), a background server for tests
 and embedding, and the foreground ``serve`` the CLI runs.
 
-The server is uvicorn with its ``httptools`` parser when that is installed, else ``h11``
+The server is uvicorn with its ``httptools`` parser and ``uvloop`` when those are installed (the
+``gateway`` extra), else ``h11`` and asyncio
 (``server_config``); swapping the server (e.g. for granian) means changing that function and
 ``GatewayServer._run`` only.
 """
@@ -49,11 +50,17 @@ def http_parser() -> str:
     return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
 
 
+def event_loop() -> str:
+    """uvicorn's event loop: ``uvloop`` if installed (the ``gateway`` extra), else asyncio."""
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+
+
 def server_config(app: GatewayApp, *, log_level: str = "warning") -> uvicorn.Config:
     """The uvicorn configuration the gateway runs with (no access log, no server header)."""
     return uvicorn.Config(
         app,
         http=http_parser(),
+        loop=event_loop(),
         lifespan="on",
         log_level=log_level,
         access_log=False,

@@ -24,6 +24,7 @@ from chatcontract.policy.breaker import Breakers, RouteHealth
 from chatcontract.policy.budget import SpendStore
 from chatcontract.telemetry.events import TelemetrySink
 
+from ._wire import upstream_transport
 from .request import RouteTable
 from .upstream import GatewayUpstream
 
@@ -56,7 +57,8 @@ class GatewayState:
         environ: where the provider keys, the model override and the kill switch variable are
             read (default: the live ``os.environ``).
         telemetry_sinks: receive every Exchange and client event (metrics, event log).
-        transport: the upstream httpx2 transport (tests); default: a real one per route.
+        transport: the upstream httpx2 transport (tests); default: aiohttp's wire when
+            aiohttp is installed (one transport for every route), else httpx2's, per route.
         max_body_bytes: the request body size limit (413 above it).
         clock, rng, sleep: injected into the client core (tests).
         spend_store: where the budget guard keeps its spend (default: this process's own;
@@ -104,6 +106,9 @@ class GatewayState:
             finally:
                 self.queued -= 1
 
+        self._own_transport = upstream_transport() if transport is None else None
+        if self._own_transport is not None:
+            transport = self._own_transport
         self.upstream = GatewayUpstream(
             contract,
             environ=environ,
@@ -184,3 +189,5 @@ class GatewayState:
     async def aclose(self) -> None:
         """Close the upstream connection pools."""
         await self.upstream.aclose()
+        if self._own_transport is not None:  # shared by the routes: not theirs to close
+            await self._own_transport.aclose()

@@ -578,10 +578,12 @@ class StreamParser:
         """From now on, also keep the data payload of every event the assembler takes as a
         good chunk, in order, in the list returned (the caller drains it as it likes).
 
-        Left out: ``[DONE]`` and anything after it, blank keep-alives, and every event the
+        Left out: ``[DONE]`` and anything after it, blank keep-alives, every event the
         assembler rejected (a malformed chunk, an in-band error, a chunk cut by the end of
-        the body). A pass-through proxy (the gateway) forwards these payloads as they arrive
-        instead of decoding the bytes a second time. Calling it again returns the same list.
+        the body), and anything after a malformed chunk or an in-band error (not assembled
+        either: the stream failed there, whichever read brought what follows). A pass-through
+        proxy (the gateway) forwards these payloads as they arrive instead of decoding the
+        bytes a second time. Calling it again returns the same list.
         """
         if self._tap is None:
             self._tap = []
@@ -591,6 +593,11 @@ class StreamParser:
         assembler = self._assembler
         if assembler._done:  # [DONE] seen: what follows is ignored, and never forwarded
             assembler._push(data, now, event, final)
+            return
+        if assembler._malformed or assembler._error is not None:
+            # The stream failed there (``decided``): a pass-through reader stops at it, so the
+            # events after it that came in the same read are neither forwarded nor assembled
+            # (the partial answer a continuation starts from ends where the failure was).
             return
         rejected = assembler._rejected
         assembler._push(data, now, event, final)

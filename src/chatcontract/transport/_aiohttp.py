@@ -1,0 +1,474 @@
+"""An ``httpx2.AsyncBaseTransport`` that sends through aiohttp: httpx2's API, aiohttp's wire.
+
+Why: httpx2's own transport speaks HTTP/1.1 through httpcore2 (pure-Python h11 and anyio),
+0.36 CPU-ms per request and more for every SSE event read; aiohttp parses in C. The gateway's
+pass-through floor drops from 0.63 to 0.42 CPU-ms per request (1.06 to 0.48 per stream) with
+everything above the wire unchanged (``docs/gateway-performance.md``): requests, responses, the
+instrumented transport and its Exchange, classification. Only the gateway uses it by default
+(``default_gateway_transport``); ``ChatClient`` and ``instrument()`` keep httpx2's transport.
+
+What it keeps of httpx2's behaviour:
+
+- **Errors.** Every aiohttp / asyncio failure becomes the httpx2 exception httpx2's transport
+  raises for the same fault, with a message ``classify_exception`` reads the same way: refused
+  → ``ConnectError`` (connect_refused), closed before the head → ``RemoteProtocolError``
+  ("Server disconnected without sending a response.": reset), reset → ``ReadError``, body cut
+  short → ``RemoteProtocolError`` ("peer closed connection without sending complete message
+  body": incomplete_body), an invalid head → ``RemoteProtocolError`` (protocol), silence past
+  the read timeout → ``ReadTimeout``, connect → ``ConnectTimeout``, pool → ``PoolTimeout``.
+- **Timeouts.** httpx2's per-request ``timeout`` extension: ``connect`` is aiohttp's
+  ``sock_connect``, ``read`` its ``sock_read`` (one silent gap, as httpx2), ``pool`` the wait
+  for a free connection (timed from aiohttp's queue hooks). ``write`` has no aiohttp
+  counterpart: a request body that cannot be sent is bounded by the read timeout (aiohttp's
+  read timer runs from the moment the request goes out) and by the call deadline.
+- **The call deadline** (``PhaseClock.deadline`` of the instrumented transport, see
+  ``_timing.py``): one timer per request cuts the wait for the head and every read of the body
+  to the time left, so a head or a body dripped one byte at a time cannot outlive it.
+- **Phase timings**, fed to the request's ``trace`` extension with httpcore2's event names
+  (what the instrumented transport already listens to), from aiohttp's public ``TraceConfig``
+  hooks: request head sent, response head received (time to first byte), and for plain
+  ``http://`` the TCP connect; DNS (when a lookup happened, not a cache hit) goes to the
+  call's ``PhaseClock``. aiohttp connects and handshakes TLS in one step with no hook between,
+  so an ``https://`` connection reports neither connect nor TLS time, rather than a wrong one.
+- **Streaming.** ``aiter_raw`` yields each piece as aiohttp receives it, nothing buffered.
+- **Defaults.** httpx2's pool limits (100 connections, idle ones kept 5 s) and TLS
+  verification (``httpx2.create_ssl_context``); no redirects, no cookies kept, no automatic
+  decompression (the bytes are passed on as they came, as httpx2's transport does), no
+  ``User-Agent``/``Accept`` added: only the headers of the httpx2 request go out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator, Mapping
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import httpx2
+
+from ._timing import CURRENT_CLOCK, PhaseClock
+
+__all__ = ["AiohttpTransport", "aiohttp_trace_config"]
+
+_monotonic = time.monotonic
+
+#: aiohttp adds these unless told not to; the httpx2 request says what it wants sent.
+_SKIP_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
+
+# Messages chosen so ``classify_exception`` reads them as it reads httpx2's own.
+_DISCONNECTED = "Server disconnected without sending a response."
+_INCOMPLETE = "peer closed connection without sending complete message body"
+
+
+class _Call:
+    """One request's state, shared with the TraceConfig hooks (``trace_request_ctx``)."""
+
+    __slots__ = (
+        "clock",
+        "connected",
+        "https",
+        "pool_s",
+        "queued",
+        "scope",
+        "sent",
+        "trace",
+    )
+
+    def __init__(
+        self, trace: Any, clock: PhaseClock | None, pool_s: float | None, https: bool
+    ) -> None:
+        self.trace = trace
+        self.clock = clock
+        self.pool_s = pool_s
+        self.https = https
+        self.queued = False
+        self.connected = False  # a connection is ours (new or reused)
+        self.sent = False
+        self.scope: asyncio.Timeout | None = None
+
+    async def emit(self, event: str) -> None:
+        trace = self.trace
+        if trace is not None:
+            await trace(event, {})
+
+
+# -- TraceConfig hooks: public aiohttp signals, routed to the request's ``_Call`` ------------
+
+
+def _call_of(ctx: SimpleNamespace) -> _Call | None:
+    call = getattr(ctx, "trace_request_ctx", None)
+    return call if isinstance(call, _Call) else None
+
+
+async def _on_queued_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+    call = _call_of(ctx)
+    if call is None:
+        return
+    call.queued = True
+    if call.pool_s is not None and call.scope is not None:
+        loop = asyncio.get_running_loop()
+        when = loop.time() + call.pool_s
+        current = call.scope.when()
+        call.scope.reschedule(when if current is None else min(current, when))
+
+
+async def _on_queued_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+    call = _call_of(ctx)
+    if call is None:
+        return
+    call.queued = False
+    if call.scope is not None:
+        call.scope.reschedule(_deadline_when(call.clock))
+
+
+async def _on_create_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+    call = _call_of(ctx)
+    if call is not None:
+        # The connect event marks the connection as this call's own (a failure on it is no
+        # stale keep-alive); for https it never completes: TCP and TLS are one aiohttp step.
+        await call.emit("connection.connect_tcp.started")
+
+
+async def _on_create_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+    call = _call_of(ctx)
+    if call is not None:
+        call.connected = True
+        if not call.https:
+            await call.emit("connection.connect_tcp.complete")
+
+
+async def _on_reuse(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+    call = _call_of(ctx)
+    if call is not None:
+        call.connected = True
+
+
+async def _on_dns_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+    call = _call_of(ctx)
+    if call is not None and call.clock is not None:
+        call.clock.start("dns")
+
+
+async def _on_dns_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+    call = _call_of(ctx)
+    if call is not None and call.clock is not None:
+        call.clock.end("dns")
+
+
+async def _on_headers_sent(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+    call = _call_of(ctx)
+    if call is not None:
+        call.sent = call.connected = True
+        if call.clock is not None:
+            call.clock.sent = True
+        await call.emit("http11.send_request_headers.started")
+        await call.emit("http11.receive_response_headers.started")
+
+
+async def _on_request_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+    call = _call_of(ctx)
+    if call is not None:
+        await call.emit("http11.receive_response_headers.complete")
+
+
+def aiohttp_trace_config() -> aiohttp.TraceConfig:
+    """The hooks the transport times a call with (each costs a little CPU per request: only
+    those it reads are registered)."""
+    config = aiohttp.TraceConfig()
+    config.on_connection_queued_start.append(_on_queued_start)
+    config.on_connection_queued_end.append(_on_queued_end)
+    config.on_connection_create_start.append(_on_create_start)
+    config.on_connection_create_end.append(_on_create_end)
+    config.on_connection_reuseconn.append(_on_reuse)
+    config.on_dns_resolvehost_start.append(_on_dns_start)
+    config.on_dns_resolvehost_end.append(_on_dns_end)
+    config.on_request_headers_sent.append(_on_headers_sent)
+    config.on_request_end.append(_on_request_end)
+    return config
+
+
+def _deadline_when(clock: PhaseClock | None) -> float | None:
+    """The call's deadline on the running loop's clock (uvloop's is not ``time.monotonic``)."""
+    deadline = None if clock is None else clock.deadline
+    if deadline is None:
+        return None
+    return asyncio.get_running_loop().time() + (deadline - _monotonic())
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def _chain_has(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, kind):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _connect_error(exc: aiohttp.ClientConnectorError, request: httpx2.Request) -> Exception:
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return httpx2.ProxyError(str(exc), request=request)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return httpx2.ConnectError(f"DNS lookup failed: {exc.os_error}", request=request)
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return httpx2.ConnectError(f"TLS handshake failed: {exc.os_error}", request=request)
+    # The OS error's own text ("[Errno 111] Connect call failed", "Connection reset"...).
+    return httpx2.ConnectError(str(exc.os_error), request=request)
+
+
+def _head_error(
+    exc: BaseException, call: _Call, request: httpx2.Request, *, timed_out: bool
+) -> Exception:
+    """The httpx2 exception for a failure before the response head was complete."""
+    if timed_out:  # our own timer: the pool wait, or the call's deadline
+        if call.queued:
+            return httpx2.PoolTimeout("no free connection in the pool in time", request=request)
+        if not call.connected:
+            return httpx2.ConnectTimeout(
+                "the call's deadline passed while connecting", request=request
+            )
+        return httpx2.ReadTimeout(
+            "the call's deadline passed before the response head", request=request
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _connect_error(exc, request)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        if call.queued:
+            return httpx2.PoolTimeout("no free connection in the pool in time", request=request)
+        return httpx2.ConnectTimeout("connect timed out", request=request)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return httpx2.ReadTimeout("no response bytes within the read timeout", request=request)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        if not isinstance(exc.message, str) and call.clock is not None:
+            call.clock.received = True  # part of a head came back: never resent
+        return httpx2.RemoteProtocolError(_DISCONNECTED, request=request)
+    if isinstance(exc, aiohttp.ClientResponseError):  # the head did not parse
+        return httpx2.RemoteProtocolError(f"invalid response head: {exc.message}", request=request)
+    if isinstance(exc, aiohttp.ClientOSError | aiohttp.ClientConnectionResetError | OSError):
+        if call.sent:
+            return httpx2.ReadError(str(exc) or type(exc).__name__, request=request)
+        return httpx2.WriteError(str(exc) or type(exc).__name__, request=request)
+    if isinstance(exc, aiohttp.NonHttpUrlClientError):
+        return httpx2.UnsupportedProtocol(str(exc), request=request)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return httpx2.LocalProtocolError(f"invalid URL: {exc}", request=request)
+    if isinstance(exc, aiohttp.ClientPayloadError):  # a request body that failed to stream
+        return httpx2.WriteError(str(exc), request=request)
+    if isinstance(exc, ValueError):  # a header aiohttp refuses to send
+        return httpx2.LocalProtocolError(f"the request could not be sent: {exc}", request=request)
+    return httpx2.TransportError(f"{type(exc).__name__}: {exc}", request=request)
+
+
+def _body_error(exc: BaseException, request: httpx2.Request) -> Exception:
+    """The httpx2 exception for a failure while the body was being read."""
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return httpx2.ReadTimeout("no response bytes within the read timeout", request=request)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        if _chain_has(exc, ConnectionResetError) or "ConnectionResetError" in str(exc):
+            return httpx2.ReadError("the connection was reset", request=request)
+        text = str(exc).lower()
+        if "not enough data" in text or "not completed" in text:
+            return httpx2.RemoteProtocolError(f"{_INCOMPLETE} ({exc})", request=request)
+        return httpx2.RemoteProtocolError(f"invalid response body: {exc}", request=request)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx2.RemoteProtocolError(_INCOMPLETE, request=request)
+    if isinstance(exc, aiohttp.ClientOSError | aiohttp.ClientConnectionError | OSError):
+        return httpx2.ReadError(str(exc) or type(exc).__name__, request=request)
+    return httpx2.ReadError(f"{type(exc).__name__}: {exc}", request=request)
+
+
+class _DeadlinePassedError(Exception):
+    """Set on a response body whose call deadline passed (wakes the pending read)."""
+
+
+# -- the response body ------------------------------------------------------------------------
+
+
+class _Body(httpx2.AsyncByteStream):
+    """The response body, each piece as aiohttp received it; the call deadline is one timer."""
+
+    __slots__ = ("_closed", "_request", "_response", "_timer")
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, request: httpx2.Request, when: float | None
+    ) -> None:
+        self._response = response
+        self._request = request
+        self._closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        if when is not None:
+            self._timer = asyncio.get_running_loop().call_at(when, self._deadline_passed)
+
+    def _deadline_passed(self) -> None:
+        self._timer = None
+        content = self._response.content
+        if not content.is_eof():  # all of it here already: the reader takes it in time
+            content.set_exception(_DeadlinePassedError())
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        readany = self._response.content.readany
+        try:
+            while True:
+                chunk = await readany()
+                if not chunk:
+                    return
+                yield chunk
+        except _DeadlinePassedError:
+            raise httpx2.ReadTimeout(
+                "the call's deadline passed while the body was arriving", request=self._request
+            ) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _body_error(exc, self._request) from exc
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        response = self._response
+        if response.content.at_eof() and response.content.exception() is None:
+            response.release()  # read to the end: the connection goes back to the pool
+        else:
+            response.close()  # not read to the end: the connection cannot be reused
+
+
+# -- the transport ----------------------------------------------------------------------------
+
+
+class AiohttpTransport(httpx2.AsyncBaseTransport):
+    """Sends httpx2 requests through one ``aiohttp.ClientSession`` (see module).
+
+    Args:
+        verify: TLS verification, as httpx2's (``True``: its default context, ``False``: none,
+            or an ``ssl.SSLContext``).
+        trust_env: as httpx2's, for the default TLS context (``SSL_CERT_FILE``...).
+        limits: the pool's size and how long an idle connection is kept (httpx2's
+            ``Limits``; ``max_keepalive_connections`` has no aiohttp counterpart).
+        trace_config: the hooks that time a call (tests replace them).
+
+    The session is created on first use inside the running event loop and closed by
+    ``aclose()``; used from another loop later, the transport starts a new session there.
+    """
+
+    def __init__(
+        self,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        trust_env: bool = True,
+        limits: httpx2.Limits = httpx2.Limits(max_connections=100, max_keepalive_connections=20),  # noqa: B008
+        trace_config: aiohttp.TraceConfig | None = None,
+    ) -> None:
+        self._ssl = httpx2.create_ssl_context(verify=verify, trust_env=trust_env)
+        self._limits = limits
+        self._trace_config = trace_config if trace_config is not None else aiohttp_trace_config()
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timeouts: dict[tuple[Any, Any], aiohttp.ClientTimeout] = {}
+
+    def _session_here(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is not None and self._loop is loop and not session.closed:
+            return session
+        limits = self._limits
+        connector = aiohttp.TCPConnector(
+            limit=limits.max_connections or 0,
+            limit_per_host=0,
+            keepalive_timeout=limits.keepalive_expiry if limits.keepalive_expiry else 5.0,
+            ssl=self._ssl,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None),
+            trace_configs=[self._trace_config],
+            trust_env=False,
+            raise_for_status=False,
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+        )
+        self._session, self._loop = session, loop
+        return session
+
+    def _timeout(self, timeouts: Mapping[str, Any]) -> aiohttp.ClientTimeout:
+        key = (timeouts.get("connect"), timeouts.get("read"))
+        found = self._timeouts.get(key)
+        if found is None:
+            if len(self._timeouts) > 64:  # requests choose their timeouts: keep a few
+                self._timeouts.clear()
+            found = aiohttp.ClientTimeout(
+                total=None, connect=None, sock_connect=key[0], sock_read=key[1]
+            )
+            self._timeouts[key] = found
+        return found
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        session = self._session_here()
+        timeouts: Mapping[str, Any] = request.extensions.get("timeout") or {}
+        clock = CURRENT_CLOCK.get()
+        url = request.url
+        call = _Call(
+            request.extensions.get("trace"), clock, timeouts.get("pool"), url.scheme == "https"
+        )
+        stream = request.stream
+        raw = request.headers.raw
+        if isinstance(stream, httpx2.ByteStream):
+            data: Any = request.content
+        else:  # a streamed body: aiohttp frames it itself (chunked, unless a length is given)
+            data = _chunks(stream)
+            raw = [(name, value) for name, value in raw if name.lower() != b"transfer-encoding"]
+        scope: asyncio.Timeout | None = None
+        try:
+            async with asyncio.timeout_at(_deadline_when(clock)) as scope:
+                call.scope = scope
+                response = await session.request(
+                    request.method,
+                    str(url),
+                    data=data,
+                    headers=_headers(raw),
+                    allow_redirects=False,
+                    compress=None,
+                    timeout=self._timeout(timeouts),
+                    trace_request_ctx=call,
+                )
+        except (aiohttp.ClientError, OSError, ValueError) as exc:  # TimeoutError is an OSError
+            # Our timer (the pool wait, the deadline) fired: whatever aiohttp made of the
+            # cancellation it caused, the timer names the failure.
+            timed_out = scope is not None and scope.expired()
+            raise _head_error(exc, call, request, timed_out=timed_out) from exc
+        finally:
+            call.scope = None
+        if clock is not None:
+            clock.received = True
+        return httpx2.Response(
+            response.status,
+            headers=list(response.raw_headers),
+            stream=_Body(response, request, _deadline_when(clock)),
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+            },
+        )
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+
+def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+
+
+async def _chunks(stream: Any) -> AsyncIterator[bytes]:
+    async for chunk in stream:
+        yield chunk
