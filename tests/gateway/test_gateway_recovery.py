@@ -84,38 +84,17 @@ CASES = [
 MODES = ["sync-complete", "async-complete", "sync-stream", "async-stream"]
 
 
-def _collect_sync(client: openai.OpenAI, model: str, stream: bool) -> tuple[str, str, list[str]]:
-    """(text, model reported, chunk ids) of one call; SDK errors propagate."""
-    if not stream:
-        completion = client.chat.completions.create(model=model, messages=PROMPT)
-        return completion.choices[0].message.content or "", completion.model, [completion.id]
-    text, models, ids = "", [], []
-    for chunk in client.chat.completions.create(model=model, messages=PROMPT, stream=True):
-        ids.append(chunk.id)
-        models.append(chunk.model)
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-    return text, models[-1], ids
+def _complete_sync(client: openai.OpenAI, model: str) -> tuple[str, str, list[str]]:
+    completion = client.chat.completions.create(model=model, messages=PROMPT)
+    return completion.choices[0].message.content or "", completion.model, [completion.id]
 
 
-async def _collect_async(
-    client: openai.AsyncOpenAI, model: str, stream: bool
-) -> tuple[str, str, list[str]]:
-    if not stream:
-        completion = await client.chat.completions.create(model=model, messages=PROMPT)
-        return completion.choices[0].message.content or "", completion.model, [completion.id]
-    text, models, ids = "", [], []
-    async for chunk in await client.chat.completions.create(
-        model=model, messages=PROMPT, stream=True
-    ):
-        ids.append(chunk.id)
-        models.append(chunk.model)
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-    return text, models[-1], ids
+async def _complete_async(client: openai.AsyncOpenAI, model: str) -> tuple[str, str, list[str]]:
+    completion = await client.chat.completions.create(model=model, messages=PROMPT)
+    return completion.choices[0].message.content or "", completion.model, [completion.id]
 
 
-class Partial(Exception):
+class PartialStreamError(Exception):
     """An SDK error raised mid-stream, with the text read before it."""
 
     def __init__(self, error: openai.APIError, text: str) -> None:
@@ -127,7 +106,7 @@ class Partial(Exception):
 def _run_sync(base_url: str, model: str, stream: bool) -> tuple[str, str, list[str]]:
     with openai.OpenAI(base_url=base_url, api_key="k", max_retries=0, timeout=30) as client:
         if not stream:
-            return _collect_sync(client, model, stream)
+            return _complete_sync(client, model)
         text = ""
         try:
             ids, models = [], []
@@ -139,7 +118,7 @@ def _run_sync(base_url: str, model: str, stream: bool) -> tuple[str, str, list[s
         except openai.APIError as error:
             if isinstance(error, openai.APIStatusError):
                 raise
-            raise Partial(error, text) from error
+            raise PartialStreamError(error, text) from error
         return text, models[-1], ids
 
 
@@ -148,7 +127,7 @@ async def _run_async(base_url: str, model: str, stream: bool) -> tuple[str, str,
         base_url=base_url, api_key="k", max_retries=0, timeout=30
     ) as client:
         if not stream:
-            return await _collect_async(client, model, stream)
+            return await _complete_async(client, model)
         text = ""
         try:
             ids, models = [], []
@@ -162,7 +141,7 @@ async def _run_async(base_url: str, model: str, stream: bool) -> tuple[str, str,
         except openai.APIError as error:
             if isinstance(error, openai.APIStatusError):
                 raise
-            raise Partial(error, text) from error
+            raise PartialStreamError(error, text) from error
         return text, models[-1], ids
 
 
@@ -203,7 +182,7 @@ def test_every_recovery_scenario_ends_in_the_full_answer_or_the_documented_error
             assert caught.value.code == "content_policy_violation"
             continue
         if expect == "interrupted":
-            with pytest.raises(Partial) as broken:
+            with pytest.raises(PartialStreamError) as broken:
                 _call(mode, server.base_url, model)
             body = broken.value.error.body
             assert isinstance(body, dict) and body["type"] == "stream_interrupted_error"

@@ -277,7 +277,7 @@ def _bearer(value: bytes | None) -> bytes | None:
 
 async def _read_body(receive: Receive, limit: int, length: bytes | None) -> bytes | None:
     """The request body, at most ``limit`` bytes (413 above it); None if the client left."""
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and length.isdigit() and (len(length) > 18 or int(length) > limit):
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
