@@ -45,16 +45,18 @@ class ChunkForwarder:
             if not self._started:
                 self._started = True
                 self._first_id = _id_of(payload)
-            text: str | None = payload
+            text = payload
             if self._strip_usage and _NULL_USAGE in payload:
                 # The common case (every chunk of an OpenAI-style stream once usage is asked
                 # for): drop the member as text. A quote inside a JSON string is escaped, so
                 # this sequence is always structure, never text of the answer.
                 text = payload.replace(_NULL_USAGE, "", 1)
             if self._continuing or (self._strip_usage and '"usage"' in text):
-                text = self._rewrite(text)
-            if text is not None:
-                parts.append(f"data: {text}\n\n")
+                kept = self._rewrite(text)
+                if kept is None:
+                    continue
+                text = kept
+            parts.append(f"data: {text}\n\n")
         return "".join(parts).encode()
 
     def _rewrite(self, payload: str) -> str | None:
