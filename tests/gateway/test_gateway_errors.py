@@ -9,7 +9,15 @@ from pathlib import Path
 
 import openai
 import pytest
-from gateway_helpers import BACKUP_MODEL, PROMPT, contract_for, env_for, error_of, raw_request
+from gateway_helpers import (
+    BACKUP_MODEL,
+    PROMPT,
+    contract_for,
+    env_for,
+    error_of,
+    eventually,
+    raw_request,
+)
 
 from chatcontract.gateway import ERROR_TYPES
 
@@ -275,3 +283,43 @@ def test_a_required_field_of_the_contract_is_enforced_before_sending(gateway, re
     assert status == 400 and "max_tokens" in error_of(data)["message"]
     assert raw_request(server.root_url, "POST", CHAT, _body(max_tokens=16), JSON)[0] == 200
     assert len(upstream.chat_requests()) == 1
+
+
+# -- the gateway's own failures ------------------------------------------------------------
+
+
+def test_a_bug_in_a_non_streamed_call_is_a_500_gateway_error(gateway, sims, monkeypatch):
+    sim = sims()
+    server = gateway(contract_for(sim.base_url), env_for(sim.api_key))
+
+    async def broken(call):
+        raise RuntimeError("sk-secret-in-a-bug")
+
+    monkeypatch.setattr(server.app.state.upstream, "complete_body", broken)
+    status, _, data = raw_request(server.root_url, "POST", CHAT, _body(), JSON)
+    error = error_of(data)
+    assert (status, error["type"], error["code"]) == (500, "gateway_error", "internal_error")
+    assert "RuntimeError" in error["message"] and "sk-secret" not in error["message"]
+    assert eventually(lambda: server.app.state.in_flight == 0)
+
+
+def test_a_bug_after_a_stream_started_ends_it_with_an_in_band_error(gateway, sims, monkeypatch):
+    from chatcontract.gateway import app as gateway_app
+
+    class BreaksLater(gateway_app.ChunkForwarder):
+        calls = 0
+
+        def encode(self, payloads):
+            BreaksLater.calls += 1
+            if BreaksLater.calls == 3:
+                raise RuntimeError("bug")
+            return super().encode(payloads)
+
+    monkeypatch.setattr(gateway_app, "ChunkForwarder", BreaksLater)
+    sim = sims()
+    server = gateway(contract_for(sim.base_url), env_for(sim.api_key))
+    status, headers, data = raw_request(server.root_url, "POST", CHAT, _body(stream=True), JSON)
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    events = [e.removeprefix("data: ") for e in data.decode().split("\n\n") if e]
+    assert json.loads(events[-1])["error"]["type"] == "gateway_error"
+    assert "[DONE]" not in events

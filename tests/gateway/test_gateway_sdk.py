@@ -3,6 +3,8 @@ answer, the model that answered, usage as asked, and the x-chatcontract-* header
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 from gateway_helpers import BACKUP_MODEL, FULL, PROMPT, contract_for, env_for
@@ -84,3 +86,50 @@ def test_models_lists_the_models_the_routes_declare(gateway, sims):
     with _sync(server) as client:
         listed = [entry.id for entry in client.models.list()]
     assert listed == [model, BACKUP_MODEL]
+
+
+class IgnoresStream:
+    """An upstream that answers every request with one JSON completion, streamed or not."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        while (await receive()).get("more_body"):
+            pass
+        body = json.dumps(
+            {
+                "id": "chatcmpl-json",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-4.1-nano",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": FULL},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+            }
+        ).encode()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.parametrize("usage", [False, True], ids=["usage-not-asked", "usage-asked"])
+def test_a_provider_ignoring_stream_still_gives_the_client_a_stream(gateway, usage):
+    with GatewayServer(IgnoresStream()) as upstream:  # type: ignore[arg-type]
+        server = gateway(contract_for(upstream.base_url), env_for("sk-upstream"))
+        options = {"stream_options": {"include_usage": True}} if usage else {}
+        with _sync(server) as client:
+            chunks = list(
+                client.chat.completions.create(
+                    model="gpt-4.1-nano", messages=PROMPT, stream=True, **options
+                )
+            )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == FULL
+    assert [c.usage.total_tokens for c in chunks if c.usage] == ([12] if usage else [])

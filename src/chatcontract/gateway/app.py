@@ -25,6 +25,7 @@ attempt and route streaming, classification ``streaming``; the verdict follows i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -43,6 +44,8 @@ from .stream import ChunkForwarder
 from .upstream import Attempt, Payloads
 
 __all__ = ["CHAT_PATH", "MODELS_PATH", "GatewayApp", "create_app"]
+
+logger = logging.getLogger("chatcontract.gateway")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -142,8 +145,12 @@ class GatewayApp:
             await self._models(send)
             return
         state.in_flight += 1
+        tracked = _Tracked(send)
         try:
-            await self._chat(headers, receive, send)
+            await self._chat(headers, receive, tracked)
+        except Exception as exc:  # a bug: the client still gets an OpenAI-shaped answer
+            logger.exception("chatcontract gateway: a request failed unexpectedly")
+            await tracked.fail(exc)
         finally:
             state.in_flight -= 1
             state.served += 1
@@ -249,6 +256,40 @@ class GatewayApp:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+class _Tracked:
+    """``send``, remembering how far the response went (to end it right after a bug)."""
+
+    __slots__ = ("_send", "done", "started", "streaming")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = self.streaming = self.done = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.streaming = (b"content-type", _SSE_HEADERS[0][1]) in message["headers"]
+        elif not message.get("more_body", False):
+            self.done = True
+        await self._send(message)
+
+    async def fail(self, exc: Exception) -> None:
+        """End the response with a ``gateway_error`` (500, or in-band on a started stream)."""
+        found: BaseException = exc
+        while isinstance(found, BaseExceptionGroup) and len(found.exceptions) == 1:
+            found = found.exceptions[0]  # the task group around the call wraps it
+        error = GatewayError(
+            500,
+            "gateway_error",
+            "internal_error",
+            f"the gateway failed unexpectedly ({type(found).__name__}); its log has the details",
+        )
+        if not self.started:
+            await _send_error(self, error)
+        elif self.streaming and not self.done:
+            await self({"type": "http.response.body", "body": b"data: " + error.body() + b"\n\n"})
 
 
 async def _until_disconnect(receive: Receive, work: Callable[[], Awaitable[None]]) -> None:
