@@ -115,6 +115,9 @@ class BudgetGuard:
         self.prices = prices
         self._clock = clock
         self._spent: deque[tuple[float, float]] = deque()
+        # The sum of ``_spent``, kept as entries come and go: a long-lived process (the
+        # gateway) records many calls a day, and every check reads it.
+        self._spent_total = 0.0
         self._lock = threading.Lock()
 
     def worst_case_usd(
@@ -161,6 +164,7 @@ class BudgetGuard:
         cost = prices.cost(usage.prompt_tokens or 0, usage.completion_tokens or 0)
         with self._lock:
             self._spent.append((self._clock(), cost))
+            self._spent_total += cost
         return cost
 
     def record_failed(
@@ -197,15 +201,19 @@ class BudgetGuard:
             return None
         with self._lock:
             self._spent.append((self._clock(), cost))
+            self._spent_total += cost
         return cost
 
     def spent_today(self) -> float:
         """USD recorded in the last 24 hours."""
         horizon = self._clock() - DAY_S
         with self._lock:
-            while self._spent and self._spent[0][0] <= horizon:
-                self._spent.popleft()
-            return sum(cost for _, cost in self._spent)
+            spent = self._spent
+            while spent and spent[0][0] <= horizon:
+                self._spent_total -= spent.popleft()[1]
+            if not spent:
+                self._spent_total = 0.0  # no rounding left over from what expired
+            return max(self._spent_total, 0.0)
 
 
 #: Values of the kill-switch variable that mean "off".
