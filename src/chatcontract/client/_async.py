@@ -99,6 +99,10 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
             result = await client.complete(messages, max_tokens=16)
     """
 
+    #: The fraction of successful calls whose shapes the transport fingerprints (failures
+    #: always are): every call here; a subclass serving many calls (the gateway) samples.
+    _shape_sample_rate: float = 1.0
+
     def __init__(
         self,
         contract: Contract,
@@ -132,6 +136,7 @@ class AsyncChatClient(ClientShell[httpx2.AsyncClient]):
                 inner=AsyncGuardTransport(inner, owns_inner=transport is None),
                 secrets=self._core.secrets,
                 capture_content=capture_content,
+                shape_sample_rate=self._shape_sample_rate,
             )
             self._http[route.name] = httpx2.AsyncClient(
                 transport=instrumented, follow_redirects=False

@@ -25,10 +25,12 @@ from chatcontract.telemetry.events import TelemetrySink
 from .request import RouteTable
 from .upstream import GatewayUpstream
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "GatewayState"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_SHAPE_SAMPLE_RATE", "GatewayState"]
 
 #: The largest request body accepted by default (4 MiB; larger gets 413).
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: The share of successful calls whose shapes are fingerprinted (a sample is enough for drift).
+DEFAULT_SHAPE_SAMPLE_RATE = 0.01
 
 
 class GatewayState:
@@ -43,6 +45,9 @@ class GatewayState:
         telemetry_sinks: receive every Exchange and client event (metrics, event log).
         transport: the upstream httpx2 transport (tests); default: a real one per route.
         max_body_bytes: the request body size limit (413 above it).
+        shape_sample_rate: the fraction of successful calls whose request and response shapes
+            are fingerprinted for drift detection (failures always are); fingerprinting every
+            stream would cost more than the rest of the gateway's work on it.
         clock, rng, sleep: injected into the client core (tests).
 
     Attributes:
@@ -66,6 +71,7 @@ class GatewayState:
         telemetry_sinks: Sequence[TelemetrySink] = (),
         transport: httpx2.AsyncBaseTransport | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        shape_sample_rate: float = DEFAULT_SHAPE_SAMPLE_RATE,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -75,6 +81,7 @@ class GatewayState:
         self.contract = contract
         self.upstream = GatewayUpstream(
             contract,
+            shape_sample_rate=shape_sample_rate,
             environ=environ,
             telemetry_sinks=telemetry_sinks,
             transport=transport,

@@ -29,6 +29,7 @@ from chatcontract.client._plan import AttemptOutcome, Fail, Finish, Send, Step, 
 from chatcontract.client._routes import Route
 from chatcontract.client._stream import StreamReader
 from chatcontract.client.result import ChatResult
+from chatcontract.contract import Contract
 from chatcontract.wire import Completion
 
 __all__ = ["Attempt", "GatewayUpstream", "Payloads", "StreamItem"]
@@ -54,7 +55,16 @@ StreamItem = Attempt | Payloads | Finish | Fail
 
 
 class GatewayUpstream(AsyncChatClient):
-    """``AsyncChatClient`` for the gateway: same arguments, same decisions (see module)."""
+    """``AsyncChatClient`` for the gateway: same arguments (and ``shape_sample_rate``, the
+    share of successful calls whose shapes are fingerprinted), same decisions (see module)."""
+
+    def __init__(
+        self, contract: Contract, *, shape_sample_rate: float = 1.0, **options: Any
+    ) -> None:
+        if not 0.0 <= shape_sample_rate <= 1.0:
+            raise ValueError("shape_sample_rate must be between 0 and 1")
+        self._shape_sample_rate = shape_sample_rate
+        super().__init__(contract, **options)
 
     def prepare(
         self,
