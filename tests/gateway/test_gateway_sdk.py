@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import openai
 import pytest
-from gateway_helpers import BACKUP_MODEL, FULL, PROMPT, contract_for, env_for
+from gateway_helpers import BACKUP_MODEL, FULL, PROMPT, contract_for, env_for, raw_request
 
 from chatcontract.gateway import GatewayServer
 
@@ -133,3 +134,67 @@ def test_a_provider_ignoring_stream_still_gives_the_client_a_stream(gateway, usa
             )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == FULL
     assert [c.usage.total_tokens for c in chunks if c.usage] == ([12] if usage else [])
+
+
+def _sse_chunk(content: str | None, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    doc = {
+        "id": "chatcmpl-s",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4.1-nano",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(doc).encode() + b"\n\n"
+
+
+class Scripted:
+    """An upstream streaming the given pieces, one write each."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        while (await receive()).get("more_body"):
+            pass
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for piece in self.pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await anyio.sleep(0.01)
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_upstream_keep_alives_after_the_first_text_reach_the_client(gateway):
+    pieces = [
+        b": PING\n\n",  # before any text: nothing is sent yet, nothing to keep alive
+        _sse_chunk("Hello"),
+        b": PING\n\n",
+        _sse_chunk(" world"),
+        _sse_chunk(None, "stop"),
+        b"data: [DONE]\n\n",
+    ]
+    with GatewayServer(Scripted(pieces)) as upstream:  # type: ignore[arg-type]
+        server = gateway(contract_for(upstream.base_url), env_for("sk-upstream"))
+        body = json.dumps({"messages": PROMPT, "stream": True}).encode()
+        status, _, data = raw_request(
+            server.root_url,
+            "POST",
+            "/v1/chat/completions",
+            body,
+            {"content-type": "application/json"},
+        )
+    events = [e for e in data.decode().split("\n\n") if e]
+    assert status == 200
+    assert [e[:12] for e in events] == [
+        'data: {"id":',
+        ": keep-alive",
+        'data: {"id":',
+        'data: {"id":',
+        "data: [DONE]",
+    ]

@@ -90,6 +90,11 @@ class StreamReader:
         pass-through proxy forwards, read from the transport's one parser."""
         return self._parser.tap()
 
+    @property
+    def ping_count(self) -> int:
+        """Keep-alive comments (``: PING``) seen so far."""
+        return self._parser.ping_count
+
     def new_data(self) -> bool:
         """Whether a data event (a chunk, not a comment or keep-alive) arrived since the last
         call: what resets the idle limit."""

@@ -14,6 +14,7 @@ Non-streamed answers are the provider's body as it came. Streams pass through ch
   is forwarded, under the first response's ``id``. Otherwise the stream ends with an in-band
   error event ``data: {"error": {...}}`` and no ``[DONE]``: never a clean end after half an
   answer.
+- Keep-alive comments from upstream are passed on (as ``: keep-alive``) once streaming.
 - Usage is always asked for upstream; the usage chunk reaches the client only if it asked
   (``stream_options.include_usage``).
 - A client that goes away cancels the call: the upstream response is closed at once.
@@ -64,6 +65,7 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
 ]
 _DONE = b"data: [DONE]\n\n"
+_KEEP_ALIVE = b": keep-alive\n\n"
 _DEADLINE = DEADLINE_HEADER.encode()
 
 
@@ -217,6 +219,8 @@ class GatewayApp:
                 if isinstance(item, Payloads):
                     if started:
                         out = forwarder.encode(item.items)
+                        if item.pings:  # the upstream is alive: so is this stream
+                            out += _KEEP_ALIVE
                     elif item.delivered:  # the first text: the head, then what was held
                         held.extend(item.items)
                         await _start_stream(send, attempt, route)

@@ -45,10 +45,12 @@ class Attempt:
 @dataclass(frozen=True, slots=True)
 class Payloads:
     """Chunk payloads (JSON text) of the current attempt, in order; ``delivered``: text of
-    this attempt has reached the reader (from these payloads on, they are the answer)."""
+    this attempt has reached the reader (from these payloads on, they are the answer);
+    ``pings``: keep-alive comments that arrived with them."""
 
     items: list[str]
     delivered: bool
+    pings: int = 0
 
 
 StreamItem = Attempt | Payloads | Finish | Fail
@@ -158,12 +160,15 @@ class GatewayUpstream(AsyncChatClient):
             out.append(outcome)
             return
         taken = reader.tap()
+        pings = 0
         try:
             async for _ in response.aiter_raw():  # the transport's parser took the chunk
                 reader.advance(watch)
-                if taken:
-                    yield Payloads(taken[:], reader.delivered)
+                seen = reader.ping_count
+                if taken or seen != pings:
+                    yield Payloads(taken[:], reader.delivered, seen - pings)
                     taken.clear()
+                    pings = seen
                 if reader.early_verdict is not None:
                     break
         except TRANSPORT_ERRORS as exc:
