@@ -8,7 +8,15 @@ import json
 import anyio
 import openai
 import pytest
-from gateway_helpers import BACKUP_MODEL, FULL, PROMPT, contract_for, env_for, raw_request
+from gateway_helpers import (
+    BACKUP_MODEL,
+    FULL,
+    PROMPT,
+    contract_for,
+    env_for,
+    eventually,
+    raw_request,
+)
 
 from chatcontract.gateway import GatewayServer
 
@@ -39,6 +47,8 @@ def test_sync_sdk_gets_the_full_answer_and_the_call_headers(gateway, sims):
     assert raw.headers["x-chatcontract-attempts"] == "1"
     assert raw.headers["x-chatcontract-route"] == "primary"
     assert raw.headers["x-chatcontract-classification"] == "success"
+    state = server.app.state
+    assert eventually(lambda: (state.served, state.in_flight) == (1, 0))
 
 
 @pytest.mark.anyio

@@ -79,6 +79,7 @@ class GatewayState:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be at least 1")
         self.contract = contract
+        self._clock = clock
         self.upstream = GatewayUpstream(
             contract,
             shape_sample_rate=shape_sample_rate,
@@ -128,8 +129,13 @@ class GatewayState:
         return self.breakers.snapshot(route.name for route in self.routes)
 
     def ready(self) -> bool:
-        """At least one route is not held open by its breaker (no call is made to decide)."""
-        return any(health.state != "open" for health in self.route_health())
+        """At least one route takes calls: its breaker is not open, or its cool-down has
+        passed (the next call is its trial). No call is made to decide."""
+        now = self._clock()
+        return any(
+            health.state != "open" or (health.open_until is not None and health.open_until <= now)
+            for health in self.route_health()
+        )
 
     # -- what the chat app does ------------------------------------------------------------
 
