@@ -228,3 +228,28 @@ def test_the_embedding_example_in_the_gateway_docs_runs(tmp_path, simulator):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1\n", done.stdout)
+
+
+def test_the_banner_names_the_key_variable_never_the_key(running):
+    running.process.send_signal(signal.SIGTERM)
+    running.process.wait(15)
+    running.reader.join(10)
+    banner = []
+    while not running.lines.empty():
+        banner.append(running.lines.get())
+    text = "\n".join(banner)
+    assert "route primary: gpt-4.1-nano at http://127.0.0.1:" in text
+    assert "(key: $COMETAPI_KEY)" in text
+    assert "sk-chatcontract-local" not in text
+
+
+def test_a_missing_provider_key_exits_2_naming_the_variable(
+    tmp_path, simulator, capsys, monkeypatch
+):
+    path = _contract_file(tmp_path, simulator.base_url)
+    capsys.readouterr()
+    for name in ("COMETAPI_KEY", "COMETAPI_API_KEY", "COMET_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["gateway", "--contract", str(path), "--listen", "127.0.0.1:0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "$COMETAPI_KEY" in err[0]
