@@ -4,6 +4,7 @@ answer, the model that answered, usage as asked, and the x-chatcontract-* header
 from __future__ import annotations
 
 import json
+import threading
 
 import anyio
 import openai
@@ -206,3 +207,51 @@ def test_upstream_keep_alives_after_the_first_text_reach_the_client(gateway):
     assert events.count(": keep-alive") == 1
     data_events = [e for e in events if e.startswith("data: ")]
     assert len(data_events) == 4 and data_events[-1] == "data: [DONE]"
+
+
+class Gated(Scripted):
+    """Streams its first pieces, then waits (bounded) for ``gate`` before the rest."""
+
+    def __init__(self, first: list[bytes], rest: list[bytes]) -> None:
+        super().__init__(first)
+        self.rest = rest
+        self.gate = threading.Event()
+        self.released = False  # by the gate (not by the bounded wait running out)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+        while (await receive()).get("more_body"):
+            pass
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for piece in self.pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        with anyio.move_on_after(10) as waited:
+            while not self.gate.is_set():
+                await anyio.sleep(0.01)
+        self.released = not waited.cancelled_caught
+        for piece in self.rest:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_the_first_token_reaches_the_client_before_the_upstream_sends_more(gateway):
+    upstream_app = Gated(
+        [_sse_chunk(""), _sse_chunk("Hello")],
+        [_sse_chunk(" world"), _sse_chunk(None, "stop"), b"data: [DONE]\n\n"],
+    )
+    with GatewayServer(upstream_app) as upstream:  # type: ignore[arg-type]
+        server = gateway(contract_for(upstream.base_url), env_for("sk-upstream"))
+        with _sync(server) as client:
+            stream = client.chat.completions.create(
+                model="gpt-4.1-nano", messages=PROMPT, stream=True
+            )
+            seen = ""
+            for chunk in stream:  # the upstream holds the rest until the client saw "Hello"
+                seen += chunk.choices[0].delta.content or ""
+                if seen == "Hello":
+                    upstream_app.gate.set()
+    assert upstream_app.released  # the client had "Hello" while the upstream held the rest
+    assert seen == "Hello world"
