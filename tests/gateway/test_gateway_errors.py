@@ -323,3 +323,21 @@ def test_a_bug_after_a_stream_started_ends_it_with_an_in_band_error(gateway, sim
     events = [e.removeprefix("data: ") for e in data.decode().split("\n\n") if e]
     assert json.loads(events[-1])["error"]["type"] == "gateway_error"
     assert "[DONE]" not in events
+
+
+def test_usage_is_asked_upstream_even_when_the_client_did_not(gateway, recorded):
+    sim, upstream = recorded()
+    server = gateway(contract_for(sim.base_url), env_for(sim.api_key))
+    status, _, data = raw_request(server.root_url, "POST", CHAT, _body(stream=True), JSON)
+    assert status == 200 and b'"usage":{' not in data and b'"usage"' not in data
+    [(_, sent)] = upstream.chat_requests()
+    assert json.loads(sent)["stream_options"] == {"include_usage": True}
+
+
+def test_a_recovered_call_reports_its_attempts_and_the_route_that_answered(down):
+    server, upstream, backup = down
+    status, headers, _ = raw_request(server.root_url, "POST", CHAT, _body(), JSON)
+    assert (status, headers["x-chatcontract-route"]) == (200, "backup")
+    attempts = len(upstream.chat_requests()) + len(backup.chat_requests())
+    assert int(headers["x-chatcontract-attempts"]) == attempts >= 2
+    assert headers["x-chatcontract-classification"] == "success"
