@@ -341,3 +341,21 @@ def test_a_recovered_call_reports_its_attempts_and_the_route_that_answered(down)
     attempts = len(upstream.chat_requests()) + len(backup.chat_requests())
     assert int(headers["x-chatcontract-attempts"]) == attempts >= 2
     assert headers["x-chatcontract-classification"] == "success"
+
+
+def test_a_budget_cap_refuses_before_sending_with_its_own_type(gateway, recorded):
+    sim, upstream = recorded()
+    base = contract_for(sim.base_url)
+    caps = replace(base.policy.caps, max_tokens_per_call=50)
+    contract = replace(base, policy=replace(base.policy, caps=caps))
+    server = gateway(contract, env_for(sim.api_key))
+    status, headers, data = raw_request(server.root_url, "POST", CHAT, _body(max_tokens=500), JSON)
+    error = error_of(data)
+    assert (status, error["type"], error["code"]) == (
+        429,
+        "budget_exceeded_error",
+        "max_tokens_cap",
+    )
+    assert "max_tokens_per_call" in error["message"]
+    assert headers["x-chatcontract-attempts"] == "0"
+    assert upstream.chat_requests() == []
