@@ -357,5 +357,5 @@ def test_a_budget_cap_refuses_before_sending_with_its_own_type(gateway, recorded
         "max_tokens_cap",
     )
     assert "max_tokens_per_call" in error["message"]
-    assert headers["x-chatcontract-attempts"] == "0"
+    assert (headers["x-chatcontract-attempts"], headers["x-chatcontract-route"]) == ("0", "primary")
     assert upstream.chat_requests() == []

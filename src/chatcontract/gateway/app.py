@@ -204,7 +204,8 @@ class GatewayApp:
         try:
             result, body = await self.state.upstream.complete_body(call)
         except CallFailedError as error:
-            await _send_error(send, call_error(error), _call_headers(error.attempts, error))
+            extra = _call_headers(error.attempts, error, route=_last_route(call, error))
+            await _send_error(send, call_error(error), extra)
             return
         extra = _call_headers(result.attempts, None, route=result.route)
         await _send_json(send, 200, body, extra)
@@ -249,9 +250,9 @@ class GatewayApp:
                 else:  # Fail
                     error = call_error(item.error)
                     if not started:
-                        await _send_error(
-                            send, error, _call_headers(item.error.attempts, item.error)
-                        )
+                        route = _last_route(call, item.error)
+                        extra = _call_headers(item.error.attempts, item.error, route=route)
+                        await _send_error(send, error, extra)
                         return
                     event = b"data: " + error.body() + b"\n\n"
                     await send({"type": "http.response.body", "body": event})
@@ -354,6 +355,11 @@ def _too_large(limit: int) -> GatewayError:
         f"the request body is over the gateway's limit of {limit} bytes: send a smaller "
         "request, or start the gateway with a larger --max-body-bytes",
     )
+
+
+def _last_route(call: PreparedCall, error: CallFailedError) -> str:
+    """The route a failed call tried last (the one it would have tried, if none)."""
+    return error.attempts[-1].route if error.attempts else call.plan.route.name
 
 
 def _call_headers(
