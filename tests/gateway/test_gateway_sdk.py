@@ -255,3 +255,32 @@ def test_the_first_token_reaches_the_client_before_the_upstream_sends_more(gatew
                     upstream_app.gate.set()
     assert upstream_app.released  # the client had "Hello" while the upstream held the rest
     assert seen == "Hello world"
+
+
+@pytest.mark.anyio
+async def test_concurrent_streams_each_get_their_own_full_answer(gateway, sims):
+    server, model = _gateway(gateway, sims)
+    prompts = [[{"role": "user", "content": f"Question number {n}"}] for n in range(8)]
+
+    async def one(client: openai.AsyncOpenAI, messages) -> str:
+        stream = await client.chat.completions.create(model=model, messages=messages, stream=True)
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    async with _async(server) as client:
+        async with anyio.create_task_group() as group:
+            texts: dict[int, str] = {}
+
+            async def run(n: int) -> None:
+                texts[n] = await one(client, prompts[n])
+
+            for n in range(len(prompts)):
+                group.start_soon(run, n)
+        expected = {
+            n: (await client.chat.completions.create(model=model, messages=p))
+            .choices[0]
+            .message.content
+            for n, p in enumerate(prompts)
+        }
+    assert texts == expected
+    assert len(set(texts.values())) > 1  # different questions, different answers
+    assert eventually(lambda: server.app.state.in_flight == 0)
