@@ -67,3 +67,54 @@ def gateway() -> Iterator[GatewayFactory]:
     yield make
     for server in started:
         server.stop()
+
+
+class RecordingApp:
+    """The simulator app, recording what each request to it carried (headers, body)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+
+    def __getattr__(self, name: str) -> Any:  # settings, runtime, release_pending
+        return getattr(self.inner, name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        entry = (scope["path"], headers, b"")
+        self.requests.append(entry)
+        index = len(self.requests) - 1
+
+        async def recording_receive() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                self.requests[index] = (entry[0], entry[1], b"".join(chunks))
+            return message
+
+        await self.inner(scope, recording_receive, send)
+
+    def chat_requests(self) -> list[tuple[dict[str, str], bytes]]:
+        return [(h, b) for path, h, b in self.requests if path.endswith("/chat/completions")]
+
+
+@pytest.fixture
+def recorded() -> Iterator[Callable[..., tuple[SimulatorServer, RecordingApp]]]:
+    """``recorded("upstream_unavailable")``: a simulator that records what it received."""
+    from chatcontract.simulator.app import create_app as create_simulator
+
+    started: list[SimulatorServer] = []
+
+    def make(scenario: str = "ok", **settings: Any) -> tuple[SimulatorServer, RecordingApp]:
+        app = RecordingApp(create_simulator(scenario=scenario, **settings))
+        server = SimulatorServer(app=app).start()  # type: ignore[arg-type]
+        started.append(server)
+        return server, app
+
+    yield make
+    for server in started:
+        server.stop()

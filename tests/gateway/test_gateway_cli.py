@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -152,6 +153,8 @@ console.log(JSON.stringify({status: response.status, route: response.headers.get
 def test_a_node_client_streams_through_the_cli_gateway(running, tmp_path):
     node = shutil.which("node")
     if node is None:
+        if os.environ.get("CHATCONTRACT_REQUIRE_NODE"):
+            pytest.fail("node is required here ($CHATCONTRACT_REQUIRE_NODE) but not installed")
         pytest.skip("node is not installed (.ci/run installs nodejs)")
     script = tmp_path / "client.mjs"
     script.write_text(NODE_CLIENT)
@@ -184,10 +187,18 @@ def test_sigterm_stops_the_gateway_cleanly(running):
         (["--listen", "0.0.0.0:0"], {}, "not a loopback address"),
         (["--listen", "127.0.0.1:0", "--keys-env", "GW_TEST_KEYS"], {}, "$GW_TEST_KEYS is not set"),
         (["--listen", "nonsense"], {}, "--listen must be HOST:PORT"),
+        (["--listen", "127.0.0.1:1000080"], {}, "--listen must be HOST:PORT"),
         (["--max-body-bytes", "0"], {}, "--max-body-bytes must be a positive number"),
         (["--contract", "missing.yaml"], {}, "missing.yaml"),
     ],
-    ids=["public-without-keys", "keys-env-empty", "bad-listen", "bad-limit", "no-contract"],
+    ids=[
+        "public-without-keys",
+        "keys-env-empty",
+        "bad-listen",
+        "port-out-of-range",
+        "bad-limit",
+        "no-contract",
+    ],
 )
 def test_bad_settings_exit_2_with_one_line(args, env, says, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -204,3 +215,41 @@ def test_the_cli_defaults_are_the_gateway_defaults():
         gateway.DEFAULT_PORT,
     )
     assert gateway_cmd.DEFAULT_MAX_BODY_BYTES == gateway.DEFAULT_MAX_BODY_BYTES
+
+
+def test_the_embedding_example_in_the_gateway_docs_runs(tmp_path, simulator):
+    docs = Path(__file__).resolve().parents[2] / "docs" / "gateway.md"
+    [example] = re.findall(r"^```python\n(.*?)^```$", docs.read_text(), re.MULTILINE | re.DOTALL)
+    _contract_file(tmp_path, simulator.base_url)
+    env = {**os.environ, "COMETAPI_KEY": simulator.api_key}
+    done = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, env=env,
+        check=False, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1\n", done.stdout)
+
+
+def test_the_banner_names_the_key_variable_never_the_key(running):
+    running.process.send_signal(signal.SIGTERM)
+    running.process.wait(15)
+    running.reader.join(10)
+    banner = []
+    while not running.lines.empty():
+        banner.append(running.lines.get())
+    text = "\n".join(banner)
+    assert "route primary: gpt-4.1-nano at http://127.0.0.1:" in text
+    assert "(key: $COMETAPI_KEY)" in text
+    assert "sk-chatcontract-local" not in text
+
+
+def test_a_missing_provider_key_exits_2_naming_the_variable(
+    tmp_path, simulator, capsys, monkeypatch
+):
+    path = _contract_file(tmp_path, simulator.base_url)
+    capsys.readouterr()
+    for name in ("COMETAPI_KEY", "COMETAPI_API_KEY", "COMET_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["gateway", "--contract", str(path), "--listen", "127.0.0.1:0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "$COMETAPI_KEY" in err[0]

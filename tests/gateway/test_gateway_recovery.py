@@ -36,7 +36,6 @@ class Case:
     continuation: str = "assistant_prefix"
     windows: tuple[int | None, int | None] = (None, None)
     model: str | None = None  # the model that must be reported (prefix)
-    model_streaming_only: bool = False  # complete() is answered by the primary
     calls: int = 1
 
 
@@ -49,12 +48,17 @@ CASES = [
     pytest.param(Case("reset_once"), id="reset-before-headers"),
     pytest.param(Case("no_response", model=BACKUP_MODEL), id="silence"),
     pytest.param(
-        Case("late_first_token", model=BACKUP_MODEL, model_streaming_only=True),
+        Case(
+            "late_first_token",
+            # 1.5 s at this scale: past first_token_ms (streams) and first_byte_ms (not)
+            settings={"delay_ms": 150_000},
+            model=BACKUP_MODEL,
+        ),
         id="late-first-token",
     ),
     pytest.param(Case("cut_stream", settings={"after_tokens": 5}), id="cut-after-5-tokens"),
     pytest.param(
-        Case("stall_mid_stream", settings={"after_tokens": 5, "delay_ms": 60_000}),
+        Case("stall_mid_stream", settings={"after_tokens": 5, "delay_ms": 100_000}),
         id="stall-after-5-tokens",
     ),
     pytest.param(Case("malformed_chunk", settings={"after_tokens": 5}), id="malformed-event"),
@@ -84,38 +88,17 @@ CASES = [
 MODES = ["sync-complete", "async-complete", "sync-stream", "async-stream"]
 
 
-def _collect_sync(client: openai.OpenAI, model: str, stream: bool) -> tuple[str, str, list[str]]:
-    """(text, model reported, chunk ids) of one call; SDK errors propagate."""
-    if not stream:
-        completion = client.chat.completions.create(model=model, messages=PROMPT)
-        return completion.choices[0].message.content or "", completion.model, [completion.id]
-    text, models, ids = "", [], []
-    for chunk in client.chat.completions.create(model=model, messages=PROMPT, stream=True):
-        ids.append(chunk.id)
-        models.append(chunk.model)
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-    return text, models[-1], ids
+def _complete_sync(client: openai.OpenAI, model: str) -> tuple[str, str, list[str]]:
+    completion = client.chat.completions.create(model=model, messages=PROMPT)
+    return completion.choices[0].message.content or "", completion.model, [completion.id]
 
 
-async def _collect_async(
-    client: openai.AsyncOpenAI, model: str, stream: bool
-) -> tuple[str, str, list[str]]:
-    if not stream:
-        completion = await client.chat.completions.create(model=model, messages=PROMPT)
-        return completion.choices[0].message.content or "", completion.model, [completion.id]
-    text, models, ids = "", [], []
-    async for chunk in await client.chat.completions.create(
-        model=model, messages=PROMPT, stream=True
-    ):
-        ids.append(chunk.id)
-        models.append(chunk.model)
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-    return text, models[-1], ids
+async def _complete_async(client: openai.AsyncOpenAI, model: str) -> tuple[str, str, list[str]]:
+    completion = await client.chat.completions.create(model=model, messages=PROMPT)
+    return completion.choices[0].message.content or "", completion.model, [completion.id]
 
 
-class Partial(Exception):
+class PartialStreamError(Exception):
     """An SDK error raised mid-stream, with the text read before it."""
 
     def __init__(self, error: openai.APIError, text: str) -> None:
@@ -127,7 +110,7 @@ class Partial(Exception):
 def _run_sync(base_url: str, model: str, stream: bool) -> tuple[str, str, list[str]]:
     with openai.OpenAI(base_url=base_url, api_key="k", max_retries=0, timeout=30) as client:
         if not stream:
-            return _collect_sync(client, model, stream)
+            return _complete_sync(client, model)
         text = ""
         try:
             ids, models = [], []
@@ -139,7 +122,7 @@ def _run_sync(base_url: str, model: str, stream: bool) -> tuple[str, str, list[s
         except openai.APIError as error:
             if isinstance(error, openai.APIStatusError):
                 raise
-            raise Partial(error, text) from error
+            raise PartialStreamError(error, text) from error
         return text, models[-1], ids
 
 
@@ -148,7 +131,7 @@ async def _run_async(base_url: str, model: str, stream: bool) -> tuple[str, str,
         base_url=base_url, api_key="k", max_retries=0, timeout=30
     ) as client:
         if not stream:
-            return await _collect_async(client, model, stream)
+            return await _complete_async(client, model)
         text = ""
         try:
             ids, models = [], []
@@ -162,7 +145,7 @@ async def _run_async(base_url: str, model: str, stream: bool) -> tuple[str, str,
         except openai.APIError as error:
             if isinstance(error, openai.APIStatusError):
                 raise
-            raise Partial(error, text) from error
+            raise PartialStreamError(error, text) from error
         return text, models[-1], ids
 
 
@@ -203,7 +186,7 @@ def test_every_recovery_scenario_ends_in_the_full_answer_or_the_documented_error
             assert caught.value.code == "content_policy_violation"
             continue
         if expect == "interrupted":
-            with pytest.raises(Partial) as broken:
+            with pytest.raises(PartialStreamError) as broken:
                 _call(mode, server.base_url, model)
             body = broken.value.error.body
             assert isinstance(body, dict) and body["type"] == "stream_interrupted_error"
@@ -214,6 +197,6 @@ def test_every_recovery_scenario_ends_in_the_full_answer_or_the_documented_error
         text, answered_by, ids = _call(mode, server.base_url, model)
         assert text == FULL
         assert len(set(ids)) == 1  # one response, continued or not
-        if case.model is not None and (mode.endswith("stream") or not case.model_streaming_only):
+        if case.model is not None:
             assert answered_by.startswith(case.model)
     assert eventually(lambda: server.app.state.in_flight == 0)

@@ -3,9 +3,21 @@ answer, the model that answered, usage as asked, and the x-chatcontract-* header
 
 from __future__ import annotations
 
+import json
+import threading
+
+import anyio
 import openai
 import pytest
-from gateway_helpers import BACKUP_MODEL, FULL, PROMPT, contract_for, env_for
+from gateway_helpers import (
+    BACKUP_MODEL,
+    FULL,
+    PROMPT,
+    contract_for,
+    env_for,
+    eventually,
+    raw_request,
+)
 
 from chatcontract.gateway import GatewayServer
 
@@ -36,6 +48,8 @@ def test_sync_sdk_gets_the_full_answer_and_the_call_headers(gateway, sims):
     assert raw.headers["x-chatcontract-attempts"] == "1"
     assert raw.headers["x-chatcontract-route"] == "primary"
     assert raw.headers["x-chatcontract-classification"] == "success"
+    state = server.app.state
+    assert eventually(lambda: (state.served, state.in_flight) == (1, 0))
 
 
 @pytest.mark.anyio
@@ -84,3 +98,189 @@ def test_models_lists_the_models_the_routes_declare(gateway, sims):
     with _sync(server) as client:
         listed = [entry.id for entry in client.models.list()]
     assert listed == [model, BACKUP_MODEL]
+
+
+class IgnoresStream:
+    """An upstream that answers every request with one JSON completion, streamed or not."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        while (await receive()).get("more_body"):
+            pass
+        body = json.dumps(
+            {
+                "id": "chatcmpl-json",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-4.1-nano",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": FULL},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+            }
+        ).encode()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.parametrize("usage", [False, True], ids=["usage-not-asked", "usage-asked"])
+def test_a_provider_ignoring_stream_still_gives_the_client_a_stream(gateway, usage):
+    with GatewayServer(IgnoresStream()) as upstream:  # type: ignore[arg-type]
+        server = gateway(contract_for(upstream.base_url), env_for("sk-upstream"))
+        options = {"stream_options": {"include_usage": True}} if usage else {}
+        with _sync(server) as client:
+            chunks = list(
+                client.chat.completions.create(
+                    model="gpt-4.1-nano", messages=PROMPT, stream=True, **options
+                )
+            )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == FULL
+    assert [c.usage.total_tokens for c in chunks if c.usage] == ([12] if usage else [])
+
+
+def _sse_chunk(content: str | None, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    doc = {
+        "id": "chatcmpl-s",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4.1-nano",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(doc).encode() + b"\n\n"
+
+
+class Scripted:
+    """An upstream streaming the given pieces, one write each."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        while (await receive()).get("more_body"):
+            pass
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for piece in self.pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await anyio.sleep(0.01)
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_upstream_keep_alives_after_the_first_text_reach_the_client(gateway):
+    pieces = [
+        b": PING\n\n",  # before any text: nothing is sent yet, nothing to keep alive
+        _sse_chunk("Hello"),
+        b": PING\n\n",
+        _sse_chunk(" world"),
+        _sse_chunk(None, "stop"),
+        b"data: [DONE]\n\n",
+    ]
+    with GatewayServer(Scripted(pieces)) as upstream:  # type: ignore[arg-type]
+        server = gateway(contract_for(upstream.base_url), env_for("sk-upstream"))
+        body = json.dumps({"messages": PROMPT, "stream": True}).encode()
+        status, _, data = raw_request(
+            server.root_url,
+            "POST",
+            "/v1/chat/completions",
+            body,
+            {"content-type": "application/json"},
+        )
+    events = [e for e in data.decode().split("\n\n") if e]
+    assert status == 200
+    # One keep-alive: the ping after the first text (the one before it had nothing to keep
+    # alive). Where it sits depends on how the upstream's writes were read together.
+    assert events.count(": keep-alive") == 1
+    data_events = [e for e in events if e.startswith("data: ")]
+    assert len(data_events) == 4 and data_events[-1] == "data: [DONE]"
+
+
+class Gated(Scripted):
+    """Streams its first pieces, then waits (bounded) for ``gate`` before the rest."""
+
+    def __init__(self, first: list[bytes], rest: list[bytes]) -> None:
+        super().__init__(first)
+        self.rest = rest
+        self.gate = threading.Event()
+        self.released = False  # by the gate (not by the bounded wait running out)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+        while (await receive()).get("more_body"):
+            pass
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for piece in self.pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        with anyio.move_on_after(10) as waited:
+            while not self.gate.is_set():
+                await anyio.sleep(0.01)
+        self.released = not waited.cancelled_caught
+        for piece in self.rest:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_the_first_token_reaches_the_client_before_the_upstream_sends_more(gateway):
+    upstream_app = Gated(
+        [_sse_chunk(""), _sse_chunk("Hello")],
+        [_sse_chunk(" world"), _sse_chunk(None, "stop"), b"data: [DONE]\n\n"],
+    )
+    with GatewayServer(upstream_app) as upstream:  # type: ignore[arg-type]
+        server = gateway(contract_for(upstream.base_url), env_for("sk-upstream"))
+        with _sync(server) as client:
+            stream = client.chat.completions.create(
+                model="gpt-4.1-nano", messages=PROMPT, stream=True
+            )
+            seen = ""
+            for chunk in stream:  # the upstream holds the rest until the client saw "Hello"
+                seen += chunk.choices[0].delta.content or ""
+                if seen == "Hello":
+                    upstream_app.gate.set()
+    assert upstream_app.released  # the client had "Hello" while the upstream held the rest
+    assert seen == "Hello world"
+
+
+@pytest.mark.anyio
+async def test_concurrent_streams_each_get_their_own_full_answer(gateway, sims):
+    server, model = _gateway(gateway, sims)
+    prompts = [[{"role": "user", "content": f"Question number {n}"}] for n in range(8)]
+
+    async def one(client: openai.AsyncOpenAI, messages) -> str:
+        stream = await client.chat.completions.create(model=model, messages=messages, stream=True)
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    async with _async(server) as client:
+        async with anyio.create_task_group() as group:
+            texts: dict[int, str] = {}
+
+            async def run(n: int) -> None:
+                texts[n] = await one(client, prompts[n])
+
+            for n in range(len(prompts)):
+                group.start_soon(run, n)
+        expected = {
+            n: (await client.chat.completions.create(model=model, messages=p))
+            .choices[0]
+            .message.content
+            for n, p in enumerate(prompts)
+        }
+    assert texts == expected
+    assert len(set(texts.values())) > 1  # different questions, different answers
+    assert eventually(lambda: server.app.state.in_flight == 0)

@@ -191,3 +191,40 @@ def test_failed_charges_count_towards_the_daily_cap():
         "cheap", usage=None, answered=True, category="upstream", prompt_tokens=1_600
     )
     assert budget.check("cheap", 0, 0) == "daily_cost_cap"
+
+
+def test_the_default_spend_store_keeps_one_bucket_per_second_however_many_calls():
+    from chatcontract.policy.budget import MemorySpendStore
+
+    store = MemorySpendStore()
+    for i in range(5000):  # 5,000 calls in 5 seconds
+        store.add(1000.0 + i / 1000, 0.001)
+    assert len(store._buckets) <= 6
+    assert store.total_since(0.0) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        pytest.param(100.4 + DAY_S - 0.5, 1.0, id="just-under-a-day-counts"),
+        pytest.param(100.4 + DAY_S, 1.0, id="exactly-a-day-still-counts"),
+        pytest.param(101.0 + DAY_S, 0.0, id="a-day-after-its-second-expires"),
+    ],
+)
+def test_a_charge_counts_for_at_least_a_day_and_at_most_a_second_longer(now, expected):
+    from chatcontract.policy.budget import MemorySpendStore
+
+    store = MemorySpendStore()
+    store.add(100.4, 1.0)
+    assert store.total_since(now - DAY_S) == expected
+
+
+def test_expired_buckets_leave_no_rounding_behind():
+    from chatcontract.policy.budget import MemorySpendStore
+
+    store = MemorySpendStore()
+    for i in range(10):
+        store.add(float(i), 0.1)
+    assert store.total_since(1e9) == 0.0
+    store.add(2e9, 0.3)
+    assert store.total_since(2e9 - DAY_S) == 0.3

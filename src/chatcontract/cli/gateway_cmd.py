@@ -96,7 +96,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8788`` for IPv6) as a host and a port."""
     host, colon, port = text.strip().rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
+    number = port.isascii() and port.isdigit() and len(port) <= 5
+    if not colon or not host or not number or int(port) > 65535:
         raise UsageError(
             f"--listen must be HOST:PORT, e.g. 127.0.0.1:8788 or [::1]:8788; got {text!r}"
         )

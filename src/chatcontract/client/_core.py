@@ -70,6 +70,7 @@ class Observing(TypedDict):
     sinks: tuple[ExchangeSink, ...]
     secrets: tuple[str, ...]
     capture_content: bool
+    shape_sample_rate: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,13 +197,16 @@ class ClientCore:
         if self.telemetry is not None:
             self.telemetry.exchange(exchange)
 
-    def observing(self, capture_content: bool) -> Observing:
-        """What each route's instrumented transport is built with (besides its inner one)."""
+    def observing(self, capture_content: bool, shape_sample_rate: float = 1.0) -> Observing:
+        """What each route's instrumented transport is built with (besides its inner one);
+        ``shape_sample_rate``: the fraction of successful calls whose shapes are fingerprinted
+        (failures always are)."""
         return Observing(
             contract=self.contract,
             sinks=self.transport_sinks(),
             secrets=self.secrets,
             capture_content=capture_content,
+            shape_sample_rate=shape_sample_rate,
         )
 
     def emit(self, event: ClientEvent) -> None:

@@ -150,6 +150,9 @@ class ClientShell(Generic[H, T, S, R]):
     ``T``: the transport they take, ``S``: their ``sleep``, ``R``: their stream)."""
 
     _parts: ShellParts[H, T, S, R]
+    #: The fraction of successful calls whose shapes the transport fingerprints (failures
+    #: always are): every call here; a subclass serving many calls (the gateway) samples.
+    _shape_sample_rate: float = 1.0
     _core: ClientCore
     _http: dict[str, H]
     _sleep: S
@@ -180,7 +183,7 @@ class ClientShell(Generic[H, T, S, R]):
         )
         parts = self._parts
         self._sleep = parts.sleep if sleep is None else sleep
-        observing = self._core.observing(capture_content)
+        observing = self._core.observing(capture_content, self._shape_sample_rate)
         http: dict[str, H] = {}
         stacks: list[T] = []
         for route in self._core.routes:  # one pool per route, ours unless one is passed in

@@ -96,6 +96,11 @@ class StreamReader:
             self.delivered = True
         return delta
 
+    @property
+    def ping_count(self) -> int:
+        """Keep-alive comments (``: PING``) seen so far."""
+        return self._parser.ping_count
+
     def new_data(self) -> bool:
         """Whether a data event (a chunk, not a comment or keep-alive) arrived since the last
         call: what resets the idle limit."""

@@ -14,6 +14,7 @@ Non-streamed answers are the provider's body as it came. Streams pass through ch
   is forwarded, under the first response's ``id``. Otherwise the stream ends with an in-band
   error event ``data: {"error": {...}}`` and no ``[DONE]``: never a clean end after half an
   answer.
+- Keep-alive comments from upstream are passed on (as ``: keep-alive``) once streaming.
 - Usage is always asked for upstream; the usage chunk reaches the client only if it asked
   (``stream_options.include_usage``).
 - A client that goes away cancels the call: the upstream response is closed at once.
@@ -25,6 +26,8 @@ attempt and route streaming, classification ``streaming``; the verdict follows i
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -44,6 +47,8 @@ from .upstream import Attempt, Payloads
 
 __all__ = ["CHAT_PATH", "MODELS_PATH", "GatewayApp", "create_app"]
 
+logger = logging.getLogger("chatcontract.gateway")
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -61,6 +66,7 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
 ]
 _DONE = b"data: [DONE]\n\n"
+_KEEP_ALIVE = b": keep-alive\n\n"
 _DEADLINE = DEADLINE_HEADER.encode()
 
 
@@ -142,8 +148,12 @@ class GatewayApp:
             await self._models(send)
             return
         state.in_flight += 1
+        tracked = _Tracked(send)
         try:
-            await self._chat(headers, receive, send)
+            await self._chat(headers, receive, tracked)
+        except Exception as exc:  # a bug: the client still gets an OpenAI-shaped answer
+            logger.exception("chatcontract gateway: a request failed unexpectedly")
+            await tracked.fail(exc)
         finally:
             state.in_flight -= 1
             state.served += 1
@@ -194,7 +204,8 @@ class GatewayApp:
         try:
             result, body = await self.state.upstream.complete_body(call)
         except CallFailedError as error:
-            await _send_error(send, call_error(error), _call_headers(error.attempts, error))
+            extra = _call_headers(error.attempts, error, route=_last_route(call, error))
+            await _send_error(send, call_error(error), extra)
             return
         extra = _call_headers(result.attempts, None, route=result.route)
         await _send_json(send, 200, body, extra)
@@ -210,6 +221,8 @@ class GatewayApp:
                 if isinstance(item, Payloads):
                     if started:
                         out = forwarder.encode(item.items)
+                        if item.pings:  # the upstream is alive: so is this stream
+                            out += _KEEP_ALIVE
                     elif item.delivered:  # the first text: the head, then what was held
                         held.extend(item.items)
                         await _start_stream(send, attempt, route)
@@ -237,9 +250,9 @@ class GatewayApp:
                 else:  # Fail
                     error = call_error(item.error)
                     if not started:
-                        await _send_error(
-                            send, error, _call_headers(item.error.attempts, item.error)
-                        )
+                        route = _last_route(call, item.error)
+                        extra = _call_headers(item.error.attempts, item.error, route=route)
+                        await _send_error(send, error, extra)
                         return
                     event = b"data: " + error.body() + b"\n\n"
                     await send({"type": "http.response.body", "body": event})
@@ -251,18 +264,57 @@ class GatewayApp:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+class _Tracked:
+    """``send``, remembering how far the response went (to end it right after a bug)."""
+
+    __slots__ = ("_send", "done", "started", "streaming")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = self.streaming = self.done = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.streaming = (b"content-type", _SSE_HEADERS[0][1]) in message["headers"]
+        elif not message.get("more_body", False):
+            self.done = True
+        await self._send(message)
+
+    async def fail(self, exc: Exception) -> None:
+        """End the response with a ``gateway_error`` (500, or in-band on a started stream)."""
+        found: BaseException = exc
+        while isinstance(found, BaseExceptionGroup) and len(found.exceptions) == 1:
+            found = found.exceptions[0]  # the task group around the call wraps it
+        error = GatewayError(
+            500,
+            "gateway_error",
+            "internal_error",
+            f"the gateway failed unexpectedly ({type(found).__name__}); its log has the details",
+        )
+        if not self.started:
+            await _send_error(self, error)
+        elif self.streaming and not self.done:
+            await self({"type": "http.response.body", "body": b"data: " + error.body() + b"\n\n"})
+
+
 async def _until_disconnect(receive: Receive, work: Callable[[], Awaitable[None]]) -> None:
-    """Run ``work``; if the client disconnects first, cancel it (closing the upstream call)."""
-    async with anyio.create_task_group() as group:
+    """Run ``work``; if the client disconnects first, cancel it (closing the upstream call).
+
+    A bare task watches ``receive`` and cancels a scope around ``work``: a task group per
+    request cost more CPU than the rest of a non-streamed call's own work here."""
+    with anyio.CancelScope() as scope:
 
         async def watch() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
-            group.cancel_scope.cancel()
+            scope.cancel()
 
-        group.start_soon(watch)
-        await work()
-        group.cancel_scope.cancel()
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            await work()
+        finally:
+            watcher.cancel()
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -277,7 +329,7 @@ def _bearer(value: bytes | None) -> bytes | None:
 
 async def _read_body(receive: Receive, limit: int, length: bytes | None) -> bytes | None:
     """The request body, at most ``limit`` bytes (413 above it); None if the client left."""
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and length.isdigit() and (len(length) > 18 or int(length) > limit):
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
@@ -303,6 +355,11 @@ def _too_large(limit: int) -> GatewayError:
         f"the request body is over the gateway's limit of {limit} bytes: send a smaller "
         "request, or start the gateway with a larger --max-body-bytes",
     )
+
+
+def _last_route(call: PreparedCall, error: CallFailedError) -> str:
+    """The route a failed call tried last (the one it would have tried, if none)."""
+    return error.attempts[-1].route if error.attempts else call.plan.route.name
 
 
 def _call_headers(

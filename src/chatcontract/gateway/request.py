@@ -136,7 +136,8 @@ def parse_deadline(value: str | None) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if not text.isdigit() or not MIN_DEADLINE_MS <= int(text) <= MAX_DEADLINE_MS:
+    whole = text.isascii() and text.isdigit() and len(text) <= 9
+    if not whole or not MIN_DEADLINE_MS <= int(text) <= MAX_DEADLINE_MS:
         raise _invalid(
             f"{DEADLINE_HEADER} must be a whole number of milliseconds from {MIN_DEADLINE_MS} "
             f"to {MAX_DEADLINE_MS}, e.g. {DEADLINE_HEADER}: 30000; got {value[:40]!r}",

@@ -28,10 +28,18 @@ from ._wire import upstream_transport
 from .request import RouteTable
 from .upstream import GatewayUpstream
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "Flag", "GatewayState", "LocalFlag"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_SHAPE_SAMPLE_RATE",
+    "Flag",
+    "GatewayState",
+    "LocalFlag",
+]
 
 #: The largest request body accepted by default (4 MiB; larger gets 413).
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: The share of successful calls whose shapes are fingerprinted (a sample is enough for drift).
+DEFAULT_SHAPE_SAMPLE_RATE = 0.01
 
 
 class Flag(Protocol):
@@ -60,6 +68,9 @@ class GatewayState:
         transport: the upstream httpx2 transport (tests); default: aiohttp's wire when
             aiohttp is installed (one transport for every route), else httpx2's, per route.
         max_body_bytes: the request body size limit (413 above it).
+        shape_sample_rate: the fraction of successful calls whose request and response shapes
+            are fingerprinted for drift detection (failures always are); fingerprinting every
+            stream would cost more than the rest of the gateway's work on it.
         clock, rng, sleep: injected into the client core (tests).
         spend_store: where the budget guard keeps its spend (default: this process's own;
             ``--workers`` passes one shared by every worker).
@@ -88,6 +99,7 @@ class GatewayState:
         telemetry_sinks: Sequence[TelemetrySink] = (),
         transport: httpx2.AsyncBaseTransport | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        shape_sample_rate: float = DEFAULT_SHAPE_SAMPLE_RATE,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -109,8 +121,10 @@ class GatewayState:
         self._own_transport = upstream_transport() if transport is None else None
         if self._own_transport is not None:
             transport = self._own_transport
+        self._clock = clock
         self.upstream = GatewayUpstream(
             contract,
+            shape_sample_rate=shape_sample_rate,
             environ=environ,
             telemetry_sinks=telemetry_sinks,
             transport=transport,
@@ -171,8 +185,13 @@ class GatewayState:
         return self.breakers.snapshot(route.name for route in self.routes)
 
     def ready(self) -> bool:
-        """At least one route is not held open by its breaker (no call is made to decide)."""
-        return any(health.state != "open" for health in self.route_health())
+        """At least one route takes calls: its breaker is not open, or its cool-down has
+        passed (the next call is its trial). No call is made to decide."""
+        now = self._clock()
+        return any(
+            health.state != "open" or (health.open_until is not None and health.open_until <= now)
+            for health in self.route_health()
+        )
 
     # -- what the chat app does ------------------------------------------------------------
 

@@ -20,6 +20,8 @@ import orjson
 
 __all__ = ["ChunkForwarder"]
 
+_NULL_USAGE = ',"usage":null'
+
 
 class ChunkForwarder:
     """Encode the chunk payloads of one client stream (see the module docstring)."""
@@ -40,14 +42,21 @@ class ChunkForwarder:
         """The SSE bytes for ``payloads`` (possibly empty)."""
         parts: list[str] = []
         for payload in payloads:
-            text: str | None = payload
             if not self._started:
                 self._started = True
                 self._first_id = _id_of(payload)
-            if self._continuing or (self._strip_usage and '"usage"' in payload):
-                text = self._rewrite(payload)
-            if text is not None:
-                parts.append(f"data: {text}\n\n")
+            text = payload
+            if self._strip_usage and _NULL_USAGE in payload:
+                # The common case (every chunk of an OpenAI-style stream once usage is asked
+                # for): drop the member as text. A quote inside a JSON string is escaped, so
+                # this sequence is always structure, never text of the answer.
+                text = payload.replace(_NULL_USAGE, "", 1)
+            if self._continuing or (self._strip_usage and '"usage"' in text):
+                kept = self._rewrite(text)
+                if kept is None:
+                    continue
+                text = kept
+            parts.append(f"data: {text}\n\n")
         return "".join(parts).encode()
 
     def _rewrite(self, payload: str) -> str | None:

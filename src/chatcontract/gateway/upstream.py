@@ -29,6 +29,7 @@ from chatcontract.client._plan import AttemptOutcome, Fail, Finish, Send, Step, 
 from chatcontract.client._routes import Route
 from chatcontract.client._stream import StreamReader
 from chatcontract.client.result import ChatResult
+from chatcontract.contract import Contract
 from chatcontract.wire import Completion
 
 __all__ = ["Attempt", "GatewayUpstream", "Payloads", "StreamItem"]
@@ -44,17 +45,28 @@ class Attempt:
 @dataclass(frozen=True, slots=True)
 class Payloads:
     """Chunk payloads (JSON text) of the current attempt, in order; ``delivered``: text of
-    this attempt has reached the reader (from these payloads on, they are the answer)."""
+    this attempt has reached the reader (from these payloads on, they are the answer);
+    ``pings``: keep-alive comments that arrived with them."""
 
     items: list[str]
     delivered: bool
+    pings: int = 0
 
 
 StreamItem = Attempt | Payloads | Finish | Fail
 
 
 class GatewayUpstream(AsyncChatClient):
-    """``AsyncChatClient`` for the gateway: same arguments, same decisions (see module)."""
+    """``AsyncChatClient`` for the gateway: same arguments (and ``shape_sample_rate``, the
+    share of successful calls whose shapes are fingerprinted), same decisions (see module)."""
+
+    def __init__(
+        self, contract: Contract, *, shape_sample_rate: float = 1.0, **options: Any
+    ) -> None:
+        if not 0.0 <= shape_sample_rate <= 1.0:
+            raise ValueError("shape_sample_rate must be between 0 and 1")
+        self._shape_sample_rate = shape_sample_rate
+        super().__init__(contract, **options)
 
     def prepare(
         self,
@@ -148,12 +160,15 @@ class GatewayUpstream(AsyncChatClient):
             out.append(outcome)
             return
         taken = reader.tap()
+        pings = 0
         try:
             async for _ in response.aiter_raw():  # the transport's parser took the chunk
                 reader.step(attempt.watch)
-                if taken:
-                    yield Payloads(taken[:], reader.delivered)
+                seen = reader.ping_count
+                if taken or seen != pings:
+                    yield Payloads(taken[:], reader.delivered, seen - pings)
                     taken.clear()
+                    pings = seen
                 if reader.early_verdict is not None:
                     break
         except TRANSPORT_ERRORS as exc:

@@ -104,21 +104,37 @@ class SpendStore(Protocol):
 
 
 class MemorySpendStore:
-    """The default ``SpendStore``: every record in this process, dropped once past the horizon."""
+    """The default ``SpendStore``: this process's spend over the horizon, in one-second buckets.
+
+    Memory is bounded (at most one bucket per second of the horizon, however many calls a
+    long-lived process makes) and a check reads a running total, not a day of records. A
+    charge is kept in the bucket of the next whole second, so it counts for at least the
+    horizon and at most one second longer.
+    """
 
     def __init__(self) -> None:
-        self._spent: deque[tuple[float, float]] = deque()
+        self._buckets: deque[list[float]] = deque()  # [second, cost], oldest first
+        self._total = 0.0
         self._lock = threading.Lock()
 
     def add(self, at: float, cost: float) -> None:
+        second = float(math.ceil(at))
         with self._lock:
-            self._spent.append((at, cost))
+            buckets = self._buckets
+            if buckets and buckets[-1][0] >= second:  # same second (or a clock step back)
+                buckets[-1][1] += cost
+            else:
+                buckets.append([second, cost])
+            self._total += cost
 
     def total_since(self, horizon: float) -> float:
         with self._lock:
-            while self._spent and self._spent[0][0] <= horizon:
-                self._spent.popleft()
-            return sum(cost for _, cost in self._spent)
+            buckets = self._buckets
+            while buckets and buckets[0][0] <= horizon:
+                self._total -= buckets.popleft()[1]
+            if not buckets:
+                self._total = 0.0  # no rounding left over from what expired
+            return max(self._total, 0.0)
 
 
 class BudgetGuard:

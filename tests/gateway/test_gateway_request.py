@@ -1,0 +1,84 @@
+"""Reading a chat request: routes named by model or route, fallbacks, the deadline header."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from gateway_helpers import BACKUP_MODEL, PROMPT, contract_for, env_for
+
+from chatcontract.client._routes import build_routes
+from chatcontract.gateway.errors import GatewayError
+from chatcontract.gateway.request import RouteTable, parse_deadline, parse_request
+
+
+@pytest.fixture
+def table() -> RouteTable:
+    contract = contract_for("http://127.0.0.1:9/v1", backup_url="http://127.0.0.1:10/v1")
+    return RouteTable(build_routes(contract, model=None, environ=env_for("k1", "k2")))
+
+
+def _read(table: RouteTable, deadline: str | None = None, **fields):
+    return parse_request(
+        json.dumps({"messages": PROMPT, **fields}).encode(), table, deadline=deadline
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "routes"),
+    [
+        pytest.param({}, ["primary", "backup"], id="no-model-primary-first"),
+        pytest.param({"model": "gpt-4.1-nano"}, ["primary", "backup"], id="primary-model"),
+        pytest.param({"model": BACKUP_MODEL}, ["backup", "primary"], id="backup-model"),
+        pytest.param({"model": "backup"}, ["backup", "primary"], id="route-name"),
+        pytest.param({"fallbacks": []}, ["primary"], id="no-fallbacks"),
+        pytest.param({"fallbacks": ["backup", "primary"]}, ["primary", "backup"], id="deduped"),
+    ],
+)
+def test_the_calls_routes_follow_model_and_fallbacks(table, fields, routes):
+    assert [route.name for route in _read(table, **fields).routes] == routes
+
+
+def test_the_gateways_own_fields_never_reach_the_params(table):
+    request = _read(table, model="backup", fallbacks=[], temperature=0.2, tools=[{"x": 1}])
+    assert request.params == {"temperature": 0.2, "tools": [{"x": 1}]}
+
+
+@pytest.mark.parametrize(
+    ("options", "client_usage"),
+    [
+        pytest.param(None, False, id="none"),
+        pytest.param({"include_usage": False}, False, id="false"),
+        pytest.param({"include_usage": True}, True, id="true"),
+    ],
+)
+def test_a_stream_always_asks_for_usage_upstream(table, options, client_usage):
+    fields = {"stream": True} if options is None else {"stream": True, "stream_options": options}
+    request = _read(table, **fields)
+    assert request.client_usage is client_usage
+    assert request.params["stream_options"]["include_usage"] is True
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(None, None), ("100", 0.1), ("30000", 30.0), (" 600000 ", 600.0)],
+    ids=["absent", "minimum", "typical", "maximum"],
+)
+def test_the_deadline_header_in_range_is_read(value, seconds):
+    assert parse_deadline(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["", "99", "600001", "-5", "1.5", "30s", "１００"])
+def test_a_deadline_out_of_range_or_not_whole_milliseconds_is_refused(value):
+    with pytest.raises(GatewayError) as caught:
+        parse_deadline(value)
+    assert caught.value.status == 400 and caught.value.code == "invalid_deadline"
+
+
+def test_models_are_listed_once_each_in_route_order(table):
+    assert table.models == ("gpt-4.1-nano", BACKUP_MODEL)
+
+
+def test_a_deadline_of_thousands_of_digits_is_refused_not_crashed():
+    with pytest.raises(GatewayError):
+        parse_deadline("9" * 5000)
