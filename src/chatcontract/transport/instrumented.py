@@ -258,7 +258,7 @@ class _ObservedStream(httpx2.SyncByteStream):
         self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
-        on_chunk = self._observer.on_chunk
+        on_chunk = self._observer.chunk_sink
         clock = self._observer.clock
         try:
             if clock.deadline is None:
@@ -303,7 +303,7 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        on_chunk = self._observer.on_chunk
+        on_chunk = self._observer.chunk_sink
         clock = self._observer.clock
         try:
             if clock.deadline is None:
