@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from chatcontract.wire import StreamVerdict, parse_stream
-from chatcontract.wire._chunk import decode_chunk
+from chatcontract.wire._chunk import decode_chunk, decode_chunks
 
 
 def _doc(**changes: object) -> dict[str, object]:
@@ -113,3 +113,22 @@ def test_hostile_chunks_keep_the_verdicts_of_the_general_way(payload, verdict, p
     assert result.verdict is verdict
     assert [v.path for v in result.violations] == ([path] if path else [])
     assert result.content == content
+
+
+@pytest.mark.parametrize(
+    ("payloads", "decoded"),
+    [
+        ([_raw(), _raw(id="b")], True),
+        ([_raw(), b""], False),
+        ([_raw(), b"  "], False),
+        ([_raw(), b"[DONE]"], False),
+        ([_raw(), _raw(x=1)], False),
+        ([_raw() + b" " + _raw(), _raw()], False),
+    ],
+    ids=["two-chunks", "blank", "spaces", "done", "one-unknown-member", "two-in-one"],
+)
+def test_held_chunks_are_decoded_together_only_when_each_is_one_common_chunk(payloads, decoded):
+    chunks = decode_chunks(payloads)
+    assert (chunks is not None) is decoded
+    if chunks is not None:
+        assert [chunk.id for chunk in chunks] == [orjson.loads(p)["id"] for p in payloads]

@@ -27,7 +27,7 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-__all__ = ["Chunk", "ChunkChoice", "ChunkDelta", "decode_chunk"]
+__all__ = ["Chunk", "ChunkChoice", "ChunkDelta", "decode_chunk", "decode_chunks"]
 
 #: orjson reads integers from -2**63 to 2**64 - 1 as ``int`` (a larger one as a float, a type
 #: violation); msgspec would read any. 64-bit signed ones are taken (msgspec checks no wider
@@ -62,7 +62,9 @@ class Chunk(Struct, forbid_unknown_fields=True):
     obfuscation: str | None = None
 
 
-_decode = msgspec.json.Decoder(Chunk).decode
+_decoder = msgspec.json.Decoder(Chunk)
+_decode = _decoder.decode
+_decode_lines = _decoder.decode_lines
 _DecodeFailed = (msgspec.DecodeError, msgspec.ValidationError)
 
 
@@ -73,3 +75,15 @@ def decode_chunk(raw: bytes) -> Chunk | None:
         return _decode(raw)
     except _DecodeFailed:
         return None
+
+
+def decode_chunks(payloads: list[bytes]) -> list[Chunk] | None:
+    """Every payload (none holding a line feed) as a :class:`Chunk`, in one call; None
+    when any of them is not the common shape (the caller then takes them one by one).
+    Never raises."""
+    try:
+        chunks = _decode_lines(b"\n".join(payloads))
+    except _DecodeFailed:
+        return None
+    # Blank lines are skipped by the line decoder: a blank payload would shift the rest.
+    return chunks if len(chunks) == len(payloads) else None

@@ -27,7 +27,7 @@ from typing import Any
 from msgspec import UNSET
 
 from chatcontract.contract.model import Contract, Streaming
-from chatcontract.wire._chunk import Chunk, decode_chunk
+from chatcontract.wire._chunk import Chunk, decode_chunk, decode_chunks
 from chatcontract.wire._json import loads, loads_object
 from chatcontract.wire._tool_deltas import ToolDraft, tool_call_fields
 from chatcontract.wire._values import positional_builder
@@ -210,14 +210,22 @@ class StreamAssembler:
         UTF-8, goes through :meth:`_push` as text decoded with ``errors="replace"``, which
         gives it exactly the verdict it always had.
         """
+        if len(payloads) > 1 and self._typed_misses < _TYPED_MISSES and not self._done:
+            chunks = decode_chunks(payloads)  # held reads: all of them in one C call
+            if chunks is not None:
+                self._chunk_count += len(chunks)
+                take = self._take_chunk
+                for held in chunks:
+                    take(held, now)
+                return
         for raw in payloads:
             if raw[:1] == b"{" and not self._done:
                 if self._typed_misses < _TYPED_MISSES:
                     chunk = decode_chunk(raw)
                     if chunk is not None:
-                        self._typed_misses = 0
-                        n = self._chunk_count
-                        self._chunk_count = n + 1
+                        if self._typed_misses:
+                            self._typed_misses = 0
+                        self._chunk_count += 1
                         self._take_chunk(chunk, now)
                         continue
                     self._typed_misses += 1
