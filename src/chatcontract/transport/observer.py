@@ -225,8 +225,8 @@ class CallObserver:
 
     @property
     def chunk_sink(self) -> Callable[[bytes], None]:
-        """What to call with each body chunk: :meth:`on_chunk`, or straight the stream
-        parser's ``feed`` once the head said the answer is a stream (one call less a read)."""
+        """What to call with each body chunk: :meth:`on_chunk`, or the stream parser's own
+        ``feed`` once the head said the answer is a stream (one call fewer per read)."""
         stream = self._stream
         return self.on_chunk if stream is None else stream.feed
 
