@@ -111,6 +111,8 @@ class Exchange:
         request id) cleaned of ``secrets`` and credential-shaped strings; ``self`` when
         nothing changes."""
         response, failure = self.response, self.failure
+        if failure is None and (response is None or _clean_already(response, secrets)):
+            return self  # the usual success: one scan of its texts, nothing to replace
         new_response = None if response is None else _redact_response(response, secrets)
         new_failure = None if failure is None else _redact_failure(failure, secrets)
         if new_response is response and new_failure is failure:
@@ -178,6 +180,31 @@ class Exchange:
             "outcome": "success" if self.failure is None else "failure",
             "failure": None if self.failure is None else self.failure.to_dict(),
         }
+
+
+#: What every credential-shaped match of ``redact_text`` contains (its patterns start with
+#: these literals): a text with none of them and no secret is left as it is.
+_CREDENTIAL_MARKS = ("sk-", "Bearer ", "eyJ", "AKIA")
+
+
+def _clean_already(response: ResponseFacts, secrets: Sequence[str]) -> bool:
+    """True when ``redact_text`` would change none of the response's texts: none holds a
+    secret or a credential mark. One joined text is searched (a substring of any part is one
+    of the whole; a match across two parts only sends the call the per-text way)."""
+    parts = [
+        text
+        for text in (response.model, response.response_id, response.content, response.content_type)
+        if text
+    ]
+    parts += response.request_ids.values()
+    parts += response.rate_limit_headers.values()
+    whole = "\n".join(parts)
+    if not whole:
+        return True
+    for mark in _CREDENTIAL_MARKS:
+        if mark in whole:
+            return False
+    return not any(len(secret) >= 4 and secret in whole for secret in secrets)
 
 
 def _clean(text: str | None, secrets: Sequence[str]) -> str | None:

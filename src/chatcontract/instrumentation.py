@@ -68,6 +68,7 @@ from chatcontract.transport import (
     InstrumentedTransport,
     install_backend,
 )
+from chatcontract.transport.instrumented import request_header
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -276,7 +277,7 @@ class _Gate:
 
     def metered(self, request: httpx2.Request) -> bool:
         """True when the request goes to the contract's endpoint (and is then observed)."""
-        retries = _retry_count(request.headers)
+        retries = _retry_count(request_header(request, _RETRY_COUNT_NAME))
         if retries and self._max_attempts > 1:
             self._warn_once(retries)
         if not request.url.path.rstrip("/").endswith(self._path):
@@ -315,8 +316,10 @@ class _Gate:
             warnings.warn(message, StackedRetriesWarning, stacklevel=2)
 
 
-def _retry_count(headers: httpx2.Headers) -> int:
-    raw = headers.get(RETRY_COUNT_HEADER)
+_RETRY_COUNT_NAME = RETRY_COUNT_HEADER.encode()
+
+
+def _retry_count(raw: str | None) -> int:
     if not raw or raw == "0":  # "0": the SDK's first attempt, i.e. nearly every call
         return 0
     try:

@@ -118,12 +118,18 @@ def test_a_chat_client_stream_assembles_each_event_once(monkeypatch):
     assembled once per attempt, never decoded and assembled a second time."""
     pushed = []
     original = StreamAssembler._push
+    typed = StreamAssembler._take_chunk  # the common chunk, decoded by the typed decoder
 
     def counting(self, data, *args):
         pushed.append(data)
         original(self, data, *args)
 
+    def counting_typed(self, chunk, *args):
+        pushed.append(chunk)
+        typed(self, chunk, *args)
+
     monkeypatch.setattr(StreamAssembler, "_push", counting)
+    monkeypatch.setattr(StreamAssembler, "_take_chunk", counting_typed)
     body = event({"content": "po"}) + event({"content": "ng"}, finish="stop") + USAGE_EVENT
     client = _sse_client(body + b"data: [DONE]\n\n", pieces=3)
     with client, client.stream(PONG) as stream:

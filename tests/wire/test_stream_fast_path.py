@@ -14,9 +14,14 @@ COMETAPI = load_preset("cometapi")
 
 
 class _GeneralAssembler(StreamAssembler):
-    """The assembler with its content-only shortcut switched off: every choice walks ``_choice``."""
+    """The assembler with its shortcuts switched off: no typed decoder, every chunk decoded
+    by orjson and every choice walked by ``_choice``."""
 
     __slots__ = ()
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._typed_misses = 1_000_000  # never tried
 
     def _content_only(self, choice: object, now: float | None) -> bool:
         return False
@@ -82,6 +87,16 @@ _payloads = st.one_of(
     st.just("[DONE]"),
     st.just(""),
     st.just("[1, 2]"),
+    # what the typed decoder must refuse, for the general way's verdict
+    st.builds(
+        lambda big: _chunk([]).replace('"created":1', f'"created":{big}'),
+        st.sampled_from([2**63, 2**64, 10**30, 1.0]),
+    ),
+    st.just(_chunk([]).replace('"created":1', '"created":' + "9" * 10_000)),
+    st.just(_chunk([]).replace('"created":1', '"created":1,"x":' + "9" * 10_000)),
+    st.just(_chunk([]).replace('"created":1', '"created":1,"logprobs":1e400')),
+    st.just(_chunk([{"delta": {"content": "a"}, "index": 2**63}])),
+    st.just(_chunk([{"delta": {"content": "a", "x": 1}}], provider="p")),
 )
 
 
@@ -183,18 +198,21 @@ def test_the_decoder_reads_plain_data_events_without_the_line_by_line_path(monke
     assert calls == []
 
 
-def test_content_only_chunks_skip_the_per_choice_walk(monkeypatch):
+def test_common_chunks_are_read_by_the_typed_decoder(monkeypatch):
+    """Role, content and finish chunks never reach the field-by-field walk; the usage chunk
+    (left to the general way) does."""
     walked = []
-    general = StreamAssembler._choice
+    general = StreamAssembler._take
 
-    def counting(self, choice, n, position, now):
+    def counting(self, doc, n, now):
         walked.append(n)
-        return general(self, choice, n, position, now)
+        return general(self, doc, n, now)
 
-    monkeypatch.setattr(StreamAssembler, "_choice", counting)
+    monkeypatch.setattr(StreamAssembler, "_take", counting)
     result = _parse(_plain_stream(), fast=True)
     assert result.first_token_at == 1.0
-    assert walked == [0, 6]  # the role chunk and the finish chunk only
+    assert result.usage is not None and result.usage.total_tokens == 6
+    assert walked == [7]
 
 
 @pytest.mark.parametrize(

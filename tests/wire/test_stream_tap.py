@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -47,14 +48,19 @@ def test_the_tap_is_the_same_for_any_split(cuts):
     assert tapped(BODY, cuts) == (GOOD, "complete")
 
 
-def test_the_tap_leaves_out_a_malformed_chunk_and_an_in_band_error():
-    body = (
-        f"data: {chunk('a')}\n\ndata: {{not json\n\n"
-        f'data: {{"error": {{"message": "boom", "type": "server_error"}}}}\n\n'
-        f"data: {chunk('b')}\n\n"
-    ).encode()
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param("data: {not json\n\n", id="malformed-chunk"),
+        pytest.param(
+            'data: {"error": {"message": "boom", "type": "server_error"}}\n\n', id="in-band-error"
+        ),
+    ],
+)
+def test_the_tap_stops_at_a_malformed_chunk_or_an_in_band_error(failure):
+    body = (f"data: {chunk('a')}\n\n" + failure + f"data: {chunk('b')}\n\n").encode()
     taken, _ = tapped(body)
-    assert taken == [chunk("a"), chunk("b")]  # what the assembler took as content too
+    assert taken == [chunk("a")]  # the stream failed there: what follows is not forwarded
 
 
 def test_the_tap_leaves_out_blank_events_a_cut_last_chunk_and_anything_after_done():

@@ -62,6 +62,7 @@ __all__ = [
     "AsyncInstrumentedTransport",
     "CallDeadlineError",
     "InstrumentedTransport",
+    "request_header",
 ]
 
 logger = get_logger("chatcontract.transport")
@@ -99,6 +100,31 @@ def _as_deadline(exc: Exception, clock: PhaseClock, request: httpx2.Request | No
     )
 
 
+#: The request extension holding its headers by lower-case name (read once per call).
+_HEADERS_EXTENSION = "chatcontract.headers"
+
+
+def request_header(request: httpx2.Request, name: bytes) -> str | None:
+    """``request.headers.get(name)`` (``name``: lower-case bytes): repeated headers joined
+    with ", ", None when absent.
+
+    The headers are read once per request, from ``Headers.raw`` (``Headers.get`` first works
+    out the headers' encoding, then scans them all, for every name asked); a value that is
+    not ASCII is left to ``Headers.get`` and its encoding rules."""
+    found: dict[bytes, bytes] | None = request.extensions.get(_HEADERS_EXTENSION)
+    if found is None:
+        found = {}
+        for raw_key, value in request.headers.raw:
+            key = raw_key.lower()
+            seen = found.get(key)
+            found[key] = value if seen is None else seen + b", " + value
+        request.extensions[_HEADERS_EXTENSION] = found
+    sent = found.get(name)
+    if sent is None:
+        return None
+    return sent.decode("ascii") if sent.isascii() else request.headers.get(name.decode())
+
+
 def _observer(
     request: httpx2.Request,
     *,
@@ -118,7 +144,7 @@ def _observer(
         request.method,
         str(request.url),
         content,
-        {"x-request-source": request.headers.get("x-request-source", "")},
+        {"x-request-source": request_header(request, b"x-request-source") or ""},
         request.extensions.get("timeout"),
         fingerprint=shapes,
     )
@@ -258,7 +284,7 @@ class _ObservedStream(httpx2.SyncByteStream):
         self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
-        on_chunk = self._observer.on_chunk
+        on_chunk = self._observer.chunk_sink
         clock = self._observer.clock
         try:
             if clock.deadline is None:
@@ -303,7 +329,7 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        on_chunk = self._observer.on_chunk
+        on_chunk = self._observer.chunk_sink
         clock = self._observer.clock
         try:
             if clock.deadline is None:
@@ -396,6 +422,7 @@ class _Observing:
         self._failed_sinks: set[int] = set()
         self._lock = threading.Lock()
         self._auth_header = contract.auth.header if contract is not None else "Authorization"
+        self._auth_name = self._auth_header.lower().encode("latin-1")
         self._auth_scheme = contract.auth.scheme if contract is not None else "Bearer"
         found = contract.auth.resolve() if contract is not None else None
         contract_key = (found[1],) if found is not None else ()
@@ -425,7 +452,7 @@ class _Observing:
 
     def _call_secrets(self, request: httpx2.Request) -> tuple[str, ...]:
         """The transport's secrets plus the credential this request carries."""
-        value = request.headers.get(self._auth_header)
+        value = request_header(request, self._auth_name)
         if not value:
             return self._secrets
         scheme = self._auth_scheme

@@ -37,6 +37,7 @@ from chatcontract.wire import (
     shape_fingerprint,
     shape_paths,
 )
+from chatcontract.wire._values import positional_builder
 
 from ._timing import PhaseClock
 
@@ -46,7 +47,6 @@ ExchangeSink = Callable[[Exchange], None]
 
 #: Bodies above this are counted but not kept for parsing (a completion is far smaller).
 MAX_BODY_BYTES = 8 * 1024 * 1024
-_WINDOW = 4096
 
 _perf_counter = time.perf_counter  # one global lookup per chunk instead of two
 
@@ -80,12 +80,9 @@ def request_facts(
         budget = max(values) * 1000.0 if values else None
     source = headers.get("x-request-source") or None
     if not isinstance(doc, dict):
-        return RequestFacts(
-            method=method,
-            url=_safe_url(url),
-            timeout_budget_ms=budget,
-            source=source,
-            shape_fingerprint=None if doc is None or not fingerprint else _digest_of(doc),
+        shape = None if doc is None or not fingerprint else _digest_of(doc)
+        return _build_request(
+            method, _safe_url(url), None, 0, (), False, False, None, budget, shape, source
         )
     messages = doc.get("messages")
     roles: tuple[str, ...] = ()
@@ -103,20 +100,20 @@ def request_facts(
         )
     options = doc.get("stream_options")
     max_tokens = doc.get("max_completion_tokens", doc.get("max_tokens"))
-    return RequestFacts(
-        method=method,
-        url=_safe_url(url),
-        model=doc.get("model") if isinstance(doc.get("model"), str) else None,
-        message_count=count,
-        roles=roles,
-        stream=doc.get("stream") is True,
-        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
-        max_tokens=max_tokens
-        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool)
-        else None,
-        timeout_budget_ms=budget,
-        shape_fingerprint=_digest_of(doc) if fingerprint else None,
-        source=source,
+    model = doc.get("model")
+    # The frozen dataclass's own __init__ costs a few µs a call: built from its fields in order.
+    return _build_request(
+        method,
+        _safe_url(url),
+        model if isinstance(model, str) else None,
+        count,
+        roles,
+        doc.get("stream") is True,
+        isinstance(options, dict) and options.get("include_usage") is True,
+        max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
+        budget,
+        _digest_of(doc) if fingerprint else None,
+        source,
     )
 
 
@@ -174,10 +171,6 @@ class CallObserver:
         self._body = bytearray()
         self._body_bytes = 0
         self._stream: StreamParser | None = None
-        # The first and last few KiB of a stream: enough to fingerprint chunk shapes (first
-        # delta, finish chunk, usage chunk) for drift detection without keeping the stream.
-        self._head = bytearray()
-        self._tail = bytearray()
         self._first_byte_at: float | None = None
         self._done = False
         self.exchange: Exchange | None = None
@@ -210,25 +203,32 @@ class CallObserver:
         if is_sse and 200 <= status < 300:
             # Usage is owed only when this request asked for it: the openai SDK, by default,
             # sends no ``stream_options`` and gets no usage chunk, rightly.
+            # Deferred: after the first token, reads are decoded a batch at a time (inline,
+            # before the stream's end returns) unless a reader (ChatClient) takes each delta.
             self._stream = StreamParser(
-                contract=self._contract, expect_usage=self._request.include_usage
+                contract=self._contract,
+                expect_usage=self._request.include_usage,
+                clock=_perf_counter,
+                defer=True,
+                windows=True,
             )
 
     def on_chunk(self, chunk: bytes, at: float | None = None) -> None:
         """A body chunk passed through to the caller (``at``: when, default now)."""
-        self._body_bytes += len(chunk)
         stream = self._stream
         if stream is not None:
-            stream.feed(chunk, at or _perf_counter())
-            head = self._head  # bytearrays: ``+=`` and ``del`` below change them in place
-            if len(head) < _WINDOW:
-                head += chunk[: _WINDOW - len(head)]
-            tail = self._tail
-            tail += chunk
-            if len(tail) > 2 * _WINDOW:
-                del tail[: len(tail) - _WINDOW]
-        elif len(self._body) + len(chunk) <= MAX_BODY_BYTES:
+            stream.feed(chunk, at)  # it reads the clock itself while a first token is awaited
+            return
+        self._body_bytes += len(chunk)
+        if len(self._body) + len(chunk) <= MAX_BODY_BYTES:
             self._body += chunk
+
+    @property
+    def chunk_sink(self) -> Callable[[bytes], None]:
+        """What to call with each body chunk: :meth:`on_chunk`, or the stream parser's own
+        ``feed`` once the head said the answer is a stream (one call fewer per read)."""
+        stream = self._stream
+        return self.on_chunk if stream is None else stream.feed
 
     def on_error(self, exc: BaseException) -> Exchange:
         """Sending or reading failed. Mid-stream, the stream verdict names it: a read timeout
@@ -294,9 +294,12 @@ class CallObserver:
 
     def _chunk_fingerprint(self) -> Fingerprint | None:
         """The union of the chunk shapes seen in the stream's head and tail windows."""
-        windows = [bytes(self._head)]
-        if self._body_bytes > len(self._head):  # a long stream: its last chunks too
-            tail = bytes(self._tail)
+        stream = self._stream
+        if stream is None:  # pragma: no cover - only streams are fingerprinted by chunks
+            return None
+        head, tail = stream.raw_windows()
+        windows = [head]
+        if stream.bytes_fed > len(head):  # a long stream: its last chunks too
             boundary = tail.find(b"\n\n")
             windows.append(tail[boundary + 2 :] if boundary >= 0 else b"")
         paths: set[str] = set()
@@ -354,22 +357,22 @@ class CallObserver:
             for name, value in self._headers.items()
             if name.startswith(_RATE_LIMIT_PREFIXES)
         }
-        return ResponseFacts(
-            status=status,
-            content_type=self._headers.get("content-type"),
-            request_ids=ids,
-            shape_fingerprint=None if fingerprint is None else fingerprint.digest,
-            shape_paths=() if fingerprint is None else fingerprint.paths,
-            model=model,
-            response_id=response_id,
-            finish_reason=finish_reason,
-            usage=usage,
-            content_chars=len(content or ""),
-            stream_verdict=stream_verdict,
-            chunk_count=chunk_count,
-            body_bytes=self._body_bytes,
-            rate_limit_headers=limits,
-            content=content if self._capture else None,
+        return _build_response(
+            status,
+            self._headers.get("content-type"),
+            ids,
+            None if fingerprint is None else fingerprint.digest,
+            () if fingerprint is None else fingerprint.paths,
+            model,
+            response_id,
+            finish_reason,
+            usage,
+            len(content or ""),
+            stream_verdict,
+            chunk_count,
+            self._body_bytes if self._stream is None else self._stream.bytes_fed,
+            limits,
+            content if self._capture else None,
         )
 
     def _emit(
@@ -389,26 +392,36 @@ class CallObserver:
             if found is not None:
                 request = replace(request, shape_fingerprint=found.digest)
         self._request_content = b""  # the prompt is not kept past the call
-        exchange = Exchange(
-            request=request,
-            response=response,
-            timings=Timings(
-                dns_ms=clock.duration_ms("dns"),
-                connect_ms=clock.duration_ms("connect"),
-                tls_ms=clock.duration_ms("tls"),
-                ttfb_ms=clock.since_origin_ms(self._first_byte_at),
-                ttft_ms=ttft_ms,
-                total_ms=((ended or time.perf_counter()) - clock.origin) * 1000.0,
-            ),
-            started_at=self.started_at,
-            attempt=self._attempt,
-            route=self._route,
-            failure=failure,
+        ends = clock.ends
+        timings = _build_timings(
+            clock.duration_ms("dns") if ends else None,
+            clock.duration_ms("connect") if ends else None,
+            clock.duration_ms("tls") if ends else None,
+            clock.since_origin_ms(self._first_byte_at),
+            ttft_ms,
+            ((ended or time.perf_counter()) - clock.origin) * 1000.0,
+            0.0,
+        )
+        exchange = _build_exchange(
+            request,
+            response,
+            timings,
+            self.started_at,
+            self._attempt,
+            self._route,
+            failure,
+            False,
         )
         self.exchange = exchange
         for sink in self._sinks:
             sink(exchange)
         return exchange
+
+
+_build_request = positional_builder(RequestFacts)
+_build_response = positional_builder(ResponseFacts)
+_build_timings = positional_builder(Timings)
+_build_exchange = positional_builder(Exchange)
 
 
 def _digest(paths: tuple[str, ...]) -> str:

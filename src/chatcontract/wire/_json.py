@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["loads"]
+__all__ = ["loads", "loads_object"]
 
 
 def loads(data: bytes | str) -> tuple[Any, int | None]:
@@ -33,3 +33,14 @@ def _offset(data: bytes | str, char_pos: int) -> int:
         return char_pos
     text = data.decode("utf-8", "surrogateescape")
     return len(text[:char_pos].encode("utf-8", "surrogateescape"))
+
+
+def loads_object(data: bytes) -> dict[str, Any] | None:
+    """``data`` decoded as a JSON object, or None when it is not one (invalid JSON, bytes that
+    are not UTF-8, another JSON type). The hot path of streams: no offset is worked out, the
+    caller falls back to :func:`loads` for the details. Never raises for bad input."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return value if type(value) is dict else None

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from chatcontract.contract.model import Contract, ResponseSpec
+from chatcontract.wire._body import Body, decode_body
 from chatcontract.wire._json import loads
 from chatcontract.wire._values import positional_builder
 from chatcontract.wire.error_body import ErrorBody, error_from_document, is_error_envelope
@@ -142,6 +143,11 @@ def parse_completion(body: bytes, *, contract: Contract | None = None) -> Comple
 
     Returns a :class:`CompletionResult`; never raises for any ``body``.
     """
+    typed = decode_body(body)
+    if typed is not None:
+        fast = _typed_completion(typed)
+        if fast is not None and _fast_plan(required_paths_of(contract)) <= fast[1]:
+            return _build_result(fast[0], (), None)
     doc, error_at = loads(body)
     if error_at is not None:
         if not body.strip():
@@ -153,7 +159,7 @@ def parse_completion(body: bytes, *, contract: Contract | None = None) -> Comple
         pattern = contract.errors.request_id_pattern if contract is not None else None
         error = error_from_document(doc, request_id_pattern=pattern)
         return _build_result(None, (_ENVELOPE_VIOLATION,), error)
-    required = (contract.response if contract is not None else _DEFAULT_SPEC).required_paths
+    required = required_paths_of(contract)
     fast = _fast_completion(doc)
     if fast is not None:
         completion, usage_complete = fast
@@ -335,6 +341,57 @@ def _fast_plan(required_paths: tuple[str, ...]) -> int:
     return 1 if wanted <= _FAST_WITH_USAGE else 2
 
 
+def required_paths_of(contract: Contract | None) -> tuple[str, ...]:
+    """The response paths ``contract`` requires (the defaults without one)."""
+    return (contract.response if contract is not None else _DEFAULT_SPEC).required_paths
+
+
+def _typed_completion(body: Body) -> tuple[Completion, bool] | None:
+    """What :func:`_fast_completion` gives for the same document, from its typed decode."""
+    raw_usage = body.usage
+    usage = None
+    usage_complete = False
+    if raw_usage is not None:
+        read = _fast_usage(raw_usage)
+        if read is None:
+            return None
+        usage, usage_complete = read
+    choice = body.choices[0]
+    message = choice.message
+    return (
+        _build_completion(
+            body.id,
+            body.model,
+            body.created,
+            body.system_fingerprint,
+            message.content,
+            message.refusal,
+            message.reasoning_content,
+            (),
+            choice.finish_reason,
+            usage,
+            1,
+        ),
+        usage_complete,
+    )
+
+
+def _fast_usage(raw_usage: dict[str, Any]) -> tuple[Usage, bool] | None:
+    """The fast path's reading of a ``usage`` object: None at the first count that is not a
+    non-negative integer (the full walk reports it)."""
+    details = {}
+    for name, count in raw_usage.items():
+        if name.endswith("_tokens") and count is not None and (type(count) is not int or count < 0):
+            return None
+        if name not in _STANDARD_COUNTS:
+            details[name] = count
+    prompt = raw_usage.get("prompt_tokens")
+    completion = raw_usage.get("completion_tokens")
+    total = raw_usage.get("total_tokens")
+    complete = prompt is not None and completion is not None and total is not None
+    return _build_usage(prompt, completion, total, details), complete
+
+
 def _fast_completion(doc: dict[str, Any]) -> tuple[Completion, bool] | None:
     """Read the common shape in one pass, or return None at the first unusual thing.
 
@@ -392,21 +449,10 @@ def _fast_completion(doc: dict[str, Any]) -> tuple[Completion, bool] | None:
     if raw_usage is not None:
         if type(raw_usage) is not dict:
             return None
-        details = {}
-        for name, count in raw_usage.items():
-            if (
-                name.endswith("_tokens")
-                and count is not None
-                and (type(count) is not int or count < 0)
-            ):
-                return None
-            if name not in _STANDARD_COUNTS:
-                details[name] = count
-        prompt = raw_usage.get("prompt_tokens")
-        completion = raw_usage.get("completion_tokens")
-        total = raw_usage.get("total_tokens")
-        usage = _build_usage(prompt, completion, total, details)
-        usage_complete = prompt is not None and completion is not None and total is not None
+        read = _fast_usage(raw_usage)
+        if read is None:
+            return None
+        usage, usage_complete = read
     return (
         _build_completion(
             id_,

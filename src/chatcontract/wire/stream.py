@@ -19,12 +19,16 @@ Nothing here raises for bad input; only misuse (feeding a closed parser) raises.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from msgspec import UNSET
 
 from chatcontract.contract.model import Contract, Streaming
-from chatcontract.wire._json import loads
+from chatcontract.wire._chunk import Chunk, decode_chunk, decode_chunks
+from chatcontract.wire._json import loads, loads_object
 from chatcontract.wire._tool_deltas import ToolDraft, tool_call_fields
 from chatcontract.wire._values import positional_builder
 from chatcontract.wire.completion import Completion, ToolCall, Usage, parse_usage
@@ -43,6 +47,10 @@ _DEFAULT_STREAMING = Streaming()
 
 #: At most this many violations are kept per stream; the verdict is unaffected.
 MAX_VIOLATIONS = 100
+
+#: After this many chunks in a row that the typed decoder refused (a provider whose chunks
+#: carry other members), a stream stops trying it: the general way alone is cheaper then.
+_TYPED_MISSES = 8
 
 
 class StreamVerdict(StrEnum):
@@ -151,6 +159,7 @@ class StreamAssembler:
         "_rejected",
         "_require_done",
         "_tools",
+        "_typed_misses",
         "_usage",
         "_violations",
     )
@@ -180,6 +189,7 @@ class StreamAssembler:
         self._after_done = False
         self._malformed = False
         self._rejected = 0  # events rejected (malformed, in-band error, cut): never forwarded
+        self._typed_misses = 0
 
     # ------------------------------------------------------------------ feeding
 
@@ -194,8 +204,83 @@ class StreamAssembler:
         """Take one event's data payload (see :meth:`push`)."""
         self._push(data, now, event, final)
 
+    def _push_payloads(self, payloads: list[bytes], now: float | None) -> None:
+        """:meth:`_push` each plain ``data:`` payload (raw UTF-8 bytes), in order.
+
+        The hot path of a stream: a payload that is a JSON object (and no error envelope) is
+        decoded from its bytes and taken at once; anything else, including bytes that are not
+        UTF-8, goes through :meth:`_push` as text decoded with ``errors="replace"``, which
+        gives it exactly the verdict it always had.
+        """
+        if len(payloads) > 1 and self._typed_misses < _TYPED_MISSES and not self._done:
+            chunks = decode_chunks(payloads)  # held reads: all of them in one C call
+            if chunks is not None:
+                self._chunk_count += len(chunks)
+                take = self._take_chunk
+                for held in chunks:
+                    take(held, now)
+                return
+        for raw in payloads:
+            if raw[:1] == b"{" and not self._done:
+                if self._typed_misses < _TYPED_MISSES:
+                    chunk = decode_chunk(raw)
+                    if chunk is not None:
+                        if self._typed_misses:
+                            self._typed_misses = 0
+                        self._chunk_count += 1
+                        self._take_chunk(chunk, now)
+                        continue
+                    self._typed_misses += 1
+                doc = loads_object(raw)
+                if doc is not None and "error" not in doc:
+                    n = self._chunk_count
+                    self._chunk_count = n + 1
+                    self._take(doc, n, now)
+                    continue
+            self._push(raw.decode("utf-8", "replace"), now, "message", False)
+
+    def _take_chunk(self, chunk: Chunk, now: float | None) -> None:
+        """Assemble a chunk of the common shape (:func:`decode_chunk`: every value has the
+        right type, so nothing is to report): what :meth:`_take` does with the same values."""
+        choices = chunk.choices
+        if choices:
+            token = False
+            for position, choice in enumerate(choices):
+                index = choice.index
+                assemble = (position if index is UNSET else index) == 0
+                if not assemble:
+                    continue  # only choice 0 is assembled; the others were shape-checked
+                finish_reason = choice.finish_reason
+                if finish_reason:  # "" is not a finish (see ``_choice``)
+                    self._finish_reason = finish_reason
+                delta = choice.delta
+                if delta is None:
+                    continue
+                text = delta.content
+                if text:
+                    self._content.append(text)
+                    token = True
+                text = delta.reasoning_content
+                if text:
+                    self._reasoning.append(text)
+                    token = True
+                text = delta.refusal
+                if text:
+                    self._refusal.append(text)
+            if token and not self._first_token:
+                self._first_token = True
+                self._first_token_at = now
+        if self._id is None:
+            self._id = chunk.id
+        if self._model is None:
+            self._model = chunk.model
+        if self._created is None:
+            self._created = chunk.created
+        if chunk.system_fingerprint is not None:
+            self._fingerprint = chunk.system_fingerprint
+
     def _push(self, data: str, now: float | None, event: str, final: bool) -> None:
-        # The hot path: one call per chunk, positional, paths built only for violations.
+        # One call per event, positional, paths built only for violations.
         if self._done:
             self._after_done_event()
             return
@@ -218,6 +303,10 @@ class StreamAssembler:
         if event == "error" or ("error" in doc and is_error_envelope(doc)):
             self._inband(error_from_document(doc, request_id_pattern=self._pattern), n)
             return
+        self._take(doc, n, now)
+
+    def _take(self, doc: dict[str, Any], n: int, now: float | None) -> None:
+        """Assemble chunk ``n``, a JSON object that is not an error envelope."""
         get = doc.get
         choices = get("choices")
         if type(choices) is list:
@@ -556,6 +645,15 @@ _MISSING_USAGE = Violation(
 # ---------------------------------------------------------------------- bytes in
 
 
+#: A deferring parser takes its held reads in one pass once this many are held...
+HOLD_READS = 32
+#: ...or at once after a read of this many bytes or more (held reads stay small).
+HOLD_READ_BYTES = 16 * 1024
+#: The raw windows a parser keeps for shape fingerprints (``windows=True``): the first this
+#: many bytes of the stream, and its last this many to twice this many.
+WINDOW_BYTES = 4096
+
+
 class StreamParser:
     """SSE decoding and assembly in one object, fed raw bytes by the transport.
 
@@ -564,14 +662,57 @@ class StreamParser:
     when reading it failed), or ``stall()`` when the caller's idle limit passes.
     ``decided`` tells early whether the stream has already failed (in-band error, malformed
     chunk) so the caller can stop reading.
+
+    Args:
+        contract: see :class:`StreamAssembler`.
+        expect_usage: see :class:`StreamAssembler`.
+        clock: read for ``now`` when ``feed`` is given none, as long as the first token
+            has not arrived (after it, no moment is needed).
+        defer: once the first token has arrived, hold the reads fed and decode them in one
+            pass every :data:`HOLD_READS` reads (at once after a read of
+            :data:`HOLD_READ_BYTES` or more; and before anything is read from the parser,
+            and at ``close``), which costs a stream less than a pass per read. Results are
+            the same whatever is held. Reading :attr:`assembler` (a reader of every delta)
+            ends deferring.
+        windows: keep the stream's first and last raw bytes (:meth:`raw_windows`).
     """
 
-    __slots__ = ("_assembler", "_decoder", "_result", "_tap")
+    __slots__ = (
+        "_assembler",
+        "_clock",
+        "_decoder",
+        "_defer",
+        "_head",
+        "_held",
+        "_holding",
+        "_result",
+        "_tail",
+        "_tap",
+        "_windows",
+        "bytes_fed",
+    )
 
-    def __init__(self, *, contract: Contract | None = None, expect_usage: bool | None = None):
+    def __init__(
+        self,
+        *,
+        contract: Contract | None = None,
+        expect_usage: bool | None = None,
+        clock: Callable[[], float] | None = None,
+        defer: bool = False,
+        windows: bool = False,
+    ):
         self._decoder = SSEDecoder()
         self._assembler = StreamAssembler(contract=contract, expect_usage=expect_usage)
         self._result: StreamResult | None = None
+        self._clock = clock
+        self._defer = defer
+        self._holding = False  # deferring, and the first token has arrived
+        self._held: list[bytes] = []
+        self._windows = windows
+        self._head = bytearray()
+        self._tail = bytearray()
+        #: Bytes fed so far (held ones included once taken: read it after :meth:`close`).
+        self.bytes_fed = 0
         self._tap: list[str] | None = None
 
     def tap(self) -> list[str]:
@@ -587,6 +728,8 @@ class StreamParser:
         """
         if self._tap is None:
             self._tap = []
+            self._take_held()  # a pass-through reader forwards each read as it comes
+            self._defer = self._holding = False
         return self._tap
 
     def _push_tapped(self, data: str, now: float | None, event: str, final: bool) -> None:
@@ -606,20 +749,73 @@ class StreamParser:
 
     def feed(self, data: bytes, now: float | None = None) -> None:
         """Decode and assemble ``data``. Raises ``RuntimeError`` after :meth:`close`."""
+        if self._holding:  # the steady state of a deferred stream: a reference kept
+            held = self._held
+            held.append(data)
+            if len(held) >= HOLD_READS or len(data) >= HOLD_READ_BYTES:
+                self._take_held()
+            return
         if self._result is not None:
             raise RuntimeError("StreamParser.feed() called after close(); create a new parser")
+        assembler = self._assembler
+        if now is None and self._clock is not None and not assembler._first_token:
+            now = self._clock()
+        self.bytes_fed += len(data)
+        if self._windows:
+            self._keep_window(data, len(self._tail) + len(data))
+        self._decode(data, now)
+        if self._defer and assembler._first_token:
+            self._holding = True
+
+    def _decode(self, data: bytes, now: float | None) -> None:
         if self._tap is not None:
             for event in self._decoder.feed(data):
                 self._push_tapped(event.data, now, event.event, False)
             return
-        push = self._assembler._push  # the hot path skips the keyword-only wrapper
         payloads = self._decoder._feed_fast(data)
         if payloads is None:
+            push = self._assembler._push  # the hot path skips the keyword-only wrapper
             for event in self._decoder._feed_general(data):
                 push(event.data, now, event.event, False)
             return
-        for payload in payloads:  # plain ``data:`` events: no SSEEvent built in between
-            push(payload, now, "message", False)
+        # plain ``data:`` events: no SSEEvent built in between, no text decoded first
+        self._assembler._push_payloads(payloads, now)
+
+    def _take_held(self) -> None:
+        """Decode the held bytes in one pass (the first token has arrived: no moment)."""
+        held = self._held
+        if not held:
+            return
+        data = held[0] if len(held) == 1 else b"".join(held)
+        self.bytes_fed += len(data)
+        if self._windows:
+            kept = len(self._tail)
+            for piece in held:  # the tail as read by read: trimmed to a window past two
+                kept += len(piece)
+                if kept > 2 * WINDOW_BYTES:
+                    kept = WINDOW_BYTES
+            self._keep_window(data, kept)
+        self._held = []
+        self._decode(data, None)
+
+    def _keep_window(self, data: bytes, kept: int) -> None:
+        """Add ``data`` to the raw windows; the tail keeps its last ``kept`` bytes."""
+        head = self._head
+        if len(head) < WINDOW_BYTES:
+            head += data[: WINDOW_BYTES - len(head)]
+        tail = self._tail
+        tail += data
+        if kept > 2 * WINDOW_BYTES:
+            kept = WINDOW_BYTES
+        if len(tail) > kept:
+            del tail[: len(tail) - kept]
+
+    def raw_windows(self) -> tuple[bytes, bytes]:
+        """The first :data:`WINDOW_BYTES` bytes fed, and the last 4 to 8 KiB (each read
+        adds to the tail, which is cut back to the window once past twice it); two empty
+        values without ``windows=True``."""
+        self._take_held()
+        return bytes(self._head), bytes(self._tail)
 
     def close(
         self, now: float | None = None, *, stalled: bool = False, dropped: bool = False
@@ -630,6 +826,8 @@ class StreamParser:
         failed mid-way (a reset, an incomplete chunked body), as opposed to a clean close.
         """
         if self._result is None:
+            self._take_held()
+            self._holding = False
             decoder = self._decoder
             for event in decoder.close():
                 if self._tap is not None:
@@ -653,6 +851,7 @@ class StreamParser:
         """The stream so far, judged as if it ended now; the parser stays open."""
         if self._result is not None:
             return self._result
+        self._take_held()
         decoder = self._decoder
         return self._assembler.result(
             ping_count=decoder.comment_count,
@@ -668,7 +867,10 @@ class StreamParser:
     @property
     def assembler(self) -> StreamAssembler:
         """The assembler the events are pushed into: a reader of the same stream (the client)
-        reads what each chunk added from it, without decoding the bytes again."""
+        reads what each chunk added from it, without decoding the bytes again. From now on
+        every ``feed`` is decoded at once (no deferring), so the reader sees each read."""
+        self._take_held()
+        self._defer = self._holding = False
         return self._assembler
 
     @property
@@ -677,16 +879,19 @@ class StreamParser:
         :attr:`StreamAssembler.decided`), else None."""
         if self._result is not None:
             return self._result.verdict
+        self._take_held()
         return self._assembler.decided
 
     @property
     def chunk_count(self) -> int:
         """Data chunks taken so far."""
+        self._take_held()
         return self._assembler.chunk_count
 
     @property
     def done_seen(self) -> bool:
         """True once ``data: [DONE]`` arrived."""
+        self._take_held()
         return self._assembler.done_seen
 
     @property
@@ -697,6 +902,7 @@ class StreamParser:
     @property
     def ping_count(self) -> int:
         """Keep-alive comment lines so far."""
+        self._take_held()
         return self._decoder.comment_count
 
 
