@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +20,8 @@ import openai
 import orjson
 import pytest
 from gateway_helpers import error_of, raw_request
+
+from chatcontract.contract import Contract, ErrorRule, FallbackRoute, RetryPolicy, load_preset
 from raw_servers import (
     COMPLETION,
     RawServer,
@@ -29,8 +30,6 @@ from raw_servers import (
     raw_server,
     response,
 )
-
-from chatcontract.contract import Contract, ErrorRule, FallbackRoute, RetryPolicy, load_preset
 
 KEY_ENV = "CHATCONTRACT_TEST_REAL_SHAPES_KEY"
 PROVIDER_KEY = "sk-provider-real-shapes-0123456789"
@@ -268,12 +267,14 @@ def test_a_stream_reaches_the_sdk_as_the_server_would_send_it_to_that_request(
         server = through(_contract(upstream.base_url))
         options = {"stream_options": {"include_usage": True}} if include_usage else {}
         client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
-        with client:
-            with client.chat.completions.with_streaming_response.create(
+        with (
+            client,
+            client.chat.completions.with_streaming_response.create(
                 model="primary-model", messages=PROMPT, stream=True, **options
-            ) as raw:
-                headers = dict(raw.headers)
-                chunks = list(raw.parse())
+            ) as raw,
+        ):
+            headers = dict(raw.headers)
+            chunks = list(raw.parse())
     assert len(chunks) == expected
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "pong"
     usage = [chunk.usage for chunk in chunks if chunk.usage is not None]
@@ -423,12 +424,9 @@ def test_litellm_in_band_error_after_text_ends_the_stream_as_an_error(through):
         server = through(_contract(upstream.base_url))
         status, headers, body = _chat(server.root_url, {"stream": True, "fallbacks": []})
         client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
-        received = ""
+        received: list[str] = []
         with client, pytest.raises(openai.APIError) as raised:
-            for chunk in client.chat.completions.create(
-                model="primary-model", messages=PROMPT, stream=True, extra_body={"fallbacks": []}
-            ):
-                received += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+            _read_stream(client, received)
     assert status == 200
     assert headers["x-chatcontract-classification"] == "streaming"
     text = body.decode()
@@ -436,12 +434,14 @@ def test_litellm_in_band_error_after_text_ends_the_stream_as_an_error(through):
     assert "[DONE]" not in text
     last = [line for line in text.split("\n") if line.startswith("data: ")][-1]
     assert json.loads(last.removeprefix("data: "))["error"]["type"] == "stream_interrupted_error"
-    assert received == "Here is"
+    assert "".join(received) == "Here is"
     assert "Connection error" in str(raised.value)
 
 
-@pytest.fixture(autouse=True)
-def _no_key_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The provider key reaches the gateway only through its ``environ`` argument."""
-    monkeypatch.delenv(KEY_ENV, raising=False)
-    yield
+def _read_stream(client: openai.OpenAI, received: list[str]) -> None:
+    """Read a streamed answer with the SDK, keeping the text of each chunk in ``received``."""
+    stream = client.chat.completions.create(
+        model="primary-model", messages=PROMPT, stream=True, extra_body={"fallbacks": []}
+    )
+    # list.extend appends as it iterates: what came before the error stays in ``received``.
+    received.extend((c.choices[0].delta.content or "") if c.choices else "" for c in stream)
