@@ -28,6 +28,7 @@ from raw_servers import (
     drops_reused_connections,
     in_order,
     raw_server,
+    read_request,
     response,
 )
 
@@ -367,6 +368,43 @@ def test_litellm_rewritten_codes_reach_the_client_by_what_the_message_says(
     assert classification.endswith("/" + code)
     assert upstream_requests == sent
     assert PROVIDER_KEY not in body.decode() and PROVIDER_KEY not in json.dumps(headers)
+
+
+def _rate_limited_window(window_s: float, answer_429: bytes) -> Any:
+    """429 (``answer_429``) for every request within ``window_s`` of the first one, then 200:
+    a provider's rate-limit window, as the simulator's ``rate_limit_retry_after`` has it."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        while await read_request(reader, server) is not None:
+            first = server.state.setdefault("first", loop.time())
+            inside = loop.time() - first < window_s
+            writer.write(answer_429 if inside else response(200, COMPLETION))
+            await writer.drain()
+
+    return handler
+
+
+def test_litellm_renamed_retry_after_is_honoured(through):
+    # LiteLLM passes the provider's retry-after on only as llm_provider-retry-after (measured:
+    # "llm_provider-retry-after: 1", "llm_provider-retry-after-ms: 1000", no retry-after). A
+    # retry after the contract's own short backoff lands inside the window and fails again;
+    # waiting what the provider asked gets the answer.
+    body = orjson.loads(RATE_LIMIT.split(b"\r\n\r\n", 1)[1])
+    answer = response(
+        429,
+        orjson.dumps(body),
+        headers={"llm_provider-retry-after": "1", "x-litellm-call-id": "c0ffee00-2"},
+    )
+    with raw_server(_rate_limited_window(1.0, answer)) as upstream:
+        server = through(_contract(upstream.base_url))
+        status, headers, raw = _chat(server.root_url, {"fallbacks": []})
+        sent = upstream.requests
+    assert status == 200, raw
+    assert _verdict(headers) == ("2", "primary", "success")
+    assert sent == 2
 
 
 def test_litellm_no_db_wrong_key_is_an_upstream_auth_error_with_a_contract_rule(through):
