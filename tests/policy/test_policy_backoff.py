@@ -73,6 +73,10 @@ def test_backoff_always_within_zero_and_max_times_one_plus_jitter(
         ({"retry-after": "nan"}, None),
         ({"x-ratelimit-reset-requests": "1 minute"}, None),
         ({}, None),
+        ({"llm_provider-retry-after-ms": "1000", "llm_provider-retry-after": "5"}, 1.0),
+        ({"llm_provider-retry-after": "2", "x-ratelimit-reset-requests": "9s"}, 2.0),
+        ({"retry-after": "3", "llm_provider-retry-after": "2"}, 3.0),
+        ({"llm_provider-retry-after-ms": "soon", "llm_provider-retry-after": "x"}, None),
     ],
     ids=[
         "ms-wins",
@@ -86,6 +90,10 @@ def test_backoff_always_within_zero_and_max_times_one_plus_jitter(
         "nan",
         "bad-duration",
         "none",
+        "litellm-ms-wins",
+        "litellm-seconds-over-reset",
+        "own-header-over-litellm",
+        "litellm-bad-values",
     ],
 )
 def test_retry_after_headers_are_read_in_order_of_precision(headers, expected):

@@ -3,7 +3,8 @@
 Payloads pass as they came (no re-encoding) except where the client must see otherwise:
 
 - the client did not ask for usage (``stream_options.include_usage``) but the gateway asked
-  upstream: the usage chunk (no choices) is dropped, and a ``usage`` member on any other
+  upstream: the usage chunk is dropped (no choices, or, as LiteLLM sends it, choices that
+  carry nothing: ``[{"index": 0, "delta": {}}]``), and a ``usage`` member on any other
   chunk is removed;
 - a continuation (a later attempt after the client's stream started): every chunk keeps the
   ``id`` of the first chunk the client received, so the answer reads as one response.
@@ -63,7 +64,7 @@ class ChunkForwarder:
         doc: Any = orjson.loads(payload)  # the transport's parser took it: a JSON object
         changed = False
         if self._strip_usage and "usage" in doc:
-            if doc["usage"] is not None and not doc.get("choices"):
+            if doc["usage"] is not None and _carries_nothing(doc.get("choices")):
                 return None  # the usage chunk the client did not ask for
             del doc["usage"]
             changed = True
@@ -71,6 +72,21 @@ class ChunkForwarder:
             doc["id"] = self._first_id
             changed = True
         return orjson.dumps(doc).decode() if changed else payload
+
+
+def _carries_nothing(choices: Any) -> bool:
+    """No choices, or only choices with an empty delta and no finish_reason (LiteLLM's usage
+    chunk: without its usage, it would reach the client as a chunk the upstream never sends
+    to a client that did not ask for usage)."""
+    if not choices:
+        return True
+    return isinstance(choices, list) and all(
+        isinstance(choice, dict)
+        and not choice.get("delta")
+        and choice.get("finish_reason") is None
+        and not choice.get("logprobs")
+        for choice in choices
+    )
 
 
 def _id_of(payload: str) -> str | None:

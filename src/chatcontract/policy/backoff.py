@@ -95,6 +95,13 @@ _SOURCES: tuple[tuple[str, Callable[[str, float | None], float | None]], ...] = 
         "retry-after",
         lambda text, now: _number(text) if _number(text) is not None else _http_date(text, now),
     ),
+    # LiteLLM's proxy passes the provider's headers on renamed with this prefix (and sends no
+    # retry-after of its own): the provider's wait still holds behind it.
+    (
+        "llm_provider-retry-after-ms",
+        lambda text, _now: None if (ms := _number(text)) is None else ms / 1000,
+    ),
+    ("llm_provider-retry-after", lambda text, _now: _number(text)),
     ("x-ratelimit-reset-requests", lambda text, _now: parse_duration(text)),
 )
 
@@ -103,7 +110,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     """Seconds the server asked us to wait, or ``None`` when it said nothing usable.
 
     Reads, first usable wins: ``retry-after-ms`` (milliseconds), ``retry-after`` (seconds, or
-    an HTTP date — which needs ``now``, the wall clock in epoch seconds), and
+    an HTTP date — which needs ``now``, the wall clock in epoch seconds), the same two as
+    LiteLLM renames them (``llm_provider-retry-after-ms``, ``llm_provider-retry-after``), and
     ``x-ratelimit-reset-requests`` (a duration like ``1s`` or ``20ms``). Header names are
     case-insensitive; negative or malformed values are ignored. The caller caps the value
     (``policy.retry.retry_after_cap_ms``).

@@ -52,7 +52,9 @@ _perf_counter = time.perf_counter  # one global lookup per chunk instead of two
 
 # The request id headers, then a CDN trace id as the last resort for correlating a call.
 _REQUEST_ID_HEADERS = (*REQUEST_ID_HEADERS, "cf-ray")
-_RATE_LIMIT_PREFIXES = ("x-ratelimit-", "retry-after", "ratelimit-")
+# ``llm_provider-retry-after``: LiteLLM's proxy passes the provider's retry-after on only
+# under that name (``policy.backoff.parse_retry_after`` reads it).
+_RATE_LIMIT_PREFIXES = ("x-ratelimit-", "retry-after", "ratelimit-", "llm_provider-retry-after")
 
 
 def request_facts(
