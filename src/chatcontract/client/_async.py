@@ -204,9 +204,12 @@ class AsyncChatClient(
             error = exc
         finally:
             await response.aclose()
-        if (last := reader.last()) is not None:
-            yield last
+        # The outcome before the last delta (as in ``ChatClient._stream_attempt``): a caller
+        # who stops at that delta must not keep a timed-out attempt from its telemetry.
+        last = reader.last()
         out.append(attempt.streamed(reader, error))
+        if last is not None:
+            yield last
 
     async def _arm(self) -> None:
         """Before an attempt: our transports will be closed by the loop it runs in."""

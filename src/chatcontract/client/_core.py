@@ -410,8 +410,12 @@ class ClientCore:
             return silence_failure("idle", timeouts.idle_ms)
         if fired is not None:  # the attempt's deadline share: not a silence
             return None
-        if failure.code == "read_timeout" and exchange.response is None:
-            return silence_failure("first_byte", timeouts.first_byte_ms)
+        if failure.code == "read_timeout":
+            # Silent only when no byte came back: a head or body that stalled after its first
+            # byte stays a ``read_timeout`` (the transport's message says which).
+            if exchange.response is None and exchange.timings.ttfb_ms is None:
+                return silence_failure("first_byte", timeouts.first_byte_ms)
+            return None
         if failure.code == "stream_stalled":  # the socket went quiet (the read timeout)
             started = isinstance(watch, AttemptWatch) and watch.token_seen
             if started:

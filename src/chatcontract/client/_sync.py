@@ -196,9 +196,14 @@ class ChatClient(ClientShell[httpx2.Client, httpx2.BaseTransport, _Sleep, ChatSt
             error = exc
         finally:
             response.close()
-        if (last := reader.last()) is not None:
+        # The outcome before the last delta: a caller who stops at that delta (closes the
+        # stream, breaks out) must not keep a timed-out attempt from its telemetry, which
+        # only the outcome hands on (``ClientCore.exchange_of``).
+        last = reader.last()
+        outcome = attempt.streamed(reader, error)
+        if last is not None:
             yield last
-        return attempt.streamed(reader, error)
+        return outcome
 
     def _close_when_abandoned(self, transports: tuple[httpx2.BaseTransport, ...]) -> None:
         # Closed when the client is collected, or at exit, not left to the garbage collector.

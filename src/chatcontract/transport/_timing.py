@@ -51,11 +51,21 @@ class PhaseClock:
         deadline: ``time.monotonic()`` by which the call must have ended, or None.
         sent: the request started going out (a write, or httpcore2's send trace event).
         received: a byte of the answer came back (seen by the timed backend only).
+        received_at: when the first of them did (``time.perf_counter`` seconds), or None.
         read_by: ``time.monotonic()`` by which the next read must return, in place of the
             read timeout (set through ``limit_reads``), or None.
     """
 
-    __slots__ = ("_starts", "deadline", "ends", "origin", "read_by", "received", "sent")
+    __slots__ = (
+        "_starts",
+        "deadline",
+        "ends",
+        "origin",
+        "read_by",
+        "received",
+        "received_at",
+        "sent",
+    )
 
     def __init__(self) -> None:
         self.origin = time.perf_counter()
@@ -65,6 +75,7 @@ class PhaseClock:
         self.read_by: float | None = None
         self.sent = False
         self.received = False
+        self.received_at: float | None = None
 
     @property
     def reused_connection(self) -> bool:
@@ -74,6 +85,7 @@ class PhaseClock:
     def restart_send(self) -> None:
         """Forget the send markers, before the same call is sent again."""
         self.sent = self.received = False
+        self.received_at = None
 
     def remaining(self, timeout: float | None, error: type[Exception]) -> float | None:
         """``timeout`` cut to the time left before the deadline; raises ``error`` (an
@@ -310,8 +322,9 @@ class _TimedStream(httpcore2.NetworkStream):
         if clock is None:
             return self._inner.read(max_bytes, timeout)
         data = self._inner.read(max_bytes, clock.read_timeout(timeout))
-        if data:
+        if data and not clock.received:
             clock.received = True
+            clock.received_at = time.perf_counter()
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -348,8 +361,9 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
         if clock is None:
             return await self._inner.read(max_bytes, timeout)
         data = await self._inner.read(max_bytes, clock.read_timeout(timeout))
-        if data:
+        if data and not clock.received:
             clock.received = True
+            clock.received_at = time.perf_counter()
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:

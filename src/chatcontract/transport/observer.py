@@ -25,6 +25,7 @@ from chatcontract.failures import (
     classify_exception,
     classify_response,
     classify_stream,
+    make_failure,
 )
 from chatcontract.redact import redact_text
 from chatcontract.wire import (
@@ -243,7 +244,31 @@ class CallObserver:
             if isinstance(exc, httpx2.TimeoutException | TimeoutError | DeadlineExceeded):
                 return self.finish(stalled=True)
             return self.finish(dropped=True)
-        return self._emit(failure=classify_exception(exc, secrets=self._secrets), response=None)
+        failure = classify_exception(exc, secrets=self._secrets)
+        if self._status is None:
+            if self.clock.received:  # part of the head came: a first byte arrived all the same
+                self._first_byte_at = self._first_byte_at or self.clock.received_at
+                if failure.code == "read_timeout":
+                    failure = self._stalled(
+                        failure, "the response head stalled after its first byte"
+                    )
+            return self._emit(failure=failure, response=None)
+        # The head came, then reading the (non-streamed) body failed: what arrived is recorded,
+        # so the client names a stall for what it was, never a silent route (first byte).
+        if failure.code == "read_timeout":
+            failure = self._stalled(failure, "the response body stalled after its head")
+        response = self._non_stream_facts(self._status, bytes(self._body), None, shapes=True)
+        return self._emit(failure=failure, response=response)
+
+    def _stalled(self, failure: Failure, words: str) -> Failure:
+        """``failure`` (a read timeout once the first byte had come) with a message saying so."""
+        return make_failure(
+            kind=failure.kind,
+            category=failure.category,
+            code=failure.code,
+            message=f"{words} (no bytes within the read timeout)",
+            secrets=self._secrets,
+        )
 
     def finish(
         self, *, stalled: bool = False, dropped: bool = False, at: float | None = None
