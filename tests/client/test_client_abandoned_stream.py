@@ -18,12 +18,12 @@ import orjson
 import pytest
 from client_helpers import LONG, AsyncSleeps, Sleeps, contract_for, env_for
 from prometheus_client import CollectorRegistry
-from raw_servers import RawServer, raw_server, read_request
 
 from chatcontract.client import AsyncChatClient, ChatClient
 from chatcontract.contract import Streaming, Timeouts
 from chatcontract.telemetry import PrometheusSink
 from chatcontract.telemetry.events_log import JsonEventLog
+from raw_servers import RawServer, raw_server, read_request
 
 KEY = "sk-abandon-test-key-0123456789"
 HEAD_TEXT = "Hello"

@@ -4,12 +4,16 @@
   ``first_token_timeout``, ``stream_stalled`` named for ``idle_ms``) is the one the Prometheus
   sink counts and the JSON event log writes for that attempt, never the transport's
   ``read_timeout`` beside it.
+- A head or a non-streamed body that stalls after its first byte is no silent route: it stays
+  the transport's ``read_timeout`` (its message says which stalled), in all three alike.
 - A socket that sends nothing at all once content started is cut by ``policy.timeouts.idle_ms``
   at the read itself, not by the (longer) read timeout, and the failure says idle.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import replace
 
@@ -23,6 +27,7 @@ from chatcontract.contract import FallbackRoute, Streaming, Timeouts
 from chatcontract.simulator.answers import answer_for
 from chatcontract.telemetry import PrometheusSink
 from chatcontract.telemetry.events_log import JsonEventLog
+from raw_servers import RawServer, raw_server, read_request
 
 FULL = answer_for(LONG).content
 #: The read timeout of a stream is min(first_byte_ms, first_token_ms): far above idle_ms.
@@ -154,6 +159,10 @@ async def test_metrics_and_events_report_the_failure_the_result_reports(
     assert logged[0]["failure"]["code"] == code
     assert logged[0]["failure"]["message"] == failure.message
     assert logged[1]["failure"] is None
+    if scenario == "stall_mid_stream" and not stream:  # the head and half the body came
+        assert failure.message == (
+            "the response body stalled after its head (no bytes within the read timeout)"
+        )
 
 
 @pytest.mark.anyio
@@ -188,3 +197,39 @@ async def test_a_silent_socket_after_content_is_continued_on_the_fallback(sims, 
         == f"no stream data within idle_ms once content had started ({IDLE_MS} ms)"
     )
     assert IDLE_MS - 2 <= first.timings.total_ms < READ_TIMEOUT_MS
+
+
+async def _head_then_silent(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+) -> None:
+    """Part of a response head, then nothing until the client goes away (bounded)."""
+    if await read_request(reader, server) is None:
+        return
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-")
+    await writer.drain()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(reader.read(1), timeout=5)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavor", FLAVORS)
+@pytest.mark.parametrize(
+    "stream", [pytest.param(False, id="complete"), pytest.param(True, id="stream")]
+)
+async def test_a_head_that_stalls_after_its_first_byte_is_a_read_timeout(sims, flavor, stream):
+    backup = sims()
+    with raw_server(_head_then_silent) as primary:  # any key does: it reads none
+        contract, sinks, registry, lines = _observed(primary, backup, timeouts=QUICK)
+        result = await _call(flavor, contract, sinks, backup.api_key, stream=stream)
+    assert result.content == FULL and result.route == "backup"
+    failure = result.attempts[0].failure
+    assert (failure.category, failure.code) == ("timeout", "read_timeout")
+    assert failure.message == (
+        "the response head stalled after its first byte (no bytes within the read timeout)"
+    )
+    assert _timeouts_counted(registry, "primary", stream) == {"read_timeout": 1.0}
+    logged = lines.exchanges()
+    assert [(line["route"], line["failure"] and line["failure"]["code"]) for line in logged] == [
+        ("primary", "read_timeout"),
+        ("backup", None),
+    ]
