@@ -161,7 +161,8 @@ async def test_metrics_and_events_report_the_failure_the_result_reports(
     assert logged[1]["failure"] is None
     if scenario == "stall_mid_stream" and not stream:  # the head and half the body came
         assert failure.message == (
-            "the response body stalled after its head (no bytes within the read timeout)"
+            "the response body stalled after its head: no bytes within the read timeout"
+            f" ({QUICK.first_byte_ms} ms)"
         )
 
 
@@ -225,7 +226,8 @@ async def test_a_head_that_stalls_after_its_first_byte_is_a_read_timeout(sims, f
     failure = result.attempts[0].failure
     assert (failure.category, failure.code) == ("timeout", "read_timeout")
     assert failure.message == (
-        "the response head stalled after its first byte (no bytes within the read timeout)"
+        "the response head stalled after its first byte: no bytes within the read timeout"
+        f" ({QUICK.first_byte_ms} ms)"
     )
     assert _timeouts_counted(registry, "primary", stream) == {"read_timeout": 1.0}
     logged = lines.exchanges()

@@ -57,13 +57,13 @@ STALLS = [
     pytest.param(
         HEAD[:20],
         None,
-        "the response head stalled after its first byte (no bytes within the read timeout)",
+        "the response head stalled after its first byte: no bytes within the read timeout",
         id="head-stall",
     ),
     pytest.param(
         HEAD + COMPLETION[:HALF],
         200,
-        "the response body stalled after its head (no bytes within the read timeout)",
+        "the response body stalled after its head: no bytes within the read timeout",
         id="body-stall",
     ),
 ]

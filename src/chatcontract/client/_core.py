@@ -397,7 +397,8 @@ class ClientCore:
 
     def _silence(self, exchange: Exchange, watch: object) -> Failure | None:
         """The failure of a route that stayed silent past one of its limits (``policy.decide``
-        sends it straight to the next route), built from which limit ran out; None for any
+        sends it straight to the next route), built from which limit ran out, or of a read
+        that stalled after the first byte (its limit added to the message); None for any
         other outcome (the call deadline included)."""
         failure = exchange.failure
         if failure is None or failure.category != "timeout":
@@ -412,10 +413,13 @@ class ClientCore:
             return None
         if failure.code == "read_timeout":
             # Silent only when no byte came back: a head or body that stalled after its first
-            # byte stays a ``read_timeout`` (the transport's message says which).
+            # byte stays a ``read_timeout`` (the transport's message says which), with the
+            # read limit it ran into.
             if exchange.response is None and exchange.timings.ttfb_ms is None:
                 return silence_failure("first_byte", timeouts.first_byte_ms)
-            return None
+            stream = exchange.request.stream
+            limit_ms = _stream_read_ms(timeouts) if stream else timeouts.first_byte_ms
+            return replace(failure, message=f"{failure.message} ({limit_ms} ms)")
         if failure.code == "stream_stalled":  # the socket went quiet (the read timeout)
             started = isinstance(watch, AttemptWatch) and watch.token_seen
             if started:

@@ -266,7 +266,7 @@ class CallObserver:
             kind=failure.kind,
             category=failure.category,
             code=failure.code,
-            message=f"{words} (no bytes within the read timeout)",
+            message=f"{words}: no bytes within the read timeout",
             secrets=self._secrets,
         )
 
