@@ -27,13 +27,13 @@ attempt and route streaming, classification ``streaming``; the verdict follows i
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
 import orjson
 
+from chatcontract._log import get_logger
 from chatcontract.client._core import PreparedCall
 from chatcontract.client._plan import Finish
 from chatcontract.client.errors import CallFailedError, NonRetryableError
@@ -47,7 +47,7 @@ from .upstream import Attempt, Payloads
 
 __all__ = ["CHAT_PATH", "MODELS_PATH", "GatewayApp", "create_app"]
 
-logger = logging.getLogger("chatcontract.gateway")
+logger = get_logger("chatcontract.gateway")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
