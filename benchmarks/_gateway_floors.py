@@ -254,11 +254,13 @@ async def asgi_aiohttp(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def _httpx2_over_aiohttp() -> Any:
-    """An ``httpx2.AsyncClient`` whose transport is an aiohttp session (C parser, C URL)."""
+    """An ``httpx2.AsyncClient`` on the gateway's own upstream wire: chatcontract's
+    production ``AiohttpTransport`` (an aiohttp session: C parser, C URL), so this floor is the
+    same wire ``chatcontract gateway`` runs on."""
     if "httpx2" not in _CLIENTS:
         import httpx2
 
-        from _aiohttp_transport import AiohttpTransport
+        from chatcontract.transport._aiohttp import AiohttpTransport
 
         _CLIENTS["httpx2"] = httpx2.AsyncClient(
             base_url=_upstream(), transport=AiohttpTransport(), timeout=30.0

@@ -647,9 +647,15 @@ def verdicts(
 
 
 def default_gateway_floor() -> str:
-    """The floor of the stack uvicorn picks here on its own: httptools + uvloop if installed."""
+    """The floor of the stack the gateway runs on here: uvicorn with httptools + uvloop if
+    installed (uvicorn picks them on its own), upstream through chatcontract's aiohttp
+    transport when aiohttp is installed (``chatcontract.gateway._wire``), else httpx2's."""
     have = all(importlib.util.find_spec(m) is not None for m in ("httptools", "uvloop"))
-    return "uvicorn-httptools" if have else "uvicorn-h11"
+    if not have:
+        return "uvicorn-h11"
+    if importlib.util.find_spec("aiohttp") is not None:
+        return "uvicorn-httptools-httpx2-aiohttp"
+    return "uvicorn-httptools"
 
 
 # --- command line -------------------------------------------------------------------------------

@@ -59,6 +59,16 @@ def test_a_continuation_keeps_the_first_responses_id():
     assert [json.loads(p)["choices"][0]["delta"]["content"] for p in later] == ["b", "c"]
 
 
+def test_every_later_continuation_keeps_the_first_responses_id_too():
+    forwarder = ChunkForwarder(client_usage=True)
+    forwarder.encode([chunk("a", id_="first")])
+    forwarder.next_attempt()
+    forwarder.encode([chunk("b", id_="second")])
+    forwarder.next_attempt()
+    later = events(forwarder.encode([chunk("c", id_="third")]))
+    assert [json.loads(p)["id"] for p in later] == ["first"]
+
+
 def test_nothing_encodes_to_nothing():
     assert ChunkForwarder(client_usage=False).encode([]) == b""
 

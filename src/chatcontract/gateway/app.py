@@ -183,7 +183,8 @@ class GatewayApp:
                 stream=request.stream,
                 deadline_s=request.deadline_s,
                 routes=request.routes,
-                kill_switch=state.kill_switch_on(),
+                # The admin switch; the core adds the contract's variable (read once).
+                kill_switch=state.kill_switch,
             )
         except GatewayError as error:
             await _send_error(send, error)

@@ -27,25 +27,27 @@ _NULL_USAGE = ',"usage":null'
 class ChunkForwarder:
     """Encode the chunk payloads of one client stream (see the module docstring)."""
 
-    __slots__ = ("_continuing", "_first_id", "_started", "_strip_usage")
+    __slots__ = ("_continuing", "_first", "_first_id", "_strip_usage")
 
     def __init__(self, *, client_usage: bool) -> None:
         self._strip_usage = not client_usage
+        self._first: str | None = None  # the first payload the client received
         self._first_id: str | None = None
-        self._started = False
         self._continuing = False
 
     def next_attempt(self) -> None:
         """A new attempt continues the stream the client is reading."""
+        if self._first_id is None and self._first is not None:
+            # Its id is read only now: a stream that never continues never parses it.
+            self._first_id = _id_of(self._first)
         self._continuing = True
 
     def encode(self, payloads: Iterable[str]) -> bytes:
         """The SSE bytes for ``payloads`` (possibly empty)."""
         parts: list[str] = []
         for payload in payloads:
-            if not self._started:
-                self._started = True
-                self._first_id = _id_of(payload)
+            if self._first is None:
+                self._first = payload
             text = payload
             if self._strip_usage and _NULL_USAGE in payload:
                 # The common case (every chunk of an OpenAI-style stream once usage is asked
