@@ -180,10 +180,12 @@ class GatewayUpstream(AsyncChatClient):
                 await response.aclose()
         # A last event without its blank line is part of the result: deliver it as well.
         reader.last()
+        # The outcome first (a timed-out attempt reaches telemetry there): a client that goes
+        # away at the last payload must not keep the attempt from being reported.
+        out.append(attempt.streamed(reader, error))
         if taken:
             yield Payloads(taken[:], reader.delivered)
             taken.clear()
-        out.append(attempt.streamed(reader, error))
 
 
 def _as_chunks(answer: Completion) -> list[str]:
