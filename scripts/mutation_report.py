@@ -204,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--survivors", action="store_true", help="list surviving mutants")
     parser.add_argument("--modules", action="store_true", help="also one line per module")
     parser.add_argument(
+        "--toml",
+        action="store_true",
+        help="print the survivors as equivalents-file entries with an empty reason, to review",
+    )
+    parser.add_argument(
         "--stale",
         action="store_true",
         help="only list the equivalents whose line is no longer in their function (exit 1 if any)",
@@ -249,7 +254,31 @@ def main(argv: list[str] | None = None) -> int:
             for m in sorted(t.survived, key=lambda m: (m.module, m.line)):
                 print(f"  survived {m.module}:{m.line} in {m.function} {m.operator}")
                 print(f"    - {m.before}\n    + {m.after}")
+    if args.toml:
+        for t in tallies.values():
+            for m in sorted(t.survived, key=lambda m: (m.module, m.line)):
+                print(to_toml(m))
     return 1 if failed else 0
+
+
+def _toml_string(text: str) -> str:
+    # A literal string keeps backslashes and quotes as written, when it can hold the text.
+    if "'" not in text and "\n" not in text and "\r" not in text:
+        return f"'{text}'"
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def to_toml(mutant: Mutant) -> str:
+    """An equivalents-file entry for ``mutant``; its reason is left empty to be written."""
+    return (
+        "[[equivalent]]\n"
+        f"module = {_toml_string(mutant.module)}\n"
+        f"function = {_toml_string(mutant.function)}\n"
+        f"before = {_toml_string(mutant.before)}\n"
+        f"after = {_toml_string(mutant.after)}\n"
+        'reason = ""\n'
+    )
 
 
 if __name__ == "__main__":

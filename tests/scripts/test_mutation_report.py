@@ -253,3 +253,31 @@ def test_every_listed_equivalent_is_still_in_its_function() -> None:
     equivalents = report.load_equivalents()
 
     assert report.stale_equivalents(equivalents) == []
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        'return b"\\n".join(data)',
+        "return name == 'x' and kind == \"y\"",
+        "return value == 1",
+    ],
+    ids=["backslash", "both-quotes", "plain"],
+)
+def test_a_toml_stub_reads_back_as_the_same_key_once_given_a_reason(
+    tmp_path: Path, before: str
+) -> None:
+    mutant = report.Mutant(
+        "wire/sample.py", 9, "Box.check", "core/Op", before, before.replace("==", "!=")
+    )
+    stub = report.to_toml(mutant)
+    path = tmp_path / "eq.toml"
+
+    path.write_text(stub, encoding="utf-8")
+    with pytest.raises(SystemExit, match="needs a reason"):
+        report.load_equivalents(path)
+
+    path.write_text(stub.replace('reason = ""', 'reason = "why"'), encoding="utf-8")
+    assert report.load_equivalents(path) == {
+        ("wire/sample.py", "Box.check", mutant.before, mutant.after): "why"
+    }

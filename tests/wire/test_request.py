@@ -481,3 +481,57 @@ def test_only_an_assistant_turn_that_calls_tools_may_omit_its_content(message, e
 def test_a_message_error_says_missing_null_or_wrong_type(message, path, kind):
     check = check_request({"model": "m", "messages": [message]})
     assert [(v.path, v.kind) for v in check.errors] == [(path, kind)]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "stream", "include_usage"),
+    [
+        ({"stream": True, "stream_options": {"include_usage": True}}, True, True),
+        ({"stream": 1, "stream_options": {"include_usage": 1}}, False, False),
+        ({"stream": 1.0, "stream_options": {"include_usage": 1.0}}, False, False),
+        ({"stream": "true", "stream_options": {"include_usage": "true"}}, False, False),
+    ],
+    ids=["booleans", "one", "one-point-zero", "strings"],
+)
+def test_stream_and_include_usage_are_facts_only_when_literally_true(
+    overrides, stream, include_usage
+):
+    check = check_request({**_BASE, **overrides})
+    assert (check.stream, check.include_usage) == (stream, include_usage)
+    type_errors = {"$.stream", "$.stream_options.include_usage"} & {v.path for v in check.errors}
+    assert bool(type_errors) is (not stream)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: check_request(_BASE, COMETAPI),  # type: ignore[misc]
+        lambda: check_request_bytes(orjson.dumps(_BASE), COMETAPI),  # type: ignore[misc]
+    ],
+    ids=["check_request", "check_request_bytes"],
+)
+def test_the_contract_is_passed_by_keyword_only(call):
+    with pytest.raises(TypeError, match="positional argument"):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("stream", "warned"),
+    [(True, False), (1, True), (1.0, True), (False, True)],
+    ids=["true", "one", "one-point-zero", "false"],
+)
+def test_stream_options_are_only_meaningful_with_stream_literally_true(stream, warned):
+    check = check_request({**_BASE, "stream": stream, "stream_options": {"include_usage": True}})
+    assert (
+        "stream_options: set without stream: true; the API ignores or rejects it" in check.warnings
+    ) is warned
+
+
+@pytest.mark.parametrize("value", [0, 1, 5, 20], ids=["zero", "one", "five", "twenty"])
+def test_top_logprobs_takes_any_non_negative_integer(value):
+    assert check_request({**_BASE, "top_logprobs": value}).ok
+
+
+def test_a_request_check_is_built_by_keyword_only():
+    with pytest.raises(TypeError, match="positional argument"):
+        RequestCheck((), (), (), None, False, False, 0, (), None)  # type: ignore[misc]
