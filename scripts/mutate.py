@@ -29,14 +29,30 @@ FOLDERS = ("wire", "failures", "policy")
 TIMEOUT_S = 120.0
 
 
-def _command(folder: str) -> str:
+def _command(folder: str, paths: tuple[str, ...] = ()) -> str:
     # Plain asserts and no cache: nothing is rewritten or written per run (cosmic-ray forbids
     # bytecode writes), which halves the cost of each mutant; the exit status is all we read.
-    return f"{sys.executable} -m pytest -q -x -p no:cacheprovider --assert=plain tests/{folder}"
+    targets = " ".join(paths) or f"tests/{folder}"
+    return f"{sys.executable} -m pytest -q -x -p no:cacheprovider --assert=plain {targets}"
 
 
-def _config(module: Path, folder: str) -> str:
-    command = _command(folder)
+def ordered_tests(tree: Path, folder: str, stem: str) -> tuple[str, ...]:
+    """Every test file of ``tests/<folder>``, those named after the module first.
+
+    ``tests/wire/test_stream*.py`` run first for ``stream.py``, so with ``-x`` a mutant they
+    kill costs one file, not the folder; a survivor still runs the whole folder. (pytest
+    merges a file given before its own folder back into the folder's order, so the files
+    are listed one by one.)
+    """
+    files = sorted((tree / "tests" / folder).rglob("test_*.py"))
+    own = f"test_{stem.lstrip('_')}"
+    first = [path for path in files if path.stem.startswith(own)]
+    rest = [path for path in files if path not in first]
+    return tuple(path.relative_to(tree).as_posix() for path in (*first, *rest))
+
+
+def _config(module: Path, folder: str, paths: tuple[str, ...] = ()) -> str:
+    command = _command(folder, paths)
     return (
         "[cosmic-ray]\n"
         f'module-path = "{module.as_posix()}"\n'
@@ -145,11 +161,6 @@ def run_folder(
         "HYPOTHESIS_PROFILE": "mutation",
     }
     cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
-    # Baseline: the unmutated copy must pass, or every mutant would count as killed.
-    baseline = subprocess.run(_command(folder).split(), cwd=tree, env=env, check=False)
-    if baseline.returncode != 0:
-        print(f"mutate: tests/{folder} fail on the unmutated tree; fix them first", flush=True)
-        return 2
     status = 0
     # Largest modules first: an interrupted run (resumed later) has judged the most code.
     modules = sorted(
@@ -164,7 +175,18 @@ def run_folder(
         relative = module.relative_to(tree)
         config = work / f"{module.stem}.toml"
         session = work / f"{module.stem}.sqlite"
-        config.write_text(_config(relative, folder), encoding="utf-8")
+        paths = ordered_tests(tree, folder, module.stem)
+        # Baseline, in this module's test order: the unmutated copy must pass, or every
+        # mutant would count as killed.
+        command = _command(folder, paths).split()
+        if subprocess.run(command, cwd=tree, env=env, check=False).returncode != 0:
+            print(
+                f"mutate: tests/{folder} (in the order for {module.name}) fail on the "
+                "unmutated tree; fix them first",
+                flush=True,
+            )
+            return 2
+        config.write_text(_config(relative, folder, paths), encoding="utf-8")
         if retest and session.exists():
             forget_survivors(session)
         elif not (resume and session.exists()):

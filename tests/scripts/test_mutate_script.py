@@ -90,3 +90,22 @@ def test_forget_survivors_makes_only_the_survivors_pending_again(tmp_path: Path)
         done = [item.job_id for item, _ in db.completed_work_items]
     assert pending == ["job1", "job2"]
     assert done == ["job0"]
+
+
+def test_the_tests_named_after_a_module_run_first_then_the_rest_of_the_folder(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "tests" / "wire"
+    (folder / "deep").mkdir(parents=True)
+    for name in ("test_a.py", "test_stream.py", "test_stream_exact.py", "test_z.py", "_help.py"):
+        (folder / name).write_text("", encoding="utf-8")
+    (folder / "deep" / "test_b.py").write_text("", encoding="utf-8")
+
+    assert mutate.ordered_tests(tmp_path, "wire", "stream") == (
+        "tests/wire/test_stream.py",
+        "tests/wire/test_stream_exact.py",
+        "tests/wire/deep/test_b.py",
+        "tests/wire/test_a.py",
+        "tests/wire/test_z.py",
+    )
+    assert mutate.ordered_tests(tmp_path, "wire", "_json")[0] == "tests/wire/deep/test_b.py"
