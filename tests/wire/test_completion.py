@@ -17,7 +17,7 @@ from chatcontract.wire import (
     ViolationKind,
     parse_completion,
 )
-from chatcontract.wire.completion import _parse_document_slowly
+from chatcontract.wire.completion import _parse_document_slowly, parse_usage
 from chatcontract.wire.known_types import level
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -601,3 +601,57 @@ def test_the_fast_path_agrees_with_the_full_walk(changes, required):
     slow = _parse_document_slowly(doc, required)
     if fast.error is None:  # an envelope never reaches either walk
         assert fast == slow
+
+
+# --------------------------------------------------------------------------- single decisions
+# Each test below pins one decision a mutation run found unpinned (docs/mutation.md).
+
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+@pytest.mark.parametrize("name", _COUNTS, ids=list(_COUNTS))
+def test_a_zero_token_count_is_read_as_zero_not_dropped(name):
+    out: list = []
+    usage = parse_usage(
+        {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, name: 0}, "$.usage", out
+    )
+    assert out == []
+    assert usage is not None
+    assert getattr(usage, name) == 0
+
+
+@pytest.mark.parametrize("name", _COUNTS, ids=list(_COUNTS))
+def test_a_zero_token_count_is_read_as_zero_by_the_full_walk_too(name):
+    # Two choices: the full walk reads this body, not the one-choice fast path.
+    doc = completion_doc()
+    doc["choices"] = [doc["choices"][0], doc["choices"][0]]
+    doc["usage"][name] = 0
+    result = parse_doc(doc)
+    assert result.ok, messages_of(result)
+    assert getattr(result.completion.usage, name) == 0
+
+
+@pytest.mark.parametrize("name", _COUNTS, ids=list(_COUNTS))
+@pytest.mark.parametrize("value", [KeyError, None], ids=["absent", "null"])
+def test_a_required_usage_count_missing_beside_the_other_two_is_reported(name, value):
+    # The other two counts are present, so the body is otherwise the common shape.
+    doc = completion_doc()
+    if value is KeyError:
+        del doc["usage"][name]
+    else:
+        doc["usage"][name] = value
+    result = parse_doc(doc)
+    assert [(v.path, v.kind) for v in result.violations] == [
+        (f"$.usage.{name}", ViolationKind.MISSING if value is KeyError else ViolationKind.NULL)
+    ]
+
+
+def test_a_required_path_beyond_usage_is_checked_in_the_common_shape_too():
+    # Every path the fast path can prove, plus one it cannot: it must still be checked.
+    required = (*COMETAPI.response.required_paths, "usage", "choices[0]", "system_fingerprint")
+    doc = completion_doc()
+    del doc["system_fingerprint"]
+    result = parse_doc(doc, contract=with_required(*required))
+    assert [(v.path, v.kind) for v in result.violations] == [
+        ("$.system_fingerprint", ViolationKind.MISSING)
+    ]
