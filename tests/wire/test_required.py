@@ -1,0 +1,185 @@
+"""check_required: each required response path present, reported at its first absent step."""
+
+import pytest
+
+from chatcontract.wire import Violation, ViolationKind
+from chatcontract.wire.required import check_required, compile_required
+
+M, T, E, N = ViolationKind.MISSING, ViolationKind.TYPE, ViolationKind.EMPTY, ViolationKind.NULL
+
+
+def violations(doc, *paths):
+    out: list[Violation] = []
+    check_required(doc, compile_required(paths), out)
+    return [(v.kind, v.path, v.expected, v.got) for v in out]
+
+
+def answer(**message):
+    return {"choices": [{"message": {"role": "assistant", **message}, "finish_reason": "stop"}]}
+
+
+@pytest.mark.parametrize(
+    ("doc", "path", "expected"),
+    [
+        ({"id": "x"}, "id", []),
+        ({}, "id", [(M, "$.id", "string", "missing")]),
+        ({}, "usage.total_tokens", [(M, "$.usage", "object", "missing")]),
+        (
+            {"usage": {}},
+            "usage.total_tokens",
+            [(M, "$.usage.total_tokens", "non-negative integer", "missing")],
+        ),
+        ({}, "choices[0].message.content", [(M, "$.choices", "non-empty array", "missing")]),
+        (
+            {"choices": [{}]},
+            "choices[0].message.content",
+            [(M, "$.choices[0].message", "object", "missing")],
+        ),
+        ({}, "extra.deep", [(M, "$.extra", "object", "missing")]),
+        ({}, "extra[0]", [(M, "$.extra", "array", "missing")]),
+        ({"extra": {}}, "extra.deep", [(M, "$.extra.deep", "a value", "missing")]),
+    ],
+    ids=[
+        "present",
+        "top-absent",
+        "parent-absent",
+        "leaf-absent",
+        "array-absent",
+        "known-intermediate-absent",
+        "unknown-object-parent",
+        "unknown-array-parent",
+        "unknown-leaf",
+    ],
+)
+def test_an_absent_path_is_reported_at_its_first_absent_step(doc, path, expected):
+    assert violations(doc, path) == expected
+
+
+@pytest.mark.parametrize(
+    ("doc", "path", "expected"),
+    [
+        (
+            {"choices": []},
+            "choices[0].finish_reason",
+            [(E, "$.choices", "non-empty array", "empty array")],
+        ),
+        ({"extra": [1]}, "extra[2]", [(E, "$.extra", "at least 3 items", "1 items")]),
+        ({"extra": []}, "extra[0]", [(E, "$.extra", "at least 1 items", "empty array")]),
+    ],
+    ids=["known-array-empty", "unknown-array-short", "unknown-array-empty"],
+)
+def test_an_index_past_the_end_is_reported_at_the_array(doc, path, expected):
+    assert violations(doc, path) == expected
+
+
+@pytest.mark.parametrize(
+    ("doc", "path", "expected"),
+    [
+        ({"usage": None}, "usage.total_tokens", [(T, "$.usage", "object", "null")]),
+        ({"choices": "x"}, "choices[0].message", [(T, "$.choices", "non-empty array", "string")]),
+        ({"choices": {"0": 1}}, "choices[0]", [(T, "$.choices", "non-empty array", "object")]),
+        ({"extra": 3}, "extra[0]", [(T, "$.extra", "array", "3")]),
+        ({"extra": [1]}, "extra.deep", [(T, "$.extra", "object", "array")]),
+        ({"choices": [[1]]}, "choices[0].message", [(T, "$.choices[0]", "object", "array")]),
+    ],
+    ids=[
+        "known-null-parent",
+        "known-array-as-string",
+        "known-array-as-object",
+        "unknown-array-as-number",
+        "unknown-object-as-array",
+        "choice-as-array",
+    ],
+)
+def test_a_parent_of_the_wrong_type_is_reported_at_the_parent(doc, path, expected):
+    assert violations(doc, path) == expected
+
+
+@pytest.mark.parametrize(
+    ("doc", "path", "expected"),
+    [
+        ({"id": None}, "id", [(N, "$.id", "string", "null")]),
+        ({"usage": None}, "usage", []),
+        ({"system_fingerprint": None}, "system_fingerprint", []),
+        ({"extra": None}, "extra", [(N, "$.extra", "a value", "null")]),
+        (
+            answer(content=None),
+            "choices[0].message.content",
+            [(N, "$.choices[0].message.content", "string", "null")],
+        ),
+        (answer(content=None, tool_calls=[{"id": "c"}]), "choices[0].message.content", []),
+        (
+            answer(content=None, tool_calls=[]),
+            "choices[0].message.content",
+            [(N, "$.choices[0].message.content", "string", "null")],
+        ),
+        (answer(content=None, refusal="no"), "choices[0].message.content", []),
+        (
+            answer(content=None, refusal=""),
+            "choices[0].message.content",
+            [(N, "$.choices[0].message.content", "string", "null")],
+        ),
+        (
+            {"choices": [{"message": {"content": None}, "finish_reason": "content_filter"}]},
+            "choices[0].message.content",
+            [],
+        ),
+        (
+            {"choices": [{"message": {"content": None}, "finish_reason": "length"}]},
+            "choices[0].message.content",
+            [(N, "$.choices[0].message.content", "string", "null")],
+        ),
+        (answer(refusal=None, tool_calls=[{"id": "c"}]), "choices[0].message.refusal", []),
+    ],
+    ids=[
+        "required-null",
+        "null-usage-is-allowed-by-its-type",
+        "null-fingerprint-is-allowed-by-its-type",
+        "unknown-null",
+        "content-null",
+        "content-null-with-tool-calls",
+        "content-null-with-empty-tool-calls",
+        "content-null-with-refusal",
+        "content-null-with-empty-refusal",
+        "content-null-filtered",
+        "content-null-cut-by-length",
+        "refusal-null-is-allowed-by-its-type",
+    ],
+)
+def test_null_is_reported_unless_the_type_or_the_answer_allows_it(doc, path, expected):
+    assert violations(doc, path) == expected
+
+
+def test_null_content_of_the_second_choice_is_judged_by_that_choice():
+    doc = {
+        "choices": [
+            {"message": {"content": "hi"}, "finish_reason": "stop"},
+            {"message": {"content": None, "tool_calls": [{"id": "c"}]}, "finish_reason": "stop"},
+            {"message": {"content": None}, "finish_reason": "stop"},
+        ]
+    }
+    assert violations(doc, "choices[1].message.content", "choices[2].message.content") == [
+        (N, "$.choices[2].message.content", "string", "null")
+    ]
+
+
+def test_a_path_under_one_already_reported_is_not_reported_again():
+    assert violations({}, "usage", "usage.prompt_tokens", "usage.total_tokens") == [
+        (M, "$.usage", "object", "missing")
+    ]
+    assert violations({"choices": []}, "choices", "choices[0].message") == [
+        (E, "$.choices", "non-empty array", "empty array")
+    ]
+
+
+def test_a_sibling_whose_name_starts_like_a_reported_path_is_still_reported():
+    assert violations({}, "usage", "usage_extra", "id", "ids") == [
+        (M, "$.usage", "object", "missing"),
+        (M, "$.usage_extra", "a value", "missing"),
+        (M, "$.id", "string", "missing"),
+        (M, "$.ids", "a value", "missing"),
+    ]
+
+
+def test_the_same_path_twice_is_reported_once():
+    assert violations({}, "id", "id") == [(M, "$.id", "string", "missing")]
