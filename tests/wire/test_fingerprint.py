@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+import chatcontract.wire.fingerprint as fingerprint_module
 from chatcontract.wire import (
     Fingerprint,
     fingerprint_bytes,
