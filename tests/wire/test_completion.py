@@ -655,3 +655,89 @@ def test_a_required_path_beyond_usage_is_checked_in_the_common_shape_too():
     assert [(v.path, v.kind) for v in result.violations] == [
         ("$.system_fingerprint", ViolationKind.MISSING)
     ]
+
+
+_WRONG_IN_COMMON_SHAPE = [
+    (("id",), 5, "$.id"),
+    (("id",), None, "$.id"),
+    (("model",), ["m"], "$.model"),
+    (("created",), "1774412483", "$.created"),
+    (("created",), 1.5, "$.created"),
+    (("created",), True, "$.created"),
+    (("object",), 5, "$.object"),
+    (("system_fingerprint",), 5, "$.system_fingerprint"),
+    (("choices",), "x", "$.choices"),
+    (("choices",), [], "$.choices"),
+    (("choices", 0), "x", "$.choices[0]"),
+    (("choices", 0, "index"), "0", "$.choices[0].index"),
+    (("choices", 0, "index"), 0.0, "$.choices[0].index"),
+    (("choices", 0, "finish_reason"), None, "$.choices[0].finish_reason"),
+    (("choices", 0, "finish_reason"), 5, "$.choices[0].finish_reason"),
+    (("choices", 0, "message"), "x", "$.choices[0].message"),
+    (("choices", 0, "message", "content"), 5, "$.choices[0].message.content"),
+    (("choices", 0, "message", "role"), 5, "$.choices[0].message.role"),
+    (("choices", 0, "message", "refusal"), 5, "$.choices[0].message.refusal"),
+    (("choices", 0, "message", "refusal"), True, "$.choices[0].message.refusal"),
+    (("choices", 0, "message", "reasoning_content"), 5, "$.choices[0].message.reasoning_content"),
+    (("choices", 0, "message", "tool_calls"), "x", "$.choices[0].message.tool_calls"),
+    (("choices", 0, "message", "tool_calls"), [5], "$.choices[0].message.tool_calls[0]"),
+    (("usage",), "x", "$.usage"),
+    (("usage", "prompt_tokens"), "29", "$.usage.prompt_tokens"),
+    (("usage", "prompt_tokens"), 1.5, "$.usage.prompt_tokens"),
+    (("usage", "prompt_tokens"), -1, "$.usage.prompt_tokens"),
+    (("usage", "completion_tokens"), True, "$.usage.completion_tokens"),
+    (("usage", "total_tokens"), [], "$.usage.total_tokens"),
+    (("usage", "cached_tokens"), 2.5, "$.usage.cached_tokens"),
+    (("usage", "cached_tokens"), -3, "$.usage.cached_tokens"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reported"),
+    _WRONG_IN_COMMON_SHAPE,
+    ids=[f"{'.'.join(map(str, p))}={v!r}" for p, v, _ in _WRONG_IN_COMMON_SHAPE],
+)
+def test_one_wrong_value_in_the_common_shape_is_reported_as_the_full_walk_reports_it(
+    path, value, reported
+):
+    doc = _apply(completion_doc(), [(path, value)])
+    result = parse_doc(doc)
+    assert reported in [v.path for v in result.violations]
+    assert result == _parse_document_slowly(doc, COMETAPI.response.required_paths)
+
+
+_RIGHT_IN_COMMON_SHAPE = [
+    (("created",), None),
+    (("object",), None),
+    (("system_fingerprint",), None),
+    (("choices", 0, "index"), None),
+    (("choices", 0, "message", "role"), None),
+    (("choices", 0, "message", "refusal"), "I cannot"),
+    (("choices", 0, "message", "reasoning_content"), "thinking"),
+    (("choices", 0, "message", "tool_calls"), []),
+    (("choices", 0, "message", "tool_calls"), None),
+    (("usage", "cached_tokens"), None),
+    (("usage", "cached_tokens"), 0),
+    (("usage", "latency_checkpoint"), "x"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    _RIGHT_IN_COMMON_SHAPE,
+    ids=[f"{'.'.join(map(str, p))}={v!r}" for p, v in _RIGHT_IN_COMMON_SHAPE],
+)
+def test_an_allowed_value_in_the_common_shape_parses_clean_as_in_the_full_walk(path, value):
+    doc = _apply(completion_doc(), [(path, value)])
+    result = parse_doc(doc)
+    assert result.ok, messages_of(result)
+    assert result == _parse_document_slowly(doc, COMETAPI.response.required_paths)
+
+
+def test_an_error_envelope_without_a_contract_is_read_with_no_request_id_pattern():
+    body = b'{"error": {"message": "bad key", "type": "invalid_request_error", "code": "x"}}'
+    result = parse_completion(body)
+    assert result.completion is None
+    assert result.error is not None
+    assert result.error.message == "bad key"
+    assert [v.kind for v in result.violations] == [ViolationKind.ERROR_ENVELOPE]
