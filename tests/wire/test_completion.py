@@ -741,3 +741,20 @@ def test_an_error_envelope_without_a_contract_is_read_with_no_request_id_pattern
     assert result.error is not None
     assert result.error.message == "bad key"
     assert [v.kind for v in result.violations] == [ViolationKind.ERROR_ENVELOPE]
+
+
+@pytest.mark.parametrize("name", _COUNTS, ids=list(_COUNTS))
+@pytest.mark.parametrize(
+    "value", [-1, -7, 1.0, "3", True], ids=["minus-one", "minus-seven", "float", "string", "bool"]
+)
+def test_a_bad_token_count_is_reported_and_read_as_none(name, value):
+    out: list = []
+    usage = parse_usage(
+        {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, name: value}, "$.usage", out
+    )
+    assert [(v.path, v.expected) for v in out] == [(f"$.usage.{name}", "non-negative integer")]
+    assert usage is not None
+    assert getattr(usage, name) is None
+    others = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    del others[name]
+    assert {n: getattr(usage, n) for n in others} == others
