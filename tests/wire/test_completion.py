@@ -17,7 +17,13 @@ from chatcontract.wire import (
     ViolationKind,
     parse_completion,
 )
-from chatcontract.wire.completion import _parse_document_slowly, parse_usage
+from chatcontract.wire.completion import (
+    Completion,
+    ToolCall,
+    Usage,
+    _parse_document_slowly,
+    parse_usage,
+)
 from chatcontract.wire.known_types import level
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -758,3 +764,18 @@ def test_a_bad_token_count_is_reported_and_read_as_none(name, value):
     others = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
     del others[name]
     assert {n: getattr(usage, n) for n in others} == others
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Completion(None, None, None, None, "x", None, None, (), "stop", None, 1),
+        lambda: Usage(1, 2, 3),
+        lambda: ToolCall(0, "c", "function", "f", "{}"),
+        lambda: CompletionResult(None),
+    ],
+    ids=["completion", "usage", "tool-call", "result"],
+)
+def test_parsed_values_are_built_by_keyword_only(build):
+    with pytest.raises(TypeError, match="positional"):
+        build()
