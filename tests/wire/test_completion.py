@@ -1,6 +1,6 @@
 """parse_completion: strict where the application reads, tolerant elsewhere, never raising."""
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 
 import orjson
@@ -652,15 +652,74 @@ def test_a_required_usage_count_missing_beside_the_other_two_is_reported(name, v
     ]
 
 
-def test_a_required_path_beyond_usage_is_checked_in_the_common_shape_too():
-    # Every path the fast path can prove, plus one it cannot: it must still be checked.
-    required = (*COMETAPI.response.required_paths, "usage", "choices[0]", "system_fingerprint")
+# Every path the one-pass reading of the common shape proves present, with and without usage.
+_PROVED = (
+    "id",
+    "model",
+    "choices",
+    "choices[0]",
+    "choices[0].message",
+    "choices[0].message.content",
+    "choices[0].finish_reason",
+)
+_PROVED_WITH_USAGE = (
+    *_PROVED,
+    "usage",
+    "usage.prompt_tokens",
+    "usage.completion_tokens",
+    "usage.total_tokens",
+)
+
+
+@pytest.mark.parametrize(
+    "proved", [_PROVED, _PROVED_WITH_USAGE], ids=["without-usage", "with-usage"]
+)
+def test_a_required_path_beyond_what_the_common_shape_proves_is_still_checked(proved):
     doc = completion_doc()
     del doc["system_fingerprint"]
-    result = parse_doc(doc, contract=with_required(*required))
+    result = parse_doc(doc, contract=with_required(*proved, "system_fingerprint"))
     assert [(v.path, v.kind) for v in result.violations] == [
         ("$.system_fingerprint", ViolationKind.MISSING)
     ]
+    assert parse_doc(doc, contract=with_required(*proved)).ok
+
+
+def test_usage_with_only_a_bad_count_is_reported_when_the_contract_does_not_read_usage():
+    doc = completion_doc(usage={"prompt_tokens": -1})
+    result = parse_doc(doc, contract=None)
+    assert [(v.path, v.expected) for v in result.violations] == [
+        ("$.usage.prompt_tokens", "non-negative integer")
+    ]
+    assert parse_doc(completion_doc(usage={}), contract=None).ok
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Completion(
+            id=None,
+            model=None,
+            created=None,
+            system_fingerprint=None,
+            content="x",
+            refusal=None,
+            reasoning_content=None,
+            tool_calls=(),
+            finish_reason="stop",
+            usage=None,
+            choice_count=1,
+        ),
+        lambda: Usage(prompt_tokens=1),
+        lambda: ToolCall(index=0, id="c", type="function", name="f", arguments="{}"),
+        lambda: CompletionResult(completion=None),
+    ],
+    ids=["completion", "usage", "tool-call", "result"],
+)
+def test_parsed_values_are_frozen(build):
+    value = build()
+    name = next(iter(value.__dataclass_fields__))
+    with pytest.raises(FrozenInstanceError):
+        setattr(value, name, None)
 
 
 _WRONG_IN_COMMON_SHAPE = [
