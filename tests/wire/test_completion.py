@@ -838,3 +838,20 @@ def test_a_bad_token_count_is_reported_and_read_as_none(name, value):
 def test_parsed_values_are_built_by_keyword_only(build):
     with pytest.raises(TypeError, match="positional"):
         build()
+
+
+def test_parse_completion_takes_the_contract_by_keyword_only():
+    with pytest.raises(TypeError, match="positional"):
+        parse_completion(example("e1"), COMETAPI)  # type: ignore[misc]
+
+
+def test_a_tool_call_that_is_not_an_object_does_not_hide_the_calls_after_it():
+    call = {"id": "c2", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    message = {"role": "assistant", "content": None, "tool_calls": [5, call]}
+    doc = completion_doc()
+    doc["choices"][0]["message"] = message
+    doc["choices"][0]["finish_reason"] = "tool_calls"
+    result = parse_doc(doc)
+    assert [v.path for v in result.violations] == ["$.choices[0].message.tool_calls[0]"]
+    assert result.completion is not None
+    assert [(c.index, c.id, c.name) for c in result.completion.tool_calls] == [(1, "c2", "f")]
