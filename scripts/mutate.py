@@ -122,16 +122,29 @@ def skip_annotations(session: Path, module: Path) -> int:
     return skipped
 
 
-def forget_survivors(session: Path) -> int:
-    """Drop the results of surviving mutants so that ``exec`` runs them again; how many."""
+def forget_survivors(
+    session: Path, equivalents: dict[tuple[str, str, str, str], str] | None = None
+) -> int:
+    """Drop the results of surviving mutants so that ``exec`` runs them again; how many.
+
+    A survivor listed in ``docs/mutation-equivalents.toml`` keeps its result: it cannot be
+    killed, and running the whole folder for it again would only cost time.
+    """
     from cosmic_ray.work_db import WorkDB, WorkResultStorage, use_db
     from cosmic_ray.work_item import TestOutcome
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mutation_report import MutantReader, key_of, load_equivalents
+
+    if equivalents is None:
+        equivalents = load_equivalents()
+    reader = MutantReader(session)
     with use_db(str(session), WorkDB.Mode.open) as db:
         survivors = [
             item.job_id
             for item, result in db.completed_work_items
             if result.test_outcome is TestOutcome.SURVIVED
+            and key_of(reader.mutant(item.mutations[0], result.diff)) not in equivalents
         ]
         # WorkDB has no public way to drop one result: its own SQLAlchemy session does it.
         with db._session_maker.begin() as orm:

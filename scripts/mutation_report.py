@@ -17,6 +17,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = ROOT / "docs" / "mutation-equivalents.toml"
@@ -162,32 +163,46 @@ def _mutated_source(session: Path, module_path: Path) -> str:
     raise SystemExit(f"{session}: the mutated module {module_path} is gone")
 
 
+class MutantReader:
+    """Turns a session's stored mutant and result into a :class:`Mutant` (with its function)."""
+
+    def __init__(self, session: Path) -> None:
+        self._session = session
+        self._spans: dict[Path, list[tuple[int, int, str]]] = {}
+
+    def mutant(self, spec: Any, diff: str | None) -> Mutant:
+        module = Path(spec.module_path).as_posix().split("src/chatcontract/", 1)[-1]
+        before, after = _changed(diff)
+        if spec.module_path not in self._spans:
+            source = _mutated_source(self._session, Path(spec.module_path))
+            self._spans[spec.module_path] = enclosing_functions(source)
+        line = spec.start_pos[0]
+        function = function_at(self._spans[spec.module_path], line)
+        return Mutant(module, line, function, spec.operator_name, before, after)
+
+
+def key_of(mutant: Mutant) -> EquivalentKey:
+    return (mutant.module, mutant.function, mutant.before, mutant.after)
+
+
 def tally_sessions(files: list[Path], equivalents: dict[EquivalentKey, str]) -> Tally:
     """Count some sessions (one per module)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
     result = Tally()
-    spans: dict[Path, list[tuple[int, int, str]]] = {}
     for session in files:
+        reader = MutantReader(session)
         with use_db(str(session), WorkDB.Mode.open) as db:
             result.total += db.num_work_items
             done = db.completed_work_items
             result.pending += db.num_work_items - len(done)
             for item, outcome in done:
-                spec = item.mutations[0]
-                module = Path(spec.module_path).as_posix().split("src/chatcontract/", 1)[-1]
-                before, after = _changed(outcome.diff)
-                if spec.module_path not in spans:
-                    source = _mutated_source(session, spec.module_path)
-                    spans[spec.module_path] = enclosing_functions(source)
-                line = spec.start_pos[0]
-                function = function_at(spans[spec.module_path], line)
-                mutant = Mutant(module, line, function, spec.operator_name, before, after)
+                mutant = reader.mutant(item.mutations[0], outcome.diff)
                 if outcome.worker_outcome is WorkerOutcome.SKIPPED:
                     result.skipped += 1
                 elif outcome.test_outcome is TestOutcome.SURVIVED:
-                    if (module, function, before, after) in equivalents:
+                    if key_of(mutant) in equivalents:
                         result.equivalent.append(mutant)
                     else:
                         result.survived.append(mutant)

@@ -75,21 +75,43 @@ def test_mutants_inside_annotations_are_skipped_and_the_rest_stay_pending(tmp_pa
     assert skipped == ["job0", "job2", "job4"]
 
 
-def test_forget_survivors_makes_only_the_survivors_pending_again(tmp_path: Path) -> None:
-    session = _session(tmp_path / "m.sqlite", [(7, 4), (7, 8), (7, 12)])
-    with use_db(str(session), WorkDB.Mode.open) as db:
-        for job, outcome in (("job0", Outcome.KILLED), ("job1", Outcome.SURVIVED)):
-            db.set_result(
-                job, WorkResult(worker_outcome=WorkerOutcome.NORMAL, test_outcome=outcome)
-            )
+def test_forget_survivors_makes_only_the_unlisted_survivors_pending_again(
+    tmp_path: Path,
+) -> None:
+    module = Path("src/chatcontract/wire/m.py")
+    (tmp_path / "tree" / module).parent.mkdir(parents=True)
+    (tmp_path / "tree" / module).write_text(SOURCE, encoding="utf-8")
+    line = SOURCE.splitlines()[6]
+    session = tmp_path / "m.sqlite"
+    outcomes = {
+        "job0": (Outcome.KILLED, line.replace("is None", "is not None")),
+        "job1": (Outcome.SURVIVED, line.replace("min(", "max(")),
+        "job2": (Outcome.SURVIVED, line.replace("is None", "== None")),
+        "job3": (None, line),
+    }
+    with use_db(str(session), WorkDB.Mode.create) as db:
+        for job, (outcome, after) in outcomes.items():
+            spec = MutationSpec(module, "core/SomeOperator", 0, (7, 4), (7, 8))
+            db.add_work_item(WorkItem.single(job, spec))
+            if outcome is not None:
+                diff = f"--- a\n+++ b\n@@ -7 +7 @@\n-{line}\n+{after}\n"
+                db.set_result(
+                    job,
+                    WorkResult(
+                        worker_outcome=WorkerOutcome.NORMAL, test_outcome=outcome, diff=diff
+                    ),
+                )
+    listed = {
+        ("wire/m.py", "clip", line.strip(), line.replace("is None", "== None").strip()): "why"
+    }
 
-    assert mutate.forget_survivors(session) == 1
+    assert mutate.forget_survivors(session, listed) == 1
 
     with use_db(str(session), WorkDB.Mode.open) as db:
         pending = sorted(item.job_id for item in db.pending_work_items)
-        done = [item.job_id for item, _ in db.completed_work_items]
-    assert pending == ["job1", "job2"]
-    assert done == ["job0"]
+        done = sorted(item.job_id for item, _ in db.completed_work_items)
+    assert pending == ["job1", "job3"]
+    assert done == ["job0", "job2"]
 
 
 def test_the_tests_named_after_a_module_run_first_then_the_rest_of_the_folder(
