@@ -195,3 +195,33 @@ def test_a_fingerprint_is_frozen_and_built_by_keyword():
         value.digest = "0"  # type: ignore[misc]
     with pytest.raises(TypeError, match="positional"):
         Fingerprint("0", ())  # type: ignore[misc]
+
+
+def test_the_bounds_are_32_levels_and_5000_entries():
+    # The documented bounds themselves (the tests above follow the constants).
+    assert (MAX_DEPTH, MAX_PATHS) == (32, 5_000)
+
+
+@pytest.mark.parametrize(
+    ("keys", "truncated"),
+    [(MAX_PATHS - 1, False), (MAX_PATHS, True)],
+    ids=["exactly-the-limit-is-kept-whole", "one-more-is-cut"],
+)
+def test_a_shape_is_cut_only_beyond_the_entry_limit(keys, truncated):
+    # The root entry plus one entry per key.
+    paths = shape_paths({f"k{i:05d}": i for i in range(keys)})
+    assert ("\u2026:truncated" in paths) is truncated
+    assert len(paths) == keys + 1
+
+
+@pytest.mark.parametrize(
+    ("levels", "entries"),
+    [(MAX_DEPTH - 1, MAX_DEPTH), (MAX_DEPTH, MAX_DEPTH + 1), (MAX_DEPTH + 1, MAX_DEPTH + 1)],
+    ids=["one-level-less-is-whole", "exactly-the-depth-is-whole", "one-level-more-is-cut"],
+)
+def test_a_shape_is_walked_to_the_depth_limit(levels, entries):
+    # The root entry plus one per nested object and the leaf, down to MAX_DEPTH levels.
+    doc: object = "leaf"
+    for _ in range(levels):
+        doc = {"a": doc}
+    assert len(shape_paths(doc)) == entries
