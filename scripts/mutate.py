@@ -208,6 +208,8 @@ def run_folder(
                 [*cosmic, "init", str(config), str(session)], cwd=tree, env=env, check=True
             )
             skip_annotations(session, module)
+            # The module as mutated, for the report (the tree is rewritten during a run).
+            shutil.copy2(module, session.with_suffix(".orig"))
         print(f"mutate: {folder}/{module.name}", flush=True)
         done = subprocess.run(
             [*cosmic, "exec", str(config), str(session)], cwd=tree, env=env, check=False

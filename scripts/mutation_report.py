@@ -156,10 +156,17 @@ def tally(folder: str, sessions: Path, equivalents: dict[EquivalentKey, str]) ->
 
 
 def _mutated_source(session: Path, module_path: Path) -> str:
-    """The text cosmic-ray mutated: the folder's scratch tree (``mutate.py``), else ``ROOT``."""
-    for base in (session.parent / "tree", ROOT):
-        if (base / module_path).is_file():
-            return (base / module_path).read_text(encoding="utf-8")
+    """The text cosmic-ray mutated, as it was before any mutation.
+
+    ``mutate.py`` keeps it beside the session (``<module>.orig``) when it creates the session:
+    the scratch tree cannot be read while a run is going on (cosmic-ray rewrites the module
+    there for each mutant). Without that copy, the work tree's module is read.
+    """
+    kept = session.with_suffix(".orig")
+    if kept.is_file():
+        return kept.read_text(encoding="utf-8")
+    if (ROOT / module_path).is_file():
+        return (ROOT / module_path).read_text(encoding="utf-8")
     raise SystemExit(f"{session}: the mutated module {module_path} is gone")
 
 

@@ -79,10 +79,9 @@ def test_forget_survivors_makes_only_the_unlisted_survivors_pending_again(
     tmp_path: Path,
 ) -> None:
     module = Path("src/chatcontract/wire/m.py")
-    (tmp_path / "tree" / module).parent.mkdir(parents=True)
-    (tmp_path / "tree" / module).write_text(SOURCE, encoding="utf-8")
     line = SOURCE.splitlines()[6]
     session = tmp_path / "m.sqlite"
+    session.with_suffix(".orig").write_text(SOURCE, encoding="utf-8")
     outcomes = {
         "job0": (Outcome.KILLED, line.replace("is None", "is not None")),
         "job1": (Outcome.SURVIVED, line.replace("min(", "max(")),

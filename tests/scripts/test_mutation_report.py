@@ -161,10 +161,13 @@ def test_load_equivalents_refuses_an_entry_listed_twice(tmp_path: Path) -> None:
 def _session(folder: Path, outcomes: list[tuple[int, Outcome | None]]) -> Path:
     """A real cosmic-ray session for ``wire/sample.py``: ``==`` -> ``>=`` on each line given."""
     module = Path("src/chatcontract/wire/sample.py")
+    # The scratch tree holds whatever mutant cosmic-ray is running (here: lines shifted);
+    # the report reads the module as it was, kept beside the session.
     tree = folder / "tree"
     (tree / module).parent.mkdir(parents=True)
-    (tree / module).write_text(SOURCE, encoding="utf-8")
+    (tree / module).write_text("\n\n\n" + SOURCE, encoding="utf-8")
     session = folder / "sample.sqlite"
+    session.with_suffix(".orig").write_text(SOURCE, encoding="utf-8")
     with use_db(str(session), WorkDB.Mode.create) as db:
         for number, (line, outcome) in enumerate(outcomes):
             job = f"job{number}"
