@@ -183,3 +183,54 @@ def test_a_sibling_whose_name_starts_like_a_reported_path_is_still_reported():
 
 def test_the_same_path_twice_is_reported_once():
     assert violations({}, "id", "id") == [(M, "$.id", "string", "missing")]
+
+
+@pytest.mark.parametrize(
+    ("doc", "path", "expected"),
+    [
+        ({"extra": []}, "extra[1]", [(E, "$.extra", "at least 2 items", "empty array")]),
+        ({"extra": [0]}, "extra[1]", [(E, "$.extra", "at least 2 items", "1 items")]),
+        ({"extra": [0, 1]}, "extra[3]", [(E, "$.extra", "at least 4 items", "2 items")]),
+    ],
+    ids=["index-one", "index-one-after-one-item", "index-three"],
+)
+def test_an_unknown_array_too_short_says_how_many_items_the_index_needs(doc, path, expected):
+    assert violations(doc, path) == expected
+
+
+@pytest.mark.parametrize(
+    ("doc", "path", "expected"),
+    [
+        ({}, "extra[0].deep", [(M, "$.extra", "array", "missing")]),
+        ({"a": {}}, "a.b[0]", [(M, "$.a.b", "array", "missing")]),
+        ({"a": {}}, "a.b.c", [(M, "$.a.b", "object", "missing")]),
+        ({"a": [{}]}, "a[0].b[0].c", [(M, "$.a[0].b", "array", "missing")]),
+    ],
+    ids=["array-then-name", "name-then-array", "name-then-name", "deeper"],
+)
+def test_an_absent_unknown_container_is_named_by_the_step_after_it(doc, path, expected):
+    assert violations(doc, path) == expected
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "path"),
+    [
+        (None, "choices[0].message.content"),
+        ("", "choices[0].message.content"),
+        ("abort", "choices[0].message.content"),
+        ("content_filtered", "choices[0].message.content"),
+    ],
+    ids=["null", "empty", "sorting-before", "longer"],
+)
+def test_null_content_is_allowed_only_by_the_content_filter_finish(finish_reason, path):
+    doc = {"choices": [{"message": {"content": None}, "finish_reason": finish_reason}]}
+    assert violations(doc, path) == [(N, "$.choices[0].message.content", "string", "null")]
+
+
+def test_a_null_finish_reason_is_reported_even_beside_tool_calls():
+    # Only a null *content* is an answer when tools were called; other paths stay required.
+    doc = answer(content=None, tool_calls=[{"id": "c"}])
+    doc["choices"][0]["finish_reason"] = None
+    assert violations(doc, "choices[0].finish_reason") == [
+        (N, "$.choices[0].finish_reason", "string", "null")
+    ]
