@@ -1,5 +1,7 @@
 """check_required: each required response path present, reported at its first absent step."""
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 
 from chatcontract.wire import Violation, ViolationKind
@@ -233,4 +235,23 @@ def test_a_null_finish_reason_is_reported_even_beside_tool_calls():
     doc["choices"][0]["finish_reason"] = None
     assert violations(doc, "choices[0].finish_reason") == [
         (N, "$.choices[0].finish_reason", "string", "null")
+    ]
+
+
+def test_a_null_message_is_reported_once_at_the_message_not_below_it():
+    doc = {"choices": [{"message": None, "finish_reason": "stop"}]}
+    assert violations(doc, "choices[0].message.content") == [
+        (T, "$.choices[0].message", "object", "null")
+    ]
+
+
+def test_compiled_rules_are_shared_through_the_cache_so_they_are_frozen():
+    paths = ("choices[0].message.content", "usage.total_tokens")
+    rules = compile_required(paths)
+    assert compile_required(paths) is rules
+    with pytest.raises(FrozenInstanceError):
+        rules[0].expected = "anything"  # type: ignore[misc]
+    assert [(r.pattern, r.expected, r.null_ok) for r in rules] == [
+        ("choices[].message.content", "string", False),
+        ("usage.total_tokens", "non-negative integer", False),
     ]
