@@ -171,6 +171,7 @@ def test_json_path_and_pattern_of_any_steps(steps, root, path, pattern):
     [
         ([1, 2], (1,), 2),
         ([1, 2], (2,), MISSING),
+        ([1, 2], (5,), MISSING),
         ({"0": 1}, (0,), MISSING),
         ([{"a": None}], (0, "a"), None),
         ({"a": {"b": {}}}, ("a", "b"), {}),
@@ -180,6 +181,7 @@ def test_json_path_and_pattern_of_any_steps(steps, root, path, pattern):
     ids=[
         "last-index",
         "index-at-length",
+        "index-well-past-the-end",
         "index-into-object",
         "null-leaf",
         "empty-object-leaf",
