@@ -191,3 +191,8 @@ def test_json_path_and_pattern_of_any_steps(steps, root, path, pattern):
 )
 def test_resolve_follows_only_json_arrays_and_objects(doc, steps, expected):
     assert resolve(doc, steps) == expected
+
+
+def test_the_root_of_a_json_path_is_given_by_keyword_only():
+    with pytest.raises(TypeError, match="positional"):
+        json_path(("id",), "$[chunk 1]")  # type: ignore[misc]
