@@ -138,6 +138,30 @@ def test_bad_tool_call_fields_are_capped_like_every_violation():
     assert result.verdict is StreamVerdict.MALFORMED_CHUNK
 
 
+def test_bad_usage_counts_are_capped_like_every_violation():
+    # Two bad counts per chunk: the cap holds however the violations arrive.
+    bad = data({"choices": [choice({"content": "a"})], "usage": {"a_tokens": -1, "b_tokens": -2}})
+    result = parse_stream([bad] * MAX_VIOLATIONS)
+    assert len(result.violations) == MAX_VIOLATIONS
+    assert result.verdict is StreamVerdict.MALFORMED_CHUNK
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        data({"choices": [choice({"tool_calls": [{"index": "x"}]})]}),
+        data({"choices": [choice({"content": 5})]}),
+    ],
+    ids=["bad-tool-call", "bad-content"],
+)
+def test_no_violation_is_kept_past_the_cap_after_usage_reached_it(last):
+    # 99 violations, then a usage chunk with two more (101), then one of another kind.
+    bad = data({"choices": [choice({"content": 5})]})
+    usage = data({"usage": {"a_tokens": -1, "b_tokens": -2}})
+    result = parse_stream([bad] * (MAX_VIOLATIONS - 1) + [usage, last])
+    assert len(result.violations) == MAX_VIOLATIONS
+
+
 # -- every field of the answer ----------------------------------------------------------------
 
 
