@@ -427,3 +427,73 @@ def test_content_chunks_without_an_index_take_the_content_only_shortcut(monkeypa
     result = parse_stream([data({"choices": [{"delta": {"content": w}}]}) for w in "abc"])
     assert result.content == "abc"
     assert walked == []
+
+
+# -- single decisions a mutation run found unpinned (docs/mutation.md) -------------------------
+
+
+@pytest.mark.parametrize(
+    "event", ["message", "content_block_delta", "delta", "done", "", "errors"], ids=str
+)
+def test_only_the_error_event_type_makes_a_chunk_an_in_band_error(event):
+    assembler = StreamAssembler()
+    assembler.push_data(
+        orjson.dumps({"choices": [choice({"content": "hi"})]}).decode(), event=event
+    )
+    result = assembler.result()
+    assert result.error is None
+    assert result.content == "hi"
+
+
+def test_tool_calls_since_a_mark_give_new_calls_whole_and_old_calls_their_new_text():
+    assembler = StreamAssembler()
+
+    def push(call: dict) -> None:
+        doc = {"choices": [choice({"tool_calls": [call]})]}
+        assembler.push_data(orjson.dumps(doc).decode())
+
+    push({"index": 0, "id": "c0", "function": {"name": "f", "arguments": '{"a"'}})
+    marks = assembler.tool_marks()
+    assert marks == {0: 1}
+    assert assembler.tool_calls_since(marks) == []
+    push({"index": 0, "function": {"arguments": ": 1}"}})
+    push({"index": 1, "id": "c1", "function": {"name": "g", "arguments": "{}"}})
+    assert assembler.tool_calls_since(marks) == [(0, None, None, ": 1}"), (1, "c1", "g", "{}")]
+    assert assembler.tool_calls_since(assembler.tool_marks()) == []
+
+
+def test_keep_alives_are_the_decoders_comments_plus_blank_data_events():
+    parser = StreamParser()
+    parser.feed(b": ping\n\ndata: \n\n" + data({"choices": [choice({"content": "a"})]}))
+    assert parser.close().ping_count == 2
+
+
+def test_done_seen_is_false_until_done_arrives():
+    parser = StreamParser()
+    parser.feed(data({"choices": [choice({"content": "a"}, finish_reason="stop")]}))
+    assert parser.done_seen is False
+    assert parser.assembler.done_seen is False
+    parser.feed(b"data: [DONE]\n\n")
+    assert parser.done_seen is True
+    assert parser.assembler.done_seen is True
+
+
+def test_the_parser_hands_out_its_assembler():
+    parser = StreamParser()
+    assert isinstance(parser.assembler, StreamAssembler)
+    parser.feed(data({"choices": [choice({"content": "a"})]}))
+    assert parser.assembler.text_since((0, 0)) == ("a", "")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: StreamAssembler().push_data("{}", 1.0),  # type: ignore[misc]
+        lambda: StreamAssembler().result(True),  # type: ignore[misc]
+        lambda: parse_stream([], COMETAPI),  # type: ignore[misc]
+    ],
+    ids=["push_data-now", "result-stalled", "parse_stream-contract"],
+)
+def test_options_are_given_by_keyword_only(call):
+    with pytest.raises(TypeError, match="positional"):
+        call()
