@@ -497,3 +497,14 @@ def test_the_parser_hands_out_its_assembler():
 def test_options_are_given_by_keyword_only(call):
     with pytest.raises(TypeError, match="positional"):
         call()
+
+
+def test_a_call_with_hundreds_of_fragments_is_not_reported_again_when_unchanged():
+    # Large counts are not cached small ints: the mark must be compared by value.
+    assembler = StreamAssembler()
+    for _ in range(300):
+        doc = {"choices": [choice({"tool_calls": [{"index": 0, "function": {"arguments": "x"}}]})]}
+        assembler.push_data(orjson.dumps(doc).decode())
+    marks = assembler.tool_marks()
+    assert marks == {0: 300}
+    assert assembler.tool_calls_since(marks) == []
