@@ -508,3 +508,10 @@ def test_a_call_with_hundreds_of_fragments_is_not_reported_again_when_unchanged(
     marks = assembler.tool_marks()
     assert marks == {0: 300}
     assert assembler.tool_calls_since(marks) == []
+
+
+@pytest.mark.parametrize("index", [-1, 1, 2], ids=["negative", "one", "two"])
+def test_only_the_choice_with_index_zero_is_assembled(index):
+    doc = {"choices": [choice({"content": "other"}, finish_reason="stop") | {"index": index}]}
+    result = parse_stream([data(doc), data({"choices": [choice({"content": "mine"})]})])
+    assert (result.content, result.finish_reason) == ("mine", None)
