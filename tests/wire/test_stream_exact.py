@@ -515,3 +515,28 @@ def test_only_the_choice_with_index_zero_is_assembled(index):
     doc = {"choices": [choice({"content": "other"}, finish_reason="stop") | {"index": index}]}
     result = parse_stream([data(doc), data({"choices": [choice({"content": "mine"})]})])
     assert (result.content, result.finish_reason) == ("mine", None)
+
+
+@pytest.mark.parametrize(
+    "payload", ["\u00a0", "\u3000\u2003", "\u3000[DONE]"], ids=["nbsp", "wide-spaces", "done"]
+)
+def test_data_of_unicode_spaces_is_a_keep_alive_and_spaced_done_is_done(payload):
+    parser = StreamParser(expect_usage=False)
+    parser.feed(data({"choices": [choice({"content": "a"}, finish_reason="stop")]}))
+    parser.feed(("data: " + payload + "\n\n").encode())
+    result = parser.close()
+    assert result.violations == ()
+    assert (result.ping_count, result.done_seen) == (
+        (0, True) if payload.endswith("[DONE]") else (1, False)
+    )
+
+
+def test_every_choice_is_shape_checked_when_the_first_is_plain_content():
+    doc = {"choices": [choice({"content": "a"}), choice({"content": 5}) | {"index": 1}]}
+    assert violations(data(doc)) == [("type", "$[chunk 0].choices[1].delta.content", "string", "5")]
+
+
+def test_a_stream_result_is_frozen():
+    result = parse_stream([data({"choices": [choice({"content": "a"})]})])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.content = "b"  # type: ignore[misc]
