@@ -540,3 +540,25 @@ def test_a_stream_result_is_frozen():
     result = parse_stream([data({"choices": [choice({"content": "a"})]})])
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.content = "b"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("event", ["message", "delta", "content_block_delta", ""], ids=str)
+def test_an_unparsable_chunk_of_another_event_type_is_invalid_json_not_an_error(event):
+    assembler = StreamAssembler()
+    assembler.push_data("{bad", event=event)
+    result = assembler.result()
+    assert result.error is None
+    assert [(str(v.kind), v.path) for v in result.violations] == [("invalid_json", "$[chunk 0]")]
+
+
+def test_has_tool_calls_turns_true_with_the_first_fragment_of_choice_zero():
+    assembler = StreamAssembler()
+    assert assembler.has_tool_calls is False
+    doc = {"choices": [choice({"tool_calls": [{"index": 0, "id": "c"}]})]}
+    assembler.push_data(orjson.dumps(doc).decode())
+    assert assembler.has_tool_calls is True
+
+
+def test_an_assembler_takes_its_contract_by_keyword_only():
+    with pytest.raises(TypeError, match="positional"):
+        StreamAssembler(COMETAPI)  # type: ignore[misc]
