@@ -562,3 +562,26 @@ def test_has_tool_calls_turns_true_with_the_first_fragment_of_choice_zero():
 def test_an_assembler_takes_its_contract_by_keyword_only():
     with pytest.raises(TypeError, match="positional"):
         StreamAssembler(COMETAPI)  # type: ignore[misc]
+
+
+def test_push_reads_an_event_as_not_final_unless_told():
+    assembler = StreamAssembler()
+    assembler.push(SSEEvent(data="{bad"))
+    assembler.push(SSEEvent(data="{cut"), final=True)
+    assert [(str(v.kind), v.path) for v in assembler.result().violations] == [
+        ("invalid_json", "$[chunk 0]"),
+        ("cut_chunk", "$[chunk 1]"),
+    ]
+
+
+def test_finish_reason_is_the_last_one_of_choice_zero_so_far():
+    assembler = StreamAssembler()
+    assert assembler.finish_reason is None
+    doc = {"choices": [choice({"content": "a"}, finish_reason="length")]}
+    assembler.push_data(orjson.dumps(doc).decode())
+    assert assembler.finish_reason == "length"
+
+
+def test_a_parser_takes_its_contract_by_keyword_only():
+    with pytest.raises(TypeError, match="positional"):
+        StreamParser(COMETAPI)  # type: ignore[misc]
