@@ -540,6 +540,8 @@ def test_a_stream_result_is_frozen():
     result = parse_stream([data({"choices": [choice({"content": "a"})]})])
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.content = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="positional"):
+        type(result)(*(getattr(result, f.name) for f in dataclasses.fields(result)))
 
 
 @pytest.mark.parametrize("event", ["message", "delta", "content_block_delta", ""], ids=str)
