@@ -29,14 +29,30 @@ FOLDERS = ("wire", "failures", "policy")
 TIMEOUT_S = 120.0
 
 
-def _command(folder: str) -> str:
+def _command(folder: str, paths: tuple[str, ...] = ()) -> str:
     # Plain asserts and no cache: nothing is rewritten or written per run (cosmic-ray forbids
     # bytecode writes), which halves the cost of each mutant; the exit status is all we read.
-    return f"{sys.executable} -m pytest -q -x -p no:cacheprovider --assert=plain tests/{folder}"
+    targets = " ".join(paths) or f"tests/{folder}"
+    return f"{sys.executable} -m pytest -q -x -p no:cacheprovider --assert=plain {targets}"
 
 
-def _config(module: Path, folder: str) -> str:
-    command = _command(folder)
+def ordered_tests(tree: Path, folder: str, stem: str) -> tuple[str, ...]:
+    """Every test file of ``tests/<folder>``, those named after the module first.
+
+    ``tests/wire/test_stream*.py`` run first for ``stream.py``, so with ``-x`` a mutant they
+    kill costs one file, not the folder; a survivor still runs the whole folder. (pytest
+    merges a file given before its own folder back into the folder's order, so the files
+    are listed one by one.)
+    """
+    files = sorted((tree / "tests" / folder).rglob("test_*.py"))
+    own = f"test_{stem.lstrip('_')}"
+    first = [path for path in files if path.stem.startswith(own)]
+    rest = [path for path in files if path not in first]
+    return tuple(path.relative_to(tree).as_posix() for path in (*first, *rest))
+
+
+def _config(module: Path, folder: str, paths: tuple[str, ...] = ()) -> str:
+    command = _command(folder, paths)
     return (
         "[cosmic-ray]\n"
         f'module-path = "{module.as_posix()}"\n'
@@ -106,16 +122,29 @@ def skip_annotations(session: Path, module: Path) -> int:
     return skipped
 
 
-def forget_survivors(session: Path) -> int:
-    """Drop the results of surviving mutants so that ``exec`` runs them again; how many."""
+def forget_survivors(
+    session: Path, equivalents: dict[tuple[str, str, str, str], str] | None = None
+) -> int:
+    """Drop the results of surviving mutants so that ``exec`` runs them again; how many.
+
+    A survivor listed in ``docs/mutation-equivalents.toml`` keeps its result: it cannot be
+    killed, and running the whole folder for it again would only cost time.
+    """
     from cosmic_ray.work_db import WorkDB, WorkResultStorage, use_db
     from cosmic_ray.work_item import TestOutcome
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mutation_report import MutantReader, key_of, load_equivalents
+
+    if equivalents is None:
+        equivalents = load_equivalents()
+    reader = MutantReader(session)
     with use_db(str(session), WorkDB.Mode.open) as db:
         survivors = [
             item.job_id
             for item, result in db.completed_work_items
             if result.test_outcome is TestOutcome.SURVIVED
+            and key_of(reader.mutant(item.mutations[0], result.diff)) not in equivalents
         ]
         # WorkDB has no public way to drop one result: its own SQLAlchemy session does it.
         with db._session_maker.begin() as orm:
@@ -145,11 +174,6 @@ def run_folder(
         "HYPOTHESIS_PROFILE": "mutation",
     }
     cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
-    # Baseline: the unmutated copy must pass, or every mutant would count as killed.
-    baseline = subprocess.run(_command(folder).split(), cwd=tree, env=env, check=False)
-    if baseline.returncode != 0:
-        print(f"mutate: tests/{folder} fail on the unmutated tree; fix them first", flush=True)
-        return 2
     status = 0
     # Largest modules first: an interrupted run (resumed later) has judged the most code.
     modules = sorted(
@@ -164,7 +188,18 @@ def run_folder(
         relative = module.relative_to(tree)
         config = work / f"{module.stem}.toml"
         session = work / f"{module.stem}.sqlite"
-        config.write_text(_config(relative, folder), encoding="utf-8")
+        paths = ordered_tests(tree, folder, module.stem)
+        # Baseline, in this module's test order: the unmutated copy must pass, or every
+        # mutant would count as killed.
+        command = _command(folder, paths).split()
+        if subprocess.run(command, cwd=tree, env=env, check=False).returncode != 0:
+            print(
+                f"mutate: tests/{folder} (in the order for {module.name}) fail on the "
+                "unmutated tree; fix them first",
+                flush=True,
+            )
+            return 2
+        config.write_text(_config(relative, folder, paths), encoding="utf-8")
         if retest and session.exists():
             forget_survivors(session)
         elif not (resume and session.exists()):
@@ -173,6 +208,8 @@ def run_folder(
                 [*cosmic, "init", str(config), str(session)], cwd=tree, env=env, check=True
             )
             skip_annotations(session, module)
+            # The module as mutated, for the report (the tree is rewritten during a run).
+            shutil.copy2(module, session.with_suffix(".orig"))
         print(f"mutate: {folder}/{module.name}", flush=True)
         done = subprocess.run(
             [*cosmic, "exec", str(config), str(session)], cwd=tree, env=env, check=False

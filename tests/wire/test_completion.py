@@ -1,6 +1,6 @@
 """parse_completion: strict where the application reads, tolerant elsewhere, never raising."""
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 
 import orjson
@@ -17,7 +17,13 @@ from chatcontract.wire import (
     ViolationKind,
     parse_completion,
 )
-from chatcontract.wire.completion import _parse_document_slowly
+from chatcontract.wire.completion import (
+    Completion,
+    ToolCall,
+    Usage,
+    _parse_document_slowly,
+    parse_usage,
+)
 from chatcontract.wire.known_types import level
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -601,3 +607,251 @@ def test_the_fast_path_agrees_with_the_full_walk(changes, required):
     slow = _parse_document_slowly(doc, required)
     if fast.error is None:  # an envelope never reaches either walk
         assert fast == slow
+
+
+# --------------------------------------------------------------------------- single decisions
+# Each test below pins one decision a mutation run found unpinned (docs/mutation.md).
+
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+@pytest.mark.parametrize("name", _COUNTS, ids=list(_COUNTS))
+def test_a_zero_token_count_is_read_as_zero_not_dropped(name):
+    out: list = []
+    usage = parse_usage(
+        {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, name: 0}, "$.usage", out
+    )
+    assert out == []
+    assert usage is not None
+    assert getattr(usage, name) == 0
+
+
+@pytest.mark.parametrize("name", _COUNTS, ids=list(_COUNTS))
+def test_a_zero_token_count_is_read_as_zero_by_the_full_walk_too(name):
+    # Two choices: the full walk reads this body, not the one-choice fast path.
+    doc = completion_doc()
+    doc["choices"] = [doc["choices"][0], doc["choices"][0]]
+    doc["usage"][name] = 0
+    result = parse_doc(doc)
+    assert result.ok, messages_of(result)
+    assert getattr(result.completion.usage, name) == 0
+
+
+@pytest.mark.parametrize("name", _COUNTS, ids=list(_COUNTS))
+@pytest.mark.parametrize("value", [KeyError, None], ids=["absent", "null"])
+def test_a_required_usage_count_missing_beside_the_other_two_is_reported(name, value):
+    # The other two counts are present, so the body is otherwise the common shape.
+    doc = completion_doc()
+    if value is KeyError:
+        del doc["usage"][name]
+    else:
+        doc["usage"][name] = value
+    result = parse_doc(doc)
+    assert [(v.path, v.kind) for v in result.violations] == [
+        (f"$.usage.{name}", ViolationKind.MISSING if value is KeyError else ViolationKind.NULL)
+    ]
+
+
+# Every path the one-pass reading of the common shape proves present, with and without usage.
+_PROVED = (
+    "id",
+    "model",
+    "choices",
+    "choices[0]",
+    "choices[0].message",
+    "choices[0].message.content",
+    "choices[0].finish_reason",
+)
+_PROVED_WITH_USAGE = (
+    *_PROVED,
+    "usage",
+    "usage.prompt_tokens",
+    "usage.completion_tokens",
+    "usage.total_tokens",
+)
+
+
+@pytest.mark.parametrize(
+    "proved", [_PROVED, _PROVED_WITH_USAGE], ids=["without-usage", "with-usage"]
+)
+def test_a_required_path_beyond_what_the_common_shape_proves_is_still_checked(proved):
+    doc = completion_doc()
+    del doc["system_fingerprint"]
+    result = parse_doc(doc, contract=with_required(*proved, "system_fingerprint"))
+    assert [(v.path, v.kind) for v in result.violations] == [
+        ("$.system_fingerprint", ViolationKind.MISSING)
+    ]
+    assert parse_doc(doc, contract=with_required(*proved)).ok
+
+
+def test_usage_with_only_a_bad_count_is_reported_when_the_contract_does_not_read_usage():
+    doc = completion_doc(usage={"prompt_tokens": -1})
+    result = parse_doc(doc, contract=None)
+    assert [(v.path, v.expected) for v in result.violations] == [
+        ("$.usage.prompt_tokens", "non-negative integer")
+    ]
+    assert parse_doc(completion_doc(usage={}), contract=None).ok
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Completion(
+            id=None,
+            model=None,
+            created=None,
+            system_fingerprint=None,
+            content="x",
+            refusal=None,
+            reasoning_content=None,
+            tool_calls=(),
+            finish_reason="stop",
+            usage=None,
+            choice_count=1,
+        ),
+        lambda: Usage(prompt_tokens=1),
+        lambda: ToolCall(index=0, id="c", type="function", name="f", arguments="{}"),
+        lambda: CompletionResult(completion=None),
+    ],
+    ids=["completion", "usage", "tool-call", "result"],
+)
+def test_parsed_values_are_frozen(build):
+    value = build()
+    name = next(iter(value.__dataclass_fields__))
+    with pytest.raises(FrozenInstanceError):
+        setattr(value, name, None)
+
+
+_WRONG_IN_COMMON_SHAPE = [
+    (("id",), 5, "$.id"),
+    (("id",), None, "$.id"),
+    (("model",), ["m"], "$.model"),
+    (("created",), "1774412483", "$.created"),
+    (("created",), 1.5, "$.created"),
+    (("created",), True, "$.created"),
+    (("object",), 5, "$.object"),
+    (("system_fingerprint",), 5, "$.system_fingerprint"),
+    (("choices",), "x", "$.choices"),
+    (("choices",), [], "$.choices"),
+    (("choices", 0), "x", "$.choices[0]"),
+    (("choices", 0, "index"), "0", "$.choices[0].index"),
+    (("choices", 0, "index"), 0.0, "$.choices[0].index"),
+    (("choices", 0, "finish_reason"), None, "$.choices[0].finish_reason"),
+    (("choices", 0, "finish_reason"), 5, "$.choices[0].finish_reason"),
+    (("choices", 0, "message"), "x", "$.choices[0].message"),
+    (("choices", 0, "message", "content"), 5, "$.choices[0].message.content"),
+    (("choices", 0, "message", "role"), 5, "$.choices[0].message.role"),
+    (("choices", 0, "message", "refusal"), 5, "$.choices[0].message.refusal"),
+    (("choices", 0, "message", "refusal"), True, "$.choices[0].message.refusal"),
+    (("choices", 0, "message", "reasoning_content"), 5, "$.choices[0].message.reasoning_content"),
+    (("choices", 0, "message", "tool_calls"), "x", "$.choices[0].message.tool_calls"),
+    (("choices", 0, "message", "tool_calls"), [5], "$.choices[0].message.tool_calls[0]"),
+    (("usage",), "x", "$.usage"),
+    (("usage", "prompt_tokens"), "29", "$.usage.prompt_tokens"),
+    (("usage", "prompt_tokens"), 1.5, "$.usage.prompt_tokens"),
+    (("usage", "prompt_tokens"), -1, "$.usage.prompt_tokens"),
+    (("usage", "completion_tokens"), True, "$.usage.completion_tokens"),
+    (("usage", "total_tokens"), [], "$.usage.total_tokens"),
+    (("usage", "cached_tokens"), 2.5, "$.usage.cached_tokens"),
+    (("usage", "cached_tokens"), -3, "$.usage.cached_tokens"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reported"),
+    _WRONG_IN_COMMON_SHAPE,
+    ids=[f"{'.'.join(map(str, p))}={v!r}" for p, v, _ in _WRONG_IN_COMMON_SHAPE],
+)
+def test_one_wrong_value_in_the_common_shape_is_reported_as_the_full_walk_reports_it(
+    path, value, reported
+):
+    doc = _apply(completion_doc(), [(path, value)])
+    result = parse_doc(doc)
+    assert reported in [v.path for v in result.violations]
+    assert result == _parse_document_slowly(doc, COMETAPI.response.required_paths)
+
+
+_RIGHT_IN_COMMON_SHAPE = [
+    (("created",), None),
+    (("object",), None),
+    (("system_fingerprint",), None),
+    (("choices", 0, "index"), None),
+    (("choices", 0, "message", "role"), None),
+    (("choices", 0, "message", "refusal"), "I cannot"),
+    (("choices", 0, "message", "reasoning_content"), "thinking"),
+    (("choices", 0, "message", "tool_calls"), []),
+    (("choices", 0, "message", "tool_calls"), None),
+    (("usage", "cached_tokens"), None),
+    (("usage", "cached_tokens"), 0),
+    (("usage", "latency_checkpoint"), "x"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    _RIGHT_IN_COMMON_SHAPE,
+    ids=[f"{'.'.join(map(str, p))}={v!r}" for p, v in _RIGHT_IN_COMMON_SHAPE],
+)
+def test_an_allowed_value_in_the_common_shape_parses_clean_as_in_the_full_walk(path, value):
+    doc = _apply(completion_doc(), [(path, value)])
+    result = parse_doc(doc)
+    assert result.ok, messages_of(result)
+    assert result == _parse_document_slowly(doc, COMETAPI.response.required_paths)
+
+
+def test_an_error_envelope_without_a_contract_is_read_with_no_request_id_pattern():
+    body = b'{"error": {"message": "bad key", "type": "invalid_request_error", "code": "x"}}'
+    result = parse_completion(body)
+    assert result.completion is None
+    assert result.error is not None
+    assert result.error.message == "bad key"
+    assert [v.kind for v in result.violations] == [ViolationKind.ERROR_ENVELOPE]
+
+
+@pytest.mark.parametrize("name", _COUNTS, ids=list(_COUNTS))
+@pytest.mark.parametrize(
+    "value", [-1, -7, 1.0, "3", True], ids=["minus-one", "minus-seven", "float", "string", "bool"]
+)
+def test_a_bad_token_count_is_reported_and_read_as_none(name, value):
+    out: list = []
+    usage = parse_usage(
+        {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, name: value}, "$.usage", out
+    )
+    assert [(v.path, v.expected) for v in out] == [(f"$.usage.{name}", "non-negative integer")]
+    assert usage is not None
+    assert getattr(usage, name) is None
+    others = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    del others[name]
+    assert {n: getattr(usage, n) for n in others} == others
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Completion(None, None, None, None, "x", None, None, (), "stop", None, 1),
+        lambda: Usage(1, 2, 3),
+        lambda: ToolCall(0, "c", "function", "f", "{}"),
+        lambda: CompletionResult(None),
+    ],
+    ids=["completion", "usage", "tool-call", "result"],
+)
+def test_parsed_values_are_built_by_keyword_only(build):
+    with pytest.raises(TypeError, match="positional"):
+        build()
+
+
+def test_parse_completion_takes_the_contract_by_keyword_only():
+    with pytest.raises(TypeError, match="positional"):
+        parse_completion(example("e1"), COMETAPI)  # type: ignore[misc]
+
+
+def test_a_tool_call_that_is_not_an_object_does_not_hide_the_calls_after_it():
+    call = {"id": "c2", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    message = {"role": "assistant", "content": None, "tool_calls": [5, call]}
+    doc = completion_doc()
+    doc["choices"][0]["message"] = message
+    doc["choices"][0]["finish_reason"] = "tool_calls"
+    result = parse_doc(doc)
+    assert [v.path for v in result.violations] == ["$.choices[0].message.tool_calls[0]"]
+    assert result.completion is not None
+    assert [(c.index, c.id, c.name) for c in result.completion.tool_calls] == [(1, "c2", "f")]

@@ -1,12 +1,19 @@
 """Shape fingerprints: values do not matter, structure does, and the digest is stable."""
 
 import hashlib
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import orjson
 import pytest
 
-from chatcontract.wire import Fingerprint, fingerprint_bytes, shape_fingerprint, shape_paths
+import chatcontract.wire.fingerprint as fingerprint_module
+from chatcontract.wire import (
+    Fingerprint,
+    fingerprint_bytes,
+    shape_fingerprint,
+    shape_paths,
+)
 from chatcontract.wire.fingerprint import MAX_DEPTH, MAX_PATHS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -127,3 +134,94 @@ def test_wide_documents_are_bounded():
     paths = shape_paths({f"k{i}": i for i in range(MAX_PATHS * 2)})
     assert len(paths) == MAX_PATHS + 1
     assert "…:truncated" in paths
+
+
+def test_a_path_sorts_before_every_longer_path_that_starts_with_it():
+    assert shape_paths({"a": {"b": 1}, "a-b": 1, "a_": [1]}) == (
+        "$:object",
+        "a:object",
+        "a-b:number",
+        "a.b:number",
+        "a_:array",
+        "a_[]:number",
+    )
+
+
+def test_identifier_keys_are_plain_and_any_other_key_is_quoted():
+    assert shape_paths({"x-request-id": 1, "_a": 1, "a1": 1, "1a": 1, "\u00e9": 1, 3: 1}) == (
+        "$:object",
+        '["1a"]:number',
+        '["3"]:number',
+        '["\u00e9"]:number',
+        "_a:number",
+        "a1:number",
+        "x-request-id:number",
+    )
+
+
+def test_nested_arrays_tuples_and_unknown_values_have_their_own_entries():
+    assert shape_paths({"m": [[1]], "t": (1, "x"), "b": b"x"}) == (
+        "$:object",
+        "b:unknown",
+        "m:array",
+        "m[]:array",
+        "m[][]:number",
+        "t:array",
+        "t[]:number",
+        "t[]:string",
+    )
+    assert shape_paths((1,)) == ("$:array", "[]:number")
+    assert shape_paths(b"x") == ("$:unknown",)
+
+
+def test_a_truncated_shape_keeps_the_first_paths_in_sorted_order():
+    doc = {f"k{i:05d}": i for i in range(MAX_PATHS + 10)}
+    paths = shape_paths(doc)
+    assert paths[:-1] == ("$:object", *(f"k{i:05d}:number" for i in range(MAX_PATHS - 1)))
+    assert paths[-1] == "\u2026:truncated"
+
+
+def test_the_child_path_memo_stays_bounded_under_many_distinct_keys():
+    for batch in range(4):
+        shape_paths({f"b{batch}k{i}": i for i in range(2_000)})
+    assert len(fingerprint_module._CHILD_MEMO) <= fingerprint_module._CHILD_MEMO_LIMIT
+    # and a memoised path is the same path
+    assert shape_paths({"b0k1": 1}) == ("$:object", "b0k1:number")
+
+
+def test_a_fingerprint_is_frozen_and_built_by_keyword():
+    value = shape_fingerprint({"a": 1})
+    with pytest.raises(FrozenInstanceError):
+        value.digest = "0"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="positional"):
+        Fingerprint("0", ())  # type: ignore[misc]
+
+
+def test_the_bounds_are_32_levels_and_5000_entries():
+    # The documented bounds themselves (the tests above follow the constants).
+    assert (MAX_DEPTH, MAX_PATHS) == (32, 5_000)
+
+
+@pytest.mark.parametrize(
+    ("keys", "truncated"),
+    [(MAX_PATHS - 1, False), (MAX_PATHS, True)],
+    ids=["exactly-the-limit-is-kept-whole", "one-more-is-cut"],
+)
+def test_a_shape_is_cut_only_beyond_the_entry_limit(keys, truncated):
+    # The root entry plus one entry per key.
+    paths = shape_paths({f"k{i:05d}": i for i in range(keys)})
+    assert ("\u2026:truncated" in paths) is truncated
+    assert len(paths) == keys + 1
+
+
+@pytest.mark.parametrize(
+    ("levels", "entries"),
+    [(MAX_DEPTH - 1, MAX_DEPTH), (MAX_DEPTH, MAX_DEPTH + 1), (MAX_DEPTH + 1, MAX_DEPTH + 1)],
+    ids=["one-level-less-is-whole", "exactly-the-depth-is-whole", "one-level-more-is-cut"],
+)
+def test_a_shape_is_walked_to_the_depth_limit(levels, entries):
+    # The root entry plus one per nested object and the leaf, down to MAX_DEPTH levels.
+    doc: object = "leaf"
+    for _ in range(levels):
+        doc = {"a": doc}
+    assert len(shape_paths(doc)) == entries

@@ -1,6 +1,6 @@
 """check_request: field names and types, cautions as warnings, never the text of a message."""
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 
 import orjson
 import pytest
@@ -403,3 +403,135 @@ def test_a_request_without_an_array_of_messages_counts_none():
 def test_a_body_that_is_not_an_object_describes_nothing():
     check = check_request_bytes(b"[1, 2]")
     assert (check.include_usage, check.message_count, check.stream) == (False, 0, False)
+
+
+def test_a_request_check_is_frozen():
+    check = check_request(_BASE)
+    with pytest.raises(FrozenInstanceError):
+        check.model = "other"  # type: ignore[misc]
+
+
+_CALL = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+
+
+@pytest.mark.parametrize(
+    ("message", "errors"),
+    [
+        (
+            {"role": "user", "content": None, "tool_calls": _CALL},
+            ["$.messages[0].content"],
+        ),
+        (
+            {"role": "developer", "tool_calls": _CALL},
+            ["$.messages[0].content"],
+        ),
+        (
+            {"role": "agent", "content": None, "tool_calls": _CALL},
+            ["$.messages[0].role", "$.messages[0].content"],
+        ),
+        ({"role": "assistant", "content": None, "tool_calls": _CALL}, []),
+        ({"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}}, []),
+        ({"role": "assistant", "content": None, "tool_calls": []}, ["$.messages[0].content"]),
+    ],
+    ids=[
+        "user-with-calls-needs-content",
+        "developer-with-calls-needs-content",
+        "unknown-role-sorting-before-assistant-needs-content",
+        "assistant-calls-without-content",
+        "assistant-legacy-function-call-without-content",
+        "assistant-empty-calls-needs-content",
+    ],
+)
+def test_only_an_assistant_turn_that_calls_tools_may_omit_its_content(message, errors):
+    check = check_request({"model": "m", "messages": [message]})
+    assert [v.path for v in check.errors] == errors
+
+
+@pytest.mark.parametrize(
+    ("message", "path", "kind"),
+    [
+        ({"role": "user"}, "$.messages[0].content", ViolationKind.MISSING),
+        ({"role": "user", "content": None}, "$.messages[0].content", ViolationKind.NULL),
+        ({"role": "user", "content": 3}, "$.messages[0].content", ViolationKind.TYPE),
+        ({"content": "x"}, "$.messages[0].role", ViolationKind.MISSING),
+        ({"role": "agent", "content": "x"}, "$.messages[0].role", ViolationKind.TYPE),
+        ({"role": "tool", "content": "x"}, "$.messages[0].tool_call_id", ViolationKind.MISSING),
+        (
+            {"role": "tool", "content": "x", "tool_call_id": None},
+            "$.messages[0].tool_call_id",
+            ViolationKind.TYPE,
+        ),
+        (
+            {"role": "tool", "content": "x", "tool_call_id": " "},
+            "$.messages[0].tool_call_id",
+            ViolationKind.TYPE,
+        ),
+    ],
+    ids=[
+        "content-missing",
+        "content-null",
+        "content-number",
+        "role-missing",
+        "role-unknown",
+        "tool-call-id-missing",
+        "tool-call-id-null",
+        "tool-call-id-blank",
+    ],
+)
+def test_a_message_error_says_missing_null_or_wrong_type(message, path, kind):
+    check = check_request({"model": "m", "messages": [message]})
+    assert [(v.path, v.kind) for v in check.errors] == [(path, kind)]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "stream", "include_usage"),
+    [
+        ({"stream": True, "stream_options": {"include_usage": True}}, True, True),
+        ({"stream": 1, "stream_options": {"include_usage": 1}}, False, False),
+        ({"stream": 1.0, "stream_options": {"include_usage": 1.0}}, False, False),
+        ({"stream": "true", "stream_options": {"include_usage": "true"}}, False, False),
+    ],
+    ids=["booleans", "one", "one-point-zero", "strings"],
+)
+def test_stream_and_include_usage_are_facts_only_when_literally_true(
+    overrides, stream, include_usage
+):
+    check = check_request({**_BASE, **overrides})
+    assert (check.stream, check.include_usage) == (stream, include_usage)
+    type_errors = {"$.stream", "$.stream_options.include_usage"} & {v.path for v in check.errors}
+    assert bool(type_errors) is (not stream)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: check_request(_BASE, COMETAPI),  # type: ignore[misc]
+        lambda: check_request_bytes(orjson.dumps(_BASE), COMETAPI),  # type: ignore[misc]
+    ],
+    ids=["check_request", "check_request_bytes"],
+)
+def test_the_contract_is_passed_by_keyword_only(call):
+    with pytest.raises(TypeError, match="positional argument"):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("stream", "warned"),
+    [(True, False), (1, True), (1.0, True), (False, True)],
+    ids=["true", "one", "one-point-zero", "false"],
+)
+def test_stream_options_are_only_meaningful_with_stream_literally_true(stream, warned):
+    check = check_request({**_BASE, "stream": stream, "stream_options": {"include_usage": True}})
+    assert (
+        "stream_options: set without stream: true; the API ignores or rejects it" in check.warnings
+    ) is warned
+
+
+@pytest.mark.parametrize("value", [0, 1, 5, 20], ids=["zero", "one", "five", "twenty"])
+def test_top_logprobs_takes_any_non_negative_integer(value):
+    assert check_request({**_BASE, "top_logprobs": value}).ok
+
+
+def test_a_request_check_is_built_by_keyword_only():
+    with pytest.raises(TypeError, match="positional argument"):
+        RequestCheck((), (), (), None, False, False, 0, (), None)  # type: ignore[misc]

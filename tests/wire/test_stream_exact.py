@@ -138,6 +138,30 @@ def test_bad_tool_call_fields_are_capped_like_every_violation():
     assert result.verdict is StreamVerdict.MALFORMED_CHUNK
 
 
+def test_bad_usage_counts_are_capped_like_every_violation():
+    # Two bad counts per chunk: the cap holds however the violations arrive.
+    bad = data({"choices": [choice({"content": "a"})], "usage": {"a_tokens": -1, "b_tokens": -2}})
+    result = parse_stream([bad] * MAX_VIOLATIONS)
+    assert len(result.violations) == MAX_VIOLATIONS
+    assert result.verdict is StreamVerdict.MALFORMED_CHUNK
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        data({"choices": [choice({"tool_calls": [{"index": "x"}]})]}),
+        data({"choices": [choice({"content": 5})]}),
+    ],
+    ids=["bad-tool-call", "bad-content"],
+)
+def test_no_violation_is_kept_past_the_cap_after_usage_reached_it(last):
+    # 99 violations, then a usage chunk with two more (101), then one of another kind.
+    bad = data({"choices": [choice({"content": 5})]})
+    usage = data({"usage": {"a_tokens": -1, "b_tokens": -2}})
+    result = parse_stream([bad] * (MAX_VIOLATIONS - 1) + [usage, last])
+    assert len(result.violations) == MAX_VIOLATIONS
+
+
 # -- every field of the answer ----------------------------------------------------------------
 
 
@@ -403,3 +427,163 @@ def test_content_chunks_without_an_index_take_the_content_only_shortcut(monkeypa
     result = parse_stream([data({"choices": [{"delta": {"content": w}}]}) for w in "abc"])
     assert result.content == "abc"
     assert walked == []
+
+
+# -- single decisions a mutation run found unpinned (docs/mutation.md) -------------------------
+
+
+@pytest.mark.parametrize(
+    "event", ["message", "content_block_delta", "delta", "done", "", "errors"], ids=str
+)
+def test_only_the_error_event_type_makes_a_chunk_an_in_band_error(event):
+    assembler = StreamAssembler()
+    assembler.push_data(
+        orjson.dumps({"choices": [choice({"content": "hi"})]}).decode(), event=event
+    )
+    result = assembler.result()
+    assert result.error is None
+    assert result.content == "hi"
+
+
+def test_tool_calls_since_a_mark_give_new_calls_whole_and_old_calls_their_new_text():
+    assembler = StreamAssembler()
+
+    def push(call: dict) -> None:
+        doc = {"choices": [choice({"tool_calls": [call]})]}
+        assembler.push_data(orjson.dumps(doc).decode())
+
+    push({"index": 0, "id": "c0", "function": {"name": "f", "arguments": '{"a"'}})
+    marks = assembler.tool_marks()
+    assert marks == {0: 1}
+    assert assembler.tool_calls_since(marks) == []
+    push({"index": 0, "function": {"arguments": ": 1}"}})
+    push({"index": 1, "id": "c1", "function": {"name": "g", "arguments": "{}"}})
+    assert assembler.tool_calls_since(marks) == [(0, None, None, ": 1}"), (1, "c1", "g", "{}")]
+    assert assembler.tool_calls_since(assembler.tool_marks()) == []
+
+
+def test_keep_alives_are_the_decoders_comments_plus_blank_data_events():
+    parser = StreamParser()
+    parser.feed(b": ping\n\ndata: \n\n" + data({"choices": [choice({"content": "a"})]}))
+    assert parser.close().ping_count == 2
+
+
+def test_done_seen_is_false_until_done_arrives():
+    parser = StreamParser()
+    parser.feed(data({"choices": [choice({"content": "a"}, finish_reason="stop")]}))
+    assert parser.done_seen is False
+    assert parser.assembler.done_seen is False
+    parser.feed(b"data: [DONE]\n\n")
+    assert parser.done_seen is True
+    assert parser.assembler.done_seen is True
+
+
+def test_the_parser_hands_out_its_assembler():
+    parser = StreamParser()
+    assert isinstance(parser.assembler, StreamAssembler)
+    parser.feed(data({"choices": [choice({"content": "a"})]}))
+    assert parser.assembler.text_since((0, 0)) == ("a", "")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: StreamAssembler().push_data("{}", 1.0),  # type: ignore[misc]
+        lambda: StreamAssembler().result(True),  # type: ignore[misc]
+        lambda: parse_stream([], COMETAPI),  # type: ignore[misc]
+    ],
+    ids=["push_data-now", "result-stalled", "parse_stream-contract"],
+)
+def test_options_are_given_by_keyword_only(call):
+    with pytest.raises(TypeError, match="positional"):
+        call()
+
+
+def test_a_call_with_hundreds_of_fragments_is_not_reported_again_when_unchanged():
+    # Large counts are not cached small ints: the mark must be compared by value.
+    assembler = StreamAssembler()
+    for _ in range(300):
+        doc = {"choices": [choice({"tool_calls": [{"index": 0, "function": {"arguments": "x"}}]})]}
+        assembler.push_data(orjson.dumps(doc).decode())
+    marks = assembler.tool_marks()
+    assert marks == {0: 300}
+    assert assembler.tool_calls_since(marks) == []
+
+
+@pytest.mark.parametrize("index", [-1, 1, 2], ids=["negative", "one", "two"])
+def test_only_the_choice_with_index_zero_is_assembled(index):
+    doc = {"choices": [choice({"content": "other"}, finish_reason="stop") | {"index": index}]}
+    result = parse_stream([data(doc), data({"choices": [choice({"content": "mine"})]})])
+    assert (result.content, result.finish_reason) == ("mine", None)
+
+
+@pytest.mark.parametrize(
+    "payload", ["\u00a0", "\u3000\u2003", "\u3000[DONE]"], ids=["nbsp", "wide-spaces", "done"]
+)
+def test_data_of_unicode_spaces_is_a_keep_alive_and_spaced_done_is_done(payload):
+    parser = StreamParser(expect_usage=False)
+    parser.feed(data({"choices": [choice({"content": "a"}, finish_reason="stop")]}))
+    parser.feed(("data: " + payload + "\n\n").encode())
+    result = parser.close()
+    assert result.violations == ()
+    assert (result.ping_count, result.done_seen) == (
+        (0, True) if payload.endswith("[DONE]") else (1, False)
+    )
+
+
+def test_every_choice_is_shape_checked_when_the_first_is_plain_content():
+    doc = {"choices": [choice({"content": "a"}), choice({"content": 5}) | {"index": 1}]}
+    assert violations(data(doc)) == [("type", "$[chunk 0].choices[1].delta.content", "string", "5")]
+
+
+def test_a_stream_result_is_frozen():
+    result = parse_stream([data({"choices": [choice({"content": "a"})]})])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.content = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="positional"):
+        type(result)(*(getattr(result, f.name) for f in dataclasses.fields(result)))
+
+
+@pytest.mark.parametrize("event", ["message", "delta", "content_block_delta", ""], ids=str)
+def test_an_unparsable_chunk_of_another_event_type_is_invalid_json_not_an_error(event):
+    assembler = StreamAssembler()
+    assembler.push_data("{bad", event=event)
+    result = assembler.result()
+    assert result.error is None
+    assert [(str(v.kind), v.path) for v in result.violations] == [("invalid_json", "$[chunk 0]")]
+
+
+def test_has_tool_calls_turns_true_with_the_first_fragment_of_choice_zero():
+    assembler = StreamAssembler()
+    assert assembler.has_tool_calls is False
+    doc = {"choices": [choice({"tool_calls": [{"index": 0, "id": "c"}]})]}
+    assembler.push_data(orjson.dumps(doc).decode())
+    assert assembler.has_tool_calls is True
+
+
+def test_an_assembler_takes_its_contract_by_keyword_only():
+    with pytest.raises(TypeError, match="positional"):
+        StreamAssembler(COMETAPI)  # type: ignore[misc]
+
+
+def test_push_reads_an_event_as_not_final_unless_told():
+    assembler = StreamAssembler()
+    assembler.push(SSEEvent(data="{bad"))
+    assembler.push(SSEEvent(data="{cut"), final=True)
+    assert [(str(v.kind), v.path) for v in assembler.result().violations] == [
+        ("invalid_json", "$[chunk 0]"),
+        ("cut_chunk", "$[chunk 1]"),
+    ]
+
+
+def test_finish_reason_is_the_last_one_of_choice_zero_so_far():
+    assembler = StreamAssembler()
+    assert assembler.finish_reason is None
+    doc = {"choices": [choice({"content": "a"}, finish_reason="length")]}
+    assembler.push_data(orjson.dumps(doc).decode())
+    assert assembler.finish_reason == "length"
+
+
+def test_a_parser_takes_its_contract_by_keyword_only():
+    with pytest.raises(TypeError, match="positional"):
+        StreamParser(COMETAPI)  # type: ignore[misc]

@@ -39,3 +39,33 @@ def test_classes_without_slots_are_refused():
 def test_a_wrong_number_of_values_is_refused():
     with pytest.raises(TypeError):
         positional_builder(Usage)(1, 2)
+
+
+def test_a_class_with_slots_that_is_not_a_dataclass_is_refused():
+    class Slotted:
+        __slots__ = ("a",)
+
+    with pytest.raises(TypeError, match="Slotted is not a slotted dataclass"):
+        positional_builder(Slotted)
+
+
+@pytest.mark.parametrize("count", [0, 3, 5], ids=["none", "one-short", "one-over"])
+def test_a_wrong_number_of_values_is_refused_with_both_counts(count):
+    with pytest.raises(TypeError, match=f"Usage takes 4 values, got {count}"):
+        positional_builder(Usage)(*range(count))
+
+
+def test_the_builder_is_named_and_documented_for_its_class():
+    build = positional_builder(Usage)
+    assert build.__name__ == build.__qualname__ == "build_Usage"
+    assert build.__doc__ == "Build a Usage from its 4 fields in order (no checks)."
+
+
+def test_every_field_is_stored_in_order():
+    built = positional_builder(Usage)("p", "c", "t", "d")
+    assert (built.prompt_tokens, built.completion_tokens, built.total_tokens, built.details) == (
+        "p",
+        "c",
+        "t",
+        "d",
+    )

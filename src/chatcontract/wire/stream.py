@@ -340,11 +340,10 @@ class StreamAssembler:
             self._bad_type(n, "system_fingerprint", "string", value)
         usage = get("usage")
         if usage is not None:
-            before = len(self._violations)
-            self._usage = parse_usage(usage, f"$[chunk {n}].usage", self._violations)
-            if len(self._violations) != before:
-                self._malformed = True
-                self._rejected += 1
+            found: list[Violation] = []
+            self._usage = parse_usage(usage, f"$[chunk {n}].usage", found)
+            for violation in found:  # through the cap, like every violation
+                self._record_bad(violation)
 
     def _content_only(self, choice: object, now: float | None) -> bool:
         """The common chunk: choice 0 with a ``content`` string as its whole delta and no
