@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from chatcontract._listen import listen_socket
+from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
 from chatcontract.policy import kill_switch_active
 
@@ -289,13 +289,7 @@ class AdminServer:
             server_header=False,
             timeout_graceful_shutdown=2,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [sock]},
-            name=f"chatcontract-gateway-admin-{self.port}",
-            daemon=True,
-        )
+        self._runner = ServerThread(config, sock, f"chatcontract-gateway-admin-{self.port}")
 
     @property
     def root_url(self) -> str:
@@ -305,24 +299,14 @@ class AdminServer:
 
     def start(self) -> Self:
         """Start serving; wait (bounded) until it accepts requests."""
-        self._thread.start()
-        deadline = time.monotonic() + self.startup_timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise ConfigError(f"the admin port did not start on {self.root_url}")
-            time.sleep(0.01)
+        if not self._runner.start(self.startup_timeout_s):
+            self.stop()
+            raise ConfigError(f"the admin port did not start on {self.root_url}")
         return self
 
     def stop(self) -> None:
         """Stop serving and wait (bounded) for the thread."""
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(5.0)
-        if self._thread.is_alive():
-            self._server.force_exit = True
-            self._thread.join(2.0)
-        self.sock.close()
+        self._runner.stop(5.0)
 
     def __enter__(self) -> Self:
         return self.start()

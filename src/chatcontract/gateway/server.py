@@ -17,7 +17,6 @@ import ipaddress
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Self
@@ -25,6 +24,7 @@ from typing import Self
 import uvicorn
 
 from chatcontract._listen import listen_socket
+from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
 
 from .app import GatewayApp
@@ -120,10 +120,7 @@ class GatewayServer:
         self.port = port
         self.startup_timeout_s = startup_timeout_s
         self.shutdown_timeout_s = shutdown_timeout_s
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._failure: BaseException | None = None
+        self._runner: ServerThread | None = None
 
     @property
     def root_url(self) -> str:
@@ -136,53 +133,29 @@ class GatewayServer:
         """The OpenAI-style base URL, ``http://HOST:PORT/v1``."""
         return f"{self.root_url}/v1"
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The server thread's event loop, once it runs."""
+        return None if self._runner is None else self._runner.loop
+
     def start(self) -> Self:
         """Bind, start uvicorn, wait (bounded) until it accepts requests."""
-        if self._thread is not None:
+        if self._runner is not None:
             raise RuntimeError("this GatewayServer was already started; make a new one")
         sock = bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        config = server_config(self.app)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(self._server, config, sock),
-            name=f"chatcontract-gateway-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + self.startup_timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                reason = f": {self._failure!r}" if self._failure else ""
-                raise RuntimeError(f"the gateway did not start on {self.root_url}{reason}")
-            time.sleep(_POLL_S)
+        runner = ServerThread(server_config(self.app), sock, f"chatcontract-gateway-{self.port}")
+        self._runner = runner
+        if not runner.start(self.startup_timeout_s):
+            self.stop()
+            reason = f": {runner.failure!r}" if runner.failure else ""
+            raise RuntimeError(f"the gateway did not start on {self.root_url}{reason}")
         return self
-
-    def _run(self, server: uvicorn.Server, config: uvicorn.Config, sock: socket.socket) -> None:
-        async def run() -> None:
-            self.loop = asyncio.get_running_loop()
-            await server.serve(sockets=[sock])
-
-        try:
-            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-                runner.run(run())
-        except BaseException as exc:  # reported by start(), never lost in the thread
-            self._failure = exc
-        finally:
-            sock.close()
 
     def stop(self) -> None:
         """Stop uvicorn and wait (bounded) for the thread to end."""
-        thread, server = self._thread, self._server
-        if thread is None or server is None:
-            return
-        server.should_exit = True
-        thread.join(self.shutdown_timeout_s)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(2.0)
+        if self._runner is not None:
+            self._runner.stop(self.shutdown_timeout_s)
 
     def __enter__(self) -> Self:
         return self.start()

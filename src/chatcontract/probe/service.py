@@ -8,14 +8,12 @@ so a stop request is honoured within ``MAX_WAIT_S`` even between long intervals.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import signal
 import socket
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Any, Self
@@ -24,6 +22,7 @@ import uvicorn
 
 from chatcontract._listen import listen_socket
 from chatcontract._log import get_logger
+from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
 
 from .prober import Prober
@@ -76,9 +75,7 @@ class AppServer:
         self.port = port
         self.startup_timeout_s = startup_timeout_s
         self.shutdown_timeout_s = shutdown_timeout_s
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
+        self._runner: ServerThread | None = None
 
     @property
     def url(self) -> str:
@@ -87,7 +84,7 @@ class AppServer:
 
     def start(self) -> Self:
         """Bind and serve; returns once uvicorn accepts connections (``ConfigError`` if not)."""
-        if self._thread is not None:
+        if self._runner is not None:
             raise RuntimeError("this AppServer was already started")
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
@@ -99,43 +96,18 @@ class AppServer:
             log_config=None,
             timeout_graceful_shutdown=max(1, int(self.shutdown_timeout_s)),
         )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(server, config, sock),
-            name=f"chatcontract-probe-http-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + self.startup_timeout_s
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                reason = f": {self._failure!r}" if self._failure else ""
-                raise ConfigError(f"the probe HTTP server did not start on {self.url}{reason}")
-            time.sleep(_POLL_S)
+        runner = ServerThread(config, sock, f"chatcontract-probe-http-{self.port}")
+        self._runner = runner
+        if not runner.start(self.startup_timeout_s):
+            self.stop()
+            reason = f": {runner.failure!r}" if runner.failure else ""
+            raise ConfigError(f"the probe HTTP server did not start on {self.url}{reason}")
         return self
-
-    def _run(self, server: uvicorn.Server, config: uvicorn.Config, sock: socket.socket) -> None:
-        try:
-            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-                runner.run(server.serve(sockets=[sock]))
-        except BaseException as exc:  # reported by start(), never lost in the thread
-            self._failure = exc
-        finally:
-            sock.close()
 
     def stop(self) -> None:
         """Ask uvicorn to stop and wait (bounded) for the thread."""
-        thread, server = self._thread, self._server
-        if thread is None or server is None:
-            return
-        server.should_exit = True
-        thread.join(self.shutdown_timeout_s)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(2.0)
+        if self._runner is not None:
+            self._runner.stop(self.shutdown_timeout_s)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -14,7 +14,6 @@ import errno
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Self
@@ -22,6 +21,7 @@ from typing import Self
 import uvicorn
 
 from chatcontract._listen import listen_socket
+from chatcontract._server_thread import ServerThread
 from chatcontract.errors import SimulatorError
 from chatcontract.simulator.app import (
     DEFAULT_API_KEY,
@@ -106,10 +106,7 @@ class SimulatorServer:
         self.port = port
         self.startup_timeout_s = startup_timeout_s
         self.shutdown_timeout_s = shutdown_timeout_s
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._failure: BaseException | None = None
+        self._runner: ServerThread | None = None
 
     @property
     def api_key(self) -> str:
@@ -125,6 +122,10 @@ class SimulatorServer:
     def scenario(self) -> str:
         """The server-wide default scenario."""
         return self.app.settings.scenario.name
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        return None if self._runner is None else self._runner.loop
 
     def reset(self) -> None:
         """Forget the per-scenario counts and windows (as ``POST /_chatcontract/reset``)."""
@@ -151,7 +152,7 @@ class SimulatorServer:
     @property
     def running(self) -> bool:
         """Whether the server thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._runner is not None and self._runner.alive
 
     def start(self) -> Self:
         """Bind, start uvicorn, and wait until it accepts requests.
@@ -159,7 +160,7 @@ class SimulatorServer:
         Raises:
             SimulatorError: the port is in use, or the server did not start in time.
         """
-        if self._thread is not None:
+        if self._runner is not None:
             raise SimulatorError("this SimulatorServer was already started; make a new one")
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
@@ -171,35 +172,13 @@ class SimulatorServer:
             log_config=None,
             timeout_graceful_shutdown=max(1, int(self.shutdown_timeout_s)),
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(self._server, config, sock),
-            name=f"chatcontract-simulator-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + self.startup_timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                reason = f": {self._failure!r}" if self._failure else ""
-                raise SimulatorError(f"the simulator did not start on {self.root_url}{reason}")
-            time.sleep(_POLL_S)
+        runner = ServerThread(config, sock, f"chatcontract-simulator-{self.port}")
+        self._runner = runner
+        if not runner.start(self.startup_timeout_s):
+            self.stop()
+            reason = f": {runner.failure!r}" if runner.failure else ""
+            raise SimulatorError(f"the simulator did not start on {self.root_url}{reason}")
         return self
-
-    def _run(self, server: uvicorn.Server, config: uvicorn.Config, sock: socket.socket) -> None:
-        async def serve() -> None:
-            self._loop = asyncio.get_running_loop()
-            await server.serve(sockets=[sock])
-
-        try:
-            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-                runner.run(serve())
-        except BaseException as exc:  # reported by start()/stop(), never lost in the thread
-            self._failure = exc
-        finally:
-            sock.close()
 
     def stop(self) -> None:
         """Release held requests, stop uvicorn, and wait (bounded) for the thread to end.
@@ -207,20 +186,14 @@ class SimulatorServer:
         Raises:
             SimulatorError: the server thread did not end within ``shutdown_timeout_s``.
         """
-        thread, server, loop = self._thread, self._server, self._loop
-        if thread is None or server is None:
+        runner = self._runner
+        if runner is None:
             return
+        loop = runner.loop
         if loop is not None and not loop.is_closed():
-            with contextlib.suppress(
-                RuntimeError
-            ):  # the loop closed between the check and the call
+            with contextlib.suppress(RuntimeError):  # the loop closed between check and call
                 loop.call_soon_threadsafe(self.app.release_pending)
-        server.should_exit = True
-        thread.join(self.shutdown_timeout_s)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(2.0)
-        if thread.is_alive():
+        if not runner.stop(self.shutdown_timeout_s):
             raise SimulatorError(
                 f"the simulator on {self.root_url} did not stop within {self.shutdown_timeout_s} s"
             )
