@@ -8,6 +8,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,6 +54,14 @@ class ServerThread:
                 return False
             time.sleep(_POLL_S)
         return True
+
+    def start_or_raise(
+        self, timeout_s: float, error: Callable[[str], BaseException], message: str
+    ) -> None:
+        """``start``, or stop it and raise ``error(message + what ended the thread)``."""
+        if not self.start(timeout_s):
+            self.stop(timeout_s)
+            raise error(f"{message}: {self.failure!r}" if self.failure else message)
 
     def _run(self) -> None:
         server, sock = self.server, self._sock

@@ -31,7 +31,7 @@ import orjson
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from chatcontract._listen import listen_socket
+from chatcontract._listen import Served, listen_socket
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
 from chatcontract.policy import kill_switch_active
@@ -268,7 +268,7 @@ def bind_admin(host: str, port: int) -> socket.socket:
         ) from exc
 
 
-class AdminServer:
+class AdminServer(Served):
     """The admin app served by uvicorn on a background thread, on an already bound socket.
 
     It runs beside the chat server (its own thread and event loop, so a slow scrape never
@@ -307,9 +307,3 @@ class AdminServer:
     def stop(self) -> None:
         """Stop serving and wait (bounded) for the thread."""
         self._runner.stop(5.0)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

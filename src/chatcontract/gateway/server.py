@@ -18,12 +18,11 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Self
 
 import uvicorn
 
-from chatcontract._listen import listen_socket
+from chatcontract._listen import Served, listen_socket
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
 
@@ -97,7 +96,7 @@ def bind(host: str, port: int) -> socket.socket:
         ) from exc
 
 
-class GatewayServer:
+class GatewayServer(Served):
     """The gateway served by uvicorn on a background thread (tests, embedding).
 
     Example::
@@ -146,27 +145,15 @@ class GatewayServer:
         self.port = sock.getsockname()[1]
         runner = ServerThread(server_config(self.app), sock, f"chatcontract-gateway-{self.port}")
         self._runner = runner
-        if not runner.start(self.startup_timeout_s):
-            self.stop()
-            reason = f": {runner.failure!r}" if runner.failure else ""
-            raise RuntimeError(f"the gateway did not start on {self.root_url}{reason}")
+        runner.start_or_raise(
+            self.startup_timeout_s, RuntimeError, f"the gateway did not start on {self.root_url}"
+        )
         return self
 
     def stop(self) -> None:
         """Stop uvicorn and wait (bounded) for the thread to end."""
         if self._runner is not None:
             self._runner.stop(self.shutdown_timeout_s)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class _ForegroundServer(uvicorn.Server):

@@ -15,12 +15,12 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any, Self
 
 import uvicorn
 
-from chatcontract._listen import listen_socket
+from chatcontract._listen import Served, listen_socket
 from chatcontract._log import get_logger
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
@@ -52,7 +52,7 @@ def _bind(host: str, port: int) -> socket.socket:
         ) from exc
 
 
-class AppServer:
+class AppServer(Served):
     """An ASGI app served by uvicorn on a background thread.
 
     Example::
@@ -98,27 +98,17 @@ class AppServer:
         )
         runner = ServerThread(config, sock, f"chatcontract-probe-http-{self.port}")
         self._runner = runner
-        if not runner.start(self.startup_timeout_s):
-            self.stop()
-            reason = f": {runner.failure!r}" if runner.failure else ""
-            raise ConfigError(f"the probe HTTP server did not start on {self.url}{reason}")
+        runner.start_or_raise(
+            self.startup_timeout_s,
+            ConfigError,
+            f"the probe HTTP server did not start on {self.url}",
+        )
         return self
 
     def stop(self) -> None:
         """Ask uvicorn to stop and wait (bounded) for the thread."""
         if self._runner is not None:
             self._runner.stop(self.shutdown_timeout_s)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @contextlib.contextmanager

@@ -15,12 +15,12 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Self
 
 import uvicorn
 
-from chatcontract._listen import listen_socket
+from chatcontract._listen import Served, listen_socket
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import SimulatorError
 from chatcontract.simulator.app import (
@@ -55,7 +55,7 @@ def _bind(host: str, port: int) -> socket.socket:
         ) from exc
 
 
-class SimulatorServer:
+class SimulatorServer(Served):
     """The simulator served by uvicorn on a background thread.
 
     Args:
@@ -174,10 +174,11 @@ class SimulatorServer:
         )
         runner = ServerThread(config, sock, f"chatcontract-simulator-{self.port}")
         self._runner = runner
-        if not runner.start(self.startup_timeout_s):
-            self.stop()
-            reason = f": {runner.failure!r}" if runner.failure else ""
-            raise SimulatorError(f"the simulator did not start on {self.root_url}{reason}")
+        runner.start_or_raise(
+            self.startup_timeout_s,
+            SimulatorError,
+            f"the simulator did not start on {self.root_url}",
+        )
         return self
 
     def stop(self) -> None:
@@ -197,17 +198,6 @@ class SimulatorServer:
             raise SimulatorError(
                 f"the simulator on {self.root_url} did not stop within {self.shutdown_timeout_s} s"
             )
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
