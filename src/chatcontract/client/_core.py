@@ -32,6 +32,7 @@ from chatcontract.policy.breaker import Breakers
 from chatcontract.policy.recovery import TOLERATED_CODES
 from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
 from chatcontract.transport import EXCHANGE_EXTENSION, ExchangeSink
+from chatcontract.transport.observer import PARSED_EXTENSION, ParsedBody
 from chatcontract.wire import Completion, check_request, parse_completion
 
 from ._guard import WATCH_EXTENSION, AttemptWatch
@@ -427,11 +428,22 @@ class ClientCore:
             return silence_failure("first_token", _stream_read_ms(timeouts))
         return None
 
-    def answer_of(self, exchange: Exchange, body: bytes) -> Completion | None:
+    def answer_of(
+        self, exchange: Exchange, body: bytes, parsed: ParsedBody | None = None
+    ) -> Completion | None:
         """The parsed answer of a successful non-streamed attempt (or of one whose only
-        failure may be tolerated at run time, see ``readable``), else None."""
+        failure may be tolerated at run time, see ``readable``), else None.
+
+        ``parsed``: what the transport's observer left in the request's extensions (a
+        :class:`~chatcontract.transport.observer.ParsedBody`): its result is taken when it is
+        of this very body and contract, so the body is parsed once per attempt; else (a
+        user-supplied transport, a body the observer kept only part of) it is parsed here."""
         if not readable(exchange):
             return None
+        if parsed is not None:
+            result = parsed.result_for(body, self.contract)
+            if result is not None:
+                return result.completion
         return parse_completion(body, contract=self.contract).completion
 
     def body_outcome(
@@ -445,7 +457,9 @@ class ClientCore:
         """An attempt whose answer was read whole (``complete()``, or a stream request that
         got no SSE body: its content, if any, is then delivered as one delta)."""
         exchange = self.exchange_of(request, step, error, call)
-        answer = self.answer_of(exchange, body)
+        found = request.extensions.get(PARSED_EXTENSION)
+        parsed = found if isinstance(found, ParsedBody) else None
+        answer = self.answer_of(exchange, body, parsed)
         if not call.stream:
             return AttemptOutcome(exchange=exchange, answer=answer)
         return AttemptOutcome(

@@ -158,6 +158,7 @@ def _observer(
         capture_content=capture_content,
         shapes=shapes,
         request_content=content if not shapes else b"",
+        home=request.extensions,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -42,7 +42,7 @@ from chatcontract.wire._values import positional_builder
 
 from ._timing import PhaseClock
 
-__all__ = ["CallObserver", "ExchangeSink", "request_facts"]
+__all__ = ["PARSED_EXTENSION", "CallObserver", "ExchangeSink", "ParsedBody", "request_facts"]
 
 ExchangeSink = Callable[[Exchange], None]
 
@@ -140,8 +140,35 @@ def _safe_url(url: str) -> str:
     return safe
 
 
+#: The request extension where the observer leaves a non-streamed 2xx body's
+#: :func:`~chatcontract.wire.parse_completion` result (a :class:`ParsedBody`), so that a reader
+#: of the same body (``ChatClient``) does not parse it a second time.
+PARSED_EXTENSION = "chatcontract.parsed"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    """A non-streamed body as the observer read it, and its ``parse_completion`` result
+    against the observer's contract."""
+
+    body: bytes
+    contract: Contract | None
+    result: CompletionResult
+
+    def result_for(self, body: bytes, contract: Contract | None) -> CompletionResult | None:
+        """The result, when ``body`` is the same body and ``contract`` the same contract (the
+        answer it gives is then exactly what parsing it again would give); else None."""
+        if contract is self.contract and body == self.body:
+            return self.result
+        return None
+
+
 class CallObserver:
-    """Watches one HTTP call and produces its ``Exchange`` exactly once."""
+    """Watches one HTTP call and produces its ``Exchange`` exactly once.
+
+    ``home``: a mapping (the request's ``extensions``) where :meth:`finish` leaves a
+    non-streamed 2xx body's parse as a :class:`ParsedBody`, under :data:`PARSED_EXTENSION`.
+    """
 
     def __init__(
         self,
@@ -155,7 +182,9 @@ class CallObserver:
         capture_content: bool = False,
         shapes: bool = True,
         request_content: bytes = b"",
+        home: dict[str, Any] | None = None,
     ) -> None:
+        self._home = home
         self.clock = PhaseClock()
         # Shape fingerprints cost more than the rest of the observation together: a sampled-out
         # call skips them unless it fails (failures always carry shapes, for drift triage).
@@ -304,6 +333,8 @@ class CallObserver:
             return self._emit(failure=failure, response=response, ttft_ms=ttft, ended=ended)
         body = bytes(self._body)
         parsed = parse_completion(body, contract=self._contract) if 200 <= status < 300 else None
+        if parsed is not None and self._home is not None:
+            self._home[PARSED_EXTENSION] = ParsedBody(body, self._contract, parsed)
         failure = classify_response(
             status,
             self._headers,

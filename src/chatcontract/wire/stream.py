@@ -766,9 +766,60 @@ class StreamParser:
         if self._defer and assembler._first_token:
             self._holding = True
 
+    def _push_tapped_payloads(self, payloads: list[bytes], now: float | None) -> None:
+        """:meth:`_push_tapped` each plain ``data:`` payload (raw UTF-8 bytes), in order: the
+        tapped hot path, with no :class:`SSEEvent` built in between.
+
+        A payload the typed decoder takes is a good chunk (nothing to report): it is assembled
+        as :meth:`StreamAssembler._push_payloads` does and tapped at once. Anything else goes
+        through :meth:`_push_tapped` as text decoded with ``errors="replace"``, which gives it
+        exactly the verdict and the tap it had on the general path.
+        """
+        assembler = self._assembler
+        taken = self._tap
+        assert taken is not None
+        if (
+            len(payloads) > 1
+            and assembler._typed_misses < _TYPED_MISSES
+            and not assembler._done
+            and not assembler._malformed
+            and assembler._error is None
+        ):
+            chunks = decode_chunks(payloads)  # held reads: all of them in one C call
+            if chunks is not None:
+                assembler._chunk_count += len(chunks)
+                take = assembler._take_chunk
+                for held in chunks:
+                    take(held, now)
+                taken.extend([raw.decode() for raw in payloads])  # typed: valid UTF-8
+                return
+        for raw in payloads:
+            if (
+                raw[:1] == b"{"
+                and assembler._typed_misses < _TYPED_MISSES
+                and not assembler._done
+                and not assembler._malformed
+                and assembler._error is None
+            ):
+                chunk = decode_chunk(raw)
+                if chunk is not None:
+                    if assembler._typed_misses:
+                        assembler._typed_misses = 0
+                    assembler._chunk_count += 1
+                    assembler._take_chunk(chunk, now)
+                    taken.append(raw.decode())  # typed: valid UTF-8
+                    continue
+                assembler._typed_misses += 1
+            self._push_tapped(raw.decode("utf-8", "replace"), now, "message", False)
+
     def _decode(self, data: bytes, now: float | None) -> None:
         if self._tap is not None:
-            for event in self._decoder.feed(data):
+            decoder = self._decoder
+            payloads = decoder._feed_fast(data)
+            if payloads is not None:
+                self._push_tapped_payloads(payloads, now)
+                return
+            for event in decoder._feed_general(data):
                 self._push_tapped(event.data, now, event.event, False)
             return
         payloads = self._decoder._feed_fast(data)
