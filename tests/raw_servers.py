@@ -251,3 +251,37 @@ def in_order(answers: list[bytes], *, then_close: bool = False) -> Handler:
                 return
 
     return handler
+
+
+def content_event(content: str) -> bytes:
+    """One ``data:`` line of a chat chunk carrying ``content`` (without its blank line)."""
+    chunk = {
+        "id": "chatcmpl-abandon",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4.1-nano",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+    }
+    return b"data: " + orjson.dumps(chunk) + b"\n"
+
+
+def stall_after_a_torn_event(head: str, tail: str, *, silent_s: float) -> Handler:
+    """A stream of one whole event (``head``) and one whose blank line never comes (``tail``),
+    then silence until the peer goes away (at most ``silent_s``)."""
+
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        if await read_request(reader, server) is None:
+            return
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+            + content_event(head)
+            + b"\n"  # a whole event
+            + content_event(tail)  # its blank line never comes: complete only when the body ends
+        )
+        await writer.drain()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reader.read(1), timeout=silent_s)
+
+    return handle

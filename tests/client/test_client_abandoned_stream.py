@@ -11,7 +11,6 @@ failure the client names, in the Prometheus sink and in the JSON event log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import orjson
@@ -23,7 +22,7 @@ from chatcontract.client import AsyncChatClient, ChatClient
 from chatcontract.contract import Streaming, Timeouts
 from chatcontract.telemetry import PrometheusSink
 from chatcontract.telemetry.events_log import JsonEventLog
-from raw_servers import RawServer, raw_server, read_request
+from raw_servers import raw_server, stall_after_a_torn_event
 
 KEY = "sk-abandon-test-key-0123456789"
 HEAD_TEXT = "Hello"
@@ -32,33 +31,6 @@ IDLE_MS = 200
 TIMEOUTS = Timeouts(
     connect_ms=1_000, first_byte_ms=2_000, first_token_ms=2_000, idle_ms=IDLE_MS, total_ms=10_000
 )
-
-
-def _event(content: str) -> bytes:
-    chunk = {
-        "id": "chatcmpl-abandon",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "gpt-4.1-nano",
-        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
-    }
-    return b"data: " + orjson.dumps(chunk) + b"\n"
-
-
-async def _stall_after_a_torn_event(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
-) -> None:
-    if await read_request(reader, server) is None:
-        return
-    writer.write(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
-        + _event(HEAD_TEXT)
-        + b"\n"  # a whole event
-        + _event(TAIL_TEXT)  # its blank line never comes: complete only when the body ends
-    )
-    await writer.drain()
-    with contextlib.suppress(TimeoutError):  # silent until the client goes away (bounded)
-        await asyncio.wait_for(reader.read(1), timeout=5)
 
 
 class Lines(logging.Handler):
@@ -151,7 +123,7 @@ async def _async_call(contract, sinks, how: str) -> list[str]:
 async def test_a_stream_abandoned_at_its_last_delta_after_a_timeout_still_reports_the_attempt(
     flavor, how
 ):
-    with raw_server(_stall_after_a_torn_event) as server:
+    with raw_server(stall_after_a_torn_event(HEAD_TEXT, TAIL_TEXT, silent_s=5)) as server:
         contract = contract_for(server.base_url, timeouts=TIMEOUTS, streaming=Streaming())
         sinks, registry, lines = _sinks(contract)
         if flavor == "sync":

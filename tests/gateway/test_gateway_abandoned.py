@@ -14,19 +14,16 @@ for the count runs out.)
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import socket
 
-import orjson
 from gateway_helpers import PROMPT, contract_for, env_for, eventually
 from prometheus_client import CollectorRegistry
 
 from chatcontract.contract import Streaming, Timeouts
 from chatcontract.gateway import GatewayServer, GatewayState, create_app
 from chatcontract.telemetry import PrometheusSink
-from raw_servers import RawServer, raw_server, read_request
+from raw_servers import raw_server, stall_after_a_torn_event
 
 #: Far more than the socket buffers hold while the client does not read: the gateway's writes
 #: back up, and it waits before sending the last payload.
@@ -36,33 +33,6 @@ IDLE_MS = 200
 TIMEOUTS = Timeouts(
     connect_ms=1_000, first_byte_ms=2_000, first_token_ms=2_000, idle_ms=IDLE_MS, total_ms=20_000
 )
-
-
-def _event(content: str) -> bytes:
-    chunk = {
-        "id": "chatcmpl-abandon",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "gpt-4.1-nano",
-        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
-    }
-    return b"data: " + orjson.dumps(chunk) + b"\n"
-
-
-async def _stall_after_a_torn_event(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
-) -> None:
-    if await read_request(reader, server) is None:
-        return
-    writer.write(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
-        + _event(HEAD_TEXT)
-        + b"\n"  # a whole event
-        + _event(TAIL_TEXT)  # its blank line never comes: complete only when the body ends
-    )
-    await writer.drain()
-    with contextlib.suppress(TimeoutError):  # silent until the gateway goes away (bounded)
-        await asyncio.wait_for(reader.read(1), timeout=10)
 
 
 def _timeouts_counted(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
@@ -97,7 +67,7 @@ def _stream_until_the_head(root_url: str, model: str) -> socket.socket:
 
 
 def test_a_client_gone_at_the_last_payload_of_a_timed_out_attempt_leaves_it_counted_once():
-    with raw_server(_stall_after_a_torn_event) as upstream:
+    with raw_server(stall_after_a_torn_event(HEAD_TEXT, TAIL_TEXT, silent_s=10)) as upstream:
         contract = contract_for(upstream.base_url, timeouts=TIMEOUTS, streaming=Streaming())
         registry = CollectorRegistry()
         state = GatewayState(
