@@ -185,6 +185,7 @@ class GatewayApp:
                 routes=request.routes,
                 # The admin switch; the core adds the contract's variable (read once).
                 kill_switch=state.kill_switch,
+                body=None if request.as_is_model is None else (request.as_is_model, body),
             )
         except GatewayError as error:
             await _send_error(send, error)
