@@ -43,7 +43,7 @@ class RequestTemplate:
         headers: the headers every attempt on the route sends (its auth header).
     """
 
-    __slots__ = ("_head", "_length_name", "_tail", "url")
+    __slots__ = ("_headers", "_length_name", "url")
 
     def __init__(
         self, client: httpx2.Client | httpx2.AsyncClient, url: str, headers: dict[str, str]
@@ -55,16 +55,17 @@ class RequestTemplate:
         lengths = [i for i, (name, _) in enumerate(raw) if name.lower() == b"content-length"]
         if len(lengths) != 1:
             raise ValueError("httpx2 laid out a JSON request without one Content-Length")
-        at = lengths[0]
         self.url = probe.url
-        self._head = raw[:at]
-        self._length_name = raw[at][0]
-        self._tail = raw[at + 1 :]
+        self._headers = probe.headers
+        self._length_name = raw[lengths[0]][0].decode("ascii")
 
     def build(self, content: bytes, extensions: dict[str, Any]) -> httpx2.Request:
         """The request carrying ``content`` (JSON bytes) with ``extensions`` (the timeout's
         included, as ``build_request`` puts it)."""
-        headers = [*self._head, (self._length_name, b"%d" % len(content)), *self._tail]
+        # A copy of a ``Headers`` is a list copy (no header normalised again); the length
+        # is replaced where it stands.
+        headers = httpx2.Headers(self._headers)
+        headers[self._length_name] = str(len(content))
         request = httpx2.Request(
             "POST",
             self.url,
