@@ -295,3 +295,10 @@ async def test_a_body_that_fails_to_read_closes_the_response() -> None:
     with pytest.raises(httpx2.ReadError):
         await send_async(client, transport, request)
     assert closed == [True]
+
+
+def test_a_url_carrying_credentials_gets_no_template() -> None:
+    # ``send`` would add basic auth from it (contracts refuse such URLs; a template must not
+    # silently drop what ``send`` does).
+    with pytest.raises(ValueError, match="credentials"):
+        RequestTemplate(httpx2.Client(), "http://user:pw@127.0.0.1:9/v1", {})
