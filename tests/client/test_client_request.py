@@ -18,6 +18,7 @@ import httpx2
 import pytest
 from client_helpers import PONG, contract_for, env_for
 
+from chatcontract._log import library_logger
 from chatcontract.client import AsyncChatClient, ChatClient
 from chatcontract.client._request import RequestTemplate, encode_json, send_async, send_sync
 
@@ -302,3 +303,9 @@ def test_a_url_carrying_credentials_gets_no_template() -> None:
     # silently drop what ``send`` does).
     with pytest.raises(ValueError, match="credentials"):
         RequestTemplate(httpx2.Client(), "http://user:pw@127.0.0.1:9/v1", {})
+
+
+def test_the_library_logger_is_never_a_chatcontract_one() -> None:
+    assert library_logger("httpx2") is logging.getLogger("httpx2")
+    with pytest.raises(ValueError, match="get_logger"):
+        library_logger("chatcontract.client")

@@ -19,10 +19,11 @@ client (a provider's ``Set-Cookie``); otherwise ``build_request`` runs as before
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import httpx2
+
+from chatcontract._log import library_logger
 
 __all__ = ["RequestTemplate", "encode_json", "send_async", "send_sync"]
 
@@ -86,7 +87,7 @@ class RequestTemplate:
 # directly and gets from the client only what ``send`` would still do: refuse once closed,
 # the response's request, the cookies it sets, the ``httpx2`` log line.
 
-_logger = logging.getLogger("httpx2")
+_logger = library_logger("httpx2")
 _CLOSED = "Cannot send a request, as the client has been closed."
 
 
