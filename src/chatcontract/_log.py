@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["get_logger"]
+__all__ = ["get_logger", "library_logger"]
 
 logging.getLogger("chatcontract").addHandler(logging.NullHandler())
 
@@ -22,4 +22,13 @@ def get_logger(name: str) -> logging.Logger:
     """The logger ``name`` (``chatcontract.…``), under the package logger and its NullHandler."""
     if name != "chatcontract" and not name.startswith("chatcontract."):
         raise ValueError(f"a chatcontract logger is named chatcontract.<part>, got {name!r}")
+    return logging.getLogger(name)
+
+
+def library_logger(name: str) -> logging.Logger:
+    """A third-party library's own logger (``httpx2``), for a record chatcontract writes in
+    that library's place (the client sends a request itself, ``httpx2``'s ``send`` logged it);
+    never a chatcontract logger."""
+    if name == "chatcontract" or name.startswith("chatcontract."):
+        raise ValueError(f"{name!r} is a chatcontract logger: use get_logger")
     return logging.getLogger(name)

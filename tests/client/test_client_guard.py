@@ -3,6 +3,7 @@ import pytest
 
 from chatcontract.client._guard import (
     WATCH_EXTENSION,
+    AsyncGuardTransport,
     AttemptDeadlineError,
     AttemptWatch,
     FirstTokenTimeoutError,
@@ -67,3 +68,43 @@ def test_the_guard_transport_stops_a_body_once_the_budget_passed():
             next(body)
         response.close()
     assert seen == [b"a", b"b"]
+
+
+@pytest.mark.anyio
+async def test_the_async_guard_transport_stops_a_body_once_the_budget_passed():
+    clock = FakeClock()
+
+    async def chunks():
+        for piece in (b"a", b"b", b"c"):
+            yield piece
+            clock.now += 1.0
+
+    transport = AsyncGuardTransport(
+        httpx2.MockTransport(lambda request: httpx2.Response(200, content=chunks())),
+        owns_inner=False,
+    )
+    watch = AttemptWatch(clock=clock, budget_s=1.5, first_token_s=None)
+    async with httpx2.AsyncClient(transport=transport) as client:
+        request = client.build_request("GET", "http://x.test/", extensions={WATCH_EXTENSION: watch})
+        response = await client.send(request, stream=True)
+        body = response.aiter_bytes()
+        seen = [await anext(body), await anext(body)]
+        with pytest.raises(AttemptDeadlineError):
+            await anext(body)
+        await response.aclose()
+    assert seen == [b"a", b"b"]
+    assert watch.fired == "deadline"
+
+
+@pytest.mark.parametrize(
+    ("first_token_s", "idle_s", "limits"),
+    [(None, None, False), (0.5, None, True), (None, 0.5, True), (0.5, 0.5, True)],
+    ids=["body-only", "first-token", "idle", "both"],
+)
+def test_only_a_stream_limit_bounds_the_wait_for_the_next_piece(first_token_s, idle_s, limits):
+    watch = AttemptWatch(
+        clock=FakeClock(), budget_s=2.0, first_token_s=first_token_s, idle_s=idle_s
+    )
+    assert watch.limits_reads is limits
+    if not limits:
+        assert watch.read_limit() is None

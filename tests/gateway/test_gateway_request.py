@@ -82,3 +82,40 @@ def test_models_are_listed_once_each_in_route_order(table):
 def test_a_deadline_of_thousands_of_digits_is_refused_not_crashed():
     with pytest.raises(GatewayError):
         parse_deadline("9" * 5000)
+
+
+USAGE = {"include_usage": True}
+
+
+@pytest.mark.parametrize(
+    ("fields", "as_is"),
+    [
+        pytest.param({"model": "gpt-4.1-nano"}, "gpt-4.1-nano", id="model-named"),
+        pytest.param({"model": BACKUP_MODEL, "temperature": 0}, BACKUP_MODEL, id="with-params"),
+        pytest.param(
+            {"model": "gpt-4.1-nano", "stream": True, "stream_options": USAGE},
+            "gpt-4.1-nano",
+            id="stream-asking-usage",
+        ),
+        pytest.param({"model": "backup"}, "backup", id="route-name-kept-as-written"),
+        pytest.param({}, None, id="no-model"),
+        pytest.param({"model": "gpt-4.1-nano", "fallbacks": []}, None, id="fallbacks"),
+        pytest.param({"model": "gpt-4.1-nano", "stream": False}, None, id="stream-false"),
+        pytest.param({"model": "gpt-4.1-nano", "stream": None}, None, id="stream-null"),
+        pytest.param({"model": "gpt-4.1-nano", "stream": True}, None, id="stream-no-usage"),
+        pytest.param(
+            {"model": "gpt-4.1-nano", "stream": True, "stream_options": {"include_usage": False}},
+            None,
+            id="stream-usage-false",
+        ),
+    ],
+)
+def test_a_body_needing_no_change_is_marked_for_its_model(table, fields, as_is):
+    assert _read(table, **fields).as_is_model == as_is
+
+
+def test_a_body_naming_model_twice_is_encoded_again(table):
+    body = b'{"model": "gpt-4.1-nano", "messages": [], "model": "gpt-4o-mini"}'
+    request = parse_request(body, table, deadline=None)
+    assert request.routes[0].name == "backup"
+    assert request.as_is_model is None

@@ -22,8 +22,10 @@ from chatcontract.transport import AsyncInstrumentedTransport, install_backend
 from ._core import TRANSPORT_ERRORS, PlanSteps, PreparedCall
 from ._guard import AsyncGuardTransport
 from ._plan import AttemptOutcome, Send, Wait
+from ._request import send_async
 from ._shell import (
     AsyncCloses,
+    Attempt,
     ClientShell,
     ShellParts,
     StreamHandle,
@@ -32,7 +34,7 @@ from ._shell import (
 from ._stream import StreamReader
 from .result import ChatResult, StreamDelta
 
-__all__ = ["AsyncChatClient", "AsyncChatStream"]
+__all__ = ["AsyncChatClient", "AsyncChatStream", "send"]
 
 _Sleep = Callable[[float], Awaitable[None]]
 
@@ -143,7 +145,7 @@ class AsyncChatClient(
         attempt = self._attempt(call, step)
         await self._arm()
         try:
-            response = await attempt.client.send(attempt.request)
+            response = await send(attempt)
         except TRANSPORT_ERRORS as exc:
             return attempt.read(b"", exc), b""
         body = response.content
@@ -176,7 +178,7 @@ class AsyncChatClient(
         attempt = self._attempt(call, step)
         await self._arm()
         try:
-            response = await attempt.client.send(attempt.request, stream=True)
+            response = await send(attempt, stream=True)
         except TRANSPORT_ERRORS as exc:
             out.append(attempt.streamed(None, exc))
             return
@@ -219,6 +221,16 @@ class AsyncChatClient(
     def _close_when_abandoned(self, transports: tuple[httpx2.AsyncBaseTransport, ...]) -> None:
         # The closer holds the transports, never the client (so that it can be collected).
         self._closer = LoopCloser(functools.partial(_aclose_all, transports))
+
+
+async def send(
+    attempt: Attempt[httpx2.AsyncClient, httpx2.AsyncBaseTransport], *, stream: bool = False
+) -> httpx2.Response:
+    """Send an attempt's request: to its route's transport when it was built from the route's
+    template (``send_async``), else with ``client.send``."""
+    if attempt.transport is None:
+        return await attempt.client.send(attempt.request, stream=stream)
+    return await send_async(attempt.client, attempt.transport, attempt.request, stream=stream)
 
 
 async def _aclose_all(transports: tuple[httpx2.AsyncBaseTransport, ...]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Self, TypedDict
 
 import httpx2
@@ -37,6 +37,7 @@ from chatcontract.wire import Completion, check_request, parse_completion
 
 from ._guard import WATCH_EXTENSION, AttemptWatch
 from ._plan import AttemptOutcome, CallPlan, Fail, Finish, Send, Step, Wait
+from ._request import encode_json
 from ._routes import Route, build_routes
 from ._stream import StreamReader, no_stream
 from .errors import NonRetryableError
@@ -76,7 +77,11 @@ class Observing(TypedDict):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PreparedCall:
-    """One call, checked and planned: the body per route, headers, and the plan."""
+    """One call, checked and planned: the body per route, headers, and the plan.
+
+    ``encoded``: the body's JSON bytes by model, encoded once per call (a retry on the same
+    model sends the same bytes); a caller holding the very body already (the gateway, when
+    the client's body needs no change) puts its bytes there."""
 
     plan: CallPlan
     params: Mapping[str, Any]
@@ -84,10 +89,18 @@ class PreparedCall:
     headers: Mapping[str, str]
     stream: bool
     include_usage: bool
+    encoded: dict[str, bytes] = field(default_factory=dict)
 
     def body(self, route: Route) -> dict[str, Any]:
         """The JSON body for ``route`` (its model)."""
         return {"model": route.model, "messages": list(self.messages), **self.params}
+
+    def content(self, route: Route) -> bytes:
+        """``body(route)`` as JSON bytes (``encode_json``), encoded once per model."""
+        found = self.encoded.get(route.model)
+        if found is None:
+            found = self.encoded[route.model] = encode_json(self.body(route))
+        return found
 
     def request_headers(self, route: Route) -> dict[str, str]:
         """The caller's extra headers, then the route's auth header."""
@@ -326,15 +339,19 @@ class ClientCore:
         Connect: ``connect_ms``. Read (each silent gap, the wait for the response head
         included): ``first_byte_ms``, and for streams no more than ``first_token_ms``.
         """
+        return httpx2.Timeout(**self.timeouts(step, stream=stream))
+
+    def timeouts(self, step: Send, *, stream: bool) -> dict[str, float]:
+        """:meth:`timeout` as the request's ``timeout`` extension (``Timeout.as_dict()``)."""
         timeouts = self.contract.policy.timeouts
         budget = step.budget_s
         read = _stream_read_ms(timeouts) if stream else timeouts.first_byte_ms
-        return httpx2.Timeout(
-            connect=min(timeouts.connect_ms / 1000.0, budget),
-            read=min(read / 1000.0, budget),
-            write=budget,
-            pool=budget,
-        )
+        return {
+            "connect": min(timeouts.connect_ms / 1000.0, budget),
+            "read": min(read / 1000.0, budget),
+            "write": budget,
+            "pool": budget,
+        }
 
     def extensions(self, step: Send, watch: AttemptWatch) -> dict[str, Any]:
         """Request extensions: attempt and route for the Exchange, the attempt's deadline for

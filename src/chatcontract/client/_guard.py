@@ -84,6 +84,12 @@ class AttemptWatch:
         self.token_seen = False
         self.fired: Literal["deadline", "first_token", "idle"] | None = None
 
+    @property
+    def limits_reads(self) -> bool:
+        """Whether a first-token or idle limit may bound the wait for the next piece (a
+        stream); without either, ``read_limit`` is always None."""
+        return self.first_token_by is not None or self.idle_s is not None
+
     def data_seen(self) -> None:
         """A data event (not a comment) arrived: the idle limit starts again."""
         self.last_data_at = self._clock()
@@ -160,6 +166,11 @@ class _GuardedStream(httpx2.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         watch, request = self._watch, self._request
+        if not watch.limits_reads:  # only the deadline: checked as each piece arrives
+            for chunk in self._inner:
+                watch.raise_if_passed(request)
+                yield chunk
+            return
         chunks = iter(self._inner)
         while True:
             limit = watch.read_limit()
@@ -191,6 +202,11 @@ class _AsyncGuardedStream(httpx2.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         watch, request = self._watch, self._request
+        if not watch.limits_reads:  # only the deadline: checked as each piece arrives
+            async for chunk in self._inner:
+                watch.raise_if_passed(request)
+                yield chunk
+            return
         chunks = aiter(self._inner)
         while True:
             limit = watch.read_limit()

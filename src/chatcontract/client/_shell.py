@@ -7,6 +7,7 @@ the repr. The shells add only the I/O calls (send, read, iterate, sleep, close) 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -22,6 +23,7 @@ from chatcontract.telemetry.events import TelemetrySink
 from ._core import ClientCore, PlanSteps, PreparedCall, default_wall_clock
 from ._guard import AttemptWatch
 from ._plan import AttemptOutcome, Fail, Send
+from ._request import RequestTemplate, encode_json
 from ._routes import Route
 from ._stream import StreamReader
 from .result import ChatResult, StreamDelta
@@ -43,28 +45,52 @@ S = TypeVar("S")
 R = TypeVar("R", bound="StreamHandle")
 
 
-class Attempt(Generic[H]):
+class Attempt(Generic[H, T]):
     """One attempt, ready to send: its route's client, the request, and the watch of its
-    limits; turns what the I/O brought back into the attempt's outcome."""
+    limits; turns what the I/O brought back into the attempt's outcome.
 
-    __slots__ = ("_call", "_core", "_step", "client", "request", "watch")
+    ``transport``: the route's transport stack, when the request was built from the route's
+    template and goes to it directly (``send_async`` / ``send_sync``); None: send it with
+    ``client.send``."""
+
+    __slots__ = ("_call", "_core", "_step", "client", "request", "transport", "watch")
 
     client: H
     request: httpx2.Request
+    transport: T | None
     watch: AttemptWatch
 
-    def __init__(self, core: ClientCore, call: PreparedCall, step: Send, client: H) -> None:
+    def __init__(
+        self,
+        core: ClientCore,
+        call: PreparedCall,
+        step: Send,
+        client: H,
+        *,
+        template: RequestTemplate | None = None,
+        transport: T | None = None,
+    ) -> None:
         route: Route = step.route
         self._core, self._call, self._step = core, call, step
         self.client = client
-        self.watch = core.watch(step, stream=call.stream)
+        self.watch = watch = core.watch(step, stream=call.stream)
+        extensions = core.extensions(step, watch)
+        if template is not None and not call.headers and not client.cookies:
+            # The route's head as ``build_request`` lays it out, the body encoded once.
+            extensions["timeout"] = core.timeouts(step, stream=call.stream)
+            body = step.body
+            content = call.content(route) if body is None else encode_json(dict(body))
+            self.request = template.build(content, extensions)
+            self.transport = transport
+            return
+        self.transport = None
         self.request = client.build_request(
             "POST",
             route.url,
             json=call.body(route) if step.body is None else dict(step.body),
             headers=call.request_headers(route),
             timeout=core.timeout(step, stream=call.stream),
-            extensions=core.extensions(step, self.watch),
+            extensions=extensions,
         )
 
     def read(self, body: bytes, error: BaseException | None) -> AttemptOutcome:
@@ -155,6 +181,9 @@ class ClientShell(Generic[H, T, S, R]):
     _shape_sample_rate: float = 1.0
     _core: ClientCore
     _http: dict[str, H]
+    _templates: dict[str, RequestTemplate]
+    _template_routes: dict[str, Route]
+    _stacks: dict[str, T]
     _sleep: S
 
     def __init__(
@@ -185,13 +214,23 @@ class ClientShell(Generic[H, T, S, R]):
         self._sleep = parts.sleep if sleep is None else sleep
         observing = self._core.observing(capture_content, self._shape_sample_rate)
         http: dict[str, H] = {}
+        templates: dict[str, RequestTemplate] = {}
         stacks: list[T] = []
         for route in self._core.routes:  # one pool per route, ours unless one is passed in
             inner = parts.own_transport() if transport is None else transport
             guarded = parts.guard(inner, owns_inner=transport is None)
             stacks.append(parts.instrumented(inner=guarded, **observing))
-            http[route.name] = parts.http_client(transport=stacks[-1], follow_redirects=False)
+            client = http[route.name] = parts.http_client(
+                transport=stacks[-1], follow_redirects=False
+            )
+            with contextlib.suppress(ValueError):  # a URL with credentials: build_request
+                templates[route.name] = RequestTemplate(
+                    client, route.url, {route.auth_header: route.auth_value}
+                )
         self._http = http
+        self._templates = templates
+        self._stacks = dict(zip(http, stacks, strict=True))
+        self._template_routes = {route.name: route for route in self._core.routes}
         if transport is None:  # ours to close, even if the application never does
             self._close_when_abandoned(tuple(stacks))
 
@@ -296,8 +335,20 @@ class ClientShell(Generic[H, T, S, R]):
 
     # -- shared --------------------------------------------------------------------------
 
-    def _attempt(self, call: PreparedCall, step: Send) -> Attempt[H]:
-        return Attempt(self._core, call, step, self._http[step.route.name])
+    def _attempt(self, call: PreparedCall, step: Send) -> Attempt[H, T]:
+        route = step.route
+        name = route.name
+        # The template holds the route's URL and key: only for the very route it was made for.
+        known = self._template_routes.get(name)
+        template = self._templates.get(name) if known is route or known == route else None
+        return Attempt(
+            self._core,
+            call,
+            step,
+            self._http[name],
+            template=template,
+            transport=self._stacks[name],
+        )
 
     @property
     def contract(self) -> Contract:

@@ -19,7 +19,9 @@ from chatcontract.transport import InstrumentedTransport, install_backend
 from ._core import TRANSPORT_ERRORS, PlanSteps, PreparedCall
 from ._guard import GuardTransport
 from ._plan import AttemptOutcome, Send, Wait
+from ._request import send_sync
 from ._shell import (
+    Attempt,
     ClientShell,
     Closes,
     ShellParts,
@@ -148,7 +150,7 @@ class ChatClient(ClientShell[httpx2.Client, httpx2.BaseTransport, _Sleep, ChatSt
     def _complete_attempt(self, call: PreparedCall, step: Send) -> AttemptOutcome:
         attempt = self._attempt(call, step)
         try:
-            response = attempt.client.send(attempt.request)
+            response = _send(attempt)
         except TRANSPORT_ERRORS as exc:
             return attempt.read(b"", exc)
         return attempt.read(response.content, None)
@@ -169,7 +171,7 @@ class ChatClient(ClientShell[httpx2.Client, httpx2.BaseTransport, _Sleep, ChatSt
     ) -> Generator[StreamDelta, None, AttemptOutcome]:
         attempt = self._attempt(call, step)
         try:
-            response = attempt.client.send(attempt.request, stream=True)
+            response = _send(attempt, stream=True)
         except TRANSPORT_ERRORS as exc:
             return attempt.streamed(None, exc)
         reader = StreamReader.of(response.extensions)
@@ -208,6 +210,16 @@ class ChatClient(ClientShell[httpx2.Client, httpx2.BaseTransport, _Sleep, ChatSt
     def _close_when_abandoned(self, transports: tuple[httpx2.BaseTransport, ...]) -> None:
         # Closed when the client is collected, or at exit, not left to the garbage collector.
         weakref.finalize(self, _close_all, transports)
+
+
+def _send(
+    attempt: Attempt[httpx2.Client, httpx2.BaseTransport], *, stream: bool = False
+) -> httpx2.Response:
+    """Send an attempt's request: to its route's transport when it was built from the route's
+    template (``send_sync``), else with ``client.send``."""
+    if attempt.transport is None:
+        return attempt.client.send(attempt.request, stream=stream)
+    return send_sync(attempt.client, attempt.transport, attempt.request, stream=stream)
 
 
 def _close_all(transports: tuple[httpx2.BaseTransport, ...]) -> None:

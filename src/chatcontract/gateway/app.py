@@ -21,7 +21,10 @@ Non-streamed answers are the provider's body as it came. Streams pass through ch
 
 Every response carries ``x-chatcontract-attempts``, ``x-chatcontract-route`` and
 ``x-chatcontract-classification`` (for a stream, what is known when its head is sent: the
-attempt and route streaming, classification ``streaming``; the verdict follows in-band).
+attempt and route streaming, classification ``streaming``; the verdict follows in-band). An
+answer the gateway gives by itself, nothing sent upstream (its own errors, ``/v1/models``),
+says so: attempts ``0``, route ``none``, classification ``gateway/CODE`` (the error's
+``code``: ``invalid_json``, ``model_not_found``, ``invalid_gateway_key``...) or ``success``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ _SSE_HEADERS = [
 _DONE = b"data: [DONE]\n\n"
 _KEEP_ALIVE = b": keep-alive\n\n"
 _DEADLINE = DEADLINE_HEADER.encode()
+_NO_ATTEMPTS = (b"x-chatcontract-attempts", b"0")
+_NO_ROUTE = (b"x-chatcontract-route", b"none")
+#: ``GET /v1/models``: answered by the gateway itself.
+_MODELS_HEADERS = [_NO_ATTEMPTS, _NO_ROUTE, (b"x-chatcontract-classification", b"success")]
 
 
 def create_app(state: GatewayState) -> GatewayApp:
@@ -163,7 +170,7 @@ class GatewayApp:
             {"id": model, "object": "model", "created": 0, "owned_by": "chatcontract"}
             for model in self.state.table.models
         ]
-        await _send_json(send, 200, orjson.dumps({"object": "list", "data": data}))
+        await _send_json(send, 200, orjson.dumps({"object": "list", "data": data}), _MODELS_HEADERS)
 
     # -- chat ------------------------------------------------------------------------------
 
@@ -185,6 +192,7 @@ class GatewayApp:
                 routes=request.routes,
                 # The admin switch; the core adds the contract's variable (read once).
                 kill_switch=state.kill_switch,
+                body=None if request.as_is_model is None else (request.as_is_model, body),
             )
         except GatewayError as error:
             await _send_error(send, error)
@@ -206,7 +214,7 @@ class GatewayApp:
             result, body = await self.state.upstream.complete_body(call)
         except CallFailedError as error:
             extra = _call_headers(error.attempts, error, route=_last_route(call, error))
-            await _send_error(send, call_error(error), extra)
+            await _send_error(send, call_error(error), called=extra)
             return
         extra = _call_headers(result.attempts, None, route=result.route)
         await _send_json(send, 200, body, extra)
@@ -253,7 +261,7 @@ class GatewayApp:
                     if not started:
                         route = _last_route(call, item.error)
                         extra = _call_headers(item.error.attempts, item.error, route=route)
-                        await _send_error(send, error, extra)
+                        await _send_error(send, error, called=extra)
                         return
                     event = b"data: " + error.body() + b"\n\n"
                     await send({"type": "http.response.body", "body": event})
@@ -402,6 +410,25 @@ async def _send_json(
 
 
 async def _send_error(
-    send: Send, error: GatewayError, extra: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    error: GatewayError,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    *,
+    called: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    await _send_json(send, error.status, error.body(), extra)
+    """An error answer: ``called``, the headers of a call that failed upstream; else the
+    gateway answered by itself (nothing sent): 0 attempts, route ``none``, classification
+    ``gateway/CODE``. ``extra``: more headers (``Allow``, ``WWW-Authenticate``)."""
+    headers = _own_headers(error) if called is None else called
+    if extra:
+        headers = [*headers, *extra]
+    await _send_json(send, error.status, error.body(), headers)
+
+
+def _own_headers(error: GatewayError) -> list[tuple[bytes, bytes]]:
+    """The ``x-chatcontract-*`` headers of an answer the gateway gave by itself."""
+    return [
+        _NO_ATTEMPTS,
+        _NO_ROUTE,
+        (b"x-chatcontract-classification", b"gateway/" + error.code.encode()),
+    ]

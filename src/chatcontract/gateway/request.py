@@ -50,6 +50,9 @@ class GatewayRequest:
 
     ``params``: every other body field, forwarded as is (``stream_options`` made to ask for
     usage on a stream). ``client_usage``: the client asked for the usage chunk itself.
+    ``as_is_model``: the body is already the one a route of this model is sent (the client
+    named the model, and no field needs a change): its bytes go upstream as they came to
+    that route, instead of being encoded again; None: nothing to reuse.
     """
 
     routes: tuple[Route, ...]
@@ -58,6 +61,7 @@ class GatewayRequest:
     stream: bool
     client_usage: bool
     deadline_s: float | None
+    as_is_model: str | None = None
 
 
 class RouteTable:
@@ -172,9 +176,20 @@ def parse_request(body: bytes, table: RouteTable, *, deadline: str | None) -> Ga
         stream = False
     if not isinstance(stream, bool):
         raise _invalid("stream must be true or false", "stream")
-    routes = table.for_call(doc.get("model"), doc.get("fallbacks"))
+    model = doc.get("model")
+    routes = table.for_call(model, doc.get("fallbacks"))
     params = {key: value for key, value in doc.items() if key not in _OWN_FIELDS}
     client_usage = False
+    # What goes upstream is {"model": route.model, "messages": ..., **params} (and "stream":
+    # true on a stream): the client's own body when it has no "fallbacks", asks for usage on
+    # a stream (or says nothing of streaming otherwise) and names its model once (the
+    # upstream reads the same one the gateway routed on).
+    as_is = (
+        isinstance(model, str)
+        and "fallbacks" not in doc
+        and (doc.get("stream") is True if stream else "stream" not in doc)
+        and body.count(b'"model"') == 1
+    )
     if stream:
         options = params.get("stream_options")
         if options is None:
@@ -183,6 +198,7 @@ def parse_request(body: bytes, table: RouteTable, *, deadline: str | None) -> Ga
             raise _invalid('stream_options must be an object, e.g. {"include_usage": true}',
                            "stream_options")  # fmt: skip
         client_usage = options.get("include_usage") is True
+        as_is = as_is and client_usage
         # Usage is always asked for upstream (budgets and the ledger need it); the client's
         # stream gets the usage chunk only if it asked.
         params["stream_options"] = {**options, "include_usage": True}
@@ -193,4 +209,5 @@ def parse_request(body: bytes, table: RouteTable, *, deadline: str | None) -> Ga
         stream=stream,
         client_usage=client_usage,
         deadline_s=parse_deadline(deadline),
+        as_is_model=model if as_is else None,
     )

@@ -24,6 +24,7 @@ import anyio
 import orjson
 
 from chatcontract.client import AsyncChatClient
+from chatcontract.client._async import send
 from chatcontract.client._core import TRANSPORT_ERRORS, PreparedCall
 from chatcontract.client._plan import AttemptOutcome, Fail, Finish, Send, Step, Wait
 from chatcontract.client._routes import Route
@@ -77,10 +78,12 @@ class GatewayUpstream(AsyncChatClient):
         deadline_s: float | None,
         routes: Sequence[Route],
         kill_switch: bool,
+        body: tuple[str, bytes] | None = None,
     ) -> PreparedCall:
         """Check and plan one call (``NonRetryableError``: the contract rejects it, nothing
-        is sent)."""
-        return self._core.prepare(
+        is sent). ``body``: a model and the JSON bytes that are already the call's body for
+        a route of that model (sent as they are instead of encoded again)."""
+        call = self._core.prepare(
             messages,
             params,
             stream=stream,
@@ -89,6 +92,10 @@ class GatewayUpstream(AsyncChatClient):
             routes=routes,
             kill_switch=kill_switch,
         )
+        if body is not None:
+            model, content = body
+            call.encoded[model] = content
+        return call
 
     async def complete_body(self, call: PreparedCall) -> tuple[ChatResult, bytes]:
         """Run a non-streamed call: its result and the answering attempt's body.
@@ -140,7 +147,7 @@ class GatewayUpstream(AsyncChatClient):
         await self._arm()
         error: BaseException | None = None
         try:
-            response = await attempt.client.send(attempt.request, stream=True)
+            response = await send(attempt, stream=True)
         except TRANSPORT_ERRORS as exc:
             out.append(attempt.streamed(None, exc))
             return
