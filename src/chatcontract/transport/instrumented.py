@@ -113,16 +113,24 @@ def request_header(request: httpx2.Request, name: bytes) -> str | None:
     not ASCII is left to ``Headers.get`` and its encoding rules."""
     found: dict[bytes, bytes] | None = request.extensions.get(_HEADERS_EXTENSION)
     if found is None:
-        found = {}
-        for raw_key, value in request.headers.raw:
-            key = raw_key.lower()
-            seen = found.get(key)
-            found[key] = value if seen is None else seen + b", " + value
+        raw = request.headers.raw
+        found = {key.lower(): value for key, value in raw}
+        if len(found) < len(raw):  # a repeated header: its values joined, as Headers.get does
+            found = _joined_headers(raw)
         request.extensions[_HEADERS_EXTENSION] = found
     sent = found.get(name)
     if sent is None:
         return None
     return sent.decode("ascii") if sent.isascii() else request.headers.get(name.decode())
+
+
+def _joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    found: dict[bytes, bytes] = {}
+    for raw_key, value in raw:
+        key = raw_key.lower()
+        seen = found.get(key)
+        found[key] = value if seen is None else seen + b", " + value
+    return found
 
 
 def _observer(
@@ -464,26 +472,19 @@ class _Observing:
             return self._secrets
         return (*self._secrets, value)
 
-    def _start(self, request: httpx2.Request, *, is_async: bool) -> Observer:
-        observer = self._build(request)
-        if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
-            chain = _chain_atrace if is_async else _chain_trace
-            request.extensions["trace"] = chain(request.extensions.get("trace"), observer.clock)
-        return observer
-
-    def _build(self, request: httpx2.Request) -> CallObserver:
+    def _begin(self, request: httpx2.Request, *, is_async: bool) -> Observer:
         """The observer of ``request``: it builds the call's one Exchange as bytes pass."""
         secrets = self._call_secrets(request)
-        sinks = _CallSinks(self, secrets, request.extensions)
-        request.extensions[_SINKS_EXTENSION] = sinks
-        return _observer(
+        extensions = request.extensions
+        sinks = extensions[_SINKS_EXTENSION] = _CallSinks(self, secrets, extensions)
+        observer = _observer(
             request, contract=self._contract, sinks=(sinks,), secrets=secrets,
             capture_content=self._capture,
             shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
         )  # fmt: skip
-
-    def _begin(self, request: httpx2.Request, *, is_async: bool) -> Observer:
-        observer = self._start(request, is_async=is_async)
+        if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
+            chain = _chain_atrace if is_async else _chain_trace
+            extensions["trace"] = chain(extensions.get("trace"), observer.clock)
         observer.clock.deadline = _call_deadline(request, self._total_timeout)
         return observer
 
