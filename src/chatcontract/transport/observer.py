@@ -83,10 +83,7 @@ def request_facts(
             doc = orjson.loads(content)
         except orjson.JSONDecodeError:
             doc = None
-    budget = None
-    if timeout:
-        values = [v for v in timeout.values() if isinstance(v, int | float)]
-        budget = max(values) * 1000.0 if values else None
+    budget = _budget_ms(timeout) if timeout else None
     source = headers.get("x-request-source") or None
     if not isinstance(doc, dict):
         shape = None if doc is None or not fingerprint else _digest_of(doc)
@@ -147,6 +144,28 @@ def _kept_raw_headers(pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
 
 def _digest_of(doc: Any) -> str:
     return shape_fingerprint(doc).digest
+
+
+_BUDGETS: dict[tuple[Any, ...], float | None] = {}
+
+
+def _budget_ms(timeout: Mapping[str, Any]) -> float | None:
+    """The largest of a request's timeouts, in ms (None without a number).
+
+    Memoised (bounded): a client sends the same timeouts with every call.
+    """
+    key = tuple(timeout.values())
+    try:
+        return _BUDGETS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable value: not a timeout httpx2 makes
+        key = ()
+    values = [v for v in timeout.values() if isinstance(v, int | float)]
+    budget = max(values) * 1000.0 if values else None
+    if key and len(_BUDGETS) < 256:
+        _BUDGETS[key] = budget
+    return budget
 
 
 _SAFE_URLS: dict[str, str] = {}
