@@ -45,6 +45,7 @@ from chatcontract.contract import Contract
 from chatcontract.exchange import Exchange
 from chatcontract.failures import DeadlineExceeded
 
+from ._httpx_seam import lowered_headers
 from ._timing import (
     CURRENT_CLOCK,
     PhaseClock,
@@ -108,15 +109,15 @@ def request_header(request: httpx2.Request, name: bytes) -> str | None:
     """``request.headers.get(name)`` (``name``: lower-case bytes): repeated headers joined
     with ", ", None when absent.
 
-    The headers are read once per request, from ``Headers.raw`` (``Headers.get`` first works
-    out the headers' encoding, then scans them all, for every name asked); a value that is
-    not ASCII is left to ``Headers.get`` and its encoding rules."""
+    The headers are read once per request, from their lower-cased names (``_httpx_seam``), or
+    ``Headers.raw`` when a name repeats (``Headers.get`` first works out the headers'
+    encoding, then scans them all, for every name asked); a value that is not ASCII is left
+    to ``Headers.get`` and its encoding rules."""
     found: dict[bytes, bytes] | None = request.extensions.get(_HEADERS_EXTENSION)
     if found is None:
-        raw = request.headers.raw
-        found = {key.lower(): value for key, value in raw}
-        if len(found) < len(raw):  # a repeated header: its values joined, as Headers.get does
-            found = _joined_headers(raw)
+        found = lowered_headers(request.headers)
+        if found is None:  # a repeated name (its values joined, as Headers.get does), no seam
+            found = _joined_headers(request.headers.raw)
         request.extensions[_HEADERS_EXTENSION] = found
     sent = found.get(name)
     if sent is None:
