@@ -7,8 +7,9 @@ need our network backend under that pool, and replacing a stale keep-alive needs
 connections; both go through the two private attributes named here and nothing else:
 ``transport._pool`` and ``pool._network_backend``. Everything past them (httpcore2's
 ``NetworkBackend``, connection ``is_idle``/``close``) is public. The instrumented transports
-read a few request headers on every call: ``Headers._list`` already holds each name
-lower-cased, which the public ``Headers.raw`` and ``Headers.get`` do not give in one pass.
+read a few request and response headers on every call: ``Headers._list`` already holds each
+name lower-cased, which the public ``Headers.raw`` and ``Headers.get`` do not give in one
+pass.
 
 ``tests/transport/test_httpx_seam.py`` fails loudly when an httpx2 or httpcore2 upgrade moves
 either attribute. At run time a missing seam is no error: the backend is simply not installed,
@@ -24,6 +25,7 @@ __all__ = [
     "BACKEND_ATTRIBUTE",
     "HEADER_LIST_ATTRIBUTE",
     "POOL_ATTRIBUTE",
+    "header_items",
     "lowered_headers",
     "network_backend",
     "pool_of",
@@ -39,11 +41,18 @@ BACKEND_ATTRIBUTE = "_network_backend"
 HEADER_LIST_ATTRIBUTE = "_list"
 
 
+def header_items(headers: object) -> list[tuple[bytes, bytes, bytes]] | None:
+    """An ``httpx2.Headers``' own ``(raw name, lower-case name, value)`` items (not a copy:
+    read them only), or None without the seam."""
+    items = getattr(headers, HEADER_LIST_ATTRIBUTE, None)
+    return items if type(items) is list else None
+
+
 def lowered_headers(headers: object) -> dict[bytes, bytes] | None:
     """``headers``' values by lower-case name (bytes), read in one pass; None when a
     name repeats (its values are to be joined) or without the seam."""
-    items = getattr(headers, HEADER_LIST_ATTRIBUTE, None)
-    if type(items) is not list:
+    items = header_items(headers)
+    if items is None:
         return None
     try:
         found = {lower: value for _, lower, value in items}

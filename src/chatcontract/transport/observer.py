@@ -40,6 +40,7 @@ from chatcontract.wire import (
 )
 from chatcontract.wire._values import positional_builder
 
+from ._httpx_seam import header_items
 from ._timing import PhaseClock
 
 __all__ = ["PARSED_EXTENSION", "CallObserver", "ExchangeSink", "ParsedBody", "request_facts"]
@@ -123,6 +124,24 @@ def request_facts(
     )
 
 
+def _kept_headers_of(
+    headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
+) -> dict[str, str]:
+    """The kept response headers (by lower-case name) of what ``on_response`` was given."""
+    items = header_items(headers)  # httpx2.Headers: its names come lower-cased
+    if items is not None:
+        try:
+            return _kept_lowered_headers(items)
+        except ValueError:  # not the items of httpx2 (the seam moved): the public way
+            pass
+    raw = getattr(headers, "raw", None)  # httpx2.Headers: its raw bytes decode cheapest
+    if raw is not None:  # raw header bytes: only the few kept are decoded
+        return _kept_raw_headers(raw)
+    if isinstance(headers, Mapping):
+        return _kept_headers((k.lower(), v) for k, v in headers.items())
+    return _kept_raw_headers(headers)
+
+
 def _kept_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """The kept headers of ``(lower-case name, value)`` pairs (a repeated one: its last value)."""
     return {
@@ -130,6 +149,15 @@ def _kept_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
         for name, value in pairs
         if name in _KEPT_NAMES or name.startswith(_RATE_LIMIT_PREFIXES)
     }
+
+
+def _kept_lowered_headers(items: Iterable[tuple[bytes, bytes, bytes]]) -> dict[str, str]:
+    """``_kept_raw_headers`` of ``(raw name, lower-case name, value)`` items (httpx2's)."""
+    kept: dict[str, str] = {}
+    for key, name, value in items:
+        if name in _KEPT_RAW_NAMES or name.startswith(_RAW_RATE_LIMIT_PREFIXES):
+            kept[key.decode("latin-1").lower()] = value.decode("latin-1")
+    return kept
 
 
 def _kept_raw_headers(pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -270,13 +298,7 @@ class CallObserver:
         an ``httpx2.Headers``); ``at``: when (``time.perf_counter``), default now."""
         self._first_byte_at = self.clock.ends.get("headers") or at or time.perf_counter()
         self._status = status
-        raw = getattr(headers, "raw", None)  # httpx2.Headers: its raw bytes decode cheapest
-        if raw is not None:  # raw header bytes: only the few kept are decoded
-            self._headers = _kept_raw_headers(raw)
-        elif isinstance(headers, Mapping):
-            self._headers = _kept_headers((k.lower(), v) for k, v in headers.items())
-        else:
-            self._headers = _kept_raw_headers(headers)
+        self._headers = _kept_headers_of(headers)
         is_sse = "text/event-stream" in self._headers.get("content-type", "")
         if is_sse and 200 <= status < 300:
             # Usage is owed only when this request asked for it: the openai SDK, by default,
