@@ -433,7 +433,8 @@ class _Observing:
         self._lock = threading.Lock()
         self._auth_header = contract.auth.header if contract is not None else "Authorization"
         self._auth_name = self._auth_header.lower().encode("latin-1")
-        self._auth_scheme = contract.auth.scheme if contract is not None else "Bearer"
+        scheme = contract.auth.scheme if contract is not None else "Bearer"
+        self._auth_prefix = f"{scheme.lower()} " if scheme else ""  # compared lower-cased
         found = contract.auth.resolve() if contract is not None else None
         contract_key = (found[1],) if found is not None else ()
         self._secrets = tuple(dict.fromkeys(s for s in (*secrets, *contract_key) if s))
@@ -465,9 +466,9 @@ class _Observing:
         value = request_header(request, self._auth_name)
         if not value:
             return self._secrets
-        scheme = self._auth_scheme
-        if scheme and value[: len(scheme) + 1].lower() == scheme.lower() + " ":
-            value = value[len(scheme) + 1 :]
+        prefix = self._auth_prefix
+        if prefix and value[: len(prefix)].lower() == prefix:
+            value = value[len(prefix) :]
         value = value.strip()
         if not value or value in self._secrets:
             return self._secrets
