@@ -191,14 +191,19 @@ def _clean_already(response: ResponseFacts, secrets: Sequence[str]) -> bool:
     """True when ``redact_text`` would change none of the response's texts: none holds a
     secret or a credential mark. One joined text is searched (a substring of any part is one
     of the whole; a match across two parts only sends the call the per-text way)."""
-    parts = [
-        text
-        for text in (response.model, response.response_id, response.content, response.content_type)
-        if text
-    ]
-    parts += response.request_ids.values()
-    parts += response.rate_limit_headers.values()
-    whole = "\n".join(parts)
+    whole = "\n".join(
+        filter(
+            None,
+            (
+                response.model,
+                response.response_id,
+                response.content,
+                response.content_type,
+                *response.request_ids.values(),
+                *response.rate_limit_headers.values(),
+            ),
+        )
+    )
     if not whole:
         return True
     for mark in _CREDENTIAL_MARKS:

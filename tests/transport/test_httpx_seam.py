@@ -6,10 +6,12 @@ import httpcore2
 import httpx2
 import pytest
 
-from chatcontract.transport import InstrumentedTransport, install_backend
+from chatcontract.transport import InstrumentedTransport, install_backend, instrumented
 from chatcontract.transport._httpx_seam import (
     BACKEND_ATTRIBUTE,
+    HEADER_LIST_ATTRIBUTE,
     POOL_ATTRIBUTE,
+    lowered_headers,
     network_backend,
     pool_of,
     set_network_backend,
@@ -98,3 +100,42 @@ def test_with_the_seam_a_named_host_gets_a_dns_phase(simulator):
         )
     assert exchanges[0].timings.dns_ms is not None
     assert exchanges[0].timings.connect_ms is not None
+
+
+def test_httpx2_headers_still_keep_their_lower_cased_names_where_the_seam_reads_them():
+    headers = httpx2.Headers([("X-Stainless-Retry-Count", "0"), ("Authorization", "Bearer k")])
+    items = getattr(headers, HEADER_LIST_ATTRIBUTE, None)
+    assert isinstance(items, list), (
+        f"httpx2 moved Headers.{HEADER_LIST_ATTRIBUTE}: update transport/_httpx_seam.py"
+    )
+    assert [item[:2] for item in items] == [
+        (b"X-Stainless-Retry-Count", b"x-stainless-retry-count"),
+        (b"Authorization", b"authorization"),
+    ]
+    assert lowered_headers(headers) == {
+        b"x-stainless-retry-count": b"0",
+        b"authorization": b"Bearer k",
+    }
+
+
+class _OtherHeaders:
+    def __init__(self) -> None:
+        self._list = [(b"A", b"a")]  # not the (raw, lower, value) items of httpx2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [httpx2.Headers([("A", "1"), ("a", "2")]), object(), _OtherHeaders()],
+    ids=["repeated-name", "no-seam", "other-items"],
+)
+def test_headers_the_seam_cannot_read_in_one_pass_are_left_to_the_public_path(headers):
+    assert lowered_headers(headers) is None
+
+
+def test_without_the_header_seam_a_request_header_still_reads_as_headers_get(monkeypatch):
+    monkeypatch.setattr(instrumented, "lowered_headers", lambda headers: None)
+    request = httpx2.Request(
+        "POST", "http://127.0.0.1/", headers={"Authorization": "Bearer k", "X-A": "1"}
+    )
+    assert instrumented.request_header(request, b"authorization") == "Bearer k"
+    assert instrumented.request_header(request, b"x-request-source") is None

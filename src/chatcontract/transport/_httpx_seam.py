@@ -1,11 +1,15 @@
-"""The one place chatcontract reaches into httpx2 privately: its connection pool.
+"""The one place chatcontract reaches into httpx2 privately: its connection pool and the
+lower-cased names of its headers.
 
 httpx2's ``HTTPTransport`` builds an httpcore2 pool without a ``network_backend`` argument and
 exposes no pool. Phase timings (DNS, connect, TLS) and the call deadline on every socket read
 need our network backend under that pool, and replacing a stale keep-alive needs its idle
 connections; both go through the two private attributes named here and nothing else:
 ``transport._pool`` and ``pool._network_backend``. Everything past them (httpcore2's
-``NetworkBackend``, connection ``is_idle``/``close``) is public.
+``NetworkBackend``, connection ``is_idle``/``close``) is public. The instrumented transports
+read a few request and response headers on every call: ``Headers._list`` already holds each
+name lower-cased, which the public ``Headers.raw`` and ``Headers.get`` do not give in one
+pass.
 
 ``tests/transport/test_httpx_seam.py`` fails loudly when an httpx2 or httpcore2 upgrade moves
 either attribute. At run time a missing seam is no error: the backend is simply not installed,
@@ -19,7 +23,10 @@ from typing import Any
 
 __all__ = [
     "BACKEND_ATTRIBUTE",
+    "HEADER_LIST_ATTRIBUTE",
     "POOL_ATTRIBUTE",
+    "header_items",
+    "lowered_headers",
     "network_backend",
     "pool_of",
     "set_network_backend",
@@ -29,6 +36,29 @@ __all__ = [
 POOL_ATTRIBUTE = "_pool"
 #: The private attribute of an httpcore2 pool holding its network backend.
 BACKEND_ATTRIBUTE = "_network_backend"
+#: The private attribute of ``httpx2.Headers`` holding its items as
+#: ``(raw name, lower-case name, value)`` bytes.
+HEADER_LIST_ATTRIBUTE = "_list"
+
+
+def header_items(headers: object) -> list[tuple[bytes, bytes, bytes]] | None:
+    """An ``httpx2.Headers``' own ``(raw name, lower-case name, value)`` items (not a copy:
+    read them only), or None without the seam."""
+    items = getattr(headers, HEADER_LIST_ATTRIBUTE, None)
+    return items if type(items) is list else None
+
+
+def lowered_headers(headers: object) -> dict[bytes, bytes] | None:
+    """``headers``' values by lower-case name (bytes), read in one pass; None when a
+    name repeats (its values are to be joined) or without the seam."""
+    items = header_items(headers)
+    if items is None:
+        return None
+    try:
+        found = {lower: value for _, lower, value in items}
+    except (TypeError, ValueError):  # not the (raw, lower, value) items of httpx2
+        return None
+    return found if len(found) == len(items) else None
 
 
 def pool_of(transport: object) -> Any:

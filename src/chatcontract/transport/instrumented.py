@@ -45,6 +45,7 @@ from chatcontract.contract import Contract
 from chatcontract.exchange import Exchange
 from chatcontract.failures import DeadlineExceeded
 
+from ._httpx_seam import lowered_headers
 from ._timing import (
     CURRENT_CLOCK,
     PhaseClock,
@@ -108,21 +109,29 @@ def request_header(request: httpx2.Request, name: bytes) -> str | None:
     """``request.headers.get(name)`` (``name``: lower-case bytes): repeated headers joined
     with ", ", None when absent.
 
-    The headers are read once per request, from ``Headers.raw`` (``Headers.get`` first works
-    out the headers' encoding, then scans them all, for every name asked); a value that is
-    not ASCII is left to ``Headers.get`` and its encoding rules."""
+    The headers are read once per request, from their lower-cased names (``_httpx_seam``), or
+    ``Headers.raw`` when a name repeats (``Headers.get`` first works out the headers'
+    encoding, then scans them all, for every name asked); a value that is not ASCII is left
+    to ``Headers.get`` and its encoding rules."""
     found: dict[bytes, bytes] | None = request.extensions.get(_HEADERS_EXTENSION)
     if found is None:
-        found = {}
-        for raw_key, value in request.headers.raw:
-            key = raw_key.lower()
-            seen = found.get(key)
-            found[key] = value if seen is None else seen + b", " + value
+        found = lowered_headers(request.headers)
+        if found is None:  # a repeated name (its values joined, as Headers.get does), no seam
+            found = _joined_headers(request.headers.raw)
         request.extensions[_HEADERS_EXTENSION] = found
     sent = found.get(name)
     if sent is None:
         return None
     return sent.decode("ascii") if sent.isascii() else request.headers.get(name.decode())
+
+
+def _joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    found: dict[bytes, bytes] = {}
+    for raw_key, value in raw:
+        key = raw_key.lower()
+        seen = found.get(key)
+        found[key] = value if seen is None else seen + b", " + value
+    return found
 
 
 def _observer(
@@ -424,7 +433,8 @@ class _Observing:
         self._lock = threading.Lock()
         self._auth_header = contract.auth.header if contract is not None else "Authorization"
         self._auth_name = self._auth_header.lower().encode("latin-1")
-        self._auth_scheme = contract.auth.scheme if contract is not None else "Bearer"
+        scheme = contract.auth.scheme if contract is not None else "Bearer"
+        self._auth_prefix = f"{scheme.lower()} " if scheme else ""  # compared lower-cased
         found = contract.auth.resolve() if contract is not None else None
         contract_key = (found[1],) if found is not None else ()
         self._secrets = tuple(dict.fromkeys(s for s in (*secrets, *contract_key) if s))
@@ -456,34 +466,27 @@ class _Observing:
         value = request_header(request, self._auth_name)
         if not value:
             return self._secrets
-        scheme = self._auth_scheme
-        if scheme and value[: len(scheme) + 1].lower() == scheme.lower() + " ":
-            value = value[len(scheme) + 1 :]
+        prefix = self._auth_prefix
+        if prefix and value[: len(prefix)].lower() == prefix:
+            value = value[len(prefix) :]
         value = value.strip()
         if not value or value in self._secrets:
             return self._secrets
         return (*self._secrets, value)
 
-    def _start(self, request: httpx2.Request, *, is_async: bool) -> Observer:
-        observer = self._build(request)
-        if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
-            chain = _chain_atrace if is_async else _chain_trace
-            request.extensions["trace"] = chain(request.extensions.get("trace"), observer.clock)
-        return observer
-
-    def _build(self, request: httpx2.Request) -> CallObserver:
+    def _begin(self, request: httpx2.Request, *, is_async: bool) -> Observer:
         """The observer of ``request``: it builds the call's one Exchange as bytes pass."""
         secrets = self._call_secrets(request)
-        sinks = _CallSinks(self, secrets, request.extensions)
-        request.extensions[_SINKS_EXTENSION] = sinks
-        return _observer(
+        extensions = request.extensions
+        sinks = extensions[_SINKS_EXTENSION] = _CallSinks(self, secrets, extensions)
+        observer = _observer(
             request, contract=self._contract, sinks=(sinks,), secrets=secrets,
             capture_content=self._capture,
             shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
         )  # fmt: skip
-
-    def _begin(self, request: httpx2.Request, *, is_async: bool) -> Observer:
-        observer = self._start(request, is_async=is_async)
+        if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
+            chain = _chain_atrace if is_async else _chain_trace
+            extensions["trace"] = chain(extensions.get("trace"), observer.clock)
         observer.clock.deadline = _call_deadline(request, self._total_timeout)
         return observer
 

@@ -40,6 +40,7 @@ from chatcontract.wire import (
 )
 from chatcontract.wire._values import positional_builder
 
+from ._httpx_seam import header_items
 from ._timing import PhaseClock
 
 __all__ = ["PARSED_EXTENSION", "CallObserver", "ExchangeSink", "ParsedBody", "request_facts"]
@@ -56,6 +57,12 @@ _REQUEST_ID_HEADERS = (*REQUEST_ID_HEADERS, "cf-ray")
 # ``llm_provider-retry-after``: LiteLLM's proxy passes the provider's retry-after on only
 # under that name (``policy.backoff.parse_retry_after`` reads it).
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "retry-after", "ratelimit-", "llm_provider-retry-after")
+#: The response headers the observer keeps (by lower-case name): what the Exchange records
+#: (content type, request ids, rate limits) and the classifier reads. The others are never
+#: decoded.
+_KEPT_NAMES = frozenset(("content-type", *_REQUEST_ID_HEADERS))
+_KEPT_RAW_NAMES = frozenset(name.encode() for name in _KEPT_NAMES)
+_RAW_RATE_LIMIT_PREFIXES = tuple(prefix.encode() for prefix in _RATE_LIMIT_PREFIXES)
 
 
 def request_facts(
@@ -77,10 +84,7 @@ def request_facts(
             doc = orjson.loads(content)
         except orjson.JSONDecodeError:
             doc = None
-    budget = None
-    if timeout:
-        values = [v for v in timeout.values() if isinstance(v, int | float)]
-        budget = max(values) * 1000.0 if values else None
+    budget = _budget_ms(timeout) if timeout else None
     source = headers.get("x-request-source") or None
     if not isinstance(doc, dict):
         shape = None if doc is None or not fingerprint else _digest_of(doc)
@@ -120,8 +124,76 @@ def request_facts(
     )
 
 
+def _kept_headers_of(
+    headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
+) -> dict[str, str]:
+    """The kept response headers (by lower-case name) of what ``on_response`` was given."""
+    items = header_items(headers)  # httpx2.Headers: its names come lower-cased
+    if items is not None:
+        try:
+            return _kept_lowered_headers(items)
+        except ValueError:  # not the items of httpx2 (the seam moved): the public way
+            pass
+    raw = getattr(headers, "raw", None)  # httpx2.Headers: its raw bytes decode cheapest
+    if raw is not None:  # raw header bytes: only the few kept are decoded
+        return _kept_raw_headers(raw)
+    if isinstance(headers, Mapping):
+        return _kept_headers((k.lower(), v) for k, v in headers.items())
+    return _kept_raw_headers(headers)
+
+
+def _kept_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The kept headers of ``(lower-case name, value)`` pairs (a repeated one: its last value)."""
+    return {
+        name: value
+        for name, value in pairs
+        if name in _KEPT_NAMES or name.startswith(_RATE_LIMIT_PREFIXES)
+    }
+
+
+def _kept_lowered_headers(items: Iterable[tuple[bytes, bytes, bytes]]) -> dict[str, str]:
+    """``_kept_raw_headers`` of ``(raw name, lower-case name, value)`` items (httpx2's)."""
+    kept: dict[str, str] = {}
+    for key, name, value in items:
+        if name in _KEPT_RAW_NAMES or name.startswith(_RAW_RATE_LIMIT_PREFIXES):
+            kept[key.decode("latin-1").lower()] = value.decode("latin-1")
+    return kept
+
+
+def _kept_raw_headers(pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """``_kept_headers`` of raw header bytes, decoded as latin-1 (only the kept ones)."""
+    kept: dict[str, str] = {}
+    for key, value in pairs:
+        name = key.lower()
+        if name in _KEPT_RAW_NAMES or name.startswith(_RAW_RATE_LIMIT_PREFIXES):
+            kept[key.decode("latin-1").lower()] = value.decode("latin-1")
+    return kept
+
+
 def _digest_of(doc: Any) -> str:
     return shape_fingerprint(doc).digest
+
+
+_BUDGETS: dict[tuple[Any, ...], float | None] = {}
+
+
+def _budget_ms(timeout: Mapping[str, Any]) -> float | None:
+    """The largest of a request's timeouts, in ms (None without a number).
+
+    Memoised (bounded): a client sends the same timeouts with every call.
+    """
+    key = tuple(timeout.values())
+    try:
+        return _BUDGETS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable value: not a timeout httpx2 makes
+        key = ()
+    values = [v for v in timeout.values() if isinstance(v, int | float)]
+    budget = max(values) * 1000.0 if values else None
+    if key and len(_BUDGETS) < 256:
+        _BUDGETS[key] = budget
+    return budget
 
 
 _SAFE_URLS: dict[str, str] = {}
@@ -170,6 +242,14 @@ class CallObserver:
     non-streamed 2xx body's parse as a :class:`ParsedBody`, under :data:`PARSED_EXTENSION`.
     """
 
+    # What a call starts without, as class defaults (each call's observer sets only what it
+    # learns: fewer stores per call).
+    _status: int | None = None
+    _body_bytes = 0
+    _stream: StreamParser | None = None
+    _first_byte_at: float | None = None
+    exchange: Exchange | None = None
+
     def __init__(
         self,
         *,
@@ -198,14 +278,8 @@ class CallObserver:
         self._attempt = attempt
         self._route = route
         self._capture = capture_content
-        self._status: int | None = None
         self._headers: dict[str, str] = {}
         self._body = bytearray()
-        self._body_bytes = 0
-        self._stream: StreamParser | None = None
-        self._first_byte_at: float | None = None
-        self._done = False
-        self.exchange: Exchange | None = None
 
     @property
     def stream(self) -> StreamParser | None:
@@ -224,13 +298,7 @@ class CallObserver:
         an ``httpx2.Headers``); ``at``: when (``time.perf_counter``), default now."""
         self._first_byte_at = self.clock.ends.get("headers") or at or time.perf_counter()
         self._status = status
-        raw = getattr(headers, "raw", None)  # httpx2.Headers: its raw bytes decode cheapest
-        if raw is not None:
-            headers = raw
-        if isinstance(headers, Mapping):
-            self._headers = {k.lower(): v for k, v in headers.items()}
-        else:  # raw header bytes: cheaper than decoding through a Headers object
-            self._headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+        self._headers = _kept_headers_of(headers)
         is_sse = "text/event-stream" in self._headers.get("content-type", "")
         if is_sse and 200 <= status < 300:
             # Usage is owed only when this request asked for it: the openai SDK, by default,
@@ -407,17 +475,16 @@ class CallObserver:
         chunk_count: int = 0,
         fingerprint: Fingerprint | None = None,
     ) -> ResponseFacts:
-        ids = {
-            name: self._headers[name][:128] for name in _REQUEST_ID_HEADERS if name in self._headers
-        }
+        headers = self._headers  # the kept ones only (``_kept_headers``)
+        ids = {name: headers[name][:128] for name in _REQUEST_ID_HEADERS if name in headers}
         limits = {
             name: value[:64]
-            for name, value in self._headers.items()
+            for name, value in headers.items()
             if name.startswith(_RATE_LIMIT_PREFIXES)
         }
         return _build_response(
             status,
-            self._headers.get("content-type"),
+            headers.get("content-type"),
             ids,
             None if fingerprint is None else fingerprint.digest,
             () if fingerprint is None else fingerprint.paths,
