@@ -1,0 +1,175 @@
+"""Which way a stream's chunks are read, and what each way must keep.
+
+The result never depends on the way (``test_stream_fast_path.py`` and
+``test_stream_tap_fast_path.py`` compare the ways on any stream); what the first tests pin is
+that the common chunks take the cheap ways: a read of several chunks decoded by the typed
+decoder in one call, and the typed decoder given up after eight refusals in a row (a
+provider whose chunks carry other members), not before, and not for good after refusals
+that are not in a row. A change that only makes a fast way decline more often (same result,
+slower) is caught only by a test that watches the way (docs/mutation.md).
+
+The others pin what a way must keep whichever it is: the first ``id``, ``model`` and
+``created`` of a stream, the first token's moment, a bad index never assembled, and what a
+pass-through reader is given (never a rejected chunk, nothing after ``[DONE]``).
+"""
+
+import orjson
+import pytest
+
+from chatcontract.wire import StreamParser, StreamResult, ViolationKind
+from chatcontract.wire import stream as stream_module
+from chatcontract.wire._chunk import decode_chunk
+
+
+def _chunk(content: str = "w", **top: object) -> bytes:
+    doc: dict[str, object] = {"id": "c", "model": "m", "created": 1}
+    doc["choices"] = [{"index": 0, "delta": {"content": content}}]
+    doc.update(top)
+    return orjson.dumps(doc)
+
+
+def _odd(content: str = "o") -> bytes:
+    """A good chunk the typed decoder refuses (an unknown member): the general way reads it."""
+    return _chunk(content, x_cost=1)
+
+
+def _events(*payloads: bytes) -> bytes:
+    return b"".join(b"data: " + payload + b"\n\n" for payload in payloads)
+
+
+class _Ways:
+    """Counts the typed decoder's calls and what it accepted."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.single: list[bool] = []  # decode_chunk: accepted or not, per call
+        self.batches = 0  # decode_chunks calls
+        real_single = stream_module.decode_chunk
+        real_batch = stream_module.decode_chunks
+
+        def single(raw: bytes) -> object:
+            chunk = real_single(raw)
+            self.single.append(chunk is not None)
+            return chunk
+
+        def batch(payloads: list[bytes]) -> object:
+            self.batches += 1
+            return real_batch(payloads)
+
+        monkeypatch.setattr(stream_module, "decode_chunk", single)
+        monkeypatch.setattr(stream_module, "decode_chunks", batch)
+
+
+def _feed(reads: list[bytes], *, tapped: bool) -> tuple[StreamResult, list[str] | None]:
+    parser = StreamParser()
+    taken = parser.tap() if tapped else None
+    for moment, read in enumerate(reads):
+        parser.feed(read, now=float(moment))
+    return parser.close(), taken
+
+
+_TAPPED = pytest.mark.parametrize("tapped", [False, True], ids=["assembler", "tapped"])
+
+
+@_TAPPED
+def test_a_read_of_several_common_chunks_is_decoded_in_one_call(monkeypatch, tapped):
+    ways = _Ways(monkeypatch)
+    result, _ = _feed([_events(_chunk("a"), _chunk("b"), _chunk("c"))], tapped=tapped)
+    assert (ways.batches, ways.single) == (1, [])
+    assert (result.content, result.chunk_count) == ("abc", 3)
+
+
+@_TAPPED
+@pytest.mark.parametrize(
+    ("refusals", "tried"), [(7, True), (8, False)], ids=["seven-refusals", "eight-refusals"]
+)
+def test_the_typed_decoder_is_given_up_after_eight_refusals_in_a_row(
+    monkeypatch, tapped, refusals, tried
+):
+    ways = _Ways(monkeypatch)
+    reads = [_events(_odd()) for _ in range(refusals)]
+    reads += [_events(_chunk("a")), _events(_chunk("b"), _chunk("c"))]
+    result, _ = _feed(reads, tapped=tapped)
+    assert ways.single[:refusals] == [False] * refusals
+    if tried:  # the next chunk is taken by it, and a read of two in one call
+        assert (ways.single[refusals:], ways.batches) == ([True], 1)
+    else:  # nothing is tried any more, not even a batch
+        assert (len(ways.single), ways.batches) == (refusals, 0)
+    assert result.content == "o" * refusals + "abc"
+
+
+@_TAPPED
+def test_refusals_that_are_not_in_a_row_never_give_the_typed_decoder_up(monkeypatch, tapped):
+    ways = _Ways(monkeypatch)
+    reads = [_events(payload) for _ in range(10) for payload in (_odd(), _chunk("a"))]
+    result, _ = _feed(reads, tapped=tapped)
+    assert ways.single == [False, True] * 10
+    assert result.content == "oa" * 10
+
+
+@_TAPPED
+@pytest.mark.parametrize("typed", [True, False], ids=["typed-decoder", "general-way"])
+def test_the_first_id_model_and_created_of_a_stream_are_kept(tapped, typed):
+    chunks = [_chunk(t, id=f"id-{t}", model=f"m-{t}", created=n) for n, t in enumerate("abc", 1)]
+    if not typed:
+        chunks = [orjson.dumps({**orjson.loads(c), "x_cost": 1}) for c in chunks]
+    assert all((decode_chunk(c) is not None) is typed for c in chunks)
+    result, _ = _feed([_events(c) for c in chunks], tapped=tapped)
+    assert (result.id, result.model, result.created) == ("id-a", "m-a", 1)
+
+
+@pytest.mark.parametrize("typed", [True, False], ids=["typed-decoder", "general-way"])
+def test_the_last_system_fingerprint_of_a_stream_is_kept(typed):
+    chunks = [_chunk(t, system_fingerprint=f"fp-{t}") for t in "ab"]
+    if not typed:
+        chunks = [orjson.dumps({**orjson.loads(c), "x_cost": 1}) for c in chunks]
+    result, _ = _feed([_events(c) for c in chunks], tapped=False)
+    assert result.system_fingerprint == "fp-b"
+
+
+@pytest.mark.parametrize(
+    "index", [None, False, 0.0, "0"], ids=["null", "false", "float-zero", "string"]
+)
+def test_a_content_only_chunk_with_a_non_integer_index_is_reported_not_assembled(index):
+    bad = orjson.dumps({"id": "c", "choices": [{"index": index, "delta": {"content": "x"}}]})
+    result, _ = _feed([_events(_chunk("a"), bad, _chunk("b"))], tapped=False)
+    assert result.content == "ab"
+    assert [(v.kind, v.path) for v in result.violations] == [
+        (ViolationKind.TYPE, "$[chunk 1].choices[0].index")
+    ]
+
+
+def test_the_first_token_moment_is_kept_when_each_choice_is_walked_field_by_field():
+    # A role beside the content: not the content-only shape, so ``_choice`` reads each.
+    def walked(text: str) -> bytes:
+        choice = {"index": 0, "delta": {"role": "assistant", "content": text}}
+        return orjson.dumps({"id": "c", "choices": [choice], "x_cost": 1})
+
+    result, _ = _feed([_events(walked(t)) for t in "abc"], tapped=False)
+    assert (result.content, result.first_token_at) == ("abc", 0.0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        orjson.dumps({"id": "c", "choices": [], "usage": {"prompt_tokens": -1}}),
+        orjson.dumps(
+            {
+                "id": "c",
+                "choices": [{"index": 0, "delta": {"tool_calls": [{"index": "one"}]}}],
+            }
+        ),
+    ],
+    ids=["bad-usage-count", "bad-tool-call-index"],
+)
+def test_a_chunk_rejected_for_one_member_is_never_tapped(bad):
+    result, taken = _feed([_events(_chunk("a")), _events(bad)], tapped=True)
+    assert taken == [_chunk("a").decode()]
+    assert str(result.verdict) == "malformed_chunk"
+
+
+def test_common_chunks_after_done_in_one_read_are_neither_tapped_nor_assembled():
+    reads = [_events(_chunk("a"), b"[DONE]"), _events(_chunk("b"), _chunk("c"))]
+    result, taken = _feed(reads, tapped=True)
+    assert taken == [_chunk("a").decode()]
+    assert (result.content, result.chunk_count, result.done_seen) == ("a", 1, True)
+    assert [v.kind for v in result.violations] == [ViolationKind.AFTER_DONE]
