@@ -5,7 +5,10 @@ import orjson
 import pytest
 
 from chatcontract.wire import StreamParser
-from chatcontract.wire.stream import WINDOW_BYTES
+
+# The documented windows (``StreamParser.raw_windows``): the first 4 KiB, and the last 4 to
+# 8 KiB. Written out, not read from the module: a changed constant must fail here.
+WINDOW_BYTES = 4096
 
 
 def _event(content: str) -> bytes:

@@ -16,7 +16,7 @@ pass-through reader is given (never a rejected chunk, nothing after ``[DONE]``).
 import orjson
 import pytest
 
-from chatcontract.wire import StreamParser, StreamResult, ViolationKind
+from chatcontract.wire import StreamAssembler, StreamParser, StreamResult, ViolationKind
 from chatcontract.wire import stream as stream_module
 from chatcontract.wire._chunk import decode_chunk
 
@@ -98,12 +98,74 @@ def test_the_typed_decoder_is_given_up_after_eight_refusals_in_a_row(
 
 
 @_TAPPED
-def test_refusals_that_are_not_in_a_row_never_give_the_typed_decoder_up(monkeypatch, tapped):
+@pytest.mark.parametrize("run", [1, 7], ids=["one-refusal-at-a-time", "seven-in-a-row"])
+def test_refusals_that_are_not_in_a_row_never_give_the_typed_decoder_up(monkeypatch, tapped, run):
     ways = _Ways(monkeypatch)
-    reads = [_events(payload) for _ in range(10) for payload in (_odd(), _chunk("a"))]
-    result, _ = _feed(reads, tapped=tapped)
-    assert ways.single == [False, True] * 10
-    assert result.content == "oa" * 10
+    reads = [_events(_odd()) for _ in range(run)] + [_events(_chunk("a"))]
+    result, _ = _feed(reads * 5, tapped=tapped)
+    assert ways.single == ([False] * run + [True]) * 5
+    assert result.content == ("o" * run + "a") * 5
+
+
+@pytest.mark.parametrize(
+    ("tapped", "payload"),
+    [
+        pytest.param(False, b"", id="assembler-blank"),
+        pytest.param(False, b"  ", id="assembler-spaces"),
+        pytest.param(False, b"~", id="assembler-tilde"),
+        pytest.param(False, b"\xc3\xa9", id="assembler-non-ascii"),
+        pytest.param(True, b"", id="tapped-blank"),
+        pytest.param(True, b"  ", id="tapped-spaces"),
+    ],
+)
+def test_payloads_that_are_no_json_object_never_count_as_refusals(monkeypatch, tapped, payload):
+    # Blank data events are keep-alives. The others are malformed chunks, after which a
+    # tapped stream takes nothing more: they are fed to the assembler's way only.
+    ways = _Ways(monkeypatch)
+    result, _ = _feed([_events(payload)] * 9 + [_events(_chunk("a"))], tapped=tapped)
+    assert ways.single == [True]
+    assert result.content == "a"
+
+
+@pytest.mark.parametrize(
+    "choices",
+    [
+        [
+            {"index": 1, "delta": {"content": "other"}},
+            {"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"},
+        ],
+        [
+            {"index": 0, "delta": None},
+            {"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"},
+        ],
+    ],
+    ids=["after-choice-1", "after-a-choice-0-without-delta"],
+)
+@pytest.mark.parametrize("typed", [True, False], ids=["typed-decoder", "general-way"])
+def test_every_choice_0_of_a_chunk_is_assembled_whatever_comes_before_it(choices, typed):
+    doc: dict[str, object] = {"id": "c", "choices": choices}
+    if not typed:
+        doc["x_cost"] = 1
+    raw = orjson.dumps(doc)
+    assert (decode_chunk(raw) is not None) is typed
+    result, _ = _feed([_events(raw)], tapped=False)
+    assert (result.content, result.finish_reason) == ("a", "stop")
+
+
+def test_a_content_only_chunk_read_the_general_way_skips_the_field_by_field_walk(monkeypatch):
+    walked = []
+    general = StreamAssembler._choice
+
+    def counting(self, choice, n, position, now):
+        walked.append(n)
+        return general(self, choice, n, position, now)
+
+    monkeypatch.setattr(StreamAssembler, "_choice", counting)
+    reads = [_events(_odd("a")), _events(_odd("b"))]
+    reads.append(_events(orjson.dumps({"choices": [{"index": 0, "delta": {}}], "x_cost": 1})))
+    result, _ = _feed(reads, tapped=False)
+    assert result.content == "ab"
+    assert walked == [2]  # only the empty delta, which is not the content-only shape
 
 
 @_TAPPED
