@@ -33,6 +33,26 @@ def test_every_held_read_is_taken(held):
     assert result.chunk_count == 1 + held
 
 
+@pytest.mark.parametrize(
+    ("reads", "size", "taken"),
+    [
+        pytest.param(31, 10, False, id="31-small-reads-held"),
+        pytest.param(32, 10, True, id="32-small-reads-taken"),
+        pytest.param(1, 16 * 1024 - 1, False, id="a-read-under-16-KiB-held"),
+        pytest.param(1, 16 * 1024, True, id="a-16-KiB-read-taken"),
+    ],
+)
+def test_held_reads_are_taken_at_32_reads_or_after_a_16_kib_read(reads, size, taken):
+    # The documented limits (``StreamParser``'s ``defer``), written out: a changed constant
+    # must fail here.
+    parser = StreamParser(defer=True)
+    parser.feed(_event("a"))  # the first token: from now on reads are held
+    for _ in range(reads):
+        parser.feed(_comment(size))
+    assert (parser._held == []) is taken
+    assert parser.bytes_fed == len(_event("a")) + (reads * size if taken else 0)
+
+
 def _windows_read_by_read(reads: list[bytes]) -> tuple[bytes, bytes]:
     """The windows as documented: the first WINDOW_BYTES bytes; a tail that each read adds
     to and that is cut back to WINDOW_BYTES once past (not at) twice it."""

@@ -82,19 +82,25 @@ def test_a_read_of_several_common_chunks_is_decoded_in_one_call(monkeypatch, tap
 @pytest.mark.parametrize(
     ("refusals", "tried"), [(7, True), (8, False)], ids=["seven-refusals", "eight-refusals"]
 )
+@pytest.mark.parametrize("reset", [False, True], ids=["from-the-start", "after-a-reset"])
 def test_the_typed_decoder_is_given_up_after_eight_refusals_in_a_row(
-    monkeypatch, tapped, refusals, tried
+    monkeypatch, tapped, refusals, tried, reset
 ):
     ways = _Ways(monkeypatch)
-    reads = [_events(_odd()) for _ in range(refusals)]
+    # after a reset: seven refusals, then a chunk it takes, which starts the count again
+    before = [_events(_odd()) for _ in range(7)] + [_events(_chunk("r"))] if reset else []
+    reads = before + [_events(_odd()) for _ in range(refusals)]
     reads += [_events(_chunk("a")), _events(_chunk("b"), _chunk("c"))]
     result, _ = _feed(reads, tapped=tapped)
+    if reset:
+        assert ways.single[:8] == [False] * 7 + [True]
+        del ways.single[:8]
     assert ways.single[:refusals] == [False] * refusals
     if tried:  # the next chunk is taken by it, and a read of two in one call
         assert (ways.single[refusals:], ways.batches) == ([True], 1)
     else:  # nothing is tried any more, not even a batch
         assert (len(ways.single), ways.batches) == (refusals, 0)
-    assert result.content == "o" * refusals + "abc"
+    assert result.content == ("o" * 7 + "r" if reset else "") + "o" * refusals + "abc"
 
 
 @_TAPPED
@@ -161,11 +167,12 @@ def test_a_content_only_chunk_read_the_general_way_skips_the_field_by_field_walk
         return general(self, choice, n, position, now)
 
     monkeypatch.setattr(StreamAssembler, "_choice", counting)
-    reads = [_events(_odd("a")), _events(_odd("b"))]
+    without_index = orjson.dumps({"choices": [{"delta": {"content": "c"}}], "x_cost": 1})
+    reads = [_events(_odd("a")), _events(_odd("b")), _events(without_index)]
     reads.append(_events(orjson.dumps({"choices": [{"index": 0, "delta": {}}], "x_cost": 1})))
     result, _ = _feed(reads, tapped=False)
-    assert result.content == "ab"
-    assert walked == [2]  # only the empty delta, which is not the content-only shape
+    assert result.content == "abc"
+    assert walked == [3]  # only the empty delta, which is not the content-only shape
 
 
 @_TAPPED
@@ -200,14 +207,23 @@ def test_a_content_only_chunk_with_a_non_integer_index_is_reported_not_assembled
     ]
 
 
-def test_the_first_token_moment_is_kept_when_each_choice_is_walked_field_by_field():
-    # A role beside the content: not the content-only shape, so ``_choice`` reads each.
+@pytest.mark.parametrize("field", ["content", "reasoning_content"])
+def test_the_first_token_moment_is_kept_when_each_choice_is_walked_field_by_field(field):
+    # A role beside the text: not the content-only shape, so ``_choice`` reads each.
     def walked(text: str) -> bytes:
-        choice = {"index": 0, "delta": {"role": "assistant", "content": text}}
+        choice = {"index": 0, "delta": {"role": "assistant", field: text}}
         return orjson.dumps({"id": "c", "choices": [choice], "x_cost": 1})
 
     result, _ = _feed([_events(walked(t)) for t in "abc"], tapped=False)
-    assert (result.content, result.first_token_at) == ("abc", 0.0)
+    text = result.content if field == "content" else result.reasoning_content
+    assert (text, result.first_token_at) == ("abc", 0.0)
+
+
+def test_a_parser_keeps_no_raw_windows_unless_asked():
+    parser = StreamParser()
+    parser.feed(_events(_chunk("a")))
+    parser.close()
+    assert parser.raw_windows() == (b"", b"")
 
 
 @pytest.mark.parametrize(
