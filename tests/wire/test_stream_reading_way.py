@@ -207,16 +207,35 @@ def test_a_content_only_chunk_with_a_non_integer_index_is_reported_not_assembled
     ]
 
 
-@pytest.mark.parametrize("field", ["content", "reasoning_content"])
-def test_the_first_token_moment_is_kept_when_each_choice_is_walked_field_by_field(field):
-    # A role beside the text: not the content-only shape, so ``_choice`` reads each.
-    def walked(text: str) -> bytes:
-        choice = {"index": 0, "delta": {"role": "assistant", field: text}}
-        return orjson.dumps({"id": "c", "choices": [choice], "x_cost": 1})
+@pytest.mark.parametrize(
+    ("field", "walked"),
+    [
+        pytest.param("content", True, id="content-field-by-field"),
+        pytest.param("reasoning_content", True, id="reasoning-field-by-field"),
+        pytest.param("content", False, id="content-only-shape"),
+    ],
+)
+def test_the_first_token_moment_is_that_of_the_first_non_empty_text(field, walked):
+    # Read the general way (an unknown member); a role beside the text is not the
+    # content-only shape, so ``_choice`` reads each. An empty text is no token.
 
-    result, _ = _feed([_events(walked(t)) for t in "abc"], tapped=False)
+    def chunk(text: str) -> bytes:
+        delta = {"role": "assistant", field: text} if walked else {field: text}
+        return orjson.dumps({"id": "c", "choices": [{"index": 0, "delta": delta}], "x_cost": 1})
+
+    result, _ = _feed([_events(chunk(t)) for t in ["", "a", "b", "c"]], tapped=False)
     text = result.content if field == "content" else result.reasoning_content
-    assert (text, result.first_token_at) == ("abc", 0.0)
+    assert (text, result.first_token_at) == ("abc", 1.0)
+
+
+def test_only_choice_0_is_assembled_field_by_field():
+    choices = [
+        {"index": 1, "delta": {"content": "1", "reasoning_content": "1", "refusal": "1"}},
+        {"index": 0, "delta": {"content": "a", "reasoning_content": "r", "refusal": "f"}},
+    ]
+    raw = orjson.dumps({"id": "c", "choices": choices, "x_cost": 1})
+    result, _ = _feed([_events(raw)], tapped=False)
+    assert (result.content, result.reasoning_content, result.refusal) == ("a", "r", "f")
 
 
 def test_a_parser_keeps_no_raw_windows_unless_asked():
