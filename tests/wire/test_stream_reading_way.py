@@ -228,14 +228,33 @@ def test_the_first_token_moment_is_that_of_the_first_non_empty_text(field, walke
     assert (text, result.first_token_at) == ("abc", 1.0)
 
 
-def test_only_choice_0_is_assembled_field_by_field():
+@pytest.mark.parametrize("other", [1, -1], ids=["index-1", "index-minus-1"])
+def test_only_choice_0_is_assembled_field_by_field(other):
+    texts = {"content": "x", "reasoning_content": "x", "refusal": "x"}
     choices = [
-        {"index": 1, "delta": {"content": "1", "reasoning_content": "1", "refusal": "1"}},
+        {"index": other, "delta": texts},
         {"index": 0, "delta": {"content": "a", "reasoning_content": "r", "refusal": "f"}},
+        {"index": other, "delta": texts, "finish_reason": "length"},
     ]
     raw = orjson.dumps({"id": "c", "choices": choices, "x_cost": 1})
     result, _ = _feed([_events(raw)], tapped=False)
     assert (result.content, result.reasoning_content, result.refusal) == ("a", "r", "f")
+    assert result.finish_reason is None
+
+
+def test_an_empty_finish_reason_is_no_finish_field_by_field():
+    choice = {"index": 0, "delta": {"role": "assistant", "content": "a"}, "finish_reason": ""}
+    result, _ = _feed([_events(orjson.dumps({"id": "c", "choices": [choice]}))], tapped=False)
+    assert (result.content, result.finish_reason, str(result.verdict)) == ("a", None, "cut")
+
+
+def test_a_tapped_event_read_line_by_line_is_judged_as_it_came():
+    # An ``event:`` field sends the read through the decoder's line-by-line way.
+    reads = [_events(_chunk("a")), b"event: message\ndata: {bad\n\n"]
+    result, taken = _feed(reads, tapped=True)
+    assert taken == [_chunk("a").decode()]
+    assert str(result.verdict) == "malformed_chunk"
+    assert [v.kind for v in result.violations] == [ViolationKind.INVALID_JSON]
 
 
 def test_a_parser_keeps_no_raw_windows_unless_asked():
