@@ -3,7 +3,7 @@
 import pytest
 
 from chatcontract.contract import BreakerPolicy
-from chatcontract.policy import Breakers
+from chatcontract.policy import Breakers, RouteHealth
 
 
 class Clock:
@@ -54,3 +54,12 @@ def test_a_closed_trial_keeps_one_failure_short_of_any_threshold(failures):
 def test_the_clock_and_the_counted_categories_are_keyword_only():
     with pytest.raises(TypeError):
         Breakers(BreakerPolicy(), Clock())  # type: ignore[misc]
+
+
+def test_a_threshold_of_one_closed_by_a_trial_forgets_the_route():
+    breakers, clock = make(failures=1)
+    breakers.record_failure("primary", "upstream")
+    clock.now += 10
+    breakers.order(["primary"])
+    breakers.record_success("primary")
+    assert breakers.health("primary") == RouteHealth(route="primary", state="closed", failures=0)
