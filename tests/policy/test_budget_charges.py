@@ -35,6 +35,19 @@ def test_a_negative_prompt_estimate_is_charged_as_zero_tokens():
     assert cost == pytest.approx(100 * 2.0 / 1e6)
 
 
+def test_a_negative_usage_count_is_charged_as_zero_tokens():
+    cost = guard().record_failed(
+        "cheap", usage=Usage(prompt_tokens=1_000, completion_tokens=-5), answered=True,
+        category="contract", prompt_tokens=7,
+    )  # fmt: skip
+    assert cost == pytest.approx(1_000 * 1.0 / 1e6)
+
+
+def test_record_failed_takes_everything_but_the_model_by_keyword():
+    with pytest.raises(TypeError):
+        guard().record_failed("cheap", None, True, "network", 1_000)  # type: ignore[misc]
+
+
 @pytest.mark.parametrize(
     "usage",
     [Usage(prompt_tokens=0, completion_tokens=0), Usage()],
@@ -66,3 +79,12 @@ def test_charges_in_the_same_second_share_its_bucket_and_expire_with_it():
     assert store.total_since(1.0) == 14.0  # second 1 expired
     assert store.total_since(100.0) == 8.0  # both charges of second 100 expired together
     assert store.total_since(200.0) == 0.0
+
+
+def test_the_spend_is_never_read_below_zero_after_rounding():
+    store = MemorySpendStore()
+    store.add(0.5, 0.1)
+    store.add(1.5, 0.01)
+    store.add(2.5, 0.0)  # a call whose usage cost nothing keeps a bucket
+    # 0.1 + 0.01 - 0.1 - 0.01 is -5.2e-18 in floating point
+    assert store.total_since(2.0) == 0.0
