@@ -1,0 +1,82 @@
+"""A deferring StreamParser: every held read is taken, and the raw windows are cut at the
+same byte as when each read is taken as it comes, at the exact window boundaries too."""
+
+import orjson
+import pytest
+
+from chatcontract.wire import StreamParser
+
+# The documented windows (``StreamParser.raw_windows``): the first 4 KiB, and the last 4 to
+# 8 KiB. Written out, not read from the module: a changed constant must fail here.
+WINDOW_BYTES = 4096
+
+
+def _event(content: str) -> bytes:
+    doc = {"id": "c", "choices": [{"index": 0, "delta": {"content": content}}]}
+    return b"data: " + orjson.dumps(doc) + b"\n\n"
+
+
+def _comment(size: int) -> bytes:
+    """A keep-alive comment read of exactly ``size`` bytes."""
+    return b":" + b"x" * (size - 2) + b"\n"
+
+
+@pytest.mark.parametrize("held", [1, 2, 3], ids=["one-held", "two-held", "three-held"])
+def test_every_held_read_is_taken(held):
+    parser = StreamParser(defer=True)
+    parser.feed(_event("a"))  # the first token: from now on reads are held
+    for n in range(held):
+        parser.feed(_event(str(n)))
+    assert parser._assembler.chunk_count == 1  # all held
+    result = parser.close()
+    assert result.content == "a" + "".join(str(n) for n in range(held))
+    assert result.chunk_count == 1 + held
+
+
+@pytest.mark.parametrize(
+    ("reads", "size", "taken"),
+    [
+        pytest.param(31, 10, False, id="31-small-reads-held"),
+        pytest.param(32, 10, True, id="32-small-reads-taken"),
+        pytest.param(1, 16 * 1024 - 1, False, id="a-read-under-16-KiB-held"),
+        pytest.param(1, 16 * 1024, True, id="a-16-KiB-read-taken"),
+    ],
+)
+def test_held_reads_are_taken_at_32_reads_or_after_a_16_kib_read(reads, size, taken):
+    # The documented limits (``StreamParser``'s ``defer``), written out: a changed constant
+    # must fail here.
+    parser = StreamParser(defer=True)
+    parser.feed(_event("a"))  # the first token: from now on reads are held
+    for _ in range(reads):
+        parser.feed(_comment(size))
+    assert (parser._held == []) is taken
+    assert parser.bytes_fed == len(_event("a")) + (reads * size if taken else 0)
+
+
+def _windows_read_by_read(reads: list[bytes]) -> tuple[bytes, bytes]:
+    """The windows as documented: the first WINDOW_BYTES bytes; a tail that each read adds
+    to and that is cut back to WINDOW_BYTES once past (not at) twice it."""
+    head, tail = bytearray(), bytearray()
+    for read in reads:
+        head += read[: max(0, WINDOW_BYTES - len(head))]
+        tail += read
+        if len(tail) > 2 * WINDOW_BYTES:
+            del tail[: len(tail) - WINDOW_BYTES]
+    return bytes(head), bytes(tail)
+
+
+@pytest.mark.parametrize("defer", [True, False], ids=["held", "read-by-read"])
+@pytest.mark.parametrize("past", [0, 1], ids=["exactly-twice-the-window", "one-byte-past"])
+def test_the_tail_is_cut_only_once_past_twice_the_window(defer, past):
+    first = _event("a")  # the first token: later reads are held when deferring
+    fill = 2 * WINDOW_BYTES - len(first) + past
+    reads = [first, _comment(fill // 2), _comment(fill - fill // 2), _comment(100)]
+    parser = StreamParser(defer=defer, windows=True)
+    for read in reads:
+        parser.feed(read)
+    parser.close()
+    head, tail = parser.raw_windows()
+    assert (head, tail) == _windows_read_by_read(reads)
+    # exactly twice the window is kept whole, so the last read is what cuts it back; one
+    # byte more and it was cut back before the last read, which then lengthens it
+    assert len(tail) == (WINDOW_BYTES if not past else WINDOW_BYTES + 100)
