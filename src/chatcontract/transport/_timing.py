@@ -321,7 +321,9 @@ class _TimedStream(httpcore2.NetworkStream):
         clock = CURRENT_CLOCK.get()
         if clock is None:
             return self._inner.read(max_bytes, timeout)
-        data = self._inner.read(max_bytes, clock.read_timeout(timeout))
+        if clock.read_by is not None or clock.deadline is not None:  # else: ``timeout`` as is
+            timeout = clock.read_timeout(timeout)
+        data = self._inner.read(max_bytes, timeout)
         if data and not clock.received:
             clock.received = True
             clock.received_at = time.perf_counter()
@@ -331,7 +333,8 @@ class _TimedStream(httpcore2.NetworkStream):
         clock = CURRENT_CLOCK.get()
         if clock is not None:
             clock.sent = True
-            timeout = clock.remaining(timeout, httpcore2.WriteTimeout)
+            if clock.deadline is not None:
+                timeout = clock.remaining(timeout, httpcore2.WriteTimeout)
         self._inner.write(buffer, timeout)
 
     def close(self) -> None:
@@ -360,7 +363,9 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
         clock = CURRENT_CLOCK.get()
         if clock is None:
             return await self._inner.read(max_bytes, timeout)
-        data = await self._inner.read(max_bytes, clock.read_timeout(timeout))
+        if clock.read_by is not None or clock.deadline is not None:  # else: ``timeout`` as is
+            timeout = clock.read_timeout(timeout)
+        data = await self._inner.read(max_bytes, timeout)
         if data and not clock.received:
             clock.received = True
             clock.received_at = time.perf_counter()
@@ -370,7 +375,8 @@ class _AsyncTimedStream(httpcore2.AsyncNetworkStream):
         clock = CURRENT_CLOCK.get()
         if clock is not None:
             clock.sent = True
-            timeout = clock.remaining(timeout, httpcore2.WriteTimeout)
+            if clock.deadline is not None:
+                timeout = clock.remaining(timeout, httpcore2.WriteTimeout)
         await self._inner.write(buffer, timeout)
 
     async def aclose(self) -> None:
