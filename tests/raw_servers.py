@@ -285,3 +285,15 @@ def stall_after_a_torn_event(head: str, tail: str, *, silent_s: float) -> Handle
             await asyncio.wait_for(reader.read(1), timeout=silent_s)
 
     return handle
+
+
+def timeouts_counted(registry: Any) -> dict[tuple[str, str], float]:
+    """``llm_client_timeout_total`` by (route, code) in a Prometheus ``registry``: what the
+    client and the gateway counted when the caller abandoned a stalled stream."""
+    counted: dict[tuple[str, str], float] = {}
+    for metric in registry.collect():
+        for sample in metric.samples:
+            if sample.name == "llm_client_timeout_total" and sample.value:
+                key = (sample.labels["route"], sample.labels["code"])
+                counted[key] = counted.get(key, 0.0) + sample.value
+    return counted

@@ -22,7 +22,7 @@ from chatcontract.client import AsyncChatClient, ChatClient
 from chatcontract.contract import Streaming, Timeouts
 from chatcontract.telemetry import PrometheusSink
 from chatcontract.telemetry.events_log import JsonEventLog
-from raw_servers import raw_server, stall_after_a_torn_event
+from raw_servers import raw_server, stall_after_a_torn_event, timeouts_counted
 
 KEY = "sk-abandon-test-key-0123456789"
 HEAD_TEXT = "Hello"
@@ -44,16 +44,6 @@ class Lines(logging.Handler):
         line = orjson.loads(record.getMessage())
         if line["event"] == "exchange":
             self.exchanges.append(line)
-
-
-def _timeouts_counted(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
-    counted: dict[tuple[str, str], float] = {}
-    for metric in registry.collect():
-        for sample in metric.samples:
-            if sample.name == "llm_client_timeout_total" and sample.value:
-                key = (sample.labels["route"], sample.labels["code"])
-                counted[key] = counted.get(key, 0.0) + sample.value
-    return counted
 
 
 def _sinks(contract) -> tuple[list, CollectorRegistry, Lines]:
@@ -133,7 +123,7 @@ async def test_a_stream_abandoned_at_its_last_delta_after_a_timeout_still_report
     # The caller got both deltas: the last one only once the idle limit had ended the attempt.
     assert seen == [HEAD_TEXT, TAIL_TEXT]
     # Prometheus: the timed-out attempt is counted once, under the client's name for it.
-    assert _timeouts_counted(registry) == {("primary", "stream_stalled"): 1.0}
+    assert timeouts_counted(registry) == {("primary", "stream_stalled"): 1.0}
     # The event log: one line, for that attempt, with the same failure.
     assert [(line["route"], line["attempt"]) for line in lines.exchanges] == [("primary", 1)]
     failure = lines.exchanges[0]["failure"]

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from chatcontract.contract import Streaming, Timeouts
 from chatcontract.gateway import GatewayServer, GatewayState, create_app
 from chatcontract.telemetry import PrometheusSink
-from raw_servers import raw_server, stall_after_a_torn_event
+from raw_servers import raw_server, stall_after_a_torn_event, timeouts_counted
 
 #: Far more than the socket buffers hold while the client does not read: the gateway's writes
 #: back up, and it waits before sending the last payload.
@@ -33,16 +33,6 @@ IDLE_MS = 200
 TIMEOUTS = Timeouts(
     connect_ms=1_000, first_byte_ms=2_000, first_token_ms=2_000, idle_ms=IDLE_MS, total_ms=20_000
 )
-
-
-def _timeouts_counted(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
-    counted: dict[tuple[str, str], float] = {}
-    for metric in registry.collect():
-        for sample in metric.samples:
-            if sample.name == "llm_client_timeout_total" and sample.value:
-                key = (sample.labels["route"], sample.labels["code"])
-                counted[key] = counted.get(key, 0.0) + sample.value
-    return counted
 
 
 def _stream_until_the_head(root_url: str, model: str) -> socket.socket:
@@ -80,9 +70,9 @@ def test_a_client_gone_at_the_last_payload_of_a_timed_out_attempt_leaves_it_coun
             try:
                 # The idle limit ends the attempt; its outcome is reported before the last
                 # payload goes out, and that payload cannot: the client does not read.
-                assert eventually(lambda: bool(_timeouts_counted(registry)))
+                assert eventually(lambda: bool(timeouts_counted(registry)))
             finally:
                 client.close()  # the client goes away in the middle of that last payload
             assert eventually(lambda: state.in_flight == 0)
             assert upstream.requests == 1  # no other attempt: the call ended with the client
-    assert _timeouts_counted(registry) == {("primary", "stream_stalled"): 1.0}
+    assert timeouts_counted(registry) == {("primary", "stream_stalled"): 1.0}
