@@ -1,6 +1,7 @@
 """positional_builder: the fast constructor gives the same value as the dataclass one."""
 
-from dataclasses import dataclass
+import pickle
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -69,3 +70,34 @@ def test_every_field_is_stored_in_order():
         "t",
         "d",
     )
+
+
+def test_built_values_are_of_the_class_itself_and_behave_like_constructed_ones():
+    built = positional_builder(Usage)(1, 2, 3, {})
+    made = Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3, details={})
+    assert type(built) is Usage
+    assert built == made and repr(built) == repr(made)
+    assert replace(built, total_tokens=4) == replace(made, total_tokens=4)
+    assert pickle.loads(pickle.dumps(built)) == made
+
+
+def test_a_subclass_whose_slots_are_not_all_its_fields_is_refused():
+    @dataclass(frozen=True, slots=True)
+    class Base:
+        a: int
+
+    @dataclass(frozen=True, slots=True)
+    class Child(Base):
+        b: int
+
+    with pytest.raises(TypeError, match="Child's slots are not its fields in order"):
+        positional_builder(Child)
+
+
+def test_a_class_with_a_weakref_slot_is_refused():
+    @dataclass(frozen=True, slots=True, weakref_slot=True)
+    class Weak:
+        a: int
+
+    with pytest.raises(TypeError, match="Weak's slots are not its fields in order"):
+        positional_builder(Weak)
