@@ -39,7 +39,7 @@ def positional_builder(cls: type[T]) -> Callable[..., T]:
     draft: Any = make_dataclass(
         f"{cls.__name__}Draft", names, slots=True, repr=False, eq=False, match_args=False
     )
-    if draft.__slots__ != cls.__slots__ or cls.__bases__ != (object,):
+    if draft.__slots__ != cls.__dict__["__slots__"] or cls.__bases__ != (object,):
         raise TypeError(f"{cls.__name__}'s slots are not its fields in order")
     count = len(names)
 
