@@ -81,17 +81,33 @@ def test_built_values_are_of_the_class_itself_and_behave_like_constructed_ones()
     assert pickle.loads(pickle.dumps(built)) == made
 
 
-def test_a_subclass_whose_slots_are_not_all_its_fields_is_refused():
+def _subclass(base_field: str) -> type:
+    base = dataclass(frozen=True, slots=True)(
+        type("Base", (), {"__annotations__": {base_field: int}})
+    )
+    return dataclass(frozen=True, slots=True)(
+        type("Child", (base,), {"__annotations__": {"b": int}})
+    )
+
+
+# The draft's slots are (base field, "b"), the class's ("b",): compared either way round.
+@pytest.mark.parametrize("base_field", ["a", "z"], ids=["sorts-before", "sorts-after"])
+def test_a_subclass_whose_slots_are_not_all_its_fields_is_refused(base_field):
+    with pytest.raises(TypeError, match="Child's slots are not its fields in order"):
+        positional_builder(_subclass(base_field))
+
+
+def test_a_class_with_a_base_of_its_own_is_refused_even_when_its_slots_match():
+    class Mixin:  # no slots: instances would have a __dict__ the draft has not
+        pass
+
     @dataclass(frozen=True, slots=True)
-    class Base:
+    class Mixed(Mixin):
         a: int
 
-    @dataclass(frozen=True, slots=True)
-    class Child(Base):
-        b: int
-
-    with pytest.raises(TypeError, match="Child's slots are not its fields in order"):
-        positional_builder(Child)
+    assert Mixed.__slots__ == ("a",)
+    with pytest.raises(TypeError, match="Mixed's slots are not its fields in order"):
+        positional_builder(Mixed)
 
 
 def test_a_class_with_a_weakref_slot_is_refused():

@@ -36,9 +36,7 @@ def positional_builder(cls: type[T]) -> Callable[..., T]:
     if getattr(cls, "__post_init__", None) is not None:
         raise TypeError(f"{cls.__name__} validates in __post_init__; use its constructor")
     names = [item.name for item in fields(cls)]
-    draft: Any = make_dataclass(
-        f"{cls.__name__}Draft", names, slots=True, repr=False, eq=False, match_args=False
-    )
+    draft: Any = make_dataclass(f"{cls.__name__}Draft", names, slots=True)
     if draft.__slots__ != cls.__dict__["__slots__"] or cls.__bases__ != (object,):
         raise TypeError(f"{cls.__name__}'s slots are not its fields in order")
     count = len(names)
