@@ -117,3 +117,13 @@ def test_a_class_with_a_weakref_slot_is_refused():
 
     with pytest.raises(TypeError, match="Weak's slots are not its fields in order"):
         positional_builder(Weak)
+
+
+@pytest.mark.parametrize("slots", [("a", "b"), ("b", "a")], ids=["ab", "ba"])
+def test_hand_written_slots_in_another_order_than_the_fields_are_refused(slots):
+    annotations = dict.fromkeys(reversed(slots), int)  # the fields in the other order
+    cls = dataclass(frozen=True)(
+        type("Reordered", (), {"__slots__": slots, "__annotations__": annotations})
+    )
+    with pytest.raises(TypeError, match="Reordered's slots are not its fields in order"):
+        positional_builder(cls)
