@@ -402,7 +402,7 @@ class CallObserver:
         body = bytes(self._body)
         parsed = parse_completion(body, contract=self._contract) if 200 <= status < 300 else None
         if parsed is not None and self._home is not None:
-            self._home[PARSED_EXTENSION] = ParsedBody(body, self._contract, parsed)
+            self._home[PARSED_EXTENSION] = _build_parsed(body, self._contract, parsed)
         failure = classify_response(
             status,
             self._headers,
@@ -547,6 +547,7 @@ _build_request = positional_builder(RequestFacts)
 _build_response = positional_builder(ResponseFacts)
 _build_timings = positional_builder(Timings)
 _build_exchange = positional_builder(Exchange)
+_build_parsed = positional_builder(ParsedBody)
 
 
 def _digest(paths: tuple[str, ...]) -> str:
