@@ -101,6 +101,8 @@ def varied() -> Iterator[tuple[Exchange, CallLabels]]:
     yield exchange(usage=None), LABELS  # missing usage, not classified as a failure
     yield exchange(stream=True, include_usage=True, usage=None, verdict="complete"), LABELS
     yield exchange(usage=Usage(prompt_tokens=-4, completion_tokens=0)), LABELS
+    yield exchange(usage=Usage(prompt_tokens=None, completion_tokens=4)), LABELS
+    yield exchange(usage=Usage(prompt_tokens=9, completion_tokens=None)), LABELS
     new_connection = Timings(dns_ms=3.0, connect_ms=1.25, tls_ms=12.5, ttfb_ms=40.0,
                              total_ms=90.0)  # fmt: skip
     yield exchange(timings=new_connection), LABELS

@@ -41,9 +41,10 @@ from .events import CallLabels
 __all__ = ["CallCollector"]
 
 _INF = float("inf")
-_BUDGET = (*BUDGET_BUCKETS_MS, _INF)
-_LATENCY = (*LATENCY_BUCKETS_MS, _INF)
-_PHASE = (*PHASE_BUCKETS_MS, _INF)
+# Floats, +Inf last: comparing a float with an int costs more than with a float.
+_BUDGET = (*map(float, BUDGET_BUCKETS_MS), _INF)
+_LATENCY = (*map(float, LATENCY_BUCKETS_MS), _INF)
+_PHASE = (*map(float, PHASE_BUCKETS_MS), _INF)
 
 
 def _le(bound: float) -> str:
@@ -93,7 +94,7 @@ def _observe(histogram: list[float], bounds: tuple[float, ...], value: float) ->
     """What ``Histogram.observe`` does: the sum takes every value, the bucket a number's
     (``value <= bound``: ``bisect_left``), none a NaN's."""
     if value == value:  # noqa: PLR0124 - false for NaN only
-        histogram[bisect_left(bounds, value)] += 1
+        histogram[bisect_left(bounds, value)] += 1.0
     histogram[-1] += value
 
 
@@ -179,7 +180,7 @@ class _Keyed:
         if cell is None:
             cell = cells[key] = [0.0, time.time()]
             self.children.append(((*series.values, *key), cell))
-        cell[0] += 1
+        cell[0] += 1.0
 
     def rows(self) -> list[_CounterRow]:
         """A copy of every child: label values, value, created (the caller holds the lock)."""
@@ -238,9 +239,9 @@ class CallCollector(SeriesIndex[_Series]):
         failure = exchange.failure
         response = exchange.response
         with self._lock:
-            series.request += 1
+            series.request += 1.0
             if stream:
-                series.request_stream_enabled += 1
+                series.request_stream_enabled += 1.0
             if budget is not None:
                 _observe(series.request_timeout_budget_ms, _BUDGET, budget)
             if failure is None:
@@ -268,23 +269,24 @@ class CallCollector(SeriesIndex[_Series]):
                 if verdict is not None and verdict != "complete":
                     self._incomplete.add(series.incomplete, series, (verdict,))
                 usage = response.usage
-                if usage is not None:
-                    if usage.prompt_tokens:
-                        series.usage_prompt_tokens += max(usage.prompt_tokens, 0)
-                    if usage.completion_tokens:
-                        series.usage_completion_tokens += max(usage.completion_tokens, 0)
+                if usage is not None:  # what the provider reported (None: not reported)
+                    prompt, completion = usage.prompt_tokens, usage.completion_tokens
+                    if prompt and prompt > 0:
+                        series.usage_prompt_tokens += prompt
+                    if completion and completion > 0:
+                        series.usage_completion_tokens += completion
                 code = None if failure is None else failure.code
                 if code == "missing_usage":
-                    series.response_missing_usage += 1
+                    series.response_missing_usage += 1.0
                 if ok:
                     kind = None if failure is None else failure.kind
                     if kind == "parser":
-                        series.response_schema_invalid += 1
+                        series.response_schema_invalid += 1.0
                     elif kind is None or kind == "semantic":
-                        series.response_schema_valid += 1
+                        series.response_schema_valid += 1.0
                         expected = not stream or request.include_usage
                         if usage is None and expected and code != "missing_usage":
-                            series.response_missing_usage += 1
+                            series.response_missing_usage += 1.0
             if failure is not None:
                 self._count_failure(series, exchange)
 
@@ -296,11 +298,11 @@ class CallCollector(SeriesIndex[_Series]):
         status = "none" if failure.status is None else str(failure.status)
         self._errors.add(series.errors, series, (failure.kind, failure.category, status))
         if failure.category == "validation":
-            series.request_schema_invalid += 1
+            series.request_schema_invalid += 1.0
         if failure.code == "missing_choices":
-            series.response_missing_choices += 1
+            series.response_missing_choices += 1.0
         elif failure.code == "empty_content":
-            series.response_empty_content += 1
+            series.response_empty_content += 1.0
         if failure.kind == "transport" and failure.category == "timeout":
             self._timeouts.add(series.timeouts, series, (self._small(failure.code),))
 
