@@ -306,6 +306,41 @@ def test_concurrent_calls_give_exact_totals(metric_objects: bool) -> None:
     assert total("llm_usage_prompt_tokens_total") == 6 * 48 * 12
 
 
+def test_a_scrape_during_calls_sees_whole_calls() -> None:
+    # (Metric objects fail this: each inc/observe has its own lock, so a scrape can land
+    # between two updates of one call.)
+    registry = CollectorRegistry()
+    sink = PrometheusSink(registry, contract=COMET)
+    calls = [exchange(model=f"model-{index % 2}") for index in range(1_000)]
+    threads = [
+        threading.Thread(target=lambda: [sink.handle_exchange(call, LABELS) for call in calls])
+        for _ in range(3)
+    ]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads switch often: scrapes land inside calls
+    try:
+        for thread in threads:
+            thread.start()
+        scrapes = []
+        while any(thread.is_alive() for thread in threads) and len(scrapes) < 500:
+            scrapes.append(_values(registry))
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
+    scrapes.append(_values(registry))
+    for values in scrapes:
+        for (name, labels), value in values.items():
+            if name != "llm_request_total":
+                continue
+            # One call's updates land together: its request, latency, first byte, usage.
+            success = tuple(sorted({**dict(labels), "outcome": "success"}.items()))
+            assert values[("llm_latency_ms_count", success)] == value
+            assert values[("llm_time_to_first_byte_ms_count", labels)] == value
+            assert values[("llm_usage_prompt_tokens_total", labels)] == value * 12
+    assert sum(v for (n, _), v in scrapes[-1].items() if n == "llm_request_total") == 3 * 1_000
+
+
 #: A process in multiprocess mode: the variable is set before prometheus_client is imported.
 _CHILD = """
 import sys
