@@ -112,17 +112,18 @@ class PrometheusSink:
             registry.register(self._calls)
         self.metric_objects = metric_objects
 
-        counters = {family.name: family for family in EVENT_FAMILIES}
-        self.retry = self._counter(counters["llm_retry"])
-        self.retry_success = self._counter(counters["llm_retry_success"])
-        self.fallback_activation = self._counter(counters["llm_fallback_activation"])
-        self.budget_refusal = self._counter(counters["llm_budget_refusal"])
-        self.deadline_exhausted = self._counter(counters["llm_deadline_exhausted"])
-        breaker = counters["llm_circuit_breaker_state"]
+        # Rare events (client decisions, sink errors): ordinary metric objects.
+        events = {family.name: family for family in EVENT_FAMILIES}
+        self.retry = self._counter(events["llm_retry"])
+        self.retry_success = self._counter(events["llm_retry_success"])
+        self.fallback_activation = self._counter(events["llm_fallback_activation"])
+        self.budget_refusal = self._counter(events["llm_budget_refusal"])
+        self.deadline_exhausted = self._counter(events["llm_deadline_exhausted"])
+        breaker = events["llm_circuit_breaker_state"]
         self.breaker_state = Gauge(
             breaker.name, breaker.documentation, labelnames=breaker.labelnames, registry=registry
         )
-        self.sink_errors = self._counter(counters["llm_telemetry_sink_errors"])
+        self.sink_errors = self._counter(events["llm_telemetry_sink_errors"])
 
     def _counter(self, family: MetricFamily) -> Counter:
         return Counter(family.name, family.documentation, labelnames=family.labelnames,
