@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 import time
@@ -164,6 +165,10 @@ async def _run(args: argparse.Namespace) -> None:
     call, close = _target(args)
     for _ in range(args.warmup):
         await call()
+    # What start-up and the warm-up left is frozen: a full collection that falls in one of two
+    # callgrind runs and not the other would walk it all and swamp their difference.
+    gc.collect()
+    gc.freeze()
     sizes = 0
     start = time.process_time()
     for _ in range(args.n):
