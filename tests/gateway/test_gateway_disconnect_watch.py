@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from gateway_helpers import PROMPT, contract_for, env_for
@@ -16,6 +17,7 @@ from gateway_helpers import PROMPT, contract_for, env_for
 from chatcontract.gateway._disconnect import DisconnectWatch
 from chatcontract.gateway.app import create_app
 from chatcontract.gateway.state import GatewayState
+from chatcontract.gateway.upstream import _aclose_shielded
 
 DISCONNECT = {"type": "http.disconnect"}
 
@@ -296,3 +298,36 @@ async def _ended(task: asyncio.Task[None], seconds: float) -> None:
 async def _until(condition: Any) -> None:
     while not condition():
         await asyncio.sleep(0.005)
+
+
+# -- closing an upstream response, never cut short -------------------------------------------
+
+
+class _Response:
+    """A response whose ``aclose`` waits ``waits`` times (0: it never waits)."""
+
+    def __init__(self, waits: int) -> None:
+        self.waits = waits
+        self.closed = False
+
+    async def aclose(self) -> None:
+        for _ in range(self.waits):
+            await asyncio.sleep(0.001)
+        self.closed = True
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("waits", [0, 3], ids=["close-that-never-waits", "close-that-waits"])
+async def test_a_response_closed_while_its_call_is_cancelled_is_closed_to_the_end(waits):
+    response = _Response(waits)
+
+    async def call() -> None:
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # cancelled from the start: every wait outside a shield is cut
+            try:
+                await asyncio.sleep(1)
+            finally:
+                await _aclose_shielded(response)  # type: ignore[arg-type]
+
+    await asyncio.wait_for(call(), 5)
+    assert response.closed
