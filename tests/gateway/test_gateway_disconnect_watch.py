@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from gateway_helpers import PROMPT, contract_for, env_for
 
-from chatcontract.gateway._disconnect import DisconnectWatch
+from chatcontract.gateway._disconnect import DisconnectWatch, cancel_for_disconnect
 from chatcontract.gateway.app import create_app
 from chatcontract.gateway.state import GatewayState
 from chatcontract.gateway.upstream import _aclose_shielded
@@ -330,4 +330,23 @@ async def test_a_response_closed_while_its_call_is_cancelled_is_closed_to_the_en
                 await _aclose_shielded(response)  # type: ignore[arg-type]
 
     await asyncio.wait_for(call(), 5)
+    assert response.closed
+
+
+@pytest.mark.anyio
+async def test_a_client_leaving_during_a_close_that_waits_cancels_the_call_after_it():
+    response = _Response(3)
+    closing = asyncio.Event()
+
+    async def call() -> None:
+        closing.set()
+        await _aclose_shielded(response)  # type: ignore[arg-type]
+        await asyncio.sleep(5)  # the rest of the call: cut
+
+    task = asyncio.get_running_loop().create_task(call())
+    await closing.wait()
+    await asyncio.sleep(0)  # the task is in the close's first wait
+    cancel_for_disconnect(task)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)
     assert response.closed

@@ -18,16 +18,46 @@ bare to be resumed at the next loop iteration; anything else is an error, as in 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator, MutableMapping
+import contextlib
+from collections.abc import Awaitable, Callable, Generator, Iterator, MutableMapping
 from typing import Any
 
 from chatcontract._log import get_logger
 
-__all__ = ["DisconnectWatch"]
+__all__ = ["DisconnectWatch", "cancel_for_disconnect", "holding_disconnect"]
 
 logger = get_logger("chatcontract.gateway")
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+#: Tasks in ``holding_disconnect``, and those of them whose client left meanwhile.
+_HELD: set[asyncio.Task[Any]] = set()
+_DEFERRED: set[asyncio.Task[Any]] = set()
+
+
+def cancel_for_disconnect(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` because its client went away: now, or when it leaves
+    ``holding_disconnect``."""
+    if task in _HELD:
+        _DEFERRED.add(task)
+    else:
+        task.cancel()
+
+
+@contextlib.contextmanager
+def holding_disconnect() -> Iterator[None]:
+    """A client leaving meanwhile cancels the current task only at the end of the block (what
+    an anyio shielded scope does for a scope's cancellation, for ``cancel_for_disconnect``)."""
+    task = asyncio.current_task()
+    assert task is not None
+    _HELD.add(task)
+    try:
+        yield
+    finally:
+        _HELD.discard(task)
+        if task in _DEFERRED:
+            _DEFERRED.discard(task)
+            task.cancel()
 
 
 class DisconnectWatch:

@@ -41,7 +41,7 @@ from chatcontract.client._plan import Finish
 from chatcontract.client.errors import CallFailedError, NonRetryableError
 from chatcontract.exchange import Exchange
 
-from ._disconnect import DisconnectWatch
+from ._disconnect import DisconnectWatch, cancel_for_disconnect
 from .errors import GatewayError, call_error
 from .request import DEADLINE_HEADER, GatewayRequest, parse_request
 from .state import GatewayState
@@ -311,12 +311,12 @@ async def _until_disconnect(receive: Receive, work: Callable[[], Awaitable[None]
     """Run ``work``; if the client disconnects first, cancel it (closing the upstream call).
 
     ``DisconnectWatch`` waits on ``receive`` with no task, and a disconnect cancels this task
-    (``Task.cancel``, taken back here with ``uncancel``): a task and a cancel scope per
+    (``cancel_for_disconnect``, taken back here with ``uncancel``): a task and a cancel scope per
     request cost more CPU than the rest of a non-streamed call's own work here. A client
     already gone before the call starts: nothing is sent."""
     task = asyncio.current_task()
     assert task is not None  # an ASGI app runs in a task
-    watch = DisconnectWatch(receive, task.cancel)
+    watch = DisconnectWatch(receive, lambda: cancel_for_disconnect(task))
     if watch.disconnected:
         return
     try:

@@ -34,6 +34,8 @@ from chatcontract.client.result import ChatResult
 from chatcontract.contract import Contract
 from chatcontract.wire import Completion
 
+from ._disconnect import holding_disconnect
+
 __all__ = ["Attempt", "GatewayUpstream", "Payloads", "StreamItem"]
 
 
@@ -199,13 +201,13 @@ async def _aclose_shielded(response: httpx2.Response) -> None:
 
     A cancellation reaches a task only where it waits: a close that does not wait (the
     aiohttp wire's never does) runs to its end as it is, with no cancel scope to enter; one
-    that waits finishes under a shielded scope."""
+    that waits finishes under a shielded scope, a client's disconnect held until it ends."""
     closing = response.aclose().__await__()
     try:
         first = closing.send(None)
     except StopIteration:
         return
-    with anyio.CancelScope(shield=True):
+    with holding_disconnect(), anyio.CancelScope(shield=True):
         await _Rest(closing, first)
 
 
