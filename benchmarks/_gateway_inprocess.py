@@ -10,6 +10,9 @@ run it twice under callgrind with two ``-n`` and take the difference::
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         python benchmarks/_gateway_inprocess.py --upstream-port 8790 -n 200
 
+For streams, start the upstream with ``--one-write`` too: how back-to-back events coalesce
+into reads otherwise varies from run to run (it still moves by ±60 k; take several runs).
+
 A/B between two checkouts: run this file with ``PYTHONPATH=OTHER/src`` (the other checkout's
 package) in alternation with this one, against one upstream.
 
