@@ -10,6 +10,9 @@ run it twice under callgrind with two ``-n`` and take the difference::
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         python benchmarks/_gateway_inprocess.py --upstream-port 8790 -n 200
 
+For streams, start the upstream with ``--one-write`` too: how back-to-back events coalesce
+into reads otherwise varies from run to run (it still moves by ±60 k; take several runs).
+
 A/B between two checkouts: run this file with ``PYTHONPATH=OTHER/src`` (the other checkout's
 package) in alternation with this one, against one upstream.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 import time
@@ -164,6 +168,10 @@ async def _run(args: argparse.Namespace) -> None:
     call, close = _target(args)
     for _ in range(args.warmup):
         await call()
+    # What start-up and the warm-up left is frozen: a full collection that falls in one of two
+    # callgrind runs and not the other would walk it all and swamp their difference.
+    gc.collect()
+    gc.freeze()
     sizes = 0
     start = time.process_time()
     for _ in range(args.n):

@@ -121,9 +121,12 @@ _NOT_FOUND = (
 class _Upstream(asyncio.Protocol):
     """HTTP/1.1 keep-alive, just enough of it: Content-Length request bodies, no pipelining."""
 
-    def __init__(self, canned: dict[tuple[bool, bool], Canned], gap_s: float) -> None:
+    def __init__(
+        self, canned: dict[tuple[bool, bool], Canned], gap_s: float, one_write: bool = False
+    ) -> None:
         self.canned = canned
         self.gap_s = gap_s
+        self.one_write = one_write
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
 
@@ -167,9 +170,13 @@ class _Upstream(asyncio.Protocol):
         if self.gap_s > 0:
             asyncio.get_running_loop().create_task(self._paced(transport, canned))
             return
+        chunks = [b"%x\r\n%b\r\n" % (len(event), event) for event in canned.parts]
+        if self.one_write:  # the whole answer in one write: read in one piece, run after run
+            transport.write(b"".join([canned.head, *chunks, b"0\r\n\r\n"]))
+            return
         transport.write(canned.head)
-        for event in canned.parts:
-            transport.write(b"%x\r\n%b\r\n" % (len(event), event))
+        for chunk in chunks:
+            transport.write(chunk)
         transport.write(b"0\r\n\r\n")
 
     async def _paced(self, transport: asyncio.Transport, canned: Canned) -> None:
@@ -182,11 +189,13 @@ class _Upstream(asyncio.Protocol):
         transport.write(b"0\r\n\r\n")
 
 
-async def serve(host: str, port: int, gap_s: float) -> None:
+async def serve(host: str, port: int, gap_s: float, one_write: bool = False) -> None:
     """Serve the captured answers on ``host:port`` until SIGTERM or SIGINT."""
     canned = await capture()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Upstream(canned, gap_s), host, port, backlog=512)
+    server = await loop.create_server(
+        lambda: _Upstream(canned, gap_s, one_write), host, port, backlog=512
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -214,8 +223,14 @@ def main() -> None:
         default=0.0,
         help="wait between stream events (default 0: back to back, as the simulator's ok plan)",
     )
+    parser.add_argument(
+        "--one-write",
+        action="store_true",
+        help="write each stream in one piece (the reader gets it in one read, run after run: "
+        "for instruction counts under callgrind)",
+    )
     args = parser.parse_args()
-    run(serve(args.host, args.port, args.event_gap_ms / 1000))
+    run(serve(args.host, args.port, args.event_gap_ms / 1000, args.one_write))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import anyio
 import orjson
 
 from chatcontract._log import get_logger
@@ -42,6 +41,7 @@ from chatcontract.client._plan import Finish
 from chatcontract.client.errors import CallFailedError, NonRetryableError
 from chatcontract.exchange import Exchange
 
+from ._disconnect import DisconnectWatch, cancel_for_disconnect
 from .errors import GatewayError, call_error
 from .request import DEADLINE_HEADER, GatewayRequest, parse_request
 from .state import GatewayState
@@ -310,20 +310,28 @@ class _Tracked:
 async def _until_disconnect(receive: Receive, work: Callable[[], Awaitable[None]]) -> None:
     """Run ``work``; if the client disconnects first, cancel it (closing the upstream call).
 
-    A bare task watches ``receive`` and cancels a scope around ``work``: a task group per
-    request cost more CPU than the rest of a non-streamed call's own work here."""
-    with anyio.CancelScope() as scope:
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            scope.cancel()
-
-        watcher = asyncio.get_running_loop().create_task(watch())
-        try:
-            await work()
-        finally:
-            watcher.cancel()
+    ``DisconnectWatch`` waits on ``receive`` with no task, and a disconnect cancels this task
+    (``cancel_for_disconnect``, taken back here with ``uncancel``): a task and a cancel scope per
+    request cost more CPU than the rest of a non-streamed call's own work here. A client
+    already gone before the call starts: nothing is sent."""
+    task = asyncio.current_task()
+    assert task is not None  # an ASGI app runs in a task
+    watch = DisconnectWatch(receive, lambda: cancel_for_disconnect(task))
+    if watch.disconnected:
+        return
+    try:
+        await work()
+    except asyncio.CancelledError:
+        # Ours (the client left): the request ends here. Anyone else's (the server shutting
+        # down) goes on.
+        if watch.disconnected and task.uncancel() == 0:
+            return
+        raise
+    else:
+        if watch.disconnected:  # the work took the cancellation in and ended anyway
+            task.uncancel()
+    finally:
+        watch.close()
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

@@ -16,11 +16,12 @@ back differs:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import httpx2
 import orjson
 
 from chatcontract.client import AsyncChatClient
@@ -32,6 +33,8 @@ from chatcontract.client._stream import StreamReader
 from chatcontract.client.result import ChatResult
 from chatcontract.contract import Contract
 from chatcontract.wire import Completion
+
+from ._disconnect import holding_disconnect
 
 __all__ = ["Attempt", "GatewayUpstream", "Payloads", "StreamItem"]
 
@@ -159,8 +162,7 @@ class GatewayUpstream(AsyncChatClient):
             except TRANSPORT_ERRORS as exc:
                 error = exc
             finally:
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
+                await _aclose_shielded(response)
             outcome = attempt.read(body, error)
             if outcome.delivered and outcome.answer is not None:
                 yield Payloads(_as_chunks(outcome.answer), True)
@@ -183,8 +185,7 @@ class GatewayUpstream(AsyncChatClient):
         finally:
             # Shielded: a client that went away cancels the call, and the connection must
             # still be closed (not returned to the pool half read, nor leaked).
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
+            await _aclose_shielded(response)
         # A last event without its blank line is part of the result: deliver it as well.
         reader.last()
         # The outcome first (a timed-out attempt reaches telemetry there): a client that goes
@@ -193,6 +194,51 @@ class GatewayUpstream(AsyncChatClient):
         if taken:
             yield Payloads(taken[:], reader.delivered)
             taken.clear()
+
+
+async def _aclose_shielded(response: httpx2.Response) -> None:
+    """``response.aclose()``, never cut short by a cancellation.
+
+    A cancellation reaches a task only where it waits: a close that does not wait (the
+    aiohttp wire's never does) runs to its end as it is, with no cancel scope to enter; one
+    that waits finishes under a shielded scope, a client's disconnect held until it ends."""
+    closing = response.aclose().__await__()
+    try:
+        first = closing.send(None)
+    except StopIteration:
+        return
+    with holding_disconnect(), anyio.CancelScope(shield=True):
+        await _Rest(closing, first)
+
+
+class _Rest:
+    """The rest of an awaitable already stepped once (it yielded ``first``), as an
+    awaitable: what the task sends or throws in is passed on to it."""
+
+    __slots__ = ("_first", "_it")
+
+    def __init__(self, it: Generator[Any, Any, None], first: Any) -> None:
+        self._it = it
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        it, value = self._it, self._first
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                it.close()
+                raise
+            except BaseException as exc:  # a cancellation: passed on
+                try:
+                    value = it.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = it.send(sent)
+                except StopIteration:
+                    return
 
 
 def _as_chunks(answer: Completion) -> list[str]:
