@@ -88,3 +88,14 @@ def test_a_null_usage_member_is_removed_wherever_it_sits_and_the_text_is_kept(pa
     doc = json.loads(out)
     assert "usage" not in doc
     assert doc["choices"] == json.loads(payload)["choices"]
+
+
+@pytest.mark.parametrize("count", [1, 3], ids=["one", "several"])
+def test_a_stream_that_needs_no_change_is_framed_event_by_event(count):
+    payloads = [chunk(str(n), usage=None) for n in range(count)]
+    expected = "".join(f"data: {p}\n\n" for p in payloads).encode()
+    assert ChunkForwarder(client_usage=True).encode(payloads) == expected
+
+
+def test_nothing_encodes_to_nothing_when_nothing_needs_a_change():
+    assert ChunkForwarder(client_usage=True).encode([]) == b""

@@ -1,6 +1,7 @@
 """check_request: field names and types, cautions as warnings, never the text of a message."""
 
 from dataclasses import FrozenInstanceError, replace
+from types import MappingProxyType
 
 import orjson
 import pytest
@@ -535,3 +536,47 @@ def test_top_logprobs_takes_any_non_negative_integer(value):
 def test_a_request_check_is_built_by_keyword_only():
     with pytest.raises(TypeError, match="positional argument"):
         RequestCheck((), (), (), None, False, False, 0, (), None)  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- dict fast path
+# A parsed JSON body is a dict: its own fields are type-checked (not the whole table), and
+# plain fields are looked up directly. Any other mapping takes the general way; both agree.
+
+
+@settings(max_examples=examples(300))
+@given(
+    st.dictionaries(
+        st.sampled_from(["model", "messages", "stream", "stream_options", "temperature", "top_p",
+                         "max_tokens", "seed", "stop", "x"]),
+        json_values,
+        max_size=6,
+    )
+)  # fmt: skip
+def test_a_dict_body_and_the_same_read_only_mapping_get_the_same_check(doc):
+    assert check_request(doc, contract=COMETAPI) == check_request(
+        MappingProxyType(doc), contract=COMETAPI
+    )
+
+
+def test_wrong_types_are_reported_in_the_table_order_whatever_the_body_order():
+    check = check_request({"seed": "7", **_BASE, "temperature": "hot", "stream": 1})
+    assert [error.path for error in check.errors] == ["$.stream", "$.temperature", "$.seed"]
+
+
+def test_a_read_only_mapping_body_and_messages_are_checked_like_dicts():
+    message = MappingProxyType({"role": "user", "content": 5})
+    check = check_request(MappingProxyType({"model": "m", "messages": [message], "n": 0}))
+    assert [error.path for error in check.errors] == ["$.n", "$.messages[0].content"]
+    assert check.roles == ("user",)
+
+
+@pytest.mark.parametrize(
+    ("options", "warned"),
+    [({"include_usage": True}, True), ({"include_usage": None}, False), ({}, False)],
+    ids=["set", "null", "absent"],
+)
+def test_a_dotted_caution_field_is_looked_up_in_a_dict_body(options, warned):
+    spec = RequestSpec(cautions=("stream_options.include_usage: some providers reject it",))
+    contract = replace(COMETAPI, request=spec)
+    check = check_request(body(stream=True, stream_options=options), contract=contract)
+    assert bool(check.warnings) == warned

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatcontract.wire import StreamAssembler, StreamParser, StreamResult
+from chatcontract.wire.stream import _typed_run
 
 
 class _UntypedAssembler(StreamAssembler):
@@ -32,6 +33,7 @@ _PAYLOADS = [
     _chunk("a"),
     _chunk("\u00e9\u2603"),
     _chunk("", "stop"),
+    _chunk("", usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}),
     _chunk(7),  # a type violation: rejected, the stream failed there
     _chunk("x", error={"message": "boom"}),
     b'{"error": {"message": "overloaded", "type": "server_error"}}',  # in-band error
@@ -117,3 +119,46 @@ def test_the_fast_tap_stops_at_a_failure_inside_one_read():
     drained, result, _ = _tapped([good + bad + good], fast=True)
     assert drained[0] == [_chunk("a").decode()]
     assert (result.content, str(result.verdict)) == ("a", "malformed_chunk")
+
+
+_USAGE = _chunk("", usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
+
+
+@pytest.mark.parametrize(
+    ("payloads", "run"),
+    [
+        ([_chunk("a"), _chunk("b")], 2),
+        ([_chunk("a"), _chunk("", "stop"), _USAGE, b"[DONE]"], 2),
+        ([_chunk("a"), _chunk("b"), b"[DONE]"], 2),
+        ([_chunk("a"), _USAGE], 1),
+        ([_USAGE, b"[DONE]"], 0),
+        ([b"[DONE]"], 0),
+    ],
+    ids=["all-chunks", "usage-then-done", "done", "usage", "only-the-end", "only-done"],
+)
+def test_the_typed_run_stops_before_what_ends_a_stream(payloads, run):
+    assert _typed_run(payloads) == run
+
+
+def test_a_last_read_is_decoded_in_one_call_up_to_its_usage_chunk(monkeypatch):
+    import chatcontract.wire.stream as stream_module
+
+    calls: list[int] = []
+    real = stream_module.decode_chunks
+
+    def counting(payloads: list[bytes]) -> object:
+        calls.append(len(payloads))
+        return real(payloads)
+
+    monkeypatch.setattr(stream_module, "decode_chunks", counting)
+    events = [_chunk(t) for t in "abc"] + [_chunk("", "stop"), _USAGE, b"[DONE]"]
+    body = b"".join(b"data: " + event + b"\n\n" for event in events)
+    drained, result, _ = _tapped([body], fast=True)
+    assert calls == [4]
+    assert drained[0] == [event.decode() for event in events[:5]]
+    assert (result.content, str(result.verdict), result.usage.total_tokens) == (
+        "abc",
+        "complete",
+        3,
+    )
+    assert (drained, result) == _tapped([body], fast=False)[:2]

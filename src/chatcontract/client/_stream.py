@@ -83,6 +83,23 @@ class StreamReader:
             watch.data_seen()
         return delta
 
+    def advance(self, watch: AttemptWatch) -> None:
+        """:meth:`step` for a reader that forwards the tapped payloads instead of deltas: the
+        same ``delivered`` and the same watch, with no delta built."""
+        assembler = self._assembler
+        mark = assembler.text_mark()
+        moved = mark != self._mark
+        if assembler.has_tool_calls:
+            tools = assembler.tool_marks()
+            if tools != self._tools:  # a new call, or arguments added (marks only grow)
+                self._tools = tools
+                moved = True
+        if moved:
+            self._mark = mark
+            watch.token_seen = self.delivered = True
+        if self.new_data() and watch.token_seen:
+            watch.data_seen()
+
     def tap(self) -> list[str]:
         """The data payloads of the good chunks from now on (``StreamParser.tap``): what a
         pass-through proxy forwards, read from the transport's one parser."""

@@ -14,7 +14,7 @@ Only payloads that need a change are parsed (found by a substring test first).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -22,6 +22,8 @@ import orjson
 __all__ = ["ChunkForwarder"]
 
 _NULL_USAGE = ',"usage":null'
+#: Between two events (a payload holds no line feed: the SSE decoder split on them).
+_BETWEEN = "\n\ndata: "
 
 
 class ChunkForwarder:
@@ -42,12 +44,16 @@ class ChunkForwarder:
             self._first_id = _id_of(self._first)
         self._continuing = True
 
-    def encode(self, payloads: Iterable[str]) -> bytes:
+    def encode(self, payloads: Sequence[str]) -> bytes:
         """The SSE bytes for ``payloads`` (possibly empty)."""
+        if not payloads:
+            return b""
+        if self._first is None:
+            self._first = payloads[0]
+        if not (self._strip_usage or self._continuing):  # every payload as it came
+            return f"data: {_BETWEEN.join(payloads)}\n\n".encode()
         parts: list[str] = []
         for payload in payloads:
-            if self._first is None:
-                self._first = payload
             text = payload
             if self._strip_usage and _NULL_USAGE in payload:
                 # The common case (every chunk of an OpenAI-style stream once usage is asked

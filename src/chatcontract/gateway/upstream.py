@@ -15,7 +15,6 @@ back differs:
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from chatcontract.client._async import send
 from chatcontract.client._core import TRANSPORT_ERRORS, PreparedCall
 from chatcontract.client._plan import AttemptOutcome, Fail, Finish, Send, Step, Wait
 from chatcontract.client._routes import Route
+from chatcontract.client._shell import Attempt as _ShellAttempt
 from chatcontract.client._stream import StreamReader
 from chatcontract.client.result import ChatResult
 from chatcontract.contract import Contract
@@ -124,76 +124,80 @@ class GatewayUpstream(AsyncChatClient):
         """Run a streamed call: ``Attempt``, ``Payloads``..., then one ``Finish`` or ``Fail``.
 
         Close the generator to cancel the call: the upstream response is closed at once.
+
+        Each attempt is read here, as ``AsyncChatClient._stream_attempt`` reads it, yielding
+        the payloads of its good chunks instead of text deltas (in this one generator: a
+        layer per attempt would cost a resumption per read).
         """
         step: Step = call.plan.start()
         while True:
             if isinstance(step, Wait):
                 await self._sleep(step.seconds)
                 step = call.plan.resume()
-            elif isinstance(step, Send):
-                yield Attempt(step)
-                outcome: list[AttemptOutcome] = []
-                async with contextlib.aclosing(self._payload_attempt(call, step, outcome)) as it:
-                    async for item in it:
-                        yield item
-                step = call.plan.on_outcome(outcome[0])
-            else:
+                continue
+            if not isinstance(step, Send):
                 yield step
                 return
-
-    async def _payload_attempt(
-        self, call: PreparedCall, step: Send, out: list[AttemptOutcome]
-    ) -> AsyncGenerator[Payloads, None]:
-        """One streamed attempt, as ``AsyncChatClient._stream_attempt`` reads it, yielding the
-        payloads of its good chunks instead of text deltas."""
-        attempt = self._attempt(call, step)
-        await self._arm()
-        error: BaseException | None = None
-        try:
-            response = await send(attempt, stream=True)
-        except TRANSPORT_ERRORS as exc:
-            out.append(attempt.streamed(None, exc))
-            return
-        reader = StreamReader.of(response.extensions)
-        if reader is None:  # no SSE body (an error, or a provider ignoring ``stream``)
-            body = b""
+            yield Attempt(step)
+            attempt = self._attempt(call, step)
+            await self._arm()
             try:
-                body = await response.aread()
+                response = await send(attempt, stream=True)
+            except TRANSPORT_ERRORS as exc:
+                step = call.plan.on_outcome(attempt.streamed(None, exc))
+                continue
+            reader = StreamReader.of(response.extensions)
+            if reader is None:  # no SSE body (an error, or a provider ignoring ``stream``)
+                outcome = await _read_whole(attempt, response)
+                if outcome.delivered and outcome.answer is not None:
+                    yield Payloads(_as_chunks(outcome.answer), True)
+                step = call.plan.on_outcome(outcome)
+                continue
+            taken = reader.tap()
+            watch = attempt.watch
+            pings = 0
+            error: BaseException | None = None
+            try:
+                async for _ in response.aiter_raw():  # the transport's parser took the chunk
+                    reader.advance(watch)
+                    seen = reader.ping_count
+                    if taken or seen != pings:
+                        yield Payloads(taken[:], reader.delivered, seen - pings)
+                        taken.clear()
+                        pings = seen
+                    if reader.early_verdict is not None:
+                        break
             except TRANSPORT_ERRORS as exc:
                 error = exc
             finally:
+                # Shielded: a client that went away cancels the call, and the connection
+                # must still be closed (not returned to the pool half read, nor leaked).
                 await _aclose_shielded(response)
-            outcome = attempt.read(body, error)
-            if outcome.delivered and outcome.answer is not None:
-                yield Payloads(_as_chunks(outcome.answer), True)
-            out.append(outcome)
-            return
-        taken = reader.tap()
-        pings = 0
-        try:
-            async for _ in response.aiter_raw():  # the transport's parser took the chunk
-                reader.step(attempt.watch)
-                seen = reader.ping_count
-                if taken or seen != pings:
-                    yield Payloads(taken[:], reader.delivered, seen - pings)
-                    taken.clear()
-                    pings = seen
-                if reader.early_verdict is not None:
-                    break
-        except TRANSPORT_ERRORS as exc:
-            error = exc
-        finally:
-            # Shielded: a client that went away cancels the call, and the connection must
-            # still be closed (not returned to the pool half read, nor leaked).
-            await _aclose_shielded(response)
-        # A last event without its blank line is part of the result: deliver it as well.
-        reader.last()
-        # The outcome first (a timed-out attempt reaches telemetry there): a client that goes
-        # away at the last payload must not keep the attempt from being reported.
-        out.append(attempt.streamed(reader, error))
-        if taken:
-            yield Payloads(taken[:], reader.delivered)
-            taken.clear()
+            # A last event without its blank line is part of the result: deliver it as well.
+            reader.last()
+            # The outcome first (a timed-out attempt reaches telemetry there): a client that
+            # goes away at the last payload must not keep the attempt from being reported.
+            outcome = attempt.streamed(reader, error)
+            if taken:
+                yield Payloads(taken[:], reader.delivered)
+                taken.clear()
+            step = call.plan.on_outcome(outcome)
+
+
+async def _read_whole(
+    attempt: _ShellAttempt[httpx2.AsyncClient, httpx2.AsyncBaseTransport],
+    response: httpx2.Response,
+) -> AttemptOutcome:
+    """The outcome of an attempt whose answer is no SSE stream: its body read whole."""
+    body = b""
+    error: BaseException | None = None
+    try:
+        body = await response.aread()
+    except TRANSPORT_ERRORS as exc:
+        error = exc
+    finally:
+        await _aclose_shielded(response)
+    return attempt.read(body, error)
 
 
 async def _aclose_shielded(response: httpx2.Response) -> None:

@@ -13,6 +13,7 @@ count, roles, ``max_tokens``, ``include_usage``) and nothing copied from message
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,7 +71,8 @@ def _is_array(value: object) -> TypeGuard[list[Any] | tuple[Any, ...]]:
 
 
 def _is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
-    return isinstance(value, Mapping)
+    # A parsed JSON object is a dict: no ABC check for it.
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _is_positive_int(value: object) -> TypeGuard[int]:
@@ -131,7 +133,7 @@ def check_request(body: Mapping[str, Any], *, contract: Contract | None = None) 
 
     Raises ``TypeError`` if ``body`` is not a mapping (a programming error).
     """
-    if not isinstance(body, Mapping):
+    if not _is_object(body):
         raise TypeError(f"check_request() takes a mapping, got {type(body).__name__}")
     spec = contract.request if contract is not None else _DEFAULT_SPEC
     errors: list[Violation] = []
@@ -141,10 +143,11 @@ def check_request(body: Mapping[str, Any], *, contract: Contract | None = None) 
             kind = ViolationKind.MISSING if value is MISSING else ViolationKind.NULL
             expected = FIELD_TYPES[name][0] if name in FIELD_TYPES else "a value"
             errors.append(_violation(kind, f"$.{name}", expected, value))
-    for name, (expected, accepts) in FIELD_TYPES.items():
-        value = body.get(name)
-        if value is not None and not accepts(value):
-            errors.append(_violation(ViolationKind.TYPE, f"$.{name}", expected, value))
+    if type(body) is not dict or not _types_ok(body):
+        for name, (expected, accepts) in FIELD_TYPES.items():
+            value = body.get(name)
+            if value is not None and not accepts(value):
+                errors.append(_violation(ViolationKind.TYPE, f"$.{name}", expected, value))
     options = body.get("stream_options")
     if _is_object(options):
         for name, (expected, accepts) in _STREAM_OPTION_TYPES.items():
@@ -160,7 +163,7 @@ def check_request(body: Mapping[str, Any], *, contract: Contract | None = None) 
     return RequestCheck(
         errors=tuple(errors),
         warnings=_warnings(body, spec.cautions),
-        fields=tuple(sorted(str(name) for name in body)),
+        fields=tuple(sorted(map(str, body))),
         model=body.get("model") if type(body.get("model")) is str else None,
         stream=body.get("stream") is True,
         include_usage=_is_object(options) and options.get("include_usage") is True,
@@ -168,6 +171,17 @@ def check_request(body: Mapping[str, Any], *, contract: Contract | None = None) 
         roles=tuple(roles),
         max_tokens=_max_tokens(body),
     )
+
+
+def _types_ok(body: dict[str, Any]) -> bool:
+    """Whether every field of ``body`` that :data:`FIELD_TYPES` types has its type: checked
+    over the body's own fields (a few), not the table's; False sends the caller through the
+    table in its order, which reports the wrong ones in that order."""
+    for name, value in body.items():
+        check = FIELD_TYPES.get(name)
+        if check is not None and value is not None and not check[1](value):
+            return False
+    return True
 
 
 def check_request_bytes(body: bytes, *, contract: Contract | None = None) -> RequestCheck:
@@ -198,7 +212,7 @@ _ROLE_LIKE = re.compile(r"^[a-z_]{1,24}$")
 
 
 def _check_message(message: object, where: str, errors: list[Violation], roles: list[str]) -> None:
-    if not isinstance(message, Mapping):
+    if not _is_object(message):
         errors.append(_violation(ViolationKind.TYPE, where, "object", message))
         return
     role = message.get("role", MISSING)
@@ -240,8 +254,7 @@ def _check_message(message: object, where: str, errors: list[Violation], roles: 
 def _warnings(body: Mapping[str, Any], cautions: Sequence[str]) -> tuple[str, ...]:
     found = []
     for caution in cautions:
-        head, colon, _ = caution.partition(":")
-        names = [name.strip() for name in head.split("+")] if colon else []
+        names = _caution_fields(caution)
         if names and all(_lookup(body, name) not in (MISSING, None) for name in names):
             found.append(caution)
     if body.get("stream_options") is not None and body.get("stream") is not True:
@@ -249,8 +262,18 @@ def _warnings(body: Mapping[str, Any], cautions: Sequence[str]) -> tuple[str, ..
     return tuple(found)
 
 
+@functools.lru_cache(maxsize=256)
+def _caution_fields(caution: str) -> tuple[str, ...]:
+    """The fields a caution names before its colon (``temperature+top_p: ...``); none
+    without a colon. Read once per caution text (a contract has a few)."""
+    head, colon, _ = caution.partition(":")
+    return tuple(name.strip() for name in head.split("+")) if colon else ()
+
+
 def _lookup(body: Mapping[str, Any], dotted: str) -> object:
     """A top-level or dotted field (``stream_options.include_usage``); MISSING if absent."""
+    if type(body) is dict and "." not in dotted:
+        return body.get(dotted, MISSING)
     current: object = body
     for name in dotted.split("."):
         if not isinstance(current, Mapping) or name not in current:

@@ -773,34 +773,32 @@ class StreamParser:
         A payload the typed decoder takes is a good chunk (nothing to report): it is assembled
         as :meth:`StreamAssembler._push_payloads` does and tapped at once. Anything else goes
         through :meth:`_push_tapped` as text decoded with ``errors="replace"``, which gives it
-        exactly the verdict and the tap it had on the general path.
+        exactly the verdict and the tap it had on the general path. Several payloads are
+        decoded in one call, up to what the last read of a stream ends with and the typed
+        decoder refuses (:func:`_typed_run`).
         """
         assembler = self._assembler
         taken = self._tap
         assert taken is not None
-        if (
-            len(payloads) > 1
-            and assembler._typed_misses < _TYPED_MISSES
-            and not assembler._done
-            and not assembler._malformed
-            and assembler._error is None
-        ):
-            chunks = decode_chunks(payloads)  # held reads: all of them in one C call
-            if chunks is not None:
-                assembler._chunk_count += len(chunks)
-                take = assembler._take_chunk
-                for held in chunks:
-                    take(held, now)
-                taken.extend([raw.decode() for raw in payloads])  # typed: valid UTF-8
-                return
-        for raw in payloads:
-            if (
-                raw[:1] == b"{"
-                and assembler._typed_misses < _TYPED_MISSES
-                and not assembler._done
-                and not assembler._malformed
-                and assembler._error is None
-            ):
+        typed = _typed_state(assembler)
+        start = 0
+        if typed and len(payloads) > 1:
+            run = _typed_run(payloads)
+            if run > 1:
+                chunks = decode_chunks(payloads if run == len(payloads) else payloads[:run])
+                if chunks is not None:  # held reads: all of them in one C call
+                    assembler._typed_misses = 0
+                    assembler._chunk_count += run
+                    take = assembler._take_chunk
+                    for held in chunks:
+                        take(held, now)
+                    if run == len(payloads):
+                        taken.extend([raw.decode() for raw in payloads])  # typed: valid UTF-8
+                        return
+                    taken.extend([raw.decode() for raw in payloads[:run]])
+                    start = run
+        for raw in payloads[start:] if start else payloads:
+            if typed and raw[:1] == b"{":
                 chunk = decode_chunk(raw)
                 if chunk is not None:
                     if assembler._typed_misses:
@@ -811,6 +809,7 @@ class StreamParser:
                     continue
                 assembler._typed_misses += 1
             self._push_tapped(raw.decode("utf-8", "replace"), now, "message", False)
+            typed = _typed_state(assembler)
 
     def _decode(self, data: bytes, now: float | None) -> None:
         if self._tap is not None:
@@ -954,6 +953,34 @@ class StreamParser:
         """Keep-alive comment lines so far."""
         self._take_held()
         return self._decoder.comment_count
+
+
+#: A usage member that is an object (the usage chunk): the typed decoder refuses it.
+_USAGE_OBJECT = b'"usage":{'
+
+
+def _typed_state(assembler: StreamAssembler) -> bool:
+    """Whether the tapped fast path may try the typed decoder: it has not kept missing, and
+    the stream has not ended (``[DONE]``) or failed (a malformed chunk, an in-band error)."""
+    return (
+        assembler._typed_misses < _TYPED_MISSES
+        and not assembler._done
+        and not assembler._malformed
+        and assembler._error is None
+    )
+
+
+def _typed_run(payloads: list[bytes]) -> int:
+    """How many leading payloads to decode in one call: all, but for what the last read of a
+    stream ends with (``[DONE]``, the usage chunk), which would make that call fail (the
+    rest then goes one by one). Only a choice of the call's size: results do not depend on
+    it."""
+    end = len(payloads)
+    if payloads[end - 1][:1] != b"{":  # [DONE]
+        end -= 1
+    if end and _USAGE_OBJECT in payloads[end - 1]:
+        end -= 1
+    return end
 
 
 def parse_stream(

@@ -1,0 +1,80 @@
+"""``StreamReader.advance`` (the gateway's read of a stream: payloads forwarded, no delta
+built) leaves the reader and the attempt's watch exactly as ``step`` does, read by read."""
+
+from __future__ import annotations
+
+import itertools
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatcontract.client._guard import AttemptWatch
+from chatcontract.client._stream import StreamReader
+from chatcontract.wire import StreamParser
+
+
+def _event(delta: dict[str, object], finish: str | None = None) -> bytes:
+    doc = {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + orjson.dumps(doc) + b"\n\n"
+
+
+_TOOL = {"index": 0, "id": "t1", "type": "function", "function": {"name": "f", "arguments": ""}}
+_EVENTS = [
+    _event({"role": "assistant", "content": ""}),
+    _event({"content": "hi"}),
+    _event({"content": ""}),
+    _event({"reasoning_content": "hmm"}),
+    _event({"tool_calls": [_TOOL]}),
+    _event({"tool_calls": [{"index": 0, "function": {"arguments": '{"a"'}}]}),
+    _event({"tool_calls": [{"index": 1, "id": "t2", "function": {"name": "g"}}]}),
+    _event({}, "stop"),
+    b": PING\n\n",
+]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self._ticks = itertools.count()
+
+    def __call__(self) -> float:
+        return float(next(self._ticks))
+
+
+def _readers() -> tuple[StreamParser, StreamReader, AttemptWatch]:
+    parser = StreamParser()
+    reader = StreamReader(parser)
+    watch = AttemptWatch(clock=_Clock(), budget_s=60.0, first_token_s=10.0, idle_s=10.0)
+    return parser, reader, watch
+
+
+def _state(reader: StreamReader, watch: AttemptWatch) -> tuple[object, ...]:
+    return (reader.delivered, watch.token_seen, watch.last_data_at)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_EVENTS), max_size=3), max_size=8))
+def test_advance_leaves_the_reader_and_watch_as_step_does(reads):
+    stepped, advanced = _readers(), _readers()
+    for read in reads:
+        data = b"".join(read)
+        stepped[0].feed(data)
+        advanced[0].feed(data)
+        stepped[1].step(stepped[2])
+        advanced[1].advance(advanced[2])
+        assert _state(*advanced[1:]) == _state(*stepped[1:])
+        assert advanced[1].take() == stepped[1].take() is None  # both marks moved alike
+
+
+def test_a_new_tool_call_without_text_is_delivered():
+    parser, reader, watch = _readers()
+    parser.feed(_EVENTS[4])
+    reader.advance(watch)
+    assert reader.delivered and watch.token_seen
+
+
+def test_an_empty_content_delta_delivers_nothing():
+    parser, reader, watch = _readers()
+    parser.feed(_EVENTS[0] + _EVENTS[2])
+    reader.advance(watch)
+    assert not reader.delivered and not watch.token_seen
