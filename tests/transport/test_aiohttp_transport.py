@@ -688,3 +688,39 @@ def test_https_reports_no_connect_or_tls_split_rather_than_a_wrong_one(self_sign
     assert exchange.failure is None
     assert (exchange.timings.connect_ms, exchange.timings.tls_ms) == (None, None)
     assert exchange.timings.ttfb_ms is not None
+
+
+def test_without_a_trace_of_its_own_the_call_clock_gets_the_phases_directly():
+    async def call(url: str) -> list[Exchange]:
+        exchanges: list[Exchange] = []
+        transport = AsyncInstrumentedTransport(
+            contract=CONTRACT, sinks=[exchanges.append], inner=AiohttpTransport()
+        )
+        async with httpx2.AsyncClient(transport=transport, timeout=5.0) as client:
+            for _ in range(2):
+                answer = await client.post(url, json=BODY)
+                assert answer.status_code == 200
+        return exchanges
+
+    with raw_server(in_order([response(200, COMPLETION)])) as server:
+        first, second = asyncio.run(call(server.url.replace("127.0.0.1", "localhost")))
+    assert first.timings.dns_ms is not None
+    assert first.timings.connect_ms is not None
+    assert first.timings.ttfb_ms is not None
+    assert first.timings.tls_ms is None
+    assert second.timings.connect_ms is None and second.timings.dns_ms is None
+    assert second.timings.ttfb_ms is not None
+
+
+def test_only_the_clocks_own_trace_is_fed_directly():
+    from chatcontract.transport._timing import PhaseClock
+
+    clock = PhaseClock()
+
+    async def other(name: str, info: dict[str, Any]) -> None:
+        pass
+
+    assert _Call(clock.atrace, clock, None, False).direct
+    assert not _Call(other, clock, None, False).direct
+    assert not _Call(None, clock, None, False).direct
+    assert not _Call(clock.atrace, None, None, False).direct

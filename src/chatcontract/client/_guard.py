@@ -16,7 +16,7 @@ timeout. So a socket that goes fully silent mid-answer is cut at ``idle_ms`` and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import httpx2
 
@@ -99,15 +99,18 @@ class AttemptWatch:
         on it: the first-token limit before content, the idle limit after; None when neither
         applies (a non-streamed body) or the attempt's deadline comes first."""
         now = self._clock()
-        limit: tuple[Literal["first_token", "idle"], float] | None = None
+        kind: Literal["first_token", "idle"]
         if not self.token_seen:
-            if self.first_token_by is not None:
-                limit = ("first_token", self.first_token_by - now)
-        elif self.idle_s is not None:
-            limit = ("idle", self.last_data_at + self.idle_s - now)
-        if limit is None or limit[1] > self.ends_at - now:
+            if self.first_token_by is None:
+                return None
+            kind, left = "first_token", self.first_token_by - now
+        elif self.idle_s is None:
             return None
-        return limit[0], max(limit[1], 0.0)
+        else:
+            kind, left = "idle", self.last_data_at + self.idle_s - now
+        if left > self.ends_at - now:
+            return None
+        return kind, max(left, 0.0)
 
     def timed_out(
         self, limit: Literal["first_token", "idle"], request: httpx2.Request
@@ -137,8 +140,13 @@ class AttemptWatch:
     def raise_if_passed(self, request: httpx2.Request) -> None:
         """Raise the read timeout matching the limit that passed."""
         verdict = self.check()
-        if verdict == "ok":
-            return
+        if verdict != "ok":
+            self.passed(verdict, request)
+
+    def passed(
+        self, verdict: Literal["deadline", "first_token", "idle"], request: httpx2.Request
+    ) -> NoReturn:
+        """Raise the read timeout for ``verdict`` (a limit :meth:`check` found passed)."""
         self.fired = verdict
         if verdict == "deadline":
             raise AttemptDeadlineError(
@@ -208,21 +216,26 @@ class _AsyncGuardedStream(httpx2.AsyncByteStream):
                 yield chunk
             return
         chunks = aiter(self._inner)
-        while True:
-            limit = watch.read_limit()
-            limit_reads(None if limit is None else limit[1])
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
-                return
-            except httpx2.ReadTimeout as exc:
-                if limit is None:
-                    raise
-                raise watch.timed_out(limit[0], request) from exc
-            finally:
-                limit_reads(None)
-            watch.raise_if_passed(request)
-            yield chunk
+        try:
+            while True:
+                limit = watch.read_limit()
+                limit_reads(None if limit is None else limit[1])
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    return
+                except httpx2.ReadTimeout as exc:
+                    if limit is None:
+                        raise
+                    raise watch.timed_out(limit[0], request) from exc
+                verdict = watch.check()
+                if verdict != "ok":
+                    watch.passed(verdict, request)
+                yield chunk
+        finally:
+            # Once, not after each read: the next read sets its own limit first, and nothing
+            # reads this body in between.
+            limit_reads(None)
 
     async def aclose(self) -> None:
         aclose = getattr(self._inner, "aclose", None)

@@ -221,6 +221,9 @@ class GatewayApp:
 
     async def _stream(self, call: PreparedCall, request: GatewayRequest, send: Send) -> None:
         forwarder = ChunkForwarder(client_usage=request.client_usage)
+        # A body part with more to come changes nothing ``_Tracked`` remembers (the head went
+        # out through it): those go straight to the server's ``send``.
+        more = send.inner if isinstance(send, _Tracked) else send
         held: list[str] = []
         started = False
         attempt, route = 0, ""
@@ -242,7 +245,7 @@ class GatewayApp:
                         held.extend(item.items)
                         continue
                     if out:
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                        await more({"type": "http.response.body", "body": out, "more_body": True})
                 elif isinstance(item, Attempt):
                     attempt, route = item.step.attempt, item.step.route.name
                     if started:
@@ -276,10 +279,10 @@ class GatewayApp:
 class _Tracked:
     """``send``, remembering how far the response went (to end it right after a bug)."""
 
-    __slots__ = ("_send", "done", "started", "streaming")
+    __slots__ = ("done", "inner", "started", "streaming")
 
     def __init__(self, send: Send) -> None:
-        self._send = send
+        self.inner = send
         self.started = self.streaming = self.done = False
 
     async def __call__(self, message: Message) -> None:
@@ -288,7 +291,7 @@ class _Tracked:
             self.streaming = (b"content-type", _SSE_HEADERS[0][1]) in message["headers"]
         elif not message.get("more_body", False):
             self.done = True
-        await self._send(message)
+        await self.inner(message)
 
     async def fail(self, exc: Exception) -> None:
         """End the response with a ``gateway_error`` (500, or in-band on a started stream)."""

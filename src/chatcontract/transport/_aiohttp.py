@@ -69,6 +69,7 @@ class _Call:
     __slots__ = (
         "clock",
         "connected",
+        "direct",
         "https",
         "pool_s",
         "queued",
@@ -82,6 +83,8 @@ class _Call:
     ) -> None:
         self.trace = trace
         self.clock = clock
+        # The trace is the clock's own: its events go to the clock without being spelled.
+        self.direct = clock is not None and trace is not None and trace == clock.atrace
         self.pool_s = pool_s
         self.https = https
         self.queued = False
@@ -89,10 +92,24 @@ class _Call:
         self.sent = False
         self.scope: asyncio.Timeout | None = None
 
-    async def emit(self, event: str) -> None:
+    async def emit(self, event: str, phase: str, edge: str) -> None:
+        """httpcore2's trace ``event``: to the request's ``trace``, or, when that is the call
+        clock's own (the instrumented transport's, nothing chained), straight to the clock as
+        ``PhaseClock.trace`` would put it (``phase`` started or complete, or ``sent``)."""
         trace = self.trace
-        if trace is not None:
+        if trace is None:
+            return
+        if not self.direct:
             await trace(event, {})
+            return
+        clock = self.clock
+        assert clock is not None  # direct: the trace is this clock's
+        if phase == "sent":
+            clock.sent = True
+        elif edge == "started":
+            clock.start(phase)
+        else:
+            clock.end(phase)
 
 
 # -- TraceConfig hooks: public aiohttp signals, routed to the request's ``_Call`` ------------
@@ -129,7 +146,7 @@ async def _on_create_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     if call is not None:
         # The connect event marks the connection as this call's own (a failure on it is no
         # stale keep-alive); for https it never completes: TCP and TLS are one aiohttp step.
-        await call.emit("connection.connect_tcp.started")
+        await call.emit("connection.connect_tcp.started", "connect", "started")
 
 
 async def _on_create_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
@@ -137,7 +154,7 @@ async def _on_create_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     if call is not None:
         call.connected = True
         if not call.https:
-            await call.emit("connection.connect_tcp.complete")
+            await call.emit("connection.connect_tcp.complete", "connect", "complete")
 
 
 async def _on_reuse(_: Any, ctx: SimpleNamespace, __: Any) -> None:
@@ -164,14 +181,14 @@ async def _on_headers_sent(_: Any, ctx: SimpleNamespace, __: Any) -> None:
         call.sent = call.connected = True
         if call.clock is not None:
             call.clock.sent = True
-        await call.emit("http11.send_request_headers.started")
-        await call.emit("http11.receive_response_headers.started")
+        await call.emit("http11.send_request_headers.started", "sent", "started")
+        await call.emit("http11.receive_response_headers.started", "headers", "started")
 
 
 async def _on_request_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     call = _call_of(ctx)
     if call is not None:
-        await call.emit("http11.receive_response_headers.complete")
+        await call.emit("http11.receive_response_headers.complete", "headers", "complete")
 
 
 def aiohttp_trace_config() -> aiohttp.TraceConfig:

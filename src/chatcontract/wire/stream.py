@@ -780,7 +780,12 @@ class StreamParser:
         assembler = self._assembler
         taken = self._tap
         assert taken is not None
-        typed = _typed_state(assembler)
+        typed = (  # as _typed_state, inline: once per read
+            assembler._typed_misses < _TYPED_MISSES
+            and not assembler._done
+            and not assembler._malformed
+            and assembler._error is None
+        )
         start = 0
         if typed and len(payloads) > 1:
             run = _typed_run(payloads)
@@ -792,10 +797,11 @@ class StreamParser:
                     take = assembler._take_chunk
                     for held in chunks:
                         take(held, now)
+                    # Typed, so valid UTF-8; no payload holds a line feed (lines were split
+                    # on them): decoded in one piece, then split again.
+                    taken.extend(b"\n".join(payloads[:run]).decode().split("\n"))
                     if run == len(payloads):
-                        taken.extend([raw.decode() for raw in payloads])  # typed: valid UTF-8
                         return
-                    taken.extend([raw.decode() for raw in payloads[:run]])
                     start = run
         for raw in payloads[start:] if start else payloads:
             if typed and raw[:1] == b"{":
