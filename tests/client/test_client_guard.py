@@ -108,3 +108,27 @@ def test_only_a_stream_limit_bounds_the_wait_for_the_next_piece(first_token_s, i
     assert watch.limits_reads is limits
     if not limits:
         assert watch.read_limit() is None
+
+
+@pytest.mark.anyio
+async def test_on_the_aiohttp_wire_the_body_checks_the_watch_itself_with_no_layer_of_its_own():
+    from chatcontract.transport._aiohttp import AiohttpTransport, _Body
+    from raw_servers import raw_server, trickling_body
+
+    clock = FakeClock()
+    watch = AttemptWatch(clock=clock, budget_s=1.5, first_token_s=None)
+    wire = AiohttpTransport()
+    transport = AsyncGuardTransport(wire, owns_inner=True)
+    with raw_server(trickling_body(0.01, size=50)) as server:
+        async with httpx2.AsyncClient(transport=transport) as client:
+            request = client.build_request("GET", server.url, extensions={WATCH_EXTENSION: watch})
+            response = await client.send(request, stream=True)
+            stream = response.stream
+            body = response.aiter_raw()
+            await anext(body)
+            clock.now += 2.0  # the attempt's budget passes before the next piece
+            with pytest.raises(AttemptDeadlineError):
+                await anext(body)
+            await response.aclose()
+    assert watch.fired == "deadline"
+    assert isinstance(getattr(stream, "_stream", stream), _Body)

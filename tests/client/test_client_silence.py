@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx2
 import pytest
-from client_helpers import LONG, PONG, Sleeps, contract_for, env_for, trail
+from client_helpers import LONG, PONG, AsyncSleeps, Sleeps, contract_for, env_for, trail
 
 from chatcontract.client import AsyncChatClient, ChatClient, ChatResult, StreamInterrupted
 from chatcontract.contract import Streaming, Timeouts
@@ -178,3 +178,32 @@ def test_a_stall_after_content_is_named_for_the_idle_limit(sims):
         list(stream)
     assert caught.value.failure.code == "stream_stalled"
     assert caught.value.partial_content
+
+
+#: A read timeout far past the idle limit: only the idle limit can end the stall in time.
+IDLE_ONLY = Timeouts(
+    connect_ms=1_000, first_byte_ms=8_000, first_token_ms=8_000, idle_ms=300, total_ms=20_000
+)
+
+
+@pytest.mark.anyio
+async def test_on_the_aiohttp_wire_a_silent_socket_after_content_is_cut_at_the_idle_limit(sims):
+    from chatcontract.transport._aiohttp import AiohttpTransport
+
+    stalled = sims("stall_mid_stream", delay_ms=6_000)
+    contract = contract_for(stalled.base_url, timeouts=IDLE_ONLY)
+    wire = AiohttpTransport()
+    try:
+        async with AsyncChatClient.from_contract(
+            contract, environ=env_for(stalled.api_key), transport=wire, sleep=AsyncSleeps()
+        ) as client:
+            with pytest.raises(StreamInterrupted) as caught:
+                async with client.stream(LONG, max_tokens=64) as stream:
+                    async for _ in stream:
+                        pass
+    finally:
+        await wire.aclose()
+    assert caught.value.failure.code == "stream_stalled"
+    assert caught.value.partial_content
+    # Cut at the idle limit (0.3 s), not at the read timeout (8 s) nor the stall's end (6 s).
+    assert caught.value.attempts[-1].timings.total_ms < 4_000

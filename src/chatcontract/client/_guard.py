@@ -273,7 +273,14 @@ class AsyncGuardTransport(httpx2.AsyncBaseTransport):
         response = await self._inner.handle_async_request(request)
         watch = _watch_of(request)
         if watch is not None:
-            response.stream = _AsyncGuardedStream(response.stream, watch, request)
+            stream = response.stream
+            # The aiohttp wire's body checks the watch itself (no layer per read), and bounds
+            # each wait by the read limit directly (``limit_reads`` is its timed backend's).
+            guard_reads = getattr(stream, "guard_reads", None)
+            if guard_reads is not None:
+                guard_reads(watch)
+            else:
+                response.stream = _AsyncGuardedStream(stream, watch, request)
         return response
 
     async def aclose(self) -> None:

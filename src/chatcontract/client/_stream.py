@@ -97,8 +97,11 @@ class StreamReader:
         if moved:
             self._mark = mark
             watch.token_seen = self.delivered = True
-        if self.new_data() and watch.token_seen:
-            watch.data_seen()
+        count = assembler.chunk_count  # ``new_data``, inline: once per read
+        if count != self._chunks:
+            self._chunks = count
+            if watch.token_seen:
+                watch.data_seen()
 
     def tap(self) -> list[str]:
         """The data payloads of the good chunks from now on (``StreamParser.tap``): what a

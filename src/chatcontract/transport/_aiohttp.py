@@ -44,14 +44,14 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn, Protocol
 
 import aiohttp
 import httpx2
 
 from ._timing import CURRENT_CLOCK, PhaseClock
 
-__all__ = ["AiohttpTransport", "aiohttp_trace_config"]
+__all__ = ["AiohttpTransport", "ReadWatch", "aiohttp_trace_config"]
 
 _monotonic = time.monotonic
 
@@ -308,10 +308,46 @@ class _DeadlinePassedError(Exception):
 # -- the response body ------------------------------------------------------------------------
 
 
-class _Body(httpx2.AsyncByteStream):
-    """The response body, each piece as aiohttp received it; the call deadline is one timer."""
+class _ReadLimitPassedError(Exception):
+    """Set on a response body whose read limit passed while a read waited (wakes it)."""
 
-    __slots__ = ("_closed", "_request", "_response", "_timer")
+
+class ReadWatch(Protocol):
+    """The limits a body's reads are checked against (the client's ``AttemptWatch``)."""
+
+    @property
+    def limits_reads(self) -> bool: ...
+
+    def read_limit(self) -> tuple[Any, float] | None: ...
+
+    def timed_out(self, limit: Any, request: httpx2.Request) -> httpx2.ReadTimeout: ...
+
+    def check(self) -> str: ...
+
+    def passed(self, verdict: Any, request: httpx2.Request) -> NoReturn: ...
+
+
+class _Body(httpx2.AsyncByteStream):
+    """The response body, each piece as aiohttp received it; the call deadline is one timer.
+
+    With a :class:`ReadWatch` (:meth:`guard_reads`, what the client's guard transport does
+    with a body of this transport instead of wrapping it in a layer of its own), every piece
+    is checked against it as it arrives, and the wait for the next one is bounded by its read
+    limit (first token, then idle): one timer per body, moved only when the limit comes
+    sooner than it is set for (a limit that moves later is re-armed when the timer fires).
+    """
+
+    __slots__ = (
+        "_closed",
+        "_limit_at",
+        "_limit_timer",
+        "_loop",
+        "_reading",
+        "_request",
+        "_response",
+        "_timer",
+        "_watch",
+    )
 
     def __init__(
         self, response: aiohttp.ClientResponse, request: httpx2.Request, when: float | None
@@ -319,9 +355,19 @@ class _Body(httpx2.AsyncByteStream):
         self._response = response
         self._request = request
         self._closed = False
+        self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         if when is not None:
-            self._timer = asyncio.get_running_loop().call_at(when, self._deadline_passed)
+            self._timer = self._loop.call_at(when, self._deadline_passed)
+        self._watch: ReadWatch | None = None
+        self._limit_at: float | None = None  # the current read's limit, on the loop's clock
+        self._limit_timer: asyncio.TimerHandle | None = None
+        self._reading = False
+
+    def guard_reads(self, watch: ReadWatch) -> None:
+        """Check every piece against ``watch`` and bound each wait by its read limit (see the
+        class docstring): what ``client._guard``'s stream does, done here."""
+        self._watch = watch
 
     def _deadline_passed(self) -> None:
         self._timer = None
@@ -329,28 +375,78 @@ class _Body(httpx2.AsyncByteStream):
         if not content.is_eof():  # all of it here already: the reader takes it in time
             content.set_exception(_DeadlinePassedError())
 
+    def _limit_reads(self, seconds: float | None) -> None:
+        if seconds is None:
+            self._limit_at = None
+            return
+        at = self._limit_at = self._loop.time() + seconds
+        timer = self._limit_timer
+        if timer is None or timer.when() > at:
+            if timer is not None:
+                timer.cancel()
+            self._limit_timer = self._loop.call_at(at, self._limit_passed)
+
+    def _limit_passed(self) -> None:
+        self._limit_timer = None
+        at = self._limit_at
+        if at is None or not self._reading:  # the next read sets its own limit
+            return
+        if self._loop.time() < at:  # the limit moved later since: wait for it
+            self._limit_timer = self._loop.call_at(at, self._limit_passed)
+            return
+        content = self._response.content
+        if not content.is_eof():
+            content.set_exception(_ReadLimitPassedError())
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         readany = self._response.content.readany
+        watch, request = self._watch, self._request
+        limited = watch if watch is not None and watch.limits_reads else None
+        limit: tuple[Any, float] | None = None  # the current read's
         try:
             while True:
-                chunk = await readany()
+                if limited is not None:
+                    limit = limited.read_limit()
+                    self._limit_reads(None if limit is None else limit[1])
+                    self._reading = True
+                    chunk = await readany()
+                    self._reading = False
+                else:
+                    chunk = await readany()
                 if not chunk:
                     return
+                if watch is not None:
+                    verdict = watch.check()
+                    if verdict != "ok":
+                        watch.passed(verdict, request)
                 yield chunk
+        except _ReadLimitPassedError:
+            # Only a limited read is cut by the limit timer.
+            if limited is None or limit is None:  # pragma: no cover - never armed without
+                raise httpx2.ReadTimeout("the read limit passed", request=request) from None
+            raise limited.timed_out(limit[0], request) from None
         except _DeadlinePassedError:
-            raise httpx2.ReadTimeout(
-                "the call's deadline passed while the body was arriving", request=self._request
-            ) from None
+            timeout = httpx2.ReadTimeout(
+                "the call's deadline passed while the body was arriving", request=request
+            )
+            if limited is None or limit is None:
+                raise timeout from None
+            raise limited.timed_out(limit[0], request) from timeout
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _body_error(exc, self._request) from exc
+            error = _body_error(exc, request)
+            if limited is None or limit is None or not isinstance(error, httpx2.ReadTimeout):
+                raise error from exc
+            error.__cause__ = exc
+            raise limited.timed_out(limit[0], request) from error
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._limit_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._limit_timer = None
         response = self._response
         if response.content.at_eof() and response.content.exception() is None:
             response.release()  # read to the end: the connection goes back to the pool
