@@ -186,6 +186,12 @@ IDLE_ONLY = Timeouts(
 )
 
 
+async def _read_stream(client: AsyncChatClient) -> None:
+    async with client.stream(LONG, max_tokens=64) as stream:
+        async for _ in stream:
+            pass
+
+
 @pytest.mark.anyio
 async def test_on_the_aiohttp_wire_a_silent_socket_after_content_is_cut_at_the_idle_limit(sims):
     from chatcontract.transport._aiohttp import AiohttpTransport
@@ -198,9 +204,7 @@ async def test_on_the_aiohttp_wire_a_silent_socket_after_content_is_cut_at_the_i
             contract, environ=env_for(stalled.api_key), transport=wire, sleep=AsyncSleeps()
         ) as client:
             with pytest.raises(StreamInterrupted) as caught:
-                async with client.stream(LONG, max_tokens=64) as stream:
-                    async for _ in stream:
-                        pass
+                await _read_stream(client)
     finally:
         await wire.aclose()
     assert caught.value.failure.code == "stream_stalled"
