@@ -68,7 +68,7 @@ from chatcontract.transport import (
     InstrumentedTransport,
     install_backend,
 )
-from chatcontract.transport.instrumented import request_header
+from chatcontract.transport.instrumented import request_header, request_headers
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -277,7 +277,13 @@ class _Gate:
 
     def metered(self, request: httpx2.Request) -> bool:
         """True when the request goes to the contract's endpoint (and is then observed)."""
-        retries = _retry_count(request_header(request, _RETRY_COUNT_NAME))
+        sent = request_headers(request).get(_RETRY_COUNT_NAME)
+        # b"0": the SDK's first attempt, i.e. nearly every call
+        retries = (
+            0
+            if sent is None or sent == b"0"
+            else _retry_count(request_header(request, _RETRY_COUNT_NAME))
+        )
         if retries and self._max_attempts > 1:
             self._warn_once(retries)
         if not request.url.path.rstrip("/").endswith(self._path):

@@ -54,7 +54,7 @@ from ._timing import (
     has_timed_backend,
     install_backend,
 )
-from .observer import CallObserver, ExchangeSink, request_facts
+from .observer import CallObserver, ExchangeSink, _budget_ms, _request_facts, _safe_url
 
 __all__ = [
     "EXCHANGE_EXTENSION",
@@ -64,6 +64,7 @@ __all__ = [
     "CallDeadlineError",
     "InstrumentedTransport",
     "request_header",
+    "request_headers",
 ]
 
 logger = get_logger("chatcontract.transport")
@@ -103,6 +104,8 @@ def _as_deadline(exc: Exception, clock: PhaseClock, request: httpx2.Request | No
 
 #: The request extension holding its headers by lower-case name (read once per call).
 _HEADERS_EXTENSION = "chatcontract.headers"
+#: The most request credentials a transport remembers the secrets of (a few keys in practice).
+_MAX_MEMO = 64
 
 
 def request_header(request: httpx2.Request, name: bytes) -> str | None:
@@ -113,16 +116,22 @@ def request_header(request: httpx2.Request, name: bytes) -> str | None:
     ``Headers.raw`` when a name repeats (``Headers.get`` first works out the headers'
     encoding, then scans them all, for every name asked); a value that is not ASCII is left
     to ``Headers.get`` and its encoding rules."""
+    sent = request_headers(request).get(name)
+    if sent is None:
+        return None
+    return sent.decode("ascii") if sent.isascii() else request.headers.get(name.decode())
+
+
+def request_headers(request: httpx2.Request) -> dict[bytes, bytes]:
+    """The request's header values by lower-case name (bytes; a repeated name's values
+    joined with ", "), read once per request. Read them only."""
     found: dict[bytes, bytes] | None = request.extensions.get(_HEADERS_EXTENSION)
     if found is None:
         found = lowered_headers(request.headers)
         if found is None:  # a repeated name (its values joined, as Headers.get does), no seam
             found = _joined_headers(request.headers.raw)
         request.extensions[_HEADERS_EXTENSION] = found
-    sent = found.get(name)
-    if sent is None:
-        return None
-    return sent.decode("ascii") if sent.isascii() else request.headers.get(name.decode())
+    return found
 
 
 def _joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
@@ -132,43 +141,6 @@ def _joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
         seen = found.get(key)
         found[key] = value if seen is None else seen + b", " + value
     return found
-
-
-def _observer(
-    request: httpx2.Request,
-    *,
-    contract: Contract | None,
-    sinks: tuple[ExchangeSink, ...],
-    secrets: tuple[str, ...],
-    capture_content: bool,
-    shapes: bool = True,
-) -> CallObserver:
-    attempt, route = 1, "primary"
-    meta = request.extensions.get("chatcontract")
-    if meta:  # only retried or routed calls carry it: most calls skip the copy and casts
-        found: dict[str, Any] = dict(meta)
-        attempt, route = int(found.get("attempt", 1)), str(found.get("route", "primary"))
-    content = request.content if isinstance(request.stream, httpx2.ByteStream) else b""
-    facts = request_facts(
-        request.method,
-        str(request.url),
-        content,
-        {"x-request-source": request_header(request, b"x-request-source") or ""},
-        request.extensions.get("timeout"),
-        fingerprint=shapes,
-    )
-    return CallObserver(
-        request=facts,
-        contract=contract,
-        sinks=sinks,
-        secrets=secrets,
-        attempt=attempt,
-        route=route,
-        capture_content=capture_content,
-        shapes=shapes,
-        request_content=content if not shapes else b"",
-        home=request.extensions,
-    )
 
 
 #: What the transports feed: the call's one observer.
@@ -438,6 +410,7 @@ class _Observing:
         found = contract.auth.resolve() if contract is not None else None
         contract_key = (found[1],) if found is not None else ()
         self._secrets = tuple(dict.fromkeys(s for s in (*secrets, *contract_key) if s))
+        self._secrets_by_credential: dict[bytes, tuple[str, ...]] = {}
         self._capture = capture_content
         self._shape_rate = shape_sample_rate
         self._rng = rng
@@ -461,9 +434,22 @@ class _Observing:
                 type(exc).__name__,
             )
 
-    def _call_secrets(self, request: httpx2.Request) -> tuple[str, ...]:
-        """The transport's secrets plus the credential this request carries."""
-        value = request_header(request, self._auth_name)
+    def _call_secrets(self, request: httpx2.Request, sent: bytes | None) -> tuple[str, ...]:
+        """The transport's secrets plus the credential this request carries (``sent``: its
+        auth header's raw value); memoised by that value when it is ASCII."""
+        if sent is None:
+            return self._secrets
+        known = self._secrets_by_credential.get(sent)
+        if known is not None:
+            return known
+        if not sent.isascii():  # Headers.get decodes it by the encoding of all the headers
+            return self._with_credential(request.headers.get(self._auth_header))
+        found = self._with_credential(sent.decode("ascii"))
+        if len(self._secrets_by_credential) < _MAX_MEMO:
+            self._secrets_by_credential[sent] = found
+        return found
+
+    def _with_credential(self, value: str | None) -> tuple[str, ...]:
         if not value:
             return self._secrets
         prefix = self._auth_prefix
@@ -476,18 +462,41 @@ class _Observing:
 
     def _begin(self, request: httpx2.Request, *, is_async: bool) -> Observer:
         """The observer of ``request``: it builds the call's one Exchange as bytes pass."""
-        secrets = self._call_secrets(request)
         extensions = request.extensions
+        headers = extensions.get(_HEADERS_EXTENSION)
+        if headers is None:
+            headers = request_headers(request)
+        secrets = self._call_secrets(request, headers.get(self._auth_name))
+        attempt, route = 1, "primary"
+        meta = extensions.get("chatcontract")
+        if meta:  # only retried or routed calls carry it: most calls skip the copy and casts
+            found: dict[str, Any] = dict(meta)
+            attempt, route = int(found.get("attempt", 1)), str(found.get("route", "primary"))
+        shapes = self._shape_rate >= 1.0 or self._rng() < self._shape_rate
+        content = request.content if isinstance(request.stream, httpx2.ByteStream) else b""
+        source = None
+        if b"x-request-source" in headers:  # rare: a source ChatClient or the gateway names
+            source = request_header(request, b"x-request-source") or None
+        timeout = extensions.get("timeout")
+        facts = _request_facts(
+            request.method,
+            _safe_url(str(request.url)),
+            content,
+            source,
+            _budget_ms(timeout) if timeout else None,
+            shapes,
+        )
         sinks = extensions[_SINKS_EXTENSION] = _CallSinks(self, secrets, extensions)
-        observer = _observer(
-            request, contract=self._contract, sinks=(sinks,), secrets=secrets,
-            capture_content=self._capture,
-            shapes=self._shape_rate >= 1.0 or self._rng() < self._shape_rate,
+        observer = CallObserver(
+            request=facts, contract=self._contract, sinks=(sinks,), secrets=secrets,
+            attempt=attempt, route=route, capture_content=self._capture, shapes=shapes,
+            request_content=content if not shapes else b"", home=extensions,
         )  # fmt: skip
         if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
             chain = _chain_atrace if is_async else _chain_trace
             extensions["trace"] = chain(extensions.get("trace"), observer.clock)
-        observer.clock.deadline = _call_deadline(request, self._total_timeout)
+        if meta or self._total_timeout is not None:
+            observer.clock.deadline = _call_deadline(request, self._total_timeout)
         return observer
 
     @staticmethod

@@ -12,8 +12,10 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import Any
 
+import msgspec
 import orjson
 
 from chatcontract.contract import Contract
@@ -78,18 +80,52 @@ def request_facts(
 
     ``fingerprint=False`` leaves the shape fingerprint out (the costliest fact).
     """
+    return _request_facts(
+        method,
+        _safe_url(url),
+        content,
+        headers.get("x-request-source") or None,
+        _budget_ms(timeout) if timeout else None,
+        fingerprint,
+    )
+
+
+def _request_facts(  # noqa: PLR0917 - the per-call path: positional, no keyword binding
+    method: str,
+    safe_url: str,
+    content: bytes,
+    source: str | None,
+    budget: float | None,
+    fingerprint: bool,
+) -> RequestFacts:
+    """``request_facts`` of a URL already made safe, a source and a budget already read.
+
+    Without a fingerprint, only the fields read are decoded (``_TypedRequest``: the prompt
+    text is skipped, never built); a body that decoder refuses (a type it does not expect, a
+    body that is not a JSON object, invalid JSON) or one it could read differently from
+    ``orjson`` (not valid UTF-8, a ``max_tokens`` beyond 64 bits) is read the general way,
+    which gives the same facts. One difference is kept: ``orjson`` refuses a whole body for a
+    number beyond a double's range anywhere in it, the typed decoder only where it reads.
+    """
+    if not fingerprint and content:
+        try:
+            typed = _decode_request(content)
+        except _TYPED_ERRORS:
+            typed = None
+        if typed is not None and (content.isascii() or _is_utf8(content)):
+            facts = _typed_facts(typed, method, safe_url, budget, source)
+            if facts is not None:
+                return facts
     doc: Any = None
     if content:
         try:
             doc = orjson.loads(content)
         except orjson.JSONDecodeError:
             doc = None
-    budget = _budget_ms(timeout) if timeout else None
-    source = headers.get("x-request-source") or None
     if not isinstance(doc, dict):
         shape = None if doc is None or not fingerprint else _digest_of(doc)
         return _build_request(
-            method, _safe_url(url), None, 0, (), False, False, None, budget, shape, source
+            method, safe_url, None, 0, (), False, False, None, budget, shape, source
         )
     messages = doc.get("messages")
     roles: tuple[str, ...] = ()
@@ -111,7 +147,7 @@ def request_facts(
     # The frozen dataclass's own __init__ costs a few µs a call: built from its fields in order.
     return _build_request(
         method,
-        _safe_url(url),
+        safe_url,
         model if isinstance(model, str) else None,
         count,
         roles,
@@ -120,6 +156,79 @@ def request_facts(
         max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
         budget,
         _digest_of(doc) if fingerprint else None,
+        source,
+    )
+
+
+class _TypedMessage(msgspec.Struct):
+    role: str | None = None
+
+
+class _TypedStreamOptions(msgspec.Struct):
+    include_usage: bool | None = None
+
+
+class _TypedRequest(msgspec.Struct):
+    """The request fields the facts read, typed as the general path keeps them (any other
+    type fails the decode, and the body is read the general way)."""
+
+    model: str | None = None
+    messages: list[_TypedMessage] | None = None
+    stream: bool | None = None
+    stream_options: _TypedStreamOptions | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+_decode_request = msgspec.json.Decoder(_TypedRequest).decode
+# RecursionError: nesting deeper than msgspec follows (orjson may still read it).
+_TYPED_ERRORS = (msgspec.DecodeError, RecursionError)
+_role_of = attrgetter("role")
+# orjson reads a JSON integer beyond these as a float, which the facts do not keep.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def _is_utf8(content: bytes) -> bool:
+    try:
+        content.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _typed_facts(
+    typed: _TypedRequest,
+    method: str,
+    safe_url: str,
+    budget: float | None,
+    source: str | None,
+) -> RequestFacts | None:
+    """The facts of a typed decode, or None when the general path must read the body."""
+    max_tokens = typed.max_completion_tokens
+    if max_tokens is msgspec.UNSET:
+        max_tokens = typed.max_tokens
+    if max_tokens is not None and not _INT_MIN <= max_tokens <= _INT_MAX:
+        return None
+    messages = typed.messages
+    roles: tuple[str, ...] = ()
+    count = 0
+    if messages is not None:
+        count = len(messages)
+        found = set(map(_role_of, messages))
+        found.discard(None)
+        roles = tuple(sorted(found))
+    options = typed.stream_options
+    return _build_request(
+        method,
+        safe_url,
+        typed.model,
+        count,
+        roles,
+        typed.stream is True,
+        options is not None and options.include_usage is True,
+        max_tokens,
+        budget,
+        None,
         source,
     )
 
