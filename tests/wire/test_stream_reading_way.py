@@ -18,7 +18,7 @@ import pytest
 
 from chatcontract.wire import StreamAssembler, StreamParser, StreamResult, ViolationKind
 from chatcontract.wire import stream as stream_module
-from chatcontract.wire._chunk import decode_chunk
+from chatcontract.wire._chunk import ChunkTemplate, decode_chunk
 
 
 def _chunk(content: str = "w", **top: object) -> bytes:
@@ -42,9 +42,17 @@ class _Ways:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.single: list[bool] = []  # decode_chunk: accepted or not, per call
-        self.batches = 0  # decode_chunks calls
+        self.batches = 0  # held reads read in one call: decode_chunks, or a template's
         real_single = stream_module.decode_chunk
         real_batch = stream_module.decode_chunks
+        real_contents = ChunkTemplate.contents
+
+        def contents(template: ChunkTemplate, payloads: list[bytes]) -> object:
+            texts = real_contents(template, payloads)
+            self.batches += texts is not None  # else decode_chunks is called next
+            return texts
+
+        monkeypatch.setattr(ChunkTemplate, "contents", contents)
 
         def single(raw: bytes) -> object:
             chunk = real_single(raw)

@@ -27,7 +27,13 @@ from typing import Any
 from msgspec import UNSET
 
 from chatcontract.contract.model import Contract, Streaming
-from chatcontract.wire._chunk import Chunk, decode_chunk, decode_chunks
+from chatcontract.wire._chunk import (
+    Chunk,
+    ChunkTemplate,
+    decode_chunk,
+    decode_chunks,
+    learn_template,
+)
 from chatcontract.wire._json import loads, loads_object
 from chatcontract.wire._tool_deltas import ToolDraft, tool_call_fields
 from chatcontract.wire._values import positional_builder
@@ -51,6 +57,10 @@ MAX_VIOLATIONS = 100
 #: After this many chunks in a row that the typed decoder refused (a provider whose chunks
 #: carry other members), a stream stops trying it: the general way alone is cheaper then.
 _TYPED_MISSES = 8
+
+#: A stream looks for its plain chunks' template (``_chunk.learn_template``) in at most this
+#: many chunks the typed decoder took, until one gives it.
+_TEMPLATE_TRIES = 4
 
 
 class StreamVerdict(StrEnum):
@@ -158,6 +168,8 @@ class StreamAssembler:
         "_refusal",
         "_rejected",
         "_require_done",
+        "_template",
+        "_template_tries",
         "_tools",
         "_typed_misses",
         "_usage",
@@ -190,6 +202,8 @@ class StreamAssembler:
         self._malformed = False
         self._rejected = 0  # events rejected (malformed, in-band error, cut): never forwarded
         self._typed_misses = 0
+        self._template: ChunkTemplate | None = None
+        self._template_tries = _TEMPLATE_TRIES
 
     # ------------------------------------------------------------------ feeding
 
@@ -213,12 +227,20 @@ class StreamAssembler:
         gives it exactly the verdict it always had.
         """
         if len(payloads) > 1 and self._typed_misses < _TYPED_MISSES and not self._done:
+            template = self._template
+            if template is not None:
+                texts = template.contents(payloads)  # plain chunks: what follows the prefix
+                if texts is not None:
+                    self._take_contents(template, len(payloads), texts, now)
+                    return
             chunks = decode_chunks(payloads)  # held reads: all of them in one C call
             if chunks is not None:
                 self._chunk_count += len(chunks)
                 take = self._take_chunk
                 for held in chunks:
                     take(held, now)
+                if template is None and self._template_tries:
+                    self._learn(payloads[-1])
                 return
         for raw in payloads:
             if raw[:1] == b"{" and not self._done:
@@ -229,6 +251,8 @@ class StreamAssembler:
                             self._typed_misses = 0
                         self._chunk_count += 1
                         self._take_chunk(chunk, now)
+                        if self._template is None and self._template_tries:
+                            self._learn(raw)
                         continue
                     self._typed_misses += 1
                 doc = loads_object(raw)
@@ -238,6 +262,31 @@ class StreamAssembler:
                     self._take(doc, n, now)
                     continue
             self._push(raw.decode("utf-8", "replace"), now, "message", False)
+
+    def _learn(self, raw: bytes) -> None:
+        """Look for the template of ``raw``, a chunk the typed decoder took."""
+        self._template_tries -= 1
+        self._template = learn_template(raw)
+
+    def _take_contents(
+        self, template: ChunkTemplate, count: int, texts: list[str], now: float | None
+    ) -> None:
+        """Assemble ``count`` plain chunks of ``template`` whose non-empty contents are
+        ``texts``: what :meth:`_take_chunk` does with each of them."""
+        self._chunk_count += count
+        if self._id is None:
+            self._id = template.id
+        if self._model is None:
+            self._model = template.model
+        if self._created is None:
+            self._created = template.created
+        if template.system_fingerprint is not None:
+            self._fingerprint = template.system_fingerprint
+        if texts:
+            self._content += texts
+            if not self._first_token:
+                self._first_token = True
+                self._first_token_at = now
 
     def _take_chunk(self, chunk: Chunk, now: float | None) -> None:
         """Assemble a chunk of the common shape (:func:`decode_chunk`: every value has the
