@@ -146,8 +146,10 @@ def parse_completion(body: bytes, *, contract: Contract | None = None) -> Comple
     typed = decode_body(body)
     if typed is not None:
         fast = _typed_completion(typed)
-        if fast is not None and _fast_plan(required_paths_of(contract)) <= fast[1]:
-            return _build_result(fast[0], (), None)
+        if fast is not None:
+            required = (contract.response if contract is not None else _DEFAULT_SPEC).required_paths
+            if _fast_plan(required) <= fast[1]:
+                return _build_result(fast[0], (), None)
     doc, error_at = loads(body)
     if error_at is not None:
         if not body.strip():
@@ -376,18 +378,31 @@ def _typed_completion(body: Body) -> tuple[Completion, bool] | None:
     )
 
 
+#: The members besides the three counts that most usage objects carry (detail objects).
+_USUAL_DETAILS = frozenset({"prompt_tokens_details", "completion_tokens_details"})
+
+
 def _fast_usage(raw_usage: dict[str, Any]) -> tuple[Usage, bool] | None:
-    """The fast path's reading of a ``usage`` object: None at the first count that is not a
-    non-negative integer (the full walk reports it)."""
-    details = {}
-    for name, count in raw_usage.items():
-        if name.endswith("_tokens") and count is not None and (type(count) is not int or count < 0):
-            return None
-        if name not in _STANDARD_COUNTS:
-            details[name] = count
-    prompt = raw_usage.get("prompt_tokens")
-    completion = raw_usage.get("completion_tokens")
-    total = raw_usage.get("total_tokens")
+    """The fast path's reading of a ``usage`` object: None when a ``*_tokens`` member is
+    neither null nor a non-negative integer (the full walk reports it)."""
+    details = dict(raw_usage)  # every other member, in order
+    prompt = details.pop("prompt_tokens", None)
+    completion = details.pop("completion_tokens", None)
+    total = details.pop("total_tokens", None)
+    if (
+        (prompt is not None and (type(prompt) is not int or prompt < 0))
+        or (completion is not None and (type(completion) is not int or completion < 0))
+        or (total is not None and (type(total) is not int or total < 0))
+    ):
+        return None
+    if not details.keys() <= _USUAL_DETAILS:  # other members: any of them may be a count
+        for name, count in details.items():
+            if (
+                name.endswith("_tokens")
+                and count is not None
+                and (type(count) is not int or count < 0)
+            ):
+                return None
     complete = prompt is not None and completion is not None and total is not None
     return _build_usage(prompt, completion, total, details), complete
 
