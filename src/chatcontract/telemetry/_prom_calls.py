@@ -273,7 +273,8 @@ class CallCollector(SeriesIndex[_Series]):
                     start = ttft if stream else ttfb
                     if start is not None:
                         duration = total - start
-                        if duration < 0.0:  # a NaN stays a NaN, as with max(duration, 0.0)
+                        # max(duration, 0.0) without the call; a NaN stays a NaN, as with max
+                        if duration < 0.0:  # noqa: PLR1730
                             duration = 0.0
                         histogram = series.completion_duration_ms
                         if duration == duration:  # noqa: PLR0124

@@ -62,6 +62,7 @@ _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "retry-after", "ratelimit-", "llm_provid
 #: (content type, request ids, rate limits) and the classifier reads. The others are never
 #: decoded.
 _KEPT_NAMES = frozenset(("content-type", *_REQUEST_ID_HEADERS))
+_REQUEST_ID_NAMES = frozenset(_REQUEST_ID_HEADERS)
 _KEPT_RAW_NAMES = frozenset(name.encode() for name in _KEPT_NAMES)
 _RAW_RATE_LIMIT_PREFIXES = tuple(prefix.encode() for prefix in _RATE_LIMIT_PREFIXES)
 
@@ -499,7 +500,7 @@ class CallObserver:
             fingerprint,
         )
 
-    def _response_facts(
+    def _response_facts(  # noqa: PLR0917 - positional: a non-streamed call passes them so
         self,
         status: int,
         model: str | None = None,
@@ -512,22 +513,21 @@ class CallObserver:
         fingerprint: Fingerprint | None = None,
     ) -> ResponseFacts:
         headers = self._headers  # the kept ones only (``_kept_headers``)
-        content_type = headers.get("content-type")
-        ids = {name: headers[name][:128] for name in _REQUEST_ID_HEADERS if name in headers}
-        # The kept headers are the content type, the request ids and the rate limits.
-        limits = (
-            {}
-            if len(headers) == len(ids) + (content_type is not None)
-            else {
-                name: value[:64]
-                for name, value in headers.items()
-                if name.startswith(_RATE_LIMIT_PREFIXES)
-            }
-        )
+        # The kept headers are the content type, the request ids and the rate limits. (Loops,
+        # not comprehensions: each of those is a function call.)
+        ids: dict[str, str] = {}
+        limits: dict[str, str] = {}
+        for name, value in headers.items():
+            if name in _REQUEST_ID_NAMES:
+                ids[name] = value[:128]
+            elif name != "content-type":
+                limits[name] = value[:64]
+        if len(ids) > 1:  # most specific first
+            ids = {name: ids[name] for name in _REQUEST_ID_HEADERS if name in ids}
         stream = self._stream
         return _build_response(
             status,
-            content_type,
+            headers.get("content-type"),
             ids,
             None if fingerprint is None else fingerprint.digest,
             () if fingerprint is None else fingerprint.paths,
