@@ -39,7 +39,7 @@ from chatcontract.wire import (
     shape_fingerprint,
     shape_paths,
 )
-from chatcontract.wire._values import positional_builder
+from chatcontract.wire._values import draft_class, positional_builder
 
 from ._httpx_seam import header_items
 from ._timing import PhaseClock
@@ -438,7 +438,9 @@ class CallObserver:
         if 200 <= status < 300:
             parsed = parse_completion(body, contract=contract)
             if self._home is not None:
-                self._home[PARSED_EXTENSION] = _build_parsed(body, contract, parsed)
+                found: ParsedBody = _ParsedDraft(body, contract, parsed)
+                found.__class__ = ParsedBody
+                self._home[PARSED_EXTENSION] = found
         headers = self._headers
         failure = classify_received(
             status,
@@ -525,7 +527,7 @@ class CallObserver:
         if len(ids) > 1:  # most specific first
             ids = {name: ids[name] for name in _REQUEST_ID_HEADERS if name in ids}
         stream = self._stream
-        return _build_response(
+        response: ResponseFacts = _ResponseDraft(
             status,
             headers.get("content-type"),
             ids,
@@ -542,6 +544,8 @@ class CallObserver:
             limits,
             content if self._capture else None,
         )
+        response.__class__ = ResponseFacts
+        return response
 
     def _emit(
         self,
@@ -563,7 +567,7 @@ class CallObserver:
         origin = clock.origin
         first_byte_at = self._first_byte_at
         new_connection = "connect" in ends or "dns" in ends or "tls" in ends
-        timings = _build_timings(
+        timings: Timings = _TimingsDraft(
             clock.duration_ms("dns") if new_connection else None,
             clock.duration_ms("connect") if new_connection else None,
             clock.duration_ms("tls") if new_connection else None,
@@ -572,7 +576,8 @@ class CallObserver:
             ((ended or time.perf_counter()) - origin) * 1000.0,
             0.0,
         )
-        exchange = _build_exchange(
+        timings.__class__ = Timings
+        exchange: Exchange = _ExchangeDraft(
             request,
             response,
             timings,
@@ -582,6 +587,7 @@ class CallObserver:
             failure,
             False,
         )
+        exchange.__class__ = Exchange
         self.exchange = exchange
         for sink in self._sinks:
             sink(exchange)
@@ -589,10 +595,11 @@ class CallObserver:
 
 
 _build_request = positional_builder(RequestFacts)
-_build_response = positional_builder(ResponseFacts)
-_build_timings = positional_builder(Timings)
-_build_exchange = positional_builder(Exchange)
-_build_parsed = positional_builder(ParsedBody)
+# Built at each call's end: a draft, then its class (``wire._values``), one call fewer each.
+_ResponseDraft = draft_class(ResponseFacts)
+_TimingsDraft = draft_class(Timings)
+_ExchangeDraft = draft_class(Exchange)
+_ParsedDraft = draft_class(ParsedBody)
 
 
 def _digest(paths: tuple[str, ...]) -> str:
