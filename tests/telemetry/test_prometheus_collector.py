@@ -113,6 +113,8 @@ def varied() -> Iterator[tuple[Exchange, CallLabels]]:
     yield exchange(budget=None), LABELS
     yield exchange(budget=600_000.0), LABELS
     yield exchange(budget=2_000_000.0, timings=Timings(ttfb_ms=100.0, total_ms=50.0)), LABELS
+    yield exchange(budget=math.nan, timings=Timings(ttfb_ms=math.nan, total_ms=10.0)), LABELS
+    yield exchange(timings=Timings(ttfb_ms=-0.0, total_ms=-0.0)), LABELS
     # Failures: transport (no response), http, api_error (any status), parser, semantic.
     for code in ("connect_timeout", "read_timeout", "pool_timeout", "read_timeout"):
         yield exchange(status=None, failure=_failure("transport", "timeout", code)), LABELS

@@ -106,3 +106,27 @@ def test_anything_else_gives_the_result_of_the_general_way(raw):
 def test_a_repeated_member_reads_as_orjson_reads_it():
     raw = _raw()[:-1] + b', "model": "later"}'
     assert parse_completion(raw).completion.model == orjson.loads(raw)["model"] == "later"
+
+
+@pytest.mark.parametrize(
+    ("raw", "taken"),
+    [
+        (_raw(choices=_message()), True),
+        (_raw(choices=[]), False),
+        (_raw(choices=_message() * 2), False),
+        (_raw(choices=_message(tool_calls=[])), True),
+        (_raw(choices=_message(tool_calls=None)), True),
+        (_raw(choices=_message(tool_calls=[None])), False),
+        (_raw(choices=_message(annotations=[])), True),
+        (_raw(choices=_message(annotations=None)), True),
+        (_raw(choices=_message(annotations=[None])), False),
+        (_raw(choices=_message(annotations=[{"type": "url_citation"}])), False),
+    ],
+    ids=[
+        "one-choice", "no-choice", "two-choices", "tool-calls-empty", "tool-calls-null",
+        "a-null-tool-call", "annotations-empty", "annotations-null", "a-null-annotation",
+        "an-annotation",
+    ],
+)  # fmt: skip
+def test_the_typed_decoder_takes_exactly_one_choice_without_tool_calls_or_annotations(raw, taken):
+    assert (decode_body(raw) is not None) is taken

@@ -7,7 +7,7 @@ import pytest
 
 from chatcontract.contract import Timeouts
 from chatcontract.wire import Usage
-from chatcontract.wire._values import positional_builder
+from chatcontract.wire._values import draft_class, positional_builder
 
 
 def test_builder_equals_the_keyword_constructor():
@@ -127,3 +127,31 @@ def test_hand_written_slots_in_another_order_than_the_fields_are_refused(slots):
     )
     with pytest.raises(TypeError, match="Reordered's slots are not its fields in order"):
         positional_builder(cls)
+
+
+def test_a_draft_given_its_class_equals_the_keyword_constructor():
+    draft = draft_class(Usage)
+    built = draft(1, 2, 3, {"x": 1})
+    assert type(built) is not Usage
+    built.__class__ = Usage
+    made = Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3, details={"x": 1})
+    assert type(built) is Usage
+    assert built == made and repr(built) == repr(made)
+    with pytest.raises(AttributeError):
+        built.total_tokens = 4  # type: ignore[misc]
+
+
+def test_the_draft_class_is_named_for_its_class_and_has_its_slots():
+    draft = draft_class(Usage)
+    assert draft.__name__ == "UsageDraft"
+    assert draft.__slots__ == Usage.__slots__
+
+
+@pytest.mark.parametrize(
+    ("cls", "message"),
+    [(Timeouts, "__post_init__"), (dataclass(frozen=True)(type("Plain", (), {})), "slotted")],
+    ids=["validating", "not-slotted"],
+)
+def test_draft_class_refuses_what_the_builder_refuses(cls, message):
+    with pytest.raises(TypeError, match=message):
+        draft_class(cls)

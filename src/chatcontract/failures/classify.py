@@ -33,6 +33,7 @@ from .taxonomy import Kind, RetryDecision, decision_for
 __all__ = [
     "classify",
     "classify_error_body",
+    "classify_received",
     "classify_response",
     "classify_stream",
     "semantic_failure",
@@ -260,8 +261,12 @@ def semantic_failure(
     """
     contract = contract or _default_contract()
     problem = _semantic_problem(completion, contract, max_tokens)
-    if problem is None:
-        return None
+    return None if problem is None else _semantic_failure(problem, contract, status)
+
+
+def _semantic_failure(
+    problem: tuple[str, str, str], contract: Contract, status: int | None
+) -> Failure:
     category, code, message = problem
     return make_failure(
         kind="semantic",
@@ -290,10 +295,17 @@ def _semantic_problem(
     usage = completion.usage
     if usage is None:
         return None
-    counts = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
-    if any(count is not None and count < 0 for count in counts):
+    prompt, completion_tokens, total = (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.total_tokens,
+    )
+    if (
+        (prompt is not None and prompt < 0)
+        or (completion_tokens is not None and completion_tokens < 0)
+        or (total is not None and total < 0)
+    ):
         return ("usage", "negative_usage", "a usage count is negative")
-    prompt, completion_tokens, total = counts
     if prompt is not None and completion_tokens is not None and total is not None:
         if total != prompt + completion_tokens:
             return (
@@ -334,16 +346,48 @@ def classify_response(
 
     ``parsed`` is the body's ``parse_completion`` result when the caller already has it.
     """
-    contract = contract or _default_contract()
     headers = headers or {}
-    content_type = _header(headers, "content-type")
-    pattern = contract.errors.request_id_pattern
+    return classify_received(
+        status,
+        headers,
+        _header(headers, "content-type"),
+        body,
+        contract=contract,
+        max_tokens=max_tokens,
+        secrets=secrets,
+        parsed=parsed,
+    )
+
+
+def classify_received(
+    status: int,
+    headers: Mapping[str, str],
+    content_type: str | None,
+    body: bytes,
+    *,
+    contract: Contract | None = None,
+    max_tokens: int | None = None,
+    secrets: tuple[str, ...] = (),
+    parsed: CompletionResult | None = None,
+) -> Failure | None:
+    """:func:`classify_response` for a caller that already holds the response's
+    ``content_type`` (its ``content-type`` header, or None): the same answer, without looking
+    the header up among ``headers`` again (the transport's observer)."""
+    contract = contract or _default_contract()
     if not 200 <= status < 300:
-        error = parse_error_body(body, content_type=content_type, request_id_pattern=pattern)
+        error = parse_error_body(
+            body, content_type=content_type, request_id_pattern=contract.errors.request_id_pattern
+        )
         failure = classify_error_body(status, error, contract=contract, secrets=secrets)
         return _with_header_request_id(failure, headers)
-    if _looks_like_html(body, content_type):
-        error = parse_error_body(body, content_type=content_type, request_id_pattern=pattern)
+    # A 2xx that is an HTML page (a console or SPA on the API path): its content type says so,
+    # or its first bytes do (a body opening with "{", a JSON object, cannot).
+    if (content_type is not None and "html" in content_type.lower()) or (
+        body[:1] != b"{" and body[:64].lstrip()[:1] == b"<"
+    ):
+        error = parse_error_body(
+            body, content_type=content_type, request_id_pattern=contract.errors.request_id_pattern
+        )
         return _with_header_request_id(
             classify_error_body(status, error, contract=contract, secrets=secrets), headers
         )
@@ -353,28 +397,22 @@ def classify_response(
             status, result.error, contract=contract, in_band=True, secrets=secrets
         )
         return _with_header_request_id(failure, headers)
-    if result.completion is None or result.violations:
+    completion = result.completion
+    if completion is None or result.violations:
         if not result.violations:  # pragma: no cover - parse_completion always explains
             return None
         return _with_header_request_id(
             _parser_failure(status, result.violations, contract, secrets), headers
         )
-    semantic = semantic_failure(
-        result.completion, contract=contract, max_tokens=max_tokens, status=status
-    )
-    return None if semantic is None else _with_header_request_id(semantic, headers)
+    problem = _semantic_problem(completion, contract, max_tokens)
+    if problem is None:
+        return None
+    return _with_header_request_id(_semantic_failure(problem, contract, status), headers)
 
 
 #: Response headers that carry the provider's request id, most specific first: new-api
 #: (CometAPI), the common one, OpenAI's, and LiteLLM's call id.
 REQUEST_ID_HEADERS = ("x-oneapi-request-id", "x-request-id", "request-id", "x-litellm-call-id")
-
-
-def _looks_like_html(body: bytes, content_type: str | None) -> bool:
-    """A 2xx that is an HTML page (a console or SPA on the API path), cheaply."""
-    if content_type is not None and "html" in content_type.lower():
-        return True
-    return body[:64].lstrip()[:1] == b"<"
 
 
 def _with_header_request_id(failure: Failure, headers: Mapping[str, str]) -> Failure:

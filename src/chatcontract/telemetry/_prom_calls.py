@@ -242,14 +242,22 @@ class CallCollector(SeriesIndex[_Series]):
             series.request += 1.0
             if stream:
                 series.request_stream_enabled += 1.0
+            # The observations of nearly every call are ``_observe`` written out (a call fewer
+            # each); ``value == value`` is false for NaN only.
             if budget is not None:
-                _observe(series.request_timeout_budget_ms, _BUDGET, budget)
-            if failure is None:
-                _observe(series.latency_success, _LATENCY, total)
-            else:
-                _observe(series.latency_failure, _LATENCY, total)
+                histogram = series.request_timeout_budget_ms
+                if budget == budget:  # noqa: PLR0124
+                    histogram[bisect_left(_BUDGET, budget)] += 1.0
+                histogram[-1] += budget
+            histogram = series.latency_success if failure is None else series.latency_failure
+            if total == total:  # noqa: PLR0124
+                histogram[bisect_left(_LATENCY, total)] += 1.0
+            histogram[-1] += total
             if ttfb is not None:
-                _observe(series.time_to_first_byte_ms, _LATENCY, ttfb)
+                histogram = series.time_to_first_byte_ms
+                if ttfb == ttfb:  # noqa: PLR0124
+                    histogram[bisect_left(_LATENCY, ttfb)] += 1.0
+                histogram[-1] += ttfb
             if ttft is not None:
                 _observe(series.time_to_first_token_ms, _LATENCY, ttft)
             # New connections only: a reused one has none of the three phases.
@@ -264,7 +272,14 @@ class CallCollector(SeriesIndex[_Series]):
                 if ok:
                     start = ttft if stream else ttfb
                     if start is not None:
-                        _observe(series.completion_duration_ms, _LATENCY, max(total - start, 0.0))
+                        duration = total - start
+                        # max(duration, 0.0) without the call; a NaN stays a NaN, as with max
+                        if duration < 0.0:  # noqa: PLR1730
+                            duration = 0.0
+                        histogram = series.completion_duration_ms
+                        if duration == duration:  # noqa: PLR0124
+                            histogram[bisect_left(_LATENCY, duration)] += 1.0
+                        histogram[-1] += duration
                 verdict = response.stream_verdict
                 if verdict is not None and verdict != "complete":
                     self._incomplete.add(series.incomplete, series, (verdict,))

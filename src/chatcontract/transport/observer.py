@@ -12,7 +12,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -25,7 +25,7 @@ from chatcontract.failures import (
     DeadlineExceeded,
     Failure,
     classify_exception,
-    classify_response,
+    classify_received,
     classify_stream,
     make_failure,
 )
@@ -40,7 +40,7 @@ from chatcontract.wire import (
     shape_fingerprint,
     shape_paths,
 )
-from chatcontract.wire._values import positional_builder
+from chatcontract.wire._values import draft_class, positional_builder
 
 from ._httpx_seam import header_items
 from ._timing import PhaseClock
@@ -63,6 +63,7 @@ _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "retry-after", "ratelimit-", "llm_provid
 #: (content type, request ids, rate limits) and the classifier reads. The others are never
 #: decoded.
 _KEPT_NAMES = frozenset(("content-type", *_REQUEST_ID_HEADERS))
+_REQUEST_ID_NAMES = frozenset(_REQUEST_ID_HEADERS)
 _KEPT_RAW_NAMES = frozenset(name.encode() for name in _KEPT_NAMES)
 _RAW_RATE_LIMIT_PREFIXES = tuple(prefix.encode() for prefix in _RATE_LIMIT_PREFIXES)
 
@@ -241,8 +242,8 @@ def _kept_headers_of(
     if items is not None:
         try:
             return _kept_lowered_headers(items)
-        except ValueError:  # not the items of httpx2 (the seam moved): the public way
-            pass
+        except (ValueError, LookupError, TypeError):  # not the items of httpx2 (the seam moved)
+            pass  # the public way
     raw = getattr(headers, "raw", None)  # httpx2.Headers: its raw bytes decode cheapest
     if raw is not None:  # raw header bytes: only the few kept are decoded
         return _kept_raw_headers(raw)
@@ -260,13 +261,44 @@ def _kept_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     }
 
 
-def _kept_lowered_headers(items: Iterable[tuple[bytes, bytes, bytes]]) -> dict[str, str]:
-    """``_kept_raw_headers`` of ``(raw name, lower-case name, value)`` items (httpx2's)."""
+#: A head's kept items by its lower-case names (a server sends the same names call after
+#: call): ``(name kept, index of its value)`` pairs, in the order ``_kept_raw_headers`` keeps.
+_HEAD_PLANS: dict[tuple[bytes, ...], tuple[tuple[str, int], ...]] = {}
+_MAX_HEAD_PLANS = 256
+_LOWER_NAME = itemgetter(1)
+
+
+def _kept_lowered_headers(items: list[tuple[bytes, bytes, bytes]]) -> dict[str, str]:
+    """``_kept_raw_headers`` of ``(raw name, lower-case name, value)`` items (httpx2's).
+
+    Raises ValueError or LookupError for items of another shape."""
+    names = tuple(map(_LOWER_NAME, items))
+    plan = _HEAD_PLANS.get(names)
+    if plan is None:
+        plan = _head_plan(items, names)
     kept: dict[str, str] = {}
-    for key, name, value in items:
-        if name in _KEPT_RAW_NAMES or name.startswith(_RAW_RATE_LIMIT_PREFIXES):
-            kept[key.decode("latin-1").lower()] = value.decode("latin-1")
+    for name, index in plan:
+        kept[name] = items[index][2].decode("latin-1")
     return kept
+
+
+def _head_plan(
+    items: list[tuple[bytes, bytes, bytes]], names: tuple[bytes, ...]
+) -> tuple[tuple[str, int], ...]:
+    """What ``_kept_lowered_headers`` keeps of a head with these lower-case names (remembered,
+    up to a bound): a repeated name is kept where it first came, with its last value."""
+    last: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if type(item) is not tuple or len(item) != 3 or not all(type(b) is bytes for b in item):
+            raise ValueError("not a (raw name, lower-case name, value) item of bytes")
+        name = names[index]
+        if name in _KEPT_RAW_NAMES or name.startswith(_RAW_RATE_LIMIT_PREFIXES):
+            # The raw name's latin-1 text lower-cased: bytes.lower() changed its ASCII only.
+            last[name.decode("latin-1").lower()] = index
+    plan = tuple(last.items())
+    if len(_HEAD_PLANS) < _MAX_HEAD_PLANS:
+        _HEAD_PLANS[names] = plan
+    return plan
 
 
 def _kept_raw_headers(pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -463,7 +495,7 @@ class CallObserver:
         # so the client names a stall for what it was, never a silent route (first byte).
         if failure.code == "read_timeout":
             failure = self._stalled(failure, "the response body stalled after its head")
-        response = self._non_stream_facts(self._status, bytes(self._body), None, shapes=True)
+        response = self._non_stream_facts(self._status, bytes(self._body), None, True)
         return self._emit(failure=failure, response=response)
 
     def _stalled(self, failure: Failure, words: str) -> Failure:
@@ -509,21 +541,27 @@ class CallObserver:
             ttft = self.clock.since_origin_ms(result.first_token_at)
             return self._emit(failure=failure, response=response, ttft_ms=ttft, ended=ended)
         body = bytes(self._body)
-        parsed = parse_completion(body, contract=self._contract) if 200 <= status < 300 else None
-        if parsed is not None and self._home is not None:
-            self._home[PARSED_EXTENSION] = _build_parsed(body, self._contract, parsed)
-        failure = classify_response(
+        contract = self._contract
+        parsed = None
+        if 200 <= status < 300:
+            parsed = parse_completion(body, contract=contract)
+            if self._home is not None:
+                found: ParsedBody = _ParsedDraft(body, contract, parsed)
+                found.__class__ = ParsedBody
+                self._home[PARSED_EXTENSION] = found
+        headers = self._headers
+        failure = classify_received(
             status,
-            self._headers,
+            headers,
+            headers.get("content-type"),  # the kept names are lower-case
             body,
-            contract=self._contract,
+            contract=contract,
             max_tokens=self._request.max_tokens,
             secrets=self._secrets,
             parsed=parsed,
         )
-        shapes = self._shapes or failure is not None
-        response = self._non_stream_facts(status, body, parsed, shapes=shapes)
-        return self._emit(failure=failure, response=response, ended=ended)
+        response = self._non_stream_facts(status, body, parsed, self._shapes or failure is not None)
+        return self._emit(failure, response, None, ended)
 
     # -- building -------------------------------------------------------------------------
 
@@ -554,27 +592,27 @@ class CallObserver:
         return Fingerprint(digest=_digest(ordered), paths=ordered)
 
     def _non_stream_facts(
-        self, status: int, body: bytes, parsed: CompletionResult | None, *, shapes: bool
+        self, status: int, body: bytes, parsed: CompletionResult | None, shapes: bool
     ) -> ResponseFacts:
         fingerprint = _body_fingerprint(body) if shapes else None
-        if parsed is not None:
-            completion = parsed.completion
-            if completion is not None:
-                return self._response_facts(
-                    status,
-                    model=completion.model,
-                    response_id=completion.id,
-                    finish_reason=completion.finish_reason,
-                    usage=completion.usage,
-                    content=completion.content,
-                    fingerprint=fingerprint,
-                )
-        return self._response_facts(status, fingerprint=fingerprint)
+        completion = None if parsed is None else parsed.completion
+        if completion is None:
+            return self._response_facts(status, fingerprint=fingerprint)
+        return self._response_facts(
+            status,
+            completion.model,
+            completion.id,
+            completion.finish_reason,
+            completion.usage,
+            completion.content,
+            None,
+            0,
+            fingerprint,
+        )
 
-    def _response_facts(
+    def _response_facts(  # noqa: PLR0917 - positional: a non-streamed call passes them so
         self,
         status: int,
-        *,
         model: str | None = None,
         response_id: str | None = None,
         finish_reason: str | None = None,
@@ -585,13 +623,19 @@ class CallObserver:
         fingerprint: Fingerprint | None = None,
     ) -> ResponseFacts:
         headers = self._headers  # the kept ones only (``_kept_headers``)
-        ids = {name: headers[name][:128] for name in _REQUEST_ID_HEADERS if name in headers}
-        limits = {
-            name: value[:64]
-            for name, value in headers.items()
-            if name.startswith(_RATE_LIMIT_PREFIXES)
-        }
-        return _build_response(
+        # The kept headers are the content type, the request ids and the rate limits. (Loops,
+        # not comprehensions: each of those is a function call.)
+        ids: dict[str, str] = {}
+        limits: dict[str, str] = {}
+        for name, value in headers.items():
+            if name in _REQUEST_ID_NAMES:
+                ids[name] = value[:128]
+            elif name != "content-type":
+                limits[name] = value[:64]
+        if len(ids) > 1:  # most specific first
+            ids = {name: ids[name] for name in _REQUEST_ID_HEADERS if name in ids}
+        stream = self._stream
+        response: ResponseFacts = _ResponseDraft(
             status,
             headers.get("content-type"),
             ids,
@@ -601,17 +645,18 @@ class CallObserver:
             response_id,
             finish_reason,
             usage,
-            len(content or ""),
+            len(content) if content else 0,
             stream_verdict,
             chunk_count,
-            self._body_bytes if self._stream is None else self._stream.bytes_fed,
+            self._body_bytes if stream is None else stream.bytes_fed,
             limits,
             content if self._capture else None,
         )
+        response.__class__ = ResponseFacts
+        return response
 
     def _emit(
         self,
-        *,
         failure: Failure | None,
         response: ResponseFacts | None,
         ttft_ms: float | None = None,
@@ -627,16 +672,20 @@ class CallObserver:
                 request = replace(request, shape_fingerprint=found.digest)
         self._request_content = b""  # the prompt is not kept past the call
         ends = clock.ends
-        timings = _build_timings(
-            clock.duration_ms("dns") if ends else None,
-            clock.duration_ms("connect") if ends else None,
-            clock.duration_ms("tls") if ends else None,
-            clock.since_origin_ms(self._first_byte_at),
+        origin = clock.origin
+        first_byte_at = self._first_byte_at
+        new_connection = "connect" in ends or "dns" in ends or "tls" in ends
+        timings: Timings = _TimingsDraft(
+            clock.duration_ms("dns") if new_connection else None,
+            clock.duration_ms("connect") if new_connection else None,
+            clock.duration_ms("tls") if new_connection else None,
+            None if first_byte_at is None else (first_byte_at - origin) * 1000.0,
             ttft_ms,
-            ((ended or time.perf_counter()) - clock.origin) * 1000.0,
+            ((ended or time.perf_counter()) - origin) * 1000.0,
             0.0,
         )
-        exchange = _build_exchange(
+        timings.__class__ = Timings
+        exchange: Exchange = _ExchangeDraft(
             request,
             response,
             timings,
@@ -646,6 +695,7 @@ class CallObserver:
             failure,
             False,
         )
+        exchange.__class__ = Exchange
         self.exchange = exchange
         for sink in self._sinks:
             sink(exchange)
@@ -653,10 +703,11 @@ class CallObserver:
 
 
 _build_request = positional_builder(RequestFacts)
-_build_response = positional_builder(ResponseFacts)
-_build_timings = positional_builder(Timings)
-_build_exchange = positional_builder(Exchange)
-_build_parsed = positional_builder(ParsedBody)
+# Built at each call's end: a draft, then its class (``wire._values``), one call fewer each.
+_ResponseDraft = draft_class(ResponseFacts)
+_TimingsDraft = draft_class(Timings)
+_ExchangeDraft = draft_class(Exchange)
+_ParsedDraft = draft_class(ParsedBody)
 
 
 def _digest(paths: tuple[str, ...]) -> str:

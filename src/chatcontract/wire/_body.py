@@ -30,6 +30,8 @@ __all__ = ["Body", "BodyChoice", "BodyMessage", "decode_body"]
 #: msgspec can bound).
 _Int = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 _UsageValue = _Int | dict[str, _Int | None] | None
+#: ``[]`` only: a message with tool calls or annotations goes the general way.
+_NoItems = Annotated[list[None], Meta(max_length=0)]
 
 
 class BodyMessage(Struct, forbid_unknown_fields=True):
@@ -37,8 +39,8 @@ class BodyMessage(Struct, forbid_unknown_fields=True):
     role: str | None = None
     refusal: str | None = None
     reasoning_content: str | None = None
-    tool_calls: list[None] | None = None  # only [] or null is taken (see decode_body)
-    annotations: list[None] | None = None  # likewise
+    tool_calls: _NoItems | None = None
+    annotations: _NoItems | None = None
 
 
 class BodyChoice(Struct, forbid_unknown_fields=True):
@@ -51,7 +53,7 @@ class BodyChoice(Struct, forbid_unknown_fields=True):
 class Body(Struct, forbid_unknown_fields=True):
     id: str
     model: str
-    choices: list[BodyChoice]
+    choices: Annotated[list[BodyChoice], Meta(min_length=1, max_length=1)]  # exactly one
     object: str | None = None
     created: _Int | None = None
     system_fingerprint: str | None = None
@@ -67,12 +69,6 @@ def decode_body(body: bytes) -> Body | None:
     """``body`` as a :class:`Body` of exactly one choice, or None when it is not the common
     shape (see the module's docstring). Never raises."""
     try:
-        decoded = _decode(body)
+        return _decode(body)
     except _DecodeFailed:
         return None
-    if len(decoded.choices) != 1:
-        return None
-    message = decoded.choices[0].message
-    if message.tool_calls or message.annotations:
-        return None
-    return decoded

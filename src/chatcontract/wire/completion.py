@@ -22,7 +22,7 @@ from typing import Any
 from chatcontract.contract.model import Contract, ResponseSpec
 from chatcontract.wire._body import Body, decode_body
 from chatcontract.wire._json import loads
-from chatcontract.wire._values import positional_builder
+from chatcontract.wire._values import draft_class, positional_builder
 from chatcontract.wire.error_body import ErrorBody, error_from_document, is_error_envelope
 from chatcontract.wire.known_types import JsonType, level
 from chatcontract.wire.required import check_required, compile_required
@@ -146,8 +146,12 @@ def parse_completion(body: bytes, *, contract: Contract | None = None) -> Comple
     typed = decode_body(body)
     if typed is not None:
         fast = _typed_completion(typed)
-        if fast is not None and _fast_plan(required_paths_of(contract)) <= fast[1]:
-            return _build_result(fast[0], (), None)
+        if fast is not None:
+            required = (contract.response if contract is not None else _DEFAULT_SPEC).required_paths
+            if _fast_plan(required) <= fast[1]:
+                result: CompletionResult = _ResultDraft(fast[0], (), None)
+                result.__class__ = CompletionResult
+                return result
     doc, error_at = loads(body)
     if error_at is not None:
         if not body.strip():
@@ -307,8 +311,12 @@ def _read_usage(value: object, where: str, out: list[Violation]) -> Usage | None
 # --------------------------------------------------------------------------- fast path
 
 _build_completion = positional_builder(Completion)
-_build_usage = positional_builder(Usage)
 _build_result = positional_builder(CompletionResult)
+# The typed decoder's way, taken by nearly every body: a draft, then its class (one call
+# fewer each, see ``wire._values``).
+_CompletionDraft = draft_class(Completion)
+_UsageDraft = draft_class(Usage)
+_ResultDraft = draft_class(CompletionResult)
 
 #: Required paths the fast path proves present and non-null by accepting a body, and those
 #: it proves when ``usage`` carries the three standard counts.
@@ -358,38 +366,52 @@ def _typed_completion(body: Body) -> tuple[Completion, bool] | None:
         usage, usage_complete = read
     choice = body.choices[0]
     message = choice.message
-    return (
-        _build_completion(
-            body.id,
-            body.model,
-            body.created,
-            body.system_fingerprint,
-            message.content,
-            message.refusal,
-            message.reasoning_content,
-            (),
-            choice.finish_reason,
-            usage,
-            1,
-        ),
-        usage_complete,
+    completion: Completion = _CompletionDraft(
+        body.id,
+        body.model,
+        body.created,
+        body.system_fingerprint,
+        message.content,
+        message.refusal,
+        message.reasoning_content,
+        (),
+        choice.finish_reason,
+        usage,
+        1,
     )
+    completion.__class__ = Completion
+    return completion, usage_complete
+
+
+#: The members besides the three counts that most usage objects carry (detail objects).
+_USUAL_DETAILS = frozenset({"prompt_tokens_details", "completion_tokens_details"})
 
 
 def _fast_usage(raw_usage: dict[str, Any]) -> tuple[Usage, bool] | None:
-    """The fast path's reading of a ``usage`` object: None at the first count that is not a
-    non-negative integer (the full walk reports it)."""
-    details = {}
-    for name, count in raw_usage.items():
-        if name.endswith("_tokens") and count is not None and (type(count) is not int or count < 0):
-            return None
-        if name not in _STANDARD_COUNTS:
-            details[name] = count
-    prompt = raw_usage.get("prompt_tokens")
-    completion = raw_usage.get("completion_tokens")
-    total = raw_usage.get("total_tokens")
+    """The fast path's reading of a ``usage`` object: None when a ``*_tokens`` member is
+    neither null nor a non-negative integer (the full walk reports it)."""
+    details = dict(raw_usage)  # every other member, in order
+    prompt = details.pop("prompt_tokens", None)
+    completion = details.pop("completion_tokens", None)
+    total = details.pop("total_tokens", None)
+    if (
+        (prompt is not None and (type(prompt) is not int or prompt < 0))
+        or (completion is not None and (type(completion) is not int or completion < 0))
+        or (total is not None and (type(total) is not int or total < 0))
+    ):
+        return None
+    if not details.keys() <= _USUAL_DETAILS:  # other members: any of them may be a count
+        for name, count in details.items():
+            if (
+                name.endswith("_tokens")
+                and count is not None
+                and (type(count) is not int or count < 0)
+            ):
+                return None
     complete = prompt is not None and completion is not None and total is not None
-    return _build_usage(prompt, completion, total, details), complete
+    usage: Usage = _UsageDraft(prompt, completion, total, details)
+    usage.__class__ = Usage
+    return usage, complete
 
 
 def _fast_completion(doc: dict[str, Any]) -> tuple[Completion, bool] | None:
