@@ -196,7 +196,9 @@ async def test_async_deadline_matches_the_sync_one(sims):
     async with AsyncChatClient.from_contract(contract, environ=env_for(server.api_key)) as c:
         with pytest.raises(DeadlineExhaustedError) as caught:
             await c.complete(PONG, max_tokens=16, deadline_s=1.0)
-    assert 0.75 < time.monotonic() - started < 1.8
+    # Not before the deadline (1.0 s, less the scheduler's slack), and not far past it: the
+    # upper bound leaves a loaded machine 1.5 s, as the other deadline tests do.
+    assert 0.75 < time.monotonic() - started < 1.0 + 1.5
     assert [a.route for a in caught.value.attempts] == ["primary", "smaller-model"]
 
 
