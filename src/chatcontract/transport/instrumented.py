@@ -208,8 +208,12 @@ class _CallSinks:
         if self.stale_replaced:
             exchange = replace(exchange, stale_connection_replaced=True)
         self.exchange = exchange
-        for home in self._homes:
+        homes = self._homes
+        for home in homes:
             home[EXCHANGE_EXTENSION] = exchange
+        # The request's extensions hold this object and it held them: let go, so that the call's
+        # objects are freed when the caller drops them, not left to the cyclic collector.
+        homes.clear()
         owner = self._owner
         for sink in owner._sinks:
             try:
