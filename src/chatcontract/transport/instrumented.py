@@ -208,12 +208,8 @@ class _CallSinks:
         if self.stale_replaced:
             exchange = replace(exchange, stale_connection_replaced=True)
         self.exchange = exchange
-        homes = self._homes
-        for home in homes:
+        for home in self._homes:
             home[EXCHANGE_EXTENSION] = exchange
-        # The request's extensions hold this object and it held them: let go, so that the call's
-        # objects are freed when the caller drops them, not left to the cyclic collector.
-        homes.clear()
         owner = self._owner
         for sink in owner._sinks:
             try:
