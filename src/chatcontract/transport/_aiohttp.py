@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import SimpleNamespace
 from typing import Any, NoReturn, Protocol
 
@@ -335,6 +335,11 @@ class _Body(httpx2.AsyncByteStream):
     is checked against it as it arrives, and the wait for the next one is bounded by its read
     limit (first token, then idle): one timer per body, moved only when the limit comes
     sooner than it is set for (a limit that moves later is re-armed when the timer fires).
+
+    Observed (:meth:`observe_reads`, what the instrumented transport does with a body of this
+    transport instead of wrapping it in a layer of its own), each piece goes to the observer
+    before it is handed over, a failure goes to it to be named, and the end (or the close)
+    is told to it.
     """
 
     __slots__ = (
@@ -342,6 +347,9 @@ class _Body(httpx2.AsyncByteStream):
         "_limit_at",
         "_limit_timer",
         "_loop",
+        "_on_chunk",
+        "_on_end",
+        "_on_error",
         "_reading",
         "_request",
         "_response",
@@ -363,6 +371,23 @@ class _Body(httpx2.AsyncByteStream):
         self._limit_at: float | None = None  # the current read's limit, on the loop's clock
         self._limit_timer: asyncio.TimerHandle | None = None
         self._reading = False
+        self._on_chunk: Callable[[bytes], object] | None = None
+        self._on_error: Callable[[Exception], Exception] | None = None
+        self._on_end: Callable[[], object] | None = None
+
+    def observe_reads(
+        self,
+        on_chunk: Callable[[bytes], object],
+        on_error: Callable[[Exception], Exception],
+        on_end: Callable[[], object],
+    ) -> None:
+        """Hand every piece to ``on_chunk`` before it is yielded; a failure reading the body
+        (or in ``on_chunk``) to ``on_error``, which returns the exception to raise in its
+        place (itself, or one raised from it); the end of the body, and its close, to
+        ``on_end`` (told more than once: it must be idempotent)."""
+        self._on_chunk = on_chunk
+        self._on_error = on_error
+        self._on_end = on_end
 
     def guard_reads(self, watch: ReadWatch) -> None:
         """Check every piece against ``watch`` and bound each wait by its read limit (see the
@@ -403,55 +428,74 @@ class _Body(httpx2.AsyncByteStream):
         watch, request = self._watch, self._request
         limited = watch if watch is not None and watch.limits_reads else None
         limit: tuple[Any, float] | None = None  # the current read's
+        on_chunk = self._on_chunk
         try:
-            while True:
-                if limited is not None:
-                    limit = limited.read_limit()
-                    self._limit_reads(None if limit is None else limit[1])
-                    self._reading = True
-                    chunk = await readany()
-                    self._reading = False
-                else:
-                    chunk = await readany()
-                if not chunk:
-                    return
-                if watch is not None:
-                    verdict = watch.check()
-                    if verdict != "ok":
-                        watch.passed(verdict, request)
-                yield chunk
-        except _ReadLimitPassedError:
-            # Only a limited read is cut by the limit timer.
-            if limited is None or limit is None:  # pragma: no cover - never armed without
-                raise httpx2.ReadTimeout("the read limit passed", request=request) from None
-            raise limited.timed_out(limit[0], request) from None
-        except _DeadlinePassedError:
-            timeout = httpx2.ReadTimeout(
-                "the call's deadline passed while the body was arriving", request=request
-            )
-            if limited is None or limit is None:
-                raise timeout from None
-            raise limited.timed_out(limit[0], request) from timeout
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            error = _body_error(exc, request)
-            if limited is None or limit is None or not isinstance(error, httpx2.ReadTimeout):
-                raise error from exc
-            error.__cause__ = exc
-            raise limited.timed_out(limit[0], request) from error
+            try:
+                while True:
+                    if limited is not None:
+                        limit = limited.read_limit()
+                        self._limit_reads(None if limit is None else limit[1])
+                        self._reading = True
+                        chunk = await readany()
+                        self._reading = False
+                    else:
+                        chunk = await readany()
+                    if not chunk:
+                        break
+                    if watch is not None:
+                        verdict = watch.check()
+                        if verdict != "ok":
+                            watch.passed(verdict, request)
+                    if on_chunk is not None:
+                        on_chunk(chunk)
+                    yield chunk
+            except _ReadLimitPassedError:
+                # Only a limited read is cut by the limit timer.
+                if limited is None or limit is None:  # pragma: no cover - never armed without
+                    raise httpx2.ReadTimeout("the read limit passed", request=request) from None
+                raise limited.timed_out(limit[0], request) from None
+            except _DeadlinePassedError:
+                timeout = httpx2.ReadTimeout(
+                    "the call's deadline passed while the body was arriving", request=request
+                )
+                if limited is None or limit is None:
+                    raise timeout from None
+                raise limited.timed_out(limit[0], request) from timeout
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                error = _body_error(exc, request)
+                if limited is None or limit is None or not isinstance(error, httpx2.ReadTimeout):
+                    raise error from exc
+                error.__cause__ = exc
+                raise limited.timed_out(limit[0], request) from error
+        except Exception as exc:
+            on_error = self._on_error
+            if on_error is None:
+                raise
+            named = on_error(exc)
+            if named is not exc:
+                raise named from exc
+            raise
+        on_end = self._on_end
+        if on_end is not None:
+            on_end()
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for timer in (self._timer, self._limit_timer):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._limit_timer = None
-        response = self._response
-        if response.content.at_eof() and response.content.exception() is None:
-            response.release()  # read to the end: the connection goes back to the pool
-        else:
-            response.close()  # not read to the end: the connection cannot be reused
+        try:
+            if not self._closed:
+                self._closed = True
+                for timer in (self._timer, self._limit_timer):
+                    if timer is not None:
+                        timer.cancel()
+                self._timer = self._limit_timer = None
+                response = self._response
+                if response.content.at_eof() and response.content.exception() is None:
+                    response.release()  # read to the end: the connection goes back to the pool
+                else:
+                    response.close()  # not read to the end: the connection cannot be reused
+        finally:
+            on_end = self._on_end
+            if on_end is not None:
+                on_end()
 
 
 # -- the transport ----------------------------------------------------------------------------

@@ -347,6 +347,19 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
             self._observer.finish()
 
 
+def _failure_namer(observer: Observer, request: httpx2.Request) -> Callable[[Exception], Exception]:
+    """What a body that feeds ``observer`` itself calls when reading it fails: the failure
+    as ``_AsyncObservedStream`` names it (the call's deadline, when that is what passed),
+    told to the observer."""
+
+    def named(exc: Exception) -> Exception:
+        error = _as_deadline(exc, observer.clock, request)
+        observer.on_error(error)
+        return error
+
+    return named
+
+
 class _Observing:
     """What both transports share: their arguments and settings, their sinks, and starting an
     observer. The sync and async classes add only the I/O calls (and their default inner
@@ -608,7 +621,14 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         self._hand_back(request, response, observer)
         if _already_read(response, observer):
             return response
-        response.stream = _AsyncObservedStream(response.stream, observer, request)
+        stream = response.stream
+        # The aiohttp wire's body feeds the observer itself (no layer per read); its reads
+        # keep to the call's deadline with a timer of their own.
+        observe_reads = getattr(stream, "observe_reads", None)
+        if observe_reads is not None:
+            observe_reads(observer.chunk_sink, _failure_namer(observer, request), observer.finish)
+        else:
+            response.stream = _AsyncObservedStream(stream, observer, request)
         return response
 
     async def aclose(self) -> None:
