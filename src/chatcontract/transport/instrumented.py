@@ -210,6 +210,10 @@ class _CallSinks:
         self.exchange = exchange
         for home in self._homes:
             home[EXCHANGE_EXTENSION] = exchange
+        # Done with them (a later home gets the Exchange at once): the request's extensions
+        # hold this object, so keeping them would make a reference cycle that only the
+        # garbage collector frees, with everything the call's extensions hold.
+        self._homes = []
         owner = self._owner
         for sink in owner._sinks:
             try:
