@@ -78,3 +78,34 @@ def test_an_empty_content_delta_delivers_nothing():
     parser.feed(_EVENTS[0] + _EVENTS[2])
     reader.advance(watch)
     assert not reader.delivered and not watch.token_seen
+
+
+_ERROR_EVENT = b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
+_MALFORMED = b"data: {not json\n\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from([*_EVENTS, _ERROR_EVENT, _MALFORMED]), max_size=3), max_size=8
+    )
+)
+def test_forward_is_advance_plus_the_ping_count_and_whether_to_stop(reads):
+    stepped, forwarded = _readers(), _readers()
+    for read in reads:
+        data = b"".join(read)
+        stepped[0].feed(data)
+        forwarded[0].feed(data)
+        stepped[1].step(stepped[2])
+        stop = forwarded[1].forward(forwarded[2])
+        assert _state(*forwarded[1:]) == _state(*stepped[1:])
+        assert forwarded[1].pings == forwarded[1].ping_count == stepped[1].ping_count
+        assert stop is (forwarded[1].early_verdict is not None)
+
+
+def test_forward_stops_at_an_in_band_error():
+    parser, reader, watch = _readers()
+    parser.feed(_EVENTS[1])
+    assert reader.forward(watch) is False
+    parser.feed(_ERROR_EVENT)
+    assert reader.forward(watch) is True

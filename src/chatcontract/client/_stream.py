@@ -39,7 +39,7 @@ class StreamReader:
     event that lost its final blank line), then :attr:`result` for the stream as assembled.
     """
 
-    __slots__ = ("_assembler", "_chunks", "_mark", "_parser", "_tools", "delivered")
+    __slots__ = ("_assembler", "_chunks", "_mark", "_parser", "_tools", "delivered", "pings")
 
     def __init__(self, parser: StreamParser) -> None:
         self._parser = parser
@@ -48,6 +48,8 @@ class StreamReader:
         self._tools = self._assembler.tool_marks()
         self._chunks = self._assembler.chunk_count
         self.delivered = False  # set by the shell once a delta reached the caller
+        #: Keep-alive comments seen as of the last :meth:`forward`.
+        self.pings = 0
 
     @classmethod
     def of(cls, extensions: dict[str, Any]) -> StreamReader | None:
@@ -86,6 +88,12 @@ class StreamReader:
     def advance(self, watch: AttemptWatch) -> None:
         """:meth:`step` for a reader that forwards the tapped payloads instead of deltas: the
         same ``delivered`` and the same watch, with no delta built."""
+        self.forward(watch)
+
+    def forward(self, watch: AttemptWatch) -> bool:
+        """:meth:`advance`, then :attr:`pings` brought up to date; True when a failing verdict
+        is already certain (:attr:`early_verdict`): the reader stops. What a pass-through
+        reader calls once per read (one call for the three)."""
         assembler = self._assembler
         mark = assembler.text_mark()
         moved = mark != self._mark
@@ -102,6 +110,8 @@ class StreamReader:
             self._chunks = count
             if watch.token_seen:
                 watch.data_seen()
+        self.pings = self._parser.ping_count
+        return assembler.decided in EARLY_STOP
 
     def tap(self) -> list[str]:
         """The data payloads of the good chunks from now on (``StreamParser.tap``): what a

@@ -58,6 +58,8 @@ class Payloads(NamedTuple):
 
 
 StreamItem = Attempt | Payloads | Finish | Fail
+#: ``Payloads(items, delivered, pings)`` without the named tuple's Python ``__new__``.
+_new = tuple.__new__
 
 
 class GatewayUpstream(AsyncChatClient):
@@ -155,17 +157,18 @@ class GatewayUpstream(AsyncChatClient):
                 continue
             taken = reader.tap()
             watch = attempt.watch
+            forward = reader.forward
             pings = 0
             error: BaseException | None = None
             try:
                 async for _ in _body(response):  # the transport's parser took the chunk
-                    reader.advance(watch)
-                    seen = reader.ping_count
+                    stop = forward(watch)
+                    seen = reader.pings
                     if taken or seen != pings:
-                        yield Payloads(taken[:], reader.delivered, seen - pings)
+                        yield _new(Payloads, (taken[:], reader.delivered, seen - pings))
                         taken.clear()
                         pings = seen
-                    if reader.early_verdict is not None:
+                    if stop:
                         break
             except TRANSPORT_ERRORS as exc:
                 error = exc

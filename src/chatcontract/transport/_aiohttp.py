@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import SimpleNamespace
 from typing import Any, NoReturn, Protocol
 
@@ -318,6 +318,9 @@ class ReadWatch(Protocol):
     @property
     def limits_reads(self) -> bool: ...
 
+    @property
+    def token_seen(self) -> bool: ...
+
     def read_limit(self) -> tuple[Any, float] | None: ...
 
     def timed_out(self, limit: Any, request: httpx2.Request) -> httpx2.ReadTimeout: ...
@@ -333,15 +336,27 @@ class _Body(httpx2.AsyncByteStream):
     With a :class:`ReadWatch` (:meth:`guard_reads`, what the client's guard transport does
     with a body of this transport instead of wrapping it in a layer of its own), every piece
     is checked against it as it arrives, and the wait for the next one is bounded by its read
-    limit (first token, then idle): one timer per body, moved only when the limit comes
-    sooner than it is set for (a limit that moves later is re-armed when the timer fires).
+    limit (first token, then idle): one timer per body, armed when a read finds none armed
+    for the limit that applies (the first read, the first token, a timer that fired between
+    two reads), moved only when the limit comes sooner than it is set for; a limit that moved
+    later (new data resets the idle limit) is worked out again when the timer fires, and the
+    timer re-armed for it. So a read in the steady state of a stream neither reads a clock
+    nor touches the timer for its limit.
+
+    Observed (:meth:`observe_reads`, what the instrumented transport does with a body of this
+    transport instead of wrapping it in a layer of its own), each piece goes to the observer
+    before it is handed over, a failure goes to it to be named, and the end (or the close)
+    is told to it.
     """
 
     __slots__ = (
+        "_armed_seen",
         "_closed",
-        "_limit_at",
         "_limit_timer",
         "_loop",
+        "_on_chunk",
+        "_on_end",
+        "_on_error",
         "_reading",
         "_request",
         "_response",
@@ -360,9 +375,28 @@ class _Body(httpx2.AsyncByteStream):
         if when is not None:
             self._timer = self._loop.call_at(when, self._deadline_passed)
         self._watch: ReadWatch | None = None
-        self._limit_at: float | None = None  # the current read's limit, on the loop's clock
+        # The watch's ``token_seen`` when the limit timer was last armed (None: arm it at the
+        # next read): the limit that applies changes kind with it.
+        self._armed_seen: bool | None = None
         self._limit_timer: asyncio.TimerHandle | None = None
         self._reading = False
+        self._on_chunk: Callable[[bytes], object] | None = None
+        self._on_error: Callable[[Exception], Exception] | None = None
+        self._on_end: Callable[[], object] | None = None
+
+    def observe_reads(
+        self,
+        on_chunk: Callable[[bytes], object],
+        on_error: Callable[[Exception], Exception],
+        on_end: Callable[[], object],
+    ) -> None:
+        """Hand every piece to ``on_chunk`` before it is yielded; a failure reading the body
+        (or in ``on_chunk``) to ``on_error``, which returns the exception to raise in its
+        place (itself, or one raised from it); the end of the body, and its close, to
+        ``on_end`` (told more than once: it must be idempotent)."""
+        self._on_chunk = on_chunk
+        self._on_error = on_error
+        self._on_end = on_end
 
     def guard_reads(self, watch: ReadWatch) -> None:
         """Check every piece against ``watch`` and bound each wait by its read limit (see the
@@ -375,11 +409,13 @@ class _Body(httpx2.AsyncByteStream):
         if not content.is_eof():  # all of it here already: the reader takes it in time
             content.set_exception(_DeadlinePassedError())
 
-    def _limit_reads(self, seconds: float | None) -> None:
-        if seconds is None:
-            self._limit_at = None
+    def _arm(self, watch: ReadWatch) -> None:
+        """Arm the limit timer for the limit that applies now (moved only if sooner)."""
+        self._armed_seen = watch.token_seen
+        limit = watch.read_limit()
+        if limit is None:  # none (it stays so until the first token), or the deadline first
             return
-        at = self._limit_at = self._loop.time() + seconds
+        at = self._loop.time() + limit[1]
         timer = self._limit_timer
         if timer is None or timer.when() > at:
             if timer is not None:
@@ -388,11 +424,15 @@ class _Body(httpx2.AsyncByteStream):
 
     def _limit_passed(self) -> None:
         self._limit_timer = None
-        at = self._limit_at
-        if at is None or not self._reading:  # the next read sets its own limit
+        watch = self._watch
+        if watch is None or not self._reading:  # the next read arms its own
+            self._armed_seen = None
             return
-        if self._loop.time() < at:  # the limit moved later since: wait for it
-            self._limit_timer = self._loop.call_at(at, self._limit_passed)
+        limit = watch.read_limit()
+        if limit is None:  # the attempt's deadline comes first now: its own timer ends it
+            return
+        if limit[1] > 0:  # the limit moved later since (new data): wait for it
+            self._limit_timer = self._loop.call_at(self._loop.time() + limit[1], self._limit_passed)
             return
         content = self._response.content
         if not content.is_eof():
@@ -402,56 +442,79 @@ class _Body(httpx2.AsyncByteStream):
         readany = self._response.content.readany
         watch, request = self._watch, self._request
         limited = watch if watch is not None and watch.limits_reads else None
-        limit: tuple[Any, float] | None = None  # the current read's
+        on_chunk = self._on_chunk
         try:
-            while True:
-                if limited is not None:
-                    limit = limited.read_limit()
-                    self._limit_reads(None if limit is None else limit[1])
-                    self._reading = True
-                    chunk = await readany()
-                    self._reading = False
-                else:
-                    chunk = await readany()
-                if not chunk:
-                    return
-                if watch is not None:
-                    verdict = watch.check()
-                    if verdict != "ok":
-                        watch.passed(verdict, request)
-                yield chunk
-        except _ReadLimitPassedError:
-            # Only a limited read is cut by the limit timer.
-            if limited is None or limit is None:  # pragma: no cover - never armed without
-                raise httpx2.ReadTimeout("the read limit passed", request=request) from None
-            raise limited.timed_out(limit[0], request) from None
-        except _DeadlinePassedError:
-            timeout = httpx2.ReadTimeout(
-                "the call's deadline passed while the body was arriving", request=request
-            )
-            if limited is None or limit is None:
-                raise timeout from None
-            raise limited.timed_out(limit[0], request) from timeout
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            error = _body_error(exc, request)
-            if limited is None or limit is None or not isinstance(error, httpx2.ReadTimeout):
-                raise error from exc
-            error.__cause__ = exc
-            raise limited.timed_out(limit[0], request) from error
+            try:
+                while True:
+                    if limited is not None:
+                        if limited.token_seen is not self._armed_seen:
+                            self._arm(limited)
+                        self._reading = True
+                        chunk = await readany()
+                        self._reading = False
+                    else:
+                        chunk = await readany()
+                    if not chunk:
+                        break
+                    if watch is not None:
+                        verdict = watch.check()
+                        if verdict != "ok":
+                            watch.passed(verdict, request)
+                    if on_chunk is not None:
+                        on_chunk(chunk)
+                    yield chunk
+            except _ReadLimitPassedError:
+                # Only a limited read is cut by the limit timer. The limit of the read that
+                # failed (its kind, and whether it had one, do not depend on the moment: the
+                # watch changes only between reads).
+                limit = None if limited is None else limited.read_limit()
+                if limited is None or limit is None:  # pragma: no cover - never armed without
+                    raise httpx2.ReadTimeout("the read limit passed", request=request) from None
+                raise limited.timed_out(limit[0], request) from None
+            except _DeadlinePassedError:
+                limit = None if limited is None else limited.read_limit()
+                timeout = httpx2.ReadTimeout(
+                    "the call's deadline passed while the body was arriving", request=request
+                )
+                if limited is None or limit is None:
+                    raise timeout from None
+                raise limited.timed_out(limit[0], request) from timeout
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                error = _body_error(exc, request)
+                limit = None if limited is None else limited.read_limit()
+                if limited is None or limit is None or not isinstance(error, httpx2.ReadTimeout):
+                    raise error from exc
+                error.__cause__ = exc
+                raise limited.timed_out(limit[0], request) from error
+        except Exception as exc:
+            on_error = self._on_error
+            if on_error is None:
+                raise
+            named = on_error(exc)
+            if named is not exc:
+                raise named from exc
+            raise
+        on_end = self._on_end
+        if on_end is not None:
+            on_end()
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for timer in (self._timer, self._limit_timer):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._limit_timer = None
-        response = self._response
-        if response.content.at_eof() and response.content.exception() is None:
-            response.release()  # read to the end: the connection goes back to the pool
-        else:
-            response.close()  # not read to the end: the connection cannot be reused
+        try:
+            if not self._closed:
+                self._closed = True
+                for timer in (self._timer, self._limit_timer):
+                    if timer is not None:
+                        timer.cancel()
+                self._timer = self._limit_timer = None
+                response = self._response
+                if response.content.at_eof() and response.content.exception() is None:
+                    response.release()  # read to the end: the connection goes back to the pool
+                else:
+                    response.close()  # not read to the end: the connection cannot be reused
+        finally:
+            on_end = self._on_end
+            if on_end is not None:
+                on_end()
 
 
 # -- the transport ----------------------------------------------------------------------------

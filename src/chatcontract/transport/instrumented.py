@@ -210,6 +210,10 @@ class _CallSinks:
         self.exchange = exchange
         for home in self._homes:
             home[EXCHANGE_EXTENSION] = exchange
+        # Done with them (a later home gets the Exchange at once): the request's extensions
+        # hold this object, so keeping them would make a reference cycle that only the
+        # garbage collector frees, with everything the call's extensions hold.
+        self._homes = []
         owner = self._owner
         for sink in owner._sinks:
             try:
@@ -345,6 +349,19 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
                 await aclose()
         finally:
             self._observer.finish()
+
+
+def _failure_namer(observer: Observer, request: httpx2.Request) -> Callable[[Exception], Exception]:
+    """What a body that feeds ``observer`` itself calls when reading it fails: the failure
+    as ``_AsyncObservedStream`` names it (the call's deadline, when that is what passed),
+    told to the observer."""
+
+    def named(exc: Exception) -> Exception:
+        error = _as_deadline(exc, observer.clock, request)
+        observer.on_error(error)
+        return error
+
+    return named
 
 
 class _Observing:
@@ -608,7 +625,14 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         self._hand_back(request, response, observer)
         if _already_read(response, observer):
             return response
-        response.stream = _AsyncObservedStream(response.stream, observer, request)
+        stream = response.stream
+        # The aiohttp wire's body feeds the observer itself (no layer per read); its reads
+        # keep to the call's deadline with a timer of their own.
+        observe_reads = getattr(stream, "observe_reads", None)
+        if observe_reads is not None:
+            observe_reads(observer.chunk_sink, _failure_namer(observer, request), observer.finish)
+        else:
+            response.stream = _AsyncObservedStream(stream, observer, request)
         return response
 
     async def aclose(self) -> None:
