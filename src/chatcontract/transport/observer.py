@@ -316,25 +316,31 @@ def _digest_of(doc: Any) -> str:
 
 
 _BUDGETS: dict[tuple[Any, ...], float | None] = {}
+_MISSING: Any = object()
 
 
 def _budget_ms(timeout: Mapping[str, Any]) -> float | None:
     """The largest of a request's timeouts, in ms (None without a number).
 
-    Memoised (bounded): a client sends the same timeouts with every call.
+    Memoised (bounded): a client sends the same timeouts with every call. (The gateway's
+    carry the time left of each call's deadline, so they seldom repeat: a miss is a lookup,
+    not an exception.)
     """
     key = tuple(timeout.values())
     try:
-        return _BUDGETS[key]
-    except KeyError:
-        pass
+        budget = _BUDGETS.get(key, _MISSING)
     except TypeError:  # an unhashable value: not a timeout httpx2 makes
-        key = ()
+        return _largest_ms(timeout)
+    if budget is _MISSING:
+        budget = _largest_ms(timeout)
+        if len(_BUDGETS) < 256:
+            _BUDGETS[key] = budget
+    return budget  # type: ignore[no-any-return]
+
+
+def _largest_ms(timeout: Mapping[str, Any]) -> float | None:
     values = [v for v in timeout.values() if isinstance(v, int | float)]
-    budget = max(values) * 1000.0 if values else None
-    if key and len(_BUDGETS) < 256:
-        _BUDGETS[key] = budget
-    return budget
+    return max(values) * 1000.0 if values else None
 
 
 _SAFE_URLS: dict[str, str] = {}
