@@ -110,3 +110,9 @@ def test_a_semantic_failure_takes_the_request_id_of_the_headers():
 def test_without_a_contract_the_default_one_classifies():
     failure = classify_received(503, {}, None, b"", contract=None)
     assert failure == classify_response(503, {}, b"")
+
+
+def test_the_options_are_keyword_only():
+    with pytest.raises(TypeError):
+        classify_received(200, {}, None, COMPLETION, COMET)
+    assert classify_received(200, {}, None, COMPLETION, contract=COMET) is None

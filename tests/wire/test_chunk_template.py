@@ -1,6 +1,8 @@
 """A stream's plain chunks read from what follows their common prefix give exactly what the
 full decoder reads from each whole chunk."""
 
+import gc
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,13 @@ from msgspec import UNSET
 
 from chatcontract.wire import StreamAssembler, StreamParser, StreamResult
 from chatcontract.wire import stream as stream_module
-from chatcontract.wire._chunk import decode_chunk, learn_template
+from chatcontract.wire._chunk import (
+    _OPENING,
+    _decode_tails,
+    decode_chunk,
+    decode_chunks,
+    learn_template,
+)
 
 _HEAD = (
     b'{"id":"c-1","object":"chat.completion.chunk","created":7,"model":"m",'
@@ -44,8 +52,18 @@ def test_a_chunk_without_an_index_gives_a_template():
         b'{"choices":[{"index":1,"delta":{}},{"index":0,"delta":{"content":"w"}}]}',
         b'{"choices":[{"index":2,"delta":{"content":"w"}}]}',
         b'{"choices":[{"finish_reason":"stop","delta":{"content":"w"}}]}',
+        b'{"choices":[{"index":0,"delta":{}},{"index":0,"delta":{"content":"w"}}]}',
+        b'{"choices":[{"index":-1,"delta":{"content":"w"}}]}',
     ],
-    ids=["role-first", "unknown-member", "second-choice", "index-2", "finish-before"],
+    ids=[
+        "role-first",
+        "unknown-member",
+        "second-choice",
+        "index-2",
+        "finish-before",
+        "second-choice-0",
+        "index-minus-1",
+    ],
 )
 def test_no_template_when_the_prefix_is_not_that_of_a_plain_chunk(raw):
     assert learn_template(raw) is None
@@ -78,10 +96,13 @@ def test_contents_are_the_non_empty_contents_in_order():
         _plain("x", b'"},"logprobs":null,"finish_reason":null}]'),
         _plain("x", b'"}},{"delta":{"content":"y"}}]}'),
         _plain("x", b'"},"logprobs":null}],"usage":{"total_tokens":1}}'),
+        b'{"id":"c-0"' + _plain("x")[len(b'{"id":"c-1"') :],  # as long, sorts before
+        b'{"id":"c-2"' + _plain("x")[len(b'{"id":"c-1"') :],  # as long, sorts after
+        _plain("x", b'","audio":null},"logprobs":null,"finish_reason":null}]}'),
     ],
     ids=[
         "prefix-before", "prefix-after", "finish", "index", "id-again", "cut", "second-choice",
-        "usage",
+        "usage", "same-length-prefix-before", "same-length-prefix-after", "unknown-delta-member",
     ],
 )  # fmt: skip
 def test_contents_are_none_unless_every_payload_is_a_plain_chunk_of_the_template(odd):
@@ -219,3 +240,16 @@ def test_a_stream_stops_looking_for_a_template_after_four_chunks(monkeypatch):
     _parse([_events([role_first, role_first]), _events([_plain("a")]), _events([_plain("b")])],
            general=False)  # fmt: skip
     assert tried == [role_first, _plain("a")]  # a held read: its last chunk; then found
+
+
+def test_decoded_chunks_and_tails_are_not_tracked_by_the_garbage_collector():
+    # gc=False: a stream decodes thousands; none holds a cycle, so none is walked.
+    raw = _plain("a")
+    assert decode_chunk(raw) is not None
+    assert not gc.is_tracked(decode_chunk(raw))
+    chunks = decode_chunks([raw, raw])
+    assert chunks is not None
+    assert not any(gc.is_tracked(chunk) for chunk in chunks)
+    tails = _decode_tails(_OPENING + _plain("a")[len(_HEAD) :])
+    assert [tail.choices[0].delta.content for tail in tails] == ["a"]
+    assert not any(gc.is_tracked(tail) for tail in tails)

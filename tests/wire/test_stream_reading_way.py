@@ -297,3 +297,100 @@ def test_common_chunks_after_done_in_one_read_are_neither_tapped_nor_assembled()
     assert taken == [_chunk("a").decode()]
     assert (result.content, result.chunk_count, result.done_seen) == ("a", 1, True)
     assert [v.kind for v in result.violations] == [ViolationKind.AFTER_DONE]
+
+
+_ROLE_FIRST = orjson.dumps(
+    {"id": "c", "choices": [{"delta": {"role": "assistant", "content": "r"}}]}
+)
+_USAGE = _chunk("", usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
+
+
+def _learning(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The payloads a stream looks for its template in, in order."""
+    tried: list[bytes] = []
+    real = stream_module.learn_template
+
+    def learn(raw: bytes) -> object:
+        tried.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(stream_module, "learn_template", learn)
+    return tried
+
+
+def test_a_held_read_is_not_searched_for_a_template_once_one_is_known(monkeypatch):
+    tried = _learning(monkeypatch)
+    # the role before the content is no plain chunk: that read is decoded in one call
+    result, _ = _feed([_events(_chunk("a")), _events(_ROLE_FIRST, _chunk("b"))], tapped=False)
+    assert tried == [_chunk("a")]
+    assert result.content == "arb"
+
+
+def test_a_held_read_is_searched_for_a_template_in_its_last_chunk(monkeypatch):
+    tried = _learning(monkeypatch)
+    ways = _Ways(monkeypatch)
+    reads = [_events(_ROLE_FIRST, _ROLE_FIRST, _chunk("a")), _events(_chunk("b"), _chunk("c"))]
+    result, _ = _feed(reads, tapped=False)
+    assert tried == [_chunk("a")]  # found there: the next read goes through it
+    assert (ways.batches, ways.single) == (2, [])
+    assert result.content == "rrabc"
+
+
+def test_a_template_read_that_brings_the_first_token_keeps_its_moment(monkeypatch):
+    ways = _Ways(monkeypatch)
+    reads = [_events(_chunk("")), _events(_chunk(""), _chunk("x")), _events(_chunk("y"))]
+    result, _ = _feed(reads, tapped=False)
+    assert (ways.batches, ways.single) == (1, [True, True])  # the second read: the template
+    assert (result.content, result.first_token_at) == ("xy", 1.0)
+
+
+def test_a_tapped_read_of_one_chunk_is_not_scanned_for_a_run(monkeypatch):
+    runs: list[int] = []
+    real = stream_module._typed_run
+
+    def counting(payloads: list[bytes]) -> int:
+        runs.append(len(payloads))
+        return real(payloads)
+
+    monkeypatch.setattr(stream_module, "_typed_run", counting)
+    result, taken = _feed([_events(_chunk("a")), _events(_chunk("b"), _chunk("c"))], tapped=True)
+    assert runs == [2]
+    assert (result.content, taken) == ("abc", [_chunk(t).decode() for t in "abc"])
+
+
+@pytest.mark.parametrize(
+    "end",
+    [[_chunk("a"), _USAGE], [_USAGE, b"[DONE]"], [_chunk("a"), _USAGE, b"[DONE]"]],
+    ids=["one-chunk-then-usage", "usage-then-done", "one-chunk-usage-done"],
+)
+def test_a_tapped_run_of_fewer_than_two_chunks_is_read_one_by_one(monkeypatch, end):
+    ways = _Ways(monkeypatch)
+    result, taken = _feed([_events(_chunk("a")), _events(*end)], tapped=True)
+    assert ways.batches == 0
+    assert ways.single == [True] + [raw != _USAGE for raw in end if raw[:1] == b"{"]
+    assert (result.usage.total_tokens, len(taken)) == (3, 1 + sum(raw[:1] == b"{" for raw in end))
+
+
+@pytest.mark.parametrize(
+    ("refusals", "tried"), [(7, True), (8, False)], ids=["seven-refusals", "eight-refusals"]
+)
+def test_a_tapped_read_decoded_in_one_call_starts_the_refusal_count_again(
+    monkeypatch, refusals, tried
+):
+    ways = _Ways(monkeypatch)
+    reads = [_events(_odd()) for _ in range(7)] + [_events(_chunk("a"), _chunk("b"))]
+    reads += [_events(_odd()) for _ in range(refusals)] + [_events(_chunk("c"))]
+    result, _ = _feed(reads, tapped=True)
+    assert ways.batches == 1
+    assert ways.single == [False] * (7 + refusals) + ([True] if tried else [])
+    assert result.content == "o" * 7 + "ab" + "o" * refusals + "c"
+
+
+def test_a_tapped_refusal_keeps_the_typed_decoder_for_the_rest_of_its_read(monkeypatch):
+    ways = _Ways(monkeypatch)
+    result, taken = _feed([_events(_odd(), _chunk("a"), _chunk("b"))], tapped=True)
+    assert ways.single == [False, True, True]  # after one call for all three, refused
+    assert (result.content, taken) == (
+        "oab",
+        [_odd().decode(), *(_chunk(t).decode() for t in "ab")],
+    )

@@ -133,8 +133,19 @@ _USAGE = _chunk("", usage={"prompt_tokens": 1, "completion_tokens": 2, "total_to
         ([_chunk("a"), _USAGE], 1),
         ([_USAGE, b"[DONE]"], 0),
         ([b"[DONE]"], 0),
+        ([_chunk("a"), _chunk("b"), b"~"], 2),
+        ([_chunk("a"), b"\xc3\xa9"], 1),
     ],
-    ids=["all-chunks", "usage-then-done", "done", "usage", "only-the-end", "only-done"],
+    ids=[
+        "all-chunks",
+        "usage-then-done",
+        "done",
+        "usage",
+        "only-the-end",
+        "only-done",
+        "no-json-object-last",
+        "non-ascii-last",
+    ],
 )
 def test_the_typed_run_stops_before_what_ends_a_stream(payloads, run):
     assert _typed_run(payloads) == run
