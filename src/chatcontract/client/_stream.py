@@ -85,15 +85,12 @@ class StreamReader:
             watch.data_seen()
         return delta
 
-    def advance(self, watch: AttemptWatch) -> None:
-        """:meth:`step` for a reader that forwards the tapped payloads instead of deltas: the
-        same ``delivered`` and the same watch, with no delta built."""
-        self.forward(watch)
-
     def forward(self, watch: AttemptWatch) -> bool:
-        """:meth:`advance`, then :attr:`pings` brought up to date; True when a failing verdict
-        is already certain (:attr:`early_verdict`): the reader stops. What a pass-through
-        reader calls once per read (one call for the three)."""
+        """:meth:`step` for a reader that forwards the tapped payloads instead of deltas (the
+        same ``delivered`` and the same watch, with no delta built), with :attr:`pings`
+        brought up to date; True when a failing verdict is already certain
+        (:attr:`early_verdict`): the reader stops. A pass-through reader calls it once per
+        read."""
         assembler = self._assembler
         mark = assembler.text_mark()
         moved = mark != self._mark

@@ -1,5 +1,6 @@
-"""``StreamReader.advance`` (the gateway's read of a stream: payloads forwarded, no delta
-built) leaves the reader and the attempt's watch exactly as ``step`` does, read by read."""
+"""``StreamReader.forward`` (the gateway's read of a stream: payloads forwarded, no delta
+built) leaves the reader and the attempt's watch exactly as ``step`` does, read by read, and
+says when to stop."""
 
 from __future__ import annotations
 
@@ -52,31 +53,17 @@ def _state(reader: StreamReader, watch: AttemptWatch) -> tuple[object, ...]:
     return (reader.delivered, watch.token_seen, watch.last_data_at)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(_EVENTS), max_size=3), max_size=8))
-def test_advance_leaves_the_reader_and_watch_as_step_does(reads):
-    stepped, advanced = _readers(), _readers()
-    for read in reads:
-        data = b"".join(read)
-        stepped[0].feed(data)
-        advanced[0].feed(data)
-        stepped[1].step(stepped[2])
-        advanced[1].advance(advanced[2])
-        assert _state(*advanced[1:]) == _state(*stepped[1:])
-        assert advanced[1].take() == stepped[1].take() is None  # both marks moved alike
-
-
 def test_a_new_tool_call_without_text_is_delivered():
     parser, reader, watch = _readers()
     parser.feed(_EVENTS[4])
-    reader.advance(watch)
+    assert reader.forward(watch) is False
     assert reader.delivered and watch.token_seen
 
 
 def test_an_empty_content_delta_delivers_nothing():
     parser, reader, watch = _readers()
     parser.feed(_EVENTS[0] + _EVENTS[2])
-    reader.advance(watch)
+    assert reader.forward(watch) is False
     assert not reader.delivered and not watch.token_seen
 
 
@@ -90,7 +77,7 @@ _MALFORMED = b"data: {not json\n\n"
         st.lists(st.sampled_from([*_EVENTS, _ERROR_EVENT, _MALFORMED]), max_size=3), max_size=8
     )
 )
-def test_forward_is_advance_plus_the_ping_count_and_whether_to_stop(reads):
+def test_forward_leaves_the_reader_and_watch_as_step_does_and_counts_pings_and_stops(reads):
     stepped, forwarded = _readers(), _readers()
     for read in reads:
         data = b"".join(read)
@@ -99,6 +86,7 @@ def test_forward_is_advance_plus_the_ping_count_and_whether_to_stop(reads):
         stepped[1].step(stepped[2])
         stop = forwarded[1].forward(forwarded[2])
         assert _state(*forwarded[1:]) == _state(*stepped[1:])
+        assert forwarded[1].take() == stepped[1].take() is None  # both marks moved alike
         assert forwarded[1].pings == forwarded[1].ping_count == stepped[1].ping_count
         assert stop is (forwarded[1].early_verdict is not None)
 
