@@ -99,10 +99,12 @@ def test_contents_are_the_non_empty_contents_in_order():
         b'{"id":"c-0"' + _plain("x")[len(b'{"id":"c-1"') :],  # as long, sorts before
         b'{"id":"c-2"' + _plain("x")[len(b'{"id":"c-1"') :],  # as long, sorts after
         _plain("x", b'","audio":null},"logprobs":null,"finish_reason":null}]}'),
+        _plain("x") + b'{"choices":[{"delta":{"content":"y"}}]}',
     ],
     ids=[
         "prefix-before", "prefix-after", "finish", "index", "id-again", "cut", "second-choice",
         "usage", "same-length-prefix-before", "same-length-prefix-after", "unknown-delta-member",
+        "a-second-json-value-after-the-chunk",
     ],
 )  # fmt: skip
 def test_contents_are_none_unless_every_payload_is_a_plain_chunk_of_the_template(odd):
@@ -253,3 +255,15 @@ def test_decoded_chunks_and_tails_are_not_tracked_by_the_garbage_collector():
     tails = _decode_tails(_OPENING + _plain("a")[len(_HEAD) :])
     assert [tail.choices[0].delta.content for tail in tails] == ["a"]
     assert not any(gc.is_tracked(tail) for tail in tails)
+
+
+def test_a_chunk_with_a_second_json_value_is_malformed_however_the_events_come():
+    # A data line holding a chunk and then another JSON value is not JSON: a malformed
+    # chunk, whether its event comes alone or in one read with others (the template's line
+    # decoder reads values that follow each other on one line: it must not take both).
+    plain = _events([_plain("a")])
+    odd = _events([_plain("b") + b'{"choices":[{"delta":{"content":"y"}}]}'])
+    for reads in ([plain, plain, odd], [plain, plain + odd]):
+        result = _parse(reads, general=False)
+        assert (result.verdict, result.content, result.chunk_count) == ("malformed_chunk", "aa", 3)
+        assert result == _parse(reads, general=True)

@@ -1,5 +1,5 @@
 """A deferring StreamParser: every held read is taken, and the raw windows are cut at the
-same byte as when each read is taken as it comes, at the exact window boundaries too."""
+same byte whichever reads brought the bytes, at the exact window boundaries too."""
 
 import orjson
 import pytest
@@ -53,30 +53,32 @@ def test_held_reads_are_taken_at_32_reads_or_after_a_16_kib_read(reads, size, ta
     assert parser.bytes_fed == len(_event("a")) + (reads * size if taken else 0)
 
 
-def _windows_read_by_read(reads: list[bytes]) -> tuple[bytes, bytes]:
-    """The windows as documented: the first WINDOW_BYTES bytes; a tail that each read adds
-    to and that is cut back to WINDOW_BYTES once past (not at) twice it."""
-    head, tail = bytearray(), bytearray()
-    for read in reads:
-        head += read[: max(0, WINDOW_BYTES - len(head))]
-        tail += read
-        if len(tail) > 2 * WINDOW_BYTES:
-            del tail[: len(tail) - WINDOW_BYTES]
-    return bytes(head), bytes(tail)
+def _windows_of(stream: bytes) -> tuple[bytes, bytes]:
+    """The windows as documented: the first WINDOW_BYTES bytes; the tail from the last
+    multiple of WINDOW_BYTES at least WINDOW_BYTES back (whatever the reads)."""
+    start = max(0, (len(stream) // WINDOW_BYTES - 1) * WINDOW_BYTES)
+    return stream[:WINDOW_BYTES], stream[start:]
 
 
 @pytest.mark.parametrize("defer", [True, False], ids=["held", "read-by-read"])
-@pytest.mark.parametrize("past", [0, 1], ids=["exactly-twice-the-window", "one-byte-past"])
-def test_the_tail_is_cut_only_once_past_twice_the_window(defer, past):
+@pytest.mark.parametrize(
+    ("extra", "kept"),
+    [
+        pytest.param(-1, 2 * WINDOW_BYTES - 1, id="a-byte-short-of-twice-the-window-whole"),
+        pytest.param(0, WINDOW_BYTES, id="twice-the-window-the-last-window"),
+        pytest.param(100, WINDOW_BYTES + 100, id="past-twice-the-window"),
+        pytest.param(WINDOW_BYTES - 1, 2 * WINDOW_BYTES - 1, id="a-byte-short-of-thrice"),
+        pytest.param(WINDOW_BYTES, WINDOW_BYTES, id="thrice-the-window-the-last-window"),
+    ],
+)
+def test_the_tail_starts_at_a_multiple_of_the_window(defer, extra, kept):
     first = _event("a")  # the first token: later reads are held when deferring
-    fill = 2 * WINDOW_BYTES - len(first) + past
+    fill = 2 * WINDOW_BYTES - len(first) + extra - 100
     reads = [first, _comment(fill // 2), _comment(fill - fill // 2), _comment(100)]
     parser = StreamParser(defer=defer, windows=True)
     for read in reads:
         parser.feed(read)
     parser.close()
     head, tail = parser.raw_windows()
-    assert (head, tail) == _windows_read_by_read(reads)
-    # exactly twice the window is kept whole, so the last read is what cuts it back; one
-    # byte more and it was cut back before the last read, which then lengthens it
-    assert len(tail) == (WINDOW_BYTES if not past else WINDOW_BYTES + 100)
+    assert (head, tail) == _windows_of(b"".join(reads))
+    assert len(tail) == kept

@@ -125,6 +125,9 @@ _CONTENT_OPENED = b'"delta":{"content":"'
 _CLOSING = b'"}}]}'
 _OPENING = b'{"choices":[{"delta":{"content":"'
 _NEXT_OPENING = b"\n" + _OPENING
+_DATA = b"data: "
+_EVENT_END = b"\n\n"
+_BETWEEN_EVENTS = _EVENT_END + _DATA
 
 
 class _TailDelta(Struct, forbid_unknown_fields=True, gc=False):
@@ -158,11 +161,24 @@ class ChunkTemplate:
     :meth:`contents` is one with these ``id``, ``model``, ``created`` and
     ``system_fingerprint``, choice 0 only, its ``content`` delta, and no finish reason."""
 
-    __slots__ = ("_rest", "created", "id", "model", "prefix", "system_fingerprint")
+    __slots__ = (
+        "_event_head",
+        "_middle",
+        "_rest",
+        "created",
+        "id",
+        "model",
+        "prefix",
+        "system_fingerprint",
+    )
 
     def __init__(self, prefix: bytes, head: Chunk) -> None:
         self.prefix = prefix
         self._rest = itemgetter(slice(len(prefix), None))  # what follows the prefix
+        # A read that is one whole event of this template: its ``data: `` line up to the
+        # content, and (``_middle``) what follows that up to the blank line ending the event.
+        self._event_head = _DATA + prefix
+        self._middle = itemgetter(slice(len(_DATA) + len(prefix), -len(_EVENT_END)))
         self.id = head.id
         self.model = head.model
         self.created = head.created
@@ -180,7 +196,45 @@ class ChunkTemplate:
             tails = _decode_tails(_OPENING + _NEXT_OPENING.join(map(self._rest, payloads)))
         except _DecodeFailed:
             return None
+        # The line decoder also reads JSON values that follow each other on one line: a
+        # payload holding more than one (a malformed chunk) gives more tails than payloads.
+        if len(tails) != len(payloads):
+            return None
         return [text for tail in tails if (text := tail.choices[0].delta.content)]
+
+    def reads(self, reads: list[bytes], joined: bytes) -> list[str] | None:
+        """:meth:`contents` of the events in ``joined`` (``b"".join(reads)``, read from
+        between two events), without cutting it into events first: when each read is one
+        whole ``data:`` event of a plain content chunk of this template (``data: ``, the
+        prefix, the rest of the chunk on that one line, a blank line), the non-empty
+        ``content`` of each read, in order; else None (decode the bytes the usual way).
+        Never raises.
+
+        Exact, whatever the bytes: each read starts with the event's head (the least and
+        the greatest do); ``\n\ndata: `` occurs once between each two reads and nowhere
+        else, and ``joined`` ends with a blank line, so each read ends with one (an
+        occurrence inside a read would leave a line feed in what is decoded below); the
+        middles (each read without its head and its last two bytes) hold no line feed or
+        carriage return, so each read is one line and a blank line; and the middles, each
+        behind the same opening, decode to as many tails as there are reads (a middle holding
+        more than one JSON value gives more; none can run into the next one's opening, which
+        no member of the narrow types accepts)."""
+        head = self._event_head
+        if not (min(reads).startswith(head) and max(reads).startswith(head)):
+            return None
+        count = len(reads)
+        if joined.count(_BETWEEN_EVENTS) != count - 1 or not joined.endswith(_EVENT_END):
+            return None
+        tails = _OPENING + _OPENING.join(map(self._middle, reads))
+        if 0x0A in tails or 0x0D in tails:  # memchr each: a line feed or a CR is a line end
+            return None
+        try:  # one line: the values follow each other, as many as there are reads
+            decoded = _decode_tails(tails)
+        except _DecodeFailed:
+            return None
+        if len(decoded) != count:
+            return None
+        return [text for tail in decoded if (text := tail.choices[0].delta.content)]
 
 
 def learn_template(raw: bytes) -> ChunkTemplate | None:

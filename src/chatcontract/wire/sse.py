@@ -163,6 +163,17 @@ class SSEDecoder:
             self._pending = []
         return payloads
 
+    def _between_events(self) -> bool:
+        """Whether the decoder sits between two events, with nothing pending (what
+        :meth:`_feed_fast` requires of a read too), fast path on."""
+        return (
+            self._fast_path
+            and not self._pending
+            and not self._data
+            and self._event is None
+            and not self._skip_lf
+        )
+
     def _feed_general(self, data: bytes) -> list[SSEEvent]:
         """Any bytes, line by line (see :meth:`feed`)."""
         if self._skip_lf:

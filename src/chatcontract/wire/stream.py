@@ -233,15 +233,19 @@ class StreamAssembler:
                 if texts is not None:
                     self._take_contents(template, len(payloads), texts, now)
                     return
-            chunks = decode_chunks(payloads)  # held reads: all of them in one C call
-            if chunks is not None:
-                self._chunk_count += len(chunks)
-                take = self._take_chunk
-                for held in chunks:
-                    take(held, now)
-                if template is None and self._template_tries:
-                    self._learn(payloads[-1])
-                return
+            # Held reads: all of them in one C call, up to what the last read of a stream ends
+            # with ([DONE], the usage chunk), which the typed decoder refuses.
+            run = _typed_run(payloads)
+            if run > 1:
+                chunks = decode_chunks(payloads[:run])
+                if chunks is not None:
+                    self._chunk_count += run
+                    take = self._take_chunk
+                    for held in chunks:
+                        take(held, now)
+                    if template is None and self._template_tries:
+                        self._learn(payloads[run - 1])
+                    payloads = payloads[run:]  # the rest, one by one
         for raw in payloads:
             if raw[:1] == b"{" and not self._done:
                 if self._typed_misses < _TYPED_MISSES:
@@ -810,7 +814,7 @@ class StreamParser:
             now = self._clock()
         self.bytes_fed += len(data)
         if self._windows:
-            self._keep_window(data, len(self._tail) + len(data))
+            self._keep_window(data)
         self._decode(data, now)
         if self._defer and assembler._first_token:
             self._holding = True
@@ -884,38 +888,52 @@ class StreamParser:
         self._assembler._push_payloads(payloads, now)
 
     def _take_held(self) -> None:
-        """Decode the held bytes in one pass (the first token has arrived: no moment)."""
+        """Decode the held bytes in one pass (the first token has arrived: no moment).
+
+        When each held read is one whole event of the stream's template (the usual network
+        read), their contents are taken without cutting the bytes into events first
+        (:meth:`ChunkTemplate.reads`); anything else is decoded the usual way, to the same
+        result."""
         held = self._held
         if not held:
             return
         data = held[0] if len(held) == 1 else b"".join(held)
         self.bytes_fed += len(data)
         if self._windows:
-            kept = len(self._tail)
-            for piece in held:  # the tail as read by read: trimmed to a window past two
-                kept += len(piece)
-                if kept > 2 * WINDOW_BYTES:
-                    kept = WINDOW_BYTES
-            self._keep_window(data, kept)
+            self._keep_window(data)
         self._held = []
+        assembler = self._assembler
+        template = assembler._template
+        if (
+            template is not None
+            and assembler._typed_misses < _TYPED_MISSES
+            and not assembler._done
+            and self._decoder._between_events()
+        ):
+            texts = template.reads(held, data)
+            if texts is not None:
+                assembler._take_contents(template, len(held), texts, None)
+                return
         self._decode(data, None)
 
-    def _keep_window(self, data: bytes, kept: int) -> None:
-        """Add ``data`` to the raw windows; the tail keeps its last ``kept`` bytes."""
+    def _keep_window(self, data: bytes) -> None:
+        """Add ``data``, the last bytes counted in :attr:`bytes_fed`, to the raw windows."""
         head = self._head
         if len(head) < WINDOW_BYTES:
             head += data[: WINDOW_BYTES - len(head)]
         tail = self._tail
         tail += data
-        if kept > 2 * WINDOW_BYTES:
-            kept = WINDOW_BYTES
+        fed = self.bytes_fed
+        # From the last multiple of the window at least a window back: whatever the reads.
+        kept = fed - max(0, (fed // WINDOW_BYTES - 1) * WINDOW_BYTES)
         if len(tail) > kept:
             del tail[: len(tail) - kept]
 
     def raw_windows(self) -> tuple[bytes, bytes]:
-        """The first :data:`WINDOW_BYTES` bytes fed, and the last 4 to 8 KiB (each read
-        adds to the tail, which is cut back to the window once past twice it); two empty
-        values without ``windows=True``."""
+        """The first :data:`WINDOW_BYTES` bytes fed, and the last ones from the last
+        multiple of :data:`WINDOW_BYTES` at least :data:`WINDOW_BYTES` back (the whole
+        stream up to twice the window; after that, 4 to 8 KiB, the same whichever reads
+        brought them); two empty values without ``windows=True``."""
         self._take_held()
         return bytes(self._head), bytes(self._tail)
 
