@@ -242,3 +242,48 @@ def test_a_deferred_stream_gives_the_result_and_windows_of_reading_each_read(spi
     if not any(odd for _, odd, _, _ in reads):
         # taken through the template; then [DONE], held alone, the usual way
         assert spied == [[t for t, _, _, _ in reads if t], None]
+
+
+# -- the end of a stream: its plain chunks, then what ends it ----------------------------------
+
+_P, _Q = _plain("p"), _plain("q")
+_STOP = _HEAD[: _HEAD.index(b'"delta"')] + b'"delta":{},"logprobs":null,"finish_reason":"stop"}]}'
+_USAGE = b'{"id":"c-1","choices":[],"usage":{"total_tokens":3}}'
+
+
+@pytest.mark.parametrize(
+    ("payloads", "run"),
+    [
+        pytest.param([_P, _Q], 2, id="all-plain"),
+        pytest.param([_P, _Q, _STOP], 2, id="then-a-finish"),
+        pytest.param([_P, _Q, _STOP, _DONE[6:-2]], 2, id="then-a-finish-and-done"),
+        pytest.param([_P, _Q, _STOP, _USAGE, _DONE[6:-2]], 2, id="then-finish-usage-done"),
+        pytest.param([_P, _STOP, _STOP, _USAGE, _DONE[6:-2]], 2, id="at-most-three-off"),
+        pytest.param([_STOP, _DONE[6:-2]], 0, id="none-plain"),
+        pytest.param([_DONE[6:-2]], 0, id="done-alone"),
+        pytest.param([_P, _STOP, _Q], 3, id="a-plain-one-last"),
+    ],
+)  # fmt: skip
+def test_the_run_leaves_out_what_ends_a_stream(payloads, run):
+    assert _template().run(payloads) == run
+
+
+def test_the_plain_chunks_before_the_end_of_a_stream_are_read_through_the_template(monkeypatch):
+    sizes = []
+    real = stream_module.ChunkTemplate.contents
+
+    def contents(template, payloads):
+        sizes.append(len(payloads))
+        return real(template, payloads)
+
+    monkeypatch.setattr(stream_module.ChunkTemplate, "contents", contents)
+    usage = b'{"id":"c-1","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}'
+    reads = [_A, b"".join(_event(p) for p in [_P, _plain(""), _Q, _STOP, usage]) + _DONE]
+    parser = StreamParser(expect_usage=True)
+    for read in reads:
+        parser.feed(read)
+    result = parser.close()
+    assert sizes == [3]
+    assert (result.content, result.chunk_count, result.verdict) == ("apq", 6, "complete")
+    assert result.finish_reason == "stop"
+    assert result.usage is not None and result.usage.total_tokens == 3

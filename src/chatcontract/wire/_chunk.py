@@ -125,6 +125,9 @@ _CONTENT_OPENED = b'"delta":{"content":"'
 _CLOSING = b'"}}]}'
 _OPENING = b'{"choices":[{"delta":{"content":"'
 _NEXT_OPENING = b"\n" + _OPENING
+#: What may end a stream after its plain chunks, at most (:meth:`ChunkTemplate.run`): a finish,
+#: a usage chunk, ``[DONE]``.
+ENDING = 3
 _DATA = b"data: "
 _EVENT_END = b"\n\n"
 _BETWEEN_EVENTS = _EVENT_END + _DATA
@@ -201,6 +204,17 @@ class ChunkTemplate:
         if len(tails) != len(payloads):
             return None
         return [text for tail in tails if (text := tail.choices[0].delta.content)]
+
+    def run(self, payloads: list[bytes]) -> int:
+        """How many leading payloads to read with :meth:`contents`: all but those at the end
+        (at most :data:`ENDING`: a finish, a usage chunk, ``[DONE]``) that do not start
+        with the prefix. Only a choice of the call's size: results do not depend on it."""
+        prefix = self.prefix
+        end = len(payloads)
+        last = max(0, end - ENDING)
+        while end > last and not payloads[end - 1].startswith(prefix):
+            end -= 1
+        return end
 
     def reads(self, reads: list[bytes], joined: bytes) -> list[str] | None:
         """:meth:`contents` of the events in ``joined`` (``b"".join(reads)``, read from

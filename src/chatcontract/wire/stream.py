@@ -229,10 +229,16 @@ class StreamAssembler:
         if len(payloads) > 1 and self._typed_misses < _TYPED_MISSES and not self._done:
             template = self._template
             if template is not None:
-                texts = template.contents(payloads)  # plain chunks: what follows the prefix
-                if texts is not None:
-                    self._take_contents(template, len(payloads), texts, now)
-                    return
+                # Plain chunks: what follows the prefix; at the end of a stream, up to what
+                # ends it (the finish, the usage chunk, [DONE]).
+                run = template.run(payloads)
+                if run:
+                    texts = template.contents(payloads[:run])
+                    if texts is not None:
+                        self._take_contents(template, run, texts, now)
+                        payloads = payloads[run:]
+                        if not payloads:
+                            return
             # Held reads: all of them in one C call, up to what the last read of a stream ends
             # with ([DONE], the usage chunk), which the typed decoder refuses.
             run = _typed_run(payloads)
