@@ -287,3 +287,74 @@ def test_the_plain_chunks_before_the_end_of_a_stream_are_read_through_the_templa
     assert (result.content, result.chunk_count, result.verdict) == ("apq", 6, "complete")
     assert result.finish_reason == "stop"
     assert result.usage is not None and result.usage.total_tokens == 3
+
+
+# -- one payload at a time ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "content"),
+    [
+        pytest.param(_plain("a"), "a", id="content"),
+        pytest.param(_plain(""), "", id="empty-content"),
+        pytest.param(_plain('q "\\'), 'q "\\', id="escaped-content"),
+        pytest.param(_STOP, None, id="another-prefix"),
+        pytest.param(_plain("a", b'"},"finish_reason":"stop"}]}'), None, id="a-finish"),
+        pytest.param(_plain("a") + b"{}", None, id="a-second-json-value"),
+        pytest.param(_plain("a")[:-1], None, id="cut"),
+    ],
+)  # fmt: skip
+def test_one_payload_gives_its_content_when_a_plain_chunk_of_the_template(payload, content):
+    assert _template().content(payload) == content
+
+
+def _assembler_with_template() -> stream_module.StreamAssembler:
+    assembler = stream_module.StreamAssembler()
+    assembler._push_payloads([_plain("a")], 1.0)
+    assert assembler._template is not None
+    return assembler
+
+
+def test_a_plain_payload_is_taken_through_the_template():
+    assembler = _assembler_with_template()
+    assembler._typed_misses = 3
+    assert assembler._take_plain(_plain("b"), 2.0)
+    assert (assembler._content, assembler._chunk_count, assembler._typed_misses) == (
+        ["a", "b"],
+        2,
+        0,
+    )
+    assert assembler._take_plain(_plain(""), 3.0)  # counted, nothing added
+    assert (assembler._content, assembler._chunk_count) == (["a", "b"], 3)
+
+
+def test_an_empty_content_through_the_template_is_no_first_token():
+    assembler = stream_module.StreamAssembler()
+    assembler._template = _template()
+    assert assembler._take_plain(_plain(""), 1.0)
+    assert (assembler._first_token, assembler._first_token_at) == (False, None)
+    assert assembler._take_plain(_plain("x"), 2.0)
+    assert (assembler._first_token, assembler._first_token_at) == (True, 2.0)
+
+
+@pytest.mark.parametrize("template", [False, True], ids=["no-template", "not-of-the-template"])
+def test_a_payload_the_template_does_not_take_is_left_alone(template):
+    assembler = stream_module.StreamAssembler()
+    if template:
+        assembler._template = _template()
+    assembler._typed_misses = 3
+    assert not assembler._take_plain(_STOP, 1.0)
+    assert (assembler._content, assembler._chunk_count, assembler._typed_misses) == ([], 0, 3)
+
+
+def test_a_tapped_stream_learns_its_template_and_taps_what_it_takes():
+    parser = StreamParser()
+    taken = parser.tap()
+    parser.feed(_A)
+    assert parser._assembler._template is not None
+    parser.feed(_B)
+    parser.feed(_event(_plain("")))
+    parser.feed(_DONE)
+    result = parser.close()
+    assert taken == [_plain("a").decode(), _plain("b").decode(), _plain("").decode()]
+    assert (result.content, result.chunk_count, result.verdict) == ("ab", 3, "truncated")

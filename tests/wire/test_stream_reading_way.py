@@ -41,7 +41,8 @@ class _Ways:
     """Counts the typed decoder's calls and what it accepted."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.single: list[bool] = []  # decode_chunk: accepted or not, per call
+        # decode_chunk or one payload through a template: accepted or not, per call
+        self.single: list[bool] = []
         self.batches = 0  # held reads read in one call: decode_chunks, or a template's
         real_single = stream_module.decode_chunk
         real_batch = stream_module.decode_chunks
@@ -53,6 +54,15 @@ class _Ways:
             return texts
 
         monkeypatch.setattr(ChunkTemplate, "contents", contents)
+        real_content = ChunkTemplate.content
+
+        def content(template: ChunkTemplate, payload: bytes) -> object:
+            text = real_content(template, payload)
+            if text is not None:  # a chunk the template took (else decode_chunk is next)
+                self.single.append(True)
+            return text
+
+        monkeypatch.setattr(ChunkTemplate, "content", content)
 
         def single(raw: bytes) -> object:
             chunk = real_single(raw)

@@ -205,6 +205,19 @@ class ChunkTemplate:
             return None
         return [text for tail in tails if (text := tail.choices[0].delta.content)]
 
+    def content(self, payload: bytes) -> str | None:
+        """:meth:`contents` of one payload: its ``content`` (empty or not) when it is a plain
+        content chunk of this template; else None. The payload holds no line feed. Never
+        raises."""
+        if not payload.startswith(self.prefix):
+            return None
+        try:
+            tails = _decode_tails(_OPENING + self._rest(payload))
+        except _DecodeFailed:
+            return None
+        # one value: a second one after the chunk makes it malformed (see :meth:`contents`)
+        return tails[0].choices[0].delta.content if len(tails) == 1 else None
+
     def run(self, payloads: list[bytes]) -> int:
         """How many leading payloads to read with :meth:`contents`: all but those at the end
         (at most :data:`ENDING`: a finish, a usage chunk, ``[DONE]``) that do not start

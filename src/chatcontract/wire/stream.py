@@ -255,6 +255,8 @@ class StreamAssembler:
         for raw in payloads:
             if raw[:1] == b"{" and not self._done:
                 if self._typed_misses < _TYPED_MISSES:
+                    if self._take_plain(raw, now):
+                        continue
                     chunk = decode_chunk(raw)
                     if chunk is not None:
                         if self._typed_misses:
@@ -272,6 +274,21 @@ class StreamAssembler:
                     self._take(doc, n, now)
                     continue
             self._push(raw.decode("utf-8", "replace"), now, "message", False)
+
+    def _take_plain(self, raw: bytes, now: float | None) -> bool:
+        """Take ``raw``, one payload, when it is a plain content chunk of the stream's template
+        (what the typed decoder and :meth:`_take_chunk` would do with it) and return True;
+        else return False, having done nothing."""
+        template = self._template
+        if template is None:
+            return False
+        text = template.content(raw)
+        if text is None:
+            return False
+        if self._typed_misses:
+            self._typed_misses = 0
+        self._take_contents(template, 1, [text] if text else [], now)
+        return True
 
     def _learn(self, raw: bytes) -> None:
         """Look for the template of ``raw``, a chunk the typed decoder took."""
@@ -862,6 +879,9 @@ class StreamParser:
                     start = run
         for raw in payloads[start:] if start else payloads:
             if typed and raw[:1] == b"{":
+                if assembler._take_plain(raw, now):
+                    taken.append(raw.decode())  # the template's: valid UTF-8
+                    continue
                 chunk = decode_chunk(raw)
                 if chunk is not None:
                     if assembler._typed_misses:
@@ -869,6 +889,8 @@ class StreamParser:
                     assembler._chunk_count += 1
                     assembler._take_chunk(chunk, now)
                     taken.append(raw.decode())  # typed: valid UTF-8
+                    if assembler._template is None and assembler._template_tries:
+                        assembler._learn(raw)
                     continue
                 assembler._typed_misses += 1
             self._push_tapped(raw.decode("utf-8", "replace"), now, "message", False)
