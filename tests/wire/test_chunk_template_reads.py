@@ -358,3 +358,31 @@ def test_a_tapped_stream_learns_its_template_and_taps_what_it_takes():
     result = parser.close()
     assert taken == [_plain("a").decode(), _plain("b").decode(), _plain("").decode()]
     assert (result.content, result.chunk_count, result.verdict) == ("ab", 3, "truncated")
+
+
+@pytest.mark.parametrize("chunk_id", ["c-1", "c-12", "c-123"], ids=["id-3", "id-4", "id-5"])
+def test_reads_cut_each_read_after_its_head_whatever_the_prefix_length(chunk_id):
+    head = _HEAD.replace(b'"c-1"', b'"' + chunk_id.encode() + b'"')
+    template = learn_template(head + b"x" + _END)
+    assert template is not None
+    reads = [_event(head + text + _END) for text in (b"a", b"", b"b")]
+    assert template.reads(reads, b"".join(reads)) == ["a", "b"]
+
+
+def test_a_tapped_stream_keeps_its_template_after_a_chunk_of_another_shape(monkeypatch):
+    taken = []
+    real = stream_module.ChunkTemplate.content
+
+    def content(template, payload):
+        text = real(template, payload)
+        taken.append(text)
+        return text
+
+    monkeypatch.setattr(stream_module.ChunkTemplate, "content", content)
+    role = _HEAD.replace(b'"delta":{', b'"delta":{"role":"assistant",') + b"r" + _END
+    parser = StreamParser()
+    parser.tap()
+    for payload in [_plain("a"), role, _plain("b"), _plain("c")]:
+        parser.feed(_event(payload))
+    assert taken == [None, "b", "c"]  # the role chunk: the typed decoder's, and not learned
+    assert parser.close().content == "arbc"
