@@ -386,3 +386,14 @@ def test_a_tapped_stream_keeps_its_template_after_a_chunk_of_another_shape(monke
         parser.feed(_event(payload))
     assert taken == [None, "b", "c"]  # the role chunk: the typed decoder's, and not learned
     assert parser.close().content == "arbc"
+
+
+def test_hundreds_of_events_at_once_are_still_taken_through_the_template():
+    # counts past CPython's cached small integers (256): compared by value, not identity
+    texts = [f"w{n}" for n in range(300)]
+    payloads = [_plain(text) for text in texts]
+    assert _template().contents(payloads) == texts
+    reads = [_event(payload) for payload in payloads]
+    assert _template().reads(reads, b"".join(reads)) == texts
+    ending = [_STOP, _STOP, _STOP, _STOP]  # four that end nothing the template knows
+    assert _template().run([*payloads, *ending]) == 301  # at most three left out
