@@ -397,3 +397,56 @@ def test_hundreds_of_events_at_once_are_still_taken_through_the_template():
     assert _template().reads(reads, b"".join(reads)) == texts
     ending = [_STOP, _STOP, _STOP, _STOP]  # four that end nothing the template knows
     assert _template().run([*payloads, *ending]) == 301  # at most three left out
+
+
+# -- a tapped read of several events -----------------------------------------------------------
+
+
+def _tapped(reads: list[bytes]) -> tuple[StreamResult, list[str]]:
+    parser = StreamParser(expect_usage=True)
+    taken = parser.tap()
+    for read in reads:  # no moments: the same first-token moment whatever the reads
+        parser.feed(read)
+    return parser.close(), taken
+
+
+def _tapped_one_by_one(reads: list[bytes]) -> tuple[StreamResult, list[str]]:
+    """The same stream fed byte by byte: one event at most per read, no batch."""
+    return _tapped([bytes([byte]) for read in reads for byte in read])
+
+
+@pytest.fixture
+def batches(monkeypatch):
+    """How many payloads each ``ChunkTemplate.contents`` call took (None: refused)."""
+    sizes: list[int | None] = []
+    real = stream_module.ChunkTemplate.contents
+
+    def contents(template, payloads):
+        texts = real(template, payloads)
+        sizes.append(None if texts is None else len(payloads))
+        return texts
+
+    monkeypatch.setattr(stream_module.ChunkTemplate, "contents", contents)
+    return sizes
+
+
+_USAGE_FULL = (
+    b'{"id":"c-1","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("second", "sizes"),
+    [
+        pytest.param([_B, _event(_plain("")), _event(_plain("c"))], [3], id="plain-chunks"),
+        pytest.param([_B, _event(_STOP), _event(_USAGE_FULL), _DONE], [1], id="plain-then-the-end"),
+        pytest.param(
+            [_B, _event(_plain("c", b'"}}],"system_fingerprint":"x"}'))], [None], id="refused"
+        ),
+    ],
+)
+def test_a_tapped_read_of_plain_chunks_goes_through_the_template(second, sizes, batches):
+    reads = [_A, b"".join(second)]
+    result, taken = _tapped(reads)
+    assert batches == sizes
+    assert (result, taken) == _tapped_one_by_one(reads)

@@ -363,9 +363,11 @@ def test_a_tapped_read_of_one_chunk_is_not_scanned_for_a_run(monkeypatch):
         return real(payloads)
 
     monkeypatch.setattr(stream_module, "_typed_run", counting)
-    result, taken = _feed([_events(_chunk("a")), _events(_chunk("b"), _chunk("c"))], tapped=True)
+    # a member after the choices: not the template's (learned from "a"), the typed decoder's
+    later = [_chunk(t, system_fingerprint="fp") for t in "bc"]
+    result, taken = _feed([_events(_chunk("a")), _events(*later)], tapped=True)
     assert runs == [2]
-    assert (result.content, taken) == ("abc", [_chunk(t).decode() for t in "abc"])
+    assert (result.content, taken) == ("abc", [_chunk("a").decode(), *(p.decode() for p in later)])
 
 
 @pytest.mark.parametrize(

@@ -727,6 +727,7 @@ HOLD_READ_BYTES = 16 * 1024
 #: The raw windows a parser keeps for shape fingerprints (``windows=True``): the first this
 #: many bytes of the stream, and its last this many to twice this many.
 WINDOW_BYTES = 4096
+_TWO_WINDOWS = 2 * WINDOW_BYTES
 
 
 class StreamParser:
@@ -862,11 +863,21 @@ class StreamParser:
             and not assembler._malformed
             and assembler._error is None
         )
-        start = 0
         if typed and len(payloads) > 1:
+            template = assembler._template
+            if template is not None:  # plain chunks, up to what ends a stream: as untapped
+                run = template.run(payloads)
+                if run:
+                    texts = template.contents(payloads[:run])
+                    if texts is not None:
+                        assembler._take_contents(template, run, texts, now)
+                        taken.extend(map(bytes.decode, payloads[:run]))  # valid UTF-8
+                        payloads = payloads[run:]
+                        if not payloads:
+                            return
             run = _typed_run(payloads)
             if run > 1:
-                chunks = decode_chunks(payloads if run == len(payloads) else payloads[:run])
+                chunks = decode_chunks(payloads[:run])
                 if chunks is not None:  # held reads: all of them in one C call
                     assembler._typed_misses = 0
                     assembler._chunk_count += run
@@ -874,10 +885,8 @@ class StreamParser:
                     for held in chunks:
                         take(held, now)
                     taken.extend(map(bytes.decode, payloads[:run]))  # typed: valid UTF-8
-                    if run == len(payloads):
-                        return
-                    start = run
-        for raw in payloads[start:] if start else payloads:
+                    payloads = payloads[run:]
+        for raw in payloads:
             if typed and raw[:1] == b"{":
                 if assembler._take_plain(raw, now):
                     taken.append(raw.decode())  # the template's: valid UTF-8
@@ -951,11 +960,11 @@ class StreamParser:
             head += data[: WINDOW_BYTES - len(head)]
         tail = self._tail
         tail += data
-        fed = self.bytes_fed
-        # From the last multiple of the window at least a window back: whatever the reads.
-        kept = fed - max(0, (fed // WINDOW_BYTES - 1) * WINDOW_BYTES)
-        if len(tail) > kept:
-            del tail[: len(tail) - kept]
+        # From the last multiple of the window at least a window back, whatever the reads:
+        # the whole stream below twice the window; past it, the tail reaches twice the window
+        # exactly when that multiple moved on (it is then one window and what follows it).
+        if len(tail) >= _TWO_WINDOWS:
+            del tail[: len(tail) - WINDOW_BYTES - self.bytes_fed % WINDOW_BYTES]
 
     def raw_windows(self) -> tuple[bytes, bytes]:
         """The first :data:`WINDOW_BYTES` bytes fed, and the last ones from the last
