@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,7 +87,8 @@ def test_forward_leaves_the_reader_and_watch_as_step_does_and_counts_pings_and_s
         stepped[1].step(stepped[2])
         stop = forwarded[1].forward(forwarded[2])
         assert _state(*forwarded[1:]) == _state(*stepped[1:])
-        assert forwarded[1].take() == stepped[1].take() is None  # both marks moved alike
+        if not forwarded[1].delivered:  # until text is delivered, both marks move alike
+            assert forwarded[1].take() == stepped[1].take() is None
         assert forwarded[1].pings == forwarded[1].ping_count == stepped[1].ping_count
         assert stop is (forwarded[1].early_verdict is not None)
 
@@ -97,3 +99,26 @@ def test_forward_stops_at_an_in_band_error():
     assert reader.forward(watch) is False
     parser.feed(_ERROR_EVENT)
     assert reader.forward(watch) is True
+
+
+@pytest.mark.parametrize(
+    ("reads", "delivered"),
+    [
+        ([_EVENTS[0], _EVENTS[1].rstrip(b"\n")], True),  # the first text lost its blank line
+        ([_EVENTS[0], _EVENTS[2].rstrip(b"\n")], False),  # no text at all
+        ([_EVENTS[1], _EVENTS[3].rstrip(b"\n")], True),  # delivered before the end
+        ([], False),
+    ],
+    ids=["first-text-at-close", "no-text", "delivered-before", "empty"],
+)
+def test_forwarded_last_delivers_as_last_does(reads, delivered):
+    ended = []
+    for end in ("last", "forwarded_last"):
+        parser, reader, watch = _readers()
+        for read in reads:
+            parser.feed(read)
+            reader.forward(watch)
+        parser.close()
+        getattr(reader, end)()
+        ended.append(reader.delivered)
+    assert ended == [delivered, delivered]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,7 +10,12 @@ from gateway_helpers import BACKUP_MODEL, PROMPT, contract_for, env_for
 
 from chatcontract.client._routes import build_routes
 from chatcontract.gateway.errors import GatewayError
-from chatcontract.gateway.request import RouteTable, parse_deadline, parse_request
+from chatcontract.gateway.request import (
+    GatewayRequest,
+    RouteTable,
+    parse_deadline,
+    parse_request,
+)
 
 
 @pytest.fixture
@@ -119,3 +125,22 @@ def test_a_body_naming_model_twice_is_encoded_again(table):
     request = parse_request(body, table, deadline=None)
     assert request.routes[0].name == "backup"
     assert request.as_is_model is None
+
+
+def test_a_read_request_holds_each_field_where_its_constructor_puts_it(table):
+    request = _read(
+        table, "1500", model="gpt-4.1-nano", stream=True, stream_options=USAGE, temperature=0
+    )
+    assert type(request) is GatewayRequest
+    assert request == GatewayRequest(
+        routes=request.routes,
+        messages=PROMPT,
+        params={"temperature": 0, "stream_options": USAGE},
+        stream=True,
+        client_usage=True,
+        deadline_s=1.5,
+        as_is_model="gpt-4.1-nano",
+    )
+    assert [route.name for route in request.routes] == ["primary", "backup"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.stream = False  # type: ignore[misc]

@@ -33,10 +33,11 @@ from chatcontract.policy.recovery import TOLERATED_CODES
 from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
 from chatcontract.transport import EXCHANGE_EXTENSION, ExchangeSink
 from chatcontract.transport.observer import PARSED_EXTENSION, ParsedBody
-from chatcontract.wire import Completion, check_request, parse_completion
+from chatcontract.wire import Completion, StreamResult, check_request, parse_completion
+from chatcontract.wire._values import draft_class
 
 from ._guard import WATCH_EXTENSION, AttemptWatch
-from ._plan import AttemptOutcome, CallPlan, Fail, Finish, Send, Step, Wait
+from ._plan import AttemptOutcome, CallPlan, Fail, Finish, Send, Step, Wait, attempt_outcome
 from ._request import encode_json
 from ._routes import Route, build_routes
 from ._stream import StreamReader, no_stream
@@ -105,6 +106,9 @@ class PreparedCall:
     def request_headers(self, route: Route) -> dict[str, str]:
         """The caller's extra headers, then the route's auth header."""
         return {**self.headers, route.auth_header: route.auth_value}
+
+
+_PreparedDraft = draft_class(PreparedCall)
 
 
 class PlanSteps:
@@ -305,14 +309,11 @@ class ClientCore:
             body_for=body_for,
             accepts_restart=accepts_restart,
         )
-        return PreparedCall(
-            plan=plan,
-            params=body_params,
-            messages=plan_messages,
-            headers=dict(headers or {}),
-            stream=stream,
-            include_usage=include_usage,
+        prepared = _PreparedDraft(  # ``PreparedCall(...)``, its fields in order
+            plan, body_params, plan_messages, dict(headers or {}), stream, include_usage, {}
         )
+        prepared.__class__ = PreparedCall
+        return prepared  # type: ignore[no-any-return]
 
     def ordered_routes(self, routes: Sequence[Route] | None = None) -> tuple[Route, ...]:
         """The routes (default: all) in the order the breakers give for one call: an open
@@ -478,12 +479,12 @@ class ClientCore:
         parsed = found if isinstance(found, ParsedBody) else None
         answer = self.answer_of(exchange, body, parsed)
         if not call.stream:
-            return AttemptOutcome(exchange=exchange, answer=answer)
-        return AttemptOutcome(
-            exchange=exchange,
-            answer=answer,
-            partial=no_stream(self.contract, expect_usage=call.include_usage),
-            delivered=answer is not None and bool(answer.content),
+            return attempt_outcome(exchange, answer, None, False)
+        return attempt_outcome(
+            exchange,
+            answer,
+            no_stream(self.contract, expect_usage=call.include_usage),
+            answer is not None and bool(answer.content),
         )
 
     def stream_outcome(
@@ -498,12 +499,34 @@ class ClientCore:
         exchange = self.exchange_of(request, step, error, call)
         if reader is None:
             partial = no_stream(self.contract, expect_usage=call.include_usage)
-            return AttemptOutcome(exchange=exchange, partial=partial)
+            return attempt_outcome(exchange, None, partial, False)
         partial = reader.result
-        answer = partial.as_completion() if readable(exchange) else None
-        return AttemptOutcome(
-            exchange=exchange, answer=answer, partial=partial, delivered=reader.delivered
-        )
+        answer = completion_of(partial) if readable(exchange) else None
+        return attempt_outcome(exchange, answer, partial, reader.delivered)
+
+
+def completion_of(result: StreamResult) -> Completion:
+    """``result.as_completion()``, built as a draft (``wire._values``: once per streamed
+    attempt, and its frozen ``__init__`` costs several times as much)."""
+    content = result.content
+    completion = _CompletionDraft(
+        result.id,
+        result.model,
+        result.created,
+        result.system_fingerprint,
+        content if content or not result.tool_calls else None,
+        result.refusal or None,
+        result.reasoning_content or None,
+        result.tool_calls,
+        result.finish_reason,
+        result.usage,
+        1 if result.chunk_count else 0,
+    )
+    completion.__class__ = Completion
+    return completion  # type: ignore[no-any-return]
+
+
+_CompletionDraft = draft_class(Completion)
 
 
 def _stream_read_ms(timeouts: Timeouts) -> int:

@@ -39,6 +39,7 @@ from chatcontract.telemetry.events import (
     RetrySucceeded,
 )
 from chatcontract.wire import Completion, StreamResult
+from chatcontract.wire._values import draft_class
 
 from ._routes import Route
 from .errors import (
@@ -52,7 +53,16 @@ from .errors import (
 )
 from .result import ChatResult
 
-__all__ = ["AttemptOutcome", "CallPlan", "Fail", "Finish", "Send", "Step", "Wait"]
+__all__ = [
+    "AttemptOutcome",
+    "CallPlan",
+    "Fail",
+    "Finish",
+    "Send",
+    "Step",
+    "Wait",
+    "attempt_outcome",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +115,25 @@ class AttemptOutcome:
     answer: Completion | None = None
     partial: StreamResult | None = None
     delivered: bool = False
+
+
+#: The drafts of the values a call builds (``wire._values.draft_class``): built with their
+#: fields in order, then given their frozen class (a frozen ``__init__`` costs several times
+#: as much, and these are built on every call).
+_SendDraft = draft_class(Send)
+_FinishDraft = draft_class(Finish)
+_OutcomeDraft = draft_class(AttemptOutcome)
+_ChatResultDraft = draft_class(ChatResult)
+
+
+def attempt_outcome(
+    exchange: Exchange, answer: Completion | None, partial: StreamResult | None, delivered: bool
+) -> AttemptOutcome:
+    """``AttemptOutcome(exchange=..., answer=..., partial=..., delivered=...)``, built as a
+    draft (one per attempt)."""
+    outcome = _OutcomeDraft(exchange, answer, partial, delivered)
+    outcome.__class__ = AttemptOutcome
+    return outcome  # type: ignore[no-any-return]
 
 
 #: The error raised for each way a call can stop (the deadline has its own path).
@@ -249,7 +278,9 @@ class CallPlan:
             self._attempts.append(exchange)
             if self._continuing:  # the caller holds the beginning: the answer is the whole
                 answer = replace(answer, content=self._prefix + (answer.content or ""))
-            return Finish(result=self._success(route, answer, exchange.failure))
+            finish = _FinishDraft(self._success(route, answer, exchange.failure))
+            finish.__class__ = Finish
+            return finish  # type: ignore[no-any-return]
         failure = exchange.failure or _unreadable(self._secrets)
         if exchange.failure is None:
             exchange = replace(exchange, failure=failure)
@@ -285,14 +316,11 @@ class CallPlan:
             return self._deadline_exhausted(route, "before the next attempt could start")
         self._route_attempt += 1
         restart, self._restart = self._restart, False
-        return Send(
-            route=route,
-            attempt=len(self._attempts) + 1,
-            route_attempt=self._route_attempt,
-            budget_s=budget,
-            body=self._next_body,
-            restart=restart,
+        send = _SendDraft(  # ``Send(...)``, its fields in order
+            route, len(self._attempts) + 1, self._route_attempt, budget, self._next_body, restart
         )
+        send.__class__ = Send
+        return send  # type: ignore[no-any-return]
 
     def _charge_failed(self, route: Route, exchange: Exchange, failure: Failure) -> None:
         """A failed attempt the provider may have billed counts against the daily cap."""
@@ -343,22 +371,26 @@ class CallPlan:
             self._emit(
                 RetrySucceeded(route=route.name, model=route.model, attempts=len(self._attempts))
             )
-        return ChatResult(
-            content=answer.content,
-            reasoning=answer.reasoning_content,
-            refusal=answer.refusal,
-            tool_calls=answer.tool_calls,
-            finish_reason=answer.finish_reason,
-            usage=answer.usage,
-            model=answer.model,
-            route=route.name,
-            requested_model=route.model,
-            attempts=tuple(self._attempts),
-            decisions=tuple(self._decisions),
-            cost_usd=cost,
-            violations=() if violation is None else (violation,),
-            secrets=self._secrets,
+        # ``ChatResult(...)`` built as a draft (``wire._values``): its fields in order.
+        result = _ChatResultDraft(
+            answer.content,
+            answer.reasoning_content,
+            answer.refusal,
+            answer.tool_calls,
+            answer.finish_reason,
+            answer.usage,
+            answer.model,
+            route.name,
+            route.model,
+            tuple(self._attempts),
+            tuple(self._decisions),
+            cost,
+            "success",
+            () if violation is None else (violation,),
+            self._secrets,
         )
+        result.__class__ = ChatResult
+        return result  # type: ignore[no-any-return]
 
     def _decide(
         self, route: Route, exchange: Exchange, failure: Failure, *, record: bool = True

@@ -90,18 +90,23 @@ class StreamReader:
         same ``delivered`` and the same watch, with no delta built), with :attr:`pings`
         brought up to date; True when a failing verdict is already certain
         (:attr:`early_verdict`): the reader stops. A pass-through reader calls it once per
-        read."""
+        read.
+
+        Once text was delivered, ``delivered`` and the watch's ``token_seen`` stay true, so
+        the text and tool-call marks are no longer read (nor kept: call :meth:`forwarded_last`,
+        not :meth:`last`, at the end)."""
         assembler = self._assembler
-        mark = assembler.text_mark()
-        moved = mark != self._mark
-        if assembler.has_tool_calls:
-            tools = assembler.tool_marks()
-            if tools != self._tools:  # a new call, or arguments added (marks only grow)
-                self._tools = tools
-                moved = True
-        if moved:
-            self._mark = mark
-            watch.token_seen = self.delivered = True
+        if not self.delivered:
+            mark = assembler.text_mark()
+            moved = mark != self._mark
+            if assembler.has_tool_calls:
+                tools = assembler.tool_marks()
+                if tools != self._tools:  # a new call, or arguments added (marks only grow)
+                    self._tools = tools
+                    moved = True
+            if moved:
+                self._mark = mark
+                watch.token_seen = self.delivered = True
         count = assembler.chunk_count  # ``new_data``, inline: once per read
         if count != self._chunks:
             self._chunks = count
@@ -114,6 +119,12 @@ class StreamReader:
         """The data payloads of the good chunks from now on (``StreamParser.tap``): what a
         pass-through proxy forwards, read from the transport's one parser."""
         return self._parser.tap()
+
+    def forwarded_last(self) -> None:
+        """:meth:`last` for a reader read with :meth:`forward`: a last event that lost its
+        final blank line may still be the first text delivered."""
+        if not self.delivered and self.take() is not None:
+            self.delivered = True
 
     def last(self) -> StreamDelta | None:
         """After the response was closed: a last event that lost its final blank line is part

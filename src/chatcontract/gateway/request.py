@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from chatcontract.client._routes import Route
+from chatcontract.wire._values import draft_class
 
 from .errors import GatewayError
 
@@ -62,6 +63,10 @@ class GatewayRequest:
     client_usage: bool
     deadline_s: float | None
     as_is_model: str | None = None
+
+
+#: ``GatewayRequest`` built as a draft (``wire._values.draft_class``): one per request.
+_RequestDraft = draft_class(GatewayRequest)
 
 
 class RouteTable:
@@ -202,12 +207,14 @@ def parse_request(body: bytes, table: RouteTable, *, deadline: str | None) -> Ga
         # Usage is always asked for upstream (budgets and the ledger need it); the client's
         # stream gets the usage chunk only if it asked.
         params["stream_options"] = {**options, "include_usage": True}
-    return GatewayRequest(
-        routes=routes,
-        messages=messages,
-        params=params,
-        stream=stream,
-        client_usage=client_usage,
-        deadline_s=parse_deadline(deadline),
-        as_is_model=model if as_is else None,
+    request = _RequestDraft(  # ``GatewayRequest(...)``, its fields in order
+        routes,
+        messages,
+        params,
+        stream,
+        client_usage,
+        parse_deadline(deadline),
+        model if as_is else None,
     )
+    request.__class__ = GatewayRequest
+    return request  # type: ignore[no-any-return]

@@ -177,7 +177,7 @@ class GatewayUpstream(AsyncChatClient):
                 # must still be closed (not returned to the pool half read, nor leaked).
                 await _aclose_shielded(response)
             # A last event without its blank line is part of the result: deliver it as well.
-            reader.last()
+            reader.forwarded_last()
             # The outcome first (a timed-out attempt reaches telemetry there): a client that
             # goes away at the last payload must not keep the attempt from being reported.
             outcome = attempt.streamed(reader, error)
