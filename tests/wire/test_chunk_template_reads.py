@@ -337,11 +337,9 @@ def test_an_empty_content_through_the_template_is_no_first_token():
     assert (assembler._first_token, assembler._first_token_at) == (True, 2.0)
 
 
-@pytest.mark.parametrize("template", [False, True], ids=["no-template", "not-of-the-template"])
-def test_a_payload_the_template_does_not_take_is_left_alone(template):
+def test_a_payload_the_template_does_not_take_is_left_alone():
     assembler = stream_module.StreamAssembler()
-    if template:
-        assembler._template = _template()
+    assembler._template = _template()
     assembler._typed_misses = 3
     assert not assembler._take_plain(_STOP, 1.0)
     assert (assembler._content, assembler._chunk_count, assembler._typed_misses) == ([], 0, 3)
@@ -450,3 +448,21 @@ def test_a_tapped_read_of_plain_chunks_goes_through_the_template(second, sizes, 
     result, taken = _tapped(reads)
     assert batches == sizes
     assert (result, taken) == _tapped_one_by_one(reads)
+
+
+@pytest.mark.parametrize("tapped", [False, True], ids=["assembler", "tapped"])
+def test_a_stream_without_a_template_makes_no_template_call_per_chunk(monkeypatch, tapped):
+    # spaced JSON (llama-cpp-python's): no template to learn, so none is tried per chunk
+    calls = []
+    monkeypatch.setattr(
+        stream_module.StreamAssembler, "_take_plain", lambda *args: calls.append(args) or False
+    )
+    spaced = b'{"id": "c", "choices": [{"index": 0, "delta": {"content": "%s"}}]}'
+    parser = StreamParser()
+    if tapped:
+        parser.tap()
+    for text in (b"a", b"b", b"c"):
+        parser.feed(_event(spaced % text))
+    assert parser._assembler._template is None
+    assert calls == []
+    assert parser.close().content == "abc"

@@ -255,7 +255,7 @@ class StreamAssembler:
         for raw in payloads:
             if raw[:1] == b"{" and not self._done:
                 if self._typed_misses < _TYPED_MISSES:
-                    if self._take_plain(raw, now):
+                    if self._template is not None and self._take_plain(raw, now):
                         continue
                     chunk = decode_chunk(raw)
                     if chunk is not None:
@@ -276,12 +276,12 @@ class StreamAssembler:
             self._push(raw.decode("utf-8", "replace"), now, "message", False)
 
     def _take_plain(self, raw: bytes, now: float | None) -> bool:
-        """Take ``raw``, one payload, when it is a plain content chunk of the stream's template
-        (what the typed decoder and :meth:`_take_chunk` would do with it) and return True;
-        else return False, having done nothing."""
+        """Take ``raw``, one payload, when it is a plain content chunk of ``self._template``
+        (which the caller checked is set: a stream without one pays no call per chunk) as the
+        typed decoder and :meth:`_take_chunk` would, and return True; else return False,
+        having done nothing."""
         template = self._template
-        if template is None:
-            return False
+        assert template is not None
         text = template.content(raw)
         if text is None:
             return False
@@ -888,7 +888,7 @@ class StreamParser:
                     payloads = payloads[run:]
         for raw in payloads:
             if typed and raw[:1] == b"{":
-                if assembler._take_plain(raw, now):
+                if assembler._template is not None and assembler._take_plain(raw, now):
                     taken.append(raw.decode())  # the template's: valid UTF-8
                     continue
                 chunk = decode_chunk(raw)
