@@ -14,8 +14,9 @@ report nothing, so a verdict never depends on which way a chunk went:
   ``logprobs``...): an unusual value sends the chunk the general way, which ignores it.
 - Integers outside orjson's range (64 bits; orjson reads a larger one as a float, a type
   violation) are refused (``created``, ``index``).
-- ``usage``, ``tool_calls``, ``error`` and any other member are left to the general way
-  (once per stream for usage).
+- ``tool_calls``, ``error`` and any other member are left to the general way; a ``usage``
+  object has its own typed decoder (:func:`decode_usage_chunk`: counts and objects of
+  counts, each a 64-bit integer or null), whose counts the caller still checks.
 
 A stream's plain content chunks differ only after the opening of their content string:
 everything before it (``id``, ``model``, ``created``...) is the same bytes in each.
@@ -41,8 +42,10 @@ __all__ = [
     "ChunkChoice",
     "ChunkDelta",
     "ChunkTemplate",
+    "UsageChunk",
     "decode_chunk",
     "decode_chunks",
+    "decode_usage_chunk",
     "learn_template",
 ]
 
@@ -83,10 +86,40 @@ class Chunk(Struct, forbid_unknown_fields=True, gc=False):
     obfuscation: str | None = None
 
 
+#: What a ``usage`` object may hold on the typed way: counts and objects of counts (the
+#: detail objects), each a 64-bit integer or null. Anything else goes the general way.
+_UsageValue = _Int | dict[str, _Int | None] | None
+
+
+class UsageChunk(Struct, forbid_unknown_fields=True, gc=False):
+    """A chunk of the common shape that carries a ``usage`` object (the usage chunk of a
+    stream): :class:`Chunk` but for ``usage``."""
+
+    usage: dict[str, _UsageValue]
+    id: str | None = None
+    object: str | None = None
+    created: _Int | None = None
+    model: str | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+    choices: list[ChunkChoice] | None = None
+    obfuscation: str | None = None
+
+
 _decoder = msgspec.json.Decoder(Chunk)
 _decode = _decoder.decode
 _decode_lines = _decoder.decode_lines
 _DecodeFailed = (msgspec.DecodeError, msgspec.ValidationError)
+_decode_usage = msgspec.json.Decoder(UsageChunk).decode
+
+
+def decode_usage_chunk(raw: bytes) -> UsageChunk | None:
+    """``raw`` as a :class:`UsageChunk`, or None when it is not that shape (no ``usage``
+    object, or anything :func:`decode_chunk` refuses but ``usage``). Never raises."""
+    try:
+        return _decode_usage(raw)
+    except _DecodeFailed:
+        return None
 
 
 def decode_chunk(raw: bytes) -> Chunk | None:

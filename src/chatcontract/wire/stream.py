@@ -30,14 +30,17 @@ from chatcontract.contract.model import Contract, Streaming
 from chatcontract.wire._chunk import (
     Chunk,
     ChunkTemplate,
+    UsageChunk,
     decode_chunk,
     decode_chunks,
+    decode_usage_chunk,
     learn_template,
 )
 from chatcontract.wire._json import loads, loads_object
 from chatcontract.wire._tool_deltas import ToolDraft, tool_call_fields
 from chatcontract.wire._values import positional_builder
 from chatcontract.wire.completion import Completion, ToolCall, Usage, parse_usage
+from chatcontract.wire.completion import _fast_usage as fast_usage
 from chatcontract.wire.error_body import (
     ErrorBody,
     error_from_document,
@@ -227,45 +230,25 @@ class StreamAssembler:
         gives it exactly the verdict it always had.
         """
         if len(payloads) > 1 and self._typed_misses < _TYPED_MISSES and not self._done:
-            template = self._template
-            if template is not None:
-                # Plain chunks: what follows the prefix; at the end of a stream, up to what
-                # ends it (the finish, the usage chunk, [DONE]).
-                run = template.run(payloads)
-                if run:
-                    texts = template.contents(payloads[:run])
-                    if texts is not None:
-                        self._take_contents(template, run, texts, now)
-                        payloads = payloads[run:]
-                        if not payloads:
-                            return
-            # Held reads: all of them in one C call, up to what the last read of a stream ends
-            # with ([DONE], the usage chunk), which the typed decoder refuses.
-            run = _typed_run(payloads)
-            if run > 1:
-                chunks = decode_chunks(payloads[:run])
-                if chunks is not None:
-                    self._chunk_count += run
-                    take = self._take_chunk
-                    for held in chunks:
-                        take(held, now)
-                    if template is None and self._template_tries:
-                        self._learn(payloads[run - 1])
-                    payloads = payloads[run:]  # the rest, one by one
+            payloads = self._take_batch(payloads, now)
         for raw in payloads:
             if raw[:1] == b"{" and not self._done:
                 if self._typed_misses < _TYPED_MISSES:
                     if self._template is not None and self._take_plain(raw, now):
                         continue
-                    chunk = decode_chunk(raw)
-                    if chunk is not None:
-                        if self._typed_misses:
-                            self._typed_misses = 0
-                        self._chunk_count += 1
-                        self._take_chunk(chunk, now)
-                        if self._template is None and self._template_tries:
-                            self._learn(raw)
-                        continue
+                    if _USAGE_OBJECT in raw:  # the usage chunk: its own typed decoder
+                        if self._take_usage(raw, now):
+                            continue
+                    else:
+                        chunk = decode_chunk(raw)
+                        if chunk is not None:
+                            if self._typed_misses:
+                                self._typed_misses = 0
+                            self._chunk_count += 1
+                            self._take_chunk(chunk, now)
+                            if self._template is None and self._template_tries:
+                                self._learn(raw)
+                            continue
                     self._typed_misses += 1
                 doc = loads_object(raw)
                 if doc is not None and "error" not in doc:
@@ -274,6 +257,39 @@ class StreamAssembler:
                     self._take(doc, n, now)
                     continue
             self._push(raw.decode("utf-8", "replace"), now, "message", False)
+
+    def _take_batch(self, payloads: list[bytes], now: float | None) -> list[bytes]:
+        """What :meth:`_push_payloads` does first with several payloads, the typed decoder
+        still on: plain chunks through the template (learned first, from these payloads, when
+        there is none yet), then the rest in one typed decode, up to what the last read of
+        a stream ends with ([DONE], the usage chunk), which the typed decoder refuses.
+        Returns what is left, to take one by one."""
+        template = self._template
+        if template is None and self._template_tries:
+            template = self._learn_ahead(payloads)
+            if template is not None and not payloads[0].startswith(template.prefix):
+                self._push_payloads(payloads[:1], now)  # what comes before it (the role)
+                payloads = payloads[1:]
+                if self._typed_misses >= _TYPED_MISSES or self._done:
+                    return payloads  # one by one, as they would have gone
+        if template is not None:
+            run = self._take_run(template, payloads, now)
+            if run:
+                payloads = payloads[run:]
+                if not payloads:
+                    return payloads
+        run = _typed_run(payloads)
+        if run > 1:
+            chunks = decode_chunks(payloads[:run])
+            if chunks is not None:
+                self._chunk_count += run
+                take = self._take_chunk
+                for held in chunks:
+                    take(held, now)
+                if template is None and self._template_tries and run > 2:
+                    self._learn(payloads[run - 1])  # the first two were tried before
+                payloads = payloads[run:]
+        return payloads
 
     def _take_plain(self, raw: bytes, now: float | None) -> bool:
         """Take ``raw``, one payload, when it is a plain content chunk of ``self._template``
@@ -290,10 +306,53 @@ class StreamAssembler:
         self._take_contents(template, 1, [text] if text else [], now)
         return True
 
+    def _take_usage(self, raw: bytes, now: float | None) -> bool:
+        """Take ``raw``, a payload holding a ``usage`` object, as :meth:`_take` would, when
+        the typed decoder reads it and its counts are well formed (nothing to report), and
+        return True; else return False, having done nothing (the general way reports it)."""
+        chunk = decode_usage_chunk(raw)
+        if chunk is None:
+            return False
+        read = fast_usage(chunk.usage)
+        if read is None:
+            return False
+        if self._typed_misses:
+            self._typed_misses = 0
+        self._chunk_count += 1
+        self._take_chunk(chunk, now)
+        self._usage = read[0]
+        return True
+
     def _learn(self, raw: bytes) -> None:
         """Look for the template of ``raw``, a chunk the typed decoder took."""
         self._template_tries -= 1
         self._template = learn_template(raw)
+
+    def _learn_ahead(self, payloads: list[bytes]) -> ChunkTemplate | None:
+        """Look for the template of several payloads before they are decoded: in the
+        first, else in the second (a stream's first chunk often carries only the role), so
+        that a stream's first read already goes through it. What a template gives comes from
+        its prefix alone (:func:`learn_template` decodes nothing else), so which payload it
+        is learned from changes no result, and a payload not yet decoded will do."""
+        for raw in payloads[:2]:
+            if self._template_tries and raw[:1] == b"{":
+                self._learn(raw)
+                if self._template is not None:
+                    return self._template
+        return None
+
+    def _take_run(self, template: ChunkTemplate, payloads: list[bytes], now: float | None) -> int:
+        """Take the leading plain chunks of ``template`` in ``payloads`` (at the end of a
+        stream, up to what ends it: the finish, the usage chunk, [DONE]) in one pass, and
+        return how many; 0 when they are not all plain chunks (nothing is taken)."""
+        run = template.run(payloads)
+        if run:
+            texts = template.contents(payloads[:run])
+            if texts is not None:
+                self._typed_misses = 0  # chunks the typed decoder takes, in a row
+                self._take_contents(template, run, texts, now)
+                return run
+        return 0
 
     def _take_contents(
         self, template: ChunkTemplate, count: int, texts: list[str], now: float | None
@@ -315,7 +374,7 @@ class StreamAssembler:
                 self._first_token = True
                 self._first_token_at = now
 
-    def _take_chunk(self, chunk: Chunk, now: float | None) -> None:
+    def _take_chunk(self, chunk: Chunk | UsageChunk, now: float | None) -> None:
         """Assemble a chunk of the common shape (:func:`decode_chunk`: every value has the
         right type, so nothing is to report): what :meth:`_take` does with the same values."""
         choices = chunk.choices
@@ -865,16 +924,20 @@ class StreamParser:
         )
         if typed and len(payloads) > 1:
             template = assembler._template
-            if template is not None:  # plain chunks, up to what ends a stream: as untapped
-                run = template.run(payloads)
+            if template is None and assembler._template_tries:  # as untapped
+                template = assembler._learn_ahead(payloads)
+                if template is not None and not payloads[0].startswith(template.prefix):
+                    self._push_tapped_payloads(payloads[:1], now)
+                    payloads = payloads[1:]
+                    typed = _typed_state(assembler)
+            if typed and template is not None:  # plain chunks, up to what ends a stream
+                run = assembler._take_run(template, payloads, now)
                 if run:
-                    texts = template.contents(payloads[:run])
-                    if texts is not None:
-                        assembler._take_contents(template, run, texts, now)
-                        taken.extend(map(bytes.decode, payloads[:run]))  # valid UTF-8
-                        payloads = payloads[run:]
-                        if not payloads:
-                            return
+                    taken.extend(map(bytes.decode, payloads[:run]))  # valid UTF-8
+                    payloads = payloads[run:]
+                    if not payloads:
+                        return
+        if typed and len(payloads) > 1:
             run = _typed_run(payloads)
             if run > 1:
                 chunks = decode_chunks(payloads[:run])
@@ -885,22 +948,29 @@ class StreamParser:
                     for held in chunks:
                         take(held, now)
                     taken.extend(map(bytes.decode, payloads[:run]))  # typed: valid UTF-8
+                    if assembler._template is None and assembler._template_tries and run > 2:
+                        assembler._learn(payloads[run - 1])  # as untapped
                     payloads = payloads[run:]
         for raw in payloads:
             if typed and raw[:1] == b"{":
                 if assembler._template is not None and assembler._take_plain(raw, now):
                     taken.append(raw.decode())  # the template's: valid UTF-8
                     continue
-                chunk = decode_chunk(raw)
-                if chunk is not None:
-                    if assembler._typed_misses:
-                        assembler._typed_misses = 0
-                    assembler._chunk_count += 1
-                    assembler._take_chunk(chunk, now)
-                    taken.append(raw.decode())  # typed: valid UTF-8
-                    if assembler._template is None and assembler._template_tries:
-                        assembler._learn(raw)
-                    continue
+                if _USAGE_OBJECT in raw:  # as untapped
+                    if assembler._take_usage(raw, now):
+                        taken.append(raw.decode())  # typed: valid UTF-8
+                        continue
+                else:
+                    chunk = decode_chunk(raw)
+                    if chunk is not None:
+                        if assembler._typed_misses:
+                            assembler._typed_misses = 0
+                        assembler._chunk_count += 1
+                        assembler._take_chunk(chunk, now)
+                        taken.append(raw.decode())  # typed: valid UTF-8
+                        if assembler._template is None and assembler._template_tries:
+                            assembler._learn(raw)
+                        continue
                 assembler._typed_misses += 1
             self._push_tapped(raw.decode("utf-8", "replace"), now, "message", False)
             typed = _typed_state(assembler)
