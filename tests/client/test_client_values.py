@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatcontract.client import ChatClient, ChatResult
-from chatcontract.client._core import PreparedCall, completion_of
+from chatcontract.client._core import PreparedCall
 from chatcontract.client._plan import AttemptOutcome, Finish, Send, attempt_outcome
 from chatcontract.wire import Completion, StreamResult, StreamVerdict, ToolCall, Usage
 
@@ -129,7 +129,7 @@ _TOOL_CALL = ToolCall(index=0, id="t1", type="function", name="f", arguments="{}
     ids=st.sampled_from([None, "c1"]),
     usage=st.sampled_from([None, Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3)]),
 )
-def test_a_streams_completion_is_the_one_as_completion_builds(
+def test_a_streams_completion_is_the_one_its_frozen_class_builds(
     content, refusal, reasoning, tools, chunks, ids, usage
 ):
     result = StreamResult(
@@ -152,8 +152,21 @@ def test_a_streams_completion_is_the_one_as_completion_builds(
         error=None,
         violations=(),
     )
-    made = completion_of(result)
-    assert made == result.as_completion()
+    made = result.as_completion()
+    content = result.content
+    assert made == Completion(
+        id=result.id,
+        model=result.model,
+        created=result.created,
+        system_fingerprint=result.system_fingerprint,
+        content=content if content or not result.tool_calls else None,
+        refusal=result.refusal or None,
+        reasoning_content=result.reasoning_content or None,
+        tool_calls=result.tool_calls,
+        finish_reason=result.finish_reason,
+        usage=result.usage,
+        choice_count=1 if result.chunk_count else 0,
+    )
     assert type(made) is Completion
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.content = "x"  # type: ignore[misc]

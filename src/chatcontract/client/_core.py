@@ -33,7 +33,7 @@ from chatcontract.policy.recovery import TOLERATED_CODES
 from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
 from chatcontract.transport import EXCHANGE_EXTENSION, ExchangeSink
 from chatcontract.transport.observer import PARSED_EXTENSION, ParsedBody
-from chatcontract.wire import Completion, StreamResult, check_request, parse_completion
+from chatcontract.wire import Completion, check_request, parse_completion
 from chatcontract.wire._values import draft_class
 
 from ._guard import WATCH_EXTENSION, AttemptWatch
@@ -501,32 +501,8 @@ class ClientCore:
             partial = no_stream(self.contract, expect_usage=call.include_usage)
             return attempt_outcome(exchange, None, partial, False)
         partial = reader.result
-        answer = completion_of(partial) if readable(exchange) else None
+        answer = partial.as_completion() if readable(exchange) else None
         return attempt_outcome(exchange, answer, partial, reader.delivered)
-
-
-def completion_of(result: StreamResult) -> Completion:
-    """``result.as_completion()``, built as a draft (``wire._values``: once per streamed
-    attempt, and its frozen ``__init__`` costs several times as much)."""
-    content = result.content
-    completion = _CompletionDraft(
-        result.id,
-        result.model,
-        result.created,
-        result.system_fingerprint,
-        content if content or not result.tool_calls else None,
-        result.refusal or None,
-        result.reasoning_content or None,
-        result.tool_calls,
-        result.finish_reason,
-        result.usage,
-        1 if result.chunk_count else 0,
-    )
-    completion.__class__ = Completion
-    return completion  # type: ignore[no-any-return]
-
-
-_CompletionDraft = draft_class(Completion)
 
 
 def _stream_read_ms(timeouts: Timeouts) -> int:

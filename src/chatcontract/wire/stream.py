@@ -38,7 +38,7 @@ from chatcontract.wire._chunk import (
 )
 from chatcontract.wire._json import loads, loads_object
 from chatcontract.wire._tool_deltas import ToolDraft, tool_call_fields
-from chatcontract.wire._values import positional_builder
+from chatcontract.wire._values import draft_class, positional_builder
 from chatcontract.wire.completion import Completion, ToolCall, Usage, parse_usage
 from chatcontract.wire.completion import _fast_usage as fast_usage
 from chatcontract.wire.error_body import (
@@ -117,23 +117,30 @@ class StreamResult:
         return self.verdict is StreamVerdict.COMPLETE
 
     def as_completion(self) -> Completion:
-        """The assembled stream as a :class:`Completion` (what a non-streamed call returns)."""
-        return Completion(
-            id=self.id,
-            model=self.model,
-            created=self.created,
-            system_fingerprint=self.system_fingerprint,
-            content=self.content if self.content or not self.tool_calls else None,
-            refusal=self.refusal or None,
-            reasoning_content=self.reasoning_content or None,
-            tool_calls=self.tool_calls,
-            finish_reason=self.finish_reason,
-            usage=self.usage,
-            choice_count=1 if self.chunk_count else 0,
+        """The assembled stream as a :class:`Completion` (what a non-streamed call returns).
+
+        Built as a draft given its class (``wire._values``): a stream is judged by it once or
+        twice per call, and the frozen ``__init__`` costs several times as much."""
+        content = self.content
+        completion: Completion = _CompletionDraft(
+            self.id,
+            self.model,
+            self.created,
+            self.system_fingerprint,
+            content if content or not self.tool_calls else None,
+            self.refusal or None,
+            self.reasoning_content or None,
+            self.tool_calls,
+            self.finish_reason,
+            self.usage,
+            1 if self.chunk_count else 0,
         )
+        completion.__class__ = Completion
+        return completion
 
 
 _build_result = positional_builder(StreamResult)
+_CompletionDraft = draft_class(Completion)
 
 
 class StreamAssembler:
