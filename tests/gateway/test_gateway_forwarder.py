@@ -10,18 +10,17 @@ import pytest
 from chatcontract.gateway.stream import ChunkForwarder
 
 
-def chunk(content: str | None = "hi", *, id_: str = "c1", usage: object = "absent") -> str:
+def chunk(content: str | None = "hi", *, id_: str = "c1", usage: object = "absent") -> bytes:
     doc: dict[str, object] = {"id": id_, "object": "chat.completion.chunk", "model": "m"}
     doc["choices"] = [] if content is None else [{"index": 0, "delta": {"content": content}}]
     if usage != "absent":
         doc["usage"] = usage
-    return json.dumps(doc, separators=(",", ":"))
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def events(data: bytes) -> list[str]:
-    text = data.decode()
-    assert text.endswith("\n\n") or not text
-    return [part.removeprefix("data: ") for part in text.split("\n\n") if part]
+def events(data: bytes) -> list[bytes]:
+    assert data.endswith(b"\n\n") or not data
+    return [part.removeprefix(b"data: ") for part in data.split(b"\n\n") if part]
 
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
@@ -76,10 +75,10 @@ def test_nothing_encodes_to_nothing():
 @pytest.mark.parametrize(
     "payload",
     [
-        '{"id":"c","choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}',
-        '{"id":"c","usage":null,"choices":[{"index":0,"delta":{"content":"a"}}]}',
-        '{"usage": null, "id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}',
-        '{"id":"c","choices":[{"index":0,"delta":{"content":",\\"usage\\":null"}}],"usage":null}',
+        b'{"id":"c","choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}',
+        b'{"id":"c","usage":null,"choices":[{"index":0,"delta":{"content":"a"}}]}',
+        b'{"usage": null, "id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}',
+        b'{"id":"c","choices":[{"index":0,"delta":{"content":",\\"usage\\":null"}}],"usage":null}',
     ],
     ids=["last-member", "middle-member", "first-member-spaced", "lookalike-in-the-text"],
 )
@@ -93,7 +92,7 @@ def test_a_null_usage_member_is_removed_wherever_it_sits_and_the_text_is_kept(pa
 @pytest.mark.parametrize("count", [1, 3], ids=["one", "several"])
 def test_a_stream_that_needs_no_change_is_framed_event_by_event(count):
     payloads = [chunk(str(n), usage=None) for n in range(count)]
-    expected = "".join(f"data: {p}\n\n" for p in payloads).encode()
+    expected = b"".join(b"data: " + p + b"\n\n" for p in payloads)
     assert ChunkForwarder(client_usage=True).encode(payloads) == expected
 
 

@@ -354,7 +354,7 @@ def test_a_tapped_stream_learns_its_template_and_taps_what_it_takes():
     parser.feed(_event(_plain("")))
     parser.feed(_DONE)
     result = parser.close()
-    assert taken == [_plain("a").decode(), _plain("b").decode(), _plain("").decode()]
+    assert taken == [_plain("a"), _plain("b"), _plain("")]
     assert (result.content, result.chunk_count, result.verdict) == ("ab", 3, "truncated")
 
 
@@ -400,7 +400,7 @@ def test_hundreds_of_events_at_once_are_still_taken_through_the_template():
 # -- a tapped read of several events -----------------------------------------------------------
 
 
-def _tapped(reads: list[bytes]) -> tuple[StreamResult, list[str]]:
+def _tapped(reads: list[bytes]) -> tuple[StreamResult, list[bytes]]:
     parser = StreamParser(expect_usage=True)
     taken = parser.tap()
     for read in reads:  # no moments: the same first-token moment whatever the reads
@@ -408,7 +408,7 @@ def _tapped(reads: list[bytes]) -> tuple[StreamResult, list[str]]:
     return parser.close(), taken
 
 
-def _tapped_one_by_one(reads: list[bytes]) -> tuple[StreamResult, list[str]]:
+def _tapped_one_by_one(reads: list[bytes]) -> tuple[StreamResult, list[bytes]]:
     """The same stream fed byte by byte: one event at most per read, no batch."""
     return _tapped([bytes([byte]) for read in reads for byte in read])
 

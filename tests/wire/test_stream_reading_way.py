@@ -77,7 +77,7 @@ class _Ways:
         monkeypatch.setattr(stream_module, "decode_chunks", batch)
 
 
-def _feed(reads: list[bytes], *, tapped: bool) -> tuple[StreamResult, list[str] | None]:
+def _feed(reads: list[bytes], *, tapped: bool) -> tuple[StreamResult, list[bytes] | None]:
     parser = StreamParser()
     taken = parser.tap() if tapped else None
     for moment, read in enumerate(reads):
@@ -270,7 +270,7 @@ def test_a_tapped_event_read_line_by_line_is_judged_as_it_came():
     # An ``event:`` field sends the read through the decoder's line-by-line way.
     reads = [_events(_chunk("a")), b"event: message\ndata: {bad\n\n"]
     result, taken = _feed(reads, tapped=True)
-    assert taken == [_chunk("a").decode()]
+    assert taken == [_chunk("a")]
     assert str(result.verdict) == "malformed_chunk"
     assert [v.kind for v in result.violations] == [ViolationKind.INVALID_JSON]
 
@@ -297,14 +297,14 @@ def test_a_parser_keeps_no_raw_windows_unless_asked():
 )
 def test_a_chunk_rejected_for_one_member_is_never_tapped(bad):
     result, taken = _feed([_events(_chunk("a")), _events(bad)], tapped=True)
-    assert taken == [_chunk("a").decode()]
+    assert taken == [_chunk("a")]
     assert str(result.verdict) == "malformed_chunk"
 
 
 def test_common_chunks_after_done_in_one_read_are_neither_tapped_nor_assembled():
     reads = [_events(_chunk("a"), b"[DONE]"), _events(_chunk("b"), _chunk("c"))]
     result, taken = _feed(reads, tapped=True)
-    assert taken == [_chunk("a").decode()]
+    assert taken == [_chunk("a")]
     assert (result.content, result.chunk_count, result.done_seen) == ("a", 1, True)
     assert [v.kind for v in result.violations] == [ViolationKind.AFTER_DONE]
 
@@ -370,7 +370,7 @@ def test_a_tapped_read_of_one_chunk_is_not_scanned_for_a_run(monkeypatch):
     later = [_chunk(t, system_fingerprint="fp") for t in "bc"]
     result, taken = _feed([_events(_chunk("a")), _events(*later)], tapped=True)
     assert runs == [2]
-    assert (result.content, taken) == ("abc", [_chunk("a").decode(), *(p.decode() for p in later)])
+    assert (result.content, taken) == ("abc", [_chunk("a"), *later])
 
 
 @pytest.mark.parametrize(
@@ -408,5 +408,5 @@ def test_a_tapped_refusal_keeps_the_typed_decoder_for_the_rest_of_its_read(monke
     assert ways.single == [False, True, True]  # after one call for all three, refused
     assert (result.content, taken) == (
         "oab",
-        [_odd().decode(), *(_chunk(t).decode() for t in "ab")],
+        [_odd(), *(_chunk(t) for t in "ab")],
     )

@@ -12,19 +12,19 @@ from hypothesis import strategies as st
 from chatcontract.wire import StreamParser
 
 
-def chunk(content: str, finish: str | None = None) -> str:
+def chunk(content: str, finish: str | None = None) -> bytes:
     delta = {"content": content}
     return json.dumps(
         {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]},
         separators=(",", ":"),
-    )
+    ).encode()
 
 
 GOOD = [chunk("a"), chunk("b"), chunk("", "stop")]
-BODY = "".join(f"data: {p}\n\n" for p in GOOD).encode() + b": PING\n\ndata: [DONE]\n\n"
+BODY = b"".join(b"data: " + p + b"\n\n" for p in GOOD) + b": PING\n\ndata: [DONE]\n\n"
 
 
-def tapped(body: bytes, pieces: list[int] | None = None) -> tuple[list[str], str]:
+def tapped(body: bytes, pieces: list[int] | None = None) -> tuple[list[bytes], str]:
     parser = StreamParser()
     taken = parser.tap()
     if pieces is None:
@@ -58,20 +58,20 @@ def test_the_tap_is_the_same_for_any_split(cuts):
     ],
 )
 def test_the_tap_stops_at_a_malformed_chunk_or_an_in_band_error(failure):
-    body = (f"data: {chunk('a')}\n\n" + failure + f"data: {chunk('b')}\n\n").encode()
+    body = b"data: " + chunk("a") + b"\n\n" + failure.encode() + b"data: " + chunk("b") + b"\n\n"
     taken, _ = tapped(body)
     assert taken == [chunk("a")]  # the stream failed there: what follows is not forwarded
 
 
 def test_the_tap_leaves_out_blank_events_a_cut_last_chunk_and_anything_after_done():
-    body = f"data: {chunk('a')}\n\ndata: \n\ndata: [DONE]\n\ndata: {chunk('z')}\n\n".encode()
+    body = b"data: " + chunk("a") + b"\n\ndata: \n\ndata: [DONE]\n\ndata: " + chunk("z") + b"\n\n"
     assert tapped(body)[0] == [chunk("a")]
-    cut = f"data: {chunk('a')}\n\ndata: {chunk('b')[:10]}".encode()
+    cut = b"data: " + chunk("a") + b"\n\ndata: " + chunk("b")[:10]
     assert tapped(cut) == ([chunk("a")], "cut")
 
 
 def test_a_last_event_without_its_blank_line_is_tapped_at_close():
-    body = f"data: {chunk('a')}\n\ndata: {chunk('', 'stop')}".encode()
+    body = b"data: " + chunk("a") + b"\n\ndata: " + chunk("", "stop")
     assert tapped(body)[0] == [chunk("a"), chunk("", "stop")]
 
 

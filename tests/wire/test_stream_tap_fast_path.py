@@ -77,14 +77,14 @@ def _streams(draw: st.DrawFn) -> list[bytes]:
 
 def _tapped(
     reads: list[bytes], *, fast: bool, typed: bool = True, tap_after: int = 0
-) -> tuple[list[list[str]], StreamResult, int]:
+) -> tuple[list[list[bytes]], StreamResult, int]:
     """What a pass-through reader drains after each read, the result and the ping count."""
     parser = StreamParser(defer=True)
     parser._decoder._fast_path = fast
     if not typed:
         parser._assembler = _UntypedAssembler()
-    drained: list[list[str]] = []
-    taken: list[str] | None = None
+    drained: list[list[bytes]] = []
+    taken: list[bytes] | None = None
     for n, read in enumerate(reads):
         if n == tap_after:
             taken = parser.tap()
@@ -110,14 +110,14 @@ def test_the_fast_tap_agrees_with_the_general_tap_on_any_split(reads, tap_after,
 def test_held_reads_are_tapped_in_order_by_the_fast_path():
     body = b"".join(b"data: " + _chunk(t) + b"\n\n" for t in "abc") + b"data: [DONE]\n\n"
     drained, result, _ = _tapped([body], fast=True)
-    assert drained[0] == [_chunk(t).decode() for t in "abc"]
+    assert drained[0] == [_chunk(t) for t in "abc"]
     assert (result.content, str(result.verdict)) == ("abc", "truncated")
 
 
 def test_the_fast_tap_stops_at_a_failure_inside_one_read():
     good, bad = b"data: " + _chunk("a") + b"\n\n", b'data: {"id": "c1", "choi\n\n'
     drained, result, _ = _tapped([good + bad + good], fast=True)
-    assert drained[0] == [_chunk("a").decode()]
+    assert drained[0] == [_chunk("a")]
     assert (result.content, str(result.verdict)) == ("a", "malformed_chunk")
 
 
@@ -166,7 +166,7 @@ def test_a_last_read_is_decoded_in_one_call_up_to_its_usage_chunk(monkeypatch):
     body = b"".join(b"data: " + event + b"\n\n" for event in events)
     drained, result, _ = _tapped([body], fast=True)
     assert calls == [4]
-    assert drained[0] == [event.decode() for event in events[:5]]
+    assert drained[0] == events[:5]
     assert (result.content, str(result.verdict), result.usage.total_tokens) == (
         "abc",
         "complete",

@@ -32,7 +32,7 @@ _DETAILS = {"cached_tokens": 2, "audio_tokens": None}
 _COUNTS = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
 
 
-def _feed(payloads: list[bytes], *, tapped: bool) -> tuple[StreamResult, list[str] | None]:
+def _feed(payloads: list[bytes], *, tapped: bool) -> tuple[StreamResult, list[bytes] | None]:
     parser = StreamParser(expect_usage=True)
     taken = parser.tap() if tapped else None
     for payload in payloads:  # one event a read: the usage chunk goes one by one
@@ -52,7 +52,7 @@ def _walked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return walked
 
 
-def _general_way(payloads: list[bytes], *, tapped: bool) -> tuple[StreamResult, list[str] | None]:
+def _general_way(payloads: list[bytes], *, tapped: bool) -> tuple[StreamResult, list[bytes] | None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(stream_module, "decode_usage_chunk", lambda raw: None)
         return _feed(payloads, tapped=tapped)
@@ -94,7 +94,7 @@ def test_a_usage_chunk_of_counts_is_read_the_typed_way(monkeypatch, tapped, usag
         name: value for name, value in usage.items() if name not in _COUNTS
     }
     if tapped:
-        assert taken == [payload.decode() for payload in payloads[:-1]]
+        assert taken == payloads[:-1]
 
 
 @_TAPPED

@@ -115,7 +115,7 @@ class StreamReader:
         self.pings = self._parser.ping_count
         return assembler.decided in EARLY_STOP
 
-    def tap(self) -> list[str]:
+    def tap(self) -> list[bytes]:
         """The data payloads of the good chunks from now on (``StreamParser.tap``): what a
         pass-through proxy forwards, read from the transport's one parser."""
         return self._parser.tap()

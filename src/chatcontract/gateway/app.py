@@ -224,7 +224,7 @@ class GatewayApp:
         # A body part with more to come changes nothing ``_Tracked`` remembers (the head went
         # out through it): those go straight to the server's ``send``.
         more = send.inner if isinstance(send, _Tracked) else send
-        held: list[str] = []
+        held: list[bytes] = []
         started = False
         attempt, route = 0, ""
         items = self.state.upstream.stream_items(call)

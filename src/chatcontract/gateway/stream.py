@@ -21,9 +21,9 @@ import orjson
 
 __all__ = ["ChunkForwarder"]
 
-_NULL_USAGE = ',"usage":null'
+_NULL_USAGE = b',"usage":null'
 #: Between two events (a payload holds no line feed: the SSE decoder split on them).
-_BETWEEN = "\n\ndata: "
+_BETWEEN = b"\n\ndata: "
 
 
 class ChunkForwarder:
@@ -33,7 +33,7 @@ class ChunkForwarder:
 
     def __init__(self, *, client_usage: bool) -> None:
         self._strip_usage = not client_usage
-        self._first: str | None = None  # the first payload the client received
+        self._first: bytes | None = None  # the first payload the client received
         self._first_id: str | None = None
         self._continuing = False
 
@@ -44,31 +44,31 @@ class ChunkForwarder:
             self._first_id = _id_of(self._first)
         self._continuing = True
 
-    def encode(self, payloads: Sequence[str]) -> bytes:
+    def encode(self, payloads: Sequence[bytes]) -> bytes:
         """The SSE bytes for ``payloads`` (possibly empty)."""
         if not payloads:
             return b""
         if self._first is None:
             self._first = payloads[0]
         if not (self._strip_usage or self._continuing):  # every payload as it came
-            return f"data: {_BETWEEN.join(payloads)}\n\n".encode()
-        parts: list[str] = []
+            return b"data: " + _BETWEEN.join(payloads) + b"\n\n"
+        parts: list[bytes] = []
         for payload in payloads:
             text = payload
             if self._strip_usage and _NULL_USAGE in payload:
                 # The common case (every chunk of an OpenAI-style stream once usage is asked
                 # for): drop the member as text. A quote inside a JSON string is escaped, so
                 # this sequence is always structure, never text of the answer.
-                text = payload.replace(_NULL_USAGE, "", 1)
-            if self._continuing or (self._strip_usage and '"usage"' in text):
+                text = payload.replace(_NULL_USAGE, b"", 1)
+            if self._continuing or (self._strip_usage and b'"usage"' in text):
                 kept = self._rewrite(text)
                 if kept is None:
                     continue
                 text = kept
-            parts.append(f"data: {text}\n\n")
-        return "".join(parts).encode()
+            parts.append(b"data: " + text + b"\n\n")
+        return b"".join(parts)
 
-    def _rewrite(self, payload: str) -> str | None:
+    def _rewrite(self, payload: bytes) -> bytes | None:
         doc: Any = orjson.loads(payload)  # the transport's parser took it: a JSON object
         changed = False
         if self._strip_usage and "usage" in doc:
@@ -79,7 +79,7 @@ class ChunkForwarder:
         if self._continuing and self._first_id is not None and doc.get("id") != self._first_id:
             doc["id"] = self._first_id
             changed = True
-        return orjson.dumps(doc).decode() if changed else payload
+        return orjson.dumps(doc) if changed else payload
 
 
 def _carries_nothing(choices: Any) -> bool:
@@ -97,7 +97,7 @@ def _carries_nothing(choices: Any) -> bool:
     )
 
 
-def _id_of(payload: str) -> str | None:
+def _id_of(payload: bytes) -> str | None:
     """The ``id`` of the first chunk (parsed once per stream)."""
     value = orjson.loads(payload).get("id")
     return value if isinstance(value, str) else None

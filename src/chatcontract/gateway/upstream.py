@@ -47,12 +47,13 @@ class Attempt:
 
 
 class Payloads(NamedTuple):
-    """Chunk payloads (JSON text) of the current attempt, in order; ``delivered``: text of
-    this attempt has reached the reader (from these payloads on, they are the answer);
+    """Chunk payloads (JSON text as UTF-8 bytes) of the current attempt, in order;
+    ``delivered``: text of this attempt has reached the reader (from these payloads on, they
+    are the answer);
     ``pings``: keep-alive comments that arrived with them. (A named tuple: one is made per
     upstream read, and a frozen dataclass costs several times as much to build.)"""
 
-    items: list[str]
+    items: list[bytes]
     delivered: bool
     pings: int = 0
 
@@ -262,7 +263,7 @@ class _Rest:
                     return
 
 
-def _as_chunks(answer: Completion) -> list[str]:
+def _as_chunks(answer: Completion) -> list[bytes]:
     """A whole answer to a stream request that came back as one JSON body, as stream chunks
     (content, then the finish and usage)."""
     base: dict[str, Any] = {
@@ -289,4 +290,4 @@ def _as_chunks(answer: Completion) -> list[str]:
                 },
             }
         )
-    return [orjson.dumps(chunk).decode() for chunk in chunks]
+    return [orjson.dumps(chunk) for chunk in chunks]

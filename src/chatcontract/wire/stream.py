@@ -855,11 +855,13 @@ class StreamParser:
         self._tail = bytearray()
         #: Bytes fed so far (held ones included once taken: read it after :meth:`close`).
         self.bytes_fed = 0
-        self._tap: list[str] | None = None
+        self._tap: list[bytes] | None = None
 
-    def tap(self) -> list[str]:
+    def tap(self) -> list[bytes]:
         """From now on, also keep the data payload of every event the assembler takes as a
-        good chunk, in order, in the list returned (the caller drains it as it likes).
+        good chunk, in order, in the list returned (the caller drains it as it likes), as
+        UTF-8 bytes: as they came (a payload that is no valid UTF-8 never is a good chunk,
+        but for the general way's text, whose invalid bytes were replaced, encoded again).
 
         Left out: ``[DONE]`` and anything after it, blank keep-alives, every event the
         assembler rejected (a malformed chunk, an in-band error, a chunk cut by the end of
@@ -887,7 +889,7 @@ class StreamParser:
         rejected = assembler._rejected
         assembler._push(data, now, event, final)
         if assembler._rejected == rejected and not assembler._done and data and not data.isspace():
-            self._tap.append(data)  # type: ignore[union-attr]
+            self._tap.append(data.encode())  # type: ignore[union-attr]
 
     def feed(self, data: bytes, now: float | None = None) -> None:
         """Decode and assemble ``data``. Raises ``RuntimeError`` after :meth:`close`."""
@@ -940,7 +942,7 @@ class StreamParser:
             if typed and template is not None:  # plain chunks, up to what ends a stream
                 run = assembler._take_run(template, payloads, now)
                 if run:
-                    taken.extend(map(bytes.decode, payloads[:run]))  # valid UTF-8
+                    taken += payloads[:run]
                     payloads = payloads[run:]
                     if not payloads:
                         return
@@ -954,18 +956,18 @@ class StreamParser:
                     take = assembler._take_chunk
                     for held in chunks:
                         take(held, now)
-                    taken.extend(map(bytes.decode, payloads[:run]))  # typed: valid UTF-8
+                    taken += payloads[:run]
                     if assembler._template is None and assembler._template_tries and run > 2:
                         assembler._learn(payloads[run - 1])  # as untapped
                     payloads = payloads[run:]
         for raw in payloads:
             if typed and raw[:1] == b"{":
                 if assembler._template is not None and assembler._take_plain(raw, now):
-                    taken.append(raw.decode())  # the template's: valid UTF-8
+                    taken.append(raw)
                     continue
                 if _USAGE_OBJECT in raw:  # as untapped
                     if assembler._take_usage(raw, now):
-                        taken.append(raw.decode())  # typed: valid UTF-8
+                        taken.append(raw)
                         continue
                 else:
                     chunk = decode_chunk(raw)
@@ -974,7 +976,7 @@ class StreamParser:
                             assembler._typed_misses = 0
                         assembler._chunk_count += 1
                         assembler._take_chunk(chunk, now)
-                        taken.append(raw.decode())  # typed: valid UTF-8
+                        taken.append(raw)
                         if assembler._template is None and assembler._template_tries:
                             assembler._learn(raw)
                         continue
