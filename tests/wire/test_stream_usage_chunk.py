@@ -6,6 +6,8 @@ do not know) goes the general way, which reports it. Either way the result is th
 case below is compared with the general way alone, tapped and not.
 """
 
+import gc
+
 import orjson
 import pytest
 
@@ -181,3 +183,9 @@ def test_the_usage_decoder_refuses_what_is_no_usage_chunk():
     chunk = decode_usage_chunk(_usage_chunk(_COUNTS, system_fingerprint="fp"))
     assert isinstance(chunk, UsageChunk)
     assert (chunk.id, chunk.system_fingerprint, chunk.usage) == ("c", "fp", _COUNTS)
+
+
+def test_a_decoded_usage_chunk_is_not_tracked_by_the_garbage_collector():
+    # gc=False: it holds strings, numbers, dicts of them and chunk structs, never a cycle
+    chunk = decode_usage_chunk(_usage_chunk(_COUNTS | {"prompt_tokens_details": _DETAILS}))
+    assert chunk is not None and not gc.is_tracked(chunk)
