@@ -122,7 +122,7 @@ def test_a_first_read_that_opens_with_a_plain_chunk_learns_from_it(monkeypatch, 
 
 
 @_TAPPED
-def test_a_payload_that_is_no_json_object_is_not_searched(monkeypatch, tapped):
+def test_what_follows_done_in_a_first_read_is_ignored(monkeypatch, tapped):
     seen = _Seen(monkeypatch)
     result, taken = _both_ways([], [_DONE, _chunk("a"), _chunk("b")], tapped=tapped)
     assert seen.learned[0] == _chunk("a")  # [DONE] first: the template is in the second
@@ -139,16 +139,82 @@ def test_a_malformed_chunk_before_the_template_ends_the_stream_there(monkeypatch
     assert taken == ([] if tapped else None)  # nothing after it is forwarded
 
 
+#: A good chunk the typed decoder refuses and no template can be learned from (its delta
+#: opens with the role).
+_ODD_ROLE = orjson.dumps(
+    {"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "r"}}], "x": 1}
+)
+
+
 @_TAPPED
-def test_the_rest_of_a_read_goes_one_by_one_once_the_typed_way_is_given_up(monkeypatch, tapped):
+@pytest.mark.parametrize(
+    ("refusals", "given_up"), [(7, True), (6, False)], ids=["eighth-refusal", "seventh-refusal"]
+)
+def test_the_rest_of_a_read_goes_one_by_one_once_the_typed_way_is_given_up(
+    monkeypatch, tapped, refusals, given_up
+):
     seen = _Seen(monkeypatch)
-    before = [_events(_odd()) for _ in range(7)]  # seven refusals in a row
-    # the eighth, before the template's chunks in the same read: the typed way is given up
-    result, _ = _both_ways(before, [_odd(), _chunk("a"), _chunk("b")], tapped=tapped)
-    assert result.content == "o" * 8 + "ab"
+    before = [_events(_odd()) for _ in range(refusals)]
+    # one more refusal, before the template's chunks in the same read
+    result, _ = _both_ways(before, [_ODD_ROLE, _chunk("a"), _chunk("b")], tapped=tapped)
+    assert result.content == "o" * refusals + "rab"
     seen.runs.clear()
-    _feed([*before, _events(_odd(), _chunk("a"), _chunk("b"))], tapped=tapped)
-    assert seen.runs == []  # not through the template: the general way, one by one
+    seen.learned.clear()
+    _feed([*before, _events(_ODD_ROLE, _chunk("a"), _chunk("b"))], tapped=tapped)
+    assert seen.learned == [_ODD_ROLE, _chunk("a")]
+    # given up: the general way, one by one; else through the template just learned
+    assert seen.runs == ([] if given_up else [2])
+
+
+@_TAPPED
+def test_only_a_first_payload_without_the_template_is_taken_alone(monkeypatch, tapped):
+    seen = _Seen(monkeypatch)
+    # the last payload is the template's too: what is taken alone is the first
+    result, _ = _feed([_events(_ROLE, *map(_chunk, "abc"))], tapped=tapped)
+    assert (seen.runs, seen.typed, result.content) == ([3], 1, "abc")
+
+
+@_TAPPED
+@pytest.mark.parametrize("first", [_DONE, b"\xff{", b"}"], ids=["done", "not-ascii", "brace"])
+def test_a_payload_that_opens_no_json_object_is_not_searched(monkeypatch, tapped, first):
+    seen = _Seen(monkeypatch)
+    _feed([_events(first, _chunk("a"), _chunk("b"))], tapped=tapped)
+    assert seen.learned == [_chunk("a")]
+
+
+@_TAPPED
+def test_a_read_decoded_in_one_typed_call_starts_the_refusal_count_again(monkeypatch, tapped):
+    seen = _Seen(monkeypatch)
+    reads = [_events(_odd()) for _ in range(7)] + [_events(_ROLE, _ROLE)]  # no template
+    reads += [_events(_odd()) for _ in range(7)] + [_events(_chunk("c"))]
+    result, _ = _feed(reads, tapped=tapped)
+    assert seen.typed == 7 + 1 + 7 + 1  # the two roles in one call; "c" is tried again
+    assert result.content == "o" * 7 + "o" * 7 + "c"
+
+
+@_TAPPED
+@pytest.mark.parametrize(
+    ("roles", "learned"),
+    [(2, [_ROLE, _ROLE]), (3, [_ROLE, _ROLE, _ROLE]), (4, [_ROLE, _ROLE, _ROLE])],
+    ids=["two", "three", "four"],
+)
+def test_after_a_typed_call_the_template_is_looked_for_in_its_last_chunk_not_tried_before(
+    monkeypatch, tapped, roles, learned
+):
+    seen = _Seen(monkeypatch)
+    _feed([_events(*[_ROLE] * roles)], tapped=tapped)
+    # two: both were tried before; three and more: the last one (another try)
+    assert seen.learned == learned
+    assert seen.typed == 1  # one call for all of them
+
+
+@_TAPPED
+def test_a_known_template_is_not_looked_for_again_in_a_typed_call(monkeypatch, tapped):
+    seen = _Seen(monkeypatch)
+    # a member after the choices: not the template's (learned from "a"), the typed decoder's
+    later = [orjson.dumps({"id": "c", "model": "m", "created": 1, "choices": [{"index": 0, "delta": {"content": t}}], "system_fingerprint": "fp"}) for t in "bcd"]  # fmt: skip
+    result, _ = _feed([_events(_chunk("a")), _events(*later)], tapped=tapped)
+    assert (seen.learned, seen.typed, result.content) == ([_chunk("a")], 2, "abcd")
 
 
 @_TAPPED

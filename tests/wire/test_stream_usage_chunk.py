@@ -157,7 +157,8 @@ def test_a_usage_chunk_with_a_choice_is_assembled_as_any_chunk(monkeypatch, tapp
 
 
 @_TAPPED
-def test_a_usage_chunk_starts_the_refusal_count_again(monkeypatch, tapped):
+@pytest.mark.parametrize(("after", "tried"), [(7, True), (8, False)], ids=["seven", "eight"])
+def test_a_usage_chunk_starts_the_refusal_count_again(monkeypatch, tapped, after, tried):
     odd = orjson.dumps({"id": "c", "choices": [{"index": 0, "delta": {"content": "o"}}], "x": 1})
     seen: list[bool] = []
     single = stream_module.decode_chunk
@@ -168,11 +169,12 @@ def test_a_usage_chunk_starts_the_refusal_count_again(monkeypatch, tapped):
         return chunk
 
     monkeypatch.setattr(stream_module, "decode_chunk", counting)
-    payloads = [odd] * 7 + [_usage_chunk(_COUNTS)] + [odd] * 7 + [_chunk("c")]
+    payloads = [odd] * 7 + [_usage_chunk(_COUNTS)] + [odd] * after + [_chunk("c")]
     result, _ = _feed(payloads, tapped=tapped)
-    # seven refusals, the usage chunk taken, seven more: never eight in a row, "c" is tried
-    assert seen == [False] * 14 + [True]
-    assert result.content == "o" * 14 + "c"
+    # seven refusals, the usage chunk taken: the count starts again from there (seven more
+    # are not eight in a row, "c" is tried; eight are, and nothing is tried any more)
+    assert seen == [False] * (7 + after) + ([True] if tried else [])
+    assert result.content == "o" * (7 + after) + "c"
 
 
 def test_the_usage_decoder_refuses_what_is_no_usage_chunk():

@@ -289,6 +289,7 @@ class StreamAssembler:
         if run > 1:
             chunks = decode_chunks(payloads[:run])
             if chunks is not None:
+                self._typed_misses = 0  # chunks the typed decoder takes, in a row
                 self._chunk_count += run
                 take = self._take_chunk
                 for held in chunks:
