@@ -183,13 +183,18 @@ def test_a_payload_that_opens_no_json_object_is_not_searched(monkeypatch, tapped
 
 
 @_TAPPED
-def test_a_read_decoded_in_one_typed_call_starts_the_refusal_count_again(monkeypatch, tapped):
+@pytest.mark.parametrize(("after", "tried"), [(7, True), (8, False)], ids=["seven", "eight"])
+def test_a_read_decoded_in_one_typed_call_starts_the_refusal_count_again(
+    monkeypatch, tapped, after, tried
+):
     seen = _Seen(monkeypatch)
     reads = [_events(_odd()) for _ in range(7)] + [_events(_ROLE, _ROLE)]  # no template
-    reads += [_events(_odd()) for _ in range(7)] + [_events(_chunk("c"))]
+    reads += [_events(_odd()) for _ in range(after)] + [_events(_chunk("c"))]
     result, _ = _feed(reads, tapped=tapped)
-    assert seen.typed == 7 + 1 + 7 + 1  # the two roles in one call; "c" is tried again
-    assert result.content == "o" * 7 + "o" * 7 + "c"
+    # the two roles in one call; then seven refusals are not eight in a row ("c" is tried),
+    # eight are (nothing is tried any more)
+    assert seen.typed == 7 + 1 + after + tried
+    assert result.content == "o" * (7 + after) + "c"
 
 
 @_TAPPED
