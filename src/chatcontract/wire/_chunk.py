@@ -298,9 +298,9 @@ class ChunkTemplate:
 
 
 def learn_template(raw: bytes) -> ChunkTemplate | None:
-    """The template of ``raw``, a payload the full decoder took, when it is a content chunk
-    whose delta opens with its ``content`` and what comes before that content is choice 0
-    only (index 0 or none) and gives no finish reason; else None. Never raises."""
+    """The template of ``raw``, a payload (only its prefix is decoded, so it need not have
+    been), when it is a content chunk whose delta opens with its ``content`` and what comes
+    before it is choice 0 only (index 0 or none), no finish reason; else None. Never raises."""
     at = raw.find(_CONTENT_OPENED)
     if at < 0:
         return None
