@@ -43,7 +43,6 @@ import io
 import logging
 import os
 import pstats
-import random
 import socket
 import statistics
 import subprocess
@@ -56,6 +55,7 @@ import httpx2
 import openai
 from prometheus_client import CollectorRegistry
 
+from _stats import median_ci
 from chatcontract import instrument
 from chatcontract.client import ChatClient
 from chatcontract.contract import load_preset
@@ -72,7 +72,6 @@ FAST_PROVIDER_DELAY_MS = 20
 TARGET_CPU_US_PER_CALL = 50.0
 TARGET_CPU_US_PER_CHUNK = 3.0
 TARGET_SLOW_RATIO = 1.01
-BOOTSTRAP_RESAMPLES = 4000
 #: What the openai SDK spends per streamed chunk on the machine the targets were set on (µs).
 REFERENCE_SDK_US_PER_CHUNK = 14.0
 
@@ -284,21 +283,6 @@ def chat_client_variant(base_url: str, mode: Mode) -> Variant:
         client.close,
         counted=lambda: registry.get_sample_value("llm_request_total", labels),
     )
-
-
-# --- statistics ---------------------------------------------------------------------------------
-
-
-def median_ci(values: list[float], *, seed: int = 20261206) -> tuple[float, float, float]:
-    """The median of ``values`` and a 95% bootstrap (percentile) confidence interval."""
-    rng = random.Random(seed)
-    n = len(values)
-    medians = sorted(
-        statistics.median(rng.choices(values, k=n)) for _ in range(BOOTSTRAP_RESAMPLES)
-    )
-    low = medians[int(0.025 * BOOTSTRAP_RESAMPLES)]
-    high = medians[int(0.975 * BOOTSTRAP_RESAMPLES) - 1]
-    return statistics.median(values), low, high
 
 
 # --- the run ------------------------------------------------------------------------------------

@@ -36,6 +36,15 @@ Targets (the issue's, checked for the gateway only): CPU ≤ 1.0 ms per non-stre
 and ≤ 1.3 times the floor of its stack; streaming ≤ 1.3 times that floor; added p50 ≤ 1 ms;
 added time to first token ≤ 1 ms; RSS ≤ 80 MiB after 10,000 requests, flat.
 
+The CPU targets are judged on rounds, not on one ratio of totals (on a shared two-core box
+the same code gave 1.29 times the floor in one run and 1.58 in the next): each round gives the
+gateway's CPU per request and, paired with the floor's same round, a ratio; the verdict reads
+the median of those per-round figures and its 95% percentile bootstrap CI
+(``_stats.median_ci``, seeded). PASS when the CI's upper bound is within the target, FAIL when
+its lower bound is beyond it, NOT RESOLVED (counted as not met) otherwise, and with fewer than
+five rounds, where there is no CI. The figure over all rounds (for a ratio, the ratio of
+totals) is printed beside it.
+
 Run (the default run is bounded to about five minutes; ``--quick`` is a smoke run)::
 
     .venv/bin/python benchmarks/bench_gateway.py [--requests 5000] [--only uvicorn-h11,aiohttp]
@@ -63,8 +72,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +82,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _gateway_floors import STACKS, Stack  # noqa: E402
+from _stats import BOOTSTRAP_RESAMPLES, MIN_CI_VALUES, median_ci  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -176,7 +187,9 @@ class Target:
     failed: str | None = None
     served: int = 0
     rss: list[tuple[int, float]] = field(default_factory=list)
-    cpu: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    #: mode → round index → (CPU ms of the phase, answers); the index pairs a target's round
+    #: with every other target's same round.
+    cpu: dict[str, dict[int, tuple[float, int]]] = field(default_factory=dict)
     latency: dict[str, list[float]] = field(default_factory=dict)
     ttft: list[float] = field(default_factory=list)
     throughput: list[tuple[int, float]] = field(default_factory=list)
@@ -420,7 +433,7 @@ def run(targets: list[Target], plan: Plan, say: Any) -> None:
                     result = measured_phase(
                         loadgen, target, stream=stream, requests=per_round[index]
                     )
-                    target.cpu.setdefault(mode, []).append((result["cpu_ms"], result["ok"]))
+                    target.cpu.setdefault(mode, {})[index] = (result["cpu_ms"], result["ok"])
                     target.latency.setdefault(mode, []).extend(result["latency_ms"])
                     if stream:
                         target.ttft.extend(result["ttft_ms"])
@@ -433,7 +446,10 @@ def run(targets: list[Target], plan: Plan, say: Any) -> None:
                         concurrency=plan.concurrency,
                     )
                     target.throughput.append((result["ok"], result["elapsed_s"]))
-                    target.cpu.setdefault("throughput", []).append((result["cpu_ms"], result["ok"]))
+                    target.cpu.setdefault("throughput", {})[index] = (
+                        result["cpu_ms"],
+                        result["ok"],
+                    )
                 if target.pid:
                     target.rss.append((target.served, tree_rss_mib(target.pid)))
                 if target.failed:
@@ -456,11 +472,42 @@ def run(targets: list[Target], plan: Plan, say: Any) -> None:
 
 
 def cpu_per_request(target: Target, mode: str) -> float | None:
-    pairs = target.cpu.get(mode) or []
-    answers = sum(n for _, n in pairs)
+    """CPU ms per answer over all rounds (the ratio of totals), ``None`` for direct."""
+    phases = (target.cpu.get(mode) or {}).values()
+    answers = sum(n for _, n in phases)
     if not target.pid or not answers:
         return None
-    return sum(ms for ms, _ in pairs) / answers
+    return sum(ms for ms, _ in phases) / answers
+
+
+def cpu_rounds(target: Target) -> dict[str, list[float | None]]:
+    """CPU ms per answer in each round, per mode: position i is round i+1's figure, ``None``
+    where the target was not measured in that round or got no answer."""
+    out: dict[str, list[float | None]] = {}
+    for mode, phases in target.cpu.items():
+        figures: list[float | None] = [None] * (max(phases, default=-1) + 1)
+        for index, (ms, answers) in phases.items():
+            figures[index] = ms / answers if answers else None
+        out[mode] = figures
+    return out
+
+
+def paired_ratios(
+    gateway: Sequence[float | None], floor: Sequence[float | None]
+) -> tuple[list[float], int]:
+    """The gateway's figure over the floor's, round by round, for the rounds both were measured
+    in; and how many of those were left out because the floor read no CPU at all (a round too
+    short for /proc's clock ticks)."""
+    ratios = []
+    zero_floor = 0
+    for own, base in zip(gateway, floor, strict=False):
+        if own is None or base is None:
+            continue
+        if base <= 0:
+            zero_floor += 1
+            continue
+        ratios.append(own / base)
+    return ratios, zero_floor
 
 
 def p50(values: list[float]) -> float | None:
@@ -509,10 +556,7 @@ def figures(targets: list[Target]) -> dict[str, dict[str, Any]]:
             "cpu_ms_non_stream": cpu_per_request(target, "non-stream"),
             "cpu_ms_stream": cpu_per_request(target, "stream"),
             "cpu_ms_at_concurrency": cpu_per_request(target, "throughput"),
-            "cpu_ms_per_round": {
-                mode: [ms / n if n else None for ms, n in pairs]
-                for mode, pairs in target.cpu.items()
-            },
+            "cpu_ms_per_round": cpu_rounds(target) if target.pid else {},
             "p50_ms": own_p50,
             "stream_p50_ms": own_stream_p50,
             "ttft_ms": own_ttft,
@@ -579,68 +623,153 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rendered)
 
 
-def verdicts(
-    rows: dict[str, dict[str, Any]], gateway_floor: str | None
-) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, pass) for each of the issue's targets, for the gateway's row."""
+class Verdict(StrEnum):
+    """How a target came out: judged, not resolved by the run's noise, or not judged at all."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    NOT_RESOLVED = "NOT RESOLVED"
+    NOT_APPLICABLE = "n/a"
+
+    @classmethod
+    def of(cls, ok: bool | None) -> Verdict:
+        return cls.NOT_APPLICABLE if ok is None else (cls.PASS if ok else cls.FAIL)
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the target is met; NOT RESOLVED counts as not met, n/a as not judged."""
+        return None if self is Verdict.NOT_APPLICABLE else self is Verdict.PASS
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One of the issue's targets for the gateway: what was measured and how it came out."""
+
+    label: str
+    measured: str
+    verdict: Verdict
+    per_round: list[float] | None = None  # the per-round figures a CPU target is judged on
+    ci: tuple[float, float, float] | None = None  # their median and its 95% CI
+
+
+def judge_rounds(
+    values: Sequence[float], limit: float
+) -> tuple[Verdict, tuple[float, float, float] | None]:
+    """The verdict on per-round figures against an upper ``limit``, and (median, low, high).
+
+    PASS when the 95% bootstrap CI of the median lies at or below ``limit``, FAIL when it lies
+    wholly above it, NOT RESOLVED when it straddles it. With fewer than ``MIN_CI_VALUES``
+    rounds there is no CI (``None``) and the verdict is NOT RESOLVED.
+    """
+    if len(values) < MIN_CI_VALUES:
+        return Verdict.NOT_RESOLVED, None
+    ci = median_ci(values)
+    _, low, high = ci
+    if high <= limit:
+        return Verdict.PASS, ci
+    if low > limit:
+        return Verdict.FAIL, ci
+    return Verdict.NOT_RESOLVED, ci
+
+
+def _rounds_check(label: str, values: list[float], limit: float, *, unit: str, total: str) -> Check:
+    verdict, ci = judge_rounds(values, limit)
+    if ci is not None:
+        median, low, high = ci
+        judged = f"median {median:.3f}{unit} (95% CI {low:.3f} .. {high:.3f}, {len(values)} rounds)"
+    else:
+        median_text = f"median {statistics.median(values):.3f}{unit} of " if values else ""
+        judged = (
+            f"{median_text}{len(values)} rounds, too few for a CI (at least {MIN_CI_VALUES}; "
+            "run --rounds 10 or more)"
+        )
+    return Check(label, f"{judged}; {total}", verdict, per_round=values, ci=ci)
+
+
+def verdicts(rows: dict[str, dict[str, Any]], gateway_floor: str | None) -> list[Check]:
+    """Each of the issue's targets, judged on the gateway's row (and the floor's, same rounds).
+
+    The CPU targets are judged on per-round figures (``judge_rounds``); the figure over all
+    rounds (for a ratio: the ratio of totals) is shown beside them.
+    """
     gw = rows.get("gateway")
     if gw is None or gw.get("cpu_ms_non_stream") is None:
         return []
     floor = rows.get(gateway_floor or "", {})
-    checks: list[tuple[str, str, bool | None]] = []
-    cpu = gw["cpu_ms_non_stream"]
-    checks.append((f"CPU non-stream ≤ {TARGET_CPU_MS} ms", f"{cpu:.2f} ms", cpu <= TARGET_CPU_MS))
+    gw_rounds = gw.get("cpu_ms_per_round") or {}
+    floor_rounds = floor.get("cpu_ms_per_round") or {}
+    own = [ms for ms in gw_rounds.get("non-stream", []) if ms is not None]
+    checks = [
+        _rounds_check(
+            f"CPU non-stream ≤ {TARGET_CPU_MS} ms",
+            own,
+            TARGET_CPU_MS,
+            unit=" ms",
+            total=f"over all rounds {gw['cpu_ms_non_stream']:.3f} ms",
+        )
+    ]
     for mode, key in (("non-stream", "cpu_ms_non_stream"), ("stream", "cpu_ms_stream")):
         base = floor.get(key)
-        if base and gw.get(key) is not None:
-            ratio = gw[key] / base
+        if not base or gw.get(key) is None:
             checks.append(
-                (
-                    f"CPU {mode} ≤ {TARGET_FLOOR_RATIO}× floor ({gateway_floor})",
-                    f"{ratio:.2f}× ({gw[key]:.2f} / {base:.2f} ms)",
-                    ratio <= TARGET_FLOOR_RATIO,
+                Check(
+                    f"CPU {mode} ≤ {TARGET_FLOOR_RATIO}× floor",
+                    "floor not measured",
+                    Verdict.NOT_APPLICABLE,
                 )
             )
-        else:
-            checks.append((f"CPU {mode} ≤ {TARGET_FLOOR_RATIO}× floor", "floor not measured", None))
+            continue
+        ratios, zero_floor = paired_ratios(gw_rounds.get(mode, []), floor_rounds.get(mode, []))
+        total = f"ratio of totals {gw[key] / base:.3f}× ({gw[key]:.3f} / {base:.3f} ms)"
+        if zero_floor:
+            total += f"; {zero_floor} rounds left out (the floor read 0 CPU ticks)"
+        checks.append(
+            _rounds_check(
+                f"CPU {mode} ≤ {TARGET_FLOOR_RATIO}× floor ({gateway_floor})",
+                ratios,
+                TARGET_FLOOR_RATIO,
+                unit="×",
+                total=total,
+            )
+        )
     for label, key, limit in (
         ("added p50 (concurrency 1)", "added_p50_ms", TARGET_ADDED_P50_MS),
         ("added time to first token", "added_ttft_ms", TARGET_ADDED_TTFT_MS),
     ):
         value = gw.get(key)
         checks.append(
-            (
+            Check(
                 f"{label} ≤ {limit} ms",
                 _num(value) + " ms",
-                None if value is None else value <= limit,
+                Verdict.of(None if value is None else value <= limit),
             )
         )
     samples = gw["rss_mib"]
     served, rss = samples[-1]
     if served >= TARGET_RSS_AFTER:
         checks.append(
-            (
+            Check(
                 f"RSS ≤ {TARGET_RSS_MIB:.0f} MiB after {TARGET_RSS_AFTER:,} requests",
                 f"{rss:.1f} MiB after {served:,}",
-                rss <= TARGET_RSS_MIB,
+                Verdict.of(rss <= TARGET_RSS_MIB),
             )
         )
     else:
         checks.append(
-            (
+            Check(
                 f"RSS ≤ {TARGET_RSS_MIB:.0f} MiB after {TARGET_RSS_AFTER:,} requests",
                 f"only {served:,} requests served (run with more --requests)",
-                None,
+                Verdict.NOT_APPLICABLE,
             )
         )
     series = ", ".join(f"{mib:.1f}" for _, mib in samples)
     slope = gw.get("rss_mib_per_1000")
     growth = "too few samples" if slope is None else f"{slope:+.3f} MiB per 1,000 requests"
     checks.append(
-        (
+        Check(
             f"RSS flat (≤ {FLAT_MIB_PER_1000} MiB per 1,000 requests after round 1)",
             f"{growth} [{series}]",
-            gw["rss_flat"],
+            Verdict.of(gw["rss_flat"]),
         )
     )
     return checks
@@ -672,7 +801,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="requests per target and mode (non-streaming, streaming) at concurrency 1 "
         "(default 5000: with warm-up and the req/s phase, past 10,000 per target)",
     )
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=10,
+        help="interleaved rounds (default 10). The CPU targets are judged on the median of the "
+        f"per-round figures with a 95%% CI: fewer than {MIN_CI_VALUES} rounds give no CI (NOT "
+        "RESOLVED), and 10 or more are needed for a meaningful one. /proc counts CPU in clock "
+        f"ticks ({1000 // CLK_TCK} ms), so keep a few hundred requests per round",
+    )
     parser.add_argument(
         "--throughput-requests",
         type=int,
@@ -857,11 +994,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     checks = verdicts(rows, gateway_floor)
     if checks:
+        say(
+            "  CPU targets: judged per round (the gateway's CPU per request, or that over the "
+            "floor's in the same round); shown is the median of the per-round figures with its "
+            f"95% CI (percentile bootstrap of the median, {BOOTSTRAP_RESAMPLES} resamples, fixed "
+            "seed), then the figure over all rounds. PASS: the CI's upper bound is within the "
+            "target; FAIL: its lower bound is beyond it; NOT RESOLVED (counted as not met): the "
+            f"CI straddles the target, or fewer than {MIN_CI_VALUES} rounds (10+ for a "
+            "meaningful CI)"
+        )
         say("")
         say(f"targets (issue 13), the gateway against the {gateway_floor} floor:")
-        for label, measured, ok in checks:
-            mark = "PASS" if ok else ("FAIL" if ok is False else "n/a ")
-            say(f"  {mark}  {label}: {measured}")
+        width = max(len(check.verdict) for check in checks)
+        for check in checks:
+            say(f"  {check.verdict:<{width}}  {check.label}: {check.measured}")
     elif command is not None:
         say("\ntargets: the gateway did not answer, nothing to check")
     if args.json is not None:
@@ -872,8 +1018,15 @@ def main(argv: list[str] | None = None) -> int:
                     "gateway_floor": gateway_floor,
                     "rows": rows,
                     "targets": [
-                        {"target": label, "measured": measured, "pass": ok}
-                        for label, measured, ok in checks
+                        {
+                            "target": check.label,
+                            "measured": check.measured,
+                            "verdict": str(check.verdict),
+                            "pass": check.verdict.met,
+                            "per_round": check.per_round,
+                            "median_ci_95": check.ci,
+                        }
+                        for check in checks
                     ],
                 },
                 indent=2,
