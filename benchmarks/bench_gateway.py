@@ -41,9 +41,9 @@ the same code gave 1.29 times the floor in one run and 1.58 in the next): each r
 gateway's CPU per request and, paired with the floor's same round, a ratio; the verdict reads
 the median of those per-round figures and its 95% percentile bootstrap CI
 (``_stats.median_ci``, seeded). PASS when the CI's upper bound is within the target, FAIL when
-its lower bound is beyond it, NOT RESOLVED (counted as not met) otherwise, and with fewer than
-five rounds, where there is no CI. The figure over all rounds (for a ratio, the ratio of
-totals) is printed beside it.
+its lower bound is beyond it, NOT RESOLVED (counted as not met) otherwise, with fewer than five
+rounds (no CI), and when a round read too few clock ticks of CPU to mean anything. The figure
+over all rounds (for a ratio, the ratio of totals) is printed beside it.
 
 Run (the default run is bounded to about five minutes; ``--quick`` is a smoke run)::
 
@@ -98,6 +98,9 @@ TARGET_ADDED_TTFT_MS = 1.0
 TARGET_RSS_MIB = 80.0
 TARGET_RSS_AFTER = 10_000
 FLAT_MIB_PER_1000 = 0.05
+#: /proc counts CPU in clock ticks: a round that read fewer is too coarse to judge (4 ticks
+#: against 3 is a ratio of 1.33 whatever the truth), so such a run is NOT RESOLVED.
+MIN_TICKS_PER_ROUND = 10
 
 #: Floors measured by default: the reference point and one per candidate server and client.
 DEFAULT_STACKS = (
@@ -492,6 +495,17 @@ def cpu_rounds(target: Target) -> dict[str, list[float | None]]:
     return out
 
 
+def cpu_round_ticks(target: Target) -> dict[str, list[int | None]]:
+    """The clock ticks of CPU each round read, per mode, placed as in ``cpu_rounds``."""
+    out: dict[str, list[int | None]] = {}
+    for mode, phases in target.cpu.items():
+        ticks: list[int | None] = [None] * (max(phases, default=-1) + 1)
+        for index, (ms, _) in phases.items():
+            ticks[index] = round(ms * CLK_TCK / 1000)
+        out[mode] = ticks
+    return out
+
+
 def paired_ratios(
     gateway: Sequence[float | None], floor: Sequence[float | None]
 ) -> tuple[list[float], int]:
@@ -557,6 +571,7 @@ def figures(targets: list[Target]) -> dict[str, dict[str, Any]]:
             "cpu_ms_stream": cpu_per_request(target, "stream"),
             "cpu_ms_at_concurrency": cpu_per_request(target, "throughput"),
             "cpu_ms_per_round": cpu_rounds(target) if target.pid else {},
+            "cpu_ticks_per_round": cpu_round_ticks(target) if target.pid else {},
             "p50_ms": own_p50,
             "stream_p50_ms": own_stream_p50,
             "ttft_ms": own_ttft,
@@ -672,11 +687,33 @@ def judge_rounds(
     return Verdict.NOT_RESOLVED, ci
 
 
-def _rounds_check(label: str, values: list[float], limit: float, *, unit: str, total: str) -> Check:
+def _shortest_round(*rows: dict[str, Any], mode: str) -> int | None:
+    """The fewest clock ticks any of these rows read in a round of ``mode`` (``None``: unknown)."""
+    ticks = [
+        t for row in rows for t in row.get("cpu_ticks_per_round", {}).get(mode, []) if t is not None
+    ]
+    return min(ticks, default=None)
+
+
+def _rounds_check(
+    label: str,
+    values: list[float],
+    limit: float,
+    *,
+    unit: str,
+    total: str,
+    shortest: int | None,
+) -> Check:
     verdict, ci = judge_rounds(values, limit)
     if ci is not None:
         median, low, high = ci
         judged = f"median {median:.3f}{unit} (95% CI {low:.3f} .. {high:.3f}, {len(values)} rounds)"
+        if shortest is not None and shortest < MIN_TICKS_PER_ROUND:
+            verdict = Verdict.NOT_RESOLVED
+            judged += (
+                f", but a round read only {shortest} clock ticks of CPU, too coarse to judge "
+                f"(at least {MIN_TICKS_PER_ROUND}; more --requests per round)"
+            )
     else:
         median_text = f"median {statistics.median(values):.3f}{unit} of " if values else ""
         judged = (
@@ -706,6 +743,7 @@ def verdicts(rows: dict[str, dict[str, Any]], gateway_floor: str | None) -> list
             TARGET_CPU_MS,
             unit=" ms",
             total=f"over all rounds {gw['cpu_ms_non_stream']:.3f} ms",
+            shortest=_shortest_round(gw, mode="non-stream"),
         )
     ]
     for mode, key in (("non-stream", "cpu_ms_non_stream"), ("stream", "cpu_ms_stream")):
@@ -730,6 +768,7 @@ def verdicts(rows: dict[str, dict[str, Any]], gateway_floor: str | None) -> list
                 TARGET_FLOOR_RATIO,
                 unit="×",
                 total=total,
+                shortest=_shortest_round(gw, floor, mode=mode),
             )
         )
     for label, key, limit in (
@@ -808,7 +847,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="interleaved rounds (default 10). The CPU targets are judged on the median of the "
         f"per-round figures with a 95%% CI: fewer than {MIN_CI_VALUES} rounds give no CI (NOT "
         "RESOLVED), and 10 or more are needed for a meaningful one. /proc counts CPU in clock "
-        f"ticks ({1000 // CLK_TCK} ms), so keep a few hundred requests per round",
+        f"ticks ({1000 // CLK_TCK} ms here) and a round that read fewer than "
+        f"{MIN_TICKS_PER_ROUND} is too coarse to judge: keep a few hundred requests per round",
     )
     parser.add_argument(
         "--throughput-requests",
@@ -1000,8 +1040,8 @@ def main(argv: list[str] | None = None) -> int:
             f"95% CI (percentile bootstrap of the median, {BOOTSTRAP_RESAMPLES} resamples, fixed "
             "seed), then the figure over all rounds. PASS: the CI's upper bound is within the "
             "target; FAIL: its lower bound is beyond it; NOT RESOLVED (counted as not met): the "
-            f"CI straddles the target, or fewer than {MIN_CI_VALUES} rounds (10+ for a "
-            "meaningful CI)"
+            f"CI straddles the target, fewer than {MIN_CI_VALUES} rounds (10+ for a "
+            f"meaningful CI), or a round read fewer than {MIN_TICKS_PER_ROUND} clock ticks of CPU"
         )
         say("")
         say(f"targets (issue 13), the gateway against the {gateway_floor} floor:")

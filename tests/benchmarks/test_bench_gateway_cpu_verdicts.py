@@ -31,6 +31,18 @@ def test_cpu_rounds_puts_each_figure_at_its_round_and_none_where_nothing_was_ans
     assert bench.cpu_rounds(target) == {"non-stream": [0.5, 0.5, None, None, None, 0.9]}
 
 
+def test_cpu_round_ticks_counts_the_clock_ticks_each_round_read(bench, monkeypatch):
+    monkeypatch.setattr(bench, "CLK_TCK", 100)
+    target = bench.Target(name="t", summary="", argv=None, port=0)
+    # 29.999999...: a difference of two /proc readings, three ticks whatever the float error
+    target.cpu = {
+        "stream": {1: (250.0, 500), 0: (40.0, 10), 2: (29.999999999, 30)},
+        "non-stream": {1: (0.0, 0)},
+    }
+
+    assert bench.cpu_round_ticks(target) == {"stream": [4, 25, 3], "non-stream": [None, 0]}
+
+
 @pytest.mark.parametrize(
     ("gateway", "floor", "ratios", "zero_floor"),
     [
@@ -103,7 +115,7 @@ def _measure(bench, monkeypatch, fake, rounds):
         ),
     ]
     plan = bench.Plan(
-        requests=10 * rounds,
+        requests=1000 * rounds,  # a round reads 50+ clock ticks: fine enough to judge
         rounds=rounds,
         throughput_requests=rounds,
         concurrency=4,
@@ -139,6 +151,8 @@ def test_a_run_pairs_the_gateway_with_the_floor_round_by_round(bench, monkeypatc
     assert rounds["stream"] == pytest.approx(GATEWAY_STREAM)
     assert rows[FLOOR]["cpu_ms_per_round"]["non-stream"] == pytest.approx(FLOOR_NON_STREAM)
     assert rows["direct"]["cpu_ms_per_round"] == {}
+    ticks = [round(1000 * ms * bench.CLK_TCK / 1000) for ms in GATEWAY_NON_STREAM]
+    assert rows["gateway"]["cpu_ticks_per_round"]["non-stream"] == ticks
     non_stream = checks["CPU non-stream ≤ 1.3× floor"]
     assert non_stream.per_round == pytest.approx([1.2, 1.5, 1.5, 1.0, 2.6, 1.25])
     stream = checks["CPU stream ≤ 1.3× floor"]
@@ -304,6 +318,44 @@ def test_floor_rounds_without_cpu_ticks_are_left_out_and_counted(bench):
     ratio = checks["CPU non-stream ≤ 1.3× floor"]
     assert ratio.per_round == pytest.approx([1.1] * 6)
     assert "1 rounds left out (the floor read 0 CPU ticks)" in ratio.measured
+
+
+@pytest.mark.parametrize(
+    ("gateway_ticks", "floor_ticks", "resolved"),
+    [
+        (50, 50, {"CPU non-stream ≤ 1.0 ms", "CPU non-stream ≤ 1.3× floor"}),
+        (50, 10, {"CPU non-stream ≤ 1.0 ms", "CPU non-stream ≤ 1.3× floor"}),
+        (50, 9, {"CPU non-stream ≤ 1.0 ms"}),
+        (9, 50, set()),
+        (0, 50, set()),
+    ],
+    ids=["fine", "floor-at-10-ticks", "floor-at-9-ticks", "gateway-at-9-ticks", "gateway-at-0"],
+)
+def test_rounds_too_short_for_the_clock_are_not_resolved(
+    bench, gateway_ticks, floor_ticks, resolved
+):
+    # clearly over both limits: FAIL wherever the rounds are long enough to judge
+    rows = _rows([1.5 + 0.01 * i for i in range(10)], [1.0] * 10)
+    rows["gateway"]["cpu_ticks_per_round"] = {
+        "non-stream": [gateway_ticks + 5] * 9 + [gateway_ticks]
+    }
+    rows[FLOOR]["cpu_ticks_per_round"] = {"non-stream": [floor_ticks] + [floor_ticks + 5] * 9}
+
+    checks = _checks(bench, rows)
+
+    for label in ("CPU non-stream ≤ 1.0 ms", "CPU non-stream ≤ 1.3× floor"):
+        check = checks[label]
+        if label in resolved:
+            assert check.verdict is bench.Verdict.FAIL
+            assert "too coarse" not in check.measured
+        else:
+            assert check.verdict is bench.Verdict.NOT_RESOLVED
+            shortest = min(gateway_ticks, floor_ticks) if "floor" in label else gateway_ticks
+            assert (
+                f"but a round read only {shortest} clock ticks of CPU, too coarse to judge "
+                "(at least 10; more --requests per round)"
+            ) in check.measured
+            assert "95% CI" in check.measured  # the figures are still shown
 
 
 def test_no_floor_means_the_ratio_targets_are_not_applicable(bench):
