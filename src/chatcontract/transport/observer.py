@@ -45,7 +45,15 @@ from chatcontract.wire._values import draft_class, positional_builder
 from ._httpx_seam import header_items
 from ._timing import PhaseClock
 
-__all__ = ["PARSED_EXTENSION", "CallObserver", "ExchangeSink", "ParsedBody", "request_facts"]
+__all__ = [
+    "EXCHANGE_EXTENSION",
+    "PARSED_EXTENSION",
+    "STREAM_EXTENSION",
+    "CallObserver",
+    "ExchangeSink",
+    "ParsedBody",
+    "request_facts",
+]
 
 ExchangeSink = Callable[[Exchange], None]
 
@@ -114,9 +122,46 @@ def _request_facts(  # noqa: PLR0917 - the per-call path: positional, no keyword
         except _TYPED_ERRORS:
             typed = None
         if typed is not None and (content.isascii() or _is_utf8(content)):
-            facts = _typed_facts(typed, method, safe_url, budget, source)
-            if facts is not None:
+            max_tokens = typed.max_completion_tokens
+            if max_tokens is msgspec.UNSET:
+                max_tokens = typed.max_tokens
+            if max_tokens is None or _INT_MIN <= max_tokens <= _INT_MAX:
+                messages = typed.messages
+                roles: tuple[str, ...] = ()
+                count = 0
+                if messages is not None:
+                    count = len(messages)
+                    found = set(map(_role_of, messages))
+                    found.discard(None)
+                    roles = tuple(sorted(found))
+                options = typed.stream_options
+                facts: RequestFacts = _RequestDraft(
+                    method,
+                    safe_url,
+                    typed.model,
+                    count,
+                    roles,
+                    typed.stream is True,
+                    options is not None and options.include_usage is True,
+                    max_tokens,
+                    budget,
+                    None,
+                    source,
+                )
+                facts.__class__ = RequestFacts
                 return facts
+    return _general_facts(method, safe_url, content, source, budget, fingerprint)
+
+
+def _general_facts(  # noqa: PLR0917 - positional, as ``_request_facts`` is
+    method: str,
+    safe_url: str,
+    content: bytes,
+    source: str | None,
+    budget: float | None,
+    fingerprint: bool,
+) -> RequestFacts:
+    """``_request_facts`` read from the whole document (``orjson``)."""
     doc: Any = None
     if content:
         try:
@@ -145,7 +190,6 @@ def _request_facts(  # noqa: PLR0917 - the per-call path: positional, no keyword
     options = doc.get("stream_options")
     max_tokens = doc.get("max_completion_tokens", doc.get("max_tokens"))
     model = doc.get("model")
-    # The frozen dataclass's own __init__ costs a few µs a call: built from its fields in order.
     return _build_request(
         method,
         safe_url,
@@ -195,43 +239,6 @@ def _is_utf8(content: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def _typed_facts(
-    typed: _TypedRequest,
-    method: str,
-    safe_url: str,
-    budget: float | None,
-    source: str | None,
-) -> RequestFacts | None:
-    """The facts of a typed decode, or None when the general path must read the body."""
-    max_tokens = typed.max_completion_tokens
-    if max_tokens is msgspec.UNSET:
-        max_tokens = typed.max_tokens
-    if max_tokens is not None and not _INT_MIN <= max_tokens <= _INT_MAX:
-        return None
-    messages = typed.messages
-    roles: tuple[str, ...] = ()
-    count = 0
-    if messages is not None:
-        count = len(messages)
-        found = set(map(_role_of, messages))
-        found.discard(None)
-        roles = tuple(sorted(found))
-    options = typed.stream_options
-    return _build_request(
-        method,
-        safe_url,
-        typed.model,
-        count,
-        roles,
-        typed.stream is True,
-        options is not None and options.include_usage is True,
-        max_tokens,
-        budget,
-        None,
-        source,
-    )
 
 
 def _kept_headers_of(
@@ -359,6 +366,16 @@ def _safe_url(url: str) -> str:
     return safe
 
 
+#: Where the call's finished (redacted) ``Exchange`` is handed back, as httpx hands back a
+#: response's ``extensions``: in the response's (once its body has been read or closed) and in
+#: the request's (also when sending raised).
+EXCHANGE_EXTENSION = "chatcontract.exchange"
+
+#: The response extension holding the call's ``StreamParser`` when the answer is an SSE
+#: stream: the one parser of the call, fed as the bytes pass, which a reader of the stream
+#: (``ChatClient``) reads its deltas from instead of decoding the bytes a second time.
+STREAM_EXTENSION = "chatcontract.stream"
+
 #: The request extension where the observer leaves a non-streamed 2xx body's
 #: :func:`~chatcontract.wire.parse_completion` result (a :class:`ParsedBody`), so that a reader
 #: of the same body (``ChatClient``) does not parse it a second time.
@@ -385,8 +402,22 @@ class ParsedBody:
 class CallObserver:
     """Watches one HTTP call and produces its ``Exchange`` exactly once.
 
-    ``home``: a mapping (the request's ``extensions``) where :meth:`finish` leaves a
-    non-streamed 2xx body's parse as a :class:`ParsedBody`, under :data:`PARSED_EXTENSION`.
+    Args:
+        request: the request's facts (:func:`request_facts`).
+        contract: classifies the answer (None: the defaults).
+        sinks: called with the finished Exchange, in order.
+        secrets: removed from failure messages (and, with ``redact``, from the Exchange).
+        attempt, route: recorded in the Exchange.
+        capture_content: keep the completion text in the Exchange.
+        shapes: fingerprint the shapes of a successful call (failures always are).
+        request_content: the request body, fingerprinted only if the call fails (with
+            ``shapes`` off); it is not kept past the call.
+        home: a mapping (the request's ``extensions``) where :meth:`finish` leaves the finished
+            Exchange, under :data:`EXCHANGE_EXTENSION`, and a non-streamed 2xx body's parse as
+            a :class:`ParsedBody`, under :data:`PARSED_EXTENSION`.
+        redact: hand out the Exchange redacted (:meth:`Exchange.redacted`) of ``secrets``.
+        on_sink_error: called with a sink and its exception when that sink raises; the other
+            sinks still run and the call goes on. None: the exception propagates.
     """
 
     # What a call starts without, as class defaults (each call's observer sets only what it
@@ -395,6 +426,8 @@ class CallObserver:
     _body_bytes = 0
     _stream: StreamParser | None = None
     _first_byte_at: float | None = None
+    _homes: list[dict[str, Any]] | None = None
+    _stale_replaced = False
     exchange: Exchange | None = None
 
     def __init__(
@@ -410,6 +443,8 @@ class CallObserver:
         shapes: bool = True,
         request_content: bytes = b"",
         home: dict[str, Any] | None = None,
+        redact: bool = False,
+        on_sink_error: Callable[[ExchangeSink, Exception], None] | None = None,
     ) -> None:
         self._home = home
         self.clock = PhaseClock()
@@ -425,8 +460,30 @@ class CallObserver:
         self._attempt = attempt
         self._route = route
         self._capture = capture_content
+        self._redact = redact
+        self._on_sink_error = on_sink_error
         self._headers: dict[str, str] = {}
         self._body = bytearray()
+
+    def connection_replaced(self) -> None:
+        """The request is being sent again on a new connection, the pooled one it went out on
+        having been dropped by the server: the Exchange says so, and the send is timed anew."""
+        self._stale_replaced = True
+        self.clock.restart_send()
+
+    def hand_back_in(self, extensions: dict[str, Any]) -> None:
+        """Also leave the call's stream parser (an SSE answer's), under
+        :data:`STREAM_EXTENSION`, and its Exchange, under :data:`EXCHANGE_EXTENSION` (now, or
+        when it is finished), in ``extensions`` (a response's)."""
+        stream = self._stream
+        if stream is not None:
+            extensions[STREAM_EXTENSION] = stream
+        if self.exchange is not None:
+            extensions[EXCHANGE_EXTENSION] = self.exchange
+        elif self._homes is None:
+            self._homes = [extensions]
+        else:
+            self._homes.append(extensions)
 
     @property
     def stream(self) -> StreamParser | None:
@@ -699,16 +756,34 @@ class CallObserver:
             self._attempt,
             self._route,
             failure,
-            False,
+            self._stale_replaced,
         )
         exchange.__class__ = Exchange
+        if self._redact:
+            exchange = exchange.redacted(self._secrets)
         self.exchange = exchange
+        home = self._home
+        if home is not None:
+            home[EXCHANGE_EXTENSION] = exchange
+        homes = self._homes
+        if homes is not None:
+            for extensions in homes:
+                extensions[EXCHANGE_EXTENSION] = exchange
+            self._homes = None
+        on_error = self._on_sink_error
         for sink in self._sinks:
-            sink(exchange)
+            if on_error is None:
+                sink(exchange)
+                continue
+            try:
+                sink(exchange)
+            except Exception as exc:  # a sink never fails the call it observes
+                on_error(sink, exc)
         return exchange
 
 
 _build_request = positional_builder(RequestFacts)
+_RequestDraft = draft_class(RequestFacts)
 # Built at each call's end: a draft, then its class (``wire._values``), one call fewer each.
 _ResponseDraft = draft_class(ResponseFacts)
 _TimingsDraft = draft_class(Timings)
