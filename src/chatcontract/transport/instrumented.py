@@ -157,6 +157,7 @@ def _joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
 #: What the transports feed: the call's one observer.
 Observer = CallObserver
 
+
 def _chain_trace(existing: Any, clock: PhaseClock) -> Any:
     if existing is None:
         return clock.trace
@@ -260,7 +261,8 @@ class _ObservedStream(httpx2.SyncByteStream):
             if close is not None:
                 close()
         finally:
-            self._observer.finish()
+            if self._observer.exchange is None:  # not yet finished by the end of the body
+                self._observer.finish()
 
 
 class _AsyncObservedStream(httpx2.AsyncByteStream):
@@ -305,7 +307,8 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
             if aclose is not None:
                 await aclose()
         finally:
-            self._observer.finish()
+            if self._observer.exchange is None:  # not yet finished by the end of the body
+                self._observer.finish()
 
 
 def _failure_namer(observer: Observer, request: httpx2.Request) -> Callable[[Exception], Exception]:

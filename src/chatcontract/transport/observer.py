@@ -13,13 +13,19 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import orjson
 
 from chatcontract.contract import Contract
-from chatcontract.exchange import Exchange, RequestFacts, ResponseFacts, Timings
+from chatcontract.exchange import (
+    Exchange,
+    RequestFacts,
+    ResponseFacts,
+    Timings,
+    response_is_clean,
+)
 from chatcontract.failures import (
     REQUEST_ID_HEADERS,
     DeadlineExceeded,
@@ -35,6 +41,7 @@ from chatcontract.wire import (
     Fingerprint,
     SSEDecoder,
     StreamParser,
+    Usage,
     fingerprint_bytes,
     parse_completion,
     shape_fingerprint,
@@ -56,6 +63,22 @@ __all__ = [
 ]
 
 ExchangeSink = Callable[[Exchange], None]
+
+
+class _Answer(Protocol):
+    """What the response facts read of a parsed answer: a ``Completion`` or a ``StreamResult``."""
+
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def finish_reason(self) -> str | None: ...
+    @property
+    def usage(self) -> Usage | None: ...
+    @property
+    def content(self) -> str | None: ...
+
 
 #: Bodies above this are counted but not kept for parsing (a completion is far smaller).
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -244,13 +267,8 @@ def _is_utf8(content: bytes) -> bool:
 def _kept_headers_of(
     headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
 ) -> dict[str, str]:
-    """The kept response headers (by lower-case name) of what ``on_response`` was given."""
-    items = header_items(headers)  # httpx2.Headers: its names come lower-cased
-    if items is not None:
-        try:
-            return _kept_lowered_headers(items)
-        except (ValueError, LookupError, TypeError):  # not the items of httpx2 (the seam moved)
-            pass  # the public way
+    """The kept response headers (by lower-case name) of what ``on_response`` was given, read
+    the public way (``on_response`` reads an ``httpx2.Headers``' own items first)."""
     raw = getattr(headers, "raw", None)  # httpx2.Headers: its raw bytes decode cheapest
     if raw is not None:  # raw header bytes: only the few kept are decoded
         return _kept_raw_headers(raw)
@@ -502,8 +520,17 @@ class CallObserver:
         an ``httpx2.Headers``); ``at``: when (``time.perf_counter``), default now."""
         self._first_byte_at = self.clock.ends.get("headers") or at or time.perf_counter()
         self._status = status
-        self._headers = _kept_headers_of(headers)
-        is_sse = "text/event-stream" in self._headers.get("content-type", "")
+        kept = None
+        items = header_items(headers)  # httpx2.Headers: its names come lower-cased
+        if items is not None:
+            try:
+                kept = _kept_lowered_headers(items)
+            except (ValueError, LookupError, TypeError):  # not the items of httpx2 (the seam moved)
+                kept = None
+        if kept is None:
+            kept = _kept_headers_of(headers)
+        self._headers = kept
+        is_sse = "text/event-stream" in kept.get("content-type", "")
         if is_sse and 200 <= status < 300:
             # Usage is owed only when this request asked for it: the openai SDK, by default,
             # sends no ``stream_options`` and gets no usage chunk, rightly.
@@ -558,7 +585,7 @@ class CallObserver:
         # so the client names a stall for what it was, never a silent route (first byte).
         if failure.code == "read_timeout":
             failure = self._stalled(failure, "the response body stalled after its head")
-        response = self._non_stream_facts(self._status, bytes(self._body), None, True)
+        response = self._response_facts(self._status, None, _body_fingerprint(bytes(self._body)))
         return self._emit(failure=failure, response=response)
 
     def _stalled(self, failure: Failure, words: str) -> Failure:
@@ -589,25 +616,22 @@ class CallObserver:
                 max_tokens=self._request.max_tokens,
                 secrets=self._secrets,
             )
-            usage = result.usage
             response = self._response_facts(
                 status,
-                model=result.model,
-                response_id=result.id,
-                finish_reason=result.finish_reason,
-                usage=usage,
-                content=result.content,
-                stream_verdict=str(result.verdict),
-                chunk_count=result.chunk_count,
-                fingerprint=self._chunk_fingerprint() if self._shapes or failure else None,
+                result,
+                self._chunk_fingerprint() if self._shapes or failure else None,
+                str(result.verdict),
+                result.chunk_count,
             )
             ttft = self.clock.since_origin_ms(result.first_token_at)
             return self._emit(failure=failure, response=response, ttft_ms=ttft, ended=ended)
         body = bytes(self._body)
         contract = self._contract
         parsed = None
+        completion = None
         if 200 <= status < 300:
             parsed = parse_completion(body, contract=contract)
+            completion = parsed.completion
             if self._home is not None:
                 found: ParsedBody = _ParsedDraft(body, contract, parsed)
                 found.__class__ = ParsedBody
@@ -623,7 +647,8 @@ class CallObserver:
             secrets=self._secrets,
             parsed=parsed,
         )
-        response = self._non_stream_facts(status, body, parsed, self._shapes or failure is not None)
+        fingerprint = _body_fingerprint(body) if self._shapes or failure is not None else None
+        response = self._response_facts(status, completion, fingerprint)
         return self._emit(failure, response, None, ended)
 
     # -- building -------------------------------------------------------------------------
@@ -654,37 +679,16 @@ class CallObserver:
         ordered = tuple(sorted(paths))
         return Fingerprint(digest=_digest(ordered), paths=ordered)
 
-    def _non_stream_facts(
-        self, status: int, body: bytes, parsed: CompletionResult | None, shapes: bool
-    ) -> ResponseFacts:
-        fingerprint = _body_fingerprint(body) if shapes else None
-        completion = None if parsed is None else parsed.completion
-        if completion is None:
-            return self._response_facts(status, fingerprint=fingerprint)
-        return self._response_facts(
-            status,
-            completion.model,
-            completion.id,
-            completion.finish_reason,
-            completion.usage,
-            completion.content,
-            None,
-            0,
-            fingerprint,
-        )
-
-    def _response_facts(  # noqa: PLR0917 - positional: a non-streamed call passes them so
+    def _response_facts(
         self,
         status: int,
-        model: str | None = None,
-        response_id: str | None = None,
-        finish_reason: str | None = None,
-        usage: Any = None,
-        content: str | None = None,
+        answer: _Answer | None,
+        fingerprint: Fingerprint | None,
         stream_verdict: str | None = None,
         chunk_count: int = 0,
-        fingerprint: Fingerprint | None = None,
     ) -> ResponseFacts:
+        """The response's facts: its head's, and those of ``answer`` (the parsed completion or
+        the stream's result; None: nothing was parsed)."""
         headers = self._headers  # the kept ones only (``_kept_headers``)
         # The kept headers are the content type, the request ids and the rate limits. (Loops,
         # not comprehensions: each of those is a function call.)
@@ -698,6 +702,10 @@ class CallObserver:
         if len(ids) > 1:  # most specific first
             ids = {name: ids[name] for name in _REQUEST_ID_HEADERS if name in ids}
         stream = self._stream
+        model = response_id = finish_reason = usage = content = None
+        if answer is not None:
+            model, response_id, finish_reason = answer.model, answer.id, answer.finish_reason
+            usage, content = answer.usage, answer.content
         response: ResponseFacts = _ResponseDraft(
             status,
             headers.get("content-type"),
@@ -759,7 +767,10 @@ class CallObserver:
             self._stale_replaced,
         )
         exchange.__class__ = Exchange
-        if self._redact:
+        if self._redact and (
+            failure is not None
+            or (response is not None and not response_is_clean(response, self._secrets))
+        ):  # (the usual success is clean: one scan of its texts, no call of ``redacted``)
             exchange = exchange.redacted(self._secrets)
         self.exchange = exchange
         home = self._home
