@@ -11,6 +11,7 @@ import openai
 import pytest
 from prometheus_client import CollectorRegistry
 
+from chatcontract import instrumentation
 from chatcontract.contract import dump, load_preset
 from chatcontract.errors import ConfigError
 from chatcontract.instrumentation import (
@@ -592,3 +593,29 @@ def test_an_application_that_configures_logging_still_gets_the_event_log():
     assert done.returncode == 0, done.stderr
     assert "WARNING:chatcontract.events:" in done.stderr
     assert '"event":"exchange"' in done.stderr
+
+
+@pytest.mark.parametrize("seam", [True, False], ids=["url-seam", "no-url-seam"])
+def test_only_requests_to_the_endpoint_are_observed_call_after_call(monkeypatch, seam):
+    if not seam:
+        monkeypatch.setattr(instrumentation, "url_key", lambda url: None)
+    seen = []
+    client = instrument(
+        sinks=[seen.append], event_log=False, transport=httpx2.MockTransport(_fixed)
+    )
+    for _ in range(2):
+        client.get("http://upstream.test/v1/models")
+        client.post("http://upstream.test/v1/chat/completions", json={"model": MODEL})
+        client.post("http://upstream.test/v1/chat/completions/?x=1", json={"model": MODEL})
+    assert [e.request.url for e in seen] == [
+        "http://upstream.test/v1/chat/completions",
+        "http://upstream.test/v1/chat/completions/",
+    ] * 2
+
+
+def test_a_client_without_any_sink_still_hands_back_its_exchanges():
+    client = instrument(event_log=False, transport=httpx2.MockTransport(_fixed))
+    response = client.post("http://upstream.test/v1/chat/completions", json={"model": MODEL})
+    exchange = response.extensions["chatcontract.exchange"]
+    assert exchange.ok
+    assert exchange.response.response_id == "chatcmpl-fixed-1"

@@ -14,7 +14,7 @@ from chatcontract.failures import Failure
 from chatcontract.redact import redact_text
 from chatcontract.wire import Usage
 
-__all__ = ["Exchange", "RequestFacts", "ResponseFacts", "Timings"]
+__all__ = ["Exchange", "RequestFacts", "ResponseFacts", "Timings", "response_is_clean"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,7 +111,7 @@ class Exchange:
         request id) cleaned of ``secrets`` and credential-shaped strings; ``self`` when
         nothing changes."""
         response, failure = self.response, self.failure
-        if failure is None and (response is None or _clean_already(response, secrets)):
+        if failure is None and (response is None or response_is_clean(response, secrets)):
             return self  # the usual success: one scan of its texts, nothing to replace
         new_response = None if response is None else _redact_response(response, secrets)
         new_failure = None if failure is None else _redact_failure(failure, secrets)
@@ -182,10 +182,14 @@ class Exchange:
         }
 
 
-def _clean_already(response: ResponseFacts, secrets: Sequence[str]) -> bool:
-    """True when ``redact_text`` would change none of the response's texts: none holds a
-    secret or a credential mark. One joined text is searched (a substring of any part is one
-    of the whole; a match across two parts only sends the call the per-text way)."""
+def response_is_clean(response: ResponseFacts, secrets: Sequence[str] = ()) -> bool:
+    """True when redacting ``secrets`` would change none of the response's texts: none holds
+    a secret or a credential mark (False may also mean only "look closer").
+
+    What ``Exchange.redacted`` checks first: a producer about to hand out a successful
+    Exchange may check it itself and skip that call. One joined text is searched (a
+    substring of any part is one of the whole; a match across two parts only sends the call
+    the per-text way)."""
     whole = "\n".join(
         [
             response.model or "",

@@ -58,7 +58,6 @@ from chatcontract.telemetry import (
     CallLabels,
     ClientEvent,
     JsonEventLog,
-    RetrySucceeded,
     Telemetry,
     TelemetrySink,
 )
@@ -68,6 +67,7 @@ from chatcontract.transport import (
     InstrumentedTransport,
     install_backend,
 )
+from chatcontract.transport._httpx_seam import url_key
 from chatcontract.transport.instrumented import request_header, request_headers
 
 if TYPE_CHECKING:
@@ -200,7 +200,8 @@ def _build_telemetry(
                 f"{type(sink).__name__}"
             )
     labels = CallLabels(provider=contract.provider, endpoint=contract.endpoint.path)
-    return Telemetry(chosen, labels)
+    # The SDK's retries are its own: a success after them is told from its Exchange.
+    return Telemetry(chosen, labels, retry_successes=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,6 +210,8 @@ class _Setup:
 
     contract: Contract
     gate: _Gate
+    #: The transport's sinks: the telemetry hub, when it has a sink to feed.
+    sinks: tuple[Callable[[Exchange], None], ...]
     secrets: tuple[str, ...]
     shape_rate: float
     transport_options: dict[str, Any]
@@ -242,8 +245,9 @@ def _setup(
     kwargs = dict(client_kwargs)
     options = _split_transport_options(kwargs, custom_transport=custom_transport)
     return _Setup(
-        contract=resolved, gate=_Gate(resolved, telemetry), secrets=redact, shape_rate=shapes,
-        transport_options=options, client_kwargs=kwargs,
+        contract=resolved, gate=_Gate(resolved), secrets=redact, shape_rate=shapes,
+        sinks=(telemetry.exchange,) if telemetry.sinks else (), transport_options=options,
+        client_kwargs=kwargs,
     )  # fmt: skip
 
 
@@ -268,12 +272,13 @@ def _split_transport_options(
 class _Gate:
     """Decides which requests are metered and notices the SDK's retries (shared sync/async)."""
 
-    def __init__(self, contract: Contract, telemetry: Telemetry) -> None:
+    def __init__(self, contract: Contract) -> None:
         self._path = contract.endpoint.path.rstrip("/")
         self._max_attempts = contract.policy.retry.max_attempts
-        self._telemetry = telemetry
         self._warned = False
         self._lock = threading.Lock()
+        # Whether a URL goes to the endpoint, by its parsed parts (a client calls a few URLs).
+        self._metered_urls: dict[tuple[Any, ...], bool] = {}
 
     def metered(self, request: httpx2.Request) -> bool:
         """True when the request goes to the contract's endpoint (and is then observed)."""
@@ -286,23 +291,18 @@ class _Gate:
         )
         if retries and self._max_attempts > 1:
             self._warn_once(retries)
-        if not request.url.path.rstrip("/").endswith(self._path):
+        url = request.url
+        key = url_key(url)
+        ours = None if key is None else self._metered_urls.get(key)
+        if ours is None:
+            ours = url.path.rstrip("/").endswith(self._path)
+            if key is not None and len(self._metered_urls) < _MAX_URLS:
+                self._metered_urls[key] = ours
+        if not ours:
             return False
         if retries and "chatcontract" not in request.extensions:
             request.extensions["chatcontract"] = {"attempt": retries + 1}
         return True
-
-    def exchange(self, exchange: Exchange) -> None:
-        """The transport's sink: every sink, then a retry-success event when it applies."""
-        self._telemetry.exchange(exchange)
-        if exchange.failure is None and exchange.attempt > 1:
-            self._telemetry.event(
-                RetrySucceeded(
-                    route=exchange.route,
-                    model=exchange.request.model or "unknown",
-                    attempts=exchange.attempt,
-                )
-            )
 
     def _warn_once(self, retries: int) -> None:
         with self._lock:
@@ -323,6 +323,8 @@ class _Gate:
 
 
 _RETRY_COUNT_NAME = RETRY_COUNT_HEADER.encode()
+#: The most URLs a gate remembers the verdict of.
+_MAX_URLS = 256
 
 
 def _retry_count(raw: str | None) -> int:
@@ -439,7 +441,7 @@ def instrument(
         install_backend(default, is_async=False)
         inner = default
     observed = InstrumentedTransport(
-        contract=setup.contract, sinks=[setup.gate.exchange], inner=inner,
+        contract=setup.contract, sinks=setup.sinks, inner=inner,
         secrets=setup.secrets, shape_sample_rate=setup.shape_rate,
     )  # fmt: skip
     metered = _MeteredTransport(setup.gate, observed, inner)
@@ -480,7 +482,7 @@ def ainstrument(
         install_backend(default, is_async=True)
         inner = default
     observed = AsyncInstrumentedTransport(
-        contract=setup.contract, sinks=[setup.gate.exchange], inner=inner,
+        contract=setup.contract, sinks=setup.sinks, inner=inner,
         secrets=setup.secrets, shape_sample_rate=setup.shape_rate,
     )  # fmt: skip
     metered = _AsyncMeteredTransport(setup.gate, observed, inner, owns_inner=transport is None)

@@ -11,10 +11,12 @@ from chatcontract.transport._httpx_seam import (
     BACKEND_ATTRIBUTE,
     HEADER_LIST_ATTRIBUTE,
     POOL_ATTRIBUTE,
+    URI_ATTRIBUTE,
     lowered_headers,
     network_backend,
     pool_of,
     set_network_backend,
+    url_key,
 )
 from chatcontract.transport._timing import AsyncTimedBackend, TimedBackend, has_timed_backend
 
@@ -139,3 +141,64 @@ def test_without_the_header_seam_a_request_header_still_reads_as_headers_get(mon
     )
     assert instrumented.request_header(request, b"authorization") == "Bearer k"
     assert instrumented.request_header(request, b"x-request-source") is None
+
+
+def test_httpx2_urls_still_keep_their_parsed_parts_where_the_seam_reads_them():
+    url = httpx2.URL("http://127.0.0.1:9/v1/chat/completions?key=x")
+    parts = getattr(url, URI_ATTRIBUTE, None)
+    assert isinstance(parts, tuple), f"httpx2 moved URL.{URI_ATTRIBUTE}: update _httpx_seam.py"
+    assert url_key(url) == url_key(httpx2.URL(str(url)))
+    assert hash(url_key(url)) == hash(url_key(httpx2.URL(str(url))))
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "http://127.0.0.1:9/v1/chat/completions",
+        "http://127.0.0.1:9/v1/chat/completions?key=y",
+        "https://127.0.0.1:9/v1/chat/completions?key=x",
+        "http://127.0.0.1:8/v1/chat/completions?key=x",
+        "http://127.0.0.1:9/v1/models?key=x",
+    ],
+    ids=["no-query", "other-query", "other-scheme", "other-port", "other-path"],
+)
+def test_urls_that_differ_have_different_keys(other):
+    assert url_key(httpx2.URL("http://127.0.0.1:9/v1/chat/completions?key=x")) != url_key(
+        httpx2.URL(other)
+    )
+
+
+def test_without_the_url_seam_there_is_no_key():
+    assert url_key(object()) is None
+    assert url_key("http://127.0.0.1/") is None
+
+
+def test_without_the_url_seam_an_exchange_still_records_the_safe_url(monkeypatch):
+    monkeypatch.setattr(instrumented, "url_key", lambda url: None)
+    exchanges = []
+    transport = InstrumentedTransport(
+        sinks=[exchanges.append],
+        inner=httpx2.MockTransport(lambda request: httpx2.Response(200, json={})),
+    )
+    with httpx2.Client(transport=transport) as client:
+        client.post("http://127.0.0.1/v1/chat/completions?key=sk-secret", json=BODY)
+        client.post("http://127.0.0.1/v1/chat/completions?key=sk-secret", json=BODY)
+    assert [e.request.url for e in exchanges] == ["http://127.0.0.1/v1/chat/completions"] * 2
+
+
+def test_each_url_called_records_its_own_safe_url():
+    exchanges = []
+    transport = InstrumentedTransport(
+        sinks=[exchanges.append],
+        inner=httpx2.MockTransport(lambda request: httpx2.Response(200, json={})),
+    )
+    with httpx2.Client(transport=transport) as client:
+        for url in ("http://a.test/v1/chat/completions", "http://b.test/v2/chat?x=1"):
+            client.post(url, json=BODY)
+            client.post(url, json=BODY)
+    assert [e.request.url for e in exchanges] == [
+        "http://a.test/v1/chat/completions",
+        "http://a.test/v1/chat/completions",
+        "http://b.test/v2/chat",
+        "http://b.test/v2/chat",
+    ]

@@ -119,26 +119,48 @@ class TelemetrySink(Protocol):
 class Telemetry:
     """Fans out to sinks; one sink failing never breaks a call.
 
+    ``retry_successes``: see :meth:`exchange`.
+
     A sink that raises is skipped for that Exchange or event: the first error of each sink is
     logged (warning, on the ``chatcontract.telemetry`` logger: the exception type only, as its
     message could quote provider text), every error is counted in ``sink_errors`` and handed to
     the sinks that count sink errors (``PrometheusSink``: ``llm_telemetry_sink_errors_total``).
     """
 
-    def __init__(self, sinks: list[TelemetrySink] | tuple[TelemetrySink, ...], labels: CallLabels):
+    def __init__(
+        self,
+        sinks: list[TelemetrySink] | tuple[TelemetrySink, ...],
+        labels: CallLabels,
+        *,
+        retry_successes: bool = False,
+    ):
         self.sinks = tuple(sinks)
         self.labels = labels
         self.sink_errors = 0
         self._failed: set[int] = set()  # sinks whose first error was logged (by position)
         self._lock = threading.Lock()
+        self._retry_successes = retry_successes
 
     def exchange(self, exchange: Exchange) -> None:
-        """Hand one Exchange to every sink (usable directly as a transport sink)."""
+        """Hand one Exchange to every sink (usable directly as a transport sink).
+
+        With ``retry_successes`` (for callers whose retries no policy of ours decides, as the
+        openai SDK's), a successful Exchange of a later attempt is then also told as a
+        ``RetrySucceeded`` event."""
+        labels = self.labels
         for index, sink in enumerate(self.sinks):
             try:
-                sink.handle_exchange(exchange, self.labels)
+                sink.handle_exchange(exchange, labels)
             except Exception as exc:  # telemetry must never break the call it observes
                 self._sink_failed(index, sink, exc)
+        if self._retry_successes and exchange.failure is None and exchange.attempt > 1:
+            self.event(
+                RetrySucceeded(
+                    route=exchange.route,
+                    model=exchange.request.model or "unknown",
+                    attempts=exchange.attempt,
+                )
+            )
 
     def event(self, event: ClientEvent) -> None:
         """Hand one client decision to every sink."""

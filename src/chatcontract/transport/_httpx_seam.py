@@ -1,5 +1,5 @@
-"""The one place chatcontract reaches into httpx2 privately: its connection pool and the
-lower-cased names of its headers.
+"""The one place chatcontract reaches into httpx2 privately: its connection pool, the
+lower-cased names of its headers and the parsed parts of its URLs.
 
 httpx2's ``HTTPTransport`` builds an httpcore2 pool without a ``network_backend`` argument and
 exposes no pool. Phase timings (DNS, connect, TLS) and the call deadline on every socket read
@@ -9,7 +9,10 @@ connections; both go through the two private attributes named here and nothing e
 ``NetworkBackend``, connection ``is_idle``/``close``) is public. The instrumented transports
 read a few request and response headers on every call: ``Headers._list`` already holds each
 name lower-cased, which the public ``Headers.raw`` and ``Headers.get`` do not give in one
-pass.
+pass. They also read each request's URL (its path, and the URL without its query): a client
+calls the same few URLs over and over, so what is read of one is remembered by
+``URL._uri_reference``, the tuple of its parsed parts, which ``str(url)`` and ``url.path``
+rebuild on every call.
 
 ``tests/transport/test_httpx_seam.py`` fails loudly when an httpx2 or httpcore2 upgrade moves
 either attribute. At run time a missing seam is no error: the backend is simply not installed,
@@ -25,11 +28,13 @@ __all__ = [
     "BACKEND_ATTRIBUTE",
     "HEADER_LIST_ATTRIBUTE",
     "POOL_ATTRIBUTE",
+    "URI_ATTRIBUTE",
     "header_items",
     "lowered_headers",
     "network_backend",
     "pool_of",
     "set_network_backend",
+    "url_key",
 ]
 
 #: The private attribute of ``httpx2.HTTPTransport`` holding its httpcore2 pool.
@@ -39,6 +44,8 @@ BACKEND_ATTRIBUTE = "_network_backend"
 #: The private attribute of ``httpx2.Headers`` holding its items as
 #: ``(raw name, lower-case name, value)`` bytes.
 HEADER_LIST_ATTRIBUTE = "_list"
+#: The private attribute of ``httpx2.URL`` holding its parsed parts (a named tuple of texts).
+URI_ATTRIBUTE = "_uri_reference"
 
 
 def header_items(headers: object) -> list[tuple[bytes, bytes, bytes]] | None:
@@ -51,14 +58,21 @@ def header_items(headers: object) -> list[tuple[bytes, bytes, bytes]] | None:
 def lowered_headers(headers: object) -> dict[bytes, bytes] | None:
     """``headers``' values by lower-case name (bytes), read in one pass; None when a
     name repeats (its values are to be joined) or without the seam."""
-    items = header_items(headers)
-    if items is None:
+    items = getattr(headers, HEADER_LIST_ATTRIBUTE, None)
+    if type(items) is not list:
         return None
-    try:
+    try:  # (a comprehension: quicker than dict() of itemgetter pairs, measured)
         found = {lower: value for _, lower, value in items}
     except (TypeError, ValueError):  # not the (raw, lower, value) items of httpx2
         return None
     return found if len(found) == len(items) else None
+
+
+def url_key(url: object) -> tuple[Any, ...] | None:
+    """A key that equals another URL's exactly when both are the same URL: an
+    ``httpx2.URL``'s parsed parts (a tuple of texts, hashable); None without the seam."""
+    parts = getattr(url, URI_ATTRIBUTE, None)
+    return parts if isinstance(parts, tuple) else None
 
 
 def pool_of(transport: object) -> Any:

@@ -35,17 +35,15 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 import httpx2
 
 from chatcontract._log import get_logger
 from chatcontract.contract import Contract
-from chatcontract.exchange import Exchange
 from chatcontract.failures import DeadlineExceeded
 
-from ._httpx_seam import lowered_headers
+from ._httpx_seam import lowered_headers, url_key
 from ._timing import (
     CURRENT_CLOCK,
     PhaseClock,
@@ -54,7 +52,17 @@ from ._timing import (
     has_timed_backend,
     install_backend,
 )
-from .observer import CallObserver, ExchangeSink, _budget_ms, _request_facts, _safe_url
+from .observer import (
+    _BUDGETS,
+    _MISSING,
+    EXCHANGE_EXTENSION,
+    STREAM_EXTENSION,
+    CallObserver,
+    ExchangeSink,
+    _budget_ms,
+    _request_facts,
+    _safe_url,
+)
 
 __all__ = [
     "EXCHANGE_EXTENSION",
@@ -104,8 +112,11 @@ def _as_deadline(exc: Exception, clock: PhaseClock, request: httpx2.Request | No
 
 #: The request extension holding its headers by lower-case name (read once per call).
 _HEADERS_EXTENSION = "chatcontract.headers"
-#: The most request credentials a transport remembers the secrets of (a few keys in practice).
+#: The most request credentials a transport remembers the secrets of (a few keys in practice),
+#: and the most URLs whose safe form is remembered (a client calls a few).
 _MAX_MEMO = 64
+#: The safe form (``observer._safe_url``) of the URLs called, by their parsed parts.
+_SAFE_URLS_BY_KEY: dict[tuple[Any, ...], str] = {}
 
 
 def request_header(request: httpx2.Request, name: bytes) -> str | None:
@@ -146,19 +157,6 @@ def _joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
 #: What the transports feed: the call's one observer.
 Observer = CallObserver
 
-#: The request extension holding the call's ``_CallSinks`` (set when its observer is built).
-_SINKS_EXTENSION = "chatcontract.sinks"
-
-#: Where the call's finished, redacted ``Exchange`` is handed back, as httpx hands back a
-#: response's ``extensions``: in the response's (once its body has been read or closed) and in
-#: the request's (also when sending raised).
-EXCHANGE_EXTENSION = "chatcontract.exchange"
-
-#: The response extension holding the call's ``StreamParser`` when the answer is an SSE
-#: stream: the one parser of the call, fed as the bytes pass, which a reader of the stream
-#: (``ChatClient``) reads its deltas from instead of decoding the bytes a second time.
-STREAM_EXTENSION = "chatcontract.stream"
-
 
 def _chain_trace(existing: Any, clock: PhaseClock) -> Any:
     if existing is None:
@@ -180,46 +178,6 @@ def _chain_atrace(existing: Any, clock: PhaseClock) -> Any:
         await existing(event_name, info)
 
     return trace
-
-
-class _CallSinks:
-    """The one sink of a call's observer: redacts the Exchange with the call's secrets, marks
-    a replaced stale connection, and hands it to the transport's sinks, none of which may
-    fail the call."""
-
-    __slots__ = ("_homes", "_owner", "exchange", "secrets", "stale_replaced")
-
-    def __init__(self, owner: _Observing, secrets: tuple[str, ...], home: dict[str, Any]) -> None:
-        self._owner = owner
-        self.secrets = secrets
-        self.stale_replaced = False
-        self.exchange: Exchange | None = None
-        self._homes = [home]
-
-    def hand_back_in(self, extensions: dict[str, Any]) -> None:
-        """Also put the Exchange in ``extensions`` (a response's), now if it is done."""
-        if self.exchange is not None:
-            extensions[EXCHANGE_EXTENSION] = self.exchange
-        else:
-            self._homes.append(extensions)
-
-    def __call__(self, exchange: Exchange) -> None:
-        exchange = exchange.redacted(self.secrets)
-        if self.stale_replaced:
-            exchange = replace(exchange, stale_connection_replaced=True)
-        self.exchange = exchange
-        for home in self._homes:
-            home[EXCHANGE_EXTENSION] = exchange
-        # Done with them (a later home gets the Exchange at once): the request's extensions
-        # hold this object, so keeping them would make a reference cycle that only the
-        # garbage collector frees, with everything the call's extensions hold.
-        self._homes = []
-        owner = self._owner
-        for sink in owner._sinks:
-            try:
-                sink(exchange)
-            except Exception as exc:  # a sink never fails the call it observes
-                owner._sink_failed(sink, exc)
 
 
 def _call_deadline(request: httpx2.Request, total_timeout: float | None) -> float | None:
@@ -303,7 +261,8 @@ class _ObservedStream(httpx2.SyncByteStream):
             if close is not None:
                 close()
         finally:
-            self._observer.finish()
+            if self._observer.exchange is None:  # not yet finished by the end of the body
+                self._observer.finish()
 
 
 class _AsyncObservedStream(httpx2.AsyncByteStream):
@@ -348,7 +307,8 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
             if aclose is not None:
                 await aclose()
         finally:
-            self._observer.finish()
+            if self._observer.exchange is None:  # not yet finished by the end of the body
+                self._observer.finish()
 
 
 def _failure_namer(observer: Observer, request: httpx2.Request) -> Callable[[Exception], Exception]:
@@ -478,12 +438,18 @@ class _Observing:
         return (*self._secrets, value)
 
     def _begin(self, request: httpx2.Request, *, is_async: bool) -> Observer:
-        """The observer of ``request``: it builds the call's one Exchange as bytes pass."""
+        """The observer of ``request``: it builds the call's one Exchange as bytes pass.
+
+        The per-call path: what repeats from call to call (the credential's secrets, the safe
+        URL, the timeout budget) is looked up in its memo here, each read only on a miss."""
         extensions = request.extensions
         headers = extensions.get(_HEADERS_EXTENSION)
         if headers is None:
             headers = request_headers(request)
-        secrets = self._call_secrets(request, headers.get(self._auth_name))
+        sent = headers.get(self._auth_name)
+        secrets = self._secrets if sent is None else self._secrets_by_credential.get(sent)
+        if secrets is None:
+            secrets = self._call_secrets(request, sent)
         attempt, route = 1, "primary"
         meta = extensions.get("chatcontract")
         if meta:  # only retried or routed calls carry it: most calls skip the copy and casts
@@ -494,20 +460,28 @@ class _Observing:
         source = None
         if b"x-request-source" in headers:  # rare: a source ChatClient or the gateway names
             source = request_header(request, b"x-request-source") or None
+        url = request.url
+        key = url_key(url)
+        safe_url = None if key is None else _SAFE_URLS_BY_KEY.get(key)
+        if safe_url is None:
+            safe_url = _safe_url(str(url))
+            if key is not None and len(_SAFE_URLS_BY_KEY) < _MAX_MEMO:
+                _SAFE_URLS_BY_KEY[key] = safe_url
+        budget = None
         timeout = extensions.get("timeout")
-        facts = _request_facts(
-            request.method,
-            _safe_url(str(request.url)),
-            content,
-            source,
-            _budget_ms(timeout) if timeout else None,
-            shapes,
-        )
-        sinks = extensions[_SINKS_EXTENSION] = _CallSinks(self, secrets, extensions)
+        if timeout:
+            try:
+                budget = _BUDGETS.get(tuple(timeout.values()), _MISSING)
+            except TypeError:  # an unhashable value: not a timeout httpx2 makes
+                budget = _MISSING
+            if budget is _MISSING:
+                budget = _budget_ms(timeout)
+        facts = _request_facts(request.method, safe_url, content, source, budget, shapes)
         observer = CallObserver(
-            request=facts, contract=self._contract, sinks=(sinks,), secrets=secrets,
+            request=facts, contract=self._contract, sinks=self._sinks, secrets=secrets,
             attempt=attempt, route=route, capture_content=self._capture, shapes=shapes,
-            request_content=content if not shapes else b"", home=extensions,
+            request_content=content if not shapes else b"", home=extensions, redact=True,
+            on_sink_error=self._sink_failed,
         )  # fmt: skip
         if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
             chain = _chain_atrace if is_async else _chain_trace
@@ -515,23 +489,6 @@ class _Observing:
         if meta or self._total_timeout is not None:
             observer.clock.deadline = _call_deadline(request, self._total_timeout)
         return observer
-
-    @staticmethod
-    def _hand_back(request: httpx2.Request, response: httpx2.Response, observer: Observer) -> None:
-        """Give the response the call's Exchange (when done) and its stream parser."""
-        sinks = request.extensions.get(_SINKS_EXTENSION)
-        if isinstance(sinks, _CallSinks):
-            sinks.hand_back_in(response.extensions)
-        stream = observer.stream
-        if stream is not None:
-            response.extensions[STREAM_EXTENSION] = stream
-
-    def _note_stale(self, request: httpx2.Request, observer: Observer) -> None:
-        """Mark the call's Exchange as sent again on a new connection."""
-        sinks = request.extensions.get(_SINKS_EXTENSION)
-        if isinstance(sinks, _CallSinks):
-            sinks.stale_replaced = True
-        observer.clock.restart_send()
 
 
 class InstrumentedTransport(_Observing, httpx2.BaseTransport):
@@ -569,7 +526,7 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             except STALE_CONNECTION_ERRORS as exc:
                 if not _stale(request, observer.clock, exc):
                     raise
-                self._note_stale(request, observer)
+                observer.connection_replaced()
                 discard_idle_connections(self._inner, request.url)
                 response = self._inner.handle_request(request)
         except Exception as exc:
@@ -581,7 +538,7 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
-        self._hand_back(request, response, observer)
+        observer.hand_back_in(response.extensions)
         if _already_read(response, observer):
             return response
         response.stream = _ObservedStream(response.stream, observer, request)  # type: ignore[arg-type]
@@ -610,7 +567,7 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
             except STALE_CONNECTION_ERRORS as exc:
                 if not _stale(request, observer.clock, exc):
                     raise
-                self._note_stale(request, observer)
+                observer.connection_replaced()
                 await adiscard_idle_connections(self._inner, request.url)
                 response = await self._inner.handle_async_request(request)
         except Exception as exc:
@@ -622,7 +579,7 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
-        self._hand_back(request, response, observer)
+        observer.hand_back_in(response.extensions)
         if _already_read(response, observer):
             return response
         stream = response.stream

@@ -13,13 +13,19 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import orjson
 
 from chatcontract.contract import Contract
-from chatcontract.exchange import Exchange, RequestFacts, ResponseFacts, Timings
+from chatcontract.exchange import (
+    Exchange,
+    RequestFacts,
+    ResponseFacts,
+    Timings,
+    response_is_clean,
+)
 from chatcontract.failures import (
     REQUEST_ID_HEADERS,
     DeadlineExceeded,
@@ -35,6 +41,7 @@ from chatcontract.wire import (
     Fingerprint,
     SSEDecoder,
     StreamParser,
+    Usage,
     fingerprint_bytes,
     parse_completion,
     shape_fingerprint,
@@ -45,9 +52,33 @@ from chatcontract.wire._values import draft_class, positional_builder
 from ._httpx_seam import header_items
 from ._timing import PhaseClock
 
-__all__ = ["PARSED_EXTENSION", "CallObserver", "ExchangeSink", "ParsedBody", "request_facts"]
+__all__ = [
+    "EXCHANGE_EXTENSION",
+    "PARSED_EXTENSION",
+    "STREAM_EXTENSION",
+    "CallObserver",
+    "ExchangeSink",
+    "ParsedBody",
+    "request_facts",
+]
 
 ExchangeSink = Callable[[Exchange], None]
+
+
+class _Answer(Protocol):
+    """What the response facts read of a parsed answer: a ``Completion`` or a ``StreamResult``."""
+
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def finish_reason(self) -> str | None: ...
+    @property
+    def usage(self) -> Usage | None: ...
+    @property
+    def content(self) -> str | None: ...
+
 
 #: Bodies above this are counted but not kept for parsing (a completion is far smaller).
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -114,9 +145,46 @@ def _request_facts(  # noqa: PLR0917 - the per-call path: positional, no keyword
         except _TYPED_ERRORS:
             typed = None
         if typed is not None and (content.isascii() or _is_utf8(content)):
-            facts = _typed_facts(typed, method, safe_url, budget, source)
-            if facts is not None:
+            max_tokens = typed.max_completion_tokens
+            if max_tokens is msgspec.UNSET:
+                max_tokens = typed.max_tokens
+            if max_tokens is None or _INT_MIN <= max_tokens <= _INT_MAX:
+                messages = typed.messages
+                roles: tuple[str, ...] = ()
+                count = 0
+                if messages is not None:
+                    count = len(messages)
+                    found = set(map(_role_of, messages))
+                    found.discard(None)
+                    roles = tuple(sorted(found))
+                options = typed.stream_options
+                facts: RequestFacts = _RequestDraft(
+                    method,
+                    safe_url,
+                    typed.model,
+                    count,
+                    roles,
+                    typed.stream is True,
+                    options is not None and options.include_usage is True,
+                    max_tokens,
+                    budget,
+                    None,
+                    source,
+                )
+                facts.__class__ = RequestFacts
                 return facts
+    return _general_facts(method, safe_url, content, source, budget, fingerprint)
+
+
+def _general_facts(  # noqa: PLR0917 - positional, as ``_request_facts`` is
+    method: str,
+    safe_url: str,
+    content: bytes,
+    source: str | None,
+    budget: float | None,
+    fingerprint: bool,
+) -> RequestFacts:
+    """``_request_facts`` read from the whole document (``orjson``)."""
     doc: Any = None
     if content:
         try:
@@ -145,7 +213,6 @@ def _request_facts(  # noqa: PLR0917 - the per-call path: positional, no keyword
     options = doc.get("stream_options")
     max_tokens = doc.get("max_completion_tokens", doc.get("max_tokens"))
     model = doc.get("model")
-    # The frozen dataclass's own __init__ costs a few µs a call: built from its fields in order.
     return _build_request(
         method,
         safe_url,
@@ -197,53 +264,11 @@ def _is_utf8(content: bytes) -> bool:
     return True
 
 
-def _typed_facts(
-    typed: _TypedRequest,
-    method: str,
-    safe_url: str,
-    budget: float | None,
-    source: str | None,
-) -> RequestFacts | None:
-    """The facts of a typed decode, or None when the general path must read the body."""
-    max_tokens = typed.max_completion_tokens
-    if max_tokens is msgspec.UNSET:
-        max_tokens = typed.max_tokens
-    if max_tokens is not None and not _INT_MIN <= max_tokens <= _INT_MAX:
-        return None
-    messages = typed.messages
-    roles: tuple[str, ...] = ()
-    count = 0
-    if messages is not None:
-        count = len(messages)
-        found = set(map(_role_of, messages))
-        found.discard(None)
-        roles = tuple(sorted(found))
-    options = typed.stream_options
-    return _build_request(
-        method,
-        safe_url,
-        typed.model,
-        count,
-        roles,
-        typed.stream is True,
-        options is not None and options.include_usage is True,
-        max_tokens,
-        budget,
-        None,
-        source,
-    )
-
-
 def _kept_headers_of(
     headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
 ) -> dict[str, str]:
-    """The kept response headers (by lower-case name) of what ``on_response`` was given."""
-    items = header_items(headers)  # httpx2.Headers: its names come lower-cased
-    if items is not None:
-        try:
-            return _kept_lowered_headers(items)
-        except (ValueError, LookupError, TypeError):  # not the items of httpx2 (the seam moved)
-            pass  # the public way
+    """The kept response headers (by lower-case name) of what ``on_response`` was given, read
+    the public way (``on_response`` reads an ``httpx2.Headers``' own items first)."""
     raw = getattr(headers, "raw", None)  # httpx2.Headers: its raw bytes decode cheapest
     if raw is not None:  # raw header bytes: only the few kept are decoded
         return _kept_raw_headers(raw)
@@ -359,6 +384,16 @@ def _safe_url(url: str) -> str:
     return safe
 
 
+#: Where the call's finished (redacted) ``Exchange`` is handed back, as httpx hands back a
+#: response's ``extensions``: in the response's (once its body has been read or closed) and in
+#: the request's (also when sending raised).
+EXCHANGE_EXTENSION = "chatcontract.exchange"
+
+#: The response extension holding the call's ``StreamParser`` when the answer is an SSE
+#: stream: the one parser of the call, fed as the bytes pass, which a reader of the stream
+#: (``ChatClient``) reads its deltas from instead of decoding the bytes a second time.
+STREAM_EXTENSION = "chatcontract.stream"
+
 #: The request extension where the observer leaves a non-streamed 2xx body's
 #: :func:`~chatcontract.wire.parse_completion` result (a :class:`ParsedBody`), so that a reader
 #: of the same body (``ChatClient``) does not parse it a second time.
@@ -385,8 +420,22 @@ class ParsedBody:
 class CallObserver:
     """Watches one HTTP call and produces its ``Exchange`` exactly once.
 
-    ``home``: a mapping (the request's ``extensions``) where :meth:`finish` leaves a
-    non-streamed 2xx body's parse as a :class:`ParsedBody`, under :data:`PARSED_EXTENSION`.
+    Args:
+        request: the request's facts (:func:`request_facts`).
+        contract: classifies the answer (None: the defaults).
+        sinks: called with the finished Exchange, in order.
+        secrets: removed from failure messages (and, with ``redact``, from the Exchange).
+        attempt, route: recorded in the Exchange.
+        capture_content: keep the completion text in the Exchange.
+        shapes: fingerprint the shapes of a successful call (failures always are).
+        request_content: the request body, fingerprinted only if the call fails (with
+            ``shapes`` off); it is not kept past the call.
+        home: a mapping (the request's ``extensions``) where :meth:`finish` leaves the finished
+            Exchange, under :data:`EXCHANGE_EXTENSION`, and a non-streamed 2xx body's parse as
+            a :class:`ParsedBody`, under :data:`PARSED_EXTENSION`.
+        redact: hand out the Exchange redacted (:meth:`Exchange.redacted`) of ``secrets``.
+        on_sink_error: called with a sink and its exception when that sink raises; the other
+            sinks still run and the call goes on. None: the exception propagates.
     """
 
     # What a call starts without, as class defaults (each call's observer sets only what it
@@ -395,6 +444,8 @@ class CallObserver:
     _body_bytes = 0
     _stream: StreamParser | None = None
     _first_byte_at: float | None = None
+    _homes: list[dict[str, Any]] | None = None
+    _stale_replaced = False
     exchange: Exchange | None = None
 
     def __init__(
@@ -410,6 +461,8 @@ class CallObserver:
         shapes: bool = True,
         request_content: bytes = b"",
         home: dict[str, Any] | None = None,
+        redact: bool = False,
+        on_sink_error: Callable[[ExchangeSink, Exception], None] | None = None,
     ) -> None:
         self._home = home
         self.clock = PhaseClock()
@@ -425,8 +478,30 @@ class CallObserver:
         self._attempt = attempt
         self._route = route
         self._capture = capture_content
+        self._redact = redact
+        self._on_sink_error = on_sink_error
         self._headers: dict[str, str] = {}
         self._body = bytearray()
+
+    def connection_replaced(self) -> None:
+        """The request is being sent again on a new connection, the pooled one it went out on
+        having been dropped by the server: the Exchange says so, and the send is timed anew."""
+        self._stale_replaced = True
+        self.clock.restart_send()
+
+    def hand_back_in(self, extensions: dict[str, Any]) -> None:
+        """Also leave the call's stream parser (an SSE answer's), under
+        :data:`STREAM_EXTENSION`, and its Exchange, under :data:`EXCHANGE_EXTENSION` (now, or
+        when it is finished), in ``extensions`` (a response's)."""
+        stream = self._stream
+        if stream is not None:
+            extensions[STREAM_EXTENSION] = stream
+        if self.exchange is not None:
+            extensions[EXCHANGE_EXTENSION] = self.exchange
+        elif self._homes is None:
+            self._homes = [extensions]
+        else:
+            self._homes.append(extensions)
 
     @property
     def stream(self) -> StreamParser | None:
@@ -445,8 +520,17 @@ class CallObserver:
         an ``httpx2.Headers``); ``at``: when (``time.perf_counter``), default now."""
         self._first_byte_at = self.clock.ends.get("headers") or at or time.perf_counter()
         self._status = status
-        self._headers = _kept_headers_of(headers)
-        is_sse = "text/event-stream" in self._headers.get("content-type", "")
+        kept = None
+        items = header_items(headers)  # httpx2.Headers: its names come lower-cased
+        if items is not None:
+            try:
+                kept = _kept_lowered_headers(items)
+            except (ValueError, LookupError, TypeError):  # not the items of httpx2 (the seam moved)
+                kept = None
+        if kept is None:
+            kept = _kept_headers_of(headers)
+        self._headers = kept
+        is_sse = "text/event-stream" in kept.get("content-type", "")
         if is_sse and 200 <= status < 300:
             # Usage is owed only when this request asked for it: the openai SDK, by default,
             # sends no ``stream_options`` and gets no usage chunk, rightly.
@@ -501,7 +585,7 @@ class CallObserver:
         # so the client names a stall for what it was, never a silent route (first byte).
         if failure.code == "read_timeout":
             failure = self._stalled(failure, "the response body stalled after its head")
-        response = self._non_stream_facts(self._status, bytes(self._body), None, True)
+        response = self._response_facts(self._status, None, _body_fingerprint(bytes(self._body)))
         return self._emit(failure=failure, response=response)
 
     def _stalled(self, failure: Failure, words: str) -> Failure:
@@ -532,25 +616,22 @@ class CallObserver:
                 max_tokens=self._request.max_tokens,
                 secrets=self._secrets,
             )
-            usage = result.usage
             response = self._response_facts(
                 status,
-                model=result.model,
-                response_id=result.id,
-                finish_reason=result.finish_reason,
-                usage=usage,
-                content=result.content,
-                stream_verdict=str(result.verdict),
-                chunk_count=result.chunk_count,
-                fingerprint=self._chunk_fingerprint() if self._shapes or failure else None,
+                result,
+                self._chunk_fingerprint() if self._shapes or failure else None,
+                str(result.verdict),
+                result.chunk_count,
             )
             ttft = self.clock.since_origin_ms(result.first_token_at)
             return self._emit(failure=failure, response=response, ttft_ms=ttft, ended=ended)
         body = bytes(self._body)
         contract = self._contract
         parsed = None
+        completion = None
         if 200 <= status < 300:
             parsed = parse_completion(body, contract=contract)
+            completion = parsed.completion
             if self._home is not None:
                 found: ParsedBody = _ParsedDraft(body, contract, parsed)
                 found.__class__ = ParsedBody
@@ -566,7 +647,8 @@ class CallObserver:
             secrets=self._secrets,
             parsed=parsed,
         )
-        response = self._non_stream_facts(status, body, parsed, self._shapes or failure is not None)
+        fingerprint = _body_fingerprint(body) if self._shapes or failure is not None else None
+        response = self._response_facts(status, completion, fingerprint)
         return self._emit(failure, response, None, ended)
 
     # -- building -------------------------------------------------------------------------
@@ -597,37 +679,16 @@ class CallObserver:
         ordered = tuple(sorted(paths))
         return Fingerprint(digest=_digest(ordered), paths=ordered)
 
-    def _non_stream_facts(
-        self, status: int, body: bytes, parsed: CompletionResult | None, shapes: bool
-    ) -> ResponseFacts:
-        fingerprint = _body_fingerprint(body) if shapes else None
-        completion = None if parsed is None else parsed.completion
-        if completion is None:
-            return self._response_facts(status, fingerprint=fingerprint)
-        return self._response_facts(
-            status,
-            completion.model,
-            completion.id,
-            completion.finish_reason,
-            completion.usage,
-            completion.content,
-            None,
-            0,
-            fingerprint,
-        )
-
-    def _response_facts(  # noqa: PLR0917 - positional: a non-streamed call passes them so
+    def _response_facts(
         self,
         status: int,
-        model: str | None = None,
-        response_id: str | None = None,
-        finish_reason: str | None = None,
-        usage: Any = None,
-        content: str | None = None,
+        answer: _Answer | None,
+        fingerprint: Fingerprint | None,
         stream_verdict: str | None = None,
         chunk_count: int = 0,
-        fingerprint: Fingerprint | None = None,
     ) -> ResponseFacts:
+        """The response's facts: its head's, and those of ``answer`` (the parsed completion or
+        the stream's result; None: nothing was parsed)."""
         headers = self._headers  # the kept ones only (``_kept_headers``)
         # The kept headers are the content type, the request ids and the rate limits. (Loops,
         # not comprehensions: each of those is a function call.)
@@ -641,6 +702,10 @@ class CallObserver:
         if len(ids) > 1:  # most specific first
             ids = {name: ids[name] for name in _REQUEST_ID_HEADERS if name in ids}
         stream = self._stream
+        model = response_id = finish_reason = usage = content = None
+        if answer is not None:
+            model, response_id, finish_reason = answer.model, answer.id, answer.finish_reason
+            usage, content = answer.usage, answer.content
         response: ResponseFacts = _ResponseDraft(
             status,
             headers.get("content-type"),
@@ -699,16 +764,37 @@ class CallObserver:
             self._attempt,
             self._route,
             failure,
-            False,
+            self._stale_replaced,
         )
         exchange.__class__ = Exchange
+        if self._redact and (
+            failure is not None
+            or (response is not None and not response_is_clean(response, self._secrets))
+        ):  # (the usual success is clean: one scan of its texts, no call of ``redacted``)
+            exchange = exchange.redacted(self._secrets)
         self.exchange = exchange
+        home = self._home
+        if home is not None:
+            home[EXCHANGE_EXTENSION] = exchange
+        homes = self._homes
+        if homes is not None:
+            for extensions in homes:
+                extensions[EXCHANGE_EXTENSION] = exchange
+            self._homes = None
+        on_error = self._on_sink_error
         for sink in self._sinks:
-            sink(exchange)
+            if on_error is None:
+                sink(exchange)
+                continue
+            try:
+                sink(exchange)
+            except Exception as exc:  # a sink never fails the call it observes
+                on_error(sink, exc)
         return exchange
 
 
 _build_request = positional_builder(RequestFacts)
+_RequestDraft = draft_class(RequestFacts)
 # Built at each call's end: a draft, then its class (``wire._values``), one call fewer each.
 _ResponseDraft = draft_class(ResponseFacts)
 _TimingsDraft = draft_class(Timings)
