@@ -265,7 +265,9 @@ class ClientCore:
             if contract.streaming.include_usage and "stream_options" not in body_params:
                 body_params["stream_options"] = {"include_usage": True}
             options = body_params.get("stream_options")
-            include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+            include_usage = (type(options) is dict or isinstance(options, Mapping)) and (
+                options.get("include_usage") is True
+            )
         call_routes = self.routes if routes is None else tuple(routes)
         if not call_routes:
             raise ValueError("a call needs at least one route")
@@ -311,7 +313,13 @@ class ClientCore:
             accepts_restart=accepts_restart,
         )
         prepared = _PreparedDraft(  # ``PreparedCall(...)``, its fields in order
-            plan, body_params, plan_messages, dict(headers or {}), stream, include_usage, {}
+            plan,
+            body_params,
+            plan_messages,
+            dict(headers) if headers else {},
+            stream,
+            include_usage,
+            {},
         )
         prepared.__class__ = PreparedCall
         return prepared  # type: ignore[no-any-return]

@@ -100,7 +100,7 @@ _Check = tuple[str, Callable[[object], bool]]
 #: for any field that is not required). Unknown fields are left alone.
 FIELD_TYPES: Mapping[str, _Check] = {
     "model": ("non-empty string", _is_non_empty_str),
-    "messages": ("non-empty array", lambda v: _is_array(v) and bool(v)),
+    "messages": ("non-empty array", lambda v: isinstance(v, list | tuple) and bool(v)),
     "stream": ("boolean", lambda v: type(v) is bool),
     "stream_options": ("object", _is_object),
     "temperature": ("number", _is_number),
@@ -166,7 +166,10 @@ def request_errors(
 
     Raises ``TypeError`` if ``body`` is not a mapping (a programming error).
     """
-    return _errors(body, _spec("request_errors", body, contract).required, [])
+    if type(body) is not dict and not _is_object(body):
+        raise TypeError(f"request_errors() takes a mapping, got {type(body).__name__}")
+    spec = contract.request if contract is not None else _DEFAULT_SPEC
+    return _errors(body, spec.required, [])
 
 
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
@@ -174,7 +177,7 @@ def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
     (a positive integer; None when neither is one)."""
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
-        if _is_positive_int(value):
+        if type(value) is int and value > 0:  # ``_is_positive_int``, without its call
             return value
     return None
 
@@ -191,32 +194,34 @@ def _errors(
     """What breaks the contract in ``body``; the known roles its messages use go to
     ``roles``, in order of first use."""
     errors: list[Violation] = []
+    plain = type(body) is dict
     for name in required:
-        value = _lookup(body, name)
+        # ``_lookup``, without its call for a top-level field of a dict
+        value = body.get(name, MISSING) if plain and "." not in name else _lookup(body, name)
         if value is MISSING or value is None:
             kind = ViolationKind.MISSING if value is MISSING else ViolationKind.NULL
             expected = FIELD_TYPES[name][0] if name in FIELD_TYPES else "a value"
             errors.append(_violation(kind, f"$.{name}", expected, value))
-    if type(body) is not dict or not _types_ok(body):
+    if not plain or not _types_ok(body):
         for name, (expected, accepts) in FIELD_TYPES.items():
             value = body.get(name)
             if value is not None and not accepts(value):
                 errors.append(_violation(ViolationKind.TYPE, f"$.{name}", expected, value))
     options = body.get("stream_options")
-    if _is_object(options):
+    if options is not None and _is_object(options):
         for name, (expected, accepts) in _STREAM_OPTION_TYPES.items():
             value = options.get(name)
             if value is not None and not accepts(value):
                 path = f"$.stream_options.{name}"
                 errors.append(_violation(ViolationKind.TYPE, path, expected, value))
     messages = body.get("messages")
-    if _is_array(messages):
+    if isinstance(messages, list | tuple):
         for index, message in enumerate(messages):
             _check_message(message, index, errors, roles)
     return tuple(errors)
 
 
-def _types_ok(body: dict[str, Any]) -> bool:
+def _types_ok(body: Mapping[str, Any]) -> bool:
     """Whether every field of ``body`` that :data:`FIELD_TYPES` types has its type: checked
     over the body's own fields (a few), not the table's; False sends the caller through the
     table in its order, which reports the wrong ones in that order."""
@@ -256,7 +261,7 @@ _ROLE_LIKE = re.compile(r"^[a-z_]{1,24}$")
 
 def _check_message(message: object, index: int, errors: list[Violation], roles: list[str]) -> None:
     """One message's errors (its path built only for an error, never per message)."""
-    if not _is_object(message):
+    if type(message) is not dict and not _is_object(message):
         errors.append(_violation(ViolationKind.TYPE, f"$.messages[{index}]", "object", message))
         return
     role = message.get("role", MISSING)
