@@ -144,3 +144,18 @@ def test_a_read_request_holds_each_field_where_its_constructor_puts_it(table):
     assert [route.name for route in request.routes] == ["primary", "backup"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.stream = False  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("model", "names"),
+    [
+        pytest.param(None, ["primary", "backup", "third"], id="none"),
+        pytest.param("backup", ["backup", "primary", "third"], id="middle"),
+        pytest.param("third-model", ["third", "primary", "backup"], id="last-by-model"),
+    ],
+)
+def test_without_fallbacks_the_named_route_goes_first_then_the_others_in_order(table, model, names):
+    primary, backup = table.routes
+    third = dataclasses.replace(backup, name="third", model="third-model")
+    routes = RouteTable([primary, backup, third]).for_call(model, None)
+    assert [route.name for route in routes] == names

@@ -1,5 +1,7 @@
 """Exact figures and boundaries of the budget guard and the prompt estimate."""
 
+from types import MappingProxyType
+
 import pytest
 
 from chatcontract.contract import CostCaps, Policy, Prices
@@ -127,3 +129,24 @@ def test_kill_switch_words_are_case_and_space_insensitive(value, active):
     policy = Policy(kill_switch_env="CC_KILL")
     assert kill_switch_active(policy, {"CC_KILL": value}) is active
     assert kill_switch_active(policy, {}) is False
+
+
+class _Text(str):
+    """A string subclass: counted as text like any string."""
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": "x" * 9},
+        {"role": _Text("user"), "content": _Text("x" * 9)},
+        {"role": "user", "content": [{"type": "text", "text": "x" * 9}]},
+        {"role": "user", "content": ({"type": "text", "text": "xxxx"}, "xxxxx")},
+        {"role": "user", "content": "x" * 9, "type": "ignored", "n": 3},
+    ],
+    ids=["string", "string-subclass", "part", "tuple-of-parts", "type-and-number"],
+)
+def test_a_dict_message_and_the_same_read_only_mapping_estimate_alike(message):
+    # 4 + 9 characters of text in each: 4 tokens, plus the message's and the request's own.
+    assert estimate_prompt_tokens([message]) == 3 + 4 + 4
+    assert estimate_prompt_tokens([MappingProxyType(message)]) == 3 + 4 + 4

@@ -254,3 +254,29 @@ def test_breaker_values_are_frozen_and_keyword_only():
     with pytest.raises(TypeError):
         BreakerChange("p", "closed", "open", 3, "r")  # type: ignore[misc]
     assert not hasattr(health, "__dict__") and not hasattr(change, "__dict__")
+
+
+def test_breakers_are_idle_until_a_counted_failure_and_again_after_a_success():
+    breakers, _ = make(failures=3)
+    assert breakers.idle
+    breakers.record_failure("primary", "validation")  # not counted: nothing on record
+    assert breakers.idle
+    fail(breakers, 1)
+    assert not breakers.idle  # one failure counted, the breaker still closed
+    breakers.record_success("primary")
+    assert breakers.idle
+
+
+def test_an_open_or_half_open_breaker_is_not_idle():
+    breakers, clock = make(failures=1, cooldown_ms=1_000)
+    fail(breakers, 1)
+    assert not breakers.idle
+    clock.now += 1.0
+    assert breakers.order(ROUTES) == ROUTES  # the trial: half-open
+    assert not breakers.idle
+
+
+def test_disabled_breakers_are_always_idle():
+    breakers, _ = make(failures=1, enabled=False)
+    fail(breakers, 3)
+    assert breakers.idle

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from chatcontract.contract import RequestSpec, load_preset
 from chatcontract.wire import RequestCheck, ViolationKind, check_request, check_request_bytes
+from chatcontract.wire.request import request_errors, requested_max_tokens
 
 COMETAPI = load_preset("cometapi")
 ROLE_ERROR = "$.messages[0].role: expected one of system, developer, user, assistant, tool, got "
@@ -580,3 +581,68 @@ def test_a_dotted_caution_field_is_looked_up_in_a_dict_body(options, warned):
     contract = replace(COMETAPI, request=spec)
     check = check_request(body(stream=True, stream_options=options), contract=contract)
     assert bool(check.warnings) == warned
+
+
+# --------------------------------------------------------------------------- errors alone
+# ``request_errors`` is what a client checks before it sends: the same errors as
+# ``check_request``, without the facts.
+
+_STRICTER = replace(
+    COMETAPI, request=RequestSpec(required=("model", "messages", "max_tokens", "stream_options.x"))
+)
+
+
+@settings(max_examples=examples(300))
+@given(
+    st.dictionaries(
+        st.sampled_from(["model", "messages", "stream", "stream_options", "temperature",
+                         "max_tokens", "max_completion_tokens", "tools", "x"]),
+        json_values,
+        max_size=6,
+    ),
+    st.sampled_from([COMETAPI, _STRICTER, None]),
+)  # fmt: skip
+def test_request_errors_are_the_errors_check_request_finds(doc, contract):
+    expected = check_request(doc, contract=contract)
+    assert request_errors(doc, contract=contract) == expected.errors
+    assert request_errors(MappingProxyType(doc), contract=contract) == expected.errors
+    assert requested_max_tokens(doc) == expected.max_tokens
+
+
+@pytest.mark.parametrize(
+    ("message", "paths"),
+    [
+        ({"role": "user", "content": "hi"}, []),
+        ({"role": "user", "content": 5}, ["$.messages[1].content"]),
+        ({"role": "user", "content": None}, ["$.messages[1].content"]),
+        ({"role": "user", "content": [{"type": "text"}, 3]}, ["$.messages[1].content[1]"]),
+        ({"role": "tool", "content": "x"}, ["$.messages[1].tool_call_id"]),
+        ({"role": "user", "content": "x", "tool_calls": 1}, ["$.messages[1].tool_calls"]),
+        ("hi", ["$.messages[1]"]),
+    ],
+    ids=["string", "number", "null", "bad-part", "tool-without-id", "calls-not-array", "text"],
+)
+def test_a_message_error_names_the_message_by_its_index(message, paths):
+    doc = {"model": "m", "messages": [{"role": "user", "content": "first"}, message]}
+    assert [error.path for error in request_errors(doc)] == paths
+
+
+def test_request_errors_of_a_non_mapping_is_a_programming_error():
+    with pytest.raises(TypeError, match=r"request_errors\(\) takes a mapping"):
+        request_errors([("model", "x")])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"max_tokens": 16}, 16),
+        ({"max_completion_tokens": 8, "max_tokens": 16}, 8),
+        ({"max_completion_tokens": 0, "max_tokens": 16}, 16),
+        ({"max_tokens": True}, None),
+        ({"max_tokens": 0}, None),
+        ({}, None),
+    ],
+    ids=["max-tokens", "completion-first", "zero-skipped", "bool", "zero", "none"],
+)
+def test_requested_max_tokens(doc, expected):
+    assert requested_max_tokens(doc) == expected

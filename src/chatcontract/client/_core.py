@@ -33,8 +33,9 @@ from chatcontract.policy.recovery import TOLERATED_CODES
 from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, TelemetrySink
 from chatcontract.transport import EXCHANGE_EXTENSION, ExchangeSink
 from chatcontract.transport.observer import PARSED_EXTENSION, ParsedBody
-from chatcontract.wire import Completion, check_request, parse_completion
+from chatcontract.wire import Completion, parse_completion
 from chatcontract.wire._values import draft_class
+from chatcontract.wire.request import request_errors, requested_max_tokens
 
 from ._guard import WATCH_EXTENSION, AttemptWatch
 from ._plan import AttemptOutcome, CallPlan, Fail, Finish, Send, Step, Wait, attempt_outcome
@@ -264,17 +265,19 @@ class ClientCore:
             if contract.streaming.include_usage and "stream_options" not in body_params:
                 body_params["stream_options"] = {"include_usage": True}
             options = body_params.get("stream_options")
-            include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+            include_usage = (type(options) is dict or isinstance(options, Mapping)) and (
+                options.get("include_usage") is True
+            )
         call_routes = self.routes if routes is None else tuple(routes)
         if not call_routes:
             raise ValueError("a call needs at least one route")
-        check = check_request(
-            {"model": call_routes[0].model, "messages": messages, **body_params},
-            contract=contract,
-        )
-        if not check.ok:
-            shown = "; ".join(str(error) for error in check.errors[:3])
-            more = f" (+{len(check.errors) - 3} more)" if len(check.errors) > 3 else ""
+        # The body the first route is sent (the others differ by their model only): only its
+        # errors count here (the transport records the request's facts from what it sends).
+        body = {"model": call_routes[0].model, "messages": messages, **body_params}
+        errors = request_errors(body, contract=contract)
+        if errors:
+            shown = "; ".join(str(error) for error in errors[:3])
+            more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
             failure = make_failure(
                 kind="semantic",
                 category="validation",
@@ -300,7 +303,7 @@ class ClientCore:
             wall_clock=self.wall_clock,
             guard=self.guard,
             prompt_tokens=estimate_prompt_tokens(plan_messages),
-            max_tokens=check.max_tokens,
+            max_tokens=requested_max_tokens(body),
             kill_switch=kill_switch,
             kill_switch_env=policy.kill_switch_env,
             emit=self.emit,
@@ -310,7 +313,13 @@ class ClientCore:
             accepts_restart=accepts_restart,
         )
         prepared = _PreparedDraft(  # ``PreparedCall(...)``, its fields in order
-            plan, body_params, plan_messages, dict(headers or {}), stream, include_usage, {}
+            plan,
+            body_params,
+            plan_messages,
+            dict(headers) if headers else {},
+            stream,
+            include_usage,
+            {},
         )
         prepared.__class__ = PreparedCall
         return prepared  # type: ignore[no-any-return]
@@ -319,7 +328,10 @@ class ClientCore:
         """The routes (default: all) in the order the breakers give for one call: an open
         route is tried after the others (never dropped), a half-open one gets its one trial
         call."""
-        by_name = {route.name: route for route in (self.routes if routes is None else routes)}
+        chosen = self.routes if routes is None else tuple(routes)
+        if self.breakers.idle and (chosen is self.routes or len(chosen) < 2 or _distinct(chosen)):
+            return chosen  # what the breakers would give (the contract's names are distinct)
+        by_name = {route.name: route for route in chosen}
         return tuple(by_name[name] for name in self.breakers.order(list(by_name)))
 
     # -- one attempt ---------------------------------------------------------------------
@@ -503,6 +515,11 @@ class ClientCore:
         partial = reader.result
         answer = partial.as_completion() if readable(exchange) else None
         return attempt_outcome(exchange, answer, partial, reader.delivered)
+
+
+def _distinct(routes: tuple[Route, ...]) -> bool:
+    """No two of ``routes`` share a name (``ordered_routes`` keeps one route per name)."""
+    return len({route.name for route in routes}) == len(routes)
 
 
 def _stream_read_ms(timeouts: Timeouts) -> int:

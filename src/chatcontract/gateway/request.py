@@ -80,6 +80,12 @@ class RouteTable:
         for route in self.routes:  # a route name wins over a model of the same spelling
             found[route.name] = route
         self._by_name = found
+        #: By each route's identity, the call's routes when the request names no fallbacks:
+        #: that route, then every other one.
+        self._with_others = {
+            id(route): (route, *(other for other in self.routes if other is not route))
+            for route in self.routes
+        }
 
     def get(self, name: str) -> Route | None:
         """The route a model or route name means, else None."""
@@ -114,7 +120,7 @@ class RouteTable:
                 )
             first = found
         if fallbacks is None:
-            return (first, *(route for route in self.routes if route is not first))
+            return self._with_others[id(first)]
         if not isinstance(fallbacks, list) or not all(isinstance(f, str) for f in fallbacks):
             raise _invalid(
                 'fallbacks must be a list of model or route names, e.g. ["backup"]', "fallbacks"
@@ -199,7 +205,7 @@ def parse_request(body: bytes, table: RouteTable, *, deadline: str | None) -> Ga
         options = params.get("stream_options")
         if options is None:
             options = {}
-        if not isinstance(options, Mapping):
+        if type(options) is not dict and not isinstance(options, Mapping):
             raise _invalid('stream_options must be an object, e.g. {"include_usage": true}',
                            "stream_options")  # fmt: skip
         client_usage = options.get("include_usage") is True

@@ -131,6 +131,12 @@ class Breakers:
         """The cool-down in seconds."""
         return self.policy.cooldown_ms / 1000.0
 
+    @property
+    def idle(self) -> bool:
+        """No route has a counted failure on record (or breakers are off): :meth:`order` would
+        give any routes back as they are, claiming no trial (a cheap test before it)."""
+        return not self.policy.enabled or not self._routes
+
     def order(self, routes: Sequence[str]) -> tuple[str, ...]:
         """``routes`` in the order to try them for one call.
 

@@ -69,8 +69,13 @@ def _text_chars(value: Any) -> int:
     """Characters of text inside a message value, without keeping any of it."""
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, Mapping):
-        return sum(_text_chars(item) for key, item in value.items() if key != "type")
+    if type(value) is dict or isinstance(value, Mapping):
+        total = 0
+        for key, item in value.items():
+            if key != "type":
+                # A string (a message's role and content) counted here: no call for it.
+                total += len(item) if type(item) is str else _text_chars(item)
+        return total
     if isinstance(value, list | tuple):
         return sum(_text_chars(item) for item in value)
     return 0

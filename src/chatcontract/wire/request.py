@@ -23,7 +23,14 @@ from chatcontract.contract.model import Contract, RequestSpec
 from chatcontract.wire._json import loads
 from chatcontract.wire.violation import MISSING, Violation, ViolationKind, describe
 
-__all__ = ["ROLES", "RequestCheck", "check_request", "check_request_bytes"]
+__all__ = [
+    "ROLES",
+    "RequestCheck",
+    "check_request",
+    "check_request_bytes",
+    "request_errors",
+    "requested_max_tokens",
+]
 
 #: Message roles an OpenAI-compatible chat completions API accepts.
 ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant", "tool")
@@ -93,7 +100,7 @@ _Check = tuple[str, Callable[[object], bool]]
 #: for any field that is not required). Unknown fields are left alone.
 FIELD_TYPES: Mapping[str, _Check] = {
     "model": ("non-empty string", _is_non_empty_str),
-    "messages": ("non-empty array", lambda v: _is_array(v) and bool(v)),
+    "messages": ("non-empty array", lambda v: isinstance(v, list | tuple) and bool(v)),
     "stream": ("boolean", lambda v: type(v) is bool),
     "stream_options": ("object", _is_object),
     "temperature": ("number", _is_number),
@@ -133,35 +140,13 @@ def check_request(body: Mapping[str, Any], *, contract: Contract | None = None) 
 
     Raises ``TypeError`` if ``body`` is not a mapping (a programming error).
     """
-    if not _is_object(body):
-        raise TypeError(f"check_request() takes a mapping, got {type(body).__name__}")
-    spec = contract.request if contract is not None else _DEFAULT_SPEC
-    errors: list[Violation] = []
-    for name in spec.required:
-        value = _lookup(body, name)
-        if value is MISSING or value is None:
-            kind = ViolationKind.MISSING if value is MISSING else ViolationKind.NULL
-            expected = FIELD_TYPES[name][0] if name in FIELD_TYPES else "a value"
-            errors.append(_violation(kind, f"$.{name}", expected, value))
-    if type(body) is not dict or not _types_ok(body):
-        for name, (expected, accepts) in FIELD_TYPES.items():
-            value = body.get(name)
-            if value is not None and not accepts(value):
-                errors.append(_violation(ViolationKind.TYPE, f"$.{name}", expected, value))
-    options = body.get("stream_options")
-    if _is_object(options):
-        for name, (expected, accepts) in _STREAM_OPTION_TYPES.items():
-            value = options.get(name)
-            if value is not None and not accepts(value):
-                path = f"$.stream_options.{name}"
-                errors.append(_violation(ViolationKind.TYPE, path, expected, value))
-    messages = body.get("messages")
+    spec = _spec("check_request", body, contract)
     roles: list[str] = []
-    if _is_array(messages):
-        for index, message in enumerate(messages):
-            _check_message(message, f"$.messages[{index}]", errors, roles)
+    errors = _errors(body, spec.required, roles)
+    options = body.get("stream_options")
+    messages = body.get("messages")
     return RequestCheck(
-        errors=tuple(errors),
+        errors=errors,
         warnings=_warnings(body, spec.cautions),
         fields=tuple(sorted(map(str, body))),
         model=body.get("model") if type(body.get("model")) is str else None,
@@ -169,11 +154,74 @@ def check_request(body: Mapping[str, Any], *, contract: Contract | None = None) 
         include_usage=_is_object(options) and options.get("include_usage") is True,
         message_count=len(messages) if _is_array(messages) else 0,
         roles=tuple(roles),
-        max_tokens=_max_tokens(body),
+        max_tokens=requested_max_tokens(body),
     )
 
 
-def _types_ok(body: dict[str, Any]) -> bool:
+def request_errors(
+    body: Mapping[str, Any], *, contract: Contract | None = None
+) -> tuple[Violation, ...]:
+    """``check_request(body, contract=contract).errors`` alone: the verdict a client needs
+    before it sends, without the facts (warnings, field names, roles) recorded elsewhere.
+
+    Raises ``TypeError`` if ``body`` is not a mapping (a programming error).
+    """
+    if type(body) is not dict and not _is_object(body):
+        raise TypeError(f"request_errors() takes a mapping, got {type(body).__name__}")
+    spec = contract.request if contract is not None else _DEFAULT_SPEC
+    return _errors(body, spec.required, [])
+
+
+def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
+    """The completion cap a request sets: ``max_completion_tokens``, else ``max_tokens``
+    (a positive integer; None when neither is one)."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if type(value) is int and value > 0:  # ``_is_positive_int``, without its call
+            return value
+    return None
+
+
+def _spec(caller: str, body: Mapping[str, Any], contract: Contract | None) -> RequestSpec:
+    if not _is_object(body):
+        raise TypeError(f"{caller}() takes a mapping, got {type(body).__name__}")
+    return contract.request if contract is not None else _DEFAULT_SPEC
+
+
+def _errors(
+    body: Mapping[str, Any], required: Sequence[str], roles: list[str]
+) -> tuple[Violation, ...]:
+    """What breaks the contract in ``body``; the known roles its messages use go to
+    ``roles``, in order of first use."""
+    errors: list[Violation] = []
+    plain = type(body) is dict
+    for name in required:
+        # ``_lookup``, without its call for a top-level field of a dict
+        value = body.get(name, MISSING) if plain and "." not in name else _lookup(body, name)
+        if value is MISSING or value is None:
+            kind = ViolationKind.MISSING if value is MISSING else ViolationKind.NULL
+            expected = FIELD_TYPES[name][0] if name in FIELD_TYPES else "a value"
+            errors.append(_violation(kind, f"$.{name}", expected, value))
+    if not plain or not _types_ok(body):
+        for name, (expected, accepts) in FIELD_TYPES.items():
+            value = body.get(name)
+            if value is not None and not accepts(value):
+                errors.append(_violation(ViolationKind.TYPE, f"$.{name}", expected, value))
+    options = body.get("stream_options")
+    if options is not None and _is_object(options):
+        for name, (expected, accepts) in _STREAM_OPTION_TYPES.items():
+            value = options.get(name)
+            if value is not None and not accepts(value):
+                path = f"$.stream_options.{name}"
+                errors.append(_violation(ViolationKind.TYPE, path, expected, value))
+    messages = body.get("messages")
+    if isinstance(messages, list | tuple):
+        for index, message in enumerate(messages):
+            _check_message(message, index, errors, roles)
+    return tuple(errors)
+
+
+def _types_ok(body: Mapping[str, Any]) -> bool:
     """Whether every field of ``body`` that :data:`FIELD_TYPES` types has its type: checked
     over the body's own fields (a few), not the table's; False sends the caller through the
     table in its order, which reports the wrong ones in that order."""
@@ -211,9 +259,10 @@ def check_request_bytes(body: bytes, *, contract: Contract | None = None) -> Req
 _ROLE_LIKE = re.compile(r"^[a-z_]{1,24}$")
 
 
-def _check_message(message: object, where: str, errors: list[Violation], roles: list[str]) -> None:
-    if not _is_object(message):
-        errors.append(_violation(ViolationKind.TYPE, where, "object", message))
+def _check_message(message: object, index: int, errors: list[Violation], roles: list[str]) -> None:
+    """One message's errors (its path built only for an error, never per message)."""
+    if type(message) is not dict and not _is_object(message):
+        errors.append(_violation(ViolationKind.TYPE, f"$.messages[{index}]", "object", message))
         return
     role = message.get("role", MISSING)
     if role in ROLES:
@@ -224,31 +273,38 @@ def _check_message(message: object, where: str, errors: list[Violation], roles: 
         got = f"{role!r}" if type(role) is str and _ROLE_LIKE.match(role) else describe(role)
         errors.append(
             Violation(
-                kind=kind, path=f"{where}.role", expected=f"one of {', '.join(ROLES)}", got=got
+                kind=kind,
+                path=f"$.messages[{index}].role",
+                expected=f"one of {', '.join(ROLES)}",
+                got=got,
             )
         )
     content = message.get("content", MISSING)
     calls = message.get("tool_calls")
-    if content is MISSING or content is None:
+    if type(content) is str:
+        pass
+    elif content is MISSING or content is None:
         # an assistant turn that only calls tools carries no content
         if not (role == "assistant" and (calls or message.get("function_call"))):
             kind = ViolationKind.MISSING if content is MISSING else ViolationKind.NULL
-            errors.append(_violation(kind, f"{where}.content", "string or array", content))
+            path = f"$.messages[{index}].content"
+            errors.append(_violation(kind, path, "string or array", content))
     elif _is_array(content):
-        for index, part in enumerate(content):
+        for part_index, part in enumerate(content):
             if not isinstance(part, Mapping) or type(part.get("type")) is not str:
-                path = f"{where}.content[{index}]"
+                path = f"$.messages[{index}].content[{part_index}]"
                 errors.append(_violation(ViolationKind.TYPE, path, 'object with a "type"', part))
-    elif type(content) is not str:
-        errors.append(
-            _violation(ViolationKind.TYPE, f"{where}.content", "string or array", content)
-        )
+    else:
+        path = f"$.messages[{index}].content"
+        errors.append(_violation(ViolationKind.TYPE, path, "string or array", content))
     if calls is not None and not _is_array(calls):
-        errors.append(_violation(ViolationKind.TYPE, f"{where}.tool_calls", "array", calls))
+        path = f"$.messages[{index}].tool_calls"
+        errors.append(_violation(ViolationKind.TYPE, path, "array", calls))
     if role == "tool" and not _is_non_empty_str(message.get("tool_call_id")):
         value = message.get("tool_call_id", MISSING)
         kind = ViolationKind.MISSING if value is MISSING else ViolationKind.TYPE
-        errors.append(_violation(kind, f"{where}.tool_call_id", "non-empty string", value))
+        path = f"$.messages[{index}].tool_call_id"
+        errors.append(_violation(kind, path, "non-empty string", value))
 
 
 def _warnings(body: Mapping[str, Any], cautions: Sequence[str]) -> tuple[str, ...]:
@@ -280,14 +336,6 @@ def _lookup(body: Mapping[str, Any], dotted: str) -> object:
             return MISSING
         current = current[name]
     return current
-
-
-def _max_tokens(body: Mapping[str, Any]) -> int | None:
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if _is_positive_int(value):
-            return value
-    return None
 
 
 def _violation(kind: ViolationKind, path: str, expected: str, value: object) -> Violation:
