@@ -640,9 +640,57 @@ def test_request_errors_of_a_non_mapping_is_a_programming_error():
         ({"max_completion_tokens": 0, "max_tokens": 16}, 16),
         ({"max_tokens": True}, None),
         ({"max_tokens": 0}, None),
+        ({"max_tokens": -3}, None),
+        ({"max_tokens": 1}, 1),
         ({}, None),
     ],
-    ids=["max-tokens", "completion-first", "zero-skipped", "bool", "zero", "none"],
-)
+    ids=["max-tokens", "completion-first", "zero-skipped", "bool", "zero", "negative", "one",
+         "none"],
+)  # fmt: skip
 def test_requested_max_tokens(doc, expected):
     assert requested_max_tokens(doc) == expected
+
+
+def test_request_errors_takes_the_contract_by_keyword_only():
+    with pytest.raises(TypeError):
+        request_errors({"model": "m", "messages": []}, COMETAPI)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("make", [dict, MappingProxyType], ids=["dict", "mapping"])
+def test_a_nested_required_field_is_found_where_it_is(make):
+    doc = {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+           "max_tokens": 5, "stream_options": {"x": 1}}  # fmt: skip
+    assert request_errors(make(doc), contract=_STRICTER) == ()
+    del doc["stream_options"]
+    assert [e.path for e in request_errors(make(doc), contract=_STRICTER)] == ["$.stream_options.x"]
+
+
+@pytest.mark.parametrize(
+    ("make", "lookups", "type_checks"),
+    [(dict, 0, 1), (MappingProxyType, 2, 0)],
+    ids=["dict-reads-its-fields-directly", "other-mapping-the-general-way"],
+)
+def test_a_dict_body_takes_the_short_way_and_any_other_mapping_the_general_one(
+    monkeypatch, make, lookups, type_checks
+):
+    """The same errors either way (above); this pins which way each body takes: a dict's
+    top-level required fields are read without ``_lookup`` and its types checked by
+    ``_types_ok`` first, any other mapping goes through ``_lookup`` and the whole table."""
+    import chatcontract.wire.request as module
+
+    calls = {"lookup": 0, "types_ok": 0}
+    lookup, types_ok = module._lookup, module._types_ok
+
+    def counted_lookup(body, name):
+        calls["lookup"] += 1
+        return lookup(body, name)
+
+    def counted_types_ok(body):
+        calls["types_ok"] += 1
+        return types_ok(body)
+
+    monkeypatch.setattr(module, "_lookup", counted_lookup)
+    monkeypatch.setattr(module, "_types_ok", counted_types_ok)
+    doc = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert request_errors(make(doc)) == ()
+    assert calls == {"lookup": lookups, "types_ok": type_checks}
