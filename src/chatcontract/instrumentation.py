@@ -68,7 +68,7 @@ from chatcontract.transport import (
     install_backend,
 )
 from chatcontract.transport._httpx_seam import url_key
-from chatcontract.transport.instrumented import request_header, request_headers
+from chatcontract.transport.instrumented import request_header, sent_header
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -282,7 +282,7 @@ class _Gate:
 
     def metered(self, request: httpx2.Request) -> bool:
         """True when the request goes to the contract's endpoint (and is then observed)."""
-        sent = request_headers(request).get(_RETRY_COUNT_NAME)
+        sent = sent_header(request, _RETRY_COUNT_NAME)
         # b"0": the SDK's first attempt, i.e. nearly every call
         retries = (
             0

@@ -6,13 +6,13 @@ import httpcore2
 import httpx2
 import pytest
 
-from chatcontract.transport import InstrumentedTransport, install_backend, instrumented
+from chatcontract.transport import InstrumentedTransport, _httpx_seam, install_backend, instrumented
 from chatcontract.transport._httpx_seam import (
     BACKEND_ATTRIBUTE,
     HEADER_LIST_ATTRIBUTE,
     POOL_ATTRIBUTE,
     URI_ATTRIBUTE,
-    lowered_headers,
+    header_layout,
     network_backend,
     pool_of,
     set_network_backend,
@@ -114,10 +114,35 @@ def test_httpx2_headers_still_keep_their_lower_cased_names_where_the_seam_reads_
         (b"X-Stainless-Retry-Count", b"x-stainless-retry-count"),
         (b"Authorization", b"authorization"),
     ]
-    assert lowered_headers(headers) == {
-        b"x-stainless-retry-count": b"0",
-        b"authorization": b"Bearer k",
-    }
+    found = header_layout(headers)
+    assert found is not None
+    assert found[0] is items
+    assert found[1] == {b"x-stainless-retry-count": 0, b"authorization": 1}
+
+
+def test_a_head_layout_is_remembered_by_its_names_and_reads_each_request_s_own_values():
+    first = httpx2.Headers([("A", "1"), ("B", "2")])
+    second = httpx2.Headers([("a", "3"), ("b", "4")])
+    layout_1, layout_2 = header_layout(first), header_layout(second)
+    assert layout_1 is not None and layout_2 is not None
+    assert layout_1[1] is layout_2[1]  # worked out once for the same names
+    items, layout = layout_2
+    assert items[layout[b"b"]][2] == b"4"
+    assert header_layout(httpx2.Headers([("B", "5"), ("A", "6")]))[1] == {b"b": 0, b"a": 1}
+
+
+def test_a_repeated_name_has_no_layout_even_once_remembered():
+    headers = httpx2.Headers([("A", "1"), ("a", "2")])
+    assert header_layout(headers) is None
+    assert header_layout(httpx2.Headers([("a", "3"), ("A", "4")])) is None
+
+
+def test_the_layouts_remembered_are_bounded(monkeypatch):
+    monkeypatch.setattr(_httpx_seam, "_LAYOUTS", {})
+    for n in range(_httpx_seam._MAX_LAYOUTS + 10):
+        found = header_layout(httpx2.Headers([(f"x-{n}", "v")]))
+        assert found is not None and found[1] == {f"x-{n}".encode(): 0}
+    assert len(_httpx_seam._LAYOUTS) == _httpx_seam._MAX_LAYOUTS
 
 
 class _OtherHeaders:
@@ -131,11 +156,30 @@ class _OtherHeaders:
     ids=["repeated-name", "no-seam", "other-items"],
 )
 def test_headers_the_seam_cannot_read_in_one_pass_are_left_to_the_public_path(headers):
-    assert lowered_headers(headers) is None
+    assert header_layout(headers) is None
+
+
+class _UnhashableNames:
+    def __init__(self) -> None:
+        self._list = [(b"A", [b"a"], b"1")]
+
+
+class _ShortItems:
+    def __init__(self) -> None:
+        self._list = [(b"A",)]
+
+
+@pytest.mark.parametrize(
+    "headers", [_UnhashableNames(), _ShortItems()], ids=["unhashable", "short"]
+)
+def test_items_of_another_shape_have_no_layout_and_none_is_remembered(headers, monkeypatch):
+    monkeypatch.setattr(_httpx_seam, "_LAYOUTS", {})
+    assert header_layout(headers) is None
+    assert _httpx_seam._LAYOUTS == {}
 
 
 def test_without_the_header_seam_a_request_header_still_reads_as_headers_get(monkeypatch):
-    monkeypatch.setattr(instrumented, "lowered_headers", lambda headers: None)
+    monkeypatch.setattr(instrumented, "header_layout", lambda headers: None)
     request = httpx2.Request(
         "POST", "http://127.0.0.1/", headers={"Authorization": "Bearer k", "X-A": "1"}
     )

@@ -9,8 +9,9 @@ connections; both go through the two private attributes named here and nothing e
 ``NetworkBackend``, connection ``is_idle``/``close``) is public. The instrumented transports
 read a few request and response headers on every call: ``Headers._list`` already holds each
 name lower-cased, which the public ``Headers.raw`` and ``Headers.get`` do not give in one
-pass. They also read each request's URL (its path, and the URL without its query): a client
-calls the same few URLs over and over, so what is read of one is remembered by
+pass (and a client sends the same names call after call: where each sits is remembered).
+They also read each request's URL (its path, and the URL without its query): a client calls
+the same few URLs over and over, so what is read of one is remembered by
 ``URL._uri_reference``, the tuple of its parsed parts, which ``str(url)`` and ``url.path``
 rebuild on every call.
 
@@ -22,6 +23,7 @@ DNS phase), rather than reporting wrong timings.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 __all__ = [
@@ -30,7 +32,7 @@ __all__ = [
     "POOL_ATTRIBUTE",
     "URI_ATTRIBUTE",
     "header_items",
-    "lowered_headers",
+    "header_layout",
     "network_backend",
     "pool_of",
     "set_network_backend",
@@ -55,17 +57,53 @@ def header_items(headers: object) -> list[tuple[bytes, bytes, bytes]] | None:
     return items if type(items) is list else None
 
 
-def lowered_headers(headers: object) -> dict[bytes, bytes] | None:
-    """``headers``' values by lower-case name (bytes), read in one pass; None when a
-    name repeats (its values are to be joined) or without the seam."""
+#: Where each lower-case name sits in a head with these names, by name (a client sends the same
+#: names call after call, so a head's layout is worked out once); None for a head whose names
+#: repeat (their values are to be joined).
+_LAYOUTS: dict[tuple[bytes, ...], dict[bytes, int] | None] = {}
+_MAX_LAYOUTS = 256
+_UNKNOWN: Any = object()
+_LOWER_NAME = itemgetter(1)
+
+#: An ``httpx2.Headers``' own items and the index of each lower-case name among them.
+Layout = tuple[list[tuple[bytes, bytes, bytes]], dict[bytes, int]]
+
+
+def header_layout(headers: object) -> Layout | None:
+    """``headers``' own ``(raw name, lower-case name, value)`` items (read them only) and the
+    index of each lower-case name among them: a value is ``items[layout[name]][2]``. None
+    when a name repeats (its values are to be joined) or without the seam.
+
+    The cheap way to read a few of a request's headers: the layout of a head with the same
+    names is remembered (up to a bound), so a call builds one tuple of names and makes one
+    lookup, not a dict of all its headers."""
     items = getattr(headers, HEADER_LIST_ATTRIBUTE, None)
     if type(items) is not list:
         return None
-    try:  # (a comprehension: quicker than dict() of itemgetter pairs, measured)
-        found = {lower: value for _, lower, value in items}
-    except (TypeError, ValueError):  # not the (raw, lower, value) items of httpx2
+    try:
+        names = tuple(map(_LOWER_NAME, items))
+        layout = _LAYOUTS.get(names, _UNKNOWN)
+    except (TypeError, LookupError):  # not the (raw, lower, value) items of httpx2
         return None
-    return found if len(found) == len(items) else None
+    if layout is _UNKNOWN:
+        layout = _layout_of(items, names)
+        if layout is _UNKNOWN:
+            return None
+    return None if layout is None else (items, layout)
+
+
+def _layout_of(items: list[Any], names: tuple[Any, ...]) -> Any:
+    """The layout of a head with these items (remembered, up to a bound): None when a name
+    repeats; ``_UNKNOWN`` (not remembered) for items that are not httpx2's."""
+    for item in items:
+        if type(item) is not tuple or len(item) != 3 or not all(type(b) is bytes for b in item):
+            return _UNKNOWN
+    layout: dict[bytes, int] | None = {name: index for index, name in enumerate(names)}
+    if len(layout) != len(names):  # type: ignore[arg-type]
+        layout = None
+    if len(_LAYOUTS) < _MAX_LAYOUTS:
+        _LAYOUTS[names] = layout
+    return layout
 
 
 def url_key(url: object) -> tuple[Any, ...] | None:

@@ -43,7 +43,7 @@ from chatcontract._log import get_logger
 from chatcontract.contract import Contract
 from chatcontract.failures import DeadlineExceeded
 
-from ._httpx_seam import lowered_headers, url_key
+from ._httpx_seam import Layout, header_layout, url_key
 from ._timing import (
     CURRENT_CLOCK,
     PhaseClock,
@@ -71,8 +71,10 @@ __all__ = [
     "AsyncInstrumentedTransport",
     "CallDeadlineError",
     "InstrumentedTransport",
+    "request_head",
     "request_header",
     "request_headers",
+    "sent_header",
 ]
 
 logger = get_logger("chatcontract.transport")
@@ -110,8 +112,8 @@ def _as_deadline(exc: Exception, clock: PhaseClock, request: httpx2.Request | No
     )
 
 
-#: The request extension holding its headers by lower-case name (read once per call).
-_HEADERS_EXTENSION = "chatcontract.headers"
+#: The request extension holding its head's layout (``request_head``), read once per call.
+_HEAD_EXTENSION = "chatcontract.head"
 #: The most request credentials a transport remembers the secrets of (a few keys in practice),
 #: and the most URLs whose safe form is remembered (a client calls a few).
 _MAX_MEMO = 64
@@ -119,15 +121,37 @@ _MAX_MEMO = 64
 _SAFE_URLS_BY_KEY: dict[tuple[Any, ...], str] = {}
 
 
+def request_head(request: httpx2.Request) -> Layout:
+    """The request's header items and the index of each lower-case name among them (a
+    repeated name's values joined with ", "): ``items[layout[name]][2]`` is its value, as
+    bytes. Worked out once per request (``_httpx_seam.header_layout``; ``Headers.raw`` when a
+    name repeats or without the seam). Read them only."""
+    head: Layout | None = request.extensions.get(_HEAD_EXTENSION)
+    if head is None:
+        head = header_layout(request.headers)
+        if head is None:  # a repeated name (its values joined, as Headers.get does), no seam
+            joined = _joined_headers(request.headers.raw)
+            head = [(k, k, v) for k, v in joined.items()], {k: i for i, k in enumerate(joined)}
+        request.extensions[_HEAD_EXTENSION] = head
+    return head
+
+
+def sent_header(request: httpx2.Request, name: bytes) -> bytes | None:
+    """The raw value of the request's header ``name`` (lower-case bytes; a repeated one's
+    values joined with ", "), None when absent."""
+    items, layout = request_head(request)
+    index = layout.get(name)
+    return None if index is None else items[index][2]
+
+
 def request_header(request: httpx2.Request, name: bytes) -> str | None:
     """``request.headers.get(name)`` (``name``: lower-case bytes): repeated headers joined
     with ", ", None when absent.
 
-    The headers are read once per request, from their lower-cased names (``_httpx_seam``), or
-    ``Headers.raw`` when a name repeats (``Headers.get`` first works out the headers'
-    encoding, then scans them all, for every name asked); a value that is not ASCII is left
-    to ``Headers.get`` and its encoding rules."""
-    sent = request_headers(request).get(name)
+    The headers are read once per request (``request_head``; ``Headers.get`` first works out
+    the headers' encoding, then scans them all, for every name asked); a value that is not
+    ASCII is left to ``Headers.get`` and its encoding rules."""
+    sent = sent_header(request, name)
     if sent is None:
         return None
     return sent.decode("ascii") if sent.isascii() else request.headers.get(name.decode())
@@ -135,14 +159,9 @@ def request_header(request: httpx2.Request, name: bytes) -> str | None:
 
 def request_headers(request: httpx2.Request) -> dict[bytes, bytes]:
     """The request's header values by lower-case name (bytes; a repeated name's values
-    joined with ", "), read once per request. Read them only."""
-    found: dict[bytes, bytes] | None = request.extensions.get(_HEADERS_EXTENSION)
-    if found is None:
-        found = lowered_headers(request.headers)
-        if found is None:  # a repeated name (its values joined, as Headers.get does), no seam
-            found = _joined_headers(request.headers.raw)
-        request.extensions[_HEADERS_EXTENSION] = found
-    return found
+    joined with ", ")."""
+    items, layout = request_head(request)
+    return {name: items[index][2] for name, index in layout.items()}
 
 
 def _joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
@@ -443,10 +462,10 @@ class _Observing:
         The per-call path: what repeats from call to call (the credential's secrets, the safe
         URL, the timeout budget) is looked up in its memo here, each read only on a miss."""
         extensions = request.extensions
-        headers = extensions.get(_HEADERS_EXTENSION)
-        if headers is None:
-            headers = request_headers(request)
-        sent = headers.get(self._auth_name)
+        head = extensions.get(_HEAD_EXTENSION)
+        items, layout = request_head(request) if head is None else head
+        index = layout.get(self._auth_name)
+        sent = None if index is None else items[index][2]
         secrets = self._secrets if sent is None else self._secrets_by_credential.get(sent)
         if secrets is None:
             secrets = self._call_secrets(request, sent)
@@ -458,7 +477,7 @@ class _Observing:
         shapes = self._shape_rate >= 1.0 or self._rng() < self._shape_rate
         content = request.content if isinstance(request.stream, httpx2.ByteStream) else b""
         source = None
-        if b"x-request-source" in headers:  # rare: a source ChatClient or the gateway names
+        if b"x-request-source" in layout:  # rare: a source ChatClient or the gateway names
             source = request_header(request, b"x-request-source") or None
         url = request.url
         key = url_key(url)
