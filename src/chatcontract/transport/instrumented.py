@@ -199,13 +199,11 @@ def _chain_atrace(existing: Any, clock: PhaseClock) -> Any:
     return trace
 
 
-def _call_deadline(request: httpx2.Request, total_timeout: float | None) -> float | None:
-    """``time.monotonic()`` by which the call must end: the request's ``deadline_s``, else the
-    transport's ``total_timeout``, else None."""
-    seconds: Any = total_timeout
-    meta = request.extensions.get("chatcontract")
-    if meta:
-        seconds = dict(meta).get("deadline_s", seconds)
+def _call_deadline(meta: dict[str, Any] | None, total_timeout: float | None) -> float | None:
+    """``time.monotonic()`` by which the call must end: the request's ``deadline_s`` (``meta``:
+    a copy of its ``extensions["chatcontract"]``), else the transport's ``total_timeout``, else
+    None."""
+    seconds: Any = total_timeout if meta is None else meta.get("deadline_s", total_timeout)
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         return None
     return _monotonic() + max(float(seconds), 0.0)
@@ -471,8 +469,9 @@ class _Observing:
             secrets = self._call_secrets(request, sent)
         attempt, route = 1, "primary"
         meta = extensions.get("chatcontract")
+        found: dict[str, Any] | None = None
         if meta:  # only retried or routed calls carry it: most calls skip the copy and casts
-            found: dict[str, Any] = dict(meta)
+            found = dict(meta)
             attempt, route = int(found.get("attempt", 1)), str(found.get("route", "primary"))
         shapes = self._shape_rate >= 1.0 or self._rng() < self._shape_rate
         content = request.content if isinstance(request.stream, httpx2.ByteStream) else b""
@@ -505,8 +504,8 @@ class _Observing:
         if self._trace:  # without a timed backend, httpcore2's trace events time connect and TLS
             chain = _chain_atrace if is_async else _chain_trace
             extensions["trace"] = chain(extensions.get("trace"), observer.clock)
-        if meta or self._total_timeout is not None:
-            observer.clock.deadline = _call_deadline(request, self._total_timeout)
+        if found is not None or self._total_timeout is not None:
+            observer.clock.deadline = _call_deadline(found, self._total_timeout)
         return observer
 
 
