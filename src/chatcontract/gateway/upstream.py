@@ -33,6 +33,7 @@ from chatcontract.client._stream import StreamReader
 from chatcontract.client.result import ChatResult
 from chatcontract.contract import Contract
 from chatcontract.wire import Completion
+from chatcontract.wire._values import draft_class
 
 from ._disconnect import holding_disconnect
 
@@ -61,6 +62,8 @@ class Payloads(NamedTuple):
 StreamItem = Attempt | Payloads | Finish | Fail
 #: ``Payloads(items, delivered, pings)`` without the named tuple's Python ``__new__``.
 _new = tuple.__new__
+#: ``Attempt(step)`` built as a draft (``wire._values``): one per attempt.
+_AttemptDraft = draft_class(Attempt)
 
 
 class GatewayUpstream(AsyncChatClient):
@@ -141,9 +144,12 @@ class GatewayUpstream(AsyncChatClient):
             if not isinstance(step, Send):
                 yield step
                 return
-            yield Attempt(step)
+            started = _AttemptDraft(step)
+            started.__class__ = Attempt
+            yield started
             attempt = self._attempt(call, step)
-            await self._arm()
+            if not self._armed():
+                await self._arm()
             try:
                 response = await send(attempt, stream=True)
             except TRANSPORT_ERRORS as exc:
