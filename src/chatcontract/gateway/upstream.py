@@ -15,6 +15,7 @@ back differs:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -230,13 +231,38 @@ async def _aclose_shielded(response: httpx2.Response) -> None:
     A cancellation reaches a task only where it waits: a close that does not wait (the
     aiohttp wire's never does) runs to its end as it is, with no cancel scope to enter; one
     that waits finishes under a shielded scope, a client's disconnect held until it ends."""
-    closing = response.aclose().__await__()
+    if (
+        isinstance(response, httpx2.Response)
+        and not response.is_closed
+        and isinstance(response.stream, httpx2.AsyncByteStream)
+    ):
+        closing = _close_body(response, response.stream).__await__()
+    else:  # closed already, a sync stream (httpx2's error), or not httpx2's response
+        closing = response.aclose().__await__()
     try:
         first = closing.send(None)
     except StopIteration:
         return
     with holding_disconnect(), anyio.CancelScope(shield=True):
         await _Rest(closing, first)
+
+
+async def _close_body(response: httpx2.Response, stream: httpx2.AsyncByteStream) -> None:
+    """``response.aclose()`` of an open response's async stream, as httpx2 runs it (closed
+    first, open again if the close fails or is cancelled, a ``RequestError`` given the
+    request) without its request-context manager: a generator-based context manager per
+    close, whose exit raises and catches a ``StopIteration``."""
+    response.is_closed = True
+    try:
+        await stream.aclose()
+    except httpx2.RequestError as exc:
+        response.is_closed = False
+        with contextlib.suppress(RuntimeError):  # a response without its request: none
+            exc.request = response.request
+        raise
+    except BaseException:
+        response.is_closed = False  # cancelled or failed: a later ``aclose()`` retries
+        raise
 
 
 class _Rest:
