@@ -11,7 +11,10 @@ run it twice under callgrind with two ``-n`` and take the difference::
         python benchmarks/_gateway_inprocess.py --upstream-port 8790 -n 200
 
 For streams, start the upstream with ``--one-write`` too: how back-to-back events coalesce
-into reads otherwise varies from run to run (it still moves by ±60 k; take several runs).
+into reads otherwise varies from run to run. Pass ``--seed 0`` as well: the gateway
+fingerprints the shapes of 1% of its calls, chosen by ``random``; unseeded, one more or one
+fewer fingerprinted call in a run moves a stream's figure by tens of thousands (seeded, runs
+of the same code agree within about 5 k).
 
 A/B between two checkouts: run this file with ``PYTHONPATH=OTHER/src`` (the other checkout's
 package) in alternation with this one, against one upstream.
@@ -28,6 +31,7 @@ import argparse
 import asyncio
 import gc
 import os
+import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -194,12 +198,20 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the run")
     parser.add_argument("--no-metrics", dest="metrics", action="store_false")
     parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed the process's random (which calls' shapes are fingerprinted): for callgrind",
+    )
+    parser.add_argument(
         "--contract",
         type=Path,
         default=Path(os.environ.get("BENCH_CONTRACT", "/tmp/gwc/contract.yaml")),
         help="a contract from 'chatcontract init --preset openai' (pointed at the upstream)",
     )
     args = parser.parse_args()
+    if args.seed is not None:
+        random.seed(args.seed)
     import uvloop
 
     if args.profile:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 
 import pytest
 
@@ -88,3 +89,28 @@ def test_aclose_closes_whether_or_not_a_request_was_made(armed):
 
     asyncio.run(use())
     assert len(close.loops) == 1
+
+
+def test_armed_says_whether_enter_has_anything_left_to_do():
+    closer = LoopCloser(Closes())
+
+    async def use() -> list[bool]:
+        seen = [closer.armed()]
+        await closer.enter()
+        return [*seen, closer.armed()]
+
+    assert asyncio.run(use()) == [False, True]
+
+
+def test_a_loop_that_finalizes_no_async_generators_has_nothing_to_arm():
+    closer = LoopCloser(Closes())
+
+    async def use() -> bool:
+        hooks = sys.get_asyncgen_hooks()
+        sys.set_asyncgen_hooks(firstiter=None, finalizer=None)
+        try:
+            return closer.armed()
+        finally:
+            sys.set_asyncgen_hooks(*hooks)
+
+    assert asyncio.run(use()) is True

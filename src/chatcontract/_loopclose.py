@@ -49,6 +49,13 @@ class LoopCloser:
         self._box: list[object] = []
         weakref.finalize(self, self._box.clear)
 
+    def armed(self) -> bool:
+        """Whether :meth:`enter` has nothing to do in the running event loop (armed in it, or
+        a runner that finalizes no async generators): a caller may skip awaiting it."""
+        firstiter = sys.get_asyncgen_hooks().firstiter
+        box = self._box
+        return firstiter is None or bool(box and box[0] is firstiter)
+
     async def enter(self) -> None:
         """Arm the closer in the running event loop (once per loop)."""
         firstiter = sys.get_asyncgen_hooks().firstiter

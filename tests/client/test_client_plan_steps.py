@@ -81,3 +81,41 @@ def test_the_result_is_not_there_before_the_call_finished():
 
     with pytest.raises(RuntimeError, match="not finished"):
         _ = steps.result
+
+
+def test_a_new_calls_plan_starts_afresh_after_another_fell_back() -> None:
+    # A plan's starting state (route index, attempt counts, recovery state) is the class's;
+    # what one call changes is its own.
+    import httpx2
+    from client_helpers import contract_for, env_for, trail
+
+    from chatcontract.client import ChatClient
+
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        if request.url.host == "backup.test":
+            served.append(request)
+        elif not served:  # the primary fails until the backup has answered once
+            return httpx2.Response(503, json={"error": {"message": "busy", "type": "x"}})
+        answer = {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "hi"},
+                 "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }  # fmt: skip
+        return httpx2.Response(200, json=answer)
+
+    served: list[httpx2.Request] = []
+    contract = contract_for("http://primary.test/v1", fallback_url="http://backup.test/v1")
+    client = ChatClient(
+        contract, environ=env_for("k1", "k2"), transport=httpx2.MockTransport(upstream)
+    )
+    first = client.complete([{"role": "user", "content": "x"}])
+    second = client.complete([{"role": "user", "content": "x"}])
+    assert [a[0] for a in trail(first.attempts)][-1] == "backup"
+    assert trail(second.attempts) == [("primary", 1, None)]
+    assert (second.route, second.decisions) == ("primary", ())

@@ -20,7 +20,14 @@ from client_helpers import PONG, contract_for, env_for
 
 from chatcontract._log import library_logger
 from chatcontract.client import AsyncChatClient, ChatClient
-from chatcontract.client._request import RequestTemplate, encode_json, send_async, send_sync
+from chatcontract.client import _request as request_module
+from chatcontract.client._request import (
+    RequestTemplate,
+    _may_set_cookies,
+    encode_json,
+    send_async,
+    send_sync,
+)
 
 KEY = "cc-key-000111"
 ANSWER = {
@@ -97,6 +104,28 @@ def test_the_template_lays_out_the_request_build_request_makes(
         encode_json(body), {**extensions, "timeout": TIMEOUTS}
     )
     _same(built, expected)
+
+
+@pytest.mark.parametrize("seam", [True, False], ids=["header-seam", "no-seam"])
+def test_the_template_sets_each_bodys_length_with_or_without_the_header_seam(
+    seam: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not seam:
+        monkeypatch.setattr(request_module, "header_items", lambda headers: None)
+    client = httpx2.Client()
+    url = "http://127.0.0.1:9/v1/chat/completions"
+    auth = {"Authorization": f"Bearer {KEY}"}
+    template = RequestTemplate(client, url, auth)
+    for body in ({"a": 1}, {"messages": ["x" * 1000]}, {}):
+        expected = client.build_request(
+            "POST", url, json=body, headers=auth, timeout=httpx2.Timeout(**TIMEOUTS)
+        )
+        built = template.build(encode_json(body), {"timeout": TIMEOUTS})
+        _same(built, expected)
+        assert built.headers["content-length"] == str(len(encode_json(body)))
+    # Each request has its own headers: the template's (its probe's, "{}") never change.
+    assert template._headers["content-length"] == "2"
+    assert built.headers is not template._headers
 
 
 @pytest.mark.parametrize(
@@ -185,6 +214,35 @@ async def test_an_async_call_sends_the_request_build_request_makes(
     expected = _expected(client, sent, body, headers)
     assert sent.headers.raw == expected.headers.raw
     assert sent.content == expected.content
+
+
+@pytest.mark.parametrize(
+    ("headers", "sets"),
+    [
+        pytest.param([("Content-Type", "application/json")], False, id="none"),
+        pytest.param([("x-set-cookie-note", "a")], False, id="another-name"),
+        pytest.param([("Set-Cookie", "a=1")], True, id="set-cookie-any-case"),
+        pytest.param([("date", "x"), ("SET-COOKIE2", "a=1")], True, id="set-cookie2"),
+    ],
+)
+def test_only_a_response_with_a_set_cookie_header_goes_to_the_cookie_jar(
+    headers: list[tuple[str, str]], sets: bool
+) -> None:
+    assert _may_set_cookies(httpx2.Headers(headers)) is sets
+
+
+def test_without_the_header_seam_the_cookie_jar_looks_itself() -> None:
+    assert _may_set_cookies(object()) is True  # type: ignore[arg-type]
+
+
+def test_a_cookie_set_under_a_capitalised_header_name_goes_back_too() -> None:
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json=ANSWER, headers=[("Set-Cookie", "sid=1; Path=/")])
+
+    contract = contract_for("http://127.0.0.1:9/v1")
+    client = ChatClient(contract, environ=env_for(KEY), transport=httpx2.MockTransport(upstream))
+    client.complete(PONG)
+    assert dict(client._http[client.routes[0].name].cookies) == {"sid": "1"}
 
 
 def test_a_cookie_the_provider_set_goes_back_on_the_next_call() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -350,3 +350,59 @@ async def test_a_client_leaving_during_a_close_that_waits_cancels_the_call_after
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 2)
     assert response.closed
+
+
+class _Body(httpx2.AsyncByteStream):
+    """An upstream body whose close counts, and raises ``error`` if given."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.closes = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b""
+
+    async def aclose(self) -> None:
+        self.closes += 1
+        if self.error is not None:
+            raise self.error
+
+
+def _httpx2_response(body: httpx2.AsyncByteStream) -> httpx2.Response:
+    request = httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    return httpx2.Response(200, stream=body, request=request)
+
+
+@pytest.mark.anyio
+async def test_an_httpx2_response_is_closed_once_as_its_own_aclose_closes_it():
+    body = _Body()
+    response = _httpx2_response(body)
+    await _aclose_shielded(response)
+    await _aclose_shielded(response)
+    await response.aclose()
+    assert (response.is_closed, body.closes) == (True, 1)
+
+
+@pytest.mark.anyio
+async def test_a_close_that_fails_leaves_the_response_open_and_names_its_request():
+    body = _Body(httpx2.ReadError("reset"))
+    response = _httpx2_response(body)
+    with pytest.raises(httpx2.ReadError) as caught:
+        await _aclose_shielded(response)
+    assert caught.value.request is response.request
+    assert response.is_closed is False  # a later aclose() tries again, as httpx2's does
+    body.error = None
+    await _aclose_shielded(response)
+    assert (response.is_closed, body.closes) == (True, 2)
+
+
+@pytest.mark.anyio
+async def test_a_response_with_a_sync_stream_fails_as_httpx2s_aclose_does():
+    response = httpx2.Response(200, stream=_SyncOnly())
+    with pytest.raises(RuntimeError, match="async close on a sync stream"):
+        await _aclose_shielded(response)
+
+
+class _SyncOnly(httpx2.SyncByteStream):
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"{}"

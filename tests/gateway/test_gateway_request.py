@@ -159,3 +159,9 @@ def test_without_fallbacks_the_named_route_goes_first_then_the_others_in_order(t
     third = dataclasses.replace(backup, name="third", model="third-model")
     routes = RouteTable([primary, backup, third]).for_call(model, None)
     assert [route.name for route in routes] == names
+
+
+def test_the_params_keep_the_clients_order_without_the_gateways_own_fields(table):
+    body = b'{"top_p": 1, "model": "backup", "stream": false, "messages": [], "n": 1, "seed": 2}'
+    request = parse_request(body, table, deadline=None)
+    assert list(request.params.items()) == [("top_p", 1), ("n", 1), ("seed", 2)]

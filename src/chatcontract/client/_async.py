@@ -10,7 +10,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 import anyio
@@ -143,7 +151,8 @@ class AsyncChatClient(
         """One non-streamed attempt: its outcome and the body it read (the gateway passes a
         successful body through as it came)."""
         attempt = self._attempt(call, step)
-        await self._arm()
+        if not self._armed():
+            await self._arm()
         try:
             response = await send(attempt)
         except TRANSPORT_ERRORS as exc:
@@ -176,7 +185,8 @@ class AsyncChatClient(
         """The async twin of ``ChatClient._stream_attempt``; its outcome goes to ``out`` (an
         async generator returns no value)."""
         attempt = self._attempt(call, step)
-        await self._arm()
+        if not self._armed():
+            await self._arm()
         try:
             response = await send(attempt, stream=True)
         except TRANSPORT_ERRORS as exc:
@@ -213,6 +223,11 @@ class AsyncChatClient(
         if last is not None:
             yield last
 
+    def _armed(self) -> bool:
+        """Whether :meth:`_arm` has nothing to do (checked first: no coroutine per attempt)."""
+        closer = self._closer
+        return closer is None or closer.armed()
+
     async def _arm(self) -> None:
         """Before an attempt: our transports will be closed by the loop it runs in."""
         if self._closer is not None:
@@ -223,14 +238,15 @@ class AsyncChatClient(
         self._closer = LoopCloser(functools.partial(_aclose_all, transports))
 
 
-async def send(
+def send(
     attempt: Attempt[httpx2.AsyncClient, httpx2.AsyncBaseTransport], *, stream: bool = False
-) -> httpx2.Response:
+) -> Coroutine[Any, Any, httpx2.Response]:
     """Send an attempt's request: to its route's transport when it was built from the route's
-    template (``send_async``), else with ``client.send``."""
+    template (``send_async``), else with ``client.send``. Returns the coroutine doing it (no
+    layer of its own: the wait for the response head passes through one frame less)."""
     if attempt.transport is None:
-        return await attempt.client.send(attempt.request, stream=stream)
-    return await send_async(attempt.client, attempt.transport, attempt.request, stream=stream)
+        return attempt.client.send(attempt.request, stream=stream)
+    return send_async(attempt.client, attempt.transport, attempt.request, stream=stream)
 
 
 async def _aclose_all(transports: tuple[httpx2.AsyncBaseTransport, ...]) -> None:

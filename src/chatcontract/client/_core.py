@@ -192,6 +192,13 @@ class ClientCore:
         )
         labels = CallLabels(provider=contract.provider, endpoint=contract.endpoint.path)
         self.telemetry = Telemetry(tuple(telemetry_sinks), labels) if telemetry_sinks else None
+        # Each attempt's limits in seconds, worked out once (the contract is frozen).
+        timeouts = contract.policy.timeouts
+        self._first_token_s = timeouts.first_token_ms / 1000.0
+        self._idle_s = timeouts.idle_ms / 1000.0
+        self._connect_s = timeouts.connect_ms / 1000.0
+        self._read_s = timeouts.first_byte_ms / 1000.0
+        self._stream_read_s = _stream_read_ms(timeouts) / 1000.0
 
     @property
     def environ(self) -> Mapping[str, str]:
@@ -254,9 +261,10 @@ class ClientCore:
         breakers order them as usual. ``kill_switch``: on for this call whatever the
         environment says (the gateway's admin switch); the contract's variable still counts.
         """
-        for name, instead in _RESERVED.items():
-            if name in params:
-                raise TypeError(f"{name!r} is not a call parameter: {instead}")
+        if not _RESERVED.keys().isdisjoint(params):  # (one C pass; the loop only to raise)
+            for name, instead in _RESERVED.items():
+                if name in params:
+                    raise TypeError(f"{name!r} is not a call parameter: {instead}")
         contract = self.contract
         body_params = dict(params)
         include_usage = False
@@ -338,13 +346,14 @@ class ClientCore:
 
     def watch(self, step: Send, *, stream: bool) -> AttemptWatch:
         """The attempt's deadline share and, for streams, its first-token and idle limits."""
-        timeouts = self.contract.policy.timeouts
-        return AttemptWatch(
-            clock=self.clock,
-            budget_s=step.budget_s,
-            first_token_s=timeouts.first_token_ms / 1000.0 if stream else None,
-            idle_s=timeouts.idle_ms / 1000.0 if stream else None,
-        )
+        if stream:
+            return AttemptWatch(
+                clock=self.clock,
+                budget_s=step.budget_s,
+                first_token_s=self._first_token_s,
+                idle_s=self._idle_s,
+            )
+        return AttemptWatch(clock=self.clock, budget_s=step.budget_s, first_token_s=None)
 
     def timeout(self, step: Send, *, stream: bool) -> httpx2.Timeout:
         """httpx2 timeouts for one attempt, each cut to the attempt's budget.
@@ -356,12 +365,12 @@ class ClientCore:
 
     def timeouts(self, step: Send, *, stream: bool) -> dict[str, float]:
         """:meth:`timeout` as the request's ``timeout`` extension (``Timeout.as_dict()``)."""
-        timeouts = self.contract.policy.timeouts
         budget = step.budget_s
-        read = _stream_read_ms(timeouts) if stream else timeouts.first_byte_ms
+        read = self._stream_read_s if stream else self._read_s
         return {
-            "connect": min(timeouts.connect_ms / 1000.0, budget),
-            "read": min(read / 1000.0, budget),
+            # ``min(limit, budget)``, without the call: the limit unless the budget is less.
+            "connect": budget if budget < self._connect_s else self._connect_s,
+            "read": budget if budget < read else read,
             "write": budget,
             "pool": budget,
         }

@@ -207,22 +207,26 @@ class CallPlan:
         self._breakers = breakers
         self._body_for = body_for
         self._accepts_restart = accepts_restart
-        # Mid-stream recovery: the text the caller holds, what the next attempt continues,
-        # the failure that broke the stream (the one reported) and whether a route refused
-        # a continuation.
-        self._delivered = ""
-        self._tool_started = False
-        self._prefix = ""
-        self._broken: Failure | None = None
-        self._refused = False
-        self._next_body: Mapping[str, Any] | None = None
-        self._restart = False
-        self._continuing = False
+        # The mutable history; the rest of a new call's state is the class's defaults below.
         self._recoveries: list[Recovery] = []
-        self._index = 0
-        self._route_attempt = 0
         self._attempts: list[Exchange] = []
         self._decisions: list[Decision] = []
+
+    # A new call's state, as class attributes (immutable values: each call that changes one
+    # sets its own): no 10 stores per call for values most calls never change.
+    # Mid-stream recovery: the text the caller holds, what the next attempt continues,
+    # the failure that broke the stream (the one reported) and whether a route refused
+    # a continuation.
+    _delivered = ""
+    _tool_started = False
+    _prefix = ""
+    _broken: Failure | None = None
+    _refused = False
+    _next_body: Mapping[str, Any] | None = None
+    _restart = False
+    _continuing = False
+    _index = 0
+    _route_attempt = 0
 
     # -- what the shells read ------------------------------------------------------------
 

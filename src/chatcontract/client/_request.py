@@ -19,11 +19,14 @@ client (a provider's ``Set-Cookie``); otherwise ``build_request`` runs as before
 from __future__ import annotations
 
 import json
+import logging
+import operator
 from typing import Any
 
 import httpx2
 
 from chatcontract._log import library_logger
+from chatcontract.transport._httpx_seam import header_items
 
 __all__ = ["RequestTemplate", "encode_json", "send_async", "send_sync"]
 
@@ -44,7 +47,7 @@ class RequestTemplate:
         headers: the headers every attempt on the route sends (its auth header).
     """
 
-    __slots__ = ("_headers", "_length_name", "url")
+    __slots__ = ("_headers", "_length_at", "_length_name", "url")
 
     def __init__(
         self, client: httpx2.Client | httpx2.AsyncClient, url: str, headers: dict[str, str]
@@ -58,22 +61,30 @@ class RequestTemplate:
             raise ValueError("httpx2 laid out a JSON request without one Content-Length")
         self.url = probe.url
         self._headers = probe.headers
+        self._length_at = lengths[0]
         self._length_name = raw[lengths[0]][0].decode("ascii")
 
     def build(self, content: bytes, extensions: dict[str, Any]) -> httpx2.Request:
         """The request carrying ``content`` (JSON bytes) with ``extensions`` (the timeout's
         included, as ``build_request`` puts it)."""
-        # A copy of a ``Headers`` is a list copy (no header normalised again); the length
-        # is replaced where it stands.
-        headers = httpx2.Headers(self._headers)
-        headers[self._length_name] = str(len(content))
         request = httpx2.Request(
             "POST",
             self.url,
-            headers=headers,
+            headers=self._headers,  # copied by ``Request``: a list copy, nothing normalised
             stream=httpx2.ByteStream(content),
             extensions=extensions,
         )
+        # The length is replaced where it stands in the request's own copy: as one item when
+        # the header seam holds (``headers[name] = value`` encodes, lowers and scans every
+        # name), else as httpx2 sets a header.
+        headers = request.headers
+        length = str(len(content))
+        items = header_items(headers)
+        at = self._length_at
+        if items is not None and len(items) > at and items[at][1] == b"content-length":
+            items[at] = (items[at][0], b"content-length", length.encode("ascii"))
+        else:
+            headers[self._length_name] = length
         request.read()  # as ``build_request`` leaves it: ``request.content`` is readable
         return request
 
@@ -89,21 +100,38 @@ class RequestTemplate:
 
 _logger = library_logger("httpx2")
 _CLOSED = "Cannot send a request, as the client has been closed."
+#: The headers ``Cookies.extract_cookies`` reads (lower-case): without either it does nothing.
+_COOKIE_HEADERS = frozenset({b"set-cookie", b"set-cookie2"})
+_lower_name = operator.itemgetter(1)  # of a header item: (raw name, lower-case name, value)
 
 
 def _received(
     client: httpx2.Client | httpx2.AsyncClient, request: httpx2.Request, response: httpx2.Response
 ) -> None:
     response.request = request
-    client.cookies.extract_cookies(response)
-    _logger.info(
-        'HTTP Request: %s %s "%s %d %s"',
-        request.method,
-        request.url,
-        response.http_version,
-        response.status_code,
-        response.reason_phrase,
-    )
+    if _may_set_cookies(response.headers):
+        client.cookies.extract_cookies(response)
+    if _logger.isEnabledFor(logging.INFO):  # the line's fields are read only for a log
+        _logger.info(
+            'HTTP Request: %s %s "%s %d %s"',
+            request.method,
+            request.url,
+            response.http_version,
+            response.status_code,
+            response.reason_phrase,
+        )
+
+
+def _may_set_cookies(headers: httpx2.Headers) -> bool:
+    """Whether the response has a ``Set-Cookie`` or ``Set-Cookie2`` header, which is all
+    ``extract_cookies`` looks for before it does anything (True without the header seam: let
+    httpx2 look). One pass over the names httpx2 already holds lower-cased, instead of its
+    two ``in`` tests (each a list of every name, after every header was decoded once to
+    find their encoding)."""
+    items = header_items(headers)
+    if items is None:
+        return True
+    return not _COOKIE_HEADERS.isdisjoint(map(_lower_name, items))
 
 
 async def send_async(

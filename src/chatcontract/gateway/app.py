@@ -203,11 +203,32 @@ class GatewayApp:
                 send, GatewayError(400, "invalid_request_error", failure.code, failure.message)
             )
             return
-        if request.stream:
-            work: Callable[[], Awaitable[None]] = lambda: self._stream(call, request, send)  # noqa: E731
+        # Run the call; if the client disconnects first, cancel it (closing the upstream call).
+        # ``DisconnectWatch`` waits on ``receive`` with no task, and a disconnect cancels this
+        # task (``cancel_for_disconnect``, taken back here with ``uncancel``): a task and a
+        # cancel scope per request cost more CPU than the rest of a non-streamed call's own
+        # work here. A client already gone before the call starts: nothing is sent.
+        task = asyncio.current_task()
+        assert task is not None  # an ASGI app runs in a task
+        watch = DisconnectWatch(receive, lambda: cancel_for_disconnect(task))
+        if watch.disconnected:
+            return
+        try:
+            if request.stream:
+                await self._stream(call, request, send)
+            else:
+                await self._complete(call, send)
+        except asyncio.CancelledError:
+            # Ours (the client left): the request ends here. Anyone else's (the server
+            # shutting down) goes on.
+            if watch.disconnected and task.uncancel() == 0:
+                return
+            raise
         else:
-            work = lambda: self._complete(call, send)  # noqa: E731
-        await _until_disconnect(receive, work)
+            if watch.disconnected:  # the work took the cancellation in and ended anyway
+                task.uncancel()
+        finally:
+            watch.close()
 
     async def _complete(self, call: PreparedCall, send: Send) -> None:
         try:
@@ -285,13 +306,15 @@ class _Tracked:
         self.inner = send
         self.started = self.streaming = self.done = False
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # The server's own ``send`` awaitable, handed back as it is (no coroutine of ours
+        # around it): every caller awaits it at once.
         if message["type"] == "http.response.start":
             self.started = True
             self.streaming = (b"content-type", _SSE_HEADERS[0][1]) in message["headers"]
         elif not message.get("more_body", False):
             self.done = True
-        await self.inner(message)
+        return self.inner(message)
 
     async def fail(self, exc: Exception) -> None:
         """End the response with a ``gateway_error`` (500, or in-band on a started stream)."""
@@ -308,33 +331,6 @@ class _Tracked:
             await _send_error(self, error)
         elif self.streaming and not self.done:
             await self({"type": "http.response.body", "body": b"data: " + error.body() + b"\n\n"})
-
-
-async def _until_disconnect(receive: Receive, work: Callable[[], Awaitable[None]]) -> None:
-    """Run ``work``; if the client disconnects first, cancel it (closing the upstream call).
-
-    ``DisconnectWatch`` waits on ``receive`` with no task, and a disconnect cancels this task
-    (``cancel_for_disconnect``, taken back here with ``uncancel``): a task and a cancel scope per
-    request cost more CPU than the rest of a non-streamed call's own work here. A client
-    already gone before the call starts: nothing is sent."""
-    task = asyncio.current_task()
-    assert task is not None  # an ASGI app runs in a task
-    watch = DisconnectWatch(receive, lambda: cancel_for_disconnect(task))
-    if watch.disconnected:
-        return
-    try:
-        await work()
-    except asyncio.CancelledError:
-        # Ours (the client left): the request ends here. Anyone else's (the server shutting
-        # down) goes on.
-        if watch.disconnected and task.uncancel() == 0:
-            return
-        raise
-    else:
-        if watch.disconnected:  # the work took the cancellation in and ended anyway
-            task.uncancel()
-    finally:
-        watch.close()
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -400,14 +396,15 @@ def _call_headers(
     ]
 
 
-async def _start_stream(send: Send, attempt: int, route: str) -> None:
+def _start_stream(send: Send, attempt: int, route: str) -> Awaitable[None]:
+    """The stream's response head (``send``'s awaitable: await it at once)."""
     headers = [
         *_SSE_HEADERS,
         (b"x-chatcontract-attempts", str(attempt).encode()),
         (b"x-chatcontract-route", route.encode()),
         (b"x-chatcontract-classification", b"streaming"),
     ]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    return send({"type": "http.response.start", "status": 200, "headers": headers})
 
 
 async def _send_json(

@@ -189,7 +189,9 @@ def parse_request(body: bytes, table: RouteTable, *, deadline: str | None) -> Ga
         raise _invalid("stream must be true or false", "stream")
     model = doc.get("model")
     routes = table.for_call(model, doc.get("fallbacks"))
-    params = {key: value for key, value in doc.items() if key not in _OWN_FIELDS}
+    params = dict(doc)
+    for key in _OWN_FIELDS.intersection(doc):  # the few present, found in one C pass
+        del params[key]
     client_usage = False
     # What goes upstream is {"model": route.model, "messages": ..., **params} (and "stream":
     # true on a stream): the client's own body when it has no "fallbacks", asks for usage on

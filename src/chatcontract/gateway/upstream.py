@@ -15,6 +15,7 @@ back differs:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -33,6 +34,7 @@ from chatcontract.client._stream import StreamReader
 from chatcontract.client.result import ChatResult
 from chatcontract.contract import Contract
 from chatcontract.wire import Completion
+from chatcontract.wire._values import draft_class
 
 from ._disconnect import holding_disconnect
 
@@ -61,6 +63,8 @@ class Payloads(NamedTuple):
 StreamItem = Attempt | Payloads | Finish | Fail
 #: ``Payloads(items, delivered, pings)`` without the named tuple's Python ``__new__``.
 _new = tuple.__new__
+#: ``Attempt(step)`` built as a draft (``wire._values``): one per attempt.
+_AttemptDraft = draft_class(Attempt)
 
 
 class GatewayUpstream(AsyncChatClient):
@@ -141,9 +145,12 @@ class GatewayUpstream(AsyncChatClient):
             if not isinstance(step, Send):
                 yield step
                 return
-            yield Attempt(step)
+            started = _AttemptDraft(step)
+            started.__class__ = Attempt
+            yield started
             attempt = self._attempt(call, step)
-            await self._arm()
+            if not self._armed():
+                await self._arm()
             try:
                 response = await send(attempt, stream=True)
             except TRANSPORT_ERRORS as exc:
@@ -224,13 +231,38 @@ async def _aclose_shielded(response: httpx2.Response) -> None:
     A cancellation reaches a task only where it waits: a close that does not wait (the
     aiohttp wire's never does) runs to its end as it is, with no cancel scope to enter; one
     that waits finishes under a shielded scope, a client's disconnect held until it ends."""
-    closing = response.aclose().__await__()
+    if (
+        isinstance(response, httpx2.Response)
+        and not response.is_closed
+        and isinstance(response.stream, httpx2.AsyncByteStream)
+    ):
+        closing = _close_body(response, response.stream).__await__()
+    else:  # closed already, a sync stream (httpx2's error), or not httpx2's response
+        closing = response.aclose().__await__()
     try:
         first = closing.send(None)
     except StopIteration:
         return
     with holding_disconnect(), anyio.CancelScope(shield=True):
         await _Rest(closing, first)
+
+
+async def _close_body(response: httpx2.Response, stream: httpx2.AsyncByteStream) -> None:
+    """``response.aclose()`` of an open response's async stream, as httpx2 runs it (closed
+    first, open again if the close fails or is cancelled, a ``RequestError`` given the
+    request) without its request-context manager: a generator-based context manager per
+    close, whose exit raises and catches a ``StopIteration``."""
+    response.is_closed = True
+    try:
+        await stream.aclose()
+    except httpx2.RequestError as exc:
+        response.is_closed = False
+        with contextlib.suppress(RuntimeError):  # a response without its request: none
+            exc.request = response.request
+        raise
+    except BaseException:
+        response.is_closed = False  # cancelled or failed: a later ``aclose()`` retries
+        raise
 
 
 class _Rest:
