@@ -51,8 +51,10 @@ URI_ATTRIBUTE = "_uri_reference"
 
 
 def header_items(headers: object) -> list[tuple[bytes, bytes, bytes]] | None:
-    """An ``httpx2.Headers``' own ``(raw name, lower-case name, value)`` items (not a copy:
-    read them only), or None without the seam."""
+    """An ``httpx2.Headers``' own ``(raw name, lower-case name, value)`` items (not a copy), or
+    None without the seam. Read them only, with one exception: the owner of a fresh copy (the
+    client's request template, for ``Content-Length``) may replace an item by one of the same
+    name and shape, ASCII value, which keeps every name where it was (``header_layout``)."""
     items = getattr(headers, HEADER_LIST_ATTRIBUTE, None)
     return items if type(items) is list else None
 
