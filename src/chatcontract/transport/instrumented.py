@@ -73,7 +73,6 @@ __all__ = [
     "InstrumentedTransport",
     "request_head",
     "request_header",
-    "request_headers",
     "sent_header",
 ]
 
@@ -155,13 +154,6 @@ def request_header(request: httpx2.Request, name: bytes) -> str | None:
     if sent is None:
         return None
     return sent.decode("ascii") if sent.isascii() else request.headers.get(name.decode())
-
-
-def request_headers(request: httpx2.Request) -> dict[bytes, bytes]:
-    """The request's header values by lower-case name (bytes; a repeated name's values
-    joined with ", ")."""
-    items, layout = request_head(request)
-    return {name: items[index][2] for name, index in layout.items()}
 
 
 def _joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
