@@ -1,11 +1,14 @@
 """Shape fingerprints: values do not matter, structure does, and the digest is stable."""
 
 import hashlib
+import json
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import chatcontract.wire.fingerprint as fingerprint_module
 from chatcontract.wire import (
@@ -13,8 +16,9 @@ from chatcontract.wire import (
     fingerprint_bytes,
     shape_fingerprint,
     shape_paths,
+    union_of_shape_paths,
 )
-from chatcontract.wire.fingerprint import MAX_DEPTH, MAX_PATHS
+from chatcontract.wire.fingerprint import MAX_DEPTH, MAX_PATHS, shape_key
 
 FIXTURES = Path(__file__).parent / "fixtures"
 E1 = orjson.loads((FIXTURES / "cometapi_e1.json").read_bytes())
@@ -225,3 +229,168 @@ def test_a_shape_is_walked_to_the_depth_limit(levels, entries):
     for _ in range(levels):
         doc = {"a": doc}
     assert len(shape_paths(doc)) == entries
+
+
+# -- shape keys, and the union of many texts' shapes ---------------------------------------
+
+
+_KEYS = st.text(alphabet='ab"\\:,{}[] \né', max_size=4)
+_INTS = st.integers(min_value=-(2**63), max_value=2**64 - 1)  # what orjson writes
+_LEAVES = (
+    st.none() | st.booleans() | _INTS | st.floats(allow_nan=False, allow_infinity=False) | _KEYS
+)
+_DOCS = st.recursive(
+    _LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+def _naive_union(texts):
+    paths = set()
+    for text in texts:
+        try:
+            paths.update(shape_paths(orjson.loads(text)))
+        except orjson.JSONDecodeError:
+            continue
+    return paths
+
+
+def test_a_shape_key_is_what_is_outside_strings_and_the_keys_in_order():
+    text = '{"id":"chatcmpl-1","n":2,"ok":true,"no":null,"tags":["a","b"]}'
+    assert shape_key(text) == (
+        ("{", ":", ",", ":2,", ":true,", ":null,", ":[", ",", "]}"),
+        ("id", "n", "ok", "no", "tags"),
+    )
+    assert shape_key('{"a":"x","b":1}') == (("{", ":", ",", ":1}"), ("a", "b"))
+    assert shape_key('{"only":1}') == (("{", ":1}"), "only")  # one key: itself
+    assert shape_key('["a",1]') == (("[", ",1]"), ())  # no key
+    assert shape_key("12") == (("12",), ())
+
+
+def test_a_key_is_the_string_right_before_a_colon_and_never_a_value():
+    assert shape_key('["a:","b" ,"c"]') == (("[", ",", " ,", "]"), ())
+    assert shape_key('{"x":":"}') == (("{", ":", "}"), "x")
+    assert shape_key('{"x":"y"}') != shape_key('{"y":"x"}')
+    assert shape_key('{"x":"a","y":"b"}') == shape_key('{"x":"bb","y":""}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a\\"b":1}',  # an escaped quote: no string's edge
+        '{"a":\n1}',
+        '{"a":\r1}',
+        '{"a":\t1}',
+        '{"a" :1}',
+        '{"a"  :1}',
+        '{"a":"  two spaces"}',  # a value, but read the general way all the same
+    ],
+)
+def test_no_shape_key_where_a_quote_may_not_be_an_edge_or_a_key_may_not_touch_its_colon(text):
+    assert shape_key(text) is None
+
+
+def test_a_shape_key_of_text_that_is_no_json_never_raises():
+    for text in ['"', '"abc', '{"a', '\\"', '"\\', "", "plain", '{"a":"b\\', '{"k": "v": 1}']:
+        shape_key(text)
+
+
+def test_the_pickers_of_keys_are_remembered_and_bounded(monkeypatch):
+    monkeypatch.setattr(fingerprint_module, "_KEYS_OF", {})
+    monkeypatch.setattr(fingerprint_module, "_KEYS_OF_LIMIT", 2)
+    for name in ("a", "b", "c", "a"):
+        assert shape_key(f'{{"{name}":1,"{name}{name}":[2]}}')[1] == (name, name * 2)
+    for count in range(1, 5):
+        text = "[" + ",".join(["1"] * count) + "]"
+        assert shape_key(text) == ((text,), ())
+    # one structure, then one more, then full: the others are read all the same
+    assert list(fingerprint_module._KEYS_OF) == [("{", ":1,", ":[2]}"), ("[1]",)]
+
+
+def test_the_bound_of_the_pickers_holds_past_the_small_integers(monkeypatch):
+    monkeypatch.setattr(fingerprint_module, "_KEYS_OF", {})
+    monkeypatch.setattr(fingerprint_module, "_KEYS_OF_LIMIT", 300)
+    for count in range(1, 320):
+        shape_key(f'{{"a":{count}}}')
+    assert len(fingerprint_module._KEYS_OF) == 300
+
+
+def _values_aside(doc, value=""):
+    """``doc`` with each string value replaced by ``value`` (keys kept)."""
+    if isinstance(doc, dict):
+        return {key: _values_aside(item, value) for key, item in doc.items()}
+    if isinstance(doc, list):
+        return [_values_aside(item, value) for item in doc]
+    return value if isinstance(doc, str) else doc
+
+
+_MARKS = ('\\"', "\n", "\r", "\t", '" :', '"  ')
+_WRITERS = (lambda doc: orjson.dumps(doc).decode(), json.dumps)  # compact, and spaced
+
+
+@settings(max_examples=400, deadline=None)
+@given(_DOCS, _DOCS, st.sampled_from(["", "x", 'a "quoted": \\ value', "\n", " é"]))
+def test_json_texts_share_a_shape_key_exactly_when_they_differ_only_in_string_values(
+    doc, other, value
+):
+    for write in _WRITERS:
+        text, unrelated = write(doc), write(other)
+        changed = write(_values_aside(doc, value))
+        key = shape_key(text)
+        assert (key is None) == any(mark in text for mark in _MARKS)
+        if key is None:
+            continue
+        if shape_key(changed) is not None:
+            assert shape_key(changed) == key
+        same = write(_values_aside(doc)) == write(_values_aside(other))
+        if shape_key(unrelated) is not None:
+            assert (shape_key(unrelated) == key) == same
+        if same:  # and so, the same shape
+            assert shape_paths(orjson.loads(unrelated)) == shape_paths(doc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_DOCS, max_size=6), st.lists(st.sampled_from(['{"a":', '"', "[1,", "x"])))
+def test_the_union_is_the_union_of_each_texts_shape(docs, broken):
+    texts = [orjson.dumps(doc).decode() for doc in docs] + broken
+    assert union_of_shape_paths(texts) == _naive_union(texts)
+    assert union_of_shape_paths(reversed(texts)) == _naive_union(texts)
+
+
+def _chunk(content, obfuscation):
+    delta = {"index": 0, "delta": {"content": content}}
+    return orjson.dumps({"id": "c1", "choices": [delta], "obfuscation": obfuscation}).decode()
+
+
+def test_texts_that_differ_only_in_string_values_are_walked_once(monkeypatch):
+    walked = []
+    real = fingerprint_module.shape_paths
+    monkeypatch.setattr(
+        fingerprint_module, "shape_paths", lambda doc: walked.append(doc) or real(doc)
+    )
+    texts = [_chunk("Hel", "ab"), _chunk("lo", "abcdef"), _chunk("!", ""), "[DONE]"]
+    usage = '{"id":"c1","choices":[],"usage":{"prompt_tokens":3}}'
+    paths = union_of_shape_paths([*texts, usage, _chunk("again", "x")])
+    assert len(walked) == 2  # one content chunk and the usage chunk
+    assert "choices[].delta.content:string" in paths
+    assert "usage.prompt_tokens:number" in paths
+    assert paths == _naive_union([*texts, usage])
+
+
+def test_a_text_that_is_no_json_does_not_hide_json_with_its_shape_key():
+    broken = '{"a": "\\x"}'  # an invalid escape: no JSON, the same key as the next one
+    valid = '{"a": "\\n"}'
+    assert shape_key(broken) == shape_key(valid)
+    assert union_of_shape_paths([broken, valid]) == {"$:object", "a:string"}
+    assert union_of_shape_paths([broken]) == set()
+    assert union_of_shape_paths([]) == set()
+
+
+def test_numbers_and_keys_are_part_of_the_skeleton():
+    assert union_of_shape_paths(['{"a": 1}', '{"a": "1"}', '{"b": 1}']) == {
+        "$:object",
+        "a:number",
+        "a:string",
+        "b:number",
+    }

@@ -44,6 +44,7 @@ def test_the_public_api():
         "parse_stream",
         "shape_fingerprint",
         "shape_paths",
+        "union_of_shape_paths",
     ]
 
 

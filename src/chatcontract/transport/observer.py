@@ -45,7 +45,7 @@ from chatcontract.wire import (
     fingerprint_bytes,
     parse_completion,
     shape_fingerprint,
-    shape_paths,
+    union_of_shape_paths,
 )
 from chatcontract.wire._values import draft_class, positional_builder
 
@@ -663,17 +663,11 @@ class CallObserver:
         if stream.bytes_fed > len(head):  # a long stream: its last chunks too
             boundary = tail.find(b"\n\n")
             windows.append(tail[boundary + 2 :] if boundary >= 0 else b"")
-        paths: set[str] = set()
+        texts: list[str] = []
         for window in windows:
             decoder = SSEDecoder()
-            for event in [*decoder.feed(window), *decoder.close()]:
-                if event.is_done:
-                    continue
-                try:
-                    doc = orjson.loads(event.data)
-                except orjson.JSONDecodeError:
-                    continue
-                paths.update(shape_paths(doc))
+            texts += [event.data for event in [*decoder.feed(window), *decoder.close()]]
+        paths = union_of_shape_paths(texts)  # [DONE] is no JSON: it adds nothing
         if not paths:
             return None
         ordered = tuple(sorted(paths))

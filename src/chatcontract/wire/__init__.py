@@ -5,7 +5,8 @@
   streamed completions and their completeness :class:`StreamVerdict`.
 - :func:`parse_error_body`, :func:`is_error_envelope`: error bodies, JSON or not.
 - :func:`check_request`: the request's field names and types (never its text).
-- :func:`shape_fingerprint`, :func:`fingerprint_bytes`: value-free shapes for drift detection.
+- :func:`shape_fingerprint`, :func:`fingerprint_bytes`, :func:`union_of_shape_paths`: value-free
+  shapes for drift detection.
 
 Bad input from the wire never raises: problems come back as :class:`Violation` values.
 """
@@ -32,6 +33,7 @@ from chatcontract.wire.fingerprint import (
     fingerprint_bytes,
     shape_fingerprint,
     shape_paths,
+    union_of_shape_paths,
 )
 from chatcontract.wire.request import RequestCheck, check_request, check_request_bytes
 from chatcontract.wire.sse import SSEDecoder, SSEEvent
@@ -72,4 +74,5 @@ __all__ = [
     "parse_stream",
     "shape_fingerprint",
     "shape_paths",
+    "union_of_shape_paths",
 ]

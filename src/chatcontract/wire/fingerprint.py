@@ -15,14 +15,23 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
 from chatcontract.wire._json import loads
 
-__all__ = ["Fingerprint", "fingerprint_bytes", "shape_fingerprint", "shape_paths"]
+__all__ = [
+    "Fingerprint",
+    "fingerprint_bytes",
+    "shape_fingerprint",
+    "shape_key",
+    "shape_paths",
+    "union_of_shape_paths",
+]
 
 #: Deeper nodes are recorded with their type but not descended into.
 MAX_DEPTH = 32
@@ -158,3 +167,81 @@ def fingerprint_bytes(body: bytes) -> Fingerprint | None:
     if error_at is not None:
         return None
     return shape_fingerprint(doc)
+
+
+def shape_key(text: str) -> tuple[tuple[str, ...], Any] | None:
+    """What the shape of ``text`` depends on, if it is JSON: the pieces of ``text`` outside
+    its strings, and its keys in order; None when ``text`` holds an escaped quote, raw white
+    space other than a space, or a quote followed by a space and a colon or by two spaces
+    (it is then read the general way: never a wrong key, at times none).
+
+    Two JSON texts with the same key have the same shape (the same structure, keys and value
+    types); texts differing only in the contents of their string values share a key (a
+    stream's content chunks). Of a text that is no JSON, some value; never raises. C passes
+    only (``in``, ``split``, slices, one lookup) once a structure was seen.
+
+        >>> shape_key('{"id":"chatcmpl-1","n":2,"tags":["a"]}')
+        (('{', ':', ',', ':2,', ':[', ']}'), ('id', 'n', 'tags'))
+    """
+    # No key for a text holding an escaped quote (a quote that is no string's edge), a raw
+    # tab, line feed or carriage return (white space outside a string: JSON strings hold
+    # none), or a quote followed by a space and a colon or by two spaces (what may then be
+    # between a key and its colon: spaces only).
+    if (
+        '\\"' in text
+        or "\n" in text
+        or "\r" in text
+        or "\t" in text
+        or '" :' in text
+        or '"  ' in text
+    ):
+        return None
+    # Without an escaped quote, every quote of a JSON text is a string's edge: the pieces
+    # alternate, outside (even) and inside a string (odd); a key's colon follows it at once.
+    pieces = text.split('"')
+    outside = tuple(pieces[0::2])
+    keys = _KEYS_OF.get(outside)
+    if keys is None:
+        keys = _keys_of(outside)
+        if len(_KEYS_OF) < _KEYS_OF_LIMIT:
+            _KEYS_OF[outside] = keys
+    return outside, keys(pieces)
+
+
+#: What picks a text's keys out of its pieces, by the pieces outside its strings (structures
+#: repeat across the documents of one API); bounded as :data:`_CHILD_MEMO` is.
+_KEYS_OF: dict[tuple[str, ...], Callable[[list[str]], Any]] = {}
+_KEYS_OF_LIMIT = 1024
+
+
+def _keys_of(outside: tuple[str, ...]) -> Callable[[list[str]], Any]:
+    """The pieces at the keys' places: the string before each outside piece opening with a
+    colon (a tuple; one key alone, or none, as their own values: the same for one
+    structure)."""
+    places = [2 * at - 1 for at in range(1, len(outside)) if outside[at][:1] == ":"]
+    return itemgetter(*places) if places else _no_keys
+
+
+def _no_keys(pieces: list[str]) -> tuple[()]:
+    return ()
+
+
+def union_of_shape_paths(texts: Iterable[str]) -> set[str]:
+    """The union of the :func:`shape_paths` of each of ``texts`` that is JSON (the others add
+    nothing), each shape walked once: a text whose :func:`shape_key` is that of a JSON text
+    already taken has that text's shape (a stream's content chunks differ only in their
+    strings), and is neither decoded nor walked. Never raises on a text that is not JSON."""
+    paths: set[str] = set()
+    taken: set[tuple[tuple[str, ...], Any]] = set()
+    for text in texts:
+        key = shape_key(text)
+        if key is not None and key in taken:
+            continue
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue  # not taken: a JSON text with the same key still counts
+        if key is not None:
+            taken.add(key)
+        paths.update(shape_paths(doc))
+    return paths
