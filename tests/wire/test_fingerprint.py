@@ -308,6 +308,18 @@ def test_the_pickers_of_keys_are_remembered_and_bounded(monkeypatch):
     assert list(fingerprint_module._KEYS_OF) == [("{", ":1,", ":[2]}"), ("[1]",)]
 
 
+def test_the_pickers_of_long_texts_are_not_remembered(monkeypatch):
+    monkeypatch.setattr(fingerprint_module, "_KEYS_OF", {})
+    monkeypatch.setattr(fingerprint_module, "_KEYS_OF_TEXT", 20)
+    short, long = '{"a":1}', '{"a":1,"b":[' + ",".join(["2"] * 8) + "]}"
+    assert len(short) <= 20 < len(long) and len('{"a":' + "1" * 15 + "}") == 21
+    assert shape_key(long)[1] == ("a", "b")
+    assert shape_key('{"a":' + "1" * 15 + "}")[1] == "a"  # 21 characters: one too many
+    assert shape_key('{"a":' + "1" * 14 + "}")[1] == "a"  # 20: remembered
+    assert shape_key(short)[1] == "a"
+    assert list(fingerprint_module._KEYS_OF) == [("{", ":" + "1" * 14 + "}"), ("{", ":1}")]
+
+
 def test_the_bound_of_the_pickers_holds_past_the_small_integers(monkeypatch):
     monkeypatch.setattr(fingerprint_module, "_KEYS_OF", {})
     monkeypatch.setattr(fingerprint_module, "_KEYS_OF_LIMIT", 300)

@@ -203,15 +203,18 @@ def shape_key(text: str) -> tuple[tuple[str, ...], Any] | None:
     keys = _KEYS_OF.get(outside)
     if keys is None:
         keys = _keys_of(outside)
-        if len(_KEYS_OF) < _KEYS_OF_LIMIT:
+        if len(_KEYS_OF) < _KEYS_OF_LIMIT and len(text) <= _KEYS_OF_TEXT:
             _KEYS_OF[outside] = keys
     return outside, keys(pieces)
 
 
 #: What picks a text's keys out of its pieces, by the pieces outside its strings (structures
-#: repeat across the documents of one API); bounded as :data:`_CHILD_MEMO` is.
+#: repeat across the documents of one API); bounded as :data:`_CHILD_MEMO` is, and only for
+#: texts of at most :data:`_KEYS_OF_TEXT` characters (a stream chunk is a few hundred), so the
+#: memo holds at most about 4 MiB of pieces whatever the texts.
 _KEYS_OF: dict[tuple[str, ...], Callable[[list[str]], Any]] = {}
 _KEYS_OF_LIMIT = 1024
+_KEYS_OF_TEXT = 4096
 
 
 def _keys_of(outside: tuple[str, ...]) -> Callable[[list[str]], Any]:
