@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chatcontract.gateway.stream import ChunkForwarder
 
@@ -98,3 +100,64 @@ def test_a_stream_that_needs_no_change_is_framed_event_by_event(count):
 
 def test_nothing_encodes_to_nothing_when_nothing_needs_a_change():
     assert ChunkForwarder(client_usage=True).encode([]) == b""
+
+
+# -- several payloads at once: the same bytes as one at a time ---------------------------------
+
+LITELLM_USAGE = json.dumps(
+    {"id": "c1", "choices": [{"index": 0, "delta": {}}], "usage": USAGE}, separators=(",", ":")
+).encode()
+VARIANTS = [
+    chunk("a"),
+    chunk('the "usage" word, ,\\"usage\\":null'),  # lookalikes inside the text only
+    chunk("b", usage=None),  # a null usage member
+    chunk(None, usage=USAGE),  # the usage chunk
+    chunk("c", usage=USAGE),  # usage on a content chunk
+    LITELLM_USAGE,  # choices that carry nothing
+    b'{"id":"c1","usage":null,"choices":[{"index":0,"delta":{"content":"d"}}],"usage":null}',
+    b'{"usage": null, "id":"c1","choices":[{"index":0,"delta":{"content":"e"}}]}',
+]
+
+
+def one_at_a_time(forwarder: ChunkForwarder, payloads: list[bytes]) -> bytes:
+    return b"".join(forwarder.encode([payload]) for payload in payloads)
+
+
+@pytest.mark.parametrize("client_usage", [False, True], ids=["stripping", "as-is"])
+@given(st.lists(st.sampled_from(VARIANTS), min_size=1, max_size=8))
+def test_a_batch_encodes_to_what_its_payloads_encode_to_one_at_a_time(client_usage, payloads):
+    batch = ChunkForwarder(client_usage=client_usage).encode(payloads)
+    assert batch == one_at_a_time(ChunkForwarder(client_usage=client_usage), payloads)
+
+
+@given(st.lists(st.sampled_from(VARIANTS), min_size=1, max_size=8))
+def test_a_continued_batch_encodes_as_one_at_a_time_too(payloads):
+    batched, single = ChunkForwarder(client_usage=False), ChunkForwarder(client_usage=False)
+    batched.encode([chunk("a", id_="first")])
+    single.encode([chunk("a", id_="first")])
+    batched.next_attempt()
+    single.next_attempt()
+    assert batched.encode(payloads) == one_at_a_time(single, payloads)
+
+
+def test_a_batch_keeps_the_payloads_before_the_usage_chunk_byte_for_byte():
+    plain = [chunk("a"), chunk("b", usage=None), chunk("c")]
+    out = events(ChunkForwarder(client_usage=False).encode([*plain, chunk(None, usage=USAGE)]))
+    assert out == [chunk("a"), chunk("b"), chunk("c")]
+
+
+def test_a_batch_is_read_in_c_up_to_the_first_payload_naming_usage(monkeypatch):
+    looped = []
+    real = ChunkForwarder._each
+    monkeypatch.setattr(ChunkForwarder, "_each", lambda self, p: looped.append(p) or real(self, p))
+    forwarder = ChunkForwarder(client_usage=False)
+    payloads = [chunk(str(n), usage=None) for n in range(30)]
+    tail = [chunk(None, usage=USAGE), chunk("after")]
+    out = forwarder.encode([*payloads, *tail])
+    assert events(out) == [*(chunk(str(n)) for n in range(30)), chunk("after")]
+    assert looped == [tail]  # the payloads before the usage chunk: no loop
+    looped.clear()
+    assert events(forwarder.encode(payloads[:3])) == [chunk("0"), chunk("1"), chunk("2")]
+    assert looped == []
+    forwarder.encode(payloads[:1])  # one payload: the loop
+    assert looped == [payloads[:1]]
