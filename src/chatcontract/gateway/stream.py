@@ -58,8 +58,9 @@ class ChunkForwarder:
             return self._each(payloads)
         # Stripping usage alone: what ``_each`` does, with C passes over the joined payloads
         # up to the first one still naming "usage" once its null member is gone (most
-        # streams: the usage chunk at the end, or none in this read). A payload holds no line
-        # feed and "usage" no quote-free separator piece, so a match is inside one payload.
+        # streams: the usage chunk at the end, or none in this read). The separator holds no
+        # quote and no payload holds it (a good chunk has no blank line), so a match lies
+        # inside one payload, and the separators before it count the payloads before it.
         joined = _BETWEEN.join(payloads)
         texts = payloads
         if _NULL_USAGE in joined:  # each payload's first null member only, as in ``_each``
