@@ -35,6 +35,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from itertools import count, islice
 from typing import Any
 
 import httpx2
@@ -42,6 +43,7 @@ import httpx2
 from chatcontract._log import get_logger
 from chatcontract.contract import Contract
 from chatcontract.failures import DeadlineExceeded
+from chatcontract.wire.stream import HOLD_READS, StreamParser, held_batch
 
 from ._httpx_seam import Layout, header_layout, url_key
 from ._timing import (
@@ -229,6 +231,8 @@ def _already_read(response: httpx2.Response, observer: Observer) -> bool:
 
 
 class _ObservedStream(httpx2.SyncByteStream):
+    _held: dict[int, bytes] | None = None
+
     def __init__(
         self, inner: Iterable[bytes], observer: Observer, request: httpx2.Request | None = None
     ) -> None:
@@ -241,9 +245,34 @@ class _ObservedStream(httpx2.SyncByteStream):
         clock = self._observer.clock
         try:
             if clock.deadline is None:
-                for chunk in self._inner:
+                stream = self._observer.stream
+                chunks = iter(self._inner)
+                for chunk in chunks:
                     on_chunk(chunk)
                     yield chunk
+                    if stream is not None and stream.holding:
+                        # No Python step per read from here: ``dict.setdefault`` keeps each
+                        # (in order, under a count) and hands it on, all in C, and the parser
+                        # takes them a batch at a time, as its own holding would (what is
+                        # held when the body ends, fails or is closed early is taken before
+                        # the stream is judged, here or in ``close``). A reader that ends the
+                        # parser's holding (``StreamParser.assembler``) gets each read from
+                        # the next batch on, through this loop.
+                        held: dict[int, bytes] = {}
+                        self._held = held
+                        passing = map(held.setdefault, count(), chunks)
+                        size = HOLD_READS
+                        try:
+                            while stream.holding:
+                                yield from islice(passing, size)
+                                if len(held) < size:  # the body ended
+                                    break
+                                size = self._take_held(stream)
+                            else:
+                                continue  # each read through ``on_chunk`` again
+                        finally:
+                            self._take_held(stream)
+                        break
             else:  # the body's reads keep to the call's deadline too
                 chunks = iter(self._inner)
                 while True:
@@ -264,7 +293,21 @@ class _ObservedStream(httpx2.SyncByteStream):
             raise
         self._observer.finish()
 
+    def _take_held(self, stream: StreamParser) -> int:
+        """Hand ``stream`` the reads held here, unless it has been closed; how many to hold
+        next."""
+        held = self._held
+        if not held or stream.result is not None:
+            return HOLD_READS
+        reads = list(held.values())
+        held.clear()
+        stream.take_reads(reads)
+        return held_batch(reads)
+
     def close(self) -> None:
+        stream = self._observer.stream
+        if stream is not None:  # reads the caller got, still held here
+            self._take_held(stream)
         try:
             close = getattr(self._inner, "close", None)
             if close is not None:
