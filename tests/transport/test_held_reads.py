@@ -1,11 +1,13 @@
-"""Once a stream's parser holds its reads, ``instrument()``'s transport passes them on in C
-and hands them over a batch at a time: the Exchange is the one feeding each read gives,
-whatever the reads, however the caller stops, and whenever the body fails."""
+"""Once a stream's parser holds its reads, the instrumented transports keep them (the sync one
+in C, the async one with a list append) and hand them over a batch at a time: the Exchange is
+the one feeding each read gives, whatever the reads, however the caller stops, and whenever
+the body fails."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx2
 import pytest
@@ -13,7 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatcontract.contract import load_preset
-from chatcontract.transport import STREAM_EXTENSION, InstrumentedTransport
+from chatcontract.exchange import Exchange
+from chatcontract.transport import (
+    STREAM_EXTENSION,
+    AsyncInstrumentedTransport,
+    InstrumentedTransport,
+)
 from chatcontract.wire.stream import HOLD_READ_BYTES, HOLD_READS, StreamParser
 
 COMET = load_preset("cometapi")
@@ -26,15 +33,13 @@ REQUEST = {
 }
 
 
-def _event(content: str | None, **top: object) -> bytes:
-    choice: dict[str, object] = {
-        "index": 0,
-        "delta": {} if content is None else {"content": content},
-    }
+def _event(content: str | None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    choice: dict[str, object] = {"index": 0, "delta": delta}
     if content is None:
         choice["finish_reason"] = "stop"
     chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-    return b"data: " + json.dumps({**chunk, "choices": [choice], **top}).encode() + b"\n\n"
+    return b"data: " + json.dumps({**chunk, "choices": [choice]}).encode() + b"\n\n"
 
 
 WORDS = 3 * HOLD_READS + 5
@@ -47,9 +52,10 @@ EVENTS = [
     b"data: [DONE]\n\n",
 ]
 BODY = b"".join(EVENTS)
+HEADERS = {"content-type": "text/event-stream"}
 
 
-class _Body(httpx2.SyncByteStream):
+class _Body(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     """An upstream body given read by read, failing (a reset) before read ``fail_at``."""
 
     def __init__(self, reads: list[bytes], fail_at: int | None = None) -> None:
@@ -57,62 +63,146 @@ class _Body(httpx2.SyncByteStream):
         self.fail_at = fail_at
         self.given = 0
 
-    def __iter__(self) -> Iterator[bytes]:
-        for read in self.reads:
+    def _next(self) -> Iterator[bytes]:
+        # One connection: iterating the body again goes on from where it was.
+        while self.given < len(self.reads):
             if self.given == self.fail_at:
                 raise httpx2.ReadError("connection reset by peer")
             self.given += 1
+            yield self.reads[self.given - 1]
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._next()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for read in self._next():
             yield read
 
 
-class _Upstream(httpx2.BaseTransport):
+class _Upstream(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     def __init__(self, body: _Body) -> None:
         self.body = body
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        headers = {"content-type": "text/event-stream"}
-        return httpx2.Response(200, headers=headers, stream=self.body, request=request)
+        return httpx2.Response(200, headers=HEADERS, stream=self.body, request=request)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return self.handle_request(request)
 
 
-Consume = Callable[[httpx2.Response], None]
+OnRead = Callable[[int, httpx2.Response], None]
 
 
-def _read_all(response: httpx2.Response) -> None:
-    for _ in response.iter_raw():
-        pass
+class _Call:
+    """One call through an instrumented transport, read the way the test says."""
+
+    def __init__(
+        self,
+        reads: list[bytes],
+        *,
+        each: bool = False,
+        fail_at: int | None = None,
+        stop: int | None = None,
+        keep_open: bool = False,
+        drain: bool = False,
+        on_read: OnRead | None = None,
+    ) -> None:
+        #: ``each``: with a deadline, whose reads go through the transport's per-read loop
+        #: (each fed to the parser as it comes): the reference.
+        self.body = _Body(reads, fail_at)
+        self.exchanges: list[Exchange] = []
+        self.options = {
+            "contract": COMET,
+            "sinks": [self.exchanges.append],
+            "inner": _Upstream(self.body),
+            "capture_content": True,
+            "total_timeout": 60.0 if each else None,
+        }
+        self.stop = stop  # stop after this many reads
+        self.keep_open = keep_open  # the reader still open as the response is closed
+        #: then iterate the body again to its end, with the reader still open (what the
+        #: openai SDK's AsyncStream does to drain a body after [DONE])
+        self.drain = drain
+        self.drained: list[bytes] = []
+        self.on_read = on_read
+        self.received: list[bytes] = []
+
+    def _took(self, read: bytes, response: httpx2.Response) -> bool:
+        """Take one read; True to stop reading."""
+        if self.on_read is not None:
+            self.on_read(len(self.received), response)
+        self.received.append(read)
+        return self.stop is not None and len(self.received) == self.stop
+
+    def sync(self) -> _Call:
+        transport = InstrumentedTransport(**self.options)  # type: ignore[arg-type]
+        kept: list[Iterator[bytes]] = []
+        with httpx2.Client(transport=transport) as client:
+            try:
+                with client.stream("POST", URL, json=REQUEST) as response:
+                    reader = response.iter_raw()
+                    for read in reader:
+                        if self._took(read, response):
+                            break
+                    if self.drain:
+                        self.drained.extend(response.stream)  # type: ignore[arg-type]
+                    if self.keep_open:
+                        kept.append(reader)
+                    else:
+                        reader.close()  # type: ignore[attr-defined]
+            except httpx2.ReadError:
+                pass
+        for reader in kept:
+            reader.close()  # type: ignore[attr-defined]
+        return self
+
+    def async_(self) -> _Call:
+        async def run() -> None:
+            transport = AsyncInstrumentedTransport(**self.options)  # type: ignore[arg-type]
+            kept: list[AsyncIterator[bytes]] = []
+            async with httpx2.AsyncClient(transport=transport) as client:
+                try:
+                    async with client.stream("POST", URL, json=REQUEST) as response:
+                        reader = response.aiter_raw()
+                        async for read in reader:
+                            if self._took(read, response):
+                                break
+                        if self.drain:
+                            async for read in response.stream:  # type: ignore[union-attr]
+                                self.drained.append(read)
+                        if self.keep_open:
+                            kept.append(reader)
+                        else:
+                            await reader.aclose()  # type: ignore[attr-defined]
+                except httpx2.ReadError:
+                    pass
+            for reader in kept:
+                await reader.aclose()  # type: ignore[attr-defined]
+
+        asyncio.run(run())
+        return self
+
+    def run(self, mode: str) -> _Call:
+        return self.sync() if mode == "sync" else self.async_()
+
+    @property
+    def exchange(self) -> Exchange:
+        [exchange] = self.exchanges
+        return exchange
 
 
-def _exchange(
-    reads: list[bytes],
-    consume: Consume = _read_all,
-    *,
-    each: bool = False,
-    fail_at: int | None = None,
-) -> tuple[object, _Body]:
-    """The call's Exchange. ``each``: with a deadline, whose reads go through the
-    transport's per-read loop (each fed to the parser as it comes): the reference."""
-    body = _Body(reads, fail_at)
-    exchanges: list = []
-    transport = InstrumentedTransport(
-        contract=COMET,
-        sinks=[exchanges.append],
-        inner=_Upstream(body),
-        capture_content=True,
-        total_timeout=60.0 if each else None,
-    )
-    with httpx2.Client(transport=transport) as client:
-        try:
-            with client.stream("POST", URL, json=REQUEST) as response:
-                consume(response)
-        except httpx2.ReadError:
-            pass
-    [exchange] = exchanges
-    return exchange, body
+MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 
 
-def _same(held: object, each: object) -> None:
-    assert held.response == each.response  # type: ignore[attr-defined]
-    assert held.failure == each.failure  # type: ignore[attr-defined]
+def _same(mode: str, reads: list[bytes], **how: object) -> _Call:
+    """The call read as ``how`` says, checked against the same call fed read by read."""
+    held = _Call(reads, **how).run(mode)  # type: ignore[arg-type]
+    each = _Call(reads, each=True, **how).run(mode)  # type: ignore[arg-type]
+    assert held.exchange.response == each.exchange.response
+    assert held.exchange.failure == each.exchange.failure
+    assert held.received == each.received
+    assert held.drained == each.drained
+    return held
 
 
 def _cut(body: bytes, points: list[int]) -> list[bytes]:
@@ -120,6 +210,7 @@ def _cut(body: bytes, points: list[int]) -> list[bytes]:
     return [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True) if b > a]
 
 
+@MODES
 @pytest.mark.parametrize(
     "reads",
     [
@@ -129,96 +220,89 @@ def _cut(body: bytes, points: list[int]) -> list[bytes]:
     ],
     ids=["event-per-read", "seven-bytes", "five-events"],
 )
-def test_a_held_stream_gives_the_exchange_of_each_read_fed(reads):
-    held, body = _exchange(reads)
-    _same(held, _exchange(reads, each=True)[0])
-    assert held.ok, held.failure
-    assert held.response.chunk_count == len(EVENTS) - 1  # all but [DONE]
-    assert held.response.content == "".join(f"w{i} " for i in range(WORDS))
-    assert held.response.body_bytes == len(BODY)
-    assert body.given == len(reads)
+def test_a_held_stream_gives_the_exchange_of_each_read_fed(mode, reads):
+    call = _same(mode, reads)
+    exchange = call.exchange
+    assert exchange.ok, exchange.failure
+    assert exchange.response.chunk_count == len(EVENTS) - 1  # all but [DONE]
+    assert exchange.response.content == "".join(f"w{i} " for i in range(WORDS))
+    assert exchange.response.body_bytes == len(BODY)
+    assert call.received == reads  # every byte passed on, in order
+    assert call.body.given == len(reads)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.integers(0, len(BODY)), max_size=200))
-def test_any_reads_give_the_exchange_of_each_read_fed(points):
-    reads = _cut(BODY, points)
-    _same(_exchange(reads)[0], _exchange(reads, each=True)[0])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(BODY)), max_size=200), st.sampled_from(["sync", "async"]))
+def test_any_reads_give_the_exchange_of_each_read_fed(points, mode):
+    _same(mode, _cut(BODY, points))
 
 
-def test_every_byte_is_passed_on_in_order():
-    received: list[bytes] = []
-    _exchange(EVENTS, lambda response: received.extend(response.iter_raw()))
-    assert received == EVENTS
+@MODES
+@pytest.mark.parametrize("keep_open", [False, True], ids=["reader-closed", "response-closed"])
+@pytest.mark.parametrize("stop", [2, 3, HOLD_READS + 1, HOLD_READS + 2, 2 * HOLD_READS + 9])
+def test_a_caller_that_stops_early_is_observed_up_to_the_last_read_it_got(mode, stop, keep_open):
+    # keep_open: the reader is closed only after the response, so the transport's close
+    # comes before the end of its reads.
+    call = _same(mode, EVENTS, stop=stop, keep_open=keep_open)
+    assert call.body.given == stop  # nothing read past what the caller took
+    assert call.exchange.response.chunk_count == stop
+    assert call.exchange.response.stream_verdict == "cut"
 
 
-def _stop_after(count: int, readers: list[Iterator[bytes]] | None = None) -> Consume:
-    """Read ``count`` reads, then stop: closing the reader, or (given ``readers``) keeping
-    it open there as the response is closed, so that the transport's ``close`` comes
-    before the end of its reads."""
-
-    def consume(response: httpx2.Response) -> None:
-        reader = response.iter_raw()
-        for _ in range(count):
-            next(reader)
-        if readers is None:
-            reader.close()
-        else:
-            readers.append(reader)
-
-    return consume
+@MODES
+@pytest.mark.parametrize("stop", [1, 2, 3, HOLD_READS + 1, 2 * HOLD_READS + 9, len(EVENTS) - 1])
+def test_a_body_iterated_again_to_drain_it_is_observed_whole_in_order(mode, stop):
+    # The first reader stays open (suspended, holding what it passed on) while the body is
+    # iterated a second time: what the first held is taken before the second's reads.
+    call = _same(mode, EVENTS, stop=stop, keep_open=True, drain=True)
+    assert call.received + call.drained == EVENTS
+    assert call.exchange.ok, call.exchange.failure
+    assert call.exchange.response.chunk_count == len(EVENTS) - 1
+    assert call.exchange.response.content == "".join(f"w{i} " for i in range(WORDS))
 
 
-@pytest.mark.parametrize("close_reader", [True, False], ids=["reader-closed", "response-closed"])
-@pytest.mark.parametrize("count", [2, 3, HOLD_READS + 1, HOLD_READS + 2, 2 * HOLD_READS + 9])
-def test_a_caller_that_stops_early_is_observed_up_to_the_last_read_it_got(count, close_reader):
-    readers: list[Iterator[bytes]] = []
-    kept = None if close_reader else readers
-    held, body = _exchange(EVENTS, _stop_after(count, kept))
-    assert len(readers) == (0 if close_reader else 1)  # still open as the call ended
-    _same(held, _exchange(EVENTS, _stop_after(count, kept), each=True)[0])
-    assert body.given == count  # nothing read past what the caller took
-    assert held.response.chunk_count == count
-    assert held.response.stream_verdict == "cut"
-    for reader in readers:
-        reader.close()
-
-
+@MODES
 @pytest.mark.parametrize("fail_at", [2, 3, HOLD_READS + 2, 2 * HOLD_READS + 9])
-def test_a_body_failing_while_held_is_dropped_with_every_read_before_it(fail_at):
-    held, body = _exchange(EVENTS, fail_at=fail_at)
-    _same(held, _exchange(EVENTS, fail_at=fail_at, each=True)[0])
-    assert body.given == fail_at
-    assert held.response.chunk_count == fail_at
-    assert (held.failure.code, held.response.stream_verdict) == ("stream_dropped", "dropped")
+def test_a_body_failing_while_held_is_dropped_with_every_read_before_it(mode, fail_at):
+    call = _same(mode, EVENTS, fail_at=fail_at)
+    assert call.body.given == fail_at
+    assert call.exchange.response.chunk_count == fail_at
+    failure = call.exchange.failure
+    assert (failure.code, call.exchange.response.stream_verdict) == ("stream_dropped", "dropped")
 
 
-def test_a_reader_that_ends_holding_gets_each_read_from_the_next_batch_on():
-    counts: list[int] = []
+@MODES
+def test_a_reader_that_ends_holding_gets_each_read_from_the_next_batch_on(mode):
+    runs: list[list[int]] = []  # per call: the assembler's chunk count at each read from 10 on
+    taken: list = []
 
-    def consume(response: httpx2.Response) -> None:
-        parser = response.extensions[STREAM_EXTENSION]
-        assert isinstance(parser, StreamParser)
-        assembler = None
-        for i, _ in enumerate(response.iter_raw()):
-            if i == 10:  # holding since the first token (read 1)
-                assembler = parser.assembler
-            if assembler is not None:
-                counts.append(assembler.chunk_count)
+    def on_read(i: int, response: httpx2.Response) -> None:
+        if i == 0:
+            runs.append([])
+            taken.clear()
+        if i == 10:  # holding since the first token (read 1)
+            parser = response.extensions[STREAM_EXTENSION]
+            assert isinstance(parser, StreamParser)
+            taken.append(parser.assembler)
+        if taken:
+            runs[-1].append(taken[0].chunk_count)
 
-    held, _ = _exchange(EVENTS, consume)
+    _same(mode, EVENTS, on_read=on_read)
+    counts = runs[0]
     # Reads 2 to 33 (from the first token on) are one batch, held by the transport: the
-    # assembler gets them when it is taken, as read 34 is asked for...
-    last_held = 1 + HOLD_READS
-    assert counts[: last_held - 10 + 1] == [2] * (last_held - 10 + 1)
+    # assembler gets them when the batch is taken, as its last read comes (async) or as the
+    # read after it is asked for (sync: the read is passed on first, in C)...
+    taken_at = 1 + HOLD_READS + (1 if mode == "sync" else 0)
+    assert counts[: taken_at - 10] == [2] * (taken_at - 10)
     # ...and from then on each read as it comes (read i is the (i + 1)th chunk; the last
     # one, [DONE], is none).
-    rest = [min(i + 1, len(EVENTS) - 1) for i in range(last_held + 1, len(EVENTS))]
-    assert counts[last_held - 10 + 1 :] == rest
-    _same(held, _exchange(EVENTS, each=True)[0])
+    assert counts[taken_at - 10 :] == [
+        min(i + 1, len(EVENTS) - 1) for i in range(taken_at, len(EVENTS))
+    ]
 
 
-def test_large_reads_are_handed_over_in_smaller_batches(monkeypatch):
+@MODES
+def test_large_reads_are_handed_over_in_smaller_batches(mode, monkeypatch):
     batches: list[int] = []
     take = StreamParser.take_reads
 
@@ -228,8 +312,8 @@ def test_large_reads_are_handed_over_in_smaller_batches(monkeypatch):
 
     monkeypatch.setattr(StreamParser, "take_reads", spy)
     big = [_event(""), _event("a"), *(_event("b" * HOLD_READ_BYTES) for _ in range(3 * HOLD_READS))]
-    held, _ = _exchange([*big, _event(None), b"data: [DONE]\n\n"])
-    assert held.response.chunk_count == len(big) + 1
+    call = _Call([*big, _event(None), b"data: [DONE]\n\n"]).run(mode)
+    assert call.exchange.response.chunk_count == len(big) + 1
     assert batches[0] == HOLD_READS  # nothing known of their size before the first batch
     # then as many as fit in the budget, the last batch being what was left
     size = len(big[-1])

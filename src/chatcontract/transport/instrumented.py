@@ -230,9 +230,30 @@ def _already_read(response: httpx2.Response, observer: Observer) -> bool:
     return True
 
 
-class _ObservedStream(httpx2.SyncByteStream):
-    _held: dict[int, bytes] | None = None
+class _HeldReads:
+    """What the observed body streams share: the reads passed on while the stream's parser
+    holds them and not yet handed over (one container per body, whichever iteration of it
+    took them: the openai SDK iterates a body a second time to drain it), and handing them
+    over."""
 
+    _held: Any = None  # a dict (sync: keyed by a count) or a list (async), in read order
+    _takes = 0  # how many times held reads were handed over
+
+    def _take_held(self, stream: StreamParser) -> int:
+        """Hand ``stream`` the reads held here, unless it has been closed; how many to hold
+        next (0: the parser no longer holds, feed each read)."""
+        held = self._held
+        if held and stream.result is None:
+            reads = list(held.values()) if isinstance(held, dict) else held[:]
+            held.clear()
+            self._takes += 1
+            stream.take_reads(reads)
+            if stream.holding:
+                return held_batch(reads)
+        return HOLD_READS if stream.holding else 0
+
+
+class _ObservedStream(_HeldReads, httpx2.SyncByteStream):
     def __init__(
         self, inner: Iterable[bytes], observer: Observer, request: httpx2.Request | None = None
     ) -> None:
@@ -246,6 +267,8 @@ class _ObservedStream(httpx2.SyncByteStream):
         try:
             if clock.deadline is None:
                 stream = self._observer.stream
+                if stream is not None:
+                    self._take_held(stream)  # an earlier iteration's reads come first
                 chunks = iter(self._inner)
                 for chunk in chunks:
                     on_chunk(chunk)
@@ -258,15 +281,18 @@ class _ObservedStream(httpx2.SyncByteStream):
                         # the stream is judged, here or in ``close``). A reader that ends the
                         # parser's holding (``StreamParser.assembler``) gets each read from
                         # the next batch on, through this loop.
-                        held: dict[int, bytes] = {}
-                        self._held = held
-                        passing = map(held.setdefault, count(), chunks)
+                        held = self._held
+                        if held is None:
+                            held = self._held = {}
+                            self._keys = count()  # one count per body: keys never repeat
+                        passing = map(held.setdefault, self._keys, chunks)
                         size = HOLD_READS
                         try:
                             while stream.holding:
+                                takes = self._takes
                                 yield from islice(passing, size)
-                                if len(held) < size:  # the body ended
-                                    break
+                                if len(held) < size and self._takes == takes:
+                                    break  # the body ended
                                 size = self._take_held(stream)
                             else:
                                 continue  # each read through ``on_chunk`` again
@@ -293,17 +319,6 @@ class _ObservedStream(httpx2.SyncByteStream):
             raise
         self._observer.finish()
 
-    def _take_held(self, stream: StreamParser) -> int:
-        """Hand ``stream`` the reads held here, unless it has been closed; how many to hold
-        next."""
-        held = self._held
-        if not held or stream.result is not None:
-            return HOLD_READS
-        reads = list(held.values())
-        held.clear()
-        stream.take_reads(reads)
-        return held_batch(reads)
-
     def close(self) -> None:
         stream = self._observer.stream
         if stream is not None:  # reads the caller got, still held here
@@ -317,7 +332,7 @@ class _ObservedStream(httpx2.SyncByteStream):
                 self._observer.finish()
 
 
-class _AsyncObservedStream(httpx2.AsyncByteStream):
+class _AsyncObservedStream(_HeldReads, httpx2.AsyncByteStream):
     def __init__(
         self, inner: Any, observer: Observer, request: httpx2.Request | None = None
     ) -> None:
@@ -329,7 +344,33 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
         on_chunk = self._observer.chunk_sink
         clock = self._observer.clock
         try:
-            if clock.deadline is None:
+            stream = self._observer.stream
+            if clock.deadline is None and stream is not None:
+                # Once the parser holds its reads, each is only kept here (a C append, no
+                # call into the parser) and the parser takes a batch at a time, as its own
+                # holding would (see the sync stream); ``size``: how many to hold, 0 while
+                # each read is fed (before the first token, or after a reader ended holding).
+                held = self._held
+                if held is None:
+                    held = self._held = []
+                else:
+                    self._take_held(stream)  # an earlier iteration's reads come first
+                hold = held.append
+                size = 0
+                try:
+                    async for chunk in self._inner:
+                        if size:
+                            hold(chunk)
+                            if len(held) >= size:
+                                size = self._take_held(stream)
+                        else:
+                            on_chunk(chunk)
+                            if stream.holding:
+                                size = HOLD_READS
+                        yield chunk
+                finally:
+                    self._take_held(stream)
+            elif clock.deadline is None:
                 async for chunk in self._inner:
                     on_chunk(chunk)
                     yield chunk
@@ -354,6 +395,9 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
         self._observer.finish()
 
     async def aclose(self) -> None:
+        stream = self._observer.stream
+        if stream is not None:  # reads the caller got, still held here
+            self._take_held(stream)
         try:
             aclose = getattr(self._inner, "aclose", None)
             if aclose is not None:
