@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatcontract.wire import StreamParser
-from chatcontract.wire.stream import HOLD_READ_BYTES, HOLD_READS, WINDOW_BYTES, held_batch
+from chatcontract.wire.stream import HOLD_READ_BYTES, HOLD_READS, WINDOW_BYTES
 
 
 def _event(content: str | None = "w", **top: object) -> bytes:
@@ -123,100 +123,3 @@ def test_the_clock_gives_the_first_token_moment_when_no_moment_is_fed():
     parser.feed(_event("b"))  # after the first token the clock is not read
     assert parser.close().first_token_at == 6.0
     assert next(moments) == 7.0
-
-
-# -- reads a caller held itself (instrument()'s transport holds them in C) ---------------------
-
-
-def _held_by_caller(reads: list[bytes], every: int) -> tuple[object, tuple[bytes, bytes], int]:
-    """Feed each read until the parser holds, then hand the rest over ``every`` at a time."""
-    parser = StreamParser(expect_usage=True, defer=True, windows=True)
-    rest = list(reads)
-    while rest and not parser.holding:
-        parser.feed(rest.pop(0), now=1.0)
-    while rest:
-        parser.take_reads(rest[:every])
-        del rest[:every]
-    return parser.close(now=2.0), parser.raw_windows(), parser.bytes_fed
-
-
-def _each_read(reads: list[bytes]) -> tuple[object, tuple[bytes, bytes], int]:
-    parser = StreamParser(expect_usage=True, windows=True)
-    for read in reads:
-        parser.feed(read, now=1.0)
-    return parser.close(now=2.0), parser.raw_windows(), parser.bytes_fed
-
-
-@settings(max_examples=examples(200), deadline=None)
-@given(
-    st.integers(0, 300),
-    st.lists(st.integers(0, 60_000), max_size=120),
-    st.integers(1, 2 * HOLD_READS),
-)
-def test_reads_taken_in_batches_give_the_result_of_feeding_each(words, cuts, every):
-    reads = _reads(_body(words), cuts)
-    assert _held_by_caller(reads, every) == _each_read(reads)
-
-
-def test_the_parser_holds_once_the_first_token_has_arrived():
-    parser = StreamParser(defer=True)
-    parser.feed(_event(""))
-    assert not parser.holding  # no token yet
-    parser.feed(_event("a"))
-    assert parser.holding
-    assert not StreamParser().holding  # not deferring: never
-
-
-def test_reads_taken_while_holding_are_decoded_at_once_in_one_pass():
-    parser = StreamParser(defer=True)
-    parser.feed(_event("a"))
-    parser.take_reads([_event("b"), _event("c")])
-    assert parser._assembler.chunk_count == 3  # none left held
-    assert parser._held == []
-    assert parser.holding  # and the parser still holds what is fed next
-    parser.take_reads([])
-    assert parser.close().content == "abc"
-
-
-def test_reads_taken_before_the_first_token_are_fed_each_with_its_moment():
-    moments = iter([5.0, 6.0, 7.0])
-    parser = StreamParser(defer=True, clock=lambda: next(moments))
-    parser.take_reads([_event(""), _event("a"), _event("b")])
-    assert parser.holding
-    result = parser.close()
-    assert (result.content, result.first_token_at) == ("ab", 6.0)
-
-
-def test_reads_taken_after_close_are_refused():
-    parser = StreamParser(defer=True)
-    parser.feed(_event("a"))
-    parser.close()
-    with pytest.raises(RuntimeError, match="take_reads"):
-        parser.take_reads([_event("b")])
-    with pytest.raises(RuntimeError, match="take_reads"):
-        parser.take_reads([])
-
-
-@pytest.mark.parametrize(
-    ("sizes", "expected"),
-    [
-        ([], HOLD_READS),
-        ([100] * HOLD_READS, HOLD_READS),
-        # exactly the budget (HOLD_READS reads of half HOLD_READ_BYTES): still all of them
-        ([HOLD_READ_BYTES // 2] * HOLD_READS, HOLD_READS),
-        # one byte over: the next batch is one read fewer
-        ([HOLD_READ_BYTES // 2] * (HOLD_READS - 1) + [HOLD_READ_BYTES // 2 + 1], HOLD_READS - 1),
-        # reads of 4 x the average allowed: a quarter as many
-        ([2 * HOLD_READ_BYTES] * HOLD_READS, HOLD_READS // 4),
-        # by the average: two reads averaging twice the allowed average, half as many
-        ([2 * HOLD_READ_BYTES, 0], HOLD_READS // 2),
-        ([0] * 5, HOLD_READS),
-        # a read far above the budget: still one at a time
-        ([100 * HOLD_READS * HOLD_READ_BYTES], 1),
-    ],
-    ids=["none", "small", "at-budget", "over-budget", "large", "average", "empty", "huge"],
-)
-def test_a_caller_holds_fewer_reads_after_large_ones(sizes, expected):
-    batch = held_batch([b"x" * size for size in sizes])
-    assert batch == expected
-    assert type(batch) is int  # a count for islice: a float is refused there

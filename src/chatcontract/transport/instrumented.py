@@ -35,7 +35,6 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from itertools import count, islice
 from typing import Any
 
 import httpx2
@@ -43,7 +42,6 @@ import httpx2
 from chatcontract._log import get_logger
 from chatcontract.contract import Contract
 from chatcontract.failures import DeadlineExceeded
-from chatcontract.wire.stream import HOLD_READS, StreamParser, held_batch
 
 from ._httpx_seam import Layout, header_layout, url_key
 from ._timing import (
@@ -230,30 +228,7 @@ def _already_read(response: httpx2.Response, observer: Observer) -> bool:
     return True
 
 
-class _HeldReads:
-    """What the observed body streams share: the reads passed on while the stream's parser
-    holds them and not yet handed over (one container per body, whichever iteration of it
-    took them: the openai SDK iterates a body a second time to drain it), and handing them
-    over."""
-
-    _held: Any = None  # a dict (sync: keyed by a count) or a list (async), in read order
-    _takes = 0  # how many times held reads were handed over
-
-    def _take_held(self, stream: StreamParser) -> int:
-        """Hand ``stream`` the reads held here, unless it has been closed; how many to hold
-        next (0: the parser no longer holds, feed each read)."""
-        held = self._held
-        if held and stream.result is None:
-            reads = list(held.values()) if isinstance(held, dict) else held[:]
-            held.clear()
-            self._takes += 1
-            stream.take_reads(reads)
-            if stream.holding:
-                return held_batch(reads)
-        return HOLD_READS if stream.holding else 0
-
-
-class _ObservedStream(_HeldReads, httpx2.SyncByteStream):
+class _ObservedStream(httpx2.SyncByteStream):
     def __init__(
         self, inner: Iterable[bytes], observer: Observer, request: httpx2.Request | None = None
     ) -> None:
@@ -266,39 +241,9 @@ class _ObservedStream(_HeldReads, httpx2.SyncByteStream):
         clock = self._observer.clock
         try:
             if clock.deadline is None:
-                stream = self._observer.stream
-                if stream is not None:
-                    self._take_held(stream)  # an earlier iteration's reads come first
-                chunks = iter(self._inner)
-                for chunk in chunks:
+                for chunk in self._inner:
                     on_chunk(chunk)
                     yield chunk
-                    if stream is not None and stream.holding:
-                        # No Python step per read from here: ``dict.setdefault`` keeps each
-                        # (in order, under a count) and hands it on, all in C, and the parser
-                        # takes them a batch at a time, as its own holding would (what is
-                        # held when the body ends, fails or is closed early is taken before
-                        # the stream is judged, here or in ``close``). A reader that ends the
-                        # parser's holding (``StreamParser.assembler``) gets each read from
-                        # the next batch on, through this loop.
-                        held = self._held
-                        if held is None:
-                            held = self._held = {}
-                            self._keys = count()  # one count per body: keys never repeat
-                        passing = map(held.setdefault, self._keys, chunks)
-                        size = HOLD_READS
-                        try:
-                            while stream.holding:
-                                takes = self._takes
-                                yield from islice(passing, size)
-                                if len(held) < size and self._takes == takes:
-                                    break  # the body ended
-                                size = self._take_held(stream)
-                            else:
-                                continue  # each read through ``on_chunk`` again
-                        finally:
-                            self._take_held(stream)
-                        break
             else:  # the body's reads keep to the call's deadline too
                 chunks = iter(self._inner)
                 while True:
@@ -320,9 +265,6 @@ class _ObservedStream(_HeldReads, httpx2.SyncByteStream):
         self._observer.finish()
 
     def close(self) -> None:
-        stream = self._observer.stream
-        if stream is not None:  # reads the caller got, still held here
-            self._take_held(stream)
         try:
             close = getattr(self._inner, "close", None)
             if close is not None:
@@ -332,7 +274,7 @@ class _ObservedStream(_HeldReads, httpx2.SyncByteStream):
                 self._observer.finish()
 
 
-class _AsyncObservedStream(_HeldReads, httpx2.AsyncByteStream):
+class _AsyncObservedStream(httpx2.AsyncByteStream):
     def __init__(
         self, inner: Any, observer: Observer, request: httpx2.Request | None = None
     ) -> None:
@@ -344,33 +286,7 @@ class _AsyncObservedStream(_HeldReads, httpx2.AsyncByteStream):
         on_chunk = self._observer.chunk_sink
         clock = self._observer.clock
         try:
-            stream = self._observer.stream
-            if clock.deadline is None and stream is not None:
-                # Once the parser holds its reads, each is only kept here (a C append, no
-                # call into the parser) and the parser takes a batch at a time, as its own
-                # holding would (see the sync stream); ``size``: how many to hold, 0 while
-                # each read is fed (before the first token, or after a reader ended holding).
-                held = self._held
-                if held is None:
-                    held = self._held = []
-                else:
-                    self._take_held(stream)  # an earlier iteration's reads come first
-                hold = held.append
-                size = 0
-                try:
-                    async for chunk in self._inner:
-                        if size:
-                            hold(chunk)
-                            if len(held) >= size:
-                                size = self._take_held(stream)
-                        else:
-                            on_chunk(chunk)
-                            if stream.holding:
-                                size = HOLD_READS
-                        yield chunk
-                finally:
-                    self._take_held(stream)
-            elif clock.deadline is None:
+            if clock.deadline is None:
                 async for chunk in self._inner:
                     on_chunk(chunk)
                     yield chunk
@@ -395,9 +311,6 @@ class _AsyncObservedStream(_HeldReads, httpx2.AsyncByteStream):
         self._observer.finish()
 
     async def aclose(self) -> None:
-        stream = self._observer.stream
-        if stream is not None:  # reads the caller got, still held here
-            self._take_held(stream)
         try:
             aclose = getattr(self._inner, "aclose", None)
             if aclose is not None:

@@ -797,17 +797,6 @@ WINDOW_BYTES = 4096
 _TWO_WINDOWS = 2 * WINDOW_BYTES
 
 
-def held_batch(reads: list[bytes]) -> int:
-    """How many reads a caller that holds them itself (:meth:`StreamParser.take_reads`)
-    should hold next, after a batch of ``reads``: as many reads of their average size as fit
-    in :data:`HOLD_READS` * :data:`HOLD_READ_BYTES` / 2 bytes, from one to
-    :data:`HOLD_READS` (all of them after reads that were all empty, or none)."""
-    size = sum(map(len, reads))
-    if not size:
-        return HOLD_READS
-    return max(1, min(HOLD_READS, HOLD_READS * HOLD_READ_BYTES // 2 * len(reads) // size))
-
-
 class StreamParser:
     """SSE decoding and assembly in one object, fed raw bytes by the transport.
 
@@ -922,30 +911,6 @@ class StreamParser:
         self._decode(data, now)
         if self._defer and assembler._first_token:
             self._holding = True
-
-    @property
-    def holding(self) -> bool:
-        """Deferring, and the first token has arrived: from now on a read fed is only held
-        until a batch is taken, and :meth:`take_reads` gives the same result for the reads a
-        caller held itself."""
-        return self._holding
-
-    def take_reads(self, reads: list[bytes]) -> None:
-        """Take ``reads``, in order, as :meth:`feed` of each would, in one pass when the
-        parser is :attr:`holding`: for a pass-through that holds the reads it forwards in C
-        (``instrument()``'s transport), with no call per read. Raises ``RuntimeError`` after
-        :meth:`close`."""
-        if self._result is not None:
-            raise RuntimeError(
-                "StreamParser.take_reads() called after close(); create a new parser"
-            )
-        if not self._holding:
-            for data in reads:
-                self.feed(data)
-            return
-        if reads:
-            self._held += reads
-            self._take_held()
 
     def _push_tapped_payloads(self, payloads: list[bytes], now: float | None) -> None:
         """:meth:`_push_tapped` each plain ``data:`` payload (raw UTF-8 bytes), in order: the

@@ -1,7 +1,8 @@
-"""Once a stream's parser holds its reads, the instrumented transports keep them (the sync one
-in C, the async one with a list append) and hand them over a batch at a time: the Exchange is
-the one feeding each read gives, whatever the reads, however the caller stops, and whenever
-the body fails."""
+"""The instrumented transports observe a stream's body read by read, sync and async, with the
+parser holding reads after the first token: the Exchange is the one the per-read way (a call
+with a deadline) gives, whatever the reads, however the caller stops (closing its reader,
+closing the response first, or iterating the body again to drain it, as the openai SDK's
+AsyncStream does after ``[DONE]``), and whenever the body fails."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from chatcontract.transport import (
     AsyncInstrumentedTransport,
     InstrumentedTransport,
 )
-from chatcontract.wire.stream import HOLD_READ_BYTES, HOLD_READS, StreamParser
+from chatcontract.wire.stream import HOLD_READS, StreamParser
 
 COMET = load_preset("cometapi")
 URL = "http://upstream.test/v1/chat/completions"
@@ -252,8 +253,7 @@ def test_a_caller_that_stops_early_is_observed_up_to_the_last_read_it_got(mode, 
 @MODES
 @pytest.mark.parametrize("stop", [1, 2, 3, HOLD_READS + 1, 2 * HOLD_READS + 9, len(EVENTS) - 1])
 def test_a_body_iterated_again_to_drain_it_is_observed_whole_in_order(mode, stop):
-    # The first reader stays open (suspended, holding what it passed on) while the body is
-    # iterated a second time: what the first held is taken before the second's reads.
+    # The first reader stays open (suspended) while the body is iterated a second time.
     call = _same(mode, EVENTS, stop=stop, keep_open=True, drain=True)
     assert call.received + call.drained == EVENTS
     assert call.exchange.ok, call.exchange.failure
@@ -272,7 +272,7 @@ def test_a_body_failing_while_held_is_dropped_with_every_read_before_it(mode, fa
 
 
 @MODES
-def test_a_reader_that_ends_holding_gets_each_read_from_the_next_batch_on(mode):
+def test_a_reader_of_the_assembler_mid_stream_has_every_read_so_far_and_each_after(mode):
     runs: list[list[int]] = []  # per call: the assembler's chunk count at each read from 10 on
     taken: list = []
 
@@ -280,42 +280,13 @@ def test_a_reader_that_ends_holding_gets_each_read_from_the_next_batch_on(mode):
         if i == 0:
             runs.append([])
             taken.clear()
-        if i == 10:  # holding since the first token (read 1)
+        if i == 10:  # the parser has held reads since the first token (read 1)
             parser = response.extensions[STREAM_EXTENSION]
             assert isinstance(parser, StreamParser)
-            taken.append(parser.assembler)
+            taken.append(parser.assembler)  # what ChatClient's reader takes
         if taken:
             runs[-1].append(taken[0].chunk_count)
 
     _same(mode, EVENTS, on_read=on_read)
-    counts = runs[0]
-    # Reads 2 to 33 (from the first token on) are one batch, held by the transport: the
-    # assembler gets them when the batch is taken, as its last read comes (async) or as the
-    # read after it is asked for (sync: the read is passed on first, in C)...
-    taken_at = 1 + HOLD_READS + (1 if mode == "sync" else 0)
-    assert counts[: taken_at - 10] == [2] * (taken_at - 10)
-    # ...and from then on each read as it comes (read i is the (i + 1)th chunk; the last
-    # one, [DONE], is none).
-    assert counts[taken_at - 10 :] == [
-        min(i + 1, len(EVENTS) - 1) for i in range(taken_at, len(EVENTS))
-    ]
-
-
-@MODES
-def test_large_reads_are_handed_over_in_smaller_batches(mode, monkeypatch):
-    batches: list[int] = []
-    take = StreamParser.take_reads
-
-    def spy(self: StreamParser, reads: list[bytes]) -> None:
-        batches.append(len(reads))
-        take(self, reads)
-
-    monkeypatch.setattr(StreamParser, "take_reads", spy)
-    big = [_event(""), _event("a"), *(_event("b" * HOLD_READ_BYTES) for _ in range(3 * HOLD_READS))]
-    call = _Call([*big, _event(None), b"data: [DONE]\n\n"]).run(mode)
-    assert call.exchange.response.chunk_count == len(big) + 1
-    assert batches[0] == HOLD_READS  # nothing known of their size before the first batch
-    # then as many as fit in the budget, the last batch being what was left
-    size = len(big[-1])
-    assert size > HOLD_READ_BYTES
-    assert set(batches[1:-1]) == {HOLD_READS * HOLD_READ_BYTES // 2 // size}
+    # Read i is the (i + 1)th chunk; the last one, [DONE], is none.
+    assert runs[0] == [min(i + 1, len(EVENTS) - 1) for i in range(10, len(EVENTS))]
