@@ -1,8 +1,8 @@
-"""The instrumented transports observe a stream's body read by read, sync and async, with the
-parser holding reads after the first token: the Exchange is the one the per-read way (a call
-with a deadline) gives, whatever the reads, however the caller stops (closing its reader,
-closing the response first, or iterating the body again to drain it, as the openai SDK's
-AsyncStream does after ``[DONE]``), and whenever the body fails."""
+"""The instrumented transports observe a stream's body read by read, sync and async: every read
+the caller got is in the Exchange (its chunks, content, bytes and verdict), whatever the reads,
+however the caller stops (closing its reader, closing the response first, or iterating the
+body again to drain it, as the openai SDK's AsyncStream does after ``[DONE]``), and whenever
+the body fails; and a call with a deadline (the transports' other read loop) gives the same."""
 
 from __future__ import annotations
 
@@ -108,8 +108,8 @@ class _Call:
         drain: bool = False,
         on_read: OnRead | None = None,
     ) -> None:
-        #: ``each``: with a deadline, whose reads go through the transport's per-read loop
-        #: (each fed to the parser as it comes): the reference.
+        #: ``each``: with a deadline, whose reads go through the transport's other loop (each
+        #: read under the call's clock): the reference.
         self.body = _Body(reads, fail_at)
         self.exchanges: list[Exchange] = []
         self.options = {
@@ -196,14 +196,14 @@ MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 
 
 def _same(mode: str, reads: list[bytes], **how: object) -> _Call:
-    """The call read as ``how`` says, checked against the same call fed read by read."""
-    held = _Call(reads, **how).run(mode)  # type: ignore[arg-type]
+    """The call read as ``how`` says, checked against the same call with a deadline."""
+    observed = _Call(reads, **how).run(mode)  # type: ignore[arg-type]
     each = _Call(reads, each=True, **how).run(mode)  # type: ignore[arg-type]
-    assert held.exchange.response == each.exchange.response
-    assert held.exchange.failure == each.exchange.failure
-    assert held.received == each.received
-    assert held.drained == each.drained
-    return held
+    assert observed.exchange.response == each.exchange.response
+    assert observed.exchange.failure == each.exchange.failure
+    assert observed.received == each.received
+    assert observed.drained == each.drained
+    return observed
 
 
 def _cut(body: bytes, points: list[int]) -> list[bytes]:
@@ -221,7 +221,7 @@ def _cut(body: bytes, points: list[int]) -> list[bytes]:
     ],
     ids=["event-per-read", "seven-bytes", "five-events"],
 )
-def test_a_held_stream_gives_the_exchange_of_each_read_fed(mode, reads):
+def test_a_stream_gives_the_exchange_of_each_read_fed(mode, reads):
     call = _same(mode, reads)
     exchange = call.exchange
     assert exchange.ok, exchange.failure
@@ -263,7 +263,7 @@ def test_a_body_iterated_again_to_drain_it_is_observed_whole_in_order(mode, stop
 
 @MODES
 @pytest.mark.parametrize("fail_at", [2, 3, HOLD_READS + 2, 2 * HOLD_READS + 9])
-def test_a_body_failing_while_held_is_dropped_with_every_read_before_it(mode, fail_at):
+def test_a_body_failing_mid_stream_is_dropped_with_every_read_before_it(mode, fail_at):
     call = _same(mode, EVENTS, fail_at=fail_at)
     assert call.body.given == fail_at
     assert call.exchange.response.chunk_count == fail_at
