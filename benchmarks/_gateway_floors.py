@@ -256,14 +256,15 @@ async def asgi_aiohttp(scope: Scope, receive: Receive, send: Send) -> None:
 def _httpx2_over_aiohttp() -> Any:
     """An ``httpx2.AsyncClient`` on the gateway's own upstream wire: chatcontract's
     production ``AiohttpTransport`` (an aiohttp session: C parser, C URL), so this floor is the
-    same wire ``chatcontract gateway`` runs on."""
+    same wire ``chatcontract gateway`` runs on, without the hooks that time a call's phases
+    (``hooks="none"``): only the gateway's observer reads them, and a bare proxy has none."""
     if "httpx2" not in _CLIENTS:
         import httpx2
 
         from chatcontract.transport._aiohttp import AiohttpTransport
 
         _CLIENTS["httpx2"] = httpx2.AsyncClient(
-            base_url=_upstream(), transport=AiohttpTransport(), timeout=30.0
+            base_url=_upstream(), transport=AiohttpTransport(hooks="none"), timeout=30.0
         )
     return _CLIENTS["httpx2"]
 

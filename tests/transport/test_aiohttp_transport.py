@@ -44,6 +44,16 @@ from raw_servers import (
 )
 
 CONTRACT = load_preset("cometapi")
+
+
+@pytest.fixture(params=["auto", "trace"])
+def hooks(request: pytest.FixtureRequest) -> str:
+    """How the transport times a call's phases: the connector seam (``auto`` here, where it
+    fits the installed aiohttp) or aiohttp's ``TraceConfig`` (its fallback): the same events,
+    timings and failures either way."""
+    return str(request.param)
+
+
 BODY = {"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "hi"}]}
 DEADLINE_S = 1.0
 TOLERANCE_S = 1.5
@@ -179,14 +189,14 @@ FAULTS = [
 
 
 @pytest.mark.parametrize(("handler", "code", "options"), FAULTS)
-def test_a_fault_gets_the_same_failure_code_as_on_httpx2s_transport(handler, code, options):
+def test_a_fault_gets_the_same_failure_code_as_on_httpx2s_transport(handler, code, options, hooks):
     options = dict(options)
     https = options.pop("https", False)
     exchange_code = options.pop("exchange_code", code)  # a cut stream is one to the Exchange
 
     async def both(url: str) -> list[tuple[str | None, str | None]]:
         found = []
-        for inner in (_httpx2_transport(), AiohttpTransport()):
+        for inner in (_httpx2_transport(), AiohttpTransport(hooks=hooks)):
             exchange, error = await _exchange_of(inner, url, **options)
             await inner.aclose()
             assert error is not None, type(inner).__name__
@@ -330,7 +340,7 @@ def test_an_aiohttp_error_in_the_body_maps_to_httpx2s_class(exc, code):
     ],
     ids=["head-dripped-byte-by-byte", "body-trickled", "stream-trickled"],
 )
-def test_the_call_deadline_ends_a_dripping_response_as_on_httpx2s_transport(handler, code):
+def test_the_call_deadline_ends_a_dripping_response_as_on_httpx2s_transport(handler, code, hooks):
     async def call(url: str, inner: httpx2.AsyncBaseTransport) -> tuple[float, Exchange]:
         exchanges: list[Exchange] = []
         transport = AsyncInstrumentedTransport(
@@ -345,7 +355,7 @@ def test_the_call_deadline_ends_a_dripping_response_as_on_httpx2s_transport(hand
 
     found = []
     with raw_server(handler) as server:
-        for inner in (_httpx2_transport(), AiohttpTransport()):
+        for inner in (_httpx2_transport(), AiohttpTransport(hooks=hooks)):
             elapsed, exchange = asyncio.run(call(server.url, inner))
             assert elapsed < DEADLINE_S + TOLERANCE_S, type(inner).__name__
             assert exchange.failure is not None
@@ -365,9 +375,9 @@ def test_without_a_deadline_the_read_timeout_bounds_each_silent_gap():
     assert time.monotonic() - started < 0.3 + TOLERANCE_S
 
 
-def test_a_request_waiting_for_a_full_pool_gets_a_pool_timeout():
+def test_a_request_waiting_for_a_full_pool_gets_a_pool_timeout(hooks):
     async def call(url: str) -> BaseException:
-        transport = AiohttpTransport(limits=httpx2.Limits(max_connections=1))
+        transport = AiohttpTransport(hooks=hooks, limits=httpx2.Limits(max_connections=1))
         async with (
             httpx2.AsyncClient(
                 transport=transport, timeout=httpx2.Timeout(5.0, pool=0.2)
@@ -444,7 +454,7 @@ def test_a_body_arrives_byte_for_byte_however_the_upstream_splits_it(pieces):
     assert bodies == [b"".join(pieces)] * 2
 
 
-def test_every_trace_hook_fires_and_feeds_the_exchange_timings():
+def test_every_trace_hook_fires_and_feeds_the_exchange_timings(hooks):
     events: list[str] = []
 
     async def trace(name: str, info: dict[str, Any]) -> None:
@@ -453,7 +463,7 @@ def test_every_trace_hook_fires_and_feeds_the_exchange_timings():
     async def call(url: str) -> list[Exchange]:
         exchanges: list[Exchange] = []
         transport = AsyncInstrumentedTransport(
-            contract=CONTRACT, sinks=[exchanges.append], inner=AiohttpTransport()
+            contract=CONTRACT, sinks=[exchanges.append], inner=AiohttpTransport(hooks=hooks)
         )
         async with httpx2.AsyncClient(transport=transport, timeout=5.0) as client:
             for _ in range(2):
@@ -483,12 +493,12 @@ def test_every_trace_hook_fires_and_feeds_the_exchange_timings():
 
 
 @pytest.mark.parametrize("how", ["close", "reset"], ids=["closed", "reset"])
-def test_a_dropped_keep_alive_is_resent_once_on_a_new_connection(how):
+def test_a_dropped_keep_alive_is_resent_once_on_a_new_connection(how, hooks):
     exchanges: list[Exchange] = []
 
     async def call(url: str) -> list[int]:
         transport = AsyncInstrumentedTransport(
-            contract=CONTRACT, sinks=[exchanges.append], inner=AiohttpTransport()
+            contract=CONTRACT, sinks=[exchanges.append], inner=AiohttpTransport(hooks=hooks)
         )
         async with httpx2.AsyncClient(transport=transport, timeout=5.0) as client:
             return [(await client.post(url, json=BODY)).status_code for _ in range(2)]
@@ -500,9 +510,9 @@ def test_a_dropped_keep_alive_is_resent_once_on_a_new_connection(how):
     assert [e.stale_connection_replaced for e in exchanges] == [False, True]
 
 
-def test_a_connection_dropped_on_its_first_request_is_not_resent():
+def test_a_connection_dropped_on_its_first_request_is_not_resent(hooks):
     async def call(url: str) -> BaseException | None:
-        exchange, error = await _exchange_of(AiohttpTransport(), url)
+        exchange, error = await _exchange_of(AiohttpTransport(hooks=hooks), url)
         assert not exchange.stale_connection_replaced
         return error
 
@@ -656,12 +666,12 @@ def self_signed(tmp_path) -> tuple[ssl.SSLContext, str]:
     return context, str(cert)
 
 
-def test_an_unknown_certificate_fails_as_tls_on_both_transports(self_signed):
+def test_an_unknown_certificate_fails_as_tls_on_both_transports(self_signed, hooks):
     context, _ = self_signed
 
     async def codes(url: str) -> list[str | None]:
         found = []
-        for inner in (_httpx2_transport(), AiohttpTransport()):  # both verify by default
+        for inner in (_httpx2_transport(), AiohttpTransport(hooks=hooks)):  # both verify by default
             exchange, error = await _exchange_of(inner, url)
             await inner.aclose()
             assert isinstance(error, httpx2.ConnectError)
@@ -674,12 +684,12 @@ def test_an_unknown_certificate_fails_as_tls_on_both_transports(self_signed):
         assert asyncio.run(codes(url)) == ["tls", "tls"]
 
 
-def test_https_reports_no_connect_or_tls_split_rather_than_a_wrong_one(self_signed):
+def test_https_reports_no_connect_or_tls_split_rather_than_a_wrong_one(self_signed, hooks):
     context, cert = self_signed
 
     async def call(url: str) -> Exchange:
         trusted = ssl.create_default_context(cafile=cert)
-        exchange, error = await _exchange_of(AiohttpTransport(verify=trusted), url)
+        exchange, error = await _exchange_of(AiohttpTransport(verify=trusted, hooks=hooks), url)
         assert error is None
         return exchange
 
@@ -690,11 +700,11 @@ def test_https_reports_no_connect_or_tls_split_rather_than_a_wrong_one(self_sign
     assert exchange.timings.ttfb_ms is not None
 
 
-def test_without_a_trace_of_its_own_the_call_clock_gets_the_phases_directly():
+def test_without_a_trace_of_its_own_the_call_clock_gets_the_phases_directly(hooks):
     async def call(url: str) -> list[Exchange]:
         exchanges: list[Exchange] = []
         transport = AsyncInstrumentedTransport(
-            contract=CONTRACT, sinks=[exchanges.append], inner=AiohttpTransport()
+            contract=CONTRACT, sinks=[exchanges.append], inner=AiohttpTransport(hooks=hooks)
         )
         async with httpx2.AsyncClient(transport=transport, timeout=5.0) as client:
             for _ in range(2):

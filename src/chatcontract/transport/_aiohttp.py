@@ -25,10 +25,12 @@ What it keeps of httpx2's behaviour:
   ``_timing.py``): one timer per request cuts the wait for the head and every read of the body
   to the time left, so a head or a body dripped one byte at a time cannot outlive it.
 - **Phase timings**, fed to the request's ``trace`` extension with httpcore2's event names
-  (what the instrumented transport already listens to), from aiohttp's public ``TraceConfig``
-  hooks: request head sent, response head received (time to first byte), and for plain
-  ``http://`` the TCP connect; DNS (when a lookup happened, not a cache hit) goes to the
-  call's ``PhaseClock``. aiohttp connects and handshakes TLS in one step with no hook between,
+  (what the instrumented transport already listens to): request head sent, response head
+  received (time to first byte), and for plain ``http://`` the TCP connect; DNS (when a
+  lookup happened, not a cache hit) goes to the call's ``PhaseClock``. They come from the
+  steps a request passes through anyway (``_aiohttp_seam``: the connector, the request class,
+  the resolver), which cost a fifth of what aiohttp's ``TraceConfig`` signals cost per
+  request; ``TraceConfig`` is the fallback when an aiohttp upgrade moves a step. aiohttp connects and handshakes TLS in one step with no hook between,
   so an ``https://`` connection reports neither connect nor TLS time, rather than a wrong one.
 - **Streaming.** ``aiter_raw`` yields each piece as aiohttp receives it, nothing buffered.
 - **Defaults.** httpx2's pool limits (100 connections, idle ones kept 5 s) and TLS
@@ -42,13 +44,17 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import SimpleNamespace
-from typing import Any, NoReturn, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 import aiohttp
 import httpx2
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 
+from . import _aiohttp_seam
+from ._aiohttp_seam import CALL, TimedConnector, TimedRequest, TimedResolver
 from ._timing import CURRENT_CLOCK, PhaseClock
 
 __all__ = ["AiohttpTransport", "ReadWatch", "aiohttp_trace_config"]
@@ -57,6 +63,18 @@ _monotonic = time.monotonic
 
 #: aiohttp adds these unless told not to; the httpx2 request says what it wants sent.
 _SKIP_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
+
+#: ``AiohttpTransport``'s ``hooks``.
+_HOOKS = ("auto", "trace", "none")
+_SEAM_FITS: list[bool] = []
+
+
+def _seam_fits() -> bool:
+    """``_aiohttp_seam.fits()``, worked out once."""
+    if not _SEAM_FITS:
+        _SEAM_FITS.append(_aiohttp_seam.fits())
+    return _SEAM_FITS[0]
+
 
 # Messages chosen so ``classify_exception`` reads them as it reads httpx2's own.
 _DISCONNECTED = "Server disconnected without sending a response."
@@ -111,8 +129,70 @@ class _Call:
         else:
             clock.end(phase)
 
+    # -- the request's steps: from the seam's overrides, or from TraceConfig's signals ------
+
+    async def pool_wait_started(self) -> None:
+        """The request waits for a free connection: the pool timeout bounds the wait."""
+        self.queued = True
+        if self.pool_s is not None and self.scope is not None:
+            loop = asyncio.get_running_loop()
+            when = loop.time() + self.pool_s
+            current = self.scope.when()
+            self.scope.reschedule(when if current is None else min(current, when))
+
+    def pool_wait_ended(self) -> None:
+        self.queued = False
+        if self.scope is not None:
+            self.scope.reschedule(_deadline_when(self.clock))
+
+    async def creating(self) -> None:
+        # The connect event marks the connection as this call's own (a failure on it is no
+        # stale keep-alive); for https it never completes: TCP and TLS are one aiohttp step.
+        await self.emit("connection.connect_tcp.started", "connect", "started")
+
+    async def created(self) -> None:
+        self.connected = True
+        if not self.https:
+            await self.emit("connection.connect_tcp.complete", "connect", "complete")
+
+    def dns_started(self) -> None:
+        if self.clock is not None:
+            self.clock.start("dns")
+
+    def dns_ended(self) -> None:
+        if self.clock is not None:
+            self.clock.end("dns")
+
+    def head_sent(self) -> Awaitable[None] | None:
+        """The request head goes out. What is left to await: the request's own ``trace``
+        (None when there is none, or when the clock took the events directly)."""
+        self.sent = self.connected = True
+        clock = self.clock
+        if clock is not None:
+            clock.sent = True
+        if self.direct:
+            clock.start("headers")  # type: ignore[union-attr]  # direct: the clock's own trace
+            return None
+        if self.trace is None:
+            return None
+        return self._trace_head_sent()
+
+    async def _trace_head_sent(self) -> None:
+        await self.trace("http11.send_request_headers.started", {})
+        await self.trace("http11.receive_response_headers.started", {})
+
+    def head_received(self) -> Awaitable[None] | None:
+        """The response head arrived (what is left to await, as for :meth:`head_sent`)."""
+        if self.direct:
+            self.clock.end("headers")  # type: ignore[union-attr]
+            return None
+        if self.trace is None:
+            return None
+        return self.trace("http11.receive_response_headers.complete", {})  # type: ignore[no-any-return]
+
 
 # -- TraceConfig hooks: public aiohttp signals, routed to the request's ``_Call`` ------------
+# (the fallback when ``_aiohttp_seam`` does not fit the installed aiohttp)
 
 
 def _call_of(ctx: SimpleNamespace) -> _Call | None:
@@ -122,39 +202,26 @@ def _call_of(ctx: SimpleNamespace) -> _Call | None:
 
 async def _on_queued_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     call = _call_of(ctx)
-    if call is None:
-        return
-    call.queued = True
-    if call.pool_s is not None and call.scope is not None:
-        loop = asyncio.get_running_loop()
-        when = loop.time() + call.pool_s
-        current = call.scope.when()
-        call.scope.reschedule(when if current is None else min(current, when))
+    if call is not None:
+        await call.pool_wait_started()
 
 
 async def _on_queued_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     call = _call_of(ctx)
-    if call is None:
-        return
-    call.queued = False
-    if call.scope is not None:
-        call.scope.reschedule(_deadline_when(call.clock))
+    if call is not None:
+        call.pool_wait_ended()
 
 
 async def _on_create_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     call = _call_of(ctx)
     if call is not None:
-        # The connect event marks the connection as this call's own (a failure on it is no
-        # stale keep-alive); for https it never completes: TCP and TLS are one aiohttp step.
-        await call.emit("connection.connect_tcp.started", "connect", "started")
+        await call.creating()
 
 
 async def _on_create_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     call = _call_of(ctx)
     if call is not None:
-        call.connected = True
-        if not call.https:
-            await call.emit("connection.connect_tcp.complete", "connect", "complete")
+        await call.created()
 
 
 async def _on_reuse(_: Any, ctx: SimpleNamespace, __: Any) -> None:
@@ -165,30 +232,26 @@ async def _on_reuse(_: Any, ctx: SimpleNamespace, __: Any) -> None:
 
 async def _on_dns_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     call = _call_of(ctx)
-    if call is not None and call.clock is not None:
-        call.clock.start("dns")
+    if call is not None:
+        call.dns_started()
 
 
 async def _on_dns_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     call = _call_of(ctx)
-    if call is not None and call.clock is not None:
-        call.clock.end("dns")
+    if call is not None:
+        call.dns_ended()
 
 
 async def _on_headers_sent(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     call = _call_of(ctx)
-    if call is not None:
-        call.sent = call.connected = True
-        if call.clock is not None:
-            call.clock.sent = True
-        await call.emit("http11.send_request_headers.started", "sent", "started")
-        await call.emit("http11.receive_response_headers.started", "headers", "started")
+    if call is not None and (rest := call.head_sent()) is not None:
+        await rest
 
 
 async def _on_request_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
     call = _call_of(ctx)
-    if call is not None:
-        await call.emit("http11.receive_response_headers.complete", "headers", "complete")
+    if call is not None and (rest := call.head_received()) is not None:
+        await rest
 
 
 def aiohttp_trace_config() -> aiohttp.TraceConfig:
@@ -529,7 +592,12 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         trust_env: as httpx2's, for the default TLS context (``SSL_CERT_FILE``...).
         limits: the pool's size and how long an idle connection is kept (httpx2's
             ``Limits``; ``max_keepalive_connections`` has no aiohttp counterpart).
-        trace_config: the hooks that time a call (tests replace them).
+        hooks: how a call's phases are timed and its pool wait bounded: ``"auto"`` (the
+            connector and request steps of ``_aiohttp_seam``, or aiohttp's ``TraceConfig``
+            when an aiohttp upgrade moved them), ``"trace"`` (``TraceConfig`` always), or
+            ``"none"``: no phase timings and no pool timeout of its own (aiohttp's plain
+            session: what a bare proxy runs, the benchmarks' floor).
+        trace_config: the ``TraceConfig`` hooks that time a call (implies ``"trace"``).
 
     The session is created on first use inside the running event loop and closed by
     ``aclose()``; used from another loop later, the transport starts a new session there.
@@ -541,11 +609,23 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         verify: ssl.SSLContext | bool = True,
         trust_env: bool = True,
         limits: httpx2.Limits = httpx2.Limits(max_connections=100, max_keepalive_connections=20),  # noqa: B008
+        hooks: Literal["auto", "trace", "none"] = "auto",
         trace_config: aiohttp.TraceConfig | None = None,
     ) -> None:
+        if hooks not in _HOOKS:
+            raise ValueError(f"hooks must be one of {', '.join(_HOOKS)}, got {hooks!r}")
         self._ssl = httpx2.create_ssl_context(verify=verify, trust_env=trust_env)
         self._limits = limits
-        self._trace_config = trace_config if trace_config is not None else aiohttp_trace_config()
+        if trace_config is not None or (hooks == "auto" and not _seam_fits()):
+            hooks = "trace"
+        #: The steps of ``_aiohttp_seam`` tell each call its phases (else ``TraceConfig``).
+        self._seam = hooks == "auto"
+        self._trace_config: aiohttp.TraceConfig | None = None
+        if hooks == "trace":
+            self._trace_config = (
+                trace_config if trace_config is not None else aiohttp_trace_config()
+            )
+        self._resolver: AbstractResolver | None = None
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timeouts: dict[tuple[Any, Any], aiohttp.ClientTimeout] = {}
@@ -556,23 +636,31 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         if session is not None and self._loop is loop and not session.closed:
             return session
         limits = self._limits
-        connector = aiohttp.TCPConnector(
+        connector_class: type[aiohttp.TCPConnector] = aiohttp.TCPConnector
+        request_class: type[aiohttp.ClientRequest] = aiohttp.ClientRequest
+        resolver: AbstractResolver | None = None
+        if self._seam:
+            connector_class, request_class = TimedConnector, TimedRequest
+            resolver = TimedResolver(DefaultResolver())
+        connector = connector_class(
             limit=limits.max_connections or 0,
             limit_per_host=0,
             keepalive_timeout=limits.keepalive_expiry if limits.keepalive_expiry else 5.0,
             ssl=self._ssl,
+            resolver=resolver,
         )
         session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             timeout=aiohttp.ClientTimeout(total=None),
-            trace_configs=[self._trace_config],
+            trace_configs=None if self._trace_config is None else [self._trace_config],
             trust_env=False,
             raise_for_status=False,
             skip_auto_headers=_SKIP_AUTO_HEADERS,
+            request_class=request_class,
         )
-        self._session, self._loop = session, loop
+        self._session, self._loop, self._resolver = session, loop, resolver
         return session
 
     def _timeout(self, timeouts: Mapping[str, Any]) -> aiohttp.ClientTimeout:
@@ -603,6 +691,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             data = _chunks(stream)
             raw = [(name, value) for name, value in raw if name.lower() != b"transfer-encoding"]
         scope: asyncio.Timeout | None = None
+        token = CALL.set(call) if self._seam else None
         try:
             async with asyncio.timeout_at(_deadline_when(clock)) as scope:
                 call.scope = scope
@@ -616,6 +705,9 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                     timeout=self._timeout(timeouts),
                     trace_request_ctx=call,
                 )
+                # With the seam, what TraceConfig's request end told the call.
+                if token is not None and (rest := call.head_received()) is not None:
+                    await rest
         except (aiohttp.ClientError, OSError, ValueError) as exc:  # TimeoutError is an OSError
             # Our timer (the pool wait, the deadline) fired: whatever aiohttp made of the
             # cancellation it caused, the timer names the failure.
@@ -623,6 +715,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             raise _head_error(exc, call, request, timed_out=timed_out) from exc
         finally:
             call.scope = None
+            if token is not None:
+                CALL.reset(token)
         if clock is not None:
             clock.received = True
         return httpx2.Response(
@@ -637,8 +731,11 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
+        resolver, self._resolver = self._resolver, None
         if session is not None and not session.closed:
             await session.close()
+        if resolver is not None:  # the connector does not own a resolver it was given
+            await resolver.close()
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
