@@ -30,8 +30,9 @@ What it keeps of httpx2's behaviour:
   lookup happened, not a cache hit) goes to the call's ``PhaseClock``. They come from the
   steps a request passes through anyway (``_aiohttp_seam``: the connector, the request class,
   the resolver), which cost a fifth of what aiohttp's ``TraceConfig`` signals cost per
-  request; ``TraceConfig`` is the fallback when an aiohttp upgrade moves a step. aiohttp connects and handshakes TLS in one step with no hook between,
-  so an ``https://`` connection reports neither connect nor TLS time, rather than a wrong one.
+  request; ``TraceConfig`` is the fallback when an aiohttp upgrade moves a step. aiohttp
+  connects and handshakes TLS in one step with no hook between, so an ``https://``
+  connection reports neither connect nor TLS time, rather than a wrong one.
 - **Streaming.** ``aiter_raw`` yields each piece as aiohttp receives it, nothing buffered.
 - **Defaults.** httpx2's pool limits (100 connections, idle ones kept 5 s) and TLS
   verification (``httpx2.create_ssl_context``); no redirects, no cookies kept, no automatic

@@ -6,8 +6,9 @@ Why: aiohttp's public ``TraceConfig`` is how a request's phases were timed, and 
 object and two coroutines, and the URL rebuilt for the first), a twentieth of what the gateway
 spends on a stream. The same events come from four places a request passes through anyway:
 
-- ``TCPConnector.connect`` (documented): a connection is the request's, new or reused;
-- ``ClientRequest.send`` (``request_class`` is documented): the request head goes out;
+- ``ClientRequest.send`` (``request_class`` is documented): the request head goes out on a
+  connection that is the request's, new or reused (aiohttp calls it right after
+  ``TCPConnector.connect`` returns, with no wait in between);
 - an ``AbstractResolver`` around the default one (documented): a DNS lookup, not a cache hit;
 - and two private steps of ``TCPConnector``: ``_wait_for_available_connection`` (the wait for
   a free connection, which the pool timeout bounds) and ``_create_connection`` (the TCP
@@ -36,8 +37,6 @@ __all__ = ["CALL", "SEAM", "Steps", "TimedConnector", "TimedRequest", "TimedReso
 class Steps(Protocol):
     """What a request's state does at each step (``_aiohttp._Call``)."""
 
-    connected: bool
-
     async def pool_wait_started(self) -> None: ...
 
     def pool_wait_ended(self) -> None: ...
@@ -58,7 +57,6 @@ CALL: ContextVar[Steps | None] = ContextVar("chatcontract_aiohttp_call", default
 
 #: Each step this module overrides: its class, and the parameters it must have.
 SEAM: tuple[tuple[type, str, tuple[str, ...]], ...] = (
-    (aiohttp.TCPConnector, "connect", ("self", "req", "traces", "timeout")),
     (aiohttp.TCPConnector, "_wait_for_available_connection", ("self", "key", "traces")),
     (aiohttp.TCPConnector, "_create_connection", ("self", "req", "traces", "timeout")),
     (aiohttp.ClientRequest, "send", ("self", "conn")),
@@ -82,14 +80,8 @@ def fits() -> bool:
 
 
 class TimedConnector(aiohttp.TCPConnector):
-    """``TCPConnector`` telling the running task's request (:data:`CALL`) its steps."""
-
-    async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
-        connection = await super().connect(req, traces, timeout)
-        call = CALL.get()
-        if call is not None:
-            call.connected = True  # new or reused: the request's own from here
-        return connection
+    """``TCPConnector`` telling the running task's request (:data:`CALL`) of a wait for a
+    free connection and of a new connection (a reused one costs nothing here)."""
 
     async def _wait_for_available_connection(self, key: Any, traces: Any) -> None:
         call = CALL.get()
