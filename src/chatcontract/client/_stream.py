@@ -149,6 +149,11 @@ class StreamReader:
         return True
 
     @property
+    def done_seen(self) -> bool:
+        """Whether the stream's ``[DONE]`` arrived: what follows is no part of the answer."""
+        return self._assembler.done_seen
+
+    @property
     def early_verdict(self) -> StreamVerdict | None:
         """A failing verdict already certain (in-band error, malformed chunk), else None."""
         verdict = self._assembler.decided

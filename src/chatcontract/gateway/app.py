@@ -248,6 +248,7 @@ class GatewayApp:
         held: list[bytes] = []
         started = False
         attempt, route = 0, ""
+        ending = b""  # the last payloads, to go out with the stream's end (a Finish follows)
         items = self.state.upstream.stream_items(call)
         try:
             async for item in items:
@@ -265,7 +266,9 @@ class GatewayApp:
                     else:
                         held.extend(item.items)
                         continue
-                    if out:
+                    if item.last:  # one piece with the end of the stream: a write fewer
+                        ending = out
+                    elif out:
                         await more({"type": "http.response.body", "body": out, "more_body": True})
                 elif isinstance(item, Attempt):
                     attempt, route = item.step.attempt, item.step.route.name
@@ -274,7 +277,7 @@ class GatewayApp:
                     else:  # nothing of the failed attempt reached the client: forget it
                         held.clear()
                 elif isinstance(item, Finish):
-                    out = b""
+                    out = ending
                     if not started:  # an answer without text (e.g. only a finish_reason)
                         await _start_stream(send, attempt, item.result.route)
                         out = forwarder.encode(held)

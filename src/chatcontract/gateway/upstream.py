@@ -52,16 +52,20 @@ class Payloads(NamedTuple):
     """Chunk payloads (JSON text as UTF-8 bytes) of the current attempt, in order;
     ``delivered``: text of this attempt has reached the reader (from these payloads on, they
     are the answer);
-    ``pings``: keep-alive comments that arrived with them. (A named tuple: one is made per
-    upstream read, and a frozen dataclass costs several times as much to build.)"""
+    ``pings``: keep-alive comments that arrived with them;
+    ``last``: the call's last payloads, a ``Finish`` follows at once (they may go out with
+    it). (A named tuple: one is made per upstream read, and a frozen dataclass costs several
+    times as much to build.)"""
 
     items: list[bytes]
     delivered: bool
     pings: int = 0
+    last: bool = False
 
 
 StreamItem = Attempt | Payloads | Finish | Fail
-#: ``Payloads(items, delivered, pings)`` without the named tuple's Python ``__new__``.
+#: ``Payloads(items, delivered, pings, last)`` without the named tuple's Python ``__new__``
+#: (every field given: it fills in no default).
 _new = tuple.__new__
 #: ``Attempt(step)`` built as a draft (``wire._values``): one per attempt.
 _AttemptDraft = draft_class(Attempt)
@@ -172,8 +176,11 @@ class GatewayUpstream(AsyncChatClient):
                 async for _ in _body(response):  # the transport's parser took the chunk
                     stop = forward(watch)
                     seen = reader.pings
-                    if taken or seen != pings:
-                        yield _new(Payloads, (taken[:], reader.delivered, seen - pings))
+                    # From the read that brought ``[DONE]`` on, what was taken waits for the
+                    # attempt's end (the body's, at once as a rule): with a ``Finish`` next,
+                    # the client gets it and the end of the stream in one piece.
+                    if (taken or seen != pings) and not reader.done_seen:
+                        yield _new(Payloads, (taken[:], reader.delivered, seen - pings, False))
                         taken.clear()
                         pings = seen
                     if stop:
@@ -186,13 +193,16 @@ class GatewayUpstream(AsyncChatClient):
                 await _aclose_shielded(response)
             # A last event without its blank line is part of the result: deliver it as well.
             reader.forwarded_last()
-            # The outcome first (a timed-out attempt reaches telemetry there): a client that
-            # goes away at the last payload must not keep the attempt from being reported.
+            # The outcome first (a timed-out attempt reaches telemetry there), and the plan's
+            # next step: a client that goes away at the last payload must not keep the
+            # attempt from being reported.
             outcome = attempt.streamed(reader, error)
-            if taken:
-                yield Payloads(taken[:], reader.delivered)
-                taken.clear()
             step = call.plan.on_outcome(outcome)
+            seen = reader.pings
+            if taken or seen != pings:
+                last = isinstance(step, Finish)
+                yield _new(Payloads, (taken[:], reader.delivered, seen - pings, last))
+                taken.clear()
 
 
 def _body(response: httpx2.Response) -> AsyncIterable[bytes]:
