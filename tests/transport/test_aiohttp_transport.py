@@ -393,6 +393,34 @@ def test_a_request_waiting_for_a_full_pool_gets_a_pool_timeout(hooks):
     assert classify_exception(error).code == "pool_timeout"
 
 
+def test_a_request_that_waited_for_the_pool_is_then_bounded_by_its_deadline_not_the_pool(hooks):
+    """The pool timeout bounds the wait for a free connection only: once the request has
+    one, a head slower than the pool timeout is no pool timeout."""
+    trickle = trickling_body(0.05)
+
+    async def handler(reader: Any, writer: Any, server: RawServer) -> None:
+        if server.requests == 0:  # the first request holds the one connection
+            await trickle(reader, writer, server)
+            return
+        while await read_request(reader, server) is not None:  # then: a head that comes late
+            await asyncio.sleep(0.6)
+            writer.write(response(200, COMPLETION))
+            await writer.drain()
+
+    async def call(url: str) -> int:
+        transport = AiohttpTransport(hooks=hooks, limits=httpx2.Limits(max_connections=1))
+        async with httpx2.AsyncClient(
+            transport=transport, timeout=httpx2.Timeout(5.0, pool=0.4)
+        ) as client:
+            async with client.stream("POST", url, json=BODY):  # holds the one connection
+                waiting = asyncio.ensure_future(client.post(url, json=BODY))
+                await asyncio.sleep(0.2)  # the second request waits for it meanwhile
+            return (await waiting).status_code
+
+    with raw_server(handler) as server:
+        assert asyncio.run(call(server.url)) == 200
+
+
 # -- streaming, phase timings, keep-alive -------------------------------------------------------
 
 
