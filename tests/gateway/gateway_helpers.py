@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import anyio
+
 from chatcontract.contract import Contract, FallbackRoute, RetryPolicy, Timeouts, load_preset
 from chatcontract.simulator.answers import answer_for
 
@@ -117,3 +119,39 @@ def eventually(condition: Callable[[], bool], *, within_s: float = 10.0) -> bool
             return False
         time.sleep(0.01)
     return True
+
+
+async def request_read(scope: Any, receive: Any, send: Any) -> bool:
+    """What a test upstream (an ASGI app) does first: serve its lifespan (False: that was
+    all), or read the request's body to its end (True: answer it now)."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return False
+    while (await receive()).get("more_body"):
+        pass
+    return True
+
+
+class ScriptedStream:
+    """An ASGI upstream streaming the given pieces as one SSE body, one body message each,
+    ``gap_s`` apart (each its own read at the gateway, as a rule)."""
+
+    def __init__(self, pieces: list[bytes], *, gap_s: float = 0.01) -> None:
+        self.pieces = pieces
+        self.gap_s = gap_s
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not await request_read(scope, receive, send):
+            return
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for piece in self.pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await anyio.sleep(self.gap_s)
+        await self.more(send)
+        await send({"type": "http.response.body", "body": b""})
+
+    async def more(self, send: Any) -> None:
+        """What follows the pieces before the body ends (nothing here; subclasses add)."""

@@ -13,10 +13,12 @@ from gateway_helpers import (
     BACKUP_MODEL,
     FULL,
     PROMPT,
+    ScriptedStream,
     contract_for,
     env_for,
     eventually,
     raw_request,
+    request_read,
 )
 
 from chatcontract.gateway import GatewayServer
@@ -104,13 +106,8 @@ class IgnoresStream:
     """An upstream that answers every request with one JSON completion, streamed or not."""
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        if not await request_read(scope, receive, send):
             return
-        while (await receive()).get("more_body"):
-            pass
         body = json.dumps(
             {
                 "id": "chatcmpl-json",
@@ -159,26 +156,7 @@ def _sse_chunk(content: str | None, finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(doc).encode() + b"\n\n"
 
 
-class Scripted:
-    """An upstream streaming the given pieces, one write each."""
-
-    def __init__(self, pieces: list[bytes]) -> None:
-        self.pieces = pieces
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        while (await receive()).get("more_body"):
-            pass
-        headers = [(b"content-type", b"text/event-stream")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        for piece in self.pieces:
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-            await anyio.sleep(0.01)
-        await send({"type": "http.response.body", "body": b""})
+Scripted = ScriptedStream
 
 
 def test_upstream_keep_alives_after_the_first_text_reach_the_client(gateway):
@@ -213,28 +191,18 @@ class Gated(Scripted):
     """Streams its first pieces, then waits (bounded) for ``gate`` before the rest."""
 
     def __init__(self, first: list[bytes], rest: list[bytes]) -> None:
-        super().__init__(first)
+        super().__init__(first, gap_s=0.0)
         self.rest = rest
         self.gate = threading.Event()
         self.released = False  # by the gate (not by the bounded wait running out)
 
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            await super().__call__(scope, receive, send)
-            return
-        while (await receive()).get("more_body"):
-            pass
-        headers = [(b"content-type", b"text/event-stream")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        for piece in self.pieces:
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
+    async def more(self, send) -> None:
         with anyio.move_on_after(10) as waited:
             while not self.gate.is_set():
                 await anyio.sleep(0.01)
         self.released = not waited.cancelled_caught
         for piece in self.rest:
             await send({"type": "http.response.body", "body": piece, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
 
 
 def test_the_first_token_reaches_the_client_before_the_upstream_sends_more(gateway):

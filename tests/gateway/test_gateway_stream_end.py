@@ -4,8 +4,8 @@ stream), while every earlier read still goes out as it arrives; when the call do
 there (a failure after ``[DONE]``), nothing is held back and nothing is lost.
 
 The gateway's ASGI app is called in process with a recording ``send``, in front of a scripted
-upstream served on 127.0.0.1 (each element of a script is one body message of the upstream,
-so one read of the gateway's, the pause before it given)."""
+upstream served on 127.0.0.1 (each piece one body message of the upstream, 50 ms apart: one
+read of the gateway's each)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import asyncio
 import json
 from typing import Any
 
-import anyio
 import pytest
-from gateway_helpers import PROMPT, contract_for, env_for
+from gateway_helpers import PROMPT, ScriptedStream, contract_for, env_for
 
 from chatcontract.gateway import GatewayServer, GatewayState, create_app
 
@@ -50,26 +49,26 @@ def _usage() -> bytes:
 DONE = _event("[DONE]")
 
 
-class ScriptedUpstream:
-    """Streams ``script``: (pause in seconds, bytes) pairs, each its own body message."""
+class _Client:
+    """The client side of one ASGI request: its body, then it stays until the response's
+    last body message, and records every message it was sent."""
 
-    def __init__(self, script: list[tuple[float, bytes]]) -> None:
-        self.script = script
+    def __init__(self, body: bytes) -> None:
+        self.body: bytes | None = body
+        self.sent: list[Message] = []
+        self.ended = asyncio.Event()
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        while (await receive()).get("more_body"):
-            pass
-        headers = [(b"content-type", b"text/event-stream")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        for pause, data in self.script:
-            await anyio.sleep(pause)
-            await send({"type": "http.response.body", "body": data, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+    async def receive(self) -> Message:
+        if self.body is not None:
+            body, self.body = self.body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        await self.ended.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            self.ended.set()
 
 
 def _messages(upstream_url: str, *, include_usage: bool = True) -> list[Message]:
@@ -82,43 +81,20 @@ def _messages(upstream_url: str, *, include_usage: bool = True) -> list[Message]
     body = json.dumps(request).encode()
     scope = {
         "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
         "method": "POST",
-        "scheme": "http",
         "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
         "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 2),
     }
-    sent: list[Message] = []
+    client = _Client(body)
 
     async def run() -> None:
-        done = asyncio.Event()
-        given = False
-
-        async def receive() -> Message:
-            nonlocal given
-            if not given:
-                given = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await done.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                done.set()
-
         try:
-            await asyncio.wait_for(app(scope, receive, send), 10)
+            await asyncio.wait_for(app(scope, client.receive, client.send), 10)
         finally:
             await state.aclose()
 
     asyncio.run(run())
-    return sent
+    return client.sent
 
 
 def _bodies(sent: list[Message]) -> list[tuple[bytes, bool]]:
@@ -133,8 +109,8 @@ def _bodies(sent: list[Message]) -> list[tuple[bytes, bool]]:
 def upstream():
     servers: list[GatewayServer] = []
 
-    def serve(script: list[tuple[float, bytes]]) -> str:
-        server = GatewayServer(ScriptedUpstream(script)).start()  # type: ignore[arg-type]
+    def serve(pieces: list[bytes]) -> str:
+        server = GatewayServer(ScriptedStream(pieces, gap_s=0.05)).start()  # type: ignore[arg-type]
         servers.append(server)
         return server.base_url
 
@@ -144,12 +120,8 @@ def upstream():
 
 
 def test_the_read_with_done_goes_out_with_the_end_of_the_stream(upstream):
-    script = [
-        (0.0, _text("Hello")),
-        (0.05, _text(" there")),
-        (0.05, _text(" friend") + _finish() + _usage() + DONE),
-    ]
-    sent = _messages(upstream(script))
+    pieces = [_text("Hello"), _text(" there"), _text(" friend") + _finish() + _usage() + DONE]
+    sent = _messages(upstream(pieces))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
     bodies = _bodies(sent)
     # Each earlier read as it came, then one message: the last read's chunks and [DONE].
@@ -160,24 +132,23 @@ def test_the_read_with_done_goes_out_with_the_end_of_the_stream(upstream):
 
 
 def test_a_whole_answer_in_one_read_is_one_body_message(upstream):
-    script = [(0.0, _text("Hi") + _finish() + _usage() + DONE)]
-    bodies = _bodies(_messages(upstream(script)))
+    bodies = _bodies(_messages(upstream([_text("Hi") + _finish() + _usage() + DONE])))
     assert bodies == [(_text("Hi") + _finish() + _usage() + DONE, False)]
 
 
 def test_without_usage_asked_the_end_still_carries_the_last_chunks(upstream):
     """The client did not ask for usage: the gateway drops the usage chunk it asked for, and
     the finish chunk still goes out with [DONE]."""
-    script = [(0.0, _text("Hi")), (0.05, _finish() + _usage() + DONE)]
-    bodies = _bodies(_messages(upstream(script), include_usage=False))
+    pieces = [_text("Hi"), _finish() + _usage() + DONE]
+    bodies = _bodies(_messages(upstream(pieces), include_usage=False))
     assert bodies == [(_text("Hi"), True), (_finish() + DONE, False)]
 
 
 def test_a_failure_after_done_loses_nothing_and_ends_in_band(upstream):
     """[DONE] without a finish_reason (a truncated stream) after text: the call fails, so
     the last read goes out at once and the stream ends with the in-band error, no [DONE]."""
-    script = [(0.0, _text("Half")), (0.05, _text(" an answer") + _usage() + DONE)]
-    bodies = _bodies(_messages(upstream(script)))
+    pieces = [_text("Half"), _text(" an answer") + _usage() + DONE]
+    bodies = _bodies(_messages(upstream(pieces)))
     data = b"".join(body for body, _ in bodies)
     assert data.startswith(_text("Half") + _text(" an answer"))
     assert DONE not in data
