@@ -29,8 +29,8 @@ What it keeps of httpx2's behaviour:
   received (time to first byte), and for plain ``http://`` the TCP connect; DNS (when a
   lookup happened, not a cache hit) goes to the call's ``PhaseClock``. They come from the
   steps a request passes through anyway (``_aiohttp_seam``: the connector, the request class,
-  the resolver), which cost a fifth of what aiohttp's ``TraceConfig`` signals cost per
-  request; ``TraceConfig`` is the fallback when an aiohttp upgrade moves a step. aiohttp
+  the resolver), which cost about a tenth of what aiohttp's ``TraceConfig`` signals cost
+  per request; ``TraceConfig`` is the fallback when an aiohttp upgrade moves a step. aiohttp
   connects and handshakes TLS in one step with no hook between, so an ``https://``
   connection reports neither connect nor TLS time, rather than a wrong one.
 - **Streaming.** ``aiter_raw`` yields each piece as aiohttp receives it, nothing buffered.
@@ -83,7 +83,8 @@ _INCOMPLETE = "peer closed connection without sending complete message body"
 
 
 class _Call:
-    """One request's state, shared with the TraceConfig hooks (``trace_request_ctx``)."""
+    """One request's state, told each step by the seam's overrides (``_aiohttp_seam.CALL``)
+    or by the TraceConfig hooks (``trace_request_ctx``)."""
 
     __slots__ = (
         "clock",
