@@ -115,7 +115,8 @@ class _Call:
     async def emit(self, event: str, phase: str, edge: str) -> None:
         """httpcore2's trace ``event``: to the request's ``trace``, or, when that is the call
         clock's own (the instrumented transport's, nothing chained), straight to the clock as
-        ``PhaseClock.trace`` would put it (``phase`` started or complete, or ``sent``)."""
+        ``PhaseClock.trace`` would put it (``phase`` started or complete). The head's two
+        steps, on every request, do the same inline (:meth:`head_sent`, :meth:`head_received`)."""
         trace = self.trace
         if trace is None:
             return
@@ -124,9 +125,7 @@ class _Call:
             return
         clock = self.clock
         assert clock is not None  # direct: the trace is this clock's
-        if phase == "sent":
-            clock.sent = True
-        elif edge == "started":
+        if edge == "started":
             clock.start(phase)
         else:
             clock.end(phase)
