@@ -9,6 +9,7 @@ fallback, ``hooks="none"``, and the request each step reports to."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import aiohttp
@@ -38,8 +39,6 @@ def test_each_overridden_step_is_where_the_installed_aiohttp_has_it(owner, name,
     step = getattr(owner, name, None)
     assert step is not None, f"aiohttp {aiohttp.__version__} has no {owner.__name__}.{name}"
     assert asyncio.iscoroutinefunction(step), f"{owner.__name__}.{name} is no coroutine function"
-    import inspect
-
     found = tuple(inspect.signature(step).parameters)
     assert found == parameters, f"{owner.__name__}.{name}{found}: the seam expects {parameters}"
 
