@@ -149,7 +149,9 @@ def test_a_batch_keeps_the_payloads_before_the_usage_chunk_byte_for_byte():
 def test_a_batch_is_read_in_c_up_to_the_first_payload_naming_usage(monkeypatch):
     looped = []
     real = ChunkForwarder._each
-    monkeypatch.setattr(ChunkForwarder, "_each", lambda self, p: looped.append(p) or real(self, p))
+    monkeypatch.setattr(
+        ChunkForwarder, "_each", lambda self, p, end: looped.append(p) or real(self, p, end)
+    )
     forwarder = ChunkForwarder(client_usage=False)
     payloads = [chunk(str(n), usage=None) for n in range(30)]
     tail = [chunk(None, usage=USAGE), chunk("after")]
@@ -161,3 +163,31 @@ def test_a_batch_is_read_in_c_up_to_the_first_payload_naming_usage(monkeypatch):
     assert looped == []
     forwarder.encode(payloads[:1])  # one payload: the loop
     assert looped == [payloads[:1]]
+
+
+END = b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("client_usage", [True, False])
+@pytest.mark.parametrize("continuing", [False, True])
+@pytest.mark.parametrize(
+    "payloads",
+    [
+        pytest.param([], id="none"),
+        pytest.param([chunk("a")], id="one"),
+        pytest.param([chunk("a"), chunk("b", usage=None)], id="two"),
+        pytest.param([chunk(None, usage=USAGE)], id="usage-chunk-alone"),
+        pytest.param(
+            [chunk("a", usage=None), chunk(None, usage=USAGE), chunk("c")], id="usage-between"
+        ),
+    ],
+)
+def test_what_goes_out_with_the_payloads_follows_them(client_usage, continuing, payloads):
+    def forwarder() -> ChunkForwarder:
+        made = ChunkForwarder(client_usage=client_usage)
+        if continuing:
+            made.encode([chunk("x", id_="first")])
+            made.next_attempt()
+        return made
+
+    assert forwarder().encode(payloads, END) == forwarder().encode(payloads) + END

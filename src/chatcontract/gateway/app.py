@@ -248,25 +248,28 @@ class GatewayApp:
         held: list[bytes] = []
         started = False
         attempt, route = 0, ""
-        ending = b""  # the last payloads, to go out with the stream's end (a Finish follows)
+        # The last payloads with the stream's end, ``[DONE]`` included (a Finish follows):
+        # one piece, a write fewer.
+        ending = b""
         items = self.state.upstream.stream_items(call)
         try:
             async for item in items:
                 if isinstance(item, Payloads):
+                    end = _DONE if item.last else b""
                     if started:
-                        out = forwarder.encode(item.items)
                         if item.pings:  # the upstream is alive: so is this stream
-                            out += _KEEP_ALIVE
+                            end = _KEEP_ALIVE + end
+                        out = forwarder.encode(item.items, end)
                     elif item.delivered:  # the first text: the head, then what was held
                         held.extend(item.items)
                         await _start_stream(send, attempt, route)
                         started = True
-                        out = forwarder.encode(held)
+                        out = forwarder.encode(held, end)
                         held.clear()
                     else:
                         held.extend(item.items)
                         continue
-                    if item.last:  # one piece with the end of the stream: a write fewer
+                    if item.last:
                         ending = out
                     elif out:
                         await more({"type": "http.response.body", "body": out, "more_body": True})
@@ -277,11 +280,11 @@ class GatewayApp:
                     else:  # nothing of the failed attempt reached the client: forget it
                         held.clear()
                 elif isinstance(item, Finish):
-                    out = ending
+                    out = ending or _DONE
                     if not started:  # an answer without text (e.g. only a finish_reason)
                         await _start_stream(send, attempt, item.result.route)
-                        out = forwarder.encode(held)
-                    await send({"type": "http.response.body", "body": out + _DONE})
+                        out = forwarder.encode(held, _DONE)
+                    await send({"type": "http.response.body", "body": out})
                     return
                 else:  # Fail
                     error = call_error(item.error)

@@ -24,8 +24,12 @@ __all__ = ["ChunkForwarder"]
 
 _NULL_USAGE = b',"usage":null'
 _DROP_NULL_USAGE = methodcaller("replace", _NULL_USAGE, b"", 1)
+_DATA = b"data: "
+_EVENT_END = b"\n\n"
 #: Between two events (a payload holds no line feed: the SSE decoder split on them).
-_BETWEEN = b"\n\ndata: "
+_BETWEEN = _EVENT_END + _DATA
+# ``sub in data`` is not used on bytes here: in Python 3.11, ``bytes.__contains__`` first tries
+# ``sub`` as an integer and builds (and clears) a formatted TypeError for it; ``find`` does not.
 
 
 class ChunkForwarder:
@@ -46,16 +50,18 @@ class ChunkForwarder:
             self._first_id = _id_of(self._first)
         self._continuing = True
 
-    def encode(self, payloads: Sequence[bytes]) -> bytes:
-        """The SSE bytes for ``payloads`` (possibly empty)."""
+    def encode(self, payloads: Sequence[bytes], end: bytes = b"") -> bytes:
+        """The SSE bytes for ``payloads`` (possibly none), then ``end`` (what goes out with
+        them, e.g. the stream's ``data: [DONE]``: joined here, the body is copied once less
+        than by adding it after)."""
         if not payloads:
-            return b""
+            return end
         if self._first is None:
             self._first = payloads[0]
         if not (self._strip_usage or self._continuing):  # every payload as it came
-            return b"data: " + _BETWEEN.join(payloads) + b"\n\n"
+            return b"".join((_DATA, _BETWEEN.join(payloads), _EVENT_END, end))
         if self._continuing or len(payloads) == 1:  # (one payload: the loop costs less)
-            return self._each(payloads)
+            return self._each(payloads, end)
         # Stripping usage alone: what ``_each`` does, with C passes over the joined payloads
         # up to the first one still naming "usage" once its null member is gone (most
         # streams: the usage chunk at the end, or none in this read). The separator holds no
@@ -63,33 +69,36 @@ class ChunkForwarder:
         # inside one payload, and the separators before it count the payloads before it.
         joined = _BETWEEN.join(payloads)
         texts = payloads
-        if _NULL_USAGE in joined:  # each payload's first null member only, as in ``_each``
+        if joined.find(_NULL_USAGE) >= 0:  # each payload's first null member only, as in _each
             texts = list(map(_DROP_NULL_USAGE, payloads))
             joined = _BETWEEN.join(texts)
         at = joined.find(b'"usage"')
         if at < 0:
-            return b"data: " + joined + b"\n\n"
+            return b"".join((_DATA, joined, _EVENT_END, end))
         plain = joined.count(_BETWEEN, 0, at)  # the payloads before the one naming it
-        head = b"data: " + _BETWEEN.join(texts[:plain]) + b"\n\n" if plain else b""
-        return head + self._each(payloads[plain:])
+        rest = self._each(payloads[plain:], end)
+        if not plain:
+            return rest
+        return b"".join((_DATA, _BETWEEN.join(texts[:plain]), _EVENT_END, rest))
 
-    def _each(self, payloads: Sequence[bytes]) -> bytes:
+    def _each(self, payloads: Sequence[bytes], end: bytes) -> bytes:
         """The SSE bytes for ``payloads``, each stripped of usage or given the first id as
-        needed."""
+        needed, then ``end``."""
         parts: list[bytes] = []
         for payload in payloads:
             text = payload
-            if self._strip_usage and _NULL_USAGE in payload:
+            if self._strip_usage and payload.find(_NULL_USAGE) >= 0:
                 # The common case (every chunk of an OpenAI-style stream once usage is asked
                 # for): drop the member as text. A quote inside a JSON string is escaped, so
                 # this sequence is always structure, never text of the answer.
                 text = payload.replace(_NULL_USAGE, b"", 1)
-            if self._continuing or (self._strip_usage and b'"usage"' in text):
+            if self._continuing or (self._strip_usage and text.find(b'"usage"') >= 0):
                 kept = self._rewrite(text)
                 if kept is None:
                     continue
                 text = kept
-            parts.append(b"data: " + text + b"\n\n")
+            parts.append(_DATA + text + _EVENT_END)
+        parts.append(end)
         return b"".join(parts)
 
     def _rewrite(self, payload: bytes) -> bytes | None:

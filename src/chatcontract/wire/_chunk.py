@@ -31,6 +31,7 @@ Never raises for any input.
 
 from __future__ import annotations
 
+from itertools import chain
 from operator import itemgetter
 from typing import Annotated
 
@@ -158,6 +159,8 @@ _CONTENT_OPENED = b'"delta":{"content":"'
 _CLOSING = b'"}}]}'
 _OPENING = b'{"choices":[{"delta":{"content":"'
 _NEXT_OPENING = b"\n" + _OPENING
+#: Joined in first: ``sep.join(chain(_NOTHING, parts))`` is ``sep + sep.join(parts)``, one copy.
+_NOTHING = (b"",)
 #: What may end a stream after its plain chunks, at most (:meth:`ChunkTemplate.run`): a finish,
 #: a usage chunk, ``[DONE]``.
 ENDING = 3
@@ -229,7 +232,8 @@ class ChunkTemplate:
         if not (min(payloads).startswith(prefix) and max(payloads).startswith(prefix)):
             return None
         try:  # one line each: no payload holds a line feed, none is blank
-            tails = _decode_tails(_OPENING + _NEXT_OPENING.join(map(self._rest, payloads)))
+            # A blank line first (skipped): no copy of the joined lines to put the opening first
+            tails = _decode_tails(_NEXT_OPENING.join(chain(_NOTHING, map(self._rest, payloads))))
         except _DecodeFailed:
             return None
         # The line decoder also reads JSON values that follow each other on one line: a
@@ -285,7 +289,7 @@ class ChunkTemplate:
         count = len(reads)
         if joined.count(_BETWEEN_EVENTS) != count - 1 or not joined.endswith(_EVENT_END):
             return None
-        tails = _OPENING + _OPENING.join(map(self._middle, reads))
+        tails = _OPENING.join(chain(_NOTHING, map(self._middle, reads)))  # the opening first
         if 0x0A in tails or 0x0D in tails:  # memchr each: a line feed or a CR is a line end
             return None
         try:  # one line: the values follow each other, as many as there are reads

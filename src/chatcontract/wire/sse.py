@@ -43,6 +43,9 @@ MAX_RETRY_MS = 86_400_000
 _MAX_RETRY_DIGITS = len(str(MAX_RETRY_MS))
 
 _BOM = b"\xef\xbb\xbf"
+# Bytes tested by their value (``10 in data``): in Python 3.11 ``b"\n" in data`` first tries
+# ``b"\n"`` as an integer and builds (and clears) a formatted TypeError each time.
+_LF, _CR = 0x0A, 0x0D
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,13 +191,13 @@ class SSEDecoder:
             self._started = True
             if data.startswith(_BOM):
                 data = data[len(_BOM) :]
-        if b"\n" not in data and b"\r" not in data:
+        if _LF not in data and _CR not in data:
             # no line ends here: keep the piece, join once when the line completes
             if data:
                 self._pending.append(data)
             return []
         buffer = self._take_pending() + data if self._pending else data
-        if b"\r" in buffer:
+        if _CR in buffer:
             self._skip_lf = buffer.endswith(b"\r")
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buffer.split(b"\n")

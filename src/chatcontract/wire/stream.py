@@ -243,7 +243,7 @@ class StreamAssembler:
                 if self._typed_misses < _TYPED_MISSES:
                     if self._template is not None and self._take_plain(raw, now):
                         continue
-                    if _USAGE_OBJECT in raw:  # the usage chunk: its own typed decoder
+                    if raw.find(_USAGE_OBJECT) >= 0:  # the usage chunk: its own typed decoder
                         if self._take_usage(raw, now):
                             continue
                     else:
@@ -966,7 +966,7 @@ class StreamParser:
                 if assembler._template is not None and assembler._take_plain(raw, now):
                     taken.append(raw)
                     continue
-                if _USAGE_OBJECT in raw:  # as untapped
+                if raw.find(_USAGE_OBJECT) >= 0:  # as untapped
                     if assembler._take_usage(raw, now):
                         taken.append(raw)
                         continue
@@ -1144,7 +1144,7 @@ class StreamParser:
 
 
 #: A usage member that is an object (the usage chunk): the typed decoder refuses it.
-_USAGE_OBJECT = b'"usage":{'
+_USAGE_OBJECT = b'"usage":{'  # found with ``find``: ``in`` raises and clears a TypeError
 
 
 def _typed_state(assembler: StreamAssembler) -> bool:
@@ -1166,7 +1166,7 @@ def _typed_run(payloads: list[bytes]) -> int:
     end = len(payloads)
     if payloads[end - 1][:1] != b"{":  # [DONE]
         end -= 1
-    if end and _USAGE_OBJECT in payloads[end - 1]:
+    if end and payloads[end - 1].find(_USAGE_OBJECT) >= 0:
         end -= 1
     return end
 
