@@ -16,6 +16,13 @@ fingerprints the shapes of 1% of its calls, chosen by ``random``; unseeded, one 
 fewer fingerprinted call in a run moves a stream's figure by tens of thousands (seeded, runs
 of the same code agree within about 5 k).
 
+Instructions alone under-predict the wall clock here: between two requests the server's,
+the upstream client's and the other processes' work evict the gateway's code and data from the
+core's 1 MiB L2, and the gateway runs more distinct code per request than a bare proxy. Give
+callgrind this machine's caches to count those misses (``--cache-sim=yes --LL=1048576,8,64
+--I1=32768,8,64 --D1=32768,8,64``), and ``--footprint`` (with ``-n 20``) counts the distinct
+bytecode positions the calls run (``docs/gateway-performance.md``, "What the wall clock sees").
+
 A/B between two checkouts: run this file with ``PYTHONPATH=OTHER/src`` (the other checkout's
 package) in alternation with this one, against one upstream.
 
@@ -34,6 +41,7 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -168,10 +176,52 @@ def _target(args: argparse.Namespace) -> tuple[Call, Close]:
     return _asgi_call(create_app(state), body), state.aclose
 
 
+def _footprint(positions: set[tuple[Any, int]], executed: int, calls: int) -> None:
+    """Print how much distinct Python code the calls ran (see ``--footprint``)."""
+    by_file: Counter[str] = Counter()
+    codes = set()
+    for code, _ in positions:
+        by_file[os.path.basename(code.co_filename)] += 1
+        codes.add(code)
+    print(
+        f"{len(positions)} distinct bytecode positions in {len(codes)} code objects "
+        f"({sum(len(code.co_code) for code in codes)} bytes of bytecode); "
+        f"{executed / calls:.0f} bytecodes executed per call (n={calls})"
+    )
+    for name, count in by_file.most_common(15):
+        print(f"  {count:6d}  {name}")
+
+
+async def _traced(call: Call, n: int) -> None:
+    """``n`` calls under ``sys.settrace``, counting bytecodes: ``--footprint``."""
+    positions: set[tuple[Any, int]] = set()
+    executed = 0
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal executed
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            executed += 1
+            positions.add((frame.f_code, frame.f_lasti))
+        return trace
+
+    sys.settrace(trace)
+    try:
+        for _ in range(n):
+            await call()
+    finally:
+        sys.settrace(None)
+    _footprint(positions, executed, n)
+
+
 async def _run(args: argparse.Namespace) -> None:
     call, close = _target(args)
     for _ in range(args.warmup):
         await call()
+    if args.footprint:
+        await _traced(call, args.n)
+        await close()
+        return
     # What start-up and the warm-up left is frozen: a full collection that falls in one of two
     # callgrind runs and not the other would walk it all and swamp their difference.
     gc.collect()
@@ -196,6 +246,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the run")
+    parser.add_argument(
+        "--footprint",
+        action="store_true",
+        help="count the distinct bytecode positions the calls run (sys.settrace; use -n 20)",
+    )
     parser.add_argument("--no-metrics", dest="metrics", action="store_false")
     parser.add_argument(
         "--seed",
