@@ -450,3 +450,21 @@ def test_a_byte_order_mark_after_a_fast_path_event_is_not_stripped():
     assert [e.data for e in decoder.feed(b"data: a\n\n")] == ["a"]
     assert decoder.feed(b"\xef\xbb\xbfdata: b\n\n") == []
     assert decoder.other_line_count == 1
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        pytest.param(b"data: a\n\ndata: b\n\n", id="two-events"),
+        pytest.param(b"data: a\n\ndata: \n\n", id="an-empty-last-payload"),
+        pytest.param(b"data: \n\ndata: b\n\ndata: c\n\n", id="an-empty-first-payload"),
+        pytest.param(b'data: {"t":"data: x"}\n\ndata: y\n\n', id="the-prefix-inside-a-payload"),
+        pytest.param(b"data: a\n\ndata: b\n\ndata: pa", id="a-partial-line-after-them"),
+    ],
+)
+def test_several_whole_events_in_one_read_take_the_fast_path_to_the_same_events(read):
+    fast = SSEDecoder()._feed_fast(read)
+    assert fast is not None
+    events, _ = reference_decode(read.rsplit(b"\n\n", 1)[0] + b"\n\n")
+    assert [payload.decode() for payload in fast] == [event.data for event in events]
+    assert datas(read) == [event.data for event in reference_decode(read)[0]]

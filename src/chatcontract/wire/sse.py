@@ -46,6 +46,8 @@ _BOM = b"\xef\xbb\xbf"
 # Bytes tested by their value (``10 in data``): in Python 3.11 ``b"\n" in data`` first tries
 # ``b"\n"`` as an integer and builds (and clears) a formatted TypeError each time.
 _LF, _CR = 0x0A, 0x0D
+#: Between two events of one ``data:`` line each.
+_BETWEEN = b"\n\ndata: "
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,7 +158,12 @@ class SSEDecoder:
             # all ``data: `` lines of one line each exactly when no line feed is left in the
             # pieces between the separators ``\n\ndata: `` (memchr; ``bytes.count`` of one
             # byte is a byte-by-byte loop).
-            payloads = data[6:end].split(b"\n\ndata: ")
+            if tail:
+                payloads = data[6:end].split(_BETWEEN)
+            else:  # the read ends between two events: split it whole, no copy of it first
+                payloads = data.split(_BETWEEN)
+                payloads[0] = payloads[0][6:]  # after the first ``data: ``
+                payloads[-1] = payloads[-1][:-2]  # before the blank line that ends the read
             if 0x0A in b"".join(payloads):
                 return None
         self._started = True
