@@ -2,13 +2,20 @@
 
 Request facts (never the prompt text or the key), response facts, phase timings, attempt and
 route, and the outcome: ``failure is None`` for success, else the classification.
+
+The four classes are frozen, keyword-only ``msgspec.Struct`` types (one of each is built per
+call: their constructor runs in C, where a frozen dataclass's runs a Python store per field);
+``msgspec.structs.replace`` makes a changed copy, ``to_dict`` the plain data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace as replace_dataclass
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from chatcontract.failures import Failure
 from chatcontract.redact import redact_text
@@ -17,8 +24,7 @@ from chatcontract.wire import Usage
 __all__ = ["Exchange", "RequestFacts", "ResponseFacts", "Timings", "response_is_clean"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestFacts:
+class RequestFacts(Struct, frozen=True, kw_only=True, gc=False):
     """What was asked, as shape only: counts, roles, flags, budgets, a fingerprint."""
 
     method: str
@@ -34,8 +40,7 @@ class RequestFacts:
     source: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResponseFacts:
+class ResponseFacts(Struct, frozen=True, kw_only=True):
     """What came back: status, content type, request ids, shape, the parsed facts we keep."""
 
     status: int
@@ -55,8 +60,7 @@ class ResponseFacts:
     content: str | None = None  # only with capture_content=True (opt-in)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Timings:
+class Timings(Struct, frozen=True, kw_only=True, gc=False):
     """Phase durations in milliseconds; ``None`` when the phase did not happen (reused
     connection, no TLS, not a stream)."""
 
@@ -69,8 +73,7 @@ class Timings:
     retry_added_ms: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Exchange:
+class Exchange(Struct, frozen=True, kw_only=True):
     """One HTTP call, redacted at the source.
 
     Example::
@@ -239,4 +242,4 @@ def _redact_failure(failure: Failure, secrets: Sequence[str]) -> Failure:
     request_id = _clean(failure.request_id, secrets)
     if message == failure.message and request_id == failure.request_id:
         return failure
-    return replace(failure, message=message, request_id=request_id)
+    return replace_dataclass(failure, message=message, request_id=request_id)

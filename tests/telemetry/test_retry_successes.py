@@ -1,8 +1,7 @@
 """``Telemetry(retry_successes=True)`` tells a success after retries it did not decide."""
 
-from dataclasses import replace
-
 import pytest
+from msgspec.structs import replace
 
 from chatcontract.telemetry import CallLabels, RetrySucceeded, Telemetry
 from chatcontract.telemetry.events import ClientEvent

@@ -1,9 +1,8 @@
 """How a ``CallObserver`` hands its Exchange out: redacted or not, into the request's and the
 response's extensions, to sinks that may raise, marked when the connection was replaced."""
 
-from dataclasses import replace
-
 import pytest
+from msgspec.structs import replace
 
 from chatcontract.exchange import Exchange
 from chatcontract.transport.observer import (

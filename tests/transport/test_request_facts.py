@@ -1,9 +1,8 @@
 """The typed (fast) read of a request's facts gives what the general read gives, for any body."""
 
-from dataclasses import replace
-
 import orjson
 import pytest
+from msgspec.structs import replace
 
 from chatcontract.transport import observer
 from chatcontract.transport.observer import request_facts

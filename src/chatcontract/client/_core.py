@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace as replace_dataclass
 from typing import Any, Self, TypedDict
 
 import httpx2
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from chatcontract.contract import Contract, Timeouts
 from chatcontract.exchange import Exchange, RequestFacts, Timings
@@ -34,7 +36,6 @@ from chatcontract.telemetry.events import CallLabels, ClientEvent, Telemetry, Te
 from chatcontract.transport import EXCHANGE_EXTENSION, ExchangeSink
 from chatcontract.transport.observer import PARSED_EXTENSION, ParsedBody
 from chatcontract.wire import Completion, parse_completion
-from chatcontract.wire._values import draft_class
 from chatcontract.wire.request import request_errors, requested_max_tokens
 
 from ._guard import WATCH_EXTENSION, AttemptWatch
@@ -77,8 +78,7 @@ class Observing(TypedDict):
     shape_sample_rate: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PreparedCall:
+class PreparedCall(Struct, frozen=True, kw_only=True):
     """One call, checked and planned: the body per route, headers, and the plan.
 
     ``encoded``: the body's JSON bytes by model, encoded once per call (a retry on the same
@@ -107,9 +107,6 @@ class PreparedCall:
     def request_headers(self, route: Route) -> dict[str, str]:
         """The caller's extra headers, then the route's auth header."""
         return {**self.headers, route.auth_header: route.auth_value}
-
-
-_PreparedDraft = draft_class(PreparedCall)
 
 
 class PlanSteps:
@@ -320,17 +317,14 @@ class ClientCore:
             body_for=body_for,
             accepts_restart=accepts_restart,
         )
-        prepared = _PreparedDraft(  # ``PreparedCall(...)``, its fields in order
-            plan,
-            body_params,
-            plan_messages,
-            dict(headers) if headers else {},
-            stream,
-            include_usage,
-            {},
+        return PreparedCall(
+            plan=plan,
+            params=body_params,
+            messages=plan_messages,
+            headers=dict(headers) if headers else {},
+            stream=stream,
+            include_usage=include_usage,
         )
-        prepared.__class__ = PreparedCall
-        return prepared  # type: ignore[no-any-return]
 
     def ordered_routes(self, routes: Sequence[Route] | None = None) -> tuple[Route, ...]:
         """The routes (default: all) in the order the breakers give for one call: an open
@@ -459,7 +453,7 @@ class ClientCore:
                 return silence_failure("first_byte", timeouts.first_byte_ms)
             stream = exchange.request.stream
             limit_ms = _stream_read_ms(timeouts) if stream else timeouts.first_byte_ms
-            return replace(failure, message=f"{failure.message} ({limit_ms} ms)")
+            return replace_dataclass(failure, message=f"{failure.message} ({limit_ms} ms)")
         if failure.code == "stream_stalled":  # the socket went quiet (the read timeout)
             started = isinstance(watch, AttemptWatch) and watch.token_seen
             if started:

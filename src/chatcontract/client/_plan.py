@@ -19,8 +19,10 @@ attempt) and is told to the route's circuit breaker.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from chatcontract.contract import ErrorTable, Policy
 from chatcontract.exchange import Exchange
@@ -39,7 +41,6 @@ from chatcontract.telemetry.events import (
     RetrySucceeded,
 )
 from chatcontract.wire import Completion, StreamResult
-from chatcontract.wire._values import draft_class
 
 from ._routes import Route
 from .errors import (
@@ -65,8 +66,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Send:
+class Send(Struct, frozen=True, kw_only=True):
     """Make one attempt on ``route`` within ``budget_s`` seconds."""
 
     route: Route
@@ -79,22 +79,19 @@ class Send:
     restart: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Wait:
+class Wait(Struct, frozen=True, kw_only=True, gc=False):
     """Sleep ``seconds``, then call ``CallPlan.resume()``."""
 
     seconds: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Finish:
+class Finish(Struct, frozen=True, kw_only=True):
     """The call succeeded."""
 
     result: ChatResult
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Fail:
+class Fail(Struct, frozen=True, kw_only=True):
     """The call failed: raise ``error``."""
 
     error: CallFailedError
@@ -103,8 +100,7 @@ class Fail:
 Step = Send | Wait | Finish | Fail
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptOutcome:
+class AttemptOutcome(Struct, frozen=True, kw_only=True):
     """What one attempt produced, as the shell saw it.
 
     ``answer`` is the parsed answer when the Exchange is a success; ``partial`` a stream's
@@ -117,23 +113,11 @@ class AttemptOutcome:
     delivered: bool = False
 
 
-#: The drafts of the values a call builds (``wire._values.draft_class``): built with their
-#: fields in order, then given their frozen class (a frozen ``__init__`` costs several times
-#: as much, and these are built on every call).
-_SendDraft = draft_class(Send)
-_FinishDraft = draft_class(Finish)
-_OutcomeDraft = draft_class(AttemptOutcome)
-_ChatResultDraft = draft_class(ChatResult)
-
-
 def attempt_outcome(
     exchange: Exchange, answer: Completion | None, partial: StreamResult | None, delivered: bool
 ) -> AttemptOutcome:
-    """``AttemptOutcome(exchange=..., answer=..., partial=..., delivered=...)``, built as a
-    draft (one per attempt)."""
-    outcome = _OutcomeDraft(exchange, answer, partial, delivered)
-    outcome.__class__ = AttemptOutcome
-    return outcome  # type: ignore[no-any-return]
+    """``AttemptOutcome(exchange=..., answer=..., partial=..., delivered=...)``."""
+    return AttemptOutcome(exchange=exchange, answer=answer, partial=partial, delivered=delivered)
 
 
 #: The error raised for each way a call can stop (the deadline has its own path).
@@ -282,9 +266,7 @@ class CallPlan:
             self._attempts.append(exchange)
             if self._continuing:  # the caller holds the beginning: the answer is the whole
                 answer = replace(answer, content=self._prefix + (answer.content or ""))
-            finish = _FinishDraft(self._success(route, answer, exchange.failure))
-            finish.__class__ = Finish
-            return finish  # type: ignore[no-any-return]
+            return Finish(result=self._success(route, answer, exchange.failure))
         failure = exchange.failure or _unreadable(self._secrets)
         if exchange.failure is None:
             exchange = replace(exchange, failure=failure)
@@ -320,11 +302,14 @@ class CallPlan:
             return self._deadline_exhausted(route, "before the next attempt could start")
         self._route_attempt += 1
         restart, self._restart = self._restart, False
-        send = _SendDraft(  # ``Send(...)``, its fields in order
-            route, len(self._attempts) + 1, self._route_attempt, budget, self._next_body, restart
+        return Send(
+            route=route,
+            attempt=len(self._attempts) + 1,
+            route_attempt=self._route_attempt,
+            budget_s=budget,
+            body=self._next_body,
+            restart=restart,
         )
-        send.__class__ = Send
-        return send  # type: ignore[no-any-return]
 
     def _charge_failed(self, route: Route, exchange: Exchange, failure: Failure) -> None:
         """A failed attempt the provider may have billed counts against the daily cap."""
@@ -375,26 +360,22 @@ class CallPlan:
             self._emit(
                 RetrySucceeded(route=route.name, model=route.model, attempts=len(self._attempts))
             )
-        # ``ChatResult(...)`` built as a draft (``wire._values``): its fields in order.
-        result = _ChatResultDraft(
-            answer.content,
-            answer.reasoning_content,
-            answer.refusal,
-            answer.tool_calls,
-            answer.finish_reason,
-            answer.usage,
-            answer.model,
-            route.name,
-            route.model,
-            tuple(self._attempts),
-            tuple(self._decisions),
-            cost,
-            "success",
-            () if violation is None else (violation,),
-            self._secrets,
+        return ChatResult(
+            content=answer.content,
+            reasoning=answer.reasoning_content,
+            refusal=answer.refusal,
+            tool_calls=answer.tool_calls,
+            finish_reason=answer.finish_reason,
+            usage=answer.usage,
+            model=answer.model,
+            route=route.name,
+            requested_model=route.model,
+            attempts=tuple(self._attempts),
+            decisions=tuple(self._decisions),
+            cost_usd=cost,
+            violations=() if violation is None else (violation,),
+            secrets=self._secrets,
         )
-        result.__class__ = ChatResult
-        return result  # type: ignore[no-any-return]
 
     def _decide(
         self, route: Route, exchange: Exchange, failure: Failure, *, record: bool = True

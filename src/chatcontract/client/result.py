@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+
+from msgspec import Struct
 
 from chatcontract.exchange import Exchange
 from chatcontract.failures import Failure
@@ -16,8 +17,7 @@ from .errors import CallOutcome
 __all__ = ["ChatResult", "StreamDelta", "ToolCallDelta"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChatResult:
+class ChatResult(Struct, frozen=True, kw_only=True):
     """A completed answer, the route that gave it, and every attempt it took.
 
     Example::
@@ -44,12 +44,21 @@ class ChatResult:
     #: and it is usable): a missing ``[DONE]``, missing or inconsistent usage, usage over
     #: ``max_tokens``. Recorded, not raised; the attempt's Exchange carries it to telemetry.
     violations: tuple[Failure, ...] = ()
-    #: Redacted from ``repr``: the answer is the provider's text and may quote the key.
-    secrets: Sequence[str] = field(default=(), repr=False, compare=False)
+    #: Redacted from ``repr``: the answer is the provider's text and may quote the key. Not
+    #: shown, and not compared.
+    secrets: Sequence[str] = ()
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _SHOWN)
         return redact_text(f"ChatResult({shown})", self.secrets)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ChatResult:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _SHOWN)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, name) for name in _SHOWN))
 
     @property
     def ok(self) -> bool:
@@ -67,8 +76,11 @@ class ChatResult:
         return self.route != "primary"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ToolCallDelta:
+#: The fields ``repr`` shows and ``==`` compares (all but ``secrets``).
+_SHOWN = tuple(name for name in ChatResult.__struct_fields__ if name != "secrets")
+
+
+class ToolCallDelta(Struct, frozen=True, kw_only=True, gc=False):
     """One tool-call fragment of a stream chunk (arguments arrive in pieces)."""
 
     index: int
@@ -77,8 +89,7 @@ class ToolCallDelta:
     arguments: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamDelta:
+class StreamDelta(Struct, frozen=True, kw_only=True, gc=False):
     """What one stream chunk added to the answer (choice 0). Empty chunks are not yielded."""
 
     content: str = ""

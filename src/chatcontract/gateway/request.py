@@ -16,13 +16,12 @@ The gateway's controls, none of which is forwarded upstream:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from msgspec import Struct
 
 from chatcontract.client._routes import Route
-from chatcontract.wire._values import draft_class
 
 from .errors import GatewayError
 
@@ -45,8 +44,7 @@ MAX_DEADLINE_MS = 600_000
 _OWN_FIELDS = frozenset({"model", "messages", "stream", "fallbacks"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GatewayRequest:
+class GatewayRequest(Struct, frozen=True, kw_only=True):
     """One chat request, read and checked.
 
     ``params``: every other body field, forwarded as is (``stream_options`` made to ask for
@@ -63,10 +61,6 @@ class GatewayRequest:
     client_usage: bool
     deadline_s: float | None
     as_is_model: str | None = None
-
-
-#: ``GatewayRequest`` built as a draft (``wire._values.draft_class``): one per request.
-_RequestDraft = draft_class(GatewayRequest)
 
 
 class RouteTable:
@@ -215,14 +209,12 @@ def parse_request(body: bytes, table: RouteTable, *, deadline: str | None) -> Ga
         # Usage is always asked for upstream (budgets and the ledger need it); the client's
         # stream gets the usage chunk only if it asked.
         params["stream_options"] = {**options, "include_usage": True}
-    request = _RequestDraft(  # ``GatewayRequest(...)``, its fields in order
-        routes,
-        messages,
-        params,
-        stream,
-        client_usage,
-        parse_deadline(deadline),
-        model if as_is else None,
+    return GatewayRequest(
+        routes=routes,
+        messages=messages,
+        params=params,
+        stream=stream,
+        client_usage=client_usage,
+        deadline_s=parse_deadline(deadline),
+        as_is_model=model if as_is else None,
     )
-    request.__class__ = GatewayRequest
-    return request  # type: ignore[no-any-return]

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, Generator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import anyio
 import httpx2
 import orjson
+from msgspec import Struct
 
 from chatcontract.client import AsyncChatClient
 from chatcontract.client._async import send
@@ -34,15 +34,13 @@ from chatcontract.client._stream import StreamReader
 from chatcontract.client.result import ChatResult
 from chatcontract.contract import Contract
 from chatcontract.wire import Completion
-from chatcontract.wire._values import draft_class
 
 from ._disconnect import holding_disconnect
 
 __all__ = ["Attempt", "GatewayUpstream", "Payloads", "StreamItem"]
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(Struct, frozen=True):
     """A new attempt starts (what the previous one sent that was not delivered is void)."""
 
     step: Send
@@ -67,8 +65,6 @@ StreamItem = Attempt | Payloads | Finish | Fail
 #: ``Payloads(items, delivered, pings, last)`` without the named tuple's Python ``__new__``
 #: (every field given: it fills in no default).
 _new = tuple.__new__
-#: ``Attempt(step)`` built as a draft (``wire._values``): one per attempt.
-_AttemptDraft = draft_class(Attempt)
 
 
 class GatewayUpstream(AsyncChatClient):
@@ -149,9 +145,7 @@ class GatewayUpstream(AsyncChatClient):
             if not isinstance(step, Send):
                 yield step
                 return
-            started = _AttemptDraft(step)
-            started.__class__ = Attempt
-            yield started
+            yield Attempt(step)
             attempt = self._attempt(call, step)
             if not self._armed():
                 await self._arm()

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import httpx2
+import msgspec
 
 from chatcontract._log import get_logger
 from chatcontract.checks.context import CheckContext, SuiteOptions
@@ -269,7 +270,7 @@ class Prober:
     ) -> Exchange:
         exchange = ctx.send(request.body, headers=ctx.headers(), timeout=request.timeout)
         ctx.exchanges.clear()  # the context would otherwise keep every probe forever
-        return dataclasses.replace(exchange, attempt=attempt, route=route)
+        return msgspec.structs.replace(exchange, attempt=attempt, route=route)
 
     def _record(
         self, request: ProbeRequest, exchange: Exchange, failure: Failure | None, execution: str

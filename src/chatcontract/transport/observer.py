@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
 from operator import attrgetter, itemgetter
 from typing import Any, Protocol
 
@@ -47,7 +46,6 @@ from chatcontract.wire import (
     shape_fingerprint,
     union_of_shape_paths,
 )
-from chatcontract.wire._values import draft_class, positional_builder
 
 from ._httpx_seam import header_items
 from ._timing import PhaseClock
@@ -158,21 +156,18 @@ def _request_facts(  # noqa: PLR0917 - the per-call path: positional, no keyword
                     found.discard(None)
                     roles = tuple(sorted(found))
                 options = typed.stream_options
-                facts: RequestFacts = _RequestDraft(
-                    method,
-                    safe_url,
-                    typed.model,
-                    count,
-                    roles,
-                    typed.stream is True,
-                    options is not None and options.include_usage is True,
-                    max_tokens,
-                    budget,
-                    None,
-                    source,
+                return RequestFacts(
+                    method=method,
+                    url=safe_url,
+                    model=typed.model,
+                    message_count=count,
+                    roles=roles,
+                    stream=typed.stream is True,
+                    include_usage=options is not None and options.include_usage is True,
+                    max_tokens=max_tokens,
+                    timeout_budget_ms=budget,
+                    source=source,
                 )
-                facts.__class__ = RequestFacts
-                return facts
     return _general_facts(method, safe_url, content, source, budget, fingerprint)
 
 
@@ -193,8 +188,12 @@ def _general_facts(  # noqa: PLR0917 - positional, as ``_request_facts`` is
             doc = None
     if not isinstance(doc, dict):
         shape = None if doc is None or not fingerprint else _digest_of(doc)
-        return _build_request(
-            method, safe_url, None, 0, (), False, False, None, budget, shape, source
+        return RequestFacts(
+            method=method,
+            url=safe_url,
+            timeout_budget_ms=budget,
+            shape_fingerprint=shape,
+            source=source,
         )
     messages = doc.get("messages")
     roles: tuple[str, ...] = ()
@@ -213,18 +212,20 @@ def _general_facts(  # noqa: PLR0917 - positional, as ``_request_facts`` is
     options = doc.get("stream_options")
     max_tokens = doc.get("max_completion_tokens", doc.get("max_tokens"))
     model = doc.get("model")
-    return _build_request(
-        method,
-        safe_url,
-        model if isinstance(model, str) else None,
-        count,
-        roles,
-        doc.get("stream") is True,
-        isinstance(options, dict) and options.get("include_usage") is True,
-        max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
-        budget,
-        _digest_of(doc) if fingerprint else None,
-        source,
+    return RequestFacts(
+        method=method,
+        url=safe_url,
+        model=model if isinstance(model, str) else None,
+        message_count=count,
+        roles=roles,
+        stream=doc.get("stream") is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        max_tokens=(
+            max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None
+        ),
+        timeout_budget_ms=budget,
+        shape_fingerprint=_digest_of(doc) if fingerprint else None,
+        source=source,
     )
 
 
@@ -400,8 +401,7 @@ STREAM_EXTENSION = "chatcontract.stream"
 PARSED_EXTENSION = "chatcontract.parsed"
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedBody:
+class ParsedBody(msgspec.Struct, frozen=True):
     """A non-streamed body as the observer read it, and its ``parse_completion`` result
     against the observer's contract."""
 
@@ -633,9 +633,7 @@ class CallObserver:
             parsed = parse_completion(body, contract=contract)
             completion = parsed.completion
             if self._home is not None:
-                found: ParsedBody = _ParsedDraft(body, contract, parsed)
-                found.__class__ = ParsedBody
-                self._home[PARSED_EXTENSION] = found
+                self._home[PARSED_EXTENSION] = ParsedBody(body, contract, parsed)
         headers = self._headers
         failure = classify_received(
             status,
@@ -700,25 +698,23 @@ class CallObserver:
         if answer is not None:
             model, response_id, finish_reason = answer.model, answer.id, answer.finish_reason
             usage, content = answer.usage, answer.content
-        response: ResponseFacts = _ResponseDraft(
-            status,
-            headers.get("content-type"),
-            ids,
-            None if fingerprint is None else fingerprint.digest,
-            () if fingerprint is None else fingerprint.paths,
-            model,
-            response_id,
-            finish_reason,
-            usage,
-            len(content) if content else 0,
-            stream_verdict,
-            chunk_count,
-            self._body_bytes if stream is None else stream.bytes_fed,
-            limits,
-            content if self._capture else None,
+        return ResponseFacts(
+            status=status,
+            content_type=headers.get("content-type"),
+            request_ids=ids,
+            shape_fingerprint=None if fingerprint is None else fingerprint.digest,
+            shape_paths=() if fingerprint is None else fingerprint.paths,
+            model=model,
+            response_id=response_id,
+            finish_reason=finish_reason,
+            usage=usage,
+            content_chars=len(content) if content else 0,
+            stream_verdict=stream_verdict,
+            chunk_count=chunk_count,
+            body_bytes=self._body_bytes if stream is None else stream.bytes_fed,
+            rate_limit_headers=limits,
+            content=content if self._capture else None,
         )
-        response.__class__ = ResponseFacts
-        return response
 
     def _emit(
         self,
@@ -734,33 +730,30 @@ class CallObserver:
         if failure is not None and request.shape_fingerprint is None and self._request_content:
             found = fingerprint_bytes(self._request_content)
             if found is not None:
-                request = replace(request, shape_fingerprint=found.digest)
+                request = msgspec.structs.replace(request, shape_fingerprint=found.digest)
         self._request_content = b""  # the prompt is not kept past the call
         ends = clock.ends
         origin = clock.origin
         first_byte_at = self._first_byte_at
         new_connection = "connect" in ends or "dns" in ends or "tls" in ends
-        timings: Timings = _TimingsDraft(
-            clock.duration_ms("dns") if new_connection else None,
-            clock.duration_ms("connect") if new_connection else None,
-            clock.duration_ms("tls") if new_connection else None,
-            None if first_byte_at is None else (first_byte_at - origin) * 1000.0,
-            ttft_ms,
-            ((ended or time.perf_counter()) - origin) * 1000.0,
-            0.0,
+        timings = Timings(
+            dns_ms=clock.duration_ms("dns") if new_connection else None,
+            connect_ms=clock.duration_ms("connect") if new_connection else None,
+            tls_ms=clock.duration_ms("tls") if new_connection else None,
+            ttfb_ms=None if first_byte_at is None else (first_byte_at - origin) * 1000.0,
+            ttft_ms=ttft_ms,
+            total_ms=((ended or time.perf_counter()) - origin) * 1000.0,
         )
-        timings.__class__ = Timings
-        exchange: Exchange = _ExchangeDraft(
-            request,
-            response,
-            timings,
-            self.started_at,
-            self._attempt,
-            self._route,
-            failure,
-            self._stale_replaced,
+        exchange = Exchange(
+            request=request,
+            response=response,
+            timings=timings,
+            started_at=self.started_at,
+            attempt=self._attempt,
+            route=self._route,
+            failure=failure,
+            stale_connection_replaced=self._stale_replaced,
         )
-        exchange.__class__ = Exchange
         if self._redact and (
             failure is not None
             or (response is not None and not response_is_clean(response, self._secrets))
@@ -785,15 +778,6 @@ class CallObserver:
             except Exception as exc:  # a sink never fails the call it observes
                 on_error(sink, exc)
         return exchange
-
-
-_build_request = positional_builder(RequestFacts)
-_RequestDraft = draft_class(RequestFacts)
-# Built at each call's end: a draft, then its class (``wire._values``), one call fewer each.
-_ResponseDraft = draft_class(ResponseFacts)
-_TimingsDraft = draft_class(Timings)
-_ExchangeDraft = draft_class(Exchange)
-_ParsedDraft = draft_class(ParsedBody)
 
 
 def _digest(paths: tuple[str, ...]) -> str:

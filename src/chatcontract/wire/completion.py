@@ -15,14 +15,14 @@ tolerates the rest: unknown fields, empty ``{}`` detail objects, ``null`` ``logp
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+from msgspec import Struct, field
 
 from chatcontract.contract.model import Contract, ResponseSpec
 from chatcontract.wire._body import Body, decode_body
 from chatcontract.wire._json import loads
-from chatcontract.wire._values import draft_class, positional_builder
 from chatcontract.wire.error_body import ErrorBody, error_from_document, is_error_envelope
 from chatcontract.wire.known_types import JsonType, level
 from chatcontract.wire.required import check_required, compile_required
@@ -40,8 +40,7 @@ __all__ = [
 _DEFAULT_SPEC = ResponseSpec()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ToolCall:
+class ToolCall(Struct, frozen=True, kw_only=True, gc=False):
     """One tool call: ``function.name`` and its JSON ``arguments`` text (unparsed)."""
 
     index: int
@@ -51,8 +50,7 @@ class ToolCall:
     arguments: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Usage:
+class Usage(Struct, frozen=True, kw_only=True, gc=False):
     """Token counts; ``details`` holds every other usage member as sent (detail objects,
     ``claude_cache_creation_*``, ``latency_checkpoint``, ...)."""
 
@@ -62,8 +60,7 @@ class Usage:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Completion:
+class Completion(Struct, frozen=True, kw_only=True):
     """The parts of a completion an application reads, from ``choices[0]`` and the top level.
 
     A field whose value had the wrong type is ``None`` here (and reported as a violation).
@@ -82,8 +79,7 @@ class Completion:
     choice_count: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CompletionResult:
+class CompletionResult(Struct, frozen=True, kw_only=True):
     """The outcome of parsing a completion body.
 
     ``completion`` is filled whenever the body is a JSON object that is not an error
@@ -149,9 +145,7 @@ def parse_completion(body: bytes, *, contract: Contract | None = None) -> Comple
         if fast is not None:
             required = (contract.response if contract is not None else _DEFAULT_SPEC).required_paths
             if _fast_plan(required) <= fast[1]:
-                result: CompletionResult = _ResultDraft(fast[0], (), None)
-                result.__class__ = CompletionResult
-                return result
+                return CompletionResult(completion=fast[0])
     doc, error_at = loads(body)
     if error_at is not None:
         if not body.strip():
@@ -162,19 +156,19 @@ def parse_completion(body: bytes, *, contract: Contract | None = None) -> Comple
     if "error" in doc and is_error_envelope(doc):
         pattern = contract.errors.request_id_pattern if contract is not None else None
         error = error_from_document(doc, request_id_pattern=pattern)
-        return _build_result(None, (_ENVELOPE_VIOLATION,), error)
+        return CompletionResult(completion=None, violations=(_ENVELOPE_VIOLATION,), error=error)
     required = required_paths_of(contract)
     fast = _fast_completion(doc)
     if fast is not None:
         completion, usage_complete = fast
         if _fast_plan(required) <= usage_complete:
-            return _build_result(completion, (), None)
+            return CompletionResult(completion=completion)
         out: list[Violation] = []
     else:
         out = []
         completion = _read_completion(doc, out)
     check_required(doc, compile_required(required), out)
-    return _build_result(completion, tuple(out), None)
+    return CompletionResult(completion=completion, violations=tuple(out))
 
 
 def _parse_document_slowly(
@@ -310,14 +304,6 @@ def _read_usage(value: object, where: str, out: list[Violation]) -> Usage | None
 
 # --------------------------------------------------------------------------- fast path
 
-_build_completion = positional_builder(Completion)
-_build_result = positional_builder(CompletionResult)
-# The typed decoder's way, taken by nearly every body: a draft, then its class (one call
-# fewer each, see ``wire._values``).
-_CompletionDraft = draft_class(Completion)
-_UsageDraft = draft_class(Usage)
-_ResultDraft = draft_class(CompletionResult)
-
 #: Required paths the fast path proves present and non-null by accepting a body, and those
 #: it proves when ``usage`` carries the three standard counts.
 _FAST_BASE = frozenset(
@@ -366,20 +352,19 @@ def _typed_completion(body: Body) -> tuple[Completion, bool] | None:
         usage, usage_complete = read
     choice = body.choices[0]
     message = choice.message
-    completion: Completion = _CompletionDraft(
-        body.id,
-        body.model,
-        body.created,
-        body.system_fingerprint,
-        message.content,
-        message.refusal,
-        message.reasoning_content,
-        (),
-        choice.finish_reason,
-        usage,
-        1,
+    completion = Completion(
+        id=body.id,
+        model=body.model,
+        created=body.created,
+        system_fingerprint=body.system_fingerprint,
+        content=message.content,
+        refusal=message.refusal,
+        reasoning_content=message.reasoning_content,
+        tool_calls=(),
+        finish_reason=choice.finish_reason,
+        usage=usage,
+        choice_count=1,
     )
-    completion.__class__ = Completion
     return completion, usage_complete
 
 
@@ -409,8 +394,9 @@ def _fast_usage(raw_usage: dict[str, Any]) -> tuple[Usage, bool] | None:
             ):
                 return None
     complete = prompt is not None and completion is not None and total is not None
-    usage: Usage = _UsageDraft(prompt, completion, total, details)
-    usage.__class__ = Usage
+    usage = Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=total, details=details
+    )
     return usage, complete
 
 
@@ -476,18 +462,18 @@ def _fast_completion(doc: dict[str, Any]) -> tuple[Completion, bool] | None:
             return None
         usage, usage_complete = read
     return (
-        _build_completion(
-            id_,
-            model,
-            created,
-            fingerprint,
-            content,
-            refusal,
-            reasoning,
-            (),
-            finish_reason,
-            usage,
-            1,
+        Completion(
+            id=id_,
+            model=model,
+            created=created,
+            system_fingerprint=fingerprint,
+            content=content,
+            refusal=refusal,
+            reasoning_content=reasoning,
+            tool_calls=(),
+            finish_reason=finish_reason,
+            usage=usage,
+            choice_count=1,
         ),
         usage_complete,
     )

@@ -29,9 +29,7 @@ tells a flushed, cut-off JSON chunk from a malformed one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from chatcontract.wire._values import positional_builder
+from msgspec import Struct
 
 __all__ = ["DONE", "MAX_RETRY_MS", "SSEDecoder", "SSEEvent"]
 
@@ -50,8 +48,7 @@ _LF, _CR = 0x0A, 0x0D
 _BETWEEN = b"\n\ndata: "
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SSEEvent:
+class SSEEvent(Struct, frozen=True, kw_only=True, gc=False):
     """One dispatched event: its ``data`` (lines joined by ``\\n``), ``event`` type
     (``message`` unless an ``event:`` field said otherwise) and the last event ``id``."""
 
@@ -111,8 +108,7 @@ class SSEDecoder:
             return self._feed_general(data)
         last_id = self._last_id
         return [
-            _build_event(payload.decode("utf-8", "replace"), "message", last_id)
-            for payload in payloads
+            SSEEvent(data=payload.decode("utf-8", "replace"), id=last_id) for payload in payloads
         ]
 
     def _feed_fast(self, data: bytes) -> list[bytes] | None:
@@ -236,10 +232,10 @@ class SSEDecoder:
                     joined = data[0] if len(data) == 1 else b"\n".join(data)
                     kind = self._event
                     events.append(
-                        _build_event(
-                            joined.decode("utf-8", "replace"),
-                            kind.decode("utf-8", "replace") if kind else "message",
-                            self._last_id,
+                        SSEEvent(
+                            data=joined.decode("utf-8", "replace"),
+                            event=kind.decode("utf-8", "replace") if kind else "message",
+                            id=self._last_id,
                         )
                     )
                     data = self._data = []
@@ -282,8 +278,6 @@ class SSEDecoder:
             return
         self.retry_ms = int(digits)
 
-
-_build_event = positional_builder(SSEEvent)
 
 _FIELDS = {
     b"data": SSEDecoder._set_data,

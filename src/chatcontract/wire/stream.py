@@ -20,11 +20,10 @@ Nothing here raises for bad input; only misuse (feeding a closed parser) raises.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from msgspec import UNSET
+from msgspec import UNSET, Struct
 
 from chatcontract.contract.model import Contract, Streaming
 from chatcontract.wire._chunk import (
@@ -38,7 +37,6 @@ from chatcontract.wire._chunk import (
 )
 from chatcontract.wire._json import loads, loads_object
 from chatcontract.wire._tool_deltas import ToolDraft, tool_call_fields
-from chatcontract.wire._values import draft_class, positional_builder
 from chatcontract.wire.completion import Completion, ToolCall, Usage, parse_usage
 from chatcontract.wire.completion import _fast_usage as fast_usage
 from chatcontract.wire.error_body import (
@@ -79,8 +77,7 @@ class StreamVerdict(StrEnum):
     INBAND_ERROR = "inband_error"  # an {"error": …} event (or an ``event: error``)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamResult:
+class StreamResult(Struct, frozen=True, kw_only=True):
     """Everything a stream carried, and its verdict.
 
     ``content``, ``reasoning_content`` and ``refusal`` are the concatenated deltas of choice 0
@@ -117,30 +114,21 @@ class StreamResult:
         return self.verdict is StreamVerdict.COMPLETE
 
     def as_completion(self) -> Completion:
-        """The assembled stream as a :class:`Completion` (what a non-streamed call returns).
-
-        Built as a draft given its class (``wire._values``): a stream is judged by it once or
-        twice per call, and the frozen ``__init__`` costs several times as much."""
+        """The assembled stream as a :class:`Completion` (what a non-streamed call returns)."""
         content = self.content
-        completion: Completion = _CompletionDraft(
-            self.id,
-            self.model,
-            self.created,
-            self.system_fingerprint,
-            content if content or not self.tool_calls else None,
-            self.refusal or None,
-            self.reasoning_content or None,
-            self.tool_calls,
-            self.finish_reason,
-            self.usage,
-            1 if self.chunk_count else 0,
+        return Completion(
+            id=self.id,
+            model=self.model,
+            created=self.created,
+            system_fingerprint=self.system_fingerprint,
+            content=content if content or not self.tool_calls else None,
+            refusal=self.refusal or None,
+            reasoning_content=self.reasoning_content or None,
+            tool_calls=self.tool_calls,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            choice_count=1 if self.chunk_count else 0,
         )
-        completion.__class__ = Completion
-        return completion
-
-
-_build_result = positional_builder(StreamResult)
-_CompletionDraft = draft_class(Completion)
 
 
 class StreamAssembler:
@@ -748,25 +736,25 @@ class StreamAssembler:
         )
         if missing_usage:
             violations.append(_MISSING_USAGE)
-        return _build_result(
-            verdict,
-            "".join(self._content),
-            "".join(self._reasoning),
-            "".join(self._refusal),
-            tuple(draft.build(index) for index, draft in sorted(self._tools.items())),
-            self._finish_reason,
-            self._usage,
-            self._model,
-            self._id,
-            self._created,
-            self._fingerprint,
-            self._chunk_count,
-            ping_count + self._blank_count,
-            self._first_token_at,
-            self._done,
-            missing_usage,
-            self._error,
-            tuple(violations),
+        return StreamResult(
+            verdict=verdict,
+            content="".join(self._content),
+            reasoning_content="".join(self._reasoning),
+            refusal="".join(self._refusal),
+            tool_calls=tuple(draft.build(index) for index, draft in sorted(self._tools.items())),
+            finish_reason=self._finish_reason,
+            usage=self._usage,
+            model=self._model,
+            id=self._id,
+            created=self._created,
+            system_fingerprint=self._fingerprint,
+            chunk_count=self._chunk_count,
+            ping_count=ping_count + self._blank_count,
+            first_token_at=self._first_token_at,
+            done_seen=self._done,
+            missing_usage=missing_usage,
+            error=self._error,
+            violations=tuple(violations),
         )
 
     def _ending(self, stalled: bool, dropped: bool) -> StreamVerdict:
