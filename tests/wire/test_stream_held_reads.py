@@ -1,8 +1,12 @@
 """A deferring StreamParser: every held read is taken, and the raw windows are cut at the
 same byte whichever reads brought the bytes, at the exact window boundaries too."""
 
+import itertools
+
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatcontract.wire import StreamParser
 
@@ -82,3 +86,44 @@ def test_the_tail_starts_at_a_multiple_of_the_window(defer, extra, kept):
     head, tail = parser.raw_windows()
     assert (head, tail) == _windows_of(b"".join(reads))
     assert len(tail) == kept
+
+
+_STREAM = b"".join(_event(str(n) * (n % 7 + 1)) for n in range(400))  # about 40 KiB
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    length=st.integers(min_value=0, max_value=len(_STREAM)),
+    cuts=st.lists(st.integers(min_value=0, max_value=len(_STREAM)), max_size=40),
+    defer=st.booleans(),
+)
+def test_the_windows_are_the_documented_bytes_whatever_the_reads(length, cuts, defer):
+    stream = _STREAM[:length]
+    bounds = sorted({0, length, *(cut for cut in cuts if cut < length)})
+    parser = StreamParser(defer=defer, windows=True)
+    for start, end in itertools.pairwise(bounds):
+        parser.feed(stream[start:end])
+    parser.close()
+    assert parser.raw_windows() == _windows_of(stream)
+
+
+@pytest.mark.parametrize("size", [1, 7, 100], ids=["bytes", "7-byte-reads", "100-byte-reads"])
+def test_a_stream_of_tiny_reads_keeps_few_pieces_and_the_same_windows(size):
+    stream = _STREAM[: 5 * WINDOW_BYTES + 123]
+    parser = StreamParser(windows=True)
+    for start in range(0, len(stream), size):
+        parser.feed(stream[start : start + size])
+        assert len(parser._head) <= 65 and len(parser._tail) <= 65  # joined past 64 pieces
+        assert parser._tail_size <= 2 * WINDOW_BYTES + 65 * size  # bounded, whatever the reads
+    parser.close()
+    assert parser.raw_windows() == _windows_of(stream)
+
+
+def test_a_buffer_fed_is_kept_as_it_was_then():
+    first = bytearray(_event("a"))
+    parser = StreamParser(windows=True)
+    parser.feed(first)  # type: ignore[arg-type]
+    kept = bytes(first)
+    first[:] = b"x" * len(first)  # its owner reuses it
+    parser.close()
+    assert parser.raw_windows() == (kept, kept)

@@ -783,6 +783,8 @@ HOLD_READ_BYTES = 16 * 1024
 #: many bytes of the stream, and its last this many to twice this many.
 WINDOW_BYTES = 4096
 _TWO_WINDOWS = 2 * WINDOW_BYTES
+#: Reads a raw window keeps as pieces before they are joined into one (a stream of tiny reads).
+_MAX_PIECES = 64
 
 
 class StreamParser:
@@ -814,10 +816,12 @@ class StreamParser:
         "_decoder",
         "_defer",
         "_head",
+        "_head_size",
         "_held",
         "_holding",
         "_result",
         "_tail",
+        "_tail_size",
         "_tap",
         "_windows",
         "bytes_fed",
@@ -840,8 +844,12 @@ class StreamParser:
         self._holding = False  # deferring, and the first token has arrived
         self._held: list[bytes] = []
         self._windows = windows
-        self._head = bytearray()
-        self._tail = bytearray()
+        # The raw windows as the reads themselves (no copy of the stream): the first reads
+        # up to a window, and the last ones covering at least two windows.
+        self._head: list[bytes] = []
+        self._head_size = 0
+        self._tail: list[bytes] = []
+        self._tail_size = 0
         #: Bytes fed so far (held ones included once taken: read it after :meth:`close`).
         self.bytes_fed = 0
         self._tap: list[bytes] | None = None
@@ -1022,17 +1030,30 @@ class StreamParser:
         self._decode(data, None)
 
     def _keep_window(self, data: bytes) -> None:
-        """Add ``data``, the last bytes counted in :attr:`bytes_fed`, to the raw windows."""
-        head = self._head
-        if len(head) < WINDOW_BYTES:
-            head += data[: WINDOW_BYTES - len(head)]
+        """Add ``data``, the last bytes counted in :attr:`bytes_fed`, to the raw windows: a
+        reference to it, not a copy (the windows are read for the few calls fingerprinted;
+        every stream would pay for copying its bytes)."""
+        if type(data) is not bytes:  # a buffer its owner may change: keep what it holds now
+            data = bytes(data)
+        if self._head_size < WINDOW_BYTES:
+            head = self._head
+            head.append(data)
+            self._head_size += len(data)
+            if len(head) > _MAX_PIECES:  # a stream of tiny reads: one piece, not thousands
+                self._head = [b"".join(head)]
         tail = self._tail
-        tail += data
-        # From the last multiple of the window at least a window back, whatever the reads:
-        # the whole stream below twice the window; past it, the tail reaches twice the window
-        # exactly when that multiple moved on (it is then one window and what follows it).
-        if len(tail) >= _TWO_WINDOWS:
-            del tail[: len(tail) - WINDOW_BYTES - self.bytes_fed % WINDOW_BYTES]
+        tail.append(data)
+        size = self._tail_size + len(data)
+        # At least the last two windows, whatever the reads (``raw_windows`` cuts the tail
+        # at the last multiple of the window at least a window back, never further back).
+        while size - len(tail[0]) >= _TWO_WINDOWS:
+            size -= len(tail[0])
+            del tail[0]
+        if len(tail) > _MAX_PIECES:  # one piece of the last two windows (what can be read)
+            joined = b"".join(tail)[-_TWO_WINDOWS:]
+            self._tail = [joined]
+            size = len(joined)
+        self._tail_size = size
 
     def raw_windows(self) -> tuple[bytes, bytes]:
         """The first :data:`WINDOW_BYTES` bytes fed, and the last ones from the last
@@ -1040,7 +1061,10 @@ class StreamParser:
         stream up to twice the window; after that, 4 to 8 KiB, the same whichever reads
         brought them); two empty values without ``windows=True``."""
         self._take_held()
-        return bytes(self._head), bytes(self._tail)
+        fed = self.bytes_fed
+        start = max(0, (fed // WINDOW_BYTES - 1) * WINDOW_BYTES)
+        kept_from = fed - self._tail_size  # where the first kept read starts in the stream
+        return b"".join(self._head)[:WINDOW_BYTES], b"".join(self._tail)[start - kept_from :]
 
     def close(
         self, now: float | None = None, *, stalled: bool = False, dropped: bool = False
