@@ -113,7 +113,8 @@ def test_a_stream_of_tiny_reads_keeps_few_pieces_and_the_same_windows(size):
     parser = StreamParser(windows=True)
     for start in range(0, len(stream), size):
         parser.feed(stream[start : start + size])
-        assert len(parser._head) <= 65 and len(parser._tail) <= 65  # joined past 64 pieces
+        assert len(parser._head) <= 64 and len(parser._tail) <= 64  # joined past 64 pieces
+        assert sum(map(len, parser._head)) < WINDOW_BYTES + size  # the first window, no more
         assert parser._tail_size <= 2 * WINDOW_BYTES + 65 * size  # bounded, whatever the reads
     parser.close()
     assert parser.raw_windows() == _windows_of(stream)
