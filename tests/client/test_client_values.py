@@ -63,6 +63,8 @@ def test_a_calls_result_holds_each_field_where_its_constructor_puts_it(sims, str
     _is_frozen_value(result, ChatResult)
     assert replace(result, route="backup").route == "backup"
     assert replace(result, secrets=("another",)) == result  # not compared
+    nan = replace(result, cost_usd=float("nan"))
+    assert nan == nan and nan != result  # compared as a tuple of its fields, as before
     assert "another" not in repr(replace(result, secrets=("another",)))
 
 

@@ -55,10 +55,10 @@ class ChatResult(Struct, frozen=True, kw_only=True):
     def __eq__(self, other: object) -> bool:
         if type(other) is not ChatResult:
             return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in _SHOWN)
+        return _compared(self) == _compared(other)  # as tuples: a NaN equals itself
 
     def __hash__(self) -> int:
-        return hash(tuple(getattr(self, name) for name in _SHOWN))
+        return hash(_compared(self))
 
     @property
     def ok(self) -> bool:
@@ -78,6 +78,10 @@ class ChatResult(Struct, frozen=True, kw_only=True):
 
 #: The fields ``repr`` shows and ``==`` compares (all but ``secrets``).
 _SHOWN = tuple(name for name in ChatResult.__struct_fields__ if name != "secrets")
+
+
+def _compared(result: ChatResult) -> tuple[object, ...]:
+    return tuple(getattr(result, name) for name in _SHOWN)
 
 
 class ToolCallDelta(Struct, frozen=True, kw_only=True, gc=False):
