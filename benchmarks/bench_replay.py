@@ -13,11 +13,20 @@ call added over the plain SDK (median of the per-round differences):
 - ``prom``: with a Prometheus sink;
 - ``full``: with a Prometheus sink and the JSON event log at its shadow rate.
 
+``--layers`` (streams only) asks instead what a streamed chunk pays for, layer by layer, each
+added over the plain SDK with its 95% confidence interval (``_stats.median_ci``):
+
+- ``wrap``: the response stream passed through one generator of ours, nothing else;
+- ``parser``: the same generator feeding each read to a ``StreamParser`` that holds its reads
+  and decodes them in batches, as ``instrument()``'s observer does (no observer, no sink);
+- ``bare``: ``instrument()`` with no sink, as above.
+
 ``--callgrind KIND N`` makes N calls of one variant after a warm-up and exits, for
 ``valgrind --tool=callgrind``: instruction counts do not move with the machine's load. Run two
 N and difference them to remove start-up (``benchmarks/callgrind_client.sh`` does this)::
 
     .venv/bin/python benchmarks/bench_replay.py [--stream] [--rounds 20] [--batch 300]
+    .venv/bin/python benchmarks/bench_replay.py --stream --layers --rounds 250 --batch 6
     benchmarks/callgrind_client.sh nonstream bare full
 """
 
@@ -34,7 +43,7 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +55,18 @@ from prometheus_client import CollectorRegistry
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_client  # the simulator and the prompts of the socket benchmark
+from _stats import median_ci
 from chatcontract import instrument
 from chatcontract.telemetry import DEFAULT_SHADOW_RATE
 from chatcontract.transport._httpx_seam import set_network_backend
 from chatcontract.transport._timing import TimedBackend
+from chatcontract.wire import StreamParser
 
 API_KEY = bench_client.API_KEY
 MODEL = bench_client.MODEL
 KINDS = ("plain", "bare", "prom", "full")
+#: ``--layers``: what a streamed chunk pays for, from nothing of ours to ``instrument()``.
+LAYERS = ("plain", "wrap", "parser", "bare")
 #: The recorded answers, kept between runs (the callgrind runs must not start a simulator).
 RECORDING = Path(os.environ.get("CHATCONTRACT_REPLAY_FILE", "/tmp/chatcontract-replay.json"))
 RECV_TIMEOUT_S = 5.0
@@ -180,6 +193,56 @@ def _transport(pieces: list[bytes], *, timed: bool) -> httpx2.HTTPTransport:
     return transport
 
 
+class PassThroughStream(httpx2.SyncByteStream):
+    """A response stream as it came, through one generator of ours; with a parser, each read
+    is fed to it first (``feed``, then ``close`` at the end), as the observer feeds its own."""
+
+    def __init__(self, inner: httpx2.SyncByteStream, parser: StreamParser | None) -> None:
+        self._inner = inner
+        self.parser = parser
+
+    def __iter__(self) -> Iterator[bytes]:
+        parser = self.parser
+        if parser is None:
+            yield from self._inner
+            return
+        feed = parser.feed
+        for chunk in self._inner:
+            feed(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self.parser is not None and self.parser.result is None:
+            self.parser.close()
+        self._inner.close()
+
+
+class PassThrough(httpx2.BaseTransport):
+    """``inner``, each response's stream passed through :class:`PassThroughStream`."""
+
+    def __init__(self, inner: httpx2.BaseTransport, *, parse: bool) -> None:
+        self._inner = inner
+        self._parse = parse
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = self._inner.handle_request(request)
+        parser = None
+        if self._parse:  # what the observer makes for a 200 text/event-stream
+            parser = StreamParser(
+                expect_usage=True, clock=time.perf_counter, defer=True, windows=True
+            )
+        assert isinstance(response.stream, httpx2.SyncByteStream)
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=PassThroughStream(response.stream, parser),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def _event_logger() -> None:
     log = logging.getLogger("chatcontract.events")
     log.handlers[:] = [logging.StreamHandler(open(os.devnull, "w"))]  # noqa: SIM115 - process-long
@@ -192,6 +255,9 @@ def make_call(kind: str, *, stream: bool, recorded: dict[str, list[bytes]]) -> C
     pieces = recorded["stream" if stream else "nonstream"]
     if kind == "plain":
         http = httpx2.Client(transport=_transport(pieces, timed=False))
+    elif kind in ("wrap", "parser"):
+        passing = PassThrough(_transport(pieces, timed=False), parse=kind == "parser")
+        http = httpx2.Client(transport=passing)
     elif kind == "bare":
         http = instrument(
             transport=_transport(pieces, timed=True), event_log=False, secrets=[API_KEY]
@@ -232,22 +298,49 @@ def make_call(kind: str, *, stream: bool, recorded: dict[str, list[bytes]]) -> C
     return call
 
 
+def report_layers(per: dict[str, list[float]], chunks: dict[str, float]) -> str:
+    """Each layer's CPU over the plain SDK's, per call and per chunk: the median of the
+    per-round differences with its 95% confidence interval (``per``: µs per call by round)."""
+    lines = []
+    base = per["plain"]
+    for kind in LAYERS[1:]:
+        added = [x - y for x, y in zip(per[kind], base, strict=True)]
+        median, low, high = median_ci(added)
+        count = chunks[kind]
+        lines.append(
+            f"{kind}: {median:+.1f} µs per call (95% CI {low:+.1f} .. {high:+.1f}), "
+            f"{median / count:+.2f} µs per chunk (95% CI {low / count:+.2f} .. "
+            f"{high / count:+.2f})"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--stream", action="store_true", help="the 100-token stream")
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
     parser.add_argument("--batch", type=int, default=300, help="calls per variant per round")
     parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="with --stream: what a chunk pays for, layer by layer (wrap, parser, bare)",
+    )
+    parser.add_argument(
         "--callgrind", nargs=2, metavar=("KIND", "N"), help="make N calls of KIND and exit"
     )
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= 1000 or not 1 <= args.batch <= 100_000:
         parser.error("--rounds: 1 to 1000; --batch: 1 to 100000")
+    if args.layers and not args.stream:
+        parser.error("--layers measures a stream's chunks: add --stream")
+    known = KINDS + LAYERS[1:3]
+    if args.callgrind:
+        kind, count = args.callgrind[0], args.callgrind[1]
+        if kind not in known or not count.isdigit() or not 0 <= int(count) <= 100_000:
+            parser.error(f"--callgrind KIND N: KIND one of {', '.join(known)}, N 0 to 100000")
     recorded = record()
     if args.callgrind:
         kind, count = args.callgrind[0], int(args.callgrind[1])
-        if kind not in KINDS or not 0 <= count <= 100_000:
-            parser.error(f"--callgrind KIND N: KIND one of {', '.join(KINDS)}, N 0 to 100000")
         call = make_call(kind, stream=args.stream, recorded=recorded)
         # Shape fingerprints and event-log lines are sampled per call (``random.random``): a
         # fixed seed makes the sampled calls the same ones in every run and in every checkout.
@@ -261,15 +354,16 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(count):
             call()
         return 0
-    calls = {kind: make_call(kind, stream=args.stream, recorded=recorded) for kind in KINDS}
+    kinds = LAYERS if args.layers else KINDS
+    calls = {kind: make_call(kind, stream=args.stream, recorded=recorded) for kind in kinds}
     for call in calls.values():
         for _ in range(50):
             call()
-    per: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    chunks = dict.fromkeys(KINDS, 1.0)
+    per: dict[str, list[float]] = {kind: [] for kind in kinds}
+    chunks = dict.fromkeys(kinds, 1.0)
     for index in range(args.rounds):
-        shift = index % len(KINDS)
-        for kind in KINDS[shift:] + KINDS[:shift]:
+        shift = index % len(kinds)
+        for kind in kinds[shift:] + kinds[:shift]:
             call, received = calls[kind], 0
             started = time.process_time()
             for _ in range(args.batch):
@@ -279,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     base = per["plain"]
     plain = statistics.median(base)
     print(f"plain SDK: {plain:.1f} µs CPU per call, {chunks['plain']:.0f} chunk(s)")
+    if args.layers:
+        print(report_layers(per, chunks))
+        return 0
     for kind in KINDS[1:]:
         added = statistics.median([x - y for x, y in zip(per[kind], base, strict=True)])
         line = f"{kind}: +{added:.1f} µs per call"
