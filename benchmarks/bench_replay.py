@@ -338,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         kind, count = args.callgrind[0], args.callgrind[1]
         if kind not in known or not count.isdigit() or not 0 <= int(count) <= 100_000:
             parser.error(f"--callgrind KIND N: KIND one of {', '.join(known)}, N 0 to 100000")
+        if kind in LAYERS[1:3] and not args.stream:
+            parser.error(f"--callgrind {kind} measures a stream's chunks: add --stream")
     recorded = record()
     if args.callgrind:
         kind, count = args.callgrind[0], int(args.callgrind[1])

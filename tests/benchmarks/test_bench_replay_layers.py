@@ -104,6 +104,7 @@ def test_layers_are_reported_as_the_median_difference_with_its_interval(replay):
         (["--layers"], "--layers measures a stream's chunks: add --stream"),
         (["--stream", "--callgrind", "nope", "3"], "KIND one of plain, bare, prom, full, wrap"),
         (["--stream", "--callgrind", "parser", "many"], "N 0 to 100000"),
+        (["--callgrind", "parser", "3"], "--callgrind parser measures a stream's chunks"),
     ],
 )
 def test_bad_options_say_what_to_write_and_exit_2_before_recording(replay, capsys, argv, says):
