@@ -207,6 +207,26 @@ def trickling_body(
     return handler
 
 
+def content_every(interval_s: float) -> Handler:
+    """Reads the request, sends an SSE head, then one content event every ``interval_s``
+    until the client goes away: data keeps flowing, the answer never ends."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        if await read_request(reader, server) is None:
+            return
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+        )
+        while True:
+            writer.write(content_event("x") + b"\n")
+            await writer.drain()
+            await asyncio.sleep(interval_s)
+
+    return handler
+
+
 def drops_reused_connections(
     answers: list[bytes], *, how: str = "close", drop_first: bool = False
 ) -> Handler:

@@ -14,10 +14,11 @@ import anyio
 import pytest
 from client_helpers import PONG, contract_for, env_for
 
-from chatcontract.client import AsyncChatClient, CallFailedError, ChatClient
+from chatcontract.client import AsyncChatClient, CallFailedError, ChatClient, StreamInterrupted
 from chatcontract.contract import RetryPolicy, Timeouts
 from raw_servers import (
     SERVER_ERROR,
+    content_every,
     dripping_head,
     drops_reused_connections,
     raw_server,
@@ -158,3 +159,45 @@ def test_a_client_never_closed_leaves_no_socket_and_prints_nothing(scenario):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
     assert done.stderr == ""
+
+
+#: Data comes every 0.2 s, well inside the idle limit: only the call deadline can end it.
+FLOWING = Timeouts(
+    connect_ms=2_000, first_byte_ms=10_000, first_token_ms=10_000, idle_ms=1_000, total_ms=30_000
+)
+
+
+def _deadline_stream(contract, use_async):
+    if use_async:
+
+        async def acall():
+            async with AsyncChatClient.from_contract(contract, environ=env_for(KEY)) as client:
+                await _acall(client, stream=True)
+
+        anyio.run(acall)
+        return
+    with ChatClient.from_contract(contract, environ=env_for(KEY)) as client:
+        _call(client, stream=True)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_stream_cut_by_the_deadline_while_data_flows_is_named_deadline_not_a_stall(use_async):
+    # Content arrives every 0.2 s (idle_ms is 1 s): the stream never stalls, the deadline
+    # ends it. The failure names the deadline, never "no stream data within idle_ms".
+    with raw_server(content_every(0.2)) as server:
+        contract = contract_for(server.base_url, retry=NO_RETRY, timeouts=FLOWING, reserve_ms=0)
+        started = time.monotonic()
+        with pytest.raises(StreamInterrupted) as caught:
+            _deadline_stream(contract, use_async)
+        elapsed = time.monotonic() - started
+    assert elapsed < DEADLINE_S + TOLERANCE_S
+    error = caught.value
+    assert error.partial_content  # content had been flowing
+    assert (error.failure.kind, error.failure.category, error.failure.code) == (
+        "transport",
+        "timeout",
+        "deadline",
+    )
+    assert "idle" not in str(error)
+    (attempt,) = error.attempts
+    assert attempt.failure is not None and attempt.failure.code == "deadline"

@@ -335,8 +335,9 @@ def test_an_aiohttp_error_in_the_body_maps_to_httpx2s_class(exc, code):
     [
         (dripping_head(0.1), "deadline"),
         (trickling_body(0.1), "deadline"),
-        # A stream that trickles comments past the deadline reads as stalled, on both.
-        (trickling_body(0.1, content_type="text/event-stream"), "stream_stalled"),
+        # A stream that trickles comments past the deadline: the deadline ran out, on both
+        # (named for it, as a head or a body cut by it is, not for an idle limit).
+        (trickling_body(0.1, content_type="text/event-stream"), "deadline"),
     ],
     ids=["head-dripped-byte-by-byte", "body-trickled", "stream-trickled"],
 )

@@ -19,6 +19,7 @@ from chatcontract.contract import load_preset
 from chatcontract.exchange import RequestFacts
 from chatcontract.instrumentation import instrument
 from chatcontract.transport import InstrumentedTransport
+from chatcontract.transport.instrumented import CallDeadlineError
 from chatcontract.transport.observer import CallObserver, request_facts
 from chatcontract.wire import ViolationKind
 
@@ -226,8 +227,9 @@ def _observer(include_usage: bool = True) -> CallObserver:
         (ConnectionResetError(104, "Connection reset by peer"), "stream_dropped"),
         (httpx2.ReadTimeout("idle"), "stream_stalled"),
         (TimeoutError(), "stream_stalled"),
+        (CallDeadlineError("the call's deadline passed"), "deadline"),
     ],
-    ids=["protocol", "read-error", "os-reset", "read-timeout", "timeout"],
+    ids=["protocol", "read-error", "os-reset", "read-timeout", "timeout", "call-deadline"],
 )
 def test_an_error_mid_stream_is_named_by_what_failed(error, code):
     exchange = _observer().on_error(error)

@@ -563,13 +563,16 @@ class CallObserver:
 
     def on_error(self, exc: BaseException) -> Exchange:
         """Sending or reading failed. Mid-stream, the stream verdict names it: a read timeout
-        (the caller's idle limit or deadline) is ``stalled``; any other failure (the peer
-        reset the connection or closed it inside the HTTP body) is ``dropped``, which is a
-        network failure, unlike a clean close without ``finish_reason`` (``cut``)."""
+        (the caller's idle limit or deadline) is ``stalled``, its failure named ``deadline``
+        when the call's deadline passed and ``stream_stalled`` otherwise; any other failure
+        (the peer reset the connection or closed it inside the HTTP body) is ``dropped``,
+        which is a network failure, unlike a clean close without ``finish_reason`` (``cut``)."""
         if self._stream is not None and self._status is not None:
             import httpx2
 
-            if isinstance(exc, httpx2.TimeoutException | TimeoutError | DeadlineExceeded):
+            if isinstance(exc, DeadlineExceeded):  # the call's deadline, not an idle limit
+                return self.finish(stalled=True, deadline=True)
+            if isinstance(exc, httpx2.TimeoutException | TimeoutError):
                 return self.finish(stalled=True)
             return self.finish(dropped=True)
         failure = classify_exception(exc, secrets=self._secrets)
@@ -599,10 +602,18 @@ class CallObserver:
         )
 
     def finish(
-        self, *, stalled: bool = False, dropped: bool = False, at: float | None = None
+        self,
+        *,
+        stalled: bool = False,
+        dropped: bool = False,
+        deadline: bool = False,
+        at: float | None = None,
     ) -> Exchange:
         """The body ended (or the caller closed it; ``at``: when, default now): classify and
-        emit, once. ``dropped``: reading the body failed before its end."""
+        emit, once. ``dropped``: reading the body failed before its end. ``deadline`` (with
+        ``stalled``): what stopped the stream was the call's deadline, not a silent socket, so
+        an unfinished stream is named ``transport/timeout/deadline``, as a head or a
+        non-streamed body cut by the deadline is."""
         if self.exchange is not None:
             return self.exchange
         ended = at or time.perf_counter()
@@ -616,6 +627,15 @@ class CallObserver:
                 max_tokens=self._request.max_tokens,
                 secrets=self._secrets,
             )
+            if deadline and failure is not None and failure.code == "stream_stalled":
+                failure = make_failure(
+                    kind="transport",
+                    category="timeout",
+                    code="deadline",
+                    message="the call's deadline ran out before the stream ended",
+                    status=status,
+                    secrets=self._secrets,
+                )
             response = self._response_facts(
                 status,
                 result,
