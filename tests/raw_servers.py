@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import socket
 import struct
 import threading
@@ -223,6 +224,46 @@ def content_every(interval_s: float) -> Handler:
             writer.write(content_event("x") + b"\n")
             await writer.drain()
             await asyncio.sleep(interval_s)
+
+    return handler
+
+
+def gzips_when_accepted(stream_body: bytes) -> Handler:
+    """A server that honours ``Accept-Encoding``: the answer (``COMPLETION``, or
+    ``stream_body`` as SSE when the request says ``"stream": true``) is gzip-compressed when
+    the request accepts gzip, and sent as it is otherwise. ``server.state["encodings"]``
+    lists the ``Accept-Encoding`` of each request."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            fields = {}
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                fields[name.strip().lower()] = value.strip()
+            length = int(fields.get(b"content-length", b"0"))
+            body = await reader.readexactly(length) if length else b""
+            server.requests += 1
+            accepted = fields.get(b"accept-encoding", b"").decode()
+            server.state.setdefault("encodings", []).append(accepted)
+            streamed = b'"stream":true' in body.replace(b" ", b"")
+            answer = stream_body if streamed else COMPLETION
+            extra = ""
+            if "gzip" in accepted:
+                answer = gzip.compress(answer)
+                extra = "content-encoding: gzip\r\n"
+            kind = "text/event-stream" if streamed else "application/json"
+            writer.write(
+                f"HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\n{extra}"
+                f"content-length: {len(answer)}\r\n\r\n".encode()
+                + answer
+            )
+            await writer.drain()
 
     return handler
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import anyio
+import orjson
 import pytest
 from client_helpers import PONG, contract_for, env_for
 
@@ -21,6 +22,7 @@ from raw_servers import (
     content_every,
     dripping_head,
     drops_reused_connections,
+    gzips_when_accepted,
     raw_server,
     response,
     trickling_body,
@@ -201,3 +203,55 @@ def test_a_stream_cut_by_the_deadline_while_data_flows_is_named_deadline_not_a_s
     assert "idle" not in str(error)
     (attempt,) = error.attempts
     assert attempt.failure is not None and attempt.failure.code == "deadline"
+
+
+#: A complete SSE answer: ``pong``, ``finish_reason``, usage, ``[DONE]``.
+PONG_STREAM = (
+    b"".join(
+        b"data: " + orjson.dumps(chunk) + b"\n\n"
+        for chunk in (
+            {
+                "id": "chatcmpl-gz",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "gpt-4.1-nano",
+                "choices": [{"index": 0, "delta": {"content": "pong"}, "finish_reason": None}],
+            },
+            {
+                "id": "chatcmpl-gz",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "gpt-4.1-nano",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
+            },
+        )
+    )
+    + b"data: [DONE]\n\n"
+)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+def test_a_server_that_compresses_what_the_client_accepts_gets_a_readable_request(stream):
+    # The answer is parsed from the bytes on the wire: the client must not invite a gzip body
+    # (httpx2's default Accept-Encoding does), or a valid answer is failed as invalid JSON.
+    with raw_server(gzips_when_accepted(PONG_STREAM)) as server, _client(server) as client:
+        if stream:
+            with client.stream(PONG, max_tokens=16) as chunks:
+                result = chunks.until_done()
+        else:
+            result = client.complete(PONG, max_tokens=16)
+    assert result.content == "pong"
+    assert [a.failure for a in result.attempts] == [None]
+    assert server.state["encodings"] == ["identity"]
+
+
+@pytest.mark.anyio
+async def test_the_async_client_asks_for_an_uncompressed_answer_too():
+    with raw_server(gzips_when_accepted(PONG_STREAM)) as server:
+        async with _client(server, AsyncChatClient) as client:
+            result = await client.complete(PONG, max_tokens=16)
+            async with client.stream(PONG, max_tokens=16) as chunks:
+                streamed = await chunks.until_done()
+    assert (result.content, streamed.content) == ("pong", "pong")
+    assert server.state["encodings"] == ["identity", "identity"]

@@ -128,6 +128,13 @@ def whole_answer_delta(outcome: AttemptOutcome) -> StreamDelta | None:
     return None
 
 
+#: Every route's default headers: ask for the body as it is. The observer parses the bytes
+#: as they come off the wire (the stream as it passes, the body it keeps), so a gzip or deflate
+#: answer, which httpx2's default ``Accept-Encoding: gzip, deflate`` invites, would be judged
+#: on compressed bytes: a valid answer failed as invalid JSON or a malformed chunk.
+_IDENTITY = {"accept-encoding": "identity"}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShellParts(Generic[H, T, S, R]):
     """What tells a sync shell from an async one, besides its I/O calls: the classes of each
@@ -137,7 +144,7 @@ class ShellParts(Generic[H, T, S, R]):
     own_transport: Callable[[], T]  # the pool a route gets when no transport is passed in
     guard: Callable[..., T]  # GuardTransport(inner, *, owns_inner)
     instrumented: Callable[..., T]  # InstrumentedTransport(*, inner, **Observing)
-    http_client: Callable[..., H]  # httpx2.Client(*, transport, follow_redirects)
+    http_client: Callable[..., H]  # httpx2.Client(*, transport, follow_redirects, headers)
     stream: Callable[[Any, PlanSteps], R]  # ChatStream(deltas, steps)
 
 
@@ -221,7 +228,7 @@ class ClientShell(Generic[H, T, S, R]):
             guarded = parts.guard(inner, owns_inner=transport is None)
             stacks.append(parts.instrumented(inner=guarded, **observing))
             client = http[route.name] = parts.http_client(
-                transport=stacks[-1], follow_redirects=False
+                transport=stacks[-1], follow_redirects=False, headers=_IDENTITY
             )
             with contextlib.suppress(ValueError):  # a URL with credentials: build_request
                 templates[route.name] = RequestTemplate(
