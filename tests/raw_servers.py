@@ -268,6 +268,29 @@ def gzips_when_accepted(stream_body: bytes) -> Handler:
     return handler
 
 
+def endless_body(total: int = 256 * 1024 * 1024) -> Handler:
+    """Reads the request, announces a 200 JSON body of ``total`` bytes and sends it as fast as
+    the client reads it (``server.state["sent"]``: how many body bytes were written)."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        if await read_request(reader, server) is None:
+            return
+        writer.write(
+            f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            f"content-length: {total}\r\n\r\n".encode()
+        )
+        piece = b" " * 65536
+        server.state["sent"] = 0
+        for _ in range(total // len(piece)):
+            writer.write(piece)
+            await writer.drain()
+            server.state["sent"] += len(piece)
+
+    return handler
+
+
 def drops_reused_connections(
     answers: list[bytes], *, how: str = "close", drop_first: bool = False
 ) -> Handler:

@@ -17,11 +17,13 @@ from client_helpers import PONG, contract_for, env_for
 
 from chatcontract.client import AsyncChatClient, CallFailedError, ChatClient, StreamInterrupted
 from chatcontract.contract import RetryPolicy, Timeouts
+from chatcontract.transport.observer import MAX_BODY_BYTES
 from raw_servers import (
     SERVER_ERROR,
     content_every,
     dripping_head,
     drops_reused_connections,
+    endless_body,
     gzips_when_accepted,
     raw_server,
     response,
@@ -255,3 +257,30 @@ async def test_the_async_client_asks_for_an_uncompressed_answer_too():
                 streamed = await chunks.until_done()
     assert (result.content, streamed.content) == ("pong", "pong")
     assert server.state["encodings"] == ["identity", "identity"]
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_body_without_end_is_read_no_further_than_the_observer_keeps(use_async):
+    # 256 MiB announced and sent as fast as read: the client stops just past MAX_BODY_BYTES
+    # (memory stays bounded whatever the deadline allows) and names the size, not "invalid JSON".
+    with raw_server(endless_body()) as server:
+        if use_async:
+
+            async def acall():
+                async with _client(server, AsyncChatClient) as client:
+                    await client.complete(PONG, max_tokens=16)
+
+            with pytest.raises(CallFailedError) as caught:
+                anyio.run(acall)
+        else:
+            with _client(server) as client, pytest.raises(CallFailedError) as caught:
+                client.complete(PONG, max_tokens=16)
+    failure = caught.value.failure
+    assert (failure.kind, failure.category, failure.code) == (
+        "parser",
+        "contract",
+        "body_too_large",
+    )
+    (attempt,) = caught.value.attempts
+    assert attempt.response is not None
+    assert MAX_BODY_BYTES < attempt.response.body_bytes < MAX_BODY_BYTES + 4 * 1024 * 1024

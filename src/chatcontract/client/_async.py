@@ -37,6 +37,7 @@ from ._shell import (
     ClientShell,
     ShellParts,
     StreamHandle,
+    aread_capped,
     whole_answer_delta,
 )
 from ._stream import StreamReader
@@ -154,10 +155,9 @@ class AsyncChatClient(
         if not self._armed():
             await self._arm()
         try:
-            response = await send(attempt)
+            body = await aread_capped(await send(attempt, stream=True))
         except TRANSPORT_ERRORS as exc:
             return attempt.read(b"", exc), b""
-        body = response.content
         return attempt.read(body, None), body
 
     async def _stream_steps(
@@ -197,11 +197,9 @@ class AsyncChatClient(
         if reader is None:  # no SSE body: read it whole
             body = b""
             try:
-                body = await response.aread()
+                body = await aread_capped(response)
             except TRANSPORT_ERRORS as exc:
                 error = exc
-            finally:
-                await response.aclose()
             out.append(attempt.read(body, error))
             if (whole := whole_answer_delta(out[0])) is not None:
                 yield whole

@@ -19,6 +19,7 @@ import httpx2
 
 from chatcontract.contract import Contract, load
 from chatcontract.telemetry.events import TelemetrySink
+from chatcontract.transport.observer import MAX_BODY_BYTES
 
 from ._core import ClientCore, PlanSteps, PreparedCall, default_wall_clock
 from ._guard import AttemptWatch
@@ -126,6 +127,39 @@ def whole_answer_delta(outcome: AttemptOutcome) -> StreamDelta | None:
     if outcome.delivered and answer is not None and answer.content:
         return StreamDelta(content=answer.content)
     return None
+
+
+def read_capped(response: httpx2.Response) -> bytes:
+    """A non-streamed body, read until it ends or passes ``MAX_BODY_BYTES`` (the observer
+    fails a 2xx body above that, ``body_too_large``, and keeps no more of it): a server that
+    sends without end costs that much memory at most, not all it sends before the deadline.
+    The response is closed."""
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        for piece in response.iter_bytes():
+            pieces.append(piece)
+            size += len(piece)
+            if size > MAX_BODY_BYTES:
+                break
+    finally:
+        response.close()
+    return b"".join(pieces)
+
+
+async def aread_capped(response: httpx2.Response) -> bytes:
+    """The async twin of :func:`read_capped`."""
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        async for piece in response.aiter_bytes():
+            pieces.append(piece)
+            size += len(piece)
+            if size > MAX_BODY_BYTES:
+                break
+    finally:
+        await response.aclose()
+    return b"".join(pieces)
 
 
 #: Every route's default headers: ask for the body as it is. The observer parses the bytes

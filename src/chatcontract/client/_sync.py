@@ -26,6 +26,7 @@ from ._shell import (
     Closes,
     ShellParts,
     StreamHandle,
+    read_capped,
     whole_answer_delta,
 )
 from ._stream import StreamReader
@@ -150,10 +151,10 @@ class ChatClient(ClientShell[httpx2.Client, httpx2.BaseTransport, _Sleep, ChatSt
     def _complete_attempt(self, call: PreparedCall, step: Send) -> AttemptOutcome:
         attempt = self._attempt(call, step)
         try:
-            response = _send(attempt)
+            body = read_capped(_send(attempt, stream=True))
         except TRANSPORT_ERRORS as exc:
             return attempt.read(b"", exc)
-        return attempt.read(response.content, None)
+        return attempt.read(body, None)
 
     def _stream_steps(
         self, call: PreparedCall, steps: PlanSteps, on_restart: Callable[[], object] | None
@@ -179,11 +180,9 @@ class ChatClient(ClientShell[httpx2.Client, httpx2.BaseTransport, _Sleep, ChatSt
         if reader is None:  # no SSE body: read it whole
             body = b""
             try:
-                body = response.read()
+                body = read_capped(response)
             except TRANSPORT_ERRORS as exc:
                 error = exc
-            finally:
-                response.close()
             outcome = attempt.read(body, error)
             if (whole := whole_answer_delta(outcome)) is not None:
                 yield whole

@@ -78,7 +78,8 @@ class _Answer(Protocol):
     def content(self) -> str | None: ...
 
 
-#: Bodies above this are counted but not kept for parsing (a completion is far smaller).
+#: Bodies above this are counted but not kept for parsing (a completion is far smaller); a
+#: 2xx body above it is ``parser/contract/body_too_large``, and ChatClient reads no further.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 _perf_counter = time.perf_counter  # one global lookup per chunk instead of two
@@ -551,7 +552,7 @@ class CallObserver:
             stream.feed(chunk, at)  # it reads the clock itself while a first token is awaited
             return
         self._body_bytes += len(chunk)
-        if len(self._body) + len(chunk) <= MAX_BODY_BYTES:
+        if self._body_bytes <= MAX_BODY_BYTES:  # once above, nothing more is kept (no gaps)
             self._body += chunk
 
     @property
@@ -649,6 +650,19 @@ class CallObserver:
         contract = self._contract
         parsed = None
         completion = None
+        if 200 <= status < 300 and self._body_bytes > MAX_BODY_BYTES:
+            # Only the first MAX_BODY_BYTES were kept (and ChatClient reads no further):
+            # judged for its size, not as the invalid JSON its cut-off head would parse as.
+            failure = make_failure(
+                kind="parser",
+                category="contract",
+                code="body_too_large",
+                message=f"the response body is above {MAX_BODY_BYTES >> 20} MiB: not a completion",
+                status=status,
+                secrets=self._secrets,
+            )
+            response = self._response_facts(status, None, None)
+            return self._emit(failure, response, None, ended)
         if 200 <= status < 300:
             parsed = parse_completion(body, contract=contract)
             completion = parsed.completion
