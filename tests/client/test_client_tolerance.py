@@ -4,6 +4,8 @@ the result and in its attempt's Exchange; an unusable answer still fails over.""
 
 from __future__ import annotations
 
+import json
+
 import httpx2
 import pytest
 from client_helpers import PONG, RecordingSink, Sleeps, contract_for, env_for, trail
@@ -11,6 +13,7 @@ from client_helpers import PONG, RecordingSink, Sleeps, contract_for, env_for, t
 from chatcontract.client import AsyncChatClient, ChatClient, ChatResult
 from chatcontract.contract import Streaming
 from chatcontract.telemetry.events import FallbackActivated
+from raw_servers import in_order, raw_server, response
 
 OVER_MAX = (
     b'{"id":"chatcmpl-1","object":"chat.completion","created":1774412483,'
@@ -111,3 +114,90 @@ def test_usage_over_max_tokens_is_a_violation_and_the_answer_is_returned():
         result = client.complete(PONG, max_tokens=16)
     assert (result.content, len(result.attempts)) == ("pong", 1)
     assert [v.code for v in result.violations] == ["usage_exceeds_max_tokens"]
+
+
+def _event(body: dict) -> bytes:
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def _chunk(delta: dict, finish: str | None = None) -> bytes:
+    return _event(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1774412483,
+            "model": "gpt-4.1-nano",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+    )
+
+
+USAGE_CHUNK = _event(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1774412483,
+        "model": "gpt-4.1-nano",
+        "choices": [],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
+    }
+)
+#: A whole answer, ``[DONE]``, then one more chunk, all in one body (one read).
+AFTER_DONE_STREAM = (
+    _chunk({"role": "assistant", "content": "pong"})
+    + _chunk({}, "stop")
+    + USAGE_CHUNK
+    + b"data: [DONE]\n\n"
+    + _chunk({"content": "late"})
+)
+
+
+@pytest.fixture
+def after_done_server():
+    with raw_server(
+        in_order([response(200, AFTER_DONE_STREAM, content_type="text/event-stream")])
+    ) as server:
+        yield server
+
+
+def test_data_after_done_is_a_violation_and_the_answer_is_returned(after_done_server):
+    sink = RecordingSink()
+    contract = contract_for(after_done_server.base_url, streaming=Streaming(include_usage=True))
+    with (
+        ChatClient.from_contract(
+            contract,
+            environ=env_for("cc-secret-key-0001"),
+            sleep=Sleeps(),
+            telemetry_sinks=[sink],
+        ) as client,
+        client.stream(PONG, max_tokens=16) as chat_stream,
+    ):
+        text = "".join(delta.content for delta in chat_stream)
+    result = chat_stream.result
+    assert (text, result.content, result.route) == ("pong", "pong", "primary")
+    assert [v.code for v in result.violations] == ["data_after_done"]
+    assert [e.failure.code for e in sink.exchanges if e.failure] == ["data_after_done"]
+    assert sink.of(FallbackActivated) == []
+
+
+def test_instrument_records_data_after_done_on_the_exchange(after_done_server):
+    import openai
+
+    from chatcontract import instrument
+
+    seen = []
+    http = instrument(sinks=[seen.append], event_log=False)
+    sdk = openai.OpenAI(
+        base_url=after_done_server.base_url, api_key="sk-x", max_retries=0, http_client=http
+    )
+    chunks = sdk.chat.completions.create(
+        model="gpt-4.1-nano",
+        messages=[{"role": "user", "content": "ping"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "pong"
+    (exchange,) = seen
+    assert exchange.failure is not None and exchange.failure.code == "data_after_done"
+    assert exchange.response.finish_reason == "stop"

@@ -159,3 +159,32 @@ def test_an_in_band_stream_error_no_rule_names_is_upstream_not_a_status_fallback
 def test_the_default_status_of_a_stream_is_200():
     result = parse_stream([START], contract=COMET)
     assert classify_stream(result, contract=COMET).status == 200
+
+
+AFTER_DONE = COMPLETE + chunk({"content": "late"})
+
+
+def test_data_after_done_on_a_sound_answer_is_its_own_tolerated_failure():
+    failure = verdict_of(AFTER_DONE)
+    assert (failure.kind, failure.category, failure.code) == (
+        "parser",
+        "contract",
+        "data_after_done",
+    )
+    assert "after [DONE]" in failure.message
+    assert failure.retry == "fallback"  # the contract category's decision: validate judges it
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        # the stream's own verdict first
+        (START + DONE + chunk({"content": "late"}), "stream_truncated"),
+        # then the usage the request asked for
+        (START + chunk(finish="stop") + DONE + usage_chunk(), "missing_usage"),
+        # then the answer itself: an empty one is not rescued by its framing
+        (chunk(finish="stop") + usage_chunk() + DONE + chunk({"content": "x"}), "empty_content"),
+    ],
+)
+def test_data_after_done_names_the_stream_only_when_nothing_else_is_wrong(body, code):
+    assert verdict_of(body).code == code

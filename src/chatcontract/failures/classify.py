@@ -433,7 +433,8 @@ def classify_stream(
     max_tokens: int | None = None,
     secrets: tuple[str, ...] = (),
 ) -> Failure | None:
-    """Classify an assembled stream: its verdict first, then the semantic checks."""
+    """Classify an assembled stream: its verdict first, then the usage the request asked
+    for, then the semantic checks, then data after ``[DONE]`` (``data_after_done``)."""
     contract = contract or _default_contract()
     if result.verdict is StreamVerdict.INBAND_ERROR and result.error is not None:
         return classify_error_body(
@@ -463,7 +464,24 @@ def classify_stream(
             secrets=secrets,
         )
     completion = result.as_completion()
-    return semantic_failure(completion, contract=contract, max_tokens=max_tokens, status=status)
+    failure = semantic_failure(completion, contract=contract, max_tokens=max_tokens, status=status)
+    if failure is None and result.violations and _data_after_done(result.violations):
+        # The answer is whole and sound; only its framing broke after the terminator (a
+        # tolerated code: recorded on a complete answer, the call succeeds).
+        return make_failure(
+            kind="parser",
+            category="contract",
+            code=_VIOLATION_CODES[ViolationKind.AFTER_DONE],
+            status=status,
+            message="data arrived after [DONE], which ends the stream",
+            decision=_decision(contract, "contract"),
+            secrets=secrets,
+        )
+    return failure
+
+
+def _data_after_done(violations: tuple[Violation, ...]) -> bool:
+    return any(violation.kind is ViolationKind.AFTER_DONE for violation in violations)
 
 
 def _is_event_stream(headers: Mapping[str, str]) -> bool:
