@@ -416,6 +416,15 @@ def test_data_after_done_is_ignored_and_reported_once():
     assert messages_of(result) == ["$[after DONE]: expected end of stream, got a data event"]
 
 
+def test_an_unfinished_event_the_body_ends_after_done_is_not_data_after_done():
+    # A fragment after [DONE] that the end of the body cut (never dispatched: no blank line)
+    # is the connection's end, not data after the terminator; a whole event is.
+    for parsed in (parse_stream([*COMPLETE, b"data: {"]), parse_stream([*COMPLETE, b"data: x"])):
+        assert (parsed.verdict, parsed.violations) == (StreamVerdict.COMPLETE, ())
+    result = parse_stream([*COMPLETE, b"data: x\n\n"])
+    assert messages_of(result) == ["$[after DONE]: expected end of stream, got a data event"]
+
+
 def test_blank_data_events_count_as_keep_alives():
     result = parse_stream([b"data: \n\n", b"data:\n\n", *COMPLETE])
     assert result.ping_count == 3

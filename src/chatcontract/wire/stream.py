@@ -413,7 +413,8 @@ class StreamAssembler:
     def _push(self, data: str, now: float | None, event: str, final: bool) -> None:
         # One call per event, positional, paths built only for violations.
         if self._done:
-            self._after_done_event()
+            if not final:  # an event the body's end cut (never dispatched) is no data
+                self._after_done_event()
             return
         if data[:1] != "{":
             if data.strip() == DONE:
