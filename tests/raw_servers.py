@@ -15,6 +15,7 @@ import gzip
 import socket
 import struct
 import threading
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -266,6 +267,139 @@ def gzips_when_accepted(stream_body: bytes) -> Handler:
             await writer.drain()
 
     return handler
+
+
+def coded_answer(
+    pieces: Callable[[], Iterator[bytes]],
+    *,
+    encoding: str = "gzip",
+    content_type: str = "application/json",
+    status: int = 200,
+) -> Handler:
+    """Answers every request (keep-alive) with ``content-encoding: encoding`` whatever it asked
+    for, and a chunked body: each of the pieces ``pieces()`` yields (made lazily, so a huge
+    body is never held) is one HTTP chunk, written as the client reads.
+    ``server.state["encodings"]`` lists the ``Accept-Encoding`` of each request."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            fields = {}
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                fields[name.strip().lower()] = value.strip()
+            length = int(fields.get(b"content-length", b"0"))
+            if length:
+                await reader.readexactly(length)
+            server.requests += 1
+            server.state.setdefault("encodings", []).append(
+                fields.get(b"accept-encoding", b"").decode()
+            )
+            writer.write(
+                f"HTTP/1.1 {status} Status\r\ncontent-type: {content_type}\r\n"
+                f"content-encoding: {encoding}\r\ntransfer-encoding: chunked\r\n\r\n".encode()
+            )
+            for piece in pieces():
+                if piece:
+                    writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    return handler
+
+
+def _stream_chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+    chunk = {
+        "id": "chatcmpl-gz",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4.1-nano",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+_WORDS = [f"w{i} " for i in range(40)]
+#: A complete SSE answer, one event per item: the role, 40 words (``STREAM_TEXT``), the finish
+#: with usage (52 tokens), ``[DONE]``.
+STREAM_EVENTS = [
+    _stream_chunk({"role": "assistant", "content": ""}),
+    *(_stream_chunk({"content": word}) for word in _WORDS),
+    _stream_chunk(
+        {}, "stop", usage={"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52}
+    ),
+    b"data: [DONE]\n\n",
+]
+STREAM_TEXT = "".join(_WORDS)
+
+
+def gzips_anyway() -> Handler:
+    """A server that gzips its answer whatever the request accepts: ``COMPLETION``, or
+    ``STREAM_EVENTS`` as one gzip stream flushed per event (``gzip_events``) when the request
+    says ``"stream": true``; chunked, keep-alive. ``server.state["encodings"]`` lists the
+    ``Accept-Encoding`` of each request."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            fields = {}
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                fields[name.strip().lower()] = value.strip()
+            length = int(fields.get(b"content-length", b"0"))
+            body = await reader.readexactly(length) if length else b""
+            server.requests += 1
+            server.state.setdefault("encodings", []).append(
+                fields.get(b"accept-encoding", b"").decode()
+            )
+            streamed = orjson.loads(body).get("stream") is True
+            pieces = list(gzip_events(STREAM_EVENTS)) if streamed else [gzip.compress(COMPLETION)]
+            kind = "text/event-stream" if streamed else "application/json"
+            writer.write(
+                f"HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-encoding: gzip\r\n"
+                "transfer-encoding: chunked\r\n\r\n".encode()
+            )
+            for piece in pieces:
+                if piece:
+                    writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    return handler
+
+
+def gzip_events(events: list[bytes], *, level: int = 6) -> Iterator[bytes]:
+    """``events`` as ONE gzip stream, flushed after each event (``Z_SYNC_FLUSH``), so every
+    piece decodes to whole events as it arrives, as a compressing proxy sends a stream."""
+    packer = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    for event in events:
+        yield packer.compress(event) + packer.flush(zlib.Z_SYNC_FLUSH)
+    yield packer.flush()
+
+
+def gzip_zeros(total: int, *, piece: int = 1 << 20) -> Iterator[bytes]:
+    """A gzip stream of ``total`` zero bytes, compressed a piece at a time (a decompression
+    bomb of about ``total / 1000`` bytes on the wire, never held whole)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = bytes(piece)
+    for _ in range(total // piece):
+        out = packer.compress(zeros)
+        if out:
+            yield out
+    yield packer.flush()
 
 
 def endless_body(total: int = 256 * 1024 * 1024) -> Handler:

@@ -55,9 +55,14 @@ class ResponseFacts(Struct, frozen=True, kw_only=True):
     content_chars: int = 0
     stream_verdict: str | None = None
     chunk_count: int = 0
+    #: The body's size as parsed: after its ``content_encoding`` was removed (decoding stops
+    #: one byte past the observer's limits: 8 MiB for a body, 64 MiB for a stream); the bytes
+    #: as they came when that coding cannot be removed (then nothing was parsed).
     body_bytes: int = 0
     rate_limit_headers: Mapping[str, str] = field(default_factory=dict)
     content: str | None = None  # only with capture_content=True (opt-in)
+    #: The response's ``Content-Encoding`` (lower-cased), None without one or for identity.
+    content_encoding: str | None = None
 
 
 class Timings(Struct, frozen=True, kw_only=True, gc=False):
@@ -147,6 +152,7 @@ class Exchange(Struct, frozen=True, kw_only=True):
                 "stream_verdict": self.response.stream_verdict,
                 "chunk_count": self.response.chunk_count,
                 "body_bytes": self.response.body_bytes,
+                "content_encoding": self.response.content_encoding,
                 "rate_limit_headers": dict(self.response.rate_limit_headers),
             }
             if self.response.content is not None:

@@ -223,6 +223,7 @@ def _already_read(response: httpx2.Response, observer: Observer) -> bool:
     content = getattr(response, "_content", None)
     if content is None:
         return False
+    observer.content_decoded()  # httpx2 removed the codings it can remove from ``_content``
     observer.on_chunk(content)
     observer.finish()
     return True

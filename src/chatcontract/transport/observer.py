@@ -47,6 +47,7 @@ from chatcontract.wire import (
     union_of_shape_paths,
 )
 
+from ._coding import BodyDecoder, CodingError, codings_of, supported_codings
 from ._httpx_seam import header_items
 from ._timing import PhaseClock
 
@@ -80,7 +81,14 @@ class _Answer(Protocol):
 
 #: Bodies above this are counted but not kept for parsing (a completion is far smaller); a
 #: 2xx body above it is ``parser/contract/body_too_large``, and ChatClient reads no further.
+#: A compressed body is decoded no further than one byte past it (a decompression bomb costs
+#: this much memory, not its decoded size).
 MAX_BODY_BYTES = 8 * 1024 * 1024
+
+#: The most decoded bytes a compressed stream is fed to its parser: past it, the stream is
+#: ``parser/contract/body_too_large`` and nothing more of it is decoded (a 100-token answer is
+#: a few KiB; an uncompressed stream has no such cap, as each byte of it crossed the network).
+MAX_DECODED_STREAM_BYTES = 64 * 1024 * 1024
 
 _perf_counter = time.perf_counter  # one global lookup per chunk instead of two
 
@@ -92,7 +100,7 @@ _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "retry-after", "ratelimit-", "llm_provid
 #: The response headers the observer keeps (by lower-case name): what the Exchange records
 #: (content type, request ids, rate limits) and the classifier reads. The others are never
 #: decoded.
-_KEPT_NAMES = frozenset(("content-type", *_REQUEST_ID_HEADERS))
+_KEPT_NAMES = frozenset(("content-type", "content-encoding", *_REQUEST_ID_HEADERS))
 _REQUEST_ID_NAMES = frozenset(_REQUEST_ID_HEADERS)
 _KEPT_RAW_NAMES = frozenset(name.encode() for name in _KEPT_NAMES)
 _RAW_RATE_LIMIT_PREFIXES = tuple(prefix.encode() for prefix in _RATE_LIMIT_PREFIXES)
@@ -447,6 +455,14 @@ class CallObserver:
     _first_byte_at: float | None = None
     _homes: list[dict[str, Any]] | None = None
     _stale_replaced = False
+    # A body with a Content-Encoding (other than identity): the header's value, and either
+    # its decoder or ``_undecodable``; ``_coding_error``: its data turned out corrupt;
+    # ``_over``: decoding stopped at its limit.
+    _coding: str | None = None
+    _decoder: BodyDecoder | None = None
+    _undecodable = False
+    _coding_error: str | None = None
+    _over = False
     exchange: Exchange | None = None
 
     def __init__(
@@ -530,9 +546,12 @@ class CallObserver:
                 kept = None
         if kept is None:
             kept = _kept_headers_of(headers)
+        coding = kept.pop("content-encoding", None)
+        if coding is not None:  # once per response: identity (or none) reads as before
+            self._use_coding(coding)
         self._headers = kept
         is_sse = "text/event-stream" in kept.get("content-type", "")
-        if is_sse and 200 <= status < 300:
+        if is_sse and 200 <= status < 300 and not self._undecodable:
             # Usage is owed only when this request asked for it: the openai SDK, by default,
             # sends no ``stream_options`` and gets no usage chunk, rightly.
             # Deferred: after the first token, reads are decoded a batch at a time (inline,
@@ -555,12 +574,107 @@ class CallObserver:
         if self._body_bytes <= MAX_BODY_BYTES:  # once above, nothing more is kept (no gaps)
             self._body += chunk
 
+    def _use_coding(self, value: str) -> None:
+        """The head names a content coding: the body is decoded before it is parsed (each
+        read, by :meth:`_on_coded_chunk`, which then stands for :meth:`on_chunk`), or, when it
+        cannot be, only counted and never judged as a completion."""
+        value = value.strip().lower()
+        codings = codings_of(value)
+        if codings == ():  # identity: the bytes are the body
+            return
+        self._coding = value[:64]
+        if codings is None:
+            self._undecodable = True
+        else:
+            self._decoder = BodyDecoder(codings)
+        self.on_chunk = self._on_coded_chunk  # type: ignore[method-assign]
+
+    def content_decoded(self) -> None:
+        """The body about to be given was already decoded by httpx2 (a response built with
+        its content, whose codings it removed): it is not decoded a second time."""
+        if self._decoder is not None:
+            self._decoder = None
+            del self.on_chunk  # the bytes given are the body
+
+    def _on_coded_chunk(self, chunk: bytes, at: float | None = None) -> None:
+        """:meth:`on_chunk` of a body with a content coding: its decoded bytes are what the
+        parser is fed (or what is kept), within :data:`MAX_BODY_BYTES` (a body) or
+        :data:`MAX_DECODED_STREAM_BYTES` (a stream) plus one byte; past that, or once the
+        data turned out corrupt, nothing more is decoded. ``_body_bytes`` counts the decoded
+        bytes (the wire bytes of a body that cannot be decoded)."""
+        if self._undecodable:
+            self._body_bytes += len(chunk)
+            return
+        decoder = self._decoder
+        if decoder is None:  # corrupt, or past its limit: nothing more is decoded
+            return
+        stream = self._stream
+        limit = MAX_BODY_BYTES if stream is None else MAX_DECODED_STREAM_BYTES
+        try:
+            for piece in decoder.decode(chunk, limit + 1 - self._body_bytes):
+                self._body_bytes += len(piece)
+                if stream is not None:
+                    if self._body_bytes <= limit:
+                        stream.feed(piece, at)
+                elif self._body_bytes <= limit:
+                    self._body += piece
+        except CodingError as exc:
+            self._coding_error = str(exc)[:200]
+            self._decoder = None
+            return
+        if self._body_bytes > limit:
+            self._over = True
+            self._decoder = None
+
+    def _drain(self) -> None:
+        """At the body's end: what the decoder still holds (within the limits)."""
+        if self._decoder is not None:
+            self._on_coded_chunk(b"")
+
+    def _coding_failure(self, status: int) -> Failure | None:
+        """What the body's content coding alone says of the call, if anything."""
+        if self._undecodable:
+            # Not a parser failure: no byte of it was parsed. The call is not a success
+            # either: nothing vouches for the answer, and httpx2 (using the same libraries)
+            # hands the openai SDK the same undecoded bytes.
+            return make_failure(
+                kind="http",
+                category="contract",
+                code="unsupported_encoding",
+                message=f"the body was not judged: its Content-Encoding {self._coding!r} "
+                "cannot be decoded here (decodable: "
+                f"{', '.join(supported_codings())})",
+                status=status,
+                secrets=self._secrets,
+            )
+        if self._coding_error is not None:
+            return make_failure(
+                kind="parser",
+                category="contract",
+                code="invalid_encoding",
+                message=f"the body is not valid {self._coding} data ({self._coding_error})",
+                status=status,
+                secrets=self._secrets,
+            )
+        if self._over and self._stream is not None:
+            return make_failure(
+                kind="parser",
+                category="contract",
+                code="body_too_large",
+                message=f"the stream decodes to more than {MAX_DECODED_STREAM_BYTES >> 20} "
+                f"MiB ({self._coding}): judged no further",
+                status=status,
+                secrets=self._secrets,
+            )
+        return None
+
     @property
     def chunk_sink(self) -> Callable[[bytes], None]:
         """What to call with each body chunk: :meth:`on_chunk`, or the stream parser's own
-        ``feed`` once the head said the answer is a stream (one call fewer per read)."""
+        ``feed`` once the head said the answer is a stream (one call fewer per read) and
+        named no content coding to remove first."""
         stream = self._stream
-        return self.on_chunk if stream is None else stream.feed
+        return self.on_chunk if stream is None or self._coding is not None else stream.feed
 
     def on_error(self, exc: BaseException) -> Exchange:
         """Sending or reading failed. Mid-stream, the stream verdict names it: a read timeout
@@ -619,6 +733,9 @@ class CallObserver:
             return self.exchange
         ended = at or time.perf_counter()
         status = self._status if self._status is not None else 0
+        coded = self._coding is not None
+        if coded and not (stalled or dropped):
+            self._drain()
         if self._stream is not None:
             result = self._stream.close(ended, stalled=stalled, dropped=dropped)
             failure = classify_stream(
@@ -637,6 +754,8 @@ class CallObserver:
                     status=status,
                     secrets=self._secrets,
                 )
+            if coded:  # corrupt or too large: what the parser saw was not the whole stream
+                failure = self._coding_failure(status) or failure
             response = self._response_facts(
                 status,
                 result,
@@ -650,6 +769,11 @@ class CallObserver:
         contract = self._contract
         parsed = None
         completion = None
+        if coded and (self._undecodable or self._coding_error is not None):
+            if 200 <= status < 300:
+                failure = self._coding_failure(status)
+                return self._emit(failure, self._response_facts(status, None, None), None, ended)
+            body = b""  # an error status: judged by its status, not by bytes unread
         if 200 <= status < 300 and self._body_bytes > MAX_BODY_BYTES:
             # Only the first MAX_BODY_BYTES were kept (and ChatClient reads no further):
             # judged for its size, not as the invalid JSON its cut-off head would parse as.
@@ -746,6 +870,7 @@ class CallObserver:
             stream_verdict=stream_verdict,
             chunk_count=chunk_count,
             body_bytes=self._body_bytes if stream is None else stream.bytes_fed,
+            content_encoding=self._coding,
             rate_limit_headers=limits,
             content=content if self._capture else None,
         )
