@@ -14,6 +14,7 @@ import httpx2
 import openai
 import pytest
 from gateway_helpers import FULL, PROMPT, contract_for, env_for, error_of, raw_request
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from chatcontract.client import AsyncChatClient, ChatClient
 from chatcontract.gateway import GatewayState, _wire, create_app, server
@@ -66,7 +67,8 @@ def test_chat_clients_keep_httpx2s_own_transport(cls):
 def test_the_server_runs_httptools_on_uvloop_when_installed(monkeypatch):
     state = _state()
     config = server.server_config(create_app(state))
-    assert (config.http, config.loop) == ("httptools", "uvloop")
+    # httptools, in the protocol that bounds each request head (gateway._guard)
+    assert issubclass(config.http, HttpToolsProtocol) and config.loop == "uvloop"
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,

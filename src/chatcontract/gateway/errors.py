@@ -35,7 +35,9 @@ ERROR_TYPES: Mapping[str, str] = {
     "authentication_error": "401: no or a wrong gateway key",
     "not_found_error": "404: an unknown path, or a model no route of the contract serves",
     "method_not_allowed_error": "405: the path exists, the method does not",
-    "request_too_large_error": "413: the body is over the gateway's size limit",
+    "request_timeout_error": "408: the request head or body did not arrive in time",
+    "request_too_large_error": "413: the body is over the gateway's size limit (431: the "
+    "request line and headers are)",
     "rate_limit_error": "429: the provider's rate limit, after the retries and fallbacks allowed",
     "insufficient_quota": "429: the provider's quota or balance is exhausted",
     "budget_exceeded_error": "429: a budget cap of the contract refused the call (nothing sent)",

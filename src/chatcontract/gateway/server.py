@@ -26,6 +26,7 @@ from chatcontract._listen import Served, listen_socket
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
 
+from ._guard import GuardedHttpToolsProtocol
 from .app import GatewayApp
 
 __all__ = [
@@ -55,10 +56,11 @@ def event_loop() -> str:
 
 
 def server_config(app: GatewayApp, *, log_level: str = "warning") -> uvicorn.Config:
-    """The uvicorn configuration the gateway runs with (no access log, no server header)."""
+    """The uvicorn configuration the gateway runs with (no access log, no server header; with
+    ``httptools``, its protocol bounded in the head's time and size: ``_guard``)."""
     return uvicorn.Config(
         app,
-        http=http_parser(),
+        http=GuardedHttpToolsProtocol if http_parser() == "httptools" else "h11",
         loop=event_loop(),
         lifespan="on",
         log_level=log_level,
