@@ -59,8 +59,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
-#: The longest a request body may take to arrive once its head has, in seconds.
-BODY_TIMEOUT_S = 60.0
 
 #: Allowed methods per path (anything else: 404, or 405 with ``Allow``).
 _METHODS: dict[str, tuple[str, ...]] = {CHAT_PATH: ("POST",), MODELS_PATH: ("GET", "HEAD")}
@@ -352,35 +350,23 @@ def _bearer(value: bytes | None) -> bytes | None:
 
 
 async def _read_body(receive: Receive, limit: int, length: bytes | None) -> bytes | None:
-    """The request body, at most ``limit`` bytes (413 above it), within ``BODY_TIMEOUT_S``
-    (408 after it: a client that sends its head, then its body slowly or never, does not hold
-    the request forever); None if the client left."""
+    """The request body, at most ``limit`` bytes (413 above it); None if the client left."""
     if length is not None and length.isdigit() and (len(length) > 18 or int(length) > limit):
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return None
-                chunk = message.get("body", b"")
-                if chunk:
-                    size += len(chunk)
-                    if size > limit:
-                        raise _too_large(limit)
-                    chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    except TimeoutError:
-        raise GatewayError(
-            408,
-            "request_timeout_error",
-            "request_timeout",
-            f"the request body did not arrive within {BODY_TIMEOUT_S:g} s: send the whole "
-            "request at once",
-        ) from None
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(limit: int) -> GatewayError:

@@ -26,7 +26,7 @@ from chatcontract._listen import Served, listen_socket
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
 
-from ._guard import GuardedHttpToolsProtocol
+from ._guard import GuardedH11Protocol, GuardedHttpToolsProtocol
 from .app import GatewayApp
 
 __all__ = [
@@ -56,11 +56,13 @@ def event_loop() -> str:
 
 
 def server_config(app: GatewayApp, *, log_level: str = "warning") -> uvicorn.Config:
-    """The uvicorn configuration the gateway runs with (no access log, no server header; with
-    ``httptools``, its protocol bounded in the head's time and size: ``_guard``)."""
+    """The uvicorn configuration the gateway runs with (no access log, no server header; its
+    HTTP protocol bounds each request's head and body in time, and the head in size:
+    ``_guard``)."""
+    protocol = GuardedHttpToolsProtocol if http_parser() == "httptools" else GuardedH11Protocol
     return uvicorn.Config(
         app,
-        http=GuardedHttpToolsProtocol if http_parser() == "httptools" else "h11",
+        http=protocol,
         loop=event_loop(),
         lifespan="on",
         log_level=log_level,
