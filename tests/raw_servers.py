@@ -140,6 +140,25 @@ async def read_request(reader: asyncio.StreamReader, server: RawServer) -> bytes
     return body
 
 
+async def read_request_fields(
+    reader: asyncio.StreamReader, server: RawServer
+) -> tuple[dict[bytes, bytes], bytes] | None:
+    """One request's header fields (lower-case names) and body (Content-Length framing);
+    None when the client closed."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower()] = value.strip()
+    length = int(fields.get(b"content-length", b"0"))
+    body = await reader.readexactly(length) if length else b""
+    server.requests += 1
+    return fields, body
+
+
 def response(
     status: int,
     body: bytes,
@@ -238,18 +257,8 @@ def gzips_when_accepted(stream_body: bytes) -> Handler:
     async def handler(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
     ) -> None:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError:
-                return
-            fields = {}
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                fields[name.strip().lower()] = value.strip()
-            length = int(fields.get(b"content-length", b"0"))
-            body = await reader.readexactly(length) if length else b""
-            server.requests += 1
+        while (request := await read_request_fields(reader, server)) is not None:
+            fields, body = request
             accepted = fields.get(b"accept-encoding", b"").decode()
             server.state.setdefault("encodings", []).append(accepted)
             streamed = b'"stream":true' in body.replace(b" ", b"")
@@ -349,18 +358,8 @@ def gzips_anyway() -> Handler:
     async def handler(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
     ) -> None:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError:
-                return
-            fields = {}
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                fields[name.strip().lower()] = value.strip()
-            length = int(fields.get(b"content-length", b"0"))
-            body = await reader.readexactly(length) if length else b""
-            server.requests += 1
+        while (request := await read_request_fields(reader, server)) is not None:
+            fields, body = request
             server.state.setdefault("encodings", []).append(
                 fields.get(b"accept-encoding", b"").decode()
             )

@@ -29,6 +29,7 @@ from chatcontract.failures import (
     REQUEST_ID_HEADERS,
     DeadlineExceeded,
     Failure,
+    Kind,
     classify_exception,
     classify_received,
     classify_stream,
@@ -637,36 +638,40 @@ class CallObserver:
             # Not a parser failure: no byte of it was parsed. The call is not a success
             # either: nothing vouches for the answer, and httpx2 (using the same libraries)
             # hands the openai SDK the same undecoded bytes.
-            return make_failure(
+            return self._contract_failure(
+                "unsupported_encoding",
+                f"the body was not judged: its Content-Encoding {self._coding!r} cannot be "
+                f"decoded here (decodable: {', '.join(supported_codings())})",
+                status,
                 kind="http",
-                category="contract",
-                code="unsupported_encoding",
-                message=f"the body was not judged: its Content-Encoding {self._coding!r} "
-                "cannot be decoded here (decodable: "
-                f"{', '.join(supported_codings())})",
-                status=status,
-                secrets=self._secrets,
             )
         if self._coding_error is not None:
-            return make_failure(
-                kind="parser",
-                category="contract",
-                code="invalid_encoding",
-                message=f"the body is not valid {self._coding} data ({self._coding_error})",
-                status=status,
-                secrets=self._secrets,
+            return self._contract_failure(
+                "invalid_encoding",
+                f"the body is not valid {self._coding} data ({self._coding_error})",
+                status,
             )
         if self._over and self._stream is not None:
-            return make_failure(
-                kind="parser",
-                category="contract",
-                code="body_too_large",
-                message=f"the stream decodes to more than {MAX_DECODED_STREAM_BYTES >> 20} "
-                f"MiB ({self._coding}): judged no further",
-                status=status,
-                secrets=self._secrets,
+            return self._contract_failure(
+                "body_too_large",
+                f"the stream decodes to more than {MAX_DECODED_STREAM_BYTES >> 20} MiB "
+                f"({self._coding}): judged no further",
+                status,
             )
         return None
+
+    def _contract_failure(
+        self, code: str, message: str, status: int, *, kind: Kind = "parser"
+    ) -> Failure:
+        """A ``contract`` failure of the body itself (its size or its coding)."""
+        return make_failure(
+            kind=kind,
+            category="contract",
+            code=code,
+            message=message,
+            status=status,
+            secrets=self._secrets,
+        )
 
     @property
     def chunk_sink(self) -> Callable[[bytes], None]:
@@ -777,13 +782,10 @@ class CallObserver:
         if 200 <= status < 300 and self._body_bytes > MAX_BODY_BYTES:
             # Only the first MAX_BODY_BYTES were kept (and ChatClient reads no further):
             # judged for its size, not as the invalid JSON its cut-off head would parse as.
-            failure = make_failure(
-                kind="parser",
-                category="contract",
-                code="body_too_large",
-                message=f"the response body is above {MAX_BODY_BYTES >> 20} MiB: not a completion",
-                status=status,
-                secrets=self._secrets,
+            failure = self._contract_failure(
+                "body_too_large",
+                f"the response body is above {MAX_BODY_BYTES >> 20} MiB: not a completion",
+                status,
             )
             response = self._response_facts(status, None, None)
             return self._emit(failure, response, None, ended)
