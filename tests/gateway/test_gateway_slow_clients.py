@@ -229,13 +229,77 @@ def test_an_endless_header_gets_431_and_the_connection_closed(served, parser):
             sent += 16384
     except OSError:
         pass
-    data = _read_to_close(sock)
-    if parser == "h11":  # h11 bounds the head itself (16 KiB): uvicorn's own 400, closed
-        assert data.startswith(b"HTTP/1.1 400")
+    status, error = _status_and_error(_read_to_close(sock))
+    if parser == "h11":  # h11 bounds the head itself (16 KiB): a 400, OpenAI-shaped, closed
+        assert status == 400
+        assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_http")
         return
-    status, error = _status_and_error(data)
     assert status == 431
     assert (error["type"], error["code"]) == ("request_too_large_error", "request_head_too_large")
+
+
+NOT_HTTP = [
+    pytest.param(b"GARBAGE\r\n\r\n", id="no-request-line"),
+    pytest.param(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: -1\r\n\r\n",
+        id="negative-content-length",
+    ),
+]
+
+
+@pytest.mark.parametrize("garbage", NOT_HTTP)
+def test_bytes_that_are_not_http_get_an_openai_shaped_400_and_the_connection_closed(
+    served, garbage
+):
+    sock = _connect(served)
+    sock.sendall(garbage)
+    data = _read_to_close(sock)
+    status, error = _status_and_error(data)
+    assert status == 400, data
+    assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_http")
+    assert b"x-chatcontract-classification: gateway/invalid_http" in data
+    assert b"connection: close" in data
+
+
+def test_requests_that_are_not_http_do_not_flood_the_log(served, caplog):
+    caplog.set_level(logging.WARNING, logger="uvicorn.error")
+    for _ in range(5):  # bounded
+        sock = _connect(served)
+        sock.sendall(b"GARBAGE\r\n\r\n")
+        assert _read_to_close(sock).startswith(b"HTTP/1.1 400")
+    logged = [r for r in caplog.records if _guard.INVALID_REQUEST_LOG in r.getMessage()]
+    assert len(logged) <= 1  # at most one a minute, whatever an earlier test logged
+
+
+def test_the_invalid_request_warning_is_let_through_once_an_interval_with_a_count():
+    now = [0.0]
+    limit = _guard.InvalidRequestLogLimit(interval_s=60.0, clock=lambda: now[0])
+
+    def record(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1, msg, None, None)
+
+    assert limit.filter(record("something else"))
+    first = record(_guard.INVALID_REQUEST_LOG)
+    assert limit.filter(first) and first.getMessage() == _guard.INVALID_REQUEST_LOG
+    now[0] = 59.9
+    assert not limit.filter(record(_guard.INVALID_REQUEST_LOG))
+    assert not limit.filter(record(_guard.INVALID_REQUEST_LOG))
+    assert limit.filter(record("something else"))  # other messages are never held back
+    now[0] = 60.0
+    later = record(_guard.INVALID_REQUEST_LOG)
+    assert limit.filter(later)
+    assert "(2 more since the last one logged, at most one every 60 s)" in later.getMessage()
+    now[0] = 200.0
+    again = record(_guard.INVALID_REQUEST_LOG)
+    assert limit.filter(again) and again.getMessage() == _guard.INVALID_REQUEST_LOG
+
+
+def test_the_log_limit_is_installed_once(served):
+    # ``served`` ran the server's configuration (which installs it on uvicorn's logger)
+    for _ in range(3):
+        _guard.limit_invalid_request_logs(logging.getLogger("uvicorn.error"))
+    found = logging.getLogger("uvicorn.error").filters
+    assert sum(isinstance(f, _guard.InvalidRequestLogLimit) for f in found) == 1
 
 
 # -- ordinary requests -------------------------------------------------------------------

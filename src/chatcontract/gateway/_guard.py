@@ -41,6 +41,9 @@ and ``pipeline`` (``httptools``) or ``conn`` (``h11``), and the ``httptools`` pa
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -56,9 +59,12 @@ except ImportError:  # pragma: no cover - without httptools the h11 protocol is 
 __all__ = [
     "BODY_TIMEOUT_S",
     "HEAD_TIMEOUT_S",
+    "INVALID_REQUEST_LOG",
     "MAX_HEAD_BYTES",
     "GuardedH11Protocol",
     "GuardedHttpToolsProtocol",
+    "InvalidRequestLogLimit",
+    "limit_invalid_request_logs",
 ]
 
 #: The longest a request head may take to arrive, in seconds.
@@ -68,7 +74,7 @@ BODY_TIMEOUT_S = 60.0
 #: The largest request head (request line and headers) accepted, in bytes (``httptools``).
 MAX_HEAD_BYTES = 64 * 1024
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 # The connection's phase, as the timer judges it.
 _AWAIT = 0  # no byte of the next head yet (or its first bytes not yet seen by the parser)
@@ -125,6 +131,58 @@ def _head_too_large() -> bytes:
             f"the request line and headers are over the gateway's limit of {MAX_HEAD_BYTES} bytes",
         )
     )
+
+
+def _invalid_http() -> bytes:
+    return _answer(
+        GatewayError(
+            400,
+            "invalid_request_error",
+            "invalid_http",
+            "the request is not valid HTTP/1.1 (its request line, a header or its framing, "
+            "e.g. Content-Length): send a well-formed request",
+        )
+    )
+
+
+#: What uvicorn logs (at WARNING) for each request its parser refuses.
+INVALID_REQUEST_LOG = "Invalid HTTP request received."
+
+
+class InvalidRequestLogLimit(logging.Filter):
+    """uvicorn's :data:`INVALID_REQUEST_LOG` warning at most once per ``interval_s``; the next
+    one logged says how many were left out. A client needs no gateway key to send bytes that
+    are not HTTP, so without a limit anyone who reaches the port writes the gateway's log."""
+
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last: float | None = None
+        self._left_out = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != INVALID_REQUEST_LOG:
+            return True
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval_s:
+            self._left_out += 1
+            return False
+        if self._left_out:
+            record.msg = (
+                f"{INVALID_REQUEST_LOG} ({self._left_out} more since the last one logged, "
+                f"at most one every {self._interval_s:g} s)"
+            )
+        self._last = now
+        self._left_out = 0
+        return True
+
+
+def limit_invalid_request_logs(logger: logging.Logger) -> None:
+    """Add an :class:`InvalidRequestLogLimit` to ``logger`` (uvicorn's ``uvicorn.error``),
+    once."""
+    if not any(isinstance(found, InvalidRequestLogLimit) for found in logger.filters):
+        logger.addFilter(InvalidRequestLogLimit())
 
 
 class _Guard:
@@ -193,6 +251,12 @@ class _Guard:
             self._refuse(_body_timeout())
         else:  # nothing of a request sent, or the body stalled after the app's answer
             self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes its parser refuses (not an HTTP/1.1 request), here
+        OpenAI-shaped like every answer of the gateway's own (``invalid_request_error``, code
+        ``invalid_http``); the connection closed."""
+        self._refuse(_invalid_http())
 
     def _refuse(self, answer: bytes) -> None:
         cycle = self.cycle

@@ -30,8 +30,8 @@ __all__ = [
 
 #: Every ``type`` the gateway sends, and when.
 ERROR_TYPES: Mapping[str, str] = {
-    "invalid_request_error": "400: the request is malformed (JSON, fields, fallbacks, deadline "
-    "header) or the contract rejects it; or the provider rejected it as invalid",
+    "invalid_request_error": "400: the request is malformed (not HTTP, JSON, fields, fallbacks, "
+    "deadline header) or the contract rejects it; or the provider rejected it as invalid",
     "authentication_error": "401: no or a wrong gateway key",
     "not_found_error": "404: an unknown path, or a model no route of the contract serves",
     "method_not_allowed_error": "405: the path exists, the method does not",

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import importlib.util
 import ipaddress
+import logging
 import signal
 import socket
 import threading
@@ -26,7 +27,7 @@ from chatcontract._listen import Served, listen_socket
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
 
-from ._guard import GuardedH11Protocol, GuardedHttpToolsProtocol
+from ._guard import GuardedH11Protocol, GuardedHttpToolsProtocol, limit_invalid_request_logs
 from .app import GatewayApp
 
 __all__ = [
@@ -60,6 +61,7 @@ def server_config(app: GatewayApp, *, log_level: str = "warning") -> uvicorn.Con
     HTTP protocol bounds each request's head and body in time, and the head in size:
     ``_guard``)."""
     protocol = GuardedHttpToolsProtocol if http_parser() == "httptools" else GuardedH11Protocol
+    limit_invalid_request_logs(logging.getLogger("uvicorn.error"))
     return uvicorn.Config(
         app,
         http=protocol,
