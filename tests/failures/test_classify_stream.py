@@ -188,3 +188,11 @@ def test_data_after_done_on_a_sound_answer_is_its_own_tolerated_failure():
 )
 def test_data_after_done_names_the_stream_only_when_nothing_else_is_wrong(body, code):
     assert verdict_of(body).code == code
+
+
+def test_only_data_after_done_is_named_so_not_any_violation_of_a_complete_stream():
+    # An absurd ``retry:`` field is recorded on a complete stream, and judged by validate only.
+    body = b"retry: 99999999999999\n\n" + COMPLETE
+    assert [v.kind.value for v in parse_stream([body]).violations] == ["invalid_field"]
+    assert verdict_of(body) is None
+    assert verdict_of(body + chunk({"content": "late"})).code == "data_after_done"
