@@ -16,6 +16,7 @@ import contextlib
 import gzip
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 import httpx2
 import openai
@@ -184,9 +185,9 @@ def test_corrupt_gzip_is_a_named_parser_failure_whatever_the_sdk_does(stream):
     assert "gzip" in failure.message
 
 
-def test_a_body_that_is_not_gzip_at_all_is_invalid_encoding_not_invalid_json():
+def _exchange_of(handler: Any) -> Exchange:
+    """The one Exchange of an SDK call to a server run by ``handler`` (whatever the SDK raised)."""
     exchanges: list[Exchange] = []
-    handler = coded_answer(_once(COMPLETION))  # says gzip, is plain JSON
     with (
         raw_server(handler) as server,
         _sdk(server, exchanges) as sdk,
@@ -194,19 +195,18 @@ def test_a_body_that_is_not_gzip_at_all_is_invalid_encoding_not_invalid_json():
     ):
         sdk.chat.completions.create(model=MODEL, messages=MESSAGES)
     [exchange] = exchanges
+    return exchange
+
+
+def test_a_body_that_is_not_gzip_at_all_is_invalid_encoding_not_invalid_json():
+    handler = coded_answer(_once(COMPLETION))  # says gzip, is plain JSON
+    exchange = _exchange_of(handler)
     assert exchange.failure is not None and exchange.failure.code == "invalid_encoding"
 
 
 @pytest.mark.parametrize("encoding", ["snappy", "gzip, snappy", "compress"])
 def test_an_undecodable_coding_is_not_judged_and_not_a_parser_failure(encoding):
-    exchanges: list[Exchange] = []
-    with (
-        raw_server(coded_answer(_once(b"\x00opaque\xff" * 10), encoding=encoding)) as server,
-        _sdk(server, exchanges) as sdk,
-        contextlib.suppress(Exception),
-    ):
-        sdk.chat.completions.create(model=MODEL, messages=MESSAGES)
-    [exchange] = exchanges
+    exchange = _exchange_of(coded_answer(_once(b"\x00opaque\xff" * 10), encoding=encoding))
     failure = exchange.failure
     assert failure is not None
     assert failure.kind != "parser"
@@ -222,15 +222,8 @@ def test_an_undecodable_coding_is_not_judged_and_not_a_parser_failure(encoding):
 
 
 def test_an_error_status_in_an_undecodable_coding_is_judged_by_its_status():
-    exchanges: list[Exchange] = []
     handler = coded_answer(_once(b"\x00opaque"), encoding="snappy", status=503)
-    with (
-        raw_server(handler) as server,
-        _sdk(server, exchanges) as sdk,
-        contextlib.suppress(Exception),
-    ):
-        sdk.chat.completions.create(model=MODEL, messages=MESSAGES)
-    [exchange] = exchanges
+    exchange = _exchange_of(handler)
     assert exchange.failure is not None
     assert (exchange.failure.kind, exchange.failure.status) == ("http", 503)
     assert exchange.failure.category == "upstream"
