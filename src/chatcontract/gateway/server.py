@@ -14,7 +14,6 @@ import contextlib
 import errno
 import importlib.util
 import ipaddress
-import logging
 import signal
 import socket
 import threading
@@ -24,6 +23,7 @@ from typing import Self
 import uvicorn
 
 from chatcontract._listen import Served, listen_socket
+from chatcontract._log import library_logger
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
 
@@ -61,7 +61,7 @@ def server_config(app: GatewayApp, *, log_level: str = "warning") -> uvicorn.Con
     HTTP protocol bounds each request's head and body in time, and the head in size:
     ``_guard``)."""
     protocol = GuardedHttpToolsProtocol if http_parser() == "httptools" else GuardedH11Protocol
-    limit_invalid_request_logs(logging.getLogger("uvicorn.error"))
+    limit_invalid_request_logs(library_logger("uvicorn.error"))
     return uvicorn.Config(
         app,
         http=protocol,
