@@ -4,13 +4,15 @@ success, not ``invalid_json`` or ``malformed_chunk`` (and no fallback)."""
 
 from __future__ import annotations
 
+import gzip
+
 import anyio
 import pytest
 from client_helpers import PONG, contract_for, env_for
 
-from chatcontract.client import AsyncChatClient, ChatClient
+from chatcontract.client import AsyncChatClient, CallFailedError, ChatClient
 from chatcontract.contract import RetryPolicy
-from raw_servers import STREAM_TEXT, gzips_anyway, raw_server
+from raw_servers import COMPLETION, STREAM_TEXT, coded_answer, gzips_anyway, raw_server
 
 KEY = "sk-raw-server-key-0001"
 NO_RETRY = RetryPolicy(
@@ -46,3 +48,21 @@ async def test_the_async_client_judges_a_compressed_answer_too():
     assert (result.content, streamed.content) == ("pong", STREAM_TEXT)
     assert [a.failure for a in (*result.attempts, *streamed.attempts)] == [None, None]
     await anyio.sleep(0)
+
+
+def test_an_x_gzip_answer_httpx2_cannot_read_is_unsupported_not_an_unreadable_success():
+    # httpx2 leaves x-gzip as it came: the client could not read the answer, so the attempt
+    # names the coding (not a success that then turns out unreadable).
+    handler = coded_answer(lambda: iter([gzip.compress(COMPLETION)]), encoding="x-gzip")
+    with (
+        raw_server(handler) as server,
+        _client(server) as client,
+        pytest.raises(CallFailedError) as caught,
+    ):
+        client.complete(PONG, max_tokens=64)
+    failure = caught.value.attempts[0].failure
+    assert (failure.kind, failure.category, failure.code) == (
+        "http",
+        "contract",
+        "unsupported_encoding",
+    )

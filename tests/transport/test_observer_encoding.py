@@ -315,9 +315,9 @@ def test_identity_takes_todays_path_with_no_decoder():
     assert "on_chunk" not in vars(observer)
 
 
-def test_x_gzip_is_read_as_gzip():
-    # RFC 9110 8.4.1.3: x-gzip is gzip. (httpx2 itself leaves it undecoded, so the SDK cannot
-    # read such an answer; the observer still judges what the provider sent.)
+def test_x_gzip_is_not_judged_as_httpx2_does_not_remove_it():
+    # RFC 9110 reads x-gzip as gzip, but httpx2 hands it over as it came: the openai SDK and
+    # ChatClient cannot read such an answer, so the observer does not call it a success.
     exchanges: list[Exchange] = []
     observer = _observer(exchanges)
     observer.on_response(200, {"content-type": "application/json", "content-encoding": "X-Gzip"})
@@ -325,7 +325,8 @@ def test_x_gzip_is_read_as_gzip():
     for index in range(0, len(body), 7):
         observer.chunk_sink(body[index : index + 7])
     exchange = observer.finish()
-    assert exchange.failure is None, exchange.failure
+    assert exchange.failure is not None
+    assert (exchange.failure.kind, exchange.failure.code) == ("http", "unsupported_encoding")
     assert exchange.response is not None and exchange.response.content_encoding == "x-gzip"
 
 
@@ -354,6 +355,7 @@ def test_brotli_and_zstd_are_offered_only_with_httpx2s_libraries():
     assert {"gzip", "deflate"} <= have
     assert ("br" in have) == (_coding._brotli is not None)
     assert ("zstd" in have) == (_coding._ZstdDecompressor is not None)
-    assert _coding.codings_of("x-gzip, identity") == ("gzip",)
+    assert _coding.codings_of("gzip, identity") == ("gzip",)
+    assert _coding.codings_of("x-gzip") is None  # httpx2 does not remove it
     assert _coding.codings_of("identity") == ()
     assert _coding.codings_of("gzip, " * 6) is None  # more than MAX_CODINGS

@@ -3,7 +3,7 @@ incremental, with the libraries httpx2 decodes with.
 
 The openai SDK (through httpx2) asks for ``gzip, deflate`` (and ``br``/``zstd`` when their
 libraries are installed) and gets the body decoded; the observer sees the bytes as they came
-off the wire, so it removes the same codings itself: ``gzip``/``x-gzip`` and ``deflate``
+off the wire, so it removes the same codings itself: ``gzip`` and ``deflate``
 (zlib-wrapped, or raw deflate when the first read is no zlib stream, as httpx2 reads it) with
 the standard ``zlib``; ``br`` when ``brotli`` or ``brotlicffi`` is importable; ``zstd`` with
 ``compression.zstd`` (Python 3.14+) or ``backports.zstd``, which is what httpx2 uses (not the
@@ -180,9 +180,11 @@ def _stages() -> dict[str, Callable[[_Source], Any]]:
     return found
 
 
-#: The codings this Python can remove, by name (``x-gzip`` is read as ``gzip``).
+#: The codings this Python can remove, by name. Only those httpx2 removes: ``x-gzip``, which
+#: RFC 9110 reads as ``gzip``, httpx2 leaves as it came, so neither the openai SDK nor
+#: ``ChatClient`` could read such an answer, and judging it by its decoded bytes would call it
+#: a success the caller never got (it is ``unsupported_encoding``, as any coding httpx2 keeps).
 _STAGES = _stages()
-_ALIASES = {"x-gzip": "gzip"}
 
 
 def codings_of(value: str) -> tuple[str, ...] | None:
@@ -194,7 +196,6 @@ def codings_of(value: str) -> tuple[str, ...] | None:
         name = token.strip()
         if not name or name == "identity":
             continue
-        name = _ALIASES.get(name, name)
         if name not in _STAGES:
             return None
         names.append(name)
