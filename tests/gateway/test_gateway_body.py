@@ -27,9 +27,9 @@ def served(gateway, recorded):
     "body",
     [
         pytest.param(
-            b'{ "model" : "gpt-4.1-nano",\n  "messages": [{"role": "user", "content": "hi \\u00e9"}],'
-            b' "temperature": 0.5 }',
-            id="non-streamed-spacing-and-escapes-kept",
+            '{ "model" : "gpt-4.1-nano",\n  "messages": [{"role": "user", "content": "hi é"}],'
+            ' "temperature": 0.5 }'.encode(),
+            id="non-streamed-spacing-and-utf8-kept",
         ),
         pytest.param(
             json.dumps(
@@ -79,6 +79,36 @@ def test_a_body_the_gateway_changes_is_encoded_again(served, fields, expected):
     [(_, sent)] = upstream.chat_requests()
     assert json.loads(sent) == expected
     assert b" " not in sent.split(b'"messages"')[0]  # encoded compact, not the client's text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            b'{"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "hi \\u00e9"}]}',
+            id="an-escape-in-a-value",
+        ),
+        pytest.param(
+            b'{"mod\\u0065l": "gpt-4o-mini", "model": "gpt-4.1-nano", "messages": '
+            b'[{"role": "user", "content": "hi \xc3\xa9"}]}',
+            id="model-repeated-through-an-escape",
+        ),
+    ],
+)
+def test_a_body_with_an_escape_goes_upstream_as_the_gateway_read_it(served, body):
+    # An escape may spell a key the gateway decides on a second time, which an upstream keeping
+    # the first of two repeated keys would read apart from the gateway: encoded again, the body
+    # has each key once, with the value the gateway routed on.
+    server, upstream, _ = served
+    status, _, _ = raw_request(server.root_url, "POST", CHAT, body, JSON)
+    assert status == 200
+    [(_, sent)] = upstream.chat_requests()
+    assert sent.count(b'"model"') == 1
+    assert b"\\u" not in sent
+    assert json.loads(sent) == {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi \u00e9"}],
+    }
 
 
 def test_a_fallback_to_another_model_gets_its_own_body(gateway, recorded):

@@ -127,6 +127,52 @@ def test_a_body_naming_model_twice_is_encoded_again(table):
     assert request.as_is_model is None
 
 
+_ONCE = b'"model": "gpt-4.1-nano", "messages": [], "stream": true, '
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            b'{"mod\\u0065l": "gpt-4o-mini", "messages": [], "model": "gpt-4.1-nano"}',
+            id="model-repeated-through-an-escape",
+        ),
+        pytest.param(
+            b'{"model": "gpt-4.1-nano", "stream": false, "messages": [], "stream": true, '
+            b'"stream_options": {"include_usage": true}}',
+            id="stream-repeated",
+        ),
+        pytest.param(
+            b"{" + _ONCE + b'"stream_options": {"include_usage": false}, '
+            b'"stream_options": {"include_usage": true}}',
+            id="stream-options-repeated",
+        ),
+        pytest.param(
+            b"{" + _ONCE + b'"stream_options": {"include_usage": false, "include_usage": true}}',
+            id="include-usage-repeated",
+        ),
+        pytest.param(
+            b"{" + _ONCE + b'"stream_options": {"include_us\\u0061ge": true}}',
+            id="an-escape-anywhere",
+        ),
+    ],
+)
+def test_a_body_repeating_a_field_the_gateway_decides_on_is_encoded_again(table, body):
+    # An upstream that keeps a repeated key's first value would otherwise read another model,
+    # or no stream, or no usage, than the gateway routed and accounted for.
+    request = parse_request(body, table, deadline=None)
+    assert request.as_is_model is None
+    assert request.routes[0].name == "primary"
+
+
+def test_a_body_whose_text_only_mentions_the_field_names_may_still_go_as_is(table):
+    body = (
+        b'{"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "say stream"}], '
+        b'"stream": true, "stream_options": {"include_usage": true}}'
+    )
+    assert parse_request(body, table, deadline=None).as_is_model == "gpt-4.1-nano"
+
+
 def test_a_read_request_holds_each_field_where_its_constructor_puts_it(table):
     request = _read(
         table, "1500", model="gpt-4.1-nano", stream=True, stream_options=USAGE, temperature=0

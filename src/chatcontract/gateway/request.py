@@ -189,13 +189,17 @@ def parse_request(body: bytes, table: RouteTable, *, deadline: str | None) -> Ga
     client_usage = False
     # What goes upstream is {"model": route.model, "messages": ..., **params} (and "stream":
     # true on a stream): the client's own body when it has no "fallbacks", asks for usage on
-    # a stream (or says nothing of streaming otherwise) and names its model once (the
-    # upstream reads the same one the gateway routed on).
+    # a stream (or says nothing of streaming otherwise) and names each field the gateway
+    # decides on once, so that an upstream keeping a repeated key's first value (not the last,
+    # as the gateway's parser does) reads the model, stream and usage the gateway routed on.
+    # A key spelled with an escape ("mod\u0065l") would hide a repeat from these counts:
+    # any escape sends the body the long way, encoded again from what the gateway read.
     as_is = (
         isinstance(model, str)
         and "fallbacks" not in doc
         and (doc.get("stream") is True if stream else "stream" not in doc)
         and body.count(b'"model"') == 1
+        and body.find(b"\\u") < 0
     )
     if stream:
         options = params.get("stream_options")
@@ -205,7 +209,13 @@ def parse_request(body: bytes, table: RouteTable, *, deadline: str | None) -> Ga
             raise _invalid('stream_options must be an object, e.g. {"include_usage": true}',
                            "stream_options")  # fmt: skip
         client_usage = options.get("include_usage") is True
-        as_is = as_is and client_usage
+        as_is = (
+            as_is
+            and client_usage
+            and body.count(b'"stream"') == 1
+            and body.count(b'"stream_options"') == 1
+            and body.count(b'"include_usage"') == 1
+        )
         # Usage is always asked for upstream (budgets and the ledger need it); the client's
         # stream gets the usage chunk only if it asked.
         params["stream_options"] = {**options, "include_usage": True}
