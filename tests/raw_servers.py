@@ -281,14 +281,17 @@ def gzips_when_accepted(stream_body: bytes) -> Handler:
 def coded_answer(
     pieces: Callable[[], Iterator[bytes]],
     *,
-    encoding: str = "gzip",
+    encoding: str | tuple[str, ...] = "gzip",
     content_type: str = "application/json",
     status: int = 200,
 ) -> Handler:
     """Answers every request (keep-alive) with ``content-encoding: encoding`` whatever it asked
-    for, and a chunked body: each of the pieces ``pieces()`` yields (made lazily, so a huge
-    body is never held) is one HTTP chunk, written as the client reads.
+    for (a tuple: one ``content-encoding`` line per value), and a chunked body: each of the
+    pieces ``pieces()`` yields (made lazily, so a huge body is never held) is one HTTP chunk,
+    written as the client reads.
     ``server.state["encodings"]`` lists the ``Accept-Encoding`` of each request."""
+    lines = (encoding,) if isinstance(encoding, str) else encoding
+    coding_lines = "".join(f"content-encoding: {line}\r\n" for line in lines)
 
     async def handler(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
@@ -311,7 +314,7 @@ def coded_answer(
             )
             writer.write(
                 f"HTTP/1.1 {status} Status\r\ncontent-type: {content_type}\r\n"
-                f"content-encoding: {encoding}\r\ntransfer-encoding: chunked\r\n\r\n".encode()
+                f"{coding_lines}transfer-encoding: chunked\r\n\r\n".encode()
             )
             for piece in pieces():
                 if piece:

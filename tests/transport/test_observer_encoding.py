@@ -103,6 +103,31 @@ def test_the_sdk_gets_a_compressed_completion_and_the_exchange_is_a_success(enco
     assert response.shape_fingerprint is not None  # the shapes of the decoded JSON
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["completion", "stream"])
+def test_codings_on_separate_lines_are_removed_all_as_httpx2_does(stream):
+    # RFC 9110: repeated field lines are one list. Decoded by its last line alone, a body
+    # deflated then gzipped was judged corrupt while the SDK read it fine.
+    exchanges: list[Exchange] = []
+    inner = zlib.compress(b"".join(EVENTS) if stream else COMPLETION)
+    handler = coded_answer(
+        _once(gzip.compress(inner), pieces=3),
+        encoding=("deflate", "gzip"),
+        content_type="text/event-stream" if stream else "application/json",
+    )
+    with raw_server(handler) as server, _sdk(server, exchanges) as sdk:
+        answer = sdk.chat.completions.create(model=MODEL, messages=MESSAGES, stream=stream)
+        text = (
+            "".join(chunk.choices[0].delta.content or "" for chunk in answer if chunk.choices)
+            if stream
+            else answer.choices[0].message.content
+        )
+    assert text == (TEXT if stream else "pong")
+    [exchange] = exchanges
+    assert exchange.failure is None, exchange.failure
+    assert exchange.response is not None
+    assert exchange.response.content_encoding == "deflate, gzip"
+
+
 def test_a_gzip_stream_flushed_per_event_is_complete_with_its_content():
     exchanges: list[Exchange] = []
     handler = coded_answer(lambda: gzip_events(EVENTS), content_type="text/event-stream")
@@ -304,6 +329,31 @@ def test_a_stream_bomb_is_cut_at_the_stream_cap(monkeypatch):
     assert (exchange.failure.kind, exchange.failure.code) == ("parser", "body_too_large")
     assert exchange.response is not None
     assert exchange.response.body_bytes <= 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("headers", "coding"),
+    [
+        pytest.param(
+            [(b"Content-Type", b"application/json"), (b"Content-Encoding", b"deflate"),
+             (b"content-encoding", b"gzip")],
+            "deflate, gzip",
+            id="raw-pairs-any-case",
+        ),
+        pytest.param(
+            httpx2.Headers([("content-encoding", "deflate"), ("content-encoding", "gzip")]),
+            "deflate, gzip",
+            id="httpx2-headers",
+        ),
+        pytest.param({"content-encoding": "deflate, gzip"}, "deflate, gzip", id="mapping"),
+        pytest.param({"content-encoding": "gzip"}, "gzip", id="mapping-one"),
+    ],
+)  # fmt: skip
+def test_every_coding_line_of_a_head_is_read(headers, coding):
+    exchanges: list[Exchange] = []
+    observer = _observer(exchanges)
+    observer.on_response(200, headers)
+    assert observer._coding == coding
 
 
 def test_identity_takes_todays_path_with_no_decoder():

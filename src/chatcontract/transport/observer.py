@@ -347,6 +347,33 @@ def _kept_raw_headers(pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return kept
 
 
+_CODING = b"content-encoding"
+
+
+def _codings_of(
+    headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
+    items: list[tuple[bytes, bytes, bytes]] | None,
+) -> str | None:
+    """Every ``Content-Encoding`` line of a head, joined as one list (RFC 9110, 5.3), as httpx2
+    reads them to decode; None when the head is a plain mapping (one value a name).
+
+    Read only for a head that names a coding: the kept headers hold a repeated name's last
+    value, and a body coded twice (``gzip`` on one line, ``br`` on the next) decoded by the
+    last alone would be judged corrupt while the caller reads it fine."""
+    try:
+        if items is not None:
+            values = [value for _, name, value in items if name == _CODING]
+        else:
+            raw = getattr(headers, "raw", None)
+            if raw is None and isinstance(headers, Mapping):
+                return None
+            pairs: Iterable[tuple[bytes, bytes]] = headers if raw is None else raw  # type: ignore[assignment]
+            values = [value for name, value in pairs if name.lower() == _CODING]
+    except (TypeError, ValueError, AttributeError):  # not pairs of bytes: the kept value stands
+        return None
+    return b", ".join(values).decode("latin-1") if values else None
+
+
 def _digest_of(doc: Any) -> str:
     return shape_fingerprint(doc).digest
 
@@ -549,7 +576,7 @@ class CallObserver:
             kept = _kept_headers_of(headers)
         coding = kept.pop("content-encoding", None)
         if coding is not None:  # once per response: identity (or none) reads as before
-            self._use_coding(coding)
+            self._use_coding(_codings_of(headers, items) or coding)
         self._headers = kept
         is_sse = "text/event-stream" in kept.get("content-type", "")
         if is_sse and 200 <= status < 300 and not self._undecodable:
