@@ -9,6 +9,7 @@ exception or non-zero exit; a ``# prints: TEXT`` comment is checked against what
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chatcontract.cli import main
+from chatcontract.cli import build_parser, main
 from chatcontract.simulator import SimulatorServer
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -102,3 +103,42 @@ def test_python_example_runs_as_written(code: str, prepared: tuple[Path, dict[st
     assert result.returncode == 0, f"the example failed:\n{result.stderr[-3000:]}"
     for expected in PRINTS.findall(code):
         assert expected in result.stdout.splitlines(), (expected, result.stdout)
+
+
+def _commands() -> list[tuple[str, argparse.ArgumentParser]]:
+    """(``"contract lint"``, parser) for every runnable command, nested ones included."""
+    found: list[tuple[str, argparse.ArgumentParser]] = []
+    todo = [("", build_parser())]
+    while todo:
+        prefix, parser = todo.pop()
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            found.append((prefix, parser))
+        for sub in subs:
+            todo += [(f"{prefix} {name}".strip(), child) for name, child in sub.choices.items()]
+    return found
+
+
+def _reference_row(command: str) -> str:
+    """The first cell of the CLI reference row of ``chatcontract COMMAND``."""
+    reference = TEXT[TEXT.index("## CLI reference") : TEXT.index("## The contract file")]
+    rows = re.findall(rf"^\| `chatcontract {re.escape(command)}(?: [^`]*)?` \|", reference, re.M)
+    assert len(rows) == 1, f"no single CLI reference row for 'chatcontract {command}'"
+    return rows[0]
+
+
+COMMANDS = dict(_commands())
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_the_cli_reference_names_every_option(command: str) -> None:
+    """Each row of the CLI reference lists every option its command accepts (--help aside)."""
+    row = _reference_row(command)
+    options = [
+        option
+        for action in COMMANDS[command]._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    ]
+    missing = [option for option in options if not re.search(rf"{option}(?![\w-])", row)]
+    assert missing == [], f"'chatcontract {command}' row lacks {missing}"
