@@ -1,5 +1,8 @@
+import os
 import subprocess
 import sys
+
+import pytest
 
 from chatcontract import __version__
 from chatcontract.cli import COMMANDS
@@ -57,3 +60,29 @@ def test_no_command_prints_help_and_exits_2(cli):
     code, out, _ = cli()
     assert code == 2
     assert "COMMAND" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["contract", "schema"], ["simulate", "--list-scenarios"], ["init", "--path", "new.yaml"]],
+    ids=["schema", "list-scenarios", "small-output"],
+)
+def test_output_to_a_reader_that_left_ends_quietly(argv, tmp_path):
+    """``chatcontract ... | head -1``: the reader is gone before the command writes; no
+    traceback, no 'Exception ignored', exit 141 as a shell reports a filter stopped by SIGPIPE."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "chatcontract", *argv],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert result.stderr == ""
+    assert result.returncode == 141

@@ -2,7 +2,8 @@
 
 Each command lives in its own module exposing ``register(subparsers)``; the module sets
 ``handler`` on its parser, a function ``(args) -> int``. Exit codes: 0 success, 1 the thing
-checked failed, 2 usage or configuration error (one clear line on stderr, no traceback).
+checked failed, 2 usage or configuration error (one clear line on stderr, no traceback), 141
+when stdout's reader left early (``| head``; nothing printed).
 
 Adding a command is one line in ``COMMANDS`` below, ``"name": ("name_cmd", "help line")``,
 next to its module ``name_cmd.py`` (``register`` adds the parser named ``name``). The module is
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: A command whose output's reader left early (``chatcontract ... | head -1``): 128 + SIGPIPE,
+#: what a shell reports for a filter stopped by a closed pipe.
+EXIT_PIPE = 141
 
 #: Every command, in ``--help`` order: the module that registers it and its one-line help.
 #: ``--help`` and ``--version`` import none of these modules (they answer in milliseconds, with
@@ -115,13 +119,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     from chatcontract.errors import ChatContractError  # only once a command runs
 
     try:
-        return int(handler(args))
+        code = int(handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not as an ignored error at exit
+        return code
     except ChatContractError as exc:
         print(f"chatcontract: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("chatcontract: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if not _stdout_reader_left():
+            raise
+        return EXIT_PIPE
+
+
+def _stdout_reader_left() -> bool:
+    """True when stdout is a pipe nobody reads any more (``| head`` exited); stdout then goes
+    to ``/dev/null``, so the interpreter's last flush cannot fail again. A broken pipe anywhere
+    else (a socket) is not this and is raised as it came."""
+    import os
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        gone = any(event & select.POLLERR for _, event in poller.poll(0))
+        if gone:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return gone
 
 
 if __name__ == "__main__":  # pragma: no cover
