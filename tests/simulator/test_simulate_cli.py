@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -15,8 +17,8 @@ import httpx2
 import pytest
 from sim_helpers import AUTH, CHAT, chat_body
 
-from chatcontract.cli import main
-from chatcontract.simulator import SCENARIO_NAMES
+from chatcontract.cli import build_parser, main
+from chatcontract.simulator import SCENARIO_NAMES, SCENARIOS
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -155,3 +157,31 @@ def test_simulate_serves_as_a_subprocess_and_stops_cleanly(stop_signal):
             proc.wait(timeout=5)
         proc.stdout.close()
     assert proc.returncode == 0
+
+
+def _option_help(option: str) -> str:
+    parser = build_parser(["simulate"])
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    (action,) = (a for a in sub.choices["simulate"]._actions if option in a.option_strings)
+    return str(action.help)
+
+
+def _scenario_words(text: str) -> set[str]:
+    return set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", text))
+
+
+def test_delay_help_names_every_scenario_the_delay_changes():
+    named = _scenario_words(_option_help("--delay-ms"))
+    timed = {s.name for s in SCENARIOS.values() if s.default_delay_ms or s.fault_window_ms}
+    assert named - {"slow"} <= set(SCENARIO_NAMES)
+    assert named | {"slow"} == timed
+
+
+def test_after_tokens_help_names_every_stream_fault_by_its_scenario_name():
+    named = _scenario_words(_option_help("--after-tokens"))
+    struck = {
+        s.name
+        for s in SCENARIOS.values()
+        if s.delivery.value in {"cut", "stall", "malformed", "inband_error"}
+    }
+    assert named == struck

@@ -70,8 +70,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="delay for slow/slow_first_token/stall_mid_stream/no_response "
-        "(default: each scenario's own)",
+        help="the delay of slow, slow_first_token, stall_mid_stream, no_response and "
+        "late_first_token, and the fault window of rate_limit_retry_after, "
+        "rate_limit_retry_after_ms and flapping_outage (default: each scenario's own; per "
+        "request: header X-Chatcontract-Delay-Ms)",
     )
     parser.add_argument(
         "--time-scale",
@@ -86,8 +88,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="cut_stream/stall_mid_stream/malformed_chunk/inband_error strike after N tokens "
-        "(default: half way; per request: header X-Chatcontract-After-Tokens)",
+        help="where cut_stream, stall_mid_stream, malformed_chunk and inband_error_chunk "
+        "strike a stream: after N tokens (default: half way, inband_error_chunk after the "
+        "first token; per request: header X-Chatcontract-After-Tokens)",
     )
     parser.add_argument(
         "--list-scenarios", action="store_true", help="list the scenarios, one per line, and exit"
