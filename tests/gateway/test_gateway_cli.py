@@ -217,6 +217,17 @@ def test_the_cli_defaults_are_the_gateway_defaults():
     assert gateway_cmd.DEFAULT_MAX_BODY_BYTES == gateway.DEFAULT_MAX_BODY_BYTES
 
 
+def test_help_and_banner_name_every_admin_path(capsys):
+    """--admin's help (and the banners, from the same tuple) list what the admin port serves."""
+    from chatcontract.gateway.admin import ADMIN_PATHS
+
+    assert set(gateway_cmd.ADMIN_PATHS) == set(ADMIN_PATHS)
+    with pytest.raises(SystemExit):
+        main(["gateway", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert f"admin port: {', '.join(gateway_cmd.ADMIN_PATHS)} (default" in usage
+
+
 def test_the_embedding_example_in_the_gateway_docs_runs(tmp_path, simulator):
     docs = Path(__file__).resolve().parents[2] / "docs" / "gateway.md"
     [example] = re.findall(r"^```python\n(.*?)^```$", docs.read_text(), re.MULTILINE | re.DOTALL)

@@ -20,6 +20,9 @@ DEFAULT_PORT = 8788
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_ADMIN = "127.0.0.1:9465"
 MAX_WORKERS = 64
+#: The admin port's paths, as --help and the banner name them (a test checks they are
+#: chatcontract.gateway.admin.ADMIN_PATHS).
+ADMIN_PATHS = ("/metrics", "/healthz", "/readyz", "/workers", "/kill-switch")
 
 _DESCRIPTION = f"""\
 Serve POST /v1/chat/completions and GET /v1/models, OpenAI-compatible, in front of the
@@ -76,8 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--admin",
         default=DEFAULT_ADMIN,
         metavar="HOST:PORT|off",
-        help=f"admin port: /metrics, /healthz, /readyz, /kill-switch (default: {DEFAULT_ADMIN}; "
-        "off: none)",
+        help=f"admin port: {', '.join(ADMIN_PATHS)} (default: {DEFAULT_ADMIN}; off: none)",
     )
     parser.add_argument(
         "--admin-allow-remote",
@@ -207,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
             _say(f"  route {route.name}: {route.model} at {route.base_url} (key: {source})")
         _say(f"  auth:  {auth}")
         if admin_server is not None:
-            _say(f"  admin: {admin_server.root_url} (/metrics /healthz /readyz /kill-switch)")
+            _say(f"  admin: {admin_server.root_url} ({' '.join(ADMIN_PATHS)})")
         _say("Press Ctrl-C to stop.")
 
     try:

@@ -47,7 +47,7 @@ from chatcontract.contract import Contract
 from chatcontract.errors import ConfigError
 from chatcontract.policy import kill_switch_active
 
-from .admin import AdminSource, Readiness
+from .admin import ADMIN_PATHS, AdminSource, Readiness
 
 __all__ = [
     "MAX_WORKERS",
@@ -541,7 +541,7 @@ def serve_workers(
                 f"(key: ${route.secret_source})")  # fmt: skip
         say(f"  auth:  {auth}")
         if admin_server is not None:
-            say(f"  admin: {admin_server.root_url} (/metrics /healthz /readyz /kill-switch)")
+            say(f"  admin: {admin_server.root_url} ({' '.join(ADMIN_PATHS)})")
         pids = ", ".join(str(worker.pid) for worker in supervisor.workers.values())
         say(f"  workers: {count} (pids {pids}); parent pid {os.getpid()}")
         say("Press Ctrl-C to stop.")
