@@ -262,8 +262,9 @@ def test_quota_refusals_fire_the_quota_alert_not_the_rate_limit_one(promtool, ru
 
 
 def test_probe_failing_fires_unless_the_probe_is_paused(promtool, rules_file):
-    failing = {"series": _series("probe_success", probe="canary"), "values": "0x20"}
-    labels = {"probe": "canary"}
+    failing = {"series": _series("probe_success", provider="cometapi", probe="canary"),
+               "values": "0x20"}  # fmt: skip
+    labels = {"provider": "cometapi", "probe": "canary"}
     tests = [
         {
             "interval": "1m",
@@ -281,10 +282,50 @@ def test_probe_failing_fires_unless_the_probe_is_paused(promtool, rules_file):
             "interval": "1m",
             "input_series": [
                 failing,
-                {"series": _series("probe_paused", reason="cost_cap"), "values": "1x20"},
+                {
+                    "series": _series("probe_paused", provider="cometapi", reason="cost_cap"),
+                    "values": "1x20",
+                },
             ],
             "alert_rule_test": [
                 {"eval_time": "10m", "alertname": "LLMProbeFailing", "exp_alerts": []},
+            ],
+        },
+    ]
+    _promtool_test(promtool, rules_file, tests)
+
+
+def test_probe_failing_is_this_contracts_probe_alone(promtool, rules_file):
+    # One Prometheus scraping the probes of two contracts: another provider's failing probe
+    # does not page for this one, and another provider's pause does not silence this one.
+    other_failing = {
+        "series": _series("probe_success", provider="openai", probe="canary"),
+        "values": "0x20",
+    }
+    failing = {"series": _series("probe_success", provider="cometapi", probe="canary"),
+               "values": "0x20"}  # fmt: skip
+    other_paused = {
+        "series": _series("probe_paused", provider="openai", reason="daily_cost_cap"),
+        "values": "1x20",
+    }
+    labels = {"provider": "cometapi", "probe": "canary"}
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": [other_failing],
+            "alert_rule_test": [
+                {"eval_time": "10m", "alertname": "LLMProbeFailing", "exp_alerts": []},
+            ],
+        },
+        {
+            "interval": "1m",
+            "input_series": [failing, other_paused],
+            "alert_rule_test": [
+                {
+                    "eval_time": "10m",
+                    "alertname": "LLMProbeFailing",
+                    "exp_alerts": [_expected(rules_file, "LLMProbeFailing", labels)],
+                },
             ],
         },
     ]

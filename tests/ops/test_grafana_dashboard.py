@@ -114,11 +114,15 @@ def test_latency_quantiles_come_from_the_histogram_buckets(dashboard, contract):
     assert steps[-1]["value"] == contract.policy.timeouts.total_ms
 
 
-def test_llm_queries_are_scoped_to_the_provider(dashboard):
+def test_every_series_queried_is_scoped_to_the_provider(dashboard):
+    # llm_* and probe_* alike: one Prometheus may scrape several contracts' processes.
+    seen = set()
     for panel in _panels(dashboard):
         for target in panel["targets"]:
-            for selector in re.findall(r"(llm_\w+)\{([^}]*)\}", target["expr"]):
-                assert 'provider="cometapi"' in selector[1], target["expr"]
+            for name, selector in re.findall(r"\b((?:llm|probe)_\w+)(\{[^}]*\})?", target["expr"]):
+                assert 'provider="cometapi"' in selector, target["expr"]
+                seen.add(name.split("_")[0])
+    assert seen == {"llm", "probe"}
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,9 @@ increase" includes a series first seen in the window with a value above zero (a 
 first 401 after a deploy, which ``increase()`` alone cannot see); a target Prometheus starts
 scraping with failures already counted therefore fires once.
 
-``probe_*`` gauges carry only the ``probe`` label, so the probe alert is not scoped by
-provider: when one Prometheus scrapes probes for several contracts, scope it by ``job``.
+The probe alert is scoped by provider too (``probe_success`` and ``probe_paused`` carry the
+contract's provider): one Prometheus scraping the probes of several contracts pages for the
+contract whose probe fails, and a pause of one contract's probe silences only its own.
 
 Example::
 
@@ -338,7 +339,8 @@ def build_alert_rules(
             category="upstream",
             severity="critical",
             # A paused probe (cost cap, kill switch) keeps its last value: do not page on it.
-            expr="min by (probe) (probe_success) == 0\nunless on ()\n(max(probe_paused) > 0)",
+            expr=f"min by (provider, probe) (probe_success{{{sel}}}) == 0\n"
+            f"unless on (provider)\n(max by (provider) (probe_paused{{{sel}}}) > 0)",
             for_=_probe_for(contract, t.probe_failure_intervals),
             summary=f"{contract.provider}: synthetic probe {{{{ $labels.probe }}}} failing",
             description=f"probe {{{{ $labels.probe }}}} has failed for "
@@ -422,8 +424,7 @@ def _header(contract: Contract, t: AlertThresholds) -> str:
         f"  drift window .................. {t.drift_window}",
         "Auth, quota, missing paths after a 200, missing contracted usage and drift fire on",
         "any increase, including a series first seen in the window (a new pod's first 401).",
-        "probe_* gauges carry only the probe label: scope LLMProbeFailing by job if one",
-        "Prometheus scrapes probes for several contracts.",
+        "Every selector, LLMProbeFailing's included, is scoped to this contract's provider.",
     ]
     return "".join(f"# {line}".rstrip() + "\n" for line in lines)
 

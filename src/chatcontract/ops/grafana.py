@@ -213,7 +213,9 @@ def _panels(contract: Contract) -> tuple[_Panel, ...]:
         _Panel(
             title="Probe success",
             description="1 when the last synthetic probe held its contract clause.",
-            queries=(_Query(expr="min by (probe) (probe_success)", legend="{{probe}}"),),
+            queries=(
+                _Query(expr=f"min by (probe) (probe_success{{{provider}}})", legend="{{probe}}"),
+            ),
             unit="short",
             type="stat",
             width=6,

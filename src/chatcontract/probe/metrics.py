@@ -110,7 +110,8 @@ class ProbeMetrics:
         # provider (as `chatcontract alerts` writes them) match.
         self.review_due = Gauge(
             "llm_contract_review_due_timestamp_seconds",
-            "When the contract's review falls due (reviewed_on + 90 days; 0: never reviewed).",
+            "When the contract's review falls due "
+            "(reviewed_on + review_every_days; 0: never reviewed).",
             ["provider"],
             registry=registry,
         )
