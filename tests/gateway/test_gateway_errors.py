@@ -253,6 +253,32 @@ def test_the_kill_switch_without_a_fallback_refuses_with_its_own_type(gateway, r
     assert upstream.chat_requests() == []
 
 
+def test_a_kill_switch_refusal_names_the_switch_that_is_on(gateway, recorded):
+    # The admin port's switch is not the contract's variable: the message says which is on.
+    sim, upstream = recorded()
+    server = gateway(contract_for(sim.base_url), env_for(sim.api_key))
+    server.app.state.kill_switch = True
+    status, _, data = raw_request(server.root_url, "POST", CHAT, _body(), JSON)
+    message = error_of(data)["message"]
+    assert status == 503
+    assert "admin port" in message and "$CHATCONTRACT_KILL_SWITCH" not in message
+    assert upstream.chat_requests() == []
+
+
+def test_a_kill_switch_refusal_with_a_fallback_declared_says_the_call_named_none(gateway, recorded):
+    sim, upstream = recorded()
+    backup, backup_upstream = recorded()
+    contract = contract_for(sim.base_url, backup_url=backup.base_url)
+    env = env_for(sim.api_key, backup.api_key, CHATCONTRACT_KILL_SWITCH="1")
+    server = gateway(contract, env)
+    status, _, data = raw_request(server.root_url, "POST", CHAT, _body(fallbacks=[]), JSON)
+    message = error_of(data)["message"]
+    assert (status, error_of(data)["type"]) == (503, "kill_switch_error")
+    assert "$CHATCONTRACT_KILL_SWITCH" in message and "fallbacks name none" in message
+    assert "admin port" not in message
+    assert upstream.chat_requests() == [] and backup_upstream.chat_requests() == []
+
+
 def test_the_admin_kill_switch_flag_is_read_on_every_call(gateway, recorded):
     sim, upstream = recorded()
     server = gateway(contract_for(sim.base_url), env_for(sim.api_key))

@@ -298,7 +298,8 @@ class ClientCore:
         def body_for(route: Route) -> dict[str, Any]:
             return {"model": route.model, "messages": list(plan_messages), **body_params}
 
-        kill_switch = kill_switch or kill_switch_active(policy, self.environ)
+        switched = kill_switch_active(policy, self.environ)  # the contract's variable
+        kill_switch = kill_switch or switched
         plan = CallPlan(
             routes=call_routes if kill_switch else self.ordered_routes(call_routes),
             policy=policy,
@@ -310,7 +311,7 @@ class ClientCore:
             prompt_tokens=estimate_prompt_tokens(plan_messages),
             max_tokens=requested_max_tokens(body),
             kill_switch=kill_switch,
-            kill_switch_env=policy.kill_switch_env,
+            kill_switch_env=policy.kill_switch_env if switched else None,
             emit=self.emit,
             secrets=self.secrets,
             breakers=self.breakers,

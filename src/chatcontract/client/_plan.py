@@ -144,7 +144,8 @@ class CallPlan:
         guard: the client's budget guard.
         prompt_tokens, max_tokens: the request's estimated prompt and its completion cap.
         kill_switch: whether the kill switch is on for this call.
-        kill_switch_env: the variable's name, for messages.
+        kill_switch_env: the variable that turned it on, for messages (None: the caller
+            turned it on, as the gateway's admin port does).
         emit: receives telemetry events.
         secrets: redacted from every message.
         breakers: the client's circuit breakers: told how each route this call left ended
@@ -242,12 +243,18 @@ class CallPlan:
             if len(self.routes) < 2:
                 primary = self.routes[0]
                 self._emit(BudgetRefusal(reason="kill_switch", model=primary.model))
+                env = self._kill_switch_env
+                switch = (
+                    "the kill switch (set by this call's caller: the gateway's admin port)"
+                    if env is None
+                    else f"the kill switch ${env}"
+                )
                 failure = make_failure(
                     kind="budget",
                     category="budget",
                     code="kill_switch",
-                    message=f"the kill switch ${self._kill_switch_env} is on and the contract "
-                    "has no fallback route: no request was sent",
+                    message=f"{switch} is on and this call has no fallback route (the contract "
+                    "declares none, or the call's fallbacks name none): no request was sent",
                 )
                 return Fail(error=self._error(KillSwitchError, failure))
             self._index = 1
