@@ -20,6 +20,7 @@ import uvicorn
 from gateway_helpers import FULL, PROMPT, contract_for, env_for, error_of, raw_request
 from uvicorn.server import ServerState
 
+from chatcontract import _http_guard
 from chatcontract.gateway import _guard, app, server
 
 CHAT = "/v1/chat/completions"
@@ -422,8 +423,8 @@ def _classes() -> list[Any]:
 
 @pytest.mark.parametrize("cls", _classes())
 def test_the_uvicorn_internals_the_guard_uses_are_there(cls):
-    # gateway._guard reads these uvicorn internals: an upgrade that moves one fails here,
-    # by name, instead of the deadlines silently not holding.
+    # _http_guard (gateway._guard's base) reads these uvicorn internals: an upgrade that
+    # moves one fails here, by name, instead of the deadlines silently not holding.
     missing: list[str] = []
 
     async def asgi(scope: Any, receive: Any, send: Any) -> None:
@@ -433,7 +434,7 @@ def test_the_uvicorn_internals_the_guard_uses_are_there(cls):
 
     async def check() -> None:
         protocol, transport = _protocol(cls, asgi)
-        base = cls.__mro__[2]  # uvicorn's protocol
+        base = next(c for c in cls.__mro__ if c.__module__.startswith("uvicorn."))
         missing.extend(
             f"{base.__name__}.{name} after connection_made"
             for name in ("loop", "transport", "flow", "cycle")
@@ -454,7 +455,7 @@ def test_the_uvicorn_internals_the_guard_uses_are_there(cls):
         if protocol._timer is None:
             missing.append("the guard's timer, armed in connection_made")
         protocol.data_received(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n")
-        if protocol._observe() != _guard._BODY:
+        if protocol._observe() != _http_guard._BODY:
             missing.append("the phase after a head: the parser's callbacks were not called")
         cycle = protocol.cycle
         missing.extend(
@@ -467,7 +468,7 @@ def test_the_uvicorn_internals_the_guard_uses_are_there(cls):
             if getattr(cycle, "response_complete", True):
                 break
             await asyncio.sleep(0)
-        if protocol._observe() != _guard._AWAIT:
+        if protocol._observe() != _http_guard._AWAIT:
             missing.append("the phase after a request: the parser's callbacks were not called")
         transport.close()
         await asyncio.sleep(0)
@@ -476,7 +477,7 @@ def test_the_uvicorn_internals_the_guard_uses_are_there(cls):
 
     asyncio.run(check())
     assert not missing, (
-        f"uvicorn {uvicorn.__version__} no longer has what gateway/_guard.py relies on: "
+        f"uvicorn {uvicorn.__version__} no longer has what _http_guard.py relies on: "
         + "; ".join(missing)
     )
 

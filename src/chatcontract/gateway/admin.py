@@ -31,6 +31,7 @@ import orjson
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from chatcontract._http_guard import guarded_protocol
 from chatcontract._listen import Served, listen_socket
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
@@ -282,6 +283,7 @@ class AdminServer(Served):
         self.startup_timeout_s = startup_timeout_s
         config = uvicorn.Config(
             app,
+            http=guarded_protocol(),
             lifespan="on",
             log_level="warning",
             access_log=False,

@@ -20,6 +20,7 @@ from typing import Any, Self
 
 import uvicorn
 
+from chatcontract._http_guard import guarded_protocol
 from chatcontract._listen import Served, listen_socket
 from chatcontract._log import get_logger
 from chatcontract._server_thread import ServerThread
@@ -90,6 +91,7 @@ class AppServer(Served):
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
+            http=guarded_protocol(),
             log_level="warning",
             access_log=False,
             lifespan="off",

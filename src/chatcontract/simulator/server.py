@@ -20,6 +20,7 @@ from typing import Self
 
 import uvicorn
 
+from chatcontract._http_guard import guarded_protocol
 from chatcontract._listen import Served, listen_socket
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import SimulatorError
@@ -166,6 +167,7 @@ class SimulatorServer(Served):
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
+            http=guarded_protocol(),
             log_level="warning",
             access_log=False,
             lifespan="off",
