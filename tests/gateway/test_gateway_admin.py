@@ -377,3 +377,38 @@ def test_a_taken_admin_port_exits_2_naming_the_flag(simulator, tmp_path, capsys,
 
 def test_the_cli_admin_default_is_the_gateway_default():
     assert gateway_cmd.DEFAULT_ADMIN == DEFAULT_ADMIN == "127.0.0.1:9465"
+
+
+@pytest.mark.parametrize(
+    "browser",
+    [
+        {"origin": "https://evil.example", "content-type": "text/plain;charset=UTF-8"},
+        {"origin": "null", "content-type": "application/x-www-form-urlencoded"},
+        {"sec-fetch-site": "cross-site"},
+        {"origin": "http://rebound.example:9465", "content-type": "application/json"},
+    ],
+    ids=["no-cors-fetch", "sandboxed-form", "fetch-metadata-only", "dns-rebinding"],
+)
+def test_a_browser_page_cannot_set_the_kill_switch(pair, browser):
+    # A page the operator opens can POST to 127.0.0.1 without a CORS preflight (a form, a
+    # no-cors fetch): the admin port has no authentication, so a browser's POST is refused.
+    status, _, data = raw_request(
+        pair.admin.root_url, "POST", "/kill-switch", b'{"on": true}', browser
+    )
+    assert status == 403
+    assert "browser" in json.loads(data)["error"]
+    assert pair.state.kill_switch is False
+    assert pair.get_json("/kill-switch")[1]["on"] is False  # reading it stays open
+
+
+def test_the_kill_switch_is_set_as_the_readme_shows_it(pair):
+    # curl -XPOST -d '{"on": true}': form-encoded, no Origin
+    status, _, data = raw_request(
+        pair.admin.root_url,
+        "POST",
+        "/kill-switch",
+        b'{"on": true}',
+        {"content-type": "application/x-www-form-urlencoded", "user-agent": "curl/8.5.0"},
+    )
+    assert status == 200 and json.loads(data)["on"] is True
+    assert pair.state.kill_switch is True

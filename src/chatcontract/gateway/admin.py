@@ -9,7 +9,10 @@ port.
   breaker (``GatewayState.ready()``), else 503; no upstream call is made to decide.
 - ``GET /kill-switch``: ``{"on": ..., "env": ..., "effective": ...}``; ``POST /kill-switch``
   with ``{"on": true|false}`` sets it: while on, every call skips its first route, as the
-  contract's kill switch variable does.
+  contract's kill switch variable does. A POST a browser sends (it has an ``Origin`` or
+  ``Sec-Fetch-Site`` header) is refused with 403: the port has no authentication, and any page
+  the operator opens could otherwise post to ``127.0.0.1`` (a form or a ``no-cors`` fetch needs
+  no CORS preflight) and turn the switch.
 - ``GET /workers``: each worker's pid, in-flight and served counts.
 
 What it reads comes from an ``AdminSource``: ``LocalAdmin`` (one process: the state itself)
@@ -67,6 +70,8 @@ ADMIN_PATHS: dict[str, tuple[str, ...]] = {
     "/workers": ("GET",),
 }
 _MAX_BODY = 1024
+# Headers only a browser sends: the origin of the page that made the request.
+_BROWSER_HEADERS = frozenset({b"origin", b"sec-fetch-site"})
 _JSON = (b"content-type", b"application/json")
 
 
@@ -201,6 +206,16 @@ class AdminApp:
             await _json(send, 200, {"workers": await anyio.to_thread.run_sync(source.workers)})
         elif method == "GET":  # /kill-switch
             await _json(send, 200, await anyio.to_thread.run_sync(source.kill_switch))
+        elif _from_a_browser(scope):
+            await _json(
+                send,
+                403,
+                {
+                    "error": "the kill switch is not set from a browser page (the admin port "
+                    "has no authentication): POST it with curl or a script, without an "
+                    "Origin header"
+                },
+            )
         else:
             on = await _switch_value(receive)
             if on is None:
@@ -212,6 +227,11 @@ class AdminApp:
                 return
             await anyio.to_thread.run_sync(source.set_kill_switch, on)
             await _json(send, 200, await anyio.to_thread.run_sync(source.kill_switch))
+
+
+def _from_a_browser(scope: Scope) -> bool:
+    """Whether a browser sent the request (it names the page's origin)."""
+    return any(name in _BROWSER_HEADERS for name, _ in scope["headers"])
 
 
 async def _switch_value(receive: Receive) -> bool | None:
