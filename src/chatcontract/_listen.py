@@ -1,12 +1,24 @@
 """What the embedded servers (simulator, probe HTTP, fault relay) share: the listening socket
-they hand to uvicorn or asyncio, and ``with`` for their ``start()`` / ``stop()``."""
+they hand to uvicorn or asyncio, whether an address is loopback, and ``with`` for their
+``start()`` / ``stop()``."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from typing import Self
 
-__all__ = ["Served", "listen_socket"]
+__all__ = ["Served", "is_loopback", "listen_socket"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Served:

@@ -228,3 +228,22 @@ def test_the_app_serves_on_a_real_socket(app: Starlette) -> None:
             assert client.get("/api/summary").status_code == 200
     with pytest.raises(httpx2.ConnectError), httpx2.Client(timeout=2.0) as client:
         client.get(server.url + "/healthz")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nope", 404), ("GET", "/api/nope", 404), ("POST", "/api/summary", 405)],
+    ids=["unknown", "unknown-api", "post-summary"],
+)
+async def test_unknown_paths_and_methods_get_a_json_error(
+    client: httpx2.AsyncClient, method: str, path: str, status: int
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    if status == 404:
+        assert path in error and "/api/summary" in error and "/metrics" in error
+    else:
+        allow = response.headers["allow"]
+        assert "GET" in allow.split(", ") and f"POST is not allowed on {path}: use {allow}" == error

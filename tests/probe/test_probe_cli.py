@@ -207,3 +207,36 @@ def test_the_loop_serves_probes_and_stops_cleanly_on_a_signal(
             child.stderr.close()
     with ProbeStore.open(db) as store:
         assert store.count_runs() >= 11
+
+
+class _UnboundServer:
+    """Stands in for ``AppServer``: nothing is bound (tests bind loopback only)."""
+
+    def __init__(self, app: object, *, host: str, port: int) -> None:
+        self.url = f"http://{host}:{port}"
+
+    def __enter__(self) -> _UnboundServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("listen", "warned"),
+    [("0.0.0.0:9464", True), ("192.0.2.7:9464", True), ("127.0.0.1:0", False), ("[::1]:0", False)],
+    ids=["any", "an-address", "loopback", "loopback-v6"],
+)
+def test_serving_beyond_loopback_is_warned_about(
+    cli: Run, monkeypatch: pytest.MonkeyPatch, listen: str, warned: bool
+) -> None:
+    from chatcontract.cli import probe_cmd
+
+    monkeypatch.setattr(probe_cmd, "AppServer", _UnboundServer)
+    monkeypatch.setattr(probe_cmd, "run_loop", lambda **_: 0)
+    code, _, err = cli("probe", "--simulate", "--listen", listen)
+    assert code == 0
+    assert (
+        "is not a loopback address and the probe's HTTP server has no authentication" in err
+    ) is warned
+    assert "serving http://" in err

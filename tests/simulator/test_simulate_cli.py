@@ -185,3 +185,15 @@ def test_after_tokens_help_names_every_stream_fault_by_its_scenario_name():
         if s.delivery.value in {"cut", "stall", "malformed", "inband_error"}
     }
     assert named == struck
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)], ids=["any", "loopback"]
+)
+def test_the_banner_warns_when_the_simulator_is_reachable_from_elsewhere(capsys, host, warned):
+    from chatcontract.cli import simulate
+    from chatcontract.simulator import SimulatorServer
+
+    simulate._banner(SimulatorServer(host=host, port=0))  # not started: nothing is bound
+    out = capsys.readouterr().out
+    assert ("is not a loopback address: anyone who reaches it can call" in out) is warned

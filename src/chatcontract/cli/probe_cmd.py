@@ -21,6 +21,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from chatcontract._listen import is_loopback
 from chatcontract.drift import DEFAULT_BASELINE_PATH
 from chatcontract.errors import ConfigError, UsageError
 from chatcontract.probe import (
@@ -92,7 +93,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="127.0.0.1:9464",
         metavar="HOST:PORT",
         help="where to serve /metrics, /api/summary and the dashboard "
-        "(default 127.0.0.1:9464; port 0 picks a free one)",
+        "(default 127.0.0.1:9464; port 0 picks a free one; they have no authentication: "
+        "another address is served with a warning, firewall it)",
     )
     parser.add_argument(
         "--db",
@@ -225,6 +227,8 @@ def _serve(
         scheduler = Scheduler(clock=time.time, rng=random.Random(), interval_s=seconds)  # noqa: S311 - jitter, not crypto
         stop = threading.Event()
         with AppServer(app, host=host, port=port) as server, stop_on_signals(stop):
+            if not is_loopback(host):
+                _say(exposure_warning(host, port))
             _say(
                 f"serving {server.url}/ (dashboard), {server.url}/metrics, "
                 f"{server.url}/api/summary; probing every {seconds:g}s; Ctrl-C stops"
@@ -243,6 +247,16 @@ def _serve(
         return 0
     finally:
         prober.close()
+
+
+def exposure_warning(host: str, port: int) -> str:
+    """What the probe says when ``--listen`` is not a loopback address."""
+    return (
+        f"warning: --listen {host}:{port} is not a loopback address and the probe's HTTP "
+        "server has no authentication: anyone who reaches it reads /metrics, /api/summary "
+        "and the dashboard (the endpoint, the model, every failure); firewall it, or use "
+        "127.0.0.1"
+    )
 
 
 def _once(prober: Prober, store: ProbeStore) -> int:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from chatcontract._listen import is_loopback
 from chatcontract.errors import SimulatorError
 from chatcontract.simulator import (
     DEFAULT_API_KEY,
@@ -116,6 +117,11 @@ def _banner(server: SimulatorServer) -> None:
     _say(f"  flavor:   {server.flavor}")
     _say(f"  scenario: {server.scenario} (per request: header {SCENARIO_HEADER}: NAME)")
     _say(f"  api key:  {server.api_key} (Authorization: Bearer KEY, or x-api-key: KEY)")
+    if not is_loopback(server.host):
+        _say(
+            f"  warning:  {server.host} is not a loopback address: anyone who reaches it can "
+            "call the simulator with the key above (a test stand-in; firewall it)"
+        )
     _say(f"  delays:   header {DELAY_HEADER}: N overrides the scenario's delay")
     scale = server.app.settings.time_scale
     if scale != 1:

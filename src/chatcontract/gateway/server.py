@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import errno
 import importlib.util
-import ipaddress
 import signal
 import socket
 import threading
@@ -22,7 +21,7 @@ from typing import Self
 
 import uvicorn
 
-from chatcontract._listen import Served, listen_socket
+from chatcontract._listen import Served, is_loopback, listen_socket
 from chatcontract._log import library_logger
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
@@ -73,16 +72,6 @@ def server_config(app: GatewayApp, *, log_level: str = "warning") -> uvicorn.Con
         server_header=False,
         timeout_graceful_shutdown=5,
     )
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -27,6 +27,7 @@ import sqlite3
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -182,6 +183,23 @@ def create_probe_app(
     routes.extend(
         dashboard if dashboard is not None else [Route("/", minimal_page, methods=["GET"])]
     )
-    app = Starlette(routes=routes)
+    known = ", ".join(sorted({route.path for route in routes if isinstance(route, Route)}))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # Starlette's own 404 and 405 are plain text; every other answer here is JSON.
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        headers = dict(getattr(exc, "headers", None) or {})
+        path = request.url.path[:200]
+        if status == 404:
+            message = f"no path {path!r} here: use {known}"
+        elif status == 405:
+            message = f"{request.method} is not allowed on {path}: use {headers.get('Allow')}"
+        else:
+            message = str(getattr(exc, "detail", "error"))
+        response = _json({"error": message}, status_code=status)
+        response.headers.update(headers)
+        return response
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.metrics = metrics
     return app
