@@ -20,8 +20,9 @@ from prometheus_client import CollectorRegistry
 
 from chatcontract import _http_guard
 from chatcontract.contract import load_preset
+from chatcontract.gateway import admin
 from chatcontract.gateway.admin import AdminApp, AdminServer, Readiness, bind_admin
-from chatcontract.probe import AppServer, ProbeStore, create_probe_app
+from chatcontract.probe import AppServer, ProbeStore, create_probe_app, service
 from chatcontract.simulator import SimulatorServer
 
 DEADLINE_S = 0.5
@@ -52,8 +53,8 @@ class _Source:
 
 def _start(kind: str, tmp_path: Path) -> tuple[Any, Callable[[], None]]:
     if kind == "admin":
-        admin = AdminServer(AdminApp(_Source()), bind_admin("127.0.0.1", 0)).start()
-        return admin, admin.stop
+        served = AdminServer(AdminApp(_Source()), bind_admin("127.0.0.1", 0)).start()
+        return served, served.stop
     if kind == "probe":
         store = ProbeStore.open(tmp_path / "probe.db")
         app = create_probe_app(
@@ -116,13 +117,53 @@ def _status_and_error(data: bytes) -> tuple[int, str]:
 
 
 def test_every_server_is_served_with_the_guarded_protocol(tmp_path: Path) -> None:
+    caps = {"admin": admin.MAX_ADMIN_CONNECTIONS, "probe": service.MAX_HTTP_CONNECTIONS}
     for kind in SERVERS:
         server, stop = _start(kind, tmp_path)
         try:
-            runner = server._runner
-            assert runner.server.config.http is _http_guard.guarded_protocol(), kind
+            protocol = server._runner.server.config.http
+            assert issubclass(protocol, _http_guard.guarded_protocol()), kind
+            assert protocol.max_connections == caps.get(kind), kind
         finally:
             stop()
+
+
+def test_the_admin_port_keeps_at_most_its_connection_cap_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The admin port shares the gateway's file descriptors: connections held open there
+    # must not be able to leave none for the client port.
+    monkeypatch.setattr(admin, "MAX_ADMIN_CONNECTIONS", 4)
+    server, stop = _start("admin", tmp_path)
+    held = [_connect(server.port) for _ in range(4)]
+    try:
+        status, error = _status_and_error(_read_to_close(_connect(server.port)))
+        assert status == 503 and "at most 4 connections" in error
+        held.pop().close()
+        answer = b""
+        for _ in range(200):  # bounded: until the server has seen the close
+            sock = _connect(server.port)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            answer = _read_to_close(sock)
+            if not answer.startswith(b"HTTP/1.1 503"):
+                break
+            time.sleep(0.01)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    finally:
+        for sock in held:
+            sock.close()
+        stop()
+
+
+def test_a_connection_cap_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        _http_guard.guarded_protocol(max_connections=0)
+
+
+def test_the_same_cap_is_the_same_class() -> None:
+    first = _http_guard.guarded_protocol(max_connections=7)
+    assert first is _http_guard.guarded_protocol(max_connections=7)
+    assert first is not _http_guard.guarded_protocol(max_connections=8)
 
 
 def test_a_connection_that_sends_nothing_is_closed(port: int) -> None:
@@ -152,16 +193,16 @@ def test_a_head_dripped_a_byte_at_a_time_gets_408(port: int) -> None:
 def test_a_body_shorter_than_its_content_length_gets_408_on_the_admin_port(
     tmp_path: Path, deadlines: None
 ) -> None:
-    admin, stop = _start("admin", tmp_path)
+    served, stop = _start("admin", tmp_path)
     try:
-        sock = _connect(admin.port)
+        sock = _connect(served.port)
         sock.sendall(
             b"POST /kill-switch HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json"
             b'\r\ncontent-length: 100\r\n\r\n{"on"'
         )
         status, error = _status_and_error(_read_to_close(sock))
         assert status == 408 and "request body" in error
-        assert admin.app.source.on is False
+        assert served.app.source.on is False
     finally:
         stop()
 

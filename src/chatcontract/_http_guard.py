@@ -23,7 +23,11 @@ adds:
   already bounds it with ``h11_max_incomplete_event_size``, 16 KiB): above it, a ``431`` and
   the connection closed;
 - bytes the parser refuses (not HTTP/1.1) get a JSON ``400`` instead of uvicorn's plain text,
-  and uvicorn's WARNING for them is rate-limited (``limit_invalid_request_logs``).
+  and uvicorn's WARNING for them is rate-limited (``limit_invalid_request_logs``);
+- optionally (``guarded_protocol(max_connections=N)``), at most N connections open at once: one
+  more gets a ``503`` and is closed at once. A port beside the gateway's (its admin port) shares
+  the process's file descriptors: without a cap, connections held open there (each for up to
+  the head deadline, renewed at will) leave none for the client port.
 
 The answers are JSON, ``{"error": "..."}`` as the admin port's and the probe's own; a server
 whose errors have another shape overrides the ``_answer_*`` methods (the gateway's are
@@ -81,7 +85,12 @@ BODY_TIMEOUT_S = 60.0
 #: The largest request head (request line and headers) accepted, in bytes (``httptools``).
 MAX_HEAD_BYTES = 64 * 1024
 
-REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 
 # The connection's phase, as the timer judges it.
 _AWAIT = 0  # no byte of the next head yet (or its first bytes not yet seen by the parser)
@@ -160,12 +169,15 @@ class _Guard:
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
     cycle: Any
+    connections: set[Any]
 
     _phase = _AWAIT
     _since: float | None = None
     _timer: asyncio.TimerHandle | None = None
     #: the largest request head accepted (``httptools``), in bytes
     max_head_bytes = MAX_HEAD_BYTES
+    #: the most connections open at once (None: no limit)
+    max_connections: int | None = None
 
     def _deadlines(self) -> tuple[float, float]:
         """The head's and the body's deadlines, in seconds (read when the timer fires)."""
@@ -194,7 +206,18 @@ class _Guard:
             "send a well-formed request",
         )
 
+    def _answer_too_many_connections(self) -> bytes:
+        return _error(
+            503,
+            f"this port serves at most {self.max_connections} connections at once: close idle "
+            "ones, or try again shortly",
+        )
+
     def _guard_start(self) -> None:
+        cap = self.max_connections
+        if cap is not None and len(self.connections) > cap:  # this one included
+            self._refuse(self._answer_too_many_connections())
+            return
         self._since = self.loop.time()
         self._timer = self.loop.call_later(min(self._deadlines()), self._on_timer)
 
@@ -389,13 +412,32 @@ class GuardedH11Protocol(_Guard, H11Protocol):
         return cycle is not None and not cycle.response_complete
 
 
-def guarded_protocol() -> type[GuardedHttpToolsProtocol] | type[GuardedH11Protocol]:
+def guarded_protocol(
+    *, max_connections: int | None = None
+) -> type[GuardedHttpToolsProtocol] | type[GuardedH11Protocol]:
     """The guarded protocol for uvicorn's ``http=``: ``httptools``'s if installed (the
-    ``gateway`` extra; what uvicorn's ``auto`` picks), else ``h11``'s. uvicorn's invalid-request
-    warning is rate-limited from then on."""
+    ``gateway`` extra; what uvicorn's ``auto`` picks), else ``h11``'s; with ``max_connections``,
+    a subclass that keeps at most that many open (the same class for the same number).
+    uvicorn's invalid-request warning is rate-limited from then on."""
     from ._log import library_logger
 
     limit_invalid_request_logs(library_logger("uvicorn.error"))
     if GuardedHttpToolsProtocol is not None and importlib.util.find_spec("httptools") is not None:
-        return GuardedHttpToolsProtocol
-    return GuardedH11Protocol
+        base: type[GuardedHttpToolsProtocol] | type[GuardedH11Protocol] = GuardedHttpToolsProtocol
+    else:
+        base = GuardedH11Protocol
+    return base if max_connections is None else _capped(base, max_connections)
+
+
+_CAPPED: dict[tuple[type, int], Any] = {}
+
+
+def _capped(base: type[_Guard], max_connections: int) -> Any:
+    if max_connections < 1:
+        raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+    key = (base, max_connections)
+    if key not in _CAPPED:
+        name = f"{base.__name__}Max{max_connections}"
+        attrs = {"max_connections": max_connections, "__module__": __name__}
+        _CAPPED[key] = type(name, (base,), attrs)
+    return _CAPPED[key]

@@ -437,7 +437,7 @@ def test_the_uvicorn_internals_the_guard_uses_are_there(cls):
         base = next(c for c in cls.__mro__ if c.__module__.startswith("uvicorn."))
         missing.extend(
             f"{base.__name__}.{name} after connection_made"
-            for name in ("loop", "transport", "flow", "cycle")
+            for name in ("loop", "transport", "flow", "cycle", "connections")
             if name not in vars(protocol)
         )
         if getattr(protocol, "transport", None) is not transport:

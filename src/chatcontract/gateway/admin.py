@@ -70,6 +70,9 @@ ADMIN_PATHS: dict[str, tuple[str, ...]] = {
     "/workers": ("GET",),
 }
 _MAX_BODY = 1024
+#: The most connections the admin port keeps open at once (its scrapers and health checks; it
+#: shares the gateway process's file descriptors with the client port).
+MAX_ADMIN_CONNECTIONS = 64
 # Headers only a browser sends: the origin of the page that made the request.
 _BROWSER_HEADERS = frozenset({b"origin", b"sec-fetch-site"})
 _JSON = (b"content-type", b"application/json")
@@ -303,7 +306,7 @@ class AdminServer(Served):
         self.startup_timeout_s = startup_timeout_s
         config = uvicorn.Config(
             app,
-            http=guarded_protocol(),
+            http=guarded_protocol(max_connections=MAX_ADMIN_CONNECTIONS),
             lifespan="on",
             log_level="warning",
             access_log=False,

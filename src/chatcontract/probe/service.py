@@ -36,6 +36,8 @@ logger = get_logger("chatcontract.probe")
 
 #: The longest single wait of the loop: how quickly a stop request is noticed.
 MAX_WAIT_S = 1.0
+#: The most connections the probe's HTTP server keeps open at once.
+MAX_HTTP_CONNECTIONS = 128
 _POLL_S = 0.01
 
 
@@ -91,7 +93,7 @@ class AppServer(Served):
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
-            http=guarded_protocol(),
+            http=guarded_protocol(max_connections=MAX_HTTP_CONNECTIONS),
             log_level="warning",
             access_log=False,
             lifespan="off",
