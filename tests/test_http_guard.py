@@ -191,8 +191,9 @@ def test_a_head_dripped_a_byte_at_a_time_gets_408(port: int) -> None:
 
 
 def test_a_body_shorter_than_its_content_length_gets_408_on_the_admin_port(
-    tmp_path: Path, deadlines: None
+    tmp_path: Path, deadlines: None, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)
     served, stop = _start("admin", tmp_path)
     try:
         sock = _connect(served.port)
@@ -205,6 +206,36 @@ def test_a_body_shorter_than_its_content_length_gets_408_on_the_admin_port(
         assert served.app.source.on is False
     finally:
         stop()
+    # the app saw the client leave and ended quietly
+    logged = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert not logged, [r.getMessage() for r in logged]
+
+
+def test_a_body_that_never_comes_to_the_simulator_gets_408_and_logs_no_traceback(
+    tmp_path: Path, deadlines: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    simulator, stop = _start("simulator", tmp_path)
+    try:
+        auth = f"authorization: Bearer {simulator.api_key}\r\n".encode()
+        head = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        )
+        sock = _connect(simulator.port)
+        sock.sendall(head + auth + b'content-length: 500\r\n\r\n{"model"')
+        status, error = _status_and_error(_read_to_close(sock))
+        assert status == 408 and "request body" in error
+        # the simulator serves on (and by then its app has seen the client leave)
+        body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
+        sock = _connect(simulator.port)
+        sock.sendall(
+            head + auth + b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+        )
+        assert _read_to_close(sock).startswith(b"HTTP/1.1 200 OK\r\n")
+    finally:
+        stop()
+    logged = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert not logged, [r.getMessage() for r in logged]
 
 
 def _force_h11(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import orjson
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -342,7 +342,13 @@ class _Handlers:
         problem = self._auth_problem(request.headers)
         if problem is not None:
             return self._error(problem, request_id)
-        parsed = parse_chat_request(self.flavor, await request.body())
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            # The client left before its body was in (or the server's body deadline closed
+            # the connection): nobody reads an answer, and it is no error of the simulator's.
+            return Response(status_code=400)
+        parsed = parse_chat_request(self.flavor, body)
         if isinstance(parsed, Problem):
             return self._error(parsed, request_id)
         scenario = control.scenario
