@@ -121,8 +121,14 @@ class GatewayProcess:
         return self.seen
 
     def close(self) -> None:
+        # SIGTERM first, as an operator stops it: a killed supervisor leaves its shared
+        # store's directory (``/tmp/chatcontract-gateway-*``) behind. SIGKILL after 10 s.
         if self.process.poll() is None:
-            self.process.kill()
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
         self.process.wait(10)
         for pid in self.worker_pids:  # never leave a worker behind, even when a test failed
             if process_alive(pid):

@@ -278,12 +278,24 @@ def test_a_signal_stops_every_worker_and_the_parent(start, sig, group):
     assert not any(process_alive(pid) for pid in pids)
 
 
+def _store_directory(pid: int) -> Path:
+    """The shared store's directory, from the files a worker holds open."""
+    fds = Path(f"/proc/{pid}/fd")
+    (store,) = {
+        Path(os.readlink(fd)) for fd in fds.iterdir() if os.readlink(fd).endswith("/shared.bin")
+    }
+    return store.parent
+
+
 def test_workers_stop_when_their_parent_is_killed(start):
     gateway = start("--workers", "2", "--admin", "off")
     pids = list(gateway.worker_pids)
+    directory = _store_directory(pids[0])
+    assert directory.name.startswith("chatcontract-gateway-") and directory.is_dir()
     gateway.process.kill()  # no chance to stop them: each notices its pipe closing
     gateway.process.wait(10)
     assert eventually(lambda: not any(process_alive(pid) for pid in pids))
+    assert not directory.exists()  # the parent could not remove it: its workers did
 
 
 def test_workers_serve_with_the_admin_port_off(start):

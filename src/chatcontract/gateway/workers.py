@@ -224,6 +224,9 @@ def _worker_main(index: int, config: WorkerConfig, sock: socket.socket, conn: Co
             try:
                 seq = conn.recv()
             except (EOFError, OSError):  # the parent is gone: stop serving
+                # Killed, it could not remove the store's directory (its own, from mkdtemp):
+                # the workers do, whichever first (no restart is coming).
+                shutil.rmtree(Path(config.shared_path).parent, ignore_errors=True)
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
             ready = readiness_of(state)
