@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from dataclasses import replace
 
 import httpx2
@@ -151,3 +152,23 @@ def test_a_failure_after_connecting_is_left_to_the_checks(error):
         preflight(make_target("https://api.example.com/v1"), transport=httpx2.MockTransport(fail))
         is None
     )
+
+
+def test_a_head_dripped_a_byte_at_a_time_cannot_hold_the_preflight():
+    # Each byte comes well within the read timeout: only a deadline on the whole request ends
+    # it (without one, this 100 kB header line would take over an hour and a half).
+    from raw_servers import dripping_head, raw_server
+
+    outcome: list[Unreachable | None] = []
+    with raw_server(dripping_head(0.05, header_bytes=100_000)) as server:
+        target = make_target(server.base_url)
+        timeouts = replace(target.contract.policy.timeouts, connect_ms=200)
+        policy = replace(target.contract.policy, timeouts=timeouts, fallback_reserve_ms=100)
+        target = replace(target, contract=replace(target.contract, policy=policy))
+        worker = threading.Thread(
+            target=lambda: outcome.append(preflight(target, read_timeout_s=0.2)), daemon=True
+        )
+        worker.start()
+        worker.join(timeout=30)  # a guard against a hang, not a measurement
+        assert not worker.is_alive(), "the preflight is still reading the dripped head"
+    assert outcome == [None]  # it connected: reachable, the checks judge the rest

@@ -7,7 +7,9 @@ a server that accepts the connection and then misbehaves is for the checks to ju
 
 The request is a ``HEAD`` on the endpoint's URL without the key (no secret leaves for a
 server not yet known to be the right one), through httpx2 as every check sends (an explicit
-``HTTPTransport``: the same TLS verification, no proxy from the environment).
+``HTTPTransport``: the same TLS verification, no proxy from the environment; the instrumented
+transport's deadline: the whole request, head included, ends within ``connect_ms`` plus
+``read_timeout_s``, however slowly a server drips its answer).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import httpx2
 
 from chatcontract.failures import classify_exception
 from chatcontract.target import Target
+from chatcontract.transport import InstrumentedTransport
 
 from .context import SOURCE_HEADER
 
@@ -79,8 +82,10 @@ def preflight(
     Args:
         target: the resolved endpoint.
         transport: the httpx2 transport to use (default: ``httpx2.HTTPTransport()``).
-        read_timeout_s: how long to wait for an answer; none is needed (a server that
-            accepted the connection and says nothing is reachable, the checks judge it).
+        read_timeout_s: how long to wait for an answer once connected; none is needed (a
+            server that accepted the connection and says nothing, or drips its answer a byte
+            at a time, is reachable: the checks judge it). The whole preflight ends within
+            ``policy.timeouts.connect_ms`` plus this.
     """
     if target.simulated:
         return None
@@ -91,10 +96,17 @@ def preflight(
         return Unreachable(host=host, code="dns", reason="DNS failed (a .invalid name)")
     connect_ms = target.contract.policy.timeouts.connect_ms
     timeout = httpx2.Timeout(read_timeout_s, connect=connect_ms / 1000)
+    # A read timeout bounds one silent gap only: a head dripped a byte at a time would keep
+    # the preflight (and validate) waiting for as long as the server likes. The deadline
+    # bounds the request as a whole.
+    bounded = InstrumentedTransport(
+        contract=target.contract,
+        secrets=[target.secret],
+        inner=transport,  # None: an HTTPTransport under the timed network backend
+        total_timeout=connect_ms / 1000 + read_timeout_s,
+    )
     try:
-        with httpx2.Client(
-            transport=transport or httpx2.HTTPTransport(), timeout=timeout, follow_redirects=False
-        ) as client:
+        with httpx2.Client(transport=bounded, timeout=timeout, follow_redirects=False) as client:
             client.head(url, headers={SOURCE_HEADER[0]: SOURCE_HEADER[1]})
     except _CONNECT_FAILURES as exc:
         failure = classify_exception(exc, secrets=(target.secret,))
