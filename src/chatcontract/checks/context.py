@@ -12,6 +12,7 @@ budget) instead of counting the limit as a broken answer.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ssl
 import time
@@ -27,9 +28,10 @@ from chatcontract.exchange import Exchange
 from chatcontract.policy import parse_retry_after
 from chatcontract.target import Target
 from chatcontract.transport import ExchangeSink, InstrumentedTransport, install_backend
+from chatcontract.transport.observer import MAX_BODY_BYTES
 from chatcontract.wire import ErrorBody, parse_error_body
 
-__all__ = ["SOURCE_HEADER", "Answer", "CheckContext", "Patient", "SuiteOptions"]
+__all__ = ["SOURCE_HEADER", "Answer", "CheckContext", "Patient", "SuiteOptions", "read_kept"]
 
 SOURCE_HEADER = ("X-Request-Source", "synthetic-contract-probe")
 
@@ -307,17 +309,36 @@ class CheckContext:
             timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
         )
         raw = b""
-        try:
-            response = client.send(request, stream=True)
-            try:
-                raw = response.read()
-            finally:
-                response.close()
-        except httpx2.HTTPError:
-            pass  # the transport recorded the Exchange with its classification
+        with contextlib.suppress(httpx2.HTTPError):  # the transport recorded its classification
+            raw = read_kept(client.send(request, stream=True))
         if len(self.exchanges) == count:  # pragma: no cover - the transport always records
             raise RuntimeError("the instrumented transport recorded no Exchange")
         return self.exchanges[-1], raw
+
+
+def read_kept(response: httpx2.Response) -> bytes:
+    """Read ``response`` through (so the transport's observer judges all of it) and close it;
+    return its first ``MAX_BODY_BYTES`` and a little more, never more.
+
+    A stream is read to its end (or the call's deadline), its bytes past the cap dropped; any
+    other body is read no further than the cap (the observer fails a 2xx body above it,
+    ``parser/contract/body_too_large``), as ``ChatClient`` reads one. ``Response.read()``
+    would hold everything a server sends without end before the deadline: about 1.3 GB in
+    5 s on loopback.
+    """
+    streamed = response.headers.get("content-type", "").startswith("text/event-stream")
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        for piece in response.iter_bytes():
+            if size <= MAX_BODY_BYTES:
+                pieces.append(piece)
+            size += len(piece)
+            if size > MAX_BODY_BYTES and not streamed:
+                break
+    finally:
+        response.close()
+    return b"".join(pieces)
 
 
 def _retry_after(exchange: Exchange) -> float | None:

@@ -10,6 +10,7 @@ each interruption classified for what it is (never a truncated answer taken as c
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ import orjson
 from chatcontract.exchange import Exchange
 from chatcontract.transport.relay import Fault, FaultRelay, RelayRecord
 
-from .context import MAX_DEADLINE_MS, MIN_DEADLINE_MS, CheckContext
+from .context import MAX_DEADLINE_MS, MIN_DEADLINE_MS, CheckContext, read_kept
 from .outcome import Outcome, describe, evidence_of
 
 __all__ = [
@@ -94,14 +95,8 @@ def _send_via(
         timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
     )
     started = time.perf_counter()
-    try:
-        response = ctx.client.send(request, stream=True)
-        try:
-            response.read()
-        finally:
-            response.close()
-    except httpx2.HTTPError:
-        pass  # the transport recorded the Exchange with its classification
+    with contextlib.suppress(httpx2.HTTPError):  # the transport recorded its classification
+        read_kept(ctx.client.send(request, stream=True))
     ended = time.perf_counter()
     if len(ctx.exchanges) == count:  # pragma: no cover - the transport always records
         raise RuntimeError("the instrumented transport recorded no Exchange")

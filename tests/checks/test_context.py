@@ -1,0 +1,70 @@
+"""What every check sends through: how much of an answer the suite keeps in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import httpx2
+
+from chatcontract.checks.context import CheckContext, SuiteOptions, read_kept
+from chatcontract.contract import load_preset
+from chatcontract.target import Target
+from chatcontract.transport.observer import MAX_BODY_BYTES
+from raw_servers import endless_body, raw_server
+
+PIECE = 1 << 20
+
+
+def _pieces(count: int, read: list[int]) -> Iterator[bytes]:
+    for _ in range(count):
+        read.append(PIECE)
+        yield b"x" * PIECE
+
+
+def test_a_body_is_read_no_further_than_the_cap():
+    read: list[int] = []
+    response = httpx2.Response(
+        200, headers={"content-type": "application/json"}, content=_pieces(64, read)
+    )
+    kept = read_kept(response)
+    assert MAX_BODY_BYTES < len(kept) <= MAX_BODY_BYTES + PIECE
+    assert sum(read) < 64 * PIECE  # the rest was never read
+    assert response.is_closed
+
+
+def test_a_stream_is_read_to_its_end_but_kept_only_up_to_the_cap():
+    # The observer judges a stream on all of it; the suite keeps its first bytes only.
+    read: list[int] = []
+    response = httpx2.Response(
+        200, headers={"content-type": "text/event-stream"}, content=_pieces(64, read)
+    )
+    kept = read_kept(response)
+    assert sum(read) == 64 * PIECE
+    assert MAX_BODY_BYTES < len(kept) <= MAX_BODY_BYTES + PIECE
+    assert response.is_closed
+
+
+def test_a_server_sending_without_end_is_judged_for_its_size_not_read_to_the_deadline():
+    total = 256 * 1024 * 1024
+    contract = load_preset("openai")
+    with raw_server(endless_body(total)) as server:
+        contract = replace(contract, endpoint=replace(contract.endpoint, base_url=server.base_url))
+        target = Target(
+            contract=contract,
+            contract_path=None,
+            secret="sk-test-secret-000",
+            secret_source="test",
+            model="gpt-4.1-nano",
+            simulated=False,
+        )
+        ctx = CheckContext.open(target, SuiteOptions(canary_runs=1, latency_samples=1))
+        try:
+            exchange = ctx.send(ctx.fixture())
+        finally:
+            ctx.close()
+        sent = server.state["sent"]
+    assert exchange.failure is not None
+    assert exchange.failure.code == "body_too_large"
+    # Response.read() took all 256 MiB into memory; now the socket buffers hold the rest.
+    assert sent < total // 4
