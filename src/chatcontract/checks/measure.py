@@ -161,9 +161,11 @@ _CONTEXT_WINDOW = re.compile(
 )
 
 
-def _error_words(label: str, failure: Failure) -> str:
-    """One failed sample in words: what the prompt of this size ran into."""
-    where = f"HTTP {failure.status}" if failure.status is not None else "no HTTP answer"
+def _error_words(label: str, failure: Failure, head_status: int | None) -> str:
+    """One failed sample in words: what the prompt of this size ran into (a failure after the
+    head came, e.g. the deadline cutting the body, is shown with ``head_status``)."""
+    status = failure.status if failure.status is not None else head_status
+    where = f"HTTP {status}" if status is not None else "no HTTP answer"
     if failure.category == "context_length" or _CONTEXT_WINDOW.search(
         f"{failure.code} {failure.message}"
     ):
@@ -199,7 +201,8 @@ def check_latency_by_prompt_size(ctx: CheckContext) -> Outcome:
                 notes.add(other_clause_note(exchange))
             elif exchange.failure is not None:
                 failures.append(exchange.failure)
-                errors[_error_words(label, exchange.failure)] += 1
+                head = None if exchange.response is None else exchange.response.status
+                errors[_error_words(label, exchange.failure, head)] += 1
         if latencies:
             stats[label] = {
                 "p50_ms": round(_percentile(latencies, 0.5), 1),

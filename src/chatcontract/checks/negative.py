@@ -96,6 +96,10 @@ def _expect_category(
     if failure is None:  # pragma: no cover - a non-2xx answer is always classified
         raise RuntimeError("a rejected call carries no classification")
     said = _said(status, answer.error)
+    if status is not None and failure.status is None:
+        # The head came, then reading the body failed (a stall, the deadline, a reset): the
+        # caller gets that failure, not the status the head carried.
+        said += " but not its body"
     if failure.category not in categories:
         observed = f"{subject} got {said}, not {_CATEGORY_WORDS.get(categories[0], categories[0])}"
         observed += (

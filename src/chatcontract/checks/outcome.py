@@ -57,9 +57,14 @@ def evidence_of(exchange: Exchange) -> dict[str, Any]:
 
 
 def describe(exchange: Exchange) -> str:
+    """One line: the status and the classification. A failure raised after the head came (the
+    body stalled, or the deadline cut it) carries no status of its own: the head's is shown,
+    as "no HTTP response" would be untrue."""
     failure = exchange.failure
     status = exchange.response.status if exchange.response is not None else None
     if failure is None:
         return f"HTTP {status}, contract held"
-    where = f"HTTP {failure.status}" if failure.status is not None else "no HTTP response"
+    if failure.status is not None:
+        status = failure.status
+    where = f"HTTP {status}" if status is not None else "no HTTP response"
     return f"{where}: {failure.kind}/{failure.category}/{failure.code}: {failure.message}"
