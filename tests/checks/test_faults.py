@@ -232,6 +232,38 @@ def test_stream_interruption_says_why_it_could_not_stage_on_an_error_answer(simu
     assert "HTTP 500" in outcome.observed
 
 
+@pytest.mark.parametrize(
+    ("first", "classified"),
+    [
+        (b"data: {not json\n\n", "parser/contract/malformed_chunk"),
+        (
+            b'data: {"error": {"message": "boom", "type": "server_error", "code": "boom"}}\n\n',
+            "api_error/upstream/boom",
+        ),
+    ],
+    ids=["malformed-chunk", "in-band-error"],
+)
+def test_stream_interruption_is_not_a_second_red_for_a_stream_broken_before_it(first, classified):
+    # Every answer's first event breaks the contract: the streaming check names that defect;
+    # the cut and the stall, staged after that event, cannot be judged (it said "the cut
+    # stream was classified parser/contract/malformed_chunk, not as a drop").
+    from raw_servers import in_order, raw_server, response
+
+    body = first + _chunk([{"index": 0, "delta": {"content": "pong"}, "finish_reason": None}])
+    answer = response(200, body + COMPLETION, content_type="text/event-stream")
+    with raw_server(in_order([answer])) as server:
+        target = make_target(server.base_url, secret="sk-test-raw-000000000000", simulated=False)
+        outcome = run_check(target, check_stream_interruption)
+    assert outcome.status == "skip", outcome.observed
+    assert outcome.failure is None
+    assert outcome.observed == (
+        f"could not stage the interruption: the cut request's stream broke the contract before "
+        f"the interruption ({classified}; the streaming check judges that answer); the stall "
+        f"request's stream broke the contract before the interruption ({classified}; the "
+        "streaming check judges that answer)"
+    )
+
+
 # -- the relay's lifetime and the options ------------------------------------------------------
 
 

@@ -227,6 +227,28 @@ def _not_staged(name: str, sent: _Relayed) -> str:
     return f"the {name} could not be staged"
 
 
+#: Stream verdicts the answer's own content decides, whatever happens to the connection: a
+#: chunk that is not JSON, or an in-band error event (``api_error``), ahead of the interruption.
+_CONTENT_CODES = {("parser", "contract", "malformed_chunk")}
+
+
+def _broken_before(name: str, sent: _Relayed) -> str | None:
+    """Why the interruption cannot be judged when the stream's content broke the contract
+    before it (the relay cuts or stalls after a whole event, so that breakage is the
+    endpoint's): the streaming check names that defect, this check is not a second red."""
+    failure = sent.exchange.failure
+    if failure is None:
+        return None
+    if (failure.kind, failure.category, failure.code) in _CONTENT_CODES or (
+        failure.kind == "api_error"
+    ):
+        return (
+            f"the {name} request's stream broke the contract before the interruption "
+            f"({_classification(sent.exchange)}; the streaming check judges that answer)"
+        )
+    return None
+
+
 def _judge_cut(sent: _Relayed) -> str | None:
     """None when the cut stream was classified as a dropped stream; else what went wrong."""
     failure = sent.exchange.failure
@@ -315,8 +337,11 @@ def check_stream_interruption(ctx: CheckContext) -> Outcome:
         ("cut", cut, _judge_cut(cut)),
         ("stall", stall, _judge_stall(stall, idle_ms)),
     ):
+        broken = _broken_before(name, sent)
         if sent.record is None or not sent.record.staged:
             unstaged.append(_not_staged(name, sent))
+        elif broken is not None:
+            unstaged.append(broken)
         elif problem is not None:
             problems.append((problem, sent.exchange))
     if problems:
