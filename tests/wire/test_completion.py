@@ -515,6 +515,26 @@ def test_bodies_that_are_not_a_json_object(body, expected, kind):
     assert result.completion is None
 
 
+@pytest.mark.parametrize(
+    ("member", "path", "at"),
+    [("usage", "$.usage.prompt_tokens", 28), ("created", "$.created", 12)],
+    ids=["usage", "created"],
+)
+def test_a_number_beyond_a_double_is_named_at_its_path_not_called_invalid_json(member, path, at):
+    # Valid JSON that orjson refuses (and Python's json refuses past 4,300 digits): the
+    # violation names the member and the number instead of "invalid JSON at byte N".
+    digits = b"9" * 10_000
+    head = b'{"usage": {"prompt_tokens": ' if member == "usage" else b'{"created": '
+    body = head + digits + (b"}}" if member == "usage" else b"}")
+    result = parse_completion(body)
+    assert messages_of(result) == [
+        f"{path}: expected a number within the range of a double (I-JSON, RFC 7493), got a "
+        f"10000-character number at byte {at}"
+    ]
+    assert result.violations[0].kind is ViolationKind.INVALID_JSON
+    assert result.completion is None
+
+
 def test_error_null_member_is_not_an_error_envelope():
     assert parse_doc(completion_doc(error=None)).ok
 

@@ -1,8 +1,12 @@
-"""wire._json.loads: the one place a JSON decode error becomes data (an offset)."""
+"""wire._json.loads: the one place a JSON decode error becomes data (an offset); and
+out_of_range: a failure that is a number beyond a double, named with its path."""
 
 import pytest
+from _examples import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from chatcontract.wire._json import loads
+from chatcontract.wire._json import PATH_SCAN_LIMIT, loads, out_of_range
 
 
 @pytest.mark.parametrize(
@@ -37,3 +41,58 @@ def test_a_decode_error_gives_the_byte_offset_for_bytes_and_the_character_offset
     data, offset
 ):
     assert loads(data) == (None, offset)
+
+
+# -- out_of_range: valid JSON holding a number no decoder holds --------------------------------
+
+DIGITS = "9" * 10_000
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "length"),
+    [
+        ('{"usage": {"prompt_tokens": ' + DIGITS + "}}", ".usage.prompt_tokens", 10_000),
+        ('{"created": ' + DIGITS + ', "id": "x"}', ".created", 10_000),
+        ('{"a": [1, {"b": 2}, [3, -' + DIGITS + "]]}", ".a[2][1]", 10_001),
+        ('{"a": "x\\",[{:", "b c": 1e999}', '["b c"]', 5),
+        ('{"\\u0061": 1e999}', ".a", 5),
+        ("1e999", "", 5),
+    ],
+    ids=[
+        "nested",
+        "top-level",
+        "in-arrays",
+        "non-name-key-after-tricky-string",
+        "escaped-key",
+        "root",
+    ],
+)
+def test_a_number_beyond_a_double_is_named_with_its_path_and_length(text, path, length):
+    for data in (text, text.encode()):
+        doc, error_at = loads(data)
+        assert doc is None
+        assert out_of_range(data, error_at) == (path, length)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": 1 x}', '{"a": 1,}', '{"a": 1e308, "b": }', '{"a": NaN}', ""],
+    ids=["garbage", "trailing-comma", "large-but-finite-then-garbage", "nan", "empty"],
+)
+def test_any_other_decode_failure_is_not_a_number_out_of_range(text):
+    _doc, error_at = loads(text)
+    assert error_at is not None
+    assert out_of_range(text, error_at) is None
+
+
+def test_a_number_past_the_scan_limit_is_named_without_its_path():
+    text = '{"pad": "' + "x" * PATH_SCAN_LIMIT + '", "n": 1e999}'
+    _doc, error_at = loads(text)
+    assert out_of_range(text, error_at) == ("", 5)
+
+
+@settings(max_examples=examples(300))
+@given(st.binary(max_size=256), st.integers(min_value=0, max_value=300))
+def test_out_of_range_never_raises(data, error_at):
+    found = out_of_range(data, error_at)
+    assert found is None or (type(found[0]) is str and found[1] > 0)

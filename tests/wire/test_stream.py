@@ -370,6 +370,11 @@ def test_an_error_event_type_is_an_in_band_error(payload):
         ),
         (b'data: {"id": 5, "choices": []}\n\n', "$[chunk 1].id: expected string, got 5"),
         (
+            b'data: {"choices": [], "created": ' + b"9" * 10_000 + b"}\n\n",
+            "$[chunk 1].created: expected a number within the range of a double (I-JSON, RFC "
+            "7493), got a 10000-character number at character 27",
+        ),
+        (
             b'data: {"model": ["m"], "choices": []}\n\n',
             "$[chunk 1].model: expected string, got array",
         ),
@@ -387,6 +392,7 @@ def test_an_error_event_type_is_an_in_band_error(payload):
         "arguments-number",
         "usage-negative",
         "id-number",
+        "created-beyond-a-double",
         "model-array",
     ],
 )

@@ -7,11 +7,12 @@ one place instead of escaping as ``orjson.JSONDecodeError``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
-__all__ = ["loads", "loads_object"]
+__all__ = ["OUT_OF_RANGE_EXPECTED", "loads", "loads_object", "out_of_range"]
 
 
 def loads(data: bytes | str) -> tuple[Any, int | None]:
@@ -44,3 +45,84 @@ def loads_object(data: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return value if type(value) is dict else None
+
+
+# A JSON number, and the tokens that give a position in a document its path: a whole string
+# (escapes included) or one structural character. Bytes and text alike.
+_NUMBER = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_NUMBER_TEXT = re.compile(_NUMBER.pattern.decode())
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\],:]')
+_TOKENS_TEXT = re.compile(_TOKENS.pattern.decode())
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+_INFINITY = float("inf")
+
+#: What a violation naming such a number says was expected.
+OUT_OF_RANGE_EXPECTED = "a number within the range of a double (I-JSON, RFC 7493)"
+
+#: How far into a document the path of a number is worked out (a completion's numbers come
+#: well before); past it, the number is named without its path.
+PATH_SCAN_LIMIT = 1 << 20
+
+
+def out_of_range(data: bytes | str, error_at: int) -> tuple[str, int] | None:
+    """When :func:`loads` failed at ``error_at`` on a number beyond the range of a double
+    (valid JSON that orjson refuses, and RFC 7493's I-JSON excludes: a 10,000-digit
+    ``prompt_tokens``), its path from the document's root (``.usage.prompt_tokens``, ``""``
+    at the root or past ``PATH_SCAN_LIMIT``) and its length in characters; None for any
+    other failure. Linear in ``error_at``; never raises."""
+    pattern = _NUMBER if isinstance(data, bytes) else _NUMBER_TEXT
+    number = pattern.match(data, error_at)  # type: ignore[arg-type]
+    if number is None:
+        return None
+    token = number.group()
+    if abs(float(token)) != _INFINITY:  # a float literal: float() reads any, in linear time
+        return None
+    return _path_at(data, error_at), len(token)
+
+
+def _path_at(data: bytes | str, position: int) -> str:
+    """The path of the value starting at ``position`` in a JSON document that is valid up to
+    there: one pass over its strings and structural characters."""
+    if position > PATH_SCAN_LIMIT:
+        return ""
+    tokens = _TOKENS if isinstance(data, bytes) else _TOKENS_TEXT
+    frames: list[list[Any]] = []  # [key or None] for an object, [index] for an array
+    last: bytes | str = '""'
+    for match in tokens.finditer(data, 0, position):  # type: ignore[arg-type]
+        token = match.group()
+        mark = token[:1]
+        if mark in (b'"', '"'):
+            last = token  # a key when a colon follows: decoded then
+        elif mark in (b"{", "{"):
+            frames.append([None])
+        elif mark in (b"[", "["):
+            frames.append([0])
+        elif mark in (b"}", "}", b"]", "]"):
+            if frames:
+                frames.pop()
+        elif mark in (b":", ":"):
+            if frames:
+                frames[-1][0] = _key_text(last)
+        elif frames and type(frames[-1][0]) is int:  # a comma in an array
+            frames[-1][0] += 1
+    parts = []
+    for (step,) in frames:
+        if type(step) is int:
+            parts.append(f"[{step}]")
+        elif step is not None:
+            parts.append(
+                f".{step}" if _NAME.fullmatch(step) else f"[{orjson.dumps(step).decode()}]"
+            )
+    return "".join(parts)
+
+
+def _key_text(token: bytes | str) -> str:
+    try:
+        key = orjson.loads(token)
+    except orjson.JSONDecodeError:
+        key = None
+    if type(key) is str:
+        return key
+    raw = token if isinstance(token, str) else token.decode("utf-8", "replace")
+    return raw[1:-1]

@@ -22,7 +22,7 @@ from msgspec import Struct, field
 
 from chatcontract.contract.model import Contract, ResponseSpec
 from chatcontract.wire._body import Body, decode_body
-from chatcontract.wire._json import loads
+from chatcontract.wire._json import OUT_OF_RANGE_EXPECTED, loads, out_of_range
 from chatcontract.wire.error_body import ErrorBody, error_from_document, is_error_envelope
 from chatcontract.wire.known_types import JsonType, level
 from chatcontract.wire.required import check_required, compile_required
@@ -150,6 +150,16 @@ def parse_completion(body: bytes, *, contract: Contract | None = None) -> Comple
     if error_at is not None:
         if not body.strip():
             return _rejected(ViolationKind.EMPTY_BODY, "JSON", "empty body")
+        wide = out_of_range(body, error_at)
+        if wide is not None:  # valid JSON, but a number no JSON decoder holds: name it
+            path, length = wide
+            violation = Violation(
+                kind=ViolationKind.INVALID_JSON,
+                path=f"${path}",
+                expected=OUT_OF_RANGE_EXPECTED,
+                got=f"a {length}-character number at byte {error_at}",
+            )
+            return CompletionResult(completion=None, violations=(violation,))
         return _rejected(ViolationKind.INVALID_JSON, "JSON", f"invalid JSON at byte {error_at}")
     if type(doc) is not dict:
         return _rejected(ViolationKind.NOT_OBJECT, "a completion object", describe(doc))

@@ -35,7 +35,7 @@ from chatcontract.wire._chunk import (
     decode_usage_chunk,
     learn_template,
 )
-from chatcontract.wire._json import loads, loads_object
+from chatcontract.wire._json import OUT_OF_RANGE_EXPECTED, loads, loads_object, out_of_range
 from chatcontract.wire._tool_deltas import ToolDraft, tool_call_fields
 from chatcontract.wire.completion import Completion, ToolCall, Usage, parse_usage
 from chatcontract.wire.completion import _fast_usage as fast_usage
@@ -560,6 +560,11 @@ class StreamAssembler:
             )
         elif event == "error":
             self._inband(parse_error_body(data.encode(), request_id_pattern=self._pattern), n)
+        elif (wide := out_of_range(data, error_at)) is not None:
+            # valid JSON, but a number no JSON decoder holds: named with its path
+            path, length = wide
+            got = f"a {length}-character number at character {error_at}"
+            self._bad(ViolationKind.INVALID_JSON, f"$[chunk {n}]{path}", OUT_OF_RANGE_EXPECTED, got)
         else:
             got = f"invalid JSON at character {error_at}"
             self._bad(ViolationKind.INVALID_JSON, f"$[chunk {n}]", "JSON", got)
