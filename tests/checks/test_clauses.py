@@ -115,6 +115,18 @@ def _ok(request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(200, json=_body(), headers={"x-request-id": "r1"})
 
 
+def _first_then_ok(response: httpx2.Response) -> Callable[[httpx2.Request], httpx2.Response]:
+    """``response`` to the first request (a negative check's), good answers to the rest (the
+    contract's valid request, the control a wrong answer is compared with)."""
+    calls: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(request)
+        return response if len(calls) == 1 else _ok(request)
+
+    return handler
+
+
 # ------------------------------------------------------------------------------- retry-after
 
 
@@ -302,7 +314,7 @@ def test_stream_parity_reports_what_differs_even_when_a_side_failed_elsewhere(
 def test_a_negative_check_names_the_wrong_answer_in_its_clauses_words(
     response, check, observed, kind
 ):
-    outcome = _run_check(_context(lambda _r: response), check)
+    outcome = _run_check(_context(_first_then_ok(response)), check)
     assert outcome.status == "fail"
     assert outcome.observed.startswith(observed), outcome.observed
     expected_category = {"unsupported_model": "model", "missing_auth": "auth"}.get(
@@ -323,10 +335,15 @@ def test_an_accepted_negative_request_notes_its_usage_and_other_defects():
 
 
 def test_a_negative_check_without_an_http_answer_says_so():
-    def refuse(request):
-        raise httpx2.ConnectError("connection refused", request=request)
+    calls = []
 
-    outcome = _run_check(_context(refuse), "invalid_auth")
+    def refuse_the_first(request):
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx2.ConnectError("connection refused", request=request)
+        return _ok(request)  # the valid request (the control) is answered
+
+    outcome = _run_check(_context(refuse_the_first), "invalid_auth")
     assert outcome.status == "fail"
     assert outcome.observed.startswith(
         "a wrong key got no HTTP answer, not an auth error (classified transport/network/"

@@ -6,17 +6,30 @@ import asyncio
 import contextlib
 from dataclasses import replace
 
+import httpx2
+import pytest
+
 from chatcontract.checks.context import CheckContext, SuiteOptions
 from chatcontract.checks.negative import check_missing_auth
+from chatcontract.checks.suite import CHECKS
 from chatcontract.contract import load_preset
 from chatcontract.target import Target
-from raw_servers import RawServer, raw_server, read_request
+from raw_servers import COMPLETION, RawServer, raw_server, read_request_fields, response
+
+NEGATIVE_CHECKS = [spec.id for spec in CHECKS if spec.negative]
 
 
 async def _401_head_then_silence(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
 ) -> None:
-    if await read_request(reader, server) is None:
+    """A request without the key gets a 401 head and never its body; a request with the key
+    (the valid request a wrong answer is compared with) gets a good answer."""
+    request = await read_request_fields(reader, server)
+    if request is None:
+        return
+    if b"authorization" in request[0]:
+        writer.write(response(200, COMPLETION))
+        await writer.drain()
         return
     writer.write(
         b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n"
@@ -61,3 +74,63 @@ def test_a_401_whose_body_never_comes_is_not_called_an_answer():
         "a request without the key got HTTP 401 but not its body, not an auth error "
         "(classified transport/timeout/deadline"
     ), outcome.observed
+
+
+def _mock_context(handler) -> CheckContext:
+    target = Target(
+        contract=load_preset("openai"),
+        contract_path=None,
+        secret="sk-test-secret-000",
+        secret_source="test",
+        model="gpt-4.1-nano",
+        simulated=False,
+    )
+    return CheckContext.open(target, SuiteOptions(), inner=httpx2.MockTransport(handler))
+
+
+@pytest.mark.parametrize(
+    ("answer", "classified"),
+    [
+        (
+            httpx2.Response(302, headers={"location": "http://203.0.113.7/v1/chat/completions"}),
+            "http/endpoint/redirect",
+        ),
+        (httpx2.Response(503, text="upstream down"), "http/upstream/server_error"),
+    ],
+    ids=["redirect", "plain-text-5xx"],
+)
+@pytest.mark.parametrize("check", NEGATIVE_CHECKS)
+def test_a_wrong_answer_every_request_gets_is_the_canarys_not_a_red_negative_check(
+    check, answer, classified
+):
+    ctx = _mock_context(lambda _request: answer)
+    try:
+        outcome = next(spec for spec in CHECKS if spec.id == check).fn(ctx)
+    finally:
+        ctx.close()
+    assert outcome.status == "skip", outcome.observed
+    assert outcome.failure is None
+    assert outcome.observed.startswith("cannot judge: ")
+    assert outcome.observed.endswith(
+        f"and so did the contract's valid request ({classified}): the endpoint answers every "
+        "request this way, which the canary judges"
+    )
+    assert outcome.evidence["control"] == classified
+
+
+def test_the_valid_request_is_sent_once_per_run_whichever_negative_check_needs_it():
+    sent: list[httpx2.Request] = []
+
+    def down(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return httpx2.Response(503, text="upstream down")
+
+    ctx = _mock_context(down)
+    try:
+        outcomes = [
+            next(spec for spec in CHECKS if spec.id == check).fn(ctx) for check in NEGATIVE_CHECKS
+        ]
+    finally:
+        ctx.close()
+    assert [outcome.status for outcome in outcomes] == ["skip"] * len(NEGATIVE_CHECKS)
+    assert len(sent) == len(NEGATIVE_CHECKS) + 1  # each check's request, and one control

@@ -16,6 +16,18 @@ from chatcontract.target import Target
 
 QUICK = ("--canary-runs", "3", "--latency-samples", "2")
 
+#: A good non-streamed answer of the model the tests' target uses.
+_COMPLETION = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4.1-nano",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+}
+
 
 def validate(capsys, *argv):
     code = main(["validate", *argv])
@@ -232,7 +244,15 @@ def test_missing_auth_fails_when_the_provider_answers_5xx_and_names_it(simulator
     ctx = CheckContext.open(
         _target(simulator),
         SuiteOptions(),
-        inner=httpx2.MockTransport(lambda r: httpx2.Response(502, text="bad gateway")),
+        # A 502 for the request without the key; the contract's valid request (the control
+        # a wrong answer is compared with) is answered.
+        inner=httpx2.MockTransport(
+            lambda r: (
+                httpx2.Response(502, text="bad gateway")
+                if "authorization" not in r.headers
+                else httpx2.Response(200, json=_COMPLETION)
+            )
+        ),
     )
     try:
         outcome = next(spec for spec in CHECKS if spec.id == "missing_auth").fn(ctx)

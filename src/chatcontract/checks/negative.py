@@ -3,7 +3,9 @@
 Each expects a named category and no retry; CometAPI's non-standard statuses are its
 documented contract and say so in the report. Each sends on a connection of its own, and a
 wrong answer is named in the clause's words ("an unknown model was accepted (HTTP 200)",
-"a wrong key got HTTP 400 no_db_connection, not an auth error").
+"a wrong key got HTTP 400 no_db_connection, not an auth error"). A wrong answer the
+contract's valid request gets too (no answer in time, a redirect, an HTML page, a 500 for
+everything) is the canary's defect: the check is skipped, saying so, rather than red again.
 """
 
 from __future__ import annotations
@@ -101,6 +103,22 @@ def _expect_category(
         # caller gets that failure, not the status the head carried.
         said += " but not its body"
     if failure.category not in categories:
+        control = _control(ctx).failure
+        if control is not None and (control.kind, control.category) == (
+            failure.kind,
+            failure.category,
+        ):
+            evidence["control"] = f"{control.kind}/{control.category}/{control.code}"
+            return Outcome(
+                status="skip",
+                expected=expected,
+                observed=f"cannot judge: {subject} got {said} "
+                f"({failure.kind}/{failure.category}/{failure.code}), and so did the "
+                f"contract's valid request ({evidence['control']}): the endpoint answers "
+                "every request this way, which the canary judges",
+                evidence=evidence,
+                notes=notes.as_tuple(),
+            )
         observed = f"{subject} got {said}, not {_CATEGORY_WORDS.get(categories[0], categories[0])}"
         observed += (
             f" (classified {failure.kind}/{failure.category}/{failure.code}: {failure.message})"
@@ -144,6 +162,23 @@ def _expect_category(
         evidence=evidence,
         notes=notes.as_tuple(),
     )
+
+
+#: Where a run keeps the control answer of the negative checks (one per run).
+_CONTROL = "negative_control"
+
+
+def _control(ctx: CheckContext) -> Exchange:
+    """The contract's own valid request, sent once per run on a connection of its own when a
+    negative check got a wrong answer: a server that answers every request so (no answer in
+    time, a redirect, an HTML page, a 500) breaks the canary's clause, not the negative
+    one's, and one defect gives one red check. Sent by whichever negative check needs it
+    first, so no verdict depends on the checks before it."""
+    found: Exchange | None = ctx.shared.get(_CONTROL)
+    if found is None:
+        found = ctx.send_fresh().exchange
+        ctx.shared[_CONTROL] = found
+    return found
 
 
 def check_missing_auth(ctx: CheckContext) -> Outcome:
