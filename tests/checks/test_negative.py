@@ -76,7 +76,7 @@ def test_a_401_whose_body_never_comes_is_not_called_an_answer():
     ), outcome.observed
 
 
-def _mock_context(handler) -> CheckContext:
+def _mock_context(handler, options: SuiteOptions | None = None) -> CheckContext:
     target = Target(
         contract=load_preset("openai"),
         contract_path=None,
@@ -85,7 +85,8 @@ def _mock_context(handler) -> CheckContext:
         model="gpt-4.1-nano",
         simulated=False,
     )
-    return CheckContext.open(target, SuiteOptions(), inner=httpx2.MockTransport(handler))
+    options = SuiteOptions() if options is None else options
+    return CheckContext.open(target, options, inner=httpx2.MockTransport(handler))
 
 
 @pytest.mark.parametrize(
@@ -134,3 +135,33 @@ def test_the_valid_request_is_sent_once_per_run_whichever_negative_check_needs_i
         ctx.close()
     assert [outcome.status for outcome in outcomes] == ["skip"] * len(NEGATIVE_CHECKS)
     assert len(sent) == len(NEGATIVE_CHECKS) + 1  # each check's request, and one control
+
+
+@pytest.mark.parametrize("check", NEGATIVE_CHECKS)
+def test_without_the_canary_in_the_run_a_wrong_answer_every_request_gets_stays_red(check):
+    # Skipped, the clause would let `validate --check missing_auth` pass an endpoint that
+    # answers nothing: no other check of that run turns red for it.
+    down = httpx2.Response(503, text="upstream down")
+    ctx = _mock_context(lambda _request: down, SuiteOptions(only=(check,)))
+    try:
+        outcome = next(spec for spec in CHECKS if spec.id == check).fn(ctx)
+    finally:
+        ctx.close()
+    assert outcome.status == "fail", outcome.observed
+    assert outcome.failure is not None
+    assert any(
+        "the contract's valid request got the same (http/upstream/server_error)" in note
+        and "run the canary" in note
+        for note in outcome.notes
+    ), outcome.notes
+
+
+def test_with_the_canary_selected_a_wrong_answer_every_request_gets_is_skipped():
+    down = httpx2.Response(503, text="upstream down")
+    options = SuiteOptions(only=("canary", "missing_auth"))
+    ctx = _mock_context(lambda _request: down, options)
+    try:
+        outcome = check_missing_auth(ctx)
+    finally:
+        ctx.close()
+    assert outcome.status == "skip", outcome.observed

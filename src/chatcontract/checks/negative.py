@@ -5,7 +5,8 @@ documented contract and say so in the report. Each sends on a connection of its 
 wrong answer is named in the clause's words ("an unknown model was accepted (HTTP 200)",
 "a wrong key got HTTP 400 no_db_connection, not an auth error"). A wrong answer the
 contract's valid request gets too (no answer in time, a redirect, an HTML page, a 500 for
-everything) is the canary's defect: the check is skipped, saying so, rather than red again.
+everything) is the canary's defect: the check is skipped, saying so, rather than red again
+(when the run has the canary: in a run without it, the check stays red with a note).
 """
 
 from __future__ import annotations
@@ -104,11 +105,20 @@ def _expect_category(
         said += " but not its body"
     if failure.category not in categories:
         control = _control(ctx).failure
-        if control is not None and (control.kind, control.category) == (
+        same = control is not None and (control.kind, control.category) == (
             failure.kind,
             failure.category,
-        ):
+        )
+        if same and control is not None:
             evidence["control"] = f"{control.kind}/{control.category}/{control.code}"
+        if same and not _canary_runs(ctx):
+            # Nothing else in this run would turn red for it: the clause stays red, so a
+            # run of negative checks alone never passes an endpoint that answers nothing.
+            notes.add(
+                f"the contract's valid request got the same ({evidence['control']}): the "
+                "endpoint answers every request this way (run the canary to judge it)"
+            )
+        elif same:
             return Outcome(
                 status="skip",
                 expected=expected,
@@ -166,6 +176,12 @@ def _expect_category(
 
 #: Where a run keeps the control answer of the negative checks (one per run).
 _CONTROL = "negative_control"
+
+
+def _canary_runs(ctx: CheckContext) -> bool:
+    """Whether this run has the canary, which names a defect every request gets."""
+    only = ctx.options.only
+    return not only or "canary" in only
 
 
 def _control(ctx: CheckContext) -> Exchange:
