@@ -568,3 +568,80 @@ def test_a_length_against_stop_difference_is_a_note_not_a_failure():
         note.startswith("finish_reason 'length' vs 'stop': both normal ends")
         for note in outcome.notes
     )
+
+
+# -- a stream judged under the contract's silence limits, as ChatClient reads one -------------
+
+
+def _timeouts_context(handler, **timeouts) -> CheckContext:
+    ctx = _context(handler)
+    contract = ctx.target.contract
+    policy = replace(contract.policy, timeouts=replace(contract.policy.timeouts, **timeouts))
+    ctx.close()
+    target = replace(ctx.target, contract=replace(contract, policy=policy))
+    return CheckContext.open(
+        target, SuiteOptions(canary_runs=3), inner=httpx2.MockTransport(handler)
+    )
+
+
+def test_a_streamed_request_reads_under_chatclients_stream_read_limit():
+    seen: dict[str, dict] = {}
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        kind = "stream" if orjson.loads(request.content).get("stream") else "complete"
+        seen[kind] = request.extensions["timeout"]
+        return _ok(request)
+
+    ctx = _timeouts_context(handler, first_byte_ms=4000, first_token_ms=3000, total_ms=20000)
+    try:
+        ctx.send()
+        ctx.send({**ctx.fixture(), "stream": True})
+    finally:
+        ctx.close()
+    assert ctx.target.contract.policy.timeouts.stream_read_ms == 3000
+    assert seen["stream"]["read"] == 3.0  # each silent gap: ChatClient's socket read limit
+    assert seen["stream"]["connect"] == ctx.target.contract.policy.timeouts.connect_ms / 1000
+    assert seen["complete"]["read"] == 20.0  # a whole answer: the call's deadline, as before
+
+
+def _late_stream(delay_s: float, pings: int):
+    """A stream whose first content comes after ``delay_s``, keep-alive comments before it."""
+
+    def body():
+        for _ in range(pings):
+            time.sleep(delay_s / pings)
+            yield b": keep-alive\n\n"
+        yield _stream()
+
+    return body
+
+
+def test_a_first_token_later_than_the_contract_allows_fails_streaming_though_pings_kept_it_alive():
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if orjson.loads(request.content).get("stream"):
+            return httpx2.Response(
+                200, content=_late_stream(0.3, 3)(), headers={"content-type": "text/event-stream"}
+            )
+        return _ok(request)
+
+    outcome = _run_check(_timeouts_context(handler, first_token_ms=100), "streaming")
+    assert outcome.status == "fail", outcome.observed
+    assert outcome.failure is not None
+    assert (outcome.failure.kind, outcome.failure.category, outcome.failure.code) == (
+        "transport",
+        "timeout",
+        "first_token_timeout",
+    )
+    assert "above policy.timeouts.first_token_ms (100 ms)" in outcome.observed
+
+
+def test_a_first_token_within_the_contracts_limit_passes_streaming():
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if orjson.loads(request.content).get("stream"):
+            return httpx2.Response(
+                200, content=_late_stream(0.03, 1)(), headers={"content-type": "text/event-stream"}
+            )
+        return _ok(request)
+
+    outcome = _run_check(_timeouts_context(handler, first_token_ms=5000), "streaming")
+    assert outcome.status == "pass", outcome.observed

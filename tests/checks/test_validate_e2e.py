@@ -318,6 +318,30 @@ def test_production_contract_skips_negative_checks_unless_allowed(capsys, tmp_pa
     assert by_id(json.loads(out), "missing_auth")["status"] == "pass"
 
 
+def test_a_stream_silent_longer_than_the_contract_allows_fails_streaming(
+    capsys, tmp_path, monkeypatch
+):
+    # The simulator's stall lasts 60 s; before, the check waited the call's total_ms for the
+    # stream to resume and passed it. ChatClient gives up after its stream read limit.
+    monkeypatch.chdir(tmp_path)
+    main(["init"])
+    capsys.readouterr()
+    doc = yaml.safe_load((tmp_path / "chatcontract.yaml").read_text())
+    doc["policy"]["timeouts"].update(first_byte_ms=400, first_token_ms=400, idle_ms=400)
+    (tmp_path / "chatcontract.yaml").write_text(yaml.safe_dump(doc))
+    code, out, _ = validate(
+        capsys, "--simulate", "--scenario", "stall_mid_stream", "--check", "streaming",
+        "--format", "json",
+    )  # fmt: skip
+    result = by_id(json.loads(out), "streaming")
+    assert code == 1
+    assert result["status"] == "fail"
+    assert (result["failure"]["category"], result["failure"]["code"]) == (
+        "timeout",
+        "stream_stalled",
+    )
+
+
 def test_contract_lint_passes_for_an_owned_fresh_contract(capsys, tmp_path):
     path = tmp_path / "c.yaml"
     main(["init", "--path", str(path)])

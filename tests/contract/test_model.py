@@ -133,3 +133,15 @@ def test_contract_rejects_reserved_fallback_name_and_bad_environment():
     with pytest.raises(ConfigError, match="expected one of staging, production, got 'prod'"):
         Contract(**{**fields, "environment": "prod"})
     assert Contract(**{**fields, "reviewed_on": dt.date(2026, 1, 1)}).reviewed_on.year == 2026
+
+
+@pytest.mark.parametrize(
+    ("first_byte_ms", "first_token_ms", "expected"),
+    [(4000, 3000, 3000), (2000, 3000, 2000), (5000, 5000, 5000)],
+    ids=["first-token-lower", "first-byte-lower", "equal"],
+)
+def test_a_streams_read_limit_is_the_lower_of_the_first_byte_and_first_token_limits(
+    first_byte_ms, first_token_ms, expected
+):
+    timeouts = Timeouts(first_byte_ms=first_byte_ms, first_token_ms=first_token_ms)
+    assert timeouts.stream_read_ms == expected

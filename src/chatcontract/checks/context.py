@@ -211,6 +211,19 @@ class CheckContext:
                 headers[DELAY_HEADER] = str(delay_ms)
         return headers
 
+    def stream_timeout(self) -> httpx2.Timeout:
+        """A streamed request's timeouts: each silent gap of the stream is bounded as
+        ``ChatClient`` bounds it (``policy.timeouts.stream_read_ms``: the first-byte and
+        first-token limits, whichever is lower), so a stream that goes quiet longer than the
+        contract allows is ``stream_stalled`` here too, not a pass once it resumes within
+        ``total_ms``."""
+        timeouts = self.target.contract.policy.timeouts
+        return httpx2.Timeout(
+            timeouts.total_ms / 1000,
+            connect=timeouts.connect_ms / 1000,
+            read=timeouts.stream_read_ms / 1000,
+        )
+
     def send(
         self,
         body: Mapping[str, Any] | None = None,
@@ -300,7 +313,10 @@ class CheckContext:
         count = len(self.exchanges)
         payload = content
         if payload is None:
-            payload = orjson.dumps(dict(body if body is not None else self.fixture()))
+            body = dict(body if body is not None else self.fixture())
+            payload = orjson.dumps(body)
+            if timeout is None and body.get("stream") is True:
+                timeout = self.stream_timeout()
         request = client.build_request(
             self.target.contract.endpoint.method,
             self.target.contract.endpoint.url,

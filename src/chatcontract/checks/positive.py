@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from chatcontract.exchange import Exchange
-from chatcontract.failures import Failure, make_failure
+from chatcontract.failures import SILENCE_CODES, Failure, make_failure
 
 from .clauses import (
     USAGE_CHECK,
@@ -233,6 +233,28 @@ def check_streaming(ctx: CheckContext) -> Outcome:
                 category="content",
                 code="empty_content",
                 message="the stream ended without a content token",
+                status=response.status,
+                request_id=exchange.request_id,
+            ),
+            evidence=evidence,
+            notes=notes.as_tuple(),
+        )
+    first_token_ms = ctx.target.contract.policy.timeouts.first_token_ms
+    if exchange.timings.ttft_ms > first_token_ms:
+        # Keep-alives held the socket busy, so no read timed out; ChatClient's first-token
+        # timer ignores them (as the contract says) and would have given up on this stream.
+        code, words = SILENCE_CODES["first_token"]
+        return Outcome(
+            status="fail",
+            expected=expected,
+            observed=f"the first content token came after {exchange.timings.ttft_ms:.0f} ms, "
+            f"above policy.timeouts.first_token_ms ({first_token_ms} ms): a client under this "
+            "contract gives up on the stream (first_token_timeout)",
+            failure=make_failure(
+                kind="transport",
+                category="timeout",
+                code=code,
+                message=f"{words} ({first_token_ms} ms)",
                 status=response.status,
                 request_id=exchange.request_id,
             ),

@@ -15,7 +15,7 @@ import httpx2
 from msgspec import Struct, field
 from msgspec.structs import replace
 
-from chatcontract.contract import Contract, Timeouts
+from chatcontract.contract import Contract
 from chatcontract.exchange import Exchange, RequestFacts, Timings
 from chatcontract.failures import (
     DeadlineExceeded,
@@ -195,7 +195,7 @@ class ClientCore:
         self._idle_s = timeouts.idle_ms / 1000.0
         self._connect_s = timeouts.connect_ms / 1000.0
         self._read_s = timeouts.first_byte_ms / 1000.0
-        self._stream_read_s = _stream_read_ms(timeouts) / 1000.0
+        self._stream_read_s = timeouts.stream_read_ms / 1000.0
 
     @property
     def environ(self) -> Mapping[str, str]:
@@ -453,13 +453,13 @@ class ClientCore:
             if exchange.response is None and exchange.timings.ttfb_ms is None:
                 return silence_failure("first_byte", timeouts.first_byte_ms)
             stream = exchange.request.stream
-            limit_ms = _stream_read_ms(timeouts) if stream else timeouts.first_byte_ms
+            limit_ms = timeouts.stream_read_ms if stream else timeouts.first_byte_ms
             return replace_dataclass(failure, message=f"{failure.message} ({limit_ms} ms)")
         if failure.code == "stream_stalled":  # the socket went quiet (the read timeout)
             started = isinstance(watch, AttemptWatch) and watch.token_seen
             if started:
-                return silence_failure("idle", _stream_read_ms(timeouts))
-            return silence_failure("first_token", _stream_read_ms(timeouts))
+                return silence_failure("idle", timeouts.stream_read_ms)
+            return silence_failure("first_token", timeouts.stream_read_ms)
         return None
 
     def answer_of(
@@ -524,11 +524,6 @@ class ClientCore:
 def _distinct(routes: tuple[Route, ...]) -> bool:
     """No two of ``routes`` share a name (``ordered_routes`` keeps one route per name)."""
     return len({route.name for route in routes}) == len(routes)
-
-
-def _stream_read_ms(timeouts: Timeouts) -> int:
-    """A stream's read timeout (each silent gap): the first-byte and first-token limits."""
-    return min(timeouts.first_byte_ms, timeouts.first_token_ms)
 
 
 def _client_classified(exchange: Exchange) -> bool:

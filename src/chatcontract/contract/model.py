@@ -460,6 +460,12 @@ class Timeouts:
                     f"policy.timeouts.{name}: is above total_ms ({self.total_ms}); lower it"
                 )
 
+    @property
+    def stream_read_ms(self) -> int:
+        """A stream's socket read limit, each silent gap of it (``ChatClient``'s and
+        ``validate``'s): the first-byte and first-token limits, whichever is lower."""
+        return min(self.first_byte_ms, self.first_token_ms)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
