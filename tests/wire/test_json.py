@@ -76,8 +76,16 @@ def test_a_number_beyond_a_double_is_named_with_its_path_and_length(text, path, 
 
 @pytest.mark.parametrize(
     "text",
-    ['{"a": 1 x}', '{"a": 1,}', '{"a": 1e308, "b": }', '{"a": NaN}', ""],
-    ids=["garbage", "trailing-comma", "large-but-finite-then-garbage", "nan", "empty"],
+    ['{"a": 1 x}', '{"a": 1,}', '{"a": 1e308, "b": }', '{"a": NaN}', "", '{"a": 01}', '{"a": -01}'],
+    ids=[
+        "garbage",
+        "trailing-comma",
+        "large-but-finite-then-garbage",
+        "nan",
+        "empty",
+        "leading-zero",
+        "negative-leading-zero",
+    ],
 )
 def test_any_other_decode_failure_is_not_a_number_out_of_range(text):
     _doc, error_at = loads(text)
@@ -89,6 +97,28 @@ def test_a_number_past_the_scan_limit_is_named_without_its_path():
     text = '{"pad": "' + "x" * PATH_SCAN_LIMIT + '", "n": 1e999}'
     _doc, error_at = loads(text)
     assert out_of_range(text, error_at) == ("", 5)
+
+
+@pytest.mark.parametrize(
+    ("offset", "path"), [(0, ".n"), (1, "")], ids=["at-the-limit", "one-past-it"]
+)
+def test_the_scan_limit_is_a_mebibyte_into_the_document(offset, path):
+    head = '{"n": '
+    pad = " " * (PATH_SCAN_LIMIT - len(head) + offset)  # whitespace is valid JSON
+    text = head + pad + "1e999}"
+    _doc, error_at = loads(text)
+    assert PATH_SCAN_LIMIT == 1 << 20
+    assert error_at == (1 << 20) + offset
+    assert out_of_range(text, error_at) == (path, 5)
+
+
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["text", "bytes"])
+def test_a_broken_key_before_an_arbitrary_position_is_shown_as_written(as_bytes):
+    # out_of_range is called at any position (never raises): a key that does not decode is
+    # named with its text between the quotes.
+    text = '{"a\\qb": 1e999}'
+    data = text.encode() if as_bytes else text
+    assert out_of_range(data, text.index("1e999")) == ('["a\\\\qb"]', 5)
 
 
 @settings(max_examples=examples(300))

@@ -7,6 +7,7 @@ one place instead of escaping as ``orjson.JSONDecodeError``.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -55,8 +56,6 @@ _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\],:]')
 _TOKENS_TEXT = re.compile(_TOKENS.pattern.decode())
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-_INFINITY = float("inf")
-
 #: What a violation naming such a number says was expected.
 OUT_OF_RANGE_EXPECTED = "a number within the range of a double (I-JSON, RFC 7493)"
 
@@ -76,7 +75,7 @@ def out_of_range(data: bytes | str, error_at: int) -> tuple[str, int] | None:
     if number is None:
         return None
     token = number.group()
-    if abs(float(token)) != _INFINITY:  # a float literal: float() reads any, in linear time
+    if not math.isinf(float(token)):  # a float literal: float() reads any, in linear time
         return None
     return _path_at(data, error_at), len(token)
 
@@ -87,28 +86,29 @@ def _path_at(data: bytes | str, position: int) -> str:
     if position > PATH_SCAN_LIMIT:
         return ""
     tokens = _TOKENS if isinstance(data, bytes) else _TOKENS_TEXT
-    frames: list[list[Any]] = []  # [key or None] for an object, [index] for an array
+    # One step per open container: its key (None before the first) or its index.
+    frames: list[str | int | None] = []
     last: bytes | str = '""'
-    for match in tokens.finditer(data, 0, position):  # type: ignore[arg-type]
+    for match in tokens.finditer(data, endpos=position):  # type: ignore[arg-type]
         token = match.group()
         mark = token[:1]
         if mark in (b'"', '"'):
-            last = token  # a key when a colon follows: decoded then
+            last = token  # a key when a colon follows
         elif mark in (b"{", "{"):
-            frames.append([None])
+            frames.append(None)
         elif mark in (b"[", "["):
-            frames.append([0])
+            frames.append(0)
         elif mark in (b"}", "}", b"]", "]"):
             if frames:
                 frames.pop()
         elif mark in (b":", ":"):
             if frames:
-                frames[-1][0] = _key_text(last)
-        elif frames and type(frames[-1][0]) is int:  # a comma in an array
-            frames[-1][0] += 1
+                frames[-1] = _key_text(last)
+        elif frames and isinstance(frames[-1], int):  # a comma in an array
+            frames[-1] += 1
     parts = []
-    for (step,) in frames:
-        if type(step) is int:
+    for step in frames:
+        if isinstance(step, int):
             parts.append(f"[{step}]")
         elif step is not None:
             parts.append(
@@ -118,11 +118,11 @@ def _path_at(data: bytes | str, position: int) -> str:
 
 
 def _key_text(token: bytes | str) -> str:
+    """A key's text: decoded, or as written between its quotes when it does not decode (a
+    string before an arbitrary ``error_at`` may be broken: ``out_of_range`` never raises)."""
     try:
-        key = orjson.loads(token)
+        key: str = orjson.loads(token)
     except orjson.JSONDecodeError:
-        key = None
-    if type(key) is str:
-        return key
-    raw = token if isinstance(token, str) else token.decode("utf-8", "replace")
-    return raw[1:-1]
+        raw = token if isinstance(token, str) else token.decode("utf-8", "replace")
+        return raw[1:-1]
+    return key
