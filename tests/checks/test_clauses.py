@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import httpx2
 import orjson
@@ -645,3 +646,70 @@ def test_a_first_token_within_the_contracts_limit_passes_streaming():
 
     outcome = _run_check(_timeouts_context(handler, first_token_ms=5000), "streaming")
     assert outcome.status == "pass", outcome.observed
+
+
+# -- one defect of the whole endpoint, one red check: the canary's ---------------------------
+
+
+def _run_in_order(ctx: CheckContext, *checks: str) -> dict[str, Any]:
+    try:
+        return {check: next(s for s in CHECKS if s.id == check).fn(ctx) for check in checks}
+    finally:
+        ctx.close()
+
+
+def _bad_gateway(request: httpx2.Request) -> httpx2.Response:
+    return httpx2.Response(502, text="<html><title>502 Bad Gateway</title></html>")
+
+
+def test_a_failure_every_request_gets_is_red_once_on_the_canary():
+    outcomes = _run_in_order(_context(_bad_gateway), "canary", "canary_repeat", "streaming")
+    assert outcomes["canary"].status == "fail"
+    for check in ("canary_repeat", "streaming"):
+        outcome = outcomes[check]
+        assert outcome.status == "skip", (check, outcome.observed)
+        assert outcome.failure is None
+        assert outcome.observed.startswith("cannot judge: ")
+        assert outcome.observed.endswith(
+            "the endpoint answers every request this way, which the canary judges"
+        )
+        assert outcome.evidence["canary"] == "http/upstream/server_error"
+
+
+@pytest.mark.parametrize("check", ["canary_repeat", "streaming"])
+def test_without_the_canary_in_the_run_the_same_failure_stays_red(check):
+    assert _run_in_order(_context(_bad_gateway), check)[check].status == "fail"
+
+
+def test_a_stream_failing_otherwise_than_the_canary_stays_red():
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if orjson.loads(request.content).get("stream"):
+            return httpx2.Response(200, content=b"data: {not json}\n\n",
+                                   headers={"content-type": "text/event-stream"})  # fmt: skip
+        return _bad_gateway(request)
+
+    outcomes = _run_in_order(_context(handler), "canary", "streaming")
+    assert outcomes["streaming"].status == "fail"
+    assert outcomes["streaming"].failure is not None
+    assert outcomes["streaming"].failure.code == "malformed_chunk"
+
+
+def test_repeats_failing_only_in_part_as_the_canary_stay_red():
+    answers = iter([_bad_gateway, _bad_gateway, _ok, _bad_gateway])
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return next(answers)(request)
+
+    outcomes = _run_in_order(_context(handler), "canary", "canary_repeat")
+    assert outcomes["canary_repeat"].status == "fail"
+
+
+def test_a_canary_that_passed_leaves_a_failing_stream_red():
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if orjson.loads(request.content).get("stream"):
+            return _bad_gateway(request)
+        return _ok(request)
+
+    outcomes = _run_in_order(_context(handler), "canary", "streaming")
+    assert outcomes["canary"].status == "pass"
+    assert outcomes["streaming"].status == "fail"

@@ -169,6 +169,12 @@ def check_canary_repeat(ctx: CheckContext) -> Outcome:
     status: CheckStatus = "pass" if passed == judged else "fail"
     if judged == 0:
         status, observed = "warn", f"every one of {runs} requests was rate-limited: nothing judged"
+    elif passed == 0:
+        canary = _as_the_canary(ctx, [code.split("/")[:2] for code in codes])
+        if canary is not None:
+            status, first_failure = "skip", None
+            observed = f"cannot judge: {observed}, as the canary's request ({canary}): {_ITS}"
+            evidence["canary"] = canary
     return Outcome(
         status=status,
         expected=expected,
@@ -177,6 +183,23 @@ def check_canary_repeat(ctx: CheckContext) -> Outcome:
         evidence=evidence,
         notes=notes.as_tuple(),
     )
+
+
+#: Why a check that fails as the canary did is skipped: one defect, one red check.
+_ITS = "the endpoint answers every request this way, which the canary judges"
+
+
+def _as_the_canary(ctx: CheckContext, failed: list[list[str]]) -> str | None:
+    """The canary's classification when it ran in this run and failed as every one of
+    ``failed`` (``[kind, category]`` each) did; None otherwise. A check alone in its run, or
+    failing otherwise than the canary, stays red."""
+    canary: Exchange | None = ctx.shared.get("canary")
+    failure = None if canary is None else canary.failure
+    if failure is None or is_usage_failure(failure) or not failed:
+        return None
+    if any(pair != [failure.kind, failure.category] for pair in failed):
+        return None
+    return f"{failure.kind}/{failure.category}/{failure.code}"
 
 
 def _stream_body(ctx: CheckContext) -> dict[str, Any]:
@@ -207,6 +230,17 @@ def check_streaming(ctx: CheckContext) -> Outcome:
         evidence["ttft_ms"] = round(exchange.timings.ttft_ms, 1)
     failure = exchange.failure
     if failure is not None and not is_usage_failure(failure):
+        canary = _as_the_canary(ctx, [[failure.kind, failure.category]])
+        if canary is not None:
+            evidence["canary"] = canary
+            return Outcome(
+                status="skip",
+                expected=expected,
+                observed=f"cannot judge: {describe(exchange)}, as the canary's request "
+                f"({canary}): {_ITS}",
+                evidence=evidence,
+                notes=notes.as_tuple(),
+            )
         return Outcome(
             status="fail",
             expected=expected,
