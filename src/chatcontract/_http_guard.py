@@ -74,6 +74,7 @@ __all__ = [
     "GuardedH11Protocol",
     "GuardedHttpToolsProtocol",
     "InvalidRequestLogLimit",
+    "capped",
     "guarded_protocol",
     "limit_invalid_request_logs",
 ]
@@ -426,13 +427,14 @@ def guarded_protocol(
         base: type[GuardedHttpToolsProtocol] | type[GuardedH11Protocol] = GuardedHttpToolsProtocol
     else:
         base = GuardedH11Protocol
-    return base if max_connections is None else _capped(base, max_connections)
+    return base if max_connections is None else capped(base, max_connections)
 
 
 _CAPPED: dict[tuple[type, int], Any] = {}
 
 
-def _capped(base: type[_Guard], max_connections: int) -> Any:
+def capped(base: type[_Guard], max_connections: int) -> Any:
+    """``base`` keeping at most ``max_connections`` connections open (one class per number)."""
     if max_connections < 1:
         raise ValueError(f"max_connections must be at least 1, got {max_connections}")
     key = (base, max_connections)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_helpers import FULL, PROMPT
+from gateway_helpers import FULL, PROMPT, contract_for, env_for
 
 from chatcontract import gateway
 from chatcontract.cli import gateway_cmd, main
@@ -190,6 +190,9 @@ def test_sigterm_stops_the_gateway_cleanly(running):
         (["--listen", "127.0.0.1:1000080"], {}, "--listen must be HOST:PORT"),
         (["--max-body-bytes", "0"], {}, "--max-body-bytes must be a positive number"),
         (["--contract", "missing.yaml"], {}, "missing.yaml"),
+        (["--max-connections", "0"], {}, "--max-connections must be a whole number from 1"),
+        (["--max-connections", "lots"], {}, "raise that with ulimit -n"),
+        (["--max-connections", "1000001"], {}, "from 1 to 1000000"),
     ],
     ids=[
         "public-without-keys",
@@ -198,6 +201,9 @@ def test_sigterm_stops_the_gateway_cleanly(running):
         "port-out-of-range",
         "bad-limit",
         "no-contract",
+        "no-connections",
+        "connections-not-a-number",
+        "connections-above-the-limit",
     ],
 )
 def test_bad_settings_exit_2_with_one_line(args, env, says, tmp_path, capsys, monkeypatch):
@@ -264,3 +270,43 @@ def test_a_missing_provider_key_exits_2_naming_the_variable(
     assert main(["gateway", "--contract", str(path), "--listen", "127.0.0.1:0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "$COMETAPI_KEY" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("soft", "expected"),
+    [(1024, 480), (20_000, 9_968), (100, 18), (10, 16), (3_000_000, 1_000_000)],
+    ids=["debian-default", "raised", "low", "tiny", "above-the-limit"],
+)
+def test_the_default_connection_cap_leaves_file_descriptors_for_upstream_and_own_use(
+    monkeypatch, soft, expected
+):
+    import resource
+
+    from chatcontract.gateway import state
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (soft, resource.RLIM_INFINITY))
+    assert state.default_max_connections() == expected
+
+
+def test_an_unlimited_open_file_limit_gives_the_largest_cap(monkeypatch):
+    import resource
+
+    from chatcontract.gateway import state
+
+    unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: unlimited)
+    assert state.default_max_connections() == state.MAX_CONNECTIONS_LIMIT
+
+
+@pytest.mark.parametrize(("text", "value"), [(None, None), ("1", 1), (" 250 ", 250)])
+def test_max_connections_reads_a_whole_number_or_the_default(text, value):
+    assert gateway_cmd.parse_max_connections(text) == value
+
+
+@pytest.mark.parametrize("value", [0, 1_000_001])
+def test_a_state_refuses_a_connection_cap_out_of_bounds(value):
+    from chatcontract.gateway import GatewayState
+
+    with pytest.raises(ValueError, match="max_connections must be from 1 to 1000000"):
+        GatewayState(contract_for("http://127.0.0.1:9/v1"), environ=env_for("sk-x"),
+                     max_connections=value)  # fmt: skip

@@ -153,11 +153,37 @@ def _state_stub():
 
 
 def test_the_server_bounds_requests_with_either_parser(monkeypatch):
-    config = server.server_config(app.create_app(_state_stub()))
-    assert config.http is _guard.GuardedHttpToolsProtocol
+    state = _state_stub()
+    config = server.server_config(app.create_app(state))
+    assert issubclass(config.http, _guard.GuardedHttpToolsProtocol)
+    assert config.http.max_connections == state.max_connections
     _force(monkeypatch, "h11")
     config = server.server_config(app.create_app(_state_stub()))
-    assert config.http is _guard.GuardedH11Protocol
+    assert issubclass(config.http, _guard.GuardedH11Protocol)
+    assert config.http.max_connections == state.max_connections
+
+
+# -- connections at once -------------------------------------------------------------------
+
+
+def test_a_connection_over_the_cap_gets_an_openai_shaped_503_and_the_others_go_on(
+    gateway, sims, parser
+):
+    sim = sims()
+    capped = gateway(contract_for(sim.base_url), env_for(sim.api_key), max_connections=2)
+    held = [_connect(capped), _connect(capped)]  # accepted in order: these two are in
+    extra = _connect(capped)
+    data = _read_to_close(extra)
+    status, error = _status_and_error(data)
+    assert status == 503, data
+    assert (error["type"], error["code"]) == ("service_unavailable_error", "too_many_connections")
+    assert "at most 2 connections" in error["message"] and "--max-connections" in error["message"]
+    assert b"connection: close" in data
+    held[0].sendall(HEAD + BODY)  # a held connection is served as usual
+    head, _, _ = _read_response(held[0])
+    assert head.startswith(b"HTTP/1.1 200"), head
+    for sock in held:
+        sock.close()
 
 
 def test_the_app_itself_has_no_body_deadline():

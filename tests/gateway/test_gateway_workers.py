@@ -12,7 +12,9 @@ import math
 import multiprocessing
 import os
 import random
+import select
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -404,3 +406,20 @@ def test_two_budget_guards_on_one_store_share_the_daily_cap(tmp_path):
     clock[0] += DAY_S + 60
     assert second.spent_today() == 0.0
     store.close()
+
+
+def test_each_worker_keeps_the_connection_cap(start):
+    # Two workers capped at one connection each: of three connections held open, one worker
+    # has two, and refuses the second with the gateway's 503.
+    gateway = start("--workers", "2", "--admin", "off", "--max-connections", "1")
+    host, port = gateway.root_url.removeprefix("http://").rsplit(":", 1)
+    held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(3)]
+    try:
+        readable, _, _ = select.select(held, [], [], 10)
+        assert readable, "no connection was refused"
+        answer = readable[0].recv(65536)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        assert b'"code":"too_many_connections"' in answer
+    finally:
+        for sock in held:
+            sock.close()

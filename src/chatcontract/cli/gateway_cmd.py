@@ -76,6 +76,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"largest request body accepted, larger gets 413 (default: {DEFAULT_MAX_BODY_BYTES})",
     )
     parser.add_argument(
+        "--max-connections",
+        default=None,
+        metavar="N",
+        help="client connections served at once, one more gets 503 (default: half the "
+        "open-file limit less 64, so the process never runs out of file descriptors)",
+    )
+    parser.add_argument(
         "--admin",
         default=DEFAULT_ADMIN,
         metavar="HOST:PORT|off",
@@ -137,6 +144,23 @@ def parse_workers(text: str) -> int:
     return int(value)
 
 
+def parse_max_connections(text: str | None) -> int | None:
+    """``--max-connections``: a whole number from 1 to ``MAX_CONNECTIONS_LIMIT`` (None: the
+    default, from the open-file limit)."""
+    from chatcontract.gateway.state import MAX_CONNECTIONS_LIMIT, default_max_connections
+
+    if text is None:
+        return None
+    value = text.strip()
+    if not value.isdigit() or not 1 <= int(value) <= MAX_CONNECTIONS_LIMIT:
+        raise UsageError(
+            f"--max-connections must be a whole number from 1 to {MAX_CONNECTIONS_LIMIT} "
+            f"(the default here is {default_max_connections()}, from the open-file limit; "
+            f"raise that with ulimit -n for more); got {text!r}"
+        )
+    return int(value)
+
+
 def parse_keys(variable: str, environ: Mapping[str, str]) -> tuple[str, ...]:
     """The gateway keys in ``$variable`` (comma-separated, blanks ignored)."""
     keys = tuple(key.strip() for key in environ.get(variable, "").split(",") if key.strip())
@@ -162,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen)
     admin = parse_admin(args.admin, allow_remote=args.admin_allow_remote)
     workers = parse_workers(args.workers)
+    max_connections = parse_max_connections(args.max_connections)
     if args.max_body_bytes < 1:
         raise UsageError(f"--max-body-bytes must be a positive number, got {args.max_body_bytes}")
     keys: tuple[str, ...] = ()
@@ -181,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
             contract,
             keys=keys,
             max_body_bytes=args.max_body_bytes,
+            max_connections=max_connections,
             listen=(host, port),
             admin=admin,
             count=workers,
@@ -189,7 +215,11 @@ def run(args: argparse.Namespace) -> int:
         )
     registry, sinks = _metrics(contract) if admin is not None else (None, [])
     state = GatewayState(
-        contract, keys=keys, max_body_bytes=args.max_body_bytes, telemetry_sinks=sinks
+        contract,
+        keys=keys,
+        max_body_bytes=args.max_body_bytes,
+        max_connections=max_connections,
+        telemetry_sinks=sinks,
     )
     sock = bind(host, port)
     bound = sock.getsockname()[1]

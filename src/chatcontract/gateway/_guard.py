@@ -52,6 +52,7 @@ class _GatewayAnswers:
     """The gateway's deadlines and its OpenAI-shaped refusals, for a guarded protocol."""
 
     max_head_bytes = MAX_HEAD_BYTES
+    max_connections: int | None = None
 
     def _deadlines(self) -> tuple[float, float]:
         return HEAD_TIMEOUT_S, BODY_TIMEOUT_S
@@ -86,6 +87,17 @@ class _GatewayAnswers:
                 "request_head_too_large",
                 "the request line and headers are over the gateway's limit of "
                 f"{MAX_HEAD_BYTES} bytes",
+            )
+        )
+
+    def _answer_too_many_connections(self) -> bytes:
+        return _answer(
+            GatewayError(
+                503,
+                "service_unavailable_error",
+                "too_many_connections",
+                f"the gateway serves at most {self.max_connections} connections at once "
+                "(--max-connections): close idle ones, or try again shortly",
             )
         )
 

@@ -42,6 +42,8 @@ ERROR_TYPES: Mapping[str, str] = {
     "insufficient_quota": "429: the provider's quota or balance is exhausted",
     "budget_exceeded_error": "429: a budget cap of the contract refused the call (nothing sent)",
     "kill_switch_error": "503: the kill switch is on and no fallback route is left",
+    "service_unavailable_error": "503: the gateway already serves --max-connections "
+    "connections (code too_many_connections): try again shortly",
     "timeout_error": "504: the call's deadline ran out, or every route stayed silent",
     "upstream_error": "502: the provider failed in any other way (server errors, network, "
     "broken or unusable answers) after every retry and fallback",

@@ -21,6 +21,7 @@ from typing import Self
 
 import uvicorn
 
+from chatcontract._http_guard import capped
 from chatcontract._listen import Served, is_loopback, listen_socket
 from chatcontract._log import library_logger
 from chatcontract._server_thread import ServerThread
@@ -28,6 +29,7 @@ from chatcontract.errors import ConfigError
 
 from ._guard import GuardedH11Protocol, GuardedHttpToolsProtocol, limit_invalid_request_logs
 from .app import GatewayApp
+from .state import default_max_connections
 
 __all__ = [
     "DEFAULT_HOST",
@@ -57,13 +59,16 @@ def event_loop() -> str:
 
 def server_config(app: GatewayApp, *, log_level: str = "warning") -> uvicorn.Config:
     """The uvicorn configuration the gateway runs with (no access log, no server header; its
-    HTTP protocol bounds each request's head and body in time, and the head in size:
-    ``_guard``)."""
+    HTTP protocol bounds each request's head and body in time, the head in size, and the
+    connections open at once to the state's ``max_connections``: ``_guard``)."""
     protocol = GuardedHttpToolsProtocol if http_parser() == "httptools" else GuardedH11Protocol
     limit_invalid_request_logs(library_logger("uvicorn.error"))
+    # Any ASGI app serves (tests serve scripted upstreams): without a gateway's state, the
+    # default cap.
+    cap = getattr(getattr(app, "state", None), "max_connections", None)
     return uvicorn.Config(
         app,
-        http=protocol,
+        http=capped(protocol, default_max_connections() if cap is None else cap),
         loop=event_loop(),
         lifespan="on",
         log_level=log_level,

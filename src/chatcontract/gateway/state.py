@@ -31,15 +31,33 @@ from .upstream import GatewayUpstream
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_SHAPE_SAMPLE_RATE",
+    "MAX_CONNECTIONS_LIMIT",
     "Flag",
     "GatewayState",
     "LocalFlag",
+    "default_max_connections",
 ]
 
 #: The largest request body accepted by default (4 MiB; larger gets 413).
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 #: The share of successful calls whose shapes are fingerprinted (a sample is enough for drift).
 DEFAULT_SHAPE_SAMPLE_RATE = 0.01
+
+
+#: The largest --max-connections accepted.
+MAX_CONNECTIONS_LIMIT = 1_000_000
+
+
+def default_max_connections() -> int:
+    """The client port's connection cap when none is given: half the process's open-file
+    limit (each client connection may hold one upstream), less 64 for its own files (the
+    admin port, the logs, the shared store), and at least 16."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS_LIMIT
+    return min(MAX_CONNECTIONS_LIMIT, max(16, (soft - 64) // 2))
 
 
 class Flag(Protocol):
@@ -68,6 +86,9 @@ class GatewayState:
         transport: the upstream httpx2 transport (tests); default: aiohttp's wire when
             aiohttp is installed (one transport for every route), else httpx2's, per route.
         max_body_bytes: the request body size limit (413 above it).
+        max_connections: the most client connections served at once (one more gets a 503 and
+            is closed; ``chatcontract gateway --max-connections``); default: from the
+            process's open-file limit (``default_max_connections``).
         shape_sample_rate: the fraction of successful calls whose request and response shapes
             are fingerprinted for drift detection (failures always are); fingerprinting every
             stream would cost more than the rest of the gateway's work on it.
@@ -99,6 +120,7 @@ class GatewayState:
         telemetry_sinks: Sequence[TelemetrySink] = (),
         transport: httpx2.AsyncBaseTransport | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_connections: int | None = None,
         shape_sample_rate: float = DEFAULT_SHAPE_SAMPLE_RATE,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
@@ -108,6 +130,11 @@ class GatewayState:
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be at least 1")
+        if max_connections is None:
+            max_connections = default_max_connections()
+        if not 1 <= max_connections <= MAX_CONNECTIONS_LIMIT:
+            raise ValueError(f"max_connections must be from 1 to {MAX_CONNECTIONS_LIMIT}")
+        self.max_connections = max_connections
         self.contract = contract
         self.queued = 0
 

@@ -183,6 +183,7 @@ class WorkerConfig:
     max_body_bytes: int
     shared_path: str
     metrics: bool
+    max_connections: int | None = None
 
 
 # -- the worker process ----------------------------------------------------------------------
@@ -207,6 +208,7 @@ def _worker_main(index: int, config: WorkerConfig, sock: socket.socket, conn: Co
         config.contract,
         keys=config.keys,
         max_body_bytes=config.max_body_bytes,
+        max_connections=config.max_connections,
         telemetry_sinks=sinks,
         spend_store=store,
         kill_switch_flag=store,
@@ -487,6 +489,7 @@ def serve_workers(
     *,
     keys: tuple[str, ...],
     max_body_bytes: int,
+    max_connections: int | None = None,
     listen: tuple[str, int],
     admin: tuple[str, int] | None,
     count: int,
@@ -512,7 +515,9 @@ def serve_workers(
         raise
     directory = tempfile.mkdtemp(prefix="chatcontract-gateway-")
     store = SharedStore.create(directory)
-    config = WorkerConfig(contract, keys, max_body_bytes, str(store.path), admin is not None)
+    config = WorkerConfig(
+        contract, keys, max_body_bytes, str(store.path), admin is not None, max_connections
+    )
     supervisor = Supervisor(config, sock, count, store=store, directory=directory, say=say)
     admin_server: AdminServer | None = None
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
