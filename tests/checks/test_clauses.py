@@ -14,13 +14,13 @@ from typing import Any
 import httpx2
 import orjson
 import pytest
+from check_targets import context_against, target_of, with_deadline_ms
 
 from chatcontract.checks.clauses import Notes, is_usage_failure, usage_problems
 from chatcontract.checks.context import CheckContext, SuiteOptions
 from chatcontract.checks.suite import CHECKS
 from chatcontract.contract import load_preset
 from chatcontract.failures import make_failure
-from chatcontract.target import Target
 
 MODEL = "m"
 
@@ -81,21 +81,19 @@ def _stream(*, finish: str | None = "stop", usage: bool = True, done: bool = Tru
     return text + (b"data: [DONE]\n\n" if done else b"")
 
 
-def _context(handler: Callable[[httpx2.Request], httpx2.Response], **policy) -> CheckContext:
+def _context(
+    handler: Callable[[httpx2.Request], httpx2.Response],
+    *,
+    timeouts: dict[str, int] | None = None,
+    **retry,
+) -> CheckContext:
     contract = load_preset("openai")
-    if policy:
-        contract = replace(
-            contract,
-            policy=replace(contract.policy, retry=replace(contract.policy.retry, **policy)),
-        )
-    target = Target(
-        contract=contract,
-        contract_path=None,
-        secret="sk-test-secret-000",
-        secret_source="test",
-        model=MODEL,
-        simulated=False,
-    )
+    policy = contract.policy
+    if retry:
+        policy = replace(policy, retry=replace(policy.retry, **retry))
+    if timeouts:
+        policy = replace(policy, timeouts=replace(policy.timeouts, **timeouts))
+    target = target_of(replace(contract, policy=policy), model=MODEL)
     return CheckContext.open(
         target, SuiteOptions(canary_runs=3), inner=httpx2.MockTransport(handler)
     )
@@ -525,35 +523,12 @@ def test_a_canary_without_a_request_id_passes_with_a_note():
 
 
 def test_a_server_dripping_its_headers_cannot_outlive_the_contracts_total_budget():
-    from raw_servers import dripping_head, raw_server
+    from raw_servers import dripping_head
 
-    contract = load_preset("openai")
-    timeouts = replace(
-        contract.policy.timeouts,
-        connect_ms=1000,
-        first_byte_ms=1000,
-        first_token_ms=1000,
-        total_ms=1000,
-    )
-    contract = replace(
-        contract, policy=replace(contract.policy, timeouts=timeouts, fallback_reserve_ms=100)
-    )
-    with raw_server(dripping_head(0.1, header_bytes=600)) as server:
-        contract = replace(contract, endpoint=replace(contract.endpoint, base_url=server.base_url))
-        target = Target(
-            contract=contract,
-            contract_path=None,
-            secret="sk-test-secret-000",
-            secret_source="test",
-            model=MODEL,
-            simulated=False,
-        )
-        ctx = CheckContext.open(target, SuiteOptions(canary_runs=1, latency_samples=1))
+    contract = with_deadline_ms(load_preset("openai"), 1000)
+    with context_against(dripping_head(0.1, header_bytes=600), contract) as (ctx, _):
         started = time.monotonic()
-        try:
-            exchange = ctx.send(ctx.fixture())
-        finally:
-            ctx.close()
+        exchange = ctx.send(ctx.fixture())
     # 600 header bytes at 0.1 s each would take a minute; each read alone is quick.
     assert time.monotonic() - started < 1.0 + 1.5
     assert exchange.failure is not None
@@ -574,17 +549,6 @@ def test_a_length_against_stop_difference_is_a_note_not_a_failure():
 # -- a stream judged under the contract's silence limits, as ChatClient reads one -------------
 
 
-def _timeouts_context(handler, **timeouts) -> CheckContext:
-    ctx = _context(handler)
-    contract = ctx.target.contract
-    policy = replace(contract.policy, timeouts=replace(contract.policy.timeouts, **timeouts))
-    ctx.close()
-    target = replace(ctx.target, contract=replace(contract, policy=policy))
-    return CheckContext.open(
-        target, SuiteOptions(canary_runs=3), inner=httpx2.MockTransport(handler)
-    )
-
-
 def test_a_streamed_request_reads_under_chatclients_stream_read_limit():
     seen: dict[str, dict] = {}
 
@@ -593,7 +557,9 @@ def test_a_streamed_request_reads_under_chatclients_stream_read_limit():
         seen[kind] = request.extensions["timeout"]
         return _ok(request)
 
-    ctx = _timeouts_context(handler, first_byte_ms=4000, first_token_ms=3000, total_ms=20000)
+    ctx = _context(
+        handler, timeouts={"first_byte_ms": 4000, "first_token_ms": 3000, "total_ms": 20000}
+    )
     try:
         ctx.send()
         ctx.send({**ctx.fixture(), "stream": True})
@@ -605,8 +571,9 @@ def test_a_streamed_request_reads_under_chatclients_stream_read_limit():
     assert seen["complete"]["read"] == 20.0  # a whole answer: the call's deadline, as before
 
 
-def _late_stream(delay_s: float, pings: int):
-    """A stream whose first content comes after ``delay_s``, keep-alive comments before it."""
+def _late_stream(delay_s: float, pings: int) -> Callable[[httpx2.Request], httpx2.Response]:
+    """Answers a stream whose first content comes after ``delay_s``, keep-alive comments
+    before it (a whole answer at once)."""
 
     def body():
         for _ in range(pings):
@@ -614,18 +581,19 @@ def _late_stream(delay_s: float, pings: int):
             yield b": keep-alive\n\n"
         yield _stream()
 
-    return body
-
-
-def test_a_first_token_later_than_the_contract_allows_fails_streaming_though_pings_kept_it_alive():
     def handler(request: httpx2.Request) -> httpx2.Response:
         if orjson.loads(request.content).get("stream"):
             return httpx2.Response(
-                200, content=_late_stream(0.3, 3)(), headers={"content-type": "text/event-stream"}
+                200, content=body(), headers={"content-type": "text/event-stream"}
             )
         return _ok(request)
 
-    outcome = _run_check(_timeouts_context(handler, first_token_ms=100), "streaming")
+    return handler
+
+
+def test_a_first_token_later_than_the_contract_allows_fails_streaming_though_pings_kept_it_alive():
+    ctx = _context(_late_stream(0.3, 3), timeouts={"first_token_ms": 100})
+    outcome = _run_check(ctx, "streaming")
     assert outcome.status == "fail", outcome.observed
     assert outcome.failure is not None
     assert (outcome.failure.kind, outcome.failure.category, outcome.failure.code) == (
@@ -637,15 +605,8 @@ def test_a_first_token_later_than_the_contract_allows_fails_streaming_though_pin
 
 
 def test_a_first_token_within_the_contracts_limit_passes_streaming():
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        if orjson.loads(request.content).get("stream"):
-            return httpx2.Response(
-                200, content=_late_stream(0.03, 1)(), headers={"content-type": "text/event-stream"}
-            )
-        return _ok(request)
-
-    outcome = _run_check(_timeouts_context(handler, first_token_ms=5000), "streaming")
-    assert outcome.status == "pass", outcome.observed
+    ctx = _context(_late_stream(0.03, 1), timeouts={"first_token_ms": 5000})
+    assert _run_check(ctx, "streaming").status == "pass"
 
 
 # -- one defect of the whole endpoint, one red check: the canary's ---------------------------

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import httpx2
+from check_targets import context_against
 
-from chatcontract.checks.context import CheckContext, SuiteOptions, read_kept
-from chatcontract.contract import load_preset
-from chatcontract.target import Target
+from chatcontract.checks.context import read_kept
 from chatcontract.transport.observer import MAX_BODY_BYTES
-from raw_servers import endless_body, raw_server
+from raw_servers import endless_body
 
 PIECE = 1 << 20
 
@@ -47,22 +45,8 @@ def test_a_stream_is_read_to_its_end_but_kept_only_up_to_the_cap():
 
 def test_a_server_sending_without_end_is_judged_for_its_size_not_read_to_the_deadline():
     total = 256 * 1024 * 1024
-    contract = load_preset("openai")
-    with raw_server(endless_body(total)) as server:
-        contract = replace(contract, endpoint=replace(contract.endpoint, base_url=server.base_url))
-        target = Target(
-            contract=contract,
-            contract_path=None,
-            secret="sk-test-secret-000",
-            secret_source="test",
-            model="gpt-4.1-nano",
-            simulated=False,
-        )
-        ctx = CheckContext.open(target, SuiteOptions(canary_runs=1, latency_samples=1))
-        try:
-            exchange = ctx.send(ctx.fixture())
-        finally:
-            ctx.close()
+    with context_against(endless_body(total)) as (ctx, server):
+        exchange = ctx.send(ctx.fixture())
         sent = server.state["sent"]
     assert exchange.failure is not None
     assert exchange.failure.code == "body_too_large"

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import replace
 
 import httpx2
 import pytest
+from check_targets import context_against, target_of, with_deadline_ms
 
 from chatcontract.checks.context import CheckContext, SuiteOptions
 from chatcontract.checks.negative import check_missing_auth
 from chatcontract.checks.suite import CHECKS
 from chatcontract.contract import load_preset
-from chatcontract.target import Target
-from raw_servers import COMPLETION, RawServer, raw_server, read_request_fields, response
+from raw_servers import COMPLETION, RawServer, read_request_fields, response
 
 NEGATIVE_CHECKS = [spec.id for spec in CHECKS if spec.negative]
 
@@ -41,32 +40,9 @@ async def _401_head_then_silence(
 
 
 def test_a_401_whose_body_never_comes_is_not_called_an_answer():
-    contract = load_preset("openai")
-    timeouts = replace(
-        contract.policy.timeouts,
-        connect_ms=300,
-        first_byte_ms=300,
-        first_token_ms=300,
-        total_ms=300,
-    )
-    contract = replace(
-        contract, policy=replace(contract.policy, timeouts=timeouts, fallback_reserve_ms=100)
-    )
-    with raw_server(_401_head_then_silence) as server:
-        contract = replace(contract, endpoint=replace(contract.endpoint, base_url=server.base_url))
-        target = Target(
-            contract=contract,
-            contract_path=None,
-            secret="sk-test-secret-000",
-            secret_source="test",
-            model="gpt-4.1-nano",
-            simulated=False,
-        )
-        ctx = CheckContext.open(target, SuiteOptions(canary_runs=1, latency_samples=1))
-        try:
-            outcome = check_missing_auth(ctx)
-        finally:
-            ctx.close()
+    contract = with_deadline_ms(load_preset("openai"), 300)
+    with context_against(_401_head_then_silence, contract) as (ctx, _):
+        outcome = check_missing_auth(ctx)
     # The caller gets a timeout, not the 401 (so the verdict stands), and the report says why
     # instead of "got HTTP 401, not an auth error".
     assert outcome.status == "fail"
@@ -77,15 +53,8 @@ def test_a_401_whose_body_never_comes_is_not_called_an_answer():
 
 
 def _mock_context(handler, options: SuiteOptions | None = None) -> CheckContext:
-    target = Target(
-        contract=load_preset("openai"),
-        contract_path=None,
-        secret="sk-test-secret-000",
-        secret_source="test",
-        model="gpt-4.1-nano",
-        simulated=False,
-    )
     options = SuiteOptions() if options is None else options
+    target = target_of(load_preset("openai"))
     return CheckContext.open(target, options, inner=httpx2.MockTransport(handler))
 
 

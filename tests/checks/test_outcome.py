@@ -3,46 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-from chatcontract.checks.context import CheckContext, SuiteOptions
+from check_targets import context_against, with_deadline_ms
+
+from chatcontract.checks.context import CheckContext
 from chatcontract.checks.measure import check_latency_by_prompt_size
 from chatcontract.checks.outcome import describe
 from chatcontract.contract import load_preset
-from chatcontract.target import Target
-from raw_servers import raw_server, trickling_body
+from raw_servers import trickling_body
 
 
 def _against_a_trickling_body(use: Callable[[CheckContext], Any]) -> Any:
     """``use(ctx)`` against a server whose head comes at once and whose body comes a byte a
     second: the contract's 300 ms deadline cuts every answer in its body."""
-    contract = load_preset("openai")
-    timeouts = replace(
-        contract.policy.timeouts,
-        connect_ms=300,
-        first_byte_ms=300,
-        first_token_ms=300,
-        total_ms=300,
-    )
-    contract = replace(
-        contract, policy=replace(contract.policy, timeouts=timeouts, fallback_reserve_ms=100)
-    )
-    with raw_server(trickling_body(1.0)) as server:
-        contract = replace(contract, endpoint=replace(contract.endpoint, base_url=server.base_url))
-        target = Target(
-            contract=contract,
-            contract_path=None,
-            secret="sk-test-secret-000",
-            secret_source="test",
-            model="gpt-4.1-nano",
-            simulated=False,
-        )
-        ctx = CheckContext.open(target, SuiteOptions(canary_runs=1, latency_samples=1))
-        try:
-            return use(ctx)
-        finally:
-            ctx.close()
+    contract = with_deadline_ms(load_preset("openai"), 300)
+    with context_against(trickling_body(1.0), contract) as (ctx, _):
+        return use(ctx)
 
 
 def test_a_body_cut_by_the_deadline_is_described_with_the_status_its_head_carried():
