@@ -15,6 +15,7 @@ import gzip
 import socket
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -517,3 +518,20 @@ def timeouts_counted(registry: Any) -> dict[tuple[str, str], float]:
                 key = (sample.labels["route"], sample.labels["code"])
                 counted[key] = counted.get(key, 0.0) + sample.value
     return counted
+
+
+def read_to_close(sock: socket.socket, within_s: float = 10.0) -> bytes:
+    """What a server sends on ``sock`` until it closes it (or resets it), for at most
+    ``within_s`` (each read bounded by the socket's own timeout); the socket is closed."""
+    data = b""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            piece = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not piece:
+            break
+        data += piece
+    sock.close()
+    return data

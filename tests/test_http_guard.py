@@ -24,6 +24,7 @@ from chatcontract.gateway import admin
 from chatcontract.gateway.admin import AdminApp, AdminServer, Readiness, bind_admin
 from chatcontract.probe import AppServer, ProbeStore, create_probe_app, service
 from chatcontract.simulator import SimulatorServer
+from raw_servers import read_to_close
 
 DEADLINE_S = 0.5
 SERVERS = ["admin", "probe", "simulator"]
@@ -95,20 +96,6 @@ def _connect(port: int) -> socket.socket:
     return sock
 
 
-def _read_to_close(sock: socket.socket) -> bytes:
-    data = b""
-    for _ in range(10_000):  # bounded; each recv is bounded by the socket's timeout
-        try:
-            piece = sock.recv(65536)
-        except ConnectionResetError:
-            break
-        if not piece:
-            break
-        data += piece
-    sock.close()
-    return data
-
-
 def _status_and_error(data: bytes) -> tuple[int, str]:
     head, _, body = data.partition(b"\r\n\r\n")
     assert b"content-type: application/json" in head, data[:300]
@@ -137,14 +124,14 @@ def test_the_admin_port_keeps_at_most_its_connection_cap_open(
     server, stop = _start("admin", tmp_path)
     held = [_connect(server.port) for _ in range(4)]
     try:
-        status, error = _status_and_error(_read_to_close(_connect(server.port)))
+        status, error = _status_and_error(read_to_close(_connect(server.port)))
         assert status == 503 and "at most 4 connections" in error
         held.pop().close()
         answer = b""
         for _ in range(200):  # bounded: until the server has seen the close
             sock = _connect(server.port)
             sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            answer = _read_to_close(sock)
+            answer = read_to_close(sock)
             if not answer.startswith(b"HTTP/1.1 503"):
                 break
             time.sleep(0.01)
@@ -167,13 +154,13 @@ def test_the_same_cap_is_the_same_class() -> None:
 
 
 def test_a_connection_that_sends_nothing_is_closed(port: int) -> None:
-    assert _read_to_close(_connect(port)) == b""
+    assert read_to_close(_connect(port)) == b""
 
 
 def test_a_head_that_never_ends_gets_408(port: int) -> None:
     sock = _connect(port)
     sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")  # no blank line, then silence
-    status, error = _status_and_error(_read_to_close(sock))
+    status, error = _status_and_error(read_to_close(sock))
     assert status == 408 and "request head" in error
 
 
@@ -186,7 +173,7 @@ def test_a_head_dripped_a_byte_at_a_time_gets_408(port: int) -> None:
         except OSError:
             break
         time.sleep(0.02)
-    status, _ = _status_and_error(_read_to_close(sock))
+    status, _ = _status_and_error(read_to_close(sock))
     assert status == 408
 
 
@@ -201,7 +188,7 @@ def test_a_body_shorter_than_its_content_length_gets_408_on_the_admin_port(
             b"POST /kill-switch HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json"
             b'\r\ncontent-length: 100\r\n\r\n{"on"'
         )
-        status, error = _status_and_error(_read_to_close(sock))
+        status, error = _status_and_error(read_to_close(sock))
         assert status == 408 and "request body" in error
         assert served.app.source.on is False
     finally:
@@ -223,7 +210,7 @@ def test_a_body_that_never_comes_to_the_simulator_gets_408_and_logs_no_traceback
         )
         sock = _connect(simulator.port)
         sock.sendall(head + auth + b'content-length: 500\r\n\r\n{"model"')
-        status, error = _status_and_error(_read_to_close(sock))
+        status, error = _status_and_error(read_to_close(sock))
         assert status == 408 and "request body" in error
         # the simulator serves on (and by then its app has seen the client leave)
         body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
@@ -231,7 +218,7 @@ def test_a_body_that_never_comes_to_the_simulator_gets_408_and_logs_no_traceback
         sock.sendall(
             head + auth + b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(body) + body
         )
-        assert _read_to_close(sock).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert read_to_close(sock).startswith(b"HTTP/1.1 200 OK\r\n")
     finally:
         stop()
     logged = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
@@ -265,7 +252,7 @@ def test_an_endless_header_is_refused_not_buffered(
                     sent += 16384
             except OSError:
                 pass
-            status, error = _status_and_error(_read_to_close(sock))
+            status, error = _status_and_error(read_to_close(sock))
             if parser == "h11":  # h11 bounds the head itself (16 KiB): a JSON 400
                 assert status == 400, kind
             else:
@@ -277,7 +264,7 @@ def test_an_endless_header_is_refused_not_buffered(
 def test_an_absurd_path_is_refused_in_json(port: int) -> None:
     sock = _connect(port)
     sock.sendall(b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nhost: x\r\n\r\n")
-    status, _ = _status_and_error(_read_to_close(sock))
+    status, _ = _status_and_error(read_to_close(sock))
     assert status in (400, 431)
 
 
@@ -288,7 +275,7 @@ def test_bytes_that_are_not_http_get_a_json_400_and_the_log_is_not_flooded(
     for _ in range(5):  # bounded
         sock = _connect(port)
         sock.sendall(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 not http\r\n\r\n")
-        status, error = _status_and_error(_read_to_close(sock))
+        status, error = _status_and_error(read_to_close(sock))
         assert status == 400 and "not valid HTTP/1.1" in error
     logged = [r for r in caplog.records if _http_guard.INVALID_REQUEST_LOG in r.getMessage()]
     assert len(logged) <= 1  # at most one a minute, whatever an earlier test logged
@@ -296,13 +283,13 @@ def test_bytes_that_are_not_http_get_a_json_400_and_the_log_is_not_flooded(
 
 def test_many_idle_connections_are_all_closed(port: int) -> None:
     socks = [_connect(port) for _ in range(50)]  # bounded
-    assert all(_read_to_close(sock) == b"" for sock in socks)
+    assert all(read_to_close(sock) == b"" for sock in socks)
 
 
 def test_an_ordinary_request_is_unaffected(port: int) -> None:
     sock = _connect(port)
     sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
-    assert _read_to_close(sock).startswith(b"HTTP/1.1 200 OK\r\n")
+    assert read_to_close(sock).startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 def test_the_guards_answers_name_their_limits() -> None:

@@ -22,6 +22,7 @@ from uvicorn.server import ServerState
 
 from chatcontract import _http_guard
 from chatcontract.gateway import _guard, app, server
+from raw_servers import read_to_close
 
 CHAT = "/v1/chat/completions"
 BODY = json.dumps({"model": "gpt-4.1-nano", "messages": PROMPT}).encode()
@@ -69,21 +70,6 @@ def _connect(served) -> socket.socket:
     sock = socket.create_connection((served.host, served.port), timeout=10)
     sock.settimeout(10)
     return sock
-
-
-def _read_to_close(sock: socket.socket, within_s: float = 10.0) -> bytes:
-    data = b""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            piece = sock.recv(65536)
-        except ConnectionResetError:
-            break
-        if not piece:
-            break
-        data += piece
-    sock.close()
-    return data
 
 
 def _status_and_error(data: bytes) -> tuple[int, dict]:
@@ -173,7 +159,7 @@ def test_a_connection_over_the_cap_gets_an_openai_shaped_503_and_the_others_go_o
     capped = gateway(contract_for(sim.base_url), env_for(sim.api_key), max_connections=2)
     held = [_connect(capped), _connect(capped)]  # accepted in order: these two are in
     extra = _connect(capped)
-    data = _read_to_close(extra)
+    data = read_to_close(extra)
     status, error = _status_and_error(data)
     assert status == 503, data
     assert (error["type"], error["code"]) == ("service_unavailable_error", "too_many_connections")
@@ -198,7 +184,7 @@ def test_a_head_that_never_ends_gets_408_and_the_connection_closed(served):
     sock = _connect(served)
     sock.sendall(HEAD[:30])  # a part of the head, then silence
     started = time.monotonic()
-    status, error = _status_and_error(_read_to_close(sock))
+    status, error = _status_and_error(read_to_close(sock))
     assert status == 408 and error["type"] == "request_timeout_error"
     assert error["code"] == "request_timeout" and "head" in error["message"]
     assert DEADLINE_S * 0.9 < time.monotonic() - started < 5
@@ -215,14 +201,14 @@ def test_a_head_dripped_a_byte_at_a_time_past_the_deadline_gets_408(served):
         time.sleep(0.05)
         if time.monotonic() - started > 3:
             break
-    status, error = _status_and_error(_read_to_close(sock))
+    status, error = _status_and_error(read_to_close(sock))
     assert status == 408 and error["code"] == "request_timeout"
 
 
 def test_a_connection_that_sends_nothing_is_closed_quietly(served):
     sock = _connect(served)
     started = time.monotonic()
-    assert _read_to_close(sock) == b""
+    assert read_to_close(sock) == b""
     assert time.monotonic() - started < 5
 
 
@@ -231,7 +217,7 @@ def test_a_body_that_never_comes_gets_408_and_nothing_logs_a_traceback(served, c
     sock = _connect(served)
     sock.sendall(HEAD + BODY[:10])  # the head, a part of the body, then silence
     started = time.monotonic()
-    head, _, body = _read_to_close(sock).partition(b"\r\n\r\n")
+    head, _, body = read_to_close(sock).partition(b"\r\n\r\n")
     assert head.split()[1] == b"408"
     error = error_of(body)
     assert (error["type"], error["code"]) == ("request_timeout_error", "request_timeout")
@@ -256,7 +242,7 @@ def test_an_endless_header_gets_431_and_the_connection_closed(served, parser):
             sent += 16384
     except OSError:
         pass
-    status, error = _status_and_error(_read_to_close(sock))
+    status, error = _status_and_error(read_to_close(sock))
     if parser == "h11":  # h11 bounds the head itself (16 KiB): a 400, OpenAI-shaped, closed
         assert status == 400
         assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_http")
@@ -280,7 +266,7 @@ def test_bytes_that_are_not_http_get_an_openai_shaped_400_and_the_connection_clo
 ):
     sock = _connect(served)
     sock.sendall(garbage)
-    data = _read_to_close(sock)
+    data = read_to_close(sock)
     status, error = _status_and_error(data)
     assert status == 400, data
     assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_http")
@@ -293,7 +279,7 @@ def test_requests_that_are_not_http_do_not_flood_the_log(served, caplog):
     for _ in range(5):  # bounded
         sock = _connect(served)
         sock.sendall(b"GARBAGE\r\n\r\n")
-        assert _read_to_close(sock).startswith(b"HTTP/1.1 400")
+        assert read_to_close(sock).startswith(b"HTTP/1.1 400")
     logged = [r for r in caplog.records if _guard.INVALID_REQUEST_LOG in r.getMessage()]
     assert len(logged) <= 1  # at most one a minute, whatever an earlier test logged
 
