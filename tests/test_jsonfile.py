@@ -42,5 +42,43 @@ def test_malformed_json_names_the_file_and_line(
 
 
 def test_an_unreadable_path_says_why(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r": cannot read \("):
+    with pytest.raises(ConfigError, match=r": is a directory; give a file"):
         read_json_file(tmp_path)  # a directory
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"n": ' + "1" * 10_000 + "}", "a number too long"),
+    ],
+    ids=["100k-levels", "10k-digit-number"],
+)
+def test_json_python_cannot_hold_is_one_config_error(
+    tmp_path: Path, content: str, reason: str
+) -> None:
+    path = tmp_path / "record.json"
+    path.write_text(content, encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=rf"not usable JSON \({reason}\); again$"):
+        read_json_file(path, remedy="again")
+
+
+def test_a_record_that_is_not_utf8_is_one_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    path.write_bytes('{"a": 1}'.encode("utf-16"))
+
+    with pytest.raises(ConfigError, match=r"record.json: is UTF-16 text; save it as UTF-8"):
+        read_json_file(path)
+
+
+def test_a_record_with_a_utf8_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}')
+
+    assert read_json_file(path) == {"a": 1}
+
+
+def test_an_endless_file_is_refused_not_read() -> None:
+    with pytest.raises(ConfigError, match=r"/dev/zero: is larger than 64 MiB"):
+        read_json_file("/dev/zero")

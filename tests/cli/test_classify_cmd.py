@@ -1,5 +1,6 @@
 import io
 import json
+import os
 import sys
 
 import pytest
@@ -157,3 +158,31 @@ def test_a_captured_stream_without_usage_is_judged_by_what_was_asked(
     got, out, _ = cli("classify", "--status", "200", "--body-file", str(path), "--stream", *extra)
     assert got == code
     assert words in out
+
+
+def test_a_body_larger_than_the_limit_is_refused_not_cut(cli, tmp_path, monkeypatch):
+    from chatcontract.cli import classify_cmd
+
+    monkeypatch.setattr(classify_cmd, "_BODY_LIMIT", len(OK) - 1)
+    body = tmp_path / "ok.json"
+    body.write_bytes(OK)
+
+    code, out, err = cli("classify", "--status", "200", "--body-file", str(body))
+
+    assert code == 2 and out == ""
+    assert "larger than" in err and "a body cut short" in err and "Traceback" not in err
+
+
+def test_an_endless_body_file_is_refused_after_the_limit(cli):
+    code, _, err = cli("classify", "--status", "200", "--body-file", "/dev/zero")
+
+    assert code == 2 and "/dev/zero: larger than 16 MiB" in err
+
+
+def test_a_body_file_that_is_a_fifo_without_a_writer_is_an_empty_body(cli, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    code, out, _ = cli("classify", "--status", "200", "--body-file", str(fifo))
+
+    assert code == 1 and "empty_body" in out

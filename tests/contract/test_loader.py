@@ -130,3 +130,43 @@ def test_document_round_trip_keeps_empty_error_code():
 
     rules = contract_to_document(contract_from_document(doc))["errors"]["rules"]
     assert rules == [{"name": "empty_code", "category": "validation", "code": ""}]
+
+
+def test_an_alias_bomb_is_refused_before_anything_walks_it(tmp_path):
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")  # 9**9 strings once expanded
+
+    with pytest.raises(ContractFileError, match="expands to more than 1,000,000 values"):
+        read_document(path)
+
+
+def test_an_anchor_used_once_is_still_read(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nrevalidate_when: &events [a, b]\nx: *events\n")
+
+    assert read_document(path)["x"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("version: 1\n".encode("utf-16"), "is UTF-16 text; save it as UTF-8"),
+        (b"version: 1\nname: \xff\n", r"is not UTF-8 text \(byte 0xff on line 2\)"),
+        (b"# " + b"x" * (1024 * 1024) + b"\nversion: 1\n", "is larger than 1 MiB"),
+    ],
+    ids=["utf-16", "not-utf-8", "over-1-MiB"],
+)
+def test_a_file_that_cannot_be_a_contract_is_one_contract_file_error(tmp_path, content, message):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+
+    with pytest.raises(ContractFileError, match=message):
+        load(path)
+
+
+def test_a_contract_path_on_an_endless_device_is_refused():
+    with pytest.raises(ContractFileError, match="/dev/zero: is larger than 1 MiB"):
+        load("/dev/zero")

@@ -253,6 +253,23 @@ def test_inspect_recognises_generated_files_for_this_contract(tmp_path, contract
     assert inspect_alerts(tmp_path / "bad.yml", contract).state == "invalid"
 
 
+@pytest.mark.parametrize(
+    "content",
+    ["[" * 100_000 + "]" * 100_000, "groups: " + "1" * 10_000, "\ufeff\ud800"],
+    ids=["100k-levels", "10k-digit-number", "not-utf-8"],
+)
+def test_an_asset_python_cannot_hold_is_invalid_not_a_traceback(tmp_path, contract, content):
+    path = tmp_path / "asset"
+    path.write_bytes(content.encode("utf-8", "surrogatepass"))
+    assert inspect_alerts(path, contract).state == "invalid"
+    assert inspect_dashboard(path, contract).state == "invalid"
+
+
+def test_an_endless_asset_is_invalid_after_the_limit(contract):
+    assert inspect_alerts("/dev/zero", contract).state == "invalid"
+    assert inspect_dashboard("/dev/zero", contract).state == "invalid"
+
+
 def test_read_report_accepts_the_validate_record_and_a_bare_report(tmp_path, contract):
     report = make_report(contract)
     record, bare = tmp_path / "last.json", tmp_path / "bare.json"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from chatcontract._textfile import FileProblemError, FileTooLargeError, read_limited
 from chatcontract.contract import PRESETS, Contract, load, load_preset
 from chatcontract.errors import ConfigError, UsageError
 from chatcontract.failures import classify
@@ -81,12 +81,23 @@ def _body(path: str | None) -> bytes:
             "no body given: add --body-file FILE (or --body-file - to read stdin); "
             "for an empty body pass an empty file"
         )
+    too_large = (
+        f"larger than {_BODY_LIMIT // (1024 * 1024)} MiB, the most classify reads; a body cut "
+        "short would be judged as something it is not: give the captured body alone"
+    )
     if path == "-":
-        return sys.stdin.buffer.read(_BODY_LIMIT)
+        body = sys.stdin.buffer.read(_BODY_LIMIT + 1)
+        if len(body) > _BODY_LIMIT:
+            raise UsageError(f"--body-file -: {too_large}")
+        return body
     try:
-        return Path(path).read_bytes()[:_BODY_LIMIT]
-    except OSError as exc:
-        raise UsageError(f"--body-file {path}: cannot be read ({exc.strerror})") from exc
+        return read_limited(path, limit=_BODY_LIMIT)
+    except FileNotFoundError as exc:
+        raise UsageError(f"--body-file {path}: cannot be read (no such file)") from exc
+    except FileTooLargeError as exc:
+        raise UsageError(f"--body-file {path}: {too_large}") from exc
+    except FileProblemError as exc:
+        raise UsageError(f"--body-file {path}: {exc}") from exc
 
 
 def _contract(args: argparse.Namespace) -> Contract:

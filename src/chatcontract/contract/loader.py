@@ -12,12 +12,12 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
 
+from chatcontract._textfile import FileProblemError, read_text
 from chatcontract.errors import ConfigError, ContractFileError
 
 from ._declare import (
@@ -34,6 +34,7 @@ from .presets import PRESETS, preset_document
 
 __all__ = [
     "DEFAULT_PATH",
+    "MAX_CONTRACT_BYTES",
     "check_document",
     "contract_from_document",
     "contract_to_document",
@@ -44,6 +45,12 @@ __all__ = [
 ]
 
 DEFAULT_PATH = "chatcontract.yaml"
+#: The largest contract file read (a preset is ~13 KB): ``/dev/zero`` or a wrong 10 GB file
+#: is refused after 1 MiB instead of filling memory.
+MAX_CONTRACT_BYTES = 1024 * 1024
+#: The most values a contract document may stand for once YAML aliases are expanded: more
+#: than a 1 MiB file can write out, far fewer than an alias bomb expands to.
+MAX_DOCUMENT_VALUES = 1_000_000
 
 # libyaml's safe loader parses a contract file ~7x faster than the pure-Python one, the
 # largest part of loading a contract; same safe constructors, same error marks.
@@ -94,13 +101,13 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and parse the YAML file; ``ContractFileError`` if it is missing or not YAML."""
     shown = os.fspath(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_text(path, limit=MAX_CONTRACT_BYTES)
     except FileNotFoundError as exc:
         raise ContractFileError(
             shown, "no such file; create one with 'chatcontract init' or pass --contract FILE"
         ) from exc
-    except OSError as exc:
-        raise ContractFileError(shown, f"cannot be read ({exc.strerror})") from exc
+    except FileProblemError as exc:
+        raise ContractFileError(shown, str(exc)) from exc
     try:
         doc = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a safe loader: libyaml's when built)
     except yaml.YAMLError as exc:
@@ -114,7 +121,33 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ContractFileError(
             shown, f"must hold a mapping of contract fields, got {_type_name(doc)}"
         )
+    if not _within(doc, MAX_DOCUMENT_VALUES):
+        raise ContractFileError(
+            shown,
+            f"expands to more than {MAX_DOCUMENT_VALUES:,} values (YAML aliases '*name' "
+            "repeating an anchor's value); write the values out instead of nesting aliases",
+        )
     return doc
+
+
+def _within(doc: object, budget: int) -> bool:
+    """Whether ``doc`` holds at most ``budget`` values, counting each alias use again.
+
+    libyaml shares an anchored value between its aliases, so a 300-byte file can stand for a
+    billion strings ("billion laughs"); every later walk (checks, lint, msgspec) would visit
+    them all. This walk stops as soon as the budget is spent: at most ``budget`` steps.
+    """
+    stack = [doc]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def load(path: str | os.PathLike[str] = DEFAULT_PATH) -> Contract:

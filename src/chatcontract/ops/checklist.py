@@ -27,17 +27,21 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
 import yaml
 
-from chatcontract._jsonfile import read_json_file
+from chatcontract._jsonfile import MAX_JSON_FILE_BYTES, read_json_file
+from chatcontract._textfile import FileProblemError, read_text
 from chatcontract.contract import Contract, lint_document
 from chatcontract.errors import ConfigError, UsageError
 
 from .alerts import alert_group_name
 from .grafana import dashboard_uid
+
+# libyaml's safe loader when built: it caps nesting (the pure-Python one recurses until Python
+# stops it), with the same safe constructors.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = [
     "ATTESTATION_KEYS",
@@ -171,10 +175,11 @@ def inspect_alerts(path: str | os.PathLike[str], contract: Contract) -> Artifact
     shown = os.fspath(path)
     group = alert_group_name(contract)
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = read_text(path, limit=MAX_JSON_FILE_BYTES)
+        document = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a safe loader)
     except FileNotFoundError:
         return Artifact(path=shown, state="missing")
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (FileProblemError, yaml.YAMLError, RecursionError, ValueError):
         return Artifact(path=shown, state="invalid", detail="not a readable YAML rule file")
     groups = document.get("groups") if isinstance(document, dict) else None
     ours = [g for g in groups or () if isinstance(g, dict) and g.get("name") == group]
@@ -190,10 +195,10 @@ def inspect_dashboard(path: str | os.PathLike[str], contract: Contract) -> Artif
     shown = os.fspath(path)
     uid = dashboard_uid(contract.name)
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = json.loads(read_text(path, limit=MAX_JSON_FILE_BYTES))
     except FileNotFoundError:
         return Artifact(path=shown, state="missing")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (FileProblemError, RecursionError, ValueError):  # JSONDecodeError is a ValueError
         return Artifact(path=shown, state="invalid", detail="not a readable JSON dashboard")
     if not isinstance(document, dict) or document.get("uid") != uid:
         return Artifact(path=shown, state="invalid", detail=f"is not the dashboard uid {uid}")
