@@ -391,3 +391,80 @@ def test_the_real_entry_point_prints_one_line_and_exits_2(tmp_path, argv):
         check=False,
     )
     _one_error_line(done.returncode, done.stdout, done.stderr)
+
+
+def _bomb(directory: Path) -> str:
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]")
+    path = directory / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def _utf16(directory: Path) -> str:
+    path = directory / "utf16.yaml"
+    path.write_text(yaml.safe_dump(preset_document("cometapi")), encoding="utf-16")
+    return str(path)
+
+
+def _fifo(directory: Path) -> str:
+    path = directory / "fifo.yaml"
+    os.mkfifo(path)
+    return str(path)
+
+
+BAD_CONTRACT_FILES = {
+    "endless-device": (lambda _: "/dev/zero", "is larger than 1 MiB"),
+    "fifo-without-writer": (_fifo, "must hold a mapping of contract fields, got null"),
+    "utf-16": (_utf16, "is UTF-16 text; save it as UTF-8"),
+    "alias-bomb": (_bomb, "expands to more than 1,000,000 values"),
+    "a-directory": (str, "is a directory; give a file"),
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS.values()), ids=list(COMMANDS))
+@pytest.mark.parametrize("case", list(BAD_CONTRACT_FILES.values()), ids=list(BAD_CONTRACT_FILES))
+def test_a_contract_file_that_cannot_be_read_is_one_line_and_exit_2_everywhere(
+    capsys, workdir, listener, command, case
+):
+    make, words = case
+    contract = make(workdir)
+    argv = [word.format(contract=contract, dir=workdir) for word in command]
+    err = _one_error_line(*_run(capsys, *argv))
+    assert words in err
+    assert not _connected(listener)
+
+
+def _link(directory: Path, name: str) -> str:
+    (directory / name).symlink_to(directory / "contract.yaml")
+    return str(directory / name)
+
+
+@pytest.mark.parametrize("command", ["alerts", "dashboards", "validate"])
+@pytest.mark.parametrize(
+    "spell", [str, lambda p: _link(Path(p).parent, "link.yaml")], ids=["same-path", "a-symlink"]
+)
+def test_output_that_is_the_contract_is_refused_and_the_contract_kept(
+    capsys, workdir, command, spell
+):
+    contract = _contract(workdir)
+    before = Path(contract).read_bytes()
+    output = spell(contract)
+    argv = [command, "--contract", contract, "--output", output]
+    err = _one_error_line(*_run(capsys, *argv, *(["--simulate"] if command == "validate" else [])))
+    assert "is the file --contract reads; writing it would replace it" in err
+    assert Path(contract).read_bytes() == before
+
+
+@pytest.mark.parametrize("option", ["--validate-file", "--contract"])
+def test_baseline_accept_onto_a_file_it_reads_is_refused_and_the_file_kept(capsys, workdir, option):
+    record = workdir / "last-validate.json"
+    record.write_text('{"report": {}, "observed": {}}', encoding="utf-8")
+    contract = _contract(workdir)
+    onto = {"--validate-file": str(record), "--contract": contract}[option]
+    before = Path(onto).read_bytes()
+    argv = ["baseline", "accept", "--contract", contract, "--validate-file", str(record)]
+    err = _one_error_line(*_run(capsys, *argv, "--baseline", onto, "--force"))
+    assert f"is the file {option} reads" in err
+    assert Path(onto).read_bytes() == before

@@ -9,6 +9,7 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "contract_path",
     "emit_json",
     "load_contract",
+    "refuse_overwriting_inputs",
     "write_text",
 ]
 
@@ -118,6 +120,33 @@ def check_writable(
             raise OSError(28, os.strerror(28))  # ENOSPC: nothing would fit
     except OSError as exc:
         raise UsageError(f"{what}: cannot write {target} ({_why(exc)}); give another path") from exc
+
+
+def _same_file(one: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # either does not exist (yet): they cannot be one file
+        return False
+
+
+def refuse_overwriting_inputs(
+    path: str | os.PathLike[str],
+    *,
+    what: str,
+    reads: Mapping[str, str | os.PathLike[str] | None],
+) -> None:
+    """Fail now if the file to write is one of the files the command reads.
+
+    ``reads`` maps an option (``--contract``) to the path it names (``None``: not given).
+    The same file under another name (a symlink, ``./x`` for ``x``) counts: writing it would
+    replace the user's input, the contract say, with generated output.
+    """
+    for option, source in reads.items():
+        if source is not None and _same_file(path, source):
+            raise UsageError(
+                f"{what}: {path} is the file {option} reads; writing it would replace it. "
+                "Give another path"
+            )
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, what: str) -> Path:

@@ -13,7 +13,14 @@ from chatcontract.ops.alerts import (
 )
 from chatcontract.ops.grafana import DASHBOARD_DEFAULT_PATH, dashboard_uid, render_dashboard
 
-from ._common import add_contract_option, check_writable, load_contract, write_text
+from ._common import (
+    add_contract_option,
+    check_writable,
+    contract_path,
+    load_contract,
+    refuse_overwriting_inputs,
+    write_text,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,13 +65,16 @@ def _write(text: str, output: str) -> bool:
     return True
 
 
-def _check_output(output: str) -> None:
+def _check_output(args: argparse.Namespace) -> None:
+    output = args.output
     if output != "-":
-        check_writable(output, what=f"--output {output}")
+        what = f"--output {output}"
+        refuse_overwriting_inputs(output, what=what, reads={"--contract": contract_path(args)})
+        check_writable(output, what=what)
 
 
 def run_alerts(args: argparse.Namespace) -> int:
-    _check_output(args.output)
+    _check_output(args)
     contract = load_contract(args)
     text = render_alert_rules(contract)
     if _write(text, args.output):
@@ -77,7 +87,7 @@ def run_alerts(args: argparse.Namespace) -> int:
 
 
 def run_dashboards(args: argparse.Namespace) -> int:
-    _check_output(args.output)
+    _check_output(args)
     contract = load_contract(args)
     text = render_dashboard(contract)
     if _write(text, args.output):

@@ -43,6 +43,8 @@ from chatcontract.identity import UNKNOWN_TARGET, TargetIdentity
 from chatcontract.probe.records import PROBE_KINDS
 from chatcontract.probe.store import DEFAULT_DB_PATH, ProbeStore
 
+from ._common import refuse_overwriting_inputs
+
 __all__ = ["EXIT_REFUSED", "observation_from_store", "register"]
 
 SOURCES = ("validate", "probe")
@@ -318,6 +320,15 @@ def _check_baseline_path(path: str) -> None:
 
 
 def run_accept(args: argparse.Namespace) -> int:
+    refuse_overwriting_inputs(
+        args.baseline,
+        what=f"--baseline {args.baseline}",
+        reads={
+            "--contract": args.contract or DEFAULT_PATH,
+            "--validate-file": args.validate_file,
+            "--db": args.db,
+        },
+    )
     _check_baseline_path(args.baseline)
     contract = _contract(args)
     observed = _observed(args, contract)

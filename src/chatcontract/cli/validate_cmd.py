@@ -16,12 +16,13 @@ from chatcontract.checks.progress import LiveProgress
 from chatcontract.checks.render import render
 from chatcontract.checks.runner import run_suite, select_checks
 from chatcontract.checks.suite import check_ids
+from chatcontract.contract import DEFAULT_PATH
 from chatcontract.drift import LAST_VALIDATE_PATH, record_validate_run
 from chatcontract.errors import ChatContractError, UsageError
 from chatcontract.exchange import Exchange
 from chatcontract.target import open_target
 
-from ._common import add_target_options, check_writable, write_text
+from ._common import add_target_options, check_writable, refuse_overwriting_inputs, write_text
 
 FORMATS = ("table", "json", "junit", "markdown")
 #: The exit code when the suite ran but its report or run record could not be written.
@@ -116,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--latency-samples must be between 1 and 100")
     # Every file this run writes is checked before the first request, not after the suite.
     if args.output:
-        check_writable(args.output, what=f"--output {args.output}")
+        what = f"--output {args.output}"
+        contract = args.contract or DEFAULT_PATH
+        refuse_overwriting_inputs(args.output, what=what, reads={"--contract": contract})
+        check_writable(args.output, what=what)
     if not args.no_record:
         check_writable(LAST_VALIDATE_PATH, what=_RECORD, create_parents=True)
     deadline = _deadline_ms(args.timeout_deadline_ms)
