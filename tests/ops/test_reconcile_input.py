@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -112,8 +113,63 @@ def test_a_torn_last_ledger_line_is_reported_and_the_rest_reconciled(
             ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", 10, 20, "extra"],
             "export.csv line 3: 6 cells for 5 columns",
         ),
+        (
+            ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", "1" * 10_000, 20],
+            r"prompt_tokens: '1{40}'\.\.\. \(10000 characters\) is not a whole number from 0 "
+            "to 1e15",
+        ),
+        (
+            ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", "1" * 4_000, 20],
+            r"\(4000 characters\) is not a whole number from 0 to 1e15",
+        ),
+        (
+            ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", "²", 20],
+            "prompt_tokens: '²' is not a whole number",
+        ),
+        (
+            ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", "1e309", 20],
+            "prompt_tokens: '1e309' is not a whole number",
+        ),
+        (
+            ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", "NaN", 20],
+            "prompt_tokens: 'NaN' is not a whole number",
+        ),
+        (
+            ["r1", "1e300", "gpt-4o-mini", 10, 20],
+            "time: '1e300' is not a time between 1970 and 9999",
+        ),
+        (
+            ["r1", "-1e12", "gpt-4o-mini", 10, 20],
+            "time: '-1e12' is not a time between 1970 and 9999",
+        ),
+        (
+            ["r1", "0001-01-01T00:00:00+14:00", "gpt-4o-mini", 10, 20],
+            "time: '0001-01-01T00:00:00\\+14:00' is not a time",
+        ),
+        (
+            ["r1", "x" * 100_000, "gpt-4o-mini", 10, 20],
+            r"time: 'x{40}'\.\.\. \(100000 characters\) is not a time",
+        ),
+        (
+            ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", "sk-proj-AbCdEf0123456789AbCdEf01", 20],
+            "prompt_tokens: '\\*\\*\\*' is not a whole number",
+        ),
     ],
-    ids=["tokens", "time", "extra-cell"],
+    ids=[
+        "tokens",
+        "time",
+        "extra-cell",
+        "10k-digits",
+        "4k-digits",
+        "unicode-digit",
+        "1e309",
+        "nan",
+        "time-1e300",
+        "time-negative",
+        "time-year-0",
+        "100k-character-cell",
+        "secret-shaped-cell",
+    ],
 )
 def test_a_bad_cell_names_the_line(tmp_path: Path, ledger: Path, row: list, message: str) -> None:
     header = ["request_id", "time", "model", "prompt_tokens", "completion_tokens"]
@@ -121,6 +177,98 @@ def test_a_bad_cell_names_the_line(tmp_path: Path, ledger: Path, row: list, mess
     export = write_csv(tmp_path / "export.csv", header, [good, row])
     with pytest.raises(UsageError, match=message):
         reconcile_files([ledger], export)
+
+
+def test_a_negative_cost_is_refused(tmp_path: Path, ledger: Path) -> None:
+    header = ["request_id", "time", "model", "total_tokens", "cost_usd"]
+    export = write_csv(tmp_path / "e.csv", header, [["r1", at("13:00"), "m", 1, "-1.5"]])
+    with pytest.raises(UsageError, match=r"cost_usd: '-1\.5' is not a cost; write a number of"):
+        reconcile_files([ledger], export)
+
+
+def test_a_repeated_column_feeds_its_field_from_the_first_one_as_reported(
+    tmp_path: Path, ledger: Path
+) -> None:
+    header = ["request_id", "time", "prompt_tokens", "completion_tokens", "prompt_tokens"]
+    rows = [["r1", "2026-12-05T13:00:00Z", 100, 20, 999],
+            ["r2", "2026-12-05T13:20:00Z", 200, 40, 999]]  # fmt: skip
+    data = reconcile_files([ledger], write_csv(tmp_path / "e.csv", header, rows)).to_dict()
+    assert data["export"]["ignored_columns"] == ["prompt_tokens"]
+    assert data["by_model_day"][0]["export"]["prompt_tokens"] == 300
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"], ids=["semicolon", "tab"])
+def test_a_semicolon_or_tab_separated_export_is_read(
+    tmp_path: Path, ledger: Path, delimiter: str
+) -> None:
+    header = ["request_id", "time", "model", "prompt_tokens", "completion_tokens"]
+    rows = [["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", 100, 20],
+            ["r2", "2026-12-05T13:20:00Z", "gpt-4o-mini", 200, 40]]  # fmt: skip
+    export = tmp_path / "e.csv"
+    export.write_text("\n".join(delimiter.join(map(str, r)) for r in [header, *rows]) + "\n")
+    report = reconcile_files([ledger], export)
+    assert report.to_dict()["matched"]["calls"] == 2
+    assert report.exit_code == 0
+
+
+def test_a_json_export_is_walked_in_file_order_through_nested_lists(tmp_path: Path) -> None:
+    rows = [{"request_id": f"r{n}", "time": at("13:00"), "total_tokens": 1} for n in range(6)]
+    export = tmp_path / "e.json"
+    export.write_text(json.dumps([rows[0], [rows[1], [rows[2]]], {"data": rows[3:5]}, rows[5]]))
+    assert [row.request_id for row in ExportReader(export)] == [f"r{n}" for n in range(6)]
+
+
+def test_a_json_line_over_the_limit_is_refused_not_read_whole(
+    tmp_path: Path, ledger: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatcontract.ops import _export
+
+    monkeypatch.setattr(_export, "MAX_JSON_DOCUMENT_BYTES", 64)
+    export = tmp_path / "e.jsonl"
+    export.write_text(json.dumps({"request_id": "r1", "time": 1, "pad": "x" * 100}))
+    with pytest.raises(UsageError, match=r"e\.jsonl line 1: longer than"):
+        reconcile_files([ledger], export)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_an_export_that_is_not_a_regular_file_says_so(
+    tmp_path: Path, ledger: Path, kind: str
+) -> None:
+    path = {"fifo": tmp_path / "e.csv", "directory": tmp_path, "device": Path("/dev/zero")}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(UsageError, match=r"not a regular file .* save the provider's export"):
+        reconcile_files([ledger], path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_ledger_that_is_not_a_regular_file_is_refused_without_waiting(
+    tmp_path: Path, kind: str
+) -> None:
+    export = write_csv(tmp_path / "e.csv", ["request_id", "total_tokens"], [["a", 1]])
+    path = Path("/dev/zero") if kind == "device" else tmp_path / "usage.jsonl"
+    if kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(UsageError, match=r"--ledger .*: not a regular file"):
+        reconcile_files([path], export)
+
+
+def test_an_overlong_ledger_line_is_skipped_a_piece_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatcontract.telemetry import ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "MAX_LINE_BYTES", 1024)
+    path = tmp_path / "usage.jsonl"
+    good = json.dumps(record(at("13:00"), "r1"))
+    path.write_text("x" * 10_000 + "\n" + good + "\n")
+    export = write_csv(tmp_path / "e.csv", ["request_id", "total_tokens"], [["r1", 120]])
+    data = reconcile_files([path], export).to_dict()
+    assert data["matched"]["calls"] == 1
+    [issue] = data["ledger"]["skipped_lines"]
+    assert (issue["line"], issue["kind"]) == (1, "corrupt") and "longer than 1024" in issue[
+        "detail"
+    ]
 
 
 def test_a_json_export_cut_short_says_so(tmp_path: Path, ledger: Path) -> None:

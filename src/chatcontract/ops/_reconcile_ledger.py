@@ -95,6 +95,12 @@ def load_ledger(paths: Sequence[str | os.PathLike[str]]) -> LoadedLedger:
                 f"--ledger {os.fspath(path)}: no such ledger file; give the path the "
                 "UsageLedger writes to"
             )
+        for file in found:
+            if file.exists() and not (file.is_file() or file.is_dir()):
+                raise UsageError(
+                    f"--ledger {os.fspath(file)}: not a regular file (a pipe or a device); give "
+                    "the path the UsageLedger writes to"
+                )
         files += [os.fspath(file) for file in found]
     issues: list[LedgerReadIssue] = []
     calls: list[LedgerCall] = []

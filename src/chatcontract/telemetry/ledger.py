@@ -71,6 +71,9 @@ logger = get_logger("chatcontract.telemetry.ledger")
 
 #: The ``v`` member of every line; readers refuse lines of a newer version.
 LEDGER_VERSION = 1
+#: The longest line ``read_ledger`` keeps (a record is ~600 bytes): a wrong file without line
+#: breaks is skipped a piece at a time instead of read whole.
+MAX_LINE_BYTES = 1024 * 1024
 #: A billing month and a few days of slack: what a reconciliation needs.
 DEFAULT_KEEP_DAYS = 35
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -457,6 +460,12 @@ class LedgerReadIssue:
         return {"file": self.file, "line": self.line, "kind": self.kind, "detail": self.detail}
 
 
+def _skip_rest_of_line(stream: Any, read: bytes) -> None:
+    """Read past the end of an overlong line, a bounded piece at a time."""
+    while read and not read.endswith(b"\n"):
+        read = stream.readline(MAX_LINE_BYTES)
+
+
 def read_ledger(
     files: Sequence[str | os.PathLike[str]],
     issues: list[LedgerReadIssue],
@@ -470,8 +479,15 @@ def read_ledger(
         name = os.fspath(file)
         with open(file, "rb") as stream:
             number = 0
-            for raw in stream:
+            while raw := stream.readline(MAX_LINE_BYTES + 1):
                 number += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    _skip_rest_of_line(stream, raw)
+                    detail = f"longer than {MAX_LINE_BYTES} bytes: not a ledger line"
+                    issues.append(
+                        LedgerReadIssue(file=name, line=number, kind="corrupt", detail=detail)
+                    )
+                    continue
                 if not raw.strip():
                     continue
                 torn = not raw.endswith(b"\n")
