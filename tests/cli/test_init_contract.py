@@ -97,6 +97,18 @@ def test_show_reports_secret_presence_but_never_the_secret(cli, contract_file, m
     assert "sk-verysecret" not in out
 
 
+KEY = "sk-proj-AbCdEf0123456789AbCdEf0123456789XyZ"
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_show_does_not_repeat_a_key_pasted_into_the_contract(cli, contract_file, output):
+    text = contract_file.read_text()
+    contract_file.write_text(text.replace("model: gpt-4.1-nano", f"model: {KEY}", 1))
+    code, out, _ = cli("contract", "show", "--path", str(contract_file), "--format", output)
+    assert code == 0
+    assert KEY[:12] not in out and "***" in out
+
+
 def test_show_resolves_model_from_flag_then_environment(cli, contract_file, monkeypatch):
     monkeypatch.setenv("CHATCONTRACT_MODEL", "gpt-4o")
     _, out, _ = cli("contract", "show", "--path", str(contract_file), "--format", "json")

@@ -86,3 +86,18 @@ def test_output_to_a_reader_that_left_ends_quietly(argv, tmp_path):
         os.close(write)
     assert result.stderr == ""
     assert result.returncode == 141
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    contract = tmp_path / "c.yaml"
+    document = "\n".join(f"unknown_{n}: 1" for n in range(20_000))  # ~1.5 MB of lint output
+    contract.write_text("version: 1\n" + document + "\n")
+    command = [sys.executable, "-m", "chatcontract", "contract", "lint", "--path", str(contract)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.read(100)
+        process.stdout.close()  # as `| head -c 100` does
+        err = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+    assert code == 141

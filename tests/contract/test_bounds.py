@@ -252,6 +252,22 @@ def test_credentials_in_a_base_url_are_refused_without_printing_them(url):
     assert "***@" in message and "carries credentials" in message
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["sk-proj-AbCdEf0123456789AbCdEf0123", "ftp://sk-proj-AbCdEf0123456789AbCdEf0123/v1"],
+    ids=["a-key-alone", "a-key-in-a-url"],
+)
+def test_a_key_pasted_as_the_base_url_is_refused_without_printing_it(url):
+    with pytest.raises(ConfigError) as raised:
+        check_base_url("endpoint.base_url", url)
+    message = str(raised.value)
+    assert "AbCdEf" not in message
+    assert message == (
+        "endpoint.base_url: text that looks like a secret (not shown) is not an http(s) URL; "
+        "write e.g. https://api.cometapi.com/v1"
+    )
+
+
 def test_redact_url_hides_everything_before_the_last_at():
     assert redact_url("https://u:p@w@host:1/v1") == "https://***@host:1/v1"
     assert redact_url("https://host/v1") == "https://host/v1"

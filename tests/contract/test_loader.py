@@ -63,6 +63,23 @@ def test_an_unknown_key_without_a_near_one_lists_the_known_ones():
     ]
 
 
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("sk-proj-AbCdEf0123456789AbCdEf0123", "<a key that looks like a secret, not shown>"),
+        ("k" * 100_000, "'" + "k" * 60 + "'..."),
+        ("two\nlines", "'two\\nlines'"),
+    ],
+    ids=["secret-shaped", "100k-characters", "line-break"],
+)
+def test_an_unknown_key_is_shown_safe_short_and_on_one_line(key, shown):
+    doc = preset_document("cometapi")
+    doc["endpoint"][key] = 1
+    [problem] = check_document(doc)
+    assert problem.startswith(f"endpoint.{shown}: unknown key; ")
+    assert len(problem) < 300 and "\n" not in problem
+
+
 def test_wrong_types_name_the_field_and_the_expected_type():
     doc = preset_document("cometapi")
     doc["policy"]["timeouts"]["total_ms"] = "sixty seconds"

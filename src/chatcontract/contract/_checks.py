@@ -12,7 +12,7 @@ import urllib.parse
 
 from chatcontract.errors import ConfigError
 
-from ._declare import shown
+from ._declare import SECRET_RE, shown
 from ._regex import backtracking_problem
 
 __all__ = [
@@ -185,11 +185,13 @@ def check_base_url(where: str, url: object) -> str:
     example = "write e.g. https://api.cometapi.com/v1"
     if not isinstance(url, str):
         raise _fail(where, f"expected text, got {type(url).__name__}")
-    shown = redact_url(url)
+    text = redact_url(url)
+    # A key pasted where the URL goes is not repeated back (nor any credential-shaped part).
+    quoted = "text that looks like a secret (not shown)" if SECRET_RE.search(text) else repr(text)
     if "@" in url:
         raise _fail(
             where,
-            f"{shown!r} carries credentials; remove 'user:password@' and put the key in the "
+            f"{quoted} carries credentials; remove 'user:password@' and put the key in the "
             "environment variable named under auth.env",
         )
     if not url.strip():
@@ -197,24 +199,22 @@ def check_base_url(where: str, url: object) -> str:
     if len(url) > MAX_URL_LENGTH:
         raise _fail(where, f"is {len(url)} characters long; write at most {MAX_URL_LENGTH}")
     if _URL_BAD_RE.search(url):
-        raise _fail(
-            where, f"{shown!r} contains a space, line break or control character; {example}"
-        )
+        raise _fail(where, f"{quoted} contains a space, line break or control character; {example}")
     if not url.startswith(("http://", "https://")):
-        raise _fail(where, f"{shown!r} is not an http(s) URL; {example}")
+        raise _fail(where, f"{quoted} is not an http(s) URL; {example}")
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise _fail(where, f"{shown!r} is not a valid URL ({exc}); {example}") from exc
+        raise _fail(where, f"{quoted} is not a valid URL ({exc}); {example}") from exc
     if not parts.hostname:
-        raise _fail(where, f"{shown!r} has no host; {example}")
+        raise _fail(where, f"{quoted} has no host; {example}")
     if port == 0:
-        raise _fail(where, f"{shown!r}: port 0 is not a port; write one from 1 to 65535")
+        raise _fail(where, f"{quoted}: port 0 is not a port; write one from 1 to 65535")
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         raise _fail(
             where,
-            f"{shown!r} has a query or fragment; the path is appended to the base URL, so "
+            f"{quoted} has a query or fragment; the path is appended to the base URL, so "
             "write it without '?...' or '#...'",
         )
     return url

@@ -275,7 +275,19 @@ def expected_words(node: Node) -> str:
 
 
 def _join(where: str, key: object) -> str:
-    return f"{where}.{key}" if where else str(key)
+    text = _key_text(key)
+    return f"{where}.{text}" if where else text
+
+
+def _key_text(key: object) -> str:
+    """A document key as a message path shows it: a key that looks like a secret (a credential
+    pasted one line too high) is not shown, a long or multi-line one is cut and quoted."""
+    text = str(key)
+    if SECRET_RE.search(text):
+        return "<a key that looks like a secret, not shown>"
+    if len(text) > _SHOWN_TEXT or not text.isprintable():
+        return repr(text[:_SHOWN_TEXT]) + ("..." if len(text) > _SHOWN_TEXT else "")
+    return text
 
 
 def _label(where: str, index: int, item: object) -> str:
@@ -387,7 +399,7 @@ def _problems(where: str, value: object, node: Node, *, document: bool) -> list[
 
 
 def _unknown_key(where: str, key: object, known: list[str]) -> str:
-    near = difflib.get_close_matches(str(key), known, n=1)
+    near = difflib.get_close_matches(str(key)[:_SHOWN_TEXT], known, n=1)
     hint = f"did you mean {near[0]}? " if near else ""
     return f"{_join(where, key)}: unknown key; {hint}known keys here: {', '.join(known)}"
 
