@@ -78,6 +78,8 @@ def test_classify_bad_arguments_are_one_line_exit_2(cli, tmp_path):
             "cannot be read",
         ),
         (("classify", "--status", "200", "--preset", "nope", *given), "cometapi, openai"),
+        (("classify", "--status", "200", "--max-tokens", "-5", *given), "from 1 to 100000000"),
+        (("classify", "--status", "200", "--max-tokens", "1" * 30, *given), "from 1 to 100000000"),
     ):
         code, _, err = cli(*argv)
         assert code == 2, argv

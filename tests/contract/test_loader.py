@@ -187,3 +187,22 @@ def test_a_file_that_cannot_be_a_contract_is_one_contract_file_error(tmp_path, c
 def test_a_contract_path_on_an_endless_device_is_refused():
     with pytest.raises(ContractFileError, match="/dev/zero: is larger than 1 MiB"):
         load("/dev/zero")
+
+
+def test_a_key_written_twice_is_refused_naming_its_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nmodel: gpt-4o\nname: x\nmodel: gpt-4o-mini\n")
+
+    with pytest.raises(ContractFileError) as raised:
+        read_document(path)
+    assert str(raised.value) == (
+        f"{path}: is not valid YAML at line 4, column 1: the key 'model' is written twice in "
+        "one mapping; keep one"
+    )
+
+
+def test_a_merge_key_still_overrides_its_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("base: &d {a: 1, b: 2}\nrow:\n  <<: *d\n  a: 3\n")
+
+    assert read_document(path)["row"] == {"a": 3, "b": 2}

@@ -18,6 +18,7 @@ from chatcontract.failures import classify
 from ._common import emit_json
 
 _BODY_LIMIT = 16 * 1024 * 1024
+_MAX_TOKENS = 100_000_000  # the contract's bound on a context window
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -112,6 +113,11 @@ def _contract(args: argparse.Namespace) -> Contract:
 def run(args: argparse.Namespace) -> int:
     if not 100 <= args.status <= 599:
         raise UsageError(f"--status {args.status}: an HTTP status is between 100 and 599")
+    if args.max_tokens is not None and not 1 <= args.max_tokens <= _MAX_TOKENS:
+        raise UsageError(
+            f"--max-tokens {args.max_tokens}: write the request's max_tokens, an integer from 1 "
+            f"to {_MAX_TOKENS}"
+        )
     headers = _headers(args.header)
     body = _body(args.body_file)
     contract = _contract(args)

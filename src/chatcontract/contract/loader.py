@@ -54,7 +54,37 @@ MAX_DOCUMENT_VALUES = 1_000_000
 
 # libyaml's safe loader parses a contract file ~7x faster than the pure-Python one, the
 # largest part of loading a contract; same safe constructors, same error marks.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseSafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _DuplicateKeyError(yaml.MarkedYAMLError):
+    """A mapping writes one key twice (YAML says keys are unique; PyYAML keeps the last)."""
+
+
+class _SafeLoader(_BaseSafeLoader):  # type: ignore[valid-type,misc]
+    """The safe loader, refusing a key written twice in one mapping.
+
+    PyYAML silently keeps the last value: ``model:`` written twice in a long file would
+    change the contract without a word. A merge key (``<<: *defaults``) still overrides.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if (
+                not isinstance(key_node, yaml.ScalarNode)
+                or key_node.tag == "tag:yaml.org,2002:merge"
+            ):
+                continue
+            if key_node.value in seen:
+                raise _DuplicateKeyError(
+                    problem=f"the key {shown(key_node.value)} is written twice in one mapping; "
+                    "keep one",
+                    problem_mark=key_node.start_mark,
+                )
+            seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
 
 # Rows written compactly: a field left at its default is not written.
 _OMIT_DEFAULTS = (ErrorRule, FallbackRoute)
