@@ -6,7 +6,9 @@ The embedded simulator is a *simulated* target; a simulator server named in a co
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -300,6 +302,29 @@ def test_drift_without_probe_history_is_exit_2(cli: Run, tmp_path: Path) -> None
     code, _, err = cli("drift", "--from", "probe")
     assert code == 2
     assert "no probe history" in err
+
+
+@pytest.mark.parametrize("kind", ["empty-file", "another-database"])
+@pytest.mark.parametrize("action", [["drift"], ["baseline", "accept"]], ids=["drift", "accept"])
+def test_a_db_that_is_not_a_probe_store_is_refused_and_left_unchanged(
+    cli: Run, tmp_path: Path, kind: str, action: list[str]
+) -> None:
+    Baseline.accept(observe([]), source="validate").save(tmp_path / "chatcontract.baseline.json")
+    db = tmp_path / "other.db"
+    if kind == "empty-file":
+        db.touch()
+    else:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.execute("CREATE TABLE notes (text)")
+            conn.commit()
+    before = db.read_bytes()
+    code, _, err = cli(*action, "--from", "probe", "--db", str(db))
+    assert code == 2
+    assert "no probe history (not a store 'chatcontract probe' wrote)" in err
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("other.db")) == [
+        "other.db"
+    ]
 
 
 def test_baseline_without_an_action_shows_help_and_exit_2(cli: Run) -> None:

@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -173,10 +174,7 @@ def observation_from_store(
     path: str, *, hours: int, target: str | None, now: float | None = None
 ) -> Observation:
     """The observation of ``target``'s primary-route probe runs of the last ``hours``."""
-    if not Path(path).is_file():
-        raise ConfigError(
-            f"{path}: no probe history; run 'chatcontract probe --once' first (or pass --db)"
-        )
+    _check_probe_history(path)
     since = (time.time() if now is None else now) - hours * 3600
     with ProbeStore.open(path) as store:
         rows = store.shape_rows(since=since, target=target)
@@ -192,6 +190,34 @@ def observation_from_store(
         for row in rows
     ]
     return observe_samples(samples)
+
+
+def _is_probe_store(path: str) -> bool:
+    """Whether ``path`` is a probe store ``chatcontract probe`` wrote, looked at read-only.
+
+    ``ProbeStore.open`` creates its schema in whatever SQLite file it is given: an empty file
+    or another program's database named by a wrong ``--db`` would be written to by a command
+    that only reads.
+    """
+    if not Path(path).is_file():
+        return False
+    try:
+        uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None
+
+
+def _check_probe_history(path: str) -> None:
+    if not _is_probe_store(path):
+        raise ConfigError(
+            f"{path}: no probe history (not a store 'chatcontract probe' wrote); run "
+            "'chatcontract probe --once' first (or pass --db)"
+        )
 
 
 def _identity_from_key(key: str) -> TargetIdentity:
@@ -210,7 +236,7 @@ def _store_target(
     if contract is not None:
         base_url = args.base_url or contract.endpoint.base_url
         return TargetIdentity.real(base_url, contract.resolved_model(args.model, os.environ))
-    if not Path(args.db).is_file():
+    if not _is_probe_store(args.db):
         return None
     with ProbeStore.open(args.db) as store:
         key = store.latest_target()
@@ -220,10 +246,7 @@ def _store_target(
 def _from_store(
     args: argparse.Namespace, contract: Contract | None, baseline: Baseline | None
 ) -> _Observed:
-    if not Path(args.db).is_file():
-        raise ConfigError(
-            f"{args.db}: no probe history; run 'chatcontract probe --once' first (or pass --db)"
-        )
+    _check_probe_history(args.db)
     target = _store_target(args, contract, baseline)
     if target is None:
         raise ConfigError(f"{args.db}: no probe run records its target; run 'chatcontract probe'")
