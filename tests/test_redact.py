@@ -1,6 +1,6 @@
 import pytest
 
-from chatcontract.redact import REDACTED, redact_headers, redact_text
+from chatcontract.redact import REDACTED, redact_headers, redact_text, redact_value
 
 
 @pytest.mark.parametrize(
@@ -230,3 +230,8 @@ def test_an_interrupted_stream_does_not_show_the_key(planted_env):
     assert PLANTED in error.partial_content
     for text in [repr(error), str(error), repr(error.failure), *_outputs(error.attempts)]:
         assert PLANTED not in text
+
+
+def test_redact_value_walks_lists_and_mappings_and_leaves_other_values():
+    value = {"a": ["sk-abcdefghijklmnopqrstuvwx", 3], "b": {"c": "plain"}, "d": None}
+    assert redact_value(value) == {"a": [REDACTED, 3], "b": {"c": "plain"}, "d": None}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-__all__ = ["REDACTED", "SENSITIVE_HEADERS", "redact_headers", "redact_text"]
+__all__ = ["REDACTED", "SENSITIVE_HEADERS", "redact_headers", "redact_text", "redact_value"]
 
 REDACTED = "***"
 
@@ -38,6 +38,17 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
     return _SECRET_PATTERNS.sub(REDACTED, text)
+
+
+def redact_value(value: object) -> object:
+    """``value`` (JSON-like: text, lists, dicts) with ``redact_text`` applied to every string."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(item) for item in value]
+    return value
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -149,3 +149,28 @@ def test_a_ledger_written_by_usage_ledger_reconciles_with_its_export(cli, tmp_pa
     assert mine == {**theirs, "cost_usd": pytest.approx(theirs["cost_usd"])}
     assert mine["total_tokens"] == 333
     assert mine["cost_usd"] == pytest.approx((303 * 0.12 + 30 * 0.48) / 1e6)  # preset prices
+
+
+KEY = "sk-proj-AbCdEf0123456789AbCdEf0123"
+
+
+@pytest.mark.parametrize("report", ["text", "json"])
+def test_ids_from_the_files_are_printed_redacted(cli, tmp_path: Path, report: str) -> None:
+    ledger = write_ledger(tmp_path / "usage.jsonl", [record(at("13:00"), KEY)])
+    export = write_csv(tmp_path / "e.csv", HEADER, [["r9", "2026-12-05T13:00:00Z", "m", 1, 1]])
+    code, out, _ = cli(
+        "reconcile", "--ledger", str(ledger), "--export", str(export), "--report-format", report
+    )
+    assert code == 1
+    assert "AbCdEf" not in out and "***" in out
+
+
+def test_an_id_with_a_line_break_or_an_escape_stays_on_its_line(cli, tmp_path: Path) -> None:
+    ledger = write_ledger(tmp_path / "usage.jsonl", [record(at("13:00"), "r1")])
+    rows = [["r1", "2026-12-05T13:00:00Z", "m", 100, 20],
+            ["evil\nFAKE LINE\x1b[2J", "2026-12-05T13:01:00Z", "m", 1, 1]]  # fmt: skip
+    export = write_csv(tmp_path / "e.csv", HEADER, rows)
+    code, out, _ = cli("reconcile", "--ledger", str(ledger), "--export", str(export))
+    assert code == 1
+    assert "  evil\\x0aFAKE LINE\\x1b[2J 2026-12-05T13:01:00Z m (line 4)" in out.splitlines()
+    assert "\x1b" not in out

@@ -17,7 +17,7 @@ from chatcontract.contract import (
     read_document,
 )
 from chatcontract.errors import ContractFileError
-from chatcontract.redact import redact_text
+from chatcontract.redact import redact_text, redact_value
 
 from ._common import add_contract_option, contract_path, emit_json, load_contract
 
@@ -107,7 +107,7 @@ def run_show(args: argparse.Namespace) -> int:
         "contract": document,
     }
     if args.format == "json":
-        emit_json(_redacted(resolved))
+        emit_json(redact_value(resolved))
         return 0
     timeouts, retry = contract.policy.timeouts, contract.policy.retry
     secret_line = (
@@ -157,18 +157,6 @@ def run_show(args: argparse.Namespace) -> int:
     for name, value in rows:
         print(f"{name.ljust(width)}  {redact_text(value)}")
     return 0
-
-
-def _redacted(value: Any) -> Any:
-    """``value`` with credential-shaped text replaced: a key pasted into the contract (lint
-    warns about it) is not repeated into a terminal or a CI log by ``show``."""
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redacted(item) for item in value]
-    return value
 
 
 def _kill_switch(contract: Contract) -> str:

@@ -107,4 +107,15 @@ def render_text(data: Mapping[str, Any]) -> str:
         )
     else:
         lines.append(f"OK: every difference within {data['tolerance_pct']:g}%")
-    return "\n".join(lines) + "\n"
+    return "\n".join(_one_line(line) for line in lines) + "\n"
+
+
+# Control characters other than the tab, DEL, and C1 controls (a CSI starts a terminal escape).
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x09), *range(0x0A, 0x20), 0x7F)}
+_CONTROL.update({code: f"\\x{code:02x}" for code in range(0x80, 0xA0)})
+
+
+def _one_line(line: str) -> str:
+    """``line`` as one terminal line: a request id or model holding a line break or an escape
+    sequence (they come from the files) is shown escaped, not obeyed."""
+    return line.translate(_CONTROL)
