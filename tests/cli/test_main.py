@@ -101,3 +101,15 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
         code = process.wait(timeout=60)
     assert "Traceback" not in err and "BrokenPipeError" not in err
     assert code == 141
+
+
+def test_an_error_message_quoting_a_key_prints_it_redacted(monkeypatch, capsys):
+    from chatcontract.cli import contract_cmds, main
+    from chatcontract.errors import ConfigError
+
+    def failing(_args):
+        raise ConfigError("http://h/v1/sk-proj-AbCdEf0123456789AbCdEf0123: unreachable")
+
+    monkeypatch.setattr(contract_cmds, "run_schema", failing)
+    assert main(["contract", "schema"]) == 2
+    assert capsys.readouterr().err == "chatcontract: error: http://h/v1/***: unreachable\n"

@@ -177,3 +177,18 @@ def test_validate_passes_when_the_documentation_is_down(cli, project, docs):
     code, out, _ = cli("review")
     assert code == 2
     assert "not fingerprinted at the last passing validate (HTTP 503" in out
+
+
+KEY = "sk-proj-AbCdEf0123456789AbCdEf0123"
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_checklist_does_not_repeat_a_key_pasted_into_the_base_url(cli, validated, project, output):
+    contract = project / "chatcontract.yaml"
+    document = yaml.safe_load(contract.read_text())
+    document["endpoint"]["base_url"] = f"http://127.0.0.1:9/{KEY}"
+    contract.write_text(yaml.safe_dump(document, sort_keys=False))
+    _, out, err = cli("checklist", "--format", output)
+    assert "[ ] Endpoint confirmed" in out or '"endpoint_confirmed"' in out
+    assert "127.0.0.1:9/***" in out
+    assert "AbCdEf" not in out + err

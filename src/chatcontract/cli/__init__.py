@@ -123,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not as an ignored error at exit
         return code
     except ChatContractError as exc:
-        print(f"chatcontract: error: {exc}", file=sys.stderr)
+        from chatcontract.redact import redact_text  # a key in a URL the message quotes
+
+        print(f"chatcontract: error: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("chatcontract: interrupted", file=sys.stderr)

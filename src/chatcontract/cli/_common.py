@@ -15,6 +15,7 @@ from typing import Any
 
 from chatcontract.contract import DEFAULT_PATH, Contract, load
 from chatcontract.errors import UsageError
+from chatcontract.redact import redact_text, redact_value
 
 __all__ = [
     "add_contract_option",
@@ -24,6 +25,7 @@ __all__ = [
     "emit_json",
     "load_contract",
     "refuse_overwriting_inputs",
+    "write_out",
     "write_text",
 ]
 
@@ -60,8 +62,15 @@ def load_contract(args: argparse.Namespace) -> Contract:
 
 
 def emit_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, sort_keys=False, default=str)
+    """``value`` as indented JSON on stdout, credential-shaped text replaced (``redact_value``):
+    a key pasted into a contract's URL or model is not repeated into a CI log."""
+    json.dump(redact_value(value), sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
+
+
+def write_out(text: str) -> None:
+    """``text`` on stdout, credential-shaped text replaced (``redact_text``)."""
+    sys.stdout.write(redact_text(text))
 
 
 def display_path(path: str) -> str:

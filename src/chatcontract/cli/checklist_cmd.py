@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from chatcontract.contract import Contract, read_document
@@ -22,7 +21,7 @@ from chatcontract.ops.checklist import (
 )
 from chatcontract.ops.grafana import DASHBOARD_DEFAULT_PATH
 
-from ._common import add_contract_option, contract_path, emit_json, load_contract
+from ._common import add_contract_option, contract_path, emit_json, load_contract, write_out
 
 FORMATS = ("text", "json")
 
@@ -92,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
             f"Rollout checklist for {contract.name} ({contract.provider}); "
             f"validate run {started} from {args.report}"
         )
-        sys.stdout.write(render_checklist_text(items, heading=heading))
+        write_out(render_checklist_text(items, heading=heading))
     return checklist_exit_code(items)

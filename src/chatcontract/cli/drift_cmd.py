@@ -43,8 +43,9 @@ from chatcontract.errors import ConfigError, UsageError
 from chatcontract.identity import UNKNOWN_TARGET, TargetIdentity
 from chatcontract.probe.records import PROBE_KINDS
 from chatcontract.probe.store import DEFAULT_DB_PATH, ProbeStore
+from chatcontract.redact import redact_text, redact_value
 
-from ._common import refuse_overwriting_inputs
+from ._common import refuse_overwriting_inputs, write_out
 
 __all__ = ["EXIT_REFUSED", "observation_from_store", "register"]
 
@@ -358,8 +359,10 @@ def run_accept(args: argparse.Namespace) -> int:
     refusals = _refusals(observed)
     if refusals and not args.force:
         sys.stderr.write(
-            f"chatcontract: refused: {'; '.join(refusals)}; nothing written "
-            "(--force accepts it anyway)\n"
+            redact_text(
+                f"chatcontract: refused: {'; '.join(refusals)}; nothing written "
+                "(--force accepts it anyway)\n"
+            )
         )
         return EXIT_REFUSED
     baseline = Baseline.accept(
@@ -433,30 +436,30 @@ def run_drift(args: argparse.Namespace) -> int:
         )
     if args.format == "json":
         json.dump(
-            {
-                "baseline": args.baseline,
-                "baseline_accepted_at": baseline.accepted_at,
-                "baseline_target": None if baseline.target is None else baseline.target.key,
-                "observed_from": where,
-                "target": None if observed.target is None else observed.target.key,
-                "observations": observation.samples,
-                "drift": bool(differences),
-                "differences": [difference.to_dict() for difference in differences],
-            },
+            redact_value(
+                {
+                    "baseline": args.baseline,
+                    "baseline_accepted_at": baseline.accepted_at,
+                    "baseline_target": None if baseline.target is None else baseline.target.key,
+                    "observed_from": where,
+                    "target": None if observed.target is None else observed.target.key,
+                    "observations": observation.samples,
+                    "drift": bool(differences),
+                    "differences": [difference.to_dict() for difference in differences],
+                }
+            ),
             sys.stdout,
             indent=2,
         )
-        sys.stdout.write("\n")
+        write_out("\n")
     elif differences:
-        sys.stdout.write(
+        write_out(
             f"drift: {len(differences)} difference(s) between {args.baseline} "
             f"(accepted {baseline.accepted_at}) and {where}\n"
         )
         width = max(len(difference.kind) for difference in differences)
         for difference in differences:
-            sys.stdout.write(f"  {difference.kind:<{width}}  {difference.detail}\n")
+            write_out(f"  {difference.kind:<{width}}  {difference.detail}\n")
     else:
-        sys.stdout.write(
-            f"no drift: {observation.samples} responses from {where} match {args.baseline}\n"
-        )
+        write_out(f"no drift: {observation.samples} responses from {where} match {args.baseline}\n")
     return 1 if differences else 0

@@ -12,7 +12,7 @@ from chatcontract._jsonfile import read_json_file
 from chatcontract.drift import LAST_VALIDATE_PATH
 from chatcontract.errors import ConfigError, UsageError
 
-from ._common import add_contract_option, contract_path, emit_json, load_contract
+from ._common import add_contract_option, contract_path, emit_json, load_contract, write_out
 
 FORMATS = ("text", "json")
 _MAX_NAME = 200
@@ -118,5 +118,5 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         emit_json(result.to_dict())
     else:
-        sys.stdout.write(reviewing.render_review_text(result, contract_path=path))
+        write_out(reviewing.render_review_text(result, contract_path=path))
     return result.exit_code
