@@ -357,3 +357,14 @@ def test_memory_does_not_grow_with_the_export(tmp_path: Path, ledger: Path) -> N
     large = _peak(_huge_export(tmp_path / "large.csv", 20_000, ids=False), ledger)
     # Ten times the rows (about 1 MB more file): the peak stays where it was.
     assert large - small < 128 * 1024, (small, large)
+
+
+def test_a_ledger_record_with_a_bad_time_is_skipped_naming_its_file_and_line(
+    tmp_path: Path,
+) -> None:
+    good = record(at("13:00"), "r1")
+    path = write_ledger(tmp_path / "usage.jsonl", [good, {**good, "time": 1e300}])
+    export = write_csv(tmp_path / "e.csv", ["request_id", "total_tokens"], [["r1", 120]])
+    [issue] = reconcile_files([path], export).to_dict()["ledger"]["skipped_lines"]
+    assert (issue["file"], issue["line"], issue["kind"]) == (str(path), 2, "corrupt")
+    assert issue["detail"].startswith("time: 1e+300 is not a time between 1970 and 9999")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatcontract.errors import UsageError
-from chatcontract.telemetry.ledger import LedgerReadIssue, ledger_files, read_ledger
+from chatcontract.telemetry.ledger import LedgerReadIssue, ledger_files, read_ledger_lines
 
 from ._export import parse_time
 
@@ -106,12 +106,12 @@ def load_ledger(paths: Sequence[str | os.PathLike[str]]) -> LoadedLedger:
     calls: list[LedgerCall] = []
     prices: dict[str, tuple[float, float]] = {}
     try:
-        for record in read_ledger(files, issues):
+        for name, line, record in read_ledger_lines(files, issues):
             try:
-                call = _call(record, "ledger")
+                call = _call(record, "time")
             except UsageError as exc:
                 issues.append(
-                    LedgerReadIssue(file="ledger", line=0, kind="corrupt", detail=str(exc))
+                    LedgerReadIssue(file=name, line=line, kind="corrupt", detail=str(exc))
                 )
                 continue
             calls.append(call)

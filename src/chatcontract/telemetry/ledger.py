@@ -65,6 +65,7 @@ __all__ = [
     "ledger_files",
     "ledger_record",
     "read_ledger",
+    "read_ledger_lines",
 ]
 
 logger = get_logger("chatcontract.telemetry.ledger")
@@ -475,6 +476,15 @@ def read_ledger(
     A line that is not a whole record is skipped and appended to ``issues``; the other
     records are all read. Raises ``OSError`` when a file cannot be opened.
     """
+    for _, _, record in read_ledger_lines(files, issues):
+        yield record
+
+
+def read_ledger_lines(
+    files: Sequence[str | os.PathLike[str]],
+    issues: list[LedgerReadIssue],
+) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """``read_ledger`` with where each record is: ``(file, line number, record)``."""
     for file in files:
         name = os.fspath(file)
         with open(file, "rb") as stream:
@@ -512,4 +522,4 @@ def read_ledger(
                         )
                     )
                     continue
-                yield record
+                yield name, number, record
