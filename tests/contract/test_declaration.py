@@ -173,8 +173,23 @@ def test_load_names_the_first_problem_of_the_file(tmp_path):
 def test_an_integer_too_long_for_python_is_one_line_not_a_traceback(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("name: x\nversion: " + "9" * 5000 + "\n")
-    with pytest.raises(ContractFileError, match="is not a usable contract file"):
+    with pytest.raises(ContractFileError) as raised:
         load(path)
+    assert str(raised.value) == (
+        f"{path}: holds a value YAML cannot convert (a number of more than 4300 digits); "
+        "write dates as YYYY-MM-DD and numbers a field can hold"
+    )
+
+
+def test_a_date_that_does_not_exist_says_how_to_write_one(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\nreviewed_on: 2026-02-30\n")
+    with pytest.raises(ContractFileError) as raised:
+        load(path)
+    assert str(raised.value) == (
+        f"{path}: holds a value YAML cannot convert (day is out of range for month); "
+        "write dates as YYYY-MM-DD and numbers a field can hold"
+    )
 
 
 def test_a_typo_in_a_key_is_refused_not_silently_dropped(tmp_path):

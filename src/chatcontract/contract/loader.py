@@ -145,8 +145,15 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ContractFileError(shown, f"is not valid YAML{where}: {problem}") from exc
-    except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
-        raise ContractFileError(shown, f"is not a usable contract file ({exc})") from exc
+    except ValueError as exc:  # a date like 2026-02-30, an integer of more than 4300 digits
+        reason = str(exc)
+        if "integer string conversion" in reason:  # Python's advice is not the user's remedy
+            reason = "a number of more than 4300 digits"
+        raise ContractFileError(
+            shown,
+            f"holds a value YAML cannot convert ({reason}); write dates as YYYY-MM-DD and "
+            "numbers a field can hold",
+        ) from exc
     if not isinstance(doc, dict):
         raise ContractFileError(
             shown, f"must hold a mapping of contract fields, got {_type_name(doc)}"
