@@ -271,6 +271,14 @@ def test_an_overlong_ledger_line_is_skipped_a_piece_at_a_time(
     ]
 
 
+def test_a_csv_export_cut_inside_a_quoted_cell_says_so(tmp_path: Path, ledger: Path) -> None:
+    export = tmp_path / "e.csv"
+    rows = "".join(f"r{n},2026-12-05T13:00:00Z,1\n" for n in range(3, 50))
+    export.write_text('request_id,time,total_tokens\n"r1,2026-12-05T13:00:00Z,1\n' + rows)
+    with pytest.raises(UsageError, match=r"e\.csv line 2: a quoted cell here is never closed"):
+        reconcile_files([ledger], export)
+
+
 def test_a_json_export_cut_short_says_so(tmp_path: Path, ledger: Path) -> None:
     export = tmp_path / "usage.jsonl"
     whole = json.dumps(page(bucket(at("13:00"), at("14:00"), ("gpt-4o-mini", 300, 60, 2))))

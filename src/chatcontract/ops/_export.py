@@ -358,7 +358,7 @@ class ExportReader:
     def _csv_header(self) -> _Columns:
         try:
             with open(self.path, encoding="utf-8-sig", newline="") as stream:
-                header = next(csv.reader(stream), None)
+                header = next(csv.reader(stream, strict=True), None)
                 if header is not None and len(header) == 1:
                     header = self._other_delimiter(header, stream)
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -377,12 +377,12 @@ class ExportReader:
             if delimiter in header[0]:
                 self.delimiter = delimiter
                 stream.seek(0)
-                return next(csv.reader(stream, delimiter=delimiter))
+                return next(csv.reader(stream, delimiter=delimiter, strict=True))
         return header
 
     def _csv_rows(self) -> Iterator[ExportRow]:
         with open(self.path, encoding="utf-8-sig", newline="") as stream:
-            reader = csv.reader(stream, delimiter=self.delimiter)
+            reader = csv.reader(stream, delimiter=self.delimiter, strict=True)
             header = next(reader)
             plan: list[tuple[int, str, str]] = []
             planned: set[str] = set()
@@ -391,18 +391,24 @@ class ExportReader:
                 if column in self._columns.fields and column not in planned:
                     plan.append((index, column, self._columns.fields[column]))
                     planned.add(column)
+            started = reader.line_num + 1  # the line the record being read starts on
             try:
                 for record in reader:
-                    if not any(cell.strip() for cell in record):
-                        continue
-                    if len(record) > len(header):
-                        raise UsageError(
-                            f"{self.name} line {reader.line_num}: {len(record)} cells for "
-                            f"{len(header)} columns"
-                        )
-                    self.rows_read += 1
-                    yield _row(record, plan, line=reader.line_num, where=self.name)
+                    if any(cell.strip() for cell in record):
+                        if len(record) > len(header):
+                            raise UsageError(
+                                f"{self.name} line {reader.line_num}: {len(record)} cells for "
+                                f"{len(header)} columns"
+                            )
+                        self.rows_read += 1
+                        yield _row(record, plan, line=reader.line_num, where=self.name)
+                    started = reader.line_num + 1
             except (csv.Error, UnicodeDecodeError) as exc:
+                if str(exc) == "unexpected end of data":  # strict: a quote opened, never closed
+                    raise UsageError(
+                        f"{self.name} line {started}: a quoted cell here is never closed (a "
+                        'download cut short, or a stray "); download the export again'
+                    ) from exc
                 raise UsageError(f"{self.name} line {reader.line_num}: {exc}") from exc
 
     # -- JSON ----------------------------------------------------------------------------------
