@@ -113,6 +113,7 @@ def test_a_torn_last_ledger_line_is_reported_and_the_rest_reconciled(
             ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", 10, 20, "extra"],
             "export.csv line 3: 6 cells for 5 columns",
         ),
+        (["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini"], "export.csv line 3: 3 cells for 5 columns"),
         (
             ["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", "1" * 10_000, 20],
             r"prompt_tokens: '1{40}'\.\.\. \(10000 characters\) is not a whole number from 0 "
@@ -159,6 +160,7 @@ def test_a_torn_last_ledger_line_is_reported_and_the_rest_reconciled(
         "tokens",
         "time",
         "extra-cell",
+        "missing-cells",
         "10k-digits",
         "4k-digits",
         "unicode-digit",
@@ -376,3 +378,16 @@ def test_a_ledger_record_with_a_bad_time_is_skipped_naming_its_file_and_line(
     [issue] = reconcile_files([path], export).to_dict()["ledger"]["skipped_lines"]
     assert (issue["file"], issue["line"], issue["kind"]) == (str(path), 2, "corrupt")
     assert issue["detail"].startswith("time: 1e+300 is not a time between 1970 and 9999")
+
+
+def test_an_export_without_a_prompt_column_has_no_total_rather_than_a_wrong_one(
+    tmp_path: Path, ledger: Path
+) -> None:
+    header = ["request_id", "time", "model", "completion_tokens"]
+    rows = [["r1", "2026-12-05T13:00:00Z", "gpt-4o-mini", 20],
+            ["r2", "2026-12-05T13:20:00Z", "gpt-4o-mini", 40]]  # fmt: skip
+    report = reconcile_files([ledger], write_csv(tmp_path / "e.csv", header, rows))
+    [row] = report.to_dict()["by_model_day"]
+    assert row["export"]["completion_tokens"] == 60
+    assert row["export"]["prompt_tokens"] is None and row["export"]["total_tokens"] is None
+    assert report.exit_code == 0  # completion tokens agree; nothing else can be compared

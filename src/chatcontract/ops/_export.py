@@ -395,7 +395,7 @@ class ExportReader:
             try:
                 for record in reader:
                     if any(cell.strip() for cell in record):
-                        if len(record) > len(header):
+                        if len(record) != len(header):  # a torn or shifted row
                             raise UsageError(
                                 f"{self.name} line {reader.line_num}: {len(record)} cells for "
                                 f"{len(header)} columns"

@@ -122,6 +122,10 @@ def _iso(timestamp: float | None) -> str | None:
 # -- sums --------------------------------------------------------------------------------------
 
 
+#: The token fields a cost is derived from (a total alone cannot be priced).
+_SPLIT = frozenset({"prompt_tokens", "completion_tokens"})
+
+
 @dataclass(slots=True)
 class _Side:
     """Sums for one side of one model-day (or bucket, or the totals)."""
@@ -142,8 +146,10 @@ class _Side:
         cost: float | None,
     ) -> None:
         self.requests += requests
-        if total is None and (prompt is not None or completion is not None):
-            total = (prompt or 0) + (completion or 0)
+        if total is None and prompt is not None and completion is not None:
+            # Both halves or nothing: an export without its prompt column would otherwise
+            # report its completion tokens as the total (+500% on a matching export).
+            total = prompt + completion
         for name, value in (
             ("prompt_tokens", prompt),
             ("completion_tokens", completion),
@@ -321,9 +327,9 @@ class _Reconciler:
         if row.cost_usd is not None:
             return row.cost_usd
         price = self._price(model)
-        if price is None or (row.prompt_tokens is None and row.completion_tokens is None):
-            return None
-        return ((row.prompt_tokens or 0) * price[0] + (row.completion_tokens or 0) * price[1]) / 1e6
+        if price is None or row.prompt_tokens is None or row.completion_tokens is None:
+            return None  # half the tokens priced is not the cost
+        return (row.prompt_tokens * price[0] + row.completion_tokens * price[1]) / 1e6
 
     def _export_add(self, side: _Side, row: ExportRow, model: str | None) -> None:
         side.add(
@@ -338,7 +344,7 @@ class _Reconciler:
         for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
             if getattr(row, name) is not None:
                 self.export_has.add(name)
-        if row.prompt_tokens is not None or row.completion_tokens is not None:
+        if row.prompt_tokens is not None and row.completion_tokens is not None:
             self.export_has.add("total_tokens")
         if row.cost_usd is not None:
             self.export_cost_column = True
@@ -673,8 +679,9 @@ class _Reconciler:
         for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
             if name in self.export_has and getattr(side, name) is None:
                 setattr(side, name, 0)
+        priced = model is not None and self._price(model) is not None
         if side.cost_usd is None and (
-            self.export_cost_column or (model is not None and self._price(model) is not None)
+            self.export_cost_column or (priced and self.export_has >= _SPLIT)
         ):
             side.cost_usd = 0.0
 
