@@ -107,6 +107,17 @@ def test_the_fast_tap_agrees_with_the_general_tap_on_any_split(reads, tap_after,
     assert fast == _tapped(reads, fast=False, typed=typed, tap_after=tap_after)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
+def test_reads_held_before_the_tap_are_tapped_when_it_begins(fast):
+    # Deferred after the first token, the second read is held; tap() takes it, and a pass-
+    # through reader must get its payload: the chunk template's shortcut assembled it without
+    # tapping it (the assembled text had three a's, the tap two payloads of three).
+    read = b"data: " + _chunk("a") + b"\n\n"
+    drained, result, _ = _tapped([read, read, read], fast=fast, tap_after=2)
+    assert drained == [[_chunk("a"), _chunk("a")], []]
+    assert result.content == "aaa"
+
+
 def test_held_reads_are_tapped_in_order_by_the_fast_path():
     body = b"".join(b"data: " + _chunk(t) + b"\n\n" for t in "abc") + b"data: [DONE]\n\n"
     drained, result, _ = _tapped([body], fast=True)

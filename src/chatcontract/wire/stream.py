@@ -1025,6 +1025,7 @@ class StreamParser:
         template = assembler._template
         if (
             template is not None
+            and self._tap is None  # tapped (held before tap()): each payload kept, below
             and assembler._typed_misses < _TYPED_MISSES
             and not assembler._done
             and self._decoder._between_events()
