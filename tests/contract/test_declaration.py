@@ -170,24 +170,21 @@ def test_load_names_the_first_problem_of_the_file(tmp_path):
     )
 
 
-def test_an_integer_too_long_for_python_is_one_line_not_a_traceback(tmp_path):
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("version: " + "9" * 5000, "a number of more than 4300 digits"),
+        ("reviewed_on: 2026-02-30", "day is out of range for month"),
+    ],
+    ids=["integer-too-long-for-python", "date-that-does-not-exist"],
+)
+def test_a_value_yaml_cannot_convert_is_one_line_saying_what_to_write(tmp_path, line, reason):
     path = tmp_path / "c.yaml"
-    path.write_text("name: x\nversion: " + "9" * 5000 + "\n")
+    path.write_text(f"name: x\n{line}\n")
     with pytest.raises(ContractFileError) as raised:
         load(path)
     assert str(raised.value) == (
-        f"{path}: holds a value YAML cannot convert (a number of more than 4300 digits); "
-        "write dates as YYYY-MM-DD and numbers a field can hold"
-    )
-
-
-def test_a_date_that_does_not_exist_says_how_to_write_one(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text("name: x\nreviewed_on: 2026-02-30\n")
-    with pytest.raises(ContractFileError) as raised:
-        load(path)
-    assert str(raised.value) == (
-        f"{path}: holds a value YAML cannot convert (day is out of range for month); "
+        f"{path}: holds a value YAML cannot convert ({reason}); "
         "write dates as YYYY-MM-DD and numbers a field can hold"
     )
 
