@@ -13,6 +13,7 @@ from chatcontract.contract import dump, load
 from chatcontract.contract.presets import preset_document
 from chatcontract.errors import ConfigError
 from chatcontract.ops import review as reviewing
+from chatcontract.ops._docs_fetch import FetchedDocument
 from chatcontract.ops.review import (
     accept_documentation,
     review,
@@ -119,6 +120,24 @@ def test_unreachable_documentation_is_exit_2_and_says_so(contract_path, docs):
     (reason,) = result.unknown
     assert reason.startswith("documentation unreachable: http://127.0.0.1:")
     assert reason.endswith("HTTP 404 from " + docs.url("/openapi.json"))
+
+
+def test_a_redirect_to_another_host_is_a_change_and_is_said(contract_path, docs):
+    record = passing_record(contract_path)
+    away = "http://elsewhere.example/openapi.json"
+
+    def fetch(url):
+        return FetchedDocument(
+            url=url, final_url=away, content_type="application/json", body=SPEC.encode()
+        )
+
+    result = run_review(contract_path, record, fetch=fetch)
+    assert result.exit_code == 1
+    (change,) = [c for c in result.changes if c.source == "documentation"]
+    assert change.kind == "documentation_source_changed"
+    assert f"redirected to another host: what {away} serves was fingerprinted" in "\n".join(
+        result.notes
+    )
 
 
 def test_documentation_unreachable_at_validate_is_recorded_not_raised(contract_path, docs):

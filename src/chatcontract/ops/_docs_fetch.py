@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+import httpcore2
 import httpx2
 
 from chatcontract._version import __version__
+from chatcontract.transport._httpx_seam import set_network_backend
+from chatcontract.transport._timing import CURRENT_CLOCK, PhaseClock, _TimedStream
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -87,6 +92,27 @@ def _shown(url: str) -> str:
     return f"{scheme}{sep}{host}{slash}{path}"[:300]
 
 
+class _DeadlineBackend(httpcore2.SyncBackend):
+    """httpcore2's own backend (every address of the name tried in turn), with the connect,
+    the TLS handshake and every read and write cut to the current clock's deadline."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
+        clock = CURRENT_CLOCK.get()
+        if clock is not None:
+            timeout = clock.remaining(timeout, httpcore2.ConnectTimeout)
+        stream = super().connect_tcp(
+            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+        return _TimedStream(stream, clock)
+
+
 def fetch_document(
     url: str,
     *,
@@ -103,6 +129,14 @@ def fetch_document(
         "User-Agent": f"chatcontract/{__version__} (documentation review)",
     }
     current = url
+    if transport is None:
+        # The timed backend cuts every connect, write and read to the overall deadline: a
+        # head dripped one byte per read timeout, or redirect after redirect, cannot outlive it.
+        transport = httpx2.HTTPTransport()
+        set_network_backend(transport, _DeadlineBackend())
+    clock = PhaseClock()
+    clock.deadline = started + limits.deadline_s
+    token = CURRENT_CLOCK.set(clock)
     try:
         with httpx2.Client(
             timeout=httpx2.Timeout(limits.timeout_s),
@@ -155,12 +189,18 @@ def fetch_document(
                 finally:
                     response.close()
     except httpx2.TimeoutException:
+        if time.monotonic() - started >= limits.deadline_s:
+            return DocumentUnreachable(
+                url=_shown(url), reason=f"took longer than {limits.deadline_s:g} s; not read"
+            )
         return DocumentUnreachable(
             url=_shown(url), reason=f"timed out after {limits.timeout_s:g} s"
         )
     except (httpx2.HTTPError, httpx2.InvalidURL, ValueError, OSError) as exc:
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return DocumentUnreachable(url=_shown(url), reason=f"{type(exc).__name__}: {detail}")
+    finally:
+        CURRENT_CLOCK.reset(token)
     return DocumentUnreachable(
         url=_shown(url), reason=f"more than {limits.max_redirects} redirects"
     )

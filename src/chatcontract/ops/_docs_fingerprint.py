@@ -75,15 +75,20 @@ class DocumentFacts:
     fingerprint: str
     view: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    #: Where a redirect to another host took the fetch (what was fingerprinted); "" when none.
+    redirected_to: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "url": self.url,
             "kind": self.kind,
             "fingerprint": self.fingerprint,
             "summary": self.summary,
             "view": dict(self.view),
         }
+        if self.redirected_to:
+            out["redirected_to"] = self.redirected_to
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> DocumentFacts | None:
@@ -99,13 +104,14 @@ class DocumentFacts:
             and isinstance(view, Mapping)
         ):
             return None
-        summary = data.get("summary")
+        summary, redirected_to = data.get("summary"), data.get("redirected_to")
         return cls(
             url=url,
             kind=kind,
             fingerprint=fingerprint,
             view=view,
             summary=summary if isinstance(summary, str) else "",
+            redirected_to=redirected_to if isinstance(redirected_to, str) else "",
         )
 
 
@@ -117,6 +123,31 @@ def _digest(value: Any) -> str:
 # -- reading the document ---------------------------------------------------------------------
 
 
+#: A YAML number longer than this is kept as its text: converting a 10,000-digit integer
+#: raises, and a sexagesimal one (``1:59:59:...``) takes time quadratic in its length.
+_MAX_NUMBER = 64
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, with overlong numbers kept as text."""
+
+
+def _bounded_number(constructor: Any) -> Any:
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        if isinstance(node.value, str) and len(node.value) > _MAX_NUMBER:
+            return loader.construct_scalar(node)  # type: ignore[arg-type]
+        return constructor(loader, node)
+
+    return construct
+
+
+for _tag, _constructor in (
+    ("tag:yaml.org,2002:int", yaml.SafeLoader.construct_yaml_int),
+    ("tag:yaml.org,2002:float", yaml.SafeLoader.construct_yaml_float),
+):
+    _SafeLoader.add_constructor(_tag, _bounded_number(_constructor))
+
+
 def _openapi_spec(document: FetchedDocument, text: str) -> Mapping[str, Any] | None:
     """The parsed OpenAPI document, or None when the body is not one."""
     content_type = document.content_type.lower()
@@ -125,7 +156,7 @@ def _openapi_spec(document: FetchedDocument, text: str) -> Mapping[str, Any] | N
     if "json" in content_type or stripped.startswith("{"):
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # a 10,000-digit number, nesting 100,000 deep
             parsed = None
     path = urllib.parse.urlsplit(document.final_url).path.lower()
     if parsed is None and (
@@ -134,17 +165,29 @@ def _openapi_spec(document: FetchedDocument, text: str) -> Mapping[str, Any] | N
         or stripped.startswith(("openapi:", "swagger:"))
     ):
         try:
-            parsed = yaml.safe_load(text)
-        except yaml.YAMLError:
+            parsed = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a SafeLoader)
+        except (yaml.YAMLError, ValueError, OverflowError, RecursionError):
+            # ValueError: a 10,000-digit integer, a date like 2024-13-45 (the constructors'
+            # own errors, not YAMLError); RecursionError: nesting deeper than the stack.
             parsed = None
     if isinstance(parsed, Mapping) and ("openapi" in parsed or "swagger" in parsed):
         return parsed
     return None
 
 
+def _other_host(document: FetchedDocument) -> str:
+    """The final URL when a redirect took the fetch to another host than the one named."""
+    named = urllib.parse.urlsplit(document.url)
+    final = urllib.parse.urlsplit(document.final_url)
+    if (named.scheme, named.netloc.lower()) == (final.scheme, final.netloc.lower()):
+        return ""
+    return _CONTROLS.sub("?", document.final_url)[:300]
+
+
 def document_facts(document: FetchedDocument, contract: Contract) -> DocumentFacts:
     """Fingerprint a fetched document for ``contract`` (OpenAPI operation or page text)."""
     text = document.body.decode("utf-8", errors="replace")
+    redirected_to = _other_host(document)
     spec = _openapi_spec(document, text)
     if spec is not None:
         view = openapi_view(
@@ -160,7 +203,12 @@ def document_facts(document: FetchedDocument, contract: Contract) -> DocumentFac
             else f"OpenAPI document without {contract.endpoint.method} {contract.endpoint.path}"
         )
         return DocumentFacts(
-            url=document.url, kind="openapi", fingerprint=_digest(view), view=view, summary=summary
+            url=document.url,
+            kind="openapi",
+            fingerprint=_digest(view),
+            view=view,
+            summary=summary,
+            redirected_to=redirected_to,
         )
     is_html = "html" in document.content_type.lower() or text.lstrip().startswith("<")
     page = normalise_page(text) if is_html else _normalise_text(text)
@@ -172,6 +220,7 @@ def document_facts(document: FetchedDocument, contract: Contract) -> DocumentFac
         fingerprint=fingerprint,
         view={"text": kept, "lines": page.count("\n") + 1 if page else 0},
         summary=f"page text, {page.count(chr(10)) + 1 if page else 0} lines",
+        redirected_to=redirected_to,
     )
 
 
@@ -207,6 +256,9 @@ _DATES = re.compile(
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
+#: Control characters (C0 but tab and newlines, DEL, C1): a page's text is printed in diffs, and
+#: an escape sequence from the network must not reach the terminal.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class _TextParser(HTMLParser):
@@ -238,6 +290,7 @@ class _TextParser(HTMLParser):
 
 
 def _clean_lines(text: str) -> str:
+    text = _CONTROLS.sub(" ", text)
     lines = (_SPACE.sub(" ", _DATES.sub(" ", line)).strip() for line in text.splitlines())
     return "\n".join(line for line in lines if line)
 
@@ -406,6 +459,17 @@ def _error_changes(
 
 def compare_views(old: DocumentFacts, new: DocumentFacts, contract: Contract) -> list[DocChange]:
     """Every change from ``old`` to ``new``, named in contract terms (empty when equal)."""
+    if old.redirected_to != new.redirected_to and old.url == new.url:
+        return [
+            DocChange(
+                kind="documentation_source_changed",
+                clause="reference_url",
+                detail=f"{new.url} now redirects to "
+                f"{new.redirected_to or 'nowhere (served by its own host)'} "
+                f"(validated: {old.redirected_to or 'served by its own host'}); "
+                "review the document it leads to",
+            )
+        ]
     if old.fingerprint == new.fingerprint and old.kind == new.kind:
         return []
     if old.url != new.url:

@@ -16,6 +16,10 @@ __all__ = ["openapi_view"]
 #: A view field budget: a huge or hostile schema stops being walked, it is never exhausted.
 _MAX_FIELDS = 4_000
 _MAX_DEPTH = 10
+#: Schemas visited in all (every ``type_of``, ``flatten`` and ``values_at`` call): ``$ref``
+#: (or YAML aliases) can share one schema between many ``allOf`` entries, level after level,
+#: so a few kilobytes can describe 2**40 paths. The walk stops when this runs out.
+_MAX_STEPS = 100_000
 
 
 class _Walker:
@@ -24,6 +28,12 @@ class _Walker:
     def __init__(self, spec: Mapping[str, Any]) -> None:
         self.spec = spec
         self.budget = _MAX_FIELDS
+        self.steps = _MAX_STEPS
+
+    def _step(self, depth: int) -> bool:
+        """Spend one step; False when the walk must stop here (no steps left, too deep)."""
+        self.steps -= 1
+        return self.steps >= 0 and depth <= _MAX_DEPTH * 4
 
     def resolve(self, node: Any, seen: frozenset[str] = frozenset()) -> tuple[Any, frozenset[str]]:
         """Follow ``$ref`` chains; a cycle or an unknown reference resolves to ``{}``."""
@@ -41,7 +51,9 @@ class _Walker:
             hops += 1
         return node, seen
 
-    def type_of(self, schema: Any, seen: frozenset[str]) -> str:
+    def type_of(self, schema: Any, seen: frozenset[str], depth: int = 0) -> str:
+        if not self._step(depth):
+            return "any"
         schema, seen = self.resolve(schema, seen)
         if not isinstance(schema, Mapping):
             return "any"
@@ -55,7 +67,7 @@ class _Walker:
             kinds.update(str(kind) for kind in declared)
         for key in ("oneOf", "anyOf", "allOf"):
             for part in schema.get(key) or ():
-                kinds.update(self.type_of(part, seen).split("|"))
+                kinds.update(self.type_of(part, seen, depth + 1).split("|"))
         if not kinds:
             if "properties" in schema:
                 kinds.add("object")
@@ -79,7 +91,7 @@ class _Walker:
         depth: int = 0,
         seen: frozenset[str] = frozenset(),
     ) -> None:
-        if self.budget <= 0 or depth > _MAX_DEPTH:
+        if self.budget <= 0 or depth > _MAX_DEPTH or not self._step(depth):
             return
         schema, seen = self.resolve(schema, seen)
         if not isinstance(schema, Mapping):
@@ -108,15 +120,19 @@ class _Walker:
                 schema["items"], f"{prefix}[]", fields, required, depth=depth + 1, seen=seen
             )
 
-    def values_at(self, schema: Any, path: Sequence[str], seen: frozenset[str]) -> set[str]:
+    def values_at(
+        self, schema: Any, path: Sequence[str], seen: frozenset[str], depth: int = 0
+    ) -> set[str]:
         """``enum``/``const`` values documented for the property at ``path``."""
+        if not self._step(depth):
+            return set()
         schema, seen = self.resolve(schema, seen)
         if not isinstance(schema, Mapping):
             return set()
         found: set[str] = set()
         for key in ("allOf", "oneOf", "anyOf"):
             for part in schema.get(key) or ():
-                found |= self.values_at(part, path, seen)
+                found |= self.values_at(part, path, seen, depth + 1)
         if not path:
             values = list(schema.get("enum") or ())
             if "const" in schema:
@@ -124,7 +140,7 @@ class _Walker:
             return found | {str(value) for value in values if value is not None}
         properties = schema.get("properties")
         if isinstance(properties, Mapping) and path[0] in properties:
-            found |= self.values_at(properties[path[0]], path[1:], seen)
+            found |= self.values_at(properties[path[0]], path[1:], seen, depth + 1)
         return found
 
 

@@ -179,9 +179,11 @@ def describe_documentation(facts: Mapping[str, Any]) -> str:
     documentation = facts.get("documentation") or {}
     state = documentation.get("state")
     if state == "fingerprinted":
+        redirected = documentation.get("redirected_to")
         return (
             f"documentation fingerprinted: {documentation.get('url')} "
             f"({documentation.get('summary')}, {documentation.get('fingerprint')})"
+            + (f"; redirected to another host: {redirected}" if redirected else "")
         )
     if state == "unreachable":
         return (
@@ -388,6 +390,11 @@ def review(
             unknown.append(f"documentation unreachable: {now.url}: {now.reason}")
         else:
             documentation = now
+            if now.redirected_to:
+                notes.append(
+                    f"documentation {now.url} redirected to another host: what "
+                    f"{now.redirected_to} serves was fingerprinted"
+                )
             if baseline is None:
                 unknown.append(why_none)
             else:
