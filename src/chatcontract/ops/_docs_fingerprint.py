@@ -176,12 +176,15 @@ def _openapi_spec(document: FetchedDocument, text: str) -> Mapping[str, Any] | N
 
 
 def _other_host(document: FetchedDocument) -> str:
-    """The final URL when a redirect took the fetch to another host than the one named."""
+    """The final URL (no query) when a redirect took the fetch to another host than named."""
     named = urllib.parse.urlsplit(document.url)
     final = urllib.parse.urlsplit(document.final_url)
     if (named.scheme, named.netloc.lower()) == (final.scheme, final.netloc.lower()):
         return ""
-    return _CONTROLS.sub("?", document.final_url)[:300]
+    # Without its query: a signed URL (an expiring token) differs on every fetch, and is no
+    # business of the output.
+    shown = urllib.parse.urlunsplit((final.scheme, final.netloc, final.path, "", ""))
+    return _CONTROLS.sub("?", shown)[:300]
 
 
 def document_facts(document: FetchedDocument, contract: Contract) -> DocumentFacts:
