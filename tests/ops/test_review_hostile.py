@@ -15,7 +15,13 @@ from chatcontract.ops._docs_fetch import (
     FetchLimits,
     fetch_document,
 )
-from chatcontract.ops._docs_fingerprint import _openapi_spec, compare_views, document_facts
+from chatcontract.ops._docs_fingerprint import (
+    _openapi_spec,
+    _TextParser,
+    compare_views,
+    document_facts,
+    normalise_page,
+)
 from chatcontract.ops.review import describe_documentation
 from raw_servers import dripping_head, raw_server
 
@@ -167,3 +173,33 @@ def test_a_redirect_on_the_same_host_is_not_a_change():
     )
     assert moved.redirected_to == ""
     assert compare_views(direct, moved, CONTRACT) == []
+
+
+@pytest.mark.parametrize(
+    ("unclosed", "method"),
+    [
+        ('<a b="', "parse_starttag"),
+        ("<!--x", "parse_comment"),
+        ("<![CDATA[", "parse_marked_section"),
+    ],
+    ids=["attribute", "comment", "cdata"],
+)
+def test_an_opening_nothing_closes_is_read_as_text_without_rescanning(
+    monkeypatch, unclosed, method
+):
+    # HTMLParser scans from each such "<" to the end before reading it as text: quadratic.
+    calls = []
+    parse = getattr(_TextParser, method)
+
+    def counted(self, *args):
+        calls.append(1)
+        return parse(self, *args)
+
+    monkeypatch.setattr(_TextParser, method, counted)
+    text = normalise_page("text " + unclosed * 200)
+    assert calls == []
+    assert text == "text " + unclosed * 200
+
+
+def test_a_marked_section_htmlparser_does_not_know_is_text_not_a_traceback():
+    assert normalise_page("<p>a<![foo]]>b<![<x>c</p>") == "a<![foo]]>b<![c"

@@ -298,11 +298,53 @@ def _clean_lines(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+#: Where a comment and a marked section (``<![CDATA[``) can end.
+_COMMENT_END = re.compile(r"--\s*>")
+_SECTION_END = re.compile(r"\]\s*>")
+_OPENINGS = re.compile(r"<!--|<!\[")
+#: A marked section whose keyword ``HTMLParser`` does not know: it raises ``AssertionError``.
+_UNKNOWN_SECTION = re.compile(
+    r"<!\[(?!(?i:temp|cdata|ignore|include|rcdata|if|else|endif)(?![-_.a-zA-Z0-9]))"
+)
+
+
+def _last_end(pattern: re.Pattern[str], text: str) -> int:
+    last = -1
+    for match in pattern.finditer(text):
+        last = match.end()
+    return last
+
+
+def _defused(html: str) -> str:
+    """``html`` with every ``<`` that can never complete a construct written ``&lt;``.
+
+    ``HTMLParser`` scans from each ``<`` to the end of the input when nothing closes what it
+    opens (``<a b="``, ``<!--``, ``<![CDATA[``), then reads that ``<`` as text at ``close()``:
+    time quadratic in their number (120 KB of ``<a b="``: over 30 s). Past the last ``>``
+    nothing can close, nor a comment past the last ``-->``, nor a section past the last
+    ``]>``: those ``<`` are text, written so the parser reads them as text at once.
+    """
+    last_gt = html.rfind(">") + 1
+    head, tail = html[:last_gt], html[last_gt:].replace("<", "&lt;")
+    comments_end = _last_end(_COMMENT_END, head)
+    sections_end = _last_end(_SECTION_END, head)
+
+    def opening(match: re.Match[str]) -> str:
+        opened = match.group()
+        end = comments_end if opened == "<!--" else sections_end
+        return "&lt;" + opened[1:] if match.start() >= end else opened
+
+    return _UNKNOWN_SECTION.sub("&lt;![", _OPENINGS.sub(opening, head)) + tail
+
+
 def normalise_page(html: str) -> str:
     """An HTML page's visible text: no scripts or styles, no dates, one line per block."""
     parser = _TextParser()
-    parser.feed(html)
-    parser.close()
+    try:
+        parser.feed(_defused(html))
+        parser.close()
+    except AssertionError:  # _markupbase's way to refuse a declaration; never seen since
+        return _normalise_text(html)
     return _clean_lines("".join(parser.parts))
 
 
