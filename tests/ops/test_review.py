@@ -138,6 +138,9 @@ def test_a_redirect_to_another_host_is_a_change_and_is_said(contract_path, docs)
     assert f"redirected to another host: what {away} serves was fingerprinted" in "\n".join(
         result.notes
     )
+    _, log = accept_documentation(result, {}, by="ana", at="2026-12-06T04:00:00Z")
+    again = run_review(contract_path, record, log=log, fetch=fetch)
+    assert (again.verdict, again.exit_code) == ("unchanged", 0)
 
 
 def test_documentation_unreachable_at_validate_is_recorded_not_raised(contract_path, docs):
