@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
 import pytest
 
 from chatcontract.contract import load_preset
-from chatcontract.ops import _docs_openapi
+from chatcontract.ops import _docs_fingerprint, _docs_openapi
 from chatcontract.ops._docs_fetch import (
     DocumentUnreachable,
     FetchedDocument,
@@ -21,6 +22,7 @@ from chatcontract.ops._docs_fingerprint import (
     compare_views,
     document_facts,
     normalise_page,
+    page_diff,
 )
 from chatcontract.ops.review import describe_documentation
 from raw_servers import dripping_head, raw_server
@@ -203,3 +205,28 @@ def test_an_opening_nothing_closes_is_read_as_text_without_rescanning(
 
 def test_a_marked_section_htmlparser_does_not_know_is_text_not_a_traceback():
     assert normalise_page("<p>a<![foo]]>b<![<x>c</p>") == "a<![foo]]>b<![c"
+
+
+def test_a_page_diff_compares_only_what_lies_between_the_common_head_and_tail(monkeypatch):
+    # difflib is far beyond linear on repeated lines (20,000 of them: 76 s): it never sees
+    # more than _DIFF_MAX_LINES lines a side, and never the common head and tail.
+    monkeypatch.setattr(_docs_fingerprint, "_DIFF_MAX_LINES", 50)
+    compared = []
+    matcher = difflib.SequenceMatcher.__init__
+
+    def counted(self, isjunk=None, a="", b="", autojunk=True):
+        compared.append((len(a), len(b)))
+        matcher(self, isjunk, a, b, autojunk)
+
+    monkeypatch.setattr(difflib.SequenceMatcher, "__init__", counted)
+    common = "\n".join(f"line {index % 7}" for index in range(500))
+    assert page_diff(f"{common}\nold\n{common}", f"{common}\nnew\n{common}") == (
+        "@@ -501 +501 @@",
+        "-old",
+        "+new",
+    )
+    assert compared == [(1, 1)]
+    old = "\n".join(f"line {index % 7}" for index in range(300))
+    new = "\n".join(f"line {index % 5}" for index in range(300))
+    assert page_diff(old, new) == ("... 295 lines now 295 lines from line 6: over 50, not diffed",)
+    assert compared == [(1, 1)]
