@@ -74,6 +74,15 @@ def test_a_redirect_to_another_scheme_is_refused(docs):
     assert "redirected to file:///etc/passwd" in found.reason
 
 
+def test_a_redirect_location_is_printed_without_control_characters(docs):
+    # Header values are read as Latin-1: \x9b is a C1 control (CSI) a terminal obeys.
+    url = docs.redirect("/away", "ftp://127.0.0.1/\x9b2J\x1b]0;t")
+    found = fetch_document(url)
+    assert isinstance(found, DocumentUnreachable)
+    assert "redirected to ftp://127.0.0.1/?2J" in found.reason
+    assert not any(ord(char) < 32 or 127 <= ord(char) < 160 for char in found.reason)
+
+
 def test_a_body_above_the_cap_is_not_read(docs):
     url = docs.put("/huge", b"x" * 200_000, content_type="text/plain")
     found = fetch_document(url, limits=FetchLimits(max_bytes=64 * 1024))

@@ -11,6 +11,7 @@ never an exception (``validate`` must not fail because the documentation is down
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -83,13 +84,18 @@ def _refusal(url: str) -> str | None:
     return None
 
 
+#: C0 and C1 control characters: a Location header is read as Latin-1, so a server can put a
+#: terminal escape (``\x9b``, CSI) in a URL this module prints.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _shown(url: str) -> str:
-    """``url`` safe to print: credentials replaced."""
+    """``url`` safe to print: credentials replaced, control characters as ``?``."""
     scheme, sep, rest = url.partition("://")
     host, slash, path = rest.partition("/")
     if "@" in host:
         host = "***@" + host.rpartition("@")[2]
-    return f"{scheme}{sep}{host}{slash}{path}"[:300]
+    return _CONTROLS.sub("?", f"{scheme}{sep}{host}{slash}{path}"[:300])
 
 
 class _DeadlineBackend(httpcore2.SyncBackend):
