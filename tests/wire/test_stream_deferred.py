@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatcontract.wire import StreamParser
-from chatcontract.wire.stream import HOLD_READ_BYTES, HOLD_READS, WINDOW_BYTES
+from chatcontract.wire.stream import _MAX_PIECES, HOLD_READ_BYTES, HOLD_READS, WINDOW_BYTES
 
 
 def _event(content: str | None = "w", **top: object) -> bytes:
@@ -123,3 +123,36 @@ def test_the_clock_gives_the_first_token_moment_when_no_moment_is_fed():
     parser.feed(_event("b"))  # after the first token the clock is not read
     assert parser.close().first_token_at == 6.0
     assert next(moments) == 7.0
+
+
+# -- the raw windows: references to the reads, bounded in pieces and bytes --------------------
+
+
+def test_the_windows_keep_64_pieces_then_one_joined_piece():
+    parser = StreamParser(windows=True)
+    piece = b": p\n\n"
+    for _ in range(_MAX_PIECES):
+        parser._keep_window(piece)
+    assert (_MAX_PIECES, len(parser._head), len(parser._tail)) == (64, 64, 64)
+    parser._keep_window(piece)  # the 65th: each side one piece again
+    assert (parser._head, parser._tail) == ([piece * 65], [piece * 65])
+    assert parser._tail_size == 65 * len(piece)
+
+
+def test_the_tail_keeps_the_fewest_last_reads_covering_two_windows():
+    parser = StreamParser(windows=True)
+    reads = [bytes([65 + n]) * 5000 for n in range(3)]  # 15,000 bytes, 2 windows are 8,192
+    for read in reads:
+        parser._keep_window(read)
+    assert parser._tail == reads[1:]  # the first dropped: the other two cover two windows
+    assert parser._tail_size == 10_000
+    assert 2 * WINDOW_BYTES == 8192
+
+
+def test_a_tail_of_many_reads_is_joined_to_exactly_two_windows():
+    parser = StreamParser(windows=True)
+    reads = [bytes([65 + n % 26]) * 127 for n in range(65)]  # 64 x 127 < 8,192 < 65 x 127
+    for read in reads:
+        parser._keep_window(read)
+    assert parser._tail == [b"".join(reads)[-8192:]]
+    assert parser._tail_size == 8192
