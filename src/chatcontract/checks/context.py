@@ -24,6 +24,7 @@ from typing import Any
 import httpx2
 import orjson
 
+from chatcontract.client._shell import read_capped
 from chatcontract.exchange import Exchange
 from chatcontract.policy import parse_retry_after
 from chatcontract.target import Target
@@ -342,7 +343,8 @@ def read_kept(response: httpx2.Response) -> bytes:
     would hold everything a server sends without end before the deadline: about 1.3 GB in
     5 s on loopback.
     """
-    streamed = response.headers.get("content-type", "").startswith("text/event-stream")
+    if not response.headers.get("content-type", "").startswith("text/event-stream"):
+        return read_capped(response)  # as ChatClient reads a whole answer
     pieces: list[bytes] = []
     size = 0
     try:
@@ -350,8 +352,6 @@ def read_kept(response: httpx2.Response) -> bytes:
             if size <= MAX_BODY_BYTES:
                 pieces.append(piece)
             size += len(piece)
-            if size > MAX_BODY_BYTES and not streamed:
-                break
     finally:
         response.close()
     return b"".join(pieces)
