@@ -29,6 +29,11 @@ adds:
   the process's file descriptors: without a cap, connections held open there (each for up to
   the head deadline, renewed at will) leave none for the client port.
 
+- every request's scope offers ``scope["extensions"][ABORT_EXTENSION]``, a callable that drops
+  the connection at once (the bytes still waiting for the client discarded, the app's
+  ``receive`` saying the client left): for an app whose client stopped reading, which no ASGI
+  message can end (each ``send`` waits for the client to take the bytes before it).
+
 The answers are JSON, ``{"error": "..."}`` as the admin port's and the probe's own; a server
 whose errors have another shape overrides the ``_answer_*`` methods (the gateway's are
 OpenAI-shaped: ``gateway/_guard.py``). The deadlines are read from the module when the timer
@@ -44,15 +49,19 @@ shorter deadline, so a phase that begins while it is armed is still judged on ti
 The subclasses use these uvicorn internals: the protocol's ``loop``, ``transport``, ``flow``,
 ``cycle`` (``response_started``, ``response_complete``, ``disconnected``, ``message_event``)
 and ``pipeline`` (``httptools``) or ``conn`` (``h11``), and the ``httptools`` parser callbacks
-``on_message_begin``, ``on_headers_complete``, ``on_message_complete``.
+``on_message_begin``, ``on_headers_complete``, ``on_message_complete``, the ``h11`` protocol's
+``handle_events`` and the cycle's ``scope``.
 ``tests/test_http_guard.py`` checks that they are there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
+import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -158,6 +167,12 @@ def limit_invalid_request_logs(logger: logging.Logger) -> None:
         logger.addFilter(InvalidRequestLogLimit())
 
 
+#: The scope extension dropping a request's connection at once (see the module docstring).
+ABORT_EXTENSION = "chatcontract.abort"
+#: ``SO_LINGER`` on, 0 s: closing the socket resets the connection.
+_RESET = struct.pack("ii", 1, 0)
+
+
 class _Guard:
     """The per-connection timer both guarded protocols share (see the module's docstring).
 
@@ -221,6 +236,23 @@ class _Guard:
             return
         self._since = self.loop.time()
         self._timer = self.loop.call_later(min(self._deadlines()), self._on_timer)
+
+    def _offer_abort(self, scope: dict[str, Any]) -> None:
+        """Put ``ABORT_EXTENSION`` in a new request's scope (before its app runs)."""
+        extensions = scope.get("extensions")
+        if extensions is None:
+            scope["extensions"] = extensions = {}
+        extensions[ABORT_EXTENSION] = self._abort
+
+    def _abort(self) -> None:
+        """Drop the connection now, with a reset (uvicorn's ``connection_lost`` tells the app):
+        the bytes the kernel still holds for the client are dropped too, not sent at its pace
+        from a socket no one owns any more."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        self.transport.abort()
 
     def _guard_stop(self) -> None:
         if self._timer is not None:
@@ -316,6 +348,7 @@ if HttpToolsProtocol is not None:
 
         def on_message_begin(self) -> None:
             HttpToolsProtocol.on_message_begin(self)
+            self._offer_abort(self.scope)  # type: ignore[arg-type]
             self._phase = _HEAD
             self._since = self.loop.time()
 
@@ -383,6 +416,14 @@ class GuardedH11Protocol(_Guard, H11Protocol):
         else:  # the request is in: whatever comes next is timed from the timer's next look
             self._phase = _AWAIT
             self._since = None
+
+    def handle_events(self) -> None:
+        # Where uvicorn makes each request's scope and cycle (the app's task not yet run).
+        before = self.cycle
+        H11Protocol.handle_events(self)
+        cycle = self.cycle
+        if cycle is not None and cycle is not before:
+            self._offer_abort(cycle.scope)
 
     def _observe(self) -> int:
         conn = self.conn

@@ -462,8 +462,11 @@ def test_the_uvicorn_internals_the_guard_uses_are_there(cls):
                 for name in ("on_message_begin", "on_headers_complete", "on_message_complete")
                 if name not in vars(base)
             )
-        elif not isinstance(vars(protocol).get("conn"), h11.Connection):
-            missing.append("H11Protocol.conn (an h11.Connection)")
+        else:
+            if not isinstance(vars(protocol).get("conn"), h11.Connection):
+                missing.append("H11Protocol.conn (an h11.Connection)")
+            if "handle_events" not in vars(base):
+                missing.append("H11Protocol.handle_events (where a request's cycle is made)")
         if protocol._timer is None:
             missing.append("the guard's timer, armed in connection_made")
         protocol.data_received(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n")
@@ -475,6 +478,9 @@ def test_the_uvicorn_internals_the_guard_uses_are_there(cls):
             for name in ("response_started", "response_complete", "disconnected", "message_event")
             if not hasattr(cycle, name)
         )
+        extensions = getattr(cycle, "scope", {}).get("extensions", {})
+        if not callable(extensions.get(_http_guard.ABORT_EXTENSION)):
+            missing.append("RequestResponseCycle.scope: the request's scope (its abort offered)")
         protocol.data_received(b"ok")
         for _ in range(100):  # bounded: the app answers within a few loop turns
             if getattr(cycle, "response_complete", True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from chatcontract import _http_guard
 from chatcontract._http_guard import (
+    ABORT_EXTENSION,
     INVALID_REQUEST_LOG,
     MAX_HEAD_BYTES,
     InvalidRequestLogLimit,
@@ -21,6 +22,7 @@ from chatcontract._http_guard import (
 from .errors import GatewayError
 
 __all__ = [
+    "ABORT_EXTENSION",
     "BODY_TIMEOUT_S",
     "HEAD_TIMEOUT_S",
     "INVALID_REQUEST_LOG",

@@ -18,6 +18,10 @@ Non-streamed answers are the provider's body as it came. Streams pass through ch
 - Usage is always asked for upstream; the usage chunk reaches the client only if it asked
   (``stream_options.include_usage``).
 - A client that goes away cancels the call: the upstream response is closed at once.
+- The call's deadline covers the client's side too: a client that has not taken the stream
+  when it passes (a write still waiting for it to read: it stopped reading, or reads too
+  slowly) is disconnected, by the server's ``ABORT_EXTENSION``; its stream breaks off (no
+  clean end) and the upstream call is closed, as for a client that went away.
 
 Every response carries ``x-chatcontract-attempts``, ``x-chatcontract-route`` and
 ``x-chatcontract-classification`` (for a stream, what is known when its head is sent: the
@@ -42,6 +46,7 @@ from chatcontract.client.errors import CallFailedError, NonRetryableError
 from chatcontract.exchange import Exchange
 
 from ._disconnect import DisconnectWatch, cancel_for_disconnect
+from ._guard import ABORT_EXTENSION
 from .errors import GatewayError, call_error
 from .request import DEADLINE_HEADER, GatewayRequest, parse_request
 from .state import GatewayState
@@ -71,6 +76,9 @@ _SSE_HEADERS = [
 _DONE = b"data: [DONE]\n\n"
 _KEEP_ALIVE = b": keep-alive\n\n"
 _DEADLINE = DEADLINE_HEADER.encode()
+#: After the call's deadline, how often a stream's writes are looked at again (the deadline
+#: found no write waiting: the next one may wait for a client that no longer reads).
+_RECHECK_S = 1.0
 _NO_ATTEMPTS = (b"x-chatcontract-attempts", b"0")
 _NO_ROUTE = (b"x-chatcontract-route", b"none")
 #: ``GET /v1/models``: answered by the gateway itself.
@@ -157,7 +165,7 @@ class GatewayApp:
         state.in_flight += 1
         tracked = _Tracked(send)
         try:
-            await self._chat(headers, receive, tracked)
+            await self._chat(scope, headers, receive, tracked)
         except Exception as exc:  # a bug: the client still gets an OpenAI-shaped answer
             logger.exception("chatcontract gateway: a request failed unexpectedly")
             await tracked.fail(exc)
@@ -174,7 +182,9 @@ class GatewayApp:
 
     # -- chat ------------------------------------------------------------------------------
 
-    async def _chat(self, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
+    async def _chat(
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send
+    ) -> None:
         state = self.state
         try:
             body = await _read_body(receive, state.max_body_bytes, headers.get(b"content-length"))
@@ -215,7 +225,8 @@ class GatewayApp:
             return
         try:
             if request.stream:
-                await self._stream(call, request, send)
+                abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
+                await self._stream(call, request, send, abort)
             else:
                 await self._complete(call, send)
         except asyncio.CancelledError:
@@ -240,8 +251,17 @@ class GatewayApp:
         extra = _call_headers(result.attempts, None, route=result.route)
         await _send_json(send, 200, body, extra)
 
-    async def _stream(self, call: PreparedCall, request: GatewayRequest, send: Send) -> None:
+    async def _stream(
+        self,
+        call: PreparedCall,
+        request: GatewayRequest,
+        send: Send,
+        abort: Callable[[], object] | None = None,
+    ) -> None:
         forwarder = ChunkForwarder(client_usage=request.client_usage)
+        # The deadline over the writes that leave the upstream call open (the last one ends
+        # it: the upstream is closed by then).
+        writes = None if abort is None else _Writes(abort, call.plan.deadline.remaining())
         # A body part with more to come changes nothing ``_Tracked`` remembers (the head went
         # out through it): those go straight to the server's ``send``.
         more = send.inner if isinstance(send, _Tracked) else send
@@ -272,7 +292,13 @@ class GatewayApp:
                     if item.last:
                         ending = out
                     elif out:
-                        await more({"type": "http.response.body", "body": out, "more_body": True})
+                        message = {"type": "http.response.body", "body": out, "more_body": True}
+                        if writes is None:
+                            await more(message)
+                        else:
+                            writes.waiting = True
+                            await more(message)
+                            writes.waiting = False
                 elif isinstance(item, Attempt):
                     attempt, route = item.step.attempt, item.step.route.name
                     if started:
@@ -297,10 +323,44 @@ class GatewayApp:
                     await send({"type": "http.response.body", "body": event})
                     return
         finally:
+            if writes is not None:
+                writes.close()
             await items.aclose()
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+class _Writes:
+    """The call's deadline over a stream's writes to its client: one timer, firing at the
+    deadline; a write still waiting then (``waiting``) means the client is not taking the
+    stream, and the connection is dropped (``abort``); else it looks again every
+    ``_RECHECK_S`` until the stream ends (``close``)."""
+
+    __slots__ = ("_abort", "_timer", "waiting")
+
+    def __init__(self, abort: Callable[[], object], remaining_s: float) -> None:
+        self._abort = abort
+        self.waiting = False
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            remaining_s, self._passed
+        )
+
+    def _passed(self) -> None:
+        if not self.waiting:
+            self._timer = asyncio.get_running_loop().call_later(_RECHECK_S, self._passed)
+            return
+        self._timer = None
+        logger.warning(
+            "chatcontract gateway: a client did not read its stream by the call's deadline; "
+            "its connection is closed and the upstream call with it"
+        )
+        self._abort()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _Tracked:
