@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import threading
 import time
@@ -17,8 +18,10 @@ from typing import Any
 import anyio
 import pytest
 from gateway_helpers import PROMPT, TIMEOUTS, ScriptedStream, contract_for, env_for, eventually
+from gateway_process import GatewayProcess
 from test_gateway_slow_clients import PARSERS, _force
 
+from chatcontract.cli import main
 from chatcontract.gateway import GatewayServer
 
 DEADLINE_MS = 1_500
@@ -86,14 +89,17 @@ def _tasks(server: GatewayServer) -> int:
     return asyncio.run_coroutine_threadsafe(count(), server.loop).result(5)
 
 
-def _send_request(server: GatewayServer) -> tuple[socket.socket, bytes]:
+def _send_request(
+    server: GatewayServer | GatewayProcess, extra: bytes = b""
+) -> tuple[socket.socket, bytes]:
     """The stream request on a socket with a small receive buffer; its response head read
     (what came after it returned)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(10)
-    sock.connect((server.host, server.port))
-    sock.sendall(REQUEST)
+    host, _, port = server.root_url.removeprefix("http://").rpartition(":")
+    sock.connect((host, int(port)))
+    sock.sendall(REQUEST.replace(b"\r\n\r\n", b"\r\n" + extra + b"\r\n", 1))
     head = b""
     while b"\r\n\r\n" not in head:
         piece = sock.recv(1024)
@@ -179,3 +185,27 @@ def _read_stream(sock: socket.socket) -> tuple[bytes, bool]:
     finally:
         sock.close()
     return data, False
+
+
+def test_the_cli_gateway_says_on_stderr_that_it_cut_off_a_client(tmp_path):
+    # The gateway's own warnings reach its operator (the package logger alone has only a
+    # NullHandler: the CLI printed none of them).
+    upstream = FloodUpstream()
+    with GatewayServer(upstream) as flood:  # type: ignore[arg-type]  # any ASGI app serves
+        path = tmp_path / "chatcontract.yaml"
+        assert main(["init", "--path", str(path)]) == 0
+        text = path.read_text().replace("https://api.cometapi.com/v1", flood.base_url)
+        path.write_text(text)
+        env = {**os.environ, "COMETAPI_KEY": "sk-up"}
+        process = GatewayProcess(
+            ["--contract", str(path), "--listen", "127.0.0.1:0", "--admin", "off"], env
+        )
+        try:
+            sock, _ = _send_request(process, b"x-chatcontract-deadline-ms: %d\r\n" % DEADLINE_MS)
+            assert upstream.closed.wait(DEADLINE_MS / 1000 + 5)
+            _rest(sock, within_s=10)
+            assert process.stop() == 0
+            said = "\n".join(process.rest())
+        finally:
+            process.close()
+    assert "a client did not read its stream by the call's deadline" in said

@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import errno
 import importlib.util
+import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Self
@@ -23,7 +25,7 @@ import uvicorn
 
 from chatcontract._http_guard import capped
 from chatcontract._listen import Served, is_loopback, listen_socket
-from chatcontract._log import library_logger
+from chatcontract._log import get_logger, library_logger
 from chatcontract._server_thread import ServerThread
 from chatcontract.errors import ConfigError
 
@@ -37,6 +39,7 @@ __all__ = [
     "GatewayServer",
     "bind",
     "is_loopback",
+    "log_to_stderr",
     "serve",
     "server_config",
 ]
@@ -185,6 +188,22 @@ class _ForegroundServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stderr handler ``serve`` gives the gateway's logger (once per process)."""
+
+
+def log_to_stderr() -> None:
+    """The gateway's own warnings and errors (a failure's traceback: what a ``gateway_error``
+    answer points to) on stderr, beside uvicorn's. The package's loggers have only a
+    ``NullHandler`` (a library does not print), so without this a served gateway says
+    nothing of what went wrong. Idempotent."""
+    logger = get_logger("chatcontract.gateway")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
+
+
 def serve(
     app: GatewayApp,
     sock: socket.socket,
@@ -193,6 +212,8 @@ def serve(
     log_level: str = "warning",
 ) -> None:
     """Serve on ``sock`` in the foreground until Ctrl-C or SIGTERM, then shut down cleanly;
-    ``on_ready`` is called once requests are accepted."""
+    ``on_ready`` is called once requests are accepted. The gateway's own warnings and errors
+    go to stderr (``log_to_stderr``)."""
+    log_to_stderr()
     config = server_config(app, log_level=log_level)
     _ForegroundServer(config, on_ready).run(sockets=[sock])
