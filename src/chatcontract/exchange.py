@@ -97,11 +97,16 @@ class Exchange(Struct, frozen=True, kw_only=True):
     #: The request first went out on a pooled connection the server had dropped, and was
     #: sent again on a new connection by the transport (not a policy attempt).
     stale_connection_replaced: bool = False
+    #: The caller stopped the call before its answer ended (closed the body, broke out of a
+    #: stream, was cancelled): what did not arrive is not judged, so the call has no failure
+    #: (none of the provider's) and is not ``ok`` either; a stream's verdict is ``closed``.
+    closed_by_caller: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when the call succeeded as the contract promised."""
-        return self.failure is None
+        """True when the call succeeded as the contract promised (a call the caller closed
+        before its end is neither ok nor failed: see ``closed_by_caller``)."""
+        return self.failure is None and not self.closed_by_caller
 
     @property
     def request_id(self) -> str | None:

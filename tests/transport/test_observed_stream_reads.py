@@ -247,7 +247,10 @@ def test_a_caller_that_stops_early_is_observed_up_to_the_last_read_it_got(mode, 
     call = _same(mode, EVENTS, stop=stop, keep_open=keep_open)
     assert call.body.given == stop  # nothing read past what the caller took
     assert call.exchange.response.chunk_count == stop
-    assert call.exchange.response.stream_verdict == "cut"
+    # The caller's own stop: not a stream the server cut (no failure of the provider).
+    assert call.exchange.response.stream_verdict == "closed"
+    assert call.exchange.closed_by_caller
+    assert call.exchange.failure is None
 
 
 @MODES

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatcontract.contract import Streaming, load_preset
+from chatcontract.failures import classify_stream
 from chatcontract.wire import (
     ErrorShape,
     SSEEvent,
@@ -750,6 +751,38 @@ def test_a_dropped_stream_keeps_what_arrived():
     result = parser.close(dropped=True)
     assert (result.verdict, result.content) == (StreamVerdict.DROPPED, "Hello")
     assert parser.verdict is StreamVerdict.DROPPED
+
+
+def _closed(pieces, **kwargs):
+    parser = StreamParser(contract=COMETAPI, **kwargs)
+    for piece in pieces:
+        parser.feed(piece)
+    return parser.close(closed=True)
+
+
+@pytest.mark.parametrize(
+    ("stream", "verdict"),
+    [
+        (COMPLETE[:3], StreamVerdict.CLOSED),
+        ([], StreamVerdict.CLOSED),
+        (COMPLETE[:5], StreamVerdict.CLOSED),
+        (COMPLETE, StreamVerdict.COMPLETE),
+        ([*COMPLETE[:4], b"data: [DONE]\n\n"], StreamVerdict.TRUNCATED),
+        ([*COMPLETE[:2], b'data: {"error": {"message": "boom"}}\n\n'], StreamVerdict.INBAND_ERROR),
+    ],
+    ids=["mid-answer", "before-any-event", "after-finish", "after-done", "done-without-finish",
+         "after-inband-error"],  # fmt: skip
+)
+def test_a_stream_the_caller_closed_is_closed_unless_its_verdict_was_certain(stream, verdict):
+    assert _closed(stream).verdict is verdict
+
+
+def test_a_usage_chunk_is_not_missing_when_the_caller_closed_before_it():
+    result = _closed(COMPLETE[:5], expect_usage=True)
+    assert (result.verdict, result.missing_usage, result.finish_reason) == (
+        StreamVerdict.CLOSED, False, "stop"
+    )  # fmt: skip
+    assert classify_stream(result, contract=COMETAPI) is None
 
 
 # --------------------------------------------------------------------------- hostile SSE fields

@@ -434,12 +434,15 @@ def classify_stream(
     secrets: tuple[str, ...] = (),
 ) -> Failure | None:
     """Classify an assembled stream: its verdict first, then the usage the request asked
-    for, then the semantic checks, then data after ``[DONE]`` (``data_after_done``)."""
+    for, then the semantic checks, then data after ``[DONE]`` (``data_after_done``). A
+    stream the caller closed before its end (``closed``) is no failure: None."""
     contract = contract or _default_contract()
     if result.verdict is StreamVerdict.INBAND_ERROR and result.error is not None:
         return classify_error_body(
             status, result.error, contract=contract, in_band=True, secrets=secrets
         )
+    if result.verdict is StreamVerdict.CLOSED:
+        return None  # the caller stopped reading: nothing of the provider's to judge
     spec = _STREAM_VERDICTS.get(result.verdict)
     if spec is not None:
         kind, category, code, message = spec

@@ -238,6 +238,9 @@ class CallCollector(SeriesIndex[_Series]):
         budget = request.timeout_budget_ms
         failure = exchange.failure
         response = exchange.response
+        # A call the caller stopped: counted, with the times it had (first byte, first token),
+        # but its length is the caller's and what it did not read is not judged.
+        closed = exchange.closed_by_caller
         with self._lock:
             series.request += 1.0
             if stream:
@@ -249,10 +252,11 @@ class CallCollector(SeriesIndex[_Series]):
                 if budget == budget:  # noqa: PLR0124
                     histogram[bisect_left(_BUDGET, budget)] += 1.0
                 histogram[-1] += budget
-            histogram = series.latency_success if failure is None else series.latency_failure
-            if total == total:  # noqa: PLR0124
-                histogram[bisect_left(_LATENCY, total)] += 1.0
-            histogram[-1] += total
+            if not closed:
+                histogram = series.latency_success if failure is None else series.latency_failure
+                if total == total:  # noqa: PLR0124
+                    histogram[bisect_left(_LATENCY, total)] += 1.0
+                histogram[-1] += total
             if ttfb is not None:
                 histogram = series.time_to_first_byte_ms
                 if ttfb == ttfb:  # noqa: PLR0124
@@ -268,7 +272,7 @@ class CallCollector(SeriesIndex[_Series]):
             if timings.tls_ms is not None:
                 _observe(series.network.tls_ms, _PHASE, timings.tls_ms)
             if response is not None:
-                ok = 200 <= response.status < 300
+                ok = 200 <= response.status < 300 and not closed
                 if ok:
                     start = ttft if stream else ttfb
                     if start is not None:
@@ -281,7 +285,7 @@ class CallCollector(SeriesIndex[_Series]):
                             histogram[bisect_left(_LATENCY, duration)] += 1.0
                         histogram[-1] += duration
                 verdict = response.stream_verdict
-                if verdict is not None and verdict != "complete":
+                if verdict is not None and verdict != "complete" and not closed:
                     self._incomplete.add(series.incomplete, series, (verdict,))
                 usage = response.usage
                 if usage is not None:  # what the provider reported (None: not reported)

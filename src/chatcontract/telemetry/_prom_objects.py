@@ -146,7 +146,9 @@ class CallMetricObjects(SeriesIndex[_Series]):
         timings = exchange.timings
         ok = exchange.failure is None
         total = timings.total_ms
-        (series.observe_latency_success if ok else series.observe_latency_failure)(total)
+        closed = exchange.closed_by_caller  # its length is the caller's: see CallCollector
+        if not closed:
+            (series.observe_latency_success if ok else series.observe_latency_failure)(total)
         ttfb, ttft = timings.ttfb_ms, timings.ttft_ms
         if ttfb is not None:
             series.observe_ttfb(ttfb)
@@ -161,7 +163,7 @@ class CallMetricObjects(SeriesIndex[_Series]):
         if timings.tls_ms is not None:
             tls(timings.tls_ms)
         response = exchange.response
-        if response is None or not 200 <= response.status < 300:
+        if response is None or not 200 <= response.status < 300 or closed:
             return
         start = ttft if exchange.request.stream else ttfb
         if start is not None:
@@ -175,7 +177,8 @@ class CallMetricObjects(SeriesIndex[_Series]):
         kind = None if failure is None else failure.kind
         code = None if failure is None else failure.code
         verdict = response.stream_verdict
-        if verdict is not None and verdict != "complete":
+        closed = exchange.closed_by_caller  # what it did not read is not judged
+        if verdict is not None and verdict != "complete" and not closed:
             counter = series.incomplete.get(verdict)
             if counter is None:
                 counter = series.incomplete.setdefault(
@@ -190,7 +193,7 @@ class CallMetricObjects(SeriesIndex[_Series]):
                 series.add_completion_tokens(max(usage.completion_tokens, 0))
         if code == "missing_usage":
             series.count_missing_usage(1)
-        if not 200 <= response.status < 300:
+        if not 200 <= response.status < 300 or closed:
             return
         if kind == "parser":
             series.count_schema_invalid(1)

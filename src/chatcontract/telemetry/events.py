@@ -153,7 +153,7 @@ class Telemetry:
                 sink.handle_exchange(exchange, labels)
             except Exception as exc:  # telemetry must never break the call it observes
                 self._sink_failed(index, sink, exc)
-        if self._retry_successes and exchange.failure is None and exchange.attempt > 1:
+        if self._retry_successes and exchange.ok and exchange.attempt > 1:
             self.event(
                 RetrySucceeded(
                     route=exchange.route,

@@ -419,6 +419,7 @@ class _Body(httpx2.AsyncByteStream):
         "_limit_timer",
         "_loop",
         "_on_chunk",
+        "_on_close",
         "_on_end",
         "_on_error",
         "_reading",
@@ -447,20 +448,25 @@ class _Body(httpx2.AsyncByteStream):
         self._on_chunk: Callable[[bytes], object] | None = None
         self._on_error: Callable[[Exception], Exception] | None = None
         self._on_end: Callable[[], object] | None = None
+        self._on_close: Callable[[], object] | None = None
 
     def observe_reads(
         self,
         on_chunk: Callable[[bytes], object],
         on_error: Callable[[Exception], Exception],
         on_end: Callable[[], object],
+        *,
+        on_close: Callable[[], object] | None = None,
     ) -> None:
         """Hand every piece to ``on_chunk`` before it is yielded; a failure reading the body
         (or in ``on_chunk``) to ``on_error``, which returns the exception to raise in its
         place (itself, or one raised from it); the end of the body, and its close, to
-        ``on_end`` (told more than once: it must be idempotent)."""
+        ``on_end`` (told more than once: it must be idempotent), except a close before the
+        body's end, told to ``on_close`` when given (the reader stopped early)."""
         self._on_chunk = on_chunk
         self._on_error = on_error
         self._on_end = on_end
+        self._on_close = on_close
 
     def guard_reads(self, watch: ReadWatch) -> None:
         """Check every piece against ``watch`` and bound each wait by its read limit (see the
@@ -563,6 +569,7 @@ class _Body(httpx2.AsyncByteStream):
             on_end()
 
     async def aclose(self) -> None:
+        ended = self._response.content.at_eof()  # read to its end (or it failed, told already)
         try:
             if not self._closed:
                 self._closed = True
@@ -576,7 +583,7 @@ class _Body(httpx2.AsyncByteStream):
                 else:
                     response.close()  # not read to the end: the connection cannot be reused
         finally:
-            on_end = self._on_end
+            on_end = self._on_end if ended or self._on_close is None else self._on_close
             if on_end is not None:
                 on_end()
 

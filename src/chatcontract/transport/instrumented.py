@@ -263,6 +263,9 @@ class _ObservedStream(httpx2.SyncByteStream):
             if error is not exc:
                 raise error from exc
             raise
+        except BaseException:  # the reader stopped: a closed generator, a cancelled task
+            self._observer.closed()
+            raise
         self._observer.finish()
 
     def close(self) -> None:
@@ -271,8 +274,8 @@ class _ObservedStream(httpx2.SyncByteStream):
             if close is not None:
                 close()
         finally:
-            if self._observer.exchange is None:  # not yet finished by the end of the body
-                self._observer.finish()
+            if self._observer.exchange is None:  # closed by the caller before the body's end
+                self._observer.closed()
 
 
 class _AsyncObservedStream(httpx2.AsyncByteStream):
@@ -309,6 +312,9 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
             if error is not exc:
                 raise error from exc
             raise
+        except BaseException:  # the reader stopped: a closed generator, a cancelled task
+            self._observer.closed()
+            raise
         self._observer.finish()
 
     async def aclose(self) -> None:
@@ -317,8 +323,8 @@ class _AsyncObservedStream(httpx2.AsyncByteStream):
             if aclose is not None:
                 await aclose()
         finally:
-            if self._observer.exchange is None:  # not yet finished by the end of the body
-                self._observer.finish()
+            if self._observer.exchange is None:  # closed by the caller before the body's end
+                self._observer.closed()
 
 
 def _failure_namer(observer: Observer, request: httpx2.Request) -> Callable[[Exception], Exception]:
@@ -546,6 +552,9 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
             if error is not exc:
                 raise error from exc
             raise
+        except BaseException:  # the caller stopped the call: a cancelled task, an interrupt
+            observer.closed()
+            raise
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
@@ -587,6 +596,9 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
             if error is not exc:
                 raise error from exc
             raise
+        except BaseException:  # the caller stopped the call: a cancelled task, an interrupt
+            observer.closed()
+            raise
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
@@ -598,7 +610,12 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         # keep to the call's deadline with a timer of their own.
         observe_reads = getattr(stream, "observe_reads", None)
         if observe_reads is not None:
-            observe_reads(observer.chunk_sink, _failure_namer(observer, request), observer.finish)
+            observe_reads(
+                observer.chunk_sink,
+                _failure_namer(observer, request),
+                observer.finish,
+                on_close=observer.closed,
+            )
         else:
             response.stream = _AsyncObservedStream(stream, observer, request)
         return response

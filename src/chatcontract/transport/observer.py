@@ -41,6 +41,7 @@ from chatcontract.wire import (
     Fingerprint,
     SSEDecoder,
     StreamParser,
+    StreamVerdict,
     Usage,
     fingerprint_bytes,
     parse_completion,
@@ -738,6 +739,16 @@ class CallObserver:
         response = self._response_facts(self._status, None, _body_fingerprint(bytes(self._body)))
         return self._emit(failure=failure, response=response)
 
+    def closed(self) -> Exchange:
+        """The caller stopped the call before its answer ended: it closed the body unread, or
+        its task was cancelled (or interrupted) while the call was sent or read. The Exchange
+        says so (``closed_by_caller``) and judges only what had arrived; once."""
+        if self.exchange is not None:
+            return self.exchange
+        if self._status is None:  # stopped before the response head: nothing to judge
+            return self._emit(None, None, None, closed=True)
+        return self.finish(closed=True)
+
     def _stalled(self, failure: Failure, words: str) -> Failure:
         """``failure`` (a read timeout once the first byte had come) with a message saying so."""
         return make_failure(
@@ -754,13 +765,17 @@ class CallObserver:
         stalled: bool = False,
         dropped: bool = False,
         deadline: bool = False,
+        closed: bool = False,
         at: float | None = None,
     ) -> Exchange:
         """The body ended (or the caller closed it; ``at``: when, default now): classify and
         emit, once. ``dropped``: reading the body failed before its end. ``deadline`` (with
         ``stalled``): what stopped the stream was the call's deadline, not a silent socket, so
         an unfinished stream is named ``transport/timeout/deadline``, as a head or a
-        non-streamed body cut by the deadline is."""
+        non-streamed body cut by the deadline is. ``closed``: the caller closed the body
+        before its end: what did not arrive is not judged (``Exchange.closed_by_caller``, a
+        stream's verdict ``closed``), unless what did arrive already settled it (an in-band
+        error, ``[DONE]``, a body past its size limit, corrupt coded data)."""
         if self.exchange is not None:
             return self.exchange
         ended = at or time.perf_counter()
@@ -769,7 +784,7 @@ class CallObserver:
         if coded and not (stalled or dropped):
             self._drain()
         if self._stream is not None:
-            result = self._stream.close(ended, stalled=stalled, dropped=dropped)
+            result = self._stream.close(ended, stalled=stalled, dropped=dropped, closed=closed)
             failure = classify_stream(
                 result,
                 status=status,
@@ -796,7 +811,8 @@ class CallObserver:
                 result.chunk_count,
             )
             ttft = self.clock.since_origin_ms(result.first_token_at)
-            return self._emit(failure=failure, response=response, ttft_ms=ttft, ended=ended)
+            stopped = failure is None and result.verdict is StreamVerdict.CLOSED
+            return self._emit(failure, response, ttft, ended, closed=stopped)
         body = bytes(self._body)
         contract = self._contract
         parsed = None
@@ -816,6 +832,10 @@ class CallObserver:
             )
             response = self._response_facts(status, None, None)
             return self._emit(failure, response, None, ended)
+        if closed and 200 <= status < 300:  # only part of the answer was read: not judged
+            return self._emit(
+                None, self._response_facts(status, None, None), None, ended, closed=True
+            )
         if 200 <= status < 300:
             parsed = parse_completion(body, contract=contract)
             completion = parsed.completion
@@ -910,6 +930,8 @@ class CallObserver:
         response: ResponseFacts | None,
         ttft_ms: float | None = None,
         ended: float | None = None,
+        *,
+        closed: bool = False,
     ) -> Exchange:
         if self.exchange is not None:
             return self.exchange
@@ -941,6 +963,7 @@ class CallObserver:
             route=self._route,
             failure=failure,
             stale_connection_replaced=self._stale_replaced,
+            closed_by_caller=closed,
         )
         if self._redact and (
             failure is not None

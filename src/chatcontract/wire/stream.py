@@ -75,6 +75,9 @@ class StreamVerdict(StrEnum):
     STALLED = "stalled"  # the caller's idle limit passed before the end
     MALFORMED_CHUNK = "malformed_chunk"  # a data payload not JSON, or a chunk of the wrong shape
     INBAND_ERROR = "inband_error"  # an {"error": …} event (or an ``event: error``)
+    # The caller closed the stream before it ended (broke out of its loop, closed it, was
+    # cancelled): its own choice, no failure of the provider; what did not come is not judged.
+    CLOSED = "closed"
 
 
 class StreamResult(Struct, frozen=True, kw_only=True):
@@ -698,6 +701,7 @@ class StreamAssembler:
         *,
         stalled: bool = False,
         dropped: bool = False,
+        closed: bool = False,
         ping_count: int = 0,
         other_line_count: int = 0,
         invalid_retry_count: int = 0,
@@ -708,6 +712,8 @@ class StreamAssembler:
             stalled: the caller's idle limit passed (the stream did not end by itself).
             dropped: reading the body failed (the connection was reset or closed in the
                 middle of the HTTP body): an unfinished stream is ``dropped``, not ``cut``.
+            closed: the caller closed the stream before its end: an unfinished stream is
+                ``closed`` (not a failure), and a usage chunk still owed is not missing.
             ping_count: keep-alive comments counted by the SSE decoder.
             other_line_count: non-SSE lines seen by the decoder; a stream with nothing else
                 is reported as not SSE (``malformed_chunk``).
@@ -736,9 +742,12 @@ class StreamAssembler:
                 )
             )
         if verdict is None:
-            verdict = self._ending(stalled, dropped)
+            verdict = StreamVerdict.CLOSED if closed else self._ending(stalled, dropped)
         missing_usage = (
-            self._expect_usage and self._usage is None and self._finish_reason is not None
+            self._expect_usage
+            and self._usage is None
+            and self._finish_reason is not None
+            and verdict is not StreamVerdict.CLOSED
         )
         if missing_usage:
             violations.append(_MISSING_USAGE)
@@ -1074,12 +1083,19 @@ class StreamParser:
         return b"".join(self._head)[:WINDOW_BYTES], b"".join(self._tail)[start - kept_from :]
 
     def close(
-        self, now: float | None = None, *, stalled: bool = False, dropped: bool = False
+        self,
+        now: float | None = None,
+        *,
+        stalled: bool = False,
+        dropped: bool = False,
+        closed: bool = False,
     ) -> StreamResult:
         """End of stream: flush and judge. Idempotent.
 
         ``stalled=True``: the caller's idle limit passed. ``dropped=True``: reading the body
         failed mid-way (a reset, an incomplete chunked body), as opposed to a clean close.
+        ``closed=True``: the caller closed the body before its end (``StreamVerdict.CLOSED``
+        unless a verdict was already certain).
         """
         if self._result is None:
             self._take_held()
@@ -1093,6 +1109,7 @@ class StreamParser:
             self._result = self._assembler.result(
                 stalled=stalled,
                 dropped=dropped,
+                closed=closed,
                 ping_count=decoder.comment_count,
                 other_line_count=decoder.other_line_count,
                 invalid_retry_count=decoder.invalid_retry_count,
