@@ -26,7 +26,11 @@ back), the JSON event log (``chatcontract.events`` logger: every failure, succes
 receiving each ``Exchange`` (the way to get at the Exchanges themselves). A sink that raises
 is counted and skipped, never turned into a failed call. Every call is observed inline, when
 it completes: its Exchange has reached the sinks before the SDK gets the answer (a stream's,
-when its body has been read or closed). Shape fingerprints, the costliest
+when its body has been read or closed). A call the application stops before its answer ended
+(it breaks out of a stream, closes a response unread, or its task is cancelled) is its own
+doing, not the provider's: its Exchange has ``closed_by_caller`` set and no failure (a
+stream's verdict is ``closed``), and it is metered as a request with the times it had, never
+as an error, a schema failure or an incomplete stream. Shape fingerprints, the costliest
 part of observing a call, are taken for every failure and for a sample of successes
 (``shape_sample_rate``, by default the event log's ``shadow_rate``).
 
