@@ -770,8 +770,14 @@ def _closed(pieces, **kwargs):
         ([*COMPLETE[:4], b"data: [DONE]\n\n"], StreamVerdict.TRUNCATED),
         ([*COMPLETE[:2], b'data: {"error": {"message": "boom"}}\n\n'], StreamVerdict.INBAND_ERROR),
     ],
-    ids=["mid-answer", "before-any-event", "after-finish", "after-done", "done-without-finish",
-         "after-inband-error"],  # fmt: skip
+    ids=[
+        "mid-answer",
+        "before-any-event",
+        "after-finish",
+        "after-done",
+        "done-without-finish",
+        "after-inband-error",
+    ],
 )
 def test_a_stream_the_caller_closed_is_closed_unless_its_verdict_was_certain(stream, verdict):
     assert _closed(stream).verdict is verdict
