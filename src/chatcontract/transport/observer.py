@@ -739,15 +739,16 @@ class CallObserver:
         response = self._response_facts(self._status, None, _body_fingerprint(bytes(self._body)))
         return self._emit(failure=failure, response=response)
 
-    def closed(self) -> Exchange:
+    def closed(self, at: float | None = None) -> Exchange:
         """The caller stopped the call before its answer ended: it closed the body unread, or
-        its task was cancelled (or interrupted) while the call was sent or read. The Exchange
-        says so (``closed_by_caller``) and judges only what had arrived; once."""
+        its task was cancelled (or interrupted) while the call was sent or read, or it dropped
+        the response (``at``: when, default now). The Exchange says so (``closed_by_caller``)
+        and judges only what had arrived; once."""
         if self.exchange is not None:
             return self.exchange
         if self._status is None:  # stopped before the response head: nothing to judge
-            return self._emit(None, None, None, closed=True)
-        return self.finish(closed=True)
+            return self._emit(None, None, None, at, closed=True)
+        return self.finish(closed=True, at=at)
 
     def _stalled(self, failure: Failure, words: str) -> Failure:
         """``failure`` (a read timeout once the first byte had come) with a message saying so."""
