@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 
 import openai
 import pytest
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from chatcontract.instrumentation import ainstrument, instrument
 from chatcontract.simulator import DELAY_HEADER, SCENARIO_HEADER
+from raw_servers import raw_server, read_request
 
 MODEL = "gpt-4.1-nano"
 MESSAGES = [{"role": "user", "content": "Tell me a long story"}]
@@ -215,3 +217,61 @@ def test_an_async_sdk_stream_dropped_unread_is_recorded_when_the_client_closes(o
     assert exchange.closed_by_caller
     assert exchange.failure is None
     _assert_counted_as_the_callers(registry, stream=True)
+
+
+# -- an error answer the SDK closes unread --------------------------------------------------------
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_streamed_calls_error_the_sdk_retries_unread_is_named_by_its_body(
+    openai_simulator, is_async
+):
+    # OpenAI's quota error is a 429 whose body says insufficient_quota: billing, not capacity.
+    # The SDK retries a streamed call's 429 after closing it unread, and reads only the last.
+    registry, exchanges = CollectorRegistry(), []
+    create = {"model": MODEL, "messages": MESSAGES, "stream": True,
+              "extra_headers": {SCENARIO_HEADER: "quota_exhausted"}}  # fmt: skip
+    if is_async:
+
+        async def run():
+            sdk = _async_sdk(openai_simulator, registry, exchanges).with_options(max_retries=1)
+            with pytest.raises(openai.RateLimitError):
+                await sdk.chat.completions.create(**create)
+            await sdk.close()
+
+        asyncio.run(run())
+    else:
+        sdk = _sync_sdk(openai_simulator, registry, exchanges).with_options(max_retries=1)
+        with sdk, pytest.raises(openai.RateLimitError):
+            sdk.chat.completions.create(**create)
+    named = [(e.attempt, e.failure.kind, e.failure.category, e.failure.code) for e in exchanges]
+    assert named == [(attempt, "api_error", "quota", "insufficient_quota") for attempt in (1, 2)]
+    labels = {**LABELS, "stream": "true", "kind": "api_error", "category": "quota",
+              "status_code": "429"}  # fmt: skip
+    assert registry.get_sample_value("llm_error_total", labels) == 2
+
+
+def _head_without_its_body():
+    async def handler(reader, writer, server):
+        if await read_request(reader, server) is None:
+            return
+        writer.write(b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+                     b"content-length: 100\r\n\r\n")  # fmt: skip
+        await writer.drain()
+        await asyncio.sleep(10)  # the body never comes
+
+    return handler
+
+
+def test_an_error_answer_closed_unread_is_not_waited_for_beyond_a_moment():
+    exchanges = []
+    with raw_server(_head_without_its_body()) as server:
+        client = instrument(sinks=[exchanges.append], event_log=False, timeout=10.0)
+        with client:
+            started = time.perf_counter()
+            with client.stream("POST", server.url, json={"model": MODEL, "messages": MESSAGES}):
+                pass
+            closed_in = time.perf_counter() - started
+    assert closed_in < 2.0  # not the 10 s read timeout
+    [exchange] = exchanges
+    assert (exchange.failure.category, exchange.response.status) == ("rate_limit", 429)

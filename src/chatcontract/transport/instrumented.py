@@ -51,6 +51,7 @@ from ._timing import (
     discard_idle_connections,
     has_timed_backend,
     install_backend,
+    limit_reads,
 )
 from .observer import (
     _BUDGETS,
@@ -87,6 +88,11 @@ STALE_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
 )
 
 _monotonic = time.monotonic
+#: An error answer closed unread (``CallObserver.error_body_unread``) is read on, to judge it by
+#: its body, for at most this long and this many bytes (an error body is a few hundred bytes,
+#: usually in the head's packet), and only through the timed backend, which bounds the wait.
+_ERROR_REST_S = 0.05
+_ERROR_REST_BYTES = 64 * 1024
 # Timers wake a hair early on some platforms: a timeout this close to the deadline is it.
 _DEADLINE_SLACK_S = 0.01
 
@@ -252,6 +258,9 @@ class _Dropped:
     ``finish_dropped`` (the defaults keep working at interpreter exit)."""
 
     _observer: Observer
+    #: The body is read through the timed backend, which can bound the wait for the rest of
+    #: an error answer closed unread (``_read_error_rest``); set by the transport.
+    timed = False
 
     def __del__(
         self,
@@ -303,6 +312,8 @@ class _ObservedStream(_Dropped, httpx2.SyncByteStream):
         self._observer.finish()
 
     def close(self) -> None:
+        if self._observer.error_body_unread:
+            self._read_error_rest()
         try:
             close = getattr(self._inner, "close", None)
             if close is not None:
@@ -310,6 +321,26 @@ class _ObservedStream(_Dropped, httpx2.SyncByteStream):
         finally:
             if self._observer.exchange is None:  # closed by the caller before the body's end
                 self._observer.closed()
+
+    def _read_error_rest(self) -> None:
+        """Feed the observer what is left of an error answer closed unread, within
+        ``_ERROR_REST_S`` and ``_ERROR_REST_BYTES`` (nothing without the timed backend)."""
+        observer = self._observer
+        token = CURRENT_CLOCK.set(observer.clock)
+        try:
+            if not self.timed or not limit_reads(_ERROR_REST_S):
+                return
+            on_chunk, size = observer.chunk_sink, 0
+            for chunk in self._inner:
+                on_chunk(chunk)
+                size += len(chunk)
+                if size >= _ERROR_REST_BYTES:
+                    break
+        except Exception:  # noqa: S110 - judged by what came: the caller closed it
+            pass
+        finally:
+            limit_reads(None)
+            CURRENT_CLOCK.reset(token)
 
 
 class _AsyncObservedStream(_Dropped, httpx2.AsyncByteStream):
@@ -352,6 +383,8 @@ class _AsyncObservedStream(_Dropped, httpx2.AsyncByteStream):
         self._observer.finish()
 
     async def aclose(self) -> None:
+        if self._observer.error_body_unread:
+            await self._read_error_rest()
         try:
             aclose = getattr(self._inner, "aclose", None)
             if aclose is not None:
@@ -359,6 +392,25 @@ class _AsyncObservedStream(_Dropped, httpx2.AsyncByteStream):
         finally:
             if self._observer.exchange is None:  # closed by the caller before the body's end
                 self._observer.closed()
+
+    async def _read_error_rest(self) -> None:
+        """The async twin of ``_ObservedStream._read_error_rest``."""
+        observer = self._observer
+        token = CURRENT_CLOCK.set(observer.clock)
+        try:
+            if not self.timed or not limit_reads(_ERROR_REST_S):
+                return
+            on_chunk, size = observer.chunk_sink, 0
+            async for chunk in self._inner:
+                on_chunk(chunk)
+                size += len(chunk)
+                if size >= _ERROR_REST_BYTES:
+                    break
+        except Exception:  # noqa: S110 - judged by what came: the caller closed it
+            pass
+        finally:
+            limit_reads(None)
+            CURRENT_CLOCK.reset(token)
 
 
 def _failure_namer(observer: Observer, request: httpx2.Request) -> Callable[[Exception], Exception]:
@@ -597,7 +649,9 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         observer.hand_back_in(response.extensions)
         if _already_read(response, observer):
             return response
-        response.stream = _ObservedStream(response.stream, observer, request)  # type: ignore[arg-type]
+        observed = _ObservedStream(response.stream, observer, request)  # type: ignore[arg-type]
+        observed.timed = not self._trace
+        response.stream = observed
         return response
 
     def close(self) -> None:
@@ -656,7 +710,9 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
                 on_close=observer.closed,
             )
         else:
-            response.stream = _AsyncObservedStream(stream, observer, request)
+            observed = _AsyncObservedStream(stream, observer, request)
+            observed.timed = not self._trace
+            response.stream = observed
         return response
 
     async def aclose(self) -> None:

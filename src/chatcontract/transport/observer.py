@@ -550,6 +550,14 @@ class CallObserver:
             self._homes.append(extensions)
 
     @property
+    def error_body_unread(self) -> bool:
+        """The head came with an error status (not 2xx) and its body has not ended: what a
+        caller that closes it now would leave unjudged (the SDK closes the error answer of an
+        attempt it retries unread: its body names the failure, e.g. a 429's quota code)."""
+        status = self._status
+        return self.exchange is None and status is not None and not 200 <= status < 300
+
+    @property
     def stream(self) -> StreamParser | None:
         """The call's stream parser, once the head said the answer is an SSE stream."""
         return self._stream
