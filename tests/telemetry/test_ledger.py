@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import httpx2
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -108,6 +109,15 @@ def test_a_success_is_one_line_with_tokens_cost_and_ids(tmp_path: Path) -> None:
             "outcome": "success",
         }
     ]
+
+
+def test_a_call_the_caller_closed_is_neither_a_success_nor_a_failure(tmp_path: Path) -> None:
+    sink = ledger(tmp_path)
+    closed = msgspec.structs.replace(exchange(), closed_by_caller=True)
+    sink.handle_exchange(closed, LABELS)
+    [line] = lines(tmp_path / "usage.jsonl")
+    assert (line["outcome"], line["usage_missing"], line["status"]) == ("closed", True, 200)
+    assert "kind" not in line
 
 
 def test_a_failure_records_kind_category_and_code_and_missing_usage(tmp_path: Path) -> None:

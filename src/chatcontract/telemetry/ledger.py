@@ -3,8 +3,9 @@
 An opt-in ``TelemetrySink``. Each Exchange becomes one line: when it started, the provider's
 request ids, the route and attempt, the model asked for and the model that answered, the tokens
 as reported, whether usage was missing, the cost estimated from the contract's prices
-(``policy.prices``, USD per million tokens) with the prices used, and the outcome (success, or
-the failure's kind, category and code). Never the prompt, the completion text or a key: every
+(``policy.prices``, USD per million tokens) with the prices used, and the outcome (success,
+closed when the caller stopped the call before its answer ended, or the failure's kind,
+category and code). Never the prompt, the completion text or a key: every
 text from the outside world goes through ``redact_text`` before it is written.
 ``chatcontract reconcile`` reads these files against a provider usage export.
 
@@ -127,6 +128,14 @@ class LedgerMetrics:
             self.files_removed.labels(provider, reason)
 
 
+def _outcome(exchange: Exchange) -> str:
+    """``success``, ``failure``, or ``closed``: the caller stopped the call before its answer
+    ended (``Exchange.closed_by_caller``), which is neither."""
+    if exchange.failure is not None:
+        return "failure"
+    return "closed" if exchange.closed_by_caller else "success"
+
+
 def _price(prices: Mapping[str, Prices], *models: str | None) -> Prices | None:
     for model in models:
         if model and model in prices:
@@ -195,7 +204,7 @@ def ledger_record(
             "input_per_million": price.input_per_million,
             "output_per_million": price.output_per_million,
         },
-        "outcome": "success" if failure is None else "failure",
+        "outcome": _outcome(exchange),
     }
     if failure is not None:
         record["kind"] = failure.kind
