@@ -235,44 +235,16 @@ def _already_read(response: httpx2.Response, observer: Observer) -> bool:
     return True
 
 
-#: The observers of bodies collected neither read to their end nor closed (the caller dropped
-#: the response: an SDK stream never iterated), each with when it was collected. They are
-#: finished by the next call a transport starts, or its close: never from the garbage
-#: collector, which may run anywhere, a sink holding its lock included.
-_DROPPED: list[tuple[Observer, float]] = []
-
-
-def finish_dropped() -> None:
-    """Finish the observers of the bodies collected unread (``_DROPPED``), as closed by their
-    caller at the moment they were collected."""
-    while _DROPPED:
-        try:
-            observer, at = _DROPPED.pop()
-        except IndexError:  # another thread took the last one
-            return
-        observer.closed(at)
-
-
-class _Dropped:
-    """What both observed streams do when collected: leave an unfinished observer to
-    ``finish_dropped`` (the defaults keep working at interpreter exit)."""
+class _Observed:
+    """What both observed streams share."""
 
     _observer: Observer
     #: The body is read through the timed backend, which can bound the wait for the rest of
     #: an error answer closed unread (``_read_error_rest``); set by the transport.
     timed = False
 
-    def __del__(
-        self,
-        _dropped: list[tuple[Observer, float]] = _DROPPED,
-        _now: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        observer = self._observer
-        if observer.exchange is None:
-            _dropped.append((observer, _now()))
 
-
-class _ObservedStream(_Dropped, httpx2.SyncByteStream):
+class _ObservedStream(_Observed, httpx2.SyncByteStream):
     def __init__(
         self, inner: Iterable[bytes], observer: Observer, request: httpx2.Request | None = None
     ) -> None:
@@ -343,7 +315,7 @@ class _ObservedStream(_Dropped, httpx2.SyncByteStream):
             CURRENT_CLOCK.reset(token)
 
 
-class _AsyncObservedStream(_Dropped, httpx2.AsyncByteStream):
+class _AsyncObservedStream(_Observed, httpx2.AsyncByteStream):
     def __init__(
         self, inner: Any, observer: Observer, request: httpx2.Request | None = None
     ) -> None:
@@ -621,8 +593,6 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         return inner
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        if _DROPPED:
-            finish_dropped()
         observer = self._begin(request, is_async=False)
         token = CURRENT_CLOCK.set(observer.clock)
         try:
@@ -655,7 +625,6 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         return response
 
     def close(self) -> None:
-        finish_dropped()
         self._inner.close()
 
 
@@ -670,8 +639,6 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         return inner
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        if _DROPPED:
-            finish_dropped()
         observer = self._begin(request, is_async=True)
         token = CURRENT_CLOCK.set(observer.clock)
         try:
@@ -716,5 +683,4 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         return response
 
     async def aclose(self) -> None:
-        finish_dropped()
         await self._inner.aclose()
