@@ -209,3 +209,25 @@ def test_the_schema_uses_portable_types_only(store: ProbeStore) -> None:
     for table in tables:
         for column in store.fetchall(f"PRAGMA table_info({table})"):
             assert column[2] in portable, (table, column[1], column[2])
+
+
+def test_another_programs_database_is_refused_and_left_unchanged(tmp_path: Path) -> None:
+    # A wrong --db naming an application's SQLite file: nothing may be written to it.
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO users VALUES (1, 'ada')")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match=r"another program's SQLite database \(tables: users\)"):
+        ProbeStore.open(path)
+    assert path.read_bytes() == before  # no probe tables, journal mode not switched to WAL
+    assert not (tmp_path / "app.db-wal").exists()
+
+
+def test_an_empty_file_becomes_a_probe_store(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    with ProbeStore.open(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION

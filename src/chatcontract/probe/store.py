@@ -215,6 +215,7 @@ class ProbeStore:
 
     def _initialise(self, synchronous: Synchronous) -> None:
         conn = self._connection()
+        self._refuse_foreign(conn)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         with self._transaction() as cur:
@@ -236,6 +237,31 @@ class ProbeStore:
                 self._migrate(cur, version)
             for statement in _TARGET_INDEXES:
                 cur.execute(statement)
+
+    def _refuse_foreign(self, conn: sqlite3.Connection) -> None:
+        """Refuse another program's database before anything is written to it.
+
+        A wrong ``--db`` naming an application's SQLite file would otherwise get the probe
+        tables added and its journal mode switched to WAL. A new or empty file, or a probe
+        store (it has ``schema_version``), is fine.
+        """
+        cur = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"
+        )
+        try:
+            tables = [
+                name if name.isprintable() else repr(name)
+                for name in (str(row[0])[:64] for row in cur.fetchall())
+            ]
+        finally:
+            cur.close()
+        if tables and "schema_version" not in tables:
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise ConfigError(
+                f"{self.path}: another program's SQLite database (tables: {shown}), not a "
+                "chatcontract probe store; left unchanged: pass --db with another file"
+            )
 
     def _migrate(self, cur: sqlite3.Cursor, version: int) -> None:
         """Bring an older schema up to :data:`SCHEMA_VERSION` (in the caller's transaction)."""
