@@ -84,3 +84,45 @@ def test_seconds_until_due_counts_down_with_the_clock() -> None:
 def test_bad_settings_are_refused(interval: float, jitter: float) -> None:
     with pytest.raises(ValueError, match="must be"):
         Scheduler(clock=Clock(), rng=random.Random(), interval_s=interval, jitter=jitter)
+
+
+def test_a_clock_stepped_back_does_not_stop_probing_for_the_step() -> None:
+    # NTP steps the clock back an hour right after a cycle: the next one is still due within
+    # one interval, not an hour and an interval later.
+    clock = Clock(10_000.0)
+    scheduler = Scheduler(clock=clock, rng=random.Random(3), interval_s=60, jitter=0.1)
+    for _ in range(3):
+        clock.now = scheduler.next_due()
+        scheduler.advance()
+    slot = scheduler.slot
+    clock.now -= 3600
+    assert 60.0 <= scheduler.seconds_until_due() <= 66.0
+    clock.now = scheduler.next_due()
+    assert scheduler.is_due()
+    scheduler.advance()
+    assert scheduler.slot == slot + 1
+    assert 60.0 <= scheduler.seconds_until_due() <= 66.0  # the grid goes on from the new time
+
+
+def test_a_clock_stepped_back_while_a_cycle_ran_keeps_the_next_within_an_interval() -> None:
+    clock = Clock(10_000.0)
+    scheduler = Scheduler(clock=clock, rng=random.Random(), interval_s=60, jitter=0)
+    assert scheduler.is_due()
+    clock.now -= 86_400  # the cycle started before the step and ended after it
+    assert scheduler.advance() == clock.now + 60
+
+
+def test_a_clock_stepped_back_before_the_first_cycle_leaves_it_due() -> None:
+    clock = Clock(10_000.0)
+    scheduler = Scheduler(clock=clock, rng=random.Random(), interval_s=60, jitter=0)
+    clock.now -= 3600
+    assert scheduler.is_due()
+
+
+def test_a_clock_stepped_forward_skips_to_the_next_grid_point() -> None:
+    clock = Clock(0.0)
+    scheduler = Scheduler(clock=clock, rng=random.Random(), interval_s=60, jitter=0)
+    scheduler.advance()
+    clock.now = 3_630.0
+    assert scheduler.is_due()
+    assert scheduler.advance() == 3_660.0

@@ -3,8 +3,9 @@
 Cycles sit on a grid ``anchor + k * interval``; each one is due at its grid point plus a random
 offset in ``[0, jitter * interval)``, so several probe processes started together spread out,
 yet the schedule never drifts and never bunches: a late cycle skips to the next grid point
-after ``now`` instead of firing the missed ones in a burst. The scheduler never sleeps; the
-caller asks how long to wait.
+after ``now`` instead of firing the missed ones in a burst. A clock that steps back (NTP, a
+resumed VM) re-anchors the grid at the new time, so the next cycle is never more than one
+interval (plus jitter) away. The scheduler never sleeps; the caller asks how long to wait.
 
 Example::
 
@@ -72,11 +73,33 @@ class Scheduler:
         return self._due
 
     def is_due(self, now: float | None = None) -> bool:
-        return (self._clock() if now is None else now) >= self._due
+        current = self._clock() if now is None else now
+        self._follow_clock(current)
+        return current >= self._due
 
     def seconds_until_due(self, now: float | None = None) -> float:
         """How long to wait before the next cycle (0 when it is due)."""
-        return max(0.0, self._due - (self._clock() if now is None else now))
+        current = self._clock() if now is None else now
+        self._follow_clock(current)
+        return max(0.0, self._due - current)
+
+    def _follow_clock(self, now: float) -> None:
+        """Re-anchor the grid when the clock stepped back.
+
+        The next cycle is never further than one interval plus jitter away unless the clock
+        went backwards; waiting for the old due time would stop probing for as long as the
+        step (an hour's step back: an hour without a probe). The first cycle stays due at
+        once; a later one is due one interval (plus jitter) after ``now``.
+        """
+        if self._due - now <= self.interval_s * (1.0 + self.jitter):
+            return
+        if self._slot == 0:
+            self.anchor = now
+            self._due = now
+            return
+        self.anchor = now - (self._slot - 1) * self.interval_s
+        grid = self.anchor + self._slot * self.interval_s
+        self._due = grid + self._rng.uniform(0.0, self.jitter * self.interval_s)
 
     def advance(self, now: float | None = None) -> float:
         """A cycle ran at ``now``: schedule the next one on the first grid point after ``now``.
@@ -88,4 +111,5 @@ class Scheduler:
         self._slot = max(self._slot + 1, math.floor(elapsed) + 1)
         grid = self.anchor + self._slot * self.interval_s
         self._due = grid + self._rng.uniform(0.0, self.jitter * self.interval_s)
+        self._follow_clock(current)
         return self._due
