@@ -315,6 +315,67 @@ def test_the_loop_reports_a_store_error_and_goes_on(clock: FakeClock) -> None:
     assert cycles == ["cycle 2"]
 
 
+class _HeldByTheEndpoint:
+    """A cycle whose probe the endpoint holds until the test releases it."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def run_cycle(self, now: float, *, cancel: threading.Event) -> Any:
+        self.started.set()
+        self.release.wait(30)
+        return "late"
+
+
+def test_a_stop_is_not_held_up_by_a_probe_the_endpoint_holds(clock: FakeClock) -> None:
+    # A request the endpoint holds lasts up to total_ms (60 s by default), more with a retry: a
+    # SIGTERM must stop the loop within the grace, not when the endpoint lets go.
+    prober = _HeldByTheEndpoint()
+    stop = threading.Event()
+    abandoned: list[bool] = []
+    cycles: list[Any] = []
+    scheduler = Scheduler(clock=clock, rng=random.Random(0), interval_s=60, jitter=0.0)
+    loop = threading.Thread(
+        target=run_loop,
+        kwargs={
+            "prober": prober,
+            "scheduler": scheduler,
+            "clock": clock,
+            "stop": stop,
+            "on_cycle": cycles.append,
+            "on_abandoned": lambda: abandoned.append(True),
+            "stop_grace_s": 0.05,
+        },
+        daemon=True,
+    )
+    loop.start()
+    try:
+        assert prober.started.wait(10)
+        stop.set()
+        loop.join(10)
+        assert not loop.is_alive()
+        assert abandoned == [True]
+        assert cycles == []  # the held probe reached no verdict: nothing reported
+    finally:
+        prober.release.set()
+
+
+def test_a_probe_that_finishes_within_the_grace_is_kept(clock: FakeClock) -> None:
+    prober = _HeldByTheEndpoint()
+    prober.release.set()
+    stop = threading.Event()
+    cycles: list[Any] = []
+
+    def on_cycle(result: Any) -> None:
+        cycles.append(result)
+        stop.set()
+
+    scheduler = Scheduler(clock=clock, rng=random.Random(0), interval_s=60, jitter=0.0)
+    count = run_loop(prober=prober, scheduler=scheduler, clock=clock, stop=stop, on_cycle=on_cycle)  # type: ignore[arg-type]
+    assert (count, cycles) == (1, ["late"])
+
+
 def test_probe_once_says_history_was_not_stored_and_exits_1(
     simulator: SimulatorServer,
     store: ProbeStore,

@@ -172,6 +172,52 @@ def test_a_retry_that_succeeds_is_recorded_and_passes(
     assert rows(store, "attempt, ok") == [(1, 0), (2, 1)]
 
 
+class StopDuringFirstCall(httpx2.BaseTransport):
+    """Fails every call (server_error); the stop request arrives while the first is in flight."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.inner = httpx2.HTTPTransport()
+        self.stop = stop
+        self.calls = 0
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.calls += 1
+        request.headers[SCENARIO_HEADER] = "server_error"
+        self.stop.set()
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_stop_during_a_probe_sends_no_retry_and_no_fallback(
+    simulator: SimulatorServer, store: ProbeStore, clock: FakeClock
+) -> None:
+    # SIGTERM while the endpoint holds the first attempt: the process must not go on to a retry
+    # and a fallback (each up to total_ms) after it was told to stop.
+    target = target_for(simulator)
+    assert target.contract.fallbacks  # the preset has a fallback route the probe would try
+    stop = threading.Event()
+    transport = StopDuringFirstCall(stop)
+    prober = Prober(
+        target=target,
+        store=store,
+        clock=clock,
+        inner=transport,
+        metrics=ProbeMetrics(CollectorRegistry(), contract=target.contract),
+        options=ProberOptions(kinds=("non_streaming",), large_every=0, last_validate_path=None),
+    )
+    try:
+        result = prober.run_cycle(cancel=stop)
+    finally:
+        prober.close()
+    (outcome,) = result.outcomes
+    assert not outcome.ok  # the verdict reached is kept
+    assert (outcome.retried, outcome.fallback_route) == (False, None)
+    assert transport.calls == 1
+    assert rows(store, "attempt, ok") == [(1, 0)]
+
+
 @pytest.fixture
 def failing_and_backup() -> Iterator[tuple[SimulatorServer, SimulatorServer]]:
     with SimulatorServer(scenario="server_error") as primary, SimulatorServer() as backup:

@@ -40,6 +40,7 @@ from chatcontract.probe import (
 from chatcontract.probe.metrics import ProbeMetrics
 from chatcontract.probe.records import ProbeKind
 from chatcontract.probe.runner import ProbeOutcome
+from chatcontract.probe.service import STOP_GRACE_S
 from chatcontract.probe.summary import summary_target
 from chatcontract.target import Target, open_target
 
@@ -241,6 +242,10 @@ def _serve(
                 on_cycle=lambda result: _log_cycle(result, store),
                 on_store_error=lambda exc: _say(
                     f"probe store {store.path}: {exc}; still serving (see /healthz)"
+                ),
+                on_abandoned=lambda: _say(
+                    f"the endpoint did not answer within {STOP_GRACE_S:g}s of the stop request: "
+                    "the probe in flight is not recorded"
                 ),
             )
         _say(f"stopped after {cycles} cycle(s); history in {store.path}")

@@ -161,7 +161,7 @@ class Prober:
             if (cancel is not None and cancel.is_set()) or self._paused():
                 skipped.append(kind)
                 continue
-            outcome, events = self._run_probe(kind, large=large)
+            outcome, events = self._run_probe(kind, large=large, cancel=cancel)
             outcomes.append(outcome)
             drift.extend(events)
         status = self.cost_status()
@@ -182,7 +182,9 @@ class Prober:
         self.metrics.set_paused("daily_cost_cap", paused)
         return paused
 
-    def _run_probe(self, kind: ProbeKind, *, large: bool) -> tuple[ProbeOutcome, list[DriftEvent]]:
+    def _run_probe(
+        self, kind: ProbeKind, *, large: bool, cancel: threading.Event | None = None
+    ) -> tuple[ProbeOutcome, list[DriftEvent]]:
         execution = uuid.uuid4().hex
         request = build_request(kind, self._ctx, large=large)
         exchange = self._send(self._ctx, request, attempt=1, route="primary")
@@ -197,7 +199,9 @@ class Prober:
             runs=(run,),
         )
         if failure is not None and kind != "invalid_request":
-            outcome = self._recover(request, outcome, failure, execution, events, large=large)
+            outcome = self._recover(
+                request, outcome, failure, execution, events, large=large, cancel=cancel
+            )
         self.metrics.probe_result(kind, ok=outcome.ok, at=outcome.runs[-1].started_at)
         return outcome, events
 
@@ -210,8 +214,16 @@ class Prober:
         events: list[DriftEvent],
         *,
         large: bool,
+        cancel: threading.Event | None = None,
     ) -> ProbeOutcome:
-        """The resilience path after a failed first attempt: one retry, then one fallback."""
+        """The resilience path after a failed first attempt: one retry, then one fallback.
+
+        Once ``cancel`` is set (the process is stopping) no further request is sent.
+        """
+
+        def stopping() -> bool:
+            return cancel is not None and cancel.is_set()
+
         decision = failure.retry
         self.metrics.event(
             RetryDecided(
@@ -222,7 +234,7 @@ class Prober:
                 attempt=1,
             )
         )
-        if decision == "retry" and not self._paused():
+        if decision == "retry" and not stopping() and not self._paused():
             retry = self._send(self._ctx, request, attempt=2, route="primary")
             retry_failure = judge(request, retry, self.contract)
             run = self._record(request, retry, retry_failure, execution)
@@ -243,7 +255,7 @@ class Prober:
             failure = retry_failure
             # One retry is the bound: a failure that would be retried again moves on.
             decision = "none" if failure.retry == "none" else "fallback"
-        if decision != "fallback" or self._paused():
+        if decision != "fallback" or stopping() or self._paused():
             return outcome
         fallback = self._fallback_context()
         if fallback is None:
