@@ -332,6 +332,30 @@ def test_probe_failing_is_this_contracts_probe_alone(promtool, rules_file):
     _promtool_test(promtool, rules_file, tests)
 
 
+def test_drift_fires_on_the_series_the_probe_exports_and_names_it(promtool, rules_file):
+    # llm_contract_drift_total as ProbeMetrics exports it: provider and kind, no model label.
+    drift = {
+        "series": _series("llm_contract_drift_total", provider="cometapi", kind="new_field"),
+        "values": "0 0 1 1 1",
+    }
+    labels = {"provider": "cometapi", "kind": "new_field"}
+    expected = _expected(rules_file, "LLMContractDrift", labels)
+    description = expected["exp_annotations"]["description"]
+    assert description.startswith("drift of kind new_field from the accepted baseline in ")
+    assert "  " not in description  # no label left empty in the text
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": [drift],
+            "alert_rule_test": [
+                {"eval_time": "1m", "alertname": "LLMContractDrift", "exp_alerts": []},
+                {"eval_time": "3m", "alertname": "LLMContractDrift", "exp_alerts": [expected]},
+            ],
+        }
+    ]
+    _promtool_test(promtool, rules_file, tests)
+
+
 def test_review_overdue_fires_once_the_due_date_has_passed(promtool, rules_file):
     tests = [
         {

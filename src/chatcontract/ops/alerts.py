@@ -353,12 +353,16 @@ def build_alert_rules(
             category="contract",
             severity="warning",
             expr=any_increase(
-                f"llm_contract_drift_total{{{sel}}}", "provider, model, kind", t.drift_window
+                # The probe's series carries provider and kind only (no model label).
+                f"llm_contract_drift_total{{{sel}}}",
+                "provider, kind",
+                t.drift_window,
             ),
             for_="0m",
             summary=f"{contract.provider}: responses drifted from the accepted baseline",
-            description="drift of kind {{ $labels.kind }} on {{ $labels.model }} in the last "
-            f"{t.drift_window}: re-run 'chatcontract validate' and review the contract.",
+            description="drift of kind {{ $labels.kind }} from the accepted baseline in the "
+            f"last {t.drift_window}: see 'chatcontract drift --from probe', re-run "
+            "'chatcontract validate' and review the contract.",
         ),
         AlertRule(
             name="LLMContractReviewOverdue",
