@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -231,3 +232,33 @@ def test_an_empty_file_becomes_a_probe_store(tmp_path: Path) -> None:
     path.touch()
     with ProbeStore.open(path) as store:
         assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_a_store_whose_directory_was_deleted_while_open_records_to_a_new_file(
+    tmp_path: Path,
+) -> None:
+    # A cleanup removed .chatcontract/ under a running probe: its writes went to the deleted
+    # inode, /healthz said ok, and every run was lost at exit.
+    folder = tmp_path / ".chatcontract"
+    with ProbeStore.open(folder / "probe.db") as store:
+        store.record_run(make_run(10.0))
+        shutil.rmtree(folder)
+        store.record_run(make_run(20.0))
+        assert store.health().writable
+        assert store.count_runs() == 1  # the new file holds what came after
+    with ProbeStore.open(folder / "probe.db") as reopened:
+        assert [row[0] for row in reopened.fetchall("SELECT started_at FROM probe_runs")] == [20.0]
+
+
+def test_a_store_file_that_cannot_be_created_again_fails_the_write_and_says_why(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "state"
+    with ProbeStore.open(folder / "probe.db") as store:
+        shutil.rmtree(folder)
+        folder.write_text("a file where the directory was")
+        with pytest.raises(sqlite3.OperationalError, match="deleted and cannot be created again"):
+            store.record_run(make_run(20.0))
+        health = store.health()
+        assert not health.writable
+        assert health.error is not None and "was deleted" in health.error

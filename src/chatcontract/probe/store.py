@@ -15,6 +15,11 @@ Durability: every probe run is committed on its own (``synchronous=FULL`` by def
 ``kill -9`` loses nothing that was committed. One connection is shared by the probe loop and
 the HTTP app behind a lock; every statement is short.
 
+A store file deleted or replaced while open (a cleanup of ``.chatcontract/``) would take every
+later write into a deleted inode, lost at exit while ``/healthz`` said ok: before each write the
+path is checked, and the store is opened anew there (a new file, its directory recreated); if
+that fails the write fails as below.
+
 A write that fails (disk full, read-only file, locked) raises ``sqlite3.Error`` as before and
 is remembered: :meth:`ProbeStore.health` says whether the last write failed, why, since when,
 and how many writes failed by reason; the next successful write clears it (space came back).
@@ -29,6 +34,7 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -39,6 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from chatcontract._log import get_logger
 from chatcontract.errors import ConfigError
 from chatcontract.identity import UNKNOWN_TARGET
 from chatcontract.redact import redact_text
@@ -67,6 +74,8 @@ __all__ = [
     "TargetCounts",
     "write_error_reason",
 ]
+
+logger = get_logger("chatcontract.probe")
 
 DEFAULT_DB_PATH = ".chatcontract/chatcontract.db"
 #: 2: every row carries ``target`` (migrated from 1 by adding the column, NULL for old rows).
@@ -162,6 +171,8 @@ class ProbeStore:
         self._clock = clock
         self._write_error: tuple[str, str, float] | None = None  # (message, reason, since)
         self._failed_writes: dict[str, int] = {}
+        self._synchronous: Synchronous = "FULL"
+        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
 
     @classmethod
     def open(
@@ -189,8 +200,10 @@ class ProbeStore:
                 f"{path}: cannot open the probe store ({exc}); pass --db with a writable path"
             ) from exc
         store = cls(conn, str(location))
+        store._synchronous = synchronous
         try:
             store._initialise(synchronous)
+            store._file = _file_identity(store.path)
         except sqlite3.OperationalError as exc:
             store.close()
             if write_error_reason(exc) in ("disk_full", "read_only", "io_error"):
@@ -283,10 +296,40 @@ class ProbeStore:
             raise sqlite3.ProgrammingError("the probe store is closed")
         return self._conn
 
+    def _follow_file(self) -> None:
+        """Open the store anew when its file was deleted or replaced since it was opened.
+
+        Raises ``sqlite3.OperationalError`` (a failed write) when that is not possible.
+        """
+        if self._file is None or self._conn is None:
+            return
+        try:
+            now = _file_identity(self.path)
+        except OSError:
+            now = None
+        if now == self._file:
+            return
+        what = "deleted" if now is None else "replaced"
+        try:
+            fresh = ProbeStore.open(self.path, synchronous=self._synchronous)
+        except ConfigError as exc:
+            raise sqlite3.OperationalError(
+                f"the store file was {what} and cannot be created again: {exc}"
+            ) from exc
+        self._conn.close()
+        self._conn, fresh._conn = fresh._conn, None
+        self._file = fresh._file
+        logger.warning("probe store %s was %s while open; recording to a new file", self.path, what)
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction; a failed write is remembered (see :meth:`health`)."""
         with self._lock:
+            try:
+                self._follow_file()
+            except sqlite3.Error as exc:
+                self._write_failed(exc)
+                raise
             conn = self._connection()
             cur = conn.cursor()
             try:
@@ -606,3 +649,8 @@ class ProbeStore:
             }
             for r in rows
         ]
+
+
+def _file_identity(path: str) -> tuple[int, int]:
+    info = os.stat(path)
+    return (info.st_dev, info.st_ino)
