@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from probe_helpers import real_key, target_for, write_real_contract
+from probe_helpers import make_run, real_key, target_for, write_real_contract
 
 from chatcontract.checks.context import CheckContext, SuiteOptions
 from chatcontract.cli import build_parser, main
 from chatcontract.cli.drift_cmd import EXIT_REFUSED
 from chatcontract.drift import Baseline, observe, write_last_validate
+from chatcontract.probe import ProbeStore
 from chatcontract.simulator import SimulatorServer
 
 Run = Callable[..., tuple[int, str, str]]
@@ -331,3 +337,39 @@ def test_baseline_without_an_action_shows_help_and_exit_2(cli: Run) -> None:
     code, _, err = cli("baseline")
     assert code == 2
     assert "accept" in err
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv (util-linux) to act as another user",
+)
+def test_a_store_this_user_cannot_read_is_not_called_missing_history() -> None:
+    # The probe runs as a service user; an SRE runs drift as another user, the probe stopped
+    # (no -shm left): SQLite cannot read the WAL store without creating its -shm, and drift
+    # said "no probe history ... run 'chatcontract probe --once' first" of a store with runs.
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    reach = [*as_nobody, sys.executable, "-c", "import chatcontract"]
+    if subprocess.run(reach, capture_output=True, timeout=60, check=False, cwd="/").returncode:
+        pytest.skip("this checkout is not readable by the user nobody")
+    folder = Path(tempfile.mkdtemp(prefix="chatcontract-service-"))
+    try:
+        folder.chmod(0o755)  # readable, not writable, by others
+        db = folder / "probe.db"
+        with ProbeStore.open(db) as store:
+            store.record_run(make_run(time.time()))
+        db.chmod(0o644)
+        baseline = folder / "chatcontract.baseline.json"
+        Baseline.accept(observe([]), source="validate").save(baseline)
+        baseline.chmod(0o644)
+        result = subprocess.run(
+            [*as_nobody, sys.executable, "-m", "chatcontract", "drift", "--from", "probe",
+             "--db", str(db), "--baseline", str(baseline)],
+            capture_output=True, text=True, timeout=60, check=False, cwd="/",
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        line = _one_line(result.stderr)
+        assert "no probe history" not in line
+        assert f"{db}: cannot read the probe store" in line
+        assert "run as the user the probe runs as" in line
+    finally:
+        shutil.rmtree(folder)

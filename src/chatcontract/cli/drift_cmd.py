@@ -208,6 +208,14 @@ def _is_probe_store(path: str) -> bool:
             row = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
             ).fetchone()
+    except sqlite3.OperationalError as exc:
+        # Not "not a store": a WAL store cannot be read where its -shm cannot be created
+        # (a directory this user may not write, the probe's service user owning it).
+        raise ConfigError(
+            f"{path}: cannot read the probe store ({exc}); SQLite creates "
+            f"{Path(path).name}-shm beside it to read it, so run as the user the probe runs "
+            "as, or copy the file to a directory you can write"
+        ) from exc
     except sqlite3.Error:
         return False
     return row is not None
