@@ -240,3 +240,34 @@ def test_serving_beyond_loopback_is_warned_about(
         "is not a loopback address and the probe's HTTP server has no authentication" in err
     ) is warned
     assert "serving http://" in err
+
+
+@pytest.mark.parametrize(
+    ("base_url", "warned"),
+    [
+        ("http://192.0.2.7/v1", True),
+        ("http://llm-proxy.internal:8080/v1", True),
+        ("https://192.0.2.7/v1", False),
+        ("http://127.0.0.1:8787/v1", False),
+        ("http://localhost:8787/v1", False),
+    ],
+    ids=["http-address", "http-name", "https", "http-loopback", "http-localhost"],
+)
+def test_a_key_sent_unencrypted_beyond_loopback_is_warned_about(
+    cli: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, base_url: str, warned: bool
+) -> None:
+    # Nothing is sent: the loop and the server are stand-ins.
+    from chatcontract.cli import probe_cmd
+
+    preset = load_preset("cometapi")
+    contract = dataclasses.replace(
+        preset, endpoint=dataclasses.replace(preset.endpoint, base_url=base_url)
+    )
+    (tmp_path / "chatcontract.yaml").write_text(dump(contract), encoding="utf-8")
+    monkeypatch.setenv("COMETAPI_KEY", "sk-test-not-a-real-key-0000")
+    monkeypatch.setattr(probe_cmd, "AppServer", _UnboundServer)
+    monkeypatch.setattr(probe_cmd, "run_loop", lambda **_: 0)
+    code, _, err = cli("probe", "--listen", "127.0.0.1:0")
+    assert code == 0, err
+    assert ("the API key and every probe travel unencrypted" in err) is warned
+    assert "sk-test-not-a-real-key" not in err

@@ -18,12 +18,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
 from chatcontract._listen import is_loopback
 from chatcontract.drift import DEFAULT_BASELINE_PATH
 from chatcontract.errors import ConfigError, UsageError
+from chatcontract.identity import clean_base_url
 from chatcontract.probe import (
     DEFAULT_DB_PATH,
     PROBE_KINDS,
@@ -264,6 +266,21 @@ def exposure_warning(host: str, port: int) -> str:
     )
 
 
+def cleartext_warning(base_url: str) -> str | None:
+    """What the probe says of an endpoint its key would reach unencrypted (None: it would not)."""
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not host or is_loopback(host):
+        return None
+    return (
+        f"warning: {clean_base_url(base_url)} is plain http to a host that is not loopback: "
+        "the API key and every probe travel unencrypted, on every cycle; use https"
+    )
+
+
 def _once(prober: Prober, store: ProbeStore) -> int:
     """One cycle: 0 all passed or paused by the cost cap, 1 a probe failed or was not stored."""
     result = prober.run_cycle()
@@ -284,6 +301,13 @@ def _banner(target: Target, args: argparse.Namespace, baseline: str | None, prob
         scenario = f", scenario {target.scenario}" if target.scenario else ""
         where += f" (embedded simulator: {why}{scenario})"
     _say(f"probing {where}, model {target.model}: {', '.join(prober.kinds)}")
+    if not target.simulated:
+        urls = [target.base_url]
+        urls += [route.base_url for route in target.contract.fallbacks[:1] if route.base_url]
+        for url in dict.fromkeys(urls):
+            warning = cleartext_warning(url)
+            if warning is not None:
+                _say(warning)
     _say(
         f"history: {prober.store.path} (rows of {prober.identity}); drift baseline: "
         f"{baseline or 'none (record one with chatcontract baseline accept)'}"
