@@ -262,3 +262,9 @@ def test_a_store_file_that_cannot_be_created_again_fails_the_write_and_says_why(
         health = store.health()
         assert not health.writable
         assert health.error is not None and "was deleted" in health.error
+
+
+def test_an_empty_path_is_named_as_such(tmp_path: Path) -> None:
+    # --db '' said " is a directory; pass --db with a file path" (the current directory).
+    with pytest.raises(ConfigError, match="the probe store path is empty; pass --db FILE"):
+        ProbeStore.open("")

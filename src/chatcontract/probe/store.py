@@ -181,6 +181,10 @@ class ProbeStore:
         """Open (creating the file, its directory and the schema when needed)."""
         if synchronous not in ("NORMAL", "FULL"):
             raise ConfigError(f"synchronous={synchronous!r}; use NORMAL or FULL")
+        if not str(path).strip():
+            raise ConfigError(
+                f"the probe store path is empty; pass --db FILE, e.g. {DEFAULT_DB_PATH}"
+            )
         location = Path(path)
         try:
             location.parent.mkdir(parents=True, exist_ok=True)
