@@ -2,8 +2,10 @@ import json
 import re
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from chatcontract.ops import build_dashboard, dashboard_uid, render_dashboard
+from chatcontract.probe import ProbeMetrics
 
 
 @pytest.fixture
@@ -138,3 +140,31 @@ def test_uid_is_a_valid_grafana_uid_and_stable(name):
 
 def test_names_that_slug_alike_get_different_uids():
     assert dashboard_uid("Chat API") != dashboard_uid("chat-api")
+
+
+def _probe_series_labels(contract):
+    """Label names of every series the probe process exports by itself (not the llm_* calls)."""
+    registry = CollectorRegistry()
+    metrics = ProbeMetrics(registry, contract=contract)
+    metrics.probe_result("non_streaming", ok=True, at=1.0)
+    labels = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    return {name: names for name, names in labels.items() if not name.startswith("llm_request")}
+
+
+def test_probe_series_are_filtered_only_on_labels_they_have(contract, dashboard):
+    # llm_contract_drift_total has provider and kind: a model=~"$model" filter emptied the
+    # "Drift events" panel as soon as a model was picked, drift or not.
+    known = _probe_series_labels(contract)
+    checked = set()
+    for panel in _panels(dashboard):
+        for target in panel["targets"]:
+            for name, matchers in re.findall(r"([a-zA-Z_:][\w:]*)\{([^}]*)\}", target["expr"]):
+                if name not in known:
+                    continue
+                checked.add(name)
+                used = set(re.findall(r"(\w+)\s*!?=~?", matchers))
+                assert used <= known[name], (panel["title"], name, used - known[name])
+    assert {"llm_contract_drift_total", "probe_success"} <= checked

@@ -203,7 +203,9 @@ def _panels(contract: Contract) -> tuple[_Panel, ...]:
             description="Responses that differ from the accepted baseline, by kind, per hour.",
             queries=(
                 _Query(
-                    expr=f"sum by (kind) (increase(llm_contract_drift_total{{{sel}}}[1h]))",
+                    # The probe's drift series has no model or route label: filtering on
+                    # them emptied the panel as soon as a model was picked.
+                    expr=f"sum by (kind) (increase(llm_contract_drift_total{{{provider}}}[1h]))",
                     legend="{{kind}}",
                 ),
             ),
