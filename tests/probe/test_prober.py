@@ -218,6 +218,61 @@ def test_a_stop_during_a_probe_sends_no_retry_and_no_fallback(
     assert rows(store, "attempt, ok") == [(1, 0)]
 
 
+class HeldOnce(httpx2.BaseTransport):
+    """The first call is held by the endpoint past any deadline; later ones answer."""
+
+    def __init__(self) -> None:
+        self.inner = httpx2.HTTPTransport()
+        self.calls: list[str] = []
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.calls.append(json.loads(request.content)["model"])
+        if len(self.calls) == 1:
+            request.headers[SCENARIO_HEADER] = "no_response"
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_an_attempt_that_used_up_the_deadline_is_not_retried(
+    simulator: SimulatorServer, store: ProbeStore, clock: FakeClock
+) -> None:
+    # total_ms is the deadline of the whole call, retries included: after an attempt that
+    # spent it all the application's client sends no retry, so neither does the probe (a
+    # black-holing endpoint cost two full deadlines per probe kind, ~9 minutes a cycle).
+    preset = contract_for(simulator)
+    policy = dataclasses.replace(
+        preset.policy,
+        timeouts=dataclasses.replace(
+            preset.policy.timeouts,
+            connect_ms=300,
+            first_byte_ms=300,
+            first_token_ms=300,
+            total_ms=300,
+        ),
+        fallback_reserve_ms=100,
+    )
+    target = target_for(simulator, contract=dataclasses.replace(preset, policy=policy))
+    transport = HeldOnce()
+    prober = Prober(
+        target=target,
+        store=store,
+        clock=clock,
+        inner=transport,
+        metrics=ProbeMetrics(CollectorRegistry(), contract=target.contract),
+        options=ProberOptions(kinds=("non_streaming",), large_every=0, last_validate_path=None),
+    )
+    try:
+        (outcome,) = prober.run_cycle().outcomes
+    finally:
+        prober.close()
+    assert outcome.failure is not None and outcome.failure.code == "deadline"
+    assert (outcome.ok, outcome.retried) == (False, False)
+    assert (outcome.fallback_route, outcome.fallback_ok) == ("smaller-model", True)
+    assert transport.calls == ["gpt-4.1-nano", "gpt-4o-mini"]  # the primary once, then fallback
+
+
 @pytest.fixture
 def failing_and_backup() -> Iterator[tuple[SimulatorServer, SimulatorServer]]:
     with SimulatorServer(scenario="server_error") as primary, SimulatorServer() as backup:

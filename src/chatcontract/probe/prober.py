@@ -4,7 +4,8 @@
 it with a fake clock. Per probe kind:
 
 1. send the probe request (:mod:`.probes`) and judge it;
-2. on a failure decided ``retry``, retry once on the same route; a failure decided
+2. on a failure decided ``retry``, retry once on the same route (not after an attempt that
+   used up ``total_ms``, which covers the retries); a failure decided
    ``fallback`` (or a retry that failed again) probes the contract's first fallback route
    once. Each call is one stored row; the retry success and the fallback activation are
    recorded (rows with ``attempt`` 2 / a fallback ``route``) and sent to telemetry;
@@ -225,6 +226,11 @@ class Prober:
             return cancel is not None and cancel.is_set()
 
         decision = failure.retry
+        if decision == "retry" and failure.code == "deadline":
+            # policy.timeouts.total_ms covers the retries: an attempt that used it all up
+            # leaves none for a retry (the application's client would not send one); only the
+            # fallback, with the time the contract reserves for it, is left.
+            decision = "fallback"
         self.metrics.event(
             RetryDecided(
                 route="primary",
