@@ -268,3 +268,9 @@ def test_an_empty_path_is_named_as_such(tmp_path: Path) -> None:
     # --db '' said " is a directory; pass --db with a file path" (the current directory).
     with pytest.raises(ConfigError, match="the probe store path is empty; pass --db FILE"):
         ProbeStore.open("")
+
+
+def test_an_in_memory_store_opens_and_records() -> None:
+    with ProbeStore.open(":memory:") as store:
+        store.record_run(make_run(10.0))
+        assert store.count_runs() == 1

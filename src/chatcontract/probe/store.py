@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -207,7 +208,8 @@ class ProbeStore:
         store._synchronous = synchronous
         try:
             store._initialise(synchronous)
-            store._file = _file_identity(store.path)
+            with contextlib.suppress(OSError):  # ":memory:" has no file to follow
+                store._file = _file_identity(store.path)
         except sqlite3.OperationalError as exc:
             store.close()
             if write_error_reason(exc) in ("disk_full", "read_only", "io_error"):
