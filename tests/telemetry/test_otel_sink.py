@@ -1,5 +1,6 @@
 import sys
 
+import msgspec
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -99,6 +100,19 @@ def test_a_failure_sets_error_type_on_the_metrics(otel, call):
     [point] = _points(reader, "gen_ai.client.operation.duration")
     assert point.attributes["error.type"] == "quota"
     assert point.attributes["chatcontract.failure.kind"] == "api_error"
+
+
+def test_a_call_the_caller_closed_is_told_apart_on_the_metrics_and_the_span(otel, call):
+    sink, reader, exporter = otel
+    sink.handle_exchange(call("ok"), LABELS)
+    closed = msgspec.structs.replace(call("ok", stream=True), closed_by_caller=True)
+    sink.handle_exchange(closed, LABELS)
+    points = _points(reader, "gen_ai.client.operation.duration")
+    flags = sorted(point.attributes.get("chatcontract.closed_by_caller", False) for point in points)
+    assert flags == [False, True]  # a caller's own stop is not mixed into the durations
+    assert [span.attributes.get("chatcontract.closed_by_caller") for span in
+            exporter.get_finished_spans()] == [None, True]  # fmt: skip
+    assert all("error.type" not in point.attributes for point in points)
 
 
 def test_each_attempt_is_a_client_span_timed_from_the_exchange(otel, built):

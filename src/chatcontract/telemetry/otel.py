@@ -8,7 +8,8 @@ Metrics (histograms): ``gen_ai.client.operation.duration`` (s),
 ``gen_ai.client.operation.time_to_first_chunk`` (s, streams), with ``gen_ai.operation.name``,
 ``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.response.model``,
 ``server.address`` / ``server.port`` and, on failure, ``error.type`` (the failure category)
-plus ``chatcontract.failure.kind``. Client decisions (retry, fallback, budget refusal, deadline)
+plus ``chatcontract.failure.kind``, and ``chatcontract.closed_by_caller`` on a call its caller
+stopped before its answer ended (``Exchange.closed_by_caller``). Client decisions (retry, fallback, budget refusal, deadline)
 are counted in ``chatcontract.client.decisions``.
 
 Spans: one ``chat <model>`` CLIENT span per HTTP attempt, timed from the Exchange (start =
@@ -169,6 +170,8 @@ class OpenTelemetrySink:
         if failure is not None:
             attributes["error.type"] = failure.category
             attributes["chatcontract.failure.kind"] = failure.kind
+        if exchange.closed_by_caller:  # its length is the caller's: told apart, as Prometheus does
+            attributes["chatcontract.closed_by_caller"] = True
         timings = exchange.timings
         self._duration.record(timings.total_ms / 1000.0, attributes)
         if request.stream and timings.ttft_ms is not None:
