@@ -9,8 +9,8 @@ Metrics (histograms): ``gen_ai.client.operation.duration`` (s),
 ``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.response.model``,
 ``server.address`` / ``server.port`` and, on failure, ``error.type`` (the failure category)
 plus ``chatcontract.failure.kind``, and ``chatcontract.closed_by_caller`` on a call its caller
-stopped before its answer ended (``Exchange.closed_by_caller``). Client decisions (retry, fallback, budget refusal, deadline)
-are counted in ``chatcontract.client.decisions``.
+stopped before its answer ended (``Exchange.closed_by_caller``). Client decisions (retry,
+fallback, budget refusal, deadline) are counted in ``chatcontract.client.decisions``.
 
 Spans: one ``chat <model>`` CLIENT span per HTTP attempt, timed from the Exchange (start =
 ``started_at``, end = start + ``total_ms``), carrying the same attributes and
