@@ -21,6 +21,7 @@ from gateway_helpers import (
     request_read,
 )
 
+from chatcontract.contract import Timeouts
 from chatcontract.gateway import GatewayServer
 
 
@@ -102,6 +103,13 @@ def test_models_lists_the_models_the_routes_declare(gateway, sims):
     assert listed == [model, BACKUP_MODEL]
 
 
+#: Limits no healthy answer meets on a loaded machine, for the tests that judge what the client
+#: gets, not when (the 500 ms first-token limit of ``TIMEOUTS`` ran out in a full CI run).
+UNHURRIED = Timeouts(
+    connect_ms=5_000, first_byte_ms=5_000, first_token_ms=5_000, idle_ms=5_000, total_ms=20_000
+)
+
+
 class IgnoresStream:
     """An upstream that answers every request with one JSON completion, streamed or not."""
 
@@ -132,7 +140,9 @@ class IgnoresStream:
 @pytest.mark.parametrize("usage", [False, True], ids=["usage-not-asked", "usage-asked"])
 def test_a_provider_ignoring_stream_still_gives_the_client_a_stream(gateway, usage):
     with GatewayServer(IgnoresStream()) as upstream:  # type: ignore[arg-type]
-        server = gateway(contract_for(upstream.base_url), env_for("sk-upstream"))
+        server = gateway(
+            contract_for(upstream.base_url, timeouts=UNHURRIED), env_for("sk-upstream")
+        )
         options = {"stream_options": {"include_usage": True}} if usage else {}
         with _sync(server) as client:
             chunks = list(
@@ -211,7 +221,9 @@ def test_the_first_token_reaches_the_client_before_the_upstream_sends_more(gatew
         [_sse_chunk(" world"), _sse_chunk(None, "stop"), b"data: [DONE]\n\n"],
     )
     with GatewayServer(upstream_app) as upstream:  # type: ignore[arg-type]
-        server = gateway(contract_for(upstream.base_url), env_for("sk-upstream"))
+        server = gateway(
+            contract_for(upstream.base_url, timeouts=UNHURRIED), env_for("sk-upstream")
+        )
         with _sync(server) as client:
             stream = client.chat.completions.create(
                 model="gpt-4.1-nano", messages=PROMPT, stream=True
