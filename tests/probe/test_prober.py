@@ -133,17 +133,19 @@ def test_a_fallback_decision_skips_the_retry(
     ]
 
 
-class FailOnce(httpx2.BaseTransport):
-    """The real transport, but the first request asks the simulator for a 500."""
+class FirstAsks(httpx2.BaseTransport):
+    """The real transport, but the first request asks the simulator for ``scenario``; the model
+    of each request is recorded."""
 
-    def __init__(self) -> None:
+    def __init__(self, scenario: str) -> None:
         self.inner = httpx2.HTTPTransport()
-        self.calls = 0
+        self.scenario = scenario
+        self.calls: list[str] = []
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        self.calls += 1
-        if self.calls == 1:
-            request.headers[SCENARIO_HEADER] = "server_error"
+        self.calls.append(json.loads(request.content)["model"])
+        if len(self.calls) == 1:
+            request.headers[SCENARIO_HEADER] = self.scenario
         return self.inner.handle_request(request)
 
     def close(self) -> None:
@@ -154,7 +156,7 @@ def test_a_retry_that_succeeds_is_recorded_and_passes(
     simulator: SimulatorServer, store: ProbeStore, clock: FakeClock
 ) -> None:
     target = target_for(simulator)
-    transport = FailOnce()
+    transport = FirstAsks("server_error")  # a 500, then answers
     prober = Prober(
         target=target,
         store=store,
@@ -218,23 +220,6 @@ def test_a_stop_during_a_probe_sends_no_retry_and_no_fallback(
     assert rows(store, "attempt, ok") == [(1, 0)]
 
 
-class HeldOnce(httpx2.BaseTransport):
-    """The first call is held by the endpoint past any deadline; later ones answer."""
-
-    def __init__(self) -> None:
-        self.inner = httpx2.HTTPTransport()
-        self.calls: list[str] = []
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        self.calls.append(json.loads(request.content)["model"])
-        if len(self.calls) == 1:
-            request.headers[SCENARIO_HEADER] = "no_response"
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_an_attempt_that_used_up_the_deadline_is_not_retried(
     simulator: SimulatorServer, store: ProbeStore, clock: FakeClock
 ) -> None:
@@ -254,7 +239,7 @@ def test_an_attempt_that_used_up_the_deadline_is_not_retried(
         fallback_reserve_ms=100,
     )
     target = target_for(simulator, contract=dataclasses.replace(preset, policy=policy))
-    transport = HeldOnce()
+    transport = FirstAsks("no_response")  # held past any deadline, then answers
     prober = Prober(
         target=target,
         store=store,
