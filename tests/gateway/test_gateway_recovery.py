@@ -13,8 +13,18 @@ from typing import Any
 
 import openai
 import pytest
-from gateway_helpers import BACKUP_MODEL, FULL, PROMPT, contract_for, env_for, eventually
+from gateway_helpers import (
+    BACKUP_MODEL,
+    FULL,
+    PROMPT,
+    TIMEOUTS,
+    UNHURRIED,
+    contract_for,
+    env_for,
+    eventually,
+)
 
+from chatcontract.contract import Timeouts
 from chatcontract.simulator.scenarios import OUTAGE_MS
 
 SCALE = 0.01
@@ -37,6 +47,10 @@ class Case:
     windows: tuple[int | None, int | None] = (None, None)
     model: str | None = None  # the model that must be reported (prefix)
     calls: int = 1
+    #: The test contract's limits: scaled to the faults that must outlast them; the cases
+    #: where text must reach the client before the primary breaks take ``UNHURRIED`` ones (a
+    #: first-token limit run out on a loaded box falls back before any text: a full answer).
+    timeouts: Timeouts = TIMEOUTS
 
 
 CASES = [
@@ -75,11 +89,18 @@ CASES = [
             backup="refuses_assistant_prefix",
             settings={"after_tokens": 5},
             stream="interrupted",
+            timeouts=UNHURRIED,
         ),
         id="fallback-refuses-prefix",
     ),
     pytest.param(
-        Case("cut_stream", settings={"after_tokens": 5}, continuation="none", stream="interrupted"),
+        Case(
+            "cut_stream",
+            settings={"after_tokens": 5},
+            continuation="none",
+            stream="interrupted",
+            timeouts=UNHURRIED,
+        ),
         id="no-continuation-declared",
     ),
     pytest.param(Case("flapping_outage", calls=8), id="flapping-outage"),
@@ -169,6 +190,7 @@ def test_every_recovery_scenario_ends_in_the_full_answer_or_the_documented_error
         primary.base_url,
         backup_url=backup.base_url,
         continuation=case.continuation,
+        timeouts=case.timeouts,
         windows=case.windows,
     )
     server = gateway(contract, env_for(primary.api_key, backup.api_key))

@@ -13,6 +13,7 @@ from gateway_helpers import (
     BACKUP_MODEL,
     FULL,
     PROMPT,
+    UNHURRIED,
     ScriptedStream,
     contract_for,
     env_for,
@@ -21,7 +22,6 @@ from gateway_helpers import (
     request_read,
 )
 
-from chatcontract.contract import Timeouts
 from chatcontract.gateway import GatewayServer
 
 
@@ -101,13 +101,6 @@ def test_models_lists_the_models_the_routes_declare(gateway, sims):
     with _sync(server) as client:
         listed = [entry.id for entry in client.models.list()]
     assert listed == [model, BACKUP_MODEL]
-
-
-#: Limits no healthy answer meets on a loaded machine, for the tests that judge what the client
-#: gets, not when (the 500 ms first-token limit of ``TIMEOUTS`` ran out in a full CI run).
-UNHURRIED = Timeouts(
-    connect_ms=5_000, first_byte_ms=5_000, first_token_ms=5_000, idle_ms=5_000, total_ms=20_000
-)
 
 
 class IgnoresStream:
