@@ -11,7 +11,13 @@ import httpx2
 import pytest
 from client_helpers import LONG, PONG, AsyncSleeps, Sleeps, contract_for, env_for, trail
 
-from chatcontract.client import AsyncChatClient, ChatClient, ChatResult, StreamInterrupted
+from chatcontract.client import (
+    AsyncChatClient,
+    CallFailedError,
+    ChatClient,
+    ChatResult,
+    StreamInterrupted,
+)
 from chatcontract.contract import Streaming, Timeouts
 
 PING = b": PING\n\n"
@@ -163,6 +169,46 @@ def test_a_silent_route_goes_straight_to_the_next_route(sims, scenario, stream, 
 async def test_the_async_client_leaves_a_silent_route_the_same_way(sims, scenario, stream, code):
     result = await _read_async(sims(scenario, delay_ms=5_000), sims(), stream=stream)
     _check_straight_to_backup(result, code)
+
+
+#: A first-token limit below the first-byte one: a stream's head waits no longer than it.
+TOKEN_FIRST = Timeouts(
+    connect_ms=1_000, first_byte_ms=2_000, first_token_ms=300, idle_ms=300, total_ms=20_000
+)
+
+
+def _read_sync_or_stream(client: ChatClient, *, stream: bool) -> None:
+    if not stream:
+        client.complete(PONG, max_tokens=16)
+        return
+    with client.stream(PONG) as chat:
+        list(chat)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "complete"])
+def test_a_silent_head_is_named_for_the_limit_that_ran_out(sims, stream):
+    """A stream's head is read with ``stream_read_ms`` (here the first-token limit, 300 ms):
+    the silence is ``first_token_timeout`` with that limit, not the first-byte limit (2 s)
+    that never ran; a non-streamed call is still cut at its first-byte limit."""
+    silent = sims("no_response", delay_ms=30_000)
+    contract = contract_for(silent.base_url, timeouts=TOKEN_FIRST)
+    env = env_for(silent.api_key)
+    with (
+        ChatClient.from_contract(contract, environ=env, sleep=Sleeps()) as client,
+        pytest.raises(CallFailedError) as caught,  # nothing was delivered
+    ):
+        _read_sync_or_stream(client, stream=stream)
+    failure = caught.value.failure
+    if stream:
+        assert (failure.code, failure.message) == (
+            "first_token_timeout",
+            "no content token within first_token_ms (300 ms)",
+        )
+    else:
+        assert (failure.code, failure.message) == (
+            "first_byte_timeout",
+            "no response byte within first_byte_ms (2000 ms)",
+        )
 
 
 def test_a_stall_after_content_is_named_for_the_idle_limit(sims):

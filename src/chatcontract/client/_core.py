@@ -450,9 +450,13 @@ class ClientCore:
             # Silent only when no byte came back: a head or body that stalled after its first
             # byte stays a ``read_timeout`` (the transport's message says which), with the
             # read limit it ran into.
-            if exchange.response is None and exchange.timings.ttfb_ms is None:
-                return silence_failure("first_byte", timeouts.first_byte_ms)
             stream = exchange.request.stream
+            if exchange.response is None and exchange.timings.ttfb_ms is None:
+                # A stream's head waits no longer than ``stream_read_ms``: when that is the
+                # first-token limit, it is the one that ran out (no byte, so no token).
+                if stream and timeouts.first_token_ms < timeouts.first_byte_ms:
+                    return silence_failure("first_token", timeouts.first_token_ms)
+                return silence_failure("first_byte", timeouts.first_byte_ms)
             limit_ms = timeouts.stream_read_ms if stream else timeouts.first_byte_ms
             return replace_dataclass(failure, message=f"{failure.message} ({limit_ms} ms)")
         if failure.code == "stream_stalled":  # the socket went quiet (the read timeout)
