@@ -64,8 +64,8 @@ CASES = [
     pytest.param(
         Case(
             "late_first_token",
-            # 1.5 s at this scale: past first_token_ms (streams) and first_byte_ms (not)
-            settings={"delay_ms": 150_000},
+            # 2.5 s at this scale: past first_token_ms (streams) and first_byte_ms (not)
+            settings={"delay_ms": 250_000},
             model=BACKUP_MODEL,
         ),
         id="late-first-token",
