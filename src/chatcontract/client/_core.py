@@ -342,11 +342,13 @@ class ClientCore:
     def watch(self, step: Send, *, stream: bool) -> AttemptWatch:
         """The attempt's deadline share and, for streams, its first-token and idle limits."""
         if stream:
+            released = step.delivered_budget_s
             return AttemptWatch(
                 clock=self.clock,
-                budget_s=step.budget_s,
+                budget_s=step.budget_s if released is None else released,
                 first_token_s=self._first_token_s,
                 idle_s=self._idle_s,
+                token_budget_s=None if released is None else step.budget_s,
             )
         return AttemptWatch(clock=self.clock, budget_s=step.budget_s, first_token_s=None)
 
@@ -378,7 +380,11 @@ class ClientCore:
             "chatcontract": {
                 "attempt": step.attempt,
                 "route": step.route.name,
-                "deadline_s": step.budget_s,
+                # The whole budget once text may release the reserve: the watch keeps the
+                # attempt to ``budget_s`` until its first token (``AttemptWatch``).
+                "deadline_s": step.budget_s
+                if watch.token_ends_at is None
+                else step.delivered_budget_s,
             },
             WATCH_EXTENSION: watch,
         }
@@ -439,13 +445,19 @@ class ClientCore:
         if failure is None or failure.category != "timeout":
             return None
         timeouts = self.contract.policy.timeouts
-        fired = watch.fired if isinstance(watch, AttemptWatch) else None
+        own = watch if isinstance(watch, AttemptWatch) else None
+        fired = None if own is None else own.fired
         if fired == "first_token":
             return silence_failure("first_token", timeouts.first_token_ms)
         if fired == "idle":
             return silence_failure("idle", timeouts.idle_ms)
+        # Before its first token, a stream whose reserve is released once text flows has a
+        # shorter share of the deadline than its transport's (``AttemptWatch.token_ends_at``).
+        reserved = own is not None and own.token_ends_at is not None and not own.token_seen
         if fired is not None:  # the attempt's deadline share: not a silence
-            return None
+            return _share_ran_out(failure) if reserved else None
+        if reserved and failure.code == "read_timeout" and own is not None and own.reserve_passed():
+            return _share_ran_out(failure)  # the head's wait, cut to that share
         if failure.code == "read_timeout":
             # Silent only when no byte came back: a head or body that stalled after its first
             # byte stays a ``read_timeout`` (the transport's message says which), with the
@@ -523,6 +535,20 @@ class ClientCore:
         partial = reader.result
         answer = partial.as_completion() if readable(exchange) else None
         return attempt_outcome(exchange, answer, partial, reader.delivered)
+
+
+def _share_ran_out(failure: Failure) -> Failure:
+    """The timeout of an attempt whose share of the call deadline before its first token ran
+    out: the fallback reserve it kept is left for the next route."""
+    return make_failure(
+        kind="transport",
+        category="timeout",
+        code="deadline",
+        message="the attempt's share of the call deadline ran out before its first token "
+        "(the fallback reserve is left for the next route)",
+        status=failure.status,
+        request_id=failure.request_id,
+    )
 
 
 def _distinct(routes: tuple[Route, ...]) -> bool:

@@ -55,6 +55,10 @@ class AttemptWatch:
     ``token_seen`` is set by the client once its stream reader produced a delta, and
     ``data_seen()`` called for each data event after that (what resets the idle limit: SSE
     comments and keep-alives do not). ``fired`` names the limit that ended the attempt.
+
+    ``token_budget_s`` (a stream's): the attempt's share of the call deadline until its first
+    token, shorter than ``budget_s`` (the fallback reserve is kept until then, released once
+    text flows: ``CallPlan`` decides).
     """
 
     __slots__ = (
@@ -64,6 +68,7 @@ class AttemptWatch:
         "first_token_by",
         "idle_s",
         "last_data_at",
+        "token_ends_at",
         "token_seen",
     )
 
@@ -74,10 +79,12 @@ class AttemptWatch:
         budget_s: float,
         first_token_s: float | None,
         idle_s: float | None = None,
+        token_budget_s: float | None = None,
     ) -> None:
         now = clock()
         self._clock = clock
         self.ends_at = now + budget_s
+        self.token_ends_at = None if token_budget_s is None else now + token_budget_s
         self.first_token_by = None if first_token_s is None else now + first_token_s
         self.idle_s = idle_s
         self.last_data_at = now
@@ -86,37 +93,60 @@ class AttemptWatch:
 
     @property
     def limits_reads(self) -> bool:
-        """Whether a first-token or idle limit may bound the wait for the next piece (a
-        stream); without either, ``read_limit`` is always None."""
-        return self.first_token_by is not None or self.idle_s is not None
+        """Whether a first-token, idle or first-token deadline limit may bound the wait for
+        the next piece (a stream); without any, ``read_limit`` is always None."""
+        return (
+            self.first_token_by is not None
+            or self.idle_s is not None
+            or self.token_ends_at is not None
+        )
+
+    def reserve_passed(self) -> bool:
+        """No token came and the attempt's share before its first token ran out (the fallback
+        reserve it kept is what is left)."""
+        ends = self.token_ends_at
+        return ends is not None and not self.token_seen and self._clock() >= ends
 
     def data_seen(self) -> None:
         """A data event (not a comment) arrived: the idle limit starts again."""
         self.last_data_at = self._clock()
 
-    def read_limit(self) -> tuple[Literal["first_token", "idle"], float] | None:
+    def read_limit(self) -> tuple[Literal["first_token", "idle", "deadline"], float] | None:
         """The limit the wait for the next piece of the body is bound by, and the seconds left
-        on it: the first-token limit before content, the idle limit after; None when neither
-        applies (a non-streamed body) or the attempt's deadline comes first."""
+        on it: the first-token limit before content, the idle limit after; ``deadline`` for
+        the attempt's share before its first token when that comes first (``token_budget_s``:
+        the transport's deadline is the whole budget); None when none applies (a non-streamed
+        body) or the attempt's deadline comes first."""
         now = self._clock()
-        kind: Literal["first_token", "idle"]
+        kind: Literal["first_token", "idle", "deadline"]
+        ends = self.ends_at
         if not self.token_seen:
+            token_ends = self.token_ends_at
+            if token_ends is not None:
+                ends = token_ends
             if self.first_token_by is None:
-                return None
+                return None if token_ends is None else ("deadline", max(ends - now, 0.0))
             kind, left = "first_token", self.first_token_by - now
+            if token_ends is not None and left > ends - now:
+                kind, left = "deadline", ends - now
         elif self.idle_s is None:
             return None
         else:
             kind, left = "idle", self.last_data_at + self.idle_s - now
-        if left > self.ends_at - now:
+        if left > ends - now:
             return None
         return kind, max(left, 0.0)
 
     def timed_out(
-        self, limit: Literal["first_token", "idle"], request: httpx2.Request
+        self, limit: Literal["first_token", "idle", "deadline"], request: httpx2.Request
     ) -> httpx2.ReadTimeout:
         """The wait bound by ``limit`` (``read_limit``) timed out: the read timeout to raise."""
         self.fired = limit
+        if limit == "deadline":
+            return AttemptDeadlineError(
+                "the attempt's share of the call deadline ran out before its first token",
+                request=request,
+            )
         if limit == "first_token":
             return FirstTokenTimeoutError(
                 "no token within the first-token limit (the socket went silent)", request=request
@@ -131,8 +161,16 @@ class AttemptWatch:
         if now >= self.ends_at:
             return "deadline"
         if not self.token_seen:
-            if self.first_token_by is not None and now >= self.first_token_by:
+            first_by, token_ends = self.first_token_by, self.token_ends_at
+            # Both passed: the one that came first.
+            if (
+                first_by is not None
+                and now >= first_by
+                and (token_ends is None or token_ends >= first_by)
+            ):
                 return "first_token"
+            if token_ends is not None and now >= token_ends:
+                return "deadline"
         elif self.idle_s is not None and now - self.last_data_at >= self.idle_s:
             return "idle"
         return "ok"

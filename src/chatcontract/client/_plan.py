@@ -73,6 +73,11 @@ class Send(Struct, frozen=True, kw_only=True):
     attempt: int  # across the whole call, from 1
     route_attempt: int  # on this route, from 1
     budget_s: float
+    #: A stream's budget once text reached the caller, when longer: the fallback reserve
+    #: (kept out of ``budget_s``) is released then, as no later route could take over a
+    #: stream with text delivered (none continues one, the caller takes no restart). None:
+    #: ``budget_s`` throughout.
+    delivered_budget_s: float | None = None
     #: The body to send instead of the call's own (a continuation request), if any.
     body: Mapping[str, Any] | None = None
     #: The caller's ``on_restart`` is called before this attempt (it answers from the start).
@@ -309,14 +314,28 @@ class CallPlan:
             return self._deadline_exhausted(route, "before the next attempt could start")
         self._route_attempt += 1
         restart, self._restart = self._restart, False
+        delivered_budget = None
+        if has_fallback and reserve_s > 0.0 and not self._taken_over_after_text():
+            whole = self.deadline.for_attempt()
+            if whole is not None and whole > budget:
+                delivered_budget = whole
         return Send(
             route=route,
             attempt=len(self._attempts) + 1,
             route_attempt=self._route_attempt,
             budget_s=budget,
+            delivered_budget_s=delivered_budget,
             body=self._next_body,
             restart=restart,
         )
+
+    def _taken_over_after_text(self) -> bool:
+        """Whether a later route could take over a stream whose text reached the caller (it
+        continues one, or the caller takes a restart): what the fallback reserve is kept for
+        once text flows."""
+        if self._accepts_restart:
+            return True
+        return any(route.continuation != "none" for route in self.routes[self._index + 1 :])
 
     def _charge_failed(self, route: Route, exchange: Exchange, failure: Failure) -> None:
         """A failed attempt the provider may have billed counts against the daily cap."""
