@@ -123,3 +123,20 @@ def test_the_fault_checks_pass_on_the_simulator(cli):
     code, out, err = cli("validate", "--simulate", *FAULT_CHECKS, "--format", "json", "--no-record")
     assert code == 0, err
     assert {c["status"] for c in checks_of(out).values()} == {"pass"}
+
+
+@pytest.mark.parametrize(("columns", "width"), [(None, 120), ("100", 100)])
+def test_a_piped_table_keeps_each_failure_code_on_one_line(cli, monkeypatch, columns, width):
+    """Piped or redirected (a CI log), the table is 120 columns wide unless ``$COLUMNS``
+    says otherwise: at rich's default 80, ``observed`` folded ``transport/timeout/read_timeout``
+    as ``read_timeou`` / ``t`` on two lines."""
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    code, out, _ = cli("validate", "--simulate", *FAULT_CHECKS, "--no-record")
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) == width  # the rule under the head spans it
+    assert "transport/timeout/read_timeout" in out  # whole, wherever the row wraps
+    assert "transport/network/stream_dropped" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import os
 import sys
 
 from rich.console import Console
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     failed_writes = []
     if args.output:
         buffer = io.StringIO()
-        text = render(report, contract, args.format, console=Console(file=buffer, width=120))
+        text = render(report, contract, args.format, console=Console(file=buffer, width=_WIDTH))
         try:
             write_text(args.output, buffer.getvalue() if text is None else text, what="--output")
             print(f"report written to {args.output}: {report.verdict}", file=sys.stderr)
@@ -193,8 +194,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(buffer.getvalue() if text is None else text)
             failed_writes.append(f"{exc}; the report was printed to stdout instead")
     else:
-        console = Console()
-        text = render(report, contract, args.format, console=console)
+        text = render(report, contract, args.format, console=_stdout_console())
         if text is not None:
             sys.stdout.write(text)
     if not args.no_record:
@@ -211,3 +211,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"chatcontract: error: {'; '.join(failed_writes)}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     return report.exit_code
+
+
+#: The table's width where no terminal gives one (a file, a pipe, a CI log): wide enough that
+#: a failure code in the ``observed`` column is never folded in two.
+_WIDTH = 120
+
+
+def _stdout_console() -> Console:
+    """The console for the report on stdout: a terminal's own width; piped or redirected,
+    ``$COLUMNS`` if set, else ``_WIDTH`` (rich's 80 folded codes such as
+    ``transport/timeout/read_timeout`` across two lines of a CI log)."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=_WIDTH)
