@@ -128,6 +128,28 @@ def test_the_reserve_is_kept_for_a_fallback_that_continues_the_stream(sims):
     assert result.route == "backup"
     cut = result.attempts[0].failure
     assert cut is not None and cut.code == "deadline"
+    # Named for the share, not for the call's deadline, which had the reserve left.
+    assert cut.message == (
+        "the attempt's share of the call deadline ran out "
+        "(the fallback reserve is left for the next route)"
+    )
+
+
+def test_a_non_streamed_attempt_cut_at_its_share_says_so(sims):
+    primary, backup = sims("slow", delay_ms=SLOW_MS), sims()
+    env = env_for(primary.api_key, backup.api_key)
+    with ChatClient.from_contract(
+        _contract(primary.base_url, backup.base_url), environ=env, sleep=Sleeps()
+    ) as client:
+        result = client.complete(LONG, max_tokens=64)
+    assert result.route == "backup"
+    cut = result.attempts[0].failure
+    assert cut is not None
+    assert (cut.code, cut.message) == (
+        "deadline",
+        "the attempt's share of the call deadline ran out "
+        "(the fallback reserve is left for the next route)",
+    )
 
 
 def test_the_reserve_is_kept_for_a_restart_the_caller_takes(sims):

@@ -402,7 +402,9 @@ class ClientCore:
         if isinstance(found, Exchange):
             if not _client_classified(found):
                 return found  # the transport's sinks already have it
-            silence = self._silence(found, request.extensions.get(WATCH_EXTENSION))
+            silence = self._silence(
+                found, request.extensions.get(WATCH_EXTENSION), call.plan.deadline
+            )
             exchange = found if silence is None else replace(found, failure=silence)
             self._emit_exchange(exchange)
             return exchange
@@ -436,26 +438,29 @@ class ClientCore:
         self._emit_exchange(exchange)  # the transport never saw it: no sink has it yet
         return exchange
 
-    def _silence(self, exchange: Exchange, watch: object) -> Failure | None:
+    def _silence(self, exchange: Exchange, watch: object, deadline: Deadline) -> Failure | None:
         """The failure of a route that stayed silent past one of its limits (``policy.decide``
         sends it straight to the next route), built from which limit ran out, or of a read
-        that stalled after the first byte (its limit added to the message); None for any
-        other outcome (the call deadline included)."""
+        that stalled after the first byte (its limit added to the message), or of an attempt
+        whose share of the call deadline ran out while the call's own did not (the fallback
+        reserve is left); None for any other outcome (the call deadline included)."""
         failure = exchange.failure
         if failure is None or failure.category != "timeout":
             return None
-        timeouts = self.contract.policy.timeouts
         own = watch if isinstance(watch, AttemptWatch) else None
+        # Before its first token, a stream whose reserve is released once text flows has a
+        # shorter share of the deadline than its transport's (``AttemptWatch.token_ends_at``).
+        reserved = own is not None and own.token_ends_at is not None and not own.token_seen
+        if failure.code == "deadline" and deadline.remaining() > _SHARE_SLACK_S:
+            return _share_ran_out(failure, before_token=reserved)
+        timeouts = self.contract.policy.timeouts
         fired = None if own is None else own.fired
         if fired == "first_token":
             return silence_failure("first_token", timeouts.first_token_ms)
         if fired == "idle":
             return silence_failure("idle", timeouts.idle_ms)
-        # Before its first token, a stream whose reserve is released once text flows has a
-        # shorter share of the deadline than its transport's (``AttemptWatch.token_ends_at``).
-        reserved = own is not None and own.token_ends_at is not None and not own.token_seen
         if fired is not None:  # the attempt's deadline share: not a silence
-            return _share_ran_out(failure) if reserved else None
+            return None
         if reserved and failure.code == "read_timeout" and own is not None and own.reserve_passed():
             return _share_ran_out(failure)  # the head's wait, cut to that share
         if failure.code == "read_timeout":
@@ -537,14 +542,20 @@ class ClientCore:
         return attempt_outcome(exchange, answer, partial, reader.delivered)
 
 
-def _share_ran_out(failure: Failure) -> Failure:
-    """The timeout of an attempt whose share of the call deadline before its first token ran
-    out: the fallback reserve it kept is left for the next route."""
+#: How much of the call's deadline must be left for an attempt's deadline to be its share's.
+_SHARE_SLACK_S = 0.05
+
+
+def _share_ran_out(failure: Failure, *, before_token: bool = True) -> Failure:
+    """The timeout of an attempt whose share of the call deadline (before its first token,
+    for a stream keeping the reserve that long) ran out: the fallback reserve it kept is
+    left for the next route."""
+    when = " before its first token" if before_token else ""
     return make_failure(
         kind="transport",
         category="timeout",
         code="deadline",
-        message="the attempt's share of the call deadline ran out before its first token "
+        message=f"the attempt's share of the call deadline ran out{when} "
         "(the fallback reserve is left for the next route)",
         status=failure.status,
         request_id=failure.request_id,
