@@ -255,8 +255,8 @@ def test_a_read_cut_at_the_share_raises_the_attempt_deadline():
 # -- which attempts release the reserve at their first token (the plan, no I/O) ----------------
 
 
-def _first_send(contract, *, accepts_restart: bool = False) -> Send:
-    core = ClientCore(
+def _core(contract) -> ClientCore:
+    return ClientCore(
         contract,
         model=None,
         environ=env_for("cc-secret-key-0001", "cc-secret-key-0002"),
@@ -265,7 +265,10 @@ def _first_send(contract, *, accepts_restart: bool = False) -> Send:
         rng=lambda: 0.5,
         wall_clock=lambda: 0.0,
     )
-    call = core.prepare(
+
+
+def _first_send(contract, *, accepts_restart: bool = False) -> Send:
+    call = _core(contract).prepare(
         LONG, {}, stream=True, deadline_s=None, headers=None, accepts_restart=accepts_restart
     )
     step = call.plan.start()
@@ -292,15 +295,7 @@ def test_the_plan_releases_the_reserve_only_where_no_route_can_take_over():
 
 def test_the_watch_and_the_transport_get_the_released_budget():
     contract = _contract(URL, URL)
-    core = ClientCore(
-        contract,
-        model=None,
-        environ=env_for("cc-secret-key-0001", "cc-secret-key-0002"),
-        telemetry_sinks=(),
-        clock=Clock(),
-        rng=lambda: 0.5,
-        wall_clock=lambda: 0.0,
-    )
+    core = _core(contract)
     step = _first_send(contract)
     streamed = core.watch(step, stream=True)
     assert (streamed.ends_at, streamed.token_ends_at) == (102.0, 101.0)
