@@ -1,9 +1,16 @@
+import asyncio
 import time
 
+import httpx2
 import pytest
 from client_helpers import LONG, PONG, RecordingSink, Sleeps, contract_for, env_for
 
-from chatcontract.client import ChatClient, DeadlineExhaustedError, StreamInterrupted
+from chatcontract.client import (
+    AsyncChatClient,
+    ChatClient,
+    DeadlineExhaustedError,
+    StreamInterrupted,
+)
 from chatcontract.contract import RetryPolicy, Timeouts
 from chatcontract.telemetry.events import DeadlineExhausted
 
@@ -91,9 +98,78 @@ def test_a_trickling_stream_is_stopped_at_the_deadline(sims):
     assert caught.value.partial_content
 
 
-def test_a_deadline_must_be_positive(sims):
-    with (
-        silent_client(sims(), model_fallback=False) as client,
-        pytest.raises(ValueError, match="positive"),
-    ):
-        client.complete(PONG, deadline_s=0)
+BAD_DEADLINES = [
+    pytest.param(0, ValueError, id="zero"),
+    pytest.param(-1.5, ValueError, id="negative"),
+    pytest.param(float("nan"), ValueError, id="nan"),
+    pytest.param(float("inf"), ValueError, id="infinite"),  # was OverflowError from the clock
+    pytest.param(1e300, ValueError, id="past-an-hour"),
+    pytest.param(3_600.5, ValueError, id="just-past-an-hour"),
+    pytest.param("30", TypeError, id="text"),  # was "'>' not supported between str and int"
+    pytest.param(True, TypeError, id="bool"),  # was a 1 s deadline
+]
+
+
+def _bad_deadline_call(deadline, mode: str):
+    sent: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return httpx2.Response(500)
+
+    contract = contract_for("http://provider.test/v1")
+    env = env_for("cc-secret-key-0001")
+    try:
+        if mode == "async":
+
+            async def run() -> None:
+                async with AsyncChatClient.from_contract(
+                    contract, environ=env, transport=httpx2.MockTransport(handler)
+                ) as client:
+                    await client.complete(PONG, deadline_s=deadline)
+
+            asyncio.run(run())
+            return
+        with ChatClient.from_contract(
+            contract, environ=env, transport=httpx2.MockTransport(handler), sleep=Sleeps()
+        ) as client:
+            if mode == "stream":
+                with client.stream(PONG, deadline_s=deadline) as stream:
+                    list(stream)
+            else:
+                client.complete(PONG, deadline_s=deadline)
+    finally:
+        assert sent == []  # refused before anything was sent
+
+
+@pytest.mark.parametrize("mode", ["complete", "stream", "async"])
+@pytest.mark.parametrize(("deadline", "error"), BAD_DEADLINES)
+def test_a_deadline_that_is_not_a_number_of_seconds_up_to_an_hour_is_refused(deadline, error, mode):
+    with pytest.raises(error) as caught:
+        _bad_deadline_call(deadline, mode)
+    message = str(caught.value)
+    assert message.startswith("deadline_s must be a number of seconds")
+    assert "deadline_s=30" in message  # says what to write
+
+
+def test_a_deadline_of_an_hour_is_taken():
+    answers = iter([httpx2.Response(200, json=_COMPLETION)])
+    contract = contract_for("http://provider.test/v1")
+    with ChatClient.from_contract(
+        contract,
+        environ=env_for("cc-secret-key-0001"),
+        transport=httpx2.MockTransport(lambda request: next(answers)),
+    ) as client:
+        assert client.complete(PONG, deadline_s=3_600).content == "pong"
+
+
+_COMPLETION = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4.1-nano",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}

@@ -292,7 +292,7 @@ class ClientCore:
             )
             raise NonRetryableError(failure, secrets=self.secrets)
         policy = contract.policy
-        total_s = policy.timeouts.total_ms / 1000.0 if deadline_s is None else deadline_s
+        total_s = policy.timeouts.total_ms / 1000.0 if deadline_s is None else _seconds(deadline_s)
         plan_messages = tuple(messages)
 
         def body_for(route: Route) -> dict[str, Any]:
@@ -540,6 +540,31 @@ class ClientCore:
         partial = reader.result
         answer = partial.as_completion() if readable(exchange) else None
         return attempt_outcome(exchange, answer, partial, reader.delivered)
+
+
+#: The longest ``deadline_s`` a call takes: the longest ``policy.timeouts.total_ms``.
+MAX_CALL_DEADLINE_S = 3_600.0
+
+
+def _seconds(deadline_s: object) -> float:
+    """A call's ``deadline_s``, checked: a number of seconds above 0, at most an hour.
+
+    Raises:
+        TypeError: not a number (a bool included).
+        ValueError: not above 0, not finite or above ``MAX_CALL_DEADLINE_S``.
+    """
+    example = "e.g. deadline_s=30"
+    if isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float):
+        raise TypeError(
+            f"deadline_s must be a number of seconds ({example}), got {type(deadline_s).__name__}"
+        )
+    if not 0 < deadline_s <= MAX_CALL_DEADLINE_S:  # NaN fails this too
+        raise ValueError(
+            f"deadline_s must be a number of seconds above 0 and at most "
+            f"{MAX_CALL_DEADLINE_S:g} (the longest policy.timeouts.total_ms), {example}; "
+            f"got {deadline_s!r}"
+        )
+    return float(deadline_s)
 
 
 #: How much of the call's deadline must be left for an attempt's deadline to be its share's.
