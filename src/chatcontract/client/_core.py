@@ -6,6 +6,7 @@ the shells only do the I/O calls.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace as replace_dataclass
@@ -98,10 +99,26 @@ class PreparedCall(Struct, frozen=True, kw_only=True):
         return {"model": route.model, "messages": list(self.messages), **self.params}
 
     def content(self, route: Route) -> bytes:
-        """``body(route)`` as JSON bytes (``encode_json``), encoded once per model."""
+        """``body(route)`` as JSON bytes (``encode_json``), encoded once per model.
+
+        Raises:
+            NonRetryableError: the body has no JSON form (a NaN, an infinity or an object
+                JSON cannot hold, in a field the request check does not type): not sent.
+        """
         found = self.encoded.get(route.model)
         if found is None:
-            found = self.encoded[route.model] = encode_json(self.body(route))
+            try:
+                found = self.encoded[route.model] = encode_json(self.body(route))
+            except (TypeError, ValueError) as exc:
+                failure = make_failure(
+                    kind="semantic",
+                    category="validation",
+                    code="invalid_request",
+                    message=f"the request body has no JSON form, not sent: {exc} "
+                    "(JSON has no NaN or Infinity, and holds only strings, numbers, booleans, "
+                    "null, arrays and objects)",
+                )
+                raise NonRetryableError(failure) from None
         return found
 
     def request_headers(self, route: Route) -> dict[str, str]:
@@ -322,7 +339,7 @@ class ClientCore:
             plan=plan,
             params=body_params,
             messages=plan_messages,
-            headers=dict(headers) if headers else {},
+            headers=_checked_headers(headers, call_routes) if headers else {},
             stream=stream,
             include_usage=include_usage,
         )
@@ -540,6 +557,53 @@ class ClientCore:
         partial = reader.result
         answer = partial.as_completion() if readable(exchange) else None
         return attempt_outcome(exchange, answer, partial, reader.delivered)
+
+
+#: An HTTP header name (RFC 9110 ``token``).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: What no header value may hold (h11 refuses it when the request is sent).
+_HEADER_VALUE_BREAK = re.compile(r"[\r\n\x00]")
+#: Headers the client sets itself, per request.
+_CLIENT_HEADERS = frozenset({"content-length", "transfer-encoding", "host"})
+
+
+def _checked_headers(headers: object, routes: Sequence[Route]) -> dict[str, str]:
+    """A call's extra ``headers``, checked before anything is sent: names and values HTTP
+    can carry, none of the client's own (framing, the routes' auth headers).
+
+    Raises:
+        TypeError: not a mapping of strings to strings.
+        ValueError: a name or value HTTP cannot carry, or a header the client sets itself
+            (the message never shows a value: it may be a secret).
+    """
+    if not isinstance(headers, Mapping):
+        raise TypeError(
+            "headers must be a mapping of header names to values, e.g. "
+            f"headers={{'x-request-id': 'abc'}}; got {type(headers).__name__}"
+        )
+    auth = {route.auth_header.lower() for route in routes}
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            shown = repr(name)[:60] if isinstance(name, str) else type(name).__name__
+            raise ValueError(
+                f"headers: {shown} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+            )
+        if not isinstance(value, str) or _HEADER_VALUE_BREAK.search(value):
+            raise ValueError(
+                f"headers: the value of {name!r} must be text without line breaks or NUL "
+                f"(got {type(value).__name__ if not isinstance(value, str) else 'a line break'})"
+            )
+        lowered = name.lower()
+        if lowered in auth:
+            raise ValueError(
+                f"headers: {name!r} is the contract's auth header; the key comes from the "
+                "route's environment variable (endpoint.auth), not from a call"
+            )
+        if lowered in _CLIENT_HEADERS:
+            raise ValueError(f"headers: {name!r} is set by the client for each request")
+        checked[name] = value
+    return checked
 
 
 #: The longest ``deadline_s`` a call takes: the longest ``policy.timeouts.total_ms``.

@@ -17,6 +17,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any, TypeGuard
 
 from chatcontract.contract.model import Contract, RequestSpec
@@ -70,7 +71,8 @@ class RequestCheck:
 
 
 def _is_number(value: object) -> bool:
-    return type(value) is int or type(value) is float
+    """A JSON number: an int, or a float other than NaN and the infinities (JSON has none)."""
+    return type(value) is int or (type(value) is float and isfinite(value))
 
 
 def _is_array(value: object) -> TypeGuard[list[Any] | tuple[Any, ...]]:
