@@ -109,6 +109,7 @@ class AsyncChatClient(
     _parts = ShellParts(
         sleep=anyio.sleep,
         own_transport=_own_transport,
+        transport_base=httpx2.AsyncBaseTransport,
         guard=AsyncGuardTransport,
         instrumented=AsyncInstrumentedTransport,
         http_client=httpx2.AsyncClient,

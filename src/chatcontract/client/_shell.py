@@ -176,6 +176,8 @@ class ShellParts(Generic[H, T, S, R]):
 
     sleep: S
     own_transport: Callable[[], T]  # the pool a route gets when no transport is passed in
+    #: What a transport passed in must be (httpx2's sync or async base transport).
+    transport_base: type
     guard: Callable[..., T]  # GuardTransport(inner, *, owns_inner)
     instrumented: Callable[..., T]  # InstrumentedTransport(*, inner, **Observing)
     http_client: Callable[..., H]  # httpx2.Client(*, transport, follow_redirects, headers)
@@ -242,6 +244,13 @@ class ClientShell(Generic[H, T, S, R]):
         capture_content: bool = False,
     ) -> None:
         """A client following ``contract``; ``from_contract`` documents the arguments."""
+        base = self._parts.transport_base
+        if transport is not None and not isinstance(transport, base):
+            raise TypeError(
+                f"{type(self).__name__}: transport must be an httpx2.{base.__name__} "
+                f"(e.g. httpx2.{'Async' if 'Async' in base.__name__ else ''}HTTPTransport()), "
+                f"got {type(transport).__module__}.{type(transport).__qualname__}"
+            )
         self._core = ClientCore(
             contract,
             model=model,

@@ -107,6 +107,7 @@ class ChatClient(ClientShell[httpx2.Client, httpx2.BaseTransport, _Sleep, ChatSt
     _parts = ShellParts(
         sleep=time.sleep,
         own_transport=_own_transport,
+        transport_base=httpx2.BaseTransport,
         guard=GuardTransport,
         instrumented=InstrumentedTransport,
         http_client=httpx2.Client,

@@ -135,6 +135,16 @@ class Telemetry:
         retry_successes: bool = False,
     ):
         self.sinks = tuple(sinks)
+        for index, sink in enumerate(self.sinks):
+            if not (
+                callable(getattr(sink, "handle_exchange", None))
+                and callable(getattr(sink, "handle_event", None))
+            ):
+                raise TypeError(
+                    f"telemetry sink {index} ({type(sink).__name__}) has no handle_exchange() "
+                    "and handle_event(): pass sinks such as PrometheusSink(), "
+                    "OpenTelemetrySink() or JsonEventLog()"
+                )
         self.labels = labels
         self.sink_errors = 0
         self._failed: set[int] = set()  # sinks whose first error was logged (by position)
