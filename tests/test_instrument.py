@@ -5,6 +5,7 @@ import logging
 import re
 import time
 import warnings
+from typing import Any
 
 import httpx2
 import openai
@@ -619,3 +620,49 @@ def test_a_client_without_any_sink_still_hands_back_its_exchanges():
     exchange = response.extensions["chatcontract.exchange"]
     assert exchange.ok
     assert exchange.response.response_id == "chatcmpl-fixed-1"
+
+
+def test_one_secret_given_as_a_string_is_redacted_whole():
+    """``secrets="..."`` (a string, not a list) was taken as its characters, each too short
+    to redact: the secret itself then reached the failure message and the event log."""
+    token = "partner-token-7731"  # no credential shape: only ``secrets`` can redact it
+    body = {"error": {"message": f"token {token} is not valid for this org", "type": "x"}}
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(400, json=body)
+
+    exchanges: list[Any] = []
+    http = instrument(
+        transport=httpx2.MockTransport(handler),
+        sinks=[exchanges.append],
+        event_log=False,
+        secrets=token,
+    )
+    with pytest.raises(openai.BadRequestError):
+        _create(_sdk(http, max_retries=0))
+    [exchange] = exchanges
+    assert exchange.failure is not None
+    assert "is not valid" in exchange.failure.message  # the provider's words are kept
+    assert token not in exchange.failure.message
+    assert token not in json.dumps(exchange.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        pytest.param({"secrets": [b"raw"]}, "secrets takes strings", id="bytes-secret"),
+        pytest.param({"secrets": 5}, "secrets takes a list of strings", id="number-secrets"),
+        pytest.param({"sinks": 5}, "sinks takes a list", id="number-sinks"),
+        pytest.param(
+            {"transport": httpx2.AsyncHTTPTransport()}, "takes an httpx2.BaseTransport", id="async"
+        ),
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_refused(options, says):
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        instrument(**options)
+
+
+def test_ainstrument_refuses_a_sync_transport():
+    with pytest.raises(ConfigError, match=re.escape("takes an httpx2.AsyncBaseTransport")):
+        ainstrument(transport=httpx2.HTTPTransport())

@@ -1,6 +1,12 @@
 import pytest
 
-from chatcontract.redact import REDACTED, redact_headers, redact_text, redact_value
+from chatcontract.redact import (
+    REDACTED,
+    known_secrets,
+    redact_headers,
+    redact_text,
+    redact_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -21,6 +27,38 @@ def test_credential_shapes_are_redacted(text, secret):
 
 def test_known_secret_is_redacted_even_without_a_credential_shape():
     assert redact_text("token=plainsecret99 end", ["plainsecret99"]) == "token=*** end"
+
+
+def test_one_secret_given_as_a_string_is_one_secret():
+    """Not its characters: each is too short to redact, so the secret itself was kept."""
+    assert redact_text("token=plainsecret99 end", "plainsecret99") == "token=*** end"
+    assert known_secrets("plainsecret99") == ("plainsecret99",)
+    assert known_secrets("") == ()
+    assert known_secrets(["a-secret", "", "b-secret"]) == ("a-secret", "b-secret")
+
+
+def test_a_secret_that_is_not_a_string_is_refused():
+    with pytest.raises(TypeError, match="secrets takes strings"):
+        known_secrets(["ok-secret", b"raw-bytes"])
+
+
+@pytest.mark.parametrize("kind", ["transport", "event-log", "ledger"])
+def test_each_holder_of_secrets_takes_one_given_as_a_string(kind, tmp_path):
+    import httpx2
+
+    from chatcontract.contract import load_preset
+    from chatcontract.telemetry import JsonEventLog, UsageLedger
+    from chatcontract.transport import InstrumentedTransport
+
+    secret = "plainsecret99"
+    if kind == "transport":
+        held = InstrumentedTransport(inner=httpx2.MockTransport(lambda r: None), secrets=secret)
+        assert secret in held._secrets
+    elif kind == "event-log":
+        assert JsonEventLog(secrets=secret)._secrets == (secret,)
+    else:
+        ledger = UsageLedger(tmp_path / "ledger", contract=load_preset("cometapi"), secrets=secret)
+        assert ledger._secrets == (secret,)
 
 
 def test_plain_text_is_untouched():

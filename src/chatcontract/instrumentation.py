@@ -57,6 +57,7 @@ from chatcontract._log import get_logger
 from chatcontract._loopclose import LoopCloser
 from chatcontract.contract import Contract, load, load_preset
 from chatcontract.errors import ConfigError
+from chatcontract.redact import known_secrets
 from chatcontract.telemetry import (
     DEFAULT_SHADOW_RATE,
     CallLabels,
@@ -222,6 +223,17 @@ class _Setup:
     client_kwargs: dict[str, Any]
 
 
+def _check_transport(caller: str, transport: object, base: type) -> None:
+    """A transport passed in is of the kind the caller's client drives (sync or async)."""
+    if transport is not None and not isinstance(transport, base):
+        other = "instrument" if caller == "ainstrument" else "ainstrument"
+        raise ConfigError(
+            f"{caller}(transport=...) takes an httpx2.{base.__name__}, got "
+            f"{type(transport).__module__}.{type(transport).__qualname__} (for the other kind "
+            f"of client, use {other}())"
+        )
+
+
 def _setup(
     *,
     contract: ContractLike,
@@ -236,6 +248,20 @@ def _setup(
 ) -> _Setup:
     if shadow_rate is not None and not event_log:
         raise ConfigError("shadow_rate applies to the event log: pass event_log=True or drop it")
+    if not isinstance(secrets, str | Sequence):
+        raise ConfigError(
+            "secrets takes a list of strings, e.g. secrets=[os.environ['MY_KEY']]; got "
+            f"{type(secrets).__name__}"
+        )
+    try:
+        secrets = known_secrets(secrets)  # one string is one secret, not its characters
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+    if isinstance(sinks, str | bytes) or not isinstance(sinks, Sequence | set | frozenset):
+        raise ConfigError(
+            "sinks takes a list of TelemetrySink objects or callables receiving an Exchange, "
+            f"e.g. sinks=[PrometheusSink(registry)]; got {type(sinks).__name__}"
+        )
     shadow = _rate("shadow_rate", shadow_rate, DEFAULT_SHADOW_RATE)
     shapes = _rate("shape_sample_rate", shape_sample_rate, shadow)
     resolved = _resolve_contract(contract)
@@ -434,6 +460,7 @@ def instrument(
         ConfigError: an unreadable contract, a rate outside 0..1, a registry already metered,
             or pool options together with ``transport``.
     """
+    _check_transport("instrument", transport, httpx2.BaseTransport)
     setup = _setup(
         contract=contract, registry=registry, sinks=sinks, event_log=event_log,
         shadow_rate=shadow_rate, shape_sample_rate=shape_sample_rate,
@@ -475,6 +502,7 @@ def ainstrument(
 
     Same arguments and behaviour; ``transport`` is an ``httpx2.AsyncBaseTransport``.
     """
+    _check_transport("ainstrument", transport, httpx2.AsyncBaseTransport)
     setup = _setup(
         contract=contract, registry=registry, sinks=sinks, event_log=event_log,
         shadow_rate=shadow_rate, shape_sample_rate=shape_sample_rate,

@@ -8,7 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-__all__ = ["REDACTED", "SENSITIVE_HEADERS", "redact_headers", "redact_text", "redact_value"]
+__all__ = [
+    "REDACTED",
+    "SENSITIVE_HEADERS",
+    "known_secrets",
+    "redact_headers",
+    "redact_text",
+    "redact_value",
+]
 
 REDACTED = "***"
 
@@ -32,8 +39,32 @@ _SECRET_PATTERNS = re.compile(
 )
 
 
-def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every known secret and every credential-shaped substring replaced."""
+def known_secrets(secrets: str | Iterable[str]) -> tuple[str, ...]:
+    """``secrets`` as a tuple of its non-empty strings; one string is one secret.
+
+    A string given where a list is expected (``secrets=os.environ["KEY"]``) would otherwise be
+    taken as its characters, each too short to redact: the secret itself would then be kept.
+
+    Raises:
+        TypeError: an item is not a string.
+    """
+    if isinstance(secrets, str):
+        return (secrets,) if secrets else ()
+    found = tuple(secrets)
+    for item in found:
+        if not isinstance(item, str):
+            raise TypeError(
+                "secrets takes strings, e.g. secrets=[os.environ['MY_KEY']]; got an item of "
+                f"type {type(item).__name__}"
+            )
+    return tuple(item for item in found if item)
+
+
+def redact_text(text: str, secrets: str | Iterable[str] = ()) -> str:
+    """``text`` with every known secret and every credential-shaped substring replaced
+    (``secrets``: a list of them, or one string)."""
+    if isinstance(secrets, str):
+        secrets = (secrets,)
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)

@@ -26,7 +26,7 @@ import orjson
 from chatcontract._log import get_logger
 from chatcontract.errors import ConfigError
 from chatcontract.exchange import Exchange
-from chatcontract.redact import redact_text
+from chatcontract.redact import known_secrets, redact_text
 
 from .events import (
     BreakerChanged,
@@ -86,7 +86,7 @@ class JsonEventLog:
         self.logger = logger if logger is not None else get_logger(EVENT_LOGGER)
         self.shadow_rate = float(shadow_rate)
         self._rng = rng
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets = known_secrets(secrets)
 
     def handle_exchange(self, exchange: Exchange, labels: CallLabels) -> None:
         """Log a failure always, a success when sampled."""

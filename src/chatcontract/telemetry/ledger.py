@@ -50,7 +50,7 @@ from prometheus_client import CollectorRegistry, Counter
 from chatcontract._log import get_logger
 from chatcontract.contract import Contract, Prices
 from chatcontract.errors import ConfigError
-from chatcontract.redact import redact_text
+from chatcontract.redact import known_secrets, redact_text
 from chatcontract.transport import Exchange
 
 from .events import CallLabels, ClientEvent
@@ -308,7 +308,7 @@ class UsageLedger:
         )
         self.records_written = 0
         self.write_errors = 0
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets = known_secrets(secrets)
         self._clock = clock
         self._lock = threading.Lock()
         self._day: str | None = None

@@ -42,6 +42,7 @@ import httpx2
 from chatcontract._log import get_logger
 from chatcontract.contract import Contract
 from chatcontract.failures import DeadlineExceeded
+from chatcontract.redact import known_secrets
 
 from ._httpx_seam import Layout, header_layout, url_key
 from ._timing import (
@@ -460,7 +461,7 @@ class _Observing:
         self._auth_prefix = f"{scheme.lower()} " if scheme else ""  # compared lower-cased
         found = contract.auth.resolve() if contract is not None else None
         contract_key = (found[1],) if found is not None else ()
-        self._secrets = tuple(dict.fromkeys(s for s in (*secrets, *contract_key) if s))
+        self._secrets = tuple(dict.fromkeys((*known_secrets(secrets), *contract_key)))
         self._secrets_by_credential: dict[bytes, tuple[str, ...]] = {}
         self._capture = capture_content
         self._shape_rate = shape_sample_rate
