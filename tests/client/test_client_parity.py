@@ -237,10 +237,18 @@ async def test_leaving_a_stream_early_releases_it_in_both_shells(sims):
             async for _ in stream:
                 break
         again = await client.complete(PONG, max_tokens=16)
+        with pytest.raises(RuntimeError, match=CLOSED_EARLY):
+            _ = stream.result
     with ChatClient.from_contract(contract, environ=environ) as client:
         with client.stream(LONG, max_tokens=64) as sync_stream:
             next(sync_stream)
+            with pytest.raises(RuntimeError, match="has not finished: iterate it to the end"):
+                _ = sync_stream.result  # still open: reading on gives it
         sync_again = client.complete(PONG, max_tokens=16)
-        with pytest.raises(RuntimeError, match="not finished"):
-            _ = sync_stream.result
+        with pytest.raises(RuntimeError, match=CLOSED_EARLY):
+            _ = sync_stream.result  # closed: reading on is no longer possible
     assert again.content == sync_again.content == "pong"
+
+
+#: A stream closed before its end has no result, and its error does not ask to read on.
+CLOSED_EARLY = r"closed before its end, so it has no result"

@@ -85,6 +85,7 @@ class AsyncChatStream(StreamHandle, AsyncCloses):
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
+        self._closed = True
         await self._deltas.aclose()
 
 

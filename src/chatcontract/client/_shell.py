@@ -106,10 +106,11 @@ class Attempt(Generic[H, T]):
 class StreamHandle:
     """What ``ChatStream`` and ``AsyncChatStream`` share: the result once the stream ended."""
 
-    __slots__ = ("_steps",)
+    __slots__ = ("_closed", "_steps")
 
     def __init__(self, steps: PlanSteps) -> None:
         self._steps = steps
+        self._closed = False  # closed by its reader (before or after its end)
 
     @property
     def result(self) -> ChatResult:
@@ -117,6 +118,12 @@ class StreamHandle:
         try:
             return self._steps.result
         except RuntimeError:
+            if self._closed:
+                raise RuntimeError(
+                    "the stream was closed before its end, so it has no result: the deltas "
+                    "read before the close are all of it (read it to the end, e.g. with "
+                    "until_done(), before closing it for a result)"
+                ) from None
             raise RuntimeError("the stream has not finished: iterate it to the end first") from None
 
 

@@ -82,6 +82,7 @@ class ChatStream(StreamHandle, Closes):
 
     def close(self) -> None:
         """Stop reading and release the connection."""
+        self._closed = True
         self._deltas.close()
 
 
