@@ -29,12 +29,17 @@ import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, ViewportSize, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page as PlaywrightPage
+from probe_helpers import make_run
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from chatcontract.contract import load_preset
+from chatcontract.probe import ProbeStore, create_probe_app
 from chatcontract.probe.dashboard import dashboard_routes
+from chatcontract.probe.summary import summary_target
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_VARIABLE = "CHATCONTRACT_REQUIRE_CHROMIUM"
@@ -598,4 +603,53 @@ def test_unavailable_summary_shows_a_banner_not_an_exception(page: Page, stub: S
     assert "Could not refresh the summary (HTTP 503)" in banner
     # The browser itself logs the failed fetch; nothing else may be reported.
     problems = [p for p in page.problems() if "status of 503" not in p]
+    assert problems == []
+
+
+def test_probe_success_tile_counts_probes_by_their_verdict(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The real probe app over a store where every probe failed on the primary route.
+
+    Each probe failed, was retried, failed again and the fallback route answered: the tile
+    shows 0 % of 8 probes over the window it names, not the share of calls that answered.
+    """
+    now = datetime(2026, 3, 2, 12, 30, tzinfo=UTC).timestamp()
+    contract = load_preset("cometapi")
+    runs = []
+    for index in range(8):
+        execution, at = f"e{index}", now - 3000 + index * 60
+        failed = {"ok": False, "kind": "http", "category": "server", "execution_id": execution}
+        runs += [
+            make_run(at, **failed),
+            make_run(at + 1, attempt=2, **failed),
+            make_run(at + 2, route="smaller-model", attempt=3, execution_id=execution),
+        ]
+    with ProbeStore.open(tmp_path / "probe.db") as store:
+        store.record_runs(runs)
+        app = create_probe_app(
+            store=store,
+            registry=CollectorRegistry(),
+            clock=lambda: now,
+            contract=contract,
+            target=summary_target(contract.endpoint.base_url, simulated=True, model=contract.model),
+        )
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(TIMEOUT_S * 1000)
+        try:
+            with serve(app) as origin:
+                page = Page(tab=context.new_page(), origin=origin)
+                page.open("/")
+                page.wait_for(READY, "the first render")
+                figure, sub, classes = page.evaluate(
+                    "(() => { const t = document.querySelector('[data-tile=\"success\"]');"
+                    " return [t.querySelector('.figure').textContent,"
+                    " t.querySelector('.sub').textContent, t.className]; })()"
+                )
+                problems = page.problems()
+        finally:
+            context.close()
+    assert figure == "0%"
+    assert sub == "0 ok · 8 failed of 8 probes, last 24 h"
+    assert "status-act" in classes.split()
     assert problems == []

@@ -202,7 +202,9 @@ def seeded(store: ProbeStore) -> ProbeStore:
 def test_totals_failures_and_counts(seeded: ProbeStore) -> None:
     data = summary(seeded)
     assert_structure(data)
-    assert data["totals"] == {"probes": 11, "success": 6, "failure": 5}
+    # Probes, each counted once by its verdict: e1 (failed, retried, fell back) failed, e2
+    # (timed out, retry passed) passed; the other counts are of calls.
+    assert data["totals"] == {"probes": 8, "success": 5, "failure": 3}
     assert data["failures_by_kind"] == {
         "transport": 1,
         "http": 1,
@@ -218,6 +220,56 @@ def test_totals_failures_and_counts(seeded: ProbeStore) -> None:
         "rate_limited": 1,
         "quota": 0,
     }
+
+
+def test_probe_success_counts_each_probe_once_by_its_verdict(store: ProbeStore) -> None:
+    """Every probe failing on the primary route reads 0 % even when retries and fallbacks answer.
+
+    Counting calls, these 12 probes read 6 ok of 20 "probes": the fallback calls that
+    answered (resilience working) and nothing that says the primary is broken.
+    """
+    base = NOW - HOUR
+    runs = []
+    for index in range(6):  # failed, retried, failed again, the fallback answered
+        execution = f"fallback-{index}"
+        at = base + index * 60
+        runs += [
+            make_run(at, ok=False, kind="http", category="server", execution_id=execution),
+            make_run(
+                at + 1,
+                ok=False,
+                kind="http",
+                category="server",
+                attempt=2,
+                execution_id=execution,
+            ),
+            make_run(at + 2, route="smaller-model", attempt=3, execution_id=execution),
+        ]
+    for index in range(6):  # a deadline spent on the first attempt: straight to the fallback
+        execution = f"deadline-{index}"
+        at = base + 600 + index * 60
+        runs += [
+            make_run(at, ok=False, kind="transport", category="timeout", execution_id=execution),
+            make_run(at + 1, route="smaller-model", attempt=2, execution_id=execution),
+        ]
+    store.record_runs(runs)
+    data = summary(store)
+    assert data["totals"] == {"probes": 12, "success": 0, "failure": 12}
+    assert [(b["success"], b["failure"]) for b in data["timeline"]] == [(0, 12)]
+
+
+def test_a_retry_whose_first_attempt_is_before_the_window_is_not_a_probe(
+    store: ProbeStore,
+) -> None:
+    start = NOW - 24 * HOUR
+    store.record_runs(
+        [
+            make_run(start - 1, ok=False, kind="http", category="server", execution_id="e"),
+            make_run(start + 1, attempt=2, execution_id="e"),
+            make_run(start + 60, execution_id="f"),
+        ]
+    )
+    assert summary(store)["totals"] == {"probes": 1, "success": 1, "failure": 0}
 
 
 def test_rates(seeded: ProbeStore) -> None:
@@ -254,12 +306,12 @@ def test_the_timeline_has_one_bucket_per_hour_oldest_first(seeded: ProbeStore) -
     timeline = summary(seeded)["timeline"]
     assert [bucket["t"] for bucket in timeline] == ["2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z"]
     first, second = timeline
-    assert (first["success"], first["failure"]) == (4, 2)
+    assert (first["success"], first["failure"]) == (3, 1)
     assert first["by_kind"]["parser"] == 2
     assert first["schema_valid_rate"] == pytest.approx(4 / 6, abs=1e-4)
     assert (first["p50_ms"], first["p95_ms"]) == (100.0, 100.0)
     assert (second["p50_ms"], second["p95_ms"]) == (200.0, 400.0)
-    assert (second["success"], second["failure"]) == (2, 3)
+    assert (second["success"], second["failure"]) == (2, 2)
     assert second["by_kind"] == {
         "transport": 1,
         "http": 1,
@@ -273,7 +325,7 @@ def test_the_timeline_has_one_bucket_per_hour_oldest_first(seeded: ProbeStore) -
 def test_a_longer_window_includes_older_runs(seeded: ProbeStore) -> None:
     data = summary(seeded, hours=48)
     assert data["window_hours"] == 48
-    assert data["totals"]["probes"] == 12
+    assert data["totals"]["probes"] == 9
     assert data["failures_by_kind"]["budget"] == 1
 
 

@@ -3,7 +3,10 @@
 The structure is a public contract (the dashboard reads it): :class:`Summary` and the nested
 TypedDicts below spell it out, and :data:`SUMMARY_KEYS` lists the keys of every object.
 Counts are aggregated in SQL in one pass over the window (grouped by hour and response model);
-latency percentiles come from a second, index range of successful primary-route
+they count calls (a retry and a fallback call are calls). ``totals`` and each timeline bucket's
+``success``/``failure`` count probes instead: each probe once, by its verdict (the primary
+route's final attempt, as ``probe_success`` says), from a second grouping by execution.
+Latency percentiles come from a third, index range of successful primary-route
 ``non_streaming`` runs.
 Nothing is cached between requests. Only the shown target's rows count: simulated runs, other
 endpoints and rows written before targets were recorded are left out.
@@ -185,10 +188,10 @@ def _when(column: str) -> str:
     return f"SUM(CASE WHEN {column} THEN 1 ELSE 0 END)"
 
 
-# One pass over the window: everything countable, grouped by hour and response model.
+# One pass over the window: everything countable per call (a retry and a fallback call are
+# calls of their own), grouped by hour and response model.
 _COUNTS: tuple[tuple[str, str], ...] = (
-    ("probes", "COUNT(*)"),
-    ("success", "SUM(ok)"),
+    ("calls", "COUNT(*)"),
     *((f"kind_{kind}", _when(f"ok = 0 AND kind = '{kind}'")) for kind in KINDS),
     ("schema_valid", "SUM(schema_valid)"),
     ("schema_checked", "COUNT(schema_valid)"),
@@ -216,6 +219,18 @@ _COUNT_NAMES = tuple(name for name, _ in _COUNTS)
 _AGGREGATES = ", ".join(expression for _, expression in _COUNTS)
 # Built from the constants above, never from input.
 _HOURLY_SQL = f"SELECT hour_bucket, response_model, {_AGGREGATES} FROM probe_runs WHERE started_at >= ? AND target = ? GROUP BY hour_bucket, response_model"  # noqa: E501, S608
+# Each probe's verdict, once per probe (an execution: its first attempt, a retry, a fallback
+# call), in the hour of its first attempt. The verdict is the primary route's final attempt, as
+# ``probe_success`` says: a retry is only sent after a failed attempt, so the probe passed when
+# any primary attempt passed; a fallback that answered does not make it pass. A probe whose
+# first attempt fell before the window is left out (its retry alone is not a probe).
+_VERDICT_SQL = (
+    "SELECT first_hour, COUNT(*), SUM(passed) FROM ("
+    "SELECT MIN(CASE WHEN route = 'primary' AND attempt = 1 THEN hour_bucket END) AS first_hour, "
+    "MAX(CASE WHEN route = 'primary' THEN ok ELSE 0 END) AS passed "
+    "FROM probe_runs WHERE started_at >= ? AND target = ? GROUP BY execution_id"
+    ") AS probes WHERE first_hour IS NOT NULL GROUP BY first_hour"
+)
 _LATENCY_SQL = (
     "SELECT hour_bucket, prompt_size, total_ms FROM probe_runs "
     "WHERE probe = 'non_streaming' AND ok = 1 AND started_at >= ? AND target = ? "
@@ -291,6 +306,12 @@ def build_summary(
         if model is not None:
             models[model] = models.get(model, 0) + values[0]
 
+    verdicts: dict[int, tuple[int, int]] = {}
+    for bucket, probes, passed in store.fetchall(_VERDICT_SQL, (since, key)):
+        verdicts[int(bucket)] = (int(probes), int(passed or 0))
+    probes_total = sum(probes for probes, _ in verdicts.values())
+    passed_total = sum(passed for _, passed in verdicts.values())
+
     by_size: dict[str, list[float]] = {}
     by_hour: dict[int, list[float]] = {}
     for bucket, size, total_ms in store.fetchall(_LATENCY_SQL, (since, key)):
@@ -299,14 +320,15 @@ def build_summary(
             by_hour.setdefault(int(bucket), []).append(float(total_ms))
 
     timeline: list[TimelineBucket] = []
-    for bucket in sorted(hourly):
-        counts = hourly[bucket]
+    for bucket in sorted(hourly.keys() | verdicts.keys()):
+        counts = hourly.get(bucket) or dict.fromkeys(_COUNT_NAMES, 0)
         latencies = by_hour.get(bucket)
+        probes, passed = verdicts.get(bucket, (0, 0))
         timeline.append(
             TimelineBucket(
                 t=_iso(bucket * 3600.0) or "",
-                success=counts["success"],
-                failure=counts["probes"] - counts["success"],
+                success=passed,
+                failure=probes - passed,
                 by_kind=_by_kind(counts),
                 p50_ms=round(percentile(latencies, 0.5), 1) if latencies else None,
                 p95_ms=round(percentile(latencies, 0.95), 1) if latencies else None,
@@ -332,14 +354,12 @@ def build_summary(
         contract=_contract_summary(contract, now),
         target=target,
         totals=Totals(
-            probes=totals["probes"],
-            success=totals["success"],
-            failure=totals["probes"] - totals["success"],
+            probes=probes_total, success=passed_total, failure=probes_total - passed_total
         ),
         failures_by_kind=_by_kind(totals),
         rates=RatesSummary(
             schema_valid=_rate(totals["schema_valid"], totals["schema_checked"]),
-            client_timeout=_rate(totals["client_timeouts"], totals["probes"]),
+            client_timeout=_rate(totals["client_timeouts"], totals["calls"]),
             fallback_activation=_rate(totals["fallbacks"], totals["first_attempts"]),
             retry_success=_rate(totals["retries_ok"], totals["retries"]),
             usage_available=_rate(totals["usage_present"], totals["usage_expected"]),

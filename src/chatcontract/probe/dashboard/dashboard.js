@@ -238,11 +238,15 @@ function renderGlance(summary, now) {
   const probes = num(totals.probes) ?? 0;
   const success = num(totals.success) ?? 0;
   const failure = num(totals.failure) ?? 0;
+  // Probes, not calls: each probe counts once, by its verdict after its retry (a fallback
+  // that answered does not make it pass), as the summary's totals count them.
   tiles.push(tile({
     key: "success", label: "Probe success",
     value: probes > 0 ? fmtPct(success / probes) : "—",
     status: probes > 0 ? rateStatus(success / probes, SCHEMA_VALID) : "none",
-    sub: `${fmtInt(success)} ok · ${fmtInt(failure)} failed of ${plural(probes, "probe")}`,
+    help: "Probes whose verdict was a pass: the primary route's final attempt, after its retry.",
+    sub: `${fmtInt(success)} ok · ${fmtInt(failure)} failed of ${plural(probes, "probe")}, `
+      + `last ${window_}`,
   }));
 
   const spent = num(cost.spent_today_usd);
