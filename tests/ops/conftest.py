@@ -54,6 +54,7 @@ GAUGES = {
     "llm_contract_review_due_timestamp_seconds",
     "llm_validation_last_verdict",
     "llm_validation_last_timestamp_seconds",
+    "probe_store_writable",
 }
 KNOWN_METRICS = (
     COUNTERS

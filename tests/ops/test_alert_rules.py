@@ -40,6 +40,7 @@ def test_every_alert_named_in_the_issue_is_present(contract):
         "LLMLatencyNearDeadline",
         "LLMUsageMissing",
         "LLMProbeFailing",
+        "LLMProbeStoreNotWritable",
         "LLMContractDrift",
         "LLMContractReviewOverdue",
     }
@@ -49,8 +50,11 @@ def test_every_alert_has_owner_category_severity_and_the_three_annotations(contr
     _, rules = _rules(contract)
     for name, rule in rules.items():
         labels, annotations = rule["labels"], rule["annotations"]
-        assert labels["category"] in CATEGORY_TABLE, name
-        assert labels["owner"] == CATEGORY_TABLE[labels["category"]].owner, name
+        if name == "LLMProbeStoreNotWritable":  # about the probe, not a call (documented)
+            assert (labels["category"], labels["owner"]) == ("probe_store", "sre")
+        else:
+            assert labels["category"] in CATEGORY_TABLE, name
+            assert labels["owner"] == CATEGORY_TABLE[labels["category"]].owner, name
         assert labels["severity"] in {"critical", "warning", "info"}, name
         assert labels["contract"] == contract.name
         assert labels["team"] == "payments-platform"
@@ -61,8 +65,8 @@ def test_every_alert_has_owner_category_severity_and_the_three_annotations(contr
 def test_runbook_action_is_the_taxonomy_first_action(contract):
     _, rules = _rules(contract)
     for name, rule in rules.items():
-        if name == "LLMContractReviewOverdue":
-            continue  # not a failure: it names its own action (documented)
+        if name in ("LLMContractReviewOverdue", "LLMProbeStoreNotWritable"):
+            continue  # not a failure of a call: it names its own action (documented)
         category = rule["labels"]["category"]
         assert rule["annotations"]["runbook_action"] == CATEGORY_TABLE[category].action, name
 
@@ -185,6 +189,17 @@ def test_review_alert_compares_now_with_the_review_due_gauge(contract):
     _, rules = _rules(contract)
     expr = rules["LLMContractReviewOverdue"]["expr"]
     assert expr == 'time() > llm_contract_review_due_timestamp_seconds{provider="cometapi"}'
+
+
+def test_store_alert_says_what_to_do_for_each_reason(contract):
+    _, rules = _rules(contract)
+    rule = rules["LLMProbeStoreNotWritable"]
+    assert rule["expr"] == 'probe_store_writable{provider="cometapi"} == 0'
+    assert rule["for"] == "5m"
+    action = rule["annotations"]["runbook_action"]
+    for reason in ("disk_full", "read_only", "locked", "io_error"):
+        assert reason in action, reason
+    assert "--db" in action
 
 
 def test_drift_alert_fires_on_any_drift_in_an_hour(contract):

@@ -332,6 +332,51 @@ def test_probe_failing_is_this_contracts_probe_alone(promtool, rules_file):
     _promtool_test(promtool, rules_file, tests)
 
 
+def test_store_not_writable_fires_after_five_minutes_of_refused_writes(promtool, rules_file):
+    # As ProbeMetrics exports it (provider), with the labels a scrape adds.
+    labels = {"provider": "cometapi", "instance": "probe-1:9464", "job": "chatcontract-probe"}
+    refused = {"series": _series("probe_store_writable", **labels), "values": "1 1 0x20"}
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": [refused],
+            "alert_rule_test": [
+                {"eval_time": "5m", "alertname": "LLMProbeStoreNotWritable", "exp_alerts": []},
+                {
+                    "eval_time": "8m",
+                    "alertname": "LLMProbeStoreNotWritable",
+                    "exp_alerts": [_expected(rules_file, "LLMProbeStoreNotWritable", labels)],
+                },
+            ],
+        }
+    ]
+    _promtool_test(promtool, rules_file, tests)
+
+
+def test_store_not_writable_stays_quiet_for_a_blip_or_another_provider(promtool, rules_file):
+    # A lock held for two scrapes, then writes resume; another contract's probe on a full disk.
+    labels = {"instance": "probe-1:9464", "job": "chatcontract-probe"}
+    blip = {
+        "series": _series("probe_store_writable", provider="cometapi", **labels),
+        "values": "1 1 0 0 1x20",
+    }
+    other = {
+        "series": _series("probe_store_writable", provider="openai", **labels),
+        "values": "0x20",
+    }
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": [blip, other],
+            "alert_rule_test": [
+                {"eval_time": eval_time, "alertname": "LLMProbeStoreNotWritable", "exp_alerts": []}
+                for eval_time in ("3m", "8m", "15m")
+            ],
+        }
+    ]
+    _promtool_test(promtool, rules_file, tests)
+
+
 def test_drift_fires_on_the_series_the_probe_exports_and_names_it(promtool, rules_file):
     # llm_contract_drift_total as ProbeMetrics exports it: provider and kind, no model label.
     drift = {

@@ -52,7 +52,7 @@ def test_alerts_writes_the_default_file_in_the_working_directory(
     assert code == 0 and err == ""
     written = yaml.safe_load((tmp_path / "chatcontract-alerts.yml").read_text())
     assert written["groups"][0]["name"] == "chatcontract-cometapi-chat-completions"
-    assert out.startswith("wrote chatcontract-alerts.yml: 11 alerts")
+    assert out.startswith("wrote chatcontract-alerts.yml: 12 alerts")
 
 
 def test_alerts_to_stdout(cli, contract_file):

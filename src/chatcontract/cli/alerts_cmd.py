@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="write Prometheus alerting rules for the contract (check with promtool)",
         description="Write Prometheus alerting rules for the contract: schema-invalid rate, "
         "missing paths after a 200, auth, rate limit, quota, client timeouts, missing usage, "
-        "probe failures, drift, review date. Thresholds are starting points to tune.",
+        "probe failures, a probe store refusing writes, drift, review date. Thresholds are "
+        "starting points to tune.",
     )
     add_contract_option(alerts, flag="--contract")
     alerts.add_argument(

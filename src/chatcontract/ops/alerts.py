@@ -3,13 +3,16 @@
 One rule group, ``chatcontract-<contract name>``, with an alert per failure the seed runbooks
 name: schema-invalid rate, required paths missing after a 200, auth failures, rate limits and
 quota (separately: quota is billing, not capacity), client timeouts, latency near the deadline,
-missing usage (only when the contract relies on usage), failing probes, drift, and an overdue
-contract review. Every ``llm_*`` selector is scoped to ``provider="<contract provider>"``.
+missing usage (only when the contract relies on usage), failing probes, a probe store that
+refuses writes, drift, and an overdue contract review. Every ``llm_*`` selector is scoped to
+``provider="<contract provider>"``.
 
 Each alert carries the labels ``owner`` and ``category`` (owner from the failure taxonomy's
-``CATEGORY_TABLE``), ``severity`` and ``contract``, and the annotations ``summary``,
-``description`` and ``runbook_action`` (the taxonomy's first action for the category; the
-review-date alert, which is not a failure, names its own).
+``CATEGORY_TABLE``; the probe store alert, about the probe itself, has the category
+``probe_store`` of :data:`PROBE_CATEGORIES`, owner ``sre``), ``severity`` and ``contract``, and
+the annotations ``summary``, ``description`` and ``runbook_action`` (the taxonomy's first action
+for the category; the review-date and the probe store alerts, which are not failures of a call,
+name their own).
 
 Thresholds are starting points to tune against your own traffic, not measured truths
 (``AlertThresholds`` holds the defaults; the rule file repeats them in its header):
@@ -22,7 +25,10 @@ Thresholds are starting points to tune against your own traffic, not measured tr
   (``latency_budget_fraction``);
 - probe failing: for 3 of the contract's ``policy.probe.interval_s``, at least 5m
   (``probe_failure_intervals``);
-- drift: any in 1h (``drift_window``).
+- drift: any in 1h (``drift_window``);
+- the probe store refusing writes (``probe_store_writable`` 0): for 5m
+  (``store_unwritable_for``); the probe still probes, but records nothing, and its daily cost
+  cap cannot count what it spends.
 
 Auth failures, quota refusals, required paths missing after a 200, missing contracted usage
 and drift fire on any increase in the window: each one is a broken promise, not noise. "Any
@@ -54,6 +60,7 @@ from chatcontract.failures.taxonomy import CATEGORY_TABLE
 
 __all__ = [
     "ALERTS_DEFAULT_PATH",
+    "PROBE_CATEGORIES",
     "AlertRule",
     "AlertThresholds",
     "Severity",
@@ -67,6 +74,10 @@ __all__ = [
 ALERTS_DEFAULT_PATH = "chatcontract-alerts.yml"
 
 Severity = Literal["critical", "warning", "info"]
+
+#: Categories of alerts about the probe itself, not about a call (so not in the failure
+#: taxonomy), with their owner; such a rule names its own action.
+PROBE_CATEGORIES: dict[str, str] = {"probe_store": "sre"}
 
 _DURATION_UNITS = ("ms", "s", "m", "h", "d", "w", "y")
 
@@ -94,10 +105,12 @@ class AlertThresholds:
     latency_budget_fraction: float = 0.8
     probe_failure_intervals: int = 3
     drift_window: str = "1h"
+    store_unwritable_for: str = "5m"
 
     def __post_init__(self) -> None:
         _require_duration("window", self.window)
         _require_duration("drift_window", self.drift_window)
+        _require_duration("store_unwritable_for", self.store_unwritable_for)
         for name in (
             "schema_invalid_ratio",
             "rate_limit_ratio",
@@ -129,11 +142,15 @@ class AlertRule:
     action: str | None = None
 
     def __post_init__(self) -> None:
-        if self.category not in CATEGORY_TABLE:
+        if self.category not in CATEGORY_TABLE and self.category not in PROBE_CATEGORIES:
             raise ConfigError(f"alert {self.name}: unknown category {self.category!r}")
+        if self.category in PROBE_CATEGORIES and self.action is None:
+            raise ConfigError(f"alert {self.name}: category {self.category!r} needs an action")
 
     @property
     def owner(self) -> str:
+        if self.category in PROBE_CATEGORIES:
+            return PROBE_CATEGORIES[self.category]
         return CATEGORY_TABLE[self.category].owner
 
     @property
@@ -349,6 +366,24 @@ def build_alert_rules(
             "the contract clause it asserts does not hold.",
         ),
         AlertRule(
+            name="LLMProbeStoreNotWritable",
+            category="probe_store",
+            severity="critical",
+            expr=f"probe_store_writable{{{sel}}} == 0",
+            for_=t.store_unwritable_for,
+            summary=f"{contract.provider}: the probe cannot record its results",
+            description=f"the probe's store has refused writes for "
+            f"{t.store_unwritable_for} (the alert's instance label names the probe): probes "
+            "still run and probe_success still moves, but "
+            "nothing is recorded (the page, /api/summary, drift, the cost ledger) and the daily "
+            "cost cap no longer sees the spend. probe_store_write_errors_total{reason} and "
+            "/healthz say why.",
+            action="by reason: disk_full, free disk space under the probe's --db file; "
+            "read_only, make the file and its directory writable by the probe; locked, stop "
+            "the other process holding the database; io_error, check the disk. Writes resume "
+            "by themselves",
+        ),
+        AlertRule(
             name="LLMContractDrift",
             category="contract",
             severity="warning",
@@ -426,6 +461,7 @@ def _header(contract: Contract, t: AlertThresholds) -> str:
         f"({t.probe_failure_intervals} x policy.probe.interval_s "
         f"{contract.policy.probe.interval_s} s, at least 5m)",
         f"  drift window .................. {t.drift_window}",
+        f"  probe store not writable for .. {t.store_unwritable_for}",
         "Auth, quota, missing paths after a 200, missing contracted usage and drift fire on",
         "any increase, including a series first seen in the window (a new pod's first 401).",
         "Every selector, LLMProbeFailing's included, is scoped to this contract's provider.",
