@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,82 @@ def test_an_attempt_that_used_up_the_deadline_is_not_retried(
     assert (outcome.ok, outcome.retried) == (False, False)
     assert (outcome.fallback_route, outcome.fallback_ok) == ("smaller-model", True)
     assert transport.calls == ["gpt-4.1-nano", "gpt-4o-mini"]  # the primary once, then fallback
+
+
+class Timed(httpx2.BaseTransport):
+    """The real transport; when each request was sent (monotonic) and its model, recorded."""
+
+    def __init__(self) -> None:
+        self.inner = httpx2.HTTPTransport()
+        self.sent: list[tuple[float, str]] = []
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.sent.append((time.monotonic(), json.loads(request.content)["model"]))
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _timed_prober(
+    server: SimulatorServer, store: ProbeStore, clock: FakeClock, transport: Timed, **policy: Any
+) -> Prober:
+    preset = contract_for(server)
+    retry = dataclasses.replace(preset.policy.retry, **policy)
+    contract = dataclasses.replace(preset, policy=dataclasses.replace(preset.policy, retry=retry))
+    target = target_for(server, contract=contract)
+    return Prober(
+        target=target,
+        store=store,
+        clock=clock,
+        inner=transport,
+        metrics=ProbeMetrics(CollectorRegistry(), contract=contract),
+        options=ProberOptions(kinds=("non_streaming",), large_every=0, last_validate_path=None),
+        rng=lambda: 0.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("scenario", "headers"),
+    [
+        ("rate_limit_retry_after", "retry-after and retry-after-ms"),
+        ("rate_limit_retry_after_ms", "retry-after-ms"),
+    ],
+    ids=["both", "ms-only"],
+)
+def test_a_rate_limit_retry_waits_the_retry_after_the_server_asked_for(
+    store: ProbeStore, clock: FakeClock, scenario: str, headers: str
+) -> None:
+    # 429s with retry-after 0.4 s for 0.4 s from the first request: a retry sent at once gets
+    # another 429 (and the probe went to its fallback and failed); one that waits passes.
+    transport = Timed()
+    with SimulatorServer(scenario=scenario, time_scale=0.4) as server:
+        prober = _timed_prober(server, store, clock, transport)
+        try:
+            (outcome,) = prober.run_cycle().outcomes
+        finally:
+            prober.close()
+    assert outcome.ok, headers
+    assert (outcome.retried, outcome.retry_ok, outcome.fallback_route) == (True, True, None)
+    assert rows(store, "attempt, ok, category") == [(1, 0, "rate_limit"), (2, 1, None)]
+    (first, _), (retry, _) = transport.sent
+    assert retry - first >= 0.4
+
+
+def test_a_retry_after_above_the_cap_sends_no_retry(store: ProbeStore, clock: FakeClock) -> None:
+    # retry-after 1 s, the contract caps it at 0.2 s: retrying inside the window the server
+    # asked for is hammering, so the probe goes to its fallback at once, as ChatClient does.
+    transport = Timed()
+    with SimulatorServer(scenario="rate_limit_retry_after") as server:
+        prober = _timed_prober(server, store, clock, transport, retry_after_cap_ms=200)
+        try:
+            (outcome,) = prober.run_cycle().outcomes
+        finally:
+            prober.close()
+    assert not outcome.ok
+    assert (outcome.retried, outcome.fallback_route) == (False, "smaller-model")
+    assert [model for _, model in transport.sent] == ["gpt-4.1-nano", "gpt-4o-mini"]
+    assert transport.sent[1][0] - transport.sent[0][0] < 1.0
 
 
 @pytest.fixture

@@ -4,8 +4,11 @@
 it with a fake clock. Per probe kind:
 
 1. send the probe request (:mod:`.probes`) and judge it;
-2. on a failure decided ``retry``, retry once on the same route (not after an attempt that
-   used up ``total_ms``, which covers the retries); a failure decided
+2. on a failure decided ``retry``, retry once on the same route after the wait the
+   application's client would take (``chatcontract.policy.decide``: the server's
+   ``retry-after`` / ``retry-after-ms`` up to ``policy.retry.retry_after_cap_ms``, else the
+   backoff), if it fits in ``total_ms``, which covers the retries (a hint above the cap, or an
+   attempt that used up ``total_ms``, goes to the fallback instead); a failure decided
    ``fallback`` (or a retry that failed again) probes the contract's first fallback route
    once. Each call is one stored row; the retry success and the fallback activation are
    recorded (rows with ``attempt`` 2 / a fallback ``route``) and sent to telemetry;
@@ -26,6 +29,7 @@ probe's verdict and metrics still count, the store remembers the error for ``/he
 from __future__ import annotations
 
 import dataclasses
+import random
 import sqlite3
 import threading
 import uuid
@@ -42,6 +46,7 @@ from chatcontract.drift import Baseline, compare, observe, read_validate_record
 from chatcontract.errors import ConfigError
 from chatcontract.failures import Failure
 from chatcontract.identity import identity_of
+from chatcontract.policy import Deadline, decide, parse_retry_after
 from chatcontract.target import Target
 from chatcontract.telemetry.events import FallbackActivated, RetryDecided, RetrySucceeded
 from chatcontract.transport import Exchange
@@ -90,6 +95,7 @@ class Prober:
         baseline: Baseline | None = None,
         inner: httpx2.BaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self.target = target
         self.contract = target.contract
@@ -99,6 +105,7 @@ class Prober:
         self._clock = clock
         self._inner = inner
         self._environ = environ
+        self._rng = rng
         self.identity = identity_of(target)
         self.kinds = kinds_for(self.contract, self.options.kinds)
         if not self.kinds:
@@ -188,6 +195,8 @@ class Prober:
     ) -> tuple[ProbeOutcome, list[DriftEvent]]:
         execution = uuid.uuid4().hex
         request = build_request(kind, self._ctx, large=large)
+        # policy.timeouts.total_ms covers the first attempt, the wait and the retry.
+        deadline = Deadline(self.contract.policy.timeouts.total_ms / 1000.0)
         exchange = self._send(self._ctx, request, attempt=1, route="primary")
         failure = judge(request, exchange, self.contract)
         run = self._record(request, exchange, failure, execution)
@@ -201,7 +210,15 @@ class Prober:
         )
         if failure is not None and kind != "invalid_request":
             outcome = self._recover(
-                request, outcome, failure, execution, events, large=large, cancel=cancel
+                request,
+                outcome,
+                failure,
+                execution,
+                events,
+                large=large,
+                cancel=cancel,
+                first=exchange,
+                deadline=deadline,
             )
         self.metrics.probe_result(kind, ok=outcome.ok, at=outcome.runs[-1].started_at)
         return outcome, events
@@ -216,21 +233,47 @@ class Prober:
         *,
         large: bool,
         cancel: threading.Event | None = None,
+        first: Exchange,
+        deadline: Deadline,
     ) -> ProbeOutcome:
         """The resilience path after a failed first attempt: one retry, then one fallback.
 
-        Once ``cancel`` is set (the process is stopping) no further request is sent.
+        The retry waits as the application's client would (:func:`chatcontract.policy.decide`):
+        the server's ``retry-after`` / ``retry-after-ms`` on a rate limit, else the contract's
+        backoff; a ``retry-after`` above ``policy.retry.retry_after_cap_ms``, or a wait that
+        does not fit in what is left of ``deadline``, sends no retry (the fallback is probed).
+        Once ``cancel`` is set (the process is stopping) no further request is sent, nor is
+        the wait finished.
         """
+        stop = cancel or threading.Event()
 
         def stopping() -> bool:
-            return cancel is not None and cancel.is_set()
+            return stop.is_set()
 
         decision = failure.retry
+        delay_s = 0.0
         if decision == "retry" and failure.code == "deadline":
             # policy.timeouts.total_ms covers the retries: an attempt that used it all up
             # leaves none for a retry (the application's client would not send one); only the
             # fallback, with the time the contract reserves for it, is left.
             decision = "fallback"
+        elif decision == "retry":
+            headers = first.response.rate_limit_headers if first.response is not None else {}
+            verdict = decide(
+                failure,
+                attempt=1,
+                policy=self.contract.policy,
+                retryable=self.contract.errors.retryable,
+                non_retryable=self.contract.errors.non_retryable,
+                deadline=deadline,
+                has_fallback=bool(self.contract.fallbacks),
+                retry_after_s=parse_retry_after(headers, now=self._clock()),
+                rng=self._rng,
+            )
+            if verdict.action == "retry":
+                delay_s = verdict.delay_s
+            else:
+                decision = "none" if verdict.stop == "non_retryable" else "fallback"
         self.metrics.event(
             RetryDecided(
                 route="primary",
@@ -240,6 +283,8 @@ class Prober:
                 attempt=1,
             )
         )
+        if decision == "retry" and delay_s > 0 and stop.wait(delay_s):
+            return outcome  # stopped while waiting: no retry, no fallback
         if decision == "retry" and not stopping() and not self._paused():
             retry = self._send(self._ctx, request, attempt=2, route="primary")
             retry_failure = judge(request, retry, self.contract)
