@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import sqlite3
@@ -17,6 +18,7 @@ from probe_helpers import (
     SIMULATED_KEY,
     FakeClock,
     ProberFactory,
+    contract_for,
     make_run,
     sample_value,
     target_for,
@@ -27,7 +29,7 @@ from starlette.applications import Starlette
 from test_store_targets import fill_the_disk, free_the_disk, write_until_full
 
 from chatcontract.cli import main, probe_cmd
-from chatcontract.contract import load_preset
+from chatcontract.contract import Prices, load_preset
 from chatcontract.probe import (
     DriftEvent,
     Prober,
@@ -419,3 +421,37 @@ def test_a_storage_outage_is_logged_once(
         prober.run_cycle()
     failures = [record for record in caplog.records if "writes fail" in record.getMessage()]
     assert len(failures) == 1
+
+
+def test_the_daily_cost_cap_counts_spend_the_full_disk_did_not_record(
+    simulator: SimulatorServer, store: ProbeStore, make_prober: ProberFactory, clock: FakeClock
+) -> None:
+    # The cap read the day's spend from the store alone: with the disk full no probe's cost was
+    # recorded, so a probe against a priced endpoint never paused, however much it spent.
+    base = contract_for(simulator)
+    prices = {
+        model: Prices(input_per_million=100.0, output_per_million=100.0)
+        for model in ("gpt-4.1-nano", "gpt-4o-mini")
+    }
+    probe = dataclasses.replace(base.policy.probe, daily_cost_cap_usd=0.001)  # one probe
+    contract = dataclasses.replace(
+        base, policy=dataclasses.replace(base.policy, prices=prices, probe=probe)
+    )
+    registry = CollectorRegistry()
+    prober = make_prober(
+        target_for(simulator, contract=contract),
+        registry=registry,
+        kinds=("non_streaming",),
+        large_every=0,
+    )
+    FullDisk(store).full = True
+
+    first = prober.run_cycle()
+    assert len(first.outcomes) == 1 and first.paused
+    clock.advance(60)  # the same UTC day: nothing more is sent
+    assert prober.run_cycle().outcomes == ()
+    assert sample_value(registry, "probe_paused", reason="daily_cost_cap") == 1.0
+    assert store.count_runs() == 0  # nothing was recorded
+
+    clock.advance(120)  # past midnight UTC: a new day's cap
+    assert len(prober.run_cycle().outcomes) == 1

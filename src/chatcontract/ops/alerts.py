@@ -27,8 +27,7 @@ Thresholds are starting points to tune against your own traffic, not measured tr
   (``probe_failure_intervals``);
 - drift: any in 1h (``drift_window``);
 - the probe store refusing writes (``probe_store_writable`` 0): for 5m
-  (``store_unwritable_for``); the probe still probes, but records nothing, and its daily cost
-  cap cannot count what it spends.
+  (``store_unwritable_for``); the probe still probes, but records nothing.
 
 Auth failures, quota refusals, required paths missing after a 200, missing contracted usage
 and drift fire on any increase in the window: each one is a broken promise, not noise. "Any
@@ -375,9 +374,8 @@ def build_alert_rules(
             description=f"the probe's store has refused writes for "
             f"{t.store_unwritable_for} (the alert's instance label names the probe): probes "
             "still run and probe_success still moves, but "
-            "nothing is recorded (the page, /api/summary, drift, the cost ledger) and the daily "
-            "cost cap no longer sees the spend. probe_store_write_errors_total{reason} and "
-            "/healthz say why.",
+            "nothing is recorded (the page, /api/summary, drift events, the cost ledger). "
+            "probe_store_write_errors_total{reason} and /healthz say why.",
             action="by reason: disk_full, free disk space under the probe's --db file; "
             "read_only, make the file and its directory writable by the probe; locked, stop "
             "the other process holding the database; io_error, check the disk. Writes resume "

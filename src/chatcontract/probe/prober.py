@@ -22,8 +22,9 @@ once reached, the rest of the day is skipped (``probe_paused{reason="daily_cost_
 
 Every stored row carries the target's identity (``simulated model=…`` or the base URL without
 credentials and the model). A write the store refuses (disk full) does not stop the cycle: the
-probe's verdict and metrics still count, the store remembers the error for ``/healthz`` and
-``probe_store_*``, and the next write that succeeds clears it.
+probe's verdict and metrics still count, its cost still counts towards the daily cap (kept in
+memory for the day), the store remembers the error for ``/healthz`` and ``probe_store_*``, and
+the next write that succeeds clears it.
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ class Prober:
         self._baseline_stamp: tuple[float, int] | None = None
         self._validate_stamp: tuple[float, int] | None = None
         self._drift_keys: set[str] = store.drift_keys()
+        # Spend of runs the store refused (disk full), by UTC day: the daily cap still counts
+        # it. Only the latest day is kept; those runs are never stored later, so never twice.
+        self._unrecorded_spend: dict[str, float] = {}
         metrics.restore(store, target=self.identity.key)
 
     @property
@@ -140,7 +144,8 @@ class Prober:
         day = utc_day(self._clock() if now is None else now)
         return CostStatus(
             day=day,
-            spent_usd=self.store.spent_on(day, target=self.identity.key),
+            spent_usd=self.store.spent_on(day, target=self.identity.key)
+            + self._unrecorded_spend.get(day, 0.0),
             cap_usd=self.contract.policy.probe.daily_cost_cap_usd,
         )
 
@@ -358,7 +363,12 @@ class Prober:
             budget_ms=request.budget_ms,
             target=self.identity.key,
         )
-        self._store_write(self.store.record_run, run)
+        # record_runs returns the count stored; _store_write None when the store refused.
+        if self._store_write(self.store.record_runs, (run,)) is None and run.cost_usd > 0:
+            day = utc_day(run.started_at)
+            if day not in self._unrecorded_spend:
+                self._unrecorded_spend.clear()
+            self._unrecorded_spend[day] = self._unrecorded_spend.get(day, 0.0) + run.cost_usd
         if request.probe != "invalid_request":
             # A deliberate bad request is not traffic: it must not trip validation alerts.
             self.metrics.exchange(exchange)
