@@ -173,6 +173,23 @@ def test_probe_alert_waits_three_probe_intervals(contract_factory, interval_s, e
     assert rules["LLMProbeFailing"]["for"] == expected_for
 
 
+@pytest.mark.parametrize(
+    ("interval_s", "said"),
+    [
+        (60, "has failed on every run for 5m (at least 5m, more than 3 probe intervals of 60 s)"),
+        (300, "has failed on every run for 15m (3 probe intervals of 300 s)"),
+    ],
+    ids=["floor", "three-intervals"],
+)
+def test_probe_alert_says_how_long_it_waited_truly(contract_factory, interval_s, said):
+    # 5m is not "3 intervals of 60 s": the description said so, under the 5m floor.
+    contract = contract_factory(
+        **{"policy.probe": {"interval_s": interval_s, "max_tokens": 64, "daily_cost_cap_usd": 0.5}}
+    )
+    _, rules = _rules(contract)
+    assert said in rules["LLMProbeFailing"]["annotations"]["description"]
+
+
 def test_custom_thresholds_are_used_and_documented_in_the_header(contract):
     thresholds = AlertThresholds(schema_invalid_ratio=0.002, window="15m")
     text = render_alert_rules(contract, thresholds)

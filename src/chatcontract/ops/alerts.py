@@ -199,6 +199,14 @@ def _probe_for(contract: Contract, intervals: int) -> str:
     return f"{minutes}m"
 
 
+def _probe_for_why(contract: Contract, intervals: int) -> str:
+    """Why the probe alert waits as long as it does, in the words of the numbers used."""
+    interval_s = contract.policy.probe.interval_s
+    if intervals * interval_s >= 300:
+        return f"{intervals} probe intervals of {interval_s:g} s"
+    return f"at least 5m, more than {intervals} probe intervals of {interval_s:g} s"
+
+
 def _any_increase(series: str, *, labels: str, window: str) -> str:
     """PromQL firing on any increase of ``series`` in ``window``, summed by ``labels``.
 
@@ -359,9 +367,9 @@ def build_alert_rules(
             f"unless on (provider)\n(max by (provider) (probe_paused{{{sel}}}) > 0)",
             for_=_probe_for(contract, t.probe_failure_intervals),
             summary=f"{contract.provider}: synthetic probe {{{{ $labels.probe }}}} failing",
-            description=f"probe {{{{ $labels.probe }}}} has failed for "
+            description=f"probe {{{{ $labels.probe }}}} has failed on every run for "
             f"{_probe_for(contract, t.probe_failure_intervals)} "
-            f"({t.probe_failure_intervals} intervals of {contract.policy.probe.interval_s} s): "
+            f"({_probe_for_why(contract, t.probe_failure_intervals)}): "
             "the contract clause it asserts does not hold.",
         ),
         AlertRule(
