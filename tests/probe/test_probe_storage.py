@@ -92,6 +92,7 @@ def _app(store: ProbeStore, prober: Prober, registry: CollectorRegistry, clock: 
         contract=target.contract,
         metrics=prober.metrics,
         target=summary_target(target.base_url, simulated=target.simulated, model=target.model),
+        unrecorded_spend=prober.unrecorded_spend,  # as `chatcontract probe` wires them
     )
 
 
@@ -423,11 +424,10 @@ def test_a_storage_outage_is_logged_once(
     assert len(failures) == 1
 
 
-def test_the_daily_cost_cap_counts_spend_the_full_disk_did_not_record(
-    simulator: SimulatorServer, store: ProbeStore, make_prober: ProberFactory, clock: FakeClock
-) -> None:
-    # The cap read the day's spend from the store alone: with the disk full no probe's cost was
-    # recorded, so a probe against a priced endpoint never paused, however much it spent.
+def _priced_prober(
+    simulator: SimulatorServer, make_prober: ProberFactory, registry: CollectorRegistry
+) -> Prober:
+    """A probe whose first call reaches the daily cap (~40 tokens at $100/M, cap $0.001)."""
     base = contract_for(simulator)
     prices = {
         model: Prices(input_per_million=100.0, output_per_million=100.0)
@@ -437,13 +437,21 @@ def test_the_daily_cost_cap_counts_spend_the_full_disk_did_not_record(
     contract = dataclasses.replace(
         base, policy=dataclasses.replace(base.policy, prices=prices, probe=probe)
     )
-    registry = CollectorRegistry()
-    prober = make_prober(
+    return make_prober(
         target_for(simulator, contract=contract),
         registry=registry,
         kinds=("non_streaming",),
         large_every=0,
     )
+
+
+def test_the_daily_cost_cap_counts_spend_the_full_disk_did_not_record(
+    simulator: SimulatorServer, store: ProbeStore, make_prober: ProberFactory, clock: FakeClock
+) -> None:
+    # The cap read the day's spend from the store alone: with the disk full no probe's cost was
+    # recorded, so a probe against a priced endpoint never paused, however much it spent.
+    registry = CollectorRegistry()
+    prober = _priced_prober(simulator, make_prober, registry)
     FullDisk(store).full = True
 
     first = prober.run_cycle()
@@ -455,3 +463,20 @@ def test_the_daily_cost_cap_counts_spend_the_full_disk_did_not_record(
 
     clock.advance(120)  # past midnight UTC: a new day's cap
     assert len(prober.run_cycle().outcomes) == 1
+
+
+async def test_the_page_says_paused_when_the_unrecorded_spend_reached_the_cap(
+    simulator: SimulatorServer, store: ProbeStore, make_prober: ProberFactory, clock: FakeClock
+) -> None:
+    # /api/summary read the spend from the store alone: the prober paused while the page
+    # said "not paused" and a cost of $0 today.
+    registry = CollectorRegistry()
+    prober = _priced_prober(simulator, make_prober, registry)
+    FullDisk(store).full = True
+    assert prober.run_cycle().paused
+    app = _app(store, prober, registry, clock)
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://probe") as client:
+        cost = (await client.get("/api/summary")).json()["cost"]
+    assert cost["paused"] is True
+    assert cost["spent_today_usd"] >= cost["daily_cap_usd"] > 0

@@ -225,6 +225,7 @@ def _serve(
             contract=target.contract,
             metrics=metrics,
             target=summary_target(target.base_url, simulated=target.simulated, model=target.model),
+            unrecorded_spend=prober.unrecorded_spend,
         )
         seconds = interval or float(target.contract.policy.probe.interval_s)
         scheduler = Scheduler(clock=time.time, rng=random.Random(), interval_s=seconds)  # noqa: S311 - jitter, not crypto

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import sqlite3
+from collections.abc import Callable
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -34,6 +35,7 @@ from starlette.routing import BaseRoute, Route
 
 from chatcontract.contract import Contract
 
+from .cost import utc_day
 from .metrics import ProbeMetrics
 from .schedule import Clock
 from .store import ProbeStore
@@ -94,6 +96,7 @@ def create_probe_app(
     contract: Contract,
     target: TargetSummary | None = None,
     metrics: ProbeMetrics | None = None,
+    unrecorded_spend: Callable[[str], float] | None = None,
 ) -> Starlette:
     """The probe ASGI app.
 
@@ -105,6 +108,9 @@ def create_probe_app(
         target: what is probed (default: the contract's endpoint and model).
         metrics: the probe series already on ``registry`` (the prober's); when omitted they
             are registered here and restored from the store.
+        unrecorded_spend: the prober's spend the store refused on a UTC day
+            (``Prober.unrecorded_spend``), so the page's cost and pause say what the prober
+            counts while the disk is full.
     """
     shown_target = target or summary_target(
         contract.endpoint.base_url, simulated=False, model=contract.model
@@ -162,9 +168,16 @@ def create_probe_app(
                 {"error": f"hours must be a whole number from 1 to {MAX_WINDOW_HOURS}"},
                 status_code=400,
             )
+        now = clock()
+        extra = 0.0 if unrecorded_spend is None else unrecorded_spend(utc_day(now))
         try:
             data = build_summary(
-                store, contract=contract, target=shown_target, now=clock(), hours=hours
+                store,
+                contract=contract,
+                target=shown_target,
+                now=now,
+                hours=hours,
+                unrecorded_spend_usd=extra,
             )
         except sqlite3.Error:
             return _json({"error": "the probe store does not answer"}, status_code=503)

@@ -140,12 +140,16 @@ class Prober:
 
     # -- the cycle ----------------------------------------------------------------------------
 
+    def unrecorded_spend(self, day: str) -> float:
+        """USD spent on ``day`` (UTC, ``YYYY-MM-DD``) by probes the store refused to record."""
+        return self._unrecorded_spend.get(day, 0.0)
+
     def cost_status(self, now: float | None = None) -> CostStatus:
         day = utc_day(self._clock() if now is None else now)
         return CostStatus(
             day=day,
             spent_usd=self.store.spent_on(day, target=self.identity.key)
-            + self._unrecorded_spend.get(day, 0.0),
+            + self.unrecorded_spend(day),
             cap_usd=self.contract.policy.probe.daily_cost_cap_usd,
         )
 

@@ -287,8 +287,13 @@ def build_summary(
     target: TargetSummary,
     now: float,
     hours: int = DEFAULT_WINDOW_HOURS,
+    unrecorded_spend_usd: float = 0.0,
 ) -> Summary:
-    """The summary of the ``hours`` before ``now`` (epoch seconds)."""
+    """The summary of the ``hours`` before ``now`` (epoch seconds).
+
+    ``unrecorded_spend_usd``: today's spend the store could not record (disk full), which the
+    running probe still counts towards its daily cap (``Prober.unrecorded_spend``).
+    """
     if not 1 <= hours <= MAX_WINDOW_HOURS:
         raise ValueError(f"hours must be between 1 and {MAX_WINDOW_HOURS}, got {hours}")
     since = now - hours * 3600
@@ -346,7 +351,7 @@ def build_summary(
         if (samples := by_size.get(size))
     }
     cap = contract.policy.probe.daily_cost_cap_usd
-    spent = store.spent_on(utc_day(now), target=key)
+    spent = store.spent_on(utc_day(now), target=key) + unrecorded_spend_usd
     validation = store.last_validation(target=key)
     return Summary(
         generated_at=_iso(now) or "",
