@@ -335,6 +335,56 @@ def test_a_retry_after_above_the_cap_sends_no_retry(store: ProbeStore, clock: Fa
     assert transport.sent[1][0] - transport.sent[0][0] < 1.0
 
 
+class LargeAsks(httpx2.BaseTransport):
+    """The real transport; a request with a large prompt asks the simulator for ``scenario``."""
+
+    def __init__(self, scenario: str) -> None:
+        self.inner = httpx2.HTTPTransport()
+        self.scenario = scenario
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        if len(request.content) > 4096:  # the large prompt is about 7 KB, the short one tiny
+            request.headers[SCENARIO_HEADER] = self.scenario
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_prompt_size_that_always_fails_keeps_probe_success_at_0(
+    simulator: SimulatorServer, store: ProbeStore, clock: FakeClock
+) -> None:
+    # The large prompt (every 5th cycle) fails every time: the gauge was the last run only, so
+    # it read 0 for one cycle in five and LLMProbeFailing (for: 5 intervals) never fired.
+    target = target_for(simulator)
+    registry = CollectorRegistry()
+    transport = LargeAsks("quota_exhausted")  # refused at once: no retry, no backoff
+    prober = Prober(
+        target=target,
+        store=store,
+        clock=clock,
+        inner=transport,
+        metrics=ProbeMetrics(registry, contract=target.contract),
+        options=ProberOptions(kinds=("non_streaming",), large_every=5, last_validate_path=None),
+    )
+    seen = []
+    try:
+        for index in range(11):
+            if index == 6:
+                transport.scenario = "ok"  # the large prompt passes from its next run on
+            outcomes = prober.run_cycle().outcomes
+            clock.advance(60)
+            seen.append(sample_value(registry, "probe_success", probe="non_streaming"))
+            if index in (0, 5):
+                assert [(o.prompt_size, o.ok) for o in outcomes] == [
+                    ("short", True),
+                    ("large", False),
+                ]
+    finally:
+        prober.close()
+    assert seen == [0.0] * 10 + [1.0]
+
+
 @pytest.fixture
 def failing_and_backup() -> Iterator[tuple[SimulatorServer, SimulatorServer]]:
     with SimulatorServer(scenario="server_error") as primary, SimulatorServer() as backup:

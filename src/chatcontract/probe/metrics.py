@@ -3,7 +3,8 @@
 Besides the ``llm_*`` call families (from ``chatcontract.telemetry.prometheus.PrometheusSink``
 when it is installed, fed with every probe Exchange), the probe adds:
 
-- ``probe_success{probe}``: 1 when the last run of that probe kind passed, else 0;
+- ``probe_success{probe}``: 1 when the last run of that probe kind passed (of each prompt size
+  it runs), else 0;
 - ``probe_last_success_timestamp_seconds{probe}``;
 - ``probe_paused{reason}``: 1 while probing is paused (``daily_cost_cap``);
 - ``llm_contract_drift_total{kind}``: drift events (deduplicated) by kind;
@@ -84,7 +85,7 @@ class ProbeMetrics:
         self.contract = contract
         self.success = Gauge(
             "probe_success",
-            "1 when the last run of this probe kind passed.",
+            "1 when the last run of this probe kind (of each prompt size) passed.",
             ["provider", "probe"],
             registry=registry,
         )
@@ -145,6 +146,8 @@ class ProbeMetrics:
         self._drift_counted: set[str] = set()
         self._drift_newest: float | None = None
         self._store_errors_seen: dict[str, int] = {}
+        # The last verdict of each prompt size, by probe kind (this process's runs).
+        self._last_ok: dict[str, dict[str | None, bool]] = {}
         self.store_writable.labels(provider=provider).set(1)
         for reason in WRITE_ERROR_REASONS:
             self.store_write_errors.labels(provider=provider, reason=reason)
@@ -177,8 +180,22 @@ class ProbeMetrics:
         """Feed a retry / fallback decision to the llm_* families."""
         self.telemetry.event(event)
 
-    def probe_result(self, probe: str, *, ok: bool, at: float) -> None:
-        self.success.labels(provider=self._provider, probe=probe).set(1 if ok else 0)
+    def probe_result(
+        self, probe: str, *, ok: bool, at: float, prompt_size: str | None = None
+    ) -> None:
+        """Set ``probe_success`` from this run and the last run of each other prompt size.
+
+        ``non_streaming`` runs a large prompt every few cycles: were the gauge the last run
+        alone, a large prompt failing every time would read 0 for one cycle in five (and a
+        short one failing every time 1 for one in five), and ``LLMProbeFailing`` (``for:`` a
+        few intervals) would never fire. It is 0 while the last run of any prompt size this
+        process ran failed.
+        """
+        with self._lock:
+            sizes = self._last_ok.setdefault(probe, {})
+            sizes[prompt_size] = ok
+            passing = all(sizes.values())
+        self.success.labels(provider=self._provider, probe=probe).set(1 if passing else 0)
         if ok:
             self.last_success.labels(provider=self._provider, probe=probe).set(at)
 

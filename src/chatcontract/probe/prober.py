@@ -229,7 +229,9 @@ class Prober:
                 first=exchange,
                 deadline=deadline,
             )
-        self.metrics.probe_result(kind, ok=outcome.ok, at=outcome.runs[-1].started_at)
+        self.metrics.probe_result(
+            kind, ok=outcome.ok, at=outcome.runs[-1].started_at, prompt_size=request.prompt_size
+        )
         return outcome, events
 
     def _recover(
