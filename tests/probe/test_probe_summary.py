@@ -272,6 +272,27 @@ def test_a_retry_whose_first_attempt_is_before_the_window_is_not_a_probe(
     assert summary(store)["totals"] == {"probes": 1, "success": 1, "failure": 0}
 
 
+def test_a_probe_whose_large_prompt_fails_is_not_passing(store: ProbeStore) -> None:
+    # The large prompt runs every 5th cycle: the latest run alone (a short one) said passing.
+    store.record_runs(
+        [
+            make_run(NOW - 30 * HOUR, prompt_size="large", ok=False, kind="http"),  # too old
+            make_run(NOW - 20 * HOUR, probe="streaming", prompt_size=None),
+            make_run(NOW - 300, prompt_size="short"),
+            make_run(NOW - 299, prompt_size="large", ok=False, kind="http", category="upstream"),
+            make_run(NOW - 240, prompt_size="short"),
+            make_run(NOW - 60, probe="streaming", prompt_size=None),
+        ]
+    )
+    probes = summary(store)["probes"]
+    assert probes["non_streaming"]["last_ok"] is False
+    assert probes["streaming"]["last_ok"] is True
+    store.record_runs([make_run(NOW - 1, prompt_size="large")])
+    assert summary(store)["probes"]["non_streaming"]["last_ok"] is True
+    store.record_runs([make_run(NOW - 0.5, prompt_size="short", ok=False, kind="http")])
+    assert summary(store)["probes"]["non_streaming"]["last_ok"] is False
+
+
 def test_rates(seeded: ProbeStore) -> None:
     rates = summary(seeded)["rates"]
     assert rates["schema_valid"] == pytest.approx(

@@ -266,7 +266,9 @@ def _from_store(
         others = store.other_targets(target.key, since=since)
         failing = [
             kind
-            for kind, state in store.probe_states(PROBE_KINDS, target=target.key).items()
+            for kind, state in store.probe_states(
+                PROBE_KINDS, target=target.key, since=since
+            ).items()
             if state.last_ok is False
         ]
     if observation.samples == 0:

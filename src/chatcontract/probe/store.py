@@ -87,7 +87,7 @@ Synchronous = Literal["NORMAL", "FULL"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProbeState:
-    """The latest primary-route run of one probe kind."""
+    """The latest primary-route run of one probe kind (``last_ok``: see ``probe_states``)."""
 
     last_run_at: float | None
     last_success_at: float | None
@@ -536,9 +536,18 @@ class ProbeStore:
         return float(row[0]) if row and row[0] is not None else 0.0
 
     def probe_states(
-        self, kinds: Sequence[str] = PROBE_KINDS, *, target: str | None = None
+        self,
+        kinds: Sequence[str] = PROBE_KINDS,
+        *,
+        target: str | None = None,
+        since: float | None = None,
     ) -> dict[str, ProbeState]:
-        """The latest primary-route run and success per probe kind (kinds never run omitted)."""
+        """The latest primary-route run and success per probe kind (kinds never run omitted).
+
+        With ``since``, ``last_ok`` is whether the latest run of each prompt size run since
+        then passed (``non_streaming`` runs a large prompt every few cycles: the latest run
+        alone says "passing" for four cycles in five while the large prompt always fails).
+        """
         states: dict[str, ProbeState] = {}
         for kind in kinds:
             last = self.fetchone(
@@ -548,6 +557,9 @@ class ProbeStore:
             )
             if last is None:
                 continue
+            last_ok = bool(last[1])
+            if since is not None and last_ok:
+                last_ok = self._every_size_passed(kind, target=target, since=since)
             success = self.fetchone(
                 "SELECT started_at FROM probe_runs WHERE probe = ? AND ok = 1 "
                 "AND route = 'primary' AND (? IS NULL OR target = ?) "
@@ -557,9 +569,27 @@ class ProbeStore:
             states[kind] = ProbeState(
                 last_run_at=float(last[0]),
                 last_success_at=None if success is None else float(success[0]),
-                last_ok=bool(last[1]),
+                last_ok=last_ok,
             )
         return states
+
+    def _every_size_passed(self, kind: str, *, target: str | None, since: float) -> bool:
+        sizes = self.fetchall(
+            "SELECT DISTINCT prompt_size FROM probe_runs WHERE probe = ? AND route = 'primary' "
+            "AND (? IS NULL OR target = ?) AND started_at >= ?",
+            (kind, target, target, since),
+        )
+        for (size,) in sizes:
+            row = self.fetchone(
+                "SELECT ok FROM probe_runs WHERE probe = ? AND route = 'primary' "
+                "AND (prompt_size = ? OR (prompt_size IS NULL AND ? IS NULL)) "
+                "AND (? IS NULL OR target = ?) AND started_at >= ? "
+                "ORDER BY started_at DESC LIMIT 1",
+                (kind, size, size, target, target, since),
+            )
+            if row is not None and not row[0]:
+                return False
+        return True
 
     def last_validation(self, *, target: str | None = None) -> ValidationRun | None:
         """The newest validation run of ``target`` (None: of any target)."""

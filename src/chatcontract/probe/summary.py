@@ -385,7 +385,7 @@ def build_summary(
                 last_success_at=_iso(state.last_success_at),
                 last_ok=state.last_ok,
             )
-            for kind, state in store.probe_states(PROBE_KINDS, target=key).items()
+            for kind, state in store.probe_states(PROBE_KINDS, target=key, since=since).items()
         },
         last_validation=None
         if validation is None
