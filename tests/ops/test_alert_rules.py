@@ -157,7 +157,11 @@ def test_latency_threshold_comes_from_the_contract_deadline(contract_factory):
     )
     _, rules = _rules(contract)
     assert rules["LLMLatencyNearDeadline"]["expr"].rstrip().endswith("> 16000")
-    assert "20000 ms" in rules["LLMClientTimeoutRate"]["annotations"]["description"]
+    description = rules["LLMClientTimeoutRate"]["annotations"]["description"]
+    assert "total_ms = 20000 ms" in description
+    # Most client timeouts are not the deadline: a silent first byte, a stall, a connect.
+    assert "first_byte_ms = 5000 ms" in description and "first_token_ms = 5000 ms" in description
+    assert "code label" in description
 
 
 @pytest.mark.parametrize(

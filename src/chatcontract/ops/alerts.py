@@ -250,7 +250,8 @@ def build_alert_rules(
         return _any_increase(series, labels=labels, window=window)
 
     where = "{{ $labels.model }} via route {{ $labels.route }}"
-    total_ms = contract.policy.timeouts.total_ms
+    timeouts = contract.policy.timeouts
+    total_ms = timeouts.total_ms
     latency_limit = round(total_ms * t.latency_budget_fraction)
     rules = [
         AlertRule(
@@ -325,8 +326,12 @@ def build_alert_rules(
             for_="10m",
             summary=f"{contract.provider}: client timeouts above "
             f"{_percent(t.client_timeout_ratio)} of requests",
-            description=f"{{{{ $value | humanizePercentage }}}} of requests to {where} hit the "
-            f"client deadline over {w} (policy.timeouts.total_ms = {total_ms} ms).",
+            description=f"{{{{ $value | humanizePercentage }}}} of requests to {where} timed "
+            f"out on our side over {w}: a connect, first byte (first_byte_ms = "
+            f"{timeouts.first_byte_ms} ms), first token (first_token_ms = "
+            f"{timeouts.first_token_ms} ms) or stall (idle_ms = {timeouts.idle_ms} ms) limit, or "
+            f"the call's deadline (total_ms = {total_ms} ms). The code label of "
+            "llm_client_timeout_total says which.",
         ),
         AlertRule(
             name="LLMLatencyNearDeadline",
