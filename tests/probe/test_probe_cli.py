@@ -14,12 +14,15 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from probe_helpers import make_run
 
 from chatcontract.cli import main
-from chatcontract.cli.probe_cmd import parse_interval, parse_listen
+from chatcontract.cli.probe_cmd import _describe, _log_cycle, parse_interval, parse_listen
 from chatcontract.contract import dump, load_preset
 from chatcontract.errors import UsageError
 from chatcontract.probe import ProbeStore
+from chatcontract.probe.cost import CostStatus
+from chatcontract.probe.runner import CycleResult, ProbeOutcome
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -271,3 +274,46 @@ def test_a_key_sent_unencrypted_beyond_loopback_is_warned_about(
     assert code == 0, err
     assert ("the API key and every probe travel unencrypted" in err) is warned
     assert "sk-test-not-a-real-key" not in err
+
+
+def test_a_probe_line_shows_the_verdict_attempts_latency_and_names_the_large_prompt(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A 429 answered in 3 ms, then a retry that passed in 850 ms: "pass ... 3 ms" was the
+    # failed attempt's latency. The daemon's cycle line said "failed: non_streaming,
+    # non_streaming" for the short and the large prompt.
+    first = make_run(0.0, ok=False, kind="http", category="rate_limit", total_ms=3.0)
+    retry = make_run(1.0, attempt=2, total_ms=850.0)
+    fallback = make_run(2.0, route="smaller-model", attempt=3, total_ms=5.0)
+    passed = ProbeOutcome(
+        probe="non_streaming",
+        prompt_size="short",
+        ok=True,
+        failure=None,
+        runs=(first, retry),
+        retried=True,
+        retry_ok=True,
+    )
+    failed = ProbeOutcome(
+        probe="non_streaming",
+        prompt_size="large",
+        ok=False,
+        failure=None,
+        runs=(first, fallback),
+        fallback_route="smaller-model",
+        fallback_ok=True,
+    )
+    assert _describe(passed).startswith("pass  non_streaming (short)  850 ms")
+    assert _describe(failed).startswith("FAIL  non_streaming (large)  3 ms")
+    cycle = CycleResult(
+        at=0.0,
+        index=0,
+        outcomes=(passed, dataclasses.replace(passed, ok=False), failed),
+        skipped=(),
+        paused=False,
+        drift=(),
+        cost=CostStatus(day="1970-01-01", spent_usd=0.0, cap_usd=1.0),
+    )
+    with ProbeStore.open(":memory:") as store:
+        _log_cycle(cycle, store)
+    assert "1/3 passed (failed: non_streaming, non_streaming (large))" in capsys.readouterr().err

@@ -321,8 +321,9 @@ def _banner(target: Target, args: argparse.Namespace, baseline: str | None, prob
 
 def _describe(outcome: ProbeOutcome) -> str:
     size = f" ({outcome.prompt_size})" if outcome.probe == "non_streaming" else ""
-    first = outcome.runs[0]
-    latency = f"{first.total_ms:.0f} ms" if first.total_ms is not None else "-"
+    # The verdict is the primary route's final attempt (a retry's, when there was one).
+    verdict = [run for run in outcome.runs if run.route == "primary"][-1]
+    latency = f"{verdict.total_ms:.0f} ms" if verdict.total_ms is not None else "-"
     line = f"{'pass' if outcome.ok else 'FAIL'}  {outcome.probe}{size}  {latency}"
     failure = outcome.failure
     if failure is not None and not outcome.ok:
@@ -369,7 +370,11 @@ def _print_cycle(result: CycleResult) -> None:
 def _log_cycle(result: CycleResult, store: ProbeStore) -> None:
     at = dt.datetime.fromtimestamp(result.at, dt.UTC).strftime("%H:%M:%SZ")
     passed = sum(1 for outcome in result.outcomes if outcome.ok)
-    failed = [o.probe for o in result.outcomes if not o.ok]
+    failed = [
+        o.probe + (" (large)" if o.prompt_size == "large" else "")
+        for o in result.outcomes
+        if not o.ok
+    ]
     line = f"{at} cycle {result.index + 1}: {passed}/{len(result.outcomes)} passed"
     if failed:
         line += f" (failed: {', '.join(failed)})"
