@@ -412,6 +412,8 @@ MEASURE = """(() => {
     review: text('[data-tile="review"] .figure'),
     reviewStatus: document.querySelector('[data-tile="review"]').className,
     usage: text('[data-tile="usage_available"] .figure'),
+    timeoutSub: text('[data-tile="client_timeout"] .sub'),
+    latencyHint: text("#h-latency + .hint"),
     quotaStatus: document.querySelector('[data-tile="quota"]').className,
     paused: text('[data-banner="paused"]'),
     probes: all("#probe-table tbody tr").map((row) => row.dataset.probe),
@@ -456,6 +458,9 @@ def test_charts_and_tiles_render_the_summary(page: Page) -> None:
     assert seen["review"] == "overdue 9 days"
     assert "status-act" in seen["reviewStatus"]
     assert seen["usage"] == "—"
+    # Rates of calls, latency of successful probes: the page says which.
+    assert seen["timeoutSub"].startswith("Calls (retries and fallback calls included)")
+    assert "failed or timed out is not in these figures" in " ".join(seen["latencyHint"].split())
     assert "status-act" in seen["quotaStatus"]
     assert seen["paused"].startswith("Probing paused.")
     assert seen["probes"] == ["non_streaming", "streaming", "usage_capture"]

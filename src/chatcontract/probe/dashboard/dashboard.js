@@ -33,7 +33,7 @@ const SCHEMA_VALID = { good: "high", watch: 0.99, act: 0.95 };
 const RATE_TILES = [
   {
     key: "client_timeout", label: "Client timeouts", good: "low", watch: 0.01, act: 0.05,
-    help: "Probes that failed because the client-side deadline fired.",
+    help: "Calls (retries and fallback calls included) that a client-side time limit ended.",
   },
   {
     key: "fallback_activation", label: "Fallback activations", good: "low", watch: 0.01,
@@ -379,7 +379,8 @@ function renderLatency(summary) {
   const { rows, times } = timeline(summary);
   Charts.lines(document.getElementById("chart-latency-time"), {
     title: "Latency p50 and p95 per hour",
-    desc: "Total request latency per hour, median and 95th percentile.",
+    desc: "Total request latency per hour, median and 95th percentile, of the successful "
+      + "short non_streaming probes (failed and timed-out calls are not in it).",
     times, format: fmtMs,
     series: LATENCY_SERIES.map((se) => ({ ...se, values: rows.map((row) => row[se.field]) })),
   });
