@@ -61,6 +61,15 @@ def test_each_holder_of_secrets_takes_one_given_as_a_string(kind, tmp_path):
         assert ledger._secrets == (secret,)
 
 
+def test_a_ledger_given_a_secret_that_is_not_a_string_says_so(tmp_path):
+    from chatcontract.contract import load_preset
+    from chatcontract.errors import ConfigError
+    from chatcontract.telemetry import UsageLedger
+
+    with pytest.raises(ConfigError, match="UsageLedger secrets takes strings"):
+        UsageLedger(tmp_path / "ledger", contract=load_preset("cometapi"), secrets=[b"raw"])
+
+
 def test_plain_text_is_untouched():
     assert redact_text("model name is required") == "model name is required"
 

@@ -308,7 +308,10 @@ class UsageLedger:
         )
         self.records_written = 0
         self.write_errors = 0
-        self._secrets = known_secrets(secrets)
+        try:
+            self._secrets = known_secrets(secrets)
+        except TypeError as exc:
+            raise ConfigError(f"UsageLedger {exc}") from None
         self._clock = clock
         self._lock = threading.Lock()
         self._day: str | None = None
