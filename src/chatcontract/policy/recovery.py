@@ -67,6 +67,7 @@ TOLERATED_CODES = frozenset(
         "negative_usage",
         "usage_exceeds_max_tokens",
         "data_after_done",
+        "stream_content_type",
     }
 )
 

@@ -399,6 +399,132 @@ def _failure_namer(observer: Observer, request: httpx2.Request) -> Callable[[Exc
     return named
 
 
+class _Sniffed(httpx2.SyncByteStream):
+    """A body whose first reads were taken to tell what it is (``CallObserver.sniff``): those
+    reads again, then the rest of the same iteration, or the failure that cut it short (told
+    to the observer already). Closing it closes both."""
+
+    def __init__(
+        self,
+        taken: list[bytes],
+        reads: Iterator[bytes],
+        stream: Any,
+        error: BaseException | None = None,
+    ) -> None:
+        self._taken = taken
+        self._reads = reads
+        self._stream = stream
+        self._error = error
+
+    def __iter__(self) -> Iterator[bytes]:
+        taken, self._taken = self._taken, []
+        yield from taken
+        if self._error is not None:
+            raise self._error
+        yield from self._reads
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._reads, "close", None)
+            if close is not None:
+                close()
+        finally:
+            close = getattr(self._stream, "close", None)
+            if close is not None:
+                close()
+
+
+class _AsyncSniffed(httpx2.AsyncByteStream):
+    """The async twin of ``_Sniffed``."""
+
+    def __init__(
+        self,
+        taken: list[bytes],
+        reads: AsyncIterator[bytes],
+        stream: Any,
+        error: BaseException | None = None,
+    ) -> None:
+        self._taken = taken
+        self._reads = reads
+        self._stream = stream
+        self._error = error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        taken, self._taken = self._taken, []
+        for piece in taken:
+            yield piece
+        if self._error is not None:
+            raise self._error
+        async for piece in self._reads:
+            yield piece
+
+    async def aclose(self) -> None:
+        try:
+            aclose = getattr(self._reads, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            aclose = getattr(self._stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def _sniff(stream: Iterable[bytes], observer: Observer, request: httpx2.Request) -> _Sniffed:
+    """Read a body the observer is ``sniffing`` until its first bytes say what it is (a
+    mislabelled stream, or a JSON answer to a streamed request): the body as it came, to hand
+    over. Within the reads' own limits (the guard's, the deadline's: the reads are the ones
+    the caller would have made); a failure is told to the observer and raised when the
+    caller reads that far, as it would have been; a stop (a cancellation) closes the body."""
+    reads = iter(stream)
+    taken: list[bytes] = []
+    error: BaseException | None = None
+    token = CURRENT_CLOCK.set(observer.clock)
+    try:
+        for piece in reads:
+            taken.append(piece)
+            if observer.sniff(piece):
+                break
+        else:
+            observer.end_sniff()
+    except Exception as exc:
+        error = _failure_namer(observer, request)(exc)
+        if error is not exc:
+            error.__cause__ = exc
+    except BaseException:
+        observer.closed()
+        _Sniffed([], reads, stream).close()
+        raise
+    finally:
+        CURRENT_CLOCK.reset(token)
+    return _Sniffed(taken, reads, stream, error)
+
+
+async def _asniff(stream: Any, observer: Observer, request: httpx2.Request) -> _AsyncSniffed:
+    """The async twin of ``_sniff``."""
+    reads = aiter(stream)
+    taken: list[bytes] = []
+    error: BaseException | None = None
+    token = CURRENT_CLOCK.set(observer.clock)
+    try:
+        async for piece in reads:
+            taken.append(piece)
+            if observer.sniff(piece):
+                break
+        else:
+            observer.end_sniff()
+    except Exception as exc:
+        error = _failure_namer(observer, request)(exc)
+        if error is not exc:
+            error.__cause__ = exc
+    except BaseException:
+        observer.closed()
+        await _AsyncSniffed([], reads, stream).aclose()
+        raise
+    finally:
+        CURRENT_CLOCK.reset(token)
+    return _AsyncSniffed(taken, reads, stream, error)
+
+
 class _Observing:
     """What both transports share: their arguments and settings, their sinks, and starting an
     observer. The sync and async classes add only the I/O calls (and their default inner
@@ -617,10 +743,17 @@ class InstrumentedTransport(_Observing, httpx2.BaseTransport):
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
-        observer.hand_back_in(response.extensions)
         if _already_read(response, observer):
+            observer.hand_back_in(response.extensions)
             return response
-        observed = _ObservedStream(response.stream, observer, request)  # type: ignore[arg-type]
+        stream: Any = response.stream
+        if observer.sniffing:  # once per response: a mislabelled answer to a stream request
+            stream = _sniff(stream, observer, request)
+        observer.hand_back_in(response.extensions)  # the stream parser, if it is one
+        if observer.exchange is not None:  # reading its first bytes failed: told already
+            response.stream = stream
+            return response
+        observed = _ObservedStream(stream, observer, request)
         observed.timed = not self._trace
         response.stream = observed
         return response
@@ -663,10 +796,16 @@ class AsyncInstrumentedTransport(_Observing, httpx2.AsyncBaseTransport):
         finally:
             CURRENT_CLOCK.reset(token)
         observer.on_response(response.status_code, response.headers)
-        observer.hand_back_in(response.extensions)
         if _already_read(response, observer):
+            observer.hand_back_in(response.extensions)
             return response
-        stream = response.stream
+        stream: Any = response.stream
+        if observer.sniffing:  # once per response: a mislabelled answer to a stream request
+            stream = await _asniff(stream, observer, request)
+        observer.hand_back_in(response.extensions)  # the stream parser, if it is one
+        if observer.exchange is not None:  # reading its first bytes failed: told already
+            response.stream = stream
+            return response
         # The aiohttp wire's body feeds the observer itself (no layer per read); its reads
         # keep to the call's deadline with a timer of their own.
         observe_reads = getattr(stream, "observe_reads", None)

@@ -92,6 +92,13 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 #: a few KiB; an uncompressed stream has no such cap, as each byte of it crossed the network).
 MAX_DECODED_STREAM_BYTES = 64 * 1024 * 1024
 
+#: The most bytes of a mislabelled answer to a streamed request (a 2xx whose ``Content-Type``
+#: is not ``text/event-stream``) read to tell an SSE stream from a JSON body by its first
+#: bytes (:meth:`CallObserver.sniff`), as received and, for a coded body, as decoded. A body
+#: still undecided past it (whitespace only, or coded data that decodes to nothing) is judged
+#: as a body, as every mislabelled answer was before.
+SNIFF_BYTES = 4096
+
 _perf_counter = time.perf_counter  # one global lookup per chunk instead of two
 
 # The request id headers, then a CDN trace id as the last resort for correlating a call.
@@ -492,6 +499,16 @@ class CallObserver:
     _undecodable = False
     _coding_error: str | None = None
     _over = False
+    _codings: tuple[str, ...] = ()
+    # A mislabelled 2xx answer to a streamed request: ``_sniffing`` until its first bytes say
+    # what it is (``sniff``), which ``_sniffed`` holds (decoded) meanwhile; ``_mislabelled``:
+    # they said SSE, and it is parsed as the stream it is.
+    _sniffing = False
+    _sniffed = b""
+    _sniffed_raw = 0
+    _sniff_decoder: BodyDecoder | None = None
+    _sniff_held: list[bytes] | None = None
+    _mislabelled = False
     exchange: Exchange | None = None
 
     def __init__(
@@ -559,8 +576,18 @@ class CallObserver:
 
     @property
     def stream(self) -> StreamParser | None:
-        """The call's stream parser, once the head said the answer is an SSE stream."""
+        """The call's stream parser, once the head (or, for a mislabelled answer, its first
+        bytes: :meth:`sniff`) said the answer is an SSE stream."""
         return self._stream
+
+    @property
+    def sniffing(self) -> bool:
+        """Whether the answer's first bytes must say what it is before it is read: a 2xx
+        answer to a streamed request whose ``Content-Type`` is not ``text/event-stream``
+        (a relay or proxy mislabelling the stream, or a provider ignoring ``stream``).
+        Give them to :meth:`sniff` before handing the response over (its stream parser is
+        then in place), then to :meth:`on_chunk` as usual."""
+        return self._sniffing
 
     # -- events ---------------------------------------------------------------------------
 
@@ -588,18 +615,92 @@ class CallObserver:
             self._use_coding(_codings_of(headers, items) or coding)
         self._headers = kept
         is_sse = "text/event-stream" in kept.get("content-type", "")
-        if is_sse and 200 <= status < 300 and not self._undecodable:
-            # Usage is owed only when this request asked for it: the openai SDK, by default,
-            # sends no ``stream_options`` and gets no usage chunk, rightly.
-            # Deferred: after the first token, reads are decoded a batch at a time (inline,
-            # before the stream's end returns) unless a reader (ChatClient) takes each delta.
-            self._stream = StreamParser(
-                contract=self._contract,
-                expect_usage=self._request.include_usage,
-                clock=_perf_counter,
-                defer=True,
-                windows=True,
-            )
+        if 200 <= status < 300 and not self._undecodable:
+            if is_sse:
+                self._stream = self._new_stream()
+            elif self._request.stream:  # mislabelled, or no stream at all: its bytes say
+                self._sniffing = True
+                self._sniff_held = []
+                self.on_chunk = self._on_sniffing_chunk  # type: ignore[method-assign]
+
+    def _new_stream(self) -> StreamParser:
+        """The parser of an SSE answer."""
+        # Usage is owed only when this request asked for it: the openai SDK, by default,
+        # sends no ``stream_options`` and gets no usage chunk, rightly.
+        # Deferred: after the first token, reads are decoded a batch at a time (inline,
+        # before the stream's end returns) unless a reader (ChatClient) takes each delta.
+        return StreamParser(
+            contract=self._contract,
+            expect_usage=self._request.include_usage,
+            clock=_perf_counter,
+            defer=True,
+            windows=True,
+        )
+
+    def sniff(self, data: bytes) -> bool:
+        """The next bytes of an answer that is :attr:`sniffing` (as received: a coded body
+        is decoded here, on the side, as far as :data:`SNIFF_BYTES`); True once its first
+        bytes said what it is (then, and for an answer not sniffing, at once): an SSE field
+        line (``data:``, ``event:``, ``id:``, ``retry:``) or a ``:`` comment is a stream,
+        parsed as one, with its ``Content-Type`` a tolerated contract violation when it is
+        whole and sound; anything else (``{``: a provider that ignored ``stream``) is a body,
+        judged as before. Undecided after :data:`SNIFF_BYTES`: a body. These bytes are not
+        fed: give them to :meth:`on_chunk` afterwards, as every other read. Never raises."""
+        if not self._sniffing:
+            return True
+        self._sniffed_raw += len(data)
+        room = SNIFF_BYTES - len(self._sniffed)
+        if self._decoder is not None:  # coded: what it decodes to says what it is
+            decoder = self._sniff_decoder
+            if decoder is None:
+                decoder = self._sniff_decoder = BodyDecoder(self._codings)
+            try:
+                data = b"".join(decoder.decode(data, room))
+            except CodingError:  # corrupt: judged as a body (``invalid_encoding``)
+                self._end_sniff(stream=False)
+                return True
+        sniffed = self._sniffed = self._sniffed + data[:room]
+        found = _sse_or_body(sniffed)
+        if found is None and max(len(sniffed), self._sniffed_raw) < SNIFF_BYTES:
+            return False
+        self._end_sniff(stream=found is True)
+        return True
+
+    def _end_sniff(self, *, stream: bool) -> None:
+        """The answer's first bytes said what it is: a stream (parsed from now on) or not."""
+        self._sniffing = False
+        self._sniffed = b""
+        self._sniff_decoder = None
+        if self._decoder is not None:
+            self.on_chunk = self._on_coded_chunk  # type: ignore[method-assign]
+        else:
+            vars(self).pop("on_chunk", None)
+        if stream:
+            self._mislabelled = True
+            self._stream = self._new_stream()
+
+    def _on_sniffing_chunk(self, chunk: bytes, at: float | None = None) -> None:
+        """:meth:`on_chunk` of an answer still :attr:`sniffing` (its reads not given to
+        :meth:`sniff` first): held until its first bytes say what it is, then fed."""
+        held = self._sniff_held
+        if held is None or not self._sniffing:  # decided by an earlier call: fed as it comes
+            self.on_chunk(chunk, at)
+            return
+        held.append(chunk)
+        if self.sniff(chunk):
+            self._feed_held(at)
+
+    def _feed_held(self, at: float | None = None) -> None:
+        held, self._sniff_held = self._sniff_held, None
+        for piece in held or ():
+            self.on_chunk(piece, at)
+
+    def end_sniff(self) -> None:
+        """The body ended, failed or was closed while :attr:`sniffing`: what came is a body
+        (judged as such), not a stream. Nothing when not sniffing."""
+        if self._sniffing:
+            self._end_sniff(stream=False)
+            self._feed_held()
 
     def on_chunk(self, chunk: bytes, at: float | None = None) -> None:
         """A body chunk passed through to the caller (``at``: when, default now)."""
@@ -623,6 +724,7 @@ class CallObserver:
         if codings is None:
             self._undecodable = True
         else:
+            self._codings = codings
             self._decoder = BodyDecoder(codings)
         self.on_chunk = self._on_coded_chunk  # type: ignore[method-assign]
 
@@ -631,7 +733,8 @@ class CallObserver:
         its content, whose codings it removed): it is not decoded a second time."""
         if self._decoder is not None:
             self._decoder = None
-            del self.on_chunk  # the bytes given are the body
+            if not self._sniffing:  # (sniffing: ``_end_sniff`` restores it)
+                del self.on_chunk  # the bytes given are the body
 
     def _on_coded_chunk(self, chunk: bytes, at: float | None = None) -> None:
         """:meth:`on_chunk` of a body with a content coding: its decoded bytes are what the
@@ -696,6 +799,19 @@ class CallObserver:
             )
         return None
 
+    def _mislabelled_failure(self, status: int) -> Failure:
+        """A whole, sound stream that came with another ``Content-Type`` than SSE's: a
+        tolerated contract violation (the caller has its answer)."""
+        content_type = self._headers.get("content-type")
+        label = "no Content-Type" if content_type is None else f"Content-Type {content_type[:64]!r}"
+        return self._contract_failure(
+            "stream_content_type",
+            f"the stream came with {label}, not text/event-stream (read as the SSE stream it "
+            "is; a client that goes by the Content-Type fails it)",
+            status,
+            kind="http",
+        )
+
     def _contract_failure(
         self, code: str, message: str, status: int, *, kind: Kind = "parser"
     ) -> Failure:
@@ -723,6 +839,7 @@ class CallObserver:
         when the call's deadline passed and ``stream_stalled`` otherwise; any other failure
         (the peer reset the connection or closed it inside the HTTP body) is ``dropped``,
         which is a network failure, unlike a clean close without ``finish_reason`` (``cut``)."""
+        self.end_sniff()
         if self._stream is not None and self._status is not None:
             import httpx2
 
@@ -787,6 +904,7 @@ class CallObserver:
         error, ``[DONE]``, a body past its size limit, corrupt coded data)."""
         if self.exchange is not None:
             return self.exchange
+        self.end_sniff()
         ended = at or time.perf_counter()
         status = self._status if self._status is not None else 0
         coded = self._coding is not None
@@ -812,6 +930,8 @@ class CallObserver:
                 )
             if coded:  # corrupt or too large: what the parser saw was not the whole stream
                 failure = self._coding_failure(status) or failure
+            if self._mislabelled and failure is None and result.verdict is not _CLOSED:
+                failure = self._mislabelled_failure(status)
             response = self._response_facts(
                 status,
                 result,
@@ -998,6 +1118,31 @@ class CallObserver:
             except Exception as exc:  # a sink never fails the call it observes
                 on_error(sink, exc)
         return exchange
+
+
+_CLOSED = StreamVerdict.CLOSED
+#: What an SSE stream may begin with (after blank lines): a field line or a comment.
+_SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
+_BOM = b"\xef\xbb\xbf"
+
+
+def _sse_or_body(prefix: bytes) -> bool | None:
+    """Whether a body beginning with ``prefix`` is an SSE stream (True) or not (False: a JSON
+    body, or anything else); None while ``prefix`` is too short to tell (empty, whitespace,
+    part of a byte order mark or of a field name)."""
+    if len(prefix) < len(_BOM) and _BOM.startswith(prefix):
+        return None
+    if prefix.startswith(_BOM):
+        prefix = prefix[len(_BOM) :]
+    head = prefix.lstrip()
+    if not head:
+        return None
+    for start in _SSE_STARTS:
+        if head.startswith(start):
+            return True
+        if start.startswith(head):  # cut inside a field name
+            return None
+    return False
 
 
 def _digest(paths: tuple[str, ...]) -> str:
