@@ -384,6 +384,34 @@ def gzips_anyway() -> Handler:
     return handler
 
 
+def labelled(content_type: str | None, pieces: list[bytes], *, coding: str | None = None) -> Handler:
+    """Answers every request (streamed or not) with ``pieces`` as one 200 body labelled
+    ``content_type`` (None: no ``Content-Type`` at all), each piece its own chunk, and
+    ``coding`` as its ``Content-Encoding`` when given; chunked, keep-alive. A relay that
+    mislabels a stream: ``labelled("application/json", STREAM_EVENTS)``; a provider that
+    ignores ``stream``: ``labelled("application/json", [COMPLETION])``."""
+    head = "HTTP/1.1 200 OK\r\n"
+    if content_type is not None:
+        head += f"content-type: {content_type}\r\n"
+    if coding is not None:
+        head += f"content-encoding: {coding}\r\n"
+    head += "transfer-encoding: chunked\r\n\r\n"
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        while await read_request(reader, server) is not None:
+            writer.write(head.encode())
+            for piece in pieces:
+                if piece:
+                    writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    return handler
+
+
 def gzip_events(events: list[bytes], *, level: int = 6) -> Iterator[bytes]:
     """``events`` as ONE gzip stream, flushed after each event (``Z_SYNC_FLUSH``), so every
     piece decodes to whole events as it arrives, as a compressing proxy sends a stream."""
