@@ -384,7 +384,9 @@ def gzips_anyway() -> Handler:
     return handler
 
 
-def labelled(content_type: str | None, pieces: list[bytes], *, coding: str | None = None) -> Handler:
+def labelled(
+    content_type: str | None, pieces: list[bytes], *, coding: str | None = None
+) -> Handler:
     """Answers every request (streamed or not) with ``pieces`` as one 200 body labelled
     ``content_type`` (None: no ``Content-Type`` at all), each piece its own chunk, and
     ``coding`` as its ``Content-Encoding`` when given; chunked, keep-alive. A relay that
