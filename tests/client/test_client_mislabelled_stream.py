@@ -57,9 +57,12 @@ def test_what_a_stream_may_begin_with_is_sse_too(lead):
     # The first event split across reads: ``da`` then the rest (the first bytes cannot tell).
     first = STREAM_EVENTS[0]
     pieces = [lead, first[:2], first[2:], *STREAM_EVENTS[1:]]
-    with raw_server(labelled("application/json", pieces)) as server, _client(server) as client:
-        with client.stream(PONG, max_tokens=64) as stream:
-            text = "".join(delta.content for delta in stream)
+    with (
+        raw_server(labelled("application/json", pieces)) as server,
+        _client(server) as client,
+        client.stream(PONG, max_tokens=64) as stream,
+    ):
+        text = "".join(delta.content for delta in stream)
     assert text == STREAM_TEXT
     assert _codes(stream.result) == (["stream_content_type"], ["stream_content_type"])
 
@@ -67,9 +70,12 @@ def test_what_a_stream_may_begin_with_is_sse_too(lead):
 def test_a_compressed_mislabelled_stream_is_read_by_its_decoded_bytes():
     pieces = list(gzip_events(STREAM_EVENTS))
     handler = labelled("application/json", pieces, coding="gzip")
-    with raw_server(handler) as server, _client(server) as client:
-        with client.stream(PONG, max_tokens=64) as stream:
-            text = "".join(delta.content for delta in stream)
+    with (
+        raw_server(handler) as server,
+        _client(server) as client,
+        client.stream(PONG, max_tokens=64) as stream,
+    ):
+        text = "".join(delta.content for delta in stream)
     assert text == STREAM_TEXT
     assert _codes(stream.result) == (["stream_content_type"], ["stream_content_type"])
 
@@ -91,9 +97,9 @@ def test_a_provider_ignoring_stream_is_still_one_whole_answer_without_a_violatio
     with (
         raw_server(labelled("application/json", [lead, COMPLETION])) as server,
         _client(server) as client,
+        client.stream(PONG, max_tokens=64) as stream,
     ):
-        with client.stream(PONG, max_tokens=64) as stream:
-            deltas = [delta.content for delta in stream]
+        deltas = [delta.content for delta in stream]
     assert deltas == ["pong"]
     assert _codes(stream.result) == ([None], [])
     assert stream.result.attempts[0].response.stream_verdict is None
@@ -102,9 +108,11 @@ def test_a_provider_ignoring_stream_is_still_one_whole_answer_without_a_violatio
 @pytest.mark.anyio
 async def test_the_async_client_keeps_a_provider_ignoring_stream_as_it_was():
     with raw_server(labelled("application/json", [COMPLETION])) as server:
-        async with _client(server, AsyncChatClient) as client:
-            async with client.stream(PONG, max_tokens=64) as stream:
-                deltas = [delta.content async for delta in stream]
+        async with (
+            _client(server, AsyncChatClient) as client,
+            client.stream(PONG, max_tokens=64) as stream,
+        ):
+            deltas = [delta.content async for delta in stream]
     assert deltas == ["pong"]
     assert _codes(stream.result) == ([None], [])
     await anyio.sleep(0)
