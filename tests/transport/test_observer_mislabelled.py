@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from chatcontract.exchange import Exchange
-from chatcontract.transport import InstrumentedTransport
+from chatcontract.transport import AsyncInstrumentedTransport, InstrumentedTransport
 from chatcontract.transport.observer import SNIFF_BYTES, CallObserver, request_facts
 from raw_servers import COMPLETION, STREAM_EVENTS, gzip_events, raw_server, read_request
 
@@ -241,3 +241,29 @@ def test_a_gzip_stream_with_a_corrupt_start_is_invalid_encoding_not_a_crash():
     assert observer.sniff(junk)
     observer.on_chunk(junk)
     assert observer.finish().failure.code == "invalid_encoding"
+
+
+@pytest.mark.anyio
+async def test_a_call_cancelled_while_its_first_bytes_are_awaited_is_closed_by_its_caller():
+    async def silent(reader, writer, server):
+        if await read_request(reader, server) is None:
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        await writer.drain()
+        await reader.read()  # until the client goes away
+        server.state["gone"] = True
+
+    exchanges: list[Exchange] = []
+    with raw_server(silent) as server:
+        transport = AsyncInstrumentedTransport(sinks=[exchanges.append])
+        async with httpx2.AsyncClient(transport=transport) as client:
+            request = client.build_request("POST", server.url, content=STREAMED, timeout=5.0)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.send(request, stream=True), 0.3)
+        deadline = time.monotonic() + 5
+        while not server.state.get("gone") and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    assert server.state.get("gone")  # the connection was closed, not left open
+    [exchange] = exchanges
+    assert exchange.closed_by_caller and exchange.failure is None
+    assert exchange.response.status == 200
