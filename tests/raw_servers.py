@@ -565,3 +565,32 @@ def read_to_close(sock: socket.socket, within_s: float = 10.0) -> bytes:
         data += piece
     sock.close()
     return data
+
+
+def quiet_between(before: list[bytes], after: list[bytes], *, quiet_s: float) -> Handler:
+    """A stream as a proxy relays a slow model (LiteLLM): the SSE head and the events of
+    ``before`` at once, then silence for ``quiet_s`` (less if the client goes away first),
+    then the events of ``after``; a streamed request only (others get ``COMPLETION``). With
+    ``before`` empty the head comes after the silence too (no byte at all until then)."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        body = await read_request(reader, server)
+        if body is None:
+            return
+        if not orjson.loads(body).get("stream"):
+            writer.write(response(200, COMPLETION))
+            await writer.drain()
+            return
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+        if before:
+            writer.write(head + b"".join(before))
+            await writer.drain()
+        with contextlib.suppress(TimeoutError):
+            if not await asyncio.wait_for(reader.read(1), timeout=quiet_s):
+                return  # the client went away during the silence
+        writer.write((b"" if before else head) + b"".join(after))
+        await writer.drain()
+
+    return handler

@@ -601,12 +601,99 @@ def test_a_first_token_later_than_the_contract_allows_fails_streaming_though_pin
         "timeout",
         "first_token_timeout",
     )
-    assert "above policy.timeouts.first_token_ms (100 ms)" in outcome.observed
+    # Cut when the limit passed, as ChatClient cuts it: keep-alives do not reset it.
+    assert "first_token_ms (100 ms)" in outcome.observed
 
 
 def test_a_first_token_within_the_contracts_limit_passes_streaming():
     ctx = _context(_late_stream(0.03, 1), timeouts={"first_token_ms": 5000})
     assert _run_check(ctx, "streaming").status == "pass"
+
+
+# A stream judged under ChatClient's limits, against a server that relays a slow model as
+# LiteLLM does (head and role chunk at once, the tokens later): the first-token limit until
+# content starts, idle_ms after it, each silence named for the limit that ran out.
+
+
+def _streaming_against(
+    before: list[bytes], after: list[bytes], quiet_s: float, **timeouts: int
+) -> Any:
+    from raw_servers import quiet_between
+
+    contract = load_preset("openai")
+    limits = replace(contract.policy.timeouts, total_ms=20000, **timeouts)
+    contract = replace(contract, policy=replace(contract.policy, timeouts=limits))
+    with context_against(quiet_between(before, after, quiet_s=quiet_s), contract) as (ctx, _):
+        return next(spec for spec in CHECKS if spec.id == "streaming").fn(ctx)
+
+
+def _timeout_code(outcome: Any) -> tuple[str, str, str]:
+    assert outcome.failure is not None, outcome.observed
+    return outcome.failure.kind, outcome.failure.category, outcome.failure.code
+
+
+def test_a_pause_mid_answer_within_idle_ms_passes_streaming_though_longer_than_first_token_ms():
+    from raw_servers import STREAM_EVENTS
+
+    # ChatClient reads this stream to its end: once content started, only idle_ms bounds a gap.
+    outcome = _streaming_against(
+        STREAM_EVENTS[:3],
+        STREAM_EVENTS[3:],
+        1.0,
+        first_byte_ms=300,
+        first_token_ms=300,
+        idle_ms=5000,
+    )
+    assert outcome.status == "pass", outcome.observed
+
+
+def test_a_pause_mid_answer_longer_than_idle_ms_fails_streaming_as_stream_stalled():
+    from raw_servers import STREAM_EVENTS
+
+    # ChatClient cuts this stream at idle_ms, however long its first-token limit.
+    outcome = _streaming_against(
+        STREAM_EVENTS[:3],
+        STREAM_EVENTS[3:],
+        3.0,
+        first_byte_ms=5000,
+        first_token_ms=5000,
+        idle_ms=300,
+    )
+    assert outcome.status == "fail", outcome.observed
+    assert _timeout_code(outcome) == ("transport", "timeout", "stream_stalled")
+    assert "idle_ms once content had started (300 ms)" in outcome.observed
+
+
+def test_a_first_token_late_after_the_role_chunk_fails_streaming_as_first_token_timeout():
+    from raw_servers import STREAM_EVENTS
+
+    outcome = _streaming_against(
+        STREAM_EVENTS[:1],
+        STREAM_EVENTS[1:],
+        3.0,
+        first_byte_ms=300,
+        first_token_ms=300,
+        idle_ms=5000,
+    )
+    assert outcome.status == "fail", outcome.observed
+    assert _timeout_code(outcome) == ("transport", "timeout", "first_token_timeout")
+    assert "first_token_ms (300 ms)" in outcome.observed
+
+
+@pytest.mark.parametrize(
+    ("first_byte_ms", "first_token_ms", "code"),
+    [(300, 300, "first_byte_timeout"), (5000, 300, "first_token_timeout")],
+)
+def test_a_stream_whose_head_never_came_is_named_as_chatclient_names_it(
+    first_byte_ms: int, first_token_ms: int, code: str
+):
+    from raw_servers import STREAM_EVENTS
+
+    outcome = _streaming_against(
+        [], STREAM_EVENTS, 3.0, first_byte_ms=first_byte_ms, first_token_ms=first_token_ms
+    )
+    assert outcome.status == "fail", outcome.observed
+    assert _timeout_code(outcome) == ("transport", "timeout", code)
 
 
 # -- one defect of the whole endpoint, one red check: the canary's ---------------------------

@@ -22,9 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
+import msgspec
 import orjson
 
+from chatcontract.client._core import silence_of
+from chatcontract.client._guard import WATCH_EXTENSION, AttemptWatch, GuardTransport
 from chatcontract.client._shell import read_capped
+from chatcontract.client._stream import StreamReader
 from chatcontract.exchange import Exchange
 from chatcontract.policy import parse_retry_after
 from chatcontract.target import Target
@@ -125,11 +129,16 @@ class CheckContext:
         # The contract's total budget bounds each call as a whole (headers dripped a byte at a
         # time included), not only each read.
         total_s = target.contract.policy.timeouts.total_ms / 1000
+        if inner is None:
+            inner = httpx2.HTTPTransport()
+            install_backend(inner, is_async=False)
+        # Under the observer, as in ChatClient: a stream's first-token and idle limits
+        # (``_send_on`` gives each stream its ``AttemptWatch``).
         transport = InstrumentedTransport(
             contract=target.contract,
             sinks=every_sink,
             secrets=[target.secret],
-            inner=inner,
+            inner=GuardTransport(inner, owns_inner=True),
             total_timeout=total_s,
         )
 
@@ -145,7 +154,7 @@ class CheckContext:
                 contract=target.contract,
                 sinks=every_sink,
                 secrets=[target.secret],
-                inner=network,
+                inner=GuardTransport(network, owns_inner=True),
                 total_timeout=total_s,
             )
 
@@ -213,11 +222,12 @@ class CheckContext:
         return headers
 
     def stream_timeout(self) -> httpx2.Timeout:
-        """A streamed request's timeouts: each silent gap of the stream is bounded as
-        ``ChatClient`` bounds it (``policy.timeouts.stream_read_ms``: the first-byte and
-        first-token limits, whichever is lower), so a stream that goes quiet longer than the
-        contract allows is ``stream_stalled`` here too, not a pass once it resumes within
-        ``total_ms``."""
+        """A streamed request's timeouts, as ``ChatClient`` sets them: the head is waited for
+        ``policy.timeouts.stream_read_ms`` (the first-byte and first-token limits, whichever
+        is lower); the body's gaps are then bounded by the stream's ``AttemptWatch``
+        (``_send_on``): the first-token limit until content starts, ``idle_ms`` after. So a
+        stream that goes quiet longer than the contract allows fails here too, named for the
+        limit that ran out, not a pass once it resumes within ``total_ms``."""
         timeouts = self.target.contract.policy.timeouts
         return httpx2.Timeout(
             timeouts.total_ms / 1000,
@@ -313,11 +323,19 @@ class CheckContext:
     ) -> tuple[Exchange, bytes]:
         count = len(self.exchanges)
         payload = content
+        watch = None
+        timeouts = self.target.contract.policy.timeouts
         if payload is None:
             body = dict(body if body is not None else self.fixture())
             payload = orjson.dumps(body)
             if timeout is None and body.get("stream") is True:
                 timeout = self.stream_timeout()
+                watch = AttemptWatch(
+                    clock=time.monotonic,
+                    budget_s=timeouts.total_ms / 1000,
+                    first_token_s=timeouts.first_token_ms / 1000,
+                    idle_s=timeouts.idle_ms / 1000,
+                )
         request = client.build_request(
             self.target.contract.endpoint.method,
             self.target.contract.endpoint.url,
@@ -325,15 +343,23 @@ class CheckContext:
             headers=dict(headers if headers is not None else self.headers()),
             timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
         )
+        if watch is not None:
+            request.extensions[WATCH_EXTENSION] = watch
         raw = b""
         with contextlib.suppress(httpx2.HTTPError):  # the transport recorded its classification
-            raw = read_kept(client.send(request, stream=True))
+            raw = read_kept(client.send(request, stream=True), watch)
         if len(self.exchanges) == count:  # pragma: no cover - the transport always records
             raise RuntimeError("the instrumented transport recorded no Exchange")
-        return self.exchanges[-1], raw
+        exchange = self.exchanges[-1]
+        if watch is not None:  # a silent stream named for the limit that ran out, as ChatClient
+            silence = silence_of(exchange, watch, timeouts)
+            if silence is not None:
+                exchange = msgspec.structs.replace(exchange, failure=silence)
+                self.exchanges[-1] = exchange
+        return exchange, raw
 
 
-def read_kept(response: httpx2.Response) -> bytes:
+def read_kept(response: httpx2.Response, watch: AttemptWatch | None = None) -> bytes:
     """Read ``response`` through (so the transport's observer judges all of it) and close it;
     return its first ``MAX_BODY_BYTES`` and a little more, never more.
 
@@ -342,13 +368,19 @@ def read_kept(response: httpx2.Response) -> bytes:
     ``parser/contract/body_too_large``), as ``ChatClient`` reads one. ``Response.read()``
     would hold everything a server sends without end before the deadline: about 1.3 GB in
     5 s on loopback.
+
+    ``watch``: the stream's limits (``AttemptWatch``), told as each piece passes whether
+    content started and data still flows, as ``ChatClient``'s reader tells it.
     """
     if not response.headers.get("content-type", "").startswith("text/event-stream"):
         return read_capped(response)  # as ChatClient reads a whole answer
+    reader = None if watch is None else StreamReader.of(response.extensions)
     pieces: list[bytes] = []
     size = 0
     try:
         for piece in response.iter_bytes():
+            if reader is not None and watch is not None:
+                reader.forward(watch)
             if size <= MAX_BODY_BYTES:
                 pieces.append(piece)
             size += len(piece)

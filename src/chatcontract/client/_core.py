@@ -16,7 +16,7 @@ import httpx2
 from msgspec import Struct, field
 from msgspec.structs import replace
 
-from chatcontract.contract import Contract
+from chatcontract.contract import Contract, Timeouts
 from chatcontract.exchange import Exchange, RequestFacts, Timings
 from chatcontract.failures import (
     DeadlineExceeded,
@@ -53,6 +53,7 @@ __all__ = [
     "Observing",
     "PlanSteps",
     "PreparedCall",
+    "silence_of",
 ]
 
 #: What sending or reading may raise that the transport has already recorded as an Exchange.
@@ -456,49 +457,8 @@ class ClientCore:
         return exchange
 
     def _silence(self, exchange: Exchange, watch: object, deadline: Deadline) -> Failure | None:
-        """The failure of a route that stayed silent past one of its limits (``policy.decide``
-        sends it straight to the next route), built from which limit ran out, or of a read
-        that stalled after the first byte (its limit added to the message), or of an attempt
-        whose share of the call deadline ran out while the call's own did not (the fallback
-        reserve is left); None for any other outcome (the call deadline included)."""
-        failure = exchange.failure
-        if failure is None or failure.category != "timeout":
-            return None
-        own = watch if isinstance(watch, AttemptWatch) else None
-        # Before its first token, a stream whose reserve is released once text flows has a
-        # shorter share of the deadline than its transport's (``AttemptWatch.token_ends_at``).
-        reserved = own is not None and own.token_ends_at is not None and not own.token_seen
-        if failure.code == "deadline" and deadline.remaining() > _SHARE_SLACK_S:
-            return _share_ran_out(failure, before_token=reserved)
-        timeouts = self.contract.policy.timeouts
-        fired = None if own is None else own.fired
-        if fired == "first_token":
-            return silence_failure("first_token", timeouts.first_token_ms)
-        if fired == "idle":
-            return silence_failure("idle", timeouts.idle_ms)
-        if fired is not None:  # the attempt's deadline share: not a silence
-            return None
-        if reserved and failure.code == "read_timeout" and own is not None and own.reserve_passed():
-            return _share_ran_out(failure)  # the head's wait, cut to that share
-        if failure.code == "read_timeout":
-            # Silent only when no byte came back: a head or body that stalled after its first
-            # byte stays a ``read_timeout`` (the transport's message says which), with the
-            # read limit it ran into.
-            stream = exchange.request.stream
-            if exchange.response is None and exchange.timings.ttfb_ms is None:
-                # A stream's head waits no longer than ``stream_read_ms``: when that is the
-                # first-token limit, it is the one that ran out (no byte, so no token).
-                if stream and timeouts.first_token_ms < timeouts.first_byte_ms:
-                    return silence_failure("first_token", timeouts.first_token_ms)
-                return silence_failure("first_byte", timeouts.first_byte_ms)
-            limit_ms = timeouts.stream_read_ms if stream else timeouts.first_byte_ms
-            return replace_dataclass(failure, message=f"{failure.message} ({limit_ms} ms)")
-        if failure.code == "stream_stalled":  # the socket went quiet (the read timeout)
-            started = isinstance(watch, AttemptWatch) and watch.token_seen
-            if started:
-                return silence_failure("idle", timeouts.stream_read_ms)
-            return silence_failure("first_token", timeouts.stream_read_ms)
-        return None
+        """:func:`silence_of` under this client's contract and the call's ``deadline``."""
+        return silence_of(exchange, watch, self.contract.policy.timeouts, deadline)
 
     def answer_of(
         self, exchange: Exchange, body: bytes, parsed: ParsedBody | None = None
@@ -557,6 +517,59 @@ class ClientCore:
         partial = reader.result
         answer = partial.as_completion() if readable(exchange) else None
         return attempt_outcome(exchange, answer, partial, reader.delivered)
+
+
+def silence_of(
+    exchange: Exchange, watch: object, timeouts: Timeouts, deadline: Deadline | None = None
+) -> Failure | None:
+    """The failure of a route that stayed silent past one of its limits (``policy.decide``
+    sends it straight to the next route), built from which limit ran out (``watch``: the
+    attempt's :class:`AttemptWatch`, if any) under ``timeouts``, or of a read that stalled
+    after the first byte (its limit added to the message), or of an attempt whose share of
+    the call ``deadline`` ran out while the call's own did not (the fallback reserve is left);
+    None for any other outcome (the call deadline included). ``ChatClient``, the gateway and
+    ``validate`` name a silence with it, so one server's silence has one name everywhere."""
+    failure = exchange.failure
+    if failure is None or failure.category != "timeout":
+        return None
+    own = watch if isinstance(watch, AttemptWatch) else None
+    # Before its first token, a stream whose reserve is released once text flows has a
+    # shorter share of the deadline than its transport's (``AttemptWatch.token_ends_at``).
+    reserved = own is not None and own.token_ends_at is not None and not own.token_seen
+    if (
+        failure.code == "deadline"
+        and deadline is not None
+        and deadline.remaining() > _SHARE_SLACK_S
+    ):
+        return _share_ran_out(failure, before_token=reserved)
+    fired = None if own is None else own.fired
+    if fired == "first_token":
+        return silence_failure("first_token", timeouts.first_token_ms)
+    if fired == "idle":
+        return silence_failure("idle", timeouts.idle_ms)
+    if fired is not None:  # the attempt's deadline share: not a silence
+        return None
+    if reserved and failure.code == "read_timeout" and own is not None and own.reserve_passed():
+        return _share_ran_out(failure)  # the head's wait, cut to that share
+    if failure.code == "read_timeout":
+        # Silent only when no byte came back: a head or body that stalled after its first
+        # byte stays a ``read_timeout`` (the transport's message says which), with the
+        # read limit it ran into.
+        stream = exchange.request.stream
+        if exchange.response is None and exchange.timings.ttfb_ms is None:
+            # A stream's head waits no longer than ``stream_read_ms``: when that is the
+            # first-token limit, it is the one that ran out (no byte, so no token).
+            if stream and timeouts.first_token_ms < timeouts.first_byte_ms:
+                return silence_failure("first_token", timeouts.first_token_ms)
+            return silence_failure("first_byte", timeouts.first_byte_ms)
+        limit_ms = timeouts.stream_read_ms if stream else timeouts.first_byte_ms
+        return replace_dataclass(failure, message=f"{failure.message} ({limit_ms} ms)")
+    if failure.code == "stream_stalled":  # the socket went quiet (the read timeout)
+        started = isinstance(watch, AttemptWatch) and watch.token_seen
+        if started:
+            return silence_failure("idle", timeouts.stream_read_ms)
+        return silence_failure("first_token", timeouts.stream_read_ms)
+    return None
 
 
 #: An HTTP header name (RFC 9110 ``token``).
