@@ -594,3 +594,21 @@ def quiet_between(before: list[bytes], after: list[bytes], *, quiet_s: float) ->
         await writer.drain()
 
     return handler
+
+
+def late_answer(delay_s: float) -> Handler:
+    """Reads the request and answers ``COMPLETION`` after ``delay_s`` of silence (a model
+    slow to start behind a proxy that sends nothing before the whole answer), or not at all
+    if the client goes away first."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        while await read_request(reader, server) is not None:
+            with contextlib.suppress(TimeoutError):
+                if not await asyncio.wait_for(reader.read(1), timeout=delay_s):
+                    return  # the client went away
+            writer.write(response(200, COMPLETION))
+            await writer.drain()
+
+    return handler

@@ -610,6 +610,25 @@ def test_a_first_token_within_the_contracts_limit_passes_streaming():
     assert _run_check(ctx, "streaming").status == "pass"
 
 
+@pytest.mark.parametrize(("delay_s", "status"), [(1.0, "fail"), (0.0, "pass")])
+def test_a_canary_whose_head_comes_after_first_byte_ms_fails_as_chatclient_would(
+    delay_s: float, status: str
+):
+    from raw_servers import late_answer
+
+    # ChatClient gives up on this call at first_byte_ms; the canary waits total_ms for it.
+    contract = load_preset("openai")
+    limits = replace(contract.policy.timeouts, first_byte_ms=300, total_ms=20000)
+    contract = replace(contract, policy=replace(contract.policy, timeouts=limits))
+    with context_against(late_answer(delay_s), contract) as (ctx, _):
+        outcome = next(spec for spec in CHECKS if spec.id == "canary").fn(ctx)
+    assert outcome.status == status, outcome.observed
+    if status == "fail":
+        assert outcome.failure is not None
+        assert outcome.failure.code == "first_byte_timeout"
+        assert "above policy.timeouts.first_byte_ms (300 ms)" in outcome.observed
+
+
 # A stream judged under ChatClient's limits, against a server that relays a slow model as
 # LiteLLM does (head and role chunk at once, the tokens later): the first-token limit until
 # content starts, idle_ms after it, each silence named for the limit that ran out.

@@ -109,10 +109,57 @@ def check_canary(ctx: CheckContext) -> Outcome:
             evidence=evidence_of(exchange),
             notes=notes.as_tuple(),
         )
+    late = _late_head(ctx, exchange, expected, notes)
+    if late is not None:
+        return late
     return Outcome(
         status="pass",
         expected=expected,
         observed=observed,
+        evidence=evidence_of(exchange),
+        notes=notes.as_tuple(),
+    )
+
+
+def _waited_ms(exchange: Exchange) -> float | None:
+    """How long the answer's head took once the request was on its way: the time to the
+    first byte less resolving, connecting and the TLS handshake (``ChatClient``'s
+    ``first_byte_ms`` is a read timeout, which starts after them)."""
+    timings = exchange.timings
+    if timings.ttfb_ms is None:
+        return None
+    setup = sum(ms for ms in (timings.dns_ms, timings.connect_ms, timings.tls_ms) if ms)
+    return timings.ttfb_ms - setup
+
+
+def _late_head(
+    ctx: CheckContext, exchange: Exchange, expected: str, notes: Notes
+) -> Outcome | None:
+    """The canary's failing outcome when the answer's head came later than
+    ``policy.timeouts.first_byte_ms``: the canary reads it within the call's deadline, but
+    ``ChatClient`` (and the gateway) give up on such a call at that limit and never see the
+    answer; None when it came in time."""
+    first_byte_ms = ctx.target.contract.policy.timeouts.first_byte_ms
+    waited = _waited_ms(exchange)
+    response = exchange.response
+    if waited is None or waited <= first_byte_ms or response is None:
+        return None
+    code, words = SILENCE_CODES["first_byte"]
+    failure = make_failure(
+        kind="transport",
+        category="timeout",
+        code=code,
+        message=f"{words} ({first_byte_ms} ms)",
+        status=response.status,
+        request_id=exchange.request_id,
+    )
+    return Outcome(
+        status="fail",
+        expected=f"{expected}, the response head within policy.timeouts.first_byte_ms",
+        observed=f"the response head came after {waited:.0f} ms, above "
+        f"policy.timeouts.first_byte_ms ({first_byte_ms} ms): a client under this "
+        "contract gives up on the call (first_byte_timeout)",
+        failure=failure,
         evidence=evidence_of(exchange),
         notes=notes.as_tuple(),
     )
