@@ -18,6 +18,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from chatcontract.client import AsyncChatClient, ChatClient
+from chatcontract.contract import Timeouts
 from chatcontract.gateway import GatewayState, _wire, create_app, server
 from chatcontract.transport._aiohttp import AiohttpTransport
 from raw_servers import dripping_head, raw_server
@@ -126,3 +127,24 @@ def test_a_head_dripped_byte_by_byte_upstream_ends_at_the_callers_deadline(gatew
     assert error_of(data)["type"] == "timeout_error"
     assert found["x-chatcontract-classification"] == "transport/timeout/deadline"
     assert elapsed < 1.0 + 1.5  # the head alone would take 100 s
+
+
+def test_a_stream_pausing_within_idle_ms_passes_though_longer_than_the_read_timeout(gateway):
+    """LiteLLM relaying a model that pauses mid-answer: the pause is longer than the stream's
+    read timeout (the lower of first_byte_ms and first_token_ms, the wait for the head) but
+    within idle_ms, the only limit on a gap once content started, so ChatClient reads the
+    whole answer. On aiohttp's wire the read timeout still cut it, named for idle_ms."""
+    from raw_servers import STREAM_EVENTS, STREAM_TEXT, quiet_between
+
+    limits = Timeouts(
+        connect_ms=5_000, first_byte_ms=300, first_token_ms=300, idle_ms=5_000, total_ms=20_000
+    )
+    with raw_server(quiet_between(STREAM_EVENTS[:3], STREAM_EVENTS[3:], quiet_s=1.0)) as upstream:
+        contract = contract_for(upstream.base_url, timeouts=limits)
+        served = gateway(contract, env_for("sk-primary"))
+        client = openai.OpenAI(base_url=served.base_url, api_key="unused", max_retries=0)
+        stream = client.chat.completions.create(
+            model=served.app.state.routes[0].model, messages=PROMPT, stream=True
+        )
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == STREAM_TEXT

@@ -422,9 +422,11 @@ class _Body(httpx2.AsyncByteStream):
         "_on_close",
         "_on_end",
         "_on_error",
+        "_protocol",
         "_reading",
         "_request",
         "_response",
+        "_sock_read",
         "_timer",
         "_watch",
     )
@@ -444,6 +446,10 @@ class _Body(httpx2.AsyncByteStream):
         # next read): the limit that applies changes kind with it.
         self._armed_seen: bool | None = None
         self._limit_timer: asyncio.TimerHandle | None = None
+        # The connection's protocol and its read timeout (aiohttp's ``sock_read``) when a
+        # watch limits the reads: ``_bound_by_limit`` turns it off while a limit applies.
+        self._protocol: Any = None
+        self._sock_read: float | None = None
         self._reading = False
         self._on_chunk: Callable[[bytes], object] | None = None
         self._on_error: Callable[[Exception], Exception] | None = None
@@ -472,6 +478,26 @@ class _Body(httpx2.AsyncByteStream):
         """Check every piece against ``watch`` and bound each wait by its read limit (see the
         class docstring): what ``client._guard``'s stream does, done here."""
         self._watch = watch
+        connection = self._response.connection
+        protocol = None if connection is None else connection.protocol
+        if protocol is not None and watch.limits_reads:
+            self._protocol = protocol
+            self._sock_read = protocol.read_timeout
+
+    def _bound_by_limit(self, limited: bool) -> None:
+        """A read limit bounds the wait for the next piece (``limited``) in place of the read
+        timeout, as ``transport.limit_reads`` does on httpx2's wire: aiohttp's ``sock_read``
+        (the request's read timeout, which bounded the wait for the head) is off on the
+        connection while it does, and back when no limit applies. Left on, it cut every gap
+        at that timeout, shorter than the idle limit once content started: a healthy stream
+        pausing between the two was cut, and named for the idle limit it never reached."""
+        protocol = self._protocol
+        if protocol is None:
+            return
+        wanted = None if limited else self._sock_read
+        if protocol.read_timeout != wanted:
+            protocol.read_timeout = wanted
+            protocol.start_timeout()  # re-armed from now, or the armed timer dropped
 
     def _deadline_passed(self) -> None:
         self._timer = None
@@ -483,6 +509,7 @@ class _Body(httpx2.AsyncByteStream):
         """Arm the limit timer for the limit that applies now (moved only if sooner)."""
         self._armed_seen = watch.token_seen
         limit = watch.read_limit()
+        self._bound_by_limit(limit is not None)
         if limit is None:  # none (it stays so until the first token), or the deadline first
             return
         at = self._loop.time() + limit[1]
