@@ -109,3 +109,57 @@ class AsyncSleeps(Sleeps):
 def trail(attempts: Any) -> list[tuple[str, int, str | None]]:
     """(route, attempt, failure code) per attempt: what a reader compares."""
     return [(a.route, a.attempt, a.failure.code if a.failure else None) for a in attempts]
+
+
+#: A whole pong completion, as a provider sends it (``httpx2.Response(200, json=COMPLETION)``).
+COMPLETION = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4.1-nano",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+
+
+def call_refused_before_sending(mode: str, **options: Any) -> None:
+    """One pong call with ``options`` (``complete``, ``stream`` or ``async``) on a client with
+    a fallback route, through a transport that records every request: it must raise, and
+    nothing may have been sent."""
+    import asyncio
+
+    import httpx2
+
+    from chatcontract.client import AsyncChatClient, ChatClient
+
+    sent: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return httpx2.Response(500)
+
+    contract = contract_for("http://provider.test/v1", model_fallback=True)
+    env = env_for("cc-secret-key-0001")
+    try:
+        if mode == "async":
+
+            async def run() -> None:
+                async with AsyncChatClient.from_contract(
+                    contract, environ=env, transport=httpx2.MockTransport(handler)
+                ) as client:
+                    await client.complete(PONG, **options)
+
+            asyncio.run(run())
+        else:
+            with ChatClient.from_contract(
+                contract, environ=env, transport=httpx2.MockTransport(handler), sleep=Sleeps()
+            ) as client:
+                if mode == "stream":
+                    with client.stream(PONG, **options) as stream:
+                        list(stream)
+                else:
+                    client.complete(PONG, **options)
+    finally:
+        assert sent == []  # refused before anything was sent

@@ -4,50 +4,13 @@ to write, never echoes a header's value, and nothing reaches the transport."""
 
 from __future__ import annotations
 
-import asyncio
-import re
-from typing import Any
-
 import httpx2
 import pytest
-from client_helpers import PONG, Sleeps, contract_for, env_for
+from client_helpers import COMPLETION, PONG, call_refused_before_sending, contract_for, env_for
 
-from chatcontract.client import AsyncChatClient, ChatClient, NonRetryableError
+from chatcontract.client import ChatClient, NonRetryableError
 
 SECRET_VALUE = "Bearer cc-caller-secret-0123456789"
-
-
-def _call(mode: str, **options: Any) -> None:
-    """One call with ``options`` through ``mode``; asserts nothing was sent."""
-    sent: list[httpx2.Request] = []
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        sent.append(request)
-        return httpx2.Response(500)
-
-    contract = contract_for("http://provider.test/v1", model_fallback=True)
-    env = env_for("cc-secret-key-0001")
-    try:
-        if mode == "async":
-
-            async def run() -> None:
-                async with AsyncChatClient.from_contract(
-                    contract, environ=env, transport=httpx2.MockTransport(handler)
-                ) as client:
-                    await client.complete(PONG, **options)
-
-            asyncio.run(run())
-            return
-        with ChatClient.from_contract(
-            contract, environ=env, transport=httpx2.MockTransport(handler), sleep=Sleeps()
-        ) as client:
-            if mode == "stream":
-                with client.stream(PONG, **options) as stream:
-                    list(stream)
-            else:
-                client.complete(PONG, **options)
-    finally:
-        assert sent == []
 
 
 MODES = ["complete", "stream", "async"]
@@ -77,7 +40,7 @@ def test_headers_http_cannot_carry_or_the_client_sets_are_refused(mode, headers,
     """A CRLF in a value was sent to the transport and failed there as
     ``transport/network/protocol``: retried, then every fallback tried, four attempts."""
     with pytest.raises(error) as caught:
-        _call(mode, headers=headers)
+        call_refused_before_sending(mode, headers=headers)
     message = str(caught.value)
     assert says in message
     assert "secret" not in message and "injected" not in message  # no value shown
@@ -114,7 +77,7 @@ def test_a_body_with_no_json_form_is_refused_as_an_invalid_request(mode, params,
     """Outside the fields the request check types, the encoder's ``ValueError``/``TypeError``
     escaped the call as they were."""
     with pytest.raises(NonRetryableError) as caught:
-        _call(mode, **params)
+        call_refused_before_sending(mode, **params)
     failure = caught.value.failure
     assert (failure.kind, failure.category, failure.code) == (
         "semantic",
@@ -123,48 +86,3 @@ def test_a_body_with_no_json_form_is_refused_as_an_invalid_request(mode, params,
     )
     assert failure.message.startswith("the request body has no JSON form, not sent")
     assert says in failure.message
-
-
-COMPLETION = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1,
-    "model": "gpt-4.1-nano",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}
-    ],
-    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-}
-
-
-@pytest.mark.parametrize(
-    ("client_class", "transport", "wanted"),
-    [
-        pytest.param(ChatClient, object(), "httpx2.BaseTransport", id="sync-object"),
-        pytest.param(
-            ChatClient, httpx2.AsyncHTTPTransport(), "httpx2.BaseTransport", id="sync-given-async"
-        ),
-        pytest.param(
-            AsyncChatClient,
-            httpx2.HTTPTransport(),
-            "httpx2.AsyncBaseTransport",
-            id="async-given-sync",
-        ),
-    ],
-)
-def test_a_transport_of_the_wrong_kind_is_refused_when_the_client_is_made(
-    client_class, transport, wanted
-):
-    """It was taken, and the first call failed with ``AttributeError: ... 'handle_request'``."""
-    contract = contract_for("http://127.0.0.1:9/v1")
-    with pytest.raises(TypeError, match=re.escape(f"transport must be an {wanted}")):
-        client_class.from_contract(contract, environ=env_for("k"), transport=transport)
-
-
-@pytest.mark.parametrize("sink", [5, lambda exchange: None], ids=["number", "function"])
-def test_a_telemetry_sink_that_is_not_one_is_refused_when_the_client_is_made(sink):
-    """It was taken, and its error on every call only logged once (telemetry never breaks a
-    call): a client recording nothing, silently."""
-    contract = contract_for("http://127.0.0.1:9/v1")
-    with pytest.raises(TypeError, match=r"telemetry sink 0 .* has no handle_exchange"):
-        ChatClient.from_contract(contract, environ=env_for("k"), telemetry_sinks=[sink])

@@ -1,12 +1,19 @@
-import asyncio
 import time
 
 import httpx2
 import pytest
-from client_helpers import LONG, PONG, RecordingSink, Sleeps, contract_for, env_for
+from client_helpers import (
+    COMPLETION,
+    LONG,
+    PONG,
+    RecordingSink,
+    Sleeps,
+    call_refused_before_sending,
+    contract_for,
+    env_for,
+)
 
 from chatcontract.client import (
-    AsyncChatClient,
     ChatClient,
     DeadlineExhaustedError,
     StreamInterrupted,
@@ -110,50 +117,18 @@ BAD_DEADLINES = [
 ]
 
 
-def _bad_deadline_call(deadline, mode: str):
-    sent: list[httpx2.Request] = []
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        sent.append(request)
-        return httpx2.Response(500)
-
-    contract = contract_for("http://provider.test/v1")
-    env = env_for("cc-secret-key-0001")
-    try:
-        if mode == "async":
-
-            async def run() -> None:
-                async with AsyncChatClient.from_contract(
-                    contract, environ=env, transport=httpx2.MockTransport(handler)
-                ) as client:
-                    await client.complete(PONG, deadline_s=deadline)
-
-            asyncio.run(run())
-            return
-        with ChatClient.from_contract(
-            contract, environ=env, transport=httpx2.MockTransport(handler), sleep=Sleeps()
-        ) as client:
-            if mode == "stream":
-                with client.stream(PONG, deadline_s=deadline) as stream:
-                    list(stream)
-            else:
-                client.complete(PONG, deadline_s=deadline)
-    finally:
-        assert sent == []  # refused before anything was sent
-
-
 @pytest.mark.parametrize("mode", ["complete", "stream", "async"])
 @pytest.mark.parametrize(("deadline", "error"), BAD_DEADLINES)
 def test_a_deadline_that_is_not_a_number_of_seconds_up_to_an_hour_is_refused(deadline, error, mode):
     with pytest.raises(error) as caught:
-        _bad_deadline_call(deadline, mode)
+        call_refused_before_sending(mode, deadline_s=deadline)
     message = str(caught.value)
     assert message.startswith("deadline_s must be a number of seconds")
     assert "deadline_s=30" in message  # says what to write
 
 
 def test_a_deadline_of_an_hour_is_taken():
-    answers = iter([httpx2.Response(200, json=_COMPLETION)])
+    answers = iter([httpx2.Response(200, json=COMPLETION)])
     contract = contract_for("http://provider.test/v1")
     with ChatClient.from_contract(
         contract,
@@ -161,15 +136,3 @@ def test_a_deadline_of_an_hour_is_taken():
         transport=httpx2.MockTransport(lambda request: next(answers)),
     ) as client:
         assert client.complete(PONG, deadline_s=3_600).content == "pong"
-
-
-_COMPLETION = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1,
-    "model": "gpt-4.1-nano",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}
-    ],
-    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-}
