@@ -763,3 +763,24 @@ def test_only_the_clocks_own_trace_is_fed_directly():
     assert not _Call(other, clock, None, False).direct
     assert not _Call(None, clock, None, False).direct
     assert not _Call(clock.atrace, None, None, False).direct
+
+
+def test_the_aiohttp_internals_the_body_turns_the_read_timeout_off_with_are_there():
+    """``_Body`` turns aiohttp's ``sock_read`` off while a first-token or idle limit bounds
+    the wait, through ``ResponseHandler.read_timeout`` and ``start_timeout()``: not documented
+    API. Without them the read timeout stays on (every gap cut at ``stream_read_ms``): an
+    upgrade that moves them fails here first."""
+    from aiohttp.client_proto import ResponseHandler
+
+    from chatcontract.transport._aiohttp import _has_read_timeout
+
+    assert isinstance(getattr(ResponseHandler, "read_timeout", None), property), (
+        f"aiohttp {aiohttp.__version__}: ResponseHandler.read_timeout is gone"
+    )
+    assert callable(getattr(ResponseHandler, "start_timeout", None))
+    loop = asyncio.new_event_loop()
+    try:
+        assert _has_read_timeout(ResponseHandler(loop))
+    finally:
+        loop.close()
+    assert not _has_read_timeout(object())

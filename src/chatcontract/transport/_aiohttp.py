@@ -394,6 +394,14 @@ class ReadWatch(Protocol):
     def passed(self, verdict: Any, request: httpx2.Request) -> NoReturn: ...
 
 
+def _has_read_timeout(protocol: object) -> bool:
+    """Whether aiohttp's connection protocol (``client_proto.ResponseHandler``) has the
+    ``read_timeout`` and ``start_timeout()`` ``_Body`` turns off and on: not documented API,
+    so without them (an upgrade) the read timeout stays on, as before
+    (``tests/transport/test_aiohttp_transport.py`` names them)."""
+    return hasattr(protocol, "read_timeout") and callable(getattr(protocol, "start_timeout", None))
+
+
 class _Body(httpx2.AsyncByteStream):
     """The response body, each piece as aiohttp received it; the call deadline is one timer.
 
@@ -479,8 +487,8 @@ class _Body(httpx2.AsyncByteStream):
         class docstring): what ``client._guard``'s stream does, done here."""
         self._watch = watch
         connection = self._response.connection
-        protocol = None if connection is None else connection.protocol
-        if protocol is not None and watch.limits_reads:
+        protocol: Any = None if connection is None else getattr(connection, "protocol", None)
+        if watch.limits_reads and _has_read_timeout(protocol):
             self._protocol = protocol
             self._sock_read = protocol.read_timeout
 
