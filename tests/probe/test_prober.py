@@ -6,7 +6,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,18 +134,22 @@ def test_a_fallback_decision_skips_the_retry(
     ]
 
 
-class FirstAsks(httpx2.BaseTransport):
-    """The real transport, but the first request asks the simulator for ``scenario``; the model
-    of each request is recorded."""
+class Asks(httpx2.BaseTransport):
+    """The real transport, but a request ``when`` says so asks the simulator for ``scenario``
+    (default: the first); the model of each request is recorded."""
 
-    def __init__(self, scenario: str) -> None:
+    def __init__(
+        self, scenario: str, when: Callable[[httpx2.Request, int], bool] | None = None
+    ) -> None:
         self.inner = httpx2.HTTPTransport()
         self.scenario = scenario
+        self.when = when or (lambda request, index: index == 0)
         self.calls: list[str] = []
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        index = len(self.calls)
         self.calls.append(json.loads(request.content)["model"])
-        if len(self.calls) == 1:
+        if self.when(request, index):
             request.headers[SCENARIO_HEADER] = self.scenario
         return self.inner.handle_request(request)
 
@@ -153,11 +157,15 @@ class FirstAsks(httpx2.BaseTransport):
         self.inner.close()
 
 
+def _large(request: httpx2.Request, index: int) -> bool:
+    return len(request.content) > 4096  # the large prompt is about 7 KB, the short one tiny
+
+
 def test_a_retry_that_succeeds_is_recorded_and_passes(
     simulator: SimulatorServer, store: ProbeStore, clock: FakeClock
 ) -> None:
     target = target_for(simulator)
-    transport = FirstAsks("server_error")  # a 500, then answers
+    transport = Asks("server_error")  # a 500, then answers
     prober = Prober(
         target=target,
         store=store,
@@ -240,7 +248,7 @@ def test_an_attempt_that_used_up_the_deadline_is_not_retried(
         fallback_reserve_ms=100,
     )
     target = target_for(simulator, contract=dataclasses.replace(preset, policy=policy))
-    transport = FirstAsks("no_response")  # held past any deadline, then answers
+    transport = Asks("no_response")  # held past any deadline, then answers
     prober = Prober(
         target=target,
         store=store,
@@ -335,22 +343,6 @@ def test_a_retry_after_above_the_cap_sends_no_retry(store: ProbeStore, clock: Fa
     assert transport.sent[1][0] - transport.sent[0][0] < 1.0
 
 
-class LargeAsks(httpx2.BaseTransport):
-    """The real transport; a request with a large prompt asks the simulator for ``scenario``."""
-
-    def __init__(self, scenario: str) -> None:
-        self.inner = httpx2.HTTPTransport()
-        self.scenario = scenario
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        if len(request.content) > 4096:  # the large prompt is about 7 KB, the short one tiny
-            request.headers[SCENARIO_HEADER] = self.scenario
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_a_prompt_size_that_always_fails_keeps_probe_success_at_0(
     simulator: SimulatorServer, store: ProbeStore, clock: FakeClock
 ) -> None:
@@ -358,7 +350,7 @@ def test_a_prompt_size_that_always_fails_keeps_probe_success_at_0(
     # it read 0 for one cycle in five and LLMProbeFailing (for: 5 intervals) never fired.
     target = target_for(simulator)
     registry = CollectorRegistry()
-    transport = LargeAsks("quota_exhausted")  # refused at once: no retry, no backoff
+    transport = Asks("quota_exhausted", when=_large)  # refused at once: no retry, no backoff
     prober = Prober(
         target=target,
         store=store,
