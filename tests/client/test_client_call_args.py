@@ -4,11 +4,13 @@ to write, never echoes a header's value, and nothing reaches the transport."""
 
 from __future__ import annotations
 
+import re
+
 import httpx2
 import pytest
 from client_helpers import COMPLETION, PONG, call_refused_before_sending, contract_for, env_for
 
-from chatcontract.client import ChatClient, NonRetryableError
+from chatcontract.client import AsyncChatClient, ChatClient, NonRetryableError
 
 SECRET_VALUE = "Bearer cc-caller-secret-0123456789"
 
@@ -86,3 +88,36 @@ def test_a_body_with_no_json_form_is_refused_as_an_invalid_request(mode, params,
     )
     assert failure.message.startswith("the request body has no JSON form, not sent")
     assert says in failure.message
+
+
+@pytest.mark.parametrize(
+    ("client_class", "transport", "wanted"),
+    [
+        pytest.param(ChatClient, object(), "httpx2.BaseTransport", id="sync-object"),
+        pytest.param(
+            ChatClient, httpx2.AsyncHTTPTransport(), "httpx2.BaseTransport", id="sync-given-async"
+        ),
+        pytest.param(
+            AsyncChatClient,
+            httpx2.HTTPTransport(),
+            "httpx2.AsyncBaseTransport",
+            id="async-given-sync",
+        ),
+    ],
+)
+def test_a_transport_of_the_wrong_kind_is_refused_when_the_client_is_made(
+    client_class, transport, wanted
+):
+    """It was taken, and the first call failed with ``AttributeError: ... 'handle_request'``."""
+    contract = contract_for("http://127.0.0.1:9/v1")
+    with pytest.raises(TypeError, match=re.escape(f"transport must be an {wanted}")):
+        client_class.from_contract(contract, environ=env_for("k"), transport=transport)
+
+
+@pytest.mark.parametrize("sink", [5, lambda exchange: None], ids=["number", "function"])
+def test_a_telemetry_sink_that_is_not_one_is_refused_when_the_client_is_made(sink):
+    """It was taken, and its error on every call only logged once (telemetry never breaks a
+    call): a client recording nothing, silently."""
+    contract = contract_for("http://127.0.0.1:9/v1")
+    with pytest.raises(TypeError, match=r"telemetry sink 0 .* has no handle_exchange"):
+        ChatClient.from_contract(contract, environ=env_for("k"), telemetry_sinks=[sink])
