@@ -353,6 +353,16 @@ STREAM_EVENTS = [
 STREAM_TEXT = "".join(_WORDS)
 
 
+async def write_chunked(writer: asyncio.StreamWriter, pieces: list[bytes]) -> None:
+    """``pieces`` as a chunked body, each (non-empty) piece its own chunk, then its end."""
+    for piece in pieces:
+        if piece:
+            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            await writer.drain()
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+
+
 def gzips_anyway() -> Handler:
     """A server that gzips its answer whatever the request accepts: ``COMPLETION``, or
     ``STREAM_EVENTS`` as one gzip stream flushed per event (``gzip_events``) when the request
@@ -374,12 +384,7 @@ def gzips_anyway() -> Handler:
                 f"HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-encoding: gzip\r\n"
                 "transfer-encoding: chunked\r\n\r\n".encode()
             )
-            for piece in pieces:
-                if piece:
-                    writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-                    await writer.drain()
-            writer.write(b"0\r\n\r\n")
-            await writer.drain()
+            await write_chunked(writer, pieces)
 
     return handler
 
@@ -404,12 +409,7 @@ def labelled(
     ) -> None:
         while await read_request(reader, server) is not None:
             writer.write(head.encode())
-            for piece in pieces:
-                if piece:
-                    writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-                    await writer.drain()
-            writer.write(b"0\r\n\r\n")
-            await writer.drain()
+            await write_chunked(writer, pieces)
 
     return handler
 

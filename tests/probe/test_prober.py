@@ -134,14 +134,24 @@ def test_a_fallback_decision_skips_the_retry(
     ]
 
 
-class Asks(httpx2.BaseTransport):
+class Wrapping(httpx2.BaseTransport):
+    """The real transport, for the test transports below to watch or steer its requests."""
+
+    def __init__(self) -> None:
+        self.inner = httpx2.HTTPTransport()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Asks(Wrapping):
     """The real transport, but a request ``when`` says so asks the simulator for ``scenario``
     (default: the first); the model of each request is recorded."""
 
     def __init__(
         self, scenario: str, when: Callable[[httpx2.Request, int], bool] | None = None
     ) -> None:
-        self.inner = httpx2.HTTPTransport()
+        super().__init__()
         self.scenario = scenario
         self.when = when or (lambda request, index: index == 0)
         self.calls: list[str] = []
@@ -152,9 +162,6 @@ class Asks(httpx2.BaseTransport):
         if self.when(request, index):
             request.headers[SCENARIO_HEADER] = self.scenario
         return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _large(request: httpx2.Request, index: int) -> bool:
@@ -183,11 +190,11 @@ def test_a_retry_that_succeeds_is_recorded_and_passes(
     assert rows(store, "attempt, ok") == [(1, 0), (2, 1)]
 
 
-class StopDuringFirstCall(httpx2.BaseTransport):
+class StopDuringFirstCall(Wrapping):
     """Fails every call (server_error); the stop request arrives while the first is in flight."""
 
     def __init__(self, stop: threading.Event) -> None:
-        self.inner = httpx2.HTTPTransport()
+        super().__init__()
         self.stop = stop
         self.calls = 0
 
@@ -196,9 +203,6 @@ class StopDuringFirstCall(httpx2.BaseTransport):
         request.headers[SCENARIO_HEADER] = "server_error"
         self.stop.set()
         return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def test_a_stop_during_a_probe_sends_no_retry_and_no_fallback(
@@ -267,19 +271,16 @@ def test_an_attempt_that_used_up_the_deadline_is_not_retried(
     assert transport.calls == ["gpt-4.1-nano", "gpt-4o-mini"]  # the primary once, then fallback
 
 
-class Timed(httpx2.BaseTransport):
+class Timed(Wrapping):
     """The real transport; when each request was sent (monotonic) and its model, recorded."""
 
     def __init__(self) -> None:
-        self.inner = httpx2.HTTPTransport()
+        super().__init__()
         self.sent: list[tuple[float, str]] = []
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         self.sent.append((time.monotonic(), json.loads(request.content)["model"]))
         return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _timed_prober(
@@ -658,19 +659,16 @@ def test_a_validate_report_is_ingested_once(
     assert sample_value(registry, "llm_validation_last_timestamp_seconds") == last.at
 
 
-class Recording(httpx2.BaseTransport):
+class Recording(Wrapping):
     """The real transport, keeping each request's headers and body."""
 
     def __init__(self) -> None:
-        self.inner = httpx2.HTTPTransport()
+        super().__init__()
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append((dict(request.headers), json.loads(request.content)))
         return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def test_every_probe_request_is_marked_short_and_capped(
