@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
 from chatcontract.exchange import Exchange
-from chatcontract.failures import SILENCE_CODES, Failure, make_failure
+from chatcontract.failures import Failure, Silence, make_failure, silence_failure
 
 from .clauses import (
     USAGE_CHECK,
@@ -144,15 +145,7 @@ def _late_head(
     response = exchange.response
     if waited is None or waited <= first_byte_ms or response is None:
         return None
-    code, words = SILENCE_CODES["first_byte"]
-    failure = make_failure(
-        kind="transport",
-        category="timeout",
-        code=code,
-        message=f"{words} ({first_byte_ms} ms)",
-        status=response.status,
-        request_id=exchange.request_id,
-    )
+    failure = _silence(exchange, "first_byte", first_byte_ms, response.status)
     return Outcome(
         status="fail",
         expected=f"{expected}, the response head within policy.timeouts.first_byte_ms",
@@ -324,21 +317,13 @@ def check_streaming(ctx: CheckContext) -> Outcome:
     if exchange.timings.ttft_ms > first_token_ms:
         # Keep-alives held the socket busy, so no read timed out; ChatClient's first-token
         # timer ignores them (as the contract says) and would have given up on this stream.
-        code, words = SILENCE_CODES["first_token"]
         return Outcome(
             status="fail",
             expected=expected,
             observed=f"the first content token came after {exchange.timings.ttft_ms:.0f} ms, "
             f"above policy.timeouts.first_token_ms ({first_token_ms} ms): a client under this "
             "contract gives up on the stream (first_token_timeout)",
-            failure=make_failure(
-                kind="transport",
-                category="timeout",
-                code=code,
-                message=f"{words} ({first_token_ms} ms)",
-                status=response.status,
-                request_id=exchange.request_id,
-            ),
+            failure=_silence(exchange, "first_token", first_token_ms, response.status),
             evidence=evidence,
             notes=notes.as_tuple(),
         )
@@ -470,4 +455,12 @@ def check_stream_parity(ctx: CheckContext) -> Outcome:
         observed=f"both {class_a}, {usage_words}",
         evidence=evidence,
         notes=notes.as_tuple(),
+    )
+
+
+def _silence(exchange: Exchange, limit: Silence, limit_ms: int, status: int) -> Failure:
+    """``silence_failure`` (ChatClient's name for the limit that ran out) with the answer's
+    status and request id."""
+    return dataclasses.replace(
+        silence_failure(limit, limit_ms), status=status, request_id=exchange.request_id
     )
